@@ -1,0 +1,5 @@
+"""`python -m pplog`."""
+
+from pplog.cli import main
+
+main()

@@ -1,0 +1,237 @@
+"""The `pplog` command line: options -> library call -> output, and exit codes."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import polars as pl
+
+import pplog
+from pplog import outputs
+from pplog.errors import OptionError, PplogError, ReportError
+from pplog.formats import PRESETS, LogFormat, get_format
+from pplog.outputs import ReportOptions
+from pplog.outputs._safe import safe_text
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@contextlib.contextmanager
+def errors_as_click() -> Iterator[None]:
+    """Turn library errors into `Error: ...` and exit code 1."""
+    try:
+        yield
+    except OptionError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except PplogError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _warn(message: str) -> None:
+    click.echo(f"pplog: warning: {safe_text(message)}", err=True)
+
+
+def format_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`--format`, `--log-format`, `--nginx-conf`, `--log-format-name`."""
+    options = [
+        click.option(
+            "--format",
+            "format_name",
+            default="auto",
+            show_default=True,
+            metavar="NAME|auto",
+            help=f"Preset: {', '.join(PRESETS)}; `auto` picks the one that parses the first lines.",
+        ),
+        click.option(
+            "--log-format",
+            metavar="'STRING'",
+            help="Your nginx log_format string, e.g. '$remote_addr [$time_local] \"$request\" $status'.",
+        ),
+        click.option(
+            "--nginx-conf",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Read the log_format from this nginx configuration (follows include).",
+        ),
+        click.option(
+            "--log-format-name",
+            metavar="NAME",
+            help="Which log_format of --nginx-conf (needed when it defines several).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(pplog.__version__, "-V", "--version", prog_name="pplog")
+@click.option("--debug", is_flag=True, help="Show a traceback for unexpected failures.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
+    """Read nginx access logs written behind load balancers.
+
+    Attributes each request to its real client (PROXY protocol, X-Forwarded-For)
+    and reports per-client, per-path and error summaries.
+
+    \b
+    Examples:
+      pplog summarize /var/log/nginx/access.log
+      pplog summarize '/var/log/nginx/access.log*' --to json > summary.json
+      pplog formats elb_log
+    """
+    ctx.obj = {"debug": debug}
+
+
+@cli.command("summarize", context_settings=CONTEXT)
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@format_options
+@click.option(
+    "--top", default=10, show_default=True, type=click.IntRange(min=0),
+    help="Rows per table; 0 shows all.",
+)
+@click.option(
+    "--to", "targets", multiple=True, default=["terminal"], show_default=True,
+    type=click.Choice(outputs.available()),
+    help="Output; repeat for several (the summary is computed once).",
+)
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path),
+    help="File for json, directory for csv/parquet (default: stdout for json).",
+)
+@click.option(
+    "--rejects", type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every rejected line (file, line, reason, text) to FILE as JSON lines.",
+)
+@click.option("--width", type=click.IntRange(min=40), help="Terminal width to render for.")
+@click.option(
+    "--progress/--no-progress", default=None,
+    help="Progress on stderr (default: when stderr is a terminal).",
+)
+def summarize_cmd(
+    paths: tuple[str, ...],
+    format_name: str,
+    log_format: str | None,
+    nginx_conf: Path | None,
+    log_format_name: str | None,
+    top: int,
+    targets: tuple[str, ...],
+    output: Path | None,
+    rejects: Path | None,
+    width: int | None,
+    progress: bool | None,
+) -> None:
+    """Summarize requests per client, per path and per error.
+
+    PATH may be files, globs, directories or `-` for stdin; .gz, .bz2, .xz
+    and .zst files are read transparently.
+
+    \b
+    Examples:
+      pplog summarize sample_logs/elb-access.log
+      pplog summarize access.log access.log.1 access.log.2.gz --top 20
+      pplog summarize access.log --format main --to json -o summary.json
+      pplog summarize access.log --nginx-conf /etc/nginx/nginx.conf --log-format-name elb_log
+      zcat access.log.*.gz | pplog summarize - --rejects rejects.jsonl
+    """
+    targets = tuple(dict.fromkeys(targets))
+    to_stdout = [t for t in targets if t == "terminal" or (t == "json" and output is None)]
+    if len(to_stdout) > 1:
+        msg = "--to terminal and --to json both write to stdout; add -o FILE for the json"
+        raise click.UsageError(msg)
+    show_progress = sys.stderr.isatty() if progress is None else progress
+    with errors_as_click(), _progress(show_progress) as on_progress:
+        summary = pplog.summarize(
+            list(paths),
+            top=top,
+            format=format_name,
+            log_format=log_format,
+            nginx_conf=nginx_conf,
+            log_format_name=log_format_name,
+            rejects=rejects,
+            on_problem=lambda name, message: _warn(f"{name}: {message}"),
+            on_progress=on_progress,
+        )
+    with errors_as_click():
+        for name in targets:
+            options = ReportOptions(out=None if name == "terminal" else output, width=width)
+            outputs.get(name).write(summary, options)
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[int], None] | None]:  # noqa: FBT001
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        SpinnerColumn(),
+        "reading",
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("read", total=None)
+        yield lambda n: bar.advance(task, n)
+
+
+@cli.command("formats", context_settings=CONTEXT)
+@click.argument("name", required=False)
+@click.option("--log-format", metavar="'STRING'", help="Show what this log_format compiles to.")
+def formats_cmd(name: str | None, log_format: str | None) -> None:
+    """List the format presets, or show what one compiles to.
+
+    \b
+    Examples:
+      pplog formats
+      pplog formats elb_log
+      pplog formats --log-format '$remote_addr "$request" $status $request_time'
+    """
+    with errors_as_click():
+        if log_format is not None:
+            click.echo(LogFormat.from_string(log_format).describe())
+            return
+        if name is not None:
+            click.echo(get_format(name).describe())
+            return
+    width = max(len(n) for n in PRESETS)
+    for preset in PRESETS.values():
+        click.echo(f"{preset.name:<{width}}  {preset.description}")
+    click.echo("\nShow one with `pplog formats NAME`; pass your own with --log-format.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI; turn anything unexpected into one `Error:` line."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="pplog", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("Aborted!", err=True)
+        sys.exit(130)
+    except (pl.exceptions.PolarsError, ReportError, OSError, ValueError, RuntimeError) as exc:
+        if debug:
+            raise
+        line = safe_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        click.echo(f"Error: unexpected failure ({type(exc).__name__}): {line}; "
+                   "rerun with --debug and report it", err=True)
+        sys.exit(1)

@@ -1,0 +1,45 @@
+"""Client attribution: which address a request is credited to.
+
+This is the `auto` rule of the design: the PROXY-protocol source address when
+the format logs `$proxy_protocol_addr` and it is set, otherwise the peer address
+(`$realip_remote_addr`'s replacement `$remote_addr`). Full nginx realip
+semantics (trusted ranges, X-Forwarded-For walks) build on these expressions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import polars as pl
+
+from pplog.schema import CLIENT_IP, CLIENT_IP_SOURCE, PROXY_PROTOCOL_ADDR, REMOTE_ADDR
+
+
+def _usable(name: str) -> pl.Expr:
+    col = pl.col(name)
+    return col.is_not_null() & (col != "")
+
+
+def client_ip(columns: Iterable[str]) -> list[pl.Expr]:
+    """`client_ip` and `client_ip_source` for a frame with `columns`."""
+    names = set(columns)
+    choices: list[tuple[str, str]] = []
+    if PROXY_PROTOCOL_ADDR in names:
+        choices.append((PROXY_PROTOCOL_ADDR, "proxy_protocol"))
+    if REMOTE_ADDR in names:
+        choices.append((REMOTE_ADDR, "remote_addr"))
+    if not choices:
+        return [
+            pl.lit(None, pl.String).alias(CLIENT_IP),
+            pl.lit(None, pl.String).alias(CLIENT_IP_SOURCE),
+        ]
+    ip: pl.Expr | pl.When | pl.Then | None = None
+    src: pl.Expr | pl.When | pl.Then | None = None
+    chain_ip = pl.when(_usable(choices[0][0])).then(pl.col(choices[0][0]))
+    chain_src = pl.when(_usable(choices[0][0])).then(pl.lit(choices[0][1]))
+    for name, label in choices[1:]:
+        chain_ip = chain_ip.when(_usable(name)).then(pl.col(name))
+        chain_src = chain_src.when(_usable(name)).then(pl.lit(label))
+    ip = chain_ip.otherwise(None)
+    src = chain_src.otherwise(None)
+    return [ip.alias(CLIENT_IP), src.alias(CLIENT_IP_SOURCE)]

@@ -1,0 +1,23 @@
+"""Exceptions raised by pplog; every one is a `PplogError`."""
+
+from __future__ import annotations
+
+
+class PplogError(Exception):
+    """Base class for every error pplog raises on purpose."""
+
+
+class LogFormatError(PplogError):
+    """A log format string, preset name or nginx configuration cannot be used."""
+
+
+class SourceError(PplogError):
+    """An input path cannot be read at all (missing, not a log, no files)."""
+
+
+class OptionError(PplogError):
+    """A setting passed to the library has an unusable value."""
+
+
+class ReportError(PplogError):
+    """A report cannot be produced or written."""

@@ -1,0 +1,36 @@
+"""Log formats: the nginx `log_format` compiler, presets, nginx.conf and detection."""
+
+from __future__ import annotations
+
+from pplog.errors import LogFormatError
+from pplog.formats._logformat import LogFormat
+from pplog.formats._nginxconf import format_from_config, read_config
+from pplog.formats._presets import DETECTION_ORDER, PRESETS
+
+__all__ = [
+    "DETECTION_ORDER",
+    "PRESETS",
+    "LogFormat",
+    "format_from_config",
+    "get_format",
+    "read_config",
+]
+
+
+def get_format(name: str) -> LogFormat:
+    """The preset called `name`.
+
+    Raises
+    ------
+    LogFormatError
+        Naming the presets, when `name` is not one.
+    """
+    try:
+        return PRESETS[name]
+    except KeyError:
+        known = ", ".join(PRESETS)
+        msg = (
+            f"unknown log format preset `{name}`; known presets: {known} "
+            f"(or pass --log-format 'YOUR nginx log_format')"
+        )
+        raise LogFormatError(msg) from None

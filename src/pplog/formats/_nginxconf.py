@@ -1,0 +1,191 @@
+"""Read `log_format` (and, later, realip) directives from an nginx configuration."""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pplog.errors import LogFormatError
+from pplog.formats._logformat import LogFormat
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "'": "'", "\\": "\\"}
+
+
+@dataclass
+class Directive:
+    """One nginx directive with its arguments (quotes already removed)."""
+
+    name: str
+    args: list[str]
+    file: str
+    line: int
+    block: list[Directive] | None = None
+
+
+@dataclass
+class NginxConfig:
+    """The directives pplog cares about, gathered across `include`s."""
+
+    path: Path
+    log_formats: dict[str, Directive] = field(default_factory=dict)
+    access_logs: list[Directive] = field(default_factory=list)
+
+
+def _tokens(text: str, file: str) -> list[tuple[str, int, bool]]:
+    """Words, `;`, `{` and `}` with line numbers; the flag marks quoted words."""
+    out: list[tuple[str, int, bool]] = []
+    i, line, n = 0, 1, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\n":
+            line += 1
+            i += 1
+        elif ch.isspace():
+            i += 1
+        elif ch == "#":
+            while i < n and text[i] != "\n":
+                i += 1
+        elif ch in ";{}":
+            out.append((ch, line, False))
+            i += 1
+        elif ch in "\"'":
+            start_line, buf = line, []
+            i += 1
+            while i < n and text[i] != ch:
+                if text[i] == "\\" and i + 1 < n and text[i + 1] in _ESCAPES:
+                    buf.append(_ESCAPES[text[i + 1]])
+                    i += 2
+                    continue
+                if text[i] == "\n":
+                    line += 1
+                buf.append(text[i])
+                i += 1
+            if i >= n:
+                msg = f"unterminated quote starting at {file}:{start_line}"
+                raise LogFormatError(msg)
+            i += 1
+            out.append(("".join(buf), start_line, True))
+        else:
+            buf = []
+            while i < n and not text[i].isspace() and text[i] not in ";\"'":
+                if text[i] in "{}" and not (text[i] == "{" and buf and buf[-1] == "$"):
+                    if not (text[i] == "}" and "${" in "".join(buf)):
+                        break
+                if text[i] == "\\" and i + 1 < n:
+                    buf.append(text[i + 1])
+                    i += 2
+                    continue
+                buf.append(text[i])
+                i += 1
+            out.append(("".join(buf), line, False))
+    return out
+
+
+def _parse(path: Path, root: Path, depth: int = 0) -> list[Directive]:
+    if depth > 20:
+        msg = f"`include` nests more than 20 levels deep at {path}"
+        raise LogFormatError(msg)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        msg = f"cannot read nginx configuration `{path}`: {exc.strerror or exc}"
+        raise LogFormatError(msg) from exc
+    tokens = _tokens(text, str(path))
+    pos = 0
+
+    def block() -> list[Directive]:
+        nonlocal pos
+        items: list[Directive] = []
+        words: list[str] = []
+        start = 0
+        while pos < len(tokens):
+            tok, line, quoted = tokens[pos]
+            pos += 1
+            if not quoted and tok == "}":
+                return items
+            if not quoted and tok in ";{":
+                if not words:
+                    continue
+                d = Directive(words[0], words[1:], str(path), start)
+                if tok == "{":
+                    d.block = block()
+                if d.name == "include" and d.args:
+                    items.extend(_include(d.args[0], root, depth))
+                else:
+                    items.append(d)
+                words = []
+                continue
+            if not words:
+                start = line
+            words.append(tok)
+        return items
+
+    return block()
+
+
+def _include(pattern: str, root: Path, depth: int) -> list[Directive]:
+    full = pattern if Path(pattern).is_absolute() else str(root / pattern)
+    paths = sorted(glob.glob(full)) if glob.has_magic(full) else [full]
+    out: list[Directive] = []
+    for p in paths:
+        out.extend(_parse(Path(p), root, depth + 1))
+    return out
+
+
+def _walk(items: list[Directive], config: NginxConfig) -> None:
+    for d in items:
+        if d.name == "log_format" and d.args:
+            config.log_formats[d.args[0]] = d
+        elif d.name == "access_log":
+            config.access_logs.append(d)
+        if d.block:
+            _walk(d.block, config)
+
+
+def read_config(path: str | Path) -> NginxConfig:
+    """Parse an nginx configuration file, following `include` directives."""
+    path = Path(path)
+    config = NginxConfig(path)
+    _walk(_parse(path, path.parent), config)
+    return config
+
+
+def format_from_config(path: str | Path, name: str | None = None) -> LogFormat:
+    """The `log_format` called `name` in the configuration at `path`.
+
+    With `name` left out, the configuration's one custom format is used; if it
+    has several, the one every `access_log` names; otherwise an error lists them.
+    """
+    config = read_config(path)
+    formats = config.log_formats
+    if name is None:
+        used = {a.args[1] for a in config.access_logs if len(a.args) > 1 and a.args[1] in formats}
+        if len(formats) == 1:
+            name = next(iter(formats))
+        elif len(used) == 1:
+            name = used.pop()
+        elif not formats:
+            from pplog.formats._presets import PRESETS
+
+            return PRESETS["combined"]
+        else:
+            msg = (
+                f"`{path}` defines several log formats ({', '.join(sorted(formats))}); "
+                f"pass --log-format-name NAME"
+            )
+            raise LogFormatError(msg)
+    if name == "combined" and name not in formats:
+        from pplog.formats._presets import PRESETS
+
+        return PRESETS["combined"]
+    if name not in formats:
+        known = ", ".join(sorted(formats)) or "none"
+        msg = f"no log_format `{name}` in `{path}` (found: {known})"
+        raise LogFormatError(msg)
+    d = formats[name]
+    try:
+        return LogFormat.from_pieces(d.args[1:], name=name)
+    except LogFormatError as exc:
+        msg = f"{exc} (log_format `{name}` at {d.file}:{d.line})"
+        raise LogFormatError(msg) from exc

@@ -1,0 +1,154 @@
+"""`--to terminal`: rich tables sized to the terminal.
+
+Every value that came from a log goes through `safe_text` and is handed to
+rich as a `Text` object, so neither control bytes nor rich markup in a log can
+reach the screen.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from typing import Any, ClassVar
+
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from pplog.outputs._options import ReportOptions
+from pplog.outputs._safe import safe_text
+from pplog.reports import Summary
+
+_TITLES = {"clients": "Top clients", "paths": "Top paths", "errors": "Errors (4xx/5xx)"}
+_NUMERIC = (pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Int32, pl.Int64, pl.Float64)
+
+
+def human_bytes(n: int | None) -> str:
+    """1536 -> '1.5 KiB'."""
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def _when(value: datetime | None) -> str:
+    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _cell(column: str, value: Any) -> Text:
+    if value is None:
+        return Text("-", style="dim")
+    if column == "bytes":
+        return Text(human_bytes(value))
+    if isinstance(value, datetime):
+        return Text(_when(value))
+    if isinstance(value, float):
+        return Text(f"{value:.3f}")
+    if isinstance(value, int):
+        return Text(f"{value:,}")
+    return Text(safe_text(value))
+
+
+def _table(name: str, df: pl.DataFrame, total: int | None) -> Table:
+    title = _TITLES.get(name, name)
+    if total is not None and total > df.height:
+        title += f" (top {df.height})"
+    table = Table(title=title, title_justify="left", title_style="bold", expand=False)
+    for column, dtype in df.schema.items():
+        numeric = dtype in _NUMERIC
+        table.add_column(
+            column,
+            justify="right" if numeric else "left",
+            overflow="ellipsis" if not numeric else "fold",
+            no_wrap=True,
+            min_width=4 if numeric else 8,
+            ratio=None if numeric else 1,
+        )
+    for row in df.iter_rows(named=True):
+        table.add_row(*(_cell(c, v) for c, v in row.items()))
+    return table
+
+
+def _overview(summary: Summary) -> list[Text]:
+    ov = summary.overview_dict()
+    lines = []
+    head = Text("pplog ", style="bold")
+    head.append(safe_text(summary.format), style="cyan")
+    if summary.detection:
+        head.append(f"  ({safe_text(summary.detection)})", style="dim")
+    lines.append(head)
+    if summary.sources:
+        shown = ", ".join(safe_text(s) for s in summary.sources[:3])
+        more = len(summary.sources) - 3
+        lines.append(Text(f"inputs:   {shown}" + (f" and {more} more" if more > 0 else "")))
+    rejected = f"{ov.get('rejected', 0):,}"
+    reasons = ov.get("rejected_by_reason") or {}
+    if reasons:
+        rejected += " (" + ", ".join(f"{k} {v:,}" for k, v in reasons.items()) + ")"
+    lines.append(
+        Text(
+            f"lines:    {ov.get('lines', 0):,}   requests: {ov.get('requests', 0):,}   "
+            f"rejected: {rejected}"
+        )
+    )
+    lines.append(
+        Text(
+            f"clients:  {ov.get('clients', 0):,}   bytes: {human_bytes(ov.get('bytes'))}"
+        )
+    )
+    lines.append(
+        Text(f"time:     {_when(ov.get('first_time'))} → {_when(ov.get('last_time'))} UTC")
+    )
+    classes = [
+        f"{name} {ov.get(f'status_{name}', 0):,}"
+        for name in ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
+        if ov.get(f"status_{name}", 0)
+    ]
+    lines.append(Text("status:   " + ("   ".join(classes) or "-")))
+    return lines
+
+
+class TerminalReporter:
+    """Overview, top tables, sampled rejects and unreadable inputs."""
+
+    name: ClassVar[str] = "terminal"
+
+    def write(self, summary: Summary, options: ReportOptions) -> None:
+        """Write `summary` to stdout (or `options.stream`)."""
+        console = Console(
+            file=options.stream or sys.stdout,
+            width=options.width,
+            color_system="auto" if options.color is not False else None,
+            force_terminal=options.color or None,
+            highlight=False,
+            markup=False,
+            emoji=False,
+        )
+        for line in _overview(summary):
+            console.print(line)
+        ov = summary.overview_dict()
+        totals = {"clients": ov.get("clients")}
+        for name, df in summary.tables().items():
+            console.print()
+            if df.height == 0:
+                console.print(Text(f"{_TITLES[name]}: none", style="bold"))
+                continue
+            console.print(_table(name, df, totals.get(name)))
+        if summary.reject_samples.height:
+            console.print()
+            console.print(Text("Rejected lines (first few; --rejects FILE keeps all)", style="bold"))
+            for row in summary.reject_samples.iter_rows(named=True):
+                where = Text(f"  {safe_text(row['source'])}:{row['line']} ", style="dim")
+                where.append(f"{row['reject_reason']}: ", style="yellow")
+                where.append(safe_text(row["raw"])[:200])
+                console.print(where, overflow="ellipsis", no_wrap=True, crop=True)
+        if summary.problems:
+            console.print()
+            console.print(Text("Inputs that could not be read completely", style="bold red"))
+            for name, problem in summary.problems:
+                console.print(Text(f"  {safe_text(name)}: {safe_text(problem)}"))

@@ -1,0 +1,229 @@
+"""`scan_log` / `read_log`: sources -> parse -> attribute, as one LazyFrame."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from pplog import clientip, sources
+from pplog.errors import LogFormatError, OptionError
+from pplog.formats import DETECTION_ORDER, PRESETS, LogFormat, format_from_config, get_format
+from pplog.parse import parse
+from pplog.schema import LINE, OFFSET, RAW, REJECT_REASON, SOURCE, TEXT
+
+if TYPE_CHECKING:
+    from pplog.sources import ProblemHandler, ProgressHandler, Source
+
+PathArg = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+
+DETECT_LINES = 200
+
+
+class PplogWarning(UserWarning):
+    """A problem with one input that did not stop the run (unreadable file, ...)."""
+
+
+@dataclass
+class LogScan:
+    """A log opened for reading: the lazy rows plus what is known about them."""
+
+    frame: pl.LazyFrame  # every line, with `reject_reason` and `raw`
+    format: LogFormat
+    detection: str | None
+    sources: list[Source]
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def total_bytes(self) -> int:
+        """Size on disk of every file source (for progress)."""
+        return sum(s.size for s in self.sources)
+
+
+def detect_format(lines: Sequence[str]) -> tuple[LogFormat, int]:
+    """The preset that parses the most of `lines` (ties go to DETECTION_ORDER)."""
+    sample = [x for x in lines if x.strip()]
+    frame = pl.LazyFrame(
+        {
+            SOURCE: ["<sample>"] * len(sample),
+            LINE: pl.Series(range(1, len(sample) + 1), dtype=pl.UInt64),
+            OFFSET: pl.Series([0] * len(sample), dtype=pl.UInt64),
+            TEXT: pl.Series(sample, dtype=pl.String),
+        }
+    )
+    best, best_ok = PRESETS[DETECTION_ORDER[0]], -1
+    for name in DETECTION_ORDER:
+        fmt = PRESETS[name]
+        ok = parse(frame, fmt).select(pl.col(REJECT_REASON).is_null().sum()).collect().item()
+        if ok > best_ok:
+            best, best_ok = fmt, ok
+    return best, best_ok
+
+
+def resolve_format(
+    srcs: Sequence[Source],
+    format: str | LogFormat | None = "auto",  # noqa: A002 - mirrors --format
+    *,
+    log_format: str | None = None,
+    nginx_conf: str | os.PathLike[str] | None = None,
+    log_format_name: str | None = None,
+) -> tuple[LogFormat, str | None]:
+    """The format to parse with, and a note saying how it was chosen."""
+    if log_format is not None and nginx_conf is not None:
+        msg = "give either a log format string or an nginx configuration, not both"
+        raise OptionError(msg)
+    if log_format is not None:
+        return LogFormat.from_string(log_format), None
+    if nginx_conf is not None:
+        fmt = format_from_config(nginx_conf, log_format_name)
+        return fmt, f"log_format `{fmt.name}` from {os.fspath(nginx_conf)}"
+    if log_format_name is not None:
+        msg = "`log_format_name` needs an nginx configuration (--nginx-conf FILE)"
+        raise OptionError(msg)
+    if isinstance(format, LogFormat):
+        return format, None
+    if format not in (None, "auto"):
+        return get_format(format), None
+    for src in srcs:
+        head = sources.read_head(src, DETECT_LINES)
+        sample = [x for x in head if x.strip()]
+        if not sample:
+            continue
+        fmt, ok = detect_format(sample)
+        if ok * 2 < len(sample):
+            first = sample[0][:120]
+            msg = (
+                f"no preset fits `{src.name}` (best: {fmt.name}, {max(ok, 0)} of "
+                f"{len(sample)} lines; first line: {first!r}); pass "
+                f"--log-format 'YOUR nginx log_format' or --nginx-conf /etc/nginx/nginx.conf"
+            )
+            raise LogFormatError(msg)
+        return fmt, f"auto-detected {fmt.name} ({ok} of {len(sample)} sample lines)"
+    return PRESETS["combined"], "no lines to detect from; assumed combined"
+
+
+def _warn(name: str, message: str) -> None:
+    warnings.warn(f"{name}: {message}", PplogWarning, stacklevel=3)
+
+
+def open_log(
+    source: PathArg,
+    format: str | LogFormat | None = "auto",  # noqa: A002
+    *,
+    log_format: str | None = None,
+    nginx_conf: str | os.PathLike[str] | None = None,
+    log_format_name: str | None = None,
+    on_problem: ProblemHandler | None = None,
+    on_progress: ProgressHandler | None = None,
+) -> LogScan:
+    """Resolve inputs and format; return a `LogScan` whose frame keeps rejects."""
+    srcs = sources.expand(source)  # type: ignore[arg-type]
+    fmt, note = resolve_format(
+        srcs,
+        format,
+        log_format=log_format,
+        nginx_conf=nginx_conf,
+        log_format_name=log_format_name,
+    )
+    problems: list[tuple[str, str]] = []
+
+    def problem(name: str, message: str) -> None:
+        problems.append((name, message))
+        (on_problem or _warn)(name, message)
+
+    lines = sources.scan_lines(srcs, on_problem=problem, on_progress=on_progress)
+    frame = parse(lines, fmt)
+    frame = frame.with_columns(clientip.client_ip(frame.collect_schema().names()))
+    return LogScan(frame, fmt, note, srcs, problems)
+
+
+def scan_log(
+    source: PathArg,
+    format: str | LogFormat | None = "auto",  # noqa: A002
+    *,
+    log_format: str | None = None,
+    nginx_conf: str | os.PathLike[str] | None = None,
+    log_format_name: str | None = None,
+    include_rejects: bool = False,
+) -> pl.LazyFrame:
+    """Lazily read nginx (or AWS load-balancer) access logs into typed rows.
+
+    Parameters
+    ----------
+    source
+        A path, glob, directory or ``"-"`` (stdin), or a list of them.
+        ``.gz``, ``.bz2``, ``.xz`` and ``.zst`` files are read transparently.
+    format
+        A preset name (``combined``, ``common``, ``main``, ``elb_log``, ``alb``,
+        ``clb``), a `LogFormat`, or ``"auto"`` to pick the preset that parses
+        the first lines.
+    log_format
+        An nginx ``log_format`` string, used instead of `format`.
+    nginx_conf
+        An nginx configuration to take the ``log_format`` from.
+    log_format_name
+        Which ``log_format`` of `nginx_conf`; may be left out when there is one.
+    include_rejects
+        Keep lines that did not parse, with `reject_reason` and `raw` set.
+
+    Returns
+    -------
+    polars.LazyFrame
+        One row per request: raw fields named after their nginx variables,
+        `time` (UTC), `method`, `path`, `query`, `protocol`, `client_ip`,
+        `client_ip_source`, and `source`, `line`, `offset`.
+
+    Raises
+    ------
+    PplogError
+        When no input exists or the format cannot be used.
+
+    Examples
+    --------
+    >>> import pplog
+    >>> lf = pplog.scan_log("sample_logs/elb-access.log", format="elb_log")
+    >>> lf.select("client_ip", "status").head(2).collect().columns
+    ['client_ip', 'status']
+    """
+    scan = open_log(
+        source,
+        format,
+        log_format=log_format,
+        nginx_conf=nginx_conf,
+        log_format_name=log_format_name,
+    )
+    if include_rejects:
+        return scan.frame
+    return scan.frame.filter(pl.col(REJECT_REASON).is_null()).drop(REJECT_REASON, RAW)
+
+
+def read_log(
+    source: PathArg,
+    format: str | LogFormat | None = "auto",  # noqa: A002
+    *,
+    log_format: str | None = None,
+    nginx_conf: str | os.PathLike[str] | None = None,
+    log_format_name: str | None = None,
+    include_rejects: bool = False,
+) -> pl.DataFrame:
+    """Read access logs into a DataFrame; the eager form of `scan_log`.
+
+    Examples
+    --------
+    >>> import pplog
+    >>> df = pplog.read_log("sample_logs/combined-access.log", format="combined")
+    >>> df.schema["status"]
+    UInt16
+    """
+    return scan_log(
+        source,
+        format,
+        log_format=log_format,
+        nginx_conf=nginx_conf,
+        log_format_name=log_format_name,
+        include_rejects=include_rejects,
+    ).collect(engine="streaming")

@@ -1,0 +1,196 @@
+"""`Summary` and `summarize`: every table from one pass over the rows."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from pplog.errors import OptionError, ReportError
+from pplog.pipeline import LogScan, PathArg, open_log
+from pplog.reports.clients import clients
+from pplog.reports.errors import errors
+from pplog.reports.overview import overview, rejects_by_reason
+from pplog.reports.paths import paths
+from pplog.schema import LINE, OFFSET, RAW, REJECT_REASON, SOURCE
+
+if TYPE_CHECKING:
+    from pplog.formats import LogFormat
+    from pplog.sources import ProblemHandler, ProgressHandler
+
+REJECT_SAMPLES = 5
+TABLES = ("clients", "paths", "errors")
+
+
+@dataclass
+class Summary:
+    """Every report table for one set of logs.
+
+    Attributes
+    ----------
+    overview
+        One row: ``lines``, ``requests``, ``rejected``, ``clients``, ``bytes``,
+        ``first_time``, ``last_time`` and ``status_1xx`` ... ``status_other``.
+    clients, paths, errors
+        The tables, busiest first, cut to ``top`` rows (0 = all).
+    rejects
+        Rejected lines per ``reject_reason``.
+    reject_samples
+        The first few rejected lines (``source``, ``line``, ``reject_reason``, ``raw``).
+    """
+
+    overview: pl.DataFrame
+    clients: pl.DataFrame
+    paths: pl.DataFrame
+    errors: pl.DataFrame
+    rejects: pl.DataFrame
+    reject_samples: pl.DataFrame
+    format: str = "custom"
+    detection: str | None = None
+    sources: list[str] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    top: int = 10
+
+    def tables(self) -> dict[str, pl.DataFrame]:
+        """The row tables by name, in report order."""
+        return {name: getattr(self, name) for name in TABLES}
+
+    def overview_dict(self) -> dict[str, Any]:
+        """The overview as a plain dict, with rejects by reason and the format."""
+        row = self.overview.row(0, named=True) if self.overview.height else {}
+        row["rejected_by_reason"] = {
+            r[REJECT_REASON]: r["lines"] for r in self.rejects.iter_rows(named=True)
+        }
+        row["format"] = self.format
+        row["sources"] = list(self.sources)
+        row["unreadable"] = [{"source": s, "problem": p} for s, p in self.problems]
+        return row
+
+    def __repr__(self) -> str:
+        ov = self.overview_dict()
+        return (
+            f"<pplog.Summary {ov.get('requests', 0):,} requests from "
+            f"{ov.get('clients', 0):,} clients, {ov.get('rejected', 0):,} rejected; "
+            f"tables: overview, {', '.join(TABLES)}, rejects>"
+        )
+
+    def _repr_html_(self) -> str:
+        parts = [f"<p>{self!r}</p>".replace("<pplog", "&lt;pplog").replace("rejects>", "rejects&gt;")]
+        for name, table in {"overview": self.overview, **self.tables()}.items():
+            parts.append(f"<h4>{name}</h4>{table._repr_html_()}")
+        return "".join(parts)
+
+
+def _write_rejects(lf: pl.LazyFrame, path: str | os.PathLike[str]) -> tuple[pl.LazyFrame, Path]:
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.pplog-tmp")
+    rows = lf.filter(pl.col(REJECT_REASON).is_not_null()).select(
+        SOURCE, LINE, OFFSET, REJECT_REASON, RAW
+    )
+    return rows.sink_ndjson(tmp, lazy=True), tmp
+
+
+def summarize(
+    source: PathArg | pl.LazyFrame | pl.DataFrame,
+    *,
+    top: int = 10,
+    format: str | LogFormat | None = "auto",  # noqa: A002 - mirrors --format
+    log_format: str | None = None,
+    nginx_conf: str | os.PathLike[str] | None = None,
+    log_format_name: str | None = None,
+    rejects: str | os.PathLike[str] | None = None,
+    on_problem: ProblemHandler | None = None,
+    on_progress: ProgressHandler | None = None,
+) -> Summary:
+    """Summarize access logs (or rows from `scan_log`) into report tables.
+
+    Parameters
+    ----------
+    source
+        Paths, globs, directories or ``"-"`` (as for `scan_log`), or a frame of
+        rows from `scan_log` / `read_log` (with or without ``include_rejects``).
+    top
+        Rows per table; 0 keeps every row.
+    rejects
+        Write every rejected line to this file as JSON lines (``source``,
+        ``line``, ``offset``, ``reject_reason``, ``raw``).
+
+    Returns
+    -------
+    Summary
+
+    Examples
+    --------
+    >>> import pplog
+    >>> s = pplog.summarize("sample_logs/elb-access.log", top=3)
+    >>> s.clients.columns[:3]
+    ['client_ip', 'requests', 'bytes']
+    """
+    if top < 0:
+        msg = f"`top` must be 0 (all rows) or more, not {top}"
+        raise OptionError(msg)
+    scan: LogScan | None = None
+    if isinstance(source, pl.DataFrame | pl.LazyFrame):
+        lf = source.lazy()
+        if REJECT_REASON not in lf.collect_schema().names():
+            lf = lf.with_columns(
+                pl.lit(None, pl.String).alias(REJECT_REASON), pl.lit(None, pl.String).alias(RAW)
+            )
+    else:
+        scan = open_log(
+            source,
+            format,
+            log_format=log_format,
+            nginx_conf=nginx_conf,
+            log_format_name=log_format_name,
+            on_problem=on_problem,
+            on_progress=on_progress,
+        )
+        lf = scan.frame
+    ok = lf.filter(pl.col(REJECT_REASON).is_null())
+    frames = [
+        overview(lf),
+        clients(ok, top=top),
+        paths(ok, top=top),
+        errors(ok, top=top),
+        rejects_by_reason(lf),
+        lf.filter(pl.col(REJECT_REASON).is_not_null())
+        .select(SOURCE, LINE, REJECT_REASON, RAW)
+        .head(REJECT_SAMPLES),
+    ]
+    tmp: Path | None = None
+    if rejects is not None:
+        sink, tmp = _write_rejects(lf, rejects)
+        frames.append(sink)
+    try:
+        results = pl.collect_all(frames, engine="streaming")
+    except OSError as exc:
+        msg = f"cannot write rejects to `{rejects}`: {exc.strerror or exc}"
+        raise ReportError(msg) from exc
+    if tmp is not None and rejects is not None:
+        tmp.replace(rejects)
+    ov, cl, pa, er, rj, samples = results[:6]
+    return Summary(
+        overview=ov,
+        clients=cl,
+        paths=pa,
+        errors=er,
+        rejects=rj,
+        reject_samples=samples,
+        format=scan.format.name if scan else "frame",
+        detection=scan.detection if scan else None,
+        sources=[s.name for s in scan.sources] if scan else [],
+        problems=list(scan.problems) if scan else [],
+        top=top,
+    )
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 text for a timestamp, `Z` for UTC."""
+    if value is None:
+        return None
+    return value.isoformat().replace("+00:00", "Z")
