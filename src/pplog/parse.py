@@ -282,7 +282,11 @@ def parse(lines: pl.LazyFrame, fmt: LogFormat) -> pl.LazyFrame:
     for stage in stages:
         lf = lf.with_columns(stage)
     lf = lf.with_columns(*fields, valid.alias(_VALID))
-    lf = lf.with_columns(pl.col(n).alias(f"_raw_{n}") for n in names if n in INTEGER_FIELDS)
+    lf = lf.with_columns(
+        _null_dash(pl.col(n)).replace("", None).alias(f"_raw_{n}")
+        for n in names
+        if n in INTEGER_FIELDS
+    )
     lf = lf.with_columns(_typed(n, fmt) for n in names)
     derived: list[pl.Expr] = []
     time = _time(fmt)

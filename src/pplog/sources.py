@@ -12,7 +12,6 @@ from __future__ import annotations
 import bz2
 import codecs
 import glob
-import gzip
 import lzma
 import os
 import re
@@ -147,7 +146,87 @@ class _CountingReader:
         self.raw.close()
 
 
-def _open(source: Source) -> tuple[IO[bytes], _CountingReader]:
+class TruncatedError(Exception):
+    """Compressed data ended before its end marker."""
+
+
+def _decompressor(kind: str) -> Any:
+    if kind == "gzip":
+        return zlib.decompressobj(wbits=47)  # gzip header, auto-detected
+    if kind == "bz2":
+        return bz2.BZ2Decompressor()
+    if kind == "xz":
+        return lzma.LZMADecompressor()
+    import zstandard
+
+    return zstandard.ZstdDecompressor().decompressobj()
+
+
+def _decompress(raw: IO[bytes], kind: str, piece: int = 1 << 20) -> Iterator[bytes]:
+    """Decompress `raw` piece by piece, across concatenated members.
+
+    Everything that decompressed before damage is yielded; then the error
+    is raised, so a truncated file loses only what is truly missing.
+    """
+    dec = _decompressor(kind)
+    started = False
+    while True:
+        data = raw.read(piece)
+        if not data:
+            if started and not getattr(dec, "eof", True):
+                raise TruncatedError
+            return
+        while data:
+            started = True
+            out = dec.decompress(data)
+            if out:
+                yield out
+            if getattr(dec, "eof", False):
+                data = dec.unused_data
+                if data.strip(b"\x00"):
+                    dec = _decompressor(kind)
+                    continue
+                data = b""
+                started = False
+                dec = _decompressor(kind)
+            else:
+                data = b""
+
+
+class _Stream:
+    """Chunks of decompressed bytes with a `read(n)` that returns at most n."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buf = b""
+
+    def read(self, n: int) -> bytes:
+        while len(self._buf) < n:
+            try:
+                chunk = next(self._chunks)
+            except StopIteration:
+                break
+            except BaseException:
+                if self._buf:  # hand out what we have; fail on the next read
+                    out, self._buf = self._buf, b""
+                    self._chunks = _raise_later(sys.exc_info()[1])
+                    return out
+                raise
+            self._buf += chunk
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+def _raise_later(exc: BaseException | None) -> Iterator[bytes]:
+    assert exc is not None
+    raise exc
+    yield b""  # pragma: no cover - makes this a generator
+
+
+def _open(source: Source) -> tuple[Any, _CountingReader]:
     if source.path is None:
         raw: IO[bytes] = sys.stdin.buffer
     else:
@@ -155,23 +234,19 @@ def _open(source: Source) -> tuple[IO[bytes], _CountingReader]:
     counter = _CountingReader(raw)
     head = raw.peek(8)[:8] if hasattr(raw, "peek") else b""
     kind = next((k for magic, k in _MAGIC if head.startswith(magic)), None)
-    stream: Any
-    if kind == "gzip":
-        stream = gzip.GzipFile(fileobj=counter, mode="rb")  # type: ignore[arg-type]
-    elif kind == "bz2":
-        stream = bz2.BZ2File(counter, mode="rb")  # type: ignore[arg-type]
-    elif kind == "xz":
-        stream = lzma.LZMAFile(counter, mode="rb")  # type: ignore[arg-type]
-    elif kind == "zstd":
-        import zstandard
-
-        stream = zstandard.ZstdDecompressor().stream_reader(counter, closefd=False)
-    else:
-        stream = counter
-    return stream, counter
+    if kind is None:
+        return counter, counter
+    return _Stream(_decompress(counter, kind)), counter  # type: ignore[arg-type]
 
 
-_READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError)
+_READ_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    EOFError,
+    TruncatedError,
+    zlib.error,
+    lzma.LZMAError,
+    ValueError,
+)
 
 
 def _lines_frame(
@@ -275,7 +350,7 @@ def _iter_source(
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, EOFError):
+    if isinstance(exc, EOFError | TruncatedError):
         return "compressed data ends early (truncated file)"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
@@ -306,6 +381,8 @@ def _plain_utf8(src: Source, on_problem: ProblemHandler | None) -> bool | None:
             tail = b""
             while chunk := f.read(CHUNK_BYTES):
                 data = tail + chunk
+                if b"\r" in data:  # polars drops the CR of CRLF: offsets would drift
+                    return False
                 if data.isascii():
                     tail = b""
                     continue

@@ -48,9 +48,12 @@ class LogFormat:
     ) -> LogFormat:
         """Compile an nginx `log_format` string (pieces already joined).
 
-        A leading ``escape=...`` argument is honoured as nginx does when `text`
-        is given as ``"escape=json '...'"`` through :func:`from_pieces`.
+        A leading ``escape=json `` (or ``default``/``none``) is read as the
+        escape mode, as on a `log_format` line.
         """
+        for mode in _compiler.ESCAPES:  # `escape=json ...` as on a log_format line
+            if text.startswith(f"escape={mode} "):
+                escape, text = mode, text[len(f"escape={mode} ") :]
         if escape not in _compiler.ESCAPES:
             msg = f"unknown escape mode `{escape}`; use default, json or none"
             raise LogFormatError(msg)

@@ -1,0 +1,159 @@
+"""Reading inputs: compression, framing, offsets, broken files, globs, directories."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+from pathlib import Path
+
+import polars as pl
+import pytest
+import zstandard
+
+import pplog
+from pplog import sources
+from pplog.errors import SourceError
+
+LINE = (
+    '203.0.113.7 - - [27/Nov/2026:06:01:02 +0000] "GET /{n} HTTP/1.1" 200 5 "-" "curl/8.5.0"'
+)
+
+
+def body(n: int, start: int = 0) -> bytes:
+    return "".join(LINE.format(n=i) + "\n" for i in range(start, start + n)).encode()
+
+
+def read_all(path: Path | str, **kwargs: object) -> pl.DataFrame:
+    return pplog.read_log(path, format="combined", include_rejects=True, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("suffix", "compress"),
+    [
+        (".gz", gzip.compress),
+        (".bz2", bz2.compress),
+        (".xz", lzma.compress),
+        (".zst", lambda b: zstandard.ZstdCompressor().compress(b)),
+        ("", lambda b: b),
+    ],
+)
+def test_compressed_inputs_read_transparently(tmp_path: Path, suffix: str, compress) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / f"access.log{suffix}"
+    path.write_bytes(compress(body(1000)))
+    df = read_all(path)
+    assert df.height == 1000
+    assert df.get_column("path").to_list()[-1] == "/999"
+    assert df.get_column("offset").to_list()[1] == len(LINE.format(n=0)) + 1
+
+
+def test_compression_is_known_by_content_not_name(tmp_path: Path) -> None:
+    path = tmp_path / "access.log.2"  # gzip without .gz, as some rotations leave it
+    path.write_bytes(gzip.compress(body(10)))
+    assert read_all(path).height == 10
+
+
+def test_crlf_missing_final_newline_and_long_lines(tmp_path: Path) -> None:
+    long_ua = "x" * 200_000
+    data = (
+        LINE.format(n=1).encode() + b"\r\n"
+        + LINE.format(n=2).replace("curl/8.5.0", long_ua).encode() + b"\n"
+        + LINE.format(n=3).encode()  # no final newline
+    )
+    path = tmp_path / "access.log"
+    path.write_bytes(data)
+    df = read_all(path)
+    assert df.get_column("reject_reason").to_list() == [None, None, None]
+    assert df.get_column("http_user_agent").to_list()[1] == long_ua
+    assert df.get_column("offset").to_list() == [0, len(LINE.format(n=1)) + 2, data.rindex(b"\n") + 1]
+
+
+def test_long_line_across_python_reader_chunks(tmp_path: Path) -> None:
+    path = tmp_path / "access.log.gz"
+    long_ua = "y" * (3 * 65536)
+    path.write_bytes(gzip.compress(LINE.format(n=1).replace("curl/8.5.0", long_ua).encode() + b"\n"))
+    batches = list(sources.iter_batches(sources.expand([path]), chunk_bytes=65536))
+    frame = pl.concat(batches)
+    assert frame.height == 1
+    assert len(frame.get_column("_text")[0]) > 3 * 65536
+
+
+def test_invalid_utf8_is_kept_as_xhh_and_offsets_stay_byte_exact(tmp_path: Path) -> None:
+    bad = LINE.format(n=1).replace("curl/8.5.0", "raw\xff\xfe").encode("latin-1")
+    data = bad + b"\n" + LINE.format(n=2).encode() + b"\n"
+    path = tmp_path / "access.log"
+    path.write_bytes(data)
+    df = read_all(path)
+    assert df.get_column("http_user_agent").to_list()[0] == r"raw\xFF\xFE"
+    assert df.get_column("offset").to_list() == [0, len(bad) + 1]
+    assert df.get_column("reject_reason").null_count() == 2
+
+
+def test_truncated_gzip_reports_and_keeps_earlier_lines(tmp_path: Path) -> None:
+    blob = gzip.compress(body(50_000))
+    broken = tmp_path / "access.log.1.gz"
+    broken.write_bytes(blob[: len(blob) // 2])
+    good = tmp_path / "access.log"
+    good.write_bytes(body(7))
+    problems: list[tuple[str, str]] = []
+    scan = pplog.pipeline.open_log([broken, good], "combined", on_problem=lambda *p: problems.append(p))
+    df = scan.frame.collect()
+    assert len(problems) == 1
+    assert problems[0][0] == str(broken)
+    assert "truncated" in problems[0][1]
+    per_file = dict(df.group_by("source").len().iter_rows())
+    assert per_file[str(good)] == 7
+    assert 0 < per_file[str(broken)] < 50_000  # what was readable is kept
+    # the cut-off last line is kept as a reject, not dropped
+    assert df.get_column("reject_reason").null_count() >= df.height - 1
+
+
+def test_binary_and_unreadable_files_are_skipped_with_a_reason(tmp_path: Path) -> None:
+    binary = tmp_path / "core.bin"
+    binary.write_bytes(b"\x7fELF\x00\x00\x01" * 100)
+    good = tmp_path / "access.log"
+    good.write_bytes(body(3))
+    problems: list[tuple[str, str]] = []
+    scan = pplog.pipeline.open_log([binary, good], "combined", on_problem=lambda *p: problems.append(p))
+    assert scan.frame.collect().height == 3
+    assert problems == [(str(binary), "skipped: binary data, not a text log")]
+
+
+def test_directories_and_globs_order_rotations_oldest_first(tmp_path: Path) -> None:
+    (tmp_path / "access.log").write_bytes(body(1, 30))
+    (tmp_path / "access.log.1").write_bytes(body(1, 20))
+    (tmp_path / "access.log.2.gz").write_bytes(gzip.compress(body(1, 10)))
+    (tmp_path / "access.log.10.gz").write_bytes(gzip.compress(body(1, 0)))
+    names = [Path(s.name).name for s in sources.expand([tmp_path])]
+    assert names == ["access.log.10.gz", "access.log.2.gz", "access.log.1", "access.log"]
+    globbed = [Path(s.name).name for s in sources.expand([str(tmp_path / "access.log*")])]
+    assert globbed == names
+    df = read_all(str(tmp_path / "access.log*"))
+    assert df.get_column("path").to_list() == ["/0", "/10", "/20", "/30"]
+
+
+def test_missing_inputs_are_errors(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="no such file"):
+        sources.expand([tmp_path / "nope.log"])
+    with pytest.raises(SourceError, match="no file matches"):
+        sources.expand([str(tmp_path / "*.log")])
+    with pytest.raises(SourceError, match="holds no log files"):
+        sources.expand([tmp_path])
+
+
+def test_empty_file_gives_no_rows(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    path.write_bytes(b"")
+    assert read_all(path).height == 0
+
+
+def test_python_and_polars_readers_agree(tmp_path: Path) -> None:
+    data = body(3000) + b"\r\n" + b"tail without newline"
+    plain = tmp_path / "a.log"
+    plain.write_bytes(data)
+    packed = tmp_path / "b.log.gz"
+    packed.write_bytes(gzip.compress(data))
+    cols = ["line", "offset", "raw", "reject_reason"]
+    a = read_all(plain).select(cols)
+    b = read_all(packed).select(cols)
+    assert a.equals(b)
