@@ -33,6 +33,8 @@ class LogScan:
     """A log opened for reading: the lazy rows plus what is known about them."""
 
     frame: pl.LazyFrame  # every line, with `reject_reason` and `raw`
+    lines: pl.LazyFrame  # what `frame` is parsed from
+    native: bool  # True when polars reads every source itself (one shared scan)
     format: LogFormat
     detection: str | None
     sources: list[Source]
@@ -135,10 +137,14 @@ def open_log(
         problems.append((name, message))
         (on_problem or _warn)(name, message)
 
-    lines = sources.scan_lines(srcs, on_problem=problem, on_progress=on_progress)
+    lines, native = sources.scan_lines(srcs, on_problem=problem, on_progress=on_progress)
+    return LogScan(rows(lines, fmt), lines, native, fmt, note, srcs, problems)
+
+
+def rows(lines: pl.LazyFrame, fmt: LogFormat) -> pl.LazyFrame:
+    """Parse and attribute a frame of lines: the row columns of the design."""
     frame = parse(lines, fmt)
-    frame = frame.with_columns(clientip.client_ip(frame.collect_schema().names()))
-    return LogScan(frame, fmt, note, srcs, problems)
+    return frame.with_columns(clientip.client_ip(frame.collect_schema().names()))
 
 
 def scan_log(

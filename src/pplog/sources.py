@@ -344,8 +344,7 @@ def _iter_source(
             offset += len(block)
             yield frame
     finally:
-        stream.close()
-        if stream is not counter:
+        if src.path is not None:  # never close the process's stdin
             counter.close()
 
 
@@ -432,15 +431,18 @@ def scan_lines(
     *,
     on_problem: ProblemHandler | None = None,
     on_progress: ProgressHandler | None = None,
-) -> pl.LazyFrame:
+) -> tuple[pl.LazyFrame, bool]:
     """A LazyFrame of every line of every source, read in bounded batches.
 
     Plain UTF-8 files go through polars' own line reader; compressed files,
     stdin and files with bytes that are not UTF-8 through a Python reader that
-    keeps such bytes as `\\xHH`.
+    keeps such bytes as `\\xHH`. The flag is True when every source is read
+    by polars itself, so that several queries over the frame share one scan;
+    otherwise each query re-reads (stdin: spool the frame before querying).
     """
     frames: list[pl.LazyFrame] = []
     python_sources: list[Source] = []
+    native = True
 
     def flush() -> None:
         if python_sources:
@@ -456,10 +458,12 @@ def scan_lines(
             frames.append(_polars_lines(src))
         else:
             python_sources.append(src)
+            native = False
     flush()
     if not frames:
-        return pl.LazyFrame(schema=LINES_SCHEMA)
-    return pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
+        return pl.LazyFrame(schema=LINES_SCHEMA), True
+    frame = pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
+    return frame, native
 
 
 def _python_lines(

@@ -59,18 +59,22 @@ def _table(name: str, df: pl.DataFrame, total: int | None) -> Table:
     if total is not None and total > df.height:
         title += f" (top {df.height})"
     table = Table(title=title, title_justify="left", title_style="bold", expand=False)
-    for column, dtype in df.schema.items():
-        numeric = dtype in _NUMERIC
+    rows = [[_cell(c, v) for c, v in row.items()] for row in df.iter_rows(named=True)]
+    for i, (column, dtype) in enumerate(df.schema.items()):
+        numeric = dtype in _NUMERIC or isinstance(dtype, pl.Datetime)
+        longest = max((r[i].cell_len for r in rows), default=1)
+        # numbers, times and addresses are never cut; free text (paths) gives way
+        keep = numeric or column in ("client_ip", "status")
         table.add_column(
             column,
-            justify="right" if numeric else "left",
-            overflow="ellipsis" if not numeric else "fold",
+            justify="right" if dtype in _NUMERIC else "left",
+            overflow="ellipsis",
             no_wrap=True,
-            min_width=4 if numeric else 8,
-            ratio=None if numeric else 1,
+            min_width=min(longest, 39) if keep else 8,
+            ratio=None if keep else 1,
         )
-    for row in df.iter_rows(named=True):
-        table.add_row(*(_cell(c, v) for c, v in row.items()))
+    for row in rows:
+        table.add_row(*row)
     return table
 
 

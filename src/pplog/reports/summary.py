@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from pplog.errors import OptionError, ReportError
-from pplog.pipeline import LogScan, PathArg, open_log
+from pplog.pipeline import LogScan, PathArg, open_log, rows
 from pplog.reports.clients import clients
 from pplog.reports.errors import errors
 from pplog.reports.overview import overview, rejects_by_reason
@@ -151,6 +152,35 @@ def summarize(
             on_progress=on_progress,
         )
         lf = scan.frame
+    with tempfile.TemporaryDirectory(prefix="pplog-") as spool:
+        if scan is not None and not scan.native:
+            lf = _spooled(scan, Path(spool))
+        return _summarize(lf, scan, top=top, rejects=rejects)
+
+
+def _spooled(scan: LogScan, spool: Path) -> pl.LazyFrame:
+    """Read non-native sources once into a temporary Arrow file.
+
+    Compressed files and stdin are read by a Python generator, which polars
+    would run once per report; spooling makes every report share one read
+    (and stdin can only be read once).
+    """
+    path = spool / "lines.arrow"
+    try:
+        scan.lines.sink_ipc(path, compression="lz4")
+    except OSError as exc:
+        msg = f"cannot spool input to a temporary file: {exc.strerror or exc}"
+        raise ReportError(msg) from exc
+    return rows(pl.scan_ipc(path), scan.format)
+
+
+def _summarize(
+    lf: pl.LazyFrame,
+    scan: LogScan | None,
+    *,
+    top: int,
+    rejects: str | os.PathLike[str] | None,
+) -> Summary:
     ok = lf.filter(pl.col(REJECT_REASON).is_null())
     frames = [
         overview(lf),

@@ -1,0 +1,208 @@
+"""The command line: output, exit codes, errors, and log content kept harmless."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from pplog.cli import cli
+
+LINE = (
+    '{ip} - - [27/Nov/2026:06:0{m}:02 +0000] "GET {path} HTTP/1.1" {status} 100 "-" "curl/8.5.0"'
+)
+
+
+def write_log(path: Path) -> Path:
+    lines = [
+        LINE.format(ip="203.0.113.7", m=1, path="/a", status=200),
+        LINE.format(ip="203.0.113.7", m=2, path="/a", status=404),
+        LINE.format(ip="198.51.100.9", m=3, path="/b", status=503),
+        "not a log line",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_json_shape(runner: CliRunner, tmp_path: Path) -> None:
+    log = write_log(tmp_path / "access.log")
+    result = runner.invoke(cli, ["summarize", str(log), "--format", "combined", "--to", "json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    ov = doc["overview"]
+    assert {k: ov[k] for k in ("lines", "requests", "rejected", "clients", "bytes")} == {
+        "lines": 4,
+        "requests": 3,
+        "rejected": 1,
+        "clients": 2,
+        "bytes": 300,
+    }
+    assert ov["first_time"] == "2026-11-27T06:01:02Z"
+    assert ov["last_time"] == "2026-11-27T06:03:02Z"
+    assert ov["rejected_by_reason"] == {"no_match": 1}
+    assert doc["clients"][0] == {
+        "client_ip": "203.0.113.7",
+        "requests": 2,
+        "bytes": 200,
+        "errors_4xx": 1,
+        "errors_5xx": 0,
+        "paths": 1,
+        "first_time": "2026-11-27T06:01:02Z",
+        "last_time": "2026-11-27T06:02:02Z",
+    }
+    assert [p["path"] for p in doc["paths"]] == ["/a", "/b"]
+    assert [(e["status"], e["path"]) for e in doc["errors"]] == [(404, "/a"), (503, "/b")]
+    assert doc["reject_samples"][0]["line"] == 4
+
+
+def test_top_zero_keeps_all_rows(runner: CliRunner, tmp_path: Path) -> None:
+    log = write_log(tmp_path / "access.log")
+    args = ["summarize", str(log), "--format", "combined", "--to", "json"]
+    one = json.loads(runner.invoke(cli, [*args, "--top", "1"]).stdout)
+    every = json.loads(runner.invoke(cli, [*args, "--top", "0"]).stdout)
+    assert (len(one["clients"]), len(every["clients"])) == (1, 2)
+
+
+def test_terminal_report_and_auto_detection(runner: CliRunner, tmp_path: Path) -> None:
+    log = write_log(tmp_path / "access.log")
+    result = runner.invoke(cli, ["summarize", str(log), "--width", "120"], catch_exceptions=False)
+    assert result.exit_code == 0
+    out = result.stdout
+    assert "auto-detected combined" in out
+    assert "lines:    4   requests: 3   rejected: 1 (no_match 1)" in out
+    assert "203.0.113.7" in out and "/b" in out
+    assert "access.log:4 no_match: not a log line" in out
+
+
+def test_hostile_log_content_never_reaches_the_terminal_raw(runner: CliRunner, tmp_path: Path) -> None:
+    evil = LINE.format(ip="203.0.113.7", m=1, path=r"/\x1B[2J\x1B]0;pwn\x07[red]x[/red]", status=404)
+    evil_reject = "\x1b[31mraw escape in a bad line\u202e"
+    (tmp_path / "access.log").write_text(evil + "\n" + evil_reject + "\n")
+    result = runner.invoke(
+        cli, ["summarize", str(tmp_path / "access.log"), "--format", "combined", "--width", "150"]
+    )
+    assert result.exit_code == 0
+    out = result.stdout
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert r"/\x1B[2J\x1B]0;pwn\x07[red]x[/red]" in out  # shown escaped, markup inert
+    assert r"\x1B[31mraw escape in a bad line\u202E" in out
+
+
+def test_csv_and_parquet_outputs(runner: CliRunner, tmp_path: Path) -> None:
+    log = write_log(tmp_path / "access.log")
+    out = tmp_path / "out"
+    result = runner.invoke(
+        cli,
+        ["summarize", str(log), "--format", "combined", "--to", "csv", "--to", "parquet", "-o", str(out)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    clients = pl.read_parquet(out / "clients.parquet")
+    assert clients.get_column("client_ip").to_list() == ["203.0.113.7", "198.51.100.9"]
+    assert pl.read_csv(out / "paths.csv").get_column("requests").to_list() == [2, 1]
+    assert not list(out.glob(".*pplog-tmp"))
+
+
+def test_rejects_file_keeps_every_bad_line(runner: CliRunner, tmp_path: Path) -> None:
+    log = write_log(tmp_path / "access.log")
+    rejects = tmp_path / "rejects.jsonl"
+    result = runner.invoke(
+        cli, ["summarize", str(log), "--format", "combined", "--rejects", str(rejects)]
+    )
+    assert result.exit_code == 0
+    rows = [json.loads(x) for x in rejects.read_text().splitlines()]
+    assert rows == [
+        {
+            "source": str(log),
+            "line": 4,
+            "offset": log.read_bytes().index(b"not a log"),
+            "reject_reason": "no_match",
+            "raw": "not a log line",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["summarize", "/nonexistent/access.log"], 1, "Error: no such file: `/nonexistent/access.log`"),
+        (["summarize", "{log}", "--format", "nope"], 1, "Error: unknown log format preset `nope`"),
+        (["summarize", "{log}", "--log-format", "$remote_addr $"], 1, "Error: `$` without a variable name"),
+        (["summarize", "{log}", "--top", "-1"], 2, "Invalid value for '--top'"),
+        (["summarize", "{log}", "--to", "json", "--to", "terminal"], 2, "both write to stdout"),
+        (["summarize", "{log}", "--to", "csv"], 1, "Error: --to csv writes one file per table"),
+        (["summarize", "{log}", "--log-format-name", "x"], 2, "needs an nginx configuration"),
+        (["summarize", "{garbage}"], 1, "Error: no preset fits"),
+    ],
+)
+def test_errors_are_one_line_with_exit_codes(
+    runner: CliRunner, tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
+    log = write_log(tmp_path / "access.log")
+    garbage = tmp_path / "garbage.log"
+    garbage.write_text("hello\nworld\n")
+    argv = [a.format(log=log, garbage=garbage) for a in args]
+    result = runner.invoke(cli, argv)
+    assert result.exit_code == code
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_broken_file_is_one_stderr_line_and_the_run_goes_on(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "access.log")
+    broken = tmp_path / "access.log.1.gz"
+    blob = gzip.compress(log.read_bytes() * 2000)
+    broken.write_bytes(blob[: len(blob) // 2])
+    proc = subprocess.run(
+        [sys.executable, "-m", "pplog", "summarize", str(broken), str(log), "--format", "combined", "--to", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    warnings = proc.stderr.strip().splitlines()
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"pplog: warning: {broken}: stopped at byte")
+    assert json.loads(proc.stdout)["overview"]["requests"] > 3
+
+
+def test_stdin_is_read_once_for_every_table(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "access.log")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pplog", "summarize", "-", "--format", "combined", "--to", "json"],
+        input=log.read_text(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    doc = json.loads(proc.stdout)
+    assert doc["overview"]["lines"] == 4
+    assert len(doc["clients"]) == 2 and len(doc["paths"]) == 2
+
+
+def test_formats_command(runner: CliRunner) -> None:
+    listing = runner.invoke(cli, ["formats"]).output
+    assert "elb_log" in listing and "alb" in listing
+    shown = runner.invoke(cli, ["formats", "elb_log"]).output
+    assert "columns: proxy_protocol_addr, remote_user" in shown
+    custom = runner.invoke(cli, ["formats", "--log-format", "$remote_user $http_x_forwarded_for"])
+    assert "warning:" in custom.output
+    assert runner.invoke(cli, ["formats", "nope"]).exit_code == 1
+
+
+def test_every_command_has_help_with_examples(runner: CliRunner) -> None:
+    for command in ([], ["summarize"], ["formats"]):
+        result = runner.invoke(cli, [*command, "-h"])
+        assert result.exit_code == 0
+        assert "Examples:" in result.output
