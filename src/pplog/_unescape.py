@@ -14,6 +14,15 @@ import polars as pl
 from pplog.sources import decode_bytes
 
 _HEX = re.compile(rb"\\x([0-9A-Fa-f]{2})")
+# `\xHH` for every ASCII byte, upper- and lower-case hex, and what it stands for
+_ASCII_ESCAPES = [f"\\x{b:02X}" for b in range(0x80)] + [
+    f"\\x{b:02x}" for b in range(0x80) if f"{b:02x}" != f"{b:02X}"
+]
+_ASCII_BYTES = [chr(b) for b in range(0x80)] + [
+    chr(b) for b in range(0x80) if f"{b:02x}" != f"{b:02X}"
+]
+# an escape of a byte >= 0x80: part of a UTF-8 sequence (or of invalid bytes)
+_NEEDS_BYTES = r"\\x[89A-Fa-f][0-9A-Fa-f]"
 
 
 def decode_xhh(value: str) -> str:
@@ -25,6 +34,36 @@ def decode_xhh(value: str) -> str:
     """
     raw = _HEX.sub(lambda m: bytes([int(m.group(1), 16)]), value.encode("utf-8"))
     return decode_bytes(raw)
+
+
+def _decode_default(series: pl.Series) -> pl.Series:
+    r"""Decode `\xHH` in a column; only values containing a backslash are touched.
+
+    Escapes of ASCII bytes are replaced in one vectorised pass (Aho-Corasick,
+    single pass, so `\x5Cx41` stays `\x41`); values with escapes of bytes
+    >= 0x80 (UTF-8 sequences) are decoded in Python,
+    each distinct value once.
+    """
+    has = series.str.contains("\\", literal=True).fill_null(False)  # noqa: FBT003
+    if not has.any():
+        return series
+    frame = pl.DataFrame({"v": series, "has": has})
+    frame = frame.with_columns(
+        bytes_=pl.col("has") & pl.col("v").str.contains(_NEEDS_BYTES).fill_null(False)  # noqa: FBT003
+    )
+    ascii_only = frame.get_column("has") & ~frame.get_column("bytes_")
+    out = series
+    if ascii_only.any():
+        idx = ascii_only.arg_true()
+        replaced = series.gather(idx).str.replace_many(_ASCII_ESCAPES, _ASCII_BYTES)
+        out = out.scatter(idx, replaced)
+    needs = frame.get_column("bytes_")
+    if needs.any():
+        idx = needs.arg_true()
+        values = series.gather(idx)
+        table = {v: decode_xhh(v) for v in values.unique().to_list()}
+        out = out.scatter(idx, values.replace_strict(table, return_dtype=pl.String))
+    return out
 
 
 def decode_json_escapes(value: str) -> str:
@@ -50,13 +89,13 @@ def _decode_series(series: pl.Series, decode: type[str] | object) -> pl.Series:
 def unescape(expr: pl.Expr, escape: str) -> pl.Expr:
     """An expression decoding a string column written with `escape`."""
     if escape == "default":
-        func = decode_xhh
-    elif escape == "json":
-        func = decode_json_escapes
-    else:
+        return expr.map_batches(_decode_default, return_dtype=pl.String, is_elementwise=True)
+    if escape != "json":
         return expr
     return expr.map_batches(
-        lambda s: _decode_series(s, func), return_dtype=pl.String, is_elementwise=True
+        lambda s: _decode_series(s, decode_json_escapes),
+        return_dtype=pl.String,
+        is_elementwise=True,
     )
 
 

@@ -1,0 +1,101 @@
+"""Round trips: render random records the way nginx does, parse them back."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import pplog
+
+FORMAT = (
+    '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+    '"$http_referer" "$http_user_agent" $request_time "$http_x_forwarded_for" ${msec}'
+)
+MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+
+
+def nginx_escape(value: str | None) -> str:
+    """nginx escape=default: `-` for missing, `\\xHH` for control, quote, backslash, >= 0x7F."""
+    if value is None:
+        return "-"
+    out = []
+    for b in value.encode("utf-8"):
+        if b < 0x20 or b in (0x22, 0x5C) or b >= 0x7F:
+            out.append(f"\\x{b:02X}")
+        else:
+            out.append(chr(b))
+    return "".join(out)
+
+
+def expected_text(value: str | None) -> str | None:
+    return None if value in (None, "-") else value
+
+
+texts = st.one_of(st.none(), st.text(max_size=40))
+users = st.one_of(st.none(), st.text(min_size=1, max_size=20).filter(lambda s: s != "-"))
+addresses = st.one_of(
+    st.ip_addresses(v=4).map(str), st.ip_addresses(v=6).map(str), st.just("unix:")
+)
+paths = st.text(alphabet=st.characters(blacklist_characters=" ?#"), max_size=30).map(lambda s: "/" + s)
+records = st.fixed_dictionaries(
+    {
+        "remote_addr": addresses,
+        "remote_user": users,
+        "time": st.datetimes(
+            min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+        ).map(lambda d: d.replace(microsecond=0)),
+        "offset": st.integers(min_value=-12 * 60, max_value=14 * 60).map(lambda m: m - m % 15),
+        "method": st.sampled_from(["GET", "POST", "HEAD", "PUT", "DELETE", "PROPFIND"]),
+        "path": paths,
+        "query": st.one_of(st.none(), st.text(max_size=20).filter(lambda s: " " not in s)),
+        "status": st.integers(min_value=0, max_value=999),
+        "bytes": st.integers(min_value=0, max_value=2**63),
+        "referer": texts,
+        "agent": texts,
+        "request_time": st.integers(min_value=0, max_value=10**7).map(lambda ms: ms / 1000),
+        "xff": texts,
+    }
+)
+
+
+def render(r: dict) -> str:  # type: ignore[type-arg]
+    local = r["time"] + timedelta(minutes=r["offset"])
+    sign = "+" if r["offset"] >= 0 else "-"
+    hh, mm = divmod(abs(r["offset"]), 60)
+    stamp = f"{local.day:02d}/{MONTHS[local.month - 1]}/{local.year}:{local:%H:%M:%S} {sign}{hh:02d}{mm:02d}"
+    target = r["path"] + ("" if r["query"] is None else "?" + r["query"])
+    request = f"{r['method']} {target} HTTP/1.1"
+    msec = f"{int(r['time'].timestamp())}.000"
+    return (
+        f"{r['remote_addr']} - {nginx_escape(r['remote_user'])} [{stamp}] "
+        f'"{nginx_escape(request)}" {r["status"]:03d} {r["bytes"]} '
+        f'"{nginx_escape(r["referer"])}" "{nginx_escape(r["agent"])}" '
+        f'{r["request_time"]:.3f} "{nginx_escape(r["xff"])}" {msec}'
+    )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(records, min_size=1, max_size=30))
+def test_render_then_parse_round_trips(batch: list[dict]) -> None:  # type: ignore[type-arg]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "access.log"
+        path.write_text("\n".join(render(r) for r in batch) + "\n", encoding="utf-8")
+        df = pplog.read_log(path, log_format=FORMAT, include_rejects=True)
+    assert df.height == len(batch)
+    for r, row in zip(batch, df.iter_rows(named=True), strict=True):
+        assert row["reject_reason"] is None, row["raw"]
+        assert row["remote_addr"] == r["remote_addr"]
+        assert row["remote_user"] == expected_text(r["remote_user"])
+        assert row["time"] == r["time"]
+        assert row["time_local"] is not None
+        assert (row["method"], row["path"], row["query"]) == (r["method"], r["path"], r["query"])
+        assert row["status"] == r["status"]
+        assert row["body_bytes_sent"] == r["bytes"]
+        assert row["http_referer"] == expected_text(r["referer"])
+        assert row["http_user_agent"] == expected_text(r["agent"])
+        assert row["request_time"] == r["request_time"]
+        assert row["http_x_forwarded_for"] == expected_text(r["xff"])
