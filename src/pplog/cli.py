@@ -163,7 +163,7 @@ def summarize_cmd(
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[int], None] | None]:  # noqa: FBT001
+def _progress(enabled: bool) -> Iterator[Callable[[int, int | None], None] | None]:  # noqa: FBT001
     if not enabled:
         yield None
         return
@@ -181,7 +181,7 @@ def _progress(enabled: bool) -> Iterator[Callable[[int], None] | None]:  # noqa:
         transient=True,
     ) as bar:
         task = bar.add_task("read", total=None)
-        yield lambda n: bar.advance(task, n)
+        yield lambda n, total: bar.update(task, advance=n, total=total)
 
 
 @cli.command("formats", context_settings=CONTEXT)

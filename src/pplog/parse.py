@@ -264,8 +264,11 @@ def _aws_aliases(fmt: LogFormat) -> list[pl.Expr]:
         pl.col("sent_bytes").alias("bytes_sent"),
         pl.col("user_agent").alias("http_user_agent"),
     ]
-    if timings:
-        exprs.append(pl.sum_horizontal(timings).alias("request_time"))
+    if timings:  # null when any phase is missing (AWS wrote -1: never dispatched)
+        total = timings[0]
+        for t in timings[1:]:
+            total = total + t
+        exprs.append(total.alias("request_time"))
     return exprs
 
 

@@ -41,7 +41,8 @@ _MAGIC = (
 )
 
 ProblemHandler = Callable[[str, str], None]
-ProgressHandler = Callable[[int], None]
+# (bytes just read from disk, total bytes to read or None when unknown)
+ProgressHandler = Callable[[int, int | None], None]
 
 
 def _xhh(err: UnicodeError) -> tuple[str, int]:
@@ -286,11 +287,14 @@ def iter_batches(
     compression, binary) is reported through `on_problem` with a one-line
     reason, and reading goes on with the next source. Lines read before the
     damage are kept. `on_progress` receives the number of on-disk bytes
-    consumed since its last call.
+    consumed since its last call and the total on-disk size (None for stdin).
     """
     remaining = max_lines
+    sizes = [s.size for s in sources]
+    total = None if any(s.path is None for s in sources) else sum(sizes)
+    progress = None if on_progress is None else (lambda n: on_progress(n, total))
     for src in sources:
-        for batch in _iter_source(src, on_problem, on_progress, chunk_bytes):
+        for batch in _iter_source(src, on_problem, progress, chunk_bytes):
             if remaining is not None:
                 batch = batch.head(remaining)
                 remaining -= batch.height
@@ -302,7 +306,7 @@ def iter_batches(
 def _iter_source(
     src: Source,
     on_problem: ProblemHandler | None,
-    on_progress: ProgressHandler | None,
+    on_progress: Callable[[int], None] | None,
     chunk_bytes: int,
 ) -> Iterator[pl.DataFrame]:
     try:

@@ -13,7 +13,7 @@ _NGINX = {
     "combined": (COMBINED, "nginx's built-in default format"),
     "common": (
         '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent',
-        "the NCSA common log format",
+        "combined without referer and user agent (NCSA common, ident written as `-`)",
     ),
     "main": (
         COMBINED + ' "$http_x_forwarded_for"',
@@ -81,7 +81,7 @@ ALB_REGEX = (
     + " ".join(f"(?P<{n}>{p})" for n, p in _ALB_FIELDS[:14])
     + "".join(f"(?: (?P<{n}>{p})" for n, p in _ALB_FIELDS[14:])
     + r"(?: (?P<extra>.*))?"
-    + ")" * (len(_ALB_FIELDS) - 14)
+    + ")?" * (len(_ALB_FIELDS) - 14)
     + "$"
 )
 
