@@ -259,3 +259,35 @@ def test_clb_tcp_listener_line(tmp_path: Path) -> None:
     assert row["status"] is None
     assert row["method"] is None
     assert row["remote_addr"] == "198.51.100.22"
+
+
+@pytest.mark.parametrize(
+    ("request_line", "parts"),
+    [
+        ("GET  /two-spaces-before HTTP/1.1", ("GET", "/two-spaces-before", None, "HTTP/1.1")),
+        ("GET /two-spaces-after  HTTP/1.1", ("GET", "/two-spaces-after", None, "HTTP/1.1")),
+        ("GET /trailing-space HTTP/1.1 ", ("GET", "/trailing-space", None, "HTTP/1.1")),
+        ("GET /minor-10 HTTP/1.10", ("GET", "/minor-10", None, "HTTP/1.10")),
+        ("GET /sp-query?a=1  HTTP/1.0", ("GET", "/sp-query", "a=1", "HTTP/1.0")),
+        ("GET /zero-nine-sp ", ("GET", "/zero-nine-sp", None, None)),
+        ("GET ", (None, None, None, None)),
+    ],
+)
+def test_request_lines_nginx_accepts_with_odd_spacing(
+    tmp_path: Path, request_line: str, parts: tuple[object, ...]
+) -> None:
+    row = one(tmp_path, LINE.replace("GET /a/b?x=1&y=2 HTTP/1.1", request_line), format="combined")
+    assert (row["method"], row["path"], row["query"], row["protocol"]) == parts
+
+
+def test_json_mode_missing_values_are_empty_and_raw_bytes_survive(tmp_path: Path) -> None:
+    fmt = 'escape=json {"up":"$upstream_addr","rt":$upstream_response_time,"ua":"$http_user_agent"}'
+    data = b'{"up":"","rt":,"ua":"\xff\\"x\\u0001"}\n'
+    path = tmp_path / "j.log"
+    path.write_bytes(data)
+    from pplog import read_log
+
+    row = read_log(path, log_format=fmt, include_rejects=True).row(0, named=True)
+    assert row["reject_reason"] is None
+    assert row["upstream_addr"] is None and row["upstream_response_time"] is None
+    assert row["http_user_agent"] == '\\xFF"x\x01'

@@ -6,7 +6,6 @@ decoded once, so a log with no escapes pays for one vectorised `contains`.
 
 from __future__ import annotations
 
-import json
 import re
 
 import polars as pl
@@ -66,14 +65,29 @@ def _decode_default(series: pl.Series) -> pl.Series:
     return out
 
 
+_JSON_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt])|(x[0-9A-Fa-f]{2}))')
+_JSON_SIMPLE = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _json_escape(m: re.Match[str]) -> str:
+    if m.group(1):
+        return chr(int(m.group(1), 16))
+    if m.group(2):
+        return _JSON_SIMPLE[m.group(2)]
+    return m.group(0)  # `\xHH`: a raw byte that was not UTF-8, kept as text
+
+
 def decode_json_escapes(value: str) -> str:
-    r"""Decode one `escape=json` value (`\"`, `\\`, `\n`, `\u0001`, ...)."""
-    try:
-        decoded = json.loads(f'"{value}"')
-    except ValueError:
-        return value
-    assert isinstance(decoded, str)
-    return decoded
+    r"""Decode one `escape=json` value (`\"`, `\\`, `\n`, `\u0001`, ...).
+
+    nginx writes bytes >= 0x80 raw in json mode; those that are not UTF-8
+    reach here as `\xHH` (from the reader) and stay that way.
+    """
+    text = _JSON_ESCAPE.sub(_json_escape, value)
+    try:  # join \uD83D\uDE00-style surrogate pairs
+        return text.encode("utf-16", "surrogatepass").decode("utf-16")
+    except UnicodeError:
+        return text
 
 
 def _decode_series(series: pl.Series, decode: type[str] | object) -> pl.Series:

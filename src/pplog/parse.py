@@ -165,11 +165,12 @@ def _typed(name: str, fmt: LogFormat) -> pl.Expr:
     if name in INTEGER_FIELDS:
         return col.replace("", None).cast(INTEGER_FIELDS[name], strict=False).alias(name)
     if name in FLOAT_FIELDS:
-        value = col.cast(pl.Float64, strict=False)
+        value = col.replace("", None).cast(pl.Float64, strict=False)
         if fmt.kind != "nginx":  # AWS writes -1 for "not dispatched"
             value = pl.when(value < 0).then(None).otherwise(value)
         return value.alias(name)
     if name in UPSTREAM_LISTS:
+        col = col.replace("", None)  # json/none modes write "not found" as nothing
         items = col.str.replace_all(" : ", ", ", literal=True).str.split(", ")
         inner = UPSTREAM_LISTS[name]
         items = items.list.eval(
@@ -218,6 +219,16 @@ def _time(fmt: LogFormat) -> pl.Expr | None:
     return None
 
 
+# The common shape, checked without captures: `METHOD /target HTTP/x.y` (or 0.9).
+_REQUEST_SIMPLE = r"^[A-Z][A-Z_-]* [^ ]+(?: HTTP/\d\.\d)?$"
+# Everything nginx also accepts: runs of spaces, trailing spaces, HTTP/1.10,
+# and (before 1.21.1) spaces inside the target.
+_REQUEST_RE = (
+    r"^(?P<method>[A-Z][A-Z_-]*) +(?P<target>[^ ](?:.*?[^ ])?)"
+    r"(?: +(?P<protocol>HTTP/\d+\.\d+))? *$"
+)
+
+
 def request_parts() -> list[pl.Expr]:
     """`method`, `path`, `query` and `protocol` from `request`.
 
@@ -226,17 +237,25 @@ def request_parts() -> list[pl.Expr]:
     target). A request line that nginx would not have accepted (binary bytes, a
     PROXY header, a lowercase method) keeps `request`; the four parts are null.
     """
-    pair = pl.col(REQUEST).str.splitn(" ", 2)
-    method = pair.struct.field("field_0")
+    request = pl.col(REQUEST)
+    simple = request.str.contains(_REQUEST_SIMPLE)
+    pair = request.str.splitn(" ", 2)
     rest = pair.struct.field("field_1")
     tail = rest.str.slice(-9)
-    has_protocol = tail.str.contains(r"^ HTTP/\d\.\d$")
-    protocol = pl.when(has_protocol).then(tail.str.slice(1))
-    target = pl.when(has_protocol).then(rest.str.head(-9)).otherwise(rest)
+    has_protocol = tail.str.starts_with(" HTTP/")
+    slow = pl.when(~simple).then(request).str.extract_groups(_REQUEST_RE)
+    method = pl.when(simple).then(pair.struct.field("field_0")).otherwise(
+        slow.struct.field("method")
+    )
+    protocol = pl.when(simple).then(
+        pl.when(has_protocol).then(tail.str.slice(1))
+    ).otherwise(slow.struct.field("protocol"))
+    target = pl.when(simple).then(
+        pl.when(has_protocol).then(rest.str.head(-9)).otherwise(rest)
+    ).otherwise(slow.struct.field("target"))
     absolute = ~target.str.starts_with("/")
     ok = (
-        method.str.contains(r"^[A-Z][A-Z_-]*$")
-        & (target != "")
+        method.is_not_null()
         & (~absolute | target.str.contains(_TARGET_OK) | (method == "CONNECT"))
     ).fill_null(False)  # noqa: FBT003
     # absolute-form targets (`GET http://host/x`) lose scheme and host

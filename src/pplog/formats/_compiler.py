@@ -154,7 +154,8 @@ def re_escape(text: str) -> str:
 def _value_pattern(var: Variable, escape: str, *, quoted: bool) -> str:
     shape = SHAPES.get(var.name)
     if shape is not None:
-        return shape
+        # json and none modes write a missing variable as nothing, not `-`
+        return shape if escape == "default" else f"(?:{shape})?"
     if escape == "json" and quoted:
         return r'(?:[^"\\]|\\.)*'
     if escape == "default" and quoted:
