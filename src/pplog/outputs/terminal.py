@@ -117,6 +117,39 @@ def _overview(summary: Summary) -> list[Text]:
     return lines
 
 
+# Columns given up first when a table is wider than the terminal.
+_DROP_ORDER = (
+    "first_time",
+    "last_time",
+    "paths",
+    "ok_2xx_3xx",
+    "request_time_max",
+    "request_time_p99",
+    "request_time_p50",
+    "clients",
+    "errors_4xx",
+)
+
+
+def _natural_width(df: pl.DataFrame) -> int:
+    """Width of the table with no cell cut: content plus padding and borders."""
+    total = 1
+    for column in df.columns:
+        cells = [_cell(column, v).cell_len for v in df.get_column(column).to_list()]
+        total += max([len(column), *cells]) + 3
+    return total
+
+
+def _fitted(console: Console, name: str, df: pl.DataFrame, total: int | None) -> Table:
+    """The table, minus low-priority columns until it fits the console width."""
+    for column in _DROP_ORDER:
+        if _natural_width(df) <= console.width:
+            break
+        if column in df.columns:
+            df = df.drop(column)
+    return _table(name, df, total)
+
+
 class TerminalReporter:
     """Overview, top tables, sampled rejects and unreadable inputs."""
 
@@ -142,7 +175,7 @@ class TerminalReporter:
             if df.height == 0:
                 console.print(Text(f"{_TITLES[name]}: none", style="bold"))
                 continue
-            console.print(_table(name, df, totals.get(name)))
+            console.print(_fitted(console, name, df, totals.get(name)))
         if summary.reject_samples.height:
             console.print()
             console.print(Text("Rejected lines (first few; --rejects FILE keeps all)", style="bold"))
