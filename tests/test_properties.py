@@ -35,12 +35,16 @@ def expected_text(value: str | None) -> str | None:
     return None if value in (None, "-") else value
 
 
-texts = st.one_of(st.none(), st.text(max_size=40))
-users = st.one_of(st.none(), st.text(min_size=1, max_size=20).filter(lambda s: s != "-"))
+# any Unicode text that UTF-8 can carry (lone surrogates cannot be encoded)
+chars = st.characters(blacklist_categories=("Cs",))
+texts = st.one_of(st.none(), st.text(chars, max_size=40))
+users = st.one_of(st.none(), st.text(chars, min_size=1, max_size=20).filter(lambda s: s != "-"))
 addresses = st.one_of(
     st.ip_addresses(v=4).map(str), st.ip_addresses(v=6).map(str), st.just("unix:")
 )
-paths = st.text(alphabet=st.characters(blacklist_characters=" ?#"), max_size=30).map(lambda s: "/" + s)
+paths = st.text(
+    alphabet=st.characters(blacklist_characters=" ?#", blacklist_categories=("Cs",)), max_size=30
+).map(lambda s: "/" + s)
 records = st.fixed_dictionaries(
     {
         "remote_addr": addresses,
@@ -51,7 +55,7 @@ records = st.fixed_dictionaries(
         "offset": st.integers(min_value=-12 * 60, max_value=14 * 60).map(lambda m: m - m % 15),
         "method": st.sampled_from(["GET", "POST", "HEAD", "PUT", "DELETE", "PROPFIND"]),
         "path": paths,
-        "query": st.one_of(st.none(), st.text(max_size=20).filter(lambda s: " " not in s)),
+        "query": st.one_of(st.none(), st.text(chars, max_size=20).filter(lambda s: " " not in s)),
         "status": st.integers(min_value=0, max_value=999),
         "bytes": st.integers(min_value=0, max_value=2**63),
         "referer": texts,

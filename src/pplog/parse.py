@@ -160,17 +160,22 @@ def _null_dash(col: pl.Expr) -> pl.Expr:
     return pl.when(col == "-").then(None).otherwise(col)
 
 
-def _typed(name: str, fmt: LogFormat) -> pl.Expr:
+def _null_empty(col: pl.Expr) -> pl.Expr:
+    # not `replace("", None)`: that is planned as a join and stops streaming
+    return pl.when(col == "").then(None).otherwise(col)
+
+
+def _typed(name: str, fmt: LogFormat, *, decode: bool = True) -> pl.Expr:
     col = _null_dash(pl.col(name))
     if name in INTEGER_FIELDS:
-        return col.replace("", None).cast(INTEGER_FIELDS[name], strict=False).alias(name)
+        return _null_empty(col).cast(INTEGER_FIELDS[name], strict=False).alias(name)
     if name in FLOAT_FIELDS:
-        value = col.replace("", None).cast(pl.Float64, strict=False)
+        value = _null_empty(col).cast(pl.Float64, strict=False)
         if fmt.kind != "nginx":  # AWS writes -1 for "not dispatched"
             value = pl.when(value < 0).then(None).otherwise(value)
         return value.alias(name)
     if name in UPSTREAM_LISTS:
-        col = col.replace("", None)  # json/none modes write "not found" as nothing
+        col = _null_empty(col)  # json/none modes write "not found" as nothing
         items = col.str.replace_all(" : ", ", ", literal=True).str.split(", ")
         inner = UPSTREAM_LISTS[name]
         items = items.list.eval(
@@ -183,7 +188,7 @@ def _typed(name: str, fmt: LogFormat) -> pl.Expr:
         if name in _AWS_QUOTED:
             col = _null_dash(_unescape.unescape_aws(pl.col(name)))
         return col.alias(name)
-    if name in FIXED_TEXT:
+    if name in FIXED_TEXT or not decode:
         return col.alias(name)
     return _unescape.unescape(col, fmt.escape).alias(name)
 
@@ -229,30 +234,44 @@ _REQUEST_RE = (
 )
 
 
-def request_parts() -> list[pl.Expr]:
-    """`method`, `path`, `query` and `protocol` from `request`.
+def request_parts() -> list[list[pl.Expr]]:
+    """Stages of expressions giving `method`, `path`, `query` and `protocol`.
 
     The method runs to the first space and the protocol is the last token only
     when it looks like ``HTTP/x.y`` (nginx before 1.21.1 let spaces into the
     target). A request line that nginx would not have accepted (binary bytes, a
     PROXY header, a lowercase method) keeps `request`; the four parts are null.
+    Each stage is one `with_columns`, so nothing is computed twice.
     """
     request = pl.col(REQUEST)
-    simple = request.str.contains(_REQUEST_SIMPLE)
-    pair = request.str.splitn(" ", 2)
-    rest = pair.struct.field("field_1")
-    tail = rest.str.slice(-9)
-    has_protocol = tail.str.starts_with(" HTTP/")
+    simple, rest = pl.col("_rq_simple"), pl.col("_rq_rest")
+    stage1 = [
+        request.str.contains(_REQUEST_SIMPLE).fill_null(False).alias("_rq_simple"),  # noqa: FBT003
+        request.str.splitn(" ", 2).alias("_rq_pair"),
+    ]
     slow = pl.when(~simple).then(request).str.extract_groups(_REQUEST_RE)
-    method = pl.when(simple).then(pair.struct.field("field_0")).otherwise(
-        slow.struct.field("method")
-    )
-    protocol = pl.when(simple).then(
-        pl.when(has_protocol).then(tail.str.slice(1))
-    ).otherwise(slow.struct.field("protocol"))
-    target = pl.when(simple).then(
-        pl.when(has_protocol).then(rest.str.head(-9)).otherwise(rest)
-    ).otherwise(slow.struct.field("target"))
+    stage2 = [
+        pl.col("_rq_pair").struct.field("field_1").alias("_rq_rest"),
+        pl.col("_rq_pair").struct.field("field_0").alias("_rq_method"),
+        slow.alias("_rq_slow"),
+    ]
+    has_protocol = rest.str.slice(-9).str.starts_with(" HTTP/")
+    slow_col = pl.col("_rq_slow")
+    stage3 = [
+        pl.when(simple)
+        .then(pl.col("_rq_method"))
+        .otherwise(slow_col.struct.field("method"))
+        .alias("_rq_method"),
+        pl.when(simple)
+        .then(pl.when(has_protocol).then(rest.str.slice(-8)))
+        .otherwise(slow_col.struct.field("protocol"))
+        .alias("_rq_protocol"),
+        pl.when(simple)
+        .then(pl.when(has_protocol).then(rest.str.head(-9)).otherwise(rest))
+        .otherwise(slow_col.struct.field("target"))
+        .alias("_rq_target"),
+    ]
+    method, target = pl.col("_rq_method"), pl.col("_rq_target")
     absolute = ~target.str.starts_with("/")
     ok = (
         method.is_not_null()
@@ -261,14 +280,18 @@ def request_parts() -> list[pl.Expr]:
     # absolute-form targets (`GET http://host/x`) lose scheme and host
     origin_free = pl.when(absolute).then(target).str.replace(_ORIGIN_RE, "")
     origin_free = pl.when(origin_free == "").then(pl.lit("/")).otherwise(origin_free)
-    target = pl.when(absolute).then(origin_free).otherwise(target)
-    split = target.str.splitn("?", 2)
-    return [
-        pl.when(ok).then(method).alias(METHOD),
-        pl.when(ok).then(split.struct.field("field_0")).alias(PATH),
-        pl.when(ok).then(split.struct.field("field_1")).alias(QUERY),
-        pl.when(ok).then(protocol).alias(PROTOCOL),
+    stage4 = [
+        ok.alias("_rq_ok"),
+        pl.when(absolute).then(origin_free).otherwise(target).str.splitn("?", 2).alias("_rq_split"),
     ]
+    ok_col, split = pl.col("_rq_ok"), pl.col("_rq_split")
+    stage5 = [
+        pl.when(ok_col).then(method).alias(METHOD),
+        pl.when(ok_col).then(split.struct.field("field_0")).alias(PATH),
+        pl.when(ok_col).then(split.struct.field("field_1")).alias(QUERY),
+        pl.when(ok_col).then(pl.col("_rq_protocol")).alias(PROTOCOL),
+    ]
+    return [stage1, stage2, stage3, stage4, stage5]
 
 
 def _aws_aliases(fmt: LogFormat) -> list[pl.Expr]:
@@ -291,12 +314,16 @@ def _aws_aliases(fmt: LogFormat) -> list[pl.Expr]:
     return exprs
 
 
-def parse(lines: pl.LazyFrame, fmt: LogFormat) -> pl.LazyFrame:
+def parse(lines: pl.LazyFrame, fmt: LogFormat, *, decode: bool = True) -> pl.LazyFrame:
     """Parse a frame of lines (`sources.scan_lines`) with `fmt`.
 
     Returns every line: parsed rows have `reject_reason` null; rows that did not
     fit the format keep their text in `raw` and say why in `reject_reason`
     (``no_match``, ``bad_time``, ``bad_number`` or ``blank_line``).
+
+    With ``decode=False`` free-text fields keep nginx's escapes. Grouping on the
+    escaped text gives the same groups (the escaping is one-to-one), so reports
+    decode only the few values they show.
     """
     stages, fields, valid = _extract(fmt)
     names = fmt.fields
@@ -305,21 +332,22 @@ def parse(lines: pl.LazyFrame, fmt: LogFormat) -> pl.LazyFrame:
         lf = lf.with_columns(stage)
     lf = lf.with_columns(*fields, valid.alias(_VALID))
     lf = lf.with_columns(
-        _null_dash(pl.col(n)).replace("", None).alias(f"_raw_{n}")
+        _null_empty(_null_dash(pl.col(n))).alias(f"_raw_{n}")
         for n in names
         if n in INTEGER_FIELDS
     )
-    lf = lf.with_columns(_typed(n, fmt) for n in names)
+    lf = lf.with_columns(_typed(n, fmt, decode=decode) for n in names)
     derived: list[pl.Expr] = []
     time = _time(fmt)
     if time is not None:
         derived.append(time.alias(TIME))
-    if REQUEST in names:
-        derived.extend(request_parts())
     if fmt.kind != "nginx":
         derived.extend(_aws_aliases(fmt))
     if derived:
         lf = lf.with_columns(derived)
+    if REQUEST in names:
+        for stage in request_parts():
+            lf = lf.with_columns(stage)
     reason = (
         pl.when(pl.col(TEXT) == "")
         .then(pl.lit(REASON_BLANK))

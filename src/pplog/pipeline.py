@@ -141,9 +141,9 @@ def open_log(
     return LogScan(rows(lines, fmt), lines, native, fmt, note, srcs, problems)
 
 
-def rows(lines: pl.LazyFrame, fmt: LogFormat) -> pl.LazyFrame:
+def rows(lines: pl.LazyFrame, fmt: LogFormat, *, decode: bool = True) -> pl.LazyFrame:
     """Parse and attribute a frame of lines: the row columns of the design."""
-    frame = parse(lines, fmt)
+    frame = parse(lines, fmt, decode=decode)
     return frame.with_columns(clientip.client_ip(frame.collect_schema().names()))
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import polars as pl
 
-from pplog.reports._columns import bytes_column
+from pplog.reports._columns import add_counts, bytes_column, distinct_for
 from pplog.schema import CLIENT_IP, PATH, STATUS, TIME
+
+COLUMNS = ("client_ip", "requests", "bytes", "errors_4xx", "errors_5xx", "paths", "first_time", "last_time")
 
 
 def clients(lf: pl.LazyFrame, *, top: int = 10) -> pl.LazyFrame:
-    """Requests per `client_ip`, busiest first (ties by address)."""
+    """Requests per `client_ip`, busiest first (ties by address); see `finish`."""
     columns = lf.collect_schema().names()
     status = pl.col(STATUS)
     table = lf.group_by(CLIENT_IP).agg(
@@ -17,9 +19,18 @@ def clients(lf: pl.LazyFrame, *, top: int = 10) -> pl.LazyFrame:
         bytes_column(columns).sum().cast(pl.UInt64).alias("bytes"),
         ((status >= 400) & (status < 500)).sum().cast(pl.UInt64).alias("errors_4xx"),
         (status >= 500).sum().cast(pl.UInt64).alias("errors_5xx"),
-        pl.col(PATH).drop_nulls().n_unique().cast(pl.UInt64).alias("paths"),
         pl.col(TIME).min().alias("first_time"),
         pl.col(TIME).max().alias("last_time"),
     )
     table = table.sort(["requests", CLIENT_IP], descending=[True, False], nulls_last=True)
     return table.head(top) if top else table
+
+
+def details(lf: pl.LazyFrame, table: pl.DataFrame) -> list[pl.LazyFrame]:
+    """Follow-up queries for the clients shown: distinct paths per client."""
+    return [distinct_for(lf, table, [CLIENT_IP], PATH, "paths")]
+
+
+def finish(table: pl.DataFrame, extra: list[pl.DataFrame]) -> pl.DataFrame:
+    """The table with the follow-up columns, in contract order."""
+    return add_counts(table, extra[0], [CLIENT_IP], "paths").select(COLUMNS)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import polars as pl
 
+from pplog.reports._columns import add_counts, distinct_for
 from pplog.schema import CLIENT_IP, PATH, STATUS, TIME
+
+COLUMNS = ("status", "path", "requests", "clients", "first_time", "last_time")
 
 
 def errors(lf: pl.LazyFrame, *, top: int = 10) -> pl.LazyFrame:
@@ -14,10 +17,20 @@ def errors(lf: pl.LazyFrame, *, top: int = 10) -> pl.LazyFrame:
         .group_by(STATUS, PATH)
         .agg(
             pl.len().cast(pl.UInt64).alias("requests"),
-            pl.col(CLIENT_IP).drop_nulls().n_unique().cast(pl.UInt64).alias("clients"),
             pl.col(TIME).min().alias("first_time"),
             pl.col(TIME).max().alias("last_time"),
         )
         .sort(["requests", STATUS, PATH], descending=[True, False, False], nulls_last=True)
     )
     return table.head(top) if top else table
+
+
+def details(lf: pl.LazyFrame, table: pl.DataFrame) -> list[pl.LazyFrame]:
+    """Follow-up queries for the errors shown: distinct clients."""
+    failed = lf.filter(pl.col(STATUS) >= 400)
+    return [distinct_for(failed, table, [STATUS, PATH], CLIENT_IP, "clients")]
+
+
+def finish(table: pl.DataFrame, extra: list[pl.DataFrame]) -> pl.DataFrame:
+    """The table with the follow-up columns, in contract order."""
+    return add_counts(table, extra[0], [STATUS, PATH], "clients").select(COLUMNS)

@@ -13,11 +13,28 @@ import polars as pl
 
 from pplog.errors import OptionError, ReportError
 from pplog.pipeline import LogScan, PathArg, open_log, rows
+from pplog.reports import clients as clients_report
+from pplog.reports import errors as errors_report
+from pplog.reports import paths as paths_report
 from pplog.reports.clients import clients
 from pplog.reports.errors import errors
 from pplog.reports.overview import overview, rejects_by_reason
 from pplog.reports.paths import paths
-from pplog.schema import LINE, OFFSET, RAW, REJECT_REASON, SOURCE
+from pplog._unescape import unescape
+from pplog.schema import (
+    BODY_BYTES_SENT,
+    BYTES_SENT,
+    CLIENT_IP,
+    LINE,
+    OFFSET,
+    PATH,
+    RAW,
+    REJECT_REASON,
+    REQUEST_TIME,
+    SOURCE,
+    STATUS,
+    TIME,
+)
 
 if TYPE_CHECKING:
     from pplog.formats import LogFormat
@@ -86,12 +103,27 @@ class Summary:
         return "".join(parts)
 
 
-def _write_rejects(lf: pl.LazyFrame, path: str | os.PathLike[str]) -> tuple[pl.LazyFrame, Path]:
+def _write_rejects(
+    lf: pl.LazyFrame, scan: LogScan | None, path: str | os.PathLike[str]
+) -> tuple[pl.LazyFrame, Path]:
+    """A lazy sink of every rejected line as JSON lines, and its temporary path.
+
+    Byte offsets of lines read by polars itself are a running sum over every
+    line, which the streaming engine cannot overlap with parsing; they are
+    computed here, in a cheap second pass over the lines, for the rejects only.
+    """
     target = Path(path)
     tmp = target.with_name(f".{target.name}.pplog-tmp")
-    rows = lf.filter(pl.col(REJECT_REASON).is_not_null()).select(
-        SOURCE, LINE, OFFSET, REJECT_REASON, RAW
-    )
+    rejected = lf.filter(pl.col(REJECT_REASON).is_not_null())
+    keys = [SOURCE, LINE]
+    if OFFSET not in lf.collect_schema().names() and scan is not None:
+        offsets = scan.lines.select(SOURCE, LINE, OFFSET).join(
+            rejected.select(keys), on=keys, how="semi"
+        )
+        rejected = rejected.join(offsets, on=keys, how="left", maintain_order="left")
+    elif OFFSET not in lf.collect_schema().names():
+        rejected = rejected.with_columns(pl.lit(None, pl.UInt64).alias(OFFSET))
+    rows = rejected.select(SOURCE, LINE, OFFSET, REJECT_REASON, RAW)
     return rows.sink_ndjson(tmp, lazy=True), tmp
 
 
@@ -151,27 +183,61 @@ def summarize(
             on_problem=on_problem,
             on_progress=on_progress,
         )
-        lf = scan.frame
+        # free text stays escaped through the aggregations; tables decode it
+        lf = rows(scan.lines, scan.format, decode=False)
     with tempfile.TemporaryDirectory(prefix="pplog-") as spool:
-        if scan is not None and not scan.native:
-            lf = _spooled(scan, Path(spool))
+        if not isinstance(source, pl.DataFrame):
+            # offsets of polars-read lines cost a running sum: see _write_rejects
+            with_offset = scan is None or not scan.native
+            lf = _spooled(lf, Path(spool), with_offset=with_offset)
         return _summarize(lf, scan, top=top, rejects=rejects)
 
 
-def _spooled(scan: LogScan, spool: Path) -> pl.LazyFrame:
-    """Read non-native sources once into a temporary Arrow file.
+# What the tables read; everything else is never materialised.
+REPORT_COLUMNS = (
+    CLIENT_IP,
+    PATH,
+    STATUS,
+    BODY_BYTES_SENT,
+    BYTES_SENT,
+    TIME,
+    REQUEST_TIME,
+    REJECT_REASON,
+    SOURCE,
+    LINE,
+    OFFSET,
+    RAW,
+)
 
-    Compressed files and stdin are read by a Python generator, which polars
-    would run once per report; spooling makes every report share one read
-    (and stdin can only be read once).
+
+def _spooled(lf: pl.LazyFrame, spool: Path, *, with_offset: bool) -> pl.LazyFrame:
+    """Parse once into a temporary Arrow file holding only the report columns.
+
+    polars would otherwise parse the log once per table (and run a Python
+    reader, for compressed files and stdin, once per table; stdin can only be
+    read once). The sink streams, so memory stays bounded; the tables then
+    scan the small file, sharing one read.
     """
-    path = spool / "lines.arrow"
+    names = lf.collect_schema().names()
+    if not with_offset:
+        names = [n for n in names if n != OFFSET]
+    path = spool / "rows.parquet"
     try:
-        scan.lines.sink_ipc(path, compression="lz4")
+        keep = [
+            # the line text matters for rejects only; parsed rows have columns
+            pl.when(pl.col(REJECT_REASON).is_not_null()).then(pl.col(RAW)).alias(RAW)
+            if c == RAW
+            else pl.col(c)
+            for c in REPORT_COLUMNS
+            if c in names
+        ]
+        lf.select(keep).sink_parquet(
+            path, compression="lz4", row_group_size=100_000
+        )
     except OSError as exc:
-        msg = f"cannot spool input to a temporary file: {exc.strerror or exc}"
+        msg = f"cannot write a temporary file for the summary: {exc.strerror or exc}"
         raise ReportError(msg) from exc
-    return rows(pl.scan_ipc(path), scan.format)
+    return pl.scan_parquet(path)
 
 
 def _summarize(
@@ -194,16 +260,29 @@ def _summarize(
     ]
     tmp: Path | None = None
     if rejects is not None:
-        sink, tmp = _write_rejects(lf, rejects)
+        sink, tmp = _write_rejects(lf, scan, rejects)
         frames.append(sink)
     try:
-        results = pl.collect_all(frames, engine="streaming")
+        # The input was parsed once into the spool; reading it once per table
+        # costs little and keeps peak memory at the largest table's, not the sum.
+        results = [frame.collect(engine="streaming") for frame in frames]
     except OSError as exc:
         msg = f"cannot write rejects to `{rejects}`: {exc.strerror or exc}"
         raise ReportError(msg) from exc
     if tmp is not None and rejects is not None:
         tmp.replace(rejects)
     ov, cl, pa, er, rj, samples = results[:6]
+    # second round: distinct counts and latency for the rows shown only
+    modules = (clients_report, paths_report, errors_report)
+    queries = [m.details(ok, t) for m, t in zip(modules, (cl, pa, er), strict=True)]
+    flat = [q.collect(engine="streaming") for qs in queries for q in qs]
+    finished = []
+    for module, table, qs in zip(modules, (cl, pa, er), queries, strict=True):
+        extra, flat = flat[: len(qs)], flat[len(qs) :]
+        finished.append(module.finish(table, extra))
+    cl, pa, er = finished
+    if scan is not None:
+        pa, er = (_decoded(t, scan.format.escape) for t in (pa, er))
     return Summary(
         overview=ov,
         clients=cl,
@@ -217,6 +296,12 @@ def _summarize(
         problems=list(scan.problems) if scan else [],
         top=top,
     )
+
+
+def _decoded(table: pl.DataFrame, escape: str) -> pl.DataFrame:
+    """Decode the escaped free-text columns of a finished (small) table."""
+    text = [c for c in (PATH,) if c in table.columns]
+    return table.with_columns(unescape(pl.col(c), escape) for c in text)
 
 
 def iso(value: datetime | None) -> str | None:
