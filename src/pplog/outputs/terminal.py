@@ -40,9 +40,13 @@ def _when(value: datetime | None) -> str:
     return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
 
 
+# What a null means in a key column.
+_NULL_LABELS = {"client_ip": "(no address)", "path": "(bad request line)"}
+
+
 def _cell(column: str, value: Any) -> Text:
     if value is None:
-        return Text("-", style="dim")
+        return Text(_NULL_LABELS.get(column, "-"), style="dim")
     if column == "bytes":
         return Text(human_bytes(value))
     if isinstance(value, datetime):

@@ -223,10 +223,10 @@ def _spooled(lf: pl.LazyFrame, spool: Path, *, with_offset: bool) -> pl.LazyFram
         names = [n for n in names if n != OFFSET]
     path = spool / "rows.parquet"
     try:
+        rejected = pl.col(REJECT_REASON).is_not_null()
         keep = [
-            # the line text matters for rejects only; parsed rows have columns
-            pl.when(pl.col(REJECT_REASON).is_not_null()).then(pl.col(RAW)).alias(RAW)
-            if c == RAW
+            # where a line came from and its text matter for rejects only
+            pl.when(rejected).then(pl.col(c)).alias(c) if c in (RAW, SOURCE, LINE, OFFSET)
             else pl.col(c)
             for c in REPORT_COLUMNS
             if c in names
