@@ -70,7 +70,12 @@ def machine() -> str:
     except OSError:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}"
+    import polars
+
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, "
+        f"Python {platform.python_version()}, polars {polars.__version__}"
+    )
 
 
 def main() -> int:
@@ -96,7 +101,9 @@ def main() -> int:
         argv = [goaccess, str(small), "--log-format", GOACCESS_FORMAT, "--date-format", "%d/%b/%Y",
                 "--time-format", "%T", "-o", "/dev/null", "--output-format", "json"]
         g_wall, g_peak = best_of(argv, 1)
-        rows.append(("goaccess 1.x (json)", args.goaccess_lines,
+        version = subprocess.run([goaccess, "--version"], capture_output=True, text=True)
+        label = version.stdout.split("\n", 1)[0].replace("GoAccess - ", "goaccess ").rstrip(".")
+        rows.append((f"{label} (json output)", args.goaccess_lines,
                      small.stat().st_size / 2**20, g_wall, g_peak))
     if args.scale:
         big = ensure_log(args.lines * args.scale)
@@ -110,6 +117,9 @@ def main() -> int:
         for name, n, mib, w, p in rows
     )
     table = f"{header}\n{body}"
+    if args.scale:
+        ratio = rows[-1][4] / rows[0][4]
+        table += f"\n\nPeak memory on {args.scale}x the input: {ratio:.2f}x the peak on 1x."
     print(table)
     if args.record:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -79,7 +79,7 @@ def test_terminal_report_and_auto_detection(runner: CliRunner, tmp_path: Path) -
     result = runner.invoke(cli, ["summarize", str(log), "--width", "120"], catch_exceptions=False)
     assert result.exit_code == 0
     out = result.stdout
-    assert "auto-detected combined" in out
+    assert "pplog combined  (auto-detected: 3 of 4 sample lines fit)" in out
     assert "lines:    4   requests: 3   rejected: 1 (no_match 1)" in out
     assert "203.0.113.7" in out and "/b" in out
     assert "access.log:4 no_match: not a log line" in out

@@ -104,7 +104,7 @@ def resolve_format(
                 f"--log-format 'YOUR nginx log_format' or --nginx-conf /etc/nginx/nginx.conf"
             )
             raise LogFormatError(msg)
-        return fmt, f"auto-detected {fmt.name} ({ok} of {len(sample)} sample lines)"
+        return fmt, f"auto-detected: {ok} of {len(sample)} sample lines fit"
     return PRESETS["combined"], "no lines to detect from; assumed combined"
 
 

@@ -232,7 +232,7 @@ def _spooled(lf: pl.LazyFrame, spool: Path, *, with_offset: bool) -> pl.LazyFram
             if c in names
         ]
         lf.select(keep).sink_parquet(
-            path, compression="lz4", row_group_size=100_000
+            path, compression="lz4", statistics=False
         )
     except OSError as exc:
         msg = f"cannot write a temporary file for the summary: {exc.strerror or exc}"
