@@ -81,15 +81,32 @@ def machine() -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lines", type=int, default=2_000_000)
-    ap.add_argument("--scale", type=int, default=0, help="also run pplog on K x the lines")
+    ap.add_argument(
+        "--scale", type=int, default=0, help="also run pplog on K x the lines"
+    )
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--goaccess-lines", type=int, default=200_000,
-                    help="GoAccess is slow: time it on this many lines (0 = skip)")
-    ap.add_argument("--record", action="store_true", help="append results to RESULTS.md")
+    ap.add_argument(
+        "--goaccess-lines",
+        type=int,
+        default=200_000,
+        help="GoAccess is slow: time it on this many lines (0 = skip)",
+    )
+    ap.add_argument(
+        "--record", action="store_true", help="append results to RESULTS.md"
+    )
     args = ap.parse_args()
 
-    pplog = [sys.executable, "-m", "pplog", "summarize", "--format", "elb_log",
-             "--to", "json", "--no-progress"]
+    pplog = [
+        sys.executable,
+        "-m",
+        "pplog",
+        "summarize",
+        "--format",
+        "elb_log",
+        "--to",
+        "json",
+        "--no-progress",
+    ]
     log = ensure_log(args.lines)
     size = log.stat().st_size / 2**20
     rows = []
@@ -98,18 +115,50 @@ def main() -> int:
     goaccess = shutil.which("goaccess")
     if goaccess and args.goaccess_lines:
         small = ensure_log(args.goaccess_lines)
-        argv = [goaccess, str(small), "--log-format", GOACCESS_FORMAT, "--date-format", "%d/%b/%Y",
-                "--time-format", "%T", "-o", "/dev/null", "--output-format", "json"]
+        argv = [
+            goaccess,
+            str(small),
+            "--log-format",
+            GOACCESS_FORMAT,
+            "--date-format",
+            "%d/%b/%Y",
+            "--time-format",
+            "%T",
+            "-o",
+            "/dev/null",
+            "--output-format",
+            "json",
+        ]
         g_wall, g_peak = best_of(argv, 1)
-        version = subprocess.run([goaccess, "--version"], capture_output=True, text=True)
-        label = version.stdout.split("\n", 1)[0].replace("GoAccess - ", "goaccess ").rstrip(".")
-        rows.append((f"{label} (json output)", args.goaccess_lines,
-                     small.stat().st_size / 2**20, g_wall, g_peak))
+        version = subprocess.run(
+            [goaccess, "--version"], capture_output=True, text=True
+        )
+        label = (
+            version.stdout.split("\n", 1)[0]
+            .replace("GoAccess - ", "goaccess ")
+            .rstrip(".")
+        )
+        rows.append(
+            (
+                f"{label} (json output)",
+                args.goaccess_lines,
+                small.stat().st_size / 2**20,
+                g_wall,
+                g_peak,
+            )
+        )
     if args.scale:
         big = ensure_log(args.lines * args.scale)
         b_wall, b_peak = best_of([*pplog, str(big)], 1)
-        rows.append((f"pplog summarize ({args.scale}x)", args.lines * args.scale,
-                     big.stat().st_size / 2**20, b_wall, b_peak))
+        rows.append(
+            (
+                f"pplog summarize ({args.scale}x)",
+                args.lines * args.scale,
+                big.stat().st_size / 2**20,
+                b_wall,
+                b_peak,
+            )
+        )
 
     header = "| tool | lines | MiB | seconds | lines/s | peak RSS MiB |\n|---|---:|---:|---:|---:|---:|"
     body = "\n".join(
@@ -119,7 +168,9 @@ def main() -> int:
     table = f"{header}\n{body}"
     if args.scale:
         ratio = rows[-1][4] / rows[0][4]
-        table += f"\n\nPeak memory on {args.scale}x the input: {ratio:.2f}x the peak on 1x."
+        table += (
+            f"\n\nPeak memory on {args.scale}x the input: {ratio:.2f}x the peak on 1x."
+        )
     print(table)
     if args.record:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -131,7 +182,9 @@ def main() -> int:
         )
         results = HERE / "RESULTS.md"
         if not results.exists():
-            results.write_text("# Benchmark results\n\nNewest last. Regenerate with the command shown.\n")
+            results.write_text(
+                "# Benchmark results\n\nNewest last. Regenerate with the command shown.\n"
+            )
         with results.open("a") as f:
             f.write(section)
     return 0

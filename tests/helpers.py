@@ -13,7 +13,9 @@ SAMPLES = REPO / "sample_logs"
 CORPORA = REPO.parent / "shared" / "corpora"
 
 
-def parse_lines(tmp_path: Path, lines: list[str] | str, **kwargs: object) -> pl.DataFrame:
+def parse_lines(
+    tmp_path: Path, lines: list[str] | str, **kwargs: object
+) -> pl.DataFrame:
     """Write `lines` to a file and read them back with rejects kept."""
     if isinstance(lines, str):
         lines = [lines]

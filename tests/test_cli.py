@@ -14,9 +14,7 @@ from click.testing import CliRunner
 
 from pplog.cli import cli
 
-LINE = (
-    '{ip} - - [27/Nov/2026:06:0{m}:02 +0000] "GET {path} HTTP/1.1" {status} 100 "-" "curl/8.5.0"'
-)
+LINE = '{ip} - - [27/Nov/2026:06:0{m}:02 +0000] "GET {path} HTTP/1.1" {status} 100 "-" "curl/8.5.0"'
 
 
 def write_log(path: Path) -> Path:
@@ -37,11 +35,17 @@ def runner() -> CliRunner:
 
 def test_json_shape(runner: CliRunner, tmp_path: Path) -> None:
     log = write_log(tmp_path / "access.log")
-    result = runner.invoke(cli, ["summarize", str(log), "--format", "combined", "--to", "json"], catch_exceptions=False)
+    result = runner.invoke(
+        cli,
+        ["summarize", str(log), "--format", "combined", "--to", "json"],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     ov = doc["overview"]
-    assert {k: ov[k] for k in ("lines", "requests", "rejected", "clients", "bytes")} == {
+    assert {
+        k: ov[k] for k in ("lines", "requests", "rejected", "clients", "bytes")
+    } == {
         "lines": 4,
         "requests": 3,
         "rejected": 1,
@@ -62,7 +66,10 @@ def test_json_shape(runner: CliRunner, tmp_path: Path) -> None:
         "last_time": "2026-11-27T06:02:02Z",
     }
     assert [p["path"] for p in doc["paths"]] == ["/a", "/b"]
-    assert [(e["status"], e["path"]) for e in doc["errors"]] == [(404, "/a"), (503, "/b")]
+    assert [(e["status"], e["path"]) for e in doc["errors"]] == [
+        (404, "/a"),
+        (503, "/b"),
+    ]
     assert doc["reject_samples"][0]["line"] == 4
 
 
@@ -76,7 +83,9 @@ def test_top_zero_keeps_all_rows(runner: CliRunner, tmp_path: Path) -> None:
 
 def test_terminal_report_and_auto_detection(runner: CliRunner, tmp_path: Path) -> None:
     log = write_log(tmp_path / "access.log")
-    result = runner.invoke(cli, ["summarize", str(log), "--width", "120"], catch_exceptions=False)
+    result = runner.invoke(
+        cli, ["summarize", str(log), "--width", "120"], catch_exceptions=False
+    )
     assert result.exit_code == 0
     out = result.stdout
     assert "pplog combined  (auto-detected: 3 of 4 sample lines fit)" in out
@@ -85,12 +94,24 @@ def test_terminal_report_and_auto_detection(runner: CliRunner, tmp_path: Path) -
     assert "access.log:4 no_match: not a log line" in out
 
 
-def test_hostile_log_content_never_reaches_the_terminal_raw(runner: CliRunner, tmp_path: Path) -> None:
-    evil = LINE.format(ip="203.0.113.7", m=1, path=r"/\x1B[2J\x1B]0;pwn\x07[red]x[/red]", status=404)
+def test_hostile_log_content_never_reaches_the_terminal_raw(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    evil = LINE.format(
+        ip="203.0.113.7", m=1, path=r"/\x1B[2J\x1B]0;pwn\x07[red]x[/red]", status=404
+    )
     evil_reject = "\x1b[31mraw escape in a bad line\u202e"
     (tmp_path / "access.log").write_text(evil + "\n" + evil_reject + "\n")
     result = runner.invoke(
-        cli, ["summarize", str(tmp_path / "access.log"), "--format", "combined", "--width", "150"]
+        cli,
+        [
+            "summarize",
+            str(tmp_path / "access.log"),
+            "--format",
+            "combined",
+            "--width",
+            "150",
+        ],
     )
     assert result.exit_code == 0
     out = result.stdout
@@ -104,7 +125,18 @@ def test_csv_and_parquet_outputs(runner: CliRunner, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = runner.invoke(
         cli,
-        ["summarize", str(log), "--format", "combined", "--to", "csv", "--to", "parquet", "-o", str(out)],
+        [
+            "summarize",
+            str(log),
+            "--format",
+            "combined",
+            "--to",
+            "csv",
+            "--to",
+            "parquet",
+            "-o",
+            str(out),
+        ],
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
@@ -136,13 +168,37 @@ def test_rejects_file_keeps_every_bad_line(runner: CliRunner, tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["summarize", "/nonexistent/access.log"], 1, "Error: no such file: `/nonexistent/access.log`"),
-        (["summarize", "{log}", "--format", "nope"], 1, "Error: unknown log format preset `nope`"),
-        (["summarize", "{log}", "--log-format", "$remote_addr $"], 1, "Error: `$` without a variable name"),
+        (
+            ["summarize", "/nonexistent/access.log"],
+            1,
+            "Error: no such file: `/nonexistent/access.log`",
+        ),
+        (
+            ["summarize", "{log}", "--format", "nope"],
+            1,
+            "Error: unknown log format preset `nope`",
+        ),
+        (
+            ["summarize", "{log}", "--log-format", "$remote_addr $"],
+            1,
+            "Error: `$` without a variable name",
+        ),
         (["summarize", "{log}", "--top", "-1"], 2, "Invalid value for '--top'"),
-        (["summarize", "{log}", "--to", "json", "--to", "terminal"], 2, "both write to stdout"),
-        (["summarize", "{log}", "--to", "csv"], 1, "Error: --to csv writes one file per table"),
-        (["summarize", "{log}", "--log-format-name", "x"], 2, "needs an nginx configuration"),
+        (
+            ["summarize", "{log}", "--to", "json", "--to", "terminal"],
+            2,
+            "both write to stdout",
+        ),
+        (
+            ["summarize", "{log}", "--to", "csv"],
+            1,
+            "Error: --to csv writes one file per table",
+        ),
+        (
+            ["summarize", "{log}", "--log-format-name", "x"],
+            2,
+            "needs an nginx configuration",
+        ),
         (["summarize", "{garbage}"], 1, "Error: no preset fits"),
     ],
 )
@@ -165,7 +221,18 @@ def test_broken_file_is_one_stderr_line_and_the_run_goes_on(tmp_path: Path) -> N
     blob = gzip.compress(log.read_bytes() * 2000)
     broken.write_bytes(blob[: len(blob) // 2])
     proc = subprocess.run(
-        [sys.executable, "-m", "pplog", "summarize", str(broken), str(log), "--format", "combined", "--to", "json"],
+        [
+            sys.executable,
+            "-m",
+            "pplog",
+            "summarize",
+            str(broken),
+            str(log),
+            "--format",
+            "combined",
+            "--to",
+            "json",
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -180,7 +247,17 @@ def test_broken_file_is_one_stderr_line_and_the_run_goes_on(tmp_path: Path) -> N
 def test_stdin_is_read_once_for_every_table(tmp_path: Path) -> None:
     log = write_log(tmp_path / "access.log")
     proc = subprocess.run(
-        [sys.executable, "-m", "pplog", "summarize", "-", "--format", "combined", "--to", "json"],
+        [
+            sys.executable,
+            "-m",
+            "pplog",
+            "summarize",
+            "-",
+            "--format",
+            "combined",
+            "--to",
+            "json",
+        ],
         input=log.read_text(),
         capture_output=True,
         text=True,
@@ -196,7 +273,9 @@ def test_formats_command(runner: CliRunner) -> None:
     assert "elb_log" in listing and "alb" in listing
     shown = runner.invoke(cli, ["formats", "elb_log"]).output
     assert "columns: proxy_protocol_addr, remote_user" in shown
-    custom = runner.invoke(cli, ["formats", "--log-format", "$remote_user $http_x_forwarded_for"])
+    custom = runner.invoke(
+        cli, ["formats", "--log-format", "$remote_user $http_x_forwarded_for"]
+    )
     assert "warning:" in custom.output
     assert runner.invoke(cli, ["formats", "nope"]).exit_code == 1
 

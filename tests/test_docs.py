@@ -20,7 +20,9 @@ def test_quick_start_is_two_commands_installing_and_testing() -> None:
     section = README.split("## Quick start", 1)[1]
     commands = _blocks(section)[0].strip().splitlines()
     assert len(commands) == 2
-    assert "pip install" in commands[0] and "pplog summarize sample_logs/" in commands[0]
+    assert (
+        "pip install" in commands[0] and "pplog summarize sample_logs/" in commands[0]
+    )
     assert "pip install" in commands[1] and "pytest" in commands[1]
 
 

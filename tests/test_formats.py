@@ -52,7 +52,9 @@ def test_pieces_are_joined_without_separator_and_escape_is_read() -> None:
 
 
 def test_unknown_escape_is_rejected_and_late_escape_warns() -> None:
-    with pytest.raises(LogFormatError, match="escape=default, escape=json or escape=none"):
+    with pytest.raises(
+        LogFormatError, match="escape=default, escape=json or escape=none"
+    ):
         LogFormat.from_pieces(["escape=yaml", "$status"])
     fmt = LogFormat.from_pieces(["$status ", "escape=json"])
     assert any("not the first argument" in w for w in fmt.all_warnings)
@@ -69,7 +71,10 @@ def test_combined_preset_is_nginx_builtin_character_for_character() -> None:
         '$remote_addr - $remote_user [$time_local] "$request" $status '
         '$body_bytes_sent "$http_referer" "$http_user_agent"'
     )
-    assert PRESETS["main"].format == PRESETS["combined"].format + ' "$http_x_forwarded_for"'
+    assert (
+        PRESETS["main"].format
+        == PRESETS["combined"].format + ' "$http_x_forwarded_for"'
+    )
     assert PRESETS["elb_log"].fields[0] == "proxy_protocol_addr"
 
 
@@ -121,7 +126,10 @@ def test_nginx_conf_follows_include_and_multiline_formats(tmp_path: Path) -> Non
     assert elb.format == PRESETS["elb_log"].format
     js = format_from_config(conf, "jsonlog")
     assert js.escape == "json"
-    assert js.format == '{"addr":"$remote_addr","req":"$request","ua":"${http_user_agent}"}'
+    assert (
+        js.format
+        == '{"addr":"$remote_addr","req":"$request","ua":"${http_user_agent}"}'
+    )
 
 
 def test_nginx_conf_name_can_be_left_out_when_access_log_says(tmp_path: Path) -> None:

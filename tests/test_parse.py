@@ -38,7 +38,11 @@ def test_combined_line_is_typed(tmp_path: Path) -> None:
     assert row["body_bytes_sent"] == 512
     assert row["client_ip"] == "203.0.113.7"
     assert row["client_ip_source"] == "remote_addr"
-    assert (row["source"], row["line"], row["offset"]) == (str(tmp_path / "access.log"), 1, 0)
+    assert (row["source"], row["line"], row["offset"]) == (
+        str(tmp_path / "access.log"),
+        1,
+        0,
+    )
 
 
 def test_dtypes_follow_the_contract(tmp_path: Path) -> None:
@@ -95,13 +99,28 @@ def test_remote_user_with_spaces_and_brackets(tmp_path: Path) -> None:
         ("01/Jan/2027:00:30:00 +0100", datetime(2026, 12, 31, 23, 30, 0, tzinfo=UTC)),
     ],
 )
-def test_time_local_offsets_are_honoured(tmp_path: Path, stamp: str, utc: datetime) -> None:
+def test_time_local_offsets_are_honoured(
+    tmp_path: Path, stamp: str, utc: datetime
+) -> None:
     line = LINE.replace("27/Nov/2026:06:01:02 +0000", stamp)
     assert one(tmp_path, line, format="combined")["time"] == utc
 
 
 def test_every_month_name(tmp_path: Path) -> None:
-    months = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+    months = [
+        "Jan",
+        "Feb",
+        "Mar",
+        "Apr",
+        "May",
+        "Jun",
+        "Jul",
+        "Aug",
+        "Sep",
+        "Oct",
+        "Nov",
+        "Dec",
+    ]
     lines = [LINE.replace("27/Nov/2026", f"01/{m}/2026") for m in months]
     df = parse_lines(tmp_path, lines, format="combined")
     assert df.get_column("time").dt.month().to_list() == list(range(1, 13))
@@ -114,10 +133,14 @@ def test_impossible_date_is_a_bad_time_reject(tmp_path: Path) -> None:
 
 def test_iso8601_and_msec(tmp_path: Path) -> None:
     fmt = "$time_iso8601 $msec $request_time $status"
-    row = one(tmp_path, "2026-11-27T07:01:02+01:00 1795762862.250 0.125 200", log_format=fmt)
+    row = one(
+        tmp_path, "2026-11-27T07:01:02+01:00 1795762862.250 0.125 200", log_format=fmt
+    )
     assert row["time"] == datetime.fromtimestamp(1795762862.25, UTC)  # msec wins
     assert row["request_time"] == pytest.approx(0.125)
-    row = one(tmp_path, "2026-11-27T07:01:02+01:00 200", log_format="$time_iso8601 $status")
+    row = one(
+        tmp_path, "2026-11-27T07:01:02+01:00 200", log_format="$time_iso8601 $status"
+    )
     assert row["time"] == datetime(2026, 11, 27, 6, 1, 2, tzinfo=UTC)
 
 
@@ -129,7 +152,10 @@ def test_iso8601_and_msec(tmp_path: Path) -> None:
         ("GET /a b HTTP/1.1", ("GET", "/a b", None, "HTTP/1.1")),  # nginx < 1.21.1
         ("GET http://h.example/p?q HTTP/1.1", ("GET", "/p", "q", "HTTP/1.1")),
         ("GET http://h.example HTTP/1.1", ("GET", "/", None, "HTTP/1.1")),
-        ("CONNECT h.example:443 HTTP/1.1", ("CONNECT", "h.example:443", None, "HTTP/1.1")),
+        (
+            "CONNECT h.example:443 HTTP/1.1",
+            ("CONNECT", "h.example:443", None, "HTTP/1.1"),
+        ),
         ("OPTIONS * HTTP/1.0", ("OPTIONS", "*", None, "HTTP/1.0")),
         ("get / HTTP/1.1", (None, None, None, None)),
         (r"\x16\x03\x01\x02\x00\x01\x00\x01\xFC\x03\x03", (None, None, None, None)),
@@ -138,14 +164,22 @@ def test_iso8601_and_msec(tmp_path: Path) -> None:
         ("GET /?a=1?b HTTP/1.1", ("GET", "/", "a=1?b", "HTTP/1.1")),
     ],
 )
-def test_request_line_split(tmp_path: Path, request_line: str, parts: tuple[object, ...]) -> None:
-    row = one(tmp_path, LINE.replace("GET /a/b?x=1&y=2 HTTP/1.1", request_line), format="combined")
+def test_request_line_split(
+    tmp_path: Path, request_line: str, parts: tuple[object, ...]
+) -> None:
+    row = one(
+        tmp_path,
+        LINE.replace("GET /a/b?x=1&y=2 HTTP/1.1", request_line),
+        format="combined",
+    )
     assert row["reject_reason"] is None
     assert (row["method"], row["path"], row["query"], row["protocol"]) == parts
     assert row["request"] is not None
 
 
-@pytest.mark.parametrize("status", ["000", "009", "400", "408", "414", "444", "499", "505", "999"])
+@pytest.mark.parametrize(
+    "status", ["000", "009", "400", "408", "414", "444", "499", "505", "999"]
+)
 def test_any_three_digit_status(tmp_path: Path, status: str) -> None:
     row = one(tmp_path, LINE.replace(" 200 512 ", f" {status} 512 "), format="combined")
     assert row["status"] == int(status)
@@ -191,9 +225,19 @@ def test_default_mode_line_with_a_raw_quote_is_rejected(tmp_path: Path) -> None:
 
 
 def test_rejects_keep_the_raw_line_and_reason(tmp_path: Path) -> None:
-    lines = [LINE, "garbage here", "", LINE.replace(" 200 512 ", " 200 99999999999999999999999 ")]
+    lines = [
+        LINE,
+        "garbage here",
+        "",
+        LINE.replace(" 200 512 ", " 200 99999999999999999999999 "),
+    ]
     df = parse_lines(tmp_path, lines, format="combined")
-    assert df.get_column("reject_reason").to_list() == [None, "no_match", "blank_line", "bad_number"]
+    assert df.get_column("reject_reason").to_list() == [
+        None,
+        "no_match",
+        "blank_line",
+        "bad_number",
+    ]
     assert df.get_column("raw").to_list()[1] == "garbage here"
     assert df.get_column("line").to_list() == [1, 2, 3, 4]
 
@@ -204,13 +248,18 @@ def test_quote_count_mismatch_is_a_reject_not_a_shift(tmp_path: Path) -> None:
 
 
 def test_elb_log_takes_client_from_proxy_protocol(tmp_path: Path) -> None:
-    lines = [LINE.replace("203.0.113.7", "198.51.100.22"), LINE.replace("203.0.113.7", "-", 1)]
+    lines = [
+        LINE.replace("203.0.113.7", "198.51.100.22"),
+        LINE.replace("203.0.113.7", "-", 1),
+    ]
     df = parse_lines(tmp_path, lines, format="elb_log")
     assert df.get_column("client_ip").to_list() == ["198.51.100.22", None]
     assert df.get_column("client_ip_source").to_list() == ["proxy_protocol", None]
 
 
-def test_auto_detection_prefers_elb_log_when_first_field_is_dash(tmp_path: Path) -> None:
+def test_auto_detection_prefers_elb_log_when_first_field_is_dash(
+    tmp_path: Path,
+) -> None:
     from pplog.pipeline import detect_format
 
     fmt, ok = detect_format([LINE, LINE.replace("203.0.113.7", "-", 1)])
@@ -222,7 +271,7 @@ def test_auto_detection_prefers_elb_log_when_first_field_is_dash(tmp_path: Path)
 
 
 ALB = (
-    'https 2025-03-14T09:26:53.481223Z app/shop-prod/7f3a9c2e1b0d4e55 '
+    "https 2025-03-14T09:26:53.481223Z app/shop-prod/7f3a9c2e1b0d4e55 "
     "2001:db8:4006:812::200e:51514 10.0.3.7:8080 0.001 0.014 0.000 200 200 412 1290 "
     '"GET https://shop.example.com:443/api/v1/items?page=2 HTTP/1.1" "okhttp/4.12.0" '
     "TLS_AES_128_GCM_SHA256 TLSv1.3 arn:aws:elasticloadbalancing:eu-west-1:111122223333:"
@@ -264,8 +313,14 @@ def test_clb_tcp_listener_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("request_line", "parts"),
     [
-        ("GET  /two-spaces-before HTTP/1.1", ("GET", "/two-spaces-before", None, "HTTP/1.1")),
-        ("GET /two-spaces-after  HTTP/1.1", ("GET", "/two-spaces-after", None, "HTTP/1.1")),
+        (
+            "GET  /two-spaces-before HTTP/1.1",
+            ("GET", "/two-spaces-before", None, "HTTP/1.1"),
+        ),
+        (
+            "GET /two-spaces-after  HTTP/1.1",
+            ("GET", "/two-spaces-after", None, "HTTP/1.1"),
+        ),
         ("GET /trailing-space HTTP/1.1 ", ("GET", "/trailing-space", None, "HTTP/1.1")),
         ("GET /minor-10 HTTP/1.10", ("GET", "/minor-10", None, "HTTP/1.10")),
         ("GET /sp-query?a=1  HTTP/1.0", ("GET", "/sp-query", "a=1", "HTTP/1.0")),
@@ -276,11 +331,17 @@ def test_clb_tcp_listener_line(tmp_path: Path) -> None:
 def test_request_lines_nginx_accepts_with_odd_spacing(
     tmp_path: Path, request_line: str, parts: tuple[object, ...]
 ) -> None:
-    row = one(tmp_path, LINE.replace("GET /a/b?x=1&y=2 HTTP/1.1", request_line), format="combined")
+    row = one(
+        tmp_path,
+        LINE.replace("GET /a/b?x=1&y=2 HTTP/1.1", request_line),
+        format="combined",
+    )
     assert (row["method"], row["path"], row["query"], row["protocol"]) == parts
 
 
-def test_json_mode_missing_values_are_empty_and_raw_bytes_survive(tmp_path: Path) -> None:
+def test_json_mode_missing_values_are_empty_and_raw_bytes_survive(
+    tmp_path: Path,
+) -> None:
     fmt = 'escape=json {"up":"$upstream_addr","rt":$upstream_response_time,"ua":"$http_user_agent"}'
     data = b'{"up":"","rt":,"ua":"\xff\\"x\\u0001"}\n'
     path = tmp_path / "j.log"

@@ -15,7 +15,20 @@ FORMAT = (
     '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
     '"$http_referer" "$http_user_agent" $request_time "$http_x_forwarded_for" ${msec}'
 )
-MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+MONTHS = [
+    "Jan",
+    "Feb",
+    "Mar",
+    "Apr",
+    "May",
+    "Jun",
+    "Jul",
+    "Aug",
+    "Sep",
+    "Oct",
+    "Nov",
+    "Dec",
+]
 
 
 def nginx_escape(value: str | None) -> str:
@@ -38,29 +51,40 @@ def expected_text(value: str | None) -> str | None:
 # any Unicode text that UTF-8 can carry (lone surrogates cannot be encoded)
 chars = st.characters(blacklist_categories=("Cs",))
 texts = st.one_of(st.none(), st.text(chars, max_size=40))
-users = st.one_of(st.none(), st.text(chars, min_size=1, max_size=20).filter(lambda s: s != "-"))
+users = st.one_of(
+    st.none(), st.text(chars, min_size=1, max_size=20).filter(lambda s: s != "-")
+)
 addresses = st.one_of(
     st.ip_addresses(v=4).map(str), st.ip_addresses(v=6).map(str), st.just("unix:")
 )
 paths = st.text(
-    alphabet=st.characters(blacklist_characters=" ?#", blacklist_categories=("Cs",)), max_size=30
+    alphabet=st.characters(blacklist_characters=" ?#", blacklist_categories=("Cs",)),
+    max_size=30,
 ).map(lambda s: "/" + s)
 records = st.fixed_dictionaries(
     {
         "remote_addr": addresses,
         "remote_user": users,
         "time": st.datetimes(
-            min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+            min_value=datetime(1990, 1, 1),
+            max_value=datetime(2100, 1, 1),
+            timezones=st.just(UTC),
         ).map(lambda d: d.replace(microsecond=0)),
-        "offset": st.integers(min_value=-12 * 60, max_value=14 * 60).map(lambda m: m - m % 15),
+        "offset": st.integers(min_value=-12 * 60, max_value=14 * 60).map(
+            lambda m: m - m % 15
+        ),
         "method": st.sampled_from(["GET", "POST", "HEAD", "PUT", "DELETE", "PROPFIND"]),
         "path": paths,
-        "query": st.one_of(st.none(), st.text(chars, max_size=20).filter(lambda s: " " not in s)),
+        "query": st.one_of(
+            st.none(), st.text(chars, max_size=20).filter(lambda s: " " not in s)
+        ),
         "status": st.integers(min_value=0, max_value=999),
         "bytes": st.integers(min_value=0, max_value=2**63),
         "referer": texts,
         "agent": texts,
-        "request_time": st.integers(min_value=0, max_value=10**7).map(lambda ms: ms / 1000),
+        "request_time": st.integers(min_value=0, max_value=10**7).map(
+            lambda ms: ms / 1000
+        ),
         "xff": texts,
     }
 )
@@ -96,7 +120,11 @@ def test_render_then_parse_round_trips(batch: list[dict]) -> None:  # type: igno
         assert row["remote_user"] == expected_text(r["remote_user"])
         assert row["time"] == r["time"]
         assert row["time_local"] is not None
-        assert (row["method"], row["path"], row["query"]) == (r["method"], r["path"], r["query"])
+        assert (row["method"], row["path"], row["query"]) == (
+            r["method"],
+            r["path"],
+            r["query"],
+        )
         assert row["status"] == r["status"]
         assert row["body_bytes_sent"] == r["bytes"]
         assert row["http_referer"] == expected_text(r["referer"])

@@ -15,9 +15,7 @@ import pplog
 from pplog import sources
 from pplog.errors import SourceError
 
-LINE = (
-    '203.0.113.7 - - [27/Nov/2026:06:01:02 +0000] "GET /{n} HTTP/1.1" 200 5 "-" "curl/8.5.0"'
-)
+LINE = '203.0.113.7 - - [27/Nov/2026:06:01:02 +0000] "GET /{n} HTTP/1.1" 200 5 "-" "curl/8.5.0"'
 
 
 def body(n: int, start: int = 0) -> bytes:
@@ -38,7 +36,9 @@ def read_all(path: Path | str, **kwargs: object) -> pl.DataFrame:
         ("", lambda b: b),
     ],
 )
-def test_compressed_inputs_read_transparently(tmp_path: Path, suffix: str, compress) -> None:  # type: ignore[no-untyped-def]
+def test_compressed_inputs_read_transparently(
+    tmp_path: Path, suffix: str, compress
+) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / f"access.log{suffix}"
     path.write_bytes(compress(body(1000)))
     df = read_all(path)
@@ -56,8 +56,10 @@ def test_compression_is_known_by_content_not_name(tmp_path: Path) -> None:
 def test_crlf_missing_final_newline_and_long_lines(tmp_path: Path) -> None:
     long_ua = "x" * 200_000
     data = (
-        LINE.format(n=1).encode() + b"\r\n"
-        + LINE.format(n=2).replace("curl/8.5.0", long_ua).encode() + b"\n"
+        LINE.format(n=1).encode()
+        + b"\r\n"
+        + LINE.format(n=2).replace("curl/8.5.0", long_ua).encode()
+        + b"\n"
         + LINE.format(n=3).encode()  # no final newline
     )
     path = tmp_path / "access.log"
@@ -65,20 +67,28 @@ def test_crlf_missing_final_newline_and_long_lines(tmp_path: Path) -> None:
     df = read_all(path)
     assert df.get_column("reject_reason").to_list() == [None, None, None]
     assert df.get_column("http_user_agent").to_list()[1] == long_ua
-    assert df.get_column("offset").to_list() == [0, len(LINE.format(n=1)) + 2, data.rindex(b"\n") + 1]
+    assert df.get_column("offset").to_list() == [
+        0,
+        len(LINE.format(n=1)) + 2,
+        data.rindex(b"\n") + 1,
+    ]
 
 
 def test_long_line_across_python_reader_chunks(tmp_path: Path) -> None:
     path = tmp_path / "access.log.gz"
     long_ua = "y" * (3 * 65536)
-    path.write_bytes(gzip.compress(LINE.format(n=1).replace("curl/8.5.0", long_ua).encode() + b"\n"))
+    path.write_bytes(
+        gzip.compress(LINE.format(n=1).replace("curl/8.5.0", long_ua).encode() + b"\n")
+    )
     batches = list(sources.iter_batches(sources.expand([path]), chunk_bytes=65536))
     frame = pl.concat(batches)
     assert frame.height == 1
     assert len(frame.get_column("_text")[0]) > 3 * 65536
 
 
-def test_invalid_utf8_is_kept_as_xhh_and_offsets_stay_byte_exact(tmp_path: Path) -> None:
+def test_invalid_utf8_is_kept_as_xhh_and_offsets_stay_byte_exact(
+    tmp_path: Path,
+) -> None:
     bad = LINE.format(n=1).replace("curl/8.5.0", "raw\xff\xfe").encode("latin-1")
     data = bad + b"\n" + LINE.format(n=2).encode() + b"\n"
     path = tmp_path / "access.log"
@@ -96,7 +106,9 @@ def test_truncated_gzip_reports_and_keeps_earlier_lines(tmp_path: Path) -> None:
     good = tmp_path / "access.log"
     good.write_bytes(body(7))
     problems: list[tuple[str, str]] = []
-    scan = pplog.pipeline.open_log([broken, good], "combined", on_problem=lambda *p: problems.append(p))
+    scan = pplog.pipeline.open_log(
+        [broken, good], "combined", on_problem=lambda *p: problems.append(p)
+    )
     df = scan.frame.collect()
     assert len(problems) == 1
     assert problems[0][0] == str(broken)
@@ -114,7 +126,9 @@ def test_binary_and_unreadable_files_are_skipped_with_a_reason(tmp_path: Path) -
     good = tmp_path / "access.log"
     good.write_bytes(body(3))
     problems: list[tuple[str, str]] = []
-    scan = pplog.pipeline.open_log([binary, good], "combined", on_problem=lambda *p: problems.append(p))
+    scan = pplog.pipeline.open_log(
+        [binary, good], "combined", on_problem=lambda *p: problems.append(p)
+    )
     assert scan.frame.collect().height == 3
     assert problems == [(str(binary), "skipped: binary data, not a text log")]
 
@@ -125,8 +139,15 @@ def test_directories_and_globs_order_rotations_oldest_first(tmp_path: Path) -> N
     (tmp_path / "access.log.2.gz").write_bytes(gzip.compress(body(1, 10)))
     (tmp_path / "access.log.10.gz").write_bytes(gzip.compress(body(1, 0)))
     names = [Path(s.name).name for s in sources.expand([tmp_path])]
-    assert names == ["access.log.10.gz", "access.log.2.gz", "access.log.1", "access.log"]
-    globbed = [Path(s.name).name for s in sources.expand([str(tmp_path / "access.log*")])]
+    assert names == [
+        "access.log.10.gz",
+        "access.log.2.gz",
+        "access.log.1",
+        "access.log",
+    ]
+    globbed = [
+        Path(s.name).name for s in sources.expand([str(tmp_path / "access.log*")])
+    ]
     assert globbed == names
     df = read_all(str(tmp_path / "access.log*"))
     assert df.get_column("path").to_list() == ["/0", "/10", "/20", "/30"]

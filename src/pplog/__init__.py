@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from pplog.errors import LogFormatError, OptionError, PplogError, ReportError, SourceError
+from pplog.errors import (
+    LogFormatError,
+    OptionError,
+    PplogError,
+    ReportError,
+    SourceError,
+)
 from pplog.formats import PRESETS, LogFormat, get_format
 from pplog.pipeline import PplogWarning, read_log, scan_log
 from pplog.reports import Summary, summarize

@@ -66,7 +66,16 @@ def _decode_default(series: pl.Series) -> pl.Series:
 
 
 _JSON_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt])|(x[0-9A-Fa-f]{2}))')
-_JSON_SIMPLE = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+_JSON_SIMPLE = {
+    '"': '"',
+    "\\": "\\",
+    "/": "/",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+}
 
 
 def _json_escape(m: re.Match[str]) -> str:
@@ -103,7 +112,9 @@ def _decode_series(series: pl.Series, decode: type[str] | object) -> pl.Series:
 def unescape(expr: pl.Expr, escape: str) -> pl.Expr:
     """An expression decoding a string column written with `escape`."""
     if escape == "default":
-        return expr.map_batches(_decode_default, return_dtype=pl.String, is_elementwise=True)
+        return expr.map_batches(
+            _decode_default, return_dtype=pl.String, is_elementwise=True
+        )
     if escape != "json":
         return expr
     return expr.map_batches(

@@ -45,12 +45,18 @@ def format_options(func: Callable[..., Any]) -> Callable[..., Any]:
             default="auto",
             show_default=True,
             metavar="NAME|auto",
-            help=f"Preset: {', '.join(PRESETS)}; `auto` picks the one that parses the first lines.",
+            help=(
+                f"Preset: {', '.join(PRESETS)}; `auto` picks the one that parses "
+                "the first lines."
+            ),
         ),
         click.option(
             "--log-format",
             metavar="'STRING'",
-            help="Your nginx log_format string, e.g. '$remote_addr [$time_local] \"$request\" $status'.",
+            help=(
+                "Your nginx log_format string, e.g. "
+                "'$remote_addr [$time_local] \"$request\" $status'."
+            ),
         ),
         click.option(
             "--nginx-conf",
@@ -91,25 +97,38 @@ def cli(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 @format_options
 @click.option(
-    "--top", default=10, show_default=True, type=click.IntRange(min=0),
+    "--top",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=0),
     help="Rows per table; 0 shows all.",
 )
 @click.option(
-    "--to", "targets", multiple=True, default=["terminal"], show_default=True,
+    "--to",
+    "targets",
+    multiple=True,
+    default=["terminal"],
+    show_default=True,
     type=click.Choice(outputs.available()),
     help="Output; repeat for several (the summary is computed once).",
 )
 @click.option(
-    "-o", "--output", type=click.Path(path_type=Path),
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
     help="File for json, directory for csv/parquet (default: stdout for json).",
 )
 @click.option(
-    "--rejects", type=click.Path(dir_okay=False, path_type=Path),
+    "--rejects",
+    type=click.Path(dir_okay=False, path_type=Path),
     help="Write every rejected line (file, line, reason, text) to FILE as JSON lines.",
 )
-@click.option("--width", type=click.IntRange(min=40), help="Terminal width to render for.")
 @click.option(
-    "--progress/--no-progress", default=None,
+    "--width", type=click.IntRange(min=40), help="Terminal width to render for."
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
     help="Progress on stderr (default: when stderr is a terminal).",
 )
 def summarize_cmd(
@@ -135,13 +154,17 @@ def summarize_cmd(
       pplog summarize sample_logs/elb-access.log
       pplog summarize access.log access.log.1 access.log.2.gz --top 20
       pplog summarize access.log --format main --to json -o summary.json
-      pplog summarize access.log --nginx-conf /etc/nginx/nginx.conf --log-format-name elb_log
+      pplog summarize access.log --nginx-conf /etc/nginx/nginx.conf
       zcat access.log.*.gz | pplog summarize - --rejects rejects.jsonl
     """
     targets = tuple(dict.fromkeys(targets))
-    to_stdout = [t for t in targets if t == "terminal" or (t == "json" and output is None)]
+    to_stdout = [
+        t for t in targets if t == "terminal" or (t == "json" and output is None)
+    ]
     if len(to_stdout) > 1:
-        msg = "--to terminal and --to json both write to stdout; add -o FILE for the json"
+        msg = (
+            "--to terminal and --to json both write to stdout; add -o FILE for the json"
+        )
         raise click.UsageError(msg)
     show_progress = sys.stderr.isatty() if progress is None else progress
     with errors_as_click(), _progress(show_progress) as on_progress:
@@ -158,7 +181,9 @@ def summarize_cmd(
         )
     with errors_as_click():
         for name in targets:
-            options = ReportOptions(out=None if name == "terminal" else output, width=width)
+            options = ReportOptions(
+                out=None if name == "terminal" else output, width=width
+            )
             outputs.get(name).write(summary, options)
 
 
@@ -168,7 +193,13 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int | None], None] | Non
         yield None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        SpinnerColumn,
+        TimeElapsedColumn,
+    )
 
     console = Console(stderr=True)
     with Progress(
@@ -186,7 +217,9 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int | None], None] | Non
 
 @cli.command("formats", context_settings=CONTEXT)
 @click.argument("name", required=False)
-@click.option("--log-format", metavar="'STRING'", help="Show what this log_format compiles to.")
+@click.option(
+    "--log-format", metavar="'STRING'", help="Show what this log_format compiles to."
+)
 def formats_cmd(name: str | None, log_format: str | None) -> None:
     """List the format presets, or show what one compiles to.
 
@@ -228,10 +261,19 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("Aborted!", err=True)
         sys.exit(130)
-    except (pl.exceptions.PolarsError, ReportError, OSError, ValueError, RuntimeError) as exc:
+    except (
+        pl.exceptions.PolarsError,
+        ReportError,
+        OSError,
+        ValueError,
+        RuntimeError,
+    ) as exc:
         if debug:
             raise
         line = safe_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        click.echo(f"Error: unexpected failure ({type(exc).__name__}): {line}; "
-                   "rerun with --debug and report it", err=True)
+        click.echo(
+            f"Error: unexpected failure ({type(exc).__name__}): {line}; "
+            "rerun with --debug and report it",
+            err=True,
+        )
         sys.exit(1)

@@ -33,13 +33,9 @@ def client_ip(columns: Iterable[str]) -> list[pl.Expr]:
             pl.lit(None, pl.String).alias(CLIENT_IP),
             pl.lit(None, pl.String).alias(CLIENT_IP_SOURCE),
         ]
-    ip: pl.Expr | pl.When | pl.Then | None = None
-    src: pl.Expr | pl.When | pl.Then | None = None
-    chain_ip = pl.when(_usable(choices[0][0])).then(pl.col(choices[0][0]))
-    chain_src = pl.when(_usable(choices[0][0])).then(pl.lit(choices[0][1]))
-    for name, label in choices[1:]:
-        chain_ip = chain_ip.when(_usable(name)).then(pl.col(name))
-        chain_src = chain_src.when(_usable(name)).then(pl.lit(label))
-    ip = chain_ip.otherwise(None)
-    src = chain_src.otherwise(None)
+    ip: pl.Expr = pl.lit(None, pl.String)
+    src: pl.Expr = pl.lit(None, pl.String)
+    for name, label in reversed(choices):  # the first usable choice wins
+        ip = pl.when(_usable(name)).then(pl.col(name)).otherwise(ip)
+        src = pl.when(_usable(name)).then(pl.lit(label)).otherwise(src)
     return [ip.alias(CLIENT_IP), src.alias(CLIENT_IP_SOURCE)]

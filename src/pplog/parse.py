@@ -23,7 +23,6 @@ from pplog.schema import (
     REQUEST,
     TEXT,
     TIME,
-    TIME_DTYPE,
     UPSTREAM_LISTS,
 )
 
@@ -65,7 +64,9 @@ def _shape_ok(expr: pl.Expr, name: str) -> pl.Expr:
     return expr.str.contains(f"^(?:{shape})$")
 
 
-def _fast_split(part: pl.Expr, tokens: tuple[Token, ...]) -> tuple[list[pl.Expr], pl.Expr]:
+def _fast_split(
+    part: pl.Expr, tokens: tuple[Token, ...]
+) -> tuple[list[pl.Expr], pl.Expr]:
     """Values of a segment's variables by splitting at each following literal.
 
     Cheap, and right whenever no value contains its next literal; `ok` says
@@ -107,10 +108,10 @@ def _extract(fmt: LogFormat) -> tuple[list[list[pl.Expr]], list[pl.Expr], pl.Exp
     text = pl.col(TEXT)
     if plan.segments is None:
         match = pl.col(_MATCH)
-        fields = [match.struct.field(g).alias(c) for g, c in groups.items()]
+        columns = [match.struct.field(g).alias(c) for g, c in groups.items()]
         first = next(iter(groups))
         stage = [text.str.extract_groups(plan.full_regex).alias(_MATCH)]
-        return [stage], fields, match.struct.field(first).is_not_null()
+        return [stage], columns, match.struct.field(first).is_not_null()
     parts = pl.col(_PARTS)
     first_stage: list[pl.Expr] = [text.str.split('"').alias(_PARTS)]
     second: list[pl.Expr] = []
@@ -179,9 +180,10 @@ def _typed(name: str, fmt: LogFormat, *, decode: bool = True) -> pl.Expr:
         items = col.str.replace_all(" : ", ", ", literal=True).str.split(", ")
         inner = UPSTREAM_LISTS[name]
         items = items.list.eval(
-            pl.when(pl.element() == "-").then(None).otherwise(pl.element()).cast(
-                inner, strict=False
-            )
+            pl.when(pl.element() == "-")
+            .then(None)
+            .otherwise(pl.element())
+            .cast(inner, strict=False)
         )
         return items.alias(name)
     if fmt.kind != "nginx":
@@ -218,9 +220,11 @@ def _time(fmt: LogFormat) -> pl.Expr | None:
             "%Y-%m-%dT%H:%M:%S%.f%:z", time_unit="us", time_zone="UTC", strict=False
         )
     if "time" in fields:  # AWS
-        return pl.col("time").str.to_datetime(
-            "%Y-%m-%dT%H:%M:%S%.fZ", time_unit="us", strict=False
-        ).dt.replace_time_zone("UTC")
+        return (
+            pl.col("time")
+            .str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="us", strict=False)
+            .dt.replace_time_zone("UTC")
+        )
     return None
 
 
@@ -282,7 +286,11 @@ def request_parts() -> list[list[pl.Expr]]:
     origin_free = pl.when(origin_free == "").then(pl.lit("/")).otherwise(origin_free)
     stage4 = [
         ok.alias("_rq_ok"),
-        pl.when(absolute).then(origin_free).otherwise(target).str.splitn("?", 2).alias("_rq_split"),
+        pl.when(absolute)
+        .then(origin_free)
+        .otherwise(target)
+        .str.splitn("?", 2)
+        .alias("_rq_split"),
     ]
     ok_col, split = pl.col("_rq_ok"), pl.col("_rq_split")
     stage5 = [
@@ -301,7 +309,9 @@ def _aws_aliases(fmt: LogFormat) -> list[pl.Expr]:
     timings = [pl.col(n) for n in _AWS_TIMINGS if n in fmt.fields]
     exprs = [
         pl.coalesce(host, client).alias("remote_addr"),
-        client.str.extract(r":(\d+)$").cast(pl.UInt16, strict=False).alias("remote_port"),
+        client.str.extract(r":(\d+)$")
+        .cast(pl.UInt16, strict=False)
+        .alias("remote_port"),
         pl.col("elb_status_code").alias("status"),
         pl.col("sent_bytes").alias("bytes_sent"),
         pl.col("user_agent").alias("http_user_agent"),

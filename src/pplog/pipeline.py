@@ -12,7 +12,13 @@ import polars as pl
 
 from pplog import clientip, sources
 from pplog.errors import LogFormatError, OptionError
-from pplog.formats import DETECTION_ORDER, PRESETS, LogFormat, format_from_config, get_format
+from pplog.formats import (
+    DETECTION_ORDER,
+    PRESETS,
+    LogFormat,
+    format_from_config,
+    get_format,
+)
 from pplog.parse import parse
 from pplog.schema import LINE, OFFSET, RAW, REJECT_REASON, SOURCE, TEXT
 
@@ -60,7 +66,12 @@ def detect_format(lines: Sequence[str]) -> tuple[LogFormat, int]:
     best, best_ok = PRESETS[DETECTION_ORDER[0]], -1
     for name in DETECTION_ORDER:
         fmt = PRESETS[name]
-        ok = parse(frame, fmt).select(pl.col(REJECT_REASON).is_null().sum()).collect().item()
+        ok = (
+            parse(frame, fmt)
+            .select(pl.col(REJECT_REASON).is_null().sum())
+            .collect()
+            .item()
+        )
         if ok > best_ok:
             best, best_ok = fmt, ok
     return best, best_ok
@@ -101,7 +112,8 @@ def resolve_format(
             msg = (
                 f"no preset fits `{src.name}` (best: {fmt.name}, {max(ok, 0)} of "
                 f"{len(sample)} lines; first line: {first!r}); pass "
-                f"--log-format 'YOUR nginx log_format' or --nginx-conf /etc/nginx/nginx.conf"
+                "--log-format 'YOUR nginx log_format' or "
+                "--nginx-conf /etc/nginx/nginx.conf"
             )
             raise LogFormatError(msg)
         return fmt, f"auto-detected: {ok} of {len(sample)} sample lines fit"
@@ -137,7 +149,9 @@ def open_log(
         problems.append((name, message))
         (on_problem or _warn)(name, message)
 
-    lines, native = sources.scan_lines(srcs, on_problem=problem, on_progress=on_progress)
+    lines, native = sources.scan_lines(
+        srcs, on_problem=problem, on_progress=on_progress
+    )
     return LogScan(rows(lines, fmt), lines, native, fmt, note, srcs, problems)
 
 

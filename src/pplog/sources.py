@@ -31,7 +31,9 @@ from pplog.schema import LINE, OFFSET, SOURCE, TEXT
 STDIN = "-"
 CHUNK_BYTES = 8 << 20
 
-LINES_SCHEMA = pl.Schema({SOURCE: pl.String, LINE: pl.UInt64, OFFSET: pl.UInt64, TEXT: pl.String})
+LINES_SCHEMA = pl.Schema(
+    {SOURCE: pl.String, LINE: pl.UInt64, OFFSET: pl.UInt64, TEXT: pl.String}
+)
 
 _MAGIC = (
     (b"\x1f\x8b", "gzip"),
@@ -103,7 +105,11 @@ def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
         path = Path(text)
         if path.is_dir():
             found = sorted(
-                (p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")),
+                (
+                    p
+                    for p in path.iterdir()
+                    if p.is_file() and not p.name.startswith(".")
+                ),
                 key=_rotation_key,
             )
             if not found:
@@ -321,14 +327,20 @@ def _iter_source(
             try:
                 data = stream.read(chunk_bytes)
             except _READ_ERRORS as exc:
-                _report(on_problem, src.name, f"stopped at byte {offset + len(rest)}: {_describe(exc)}")
+                _report(
+                    on_problem,
+                    src.name,
+                    f"stopped at byte {offset + len(rest)}: {_describe(exc)}",
+                )
                 data = b""
                 if rest:
                     rest += b"\n"  # keep what was read before the damage
             if first and data:
                 first = False
                 if b"\x00" in data[:8192]:
-                    _report(on_problem, src.name, "skipped: binary data, not a text log")
+                    _report(
+                        on_problem, src.name, "skipped: binary data, not a text log"
+                    )
                     return
             if on_progress is not None:
                 on_progress(counter.count - reported)

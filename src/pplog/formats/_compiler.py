@@ -21,7 +21,9 @@ _ADDR = r"[^ \"]+"
 _UPSTREAM_LIST = r"[^ ,\"]+(?:(?:, | : )[^ ,\"]+)*"
 SHAPES: dict[str, str] = {
     "time_local": r"\d{2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}",
-    "time_iso8601": r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[+-]\d{2}:?\d{2}|Z)",
+    "time_iso8601": (
+        r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[+-]\d{2}:?\d{2}|Z)"
+    ),
     "msec": r"\d+(?:\.\d+)?",
     "request_time": r"\d+(?:\.\d+)?|-",
     "status": r"\d{3}|-",
@@ -192,7 +194,9 @@ def _regex(tokens: tuple[Token, ...], escape: str, offset: int = 0) -> str:
             and isinstance(after, Literal)
             and after.text.startswith('"')
         )
-        parts.append(_group(tok, offset + j, _value_pattern(tok, escape, quoted=quoted)))
+        parts.append(
+            _group(tok, offset + j, _value_pattern(tok, escape, quoted=quoted))
+        )
     parts.append("$")
     return "".join(parts)
 
@@ -220,7 +224,11 @@ def _segments(tokens: tuple[Token, ...]) -> tuple[Segment, ...]:
     for seg in _split_on_quotes(tokens):
         seg_tokens = tuple(seg)
         variables = [t for t in seg_tokens if isinstance(t, Variable)]
-        if len(variables) == 1 and len(seg_tokens) == 1 and variables[0].name not in SHAPES:
+        if (
+            len(variables) == 1
+            and len(seg_tokens) == 1
+            and variables[0].name not in SHAPES
+        ):
             out.append(Segment(seg_tokens, None))
             continue
         if not variables:
@@ -288,6 +296,7 @@ def split_escape(pieces: list[str]) -> tuple[str, list[str], list[str]]:
     for piece in pieces:
         if piece.startswith("escape="):
             warnings.append(
-                f"`{piece}` is not the first argument, so nginx writes it as literal text"
+                f"`{piece}` is not the first argument, so nginx writes it as "
+                "literal text"
             )
     return escape, pieces, warnings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,10 +69,14 @@ def _tokens(text: str, file: str) -> list[tuple[str, int, bool]]:
             out.append(("".join(buf), start_line, True))
         else:
             buf = []
+            in_braces = False  # inside `${name}` within a bare word
             while i < n and not text[i].isspace() and text[i] not in ";\"'":
-                if text[i] in "{}" and not (text[i] == "{" and buf and buf[-1] == "$"):
-                    if not (text[i] == "}" and "${" in "".join(buf)):
-                        break
+                if text[i] == "{" and buf and buf[-1] == "$":
+                    in_braces = True
+                elif text[i] == "}" and in_braces:
+                    in_braces = False
+                elif text[i] in "{}":
+                    break
                 if text[i] == "\\" and i + 1 < n:
                     buf.append(text[i + 1])
                     i += 2
@@ -143,7 +148,7 @@ def _walk(items: list[Directive], config: NginxConfig) -> None:
             _walk(d.block, config)
 
 
-def read_config(path: str | Path) -> NginxConfig:
+def read_config(path: str | os.PathLike[str]) -> NginxConfig:
     """Parse an nginx configuration file, following `include` directives."""
     path = Path(path)
     config = NginxConfig(path)
@@ -151,7 +156,9 @@ def read_config(path: str | Path) -> NginxConfig:
     return config
 
 
-def format_from_config(path: str | Path, name: str | None = None) -> LogFormat:
+def format_from_config(
+    path: str | os.PathLike[str], name: str | None = None
+) -> LogFormat:
     """The `log_format` called `name` in the configuration at `path`.
 
     With `name` left out, the configuration's one custom format is used; if it
@@ -160,7 +167,11 @@ def format_from_config(path: str | Path, name: str | None = None) -> LogFormat:
     config = read_config(path)
     formats = config.log_formats
     if name is None:
-        used = {a.args[1] for a in config.access_logs if len(a.args) > 1 and a.args[1] in formats}
+        used = {
+            a.args[1]
+            for a in config.access_logs
+            if len(a.args) > 1 and a.args[1] in formats
+        }
         if len(formats) == 1:
             name = next(iter(formats))
         elif len(used) == 1:

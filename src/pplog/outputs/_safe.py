@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 # C0, DEL, C1, and the Unicode controls that reorder or hide text on screen.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
+)
 
 
 def _escape(m: re.Match[str]) -> str:

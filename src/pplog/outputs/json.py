@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -42,10 +43,12 @@ class JsonReporter:
 
     def write(self, summary: Summary, options: ReportOptions) -> None:
         """Write `summary`."""
-        text = json.dumps(to_dict(summary), default=_default, ensure_ascii=False, indent=2)
+        text = json.dumps(
+            to_dict(summary), default=_default, ensure_ascii=False, indent=2
+        )
         if options.out is None:
             stream = options.stream or sys.stdout
             stream.write(text + "\n")
             return
         out = options.out / "summary.json" if options.out.is_dir() else options.out
-        atomic_write(out, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+        atomic_write(out, partial(Path.write_text, data=text + "\n", encoding="utf-8"))

@@ -14,7 +14,11 @@ from pplog.reports import Summary
 
 
 def _all_tables(summary: Summary) -> dict[str, pl.DataFrame]:
-    return {"overview": summary.overview, **summary.tables(), "rejects": summary.rejects}
+    return {
+        "overview": summary.overview,
+        **summary.tables(),
+        "rejects": summary.rejects,
+    }
 
 
 def _need_dir(options: ReportOptions, name: str) -> Path:
@@ -36,8 +40,7 @@ class CsvReporter:
         """Write `summary`."""
         out = _need_dir(options, self.name)
         for table, df in _all_tables(summary).items():
-            flat = df.with_columns(pl.col(pl.List(pl.Null)).cast(pl.String)) if df.width else df
-            atomic_write(out / f"{table}.csv", lambda tmp, d=flat: d.write_csv(tmp))
+            atomic_write(out / f"{table}.csv", df.write_csv)
 
 
 class ParquetReporter:
@@ -49,4 +52,4 @@ class ParquetReporter:
         """Write `summary`."""
         out = _need_dir(options, self.name)
         for table, df in _all_tables(summary).items():
-            atomic_write(out / f"{table}.parquet", lambda tmp, d=df: d.write_parquet(tmp))
+            atomic_write(out / f"{table}.parquet", df.write_parquet)

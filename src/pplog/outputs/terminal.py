@@ -93,7 +93,9 @@ def _overview(summary: Summary) -> list[Text]:
     if summary.sources:
         shown = ", ".join(safe_text(s) for s in summary.sources[:3])
         more = len(summary.sources) - 3
-        lines.append(Text(f"inputs:   {shown}" + (f" and {more} more" if more > 0 else "")))
+        lines.append(
+            Text(f"inputs:   {shown}" + (f" and {more} more" if more > 0 else ""))
+        )
     rejected = f"{ov.get('rejected', 0):,}"
     reasons = ov.get("rejected_by_reason") or {}
     if reasons:
@@ -104,14 +106,10 @@ def _overview(summary: Summary) -> list[Text]:
             f"rejected: {rejected}"
         )
     )
-    lines.append(
-        Text(
-            f"clients:  {ov.get('clients', 0):,}   bytes: {human_bytes(ov.get('bytes'))}"
-        )
-    )
-    lines.append(
-        Text(f"time:     {_when(ov.get('first_time'))} → {_when(ov.get('last_time'))} UTC")
-    )
+    clients, size = ov.get("clients", 0), human_bytes(ov.get("bytes"))
+    lines.append(Text(f"clients:  {clients:,}   bytes: {size}"))
+    first, last = _when(ov.get("first_time")), _when(ov.get("last_time"))
+    lines.append(Text(f"time:     {first} → {last} UTC"))
     classes = [
         f"{name} {ov.get(f'status_{name}', 0):,}"
         for name in ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
@@ -182,14 +180,22 @@ class TerminalReporter:
             console.print(_fitted(console, name, df, totals.get(name)))
         if summary.reject_samples.height:
             console.print()
-            console.print(Text("Rejected lines (first few; --rejects FILE keeps all)", style="bold"))
+            console.print(
+                Text(
+                    "Rejected lines (first few; --rejects FILE keeps all)", style="bold"
+                )
+            )
             for row in summary.reject_samples.iter_rows(named=True):
-                where = Text(f"  {safe_text(row['source'])}:{row['line']} ", style="dim")
+                where = Text(
+                    f"  {safe_text(row['source'])}:{row['line']} ", style="dim"
+                )
                 where.append(f"{row['reject_reason']}: ", style="yellow")
                 where.append(safe_text(row["raw"])[:200])
                 console.print(where, overflow="ellipsis", no_wrap=True, crop=True)
         if summary.problems:
             console.print()
-            console.print(Text("Inputs that could not be read completely", style="bold red"))
+            console.print(
+                Text("Inputs that could not be read completely", style="bold red")
+            )
             for name, problem in summary.problems:
                 console.print(Text(f"  {safe_text(name)}: {safe_text(problem)}"))

@@ -75,7 +75,9 @@ def distinct_for(
     return distinct_per_group(shown_rows(lf, table, keys), keys, value, name)
 
 
-def add_counts(table: pl.DataFrame, counts: pl.DataFrame, keys: list[str], name: str) -> pl.DataFrame:
+def add_counts(
+    table: pl.DataFrame, counts: pl.DataFrame, keys: list[str], name: str
+) -> pl.DataFrame:
     """Join a `distinct_for` result onto `table`; groups with none get 0."""
     joined = table.with_columns(key_hash(keys)).join(
         counts, on="_kh", how="left", maintain_order="left"

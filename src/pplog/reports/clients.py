@@ -7,7 +7,16 @@ import polars as pl
 from pplog.reports._columns import add_counts, bytes_column, distinct_for
 from pplog.schema import CLIENT_IP, PATH, STATUS, TIME
 
-COLUMNS = ("client_ip", "requests", "bytes", "errors_4xx", "errors_5xx", "paths", "first_time", "last_time")
+COLUMNS = (
+    "client_ip",
+    "requests",
+    "bytes",
+    "errors_4xx",
+    "errors_5xx",
+    "paths",
+    "first_time",
+    "last_time",
+)
 
 
 def clients(lf: pl.LazyFrame, *, top: int = 10) -> pl.LazyFrame:
@@ -22,7 +31,9 @@ def clients(lf: pl.LazyFrame, *, top: int = 10) -> pl.LazyFrame:
         pl.col(TIME).min().alias("first_time"),
         pl.col(TIME).max().alias("last_time"),
     )
-    table = table.sort(["requests", CLIENT_IP], descending=[True, False], nulls_last=True)
+    table = table.sort(
+        ["requests", CLIENT_IP], descending=[True, False], nulls_last=True
+    )
     return table.head(top) if top else table
 
 

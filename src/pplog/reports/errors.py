@@ -20,7 +20,9 @@ def errors(lf: pl.LazyFrame, *, top: int = 10) -> pl.LazyFrame:
             pl.col(TIME).min().alias("first_time"),
             pl.col(TIME).max().alias("last_time"),
         )
-        .sort(["requests", STATUS, PATH], descending=[True, False, False], nulls_last=True)
+        .sort(
+            ["requests", STATUS, PATH], descending=[True, False, False], nulls_last=True
+        )
     )
     return table.head(top) if top else table
 

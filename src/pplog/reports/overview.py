@@ -42,7 +42,15 @@ def overview(lf: pl.LazyFrame) -> pl.LazyFrame:
         .unique()
         .select(pl.len().cast(pl.UInt64).alias("clients"))
     )
-    order = ["lines", "requests", "rejected", "clients", "bytes", "first_time", "last_time"]
+    order = [
+        "lines",
+        "requests",
+        "rejected",
+        "clients",
+        "bytes",
+        "first_time",
+        "last_time",
+    ]
     out = pl.concat([totals, parsed, clients], how="horizontal")
     return out.select(order + [f"status_{n}" for n in (*STATUS_CLASSES, "other")])
 

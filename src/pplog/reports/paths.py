@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import polars as pl
 
-from pplog.reports._columns import add_counts, bytes_column, distinct_for, has_latency, shown_rows
+from pplog.reports._columns import (
+    add_counts,
+    bytes_column,
+    distinct_for,
+    has_latency,
+    shown_rows,
+)
 from pplog.schema import CLIENT_IP, PATH, REQUEST_TIME, STATUS
 
-COLUMNS = ("path", "requests", "clients", "bytes", "ok_2xx_3xx", "errors_4xx", "errors_5xx")
+COLUMNS = (
+    "path",
+    "requests",
+    "clients",
+    "bytes",
+    "ok_2xx_3xx",
+    "errors_4xx",
+    "errors_5xx",
+)
 
 
 def paths(lf: pl.LazyFrame, *, top: int = 10) -> pl.LazyFrame:
@@ -41,7 +55,9 @@ def finish(table: pl.DataFrame, extra: list[pl.DataFrame]) -> pl.DataFrame:
     """The table with the follow-up columns, in contract order."""
     out = add_counts(table, extra[0], [PATH], "clients").select(COLUMNS)
     if len(extra) > 1:
-        out = out.join(extra[1], on=PATH, how="left", nulls_equal=True, maintain_order="left")
+        out = out.join(
+            extra[1], on=PATH, how="left", nulls_equal=True, maintain_order="left"
+        )
     return out
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from pplog._unescape import unescape
 from pplog.errors import OptionError, ReportError
 from pplog.pipeline import LogScan, PathArg, open_log, rows
 from pplog.reports import clients as clients_report
@@ -20,7 +21,6 @@ from pplog.reports.clients import clients
 from pplog.reports.errors import errors
 from pplog.reports.overview import overview, rejects_by_reason
 from pplog.reports.paths import paths
-from pplog._unescape import unescape
 from pplog.schema import (
     BODY_BYTES_SENT,
     BYTES_SENT,
@@ -97,7 +97,11 @@ class Summary:
         )
 
     def _repr_html_(self) -> str:
-        parts = [f"<p>{self!r}</p>".replace("<pplog", "&lt;pplog").replace("rejects>", "rejects&gt;")]
+        parts = [
+            f"<p>{self!r}</p>".replace("<pplog", "&lt;pplog").replace(
+                "rejects>", "rejects&gt;"
+            )
+        ]
         for name, table in {"overview": self.overview, **self.tables()}.items():
             parts.append(f"<h4>{name}</h4>{table._repr_html_()}")
         return "".join(parts)
@@ -171,7 +175,8 @@ def summarize(
         lf = source.lazy()
         if REJECT_REASON not in lf.collect_schema().names():
             lf = lf.with_columns(
-                pl.lit(None, pl.String).alias(REJECT_REASON), pl.lit(None, pl.String).alias(RAW)
+                pl.lit(None, pl.String).alias(REJECT_REASON),
+                pl.lit(None, pl.String).alias(RAW),
             )
     else:
         scan = open_log(
@@ -226,14 +231,13 @@ def _spooled(lf: pl.LazyFrame, spool: Path, *, with_offset: bool) -> pl.LazyFram
         rejected = pl.col(REJECT_REASON).is_not_null()
         keep = [
             # where a line came from and its text matter for rejects only
-            pl.when(rejected).then(pl.col(c)).alias(c) if c in (RAW, SOURCE, LINE, OFFSET)
+            pl.when(rejected).then(pl.col(c)).alias(c)
+            if c in (RAW, SOURCE, LINE, OFFSET)
             else pl.col(c)
             for c in REPORT_COLUMNS
             if c in names
         ]
-        lf.select(keep).sink_parquet(
-            path, compression="lz4", statistics=False
-        )
+        lf.select(keep).sink_parquet(path, compression="lz4", statistics=False)
     except OSError as exc:
         msg = f"cannot write a temporary file for the summary: {exc.strerror or exc}"
         raise ReportError(msg) from exc
