@@ -13,6 +13,7 @@ import polars as pl
 
 import pplog
 from pplog import outputs
+from pplog.clientip import STRATEGIES, ProxyPolicy
 from pplog.errors import OptionError, PplogError, ReportError
 from pplog.formats import PRESETS, LogFormat, get_format
 from pplog.outputs import ReportOptions
@@ -74,6 +75,78 @@ def format_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def proxy_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`--set-real-ip-from`, `--real-ip-header`, `--real-ip-recursive`, strategies."""
+    options = [
+        click.option(
+            "--set-real-ip-from",
+            "trusted",
+            multiple=True,
+            metavar="CIDR",
+            help=(
+                "A trusted balancer/proxy range, as nginx's set_real_ip_from "
+                "(repeat; default: loopback and private ranges)."
+            ),
+        ),
+        click.option(
+            "--real-ip-header",
+            type=click.Choice(
+                ["auto", "proxy_protocol", "X-Forwarded-For", "X-Real-IP", "Forwarded"]
+            ),
+            help="Where the client address is (nginx's real_ip_header).",
+        ),
+        click.option(
+            "--real-ip-recursive/--no-real-ip-recursive",
+            default=None,
+            help="Walk past trusted addresses (nginx real_ip_recursive) [default: on].",
+        ),
+        click.option(
+            "--client-strategy",
+            type=click.Choice(list(STRATEGIES)),
+            default="realip",
+            show_default=True,
+            help=(
+                "realip: nginx's rules; hops: the address --trusted-hops entries from "
+                "the right; leftmost-public: first public address (spoofable)."
+            ),
+        ),
+        click.option(
+            "--trusted-hops",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            help="For --client-strategy hops: proxies that each append one address.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _policy(
+    trusted: tuple[str, ...],
+    header: str | None,
+    recursive: bool | None,
+    strategy: str,
+    hops: int,
+) -> dict[str, Any]:
+    """Library keywords for the proxy options (a ProxyPolicy for other strategies)."""
+    if strategy == "realip":
+        return {
+            "trusted": list(trusted) or None,
+            "real_ip_header": header,
+            "recursive": recursive,
+        }
+    policy = ProxyPolicy(
+        trusted=list(trusted) or None,
+        header=header or "auto",
+        recursive=True if recursive is None else recursive,
+        strategy=strategy,
+        hops=hops,
+    )
+    return {"policy": policy}
+
+
 @click.group(context_settings=CONTEXT)
 @click.version_option(pplog.__version__, "-V", "--version", prog_name="pplog")
 @click.option("--debug", is_flag=True, help="Show a traceback for unexpected failures.")
@@ -96,6 +169,7 @@ def cli(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
 @cli.command("summarize", context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 @format_options
+@proxy_options
 @click.option(
     "--top",
     default=10,
@@ -137,6 +211,11 @@ def summarize_cmd(
     log_format: str | None,
     nginx_conf: Path | None,
     log_format_name: str | None,
+    trusted: tuple[str, ...],
+    real_ip_header: str | None,
+    real_ip_recursive: bool | None,
+    client_strategy: str,
+    trusted_hops: int,
     top: int,
     targets: tuple[str, ...],
     output: Path | None,
@@ -154,6 +233,7 @@ def summarize_cmd(
       pplog summarize sample_logs/elb-access.log
       pplog summarize access.log access.log.1 access.log.2.gz --top 20
       pplog summarize access.log --format main --to json -o summary.json
+      pplog summarize access.log --format main --set-real-ip-from 10.0.0.0/8
       pplog summarize access.log --nginx-conf /etc/nginx/nginx.conf
       zcat access.log.*.gz | pplog summarize - --rejects rejects.jsonl
     """
@@ -168,8 +248,12 @@ def summarize_cmd(
         raise click.UsageError(msg)
     show_progress = sys.stderr.isatty() if progress is None else progress
     with errors_as_click(), _progress(show_progress) as on_progress:
+        proxy = _policy(
+            trusted, real_ip_header, real_ip_recursive, client_strategy, trusted_hops
+        )
         summary = pplog.summarize(
             list(paths),
+            **proxy,
             top=top,
             format=format_name,
             log_format=log_format,

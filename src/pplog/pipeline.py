@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from pplog import clientip, sources
+from pplog.clientip import ProxyPolicy
 from pplog.errors import LogFormatError, OptionError
 from pplog.formats import (
     DETECTION_ORDER,
@@ -18,6 +19,7 @@ from pplog.formats import (
     LogFormat,
     format_from_config,
     get_format,
+    realip_from_config,
 )
 from pplog.parse import parse
 from pplog.schema import LINE, OFFSET, RAW, REJECT_REASON, SOURCE, TEXT
@@ -45,6 +47,7 @@ class LogScan:
     detection: str | None
     sources: list[Source]
     problems: list[tuple[str, str]] = field(default_factory=list)
+    policy: ProxyPolicy = field(default_factory=lambda: ProxyPolicy())
 
     @property
     def total_bytes(self) -> int:
@@ -131,10 +134,14 @@ def open_log(
     log_format: str | None = None,
     nginx_conf: str | os.PathLike[str] | None = None,
     log_format_name: str | None = None,
+    trusted: Sequence[str] | None = None,
+    real_ip_header: str | None = None,
+    recursive: bool | None = None,
+    policy: ProxyPolicy | None = None,
     on_problem: ProblemHandler | None = None,
     on_progress: ProgressHandler | None = None,
 ) -> LogScan:
-    """Resolve inputs and format; return a `LogScan` whose frame keeps rejects."""
+    """Resolve inputs, format and proxy policy; the `LogScan` frame keeps rejects."""
     srcs = sources.expand(source)  # type: ignore[arg-type]
     fmt, note = resolve_format(
         srcs,
@@ -149,16 +156,57 @@ def open_log(
         problems.append((name, message))
         (on_problem or _warn)(name, message)
 
+    policy = resolve_policy(
+        policy,
+        trusted=trusted,
+        real_ip_header=real_ip_header,
+        recursive=recursive,
+        nginx_conf=nginx_conf,
+        fmt=fmt,
+    )
     lines, native = sources.scan_lines(
         srcs, on_problem=problem, on_progress=on_progress
     )
-    return LogScan(rows(lines, fmt), lines, native, fmt, note, srcs, problems)
+    frame = rows(lines, fmt, policy=policy)
+    return LogScan(frame, lines, native, fmt, note, srcs, problems, policy)
 
 
-def rows(lines: pl.LazyFrame, fmt: LogFormat, *, decode: bool = True) -> pl.LazyFrame:
+def resolve_policy(
+    policy: ProxyPolicy | None,
+    *,
+    trusted: Sequence[str] | None = None,
+    real_ip_header: str | None = None,
+    recursive: bool | None = None,
+    nginx_conf: str | os.PathLike[str] | None = None,
+    fmt: LogFormat | None = None,
+) -> ProxyPolicy:
+    """The proxy policy: explicit settings, else nginx.conf's realip, else defaults."""
+    if policy is not None:
+        return policy
+    settings = None
+    if nginx_conf is not None and fmt is not None:
+        settings = realip_from_config(nginx_conf, fmt.name)
+    base = ProxyPolicy(
+        trusted=settings.trusted if settings else None,
+        header=settings.header if settings else "auto",
+        recursive=settings.recursive if settings else True,
+    )
+    return ProxyPolicy(
+        trusted=trusted if trusted is not None else base.trusted,
+        header=real_ip_header if real_ip_header is not None else base.header,
+        recursive=recursive if recursive is not None else base.recursive,
+    )
+
+
+def rows(
+    lines: pl.LazyFrame,
+    fmt: LogFormat,
+    *,
+    decode: bool = True,
+    policy: ProxyPolicy | None = None,
+) -> pl.LazyFrame:
     """Parse and attribute a frame of lines: the row columns of the design."""
-    frame = parse(lines, fmt, decode=decode)
-    return frame.with_columns(clientip.client_ip(frame.collect_schema().names()))
+    return clientip.attribute(parse(lines, fmt, decode=decode), policy)
 
 
 def scan_log(
@@ -168,6 +216,10 @@ def scan_log(
     log_format: str | None = None,
     nginx_conf: str | os.PathLike[str] | None = None,
     log_format_name: str | None = None,
+    trusted: Sequence[str] | None = None,
+    real_ip_header: str | None = None,
+    recursive: bool | None = None,
+    policy: ProxyPolicy | None = None,
     include_rejects: bool = False,
 ) -> pl.LazyFrame:
     """Lazily read nginx (or AWS load-balancer) access logs into typed rows.
@@ -187,6 +239,12 @@ def scan_log(
         An nginx configuration to take the ``log_format`` from.
     log_format_name
         Which ``log_format`` of `nginx_conf`; may be left out when there is one.
+    trusted, real_ip_header, recursive
+        nginx's ``set_real_ip_from`` ranges, ``real_ip_header`` (or ``auto``)
+        and ``real_ip_recursive``; see `ProxyPolicy`. Unset values come from
+        `nginx_conf`'s realip directives when given, else the defaults.
+    policy
+        A `ProxyPolicy`, instead of the three settings above.
     include_rejects
         Keep lines that did not parse, with `reject_reason` and `raw` set.
 
@@ -215,6 +273,10 @@ def scan_log(
         log_format=log_format,
         nginx_conf=nginx_conf,
         log_format_name=log_format_name,
+        trusted=trusted,
+        real_ip_header=real_ip_header,
+        recursive=recursive,
+        policy=policy,
     )
     if include_rejects:
         return scan.frame
@@ -228,6 +290,10 @@ def read_log(
     log_format: str | None = None,
     nginx_conf: str | os.PathLike[str] | None = None,
     log_format_name: str | None = None,
+    trusted: Sequence[str] | None = None,
+    real_ip_header: str | None = None,
+    recursive: bool | None = None,
+    policy: ProxyPolicy | None = None,
     include_rejects: bool = False,
 ) -> pl.DataFrame:
     """Read access logs into a DataFrame; the eager form of `scan_log`.
@@ -245,5 +311,9 @@ def read_log(
         log_format=log_format,
         nginx_conf=nginx_conf,
         log_format_name=log_format_name,
+        trusted=trusted,
+        real_ip_header=real_ip_header,
+        recursive=recursive,
+        policy=policy,
         include_rejects=include_rejects,
     ).collect(engine="streaming")

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from pplog.errors import LogFormatError
 from pplog.formats._logformat import LogFormat
-from pplog.formats._nginxconf import format_from_config, read_config
+from pplog.formats._nginxconf import (
+    RealIPSettings,
+    format_from_config,
+    read_config,
+    realip_from_config,
+)
 from pplog.formats._presets import DETECTION_ORDER, PRESETS
 
 __all__ = [
     "DETECTION_ORDER",
     "PRESETS",
     "LogFormat",
+    "RealIPSettings",
     "format_from_config",
     "get_format",
     "read_config",
+    "realip_from_config",
 ]
 
 

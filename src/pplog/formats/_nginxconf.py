@@ -200,3 +200,74 @@ def format_from_config(
     except LogFormatError as exc:
         msg = f"{exc} (log_format `{name}` at {d.file}:{d.line})"
         raise LogFormatError(msg) from exc
+
+
+@dataclass(frozen=True)
+class RealIPSettings:
+    """`set_real_ip_from`, `real_ip_header`, `real_ip_recursive` as configured."""
+
+    trusted: tuple[str, ...]
+    header: str
+    recursive: bool
+
+
+_REALIP = ("set_real_ip_from", "real_ip_header", "real_ip_recursive")
+_NGINX_HEADERS = {"X-Forwarded-For": "X-Forwarded-For", "X-Real-IP": "X-Real-IP"}
+
+
+def _realip_in(items: list[Directive]) -> dict[str, list[Directive]]:
+    found: dict[str, list[Directive]] = {name: [] for name in _REALIP}
+    for d in items:
+        if d.name in found:
+            found[d.name].append(d)
+    return found
+
+
+def _uses_format(block: list[Directive], name: str) -> bool:
+    for d in block:
+        if d.name == "access_log" and len(d.args) > 1 and d.args[1] == name:
+            return True
+        if d.block and _uses_format(d.block, name):
+            return True
+    return False
+
+
+def realip_from_config(
+    path: str | os.PathLike[str], format_name: str
+) -> RealIPSettings | None:
+    """The realip settings of the server whose `access_log` uses `format_name`.
+
+    Server-level directives override http-level ones, as in nginx. None when
+    the configuration has no `set_real_ip_from` (realip is then inactive).
+    """
+    top = _parse(Path(path), Path(path).parent)
+    http = next((d for d in top if d.name == "http" and d.block), None)
+    scope = http.block if http and http.block else top
+    levels = [_realip_in(scope)]
+    for server in (d for d in scope if d.name == "server" and d.block):
+        if _uses_format(server.block or [], format_name):
+            levels.append(_realip_in(server.block or []))
+            break
+    merged: dict[str, list[Directive]] = {name: [] for name in _REALIP}
+    for level in levels:  # the innermost level that sets a directive wins
+        for name, found in level.items():
+            if found:
+                merged[name] = found
+    trusted = tuple(d.args[0] for d in merged["set_real_ip_from"] if d.args)
+    if not trusted:
+        return None
+    header = (
+        merged["real_ip_header"][-1].args[0]
+        if merged["real_ip_header"]
+        else "X-Real-IP"
+    )
+    if header not in ("proxy_protocol", "X-Forwarded-For", "X-Real-IP"):
+        msg = (
+            f"real_ip_header `{header}` in `{path}` names a header pplog cannot see in "
+            f"the log; pass --real-ip-header to choose what to read"
+        )
+        raise LogFormatError(msg)
+    recursive = bool(merged["real_ip_recursive"]) and merged["real_ip_recursive"][
+        -1
+    ].args[:1] == ["on"]
+    return RealIPSettings(trusted, header, recursive)

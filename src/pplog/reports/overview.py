@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import polars as pl
 
+from pplog._ipaddr import _V4_STRICT, Network, parse_networks
+from pplog.clientip import DEFAULT_TRUSTED, FORWARDED_BY_UNTRUSTED, ProxyPolicy
 from pplog.reports._columns import bytes_column, key_hash
 from pplog.schema import CLIENT_IP, REJECT_REASON, STATUS, TIME
 
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 
 
-def overview(lf: pl.LazyFrame) -> pl.LazyFrame:
+def overview(lf: pl.LazyFrame, policy: ProxyPolicy | None = None) -> pl.LazyFrame:
     """One row of totals over every line, parsed or rejected.
+
+    Besides the totals it counts what a reader should distrust:
+    `without_client_address` (no address to credit), `forwarded_by_untrusted`
+    (a forwarding header from a peer outside the trusted ranges, ignored: may
+    be spoofing), `client_private_or_trusted` (the credited address is private
+    or one of the trusted proxies: realip probably not configured).
 
     Written as plain streaming aggregations over the parsed rows, plus a
     unique over 64-bit client hashes for the distinct client count.
@@ -35,7 +43,24 @@ def overview(lf: pl.LazyFrame) -> pl.LazyFrame:
         pl.len().cast(pl.UInt64).alias("lines"),
         pl.col(REJECT_REASON).is_not_null().sum().cast(pl.UInt64).alias("rejected"),
     )
+    trusted = list((policy or ProxyPolicy()).trusted or ())
+    ranges = parse_networks((*trusted, *DEFAULT_TRUSTED))
+    exprs += [
+        pl.col(CLIENT_IP)
+        .is_null()
+        .sum()
+        .cast(pl.UInt64)
+        .alias("without_client_address"),
+        (
+            pl.col(FORWARDED_BY_UNTRUSTED).sum()
+            if FORWARDED_BY_UNTRUSTED in columns
+            else pl.lit(0)
+        )
+        .cast(pl.UInt64)
+        .alias("forwarded_by_untrusted"),
+    ]
     parsed = ok_rows.select(exprs)
+    private = _private_or_trusted(ok_rows, ranges)
     clients = (
         ok_rows.filter(pl.col(CLIENT_IP).is_not_null())
         .select(key_hash([CLIENT_IP]))
@@ -50,9 +75,58 @@ def overview(lf: pl.LazyFrame) -> pl.LazyFrame:
         "bytes",
         "first_time",
         "last_time",
+        "without_client_address",
+        "forwarded_by_untrusted",
+        "client_private_or_trusted",
     ]
-    out = pl.concat([totals, parsed, clients], how="horizontal")
+    out = pl.concat([totals, parsed, clients, private], how="horizontal")
     return out.select(order + [f"status_{n}" for n in (*STATUS_CLASSES, "other")])
+
+
+# IPv6 private space: ULA fc00::/7, link-local fe80::/10, loopback, and
+# IPv4-mapped forms of the IPv4 private ranges.
+_V6_PRIVATE = (
+    r"(?i)^(?:f[cd][0-9a-f]{0,2}:|fe[89ab][0-9a-f]:|::1$|"
+    r"::ffff:(?:10|127)\.|::ffff:192\.168\.|::ffff:172\.(?:1[6-9]|2\d|3[01])\.|"
+    r"::ffff:169\.254\.)"
+)
+
+
+def _private_or_trusted(lf: pl.LazyFrame, ranges: tuple[Network, ...]) -> pl.LazyFrame:
+    """Count requests whose `client_ip` is private or in a trusted range.
+
+    `client_ip` is already nginx's rendering, so IPv4 converts to an integer
+    with plain string expressions and each range is one mask test; IPv6 is
+    tested against the standard private prefixes. No per-address parsing.
+    """
+    ip = pl.col(CLIENT_IP)
+    octets = pl.col("_oct")
+    v4 = pl.col("_v4")
+    tests = [(v4 & net.v4[1]) == net.v4[0] for net in ranges if net.v4 is not None]
+    if any(net.unix for net in ranges):
+        tests.append(ip == "unix:")
+    tests.append(ip.str.contains(_V6_PRIVATE))
+    return (
+        lf.select(ip)
+        .with_columns(
+            pl.when(ip.str.contains(_V4_STRICT)).then(ip.str.split(".")).alias("_oct")
+        )
+        .with_columns(
+            (
+                octets.list.get(0, null_on_oob=True).cast(pl.UInt32) * (1 << 24)
+                + octets.list.get(1, null_on_oob=True).cast(pl.UInt32) * (1 << 16)
+                + octets.list.get(2, null_on_oob=True).cast(pl.UInt32) * (1 << 8)
+                + octets.list.get(3, null_on_oob=True).cast(pl.UInt32)
+            ).alias("_v4")
+        )
+        .select(
+            pl.any_horizontal(tests)
+            .fill_null(False)  # noqa: FBT003
+            .sum()
+            .cast(pl.UInt64)
+            .alias("client_private_or_trusted")
+        )
+    )
 
 
 def rejects_by_reason(lf: pl.LazyFrame) -> pl.LazyFrame:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -12,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from pplog._unescape import unescape
+from pplog.clientip import FORWARDED_BY_UNTRUSTED, HEADERS, ProxyPolicy, attribute
 from pplog.errors import OptionError, ReportError
-from pplog.pipeline import LogScan, PathArg, open_log, rows
+from pplog.parse import parse
+from pplog.pipeline import LogScan, PathArg, open_log
 from pplog.reports import clients as clients_report
 from pplog.reports import errors as errors_report
 from pplog.reports import paths as paths_report
@@ -25,11 +28,15 @@ from pplog.schema import (
     BODY_BYTES_SENT,
     BYTES_SENT,
     CLIENT_IP,
+    HTTP_X_FORWARDED_FOR,
     LINE,
     OFFSET,
     PATH,
+    PROXY_PROTOCOL_ADDR,
     RAW,
+    REALIP_REMOTE_ADDR,
     REJECT_REASON,
+    REMOTE_ADDR,
     REQUEST_TIME,
     SOURCE,
     STATUS,
@@ -140,6 +147,10 @@ def summarize(
     nginx_conf: str | os.PathLike[str] | None = None,
     log_format_name: str | None = None,
     rejects: str | os.PathLike[str] | None = None,
+    trusted: Sequence[str] | None = None,
+    real_ip_header: str | None = None,
+    recursive: bool | None = None,
+    policy: ProxyPolicy | None = None,
     on_problem: ProblemHandler | None = None,
     on_progress: ProgressHandler | None = None,
 ) -> Summary:
@@ -152,6 +163,8 @@ def summarize(
         rows from `scan_log` / `read_log` (with or without ``include_rejects``).
     top
         Rows per table; 0 keeps every row.
+    trusted, real_ip_header, recursive, policy
+        Who to believe about client addresses, as for `scan_log`.
     rejects
         Write every rejected line to this file as JSON lines (``source``,
         ``line``, ``offset``, ``reject_reason``, ``raw``).
@@ -185,22 +198,30 @@ def summarize(
             log_format=log_format,
             nginx_conf=nginx_conf,
             log_format_name=log_format_name,
+            trusted=trusted,
+            real_ip_header=real_ip_header,
+            recursive=recursive,
+            policy=policy,
             on_problem=on_problem,
             on_progress=on_progress,
         )
         # free text stays escaped through the aggregations; tables decode it
-        lf = rows(scan.lines, scan.format, decode=False)
+        # and the client is attributed after the spool, from its raw inputs
+        lf = parse(scan.lines, scan.format, decode=False)
     with tempfile.TemporaryDirectory(prefix="pplog-") as spool:
         if not isinstance(source, pl.DataFrame):
             # offsets of polars-read lines cost a running sum: see _write_rejects
             with_offset = scan is None or not scan.native
             lf = _spooled(lf, Path(spool), with_offset=with_offset)
+        if scan is not None:
+            lf = attribute(lf, scan.policy, eager_decisions=True)
         return _summarize(lf, scan, top=top, rejects=rejects)
 
 
 # What the tables read; everything else is never materialised.
 REPORT_COLUMNS = (
     CLIENT_IP,
+    FORWARDED_BY_UNTRUSTED,
     PATH,
     STATUS,
     BODY_BYTES_SENT,
@@ -212,6 +233,20 @@ REPORT_COLUMNS = (
     LINE,
     OFFSET,
     RAW,
+)
+
+
+# What `clientip.attribute` reads, for logs attributed after spooling.
+ATTRIBUTION_INPUTS = (
+    REALIP_REMOTE_ADDR,
+    REMOTE_ADDR,
+    PROXY_PROTOCOL_ADDR,
+    HTTP_X_FORWARDED_FOR,
+    *(
+        c
+        for c in HEADERS.values()
+        if c not in (PROXY_PROTOCOL_ADDR, HTTP_X_FORWARDED_FOR)
+    ),
 )
 
 
@@ -234,7 +269,7 @@ def _spooled(lf: pl.LazyFrame, spool: Path, *, with_offset: bool) -> pl.LazyFram
             pl.when(rejected).then(pl.col(c)).alias(c)
             if c in (RAW, SOURCE, LINE, OFFSET)
             else pl.col(c)
-            for c in REPORT_COLUMNS
+            for c in (*REPORT_COLUMNS, *ATTRIBUTION_INPUTS)
             if c in names
         ]
         lf.select(keep).sink_parquet(path, compression="lz4", statistics=False)
@@ -253,7 +288,7 @@ def _summarize(
 ) -> Summary:
     ok = lf.filter(pl.col(REJECT_REASON).is_null())
     frames = [
-        overview(lf),
+        overview(lf, scan.policy if scan else None),
         clients(ok, top=top),
         paths(ok, top=top),
         errors(ok, top=top),
