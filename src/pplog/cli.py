@@ -193,6 +193,20 @@ def cli(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     help="File for json, directory for csv/parquet (default: stdout for json).",
 )
 @click.option(
+    "--geoip",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=(
+        "MaxMind DB (country/city and ASN; GeoLite2 or DB-IP), repeatable; "
+        "default: found in /usr/share/GeoIP or /var/lib/GeoIP."
+    ),
+)
+@click.option(
+    "--exclude-bots",
+    is_flag=True,
+    help="Leave out crawlers, AI crawlers, health checkers and scanners.",
+)
+@click.option(
     "--rejects",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write every rejected line (file, line, reason, text) to FILE as JSON lines.",
@@ -219,6 +233,8 @@ def summarize_cmd(
     top: int,
     targets: tuple[str, ...],
     output: Path | None,
+    geoip: tuple[Path, ...],
+    exclude_bots: bool,
     rejects: Path | None,
     width: int | None,
     progress: bool | None,
@@ -260,6 +276,8 @@ def summarize_cmd(
             nginx_conf=nginx_conf,
             log_format_name=log_format_name,
             rejects=rejects,
+            geoip=list(geoip) or None,
+            exclude_bots=exclude_bots,
             on_problem=lambda name, message: _warn(f"{name}: {message}"),
             on_progress=on_progress,
         )

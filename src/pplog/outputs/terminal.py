@@ -20,7 +20,14 @@ from pplog.outputs._options import ReportOptions
 from pplog.outputs._safe import safe_text
 from pplog.reports import Summary
 
-_TITLES = {"clients": "Top clients", "paths": "Top paths", "errors": "Errors (4xx/5xx)"}
+_TITLES = {
+    "clients": "Top clients (health checkers not counted)",
+    "paths": "Top paths",
+    "errors": "Errors (4xx/5xx)",
+    "agents": "User agents",
+    "countries": "Countries",
+    "networks": "Networks (ASN)",
+}
 _NUMERIC = (pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Int32, pl.Int64, pl.Float64)
 
 
@@ -116,6 +123,20 @@ def _overview(summary: Summary) -> list[Text]:
         if ov.get(f"status_{name}", 0)
     ]
     lines.append(Text("status:   " + ("   ".join(classes) or "-")))
+    distrust = [
+        f"{label} {ov[key]:,}"
+        for key, label in (
+            ("health_checks", "health checks"),
+            ("without_client_address", "no client address"),
+            ("forwarded_by_untrusted", "XFF from untrusted peers"),
+            ("client_private_or_trusted", "credited to private/balancer addresses"),
+        )
+        if ov.get(key)
+    ]
+    if distrust:
+        lines.append(Text("check:    " + "   ".join(distrust), style="yellow"))
+    if summary.geoip and not summary.geoip.startswith("GeoIP:"):
+        lines.append(Text(f"note:     {summary.geoip}", style="dim"))
     return lines
 
 
@@ -175,7 +196,7 @@ class TerminalReporter:
         for name, df in summary.tables().items():
             console.print()
             if df.height == 0:
-                console.print(Text(f"{_TITLES[name]}: none", style="bold"))
+                console.print(Text(f"{_TITLES.get(name, name)}: none", style="bold"))
                 continue
             console.print(_fitted(console, name, df, totals.get(name)))
         if summary.reject_samples.height:

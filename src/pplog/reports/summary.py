@@ -14,6 +14,14 @@ import polars as pl
 
 from pplog._unescape import unescape
 from pplog.clientip import FORWARDED_BY_UNTRUSTED, HEADERS, ProxyPolicy, attribute
+from pplog.enrich.geo import (
+    HOW_TO_GET,
+    GeoDatabases,
+    by_asn,
+    by_country,
+    default_database_paths,
+    open_databases,
+)
 from pplog.errors import OptionError, ReportError
 from pplog.parse import parse
 from pplog.pipeline import LogScan, PathArg, open_log
@@ -21,6 +29,16 @@ from pplog.reports import clients as clients_report
 from pplog.reports import errors as errors_report
 from pplog.reports import paths as paths_report
 from pplog.reports.clients import clients
+from pplog.reports.enriched import (
+    AGENT_CLASS,
+    HEALTH_CHECK,
+    agent_classes,
+    agents,
+    distinct_clients,
+    with_geo,
+    without_bots,
+    without_health_checks,
+)
 from pplog.reports.errors import errors
 from pplog.reports.overview import overview, rejects_by_reason
 from pplog.reports.paths import paths
@@ -28,6 +46,7 @@ from pplog.schema import (
     BODY_BYTES_SENT,
     BYTES_SENT,
     CLIENT_IP,
+    HTTP_USER_AGENT,
     HTTP_X_FORWARDED_FOR,
     LINE,
     OFFSET,
@@ -79,10 +98,12 @@ class Summary:
     sources: list[str] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
     top: int = 10
+    extra: dict[str, pl.DataFrame] = field(default_factory=dict)
+    geoip: str | None = None
 
     def tables(self) -> dict[str, pl.DataFrame]:
-        """The row tables by name, in report order."""
-        return {name: getattr(self, name) for name in TABLES}
+        """The row tables by name, in report order (enrichment tables last)."""
+        return {**{name: getattr(self, name) for name in TABLES}, **self.extra}
 
     def overview_dict(self) -> dict[str, Any]:
         """The overview as a plain dict, with rejects by reason and the format."""
@@ -91,6 +112,7 @@ class Summary:
             r[REJECT_REASON]: r["lines"] for r in self.rejects.iter_rows(named=True)
         }
         row["format"] = self.format
+        row["geoip"] = self.geoip
         row["sources"] = list(self.sources)
         row["unreadable"] = [{"source": s, "problem": p} for s, p in self.problems]
         return row
@@ -147,6 +169,9 @@ def summarize(
     nginx_conf: str | os.PathLike[str] | None = None,
     log_format_name: str | None = None,
     rejects: str | os.PathLike[str] | None = None,
+    geoip: Sequence[str | os.PathLike[str]] | None = None,
+    geoip_skip_special: bool = True,
+    exclude_bots: bool = False,
     trusted: Sequence[str] | None = None,
     real_ip_header: str | None = None,
     recursive: bool | None = None,
@@ -165,6 +190,14 @@ def summarize(
         Rows per table; 0 keeps every row.
     trusted, real_ip_header, recursive, policy
         Who to believe about client addresses, as for `scan_log`.
+    geoip
+        MaxMind DB files (country or city, and ASN; GeoLite2 or DB-IP
+        layouts); None looks in /usr/share/GeoIP and /var/lib/GeoIP.
+    geoip_skip_special
+        Do not look up private, documentation and other special addresses.
+    exclude_bots
+        Leave out requests from crawlers, AI crawlers, health checkers and
+        scanners (by user agent).
     rejects
         Write every rejected line to this file as JSON lines (``source``,
         ``line``, ``offset``, ``reject_reason``, ``raw``).
@@ -215,12 +248,38 @@ def summarize(
             lf = _spooled(lf, Path(spool), with_offset=with_offset)
         if scan is not None:
             lf = attribute(lf, scan.policy, eager_decisions=True)
-        return _summarize(lf, scan, top=top, rejects=rejects)
+        classes = agent_classes(lf)
+        if exclude_bots:
+            lf = without_bots(lf, classes)
+        dbs, geo_note = _geo_databases(geoip)
+        if dbs is not None:
+            with dbs:
+                located = with_geo(lf, dbs, skip_special=geoip_skip_special)
+                summary = _summarize(
+                    lf, located, scan, classes, top=top, rejects=rejects
+                )
+        else:
+            summary = _summarize(lf, None, scan, classes, top=top, rejects=rejects)
+        summary.geoip = geo_note
+        return summary
+
+
+def _geo_databases(
+    geoip: Sequence[str | os.PathLike[str]] | None,
+) -> tuple[GeoDatabases | None, str]:
+    """Open the given databases, or those in the usual directories; and a note."""
+    paths = list(geoip) if geoip else default_database_paths()
+    if not paths:
+        return None, HOW_TO_GET
+    dbs = open_databases(paths)
+    names = ", ".join(Path(p).name for p in paths)
+    return dbs, f"GeoIP: {names}"
 
 
 # What the tables read; everything else is never materialised.
 REPORT_COLUMNS = (
     CLIENT_IP,
+    HTTP_USER_AGENT,
     FORWARDED_BY_UNTRUSTED,
     PATH,
     STATUS,
@@ -281,15 +340,19 @@ def _spooled(lf: pl.LazyFrame, spool: Path, *, with_offset: bool) -> pl.LazyFram
 
 def _summarize(
     lf: pl.LazyFrame,
+    located: pl.LazyFrame | None,
     scan: LogScan | None,
+    classes: pl.DataFrame | None,
     *,
     top: int,
     rejects: str | os.PathLike[str] | None,
 ) -> Summary:
     ok = lf.filter(pl.col(REJECT_REASON).is_null())
+    # health checkers are shown on their own, not counted as clients
+    visitors = without_health_checks(ok, classes)
     frames = [
         overview(lf, scan.policy if scan else None),
-        clients(ok, top=top),
+        clients(visitors, top=top),
         paths(ok, top=top),
         errors(ok, top=top),
         rejects_by_reason(lf),
@@ -311,6 +374,25 @@ def _summarize(
     if tmp is not None and rejects is not None:
         tmp.replace(rejects)
     ov, cl, pa, er, rj, samples = results[:6]
+    extra_tables: dict[str, pl.DataFrame] = {}
+    if classes is not None:
+        extra_tables["agents"] = agents(ok, classes)
+        health = extra_tables["agents"].filter(pl.col(AGENT_CLASS) == HEALTH_CHECK)
+        health_count = int(health.get_column("requests").sum()) if health.height else 0
+        ov = ov.with_columns(
+            distinct_clients(visitors).collect().get_column("clients").alias("clients"),
+            pl.lit(health_count, pl.UInt64).alias("health_checks"),
+        )
+    if located is not None:
+        located_visitors = without_health_checks(
+            located.filter(pl.col(REJECT_REASON).is_null()), classes
+        )
+        extra_tables["countries"] = by_country(located_visitors, top=top).collect(
+            engine="streaming"
+        )
+        extra_tables["networks"] = by_asn(located_visitors, top=top).collect(
+            engine="streaming"
+        )
     # second round: distinct counts and latency for the rows shown only
     modules = (clients_report, paths_report, errors_report)
     queries = [m.details(ok, t) for m, t in zip(modules, (cl, pa, er), strict=True)]
@@ -320,6 +402,18 @@ def _summarize(
         extra, flat = flat[: len(qs)], flat[len(qs) :]
         finished.append(module.finish(table, extra))
     cl, pa, er = finished
+    if located is not None and cl.height:
+        geo_cols = (
+            located.select(CLIENT_IP, "country", "asn")
+            .filter(
+                pl.col(CLIENT_IP).is_in(cl.get_column(CLIENT_IP).drop_nulls().implode())
+            )
+            .unique(subset=CLIENT_IP)
+            .collect(engine="streaming")
+        )
+        cl = cl.join(
+            geo_cols, on=CLIENT_IP, how="left", nulls_equal=True, maintain_order="left"
+        )
     if scan is not None:
         pa, er = (_decoded(t, scan.format.escape) for t in (pa, er))
     return Summary(
@@ -334,6 +428,7 @@ def _summarize(
         sources=[s.name for s in scan.sources] if scan else [],
         problems=list(scan.problems) if scan else [],
         top=top,
+        extra=extra_tables,
     )
 
 

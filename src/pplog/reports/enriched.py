@@ -1,0 +1,103 @@
+"""Tables that need enrichment: user-agent classes, countries and networks."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pplog.enrich.agents import BOT_CLASSES, agent_class
+from pplog.enrich.geo import GeoDatabases, geo_table
+from pplog.reports._columns import bytes_column, key_hash
+from pplog.schema import CLIENT_IP, HTTP_USER_AGENT, REJECT_REASON
+
+AGENT_CLASS = "agent_class"
+HEALTH_CHECK = "monitoring"
+
+
+def agent_classes(lf: pl.LazyFrame) -> pl.DataFrame | None:
+    """Each distinct user agent with its `agent_class` (None: no user agent logged).
+
+    Distinct user agents are few, so tables filter and group on this small
+    table instead of classifying (or joining) every request.
+    """
+    if HTTP_USER_AGENT not in lf.collect_schema().names():
+        return None
+    return (
+        lf.select(HTTP_USER_AGENT)
+        .unique()
+        .with_columns(agent_class(HTTP_USER_AGENT))
+        .collect(engine="streaming")
+    )
+
+
+def _agents_in(classes: pl.DataFrame, wanted: tuple[str, ...]) -> pl.Expr:
+    uas = classes.filter(pl.col(AGENT_CLASS).is_in(wanted)).get_column(HTTP_USER_AGENT)
+    return pl.col(HTTP_USER_AGENT).is_in(uas.drop_nulls().implode()).fill_null(False)  # noqa: FBT003
+
+
+def without_bots(lf: pl.LazyFrame, classes: pl.DataFrame | None) -> pl.LazyFrame:
+    """Drop requests from crawlers, AI crawlers, health checkers and scanners."""
+    if classes is None:
+        return lf
+    bot = _agents_in(classes, BOT_CLASSES)
+    if classes.filter(pl.col(HTTP_USER_AGENT).is_null()).height:
+        null_class = classes.filter(pl.col(HTTP_USER_AGENT).is_null()).item(
+            0, AGENT_CLASS
+        )
+        if null_class in BOT_CLASSES:
+            bot = bot | pl.col(HTTP_USER_AGENT).is_null()
+    return lf.filter(pl.col(REJECT_REASON).is_not_null() | ~bot)
+
+
+def without_health_checks(
+    lf: pl.LazyFrame, classes: pl.DataFrame | None
+) -> pl.LazyFrame:
+    """Requests that count towards clients: health checkers are not visitors."""
+    if classes is None:
+        return lf
+    return lf.filter(~_agents_in(classes, (HEALTH_CHECK,)))
+
+
+def agents(lf: pl.LazyFrame, classes: pl.DataFrame) -> pl.DataFrame:
+    """Requests and bytes per user-agent class."""
+    per_agent = (
+        lf.group_by(HTTP_USER_AGENT)
+        .agg(
+            pl.len().cast(pl.UInt64).alias("requests"),
+            bytes_column(lf.collect_schema().names())
+            .sum()
+            .cast(pl.UInt64)
+            .alias("bytes"),
+        )
+        .collect(engine="streaming")
+    )
+    return (
+        per_agent.join(classes, on=HTTP_USER_AGENT, how="left", nulls_equal=True)
+        .group_by(AGENT_CLASS)
+        .agg(pl.col("requests").sum(), pl.col("bytes").sum())
+        .sort(["requests", AGENT_CLASS], descending=[True, False])
+    )
+
+
+def with_geo(
+    lf: pl.LazyFrame, dbs: GeoDatabases, *, skip_special: bool = True
+) -> pl.LazyFrame:
+    """Add `country`, `city`, `asn`, `as_org`, looking each distinct client up once."""
+    ips = (
+        lf.filter(pl.col(CLIENT_IP).is_not_null())
+        .select(CLIENT_IP)
+        .unique()
+        .collect(engine="streaming")
+        .get_column(CLIENT_IP)
+    )
+    table = geo_table(ips, dbs, skip_special=skip_special)
+    return lf.join(table.lazy(), on=CLIENT_IP, how="left")
+
+
+def distinct_clients(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Number of distinct non-null client addresses (64-bit hashes, streaming)."""
+    return (
+        lf.filter(pl.col(CLIENT_IP).is_not_null())
+        .select(key_hash([CLIENT_IP]))
+        .unique()
+        .select(pl.len().cast(pl.UInt64).alias("clients"))
+    )
