@@ -31,13 +31,19 @@ INFO = pl.Struct(
     }
 )
 _MASK64 = (1 << 64) - 1
-_V4_STRICT = (
-    r"^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$"
+_V4_STRICT = (  # ASCII digits: the regex engine's \d also matches other scripts
+    r"^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$"
 )
 _IPV6_CHARS = re.compile(r"^[0-9A-Fa-f:.]+$")
-_CACHE: dict[str, tuple[str | None, int | None, int | None, int | None, bool]] = {}
+_CACHE: dict[
+    tuple[str, bool], tuple[str | None, int | None, int | None, int | None, bool]
+] = {}
 _CACHE_LIMIT = 1_000_000
 _NONE = (None, None, None, None, False)
+
+
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def inet_addr(text: str) -> int | None:
@@ -46,7 +52,7 @@ def inet_addr(text: str) -> int | None:
         return None
     value = 0
     for part in text.split("."):
-        if part and not part.isdigit():
+        if part and not _DIGITS.fullmatch(part):  # ASCII digits only
             return None
         octet = int(part) if part else 0
         if octet > 255:
@@ -58,13 +64,65 @@ def inet_addr(text: str) -> int | None:
 
 
 def inet6_addr(text: str) -> int | None:
-    """nginx `ngx_inet6_addr`: standard text, any case, dotted tail, no zone."""
-    if not text or not _IPV6_CHARS.match(text) or ":" not in text:
+    """nginx `ngx_inet6_addr`, transcribed: it differs from RFC 4291 text parsers.
+
+    One leading `:` is skipped (so `:1:2:3:4:5:6:7:8` is accepted), a dotted
+    IPv4 tail is read with the lenient `ngx_inet_addr`, zone ids are refused.
+    """
+    if not text:
         return None
-    try:
-        return int(ipaddress.IPv6Address(text))
-    except ValueError:
+    words: list[int] = []
+    zero_at: int | None = None
+    nibbles, word, i = 0, 0, 0
+    if text[0] == ":":
+        i = 1
+    group_start: int | None = None  # where the current group began, after a `:`
+    while i < len(text):
+        c = text[i]
+        i += 1
+        if c == ":":
+            if nibbles:
+                words.append(word)
+                if len(words) >= 8:
+                    return None
+                nibbles, word, group_start = 0, 0, i
+                continue
+            if zero_at is None:
+                zero_at, group_start = len(words), i
+                continue
+            return None
+        if c == "." and nibbles:
+            if 8 - len(words) < 2 or group_start is None:
+                return None
+            v4 = inet_addr(text[group_start:])
+            if v4 is None:
+                return None
+            words.append(v4 >> 16)
+            word, nibbles = v4 & 0xFFFF, 1
+            i = len(text)
+            break
+        nibbles += 1
+        if nibbles > 4:
+            return None
+        if "0" <= c <= "9":
+            word = word * 16 + ord(c) - 48
+        elif "a" <= c.lower() <= "f":
+            word = word * 16 + ord(c.lower()) - 87
+        else:
+            return None
+    if nibbles == 0 and zero_at is None:
         return None
+    words.append(word)
+    if len(words) < 8:
+        if zero_at is None:
+            return None
+        words[zero_at:zero_at] = [0] * (8 - len(words))
+    elif zero_at is not None or len(words) > 8:
+        return None
+    value = 0
+    for w in words:
+        value = value << 16 | w
+    return value
 
 
 def inet6_ntop(value: int) -> str:
@@ -124,59 +182,54 @@ def _addr(text: str) -> tuple[str | None, int | None, int | None, int | None, bo
     v6 = inet6_addr(text)
     if v6 is None:
         return _NONE
-    mapped = v6 >> 32 == 0xFFFF  # ::ffff:a.b.c.d is matched against IPv4 ranges
-    return (
-        inet6_ntop(v6),
-        v6 & 0xFFFFFFFF if mapped else None,
-        v6 >> 64,
-        v6 & _MASK64,
-        False,
-    )
+    if v6 >> 32 == 0xFFFF:  # ::ffff:a.b.c.d is matched against IPv4 ranges only
+        return (inet6_ntop(v6), v6 & 0xFFFFFFFF, None, None, False)
+    return (inet6_ntop(v6), None, v6 >> 64, v6 & _MASK64, False)
 
 
 def parse_addr_port(
-    token: str,
+    token: str, *, bare_brackets: bool = True
 ) -> tuple[str | None, int | None, int | None, int | None, bool]:
-    """nginx `ngx_parse_addr_port` on one token: the address part, or all None."""
-    token = token.strip()
-    whole = _addr(token)
+    """nginx `ngx_parse_addr_port` on one token: the address part, or all None.
+
+    `[addr]` without a port is accepted since nginx 1.27.3 (`bare_brackets`).
+    """
+    whole = _addr(token)  # nginx does not trim: " 1.2.3.4" or a tab does not parse
     if whole[0] is not None or not token:
         return whole
     if token[0] == "[":
         close = token.find("]")
         if close < 0:
             return _NONE
-        if close == len(token) - 1:  # `[v6]` without a port (nginx 1.27.3+)
-            inner = _addr(token[1:close])
-            return inner if inner[2] is not None else _NONE
+        if close == len(token) - 1:  # `[addr]` without a port
+            return _addr(token[1:close]) if bare_brackets else _NONE
         if token[close + 1] != ":":
             return _NONE
         host, port = token[1:close], token[close + 2 :]
-        if ":" not in host:  # brackets hold IPv6 only
-            return _NONE
     else:
         colon = token.find(":")
         if colon < 0:
             return _NONE
         host, port = token[:colon], token[colon + 1 :]
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
+    if not _DIGITS.fullmatch(port) or not 1 <= int(port) <= 65535:
         return _NONE
     return _addr(host)
 
 
 def _parse_cached(
-    token: str,
+    token: str, bare_brackets: bool
 ) -> tuple[str | None, int | None, int | None, int | None, bool]:
-    hit = _CACHE.get(token)
+    key = (token, bare_brackets)
+    hit = _CACHE.get(key)
     if hit is None:
-        hit = parse_addr_port(token)
+        hit = parse_addr_port(token, bare_brackets=bare_brackets)
         if len(_CACHE) >= _CACHE_LIMIT:
             _CACHE.clear()
-        _CACHE[token] = hit
+        _CACHE[key] = hit
     return hit
 
 
-def _info_series(series: pl.Series) -> pl.Series:
+def _info_series(series: pl.Series, bare_brackets: bool = True) -> pl.Series:
     """Struct of (addr, v4, hi, lo, unix) for a column of address tokens."""
     name = series.name
     if series.null_count() == len(series):  # unused positions of short chains
@@ -188,7 +241,7 @@ def _info_series(series: pl.Series) -> pl.Series:
         & (pl.col("t") != "255.255.255.255").fill_null(False)  # noqa: FBT003
     ).to_series()
     uniq = frame.filter(~strict & pl.col("t").is_not_null()).get_column("t").unique()
-    parsed = [_parse_cached(t) for t in uniq.to_list()]
+    parsed = [_parse_cached(t, bare_brackets) for t in uniq.to_list()]
     table = pl.DataFrame(
         {
             "t": uniq,
@@ -222,9 +275,14 @@ def _info_series(series: pl.Series) -> pl.Series:
     return out.select(pl.struct(list(INFO.to_schema())).alias(name)).to_series()
 
 
-def addr_info(expr: pl.Expr) -> pl.Expr:
-    """Parsed tokens: nginx's text (`addr`), `v4`, `hi`, `lo`, `unix`."""
-    return expr.map_batches(_info_series, return_dtype=INFO, is_elementwise=True)
+def addr_info(expr: pl.Expr, *, bare_brackets: bool = True) -> pl.Expr:
+    """Parsed tokens: nginx's text (`addr`), `v4`, `hi`, `lo`, `unix`.
+
+    `bare_brackets`: accept `[addr]` without a port, as nginx 1.27.3 and later do.
+    """
+    return expr.map_batches(
+        lambda s: _info_series(s, bare_brackets), return_dtype=INFO, is_elementwise=True
+    )
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,9 @@ class ProxyPolicy:
         each append one; ``"leftmost-public"``: the leftmost entry that is not a
         private or special address (what Filebeat does; the client can forge
         it, so use it for rough geography only).
+    bare_brackets
+        Accept ``[addr]`` without a port, as nginx 1.27.3 and later do; False
+        reproduces older nginx, which stops the walk at such a token.
 
     Examples
     --------
@@ -109,6 +112,7 @@ class ProxyPolicy:
     recursive: bool = True
     strategy: str = "realip"
     hops: int = 1
+    bare_brackets: bool = True
     networks: tuple[Network, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -148,7 +152,11 @@ def _tokens(column: str, header: str) -> pl.Expr:
         items = found.list.eval(
             pl.element().str.replace(r"(?i)^[;,\s]*for=", "").str.strip_chars('"')
         )
-    else:  # nginx separates tokens by commas and spaces alike
+    else:  # nginx separates tokens by commas and spaces alike...
+        # ...except at the very start: its backward scan never looks at the first
+        # character, so a leading separator sticks to the leftmost token, which
+        # then does not parse (`,1.2.3.4` stops the walk there).
+        value = value.str.replace(r"^[ ,]", "!")
         items = value.str.replace_all(",", " ", literal=True).str.split(" ")
         items = items.list.eval(pl.element().filter(pl.element() != ""))
     return items.list.reverse()
@@ -211,7 +219,11 @@ def client_ip_stages(
         return [fast]
     stage1: list[pl.Expr] = []
     if peer:
-        stage1.append(addr_info(pl.col(peer)).alias("_ci_peer"))
+        stage1.append(
+            addr_info(pl.col(peer), bare_brackets=policy.bare_brackets).alias(
+                "_ci_peer"
+            )
+        )
     peer_addr = (
         pl.col("_ci_peer").struct.field("addr") if peer else pl.lit(None, pl.String)
     )
@@ -225,7 +237,9 @@ def client_ip_stages(
     # Positions from the right as flat columns: addresses are parsed per column
     # (once per distinct token), never per list element.
     stage2 = [
-        addr_info(tokens.list.get(i, null_on_oob=True)).alias(f"_ci_t{i}")
+        addr_info(
+            tokens.list.get(i, null_on_oob=True), bare_brackets=policy.bare_brackets
+        ).alias(f"_ci_t{i}")
         for i in range(MAX_HOPS)
     ]
     infos = [pl.col(f"_ci_t{i}") for i in range(MAX_HOPS)]
@@ -306,9 +320,9 @@ def client_ip_stages(
     return [stage1, stage2, stage3, stage4]
 
 
-# nginx walks any number of entries; pplog looks at the 16 rightmost, more than
-# any real chain of proxies (a longer chain stops the walk at its 16th entry).
-MAX_HOPS = 16
+# nginx walks any number of entries; pplog looks at the 64 rightmost, far more
+# than any real chain of proxies (a longer chain stops the walk at its 64th).
+MAX_HOPS = 64
 _PRIVATE = PRIVATE_RANGES
 FORWARDED_BY_UNTRUSTED = "forwarded_by_untrusted"
 

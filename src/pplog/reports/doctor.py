@@ -1,0 +1,513 @@
+"""Diagnose load-balancer and PROXY-protocol setups from nginx access and error logs.
+
+Each finding has a stable code, an exact count, a plain explanation, the
+nginx or load-balancer change that fixes it, and up to three example lines
+(``file:line: text``, in file order; not made terminal-safe here). Findings
+with a count of 0 are left out; the rest are ordered by severity, then count.
+
+Access-log codes (rows that parsed; rejected lines are never counted):
+
+``proxy-header-on-plain-listener`` (error)
+    `request` starts with ``PROXY TCP4 ``, ``PROXY TCP6 `` or ``PROXY UNKNOWN``
+    and `proxy_protocol_addr` is not set (or not logged): a PROXY v1 header
+    reached a listener without ``proxy_protocol`` (nginx answers 400).
+``proxy-v2-header-on-plain-listener`` (error)
+    `request` is exactly ``"\\x00"`` with status 400, `proxy_protocol_addr`
+    not set: the PROXY v2 signature seen by a plain listener.
+``double-proxy-header`` (warning)
+    Either signature above while `proxy_protocol_addr` is set: the listener
+    consumed one PROXY header and a second one followed.
+``tls-on-plain-listener`` (warning)
+    `request` starts with ``"\\x16\\x03"`` (a TLS handshake record), status 400.
+``missing-client-address`` (info)
+    Other rows whose `client_ip` is null.
+``balancer-addresses-as-clients`` (error)
+    Other rows whose `client_ip` lies in the policy's trusted ranges (your
+    balancers and proxies; by default loopback and private ranges). Reported
+    only when they are at least `balancer_share` (default 50%) of all parsed
+    rows, since health checks and internal callers are normal in small numbers.
+``xff-spoofing`` (warning)
+    Rows with `forwarded_by_untrusted` that carry a forwarded-address value
+    (`http_x_forwarded_for`, `http_x_real_ip`, `http_forwarded` or
+    `proxy_protocol_addr` not null, empty or ``-``): the header came from a
+    peer that is not trusted, so it was ignored.
+
+"Other rows" are parsed rows that match none of the four request signatures;
+a row counts once among those four and is never also counted as missing or
+balancer-attributed (with `elb_log` every PROXY-header 400 has no client).
+
+Error-log codes (entries from `pplog.formats.errorlog.read_error_log`):
+
+``plain-request-on-proxy-listener`` (error)
+    ``broken header: "..."`` entries whose content does not start with
+    ``PROXY ``: a connection to a ``proxy_protocol`` listener that sent no
+    PROXY header (plain HTTP such as load-balancer health checks, nothing but
+    CR/LF, a cut-off v2 signature, TLS). nginx closed it; no access-log line.
+``proxy-header-malformed`` (warning)
+    ``broken header: "PROXY ..."``: a v1 header nginx could not parse
+    (malformed, or split across TCP segments).
+``proxy-protocol-version`` (warning)
+    ``unknown PROXY protocol version: N``.
+``proxy-header-too-large`` (warning)
+    ``header is too large`` while reading PROXY protocol: a v2 header that
+    declared more bytes than nginx's first read held.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from pplog._ipaddr import addr_info, in_networks
+from pplog.clientip import FORWARDED_BY_UNTRUSTED, HEADERS, ProxyPolicy
+from pplog.schema import (
+    CLIENT_IP,
+    HTTP_USER_AGENT,
+    HTTP_X_FORWARDED_FOR,
+    LINE,
+    PROXY_PROTOCOL_ADDR,
+    RAW,
+    REALIP_REMOTE_ADDR,
+    REJECT_REASON,
+    REMOTE_ADDR,
+    REQUEST,
+    SOURCE,
+    STATUS,
+)
+
+SEVERITIES = ("error", "warning", "info")
+EXAMPLES = 3
+BALANCER_SHARE = 0.5
+MESSAGE = "message"
+
+PROXY_V1 = "proxy-header-on-plain-listener"
+PROXY_V2 = "proxy-v2-header-on-plain-listener"
+DOUBLE = "double-proxy-header"
+TLS = "tls-on-plain-listener"
+MISSING = "missing-client-address"
+BALANCER = "balancer-addresses-as-clients"
+SPOOFING = "xff-spoofing"
+PLAIN_ON_PROXY = "plain-request-on-proxy-listener"
+MALFORMED = "proxy-header-malformed"
+VERSION = "proxy-protocol-version"
+TOO_LARGE = "proxy-header-too-large"
+
+SEVERITY = {
+    PROXY_V1: "error",
+    PROXY_V2: "error",
+    PLAIN_ON_PROXY: "error",
+    BALANCER: "error",
+    DOUBLE: "warning",
+    TLS: "warning",
+    SPOOFING: "warning",
+    MALFORMED: "warning",
+    VERSION: "warning",
+    TOO_LARGE: "warning",
+    MISSING: "info",
+}
+CODES = tuple(SEVERITY)
+
+
+@dataclass
+class Finding:
+    """One diagnosed problem: stable `code`, exact `count`, what and how to fix."""
+
+    code: str
+    count: int
+    message: str
+    fix: str
+    examples: list[str] = field(default_factory=list)
+
+    @property
+    def severity(self) -> str:
+        """``error``, ``warning`` or ``info``."""
+        return SEVERITY.get(self.code, "warning")
+
+
+def diagnose(
+    rows: pl.LazyFrame | pl.DataFrame | None,
+    error_log: pl.DataFrame | None = None,
+    *,
+    policy: ProxyPolicy | None = None,
+    balancer_share: float = BALANCER_SHARE,
+) -> list[Finding]:
+    """Findings about the load-balancer / PROXY-protocol setup behind these logs.
+
+    Parameters
+    ----------
+    rows
+        Access-log rows from `pplog.scan_log` / `pplog.read_log` (best with
+        ``include_rejects=True``, so examples show the logged line).
+    error_log
+        Entries from `pplog.formats.errorlog.read_error_log`, if any.
+    policy
+        The proxy policy the rows were read with; its trusted ranges decide
+        ``balancer-addresses-as-clients``. Default: `ProxyPolicy()`.
+    balancer_share
+        Least share of parsed rows attributed to trusted addresses for
+        ``balancer-addresses-as-clients`` to be reported.
+
+    Returns
+    -------
+    list[Finding]
+        Non-zero findings, by severity (error, warning, info), then count.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> rows = pl.DataFrame({
+    ...     "request": ["PROXY TCP4 198.51.100.22 10.0.0.7 35646 80", "GET / HTTP/1.1"],
+    ...     "status": [400, 200],
+    ...     "client_ip": ["10.0.1.5", "198.51.100.9"],
+    ... })
+    >>> [(f.code, f.count) for f in diagnose(rows)]
+    [('proxy-header-on-plain-listener', 1)]
+    """
+    policy = policy or ProxyPolicy()
+    found: list[Finding] = []
+    if rows is not None:
+        found += _access_findings(rows.lazy(), policy, balancer_share)
+    if error_log is not None:
+        found += _error_findings(error_log)
+    found = [f for f in found if f.count > 0]
+    rank = {s: i for i, s in enumerate(SEVERITIES)}
+    return sorted(found, key=lambda f: (rank[f.severity], -f.count, f.code))
+
+
+def to_dict(findings: list[Finding]) -> dict[str, Any]:
+    """The JSON form: ``{"findings": [{"code", "severity", "count", ...}]}``."""
+    return {
+        "findings": [
+            {
+                "code": f.code,
+                "severity": f.severity,
+                "count": f.count,
+                "message": f.message,
+                "fix": f.fix,
+                "examples": list(f.examples),
+            }
+            for f in findings
+        ]
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Access log
+
+
+_TRUE = pl.lit(True)  # noqa: FBT003
+_FALSE = pl.lit(False)  # noqa: FBT003
+
+
+def _flag(expr: pl.Expr) -> pl.Expr:
+    return expr.fill_null(False)  # noqa: FBT003
+
+
+def _set(name: str, names: set[str]) -> pl.Expr:
+    if name not in names:
+        return _FALSE
+    col = pl.col(name)
+    return _flag(col.is_not_null() & (col != "") & (col != "-"))
+
+
+def _example(names: set[str]) -> pl.Expr:
+    """``file:line: text`` with the logged line (or what the row holds of it)."""
+    if RAW in names:
+        text = pl.col(RAW)
+    else:
+        peer = next((c for c in (CLIENT_IP, REMOTE_ADDR) if c in names), None)
+        parts = [] if peer is None else [pl.col(peer)]
+        if REQUEST in names:
+            parts.append(pl.concat_str(pl.lit('"'), pl.col(REQUEST), pl.lit('"')))
+        if STATUS in names:
+            parts.append(pl.col(STATUS).cast(pl.String))
+        if HTTP_X_FORWARDED_FOR in names:
+            parts.append(pl.col(HTTP_X_FORWARDED_FOR))
+        text = pl.concat_str(parts or [pl.lit("")], separator=" ", ignore_nulls=True)
+    if SOURCE in names and LINE in names:
+        where = pl.concat_str(pl.col(SOURCE), pl.lit(":"), pl.col(LINE).cast(pl.String))
+        return pl.concat_str(where, pl.lit(": "), text.fill_null(""))
+    return text
+
+
+def _access_masks(names: set[str], policy: ProxyPolicy) -> dict[str, pl.Expr]:
+    """Per code, a boolean expression selecting the rows it counts."""
+    parsed = pl.col(REJECT_REASON).is_null() if REJECT_REASON in names else _TRUE
+    masks: dict[str, pl.Expr] = {}
+    signature = _FALSE
+    if REQUEST in names:
+        req = pl.col(REQUEST)
+        bad_request = pl.col(STATUS) == 400 if STATUS in names else _TRUE
+        v1 = (
+            req.str.starts_with("PROXY TCP4 ")
+            | req.str.starts_with("PROXY TCP6 ")
+            | req.str.starts_with("PROXY UNKNOWN")
+        )
+        v2 = (req == "\x00") & bad_request
+        tls = req.str.starts_with("\x16\x03") & bad_request
+        first_header = _set(PROXY_PROTOCOL_ADDR, names)
+        masks[PROXY_V1] = _flag(parsed & v1) & ~first_header
+        masks[PROXY_V2] = _flag(parsed & v2) & ~first_header
+        masks[DOUBLE] = _flag(parsed & (v1 | v2)) & first_header
+        masks[TLS] = _flag(parsed & tls)
+        signature = _flag(v1 | v2 | tls)
+    ordinary = _flag(parsed) & ~signature
+    if CLIENT_IP in names:
+        client = pl.col(CLIENT_IP)
+        masks[MISSING] = ordinary & client.is_null()
+        trusted = in_networks(addr_info(client), policy.networks)
+        masks[BALANCER] = ordinary & _flag(trusted)
+    if FORWARDED_BY_UNTRUSTED in names:
+        # only rows that really carried a header: `forwarded_by_untrusted` can be
+        # set on rows without one
+        sent = pl.any_horizontal(
+            [_set(c, names) for c in HEADERS.values() if c in names] or [_FALSE]
+        )
+        masks[SPOOFING] = _flag(parsed & pl.col(FORWARDED_BY_UNTRUSTED)) & sent
+    masks["_parsed"] = _flag(parsed)
+    return masks
+
+
+def _access_findings(
+    lf: pl.LazyFrame, policy: ProxyPolicy, balancer_share: float
+) -> list[Finding]:
+    names = set(lf.collect_schema().names())
+    masks = _access_masks(names, policy)
+    example = _example(names)
+    exprs: list[pl.Expr] = []
+    for code, mask in masks.items():
+        exprs.append(mask.sum().alias(code))
+        if not code.startswith("_"):
+            exprs.append(
+                example.filter(mask).head(EXAMPLES).implode().alias(f"{code}:ex")
+            )
+    if MISSING in masks and HTTP_USER_AGENT in names:
+        checker = _flag(pl.col(HTTP_USER_AGENT).str.contains("HealthCheck"))
+        exprs.append((masks[MISSING] & checker).sum().alias("_missing_checkers"))
+    if BALANCER in masks:
+        clients = pl.col(CLIENT_IP).filter(masks[BALANCER])
+        exprs.append(clients.n_unique().alias("_balancer_addrs"))
+    peer = next((c for c in (REALIP_REMOTE_ADDR, REMOTE_ADDR) if c in names), None)
+    if SPOOFING in masks and peer is not None:
+        exprs.append(pl.col(peer).filter(masks[SPOOFING]).n_unique().alias("_peers"))
+    stats = lf.select(exprs).collect(engine="streaming").row(0, named=True)
+    share = stats.get(BALANCER, 0) / max(stats["_parsed"], 1)
+    if share < balancer_share:
+        stats[BALANCER] = 0
+    texts = _access_texts(stats, names, policy, share)
+    return [
+        Finding(code, int(stats[code]), *texts[code], list(stats[f"{code}:ex"]))
+        for code in masks
+        if not code.startswith("_")
+    ]
+
+
+def _n(count: int, one: str, many: str | None = None) -> str:
+    return f"{count:,} {one if count == 1 else (many or one + 's')}"
+
+
+def _access_texts(
+    stats: dict[str, Any], names: set[str], policy: ProxyPolicy, share: float
+) -> dict[str, tuple[str, str]]:
+    """(message, fix) per access-log code."""
+    lb_fix = (
+        "either enable `proxy_protocol` on the listener the balancer sends to "
+        "(`listen 80 proxy_protocol;` with `set_real_ip_from <balancer CIDR>; "
+        "real_ip_header proxy_protocol;`), or stop the balancer from sending it "
+        "(HAProxy: drop `send-proxy`/`send-proxy-v2`; Classic ELB: remove the "
+        "ProxyProtocolPolicyType policy; NLB: target-group attribute "
+        "`proxy_protocol_v2.enabled=false`)"
+    )
+    return {
+        PROXY_V1: (
+            f"{_n(stats.get(PROXY_V1, 0), 'request')} began with a PROXY protocol v1 "
+            "header (`PROXY TCP4 ...`) on a listener without `proxy_protocol`: nginx "
+            "read the header as a request line and answered 400; the real request "
+            "behind it was never served or logged",
+            "Make both ends agree: " + lb_fix,
+        ),
+        PROXY_V2: (
+            f'{_n(stats.get(PROXY_V2, 0), "request")} logged as `"\\x00" 400`: '
+            "the binary PROXY protocol v2 signature reached a listener without "
+            "`proxy_protocol` (typical of an NLB with proxy_protocol_v2 enabled), "
+            "and the real requests behind it were never served",
+            "Make both ends agree: " + lb_fix,
+        ),
+        DOUBLE: (
+            f"{_n(stats.get(DOUBLE, 0), 'request')} carried a second PROXY header "
+            "after the one the `proxy_protocol` listener consumed (logged as 400 "
+            "with `$proxy_protocol_addr` set): two hops each add a header, e.g. a "
+            "proxy that sends PROXY in front of an NLB, which does not strip it",
+            "Only the hop next to nginx should send PROXY protocol: turn it off on "
+            "the outer proxy (HAProxy `send-proxy`), or make the inner balancer "
+            "terminate it instead of passing the stream through",
+        ),
+        TLS: (
+            f"{_n(stats.get(TLS, 0), 'request')} began with a TLS handshake on a "
+            "plain-HTTP listener (nginx answered 400): clients or the balancer "
+            "speak HTTPS to a port that expects HTTP; a few can be scanners",
+            "Terminate TLS at the balancer and forward plain HTTP to this port "
+            "(ELB/NLB: TLS listener, TCP/HTTP target), or let nginx terminate it: "
+            "`listen 443 ssl;` with `ssl_certificate`/`ssl_certificate_key`, and "
+            "point the balancer at that port",
+        ),
+        MISSING: _missing_texts(stats, names),
+        BALANCER: (
+            f"{_n(stats.get(BALANCER, 0), 'request')} "
+            f"({share:.0%} of all requests) credited to "
+            f"{_n(stats.get('_balancer_addrs', 0), 'address', 'addresses')} inside "
+            f"the trusted proxy ranges ({', '.join(policy.trusted or ())}): the "
+            "log shows the balancer, not the client. Either nginx's realip is not "
+            "configured or the log format records no client field"
+            + (
+                ""
+                if {PROXY_PROTOCOL_ADDR, HTTP_X_FORWARDED_FOR} & names
+                else " (this format logs neither `$proxy_protocol_addr` nor "
+                "`$http_x_forwarded_for`)"
+            ),
+            "Give nginx the client address and trust only the balancer: "
+            "PROXY protocol (ELB/NLB): `listen 80 proxy_protocol; set_real_ip_from "
+            "<balancer CIDR>; real_ip_header proxy_protocol;`; X-Forwarded-For "
+            "(ALB, HAProxy `option forwardfor`): `set_real_ip_from <balancer CIDR>; "
+            "real_ip_header X-Forwarded-For; real_ip_recursive on;`. Log "
+            "`$proxy_protocol_addr` or `$http_x_forwarded_for` too. If your clients "
+            "really are on private networks, pass only the balancers' ranges to "
+            "pplog (--set-real-ip-from)",
+        ),
+        SPOOFING: (
+            f"{_n(stats.get(SPOOFING, 0), 'request')} from "
+            f"{_n(stats.get('_peers', 0), 'untrusted peer')} (not in the trusted "
+            "proxy ranges) carried a forwarded-address header; it was ignored "
+            "(as nginx's realip does) and the peer is the client. Clients may be "
+            "forging X-Forwarded-For, or one of your own proxies is not in the "
+            "trusted list",
+            "If those peers are your proxies or balancers, add their ranges to "
+            "`set_real_ip_from` (and pplog --set-real-ip-from). Otherwise nothing "
+            "to change: never take the leftmost X-Forwarded-For entry as the client",
+        ),
+    }
+
+
+def _missing_texts(stats: dict[str, Any], names: set[str]) -> tuple[str, str]:
+    count = stats.get(MISSING, 0)
+    checkers = stats.get("_missing_checkers", 0)
+    if PROXY_PROTOCOL_ADDR in names:
+        why = (
+            "`$proxy_protocol_addr` was `-`: the connection carried no PROXY "
+            "address. That is a `PROXY UNKNOWN` header (HAProxy sends it for "
+            "non-TCP clients), a v2 LOCAL header (NLB health checks) or a "
+            "listener without `proxy_protocol`"
+        )
+        if count and count == stats.get("_parsed"):
+            why += "; every request is affected, so most likely the last one"
+    elif {REMOTE_ADDR, REALIP_REMOTE_ADDR} & names:
+        why = "the logged peer address (`$remote_addr`) was `-` or empty"
+    else:
+        why = "the log format records no client address field"
+    if checkers:
+        why += f"; {_n(checkers, 'request')} came from health checkers (User-Agent)"
+    return (
+        f"{_n(count, 'request')} without a client address: {why}",
+        "Health checks without client data (NLB v2 LOCAL) are expected and "
+        "harmless. Otherwise enable `proxy_protocol` on the listener and the "
+        "balancer together, keep client traffic off ports without it, and log "
+        "`$remote_addr` next to `$proxy_protocol_addr` so the peer stays visible",
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Error log
+
+_BROKEN = 'broken header: "'
+
+
+def _error_masks() -> dict[str, pl.Expr]:
+    msg = pl.col(MESSAGE)
+    broken = msg.str.starts_with(_BROKEN)
+    body = msg.str.strip_prefix(_BROKEN)
+    v1 = body.str.starts_with("PROXY ")
+    return {
+        PLAIN_ON_PROXY: _flag(broken & ~v1),
+        MALFORMED: _flag(broken & v1),
+        VERSION: _flag(msg.str.starts_with("unknown PROXY protocol version")),
+        TOO_LARGE: _flag(
+            msg.str.starts_with("header is too large")
+            & msg.str.contains("PROXY protocol", literal=True)
+        ),
+        # kinds of plain-request-on-proxy-listener, for the message
+        "_http": _flag(broken & ~v1 & body.str.contains(r"^[A-Za-z_-]+ [^ \n]")),
+        "_empty": _flag(broken & body.str.contains(r"^[\r\n]*(?:\"|\x00)")),
+        "_tls": _flag(broken & body.str.starts_with("\x16\x03")),
+    }
+
+
+def _error_findings(entries: pl.DataFrame) -> list[Finding]:
+    masks = _error_masks()
+    text = pl.col(RAW) if RAW in entries.columns else pl.col(MESSAGE)
+    where = pl.concat_str(pl.col(SOURCE), pl.lit(":"), pl.col(LINE).cast(pl.String))
+    example = pl.concat_str(where, pl.lit(": "), text.fill_null(""))
+    exprs = []
+    for code, mask in masks.items():
+        exprs.append(mask.sum().alias(code))
+        if not code.startswith("_"):
+            exprs.append(
+                example.filter(mask).head(EXAMPLES).implode().alias(f"{code}:ex")
+            )
+    exprs.append(
+        pl.col("client").filter(masks[PLAIN_ON_PROXY]).n_unique().alias("_clients")
+    )
+    stats = entries.select(exprs).row(0, named=True)
+    texts = _error_texts(stats)
+    return [
+        Finding(code, int(stats[code]), *texts[code], list(stats[f"{code}:ex"]))
+        for code in masks
+        if not code.startswith("_")
+    ]
+
+
+def _error_texts(stats: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    count = stats[PLAIN_ON_PROXY]
+    other = count - stats["_http"] - stats["_empty"] - stats["_tls"]
+    kinds = [
+        (stats["_http"], "with an HTTP request line (as HTTP health checks send)"),
+        (stats["_empty"], "empty, CR/LF only or a cut-off PROXY v2 signature"),
+        (stats["_tls"], "with a TLS handshake"),
+        (other, "with other bytes"),
+    ]  # fmt: skip
+    detail = "; ".join(f"{n:,} {what}" for n, what in kinds if n)
+    return {
+        PLAIN_ON_PROXY: (
+            f"{_n(count, 'connection')} to a `proxy_protocol` listener from "
+            f"{_n(stats['_clients'], 'address', 'addresses')} did not start with a "
+            "PROXY header (`broken header`), so nginx closed them without an "
+            f"access-log line" + (f": {detail}" if detail else ""),
+            "Everything that connects to a `proxy_protocol` port must send the "
+            "header. Use TCP health checks (Classic ELB: `TCP:80`; HAProxy: "
+            "`check-send-proxy`) or a separate health-check port without "
+            "`proxy_protocol` (`listen 8080;`), and send plain clients to a port "
+            "without it. If no balancer sends PROXY protocol, remove `proxy_protocol` "
+            "from `listen` and `real_ip_header proxy_protocol`",
+        ),
+        MALFORMED: (
+            f"{_n(stats[MALFORMED], 'PROXY v1 header')} could not be parsed "
+            '(`broken header: "PROXY ..."`): malformed, or split across TCP '
+            "segments (nginx needs the whole line in its first read)",
+            "Check the sender: one `PROXY TCP4|TCP6 src dst sport dport\\r\\n` line, "
+            "sent in one write, before any data",
+        ),
+        VERSION: (
+            f"{_n(stats[VERSION], 'connection')} sent the PROXY v2 signature with a "
+            "version other than 2 (`unknown PROXY protocol version`)",
+            "Find the sender (see `client` in the examples): a PROXY v2 sender "
+            "must use version 2; scanners can be ignored",
+        ),
+        TOO_LARGE: (
+            f"{_n(stats[TOO_LARGE], 'PROXY v2 header')} declared more bytes than "
+            "nginx read in its first read (`header is too large`): large TLVs, or "
+            "a header split across TCP segments",
+            "Keep the sender's TLVs small (HAProxy: only the `proxy-v2-options` you "
+            "need; no certificate TLVs) and send the header in one segment",
+        ),
+    }

@@ -1,0 +1,858 @@
+r"""`pplog doctor`: the error-log reader and every finding, on made-up lines and
+on logs written by a real nginx (and a real HAProxy) driven into each situation.
+
+The real-process part starts nginx on free 127.0.0.1 ports with one server (and
+one access log) per situation, so each log's expected counts are exact:
+
+========  ==================  ==============================================
+log       listener            traffic
+========  ==================  ==============================================
+plain     plain, combined     TLS ClientHello x3, GET from 127.0.0.3 x2
+pp        proxy_protocol,     GET without header x4, bare CRLF x1 (error
+          elb_log             log), PROXY UNKNOWN x3, good header x2,
+                              double header x2, v2 version 1, v2 too large,
+                              malformed v1 (error log)
+xff       plain, realip from  XFF from 127.0.0.2 x4 (untrusted), from
+          127.0.0.1 only      127.0.0.1 x3 (trusted), none from .2 x2
+hv1       plain, combined     HAProxy `send-proxy` x5
+hv2       plain, combined     HAProxy `send-proxy-v2` x4
+hok       proxy_protocol      HAProxy `send-proxy` x3 (the correct setup)
+hlb       plain, combined     HAProxy `mode http`, no forwardfor x5
+========  ==================  ==============================================
+
+Skipped without nginx (the HAProxy cases: without haproxy) unless
+``PPLOG_REQUIRE_NGINX=1`` (set by ``.ci/run``), which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import pplog
+from helpers import parse_lines
+from pplog.clientip import ProxyPolicy
+from pplog.errors import SourceError
+from pplog.formats.errorlog import ERROR_LOG_SCHEMA, read_error_log
+from pplog.reports.doctor import Finding, diagnose, to_dict
+
+T = "[10/Oct/2025:13:55:36 +0000]"
+ET = "2025/03/14 09:26:53"
+CTX = "while reading PROXY protocol, client: 10.0.1.5, server: 0.0.0.0:80"
+
+
+def _combined(addr: str, request: str, status: int = 200, ua: str = "-") -> str:
+    return f'{addr} - - {T} "{request}" {status} 157 "-" "{ua}"'
+
+
+def _counts(findings: list[Finding]) -> dict[str, int]:
+    return {f.code: f.count for f in findings}
+
+
+def _by_code(findings: list[Finding]) -> dict[str, Finding]:
+    return {f.code: f for f in findings}
+
+
+# --------------------------------------------------------------------------------------
+# Error-log reader
+
+
+def _write(tmp_path: Path, data: bytes, name: str = "error.log") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_single_line_entries_with_context(tmp_path: Path) -> None:
+    data = (
+        f"{ET} [error] 31#31: *8812 broken header: "
+        f'"GET /healthz HTTP/1.1" {CTX}\n'
+        f"{ET} [error] 31#32: *9 connect() failed (111: Connection refused) while "
+        "connecting to upstream, client: 198.51.100.7, server: example.com, "
+        'request: "GET /api?q=1 HTTP/1.1", upstream: "http://10.0.2.9:8080/api?q=1", '
+        'host: "example.com", referrer: "https://example.com/"\n'
+        f'{ET} [notice] 1#1: using the "epoll" event method\n'
+    ).encode()
+    df = read_error_log(_write(tmp_path, data))
+    assert df.schema == ERROR_LOG_SCHEMA
+    assert df.height == 3
+    first, second, third = df.rows(named=True)
+    assert first["line"] == 1
+    assert str(first["time"]) == "2025-03-14 09:26:53"
+    assert df.schema["time"] == pl.Datetime("us")  # naive: nginx logs local time
+    assert (first["level"], first["pid"], first["tid"], first["connection"]) == (
+        "error",
+        31,
+        31,
+        8812,
+    )
+    assert first["message"] == (
+        'broken header: "GET /healthz HTTP/1.1" while reading PROXY protocol'
+    )
+    assert (first["client"], first["server"], first["request"]) == (
+        "10.0.1.5",
+        "0.0.0.0:80",
+        None,
+    )
+    assert second["tid"] == 32
+    assert second["message"] == (
+        "connect() failed (111: Connection refused) while connecting to upstream"
+    )
+    assert second["client"] == "198.51.100.7"
+    assert second["server"] == "example.com"
+    assert second["request"] == "GET /api?q=1 HTTP/1.1"
+    assert second["upstream"] == "http://10.0.2.9:8080/api?q=1"
+    assert second["host"] == "example.com"
+    assert second["referrer"] == "https://example.com/"
+    assert third["connection"] is None
+    assert third["level"] == "notice"
+    assert third["message"] == 'using the "epoll" event method'
+    assert third["client"] is None
+    assert third["line"] == 3
+
+
+def test_multi_line_broken_header_before_1_23_2(tmp_path: Path) -> None:
+    # nginx < 1.23.2 printed the whole buffer, CR LF included
+    data = (
+        f'{ET} [error] 31#31: *1 broken header: "GET /healthz HTTP/1.1\r\n'
+        "Host: 10.0.1.20\r\n"
+        "User-Agent: ELB-HealthChecker/1.0\r\n"
+        "\r\n"
+        f'" {CTX}\n'
+        f'{ET} [error] 31#31: *2 broken header: "" {CTX}\n'
+    ).encode()
+    df = read_error_log(_write(tmp_path, data))
+    assert df.height == 2
+    assert df["line"].to_list() == [1, 6]
+    assert df["connection"].to_list() == [1, 2]
+    assert df["message"][0] == (
+        'broken header: "GET /healthz HTTP/1.1\nHost: 10.0.1.20\n'
+        'User-Agent: ELB-HealthChecker/1.0\n\n" while reading PROXY protocol'
+    )
+    assert df["client"].to_list() == ["10.0.1.5", "10.0.1.5"]
+    assert df["server"].to_list() == ["0.0.0.0:80", "0.0.0.0:80"]
+    # `broken header: ""` (nginx >= 1.23.2, or a cut-off v2 signature)
+    assert df["message"][1] == 'broken header: "" while reading PROXY protocol'
+
+
+def test_raw_binary_bytes(tmp_path: Path) -> None:
+    # the error log is not escaped: TLS bytes, invalid UTF-8 and a NUL (the v2
+    # signature that nginx 1.22 prints raw) near the start of the file
+    data = (
+        f'{ET} [error] 31#31: *1 broken header: "\r\n\r\n\x00\r\nQUIT\n" {CTX}\n'
+    ).encode() + (
+        f'{ET} [error] 31#31: *2 broken header: "'.encode()
+        + b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\xff\xfe"
+        + f'" {CTX}\n'.encode()
+    )
+    df = read_error_log(_write(tmp_path, data))
+    assert df.height == 2
+    assert df["line"].to_list() == [1, 6]
+    assert df["message"][0] == (
+        'broken header: "\n\n\x00\nQUIT\n" while reading PROXY protocol'
+    )
+    assert df["message"][1] == (
+        'broken header: "\x16\x03\x01\x00\\xA5\x01\x00\x00\\xA1\x03\x03\\xFF\\xFE" '
+        "while reading PROXY protocol"
+    )
+    assert df["client"].to_list() == ["10.0.1.5", "10.0.1.5"]
+
+
+def test_compressed_and_several_files(tmp_path: Path) -> None:
+    old = (
+        f'{ET} [error] 1#1: *1 broken header: "GET / HTTP/1.1\r\nHost: x\r\n'
+    ).encode()  # the file ends inside an entry
+    new = b"continued?\n" + f"{ET} [warn] 2#2: *3 something\n".encode()
+    (tmp_path / "error.log.1.gz").write_bytes(gzip.compress(old))
+    _write(tmp_path, new)
+    df = read_error_log([tmp_path / "error.log.1.gz", tmp_path / "error.log"])
+    assert df.height == 3
+    # continuation never crosses files; leading lines form their own entry
+    assert df["source"].to_list() == [
+        str(tmp_path / "error.log.1.gz"),
+        str(tmp_path / "error.log"),
+        str(tmp_path / "error.log"),
+    ]
+    assert df["message"][0] == 'broken header: "GET / HTTP/1.1\nHost: x'
+    assert df["time"][1] is None
+    assert df["level"][1] is None
+    assert df["message"][1] == "continued?"
+    assert df["line"].to_list() == [1, 1, 2]
+
+
+def test_empty_and_missing(tmp_path: Path) -> None:
+    df = read_error_log(_write(tmp_path, b""))
+    assert df.height == 0
+    assert df.schema == ERROR_LOG_SCHEMA
+    with pytest.raises(SourceError, match="no such file"):
+        read_error_log(tmp_path / "nope.log")
+
+
+# --------------------------------------------------------------------------------------
+# Access-log findings on made-up lines
+
+
+def test_proxy_v1_header_on_plain_listener(tmp_path: Path) -> None:
+    lines = [
+        _combined("10.0.1.5", "PROXY TCP4 198.51.100.22 10.0.1.20 35646 80", 400),
+        _combined("198.51.100.9", "GET / HTTP/1.1"),
+        _combined("10.0.1.5", "PROXY TCP6 2001:db8::1 2001:db8::2 35646 80", 400),
+        _combined("10.0.1.6", "PROXY UNKNOWN", 400),
+        _combined("10.0.1.6", "PROXY TCP4 198.51.100.23 10.0.1.20 35647 80", 400),
+        'garbage "PROXY TCP4 1.2.3.4 5.6.7.8 1 2" 400',  # rejected: not counted
+        _combined("198.51.100.9", "GET /PROXY TCP4 HTTP/1.1", 404),
+    ]
+    rows = parse_lines(tmp_path, lines, format="combined")
+    findings = diagnose(rows)
+    assert _counts(findings) == {"proxy-header-on-plain-listener": 4}
+    (finding,) = findings
+    assert finding.severity == "error"
+    assert finding.message.startswith("4 requests began with a PROXY protocol v1")
+    assert "listen 80 proxy_protocol;" in finding.fix
+    assert "real_ip_header proxy_protocol;" in finding.fix
+    path = tmp_path / "access.log"
+    assert finding.examples == [
+        f"{path}:1: {lines[0]}",
+        f"{path}:3: {lines[2]}",
+        f"{path}:4: {lines[3]}",
+    ]
+
+
+def test_proxy_v2_header_on_plain_listener(tmp_path: Path) -> None:
+    lines = [
+        _combined("10.0.1.5", "\\x00", 400),
+        _combined("10.0.1.5", "\\x00", 400),
+        _combined("10.0.1.5", "\\x00\\x01", 400),  # not the v2 signature
+        _combined("198.51.100.9", "GET / HTTP/1.1"),
+    ]
+    rows = parse_lines(tmp_path, lines, format="combined")
+    findings = diagnose(rows)
+    assert _counts(findings) == {"proxy-v2-header-on-plain-listener": 2}
+    assert "proxy_protocol_v2.enabled" in findings[0].fix
+
+
+def test_double_proxy_header(tmp_path: Path) -> None:
+    fmt = (
+        '$proxy_protocol_addr $remote_addr [$time_local] "$request" $status '
+        '$body_bytes_sent "$http_user_agent"'
+    )
+    lines = [
+        f'198.51.100.22 10.0.1.5 {T} "PROXY TCP4 203.0.113.7 10.0.1.20 1 80" 400 157 "-"',
+        f'198.51.100.22 10.0.1.5 {T} "\\x00" 400 157 "-"',
+        f'- 10.0.1.5 {T} "PROXY TCP4 203.0.113.7 10.0.1.20 1 80" 400 157 "-"',
+        f'198.51.100.22 10.0.1.5 {T} "GET / HTTP/1.1" 200 3 "-"',
+    ]
+    rows = parse_lines(tmp_path, lines, log_format=fmt)
+    findings = diagnose(rows)
+    assert _counts(findings) == {
+        "double-proxy-header": 2,
+        "proxy-header-on-plain-listener": 1,
+    }
+    # errors first, then warnings
+    assert [f.code for f in findings] == [
+        "proxy-header-on-plain-listener",
+        "double-proxy-header",
+    ]
+
+
+def test_tls_on_plain_listener(tmp_path: Path) -> None:
+    hello = "\\x16\\x03\\x01\\x02\\x00\\x01\\x00\\x01\\xFC\\x03\\x03\\x9AQ"
+    lines = [
+        _combined("198.51.100.9", hello, 400),
+        _combined("198.51.100.8", "\\x16\\x03\\x01", 400),
+        _combined("198.51.100.8", "\\x16\\x03\\x01", 200),  # not a 400: not counted
+        _combined("198.51.100.8", "\\x16\\x02", 400),
+        _combined("198.51.100.9", "GET / HTTP/1.1"),
+    ]
+    rows = parse_lines(tmp_path, lines, format="combined")
+    assert _counts(diagnose(rows)) == {"tls-on-plain-listener": 2}
+
+
+def test_missing_client_address(tmp_path: Path) -> None:
+    lines = [
+        _combined("-", "GET /healthz HTTP/1.1", ua="ELB-HealthChecker/2.0"),
+        _combined("-", "GET / HTTP/1.1"),
+        _combined("198.51.100.9", "GET / HTTP/1.1"),
+        _combined("-", "PROXY TCP4 198.51.100.22 10.0.1.20 35646 80", 400),
+        _combined("-", "GET / HTTP/1.1", ua="ELB-HealthChecker/2.0"),
+    ]
+    rows = parse_lines(tmp_path, lines, format="elb_log")
+    findings = _by_code(diagnose(rows))
+    assert _counts(list(findings.values())) == {
+        "missing-client-address": 3,
+        # the PROXY line is a signature row: counted there only
+        "proxy-header-on-plain-listener": 1,
+    }
+    missing = findings["missing-client-address"]
+    assert missing.severity == "info"
+    assert "`$proxy_protocol_addr` was `-`" in missing.message
+    assert "2 requests came from health checkers" in missing.message
+    assert [e.split(": ", 1)[0] for e in missing.examples] == [
+        f"{tmp_path / 'access.log'}:{n}" for n in (1, 2, 5)
+    ]
+
+
+def test_missing_client_address_everywhere(tmp_path: Path) -> None:
+    lines = [_combined("-", "GET / HTTP/1.1")] * 4
+    rows = parse_lines(tmp_path, lines, format="elb_log")
+    (finding,) = diagnose(rows)
+    assert finding.code == "missing-client-address"
+    assert finding.count == 4
+    assert "every request is affected" in finding.message
+
+
+def test_balancer_addresses_as_clients(tmp_path: Path) -> None:
+    lines = [
+        _combined("10.0.1.5", "GET / HTTP/1.1"),
+        _combined("10.0.1.6", "GET /a HTTP/1.1"),
+        _combined("10.0.1.5", "GET /b HTTP/1.1"),
+        _combined("198.51.100.9", "GET / HTTP/1.1"),
+    ]
+    rows = parse_lines(tmp_path, lines, format="combined")
+    (finding,) = diagnose(rows)
+    assert (finding.code, finding.count) == ("balancer-addresses-as-clients", 3)
+    assert finding.message.startswith(
+        "3 requests (75% of all requests) credited to 2 addresses"
+    )
+    assert "neither `$proxy_protocol_addr` nor `$http_x_forwarded_for`" in (
+        finding.message
+    )
+    assert "real_ip_header X-Forwarded-For;" in finding.fix
+
+
+def test_balancer_share_threshold_and_policy(tmp_path: Path) -> None:
+    lines = [
+        _combined("10.0.1.5", "GET / HTTP/1.1"),
+        _combined("10.9.9.9", "GET / HTTP/1.1"),
+        _combined("198.51.100.9", "GET / HTTP/1.1"),
+        _combined("198.51.100.8", "GET / HTTP/1.1"),
+    ]
+    policy = ProxyPolicy(trusted=["10.0.1.0/24"])
+    rows = parse_lines(tmp_path, lines, format="combined", policy=policy)
+    assert diagnose(rows, policy=policy) == []  # 1 of 4: under 50%
+    (finding,) = diagnose(rows, policy=policy, balancer_share=0.25)
+    assert finding.count == 1  # 10.9.9.9 is not in the policy's ranges
+    # the default policy trusts every private range: 2 of 4
+    (default,) = diagnose(rows)
+    assert default.count == 2
+
+
+def test_xff_spoofing(tmp_path: Path) -> None:
+    lines = [
+        f'203.0.113.9 - - {T} "GET / HTTP/1.1" 200 3 "-" "-" "6.6.6.6"',
+        f'10.0.0.2 - - {T} "GET / HTTP/1.1" 200 3 "-" "-" "198.51.100.7"',
+        f'203.0.113.9 - - {T} "GET / HTTP/1.1" 200 3 "-" "-" "-"',
+        f'203.0.113.8 - - {T} "GET / HTTP/1.1" 200 3 "-" "-" "1.1.1.1, 10.0.0.3"',
+    ]
+    rows = parse_lines(
+        tmp_path,
+        lines,
+        format="main",
+        trusted=["10.0.0.0/8"],
+        real_ip_header="X-Forwarded-For",
+    )
+    (finding,) = diagnose(rows, policy=ProxyPolicy(trusted=["10.0.0.0/8"]))
+    assert (finding.code, finding.count) == ("xff-spoofing", 2)
+    assert finding.message.startswith("2 requests from 2 untrusted peers")
+    assert "set_real_ip_from" in finding.fix
+
+
+def test_clean_log_has_no_findings(tmp_path: Path) -> None:
+    lines = [_combined("198.51.100.9", "GET / HTTP/1.1")] * 3
+    assert diagnose(parse_lines(tmp_path, lines, format="combined")) == []
+    assert to_dict([]) == {"findings": []}
+
+
+def test_lazy_input_without_raw_lines(tmp_path: Path) -> None:
+    lines = [
+        _combined("10.0.1.5", "PROXY TCP4 198.51.100.22 10.0.1.20 35646 80", 400),
+        _combined("198.51.100.9", "GET / HTTP/1.1"),
+    ]
+    parse_lines(tmp_path, lines, format="combined")
+    path = tmp_path / "access.log"
+    lf = pplog.scan_log(path, format="combined")  # no `raw`, no `reject_reason`
+    (finding,) = diagnose(lf)
+    assert finding.count == 1
+    assert finding.examples == [
+        f'{path}:1: 10.0.1.5 "PROXY TCP4 198.51.100.22 10.0.1.20 35646 80" 400'
+    ]
+
+
+def test_order_and_json(tmp_path: Path) -> None:
+    lines = [
+        *[_combined("198.51.100.9", "\\x16\\x03\\x01", 400)] * 3,
+        _combined("10.0.1.5", "PROXY TCP4 198.51.100.22 10.0.1.20 35646 80", 400),
+        *[_combined("198.51.100.9", "GET / HTTP/1.1")] * 4,
+    ]
+    rows = parse_lines(tmp_path, lines, format="combined")
+    findings = diagnose(rows)
+    # severity first: the 1 error before the 3 warnings
+    assert [(f.code, f.count) for f in findings] == [
+        ("proxy-header-on-plain-listener", 1),
+        ("tls-on-plain-listener", 3),
+    ]
+    out = to_dict(findings)
+    assert [list(d) for d in out["findings"]] == [
+        ["code", "severity", "count", "message", "fix", "examples"]
+    ] * 2
+    assert out["findings"][1]["severity"] == "warning"
+    assert len(out["findings"][1]["examples"]) == 3
+
+
+# --------------------------------------------------------------------------------------
+# Error-log findings on made-up lines
+
+
+def test_error_log_findings(tmp_path: Path) -> None:
+    data = b"".join(
+        [
+            f'{ET} [error] 31#31: *1 broken header: "GET /healthz HTTP/1.1" {CTX}\n'.encode(),
+            f'{ET} [error] 31#31: *2 broken header: "" {CTX}\n'.encode(),
+            # nginx < 1.23.2: the whole buffer, over several lines
+            f'{ET} [error] 31#31: *3 broken header: "HEAD / HTTP/1.0\r\n'
+            f'Host: x\r\n\r\n" {CTX}\n'.encode(),
+            f'{ET} [error] 31#31: *4 broken header: "'.encode()
+            + b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03"
+            + f'" {CTX}\n'.encode(),
+            f'{ET} [error] 31#31: *5 broken header: "\r\n\r\n\x00\r\nQUIT\n" {CTX}\n'.encode(),
+            f'{ET} [error] 31#31: *6 broken header: "PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\n'
+            f'" {CTX}\n'.encode(),
+            f"{ET} [error] 31#31: *7 unknown PROXY protocol version: 1 {CTX}\n".encode(),
+            f"{ET} [error] 31#31: *8 header is too large {CTX}\n".encode(),
+            f"{ET} [error] 31#31: *9 header is too large\n".encode(),  # not PROXY
+            f'{ET} [error] 31#31: *10 open() "/srv/x" failed (2: No such file or '
+            'directory), client: 1.2.3.4, server: x, request: "GET /x HTTP/1.1", '
+            'host: "x"\n'.encode(),
+        ]
+    )
+    entries = read_error_log(_write(tmp_path, data))
+    findings = diagnose(None, entries)
+    assert _counts(findings) == {
+        "plain-request-on-proxy-listener": 5,
+        "proxy-header-malformed": 1,
+        "proxy-protocol-version": 1,
+        "proxy-header-too-large": 1,
+    }
+    plain = _by_code(findings)["plain-request-on-proxy-listener"]
+    assert plain.severity == "error"
+    assert plain.message == (
+        "5 connections to a `proxy_protocol` listener from 1 address did not start "
+        "with a PROXY header (`broken header`), so nginx closed them without an "
+        "access-log line: 2 with an HTTP request line (as HTTP health checks send); "
+        "2 empty, CR/LF only or a cut-off PROXY v2 signature; 1 with a TLS handshake"
+    )
+    assert "health" in plain.fix
+    log = tmp_path / "error.log"
+    assert [e.split(": ", 1)[0] for e in plain.examples] == [
+        f"{log}:1",
+        f"{log}:2",
+        f"{log}:3",
+    ]
+    assert plain.examples[2].endswith(
+        'broken header: "HEAD / HTTP/1.0\nHost: x\n\n" while reading PROXY '
+        "protocol, client: 10.0.1.5, server: 0.0.0.0:80"
+    )
+    assert findings[0].code == "plain-request-on-proxy-listener"
+
+
+# --------------------------------------------------------------------------------------
+# Real nginx and HAProxy
+
+NGINX_TIMEOUT = 5.0
+GET = b"GET /r HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+CLIENT_HELLO = bytes.fromhex(
+    "16030100a5010000a10303"
+    "5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
+    "00002cc02bc02fc02cc030cca9cca8c009c013c00ac014009c009d002f0035c012000a"
+    "0100004c000000120010000d6578616d706c652e636f6d"
+)
+V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+V2_ADDRS = bytes([127, 0, 0, 9, 127, 0, 0, 1]) + b"\x30\x39\x00\x50"
+
+ELB_LOG = (
+    '$proxy_protocol_addr - $remote_user [$time_local] "$request" $status '
+    '$body_bytes_sent "$http_referer" "$http_user_agent"'
+)
+XFF_LOG = (
+    '$remote_addr $realip_remote_addr [$time_local] "$request" $status '
+    '$body_bytes_sent "$http_x_forwarded_for"'
+)
+# log name -> (listen options, log_format name, extra server directives)
+SERVERS = {
+    "plain": ("", "combined", ""),
+    "pp": (" proxy_protocol", "elb", ""),
+    "xff": (
+        "",
+        "xff",
+        "set_real_ip_from 127.0.0.1; real_ip_header X-Forwarded-For;",
+    ),
+    "hv1": ("", "combined", ""),
+    "hv2": ("", "combined", ""),
+    "hok": (" proxy_protocol", "elb", ""),
+    "hlb": ("", "combined", ""),
+}
+# HAProxy frontend -> (nginx server it feeds, mode, server options)
+FRONTENDS = {
+    "hv1": ("tcp", "send-proxy"),
+    "hv2": ("tcp", "send-proxy-v2"),
+    "hok": ("tcp", "send-proxy"),
+    "hlb": ("http", ""),
+}
+LOOPBACK_ONLY = ProxyPolicy(trusted=["127.0.0.1/32"])
+
+
+def _binary(name: str, candidates: tuple[str, ...]) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    return next((c for c in candidates if os.access(c, os.X_OK)), None)
+
+
+def _missing(what: str, variable: str) -> None:
+    reason = f"no {what} binary found (apt-get install {what})"
+    if os.environ.get(variable) == "1":
+        pytest.fail(f"{variable}=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _free_ports(n: int) -> list[int]:
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+
+
+def _wait_listening(proc: subprocess.Popen[bytes], ports: list[int]) -> bool:
+    deadline = time.monotonic() + 10
+    pending = list(ports)
+    while pending and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", pending[0]), timeout=0.2):
+                pending.pop(0)
+        except OSError:
+            time.sleep(0.05)
+    return not pending
+
+
+def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGQUIT) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _send(port: int, data: bytes, source: str = "127.0.0.1") -> bytes:
+    """Send `data`, read until the peer closes; half-close if it waits for more."""
+    reply = bytearray()
+    with socket.create_connection(
+        ("127.0.0.1", port), timeout=NGINX_TIMEOUT, source_address=(source, 0)
+    ) as s:
+        try:
+            s.sendall(data)
+            s.settimeout(1.5)
+            half_closed = False
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except TimeoutError:
+                    if half_closed:
+                        raise
+                    s.shutdown(socket.SHUT_WR)
+                    s.settimeout(NGINX_TIMEOUT)
+                    half_closed = True
+                    continue
+                if not chunk:
+                    break
+                reply += chunk
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+    return bytes(reply)
+
+
+def _nginx_conf(root: Path, ports: dict[str, int], nginx_v: str) -> str:
+    temp = "\n".join(
+        f"    {kind}_temp_path {root / ('tmp_' + kind)};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        if kind == "client_body" or f"--without-http_{kind}_module" not in nginx_v
+    )
+    servers = "\n".join(
+        f"""    server {{
+        listen 127.0.0.1:{ports[name]}{listen};
+        access_log {root / (name + ".log")} {fmt};
+        {extra}
+        location / {{ return 200 "ok\\n"; }}
+    }}"""
+        for name, (listen, fmt, extra) in SERVERS.items()
+    )
+    return f"""\
+worker_processes 1;
+pid {root / "nginx.pid"};
+error_log {root / "error.log"} error;
+events {{ worker_connections 256; }}
+http {{
+{temp}
+    client_header_timeout 5s;
+    keepalive_timeout 5s;
+    lingering_timeout 1s;
+    lingering_time 2s;
+    log_format elb '{ELB_LOG}';
+    log_format xff '{XFF_LOG}';
+{servers}
+}}
+"""
+
+
+def _haproxy_conf(ports: dict[str, int], fronts: dict[str, int], probe: int) -> str:
+    # In `mode tcp` HAProxy connects to nginx, PROXY header and all, as soon as
+    # a client connects: readiness is probed on a frontend that only rejects.
+    parts = [
+        "defaults",
+        "    timeout connect 5s",
+        "    timeout client 5s",
+        "    timeout server 5s",
+        "frontend fe_probe",
+        "    mode tcp",
+        f"    bind 127.0.0.1:{probe}",
+        "    tcp-request connection reject",
+    ]
+    for name, (mode, options) in FRONTENDS.items():
+        parts += [
+            f"frontend fe_{name}",
+            f"    mode {mode}",
+            f"    bind 127.0.0.1:{fronts[name]}",
+            f"    default_backend be_{name}",
+            f"backend be_{name}",
+            f"    mode {mode}",
+            f"    server nginx 127.0.0.1:{ports[name]} {options}",
+        ]
+    return "\n".join(parts) + "\n"
+
+
+def _start(
+    command: list[str], root: Path, name: str, ports: list[int]
+) -> subprocess.Popen[bytes] | None:
+    with (root / f"{name}.stderr").open("wb") as err:
+        proc = subprocess.Popen(  # noqa: S603
+            command, stdin=subprocess.DEVNULL, stdout=err, stderr=err
+        )
+    if _wait_listening(proc, ports):
+        return proc
+    _stop(proc, signal.SIGKILL)
+    return None
+
+
+@dataclass
+class Lab:
+    root: Path
+    haproxy: str | None = None  # None when haproxy ran, else why not
+    replies: dict[str, list[bytes]] = field(default_factory=dict)
+
+    def rows(self, name: str, **options: object) -> pl.DataFrame:
+        return pplog.read_log(  # type: ignore[arg-type]
+            self.root / f"{name}.log", include_rejects=True, **options
+        )
+
+    def text(self, name: str) -> str:
+        return (self.root / name).read_text(errors="replace")
+
+
+def _raw_traffic(ports: dict[str, int]) -> dict[str, list[bytes]]:
+    pp, plain, xff = ports["pp"], ports["plain"], ports["xff"]
+    sent: dict[str, list[bytes]] = {}
+    sent["plain"] = [_send(plain, CLIENT_HELLO, "127.0.0.3") for _ in range(3)]
+    sent["plain"] += [_send(plain, GET, "127.0.0.3") for _ in range(2)]
+    good = b"PROXY TCP4 203.0.113.9 127.0.0.1 40000 80\r\n"
+    sent["pp"] = [_send(pp, GET) for _ in range(4)]  # broken header (GET ...)
+    sent["pp"].append(_send(pp, b"\r\n"))  # broken header (CR LF only)
+    sent["pp"] += [_send(pp, b"PROXY UNKNOWN\r\n" + GET) for _ in range(3)]
+    sent["pp"] += [_send(pp, good + GET) for _ in range(2)]
+    second = b"PROXY TCP4 198.51.100.1 127.0.0.1 40001 80\r\n"
+    sent["pp"] += [_send(pp, good + second + GET) for _ in range(2)]
+    sent["pp"].append(_send(pp, V2_SIG + b"\x11\x11\x00\x0c" + V2_ADDRS + GET))
+    sent["pp"].append(_send(pp, V2_SIG + b"\x21\x11\x01\x00" + V2_ADDRS))
+    sent["pp"].append(_send(pp, b"PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\n" + GET))
+    spoof = GET.replace(b"Host: x", b"Host: x\r\nX-Forwarded-For: 6.6.6.6")
+    relayed = GET.replace(b"Host: x", b"Host: x\r\nX-Forwarded-For: 198.51.100.7")
+    sent["xff"] = [_send(xff, spoof, "127.0.0.2") for _ in range(4)]
+    sent["xff"] += [_send(xff, relayed, "127.0.0.1") for _ in range(3)]
+    sent["xff"] += [_send(xff, GET, "127.0.0.2") for _ in range(2)]
+    return sent
+
+
+HAPROXY_COUNTS = {"hv1": 5, "hv2": 4, "hok": 3, "hlb": 5}
+
+
+def _haproxy_traffic(
+    lab: Lab, ports: dict[str, int], haproxy_bin: str | None
+) -> subprocess.Popen[bytes] | None:
+    if haproxy_bin is None:
+        lab.haproxy = "no haproxy binary found (apt-get install haproxy)"
+        return None
+    probe, *free = _free_ports(len(FRONTENDS) + 1)
+    fronts = dict(zip(FRONTENDS, free, strict=True))
+    conf = lab.root / "haproxy.cfg"
+    conf.write_text(_haproxy_conf(ports, fronts, probe), encoding="utf-8")
+    command = [haproxy_bin, "-db", "-f", str(conf)]
+    proc = _start(command, lab.root, "haproxy", [probe])
+    if proc is None:
+        lab.haproxy = "haproxy did not start:\n" + lab.text("haproxy.stderr")[-2000:]
+        return None
+    for name, n in HAPROXY_COUNTS.items():
+        lab.replies[name] = [_send(fronts[name], GET, "127.0.0.3") for _ in range(n)]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
+    nginx = _binary("nginx", ("/usr/sbin/nginx", "/usr/local/sbin/nginx"))
+    if nginx is None:
+        _missing("nginx", "PPLOG_REQUIRE_NGINX")
+    assert nginx is not None
+    root = tmp_path_factory.mktemp("doctor")
+    nginx_v = subprocess.run(
+        [nginx, "-V"], capture_output=True, check=False, timeout=30
+    ).stderr.decode(errors="replace")
+    proc = None
+    for _attempt in range(5):
+        ports = dict(zip(SERVERS, _free_ports(len(SERVERS)), strict=True))
+        conf = root / "nginx.conf"
+        conf.write_text(_nginx_conf(root, ports, nginx_v), encoding="utf-8")
+        command = [nginx, "-p", f"{root}/", "-e", str(root / "error.log")]
+        command += ["-c", str(conf), "-g", "daemon off; master_process off;"]
+        proc = _start(command, root, "nginx", list(ports.values()))
+        if proc is not None:
+            break
+    if proc is None:
+        pytest.fail("nginx did not start:\n" + (root / "nginx.stderr").read_text())
+    # the readiness probes above were empty connections: nginx logs nothing for them
+    lab = Lab(root)
+    haproxy = None
+    try:
+        lab.replies.update(_raw_traffic(ports))
+        haproxy_bin = _binary("haproxy", ("/usr/sbin/haproxy",))
+        haproxy = _haproxy_traffic(lab, ports, haproxy_bin)
+    finally:
+        if haproxy is not None:
+            _stop(haproxy, signal.SIGUSR1)  # soft stop
+        _stop(proc)
+    return lab
+
+
+def _need_haproxy(lab: Lab) -> None:
+    if lab.haproxy is not None:
+        if os.environ.get("PPLOG_REQUIRE_NGINX") == "1":
+            pytest.fail(f"PPLOG_REQUIRE_NGINX=1 but {lab.haproxy}", pytrace=False)
+        pytest.skip(lab.haproxy)
+
+
+@pytest.mark.nginx
+def test_real_tls_on_plain_listener(lab: Lab) -> None:
+    rows = lab.rows("plain", format="combined")
+    assert rows.height == 5, lab.text("plain.log")
+    assert _counts(diagnose(rows, policy=LOOPBACK_ONLY)) == {"tls-on-plain-listener": 3}
+
+
+@pytest.mark.nginx
+def test_real_plain_requests_on_proxy_listener(lab: Lab) -> None:
+    entries = read_error_log(lab.root / "error.log")
+    findings = diagnose(None, entries)
+    assert _counts(findings) == {
+        "plain-request-on-proxy-listener": 5,
+        "proxy-protocol-version": 1,
+        "proxy-header-too-large": 1,
+        "proxy-header-malformed": 1,
+    }, lab.text("error.log")
+    plain = _by_code(findings)["plain-request-on-proxy-listener"]
+    assert "4 with an HTTP request line" in plain.message
+    assert "1 empty, CR/LF only" in plain.message
+    broken = entries.filter(pl.col("message").str.starts_with("broken header"))
+    assert broken["client"].unique().to_list() == ["127.0.0.1"]
+    assert broken["level"].unique().to_list() == ["error"]
+    # nginx < 1.23.2 logs the whole buffer: one entry over several lines
+    first = broken.row(0, named=True)
+    assert first["message"].startswith('broken header: "GET /r HTTP/1.1')
+    assert first["message"].endswith('" while reading PROXY protocol')
+
+
+@pytest.mark.nginx
+def test_real_proxy_listener_access_log(lab: Lab) -> None:
+    rows = lab.rows("pp", format="elb_log")
+    # PROXY UNKNOWN x3, good x2, double x2; the broken headers never get here
+    assert rows.height == 7, lab.text("pp.log")
+    assert _counts(diagnose(rows, policy=LOOPBACK_ONLY)) == {
+        "missing-client-address": 3,
+        "double-proxy-header": 2,
+    }
+    # the good and the double headers: the first header names the client
+    assert rows["client_ip"].drop_nulls().to_list() == ["203.0.113.9"] * 4
+
+
+@pytest.mark.nginx
+def test_real_xff_from_untrusted_peer(lab: Lab) -> None:
+    rows = lab.rows(
+        "xff",
+        log_format=XFF_LOG,
+        trusted=["127.0.0.1/32"],
+        real_ip_header="X-Forwarded-For",
+    )
+    assert rows.height == 9, lab.text("xff.log")
+    # pplog attributes exactly as nginx's realip did
+    assert rows["client_ip"].to_list() == rows["remote_addr"].to_list()
+    assert _counts(diagnose(rows, policy=LOOPBACK_ONLY)) == {"xff-spoofing": 4}
+
+
+@pytest.mark.nginx
+def test_real_haproxy_send_proxy_to_plain_listener(lab: Lab) -> None:
+    _need_haproxy(lab)
+    rows = lab.rows("hv1", format="combined")
+    assert rows.height == 5, lab.text("hv1.log")
+    assert rows["request"].str.starts_with("PROXY TCP4 127.0.0.3 ").all()
+    findings = diagnose(rows, policy=LOOPBACK_ONLY)
+    assert _counts(findings) == {"proxy-header-on-plain-listener": 5}
+    assert all(r.startswith(b"HTTP/1.1 400 ") for r in lab.replies["hv1"])
+
+
+@pytest.mark.nginx
+def test_real_haproxy_send_proxy_v2_to_plain_listener(lab: Lab) -> None:
+    _need_haproxy(lab)
+    rows = lab.rows("hv2", format="combined")
+    assert rows.height == 4, lab.text("hv2.log")
+    assert rows["request"].to_list() == ["\x00"] * 4
+    findings = diagnose(rows, policy=LOOPBACK_ONLY)
+    assert _counts(findings) == {"proxy-v2-header-on-plain-listener": 4}
+
+
+@pytest.mark.nginx
+def test_real_haproxy_correct_setup_is_clean(lab: Lab) -> None:
+    _need_haproxy(lab)
+    rows = lab.rows("hok", format="elb_log")
+    assert rows.height == 3, lab.text("hok.log")
+    assert rows["client_ip"].to_list() == ["127.0.0.3"] * 3
+    assert diagnose(rows, policy=LOOPBACK_ONLY) == []
+
+
+@pytest.mark.nginx
+def test_real_haproxy_http_without_forwarding(lab: Lab) -> None:
+    _need_haproxy(lab)
+    rows = lab.rows("hlb", format="combined")
+    assert rows.height == 5, lab.text("hlb.log")
+    (finding,) = diagnose(rows, policy=LOOPBACK_ONLY)
+    assert (finding.code, finding.count) == ("balancer-addresses-as-clients", 5)
+    assert "(100% of all requests) credited to 1 address" in finding.message
