@@ -285,3 +285,24 @@ def test_every_command_has_help_with_examples(runner: CliRunner) -> None:
         result = runner.invoke(cli, [*command, "-h"])
         assert result.exit_code == 0
         assert "Examples:" in result.output
+
+
+def test_doctor_json_and_terminal(runner: CliRunner, tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(
+        '10.0.1.5 - - [27/Nov/2026:06:01:02 +0000] "PROXY TCP4 198.51.100.22 203.0.113.7 '
+        '35646 80" 400 157 "-" "-"\n'
+        '198.51.100.9 - - [27/Nov/2026:06:01:03 +0000] "GET / HTTP/1.1" 200 5 "-" "curl/8"\n'
+    )
+    result = runner.invoke(
+        cli, ["doctor", str(log), "--format", "combined", "--to", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    findings = json.loads(result.stdout)["findings"]
+    assert [(f["code"], f["count"]) for f in findings] == [
+        ("proxy-header-on-plain-listener", 1)
+    ]
+    assert findings[0]["examples"][0].endswith('400 157 "-" "-"')
+    text = runner.invoke(cli, ["doctor", str(log), "--format", "combined"]).stdout
+    assert "proxy-header-on-plain-listener  (1)" in text
+    assert runner.invoke(cli, ["doctor"]).exit_code == 2

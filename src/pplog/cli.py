@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -315,6 +316,91 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int | None], None] | Non
     ) as bar:
         task = bar.add_task("read", total=None)
         yield lambda n, total: bar.update(task, advance=n, total=total)
+
+
+@cli.command("doctor", context_settings=CONTEXT)
+@click.argument("paths", nargs=-1, metavar="[PATH]...")
+@click.option(
+    "--error-log",
+    "error_logs",
+    multiple=True,
+    metavar="FILE",
+    help="nginx error log to read too (repeatable): `broken header` lines live there.",
+)
+@format_options
+@proxy_options
+@click.option(
+    "--to",
+    "target",
+    type=click.Choice(["terminal", "json"]),
+    default="terminal",
+    show_default=True,
+    help="Where the findings go.",
+)
+def doctor_cmd(
+    paths: tuple[str, ...],
+    error_logs: tuple[str, ...],
+    format_name: str,
+    log_format: str | None,
+    nginx_conf: Path | None,
+    log_format_name: str | None,
+    trusted: tuple[str, ...],
+    real_ip_header: str | None,
+    real_ip_recursive: bool | None,
+    client_strategy: str,
+    trusted_hops: int,
+    target: str,
+) -> None:
+    """Diagnose load-balancer and PROXY-protocol setups from nginx logs.
+
+    Finds PROXY headers reaching a plain listener, plain requests (health
+    checks) reaching a proxy_protocol listener, TLS sent to a plain port,
+    requests without a client address, traffic credited to balancer
+    addresses, and X-Forwarded-For sent by untrusted peers. Each finding has
+    an exact count, an explanation, the fix, and example lines.
+
+    \b
+    Examples:
+      pplog doctor /var/log/nginx/access.log --error-log /var/log/nginx/error.log
+      pplog doctor access.log --format elb_log --to json
+      pplog doctor --error-log /var/log/nginx/error.log
+    """
+    if not paths and not error_logs:
+        msg = "give access logs (PATH...) and/or --error-log FILE"
+        raise click.UsageError(msg)
+    from pplog.formats.errorlog import read_error_log
+    from pplog.reports.doctor import diagnose, to_dict
+
+    with errors_as_click():
+        proxy = _policy(
+            trusted, real_ip_header, real_ip_recursive, client_strategy, trusted_hops
+        )
+        policy = proxy.get("policy")
+        rows = None
+        if paths:
+            scan = pplog.pipeline.open_log(
+                list(paths),
+                format_name,
+                log_format=log_format,
+                nginx_conf=nginx_conf,
+                log_format_name=log_format_name,
+                trusted=proxy.get("trusted"),
+                real_ip_header=proxy.get("real_ip_header"),
+                recursive=proxy.get("recursive"),
+                policy=policy,
+                on_problem=lambda name, message: _warn(f"{name}: {message}"),
+            )
+            rows, policy = scan.frame, scan.policy
+        errors = (
+            read_error_log(list(error_logs), on_problem=lambda n, m: _warn(f"{n}: {m}"))
+            if error_logs
+            else None
+        )
+        findings = diagnose(rows, errors, policy=policy)
+    if target == "json":
+        click.echo(json.dumps(to_dict(findings), indent=2, ensure_ascii=False))
+        return
+    outputs.doctor.write_findings(findings)
 
 
 @cli.command("formats", context_settings=CONTEXT)

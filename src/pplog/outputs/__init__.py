@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import ClassVar, Protocol
 
 from pplog.errors import ReportError
+from pplog.outputs import doctor
 from pplog.outputs._options import ReportOptions
 from pplog.outputs.json import JsonReporter
 from pplog.outputs.tables import CsvReporter, ParquetReporter
 from pplog.outputs.terminal import TerminalReporter
 from pplog.reports import Summary
 
-__all__ = ["ReportOptions", "Reporter", "available", "get"]
+__all__ = ["ReportOptions", "Reporter", "available", "doctor", "get"]
 
 
 class Reporter(Protocol):

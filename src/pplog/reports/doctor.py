@@ -232,6 +232,27 @@ def _example(names: set[str]) -> pl.Expr:
     return text
 
 
+def _trusted(addr: pl.Expr, policy: ProxyPolicy) -> pl.Expr:
+    """True where `addr` lies in the policy's trusted ranges.
+
+    Addresses repeat a lot: each batch's distinct values are parsed, not rows.
+    """
+    networks = policy.networks
+
+    def test(values: pl.Series) -> pl.Series:
+        distinct = values.drop_nulls().unique()
+        inside = (
+            distinct.to_frame("a")
+            .select(in_networks(addr_info(pl.col("a")), networks))
+            .to_series()
+        )
+        return values.replace_strict(
+            distinct, inside, default=False, return_dtype=pl.Boolean
+        )
+
+    return addr.map_batches(test, return_dtype=pl.Boolean, is_elementwise=True)
+
+
 def _access_masks(names: set[str], policy: ProxyPolicy) -> dict[str, pl.Expr]:
     """Per code, a boolean expression selecting the rows it counts."""
     parsed = pl.col(REJECT_REASON).is_null() if REJECT_REASON in names else _TRUE
@@ -257,8 +278,7 @@ def _access_masks(names: set[str], policy: ProxyPolicy) -> dict[str, pl.Expr]:
     if CLIENT_IP in names:
         client = pl.col(CLIENT_IP)
         masks[MISSING] = ordinary & client.is_null()
-        trusted = in_networks(addr_info(client), policy.networks)
-        masks[BALANCER] = ordinary & _flag(trusted)
+        masks[BALANCER] = ordinary & _flag(_trusted(client, policy))
     if FORWARDED_BY_UNTRUSTED in names:
         # only rows that really carried a header: `forwarded_by_untrusted` can be
         # set on rows without one
@@ -274,7 +294,10 @@ def _access_findings(
     lf: pl.LazyFrame, policy: ProxyPolicy, balancer_share: float
 ) -> list[Finding]:
     names = set(lf.collect_schema().names())
-    masks = _access_masks(names, policy)
+    # each mask is computed once, as a column; then one pass aggregates them all
+    built = _access_masks(names, policy)
+    marked = lf.with_columns(mask.alias(f"_m:{code}") for code, mask in built.items())
+    masks = {code: pl.col(f"_m:{code}") for code in built}
     example = _example(names)
     exprs: list[pl.Expr] = []
     for code, mask in masks.items():
@@ -292,7 +315,7 @@ def _access_findings(
     peer = next((c for c in (REALIP_REMOTE_ADDR, REMOTE_ADDR) if c in names), None)
     if SPOOFING in masks and peer is not None:
         exprs.append(pl.col(peer).filter(masks[SPOOFING]).n_unique().alias("_peers"))
-    stats = lf.select(exprs).collect(engine="streaming").row(0, named=True)
+    stats = marked.select(exprs).collect(engine="streaming").row(0, named=True)
     share = stats.get(BALANCER, 0) / max(stats["_parsed"], 1)
     if share < balancer_share:
         stats[BALANCER] = 0
