@@ -157,3 +157,8 @@ def test_other_strategies() -> None:
 def test_bad_policies_are_clear_errors(kwargs: dict, message: str) -> None:
     with pytest.raises(OptionError, match=message):
         ProxyPolicy(**kwargs)
+
+
+def test_untrusted_peer_without_header_is_not_flagged() -> None:
+    row = attributed("198.51.100.1", None, recursive=True)
+    assert (row["client_ip"], row["forwarded_by_untrusted"]) == ("198.51.100.1", False)

@@ -195,6 +195,7 @@ def test_empty_and_missing(tmp_path: Path) -> None:
     df = read_error_log(_write(tmp_path, b""))
     assert df.height == 0
     assert df.schema == ERROR_LOG_SCHEMA
+    assert diagnose(None, df) == []
     with pytest.raises(SourceError, match="no such file"):
         read_error_log(tmp_path / "nope.log")
 

@@ -267,7 +267,8 @@ def client_ip_stages(
             ).alias("_ci_public")
         )
     addrs, kinds = pl.col("_ci_addrs"), pl.col("_ci_kinds")
-    n = pl.min_horizontal(tokens.list.len().cast(pl.Int64), pl.lit(MAX_HOPS, pl.Int64))
+    # no header at all counts as no tokens (min_horizontal would skip the null)
+    n = tokens.list.len().fill_null(0).cast(pl.Int64).clip(upper_bound=MAX_HOPS)
     chosen: pl.Expr
     index: pl.Expr
     if policy.strategy == "hops":
