@@ -153,3 +153,60 @@ def test_nginx_conf_errors_point_at_the_directive(tmp_path: Path) -> None:
         format_from_config(conf, "bad")
     with pytest.raises(LogFormatError, match="cannot read nginx configuration"):
         format_from_config(tmp_path / "missing.conf")
+
+
+REALIP_CONF = """
+http {
+    set_real_ip_from 192.168.0.0/16;
+    log_format main '$remote_addr - $remote_user [$time_local] "$request" $status '
+                    '$body_bytes_sent "$http_referer" "$http_user_agent" "$http_x_forwarded_for"';
+    server {
+        listen 80;
+        set_real_ip_from 10.0.0.0/8;
+        set_real_ip_from 2001:db8::/32;
+        real_ip_header X-Forwarded-For;
+        real_ip_recursive on;
+        access_log /var/log/nginx/access.log main;
+    }
+    server {
+        listen 81;
+        access_log /var/log/nginx/other.log combined;
+    }
+}
+"""
+
+
+def test_nginx_conf_realip_settings_come_from_the_logging_server(
+    tmp_path: Path,
+) -> None:
+    from pplog.formats import realip_from_config
+
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(REALIP_CONF)
+    settings = realip_from_config(conf, "main")
+    assert settings is not None
+    assert settings.trusted == ("10.0.0.0/8", "2001:db8::/32")  # server level wins
+    assert (settings.header, settings.recursive) == ("X-Forwarded-For", True)
+    combined = realip_from_config(conf, "combined")
+    assert combined is not None and combined.trusted == ("192.168.0.0/16",)
+    assert (combined.header, combined.recursive) == (
+        "X-Real-IP",
+        False,
+    )  # nginx defaults
+
+
+def test_summarize_reads_realip_from_nginx_conf(tmp_path: Path) -> None:
+    import pplog
+
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(REALIP_CONF)
+    log = tmp_path / "access.log"
+    log.write_text(
+        '10.0.0.5 - - [27/Nov/2026:06:01:02 +0000] "GET / HTTP/1.1" 200 1 "-" "-" '
+        '"198.51.100.7, 10.1.1.1"\n'
+    )
+    s = pplog.summarize(log, nginx_conf=conf, log_format_name="main")
+    assert s.clients.get_column("client_ip").to_list() == ["198.51.100.7"]
+    # the command-line value wins over the configuration
+    s = pplog.summarize(log, nginx_conf=conf, log_format_name="main", recursive=False)
+    assert s.clients.get_column("client_ip").to_list() == ["10.1.1.1"]
