@@ -820,6 +820,38 @@ def test_xff_client_ip_matches_nginx(xff: dict[str, Result], server: str) -> Non
     _assert_same_as_nginx(xff[server])
 
 
+@pytest.mark.parametrize(
+    ("server", "recursive"), [("xff_on", True), ("xff_off", False)]
+)
+def test_read_log_keywords_equal_policy(
+    nginx: Nginx, xff: dict[str, Result], server: str, recursive: bool
+) -> None:
+    """`read_log(trusted=, real_ip_header=, recursive=)` is the same policy.
+
+    The comparisons above go through `ProxyPolicy` (to pick nginx's version
+    for `[addr]`); the keywords must give the same attribution as the policy
+    with its defaults.
+    """
+    path = nginx.log(server)
+    by_keywords = pplog.read_log(
+        path,
+        log_format=XFF_FORMAT,
+        trusted=XFF_TRUSTED,
+        real_ip_header="X-Forwarded-For",
+        recursive=recursive,
+    )
+    by_policy = pplog.read_log(
+        path,
+        log_format=XFF_FORMAT,
+        policy=pplog.clientip.ProxyPolicy(
+            trusted=XFF_TRUSTED, header="X-Forwarded-For", recursive=recursive
+        ),
+    )
+    cols = ["client_ip", "client_ip_source"]
+    assert by_keywords.height >= N_XFF
+    assert by_keywords.select(cols).equals(by_policy.select(cols))
+
+
 # Spec table 2.4 (peer trusted, 10/8 trusted) plus a few of our own.
 WORKED_EXAMPLES = [
     ["203.0.113.7"],

@@ -22,7 +22,7 @@ def agent_classes(lf: pl.LazyFrame) -> pl.DataFrame | None:
     if HTTP_USER_AGENT not in lf.collect_schema().names():
         return None
     return (
-        lf.select(HTTP_USER_AGENT)
+        lf.select(pl.col(HTTP_USER_AGENT).cast(pl.String))
         .unique()
         .with_columns(agent_class(HTTP_USER_AGENT))
         .collect(engine="streaming")
@@ -60,7 +60,7 @@ def without_health_checks(
 def agents(lf: pl.LazyFrame, classes: pl.DataFrame) -> pl.DataFrame:
     """Requests and bytes per user-agent class."""
     per_agent = (
-        lf.group_by(HTTP_USER_AGENT)
+        lf.group_by(pl.col(HTTP_USER_AGENT).cast(pl.String))
         .agg(
             pl.len().cast(pl.UInt64).alias("requests"),
             bytes_column(lf.collect_schema().names())
