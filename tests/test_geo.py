@@ -713,3 +713,22 @@ def test_summarize_without_database_says_how_to_get_one(tmp_path: Path) -> None:
         pytest.skip("this machine has a GeoIP database in the usual directories")
     assert s.geoip is not None and "--geoip FILE.mmdb" in s.geoip
     assert "countries" not in s.extra
+
+
+def test_read_log_with_geoip_adds_row_columns(tmp_path: Path) -> None:
+    import pplog
+
+    city, asn = build_city(tmp_path / "city.mmdb"), build_asn(tmp_path / "asn.mmdb")
+    log = tmp_path / "access.log"
+    log.write_text(
+        '10.0.0.9 - - [27/Nov/2026:06:01:02 +0000] "GET / HTTP/1.1" 200 1 "-" "curl/8.5.0"\n'
+    )
+    df = pplog.read_log(log, format="combined", geoip=[city, asn])
+    assert df.select("client_ip", "country", "city", "asn", "as_org").row(0) == (
+        "10.0.0.9",
+        None,  # private: never looked up
+        None,
+        None,
+        None,
+    )
+    assert df.item(0, "agent_class") == "tool"

@@ -12,6 +12,7 @@ import polars as pl
 
 from pplog import clientip, sources
 from pplog.clientip import ProxyPolicy
+from pplog.enrich.agents import agent_class
 from pplog.errors import LogFormatError, OptionError
 from pplog.formats import (
     DETECTION_ORDER,
@@ -22,9 +23,18 @@ from pplog.formats import (
     realip_from_config,
 )
 from pplog.parse import parse
-from pplog.schema import LINE, OFFSET, RAW, REJECT_REASON, SOURCE, TEXT
+from pplog.schema import (
+    HTTP_USER_AGENT,
+    LINE,
+    OFFSET,
+    RAW,
+    REJECT_REASON,
+    SOURCE,
+    TEXT,
+)
 
 if TYPE_CHECKING:
+    from pplog.enrich.geo import GeoDatabases
     from pplog.sources import ProblemHandler, ProgressHandler, Source
 
 PathArg = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
@@ -198,6 +208,22 @@ def resolve_policy(
     )
 
 
+def _geo(frame: pl.LazyFrame, dbs: GeoDatabases) -> pl.LazyFrame:
+    """Join geo columns, looked up now for each distinct client address."""
+    from pplog.enrich.geo import geo_table
+
+    with dbs:
+        ips = (
+            frame.filter(pl.col("client_ip").is_not_null())
+            .select("client_ip")
+            .unique()
+            .collect(engine="streaming")
+            .get_column("client_ip")
+        )
+        table = geo_table(ips, dbs)
+    return frame.join(table.lazy(), on="client_ip", how="left", maintain_order="left")
+
+
 def rows(
     lines: pl.LazyFrame,
     fmt: LogFormat,
@@ -205,8 +231,15 @@ def rows(
     decode: bool = True,
     policy: ProxyPolicy | None = None,
 ) -> pl.LazyFrame:
-    """Parse and attribute a frame of lines: the row columns of the design."""
-    return clientip.attribute(parse(lines, fmt, decode=decode), policy)
+    """Parse, attribute and classify a frame of lines: the row columns of the design.
+
+    `agent_class` is an expression like any column: a query that does not
+    select it does not compute it.
+    """
+    frame = clientip.attribute(parse(lines, fmt, decode=decode), policy)
+    if HTTP_USER_AGENT in frame.collect_schema().names():
+        frame = frame.with_columns(agent_class(HTTP_USER_AGENT))
+    return frame
 
 
 def scan_log(
@@ -220,6 +253,7 @@ def scan_log(
     real_ip_header: str | None = None,
     recursive: bool | None = None,
     policy: ProxyPolicy | None = None,
+    geoip: Sequence[str | os.PathLike[str]] | None = None,
     include_rejects: bool = False,
 ) -> pl.LazyFrame:
     """Lazily read nginx (or AWS load-balancer) access logs into typed rows.
@@ -245,6 +279,10 @@ def scan_log(
         `nginx_conf`'s realip directives when given, else the defaults.
     policy
         A `ProxyPolicy`, instead of the three settings above.
+    geoip
+        MaxMind DB files: adds `country`, `city`, `asn` and `as_org`, looking
+        each distinct client up once (this reads the input once more, to
+        collect the distinct addresses).
     include_rejects
         Keep lines that did not parse, with `reject_reason` and `raw` set.
 
@@ -278,9 +316,16 @@ def scan_log(
         recursive=recursive,
         policy=policy,
     )
+    frame = scan.frame
+    if geoip:
+        from pplog.enrich.geo import open_databases
+
+        dbs = open_databases(list(geoip))
+        # the lookup table is built now, so the databases can be closed
+        frame = _geo(frame, dbs)
     if include_rejects:
-        return scan.frame
-    return scan.frame.filter(pl.col(REJECT_REASON).is_null()).drop(REJECT_REASON, RAW)
+        return frame
+    return frame.filter(pl.col(REJECT_REASON).is_null()).drop(REJECT_REASON, RAW)
 
 
 def read_log(
@@ -294,6 +339,7 @@ def read_log(
     real_ip_header: str | None = None,
     recursive: bool | None = None,
     policy: ProxyPolicy | None = None,
+    geoip: Sequence[str | os.PathLike[str]] | None = None,
     include_rejects: bool = False,
 ) -> pl.DataFrame:
     """Read access logs into a DataFrame; the eager form of `scan_log`.
@@ -315,5 +361,6 @@ def read_log(
         real_ip_header=real_ip_header,
         recursive=recursive,
         policy=policy,
+        geoip=geoip,
         include_rejects=include_rejects,
     ).collect(engine="streaming")
