@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-import polars as pl
 
 import pplog
 from pplog import outputs
 from pplog.clientip import STRATEGIES, ProxyPolicy
-from pplog.errors import OptionError, PplogError, ReportError
+from pplog.errors import OptionError, PplogError
 from pplog.formats import PRESETS, LogFormat, get_format
 from pplog.outputs import ReportOptions
 from pplog.outputs._safe import safe_text
@@ -175,7 +174,7 @@ def cli(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     "--top",
     default=10,
     show_default=True,
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=2**31),
     help="Rows per table; 0 shows all.",
 )
 @click.option(
@@ -282,6 +281,9 @@ def summarize_cmd(
             on_problem=lambda name, message: _warn(f"{name}: {message}"),
             on_progress=on_progress,
         )
+    files = [t for t in targets if t != "terminal"]
+    if output is not None and len(files) > 1 and not output.exists():
+        output.mkdir(parents=True)  # several file outputs share one directory
     with errors_as_click():
         for name in targets:
             options = ReportOptions(
@@ -430,38 +432,55 @@ def formats_cmd(name: str | None, log_format: str | None) -> None:
     click.echo("\nShow one with `pplog formats NAME`; pass your own with --log-format.")
 
 
+def _stderr(text: str) -> None:
+    if sys.stderr is not None:
+        click.echo(text, err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI; turn anything unexpected into one `Error:` line."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    for stream in (
+        sys.stdout,
+        sys.stderr,
+    ):  # log text may not fit the terminal's encoding
+        if stream is not None and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
+        if sys.stdout is None:
+            msg = "standard output is closed; pass -o FILE or open it"
+            raise click.ClickException(msg)
         cli.main(args=argv, prog_name="pplog", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("Aborted!", err=True)
+        _stderr("Aborted!")
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        if isinstance(exc, click.UsageError):
+            exc.show()
+        else:  # messages can quote file names and log text: keep them inert
+            _stderr(f"Error: {safe_text(exc.format_message())}")
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except BrokenPipeError:
-        sys.stderr.close()
+        if sys.stderr is not None:
+            sys.stderr.close()
         sys.exit(1)
     except KeyboardInterrupt:
-        click.echo("Aborted!", err=True)
+        _stderr("Aborted!")
         sys.exit(130)
-    except (
-        pl.exceptions.PolarsError,
-        ReportError,
-        OSError,
-        ValueError,
-        RuntimeError,
-    ) as exc:
+    except OSError as exc:  # writing the report failed: a full disk, a closed pipe
         if debug:
             raise
-        line = safe_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        click.echo(
+        _stderr(f"Error: cannot write output: {safe_text(exc.strerror or exc)}")
+        sys.exit(1)
+    except Exception as exc:  # noqa: BLE001 - the one place nothing may escape
+        if debug:
+            raise
+        text = str(exc)
+        line = safe_text(text.splitlines()[0] if text else type(exc).__name__)
+        _stderr(
             f"Error: unexpected failure ({type(exc).__name__}): {line}; "
-            "rerun with --debug and report it",
-            err=True,
+            "rerun with --debug and report it"
         )
         sys.exit(1)

@@ -172,6 +172,7 @@ def _typed(name: str, fmt: LogFormat, *, decode: bool = True) -> pl.Expr:
         return _null_empty(col).cast(INTEGER_FIELDS[name], strict=False).alias(name)
     if name in FLOAT_FIELDS:
         value = _null_empty(col).cast(pl.Float64, strict=False)
+        value = pl.when(value.is_finite()).then(value)  # no inf/nan: JSON has none
         if fmt.kind != "nginx":  # AWS writes -1 for "not dispatched"
             value = pl.when(value < 0).then(None).otherwise(value)
         return value.alias(name)
@@ -349,6 +350,9 @@ def parse(lines: pl.LazyFrame, fmt: LogFormat, *, decode: bool = True) -> pl.Laz
     lf = lf.with_columns(_typed(n, fmt, decode=decode) for n in names)
     derived: list[pl.Expr] = []
     time = _time(fmt)
+    if time is not None:
+        # years Python cannot hold (0, 10000 after the UTC shift) are bad times
+        time = pl.when(time.dt.year().is_between(1, 9998)).then(time)
     if time is not None:
         derived.append(time.alias(TIME))
     if fmt.kind != "nginx":

@@ -114,7 +114,8 @@ def resolve_format(
         return format, None
     if format not in (None, "auto"):
         return get_format(format), None
-    for src in srcs:
+    failure: LogFormatError | None = None
+    for src in srcs:  # the first source that a preset fits decides
         head = sources.read_head(src, DETECT_LINES)
         sample = [x for x in head if x.strip()]
         if not sample:
@@ -128,8 +129,11 @@ def resolve_format(
                 "--log-format 'YOUR nginx log_format' or "
                 "--nginx-conf /etc/nginx/nginx.conf"
             )
-            raise LogFormatError(msg)
+            failure = failure or LogFormatError(msg)
+            continue
         return fmt, f"auto-detected: {ok} of {len(sample)} sample lines fit"
+    if failure is not None:
+        raise failure
     return PRESETS["combined"], "no lines to detect from; assumed combined"
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import polars as pl
+import zstandard
 from polars.io.plugins import register_io_source
 
 from pplog.errors import SourceError
@@ -99,6 +100,9 @@ def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
     out: list[Source] = []
     for raw in paths:
         text = os.fspath(raw)
+        if not text.strip():
+            msg = "an empty path was given; pass a log file, a glob, a directory or `-`"
+            raise SourceError(msg)
         if text == STDIN:
             out.append(Source("<stdin>", None))
             continue
@@ -164,12 +168,10 @@ def _decompressor(kind: str) -> Any:
         return bz2.BZ2Decompressor()
     if kind == "xz":
         return lzma.LZMADecompressor()
-    import zstandard
-
     return zstandard.ZstdDecompressor().decompressobj()
 
 
-def _decompress(raw: IO[bytes], kind: str, piece: int = 1 << 20) -> Iterator[bytes]:
+def _decompress(raw: IO[bytes], kind: str, piece: int = 1 << 16) -> Iterator[bytes]:
     """Decompress `raw` piece by piece, across concatenated members.
 
     Everything that decompressed before damage is yielded; then the error
@@ -247,6 +249,7 @@ def _open(source: Source) -> tuple[Any, _CountingReader]:
 
 
 _READ_ERRORS: tuple[type[BaseException], ...] = (
+    zstandard.ZstdError,
     OSError,
     EOFError,
     TruncatedError,
@@ -274,7 +277,7 @@ def _lines_frame(
             SOURCE: pl.repeat(source, n, dtype=pl.String, eager=True),
             LINE: pl.int_range(first_line, first_line + n, dtype=pl.UInt64, eager=True),
             OFFSET: offsets,
-            TEXT: lines.str.strip_suffix("\r"),
+            TEXT: lines.str.strip_suffix("\r").str.strip_prefix("\ufeff"),
         }
     )
 
@@ -437,7 +440,7 @@ def _polars_lines(src: Source) -> pl.LazyFrame:
             pl.lit(src.name, pl.String).alias(SOURCE),
             pl.col(LINE).cast(pl.UInt64),
             ((length + 1).cum_sum() - length - 1).alias(OFFSET),
-            pl.col(TEXT).str.strip_suffix("\r"),
+            pl.col(TEXT).str.strip_suffix("\r").str.strip_prefix("\ufeff"),
         )
     )
 
@@ -507,9 +510,20 @@ def _python_lines(
 
 
 def read_head(source: Source, n: int) -> list[str]:
-    """The first `n` lines of a source (for format detection), or fewer."""
+    """The first `n` lines of a source (for format detection), or fewer.
+
+    For stdin this peeks at what is buffered without consuming it, so the
+    run still reads every line; compressed stdin is not peeked into.
+    """
     if source.path is None:
-        return []
+        stream = sys.stdin.buffer
+        if not hasattr(stream, "peek"):
+            return []
+        head = stream.peek(1 << 16)
+        if any(head.startswith(magic) for magic, _ in _MAGIC):
+            return []
+        complete = head[: head.rfind(b"\n") + 1] if b"\n" in head else head
+        return decode_bytes(complete).splitlines()[:n]
     out: list[str] = []
     for batch in _iter_source(source, None, None, 1 << 16):
         out.extend(batch.get_column(TEXT).head(n - len(out)).to_list())

@@ -99,22 +99,34 @@ def _parse(path: Path, root: Path, depth: int = 0) -> list[Directive]:
     tokens = _tokens(text, str(path))
     pos = 0
 
-    def block() -> list[Directive]:
+    def fail(line: int, what: str) -> LogFormatError:
+        # nginx refuses such a file too ("nginx -t" says where)
+        return LogFormatError(
+            f"{what} in `{path}` at line {line}; check it with `nginx -t`"
+        )
+
+    def block(depth_: int = 0) -> list[Directive]:
         nonlocal pos
         items: list[Directive] = []
         words: list[str] = []
         start = 0
+        last = 1
         while pos < len(tokens):
             tok, line, quoted = tokens[pos]
+            last = line
             pos += 1
             if not quoted and tok == "}":
+                if words:
+                    raise fail(line, 'unexpected "}" (a directive lacks its ";")')
+                if depth_ == 0:
+                    raise fail(line, 'unexpected "}"')
                 return items
             if not quoted and tok in ";{":
                 if not words:
                     continue
                 d = Directive(words[0], words[1:], str(path), start)
                 if tok == "{":
-                    d.block = block()
+                    d.block = block(depth_ + 1)
                 if d.name == "include" and d.args:
                     items.extend(_include(d.args[0], root, depth))
                 else:
@@ -124,6 +136,10 @@ def _parse(path: Path, root: Path, depth: int = 0) -> list[Directive]:
             if not words:
                 start = line
             words.append(tok)
+        if words:
+            raise fail(last, 'unexpected end of file, expecting ";" or "}"')
+        if depth_ > 0:
+            raise fail(last, 'unexpected end of file, expecting "}"')
         return items
 
     return block()
@@ -141,6 +157,18 @@ def _include(pattern: str, root: Path, depth: int) -> list[Directive]:
 def _walk(items: list[Directive], config: NginxConfig) -> None:
     for d in items:
         if d.name == "log_format" and d.args:
+            if d.args[0] == "combined":
+                msg = (
+                    f"log_format `combined` at {d.file}:{d.line} redefines nginx's "
+                    "built-in format, which nginx refuses; give it another name"
+                )
+                raise LogFormatError(msg)
+            if d.args[0] in config.log_formats:
+                msg = (
+                    f"duplicate log_format name `{d.args[0]}` at {d.file}:{d.line}; "
+                    "nginx refuses this configuration too"
+                )
+                raise LogFormatError(msg)
             config.log_formats[d.args[0]] = d
         elif d.name == "access_log":
             config.access_logs.append(d)

@@ -126,6 +126,7 @@ def _overview(summary: Summary) -> list[Text]:
     distrust = [
         f"{label} {ov[key]:,}"
         for key, label in (
+            ("excluded_bots", "bot requests left out"),
             ("health_checks", "health checks"),
             ("without_client_address", "no client address"),
             ("forwarded_by_untrusted", "XFF from untrusted peers"),

@@ -87,6 +87,7 @@ PROXY_V2 = "proxy-v2-header-on-plain-listener"
 DOUBLE = "double-proxy-header"
 TLS = "tls-on-plain-listener"
 MISSING = "missing-client-address"
+NOTHING_PARSED = "no-lines-parsed"
 BALANCER = "balancer-addresses-as-clients"
 SPOOFING = "xff-spoofing"
 PLAIN_ON_PROXY = "plain-request-on-proxy-listener"
@@ -106,6 +107,7 @@ SEVERITY = {
     VERSION: "warning",
     TOO_LARGE: "warning",
     MISSING: "info",
+    NOTHING_PARSED: "error",
 }
 CODES = tuple(SEVERITY)
 
@@ -171,9 +173,33 @@ def diagnose(
         found += _access_findings(rows.lazy(), policy, balancer_share)
     if error_log is not None:
         found += _error_findings(error_log)
+    if rows is not None:
+        found += _nothing_parsed(rows.lazy())
     found = [f for f in found if f.count > 0]
     rank = {s: i for i, s in enumerate(SEVERITIES)}
     return sorted(found, key=lambda f: (rank[f.severity], -f.count, f.code))
+
+
+def _nothing_parsed(rows: pl.LazyFrame) -> list[Finding]:
+    """A finding when lines were read but none fitted the format."""
+    if "reject_reason" not in rows.collect_schema().names():
+        return []
+    counts = rows.select(
+        pl.len().alias("lines"), pl.col("reject_reason").is_null().sum().alias("parsed")
+    ).collect()
+    lines, parsed = counts.item(0, "lines"), counts.item(0, "parsed")
+    if lines == 0 or parsed > 0:
+        return []
+    return [
+        Finding(
+            NOTHING_PARSED,
+            lines,
+            f"none of the {lines:,} lines fitted the log format, so nothing could be "
+            "diagnosed from the access log",
+            "pass the format the log was written with: --format NAME, --log-format "
+            "'...' or --nginx-conf /etc/nginx/nginx.conf (see `pplog formats`)",
+        )
+    ]
 
 
 def to_dict(findings: list[Finding]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from pplog._paths import writes_through
 from pplog._unescape import unescape
 from pplog.clientip import FORWARDED_BY_UNTRUSTED, HEADERS, ProxyPolicy, attribute
 from pplog.enrich.geo import (
@@ -146,7 +147,12 @@ def _write_rejects(
     computed here, in a cheap second pass over the lines, for the rejects only.
     """
     target = Path(path)
-    tmp = target.with_name(f".{target.name}.pplog-tmp")
+    # a device or symlink is written through; a regular file replaced atomically
+    tmp = (
+        target
+        if writes_through(target)
+        else target.with_name(f".{target.name}.pplog-tmp")
+    )
     rejected = lf.filter(pl.col(REJECT_REASON).is_not_null())
     keys = [SOURCE, LINE]
     if OFFSET not in lf.collect_schema().names() and scan is not None:
@@ -248,7 +254,9 @@ def summarize(
             lf = _spooled(lf, Path(spool), with_offset=with_offset)
         if scan is not None:
             lf = attribute(lf, scan.policy, eager_decisions=True)
+        lf = _with_report_columns(lf)
         classes = agent_classes(lf)
+        everything = lf  # the overview counts every line read
         if exclude_bots:
             lf = without_bots(lf, classes)
         dbs, geo_note = _geo_databases(geoip)
@@ -259,7 +267,9 @@ def summarize(
                     lf, located, scan, classes, top=top, rejects=rejects
                 )
         else:
-            summary = _summarize(lf, None, scan, classes, top=top, rejects=rejects)
+            summary = _summarize(
+                lf, None, scan, classes, top=top, rejects=rejects, everything=everything
+            )
         summary.geoip = geo_note
         return summary
 
@@ -309,6 +319,30 @@ ATTRIBUTION_INPUTS = (
 )
 
 
+# Columns every table may read, for formats that do not log them.
+_REPORT_DTYPES: dict[str, pl.DataType] = {
+    CLIENT_IP: pl.String(),
+    PATH: pl.String(),
+    STATUS: pl.UInt16(),
+    TIME: pl.Datetime("us", "UTC"),
+    REJECT_REASON: pl.String(),
+    SOURCE: pl.String(),
+    LINE: pl.UInt64(),
+    RAW: pl.String(),
+}
+
+
+def _with_report_columns(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Add the report columns a format does not log, as nulls: tables degrade."""
+    names = lf.collect_schema().names()
+    missing = [
+        pl.lit(None, dtype).alias(c)
+        for c, dtype in _REPORT_DTYPES.items()
+        if c not in names
+    ]
+    return lf.with_columns(missing) if missing else lf
+
+
 def _spooled(lf: pl.LazyFrame, spool: Path, *, with_offset: bool) -> pl.LazyFrame:
     """Parse once into a temporary Arrow file holding only the report columns.
 
@@ -346,12 +380,15 @@ def _summarize(
     *,
     top: int,
     rejects: str | os.PathLike[str] | None,
+    everything: pl.LazyFrame | None = None,
 ) -> Summary:
     ok = lf.filter(pl.col(REJECT_REASON).is_null())
     # health checkers are shown on their own, not counted as clients
     visitors = without_health_checks(ok, classes)
     frames = [
-        overview(lf, scan.policy if scan else None),
+        overview(
+            everything if everything is not None else lf, scan.policy if scan else None
+        ),
         clients(visitors, top=top),
         paths(ok, top=top),
         errors(ok, top=top),
@@ -371,9 +408,14 @@ def _summarize(
     except OSError as exc:
         msg = f"cannot write rejects to `{rejects}`: {exc.strerror or exc}"
         raise ReportError(msg) from exc
-    if tmp is not None and rejects is not None:
+    if tmp is not None and rejects is not None and tmp != Path(rejects):
         tmp.replace(rejects)
     ov, cl, pa, er, rj, samples = results[:6]
+    if everything is not None and everything is not lf:  # bots were left out
+        kept = ok.select(pl.len()).collect(engine="streaming").item()
+        ov = ov.with_columns(
+            (pl.col("requests") - kept).cast(pl.UInt64).alias("excluded_bots")
+        )
     extra_tables: dict[str, pl.DataFrame] = {}
     if classes is not None:
         extra_tables["agents"] = agents(ok, classes)
