@@ -306,3 +306,81 @@ def test_doctor_json_and_terminal(runner: CliRunner, tmp_path: Path) -> None:
     text = runner.invoke(cli, ["doctor", str(log), "--format", "combined"]).stdout
     assert "proxy-header-on-plain-listener  (1)" in text
     assert runner.invoke(cli, ["doctor"]).exit_code == 2
+
+
+def test_hostile_inputs_are_rejects_or_errors_never_tracebacks(tmp_path: Path) -> None:
+    odd = tmp_path / "odd.log"
+    odd.write_bytes(
+        b"\xef\xbb\xbf"  # a BOM before the first line
+        + LINE.format(ip="203.0.113.7", m=1, path="/a", status=200).encode()
+        + b"\n"
+        + b'203.0.113.9 - - [31/Dec/9999:23:59:59 -1200] "GET / HTTP/1.1" 200 1 "-" "-"\n'
+        + b'203.0.113.9 - - [20/Nov/0000:00:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-"\n'
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pplog",
+            "summarize",
+            str(odd),
+            "--format",
+            "combined",
+            "--to",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    ov = json.loads(proc.stdout)["overview"]
+    assert (ov["requests"], ov["rejected_by_reason"]) == (1, {"bad_time": 2})
+    assert json.loads(proc.stdout)["clients"][0]["client_ip"] == "203.0.113.7"  # no BOM
+    empty = subprocess.run(
+        [sys.executable, "-m", "pplog", "summarize", ""],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert empty.returncode == 1
+    assert empty.stderr.startswith("Error: an empty path was given")
+
+
+def test_outputs_write_through_symlinks(runner: CliRunner, tmp_path: Path) -> None:
+    log = write_log(tmp_path / "access.log")
+    target = tmp_path / "real.json"
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    args = [
+        "summarize",
+        str(log),
+        "--format",
+        "combined",
+        "--to",
+        "json",
+        "-o",
+        str(link),
+    ]
+    assert runner.invoke(cli, args).exit_code == 0
+    assert link.is_symlink()
+    assert json.loads(target.read_text())["overview"]["lines"] == 4
+
+
+def test_stdin_format_is_detected(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "access.log")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pplog", "summarize", "-", "--to", "json"],
+        input=log.read_text(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(proc.stdout)["overview"]["format"] == "combined"
+
+
+def test_doctor_says_when_nothing_parsed(runner: CliRunner, tmp_path: Path) -> None:
+    log = write_log(tmp_path / "access.log")
+    result = runner.invoke(cli, ["doctor", str(log), "--format", "alb", "--to", "json"])
+    codes = [f["code"] for f in json.loads(result.stdout)["findings"]]
+    assert codes == ["no-lines-parsed"]
