@@ -26,12 +26,9 @@ Skipped without nginx (the HAProxy cases: without haproxy) unless
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -46,6 +43,15 @@ from pplog.clientip import ProxyPolicy
 from pplog.errors import SourceError
 from pplog.formats.errorlog import ERROR_LOG_SCHEMA, read_error_log
 from pplog.reports.doctor import Finding, diagnose, to_dict
+from realproc import (
+    CLIENT_HELLO,
+    find_binary,
+    free_ports,
+    require_binary,
+    send,
+    stop,
+    wait_listening,
+)
 
 T = "[10/Oct/2025:13:55:36 +0000]"
 ET = "2025/03/14 09:26:53"
@@ -470,14 +476,7 @@ def test_error_log_findings(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------
 # Real nginx and HAProxy
 
-NGINX_TIMEOUT = 5.0
 GET = b"GET /r HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-CLIENT_HELLO = bytes.fromhex(
-    "16030100a5010000a10303"
-    "5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
-    "00002cc02bc02fc02cc030cca9cca8c009c013c00ac014009c009d002f0035c012000a"
-    "0100004c000000120010000d6578616d706c652e636f6d"
-)
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 V2_ADDRS = bytes([127, 0, 0, 9, 127, 0, 0, 1]) + b"\x30\x39\x00\x50"
 
@@ -513,78 +512,8 @@ FRONTENDS = {
 LOOPBACK_ONLY = ProxyPolicy(trusted=["127.0.0.1/32"])
 
 
-def _binary(name: str, candidates: tuple[str, ...]) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    return next((c for c in candidates if os.access(c, os.X_OK)), None)
-
-
-def _missing(what: str, variable: str) -> None:
-    reason = f"no {what} binary found (apt-get install {what})"
-    if os.environ.get(variable) == "1":
-        pytest.fail(f"{variable}=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-def _free_ports(n: int) -> list[int]:
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-
-
-def _wait_listening(proc: subprocess.Popen[bytes], ports: list[int]) -> bool:
-    deadline = time.monotonic() + 10
-    pending = list(ports)
-    while pending and time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", pending[0]), timeout=0.2):
-                pending.pop(0)
-        except OSError:
-            time.sleep(0.05)
-    return not pending
-
-
-def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGQUIT) -> None:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 def _send(port: int, data: bytes, source: str = "127.0.0.1") -> bytes:
-    """Send `data`, read until the peer closes; half-close if it waits for more."""
-    reply = bytearray()
-    with socket.create_connection(
-        ("127.0.0.1", port), timeout=NGINX_TIMEOUT, source_address=(source, 0)
-    ) as s:
-        try:
-            s.sendall(data)
-            s.settimeout(1.5)
-            half_closed = False
-            while True:
-                try:
-                    chunk = s.recv(65536)
-                except TimeoutError:
-                    if half_closed:
-                        raise
-                    s.shutdown(socket.SHUT_WR)
-                    s.settimeout(NGINX_TIMEOUT)
-                    half_closed = True
-                    continue
-                if not chunk:
-                    break
-                reply += chunk
-        except (ConnectionResetError, BrokenPipeError):
-            pass
-    return bytes(reply)
+    return send(port, data, source=source)
 
 
 def _nginx_conf(root: Path, ports: dict[str, int], nginx_v: str) -> str:
@@ -653,9 +582,10 @@ def _start(
         proc = subprocess.Popen(  # noqa: S603
             command, stdin=subprocess.DEVNULL, stdout=err, stderr=err
         )
-    if _wait_listening(proc, ports):
+    listening = [("127.0.0.1", p) for p in ports]
+    if wait_listening(proc, listening, time.monotonic() + 10):
         return proc
-    _stop(proc, signal.SIGKILL)
+    stop(proc, signal.SIGKILL)
     return None
 
 
@@ -706,7 +636,7 @@ def _haproxy_traffic(
     if haproxy_bin is None:
         lab.haproxy = "no haproxy binary found (apt-get install haproxy)"
         return None
-    probe, *free = _free_ports(len(FRONTENDS) + 1)
+    probe, *free = free_ports(len(FRONTENDS) + 1)
     fronts = dict(zip(FRONTENDS, free, strict=True))
     conf = lab.root / "haproxy.cfg"
     conf.write_text(_haproxy_conf(ports, fronts, probe), encoding="utf-8")
@@ -722,17 +652,14 @@ def _haproxy_traffic(
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
-    nginx = _binary("nginx", ("/usr/sbin/nginx", "/usr/local/sbin/nginx"))
-    if nginx is None:
-        _missing("nginx", "PPLOG_REQUIRE_NGINX")
-    assert nginx is not None
+    nginx = require_binary("nginx", "nginx-light")
     root = tmp_path_factory.mktemp("doctor")
     nginx_v = subprocess.run(
         [nginx, "-V"], capture_output=True, check=False, timeout=30
     ).stderr.decode(errors="replace")
     proc = None
     for _attempt in range(5):
-        ports = dict(zip(SERVERS, _free_ports(len(SERVERS)), strict=True))
+        ports = dict(zip(SERVERS, free_ports(len(SERVERS)), strict=True))
         conf = root / "nginx.conf"
         conf.write_text(_nginx_conf(root, ports, nginx_v), encoding="utf-8")
         command = [nginx, "-p", f"{root}/", "-e", str(root / "error.log")]
@@ -747,12 +674,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
     haproxy = None
     try:
         lab.replies.update(_raw_traffic(ports))
-        haproxy_bin = _binary("haproxy", ("/usr/sbin/haproxy",))
+        haproxy_bin = find_binary("haproxy")
         haproxy = _haproxy_traffic(lab, ports, haproxy_bin)
     finally:
         if haproxy is not None:
-            _stop(haproxy, signal.SIGUSR1)  # soft stop
-        _stop(proc)
+            stop(haproxy, signal.SIGUSR1)  # soft stop
+        stop(proc)
     return lab
 
 

@@ -33,15 +33,11 @@ Skipped when no nginx binary exists, unless ``PPLOG_REQUIRE_NGINX=1`` (set by
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import math
 import os
 import random
 import re
-import shutil
-import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -52,6 +48,16 @@ import polars as pl
 import pytest
 
 import pplog
+from realproc import (
+    CLIENT_HELLO,
+    IO_TIMEOUT,
+    free_ports,
+    report,
+    require_binary,
+    send,
+    stop,
+    wait_listening,
+)
 
 pytestmark = pytest.mark.nginx
 
@@ -143,8 +149,6 @@ NGINX_TZ = "PPL+3:30"
 # Override for local exploration, e.g. PPLOG_NGINX_SEED=7 PPLOG_NGINX_RANDOM=5000.
 SEED = int(os.environ.get("PPLOG_NGINX_SEED", "20250314"))
 N_RANDOM = int(os.environ.get("PPLOG_NGINX_RANDOM", "200"))
-IO_TIMEOUT = 5.0
-HALF_CLOSE_AFTER = 1.5
 
 
 def _basic(userpass: bytes) -> bytes:
@@ -174,13 +178,6 @@ XT = b"X-Test"
 XFF = b"X-Forwarded-For"
 AUTH = b"Authorization"
 COOKIE = b"Cookie"
-
-CLIENT_HELLO = bytes.fromhex(
-    "16030100a5010000a10303"
-    "5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
-    "00002cc02bc02fc02cc030cca9cca8c009c013c00ac014009c009d002f0035c012000a"
-    "0100004c000000120010000d6578616d706c652e636f6d"
-)
 
 
 def hostile_requests() -> list[bytes]:
@@ -353,29 +350,6 @@ def random_requests(rng: random.Random, count: int) -> list[bytes]:
 # nginx
 
 
-def _nginx_binary() -> str | None:
-    found = shutil.which("nginx")
-    if found:
-        return found
-    for candidate in (
-        "/usr/sbin/nginx",
-        "/usr/local/sbin/nginx",
-        "/usr/local/nginx/sbin/nginx",
-    ):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-def _free_ports(n: int) -> list[int]:
-    """`n` distinct loopback ports that were free a moment ago."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-
-
 def _config(root: Path, port: int, backend: int, dead: int, nginx_v: str) -> str:
     temp = []
     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
@@ -461,67 +435,6 @@ http {{
 """
 
 
-def _wait_listening(proc: subprocess.Popen[bytes], port: int, deadline: float) -> bool:
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        with (
-            contextlib.suppress(OSError),
-            socket.create_connection(("127.0.0.1", port), timeout=0.2),
-        ):
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGQUIT)  # graceful: finish and log everything
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def _send(port: int, data: bytes) -> bytes:
-    """Send `data` and read until nginx closes the connection.
-
-    Complete requests say `Connection: close` (or are rejected), so nginx
-    answers and closes at once. Only when nothing arrives for `HALF_CLOSE_AFTER`
-    seconds (an incomplete request) do we half-close, so that nginx sees EOF and
-    logs a 400 instead of waiting for its header timeout. Half-closing any
-    earlier would turn slow proxied requests into 499s.
-
-    nginx writes the log line before it closes, so once this returns the
-    request's line is in every log, and lines appear in sending order.
-    """
-    reply = bytearray()
-    half_closed = False
-    with socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT) as s:
-        try:
-            s.sendall(data)
-            s.settimeout(HALF_CLOSE_AFTER)
-            while True:
-                try:
-                    chunk = s.recv(65536)
-                except TimeoutError:
-                    if half_closed:
-                        raise
-                    s.shutdown(socket.SHUT_WR)
-                    s.settimeout(IO_TIMEOUT)
-                    half_closed = True
-                    continue
-                if not chunk:
-                    break
-                reply += chunk
-        except (ConnectionResetError, BrokenPipeError):
-            pass
-        except TimeoutError:
-            reply += b"<timeout>"
-    return bytes(reply)
-
-
 # --------------------------------------------------------------------------------------
 # The json oracle
 
@@ -574,7 +487,7 @@ def _start_nginx(nginx: str, root: Path) -> tuple[subprocess.Popen[bytes], int]:
     # -e (1.19.5+) keeps the startup error log out of /var/log/nginx
     early_log = ["-e", str(root / "error.log")] if "-e filename" in help_text else []
     for _attempt in range(5):
-        port, backend, dead = _free_ports(3)
+        port, backend, dead = free_ports(3)
         conf = root / "nginx.conf"
         conf.write_text(_config(root, port, backend, dead, nginx_v), encoding="utf-8")
         for name in (*LOGS, *JSON_LOGS, "error.log", "stderr.log"):
@@ -598,11 +511,10 @@ def _start_nginx(nginx: str, root: Path) -> tuple[subprocess.Popen[bytes], int]:
                 stderr=err,
             )
         deadline = time.monotonic() + 10
-        if _wait_listening(proc, port, deadline) and _wait_listening(
-            proc, backend, deadline
-        ):
+        listening = [("127.0.0.1", port), ("127.0.0.1", backend)]
+        if wait_listening(proc, listening, deadline):
             return proc, port
-        _stop(proc)  # most likely a port was taken meanwhile: try others
+        stop(proc)  # most likely a port was taken meanwhile: try others
     text = ""
     for name in ("stderr.log", "error.log"):
         if (root / name).exists():
@@ -612,19 +524,14 @@ def _start_nginx(nginx: str, root: Path) -> tuple[subprocess.Popen[bytes], int]:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    nginx = _nginx_binary()
-    if nginx is None:
-        reason = "no nginx binary found (apt-get install nginx-light)"
-        if os.environ.get("PPLOG_REQUIRE_NGINX") == "1":
-            pytest.fail(f"PPLOG_REQUIRE_NGINX=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
+    nginx = require_binary("nginx", "nginx-light")
     root = tmp_path_factory.mktemp("nginx")
     proc, port = _start_nginx(nginx, root)
     requests = hostile_requests() + random_requests(random.Random(SEED), N_RANDOM)
     try:
-        replies = [_send(port, r) for r in requests]
+        replies = [send(port, r) for r in requests]
     finally:
-        _stop(proc)
+        stop(proc)
 
     frames = {}
     for name, options in LOGS.items():
@@ -700,12 +607,6 @@ def _mismatches(run: Run, which: str, fields: list[str]) -> list[str]:
     return problems
 
 
-def _report(problems: list[str], what: str, limit: int = 40) -> str:
-    head = "\n".join(problems[:limit])
-    more = f"\n... and {len(problems) - limit} more" if len(problems) > limit else ""
-    return f"{len(problems)} {what}:\n{head}{more}"
-
-
 # --------------------------------------------------------------------------------------
 # Tests
 
@@ -746,13 +647,13 @@ def test_every_default_line_parses(run: Run, which: str) -> None:
         f"line {line} ({reason}): {_short(raw, 600)}"
         for line, reason, raw in rejects.select("line", "reject_reason", "raw").rows()
     ]
-    assert not problems, _report(problems, f"{which} lines rejected by pplog")
+    assert not problems, report(problems, f"{which} lines rejected by pplog")
 
 
 @pytest.mark.parametrize("which", list(LOGS))
 def test_values_match_nginx_json(run: Run, which: str) -> None:
     problems = _mismatches(run, which, LOG_FIELDS[which])
-    assert not problems, _report(
+    assert not problems, report(
         problems, f"{which} values differ from nginx's json log"
     )
 
@@ -791,7 +692,7 @@ def test_time_equals_msec(run: Run, which: str) -> None:
             problems.append(f"line {i + 1}: time={ts} msec={rec['msec']}")
         elif which == "custom.log" and abs(ts.timestamp() - msec) > 0.0005:
             problems.append(f"line {i + 1}: time={ts} msec={rec['msec']} (sub-second)")
-    assert not problems, _report(problems, f"{which} `time` values differ from $msec")
+    assert not problems, report(problems, f"{which} `time` values differ from $msec")
 
 
 def test_request_parts_of_served_requests(run: Run) -> None:
@@ -816,7 +717,7 @@ def test_request_parts_of_served_requests(run: Run) -> None:
                 f"    pplog (method, path?query, query, protocol)={_short(got, 300)}\n"
                 f"    nginx (method, request_uri, args, protocol)={_short(want, 300)}"
             )
-    assert not problems, _report(problems, "request-part differences")
+    assert not problems, report(problems, "request-part differences")
 
 
 @pytest.mark.parametrize("which", list(JSON_LOGS))
@@ -849,4 +750,4 @@ def test_json_mode_log_read_by_pplog(run: Run, which: str) -> None:
                     f"line {i + 1} ${var}: pplog={_short(pp)} "
                     f"nginx(json)={_short(rec[var])}\n    raw: {_short(raw, 400)}"
                 )
-    assert not problems, _report(problems, f"{which} problems (rejects, then values)")
+    assert not problems, report(problems, f"{which} problems (rejects, then values)")

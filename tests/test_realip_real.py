@@ -39,12 +39,10 @@ by ``.ci/run``, which installs both), which turns the skip into a failure.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import os
 import random
 import re
-import shutil
 import signal
 import socket
 import struct
@@ -58,14 +56,12 @@ import polars as pl
 import pytest
 
 import pplog
+from realproc import free_ports, report, require_binary, send, stop, wait_listening
 
 pytestmark = pytest.mark.nginx
 
 SEED = int(os.environ.get("PPLOG_REALIP_SEED", "20250611"))
 N_XFF = int(os.environ.get("PPLOG_REALIP_RANDOM", "300"))
-IO_TIMEOUT = 5.0
-HALF_CLOSE_AFTER = 1.5
-REQUIRE = os.environ.get("PPLOG_REQUIRE_NGINX") == "1"
 
 # --------------------------------------------------------------------------------------
 # Trust settings, identical for nginx and pplog
@@ -360,122 +356,18 @@ class Sent:
         return f"from {self.source}{note}; headers {hdrs}"
 
 
+def _send(
+    source: str, host: str, port: int, data: bytes, local_ports: list[int] | None = None
+) -> bytes:
+    """Send from `source`; lines of error statuses may come late (see `_wait_lines`)."""
+    return send(port, data, host=host, source=source, local_ports=local_ports)
+
+
 def _request(uri: str, headers: list[tuple[bytes, bytes]]) -> bytes:
     lines = [f"GET {uri} HTTP/1.1".encode(), b"Host: localhost"]
     lines += [n + b": " + v for n, v in headers]
     lines.append(b"Connection: close")
     return b"\r\n".join(lines) + b"\r\n\r\n"
-
-
-def _send(
-    source: str, host: str, port: int, data: bytes, local_ports: list[int] | None = None
-) -> bytes:
-    """Send from `source` and read until the server closes.
-
-    For a plain 200 nginx writes the log line before it closes, so once this
-    returns the request's line is in the log (through HAProxy too: it closes
-    after nginx). After an error status or a pipelined request nginx may close
-    lazily (lingering close) and log only once we have gone: such lines can
-    come late and out of order (see `_wait_lines`). `local_ports` collects our
-    source port, which nginx logs as `$remote_port` / `$proxy_protocol_port`.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    reply = bytearray()
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.settimeout(IO_TIMEOUT)
-        s.bind((source, 0))
-        if local_ports is not None:
-            local_ports.append(int(s.getsockname()[1]))
-        s.connect((host, port))
-        half_closed = False
-        try:
-            s.sendall(data)
-            s.settimeout(HALF_CLOSE_AFTER)
-            while True:
-                try:
-                    chunk = s.recv(65536)
-                except TimeoutError:
-                    if half_closed:
-                        raise
-                    s.shutdown(socket.SHUT_WR)  # incomplete request: let nginx see EOF
-                    s.settimeout(IO_TIMEOUT)
-                    half_closed = True
-                    continue
-                if not chunk:
-                    break
-                reply += chunk
-        except (ConnectionResetError, BrokenPipeError):
-            pass
-        except TimeoutError:
-            reply += b"<timeout>"
-    return bytes(reply)
-
-
-def _free_ports(n: int) -> list[int]:
-    """`n` distinct ports free on 127.0.0.1 (and ::1 when present) a moment ago."""
-    with contextlib.ExitStack() as stack:
-        ports: list[int] = []
-        while len(ports) < n:
-            s = stack.enter_context(socket.socket())
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-            if HAS_V6:
-                s6 = stack.enter_context(socket.socket(socket.AF_INET6))
-                try:
-                    s6.bind(("::1", port))
-                except OSError:
-                    continue
-            ports.append(port)
-        return ports
-
-
-def _wait_listening(
-    proc: subprocess.Popen[bytes], addrs: list[tuple[str, int]], deadline: float
-) -> bool:
-    for host, port in addrs:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                return False
-            with socket.socket(family) as s:
-                s.settimeout(0.2)
-                try:
-                    s.connect((host, port))
-                except OSError:
-                    time.sleep(0.05)
-                    continue
-                break
-    return True
-
-
-def _stop(proc: subprocess.Popen[bytes], sig: int) -> None:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def _binary(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    for prefix in ("/usr/sbin", "/usr/local/sbin", f"/usr/local/{name}/sbin"):
-        if os.access(f"{prefix}/{name}", os.X_OK):
-            return f"{prefix}/{name}"
-    return None
-
-
-def _require(name: str, package: str) -> str:
-    found = _binary(name)
-    if found is None:
-        reason = f"no {name} binary found (apt-get install {package})"
-        if REQUIRE:
-            pytest.fail(f"PPLOG_REQUIRE_NGINX=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
-    return found
 
 
 # --------------------------------------------------------------------------------------
@@ -584,7 +476,7 @@ def _start_nginx(binary: str, root: Path) -> Nginx:
     ).stderr.decode(errors="replace")
     early_log = ["-e", str(root / "error.log")] if "-e filename" in help_text else []
     for _attempt in range(5):
-        ports = dict(zip(SERVERS, _free_ports(len(SERVERS)), strict=True))
+        ports = dict(zip(SERVERS, free_ports(len(SERVERS), v6=HAS_V6), strict=True))
         conf = root / "nginx.conf"
         conf.write_text(_nginx_config(root, ports), encoding="utf-8")
         for old in root.glob("*.log"):
@@ -597,25 +489,25 @@ def _start_nginx(binary: str, root: Path) -> Nginx:
             )
         # probe only plain-HTTP ports: a probe on a proxy_protocol port is an error-log line
         probes = [("127.0.0.1", p) for n, p in ports.items() if not n.startswith("pp_")]
-        if _wait_listening(proc, probes, time.monotonic() + 10):
+        if wait_listening(proc, probes, time.monotonic() + 10):
             time.sleep(0.1)  # all listeners are opened together
             version = subprocess.run(
                 [binary, "-v"], capture_output=True, check=False, timeout=30
             ).stderr.decode(errors="replace")
             return Nginx(root, ports, proc, version.strip().rsplit(" ", 1)[-1])
-        _stop(proc, signal.SIGQUIT)
+        stop(proc, signal.SIGQUIT)
     text = Nginx(root, {}, proc).error_log()
     pytest.fail(f"nginx did not start:\n{text}", pytrace=False)
 
 
 @pytest.fixture(scope="module")
 def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
-    binary = _require("nginx", "nginx-light")
+    binary = require_binary("nginx", "nginx-light")
     server = _start_nginx(binary, tmp_path_factory.mktemp("realip"))
     try:
         yield server
     finally:
-        _stop(server.proc, signal.SIGQUIT)
+        stop(server.proc, signal.SIGQUIT)
 
 
 # --------------------------------------------------------------------------------------
@@ -733,16 +625,10 @@ def _mismatches(res: Result, expected: Callable[[int], str | None]) -> list[str]
     return problems
 
 
-def _report(problems: list[str], what: str, limit: int = 60) -> str:
-    head = "\n".join(problems[:limit])
-    more = f"\n... and {len(problems) - limit} more" if len(problems) > limit else ""
-    return f"{len(problems)} {what}:\n{head}{more}"
-
-
 def _assert_same_as_nginx(res: Result) -> None:
     _check_parsed(res)
     problems = _mismatches(res, lambda i: res.parsed[i]["remote"])
-    assert not problems, _report(
+    assert not problems, report(
         problems, f"lines where pplog differs from {res.nginx_version}"
     )
 
@@ -1048,11 +934,11 @@ def _haproxy_config(binds: dict[str, list[tuple[str, int]]], nginx: Nginx) -> st
 
 @pytest.fixture(scope="module")
 def haproxy(nginx: Nginx) -> Iterator[Haproxy]:
-    binary = _require("haproxy", "haproxy")
+    binary = require_binary("haproxy", "haproxy")
     root = nginx.root / "haproxy"
     root.mkdir(exist_ok=True)
     for _attempt in range(5):
-        ports = iter(_free_ports(2 * len(FRONTENDS)))
+        ports = iter(free_ports(2 * len(FRONTENDS), v6=HAS_V6))
         binds = {
             fe: [("127.0.0.1", next(ports))]
             + ([("::1", next(ports))] if HAS_V6 else [])
@@ -1070,13 +956,13 @@ def haproxy(nginx: Nginx) -> Iterator[Haproxy]:
         # a bare probe connection makes haproxy open one to nginx, which logs
         # nothing in the access log for a connection without a request
         listening = [hp for fe in binds.values() for hp in fe]
-        if _wait_listening(proc, listening, time.monotonic() + 10):
+        if wait_listening(proc, listening, time.monotonic() + 10):
             try:
                 yield Haproxy(proc, binds, root)
             finally:
-                _stop(proc, signal.SIGUSR1)  # soft stop
+                stop(proc, signal.SIGUSR1)  # soft stop
             return
-        _stop(proc, signal.SIGTERM)
+        stop(proc, signal.SIGTERM)
     text = (root / "stderr.log").read_text(errors="replace")[-3000:]
     pytest.fail(f"haproxy did not start:\n{text}", pytrace=False)
 
@@ -1261,7 +1147,7 @@ def test_early_rejects_behind_proxy_protocol(nginx: Nginx, haproxy: Haproxy) -> 
     assert {res.parsed[i]["remote"] for i in bad} == {"127.0.0.1"}
     assert {res.parsed[i]["header"] for i in bad} == set(clients)
     problems = _mismatches(res, lambda i: want[i])
-    assert not problems, _report(
+    assert not problems, report(
         problems, "lines where pplog does not name the PROXY client"
     )
 
@@ -1313,6 +1199,6 @@ def test_early_rejects_with_xff(nginx: Nginx) -> None:
     problems = _mismatches(
         res, lambda i: served[res.parsed[i]["uri"].replace("/bad", "/good")]
     )
-    assert not problems, _report(
+    assert not problems, report(
         problems, "lines where pplog differs from nginx (400s: from the good twin)"
     )

@@ -227,11 +227,7 @@ def client_ip_stages(
     peer_addr = (
         pl.col("_ci_peer").struct.field("addr") if peer else pl.lit(None, pl.String)
     )
-    if header is None:
-        source = pl.when(peer_addr.is_not_null()).then(pl.lit(peer)).otherwise(None)
-        final = [peer_addr.alias(CLIENT_IP), source.alias(CLIENT_IP_SOURCE)]
-        untrusted = pl.lit(False).alias(FORWARDED_BY_UNTRUSTED)  # noqa: FBT003
-        return [stage1, [*final, untrusted]] if stage1 else [[*final, untrusted]]
+    assert header is not None  # without a header there is nothing to decide
     stage1.append(_tokens(HEADERS[header], header).alias("_ci_tokens"))
     tokens = pl.col("_ci_tokens")
     # Positions from the right as flat columns: addresses are parsed per column

@@ -59,11 +59,6 @@ class LogScan:
     problems: list[tuple[str, str]] = field(default_factory=list)
     policy: ProxyPolicy = field(default_factory=lambda: ProxyPolicy())
 
-    @property
-    def total_bytes(self) -> int:
-        """Size on disk of every file source (for progress)."""
-        return sum(s.size for s in self.sources)
-
 
 def detect_format(lines: Sequence[str]) -> tuple[LogFormat, int]:
     """The preset that parses the most of `lines` (ties go to DETECTION_ORDER)."""

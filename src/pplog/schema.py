@@ -41,7 +41,6 @@ REASON_NO_MATCH = "no_match"
 REASON_BAD_TIME = "bad_time"
 REASON_BAD_NUMBER = "bad_number"
 REASON_BLANK = "blank_line"
-REJECT_REASONS = (REASON_NO_MATCH, REASON_BAD_TIME, REASON_BAD_NUMBER, REASON_BLANK)
 
 UPSTREAM_LISTS = {
     "upstream_addr": pl.String,
@@ -85,16 +84,3 @@ FLOAT_FIELDS = frozenset(
         "response_processing_time",
     }
 )
-
-TIME_FIELDS = ("msec", "time_local", "time_iso8601", "time")
-
-
-def field_dtype(name: str) -> pl.DataType:
-    """Dtype of a raw field column named after an nginx (or AWS) variable."""
-    if name in INTEGER_FIELDS:
-        return INTEGER_FIELDS[name]
-    if name in FLOAT_FIELDS:
-        return pl.Float64()
-    if name in UPSTREAM_LISTS:
-        return pl.List(UPSTREAM_LISTS[name])
-    return pl.String()

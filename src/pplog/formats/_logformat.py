@@ -7,7 +7,7 @@ from functools import cached_property
 
 from pplog.errors import LogFormatError
 from pplog.formats import _compiler
-from pplog.formats._compiler import Literal, Plan, Token, Variable
+from pplog.formats._compiler import Plan, Token, Variable
 
 
 @dataclass(frozen=True)
@@ -126,8 +126,3 @@ class LogFormat:
         lines.append(f"regex:   {self.plan.full_regex}")
         lines.extend(f"warning: {w}" for w in self.all_warnings)
         return "\n".join(lines)
-
-
-def literal_text(tokens: tuple[Token, ...]) -> str:
-    """The format with variables written back as `$name` (for messages)."""
-    return "".join(t.text if isinstance(t, Literal) else f"${t.name}" for t in tokens)

@@ -20,15 +20,6 @@ def has_latency(columns: list[str]) -> bool:
     return REQUEST_TIME in columns
 
 
-def distinct(expr: pl.Expr) -> pl.Expr:
-    """Exact count of distinct non-null values, kept as 64-bit hashes.
-
-    Per-group sets of hashes take a fraction of the memory of the strings;
-    a collision among a million values has a chance of about 1 in 3.7e7.
-    """
-    return expr.drop_nulls().hash(seed=0x9E3779B9).n_unique().cast(pl.UInt64)
-
-
 _SEED = 0x9E3779B9
 
 

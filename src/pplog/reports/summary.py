@@ -6,7 +6,6 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -344,7 +343,7 @@ def _with_report_columns(lf: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _spooled(lf: pl.LazyFrame, spool: Path, *, with_offset: bool) -> pl.LazyFrame:
-    """Parse once into a temporary Arrow file holding only the report columns.
+    """Parse once into a temporary Parquet file holding only the report columns.
 
     polars would otherwise parse the log once per table (and run a Python
     reader, for compressed files and stdin, once per table; stdin can only be
@@ -478,10 +477,3 @@ def _decoded(table: pl.DataFrame, escape: str) -> pl.DataFrame:
     """Decode the escaped free-text columns of a finished (small) table."""
     text = [c for c in (PATH,) if c in table.columns]
     return table.with_columns(unescape(pl.col(c), escape) for c in text)
-
-
-def iso(value: datetime | None) -> str | None:
-    """ISO 8601 text for a timestamp, `Z` for UTC."""
-    if value is None:
-        return None
-    return value.isoformat().replace("+00:00", "Z")

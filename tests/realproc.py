@@ -1,0 +1,159 @@
+"""Real servers in tests: find, start and stop them, and talk to them raw.
+
+Shared by the tests that drive real nginx and HAProxy on loopback
+(`test_nginx_real`, `test_realip_real`, `test_doctor`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+IO_TIMEOUT = 5.0
+HALF_CLOSE_AFTER = 1.5
+# `.ci/run` installs nginx and haproxy: there a missing binary is a failure
+REQUIRE = os.environ.get("PPLOG_REQUIRE_NGINX") == "1"
+
+CLIENT_HELLO = bytes.fromhex(
+    "16030100a5010000a10303"
+    "5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
+    "00002cc02bc02fc02cc030cca9cca8c009c013c00ac014009c009d002f0035c012000a"
+    "0100004c000000120010000d6578616d706c652e636f6d"
+)
+
+
+def find_binary(name: str) -> str | None:
+    """`name` on PATH, else in the sbin directories Debian and source builds use."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for prefix in ("/usr/sbin", "/usr/local/sbin", f"/usr/local/{name}/sbin"):
+        if os.access(f"{prefix}/{name}", os.X_OK):
+            return f"{prefix}/{name}"
+    return None
+
+
+def require_binary(name: str, package: str) -> str:
+    """The binary, or skip the test (fail it under PPLOG_REQUIRE_NGINX=1)."""
+    found = find_binary(name)
+    if found is None:
+        reason = f"no {name} binary found (apt-get install {package})"
+        if REQUIRE:
+            pytest.fail(f"PPLOG_REQUIRE_NGINX=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+    return found
+
+
+def free_ports(n: int, *, v6: bool = False) -> list[int]:
+    """`n` distinct ports free on 127.0.0.1 (and on ::1 with `v6`) a moment ago."""
+    with contextlib.ExitStack() as stack:
+        ports: list[int] = []
+        while len(ports) < n:
+            s = stack.enter_context(socket.socket())
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+            if v6:
+                s6 = stack.enter_context(socket.socket(socket.AF_INET6))
+                try:
+                    s6.bind(("::1", port))
+                except OSError:
+                    continue
+            ports.append(port)
+        return ports
+
+
+def wait_listening(
+    proc: subprocess.Popen[bytes], addrs: list[tuple[str, int]], deadline: float
+) -> bool:
+    """True once every (host, port) accepts connections; False if `proc` dies first."""
+    for host, port in addrs:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                return False
+            with socket.socket(family) as s:
+                s.settimeout(0.2)
+                try:
+                    s.connect((host, port))
+                except OSError:
+                    time.sleep(0.05)
+                    continue
+                break
+    return True
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGQUIT) -> None:
+    """Stop with `sig` (SIGQUIT: nginx finishes and logs everything), then kill."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def send(
+    port: int,
+    data: bytes,
+    *,
+    host: str = "127.0.0.1",
+    source: str | None = None,
+    local_ports: list[int] | None = None,
+) -> bytes:
+    """Send `data` (from `source`) and read until the server closes.
+
+    Complete requests say `Connection: close` (or are rejected), so nginx answers
+    and closes at once. Only when nothing arrives for `HALF_CLOSE_AFTER` seconds
+    (an incomplete request) do we half-close, so that nginx sees EOF and logs a
+    400 instead of waiting for its header timeout; half-closing any earlier
+    would turn slow proxied requests into 499s. For a plain 200 nginx writes the
+    log line before it closes, so once this returns the line is in the log.
+    `local_ports` collects our source port (nginx logs it as `$remote_port`).
+    A reply that never ends is marked with `<timeout>`.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    reply = bytearray()
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(IO_TIMEOUT)
+        if source is not None:
+            s.bind((source, 0))
+            if local_ports is not None:
+                local_ports.append(int(s.getsockname()[1]))
+        s.connect((host, port))
+        half_closed = False
+        try:
+            s.sendall(data)
+            s.settimeout(HALF_CLOSE_AFTER)
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except TimeoutError:
+                    if half_closed:
+                        raise
+                    s.shutdown(socket.SHUT_WR)  # incomplete request: let nginx see EOF
+                    s.settimeout(IO_TIMEOUT)
+                    half_closed = True
+                    continue
+                if not chunk:
+                    break
+                reply += chunk
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        except TimeoutError:
+            reply += b"<timeout>"
+    return bytes(reply)
+
+
+def report(problems: list[str], what: str, limit: int = 40) -> str:
+    """An assertion message: how many problems, and the first `limit` of them."""
+    head = "\n".join(problems[:limit])
+    more = f"\n... and {len(problems) - limit} more" if len(problems) > limit else ""
+    return f"{len(problems)} {what}:\n{head}{more}"
