@@ -64,6 +64,7 @@ def test_json_shape(runner: CliRunner, tmp_path: Path) -> None:
         "paths": 1,
         "first_time": "2026-11-27T06:01:02Z",
         "last_time": "2026-11-27T06:02:02Z",
+        "top_user_agent": "curl/8.5.0",
     }
     assert [p["path"] for p in doc["paths"]] == ["/a", "/b"]
     assert [(e["status"], e["path"]) for e in doc["errors"]] == [

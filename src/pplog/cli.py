@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -190,7 +191,8 @@ def cli(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     "-o",
     "--output",
     type=click.Path(path_type=Path),
-    help="File for json, directory for csv/parquet (default: stdout for json).",
+    help="File for json and html, directory for csv/parquet "
+    "(default: stdout for json).",
 )
 @click.option(
     "--geoip",
@@ -207,12 +209,63 @@ def cli(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     help="Leave out crawlers, AI crawlers, health checkers and scanners.",
 )
 @click.option(
+    "--since",
+    metavar="TIME",
+    help="Only requests from TIME on: 2026-11-27T08:00 (UTC unless an offset), "
+    "27/Nov/2026:08:00:00 +0000, or a duration back from now (15m, 1h, 2d).",
+)
+@click.option("--until", metavar="TIME", help="Only requests before TIME (as --since).")
+@click.option(
+    "--status",
+    multiple=True,
+    metavar="5xx|404|400-499",
+    help="Only these statuses (repeat or use commas).",
+)
+@click.option(
+    "--client",
+    multiple=True,
+    metavar="ADDR|CIDR",
+    help="Only these clients: drill down into one address or a range (repeatable).",
+)
+@click.option(
+    "--path",
+    "path_regex",
+    multiple=True,
+    metavar="REGEX",
+    help="Only paths matching REGEX: drill down into part of a site (repeatable).",
+)
+@click.option(
+    "--interval",
+    metavar="DURATION",
+    help="Timeline interval: 30s, 5m, 1h, 1d ... [default: from the time span].",
+)
+@click.option(
+    "--by",
+    type=click.Choice(["path", "route"]),
+    default="path",
+    show_default=True,
+    help="Group the paths table by path, or by route template (ids become :id).",
+)
+@click.option(
+    "--route",
+    "routes",
+    multiple=True,
+    metavar="PATTERN",
+    help="A route for --by route, tried before the automatic templates: "
+    "'/users/*' (* one segment, ** the rest); repeatable, first match wins.",
+)
+@click.option(
     "--rejects",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write every rejected line (file, line, reason, text) to FILE as JSON lines.",
 )
 @click.option(
     "--width", type=click.IntRange(min=40), help="Terminal width to render for."
+)
+@click.option(
+    "--color/--no-color",
+    default=None,
+    help="Colour the terminal report [default: on a terminal, unless NO_COLOR is set].",
 )
 @click.option(
     "--progress/--no-progress",
@@ -235,8 +288,17 @@ def summarize_cmd(
     output: Path | None,
     geoip: tuple[Path, ...],
     exclude_bots: bool,
+    since: str | None,
+    until: str | None,
+    status: tuple[str, ...],
+    client: tuple[str, ...],
+    path_regex: tuple[str, ...],
+    interval: str | None,
+    by: str,
+    routes: tuple[str, ...],
     rejects: Path | None,
     width: int | None,
+    color: bool | None,
     progress: bool | None,
 ) -> None:
     """Summarize requests per client, per path and per error.
@@ -251,6 +313,10 @@ def summarize_cmd(
       pplog summarize access.log --format main --to json -o summary.json
       pplog summarize access.log --format main --set-real-ip-from 10.0.0.0/8
       pplog summarize access.log --nginx-conf /etc/nginx/nginx.conf
+      pplog summarize access.log --since 1h --status 5xx
+      pplog summarize access.log --client 203.0.113.7   # one client's requests
+      pplog summarize access.log --path '^/api/' --by route --route '/users/*'
+      pplog summarize access.log --to html -o report.html
       zcat access.log.*.gz | pplog summarize - --rejects rejects.jsonl
     """
     targets = tuple(dict.fromkeys(targets))
@@ -278,16 +344,26 @@ def summarize_cmd(
             rejects=rejects,
             geoip=list(geoip) or None,
             exclude_bots=exclude_bots,
+            since=since,
+            until=until,
+            status=list(status) or None,
+            client=list(client) or None,
+            path=list(path_regex) or None,
+            interval=interval,
+            by=by,
+            routes=list(routes),
             on_problem=lambda name, message: _warn(f"{name}: {message}"),
             on_progress=on_progress,
         )
+    if color is None and os.environ.get("NO_COLOR"):
+        color = False  # https://no-color.org: any non-empty value
     files = [t for t in targets if t != "terminal"]
     if output is not None and len(files) > 1 and not output.exists():
         output.mkdir(parents=True)  # several file outputs share one directory
     with errors_as_click():
         for name in targets:
             options = ReportOptions(
-                out=None if name == "terminal" else output, width=width
+                out=None if name == "terminal" else output, width=width, color=color
             )
             outputs.get(name).write(summary, options)
 

@@ -23,8 +23,14 @@ from pplog.reports import Summary
 _TITLES = {
     "clients": "Top clients (health checkers not counted)",
     "paths": "Top paths",
+    "routes": "Top routes",
     "errors": "Errors (4xx/5xx)",
-    "agents": "User agents",
+    "status": "Status codes",
+    "user_agents": "Top user agents",
+    "referrers": "Top referrers",
+    "hosts": "Hosts",
+    "lb": "Balancers (TCP peers) and how clients were found",
+    "agents": "Agent classes",
     "countries": "Countries",
     "networks": "Networks (ASN)",
 }
@@ -48,7 +54,12 @@ def _when(value: datetime | None) -> str:
 
 
 # What a null means in a key column.
-_NULL_LABELS = {"client_ip": "(no address)", "path": "(bad request line)"}
+_NULL_LABELS = {
+    "client_ip": "(no address)",
+    "path": "(bad request line)",
+    "route": "(bad request line)",
+    "peer": "(not logged)",
+}
 
 
 def _cell(column: str, value: Any) -> Text:
@@ -56,8 +67,12 @@ def _cell(column: str, value: Any) -> Text:
         return Text(_NULL_LABELS.get(column, "-"), style="dim")
     if column == "bytes":
         return Text(human_bytes(value))
+    if column == "share":
+        return Text(f"{value:.1%}")
     if isinstance(value, datetime):
         return Text(_when(value))
+    if isinstance(value, bool):
+        return Text("yes" if value else "no")
     if isinstance(value, float):
         return Text(f"{value:.3f}")
     if isinstance(value, int):
@@ -75,7 +90,7 @@ def _table(name: str, df: pl.DataFrame, total: int | None) -> Table:
         numeric = dtype in _NUMERIC or isinstance(dtype, pl.Datetime)
         longest = max((r[i].cell_len for r in rows), default=1)
         # numbers, times and addresses are never cut; free text (paths) gives way
-        keep = numeric or column in ("client_ip", "status")
+        keep = numeric or column in ("client_ip", "status", "peer", "trusted")
         table.add_column(
             column,
             justify="right" if dtype in _NUMERIC else "left",
@@ -123,6 +138,12 @@ def _overview(summary: Summary) -> list[Text]:
         if ov.get(f"status_{name}", 0)
     ]
     lines.append(Text("status:   " + ("   ".join(classes) or "-")))
+    if summary.filters:
+        shown = "; ".join(safe_text(f) for f in summary.filters)
+        left = ov.get("filtered_out", 0) + ov.get("excluded_bots", 0)
+        lines.append(
+            Text(f"filter:   {shown} ({left:,} requests left out)", style="cyan")
+        )
     distrust = [
         f"{label} {ov[key]:,}"
         for key, label in (
@@ -144,14 +165,23 @@ def _overview(summary: Summary) -> list[Text]:
 # Columns given up first when a table is wider than the terminal.
 _DROP_ORDER = (
     "first_time",
+    "top_user_agent",
+    "top_clients",
     "last_time",
+    "upstream_response_time_max",
+    "upstream_response_time_p99",
+    "upstream_response_time_p50",
+    "upstream_response_time_p95",
     "paths",
     "ok_2xx_3xx",
     "request_time_max",
     "request_time_p99",
     "request_time_p50",
+    "forwarded_by_untrusted",
+    "direct",
     "clients",
     "errors_4xx",
+    "bytes",
 )
 
 
@@ -172,6 +202,80 @@ def _fitted(console: Console, name: str, df: pl.DataFrame, total: int | None) ->
         if column in df.columns:
             df = df.drop(column)
     return _table(name, df, total)
+
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def _spark(values: list[int], top: int) -> str:
+    if top <= 0:
+        return " " * len(values)
+    return "".join(
+        " " if v == 0 else _BARS[min(len(_BARS) - 1, (v * len(_BARS) - 1) // top)]
+        for v in values
+    )
+
+
+def _binned(values: list[int], width: int) -> list[int]:
+    """Sum neighbouring points so that at most `width` remain."""
+    if len(values) <= width:
+        return values
+    size = -(-len(values) // width)
+    return [sum(values[i : i + size]) for i in range(0, len(values), size)]
+
+
+def sparklines(df: pl.DataFrame, interval: str | None, width: int) -> list[Text]:
+    """The timeline as two sparklines (requests, errors) sharing one scale."""
+    if df.height == 0:
+        return [Text("Timeline: none", style="bold")]
+    room = max(10, width - 22)
+    requests = _binned(df.get_column("requests").to_list(), room)
+    errors = _binned(
+        (df.get_column("errors_4xx") + df.get_column("errors_5xx")).to_list(), room
+    )
+    per_point = df.height / len(requests)
+    every = interval if per_point == 1 else f"{per_point:.0f} x {interval}"
+    first, last = _when(df.item(0, "time")), _when(df.item(-1, "time"))
+    head = Text(f"Timeline ({every} per bar, {first} → {last} UTC)", style="bold")
+    top = max(requests)
+    line = Text("requests  ")
+    line.append(_spark(requests, top), style="cyan")
+    line.append(f"  max {top:,}")
+    err = Text("4xx+5xx   ")
+    err.append(_spark(errors, top), style="red")
+    err.append(f"  max {max(errors):,}")
+    return [head, line, err]
+
+
+_STATUS_STYLES = {2: "green", 3: "blue", 4: "yellow", 5: "red"}
+
+
+def status_lines(df: pl.DataFrame, width: int) -> list[Text]:
+    """Every status code with its count and share, wrapped between codes."""
+    lines = [Text("Status codes: ", style="bold")]
+    for row in df.iter_rows(named=True):
+        code = row["status"]
+        item = Text("-" if code is None else str(code))
+        item.stylize(_STATUS_STYLES.get((code or 0) // 100, ""))
+        item.append(f" {row['requests']:,} ({row['share']:.1%})")
+        line = lines[-1]
+        gap = "   " if line.plain.strip() and not line.plain.endswith(": ") else ""
+        if line.cell_len + len(gap) + item.cell_len > width and line.plain.strip():
+            lines.append(Text("  "))
+            line, gap = lines[-1], ""
+        line.append(gap)
+        line.append_text(item)
+    return lines
+
+
+def _without_empty_counts(df: pl.DataFrame) -> pl.DataFrame:
+    """Leave out count columns that are zero in every row (nothing to see)."""
+    empty = [
+        c
+        for c, dtype in df.schema.items()
+        if dtype == pl.UInt64 and c != "requests" and not df.get_column(c).sum()
+    ]
+    return df.drop(empty)
 
 
 class TerminalReporter:
@@ -196,6 +300,16 @@ class TerminalReporter:
         totals = {"clients": ov.get("clients")}
         for name, df in summary.tables().items():
             console.print()
+            if name == "timeline":
+                for line in sparklines(df, summary.interval, console.width):
+                    console.print(line, no_wrap=True, crop=True)
+                continue
+            if name == "status":
+                for line in status_lines(df, console.width):
+                    console.print(line, no_wrap=True, crop=True)
+                continue
+            if name == "lb":
+                df = _without_empty_counts(df)
             if df.height == 0:
                 console.print(Text(f"{_TITLES.get(name, name)}: none", style="bold"))
                 continue

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from pplog.reports._columns import add_counts, bytes_column, distinct_for
-from pplog.schema import CLIENT_IP, PATH, STATUS, TIME
+from pplog.reports._columns import add_counts, bytes_column, distinct_for, shown_rows
+from pplog.schema import CLIENT_IP, HTTP_USER_AGENT, PATH, STATUS, TIME
 
 COLUMNS = (
     "client_ip",
@@ -16,6 +16,7 @@ COLUMNS = (
     "paths",
     "first_time",
     "last_time",
+    "top_user_agent",
 )
 
 
@@ -38,10 +39,31 @@ def clients(lf: pl.LazyFrame, *, top: int = 10) -> pl.LazyFrame:
 
 
 def details(lf: pl.LazyFrame, table: pl.DataFrame) -> list[pl.LazyFrame]:
-    """Follow-up queries for the clients shown: distinct paths per client."""
-    return [distinct_for(lf, table, [CLIENT_IP], PATH, "paths")]
+    """Follow-up queries for the clients shown: distinct paths, top user agent."""
+    queries = [distinct_for(lf, table, [CLIENT_IP], PATH, "paths")]
+    if HTTP_USER_AGENT in lf.collect_schema().names():
+        ua = pl.col(HTTP_USER_AGENT)
+        queries.append(
+            shown_rows(lf, table, [CLIENT_IP])
+            .group_by(CLIENT_IP, HTTP_USER_AGENT)
+            .agg(pl.len().alias("_n"))
+            .group_by(CLIENT_IP)
+            .agg(
+                ua.sort_by(["_n", HTTP_USER_AGENT], descending=[True, False])
+                .first()
+                .alias("top_user_agent")
+            )
+        )
+    return queries
 
 
 def finish(table: pl.DataFrame, extra: list[pl.DataFrame]) -> pl.DataFrame:
     """The table with the follow-up columns, in contract order."""
-    return add_counts(table, extra[0], [CLIENT_IP], "paths").select(COLUMNS)
+    out = add_counts(table, extra[0], [CLIENT_IP], "paths")
+    if len(extra) > 1:
+        out = out.join(
+            extra[1], on=CLIENT_IP, how="left", nulls_equal=True, maintain_order="left"
+        )
+    else:
+        out = out.with_columns(pl.lit(None, pl.String).alias("top_user_agent"))
+    return out.select(COLUMNS)

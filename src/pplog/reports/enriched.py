@@ -7,7 +7,7 @@ import polars as pl
 from pplog.enrich.agents import BOT_CLASSES, agent_class
 from pplog.enrich.geo import GeoDatabases, geo_table
 from pplog.reports._columns import bytes_column, key_hash
-from pplog.schema import CLIENT_IP, HTTP_USER_AGENT, REJECT_REASON
+from pplog.schema import CLIENT_IP, HTTP_USER_AGENT
 
 AGENT_CLASS = "agent_class"
 HEALTH_CHECK = "monitoring"
@@ -34,10 +34,10 @@ def _agents_in(classes: pl.DataFrame, wanted: tuple[str, ...]) -> pl.Expr:
     return pl.col(HTTP_USER_AGENT).is_in(uas.drop_nulls().implode()).fill_null(False)  # noqa: FBT003
 
 
-def without_bots(lf: pl.LazyFrame, classes: pl.DataFrame | None) -> pl.LazyFrame:
-    """Drop requests from crawlers, AI crawlers, health checkers and scanners."""
+def bot_rows(classes: pl.DataFrame | None) -> pl.Expr:
+    """True for requests from crawlers, AI crawlers, health checkers and scanners."""
     if classes is None:
-        return lf
+        return pl.lit(False)  # noqa: FBT003
     bot = _agents_in(classes, BOT_CLASSES)
     if classes.filter(pl.col(HTTP_USER_AGENT).is_null()).height:
         null_class = classes.filter(pl.col(HTTP_USER_AGENT).is_null()).item(
@@ -45,7 +45,7 @@ def without_bots(lf: pl.LazyFrame, classes: pl.DataFrame | None) -> pl.LazyFrame
         )
         if null_class in BOT_CLASSES:
             bot = bot | pl.col(HTTP_USER_AGENT).is_null()
-    return lf.filter(pl.col(REJECT_REASON).is_not_null() | ~bot)
+    return bot
 
 
 def without_health_checks(

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import polars as pl
 
-from pplog.reports._columns import add_counts, distinct_for
+from pplog.reports._columns import add_counts, distinct_for, key_hash, shown_rows
 from pplog.schema import CLIENT_IP, PATH, STATUS, TIME
 
-COLUMNS = ("status", "path", "requests", "clients", "first_time", "last_time")
+COLUMNS = (
+    "status",
+    "path",
+    "requests",
+    "clients",
+    "first_time",
+    "last_time",
+    "top_clients",
+)
+TOP_CLIENTS = 3
 
 
 def errors(lf: pl.LazyFrame, *, top: int = 10) -> pl.LazyFrame:
@@ -28,11 +37,29 @@ def errors(lf: pl.LazyFrame, *, top: int = 10) -> pl.LazyFrame:
 
 
 def details(lf: pl.LazyFrame, table: pl.DataFrame) -> list[pl.LazyFrame]:
-    """Follow-up queries for the errors shown: distinct clients."""
+    """Follow-up queries for the errors shown: distinct and top clients."""
     failed = lf.filter(pl.col(STATUS) >= 400)
-    return [distinct_for(failed, table, [STATUS, PATH], CLIENT_IP, "clients")]
+    keys = [STATUS, PATH]
+    top_clients = (
+        shown_rows(failed, table, keys)
+        .filter(pl.col(CLIENT_IP).is_not_null())
+        .group_by(key_hash(keys), CLIENT_IP)
+        .agg(pl.len().alias("_n"))
+        .group_by("_kh")
+        .agg(
+            pl.format("{} ({})", CLIENT_IP, "_n")
+            .sort_by(["_n", CLIENT_IP], descending=[True, False])
+            .head(TOP_CLIENTS)
+            .str.join(", ")
+            .alias("top_clients")
+        )
+    )
+    return [distinct_for(failed, table, keys, CLIENT_IP, "clients"), top_clients]
 
 
 def finish(table: pl.DataFrame, extra: list[pl.DataFrame]) -> pl.DataFrame:
     """The table with the follow-up columns, in contract order."""
-    return add_counts(table, extra[0], [STATUS, PATH], "clients").select(COLUMNS)
+    keys = [STATUS, PATH]
+    out = add_counts(table, extra[0], keys, "clients").with_columns(key_hash(keys))
+    out = out.join(extra[1], on="_kh", how="left", maintain_order="left")
+    return out.drop("_kh").select(COLUMNS)

@@ -24,67 +24,95 @@ COLUMNS = (
 )
 
 
-def paths(lf: pl.LazyFrame, *, top: int = 10) -> pl.LazyFrame:
+UPSTREAM_RESPONSE_TIME = "upstream_response_time"
+
+
+def paths(lf: pl.LazyFrame, *, top: int = 10, key: str = PATH) -> pl.LazyFrame:
     """Requests per `path` (the target without its query), busiest first.
 
     Requests whose line had no usable target (binary junk, PROXY headers) are
-    grouped under a null path.
+    grouped under a null path. `key` may name another column to group by
+    (``route``, with `pplog.enrich.routes`); the table then has that column.
     """
     columns = lf.collect_schema().names()
     status = pl.col(STATUS)
-    table = lf.group_by(PATH).agg(
+    table = lf.group_by(key).agg(
         pl.len().cast(pl.UInt64).alias("requests"),
         bytes_column(columns).sum().cast(pl.UInt64).alias("bytes"),
         ((status >= 200) & (status < 400)).sum().cast(pl.UInt64).alias("ok_2xx_3xx"),
         ((status >= 400) & (status < 500)).sum().cast(pl.UInt64).alias("errors_4xx"),
         (status >= 500).sum().cast(pl.UInt64).alias("errors_5xx"),
     )
-    table = table.sort(["requests", PATH], descending=[True, False], nulls_last=True)
+    table = table.sort(["requests", key], descending=[True, False], nulls_last=True)
     return table.head(top) if top else table
 
 
-def details(lf: pl.LazyFrame, table: pl.DataFrame) -> list[pl.LazyFrame]:
-    """Follow-up queries for the paths shown: distinct clients and latency."""
-    queries = [distinct_for(lf, table, [PATH], CLIENT_IP, "clients")]
-    if has_latency(lf.collect_schema().names()):
-        queries.append(_latency(shown_rows(lf, table, [PATH])))
+def latency_columns(columns: list[str]) -> list[str]:
+    """The logged latencies the table reports percentiles of."""
+    found = [REQUEST_TIME] if has_latency(columns) else []
+    return found + (
+        [UPSTREAM_RESPONSE_TIME] if UPSTREAM_RESPONSE_TIME in columns else []
+    )
+
+
+def details(
+    lf: pl.LazyFrame, table: pl.DataFrame, key: str = PATH
+) -> list[pl.LazyFrame]:
+    """Follow-up queries for the paths shown: distinct clients and latencies."""
+    queries = [distinct_for(lf, table, [key], CLIENT_IP, "clients")]
+    shown = shown_rows(lf, table, [key])
+    schema = lf.collect_schema()
+    for column in latency_columns(schema.names()):
+        queries.append(_latency(shown, key, _seconds(column, schema[column]), column))
     return queries
 
 
-def finish(table: pl.DataFrame, extra: list[pl.DataFrame]) -> pl.DataFrame:
+def finish(
+    table: pl.DataFrame, extra: list[pl.DataFrame], key: str = PATH
+) -> pl.DataFrame:
     """The table with the follow-up columns, in contract order."""
-    out = add_counts(table, extra[0], [PATH], "clients").select(COLUMNS)
-    if len(extra) > 1:
+    out = add_counts(table, extra[0], [key], "clients").select(key, *COLUMNS[1:])
+    for latency in extra[1:]:
         out = out.join(
-            extra[1], on=PATH, how="left", nulls_equal=True, maintain_order="left"
+            latency, on=key, how="left", nulls_equal=True, maintain_order="left"
         )
     return out
 
 
-def _latency(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """Exact nearest-rank p50/p95/p99 and max per path from a histogram.
+def _seconds(column: str, dtype: pl.DataType) -> pl.Expr:
+    """A latency in seconds per request; upstream lists add up the tries."""
+    col = pl.col(column)
+    if isinstance(dtype, pl.List):
+        tried = col.list.drop_nulls()
+        return pl.when(tried.list.len() > 0).then(tried.list.sum()).alias(column)
+    return col
 
-    nginx logs `$request_time` in milliseconds, so counting each distinct value
-    per path is exact and needs memory for distinct (path, value) pairs only.
+
+def _latency(lf: pl.LazyFrame, key: str, value: pl.Expr, name: str) -> pl.LazyFrame:
+    """Exact nearest-rank p50/p95/p99 and max per `key` from a histogram.
+
+    nginx logs times in milliseconds, so counting each distinct value per key
+    is exact and needs memory for distinct (key, value) pairs only.
     """
     hist = (
-        lf.filter(pl.col(REQUEST_TIME).is_not_null())
-        .group_by(PATH, REQUEST_TIME)
+        lf.select(key, value.alias("_v"))
+        .filter(pl.col("_v").is_not_null())
+        .group_by(key, "_v")
         .agg(pl.len().alias("_n"))
-        .sort(PATH, REQUEST_TIME, nulls_last=True)
+        .sort(key, "_v", nulls_last=True)
         .with_columns(
-            pl.col("_n").cum_sum().over(PATH).alias("_cum"),
-            pl.col("_n").sum().over(PATH).alias("_total"),
+            pl.col("_n").cum_sum().over(key).alias("_cum"),
+            pl.col("_n").sum().over(key).alias("_total"),
         )
     )
 
     def rank(q: float) -> pl.Expr:
         reached = pl.col("_cum") >= (pl.col("_total") * q).ceil()
-        return pl.col(REQUEST_TIME).filter(reached).first()
+        return pl.col("_v").filter(reached).first()
 
-    return hist.group_by(PATH).agg(
-        rank(0.50).alias("request_time_p50"),
-        rank(0.95).alias("request_time_p95"),
-        rank(0.99).alias("request_time_p99"),
-        pl.col(REQUEST_TIME).max().alias("request_time_max"),
+    return hist.group_by(key).agg(
+        rank(0.50).alias(f"{name}_p50"),
+        rank(0.95).alias(f"{name}_p95"),
+        rank(0.99).alias(f"{name}_p99"),
+        pl.col("_v").max().alias(f"{name}_max"),
     )

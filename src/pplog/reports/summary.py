@@ -1,4 +1,4 @@
-"""`Summary` and `summarize`: every table from one pass over the rows."""
+"""`Summary` and `summarize`: every table from one parse of the logs."""
 
 from __future__ import annotations
 
@@ -6,61 +6,29 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from html import escape as html_escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from pplog._paths import writes_through
-from pplog._unescape import unescape
-from pplog.clientip import FORWARDED_BY_UNTRUSTED, HEADERS, ProxyPolicy, attribute
+from pplog.clientip import ProxyPolicy, attribute
 from pplog.enrich.geo import (
     HOW_TO_GET,
     GeoDatabases,
-    by_asn,
-    by_country,
     default_database_paths,
     open_databases,
 )
 from pplog.errors import OptionError, ReportError
 from pplog.parse import parse
 from pplog.pipeline import LogScan, PathArg, open_log
-from pplog.reports import clients as clients_report
-from pplog.reports import errors as errors_report
-from pplog.reports import paths as paths_report
-from pplog.reports.clients import clients
-from pplog.reports.enriched import (
-    AGENT_CLASS,
-    HEALTH_CHECK,
-    agent_classes,
-    agents,
-    distinct_clients,
-    with_geo,
-    without_bots,
-    without_health_checks,
-)
-from pplog.reports.errors import errors
+from pplog.reports._spool import spooled, with_report_columns, write_rejects
+from pplog.reports._tables import TableSet, build_tables
+from pplog.reports.enriched import agent_classes, bot_rows
+from pplog.reports.filters import Filters
 from pplog.reports.overview import overview, rejects_by_reason
-from pplog.reports.paths import paths
-from pplog.schema import (
-    BODY_BYTES_SENT,
-    BYTES_SENT,
-    CLIENT_IP,
-    HTTP_USER_AGENT,
-    HTTP_X_FORWARDED_FOR,
-    LINE,
-    OFFSET,
-    PATH,
-    PROXY_PROTOCOL_ADDR,
-    RAW,
-    REALIP_REMOTE_ADDR,
-    REJECT_REASON,
-    REMOTE_ADDR,
-    REQUEST_TIME,
-    SOURCE,
-    STATUS,
-    TIME,
-)
+from pplog.schema import LINE, RAW, REJECT_REASON, SOURCE
 
 if TYPE_CHECKING:
     from pplog.formats import LogFormat
@@ -68,6 +36,7 @@ if TYPE_CHECKING:
 
 REJECT_SAMPLES = 5
 TABLES = ("clients", "paths", "errors")
+BY = ("path", "route")
 
 
 @dataclass
@@ -78,13 +47,25 @@ class Summary:
     ----------
     overview
         One row: ``lines``, ``requests``, ``rejected``, ``clients``, ``bytes``,
-        ``first_time``, ``last_time`` and ``status_1xx`` ... ``status_other``.
+        ``first_time``, ``last_time``, ``status_1xx`` ... ``status_other``, and
+        the attribution checks. With filters, ``requests`` and everything
+        after it describe the matching requests; ``filtered_out`` and
+        ``excluded_bots`` count the rest, and ``lines`` stays every line read.
     clients, paths, errors
-        The tables, busiest first, cut to ``top`` rows (0 = all).
+        The tables, busiest first, cut to ``top`` rows (0 = all). With
+        ``by="route"`` the paths table is grouped by ``route`` instead.
     rejects
         Rejected lines per ``reject_reason``.
     reject_samples
         The first few rejected lines (``source``, ``line``, ``reject_reason``, ``raw``).
+    extra
+        The other tables by name: ``timeline``, ``status``, ``user_agents``,
+        ``referrers``, ``hosts`` and ``lb`` when the format logs what they
+        need, and ``agents``, ``countries``, ``networks`` when enriched.
+    interval
+        The timeline's interval (``1m`` ... ``1w``).
+    filters
+        The filters applied, as readable labels.
     """
 
     overview: pl.DataFrame
@@ -100,10 +81,19 @@ class Summary:
     top: int = 10
     extra: dict[str, pl.DataFrame] = field(default_factory=dict)
     geoip: str | None = None
+    interval: str | None = None
+    filters: tuple[str, ...] = ()
+    by: str = "path"
 
     def tables(self) -> dict[str, pl.DataFrame]:
         """The row tables by name, in report order (enrichment tables last)."""
-        return {**{name: getattr(self, name) for name in TABLES}, **self.extra}
+        paths = "routes" if self.by == "route" else "paths"
+        return {
+            "clients": self.clients,
+            paths: self.paths,
+            "errors": self.errors,
+            **self.extra,
+        }
 
     def overview_dict(self) -> dict[str, Any]:
         """The overview as a plain dict, with rejects by reason and the format."""
@@ -113,6 +103,8 @@ class Summary:
         }
         row["format"] = self.format
         row["geoip"] = self.geoip
+        row["interval"] = self.interval
+        row["filters"] = list(self.filters)
         row["sources"] = list(self.sources)
         row["unreadable"] = [{"source": s, "problem": p} for s, p in self.problems]
         return row
@@ -122,47 +114,14 @@ class Summary:
         return (
             f"<pplog.Summary {ov.get('requests', 0):,} requests from "
             f"{ov.get('clients', 0):,} clients, {ov.get('rejected', 0):,} rejected; "
-            f"tables: overview, {', '.join(TABLES)}, rejects>"
+            f"tables: overview, {', '.join(self.tables())}, rejects>"
         )
 
     def _repr_html_(self) -> str:
-        parts = [
-            f"<p>{self!r}</p>".replace("<pplog", "&lt;pplog").replace(
-                "rejects>", "rejects&gt;"
-            )
-        ]
+        parts = [f"<p>{html_escape(repr(self))}</p>"]
         for name, table in {"overview": self.overview, **self.tables()}.items():
             parts.append(f"<h4>{name}</h4>{table._repr_html_()}")
         return "".join(parts)
-
-
-def _write_rejects(
-    lf: pl.LazyFrame, scan: LogScan | None, path: str | os.PathLike[str]
-) -> tuple[pl.LazyFrame, Path]:
-    """A lazy sink of every rejected line as JSON lines, and its temporary path.
-
-    Byte offsets of lines read by polars itself are a running sum over every
-    line, which the streaming engine cannot overlap with parsing; they are
-    computed here, in a cheap second pass over the lines, for the rejects only.
-    """
-    target = Path(path)
-    # a device or symlink is written through; a regular file replaced atomically
-    tmp = (
-        target
-        if writes_through(target)
-        else target.with_name(f".{target.name}.pplog-tmp")
-    )
-    rejected = lf.filter(pl.col(REJECT_REASON).is_not_null())
-    keys = [SOURCE, LINE]
-    if OFFSET not in lf.collect_schema().names() and scan is not None:
-        offsets = scan.lines.select(SOURCE, LINE, OFFSET).join(
-            rejected.select(keys), on=keys, how="semi"
-        )
-        rejected = rejected.join(offsets, on=keys, how="left", maintain_order="left")
-    elif OFFSET not in lf.collect_schema().names():
-        rejected = rejected.with_columns(pl.lit(None, pl.UInt64).alias(OFFSET))
-    rows = rejected.select(SOURCE, LINE, OFFSET, REJECT_REASON, RAW)
-    return rows.sink_ndjson(tmp, lazy=True), tmp
 
 
 def summarize(
@@ -181,6 +140,14 @@ def summarize(
     real_ip_header: str | None = None,
     recursive: bool | None = None,
     policy: ProxyPolicy | None = None,
+    since: str | datetime | None = None,
+    until: str | datetime | None = None,
+    status: str | Sequence[str] | None = None,
+    client: str | Sequence[str] | None = None,
+    path: str | Sequence[str] | None = None,
+    interval: str | None = None,
+    by: str = "path",
+    routes: Sequence[str] = (),
     on_problem: ProblemHandler | None = None,
     on_progress: ProgressHandler | None = None,
 ) -> Summary:
@@ -203,6 +170,25 @@ def summarize(
     exclude_bots
         Leave out requests from crawlers, AI crawlers, health checkers and
         scanners (by user agent).
+    since, until
+        Only requests in ``since <= time < until``: ISO 8601 (UTC unless an
+        offset is given), nginx's ``27/Nov/2026:08:00:00 +0000``, or a
+        duration back from now such as ``15m``, ``1h``, ``2d``.
+    status
+        Only these statuses: ``5xx``, ``404``, ``400-499`` (a list, or commas).
+    client
+        Only these clients: addresses or CIDR ranges (a drilldown).
+    path
+        Only paths matching one of these regular expressions (a drilldown).
+    interval
+        The timeline interval (``30s``, ``5m``, ``1h``, ``1d``, ...); by
+        default chosen from the time span for about 60 to 120 points.
+    by
+        ``"path"``, or ``"route"`` to group the paths table by URL template
+        (numeric ids, UUIDs and hashes become ``:id``).
+    routes
+        Route rules tried before the automatic templates, e.g. ``/users/*``
+        (``*`` one segment, ``**`` the rest).
     rejects
         Write every rejected line to this file as JSON lines (``source``,
         ``line``, ``offset``, ``reject_reason``, ``raw``).
@@ -217,10 +203,20 @@ def summarize(
     >>> s = pplog.summarize("sample_logs/elb-access.log", top=3)
     >>> s.clients.columns[:3]
     ['client_ip', 'requests', 'bytes']
+    >>> errors = pplog.summarize("sample_logs/elb-access.log", status="5xx")
+    >>> errors.overview["status_2xx"].item()
+    0
     """
     if top < 0:
         msg = f"`top` must be 0 (all rows) or more, not {top}"
         raise OptionError(msg)
+    if by not in BY:
+        msg = f"`by` is `path` or `route`, not `{by}`"
+        raise OptionError(msg)
+    filters = Filters.parse(
+        since=since, until=until, status=status, client=client, path=path
+    )
+    rules = _route_rules(routes) if by == "route" else ()
     scan: LogScan | None = None
     if isinstance(source, pl.DataFrame | pl.LazyFrame):
         lf = source.lazy()
@@ -246,31 +242,53 @@ def summarize(
         # free text stays escaped through the aggregations; tables decode it
         # and the client is attributed after the spool, from its raw inputs
         lf = parse(scan.lines, scan.format, decode=False)
+    escape = scan.format.escape if scan is not None else "none"
     with tempfile.TemporaryDirectory(prefix="pplog-") as spool:
         if not isinstance(source, pl.DataFrame):
-            # offsets of polars-read lines cost a running sum: see _write_rejects
+            # offsets of polars-read lines cost a running sum: see write_rejects
             with_offset = scan is None or not scan.native
-            lf = _spooled(lf, Path(spool), with_offset=with_offset)
+            lf = spooled(lf, Path(spool), with_offset=with_offset)
         if scan is not None:
             lf = attribute(lf, scan.policy, eager_decisions=True)
-        lf = _with_report_columns(lf)
+        lf = with_report_columns(lf)
         classes = agent_classes(lf)
-        everything = lf  # the overview counts every line read
+        # what the tables look at: the filters' requests, bots left out if asked
+        keep = filters.expr(escape)
         if exclude_bots:
-            lf = without_bots(lf, classes)
+            keep = keep & ~bot_rows(classes)
+        selected = (
+            lf.filter(pl.col(REJECT_REASON).is_not_null() | keep)
+            if filters or exclude_bots
+            else lf
+        )
         dbs, geo_note = _geo_databases(geoip)
+        settings = TableSet(
+            top=top,
+            interval=interval,
+            by=by,
+            rules=rules,
+            escape=escape,
+            policy=scan.policy if scan else None,
+            geoip_skip_special=geoip_skip_special,
+        )
         if dbs is not None:
             with dbs:
-                located = with_geo(lf, dbs, skip_special=geoip_skip_special)
                 summary = _summarize(
-                    lf, located, scan, classes, top=top, rejects=rejects
+                    lf, selected, scan, classes, settings, rejects, filters, dbs
                 )
         else:
             summary = _summarize(
-                lf, None, scan, classes, top=top, rejects=rejects, everything=everything
+                lf, selected, scan, classes, settings, rejects, filters, None
             )
         summary.geoip = geo_note
+        summary.filters = filters.labels + (("bots left out",) if exclude_bots else ())
         return summary
+
+
+def _route_rules(patterns: Sequence[str]) -> tuple[Any, ...]:
+    from pplog.enrich.routes import parse_rules
+
+    return tuple(parse_rules(list(patterns)))
 
 
 def _geo_databases(
@@ -285,112 +303,19 @@ def _geo_databases(
     return dbs, f"GeoIP: {names}"
 
 
-# What the tables read; everything else is never materialised.
-REPORT_COLUMNS = (
-    CLIENT_IP,
-    HTTP_USER_AGENT,
-    FORWARDED_BY_UNTRUSTED,
-    PATH,
-    STATUS,
-    BODY_BYTES_SENT,
-    BYTES_SENT,
-    TIME,
-    REQUEST_TIME,
-    REJECT_REASON,
-    SOURCE,
-    LINE,
-    OFFSET,
-    RAW,
-)
-
-
-# What `clientip.attribute` reads, for logs attributed after spooling.
-ATTRIBUTION_INPUTS = (
-    REALIP_REMOTE_ADDR,
-    REMOTE_ADDR,
-    PROXY_PROTOCOL_ADDR,
-    HTTP_X_FORWARDED_FOR,
-    *(
-        c
-        for c in HEADERS.values()
-        if c not in (PROXY_PROTOCOL_ADDR, HTTP_X_FORWARDED_FOR)
-    ),
-)
-
-
-# Columns every table may read, for formats that do not log them.
-_REPORT_DTYPES: dict[str, pl.DataType] = {
-    CLIENT_IP: pl.String(),
-    PATH: pl.String(),
-    STATUS: pl.UInt16(),
-    TIME: pl.Datetime("us", "UTC"),
-    REJECT_REASON: pl.String(),
-    SOURCE: pl.String(),
-    LINE: pl.UInt64(),
-    RAW: pl.String(),
-}
-
-
-def _with_report_columns(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """Add the report columns a format does not log, as nulls: tables degrade."""
-    names = lf.collect_schema().names()
-    missing = [
-        pl.lit(None, dtype).alias(c)
-        for c, dtype in _REPORT_DTYPES.items()
-        if c not in names
-    ]
-    return lf.with_columns(missing) if missing else lf
-
-
-def _spooled(lf: pl.LazyFrame, spool: Path, *, with_offset: bool) -> pl.LazyFrame:
-    """Parse once into a temporary Parquet file holding only the report columns.
-
-    polars would otherwise parse the log once per table (and run a Python
-    reader, for compressed files and stdin, once per table; stdin can only be
-    read once). The sink streams, so memory stays bounded; the tables then
-    scan the small file, sharing one read.
-    """
-    names = lf.collect_schema().names()
-    if not with_offset:
-        names = [n for n in names if n != OFFSET]
-    path = spool / "rows.parquet"
-    try:
-        rejected = pl.col(REJECT_REASON).is_not_null()
-        keep = [
-            # where a line came from and its text matter for rejects only
-            pl.when(rejected).then(pl.col(c)).alias(c)
-            if c in (RAW, SOURCE, LINE, OFFSET)
-            else pl.col(c)
-            for c in (*REPORT_COLUMNS, *ATTRIBUTION_INPUTS)
-            if c in names
-        ]
-        lf.select(keep).sink_parquet(path, compression="lz4", statistics=False)
-    except OSError as exc:
-        msg = f"cannot write a temporary file for the summary: {exc.strerror or exc}"
-        raise ReportError(msg) from exc
-    return pl.scan_parquet(path)
-
-
 def _summarize(
     lf: pl.LazyFrame,
-    located: pl.LazyFrame | None,
+    selected: pl.LazyFrame,
     scan: LogScan | None,
     classes: pl.DataFrame | None,
-    *,
-    top: int,
+    settings: TableSet,
     rejects: str | os.PathLike[str] | None,
-    everything: pl.LazyFrame | None = None,
+    filters: Filters,
+    dbs: GeoDatabases | None,
 ) -> Summary:
-    ok = lf.filter(pl.col(REJECT_REASON).is_null())
-    # health checkers are shown on their own, not counted as clients
-    visitors = without_health_checks(ok, classes)
+    """Overview and rejects over every line; the tables over `selected`."""
     frames = [
-        overview(
-            everything if everything is not None else lf, scan.policy if scan else None
-        ),
-        clients(visitors, top=top),
-        paths(ok, top=top),
-        errors(ok, top=top),
+        overview(selected, settings.policy),
         rejects_by_reason(lf),
         lf.filter(pl.col(REJECT_REASON).is_not_null())
         .select(SOURCE, LINE, REJECT_REASON, RAW)
@@ -398,82 +323,51 @@ def _summarize(
     ]
     tmp: Path | None = None
     if rejects is not None:
-        sink, tmp = _write_rejects(lf, scan, rejects)
+        sink, tmp = write_rejects(lf, scan, rejects)
         frames.append(sink)
     try:
-        # The input was parsed once into the spool; reading it once per table
-        # costs little and keeps peak memory at the largest table's, not the sum.
-        results = [frame.collect(engine="streaming") for frame in frames]
+        ov, rj, samples = (frame.collect(engine="streaming") for frame in frames[:3])
+        if len(frames) > 3:
+            frames[3].collect(engine="streaming")
     except OSError as exc:
         msg = f"cannot write rejects to `{rejects}`: {exc.strerror or exc}"
         raise ReportError(msg) from exc
     if tmp is not None and rejects is not None and tmp != Path(rejects):
         tmp.replace(rejects)
-    ov, cl, pa, er, rj, samples = results[:6]
-    if everything is not None and everything is not lf:  # bots were left out
-        kept = ok.select(pl.len()).collect(engine="streaming").item()
-        ov = ov.with_columns(
-            (pl.col("requests") - kept).cast(pl.UInt64).alias("excluded_bots")
-        )
-    extra_tables: dict[str, pl.DataFrame] = {}
-    if classes is not None:
-        extra_tables["agents"] = agents(ok, classes)
-        health = extra_tables["agents"].filter(pl.col(AGENT_CLASS) == HEALTH_CHECK)
-        health_count = int(health.get_column("requests").sum()) if health.height else 0
-        ov = ov.with_columns(
-            distinct_clients(visitors).collect().get_column("clients").alias("clients"),
-            pl.lit(health_count, pl.UInt64).alias("health_checks"),
-        )
-    if located is not None:
-        located_visitors = without_health_checks(
-            located.filter(pl.col(REJECT_REASON).is_null()), classes
-        )
-        extra_tables["countries"] = by_country(located_visitors, top=top).collect(
-            engine="streaming"
-        )
-        extra_tables["networks"] = by_asn(located_visitors, top=top).collect(
-            engine="streaming"
-        )
-    # second round: distinct counts and latency for the rows shown only
-    modules = (clients_report, paths_report, errors_report)
-    queries = [m.details(ok, t) for m, t in zip(modules, (cl, pa, er), strict=True)]
-    flat = [q.collect(engine="streaming") for qs in queries for q in qs]
-    finished = []
-    for module, table, qs in zip(modules, (cl, pa, er), queries, strict=True):
-        extra, flat = flat[: len(qs)], flat[len(qs) :]
-        finished.append(module.finish(table, extra))
-    cl, pa, er = finished
-    if located is not None and cl.height:
-        geo_cols = (
-            located.select(CLIENT_IP, "country", "asn")
-            .filter(
-                pl.col(CLIENT_IP).is_in(cl.get_column(CLIENT_IP).drop_nulls().implode())
-            )
-            .unique(subset=CLIENT_IP)
-            .collect(engine="streaming")
-        )
-        cl = cl.join(
-            geo_cols, on=CLIENT_IP, how="left", nulls_equal=True, maintain_order="left"
-        )
-    if scan is not None:
-        pa, er = (_decoded(t, scan.format.escape) for t in (pa, er))
+    if selected is not lf:
+        ov = _with_left_out(ov, lf, filters, settings.escape)
+    tables = build_tables(selected, ov, classes, settings, dbs)
     return Summary(
-        overview=ov,
-        clients=cl,
-        paths=pa,
-        errors=er,
+        overview=tables.overview,
+        clients=tables.clients,
+        paths=tables.paths,
+        errors=tables.errors,
         rejects=rj,
         reject_samples=samples,
         format=scan.format.name if scan else "frame",
         detection=scan.detection if scan else None,
         sources=[s.name for s in scan.sources] if scan else [],
         problems=list(scan.problems) if scan else [],
-        top=top,
-        extra=extra_tables,
+        top=settings.top,
+        extra=tables.extra,
+        interval=tables.interval,
+        by=settings.by,
     )
 
 
-def _decoded(table: pl.DataFrame, escape: str) -> pl.DataFrame:
-    """Decode the escaped free-text columns of a finished (small) table."""
-    text = [c for c in (PATH,) if c in table.columns]
-    return table.with_columns(unescape(pl.col(c), escape) for c in text)
+def _with_left_out(
+    ov: pl.DataFrame, lf: pl.LazyFrame, filters: Filters, escape: str
+) -> pl.DataFrame:
+    """Count what the filters and the bot exclusion left out; `lines` stays all."""
+    parsed = lf.filter(pl.col(REJECT_REASON).is_null())
+    counts = [pl.len().cast(pl.UInt64).alias("parsed")]
+    if filters:
+        counts.append(filters.expr(escape).sum().cast(pl.UInt64).alias("matching"))
+    row = parsed.select(counts).collect(engine="streaming").row(0)
+    parsed_total, matching = row[0], row[-1]
+    requests = ov.item(0, "requests")
+    return ov.with_columns(
+        (pl.col("lines") + (parsed_total - requests)).alias("lines"),
+        pl.lit(parsed_total - matching, pl.UInt64).alias("filtered_out"),
+        pl.lit(matching - requests, pl.UInt64).alias("excluded_bots"),
+    )

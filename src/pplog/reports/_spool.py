@@ -1,0 +1,153 @@
+"""The spool: rows parsed once into a temporary Parquet file, and the rejects sink."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import polars as pl
+
+from pplog._paths import writes_through
+from pplog.clientip import FORWARDED_BY_UNTRUSTED, HEADERS
+from pplog.errors import ReportError
+from pplog.pipeline import LogScan
+from pplog.reports.breakdowns import HOST_COLUMNS
+from pplog.reports.paths import UPSTREAM_RESPONSE_TIME
+from pplog.schema import (
+    BODY_BYTES_SENT,
+    BYTES_SENT,
+    CLIENT_IP,
+    HTTP_REFERER,
+    HTTP_USER_AGENT,
+    HTTP_X_FORWARDED_FOR,
+    LINE,
+    OFFSET,
+    PATH,
+    PROXY_PROTOCOL_ADDR,
+    RAW,
+    REALIP_REMOTE_ADDR,
+    REJECT_REASON,
+    REMOTE_ADDR,
+    REQUEST_TIME,
+    SOURCE,
+    STATUS,
+    TIME,
+)
+
+
+def write_rejects(
+    lf: pl.LazyFrame, scan: LogScan | None, path: str | os.PathLike[str]
+) -> tuple[pl.LazyFrame, Path]:
+    """A lazy sink of every rejected line as JSON lines, and its temporary path.
+
+    Byte offsets of lines read by polars itself are a running sum over every
+    line, which the streaming engine cannot overlap with parsing; they are
+    computed here, in a cheap second pass over the lines, for the rejects only.
+    """
+    target = Path(path)
+    # a device or symlink is written through; a regular file replaced atomically
+    tmp = (
+        target
+        if writes_through(target)
+        else target.with_name(f".{target.name}.pplog-tmp")
+    )
+    rejected = lf.filter(pl.col(REJECT_REASON).is_not_null())
+    keys = [SOURCE, LINE]
+    if OFFSET not in lf.collect_schema().names() and scan is not None:
+        offsets = scan.lines.select(SOURCE, LINE, OFFSET).join(
+            rejected.select(keys), on=keys, how="semi"
+        )
+        rejected = rejected.join(offsets, on=keys, how="left", maintain_order="left")
+    elif OFFSET not in lf.collect_schema().names():
+        rejected = rejected.with_columns(pl.lit(None, pl.UInt64).alias(OFFSET))
+    rows = rejected.select(SOURCE, LINE, OFFSET, REJECT_REASON, RAW)
+    return rows.sink_ndjson(tmp, lazy=True), tmp
+
+
+# What the tables read; everything else is never materialised.
+REPORT_COLUMNS = (
+    CLIENT_IP,
+    HTTP_USER_AGENT,
+    FORWARDED_BY_UNTRUSTED,
+    PATH,
+    STATUS,
+    BODY_BYTES_SENT,
+    BYTES_SENT,
+    TIME,
+    REQUEST_TIME,
+    UPSTREAM_RESPONSE_TIME,
+    HTTP_REFERER,
+    *HOST_COLUMNS,
+    REJECT_REASON,
+    SOURCE,
+    LINE,
+    OFFSET,
+    RAW,
+)
+
+
+# What `clientip.attribute` reads, for logs attributed after spooling.
+ATTRIBUTION_INPUTS = (
+    REALIP_REMOTE_ADDR,
+    REMOTE_ADDR,
+    PROXY_PROTOCOL_ADDR,
+    HTTP_X_FORWARDED_FOR,
+    *(
+        c
+        for c in HEADERS.values()
+        if c not in (PROXY_PROTOCOL_ADDR, HTTP_X_FORWARDED_FOR)
+    ),
+)
+
+
+# Columns every table may read, for formats that do not log them.
+_REPORT_DTYPES: dict[str, pl.DataType] = {
+    CLIENT_IP: pl.String(),
+    PATH: pl.String(),
+    STATUS: pl.UInt16(),
+    TIME: pl.Datetime("us", "UTC"),
+    REJECT_REASON: pl.String(),
+    SOURCE: pl.String(),
+    LINE: pl.UInt64(),
+    RAW: pl.String(),
+}
+
+
+def with_report_columns(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Add the report columns a format does not log, as nulls: tables degrade."""
+    names = lf.collect_schema().names()
+    missing = [
+        pl.lit(None, dtype).alias(c)
+        for c, dtype in _REPORT_DTYPES.items()
+        if c not in names
+    ]
+    return lf.with_columns(missing) if missing else lf
+
+
+def spooled(lf: pl.LazyFrame, spool: Path, *, with_offset: bool) -> pl.LazyFrame:
+    """Parse once into a temporary Parquet file holding only the report columns.
+
+    polars would otherwise parse the log once per table (and run a Python
+    reader, for compressed files and stdin, once per table; stdin can only be
+    read once). The sink streams, so memory stays bounded; the tables then
+    scan the small file, sharing one read.
+    """
+    names = lf.collect_schema().names()
+    if not with_offset:
+        names = [n for n in names if n != OFFSET]
+    path = spool / "rows.parquet"
+    try:
+        rejected = pl.col(REJECT_REASON).is_not_null()
+        keep = [
+            # where a line came from and its text matter for rejects only
+            pl.when(rejected).then(pl.col(c)).alias(c)
+            if c in (RAW, SOURCE, LINE, OFFSET)
+            else pl.col(c)
+            for c in (*REPORT_COLUMNS, *ATTRIBUTION_INPUTS)
+            if c in names
+        ]
+        lf.select(keep).sink_parquet(path, compression="lz4", statistics=False)
+    except OSError as exc:
+        msg = f"cannot write a temporary file for the summary: {exc.strerror or exc}"
+        raise ReportError(msg) from exc
+    return pl.scan_parquet(path)

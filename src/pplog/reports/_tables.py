@@ -1,0 +1,189 @@
+"""Build every report table from the selected rows, in two rounds.
+
+Round one runs each table's grouping query over the spooled rows (one query
+at a time: peak memory is the largest table's state, not the sum). Round two
+runs the follow-up queries (distinct counts, latency percentiles, top user
+agent, top clients) for the rows shown only. Free text stays nginx-escaped
+through both rounds and is decoded in the finished, small tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from pplog._unescape import unescape
+from pplog.clientip import ProxyPolicy
+from pplog.enrich.geo import GeoDatabases, by_asn, by_country
+from pplog.reports import clients as clients_report
+from pplog.reports import errors as errors_report
+from pplog.reports import lb as lb_report
+from pplog.reports import paths as paths_report
+from pplog.reports.breakdowns import (
+    host_column,
+    hosts,
+    referrers,
+    statuses,
+    user_agents,
+)
+from pplog.reports.enriched import (
+    AGENT_CLASS,
+    HEALTH_CHECK,
+    agents,
+    distinct_clients,
+    with_geo,
+    without_health_checks,
+)
+from pplog.reports.timeline import choose_interval, fill_gaps, timeline
+from pplog.schema import CLIENT_IP, HTTP_REFERER, HTTP_USER_AGENT, PATH, REJECT_REASON
+
+ROUTE = "route"
+
+# Free-text columns of finished tables that come from the log, still escaped.
+_ESCAPED = (PATH, HTTP_USER_AGENT, "top_user_agent", HTTP_REFERER, "host")
+
+
+@dataclass(frozen=True)
+class TableSet:
+    """How the tables are cut and grouped."""
+
+    top: int = 10
+    interval: str | None = None
+    by: str = "path"
+    rules: tuple[Any, ...] = ()
+    escape: str = "default"
+    policy: ProxyPolicy | None = None
+    geoip_skip_special: bool = True
+
+
+@dataclass
+class Tables:
+    """The finished tables."""
+
+    overview: pl.DataFrame
+    clients: pl.DataFrame
+    paths: pl.DataFrame
+    errors: pl.DataFrame
+    interval: str | None
+    extra: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+
+def _collect(lf: pl.LazyFrame) -> pl.DataFrame:
+    return lf.collect(engine="streaming")
+
+
+def build_tables(
+    selected: pl.LazyFrame,
+    ov: pl.DataFrame,
+    classes: pl.DataFrame | None,
+    settings: TableSet,
+    dbs: GeoDatabases | None,
+) -> Tables:
+    """Every table over the `selected` rows; `ov` is the finished overview row."""
+    top = settings.top
+    ok = selected.filter(pl.col(REJECT_REASON).is_null())
+    columns = ok.collect_schema().names()
+    # health checkers are shown on their own, not counted as clients
+    visitors = without_health_checks(ok, classes)
+    key, by_key = PATH, ok
+    if settings.by == "route":
+        key, by_key = ROUTE, _with_routes(ok, settings)
+    cl = _collect(clients_report.clients(visitors, top=top))
+    pa = _collect(paths_report.paths(by_key, top=top, key=key))
+    er = _collect(errors_report.errors(ok, top=top))
+    interval = None
+    extra: dict[str, pl.DataFrame] = {}
+    first, last = ov.item(0, "first_time"), ov.item(0, "last_time")
+    if first is not None:
+        interval = choose_interval(first, last, settings.interval)
+        extra["timeline"] = fill_gaps(_collect(timeline(ok, interval)), interval)
+    extra["status"] = _collect(statuses(ok))
+    if HTTP_USER_AGENT in columns:
+        extra["user_agents"] = _collect(user_agents(ok, top=top))
+        if classes is not None:
+            extra["user_agents"] = (
+                extra["user_agents"]
+                .join(
+                    classes,
+                    on=HTTP_USER_AGENT,
+                    how="left",
+                    nulls_equal=True,
+                    maintain_order="left",
+                )
+                .select(HTTP_USER_AGENT, AGENT_CLASS, "requests", "bytes")
+            )
+    if HTTP_REFERER in columns:
+        extra["referrers"] = _collect(referrers(ok, top=top))
+    host = host_column(columns)
+    if host is not None:
+        extra["hosts"] = _collect(hosts(ok, host, top=top))
+    if lb_report.applies(columns):
+        extra["lb"] = lb_report.finish(
+            _collect(lb_report.lb(ok, top=top)), settings.policy
+        )
+    if classes is not None:
+        extra["agents"] = agents(ok, classes)
+        health = extra["agents"].filter(pl.col(AGENT_CLASS) == HEALTH_CHECK)
+        health_count = int(health.get_column("requests").sum()) if health.height else 0
+        ov = ov.with_columns(
+            _collect(distinct_clients(visitors)).get_column("clients").alias("clients"),
+            pl.lit(health_count, pl.UInt64).alias("health_checks"),
+        )
+    located = None
+    if dbs is not None:
+        located = with_geo(visitors, dbs, skip_special=settings.geoip_skip_special)
+        extra["countries"] = _collect(by_country(located, top=top))
+        extra["networks"] = _collect(by_asn(located, top=top))
+    # second round: follow-up columns for the rows shown only
+    cl = clients_report.finish(
+        cl, [_collect(q) for q in clients_report.details(visitors, cl)]
+    )
+    pa = paths_report.finish(
+        pa, [_collect(q) for q in paths_report.details(by_key, pa, key)], key
+    )
+    er = errors_report.finish(er, [_collect(q) for q in errors_report.details(ok, er)])
+    if located is not None and cl.height:
+        cl = _with_geo_columns(cl, located)
+    escape = settings.escape
+    cl, pa, er = (_decoded(t, escape) for t in (cl, pa, er))
+    extra = {name: _decoded(t, escape) for name, t in extra.items()}
+    return Tables(ov, cl, pa, er, interval, extra)
+
+
+def _with_routes(ok: pl.LazyFrame, settings: TableSet) -> pl.LazyFrame:
+    """Rows with a `route` column: each distinct path templated once, joined back."""
+    from pplog.enrich.routes import route_table
+
+    escaped = _collect(ok.select(PATH).unique()).get_column(PATH)
+    text = pl.select(unescape(pl.lit(escaped), settings.escape)).to_series()
+    table = route_table(text, settings.rules).rename({PATH: "_decoded"})
+    mapping = pl.DataFrame({PATH: escaped, "_decoded": text}).join(
+        table.unique(subset="_decoded"), on="_decoded", how="left", nulls_equal=True
+    )
+    return ok.join(
+        mapping.select(PATH, ROUTE).lazy(), on=PATH, how="left", nulls_equal=True
+    )
+
+
+def _with_geo_columns(cl: pl.DataFrame, located: pl.LazyFrame) -> pl.DataFrame:
+    geo_cols = _collect(
+        located.select(CLIENT_IP, "country", "asn")
+        .filter(
+            pl.col(CLIENT_IP).is_in(cl.get_column(CLIENT_IP).drop_nulls().implode())
+        )
+        .unique(subset=CLIENT_IP)
+    )
+    return cl.join(
+        geo_cols, on=CLIENT_IP, how="left", nulls_equal=True, maintain_order="left"
+    )
+
+
+def _decoded(
+    table: pl.DataFrame, escape: str, columns: Sequence[str] = _ESCAPED
+) -> pl.DataFrame:
+    """Decode the escaped free-text columns of a finished (small) table."""
+    text = [c for c in columns if c in table.columns]
+    return table.with_columns(unescape(pl.col(c), escape) for c in text)

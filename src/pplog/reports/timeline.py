@@ -1,0 +1,101 @@
+"""Timeline: requests, errors and bytes per interval, gaps filled with zeros."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from pplog.errors import OptionError
+from pplog.reports._columns import bytes_column
+from pplog.schema import STATUS, TIME, TIME_DTYPE
+
+COLUMNS = ("time", "requests", "errors_4xx", "errors_5xx", "bytes")
+
+# Candidate intervals, smallest first, as polars durations.
+INTERVALS = ("1s", "10s", "30s", "1m", "5m", "15m", "1h", "6h", "1d", "1w")
+TARGET_POINTS = 120  # the automatic choice keeps at most this many points
+MAX_POINTS = 100_000  # a user-chosen interval may not make more than this
+
+_DURATION = re.compile(r"^(\d+)(s|m|h|d|w)$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def interval_seconds(interval: str) -> int:
+    """``5m`` -> 300. Raises OptionError for anything else.
+
+    >>> interval_seconds("15m")
+    900
+    """
+    m = _DURATION.match(interval.strip())
+    if not m or int(m.group(1)) == 0:
+        msg = f"--interval `{interval}` is not a duration like 30s, 5m, 1h, 1d or 1w"
+        raise OptionError(msg)
+    return int(m.group(1)) * _SECONDS[m.group(2)]
+
+
+def choose_interval(
+    first: datetime | None, last: datetime | None, interval: str | None = None
+) -> str:
+    """The interval for a time span: `interval` if given, else the smallest of
+    `INTERVALS` that gives at most `TARGET_POINTS` points.
+
+    >>> from datetime import datetime
+    >>> choose_interval(datetime(2026, 1, 1), datetime(2026, 1, 1, 23))
+    '15m'
+    """
+    span = (last - first).total_seconds() if first and last else 0.0
+    if interval is not None:
+        step = interval_seconds(interval)
+        if span / step > MAX_POINTS:
+            msg = (
+                f"--interval {interval} makes {int(span / step):,} points over "
+                f"{timedelta(seconds=int(span))}; use a longer one"
+            )
+            raise OptionError(msg)
+        return interval.strip()
+    for candidate in INTERVALS:
+        if span / interval_seconds(candidate) <= TARGET_POINTS:
+            return candidate
+    return INTERVALS[-1]
+
+
+def timeline(lf: pl.LazyFrame, interval: str) -> pl.LazyFrame:
+    """Requests, 4xx, 5xx and bytes per `interval` (a polars duration).
+
+    Intervals start on round boundaries (UTC). Intervals without requests
+    between the first and the last are present with zeros, so a chart shows
+    an outage as a gap to zero rather than skipping it.
+    """
+    columns = lf.collect_schema().names()
+    status = pl.col(STATUS)
+    return (
+        lf.filter(pl.col(TIME).is_not_null())
+        .group_by(pl.col(TIME).dt.truncate(interval).alias(TIME))
+        .agg(
+            pl.len().cast(pl.UInt64).alias("requests"),
+            ((status >= 400) & (status < 500))
+            .sum()
+            .cast(pl.UInt64)
+            .alias("errors_4xx"),
+            (status >= 500).sum().cast(pl.UInt64).alias("errors_5xx"),
+            bytes_column(columns).sum().cast(pl.UInt64).alias("bytes"),
+        )
+    )
+
+
+def fill_gaps(table: pl.DataFrame, interval: str) -> pl.DataFrame:
+    """Add the empty intervals between the first and last as zero rows."""
+    if table.height == 0:
+        return table.select(COLUMNS)
+    table = table.sort(TIME)
+    start, end = table.item(0, TIME), table.item(-1, TIME)
+    grid = pl.DataFrame(
+        {TIME: pl.datetime_range(start, end, interval, eager=True, time_zone="UTC")}
+    ).with_columns(pl.col(TIME).cast(TIME_DTYPE))
+    return (
+        grid.join(table, on=TIME, how="left")
+        .with_columns(pl.col(c).fill_null(0) for c in COLUMNS[1:])
+        .select(COLUMNS)
+    )

@@ -1,0 +1,322 @@
+"""Timeline, status, user agents, referrers, hosts, balancers, filters, drilldowns.
+
+Expected values come from an independent reading of the sample logs with
+Python's `re` and `collections`, not from pplog's own parser.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import pplog
+from helpers import SAMPLES
+from pplog.errors import OptionError
+from pplog.reports.filters import Filters, parse_status, parse_time
+from pplog.reports.timeline import choose_interval, interval_seconds
+
+MAIN = SAMPLES / "main-access.log"
+_LINE = re.compile(
+    r'^(?P<peer>\S+) - .*? \[(?P<time>[^\]]+)\] "(?P<request>[^"]*)" '
+    r'(?P<status>\d{3}) (?P<bytes>\d+) "(?P<ref>[^"]*)" "(?P<ua>[^"]*)" "(?P<xff>[^"]*)"$'
+)
+
+
+def _unescape(text: str) -> str:
+    raw = re.sub(rb"\\x([0-9A-F]{2})", lambda m: bytes([int(m[1], 16)]), text.encode())
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _rows() -> list[dict[str, object]]:
+    rows = []
+    for line in MAIN.read_text().splitlines():
+        m = _LINE.match(line)
+        assert m, line
+        d: dict[str, object] = m.groupdict()
+        d["time"] = datetime.strptime(str(d["time"]), "%d/%b/%Y:%H:%M:%S %z")
+        parts = str(d["request"]).split(" ")
+        d["path"] = parts[1].split("?")[0] if len(parts) == 3 else None
+        d["status"] = int(str(d["status"]))
+        d["ua"], d["ref"] = _unescape(str(d["ua"])), _unescape(str(d["ref"]))
+        d["bytes"] = int(str(d["bytes"]))
+        rows.append(d)
+    return rows
+
+
+ROWS = _rows()
+
+
+@pytest.fixture(scope="module")
+def summary() -> pplog.Summary:
+    return pplog.summarize(MAIN, top=0)
+
+
+def test_status_table_counts_every_code(summary: pplog.Summary) -> None:
+    expected = Counter(r["status"] for r in ROWS)
+    table = summary.extra["status"]
+    assert dict(table.select("status", "requests").iter_rows()) == expected
+    assert table.get_column("share").sum() == pytest.approx(1.0)
+    assert table.get_column("status").is_sorted()
+
+
+def test_timeline_sums_to_the_overview_and_fills_gaps(summary: pplog.Summary) -> None:
+    timeline = summary.extra["timeline"]
+    step = timedelta(seconds=interval_seconds(summary.interval or ""))
+    assert timeline.get_column("requests").sum() == len(ROWS)
+    assert timeline.get_column("bytes").sum() == sum(int(r["bytes"]) for r in ROWS)  # type: ignore[call-overload]
+    assert timeline.get_column("errors_5xx").sum() == sum(
+        1
+        for r in ROWS
+        if int(r["status"]) >= 500  # type: ignore[call-overload]
+    )
+    times = timeline.get_column("time").to_list()
+    assert all(b - a == step for a, b in zip(times, times[1:], strict=False))
+    # the busiest interval, counted by hand
+    start = times[0]
+    buckets = Counter(
+        int((r["time"] - start) / step)  # type: ignore[operator]
+        for r in ROWS
+    )
+    assert timeline.get_column("requests").to_list() == [
+        buckets.get(i, 0) for i in range(len(times))
+    ]
+
+
+def test_user_agents_referrers_and_balancers(summary: pplog.Summary) -> None:
+    uas = Counter(r["ua"] for r in ROWS)
+    table = summary.extra["user_agents"]
+    assert table.row(0)[0] == uas.most_common(1)[0][0]
+    assert dict(table.select("http_user_agent", "requests").iter_rows()) == {
+        k: v for k, v in uas.items() if k != "-"
+    } | ({None: uas["-"]} if "-" in uas else {})
+    refs = Counter(r["ref"] for r in ROWS if r["ref"] not in ("-", ""))
+    assert (
+        dict(summary.extra["referrers"].select("http_referer", "requests").iter_rows())
+        == refs
+    )
+    peers = Counter(r["peer"] for r in ROWS)
+    lb = summary.extra["lb"]
+    assert dict(lb.select("peer", "requests").iter_rows()) == peers
+    # the 10.0.0.0/8 balancers are trusted by default; direct hits are not
+    assert all(
+        trusted == peer.startswith("10.")
+        for peer, trusted in lb.select("peer", "trusted").iter_rows()
+    )
+    direct = Counter(r["peer"] for r in ROWS if r["xff"] in ("-", ""))
+    assert dict(lb.select("peer", "direct").iter_rows()) == {
+        p: direct.get(p, 0) for p in peers
+    }
+
+
+def test_clients_have_their_top_user_agent(summary: pplog.Summary) -> None:
+    row = summary.clients.row(0, named=True)
+    mine = Counter(
+        r["ua"]
+        for r in ROWS
+        if row["client_ip"] in str(r["xff"]).replace(" ", "").split(",")[-1:]
+    )
+    best = max(mine.values())
+    assert row["top_user_agent"] in {ua for ua, n in mine.items() if n == best}
+
+
+def test_errors_name_their_top_clients(summary: pplog.Summary) -> None:
+    first = summary.errors.row(0, named=True)
+    listed = first["top_clients"].split(", ")
+    assert 1 <= len(listed) <= 3
+    counts = [int(re.search(r"\((\d+)\)$", x).group(1)) for x in listed]  # type: ignore[union-attr]
+    assert counts == sorted(counts, reverse=True)
+    assert sum(counts) <= first["requests"]
+
+
+def test_hosts_table_when_the_host_is_logged(tmp_path: Path) -> None:
+    log = tmp_path / "vhost.log"
+    line = '{host} 203.0.113.{n} [27/Nov/2026:06:01:0{n} +0000] "GET / HTTP/1.1" {status} 10'
+    log.write_text(
+        "\n".join(
+            line.format(host=h, n=n, status=s)
+            for h, n, s in [
+                ("a.example", 1, 200),
+                ("a.example", 2, 500),
+                ("b.example", 3, 404),
+            ]
+        )
+        + "\n"
+    )
+    s = pplog.summarize(
+        log,
+        log_format='$host $remote_addr [$time_local] "$request" $status $body_bytes_sent',
+    )
+    assert s.extra["hosts"].rows() == [
+        ("a.example", 2, 20, 0, 1),
+        ("b.example", 1, 10, 1, 0),
+    ]
+    assert "lb" not in s.extra  # nothing a balancer adds is logged
+
+
+def test_upstream_response_time_percentiles(tmp_path: Path) -> None:
+    log = tmp_path / "up.log"
+    times = ["0.010", "0.020, 0.030", "-", "0.040 : 0.001"]
+    log.write_text(
+        "".join(
+            f'203.0.113.9 [27/Nov/2026:06:01:0{i} +0000] "GET /x HTTP/1.1" 200 0.1{i} "{t}"\n'
+            for i, t in enumerate(times)
+        )
+    )
+    s = pplog.summarize(
+        log,
+        log_format='$remote_addr [$time_local] "$request" $status $request_time '
+        '"$upstream_response_time"',
+    )
+    row = s.paths.row(0, named=True)
+    # tries add up: 0.010, 0.050, 0.041; nearest rank p50 of three is the second
+    assert row["upstream_response_time_p50"] == pytest.approx(0.041)
+    assert row["upstream_response_time_max"] == pytest.approx(0.050)
+    assert row["request_time_p50"] == pytest.approx(0.11)
+
+
+# --- filters -----------------------------------------------------------------
+
+
+def test_status_filter_and_overview_accounting() -> None:
+    s = pplog.summarize(MAIN, status=["5xx", "404"], top=0)
+    wanted = [r for r in ROWS if int(r["status"]) >= 500 or r["status"] == 404]  # type: ignore[call-overload]
+    ov = s.overview_dict()
+    assert ov["requests"] == len(wanted)
+    assert ov["lines"] == len(ROWS)
+    assert ov["filtered_out"] == len(ROWS) - len(wanted)
+    assert set(s.extra["status"].get_column("status")) == {r["status"] for r in wanted}
+    assert s.filters == ("status 5xx,404",)
+
+
+def test_time_window_is_half_open() -> None:
+    times = sorted({r["time"] for r in ROWS})
+    since, until = times[10], times[-10]
+    s = pplog.summarize(MAIN, since=since, until=until)
+    expected = sum(1 for r in ROWS if since <= r["time"] < until)  # type: ignore[operator]
+    assert s.overview_dict()["requests"] == expected
+    assert s.overview_dict()["first_time"] == since
+    assert s.overview_dict()["last_time"] < until
+
+
+def test_relative_since_reaches_back_from_now() -> None:
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    assert parse_time("90m", now=now) == now - timedelta(minutes=90)
+    assert parse_time("2d ago", now=now) == now - timedelta(days=2)
+    # the sample log is from 2026-11-20: a window of the last hour holds nothing
+    s = pplog.summarize(MAIN, since="1h")
+    assert s.overview_dict()["requests"] == 0
+    assert s.overview_dict()["filtered_out"] == len(ROWS)
+
+
+def test_absolute_times_in_every_accepted_form() -> None:
+    want = datetime(2026, 11, 20, 0, 1, tzinfo=UTC)
+    for text in (
+        "2026-11-20T00:01:00Z",
+        "2026-11-20 00:01",
+        "2026-11-20T01:01:00+01:00",
+        "20/Nov/2026:00:01:00 +0000",
+    ):
+        assert parse_time(text) == want, text
+    with pytest.raises(OptionError, match="cannot read the time"):
+        parse_time("yesterday-ish")
+
+
+def test_status_specs() -> None:
+    assert parse_status(["4xx", "502,503-504"]) == ((400, 499), (502, 502), (503, 504))
+    for bad in ("6xx", "20", "abc", "504-503"):
+        with pytest.raises(OptionError):
+            parse_status([bad])
+
+
+def test_client_drilldown_by_address_and_cidr() -> None:
+    target = "192.0.2.10"
+    s = pplog.summarize(MAIN, client=target, top=0)
+    assert s.clients.get_column("client_ip").to_list() == [target]
+    mine = s.clients.item(0, "requests")
+    assert s.overview_dict()["requests"] == mine
+    assert s.paths.get_column("requests").sum() == mine
+    assert s.extra["timeline"].get_column("requests").sum() == mine
+    wide = pplog.summarize(MAIN, client="192.0.2.0/24", top=0)
+    assert set(wide.clients.get_column("client_ip")) >= {target}
+    assert all(ip.startswith("192.0.2.") for ip in wide.clients.get_column("client_ip"))
+    v6 = pplog.summarize(MAIN, client="2001:db8::/32", top=0)
+    assert v6.clients.height and all(
+        ":" in ip for ip in v6.clients.get_column("client_ip")
+    )
+    with pytest.raises(OptionError, match="not an address or CIDR"):
+        pplog.summarize(MAIN, client="300.1.1.1/8")
+
+
+def test_path_drilldown_by_regex() -> None:
+    s = pplog.summarize(MAIN, path=r"^/api/v1/(orders|cart)$", top=0)
+    assert set(s.paths.get_column("path")) == {"/api/v1/orders", "/api/v1/cart"}
+    expected = sum(1 for r in ROWS if r["path"] in ("/api/v1/orders", "/api/v1/cart"))
+    assert s.overview_dict()["requests"] == expected
+    with pytest.raises(OptionError, match="not a valid regular expression"):
+        pplog.summarize(MAIN, path="(unclosed")
+
+
+def test_path_filter_searches_the_decoded_path(tmp_path: Path) -> None:
+    log = tmp_path / "utf8.log"
+    log.write_text(
+        '203.0.113.9 - - [27/Nov/2026:06:01:02 +0000] "GET /caf\\xC3\\xA9 HTTP/1.1" 200 1 "-" "-"\n'
+        '203.0.113.9 - - [27/Nov/2026:06:01:03 +0000] "GET /tea HTTP/1.1" 200 1 "-" "-"\n'
+    )
+    s = pplog.summarize(log, format="combined", path="café")
+    assert s.paths.get_column("path").to_list() == ["/café"]
+
+
+def test_filters_with_bots_left_out() -> None:
+    s = pplog.summarize(MAIN, status="2xx", exclude_bots=True)
+    ov = s.overview_dict()
+    assert ov["lines"] == len(ROWS)
+    assert ov["requests"] + ov["filtered_out"] + ov["excluded_bots"] == len(ROWS)
+    assert ov["excluded_bots"] > 0
+    assert "bots left out" in s.filters
+
+
+def test_empty_filters_are_falsey_and_labelled() -> None:
+    assert not Filters.parse()
+    f = Filters.parse(since="2026-11-20", status="5xx", client="10.0.0.0/8", path="^/a")
+    assert f and len(f.labels) == 4
+    with pytest.raises(OptionError, match="not before"):
+        Filters.parse(since="2026-11-21", until="2026-11-20")
+
+
+# --- timeline intervals ----------------------------------------------------------
+
+
+def test_interval_choice() -> None:
+    day = datetime(2026, 11, 20, tzinfo=UTC)
+    assert choose_interval(day, day + timedelta(minutes=2)) == "1s"
+    assert choose_interval(day, day + timedelta(minutes=3)) == "10s"
+    assert choose_interval(day, day + timedelta(days=1)) == "15m"
+    assert choose_interval(day, day + timedelta(days=30)) == "6h"
+    assert choose_interval(day, day + timedelta(days=3000)) == "1w"
+    assert choose_interval(day, day) == "1s"
+    assert choose_interval(day, day + timedelta(days=1), "1h") == "1h"
+    with pytest.raises(OptionError, match="longer"):
+        choose_interval(day, day + timedelta(days=30), "1s")
+    for bad in ("5", "0m", "1y", "m5"):
+        with pytest.raises(OptionError):
+            interval_seconds(bad)
+
+
+def test_given_interval_shapes_the_timeline() -> None:
+    s = pplog.summarize(MAIN, interval="30s")
+    assert s.interval == "30s"
+    times = s.extra["timeline"].get_column("time")
+    assert (times.diff().drop_nulls() == timedelta(seconds=30)).all()
+    assert times[0].second % 30 == 0
+
+
+def test_tables_from_a_frame_without_times() -> None:
+    frame = pl.DataFrame({"client_ip": ["203.0.113.1"], "path": ["/"], "status": [200]})
+    s = pplog.summarize(frame.with_columns(pl.col("status").cast(pl.UInt16)))
+    assert "timeline" not in s.extra and s.interval is None
+    assert s.extra["status"].rows() == [(200, 1, 1.0)]
