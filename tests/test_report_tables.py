@@ -320,3 +320,46 @@ def test_tables_from_a_frame_without_times() -> None:
     s = pplog.summarize(frame.with_columns(pl.col("status").cast(pl.UInt16)))
     assert "timeline" not in s.extra and s.interval is None
     assert s.extra["status"].rows() == [(200, 1, 1.0)]
+
+
+# --- past the exact bound: sketches --------------------------------------------
+
+
+def test_past_the_exact_bound_counts_and_percentiles_are_sketched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random
+
+    from pplog.reports import sketches
+
+    rng = random.Random(7)
+    log = tmp_path / "big.log"
+    log.write_text(
+        "".join(
+            f"203.0.{rng.randrange(256)}.{rng.randrange(256)} [27/Nov/2026:06:01:02 +0000]"
+            f' "GET /{rng.choice("abc")} HTTP/1.1" 200 {rng.lognormvariate(-3, 1):.3f}\n'
+            for _ in range(20_000)
+        )
+    )
+    fmt = '$remote_addr [$time_local] "$request" $status $request_time'
+    exact = pplog.summarize(log, log_format=fmt, top=0)
+    assert "approximate" not in exact.overview_dict()
+    monkeypatch.setattr(sketches, "EXACT_LIMIT", 100)
+    sketched = pplog.summarize(log, log_format=fmt, top=0)
+    assert sketched.overview_dict()["approximate"] == (
+        "clients.paths, paths.clients, paths.request_time_p50/p95/p99"
+    )
+    a, b = exact.paths.sort("path"), sketched.paths.sort("path")
+    assert a.get_column("requests").to_list() == b.get_column("requests").to_list()
+    for x, y in zip(a.get_column("clients"), b.get_column("clients"), strict=True):
+        assert abs(x - y) <= 0.049 * x  # 3 standard errors at precision 12
+    for q in ("p50", "p95", "p99"):
+        for x, y in zip(
+            a.get_column(f"request_time_{q}"),
+            b.get_column(f"request_time_{q}"),
+            strict=True,
+        ):
+            assert abs(x - y) <= 0.01 * x + 1e-9  # DDSketch: alpha = 1%
+    assert a.get_column("request_time_max").to_list() == (
+        b.get_column("request_time_max").to_list()
+    )

@@ -19,6 +19,7 @@ from rich.text import Text
 from pplog.outputs._options import ReportOptions
 from pplog.outputs._safe import safe_text
 from pplog.reports import Summary
+from pplog.reports.sketches import EXACT_LIMIT as _EXACT
 
 _TITLES = {
     "clients": "Top clients (health checkers not counted)",
@@ -157,6 +158,14 @@ def _overview(summary: Summary) -> list[Text]:
     ]
     if distrust:
         lines.append(Text("check:    " + "   ".join(distrust), style="yellow"))
+    if ov.get("approximate"):
+        lines.append(
+            Text(
+                f"note:     estimated past {_EXACT:,} distinct pairs: "
+                f"{ov['approximate']} (distinct counts ±1.6%, percentiles ±1%)",
+                style="dim",
+            )
+        )
     if summary.geoip and not summary.geoip.startswith("GeoIP:"):
         lines.append(Text(f"note:     {summary.geoip}", style="dim"))
     return lines

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from pplog.reports import sketches
 from pplog.schema import BODY_BYTES_SENT, BYTES_SENT, REQUEST_TIME
 
 
@@ -59,11 +60,47 @@ def shown_rows(lf: pl.LazyFrame, table: pl.DataFrame, keys: list[str]) -> pl.Laz
     return lf.filter(key_hash(keys).is_in(hashes.implode()))
 
 
+APPROXIMATE = "_approximate"  # marks a follow-up result that came from a sketch
+
+
+def exact_fits(
+    lf: pl.LazyFrame, table: pl.DataFrame, keys: list[str], value: pl.Expr
+) -> bool:
+    """Whether an exact (key, value) table for the rows of `table` fits the bound.
+
+    The pairs are at most the rows, which `table` counts: no query is needed
+    unless the shown groups hold more than `sketches.EXACT_LIMIT` requests.
+    Past that, a fixed-memory HyperLogLog estimate of the pairs decides.
+    """
+    limit = sketches.EXACT_LIMIT  # read at call time: tests lower it
+    rows = (
+        int(table.get_column("requests").sum() or 0)
+        if "requests" in table.columns
+        else None
+    )
+    if rows is not None and sketches.fits_exactly(rows, limit=limit):
+        return True
+    pairs = lf.select(*keys, value.alias("_value"))
+    estimate = sketches.pair_count_estimate(pairs, keys, "_value")
+    pairs_found = int(estimate.collect(engine="streaming").item())
+    return sketches.fits_exactly(pairs_found, limit=limit)
+
+
 def distinct_for(
     lf: pl.LazyFrame, table: pl.DataFrame, keys: list[str], value: str, name: str
 ) -> pl.LazyFrame:
-    """Distinct non-null `value`s for each group listed in `table`, keyed by `_kh`."""
-    return distinct_per_group(shown_rows(lf, table, keys), keys, value, name)
+    """Distinct non-null `value`s for each group listed in `table`, keyed by `_kh`.
+
+    Exact while the distinct pairs fit `sketches.EXACT_LIMIT`; past it a
+    HyperLogLog estimate (about 1.6% standard error, `sketches`).
+    """
+    shown = shown_rows(lf, table, keys)
+    if exact_fits(shown, table, keys, pl.col(value)):
+        return distinct_per_group(shown, keys, value, name)
+    state = sketches.hll_state(shown.with_columns(key_hash(keys)), ["_kh"], value)
+    return sketches.hll_estimate(state, ["_kh"]).select(
+        "_kh", pl.col("estimate").alias(name), pl.lit(name).alias(APPROXIMATE)
+    )
 
 
 def add_counts(

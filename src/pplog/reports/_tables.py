@@ -22,6 +22,7 @@ from pplog.reports import clients as clients_report
 from pplog.reports import errors as errors_report
 from pplog.reports import lb as lb_report
 from pplog.reports import paths as paths_report
+from pplog.reports._columns import APPROXIMATE
 from pplog.reports.breakdowns import (
     host_column,
     hosts,
@@ -138,19 +139,39 @@ def build_tables(
         extra["countries"] = _collect(by_country(located, top=top))
         extra["networks"] = _collect(by_asn(located, top=top))
     # second round: follow-up columns for the rows shown only
+    approximate: list[str] = []
     cl = clients_report.finish(
-        cl, [_collect(q) for q in clients_report.details(visitors, cl)]
+        cl, _details(clients_report.details(visitors, cl), "clients", approximate)
     )
     pa = paths_report.finish(
-        pa, [_collect(q) for q in paths_report.details(by_key, pa, key)], key
+        pa, _details(paths_report.details(by_key, pa, key), "paths", approximate), key
     )
-    er = errors_report.finish(er, [_collect(q) for q in errors_report.details(ok, er)])
+    er = errors_report.finish(
+        er, _details(errors_report.details(ok, er), "errors", approximate)
+    )
+    if approximate:
+        ov = ov.with_columns(pl.lit(", ".join(approximate)).alias("approximate"))
     if located is not None and cl.height:
         cl = _with_geo_columns(cl, located)
     escape = settings.escape
     cl, pa, er = (_decoded(t, escape) for t in (cl, pa, er))
     extra = {name: _decoded(t, escape) for name, t in extra.items()}
     return Tables(ov, cl, pa, er, interval, extra)
+
+
+def _details(
+    queries: list[pl.LazyFrame], table: str, approximate: list[str]
+) -> list[pl.DataFrame]:
+    """Run follow-up queries; note the columns that sketches estimated."""
+    results = []
+    for frame in (_collect(q) for q in queries):
+        if APPROXIMATE in frame.columns:
+            approximate.append(
+                f"{table}.{frame.item(0, APPROXIMATE)}" if frame.height else table
+            )
+            frame = frame.drop(APPROXIMATE)
+        results.append(frame)
+    return results
 
 
 def _with_routes(ok: pl.LazyFrame, settings: TableSet) -> pl.LazyFrame:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import polars as pl
 
+from pplog.reports import sketches
 from pplog.reports._columns import (
+    APPROXIMATE,
     add_counts,
     bytes_column,
     distinct_for,
+    exact_fits,
     has_latency,
     shown_rows,
 )
@@ -63,7 +66,11 @@ def details(
     shown = shown_rows(lf, table, [key])
     schema = lf.collect_schema()
     for column in latency_columns(schema.names()):
-        queries.append(_latency(shown, key, _seconds(column, schema[column]), column))
+        value = _seconds(column, schema[column])
+        if exact_fits(shown, table, [key], value):
+            queries.append(_latency(shown, key, value, column))
+        else:
+            queries.append(_sketched_latency(shown, key, value, column))
     return queries
 
 
@@ -86,6 +93,24 @@ def _seconds(column: str, dtype: pl.DataType) -> pl.Expr:
         tried = col.list.drop_nulls()
         return pl.when(tried.list.len() > 0).then(tried.list.sum()).alias(column)
     return col
+
+
+QUANTILES = (0.50, 0.95, 0.99)
+
+
+def _sketched_latency(
+    lf: pl.LazyFrame, key: str, value: pl.Expr, name: str
+) -> pl.LazyFrame:
+    """p50/p95/p99 within 1% (DDSketch, `sketches`), and the exact max."""
+    values = lf.select(key, value.alias("_v"))
+    names = {q: f"{name}_p{round(q * 100)}" for q in QUANTILES}
+    quantiles = sketches.dd_quantiles(
+        sketches.dd_state(values, [key], "_v"), [key], QUANTILES, names=names
+    )
+    top = values.group_by(key).agg(pl.col("_v").max().alias(f"{name}_max"))
+    return quantiles.join(top, on=key, how="left", nulls_equal=True).with_columns(
+        pl.lit(f"{name}_p50/p95/p99").alias(APPROXIMATE)
+    )
 
 
 def _latency(lf: pl.LazyFrame, key: str, value: pl.Expr, name: str) -> pl.LazyFrame:
