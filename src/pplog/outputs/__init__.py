@@ -7,6 +7,7 @@ from typing import ClassVar, Protocol
 from pplog.errors import ReportError
 from pplog.outputs import doctor
 from pplog.outputs._options import ReportOptions
+from pplog.outputs.html import HtmlReporter
 from pplog.outputs.json import JsonReporter
 from pplog.outputs.tables import CsvReporter, ParquetReporter
 from pplog.outputs.terminal import TerminalReporter
@@ -25,7 +26,14 @@ class Reporter(Protocol):
 
 
 _BUILTIN: dict[str, type[Reporter]] = {
-    r.name: r for r in (TerminalReporter, JsonReporter, CsvReporter, ParquetReporter)
+    r.name: r
+    for r in (
+        TerminalReporter,
+        JsonReporter,
+        CsvReporter,
+        ParquetReporter,
+        HtmlReporter,
+    )
 }
 
 
