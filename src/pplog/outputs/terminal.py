@@ -20,6 +20,7 @@ from pplog.outputs._options import ReportOptions
 from pplog.outputs._safe import safe_text
 from pplog.reports import Summary
 from pplog.reports.sketches import EXACT_LIMIT as _EXACT
+from pplog.reports.timeline import interval_seconds
 
 _TITLES = {
     "clients": "Top clients (health checkers not counted)",
@@ -233,6 +234,14 @@ def _binned(values: list[int], width: int) -> list[int]:
     return [sum(values[i : i + size]) for i in range(0, len(values), size)]
 
 
+def _duration(seconds: int) -> str:
+    """300 -> '5m'; the largest unit that divides evenly."""
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def sparklines(df: pl.DataFrame, interval: str | None, width: int) -> list[Text]:
     """The timeline as two sparklines (requests, errors) sharing one scale."""
     if df.height == 0:
@@ -242,8 +251,10 @@ def sparklines(df: pl.DataFrame, interval: str | None, width: int) -> list[Text]
     errors = _binned(
         (df.get_column("errors_4xx") + df.get_column("errors_5xx")).to_list(), room
     )
-    per_point = df.height / len(requests)
-    every = interval if per_point == 1 else f"{per_point:.0f} x {interval}"
+    size = -(-df.height // len(requests))  # points summed into each bar
+    every = interval or "?"
+    if size > 1 and interval:
+        every = _duration(interval_seconds(interval) * size)
     first, last = _when(df.item(0, "time")), _when(df.item(-1, "time"))
     head = Text(f"Timeline ({every} per bar, {first} → {last} UTC)", style="bold")
     top = max(requests)
