@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import polars as pl
 
 from pplog._unescape import unescape
 from pplog.clientip import ProxyPolicy
 from pplog.enrich.geo import GeoDatabases, by_asn, by_country
+from pplog.enrich.routes import ROUTE, RouteRule, route_table
 from pplog.reports import clients as clients_report
 from pplog.reports import errors as errors_report
 from pplog.reports import lb as lb_report
@@ -41,8 +41,6 @@ from pplog.reports.enriched import (
 from pplog.reports.timeline import choose_interval, fill_gaps, timeline
 from pplog.schema import CLIENT_IP, HTTP_REFERER, HTTP_USER_AGENT, PATH, REJECT_REASON
 
-ROUTE = "route"
-
 # Free-text columns of finished tables that come from the log, still escaped.
 _ESCAPED = (PATH, HTTP_USER_AGENT, "top_user_agent", HTTP_REFERER, "host")
 
@@ -54,7 +52,7 @@ class TableSet:
     top: int = 10
     interval: str | None = None
     by: str = "path"
-    rules: tuple[Any, ...] = ()
+    rules: tuple[RouteRule, ...] = ()
     escape: str = "default"
     policy: ProxyPolicy | None = None
     geoip_skip_special: bool = True
@@ -176,8 +174,6 @@ def _details(
 
 def _with_routes(ok: pl.LazyFrame, settings: TableSet) -> pl.LazyFrame:
     """Rows with a `route` column: each distinct path templated once, joined back."""
-    from pplog.enrich.routes import route_table
-
     escaped = _collect(ok.select(PATH).unique()).get_column(PATH)
     text = pl.select(unescape(pl.lit(escaped), settings.escape)).to_series()
     table = route_table(text, settings.rules).rename({PATH: "_decoded"})

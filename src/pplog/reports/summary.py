@@ -20,6 +20,7 @@ from pplog.enrich.geo import (
     default_database_paths,
     open_databases,
 )
+from pplog.enrich.routes import parse_rules
 from pplog.errors import OptionError, ReportError
 from pplog.parse import parse
 from pplog.pipeline import LogScan, PathArg, open_log
@@ -216,7 +217,7 @@ def summarize(
     filters = Filters.parse(
         since=since, until=until, status=status, client=client, path=path
     )
-    rules = _route_rules(routes) if by == "route" else ()
+    rules = parse_rules(list(routes)) if by == "route" else ()
     scan: LogScan | None = None
     if isinstance(source, pl.DataFrame | pl.LazyFrame):
         lf = source.lazy()
@@ -283,12 +284,6 @@ def summarize(
         summary.geoip = geo_note
         summary.filters = filters.labels + (("bots left out",) if exclude_bots else ())
         return summary
-
-
-def _route_rules(patterns: Sequence[str]) -> tuple[Any, ...]:
-    from pplog.enrich.routes import parse_rules
-
-    return tuple(parse_rules(list(patterns)))
 
 
 def _geo_databases(
