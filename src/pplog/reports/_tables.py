@@ -35,6 +35,7 @@ from pplog.reports.enriched import (
     HEALTH_CHECK,
     agents,
     distinct_clients,
+    per_agent,
     with_geo,
     without_health_checks,
 )
@@ -74,6 +75,17 @@ def _collect(lf: pl.LazyFrame) -> pl.DataFrame:
     return lf.collect(engine="streaming")
 
 
+def _collect_all(queries: dict[str, pl.LazyFrame]) -> dict[str, pl.DataFrame]:
+    """Run the grouping queries over the spool, one after the other.
+
+    `pl.collect_all` takes the same time here (the parse is already shared
+    through the spool) but holds every table's state at once: measured on an
+    8M-line log, 834 MiB peak against 389 MiB one query at a time, and the
+    peak then grows with the input. One at a time it stays flat.
+    """
+    return {name: _collect(q) for name, q in queries.items()}
+
+
 def build_tables(
     selected: pl.LazyFrame,
     ov: pl.DataFrame,
@@ -90,21 +102,45 @@ def build_tables(
     key, by_key = PATH, ok
     if settings.by == "route":
         key, by_key = ROUTE, _with_routes(ok, settings)
-    cl = _collect(clients_report.clients(visitors, top=top))
-    pa = _collect(paths_report.paths(by_key, top=top, key=key))
-    er = _collect(errors_report.errors(ok, top=top))
+    # first round: every grouping query, collected together
+    queries: dict[str, pl.LazyFrame] = {
+        "clients": clients_report.clients(visitors, top=top),
+        "paths": paths_report.paths(by_key, top=top, key=key),
+        "errors": errors_report.errors(ok, top=top),
+    }
     interval = None
-    extra: dict[str, pl.DataFrame] = {}
     first, last = ov.item(0, "first_time"), ov.item(0, "last_time")
     if first is not None:
         interval = choose_interval(first, last, settings.interval)
-        extra["timeline"] = fill_gaps(_collect(timeline(ok, interval)), interval)
-    extra["status"] = _collect(statuses(ok))
+        queries["timeline"] = timeline(ok, interval)
+    queries["status"] = statuses(ok)
     if HTTP_USER_AGENT in columns:
-        extra["user_agents"] = _collect(user_agents(ok, top=top))
-        if classes is not None:
-            extra["user_agents"] = (
-                extra["user_agents"]
+        queries["user_agents"] = user_agents(ok, top=top)
+    if HTTP_REFERER in columns:
+        queries["referrers"] = referrers(ok, top=top)
+    host = host_column(columns)
+    if host is not None:
+        queries["hosts"] = hosts(ok, host, top=top)
+    if lb_report.applies(columns):
+        queries["lb"] = lb_report.lb(ok, top=top)
+    if classes is not None:
+        queries["_per_agent"] = per_agent(ok)
+        queries["_clients"] = distinct_clients(visitors)
+    located = None
+    if dbs is not None:
+        located = with_geo(visitors, dbs, skip_special=settings.geoip_skip_special)
+        queries["countries"] = by_country(located, top=top)
+        queries["networks"] = by_asn(located, top=top)
+    done = _collect_all(queries)
+    cl, pa, er = done.pop("clients"), done.pop("paths"), done.pop("errors")
+    if "timeline" in done and interval is not None:
+        done["timeline"] = fill_gaps(done["timeline"], interval)
+    if "lb" in done:
+        done["lb"] = lb_report.finish(done["lb"], settings.policy)
+    if classes is not None:
+        if "user_agents" in done:
+            done["user_agents"] = (
+                done["user_agents"]
                 .join(
                     classes,
                     on=HTTP_USER_AGENT,
@@ -114,28 +150,15 @@ def build_tables(
                 )
                 .select(HTTP_USER_AGENT, AGENT_CLASS, "requests", "bytes")
             )
-    if HTTP_REFERER in columns:
-        extra["referrers"] = _collect(referrers(ok, top=top))
-    host = host_column(columns)
-    if host is not None:
-        extra["hosts"] = _collect(hosts(ok, host, top=top))
-    if lb_report.applies(columns):
-        extra["lb"] = lb_report.finish(
-            _collect(lb_report.lb(ok, top=top)), settings.policy
-        )
-    if classes is not None:
-        extra["agents"] = agents(ok, classes)
-        health = extra["agents"].filter(pl.col(AGENT_CLASS) == HEALTH_CHECK)
+        done["agents"] = agents(done.pop("_per_agent"), classes)
+        health = done["agents"].filter(pl.col(AGENT_CLASS) == HEALTH_CHECK)
         health_count = int(health.get_column("requests").sum()) if health.height else 0
         ov = ov.with_columns(
-            _collect(distinct_clients(visitors)).get_column("clients").alias("clients"),
+            done.pop("_clients").get_column("clients").alias("clients"),
             pl.lit(health_count, pl.UInt64).alias("health_checks"),
         )
-    located = None
-    if dbs is not None:
-        located = with_geo(visitors, dbs, skip_special=settings.geoip_skip_special)
-        extra["countries"] = _collect(by_country(located, top=top))
-        extra["networks"] = _collect(by_asn(located, top=top))
+    order = ("timeline", "status", "user_agents", "referrers", "hosts", "lb", "agents")
+    extra = {n: done[n] for n in (*order, "countries", "networks") if n in done}
     # second round: follow-up columns for the rows shown only
     approximate: list[str] = []
     cl = clients_report.finish(

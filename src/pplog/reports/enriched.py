@@ -57,19 +57,16 @@ def without_health_checks(
     return lf.filter(~_agents_in(classes, (HEALTH_CHECK,)))
 
 
-def agents(lf: pl.LazyFrame, classes: pl.DataFrame) -> pl.DataFrame:
-    """Requests and bytes per user-agent class."""
-    per_agent = (
-        lf.group_by(pl.col(HTTP_USER_AGENT).cast(pl.String))
-        .agg(
-            pl.len().cast(pl.UInt64).alias("requests"),
-            bytes_column(lf.collect_schema().names())
-            .sum()
-            .cast(pl.UInt64)
-            .alias("bytes"),
-        )
-        .collect(engine="streaming")
+def per_agent(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Requests and bytes per distinct user agent (the input of `agents`)."""
+    return lf.group_by(pl.col(HTTP_USER_AGENT).cast(pl.String)).agg(
+        pl.len().cast(pl.UInt64).alias("requests"),
+        bytes_column(lf.collect_schema().names()).sum().cast(pl.UInt64).alias("bytes"),
     )
+
+
+def agents(per_agent: pl.DataFrame, classes: pl.DataFrame) -> pl.DataFrame:
+    """Requests and bytes per user-agent class, from the `per_agent` table."""
     return (
         per_agent.join(classes, on=HTTP_USER_AGENT, how="left", nulls_equal=True)
         .group_by(AGENT_CLASS)
