@@ -82,24 +82,34 @@ def _cell(column: str, value: Any) -> Text:
     return Text(safe_text(value))
 
 
-def _table(name: str, df: pl.DataFrame, total: int | None) -> Table:
+_KEEP = ("client_ip", "status", "peer", "trusted", "agent_class")
+
+
+def _table(name: str, df: pl.DataFrame, total: int | None, width: int) -> Table:
     title = _TITLES.get(name, name)
     if total is not None and total > df.height:
         title += f" (top {df.height})"
     table = Table(title=title, title_justify="left", title_style="bold", expand=False)
     rows = [[_cell(c, v) for c, v in row.items()] for row in df.iter_rows(named=True)]
+    natural, keep = [], []
     for i, (column, dtype) in enumerate(df.schema.items()):
-        numeric = dtype in _NUMERIC or isinstance(dtype, pl.Datetime)
         longest = max((r[i].cell_len for r in rows), default=1)
+        natural.append(max(longest, len(column)))
         # numbers, times and addresses are never cut; free text (paths) gives way
-        keep = numeric or column in ("client_ip", "status", "peer", "trusted")
+        numeric = dtype in _NUMERIC or isinstance(dtype, pl.Datetime)
+        keep.append(numeric or column in _KEEP)
+    # free-text columns share what the others leave (3 = padding and border)
+    fixed = 1 + sum(n + 3 for n, k in zip(natural, keep, strict=True) if k)
+    free = keep.count(False)
+    share = max(8, (width - fixed) // free - 3) if free else 0
+    for i, (column, dtype) in enumerate(df.schema.items()):
         table.add_column(
             column,
             justify="right" if dtype in _NUMERIC else "left",
             overflow="ellipsis",
             no_wrap=True,
-            min_width=min(longest, 39) if keep else 8,
-            ratio=None if keep else 1,
+            min_width=min(natural[i], 39) if keep[i] else 8,
+            max_width=None if keep[i] else min(natural[i], share),
         )
     for row in rows:
         table.add_row(*row)
@@ -195,12 +205,20 @@ _DROP_ORDER = (
 )
 
 
+_FREE_TEXT_FLOOR = 32  # free text may be cut down to this before columns go
+
+
 def _natural_width(df: pl.DataFrame) -> int:
-    """Width of the table with no cell cut: content plus padding and borders."""
+    """Width the table needs: content plus padding and borders, with free text
+    (paths, user agents) counted at no more than `_FREE_TEXT_FLOOR`."""
     total = 1
-    for column in df.columns:
+    for column, dtype in df.schema.items():
         cells = [_cell(column, v).cell_len for v in df.get_column(column).to_list()]
-        total += max([len(column), *cells]) + 3
+        width = max([len(column), *cells])
+        numeric = dtype in _NUMERIC or isinstance(dtype, pl.Datetime)
+        if not numeric and column not in _KEEP:
+            width = min(width, _FREE_TEXT_FLOOR)
+        total += width + 3
     return total
 
 
@@ -211,7 +229,7 @@ def _fitted(console: Console, name: str, df: pl.DataFrame, total: int | None) ->
             break
         if column in df.columns:
             df = df.drop(column)
-    return _table(name, df, total)
+    return _table(name, df, total, console.width)
 
 
 _BARS = "▁▂▃▄▅▆▇█"
