@@ -60,6 +60,38 @@ def best_of(argv: list[str], repeat: int) -> tuple[float, float]:
     return min(r[0] for r in results), max(r[1] for r in results)
 
 
+def time_revision(rev: str, log: Path, repeat: int) -> tuple[float, float]:
+    """Best wall time and peak RSS of `pplog summarize` as of git revision `rev`.
+
+    The revision is checked out into a temporary worktree and imported from
+    its src/ with this interpreter, so both runs share Python and polars.
+    """
+    import tempfile
+
+    repo = HERE.parent
+    with tempfile.TemporaryDirectory(prefix="pplog-baseline-") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(
+            ["git", "-C", str(repo), "worktree", "add", "--detach", str(tree), rev],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            code = (
+                f"import sys; sys.path.insert(0, {str(tree / 'src')!r}); "
+                "from pplog.cli import main; main()"
+            )
+            argv = [sys.executable, "-c", code, "summarize", "--format", "elb_log"]
+            argv += ["--to", "json", "--no-progress", str(log)]
+            return best_of(argv, repeat)
+        finally:
+            subprocess.run(
+                ["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)],
+                check=True,
+                capture_output=True,
+            )
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -92,6 +124,12 @@ def main() -> int:
         help="GoAccess is slow: time it on this many lines (0 = skip)",
     )
     ap.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also time pplog as of git revision REV (e.g. the first slice) on the same "
+        "file, from a temporary worktree, and report the ratio",
+    )
+    ap.add_argument(
         "--record", action="store_true", help="append results to RESULTS.md"
     )
     args = ap.parse_args()
@@ -112,6 +150,11 @@ def main() -> int:
     rows = []
     wall, peak = best_of([*pplog, str(log)], args.repeat)
     rows.append(("pplog summarize", args.lines, size, wall, peak))
+    if args.baseline:
+        b_wall, b_peak = time_revision(args.baseline, log, args.repeat)
+        rows.append(
+            (f"pplog summarize @ {args.baseline}", args.lines, size, b_wall, b_peak)
+        )
     goaccess = shutil.which("goaccess")
     if goaccess and args.goaccess_lines:
         small = ensure_log(args.goaccess_lines)
@@ -166,6 +209,12 @@ def main() -> int:
         for name, n, mib, w, p in rows
     )
     table = f"{header}\n{body}"
+    if args.baseline:
+        base = next(r for r in rows if r[0].startswith("pplog summarize @"))
+        table += (
+            f"\n\nTime against pplog @ {args.baseline} on the same file: "
+            f"{rows[0][3] / base[3]:.2f}x."
+        )
     if args.scale:
         ratio = rows[-1][4] / rows[0][4]
         table += (
@@ -177,7 +226,9 @@ def main() -> int:
         section = (
             f"\n## {stamp}\n\nMachine: {machine()}.\n"
             f"Command: `python benchmarks/bench_summarize.py --lines {args.lines} "
-            f"--scale {args.scale} --record` (pplog best of {args.repeat}; wall time includes "
+            f"--scale {args.scale}"
+            + (f" --baseline {args.baseline}" if args.baseline else "")
+            + f" --record` (pplog best of {args.repeat}; wall time includes "
             f"interpreter start-up).\n\n{table}\n"
         )
         results = HERE / "RESULTS.md"
