@@ -48,6 +48,13 @@ ProblemHandler = Callable[[str, str], None]
 ProgressHandler = Callable[[int, int | None], None]
 
 
+def compression(path: Path) -> str | None:
+    """`gzip`, `bz2`, `xz` or `zstd` by the file's magic bytes; None for plain."""
+    with path.open("rb") as f:
+        head = f.read(8)
+    return next((k for magic, k in _MAGIC if head.startswith(magic)), None)
+
+
 def _xhh(err: UnicodeError) -> tuple[str, int]:
     assert isinstance(err, UnicodeDecodeError)
     bad = err.object[err.start : err.end]
@@ -80,8 +87,11 @@ class Source:
             return 0
 
 
-def _rotation_key(path: Path) -> tuple[str, int, str]:
-    # access.log.2.gz is older than access.log.1, which is older than access.log
+def rotation_key(path: Path) -> tuple[str, int, str]:
+    """Sort key putting older rotations first.
+
+    access.log.2.gz is older than access.log.1, which is older than access.log.
+    """
     m = re.match(r"^(.*?)(?:\.(\d+))?(\.(?:gz|bz2|xz|zst))?$", path.name)
     base, num = (m.group(1), int(m.group(2))) if m and m.group(2) else (path.name, 0)
     return (str(path.parent / base), -num, path.name)
@@ -114,7 +124,7 @@ def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
                     for p in path.iterdir()
                     if p.is_file() and not p.name.startswith(".")
                 ),
-                key=_rotation_key,
+                key=rotation_key,
             )
             if not found:
                 msg = f"directory `{text}` holds no log files"
@@ -123,7 +133,7 @@ def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
         elif path.exists():
             out.append(Source(text, path))
         elif glob.has_magic(text):
-            matches = sorted((Path(p) for p in glob.glob(text)), key=_rotation_key)
+            matches = sorted((Path(p) for p in glob.glob(text)), key=rotation_key)
             files = [p for p in matches if p.is_file()]
             if not files:
                 msg = f"no file matches `{text}`"
@@ -235,7 +245,11 @@ def _raise_later(exc: BaseException | None) -> Iterator[bytes]:
     yield b""  # pragma: no cover - makes this a generator
 
 
-def _open(source: Source) -> tuple[Any, _CountingReader]:
+def open_stream(source: Source) -> tuple[Any, _CountingReader]:
+    """The decompressed byte stream of `source` (by magic bytes), and the raw
+    reader under it (its `count` is the on-disk bytes consumed). `read(n)` on
+    the stream raises what the decompressor raised, after handing out every
+    byte decoded before the damage."""
     if source.path is None:
         raw: IO[bytes] = sys.stdin.buffer
     else:
@@ -248,7 +262,7 @@ def _open(source: Source) -> tuple[Any, _CountingReader]:
     return _Stream(_decompress(counter, kind)), counter  # type: ignore[arg-type]
 
 
-_READ_ERRORS: tuple[type[BaseException], ...] = (
+READ_ERRORS: tuple[type[BaseException], ...] = (
     zstandard.ZstdError,
     OSError,
     EOFError,
@@ -259,7 +273,7 @@ _READ_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def _lines_frame(
+def lines_frame(
     source: str, data: bytes, first_line: int, first_offset: int
 ) -> pl.DataFrame:
     """Split a block of complete lines (ending in LF) into a batch frame."""
@@ -319,7 +333,7 @@ def _iter_source(
     chunk_bytes: int,
 ) -> Iterator[pl.DataFrame]:
     try:
-        stream, counter = _open(src)
+        stream, counter = open_stream(src)
     except OSError as exc:
         _report(on_problem, src.name, f"cannot open: {exc.strerror or exc}")
         return
@@ -329,7 +343,7 @@ def _iter_source(
         while True:
             try:
                 data = stream.read(chunk_bytes)
-            except _READ_ERRORS as exc:
+            except READ_ERRORS as exc:
                 _report(
                     on_problem,
                     src.name,
@@ -350,7 +364,7 @@ def _iter_source(
                 reported = counter.count
             if not data:
                 if rest:
-                    yield _lines_frame(src.name, rest, line_no, offset)
+                    yield lines_frame(src.name, rest, line_no, offset)
                 return
             data = rest + data
             cut = data.rfind(b"\n")
@@ -358,7 +372,7 @@ def _iter_source(
                 rest = data  # a line longer than a chunk: keep reading
                 continue
             block, rest = data[: cut + 1], data[cut + 1 :]
-            frame = _lines_frame(src.name, block, line_no, offset)
+            frame = lines_frame(src.name, block, line_no, offset)
             line_no += frame.height
             offset += len(block)
             yield frame

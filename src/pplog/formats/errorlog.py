@@ -201,7 +201,7 @@ def _lines_with_nul(
     # `iter_batches` refuses files with a NUL byte near the start (binary data
     # is no access log); an error log can legitimately hold one.
     try:
-        stream, counter = sources._open(src)
+        stream, counter = sources.open_stream(src)
     except OSError as exc:
         _report(on_problem, src.name, f"cannot open: {exc.strerror or exc}")
         return
@@ -209,13 +209,13 @@ def _lines_with_nul(
     try:
         while chunk := stream.read(sources.CHUNK_BYTES):
             chunks.append(chunk)
-    except sources._READ_ERRORS as exc:
+    except sources.READ_ERRORS as exc:
         _report(on_problem, src.name, f"stopped: {sources._describe(exc)}")
     finally:
         counter.close()
     data = b"".join(chunks)
     if data:
-        yield sources._lines_frame(src.name, data, 1, 0)
+        yield sources.lines_frame(src.name, data, 1, 0)
 
 
 def _report(handler: ProblemHandler | None, name: str, message: str) -> None:

@@ -219,6 +219,13 @@ def summarize(
     )
     rules = parse_rules(list(routes)) if by == "route" else ()
     scan: LogScan | None = None
+    dataset = _dataset_dir(source)
+    if dataset is not None:  # written by `pplog ingest`: rows are ready
+        from pplog.batch.dataset import scan_dataset
+
+        source = scan_dataset(
+            dataset, since=filters.since, until=filters.until, include_rejects=True
+        )
     if isinstance(source, pl.DataFrame | pl.LazyFrame):
         lf = source.lazy()
         if REJECT_REASON not in lf.collect_schema().names():
@@ -282,8 +289,23 @@ def summarize(
                 lf, selected, scan, classes, settings, rejects, filters, None
             )
         summary.geoip = geo_note
+        if dataset is not None:
+            summary.format, summary.sources = "dataset", [str(dataset)]
         summary.filters = filters.labels + (("bots left out",) if exclude_bots else ())
         return summary
+
+
+def _dataset_dir(source: object) -> Path | None:
+    """The dataset directory `source` names, if it is one path to a dataset."""
+    from pplog.batch.state import is_dataset
+
+    if isinstance(source, list | tuple) and len(source) == 1:
+        source = source[0]
+    if isinstance(source, str | os.PathLike) and os.fspath(source) != "-":
+        path = Path(source)
+        if path.is_dir() and is_dataset(path):
+            return path
+    return None
 
 
 def _geo_databases(

@@ -1,0 +1,113 @@
+"""Compaction: many small files of a partition become one, through the commit log.
+
+A compaction is a commit like an ingest run: the merged file is staged, a
+record names it (added) and the files it replaces (removed), then it is
+published. Recovery after a crash finishes or forgets it like any run, so
+the exactly-once guarantee is unchanged: readers that list files from the
+state (`pplog summarize DIR`, `pplog verify`) see either the old files or the
+new one, never both.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pplog.batch.state import (
+    Layout,
+    State,
+    commit,
+    fsync_dir,
+    locked,
+    now_iso,
+    publish,
+    recover,
+    state_from_record,
+    write_state,
+)
+
+
+def compact_dataset(dataset: str | Path, *, min_files: int = 2) -> int:
+    """Take the lock, recover, and compact every partition with `min_files` or more."""
+    layout = Layout(Path(dataset))
+    with locked(layout):
+        state = recover(layout)
+        return compact(layout, state, min_files=min_files)
+
+
+def compact(layout: Layout, state: State, *, min_files: int) -> int:
+    """Compact partitions holding `min_files` files or more; the count compacted.
+
+    The caller holds the lock and `state` is applied.
+    """
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for entry in state.files:
+        groups[(entry["kind"], entry["date"])].append(entry)
+    done = 0
+    for (kind, date), entries in sorted(groups.items()):
+        if len(entries) < max(2, min_files):
+            continue
+        state = _compact_one(layout, state, kind, date, entries)
+        done += 1
+    return done
+
+
+def _compact_one(
+    layout: Layout, state: State, kind: str, date: str, entries: list[dict[str, Any]]
+) -> State:
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:8]
+    base = layout.requests if kind == "data" else layout.rejects
+    prefix = "part" if kind == "data" else "rejects"
+    final = base / f"date={date}" / f"{prefix}-{run_id}-compacted.parquet"
+    staged = layout.staging / run_id / final.relative_to(layout.root)
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    frames = [pl.scan_parquet(layout.root / e["path"]) for e in entries]
+    try:
+        pl.concat(frames, how="diagonal_relaxed").sink_parquet(
+            staged, compression="zstd"
+        )
+        with staged.open("rb+") as f:
+            import os
+
+            os.fsync(f.fileno())
+        fsync_dir(staged.parent)
+        rows = sum(int(e["rows"]) for e in entries)
+        added = {
+            "kind": kind,
+            "date": date,
+            "path": str(final.relative_to(layout.root)),
+            "staging": str(staged.relative_to(layout.root)),
+            "rows": rows,
+            "bytes": staged.stat().st_size,
+        }
+        gone = {e["path"] for e in entries}
+        record = {
+            "format": "pplog-commit",
+            "version": 1,
+            "kind": "compact",
+            "commit": state.applied + 1,
+            "prev_commit": state.applied,
+            "run_id": run_id,
+            "committed_at": now_iso(),
+            "added": [added],
+            "removed": [{"path": p} for p in sorted(gone)],
+            "checkpoints": state.checkpoints,
+            "log_format": state.log_format,
+            "manifest": [e for e in state.files if e["path"] not in gone]
+            + [{k: added[k] for k in ("kind", "date", "path", "rows", "bytes")}],
+        }
+        commit(layout, record)
+    except BaseException:
+        shutil.rmtree(layout.staging / run_id, ignore_errors=True)
+        raise
+    publish(layout, record)
+    new_state = state_from_record(record)
+    write_state(layout, new_state)
+    shutil.rmtree(layout.staging / run_id, ignore_errors=True)
+    return new_state

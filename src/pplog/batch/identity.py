@@ -1,0 +1,227 @@
+"""Which log file is which: identity by content fingerprint, never by inode.
+
+A file is known by the SHA-256 of its first bytes (up to `HEAD_BYTES` of the
+decompressed content). Renaming (logrotate's create mode), compressing
+(access.log.1 becoming access.log.2.gz) and copying (copytruncate) keep the
+first bytes, so the stream continues where it stopped; a new or truncated and
+rewritten file has a new head and starts a new stream. The hash of the bytes
+just before the stored offset (`TAIL_BYTES`) proves that the content up to
+the offset is still the one that was read; when it is not, the stream starts
+over as a new generation.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pplog.sources import Source, compression, open_stream, rotation_key
+
+HEAD_BYTES = 4096
+TAIL_BYTES = 64
+_ROTATED = re.compile(r"\.\d+(?:\.(?:gz|bz2|xz|zst))?$|\.(?:gz|bz2|xz|zst)$")
+
+
+def sha256(data: bytes) -> str:
+    """Hex SHA-256 of `data`."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class Candidate:
+    """A file that may hold new lines."""
+
+    path: Path
+    head: bytes  # first decompressed bytes, leading NULs skipped
+    skipped: int  # leading NUL bytes before the head
+    compressed: bool
+    live: bool  # the file nginx writes to (not a rotation)
+    size: int
+    mtime: float
+    inode: int
+
+    @property
+    def name(self) -> str:
+        """The path as text."""
+        return str(self.path)
+
+    def matches(self, checkpoint: dict[str, Any]) -> bool:
+        """Whether this file starts with the checkpoint's fingerprint."""
+        n = int(checkpoint["head_len"])
+        return (
+            len(self.head) >= n and sha256(self.head[:n]) == checkpoint["head_sha256"]
+        )
+
+
+def _read_prefix(path: Path, n: int) -> tuple[bytes, int]:
+    """The first `n` decompressed bytes after leading NULs, and how many NULs."""
+    stream, counter = open_stream(Source(str(path), path))
+    try:
+        skipped = 0
+        data = b""
+        while True:
+            piece = stream.read(HEAD_BYTES)
+            if not piece:
+                break
+            if not data:
+                stripped = piece.lstrip(b"\x00")
+                skipped += len(piece) - len(stripped)
+                piece = stripped
+            data += piece
+            if len(data) >= n:
+                break
+        return data[:n], skipped
+    finally:
+        counter.close()
+
+
+def read_tail_marker(candidate: Candidate, offset: int) -> bytes | None:
+    """The `TAIL_BYTES` just before `offset` in the content; None if shorter."""
+    start = max(0, offset - TAIL_BYTES)
+    if not candidate.compressed:
+        if candidate.size < offset:
+            return None
+        with candidate.path.open("rb") as f:
+            f.seek(start)
+            data = f.read(offset - start)
+        return data if len(data) == offset - start else None
+    stream, counter = open_stream(Source(candidate.name, candidate.path))
+    try:
+        done = 0
+        while done < start:
+            piece = stream.read(min(1 << 20, start - done))
+            if not piece:
+                return None
+            done += len(piece)
+        data = stream.read(offset - start)
+        return data if len(data) == offset - start else None
+    except Exception:  # noqa: BLE001 - a damaged file simply does not verify
+        return None
+    finally:
+        counter.close()
+
+
+def discover(patterns: Sequence[str]) -> tuple[list[Candidate], list[str], list[str]]:
+    """Files matching `patterns`, oldest rotation first, one per content.
+
+    Returns the candidates, the paths left out because another path holds
+    the same content (a hard link, a symlink, `.2` next to `.2.gz`), and
+    one-line problems (unreadable files).
+    """
+    seen: dict[tuple[int, int], Path] = {}
+    paths: list[Path] = []
+    problems: list[str] = []
+    for pattern in patterns:
+        matches = glob.glob(pattern) if glob.has_magic(pattern) else [pattern]
+        for text in matches:
+            path = Path(text)
+            try:
+                st = path.stat()
+            except OSError:
+                continue  # vanished between listing and stat: its checkpoint waits
+            if not path.is_file():
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key in seen:
+                continue
+            seen[key] = path
+            paths.append(path)
+    paths.sort(key=rotation_key)
+    out: list[Candidate] = []
+    for path in paths:
+        try:
+            st = path.stat()
+            head, skipped = _read_prefix(path, HEAD_BYTES)
+            kind = compression(path)
+        except Exception as exc:  # noqa: BLE001 - reported, the run goes on
+            problems.append(
+                f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}"
+            )
+            continue
+        out.append(
+            Candidate(
+                path=path,
+                head=head,
+                skipped=skipped,
+                compressed=kind is not None,
+                live=kind is None and not _ROTATED.search(path.name),
+                size=st.st_size,
+                mtime=st.st_mtime,
+                inode=st.st_ino,
+            )
+        )
+    kept, dropped = _one_per_content(out)
+    return kept, dropped, problems
+
+
+def _one_per_content(cands: list[Candidate]) -> tuple[list[Candidate], list[str]]:
+    """Keep one file per identical head: the plain one, else the larger."""
+    chosen: dict[bytes, Candidate] = {}
+    dropped: list[str] = []
+    order: list[bytes] = []
+    for c in cands:
+        if len(c.head) < HEAD_BYTES:
+            key = b"short:" + c.name.encode() + c.head  # too short to compare safely
+        else:
+            key = c.head
+        prev = chosen.get(key)
+        if prev is None:
+            chosen[key] = c
+            order.append(key)
+            continue
+        better = (not c.compressed, c.size) > (not prev.compressed, prev.size)
+        keep, drop = (c, prev) if better else (prev, c)
+        chosen[key] = keep
+        dropped.append(drop.name)
+    return [chosen[k] for k in order], dropped
+
+
+def is_idle(candidate: Candidate, grace: float, now: float | None = None) -> bool:
+    """Whether a rotated plain file has not changed for `grace` seconds."""
+    return not candidate.live and (now or time.time()) - candidate.mtime >= grace
+
+
+def read_from(candidate: Candidate, offset: int, piece: int) -> Iterator[bytes]:
+    """Decompressed content from `offset` on, in pieces of about `piece` bytes.
+
+    Raises what the decompressor raises (a truncated .gz) after the bytes
+    that could be read.
+    """
+    if not candidate.compressed:
+        with candidate.path.open("rb") as f:
+            f.seek(offset)
+            while True:
+                data = f.read(piece)
+                if not data:
+                    return
+                yield data
+    stream, counter = open_stream(Source(candidate.name, candidate.path))
+    try:
+        skip = offset
+        while skip > 0:
+            data = stream.read(min(piece, skip))
+            if not data:
+                return
+            skip -= len(data)
+        while True:
+            data = stream.read(piece)
+            if not data:
+                return
+            yield data
+    finally:
+        counter.close()
+
+
+def hint(candidate: Candidate) -> dict[str, int]:
+    """Inode, size and mtime: diagnostics only, never identity."""
+    return {
+        "ino": candidate.inode,
+        "size": candidate.size,
+        "mtime_ns": int(candidate.mtime * 1e9),
+    }

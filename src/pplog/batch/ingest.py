@@ -1,0 +1,488 @@
+"""`pplog ingest`: new complete lines of a rotation set into the dataset, exactly once.
+
+One run: lock, recover, find the files and where each stream stopped
+(`identity`), read every complete line after that point in batches, parse,
+attribute and classify them (`pipeline.rows`), stage rows and rejects as
+Parquet files partitioned by date, then commit (`state.commit`), publish and
+rewrite the state cache. Memory follows the batch size; the work follows the
+new bytes, never the dataset's history.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pplog.batch import identity
+from pplog.batch.identity import Candidate
+from pplog.batch.staging import Staging
+from pplog.batch.state import (
+    DiskFullError,
+    Layout,
+    State,
+    commit,
+    locked,
+    now_iso,
+    publish,
+    recover,
+    state_from_record,
+    write_state,
+)
+from pplog.clientip import ProxyPolicy
+from pplog.formats import PRESETS, LogFormat
+from pplog.pipeline import resolve_format, resolve_policy, rows
+from pplog.schema import LINE, OFFSET, RAW, REJECT_REASON, SOURCE, TEXT, TIME
+from pplog.sources import READ_ERRORS, Source, lines_frame
+
+STREAM_ID = "stream_id"
+LENGTH = "length"
+BATCH_BYTES = 32 << 20
+FINAL_GRACE = 15 * 60.0  # seconds before a rotated file's last partial line counts
+COMPACT_THRESHOLD = 32  # files in one partition before ingest compacts it
+FORGET_AFTER = 14 * 86400.0  # seconds unseen before a checkpoint is dropped
+
+ProblemHandler = Callable[[str], None]
+
+
+@dataclass
+class IngestResult:
+    """What one run did."""
+
+    committed: int | None = None  # the commit number; None when nothing was new
+    rows: int = 0
+    rejects: int = 0
+    bytes_read: int = 0
+    files: int = 0
+    warnings: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    compacted: int = 0
+
+    def warn(self, key: str, n: int = 1) -> None:
+        """Count a warning."""
+        self.warnings[key] = self.warnings.get(key, 0) + n
+
+    def line(self) -> str:
+        """One summary line, for `-v`."""
+        what = f"commit {self.committed}" if self.committed else "nothing new"
+        text = (
+            f"ingest: {what}: {self.rows:,} rows, {self.rejects:,} rejects, "
+            f"{self.bytes_read:,} bytes from {self.files} file(s)"
+        )
+        if self.compacted:
+            text += f"; compacted {self.compacted} partition(s)"
+        warn = ", ".join(f"{k} {v:,}" for k, v in self.warnings.items() if v)
+        return text + (f"; warnings: {warn}" if warn else "")
+
+
+class _Fault:
+    """Test hook: SIGKILL this process at a named point (`point` or `point:n`)."""
+
+    def __init__(self, point: str | None) -> None:
+        self.name, _, nth = (point or "").partition(":")
+        self.nth = int(nth or 1)
+        self.seen = 0
+
+    def __call__(self, name: str) -> None:
+        if name == self.name:
+            self.seen += 1
+            if self.seen >= self.nth:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EFBIG,
+    )
+
+
+def ingest(
+    paths: Sequence[str],
+    dataset: str | os.PathLike[str],
+    *,
+    format: str | LogFormat | None = "auto",  # noqa: A002 - mirrors --format
+    log_format: str | None = None,
+    nginx_conf: str | os.PathLike[str] | None = None,
+    log_format_name: str | None = None,
+    trusted: Sequence[str] | None = None,
+    real_ip_header: str | None = None,
+    recursive: bool | None = None,
+    policy: ProxyPolicy | None = None,
+    final_grace: float = FINAL_GRACE,
+    compact_threshold: int = COMPACT_THRESHOLD,
+    batch_bytes: int = BATCH_BYTES,
+    fault: str | None = None,
+    on_problem: ProblemHandler | None = None,
+) -> IngestResult:
+    """Append every complete line that is new since the last run to `dataset`.
+
+    Parameters
+    ----------
+    paths
+        Files or globs covering the rotation set, e.g. ``/var/log/nginx/access.log*``.
+    dataset
+        The dataset directory (created on first use).
+    format, log_format, nginx_conf, log_format_name
+        As for `scan_log`. With ``auto`` the first run detects the format and
+        records it; later runs keep it.
+    trusted, real_ip_header, recursive, policy
+        Client attribution, as for `scan_log`.
+    final_grace
+        Seconds a rotated, uncompressed file must be idle before a last line
+        without a newline is taken as complete (the live file's never is).
+    compact_threshold
+        Compact a partition once it holds this many files (0: never).
+    fault
+        Test hook: kill the process at this point of the protocol.
+
+    Returns
+    -------
+    IngestResult
+
+    Raises
+    ------
+    Busy
+        Another run holds the lock (the CLI exits 0).
+    DiskFullError
+        The disk filled before the commit point: nothing was committed.
+    StateError
+        The commit log is damaged: nothing was changed.
+    """
+    layout = Layout(Path(dataset))
+    layout.root.mkdir(parents=True, exist_ok=True)
+    hit = _Fault(fault)
+    result = IngestResult()
+    report = on_problem or (lambda _m: None)
+    with locked(layout):
+        hit("after_lock")
+        state = recover(layout)
+        hit("after_recovery")
+        run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:8]
+        cands, duplicates, problems = identity.discover(list(paths))
+        for p in problems:
+            result.problems.append(p)
+            result.warn("file_errors")
+            report(p)
+        if duplicates:
+            result.warn("duplicate_paths", len(duplicates))
+        fmt = _format(state, cands, format, log_format, nginx_conf, log_format_name)
+        pol = resolve_policy(
+            policy,
+            trusted=trusted,
+            real_ip_header=real_ip_header,
+            recursive=recursive,
+            nginx_conf=nginx_conf,
+            fmt=fmt,
+        )
+        staging = Staging(layout, run_id)
+        try:
+            reader = _Reader(fmt, pol, staging, result, final_grace, batch_bytes, hit)
+            checkpoints = reader.read_all(cands, state.checkpoints, report)
+            added = staging.close()
+        except BaseException as exc:
+            staging.abort()
+            if _disk_full(exc):
+                msg = f"disk full while staging new rows; nothing was committed ({exc})"
+                raise DiskFullError(msg) from exc
+            raise
+        hit("after_staging_write")
+        if not added and _progress(checkpoints) == _progress(state.checkpoints):
+            shutil.rmtree(layout.staging / run_id, ignore_errors=True)
+            return result
+        record = {
+            "format": "pplog-commit",
+            "version": 1,
+            "kind": "ingest",
+            "commit": state.applied + 1,
+            "prev_commit": state.applied,
+            "run_id": run_id,
+            "committed_at": now_iso(),
+            "log_format": {
+                "name": fmt.name,
+                "format": fmt.format,
+                "escape": fmt.escape,
+            },
+            "added": added,
+            "removed": [],
+            "checkpoints": checkpoints,
+            "manifest": state.files
+            + [
+                {k: a[k] for k in ("kind", "date", "path", "rows", "bytes")}
+                for a in added
+            ],
+            "rows": result.rows,
+            "rejects": result.rejects,
+            "warnings": result.warnings,
+        }
+        hit("before_commit_link")
+        try:
+            commit(layout, record)
+        except OSError as exc:
+            staging.abort()
+            if _disk_full(exc):
+                msg = f"disk full at the commit point; nothing was committed ({exc})"
+                raise DiskFullError(msg) from exc
+            raise
+        hit("after_commit_link")
+        result.committed = state.applied + 1
+        if added:  # a fault point between two renames, for the tests
+            publish(layout, {**record, "added": added[:1]})
+            hit("mid_publish")
+        publish(layout, record)
+        hit("before_state_write")
+        new_state = state_from_record(record)
+        write_state(layout, new_state)
+        hit("after_state_write")
+        shutil.rmtree(layout.staging / run_id, ignore_errors=True)
+        if compact_threshold:
+            from pplog.batch.compact import compact
+
+            result.compacted = compact(layout, new_state, min_files=compact_threshold)
+    return result
+
+
+def _format(
+    state: State,
+    cands: list[Candidate],
+    format: str | LogFormat | None,  # noqa: A002
+    log_format: str | None,
+    nginx_conf: str | os.PathLike[str] | None,
+    log_format_name: str | None,
+) -> LogFormat:
+    """The format given, else the one recorded by earlier runs, else detected."""
+    given = log_format or nginx_conf or format not in (None, "auto")
+    if not given and state.log_format:
+        saved = state.log_format
+        if saved:
+            preset = PRESETS.get(saved["name"])
+            if preset is not None and preset.format == saved["format"]:
+                return preset
+            return LogFormat.from_string(
+                saved["format"], name=saved["name"], escape=saved["escape"]
+            )
+    srcs = [Source(c.name, c.path) for c in cands if not c.compressed] or [
+        Source(c.name, c.path) for c in cands
+    ]
+    fmt, _ = resolve_format(
+        srcs,
+        format,
+        log_format=log_format,
+        nginx_conf=nginx_conf,
+        log_format_name=log_format_name,
+    )
+    return fmt
+
+
+class _Reader:
+    """Reads each candidate from its checkpoint and stages the parsed lines."""
+
+    def __init__(
+        self,
+        fmt: LogFormat,
+        policy: ProxyPolicy,
+        staging: Staging,
+        result: IngestResult,
+        final_grace: float,
+        batch_bytes: int,
+        hit: _Fault,
+    ) -> None:
+        self.fmt = fmt
+        self.policy = policy
+        self.staging = staging
+        self.result = result
+        self.final_grace = final_grace
+        self.batch_bytes = batch_bytes
+        self.hit = hit
+
+    def read_all(
+        self,
+        cands: list[Candidate],
+        previous: list[dict[str, Any]],
+        report: ProblemHandler,
+    ) -> list[dict[str, Any]]:
+        """Read every candidate; the checkpoints after this run."""
+        checkpoints = [dict(c) for c in previous]
+        used: set[str] = set()
+        now = now_iso()
+        for cand in cands:
+            cp = _match(cand, checkpoints, used)
+            if cp is None:
+                if b"\n" not in cand.head and len(cand.head) < identity.HEAD_BYTES:
+                    continue  # no complete line yet: nothing to fingerprint or read
+                if any(
+                    cand.matches(c) for c in checkpoints if c["stream_id"] not in used
+                ):
+                    self.result.warn("identity_resets")  # truncated and rewritten
+                cp = {"stream_id": uuid.uuid4().hex, "offset": 0, "lines": 0}
+                cp.update(tail_len=0, tail_sha256=identity.sha256(b""))
+                cp["first_seen"] = now
+                checkpoints.append(cp)
+            used.add(cp["stream_id"])
+            cp.update(last_path=cand.name, last_seen=now, status="active")
+            cp.pop("lost", None)
+            if cp.get("done"):
+                continue  # a compressed file read to its end never grows
+            before = dict(cp)
+            try:
+                self._read_one(cand, cp)
+            except READ_ERRORS as exc:
+                if _disk_full(exc):
+                    raise
+                self.staging.drop_stream(cp["stream_id"])
+                cp.clear()
+                cp.update(before)
+                kind = "gz_incomplete" if cand.compressed else "file_errors"
+                self.result.warn(kind)
+                detail = (
+                    getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+                )
+                message = f"{cand.name}: {detail}; its new lines wait for the next run"
+                self.result.problems.append(message)
+                report(message)
+                continue
+            head_len = len(cand.head)
+            if head_len >= int(cp.get("head_len", 0)):
+                cp["head_len"] = head_len
+                cp["head_sha256"] = identity.sha256(cand.head)
+            cp.update(compressed=cand.compressed, hint=identity.hint(cand))
+        return _age(checkpoints, used, self.result)
+
+    def _read_one(self, cand: Candidate, cp: dict[str, Any]) -> None:
+        """Read `cand` from the checkpoint's offset; advance the checkpoint."""
+        start = offset = int(cp["offset"])
+        line_no = int(cp.get("lines", 0)) + 1
+        rest = b""
+        tail = b""
+        pending: list[pl.DataFrame] = []
+        pending_bytes = 0
+        self.result.files += 1
+        for piece in identity.read_from(cand, offset, self.batch_bytes):
+            block = rest + piece
+            cut = block.rfind(b"\n")
+            if cut < 0:
+                rest = block
+                continue
+            complete, rest = block[: cut + 1], block[cut + 1 :]
+            frame = _frame(cand.name, complete, line_no, offset)
+            line_no += frame.height
+            offset += len(complete)
+            tail = (tail + complete)[-identity.TAIL_BYTES :]
+            pending.append(frame)
+            pending_bytes += len(complete)
+            if pending_bytes >= self.batch_bytes:
+                self._stage(pl.concat(pending), cp["stream_id"])
+                self.hit("mid_read")
+                pending, pending_bytes = [], 0
+        final = cand.compressed or identity.is_idle(cand, self.final_grace)
+        if rest and final:  # the last line of a finished file, without newline
+            frame = _frame(cand.name, rest, line_no, offset)
+            line_no += frame.height
+            offset += len(rest)
+            tail = (tail + rest)[-identity.TAIL_BYTES :]
+            pending.append(frame)
+            rest = b""
+        if pending:
+            self._stage(pl.concat(pending), cp["stream_id"])
+        self.result.bytes_read += offset - start
+        cp.update(lines=line_no - 1, done=bool(cand.compressed and not rest))
+        if offset == start:
+            return  # nothing new: the marker stands
+        if len(tail) < min(offset, identity.TAIL_BYTES):
+            tail = identity.read_tail_marker(cand, offset) or b""
+        cp.update(offset=offset, tail_len=len(tail), tail_sha256=identity.sha256(tail))
+
+    def _stage(self, lines: pl.DataFrame, stream_id: str) -> None:
+        """Parse a batch and stage its rows and rejects."""
+        lengths = lines.select(LINE, LENGTH)
+        parsed = (
+            rows(lines.drop(LENGTH).lazy(), self.fmt, policy=self.policy)
+            .collect()
+            .join(lengths, on=LINE, how="left", maintain_order="left")
+            .with_columns(pl.lit(stream_id).alias(STREAM_ID))
+        )
+        bad = pl.col(REJECT_REASON).is_not_null()
+        ok = parsed.filter(~bad).drop(REJECT_REASON, RAW)
+        if ok.height:
+            dates = ok.get_column(TIME).dt.strftime("%Y-%m-%d").fill_null("unknown")
+            self.staging.write("data", stream_id, ok, dates)
+            self.result.rows += ok.height
+        failed = parsed.filter(bad)
+        if failed.height:
+            today = datetime.now(UTC).strftime("%Y-%m-%d")
+            out = failed.select(
+                STREAM_ID, SOURCE, LINE, OFFSET, LENGTH, REJECT_REASON, RAW
+            ).with_columns(pl.lit(self.staging.run_id).alias("run_id"))
+            self.staging.write(
+                "rejects", stream_id, out, pl.repeat(today, out.height, eager=True)
+            )
+            self.result.rejects += out.height
+
+
+def _progress(checkpoints: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """What a commit must record: reading progress, not when files were seen."""
+    keys = ("stream_id", "offset", "head_sha256", "status", "done", "last_path")
+    return sorted(tuple(str(c.get(k)) for k in keys) for c in checkpoints)
+
+
+def _match(
+    cand: Candidate, checkpoints: list[dict[str, Any]], used: set[str]
+) -> dict[str, Any] | None:
+    """The checkpoint this file continues, if any: the longest verified head."""
+    found = [
+        c
+        for c in checkpoints
+        if c["stream_id"] not in used and "head_len" in c and cand.matches(c)
+    ]
+    for cp in sorted(found, key=lambda c: -int(c["head_len"])):
+        offset = int(cp["offset"])
+        if cp.get("done"):
+            return cp
+        marker = identity.read_tail_marker(cand, offset)
+        if marker is not None and identity.sha256(marker) == cp.get("tail_sha256"):
+            return cp
+    return None
+
+
+def _age(
+    checkpoints: list[dict[str, Any]], used: set[str], result: IngestResult
+) -> list[dict[str, Any]]:
+    """Mark checkpoints whose file is gone; count unread bytes; forget old ones."""
+    now = datetime.now(UTC)
+    kept = []
+    for cp in checkpoints:
+        if cp["stream_id"] not in used and cp.get("status") == "active":
+            cp["status"] = "gone"
+            size = int(cp.get("hint", {}).get("size", 0))
+            if not cp.get("compressed") and size > int(cp["offset"]):
+                cp["lost"] = size - int(cp["offset"])
+                result.warn("bytes_lost_unread", cp["lost"])
+        seen = cp.get("last_seen")
+        if seen and cp.get("status") == "gone":
+            age = now - datetime.strptime(seen, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+                tzinfo=UTC
+            )
+            if age.total_seconds() > FORGET_AFTER:
+                continue
+        kept.append(cp)
+    return kept
+
+
+def _frame(name: str, block: bytes, line_no: int, offset: int) -> pl.DataFrame:
+    """Lines of a block with their byte `length` (the newline included)."""
+    frame = lines_frame(name, block, line_no, offset)
+    end = offset + len(block)
+    return frame.with_columns(
+        (pl.col(OFFSET).shift(-1, fill_value=end) - pl.col(OFFSET)).alias(LENGTH),
+        pl.col(TEXT).str.strip_chars_start("\x00"),
+    )
