@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pplog.batch import ingest, scan_dataset, verify
 from pplog.errors import (
     LogFormatError,
     OptionError,
@@ -27,7 +28,10 @@ __all__ = [
     "Summary",
     "__version__",
     "get_format",
+    "ingest",
     "read_log",
+    "scan_dataset",
     "scan_log",
     "summarize",
+    "verify",
 ]

@@ -229,14 +229,17 @@ def rows(
     *,
     decode: bool = True,
     policy: ProxyPolicy | None = None,
+    classify: bool = True,
 ) -> pl.LazyFrame:
     """Parse, attribute and classify a frame of lines: the row columns of the design.
 
     `agent_class` is an expression like any column: a query that does not
-    select it does not compute it.
+    select it does not compute it. `classify=False` leaves it out (callers
+    that hold the rows classify each distinct user agent once instead).
+    Columns of `lines` other than the line's own pass through.
     """
     frame = clientip.attribute(parse(lines, fmt, decode=decode), policy)
-    if HTTP_USER_AGENT in frame.collect_schema().names():
+    if classify and HTTP_USER_AGENT in frame.collect_schema().names():
         frame = frame.with_columns(agent_class(HTTP_USER_AGENT))
     return frame
 

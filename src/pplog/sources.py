@@ -278,13 +278,18 @@ def lines_frame(
 ) -> pl.DataFrame:
     """Split a block of complete lines (ending in LF) into a batch frame."""
     body = data[:-1] if data.endswith(b"\n") else data
-    text = decode_bytes(body)
-    lines = pl.Series(TEXT, [text]).str.split("\n").explode()
-    n = len(lines)
-    if len(text) == len(body):  # pure ASCII: characters are bytes
+    if body.isascii() and b"\r" not in body:
+        # polars splits lines in parallel; safe when every byte is a character
+        lines = pl.scan_lines(data).collect().to_series().alias(TEXT)
         lengths = lines.str.len_bytes().cast(pl.UInt64)
     else:
-        lengths = pl.Series([len(x) for x in body.split(b"\n")], dtype=pl.UInt64)
+        text = decode_bytes(body)
+        lines = pl.Series(TEXT, [text]).str.split("\n").explode()
+        if len(text) == len(body):  # pure ASCII: characters are bytes
+            lengths = lines.str.len_bytes().cast(pl.UInt64)
+        else:
+            lengths = pl.Series([len(x) for x in body.split(b"\n")], dtype=pl.UInt64)
+    n = len(lines)
     offsets = (lengths + 1).cum_sum().shift(1, fill_value=0) + first_offset
     return pl.DataFrame(
         {

@@ -10,12 +10,15 @@ new bytes, never the dataset's history.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import queue
 import shutil
 import signal
+import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,9 +42,19 @@ from pplog.batch.state import (
     write_state,
 )
 from pplog.clientip import ProxyPolicy
+from pplog.enrich.agents import agent_class
 from pplog.formats import PRESETS, LogFormat
 from pplog.pipeline import resolve_format, resolve_policy, rows
-from pplog.schema import LINE, OFFSET, RAW, REJECT_REASON, SOURCE, TEXT, TIME
+from pplog.schema import (
+    HTTP_USER_AGENT,
+    LINE,
+    OFFSET,
+    RAW,
+    REJECT_REASON,
+    SOURCE,
+    TEXT,
+    TIME,
+)
 from pplog.sources import READ_ERRORS, Source, lines_frame
 
 STREAM_ID = "stream_id"
@@ -359,43 +372,28 @@ class _Reader:
         return _age(checkpoints, used, self.result)
 
     def _read_one(self, cand: Candidate, cp: dict[str, Any]) -> None:
-        """Read `cand` from the checkpoint's offset; advance the checkpoint."""
+        """Read `cand` from the checkpoint's offset; advance the checkpoint.
+
+        Reading and splitting lines runs in a thread, one batch ahead of
+        parsing and writing (both release the GIL for most of their work).
+        """
         start = offset = int(cp["offset"])
         line_no = int(cp.get("lines", 0)) + 1
-        rest = b""
-        tail = b""
-        pending: list[pl.DataFrame] = []
-        pending_bytes = 0
-        self.result.files += 1
-        for piece in identity.read_from(cand, offset, self.batch_bytes):
-            block = rest + piece
-            cut = block.rfind(b"\n")
-            if cut < 0:
-                rest = block
-                continue
-            complete, rest = block[: cut + 1], block[cut + 1 :]
-            frame = _frame(cand.name, complete, line_no, offset)
-            line_no += frame.height
-            offset += len(complete)
-            tail = (tail + complete)[-identity.TAIL_BYTES :]
-            pending.append(frame)
-            pending_bytes += len(complete)
-            if pending_bytes >= self.batch_bytes:
-                self._stage(pl.concat(pending), cp["stream_id"])
-                self.hit("mid_read")
-                pending, pending_bytes = [], 0
         final = cand.compressed or identity.is_idle(cand, self.final_grace)
-        if rest and final:  # the last line of a finished file, without newline
-            frame = _frame(cand.name, rest, line_no, offset)
+        tail = b""
+        ended = True
+        self.result.files += 1
+        batches = _batches(cand, offset, line_no, self.batch_bytes, final=final)
+        for frame, size, last, complete in prefetch(batches):
+            if frame.height:
+                self._stage(frame, cp["stream_id"])
+                self.hit("mid_read")
             line_no += frame.height
-            offset += len(rest)
-            tail = (tail + rest)[-identity.TAIL_BYTES :]
-            pending.append(frame)
-            rest = b""
-        if pending:
-            self._stage(pl.concat(pending), cp["stream_id"])
+            offset += size
+            tail = (tail + last)[-identity.TAIL_BYTES :]
+            ended = complete
         self.result.bytes_read += offset - start
-        cp.update(lines=line_no - 1, done=bool(cand.compressed and not rest))
+        cp.update(lines=line_no - 1, done=bool(cand.compressed and ended))
         if offset == start:
             return  # nothing new: the marker stands
         if len(tail) < min(offset, identity.TAIL_BYTES):
@@ -404,13 +402,20 @@ class _Reader:
 
     def _stage(self, lines: pl.DataFrame, stream_id: str) -> None:
         """Parse a batch and stage its rows and rejects."""
-        lengths = lines.select(LINE, LENGTH)
         parsed = (
-            rows(lines.drop(LENGTH).lazy(), self.fmt, policy=self.policy)
-            .collect()
-            .join(lengths, on=LINE, how="left", maintain_order="left")
+            rows(lines.lazy(), self.fmt, policy=self.policy, classify=False)
+            .collect(engine="streaming")
             .with_columns(pl.lit(stream_id).alias(STREAM_ID))
         )
+        if HTTP_USER_AGENT in parsed.columns:  # each distinct user agent once
+            uas = parsed.select(pl.col(HTTP_USER_AGENT).unique())
+            parsed = parsed.join(
+                uas.with_columns(agent_class(HTTP_USER_AGENT)),
+                on=HTTP_USER_AGENT,
+                how="left",
+                nulls_equal=True,
+                maintain_order="left",
+            )
         bad = pl.col(REJECT_REASON).is_not_null()
         ok = parsed.filter(~bad).drop(REJECT_REASON, RAW)
         if ok.height:
@@ -478,11 +483,86 @@ def _age(
     return kept
 
 
+def _batches(
+    cand: Candidate, offset: int, line_no: int, batch_bytes: int, *, final: bool
+) -> Iterator[tuple[pl.DataFrame, int, bytes, bool]]:
+    """Frames of about `batch_bytes` of complete lines from `offset` on.
+
+    Yields (lines, bytes consumed, the last bytes consumed, whether nothing
+    is left over). A last line without newline is yielded only when `final`.
+    """
+    rest = b""
+    for piece in identity.read_from(cand, offset, batch_bytes):
+        block = rest + piece
+        cut = block.rfind(b"\n")
+        if cut < 0:
+            rest = block
+            continue
+        complete, rest = block[: cut + 1], block[cut + 1 :]
+        frame = _frame(cand.name, complete, line_no, offset)
+        line_no += frame.height
+        offset += len(complete)
+        yield frame, len(complete), complete[-identity.TAIL_BYTES :], not rest
+    if rest and final:  # the last line of a finished file, without newline
+        tail = rest[-identity.TAIL_BYTES :]
+        yield _frame(cand.name, rest, line_no, offset), len(rest), tail, True
+    elif rest:  # a partial line waits: say so with an empty batch
+        yield _frame(cand.name, b"", line_no, offset), 0, b"", False
+
+
+_DONE = object()
+
+
+def prefetch(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+    """Iterate `items` in a thread, `depth` items ahead; re-raise its errors here."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            q.put(_Raised(exc))
+        finally:
+            q.put(_DONE)
+
+    worker = threading.Thread(target=run, name="pplog-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Raised):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                q.get(timeout=0.1)
+
+
+@dataclass
+class _Raised:
+    exc: BaseException
+
+
 def _frame(name: str, block: bytes, line_no: int, offset: int) -> pl.DataFrame:
     """Lines of a block with their byte `length` (the newline included)."""
     frame = lines_frame(name, block, line_no, offset)
     end = offset + len(block)
-    return frame.with_columns(
-        (pl.col(OFFSET).shift(-1, fill_value=end) - pl.col(OFFSET)).alias(LENGTH),
-        pl.col(TEXT).str.strip_chars_start("\x00"),
+    frame = frame.with_columns(
+        (pl.col(OFFSET).shift(-1, fill_value=end) - pl.col(OFFSET)).alias(LENGTH)
     )
+    if b"\x00" in block:  # a copytruncate hole: NULs before the next line
+        frame = frame.with_columns(pl.col(TEXT).str.strip_chars_start("\x00"))
+    return frame

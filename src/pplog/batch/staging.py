@@ -1,52 +1,42 @@
-"""Staged Parquet files of one run: per stream and partition, zstd, fsynced.
+"""Staged Parquet files of one run: per batch, stream and partition; zstd, fsynced.
 
-Each (kind, stream, date) gets its own file under ``_pplog/staging/<run>/``
-with the path it will have once published, so a stream whose file failed
-mid-read can be dropped from the run without touching the others.
+Each batch's rows of one (kind, stream, date) become one file under
+``_pplog/staging/<run>/`` at the path it will have once published, so a
+stream whose file failed mid-read can be dropped from the run without
+touching the others. A large backlog makes several files per partition;
+compaction merges them later, through the commit log.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pplog.batch.state import Layout, fsync_dir
 
 _PREFIX = {"data": "part", "rejects": "rejects"}
 
 
+@dataclass
 class _File:
-    def __init__(self, staged: Path, final: Path, schema: pa.Schema) -> None:
-        staged.parent.mkdir(parents=True, exist_ok=True)
-        self.staged, self.final = staged, final
-        self.handle: BinaryIO = staged.open("wb")
-        self.writer = pq.ParquetWriter(self.handle, schema, compression="zstd")
-        self.schema = schema
-        self.rows = 0
+    kind: str
+    stream: str
+    date: str
+    staged: Path
+    final: Path
+    rows: int
 
-    def write(self, table: pa.Table) -> None:
-        if table.schema != self.schema:
-            table = table.cast(self.schema)
-        self.writer.write_table(table)
-        self.rows += table.num_rows
 
-    def close(self) -> None:
-        self.writer.close()
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-        self.handle.close()
-
-    def abort(self) -> None:
-        with contextlib.suppress(Exception):  # the file is deleted next
-            self.writer.close()
-        self.handle.close()
-        self.staged.unlink(missing_ok=True)
+def _write(frame: pl.DataFrame, path: Path) -> None:
+    frame.write_parquet(path, compression="zstd")
+    with path.open("rb") as f:
+        os.fsync(f.fileno())
 
 
 class Staging:
@@ -55,61 +45,69 @@ class Staging:
     def __init__(self, layout: Layout, run_id: str) -> None:
         self.layout = layout
         self.run_id = run_id
-        self.files: dict[tuple[str, str, str], _File] = {}
-        self.schemas: dict[str, pa.Schema] = {}
+        self.files: list[_File] = []
         self.serial = 0
+        # files are written by one thread while the next batch is parsed
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pplog-write")
+        self.pending: list[Future[None]] = []
 
     def write(
         self, kind: str, stream: str, frame: pl.DataFrame, dates: pl.Series
     ) -> None:
-        """Append `frame` (one partition per distinct value of `dates`)."""
+        """Write `frame`, one file per distinct value of `dates` (fsynced)."""
         tagged = frame.with_columns(dates.alias("_date"))
         for (date,), part in tagged.group_by("_date", maintain_order=True):
-            table = part.drop("_date").to_arrow()
-            schema = self.schemas.setdefault(kind, table.schema)
-            key = (kind, stream, str(date))
-            if key not in self.files:
-                name = f"{_PREFIX[kind]}-{self.run_id}-{self.serial:05d}.parquet"
-                self.serial += 1
-                base = self.layout.requests if kind == "data" else self.layout.rejects
-                final = base / f"date={date}" / name
-                staged = (
-                    self.layout.staging
-                    / self.run_id
-                    / final.relative_to(self.layout.root)
-                )
-                self.files[key] = _File(staged, final, schema)
-            self.files[key].write(table)
+            name = f"{_PREFIX[kind]}-{self.run_id}-{self.serial:05d}.parquet"
+            self.serial += 1
+            base = self.layout.requests if kind == "data" else self.layout.rejects
+            final = base / f"date={date}" / name
+            staged = (
+                self.layout.staging / self.run_id / final.relative_to(self.layout.root)
+            )
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            self.files.append(
+                _File(kind, stream, str(date), staged, final, part.height)
+            )
+            self._wait(keep=1)  # at most one batch in flight: memory stays bounded
+            self.pending.append(self.pool.submit(_write, part.drop("_date"), staged))
+
+    def _wait(self, keep: int = 0) -> None:
+        """Wait until at most `keep` writes are in flight; raise their errors."""
+        while len(self.pending) > keep:
+            self.pending.pop(0).result()
 
     def drop_stream(self, stream: str) -> None:
         """Forget everything staged for `stream` in this run."""
-        for key in [k for k in self.files if k[1] == stream]:
-            self.files.pop(key).abort()
+        self._wait()
+        for f in [f for f in self.files if f.stream == stream]:
+            f.staged.unlink(missing_ok=True)
+            self.files.remove(f)
 
     def close(self) -> list[dict[str, Any]]:
-        """Finish every file durably; their commit entries."""
-        out = []
-        dirs = set()
-        for (kind, _, date), f in self.files.items():
-            f.close()
-            dirs.add(f.staged.parent)
-            out.append(
-                {
-                    "kind": kind,
-                    "date": date,
-                    "path": str(f.final.relative_to(self.layout.root)),
-                    "staging": str(f.staged.relative_to(self.layout.root)),
-                    "rows": f.rows,
-                    "bytes": f.staged.stat().st_size,
-                }
-            )
-        for d in dirs:
+        """Make the staged directories durable; the files' commit entries."""
+        self._wait()
+        self.pool.shutdown()
+        for d in {f.staged.parent for f in self.files}:
             fsync_dir(d)
-        self.files.clear()
-        return out
+        return [
+            {
+                "kind": f.kind,
+                "date": f.date,
+                "path": str(f.final.relative_to(self.layout.root)),
+                "staging": str(f.staged.relative_to(self.layout.root)),
+                "rows": f.rows,
+                "bytes": f.staged.stat().st_size,
+            }
+            for f in self.files
+        ]
 
     def abort(self) -> None:
-        """Close and delete every staged file."""
-        for f in self.files.values():
-            f.abort()
+        """Delete every staged file."""
+        for job in self.pending:
+            with contextlib.suppress(BaseException):
+                job.result()
+        self.pending.clear()
+        self.pool.shutdown()
+        for f in self.files:
+            f.staged.unlink(missing_ok=True)
         self.files.clear()
