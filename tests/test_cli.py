@@ -192,8 +192,8 @@ def test_rejects_file_keeps_every_bad_line(runner: CliRunner, tmp_path: Path) ->
         ),
         (
             ["summarize", "{log}", "--to", "csv"],
-            1,
-            "Error: --to csv writes one file per table",
+            2,
+            "Error: --to csv writes files: give a directory with -o",
         ),
         (
             ["summarize", "{log}", "--log-format-name", "x"],

@@ -207,3 +207,74 @@ def test_json_and_html_into_one_directory(runner: CliRunner, tmp_path: Path) -> 
     assert "<svg" in (out / "summary.html").read_text()
     timeline = pl.read_parquet(out / "timeline.parquet")
     assert timeline.get_column("requests").sum() == 2000
+
+
+def test_an_existing_file_is_never_overwritten_by_a_directory_output(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    target = tmp_path / "f"
+    target.write_text("keep me\n")
+    for outs in (["json", "html"], ["json", "csv"], ["csv"]):
+        args = ["summarize", MAIN]
+        for t in outs:
+            args += ["--to", t]
+        result = runner.invoke(cli, [*args, "-o", str(target)])
+        assert result.exit_code == 2, result.output
+        assert "is a file" in result.output
+        assert target.read_text() == "keep me\n"
+    slash = runner.invoke(
+        cli, ["summarize", MAIN, "--to", "html", "-o", f"{tmp_path}/new/"]
+    )
+    assert slash.exit_code == 0 and (tmp_path / "new" / "summary.html").is_file()
+    dash = runner.invoke(
+        cli, ["summarize", MAIN, "--to", "json", "-o", "-", "--top", "1"]
+    )
+    assert dash.exit_code == 0 and json.loads(dash.stdout)["overview"]["lines"] == 2000
+
+
+def test_stale_tables_are_removed_and_cells_cannot_run_as_formulas(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    assert (
+        runner.invoke(cli, ["summarize", MAIN, "--to", "csv", "-o", str(out)]).exit_code
+        == 0
+    )
+    assert (out / "timeline.csv").exists() and (out / "paths.csv").exists()
+    again = runner.invoke(
+        cli, ["summarize", MAIN, "--to", "csv", "-o", str(out), "--by", "route"]
+    )
+    assert again.exit_code == 0
+    assert (out / "routes.csv").exists() and not (out / "paths.csv").exists()
+    log = tmp_path / "formula.log"
+    log.write_text(
+        '203.0.113.7 - - [27/Nov/2026:06:01:02 +0000] "GET / HTTP/1.1" 200 1 '
+        '"+1+1" "=HYPERLINK(\\x22http://evil\\x22,\\x22x\\x22)"\n'
+    )
+    bad = tmp_path / "bad"
+    assert (
+        runner.invoke(
+            cli,
+            [
+                "summarize",
+                str(log),
+                "--format",
+                "combined",
+                "--to",
+                "csv",
+                "-o",
+                str(bad),
+            ],
+        ).exit_code
+        == 0
+    )
+    agents = pl.read_csv(bad / "user_agents.csv")
+    assert agents.item(0, "http_user_agent") == '\'=HYPERLINK("http://evil","x")'
+    assert pl.read_csv(bad / "referrers.csv").item(0, "http_referer") == "'+1+1"
+
+
+def test_sparkline_last_bar_is_scaled(runner: CliRunner) -> None:
+    from pplog.outputs.terminal import _binned
+
+    assert _binned([5] * 10, 4) == [15, 15, 15, 15]  # 3+3+3+1 points, the last scaled
+    assert _binned([1, 2, 3], 5) == [1, 2, 3]

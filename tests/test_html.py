@@ -395,8 +395,10 @@ def test_cli(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert 'data-chart="paths"' in out.read_text()
     result = runner.invoke(cli, ["summarize", log, "--to", "html"])
-    assert result.exit_code == 1
-    assert result.output == "Error: --to html writes a file: give -o FILE.html\n"
+    assert result.exit_code == 2  # checked before any reading
+    assert "Error: --to html writes files: give a file (html) or directory with -o" in (
+        result.output
+    )
 
 
 # ---------------------------------------------------------------- a real browser

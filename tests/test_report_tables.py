@@ -297,12 +297,13 @@ def test_interval_choice() -> None:
     assert choose_interval(day, day + timedelta(minutes=3)) == "10s"
     assert choose_interval(day, day + timedelta(days=1)) == "15m"
     assert choose_interval(day, day + timedelta(days=30)) == "6h"
-    assert choose_interval(day, day + timedelta(days=3000)) == "1w"
+    assert choose_interval(day, day + timedelta(days=3000)) == "1mo"
+    assert choose_interval(day, day + timedelta(days=365 * 1000)) == "10y"
     assert choose_interval(day, day) == "1s"
     assert choose_interval(day, day + timedelta(days=1), "1h") == "1h"
     with pytest.raises(OptionError, match="longer"):
         choose_interval(day, day + timedelta(days=30), "1s")
-    for bad in ("5", "0m", "1y", "m5"):
+    for bad in ("5", "0m", "1x", "m5", "1M"):
         with pytest.raises(OptionError):
             interval_seconds(bad)
 
@@ -363,3 +364,170 @@ def test_past_the_exact_bound_counts_and_percentiles_are_sketched(
     assert a.get_column("request_time_max").to_list() == (
         b.get_column("request_time_max").to_list()
     )
+
+
+# --- what an adversarial review found -------------------------------------------
+
+
+def _write(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+COMBINED = '{ip} - - [27/Nov/2026:06:01:{s:02d} +0000] "{req}" {status} 10 "-" "{ua}"'
+
+
+def test_a_health_checker_user_agent_does_not_hide_a_public_client(
+    tmp_path: Path,
+) -> None:
+    lines = [
+        COMBINED.format(
+            ip="10.0.1.5",
+            s=1,
+            req="GET /health HTTP/1.1",
+            status=200,
+            ua="ELB-HealthChecker/2.0",
+        ),
+        COMBINED.format(
+            ip="203.0.113.66", s=2, req="GET / HTTP/1.1", status=200, ua="Mozilla/5.0"
+        ),
+    ] + [
+        COMBINED.format(
+            ip="198.51.100.250",
+            s=3 + i,
+            req="POST /wp-login.php HTTP/1.1",
+            status=401,
+            ua="ELB-HealthChecker/2.0",
+        )
+        for i in range(5)
+    ]
+    log = _write(tmp_path / "spoof.log", lines)
+    s = pplog.summarize(log, format="combined")
+    assert s.clients.get_column("client_ip").to_list() == [
+        "198.51.100.250",
+        "203.0.113.66",
+    ]
+    assert s.overview_dict()["health_checks"] == 1  # the balancer node's check only
+    assert s.overview_dict()["clients"] == 2
+    drill = pplog.summarize(log, format="combined", client="10.0.1.5")
+    assert drill.clients.get_column("client_ip").to_list() == ["10.0.1.5"]
+
+
+def test_many_client_ranges_cost_one_pass_over_distinct_clients() -> None:
+    import time
+
+    ranges = [f"198.51.100.{i}/32" for i in range(256)] + ["192.0.2.0/24"]
+    start = time.perf_counter()
+    s = pplog.summarize(MAIN, client=ranges, top=0)
+    assert time.perf_counter() - start < 10  # was minutes: each range re-parsed rows
+    wanted = {ip for ip in s.clients.get_column("client_ip")}
+    assert wanted and all(ip.startswith(("198.51.100.", "192.0.2.")) for ip in wanted)
+
+
+def test_a_client_written_as_displayed_matches(tmp_path: Path) -> None:
+    log = _write(
+        tmp_path / "mapped.log",
+        [
+            COMBINED.format(
+                ip="::ffff:203.0.113.9", s=1, req="GET / HTTP/1.1", status=200, ua="x"
+            )
+        ],
+    )
+    s = pplog.summarize(log, format="combined", client="::ffff:203.0.113.9")
+    assert s.overview_dict()["requests"] == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"status": ""}, "--status got an empty value"),
+        ({"client": [""]}, "--client got an empty value"),
+        ({"path": "(?=/api)"}, "look-around"),
+        ({"since": "10000000d"}, "out of range"),
+        ({"since": "9999-12-31T23:59:59-01:00"}, "out of range"),
+        ({"since": 0}, "a time must be text"),
+        ({"interval": 5}, "must be a duration"),
+        ({"interval": "bogus"}, "is not a duration"),
+    ],
+)
+def test_unusable_filter_values_are_option_errors(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(OptionError, match=message):
+        pplog.summarize(MAIN, **kwargs)  # type: ignore[arg-type]
+
+
+def test_filters_on_fields_the_format_does_not_log(tmp_path: Path) -> None:
+    log = _write(tmp_path / "plain.log", ["203.0.113.9 GET /a", "203.0.113.9 GET /b"])
+    fmt = "$remote_addr $request_method $uri"
+    with pytest.raises(OptionError, match="--since/--until need a time"):
+        pplog.summarize(log, log_format=fmt, since="1h")
+    with pytest.raises(OptionError, match="--status needs"):
+        pplog.summarize(log, log_format=fmt, status="5xx")
+    s = pplog.summarize(log, log_format=fmt, path="^/a$")
+    assert s.paths.get_column("path").to_list() == ["/a"]
+
+
+def test_request_uri_formats_get_paths_and_routes(tmp_path: Path) -> None:
+    log = _write(
+        tmp_path / "uri.log",
+        [
+            "203.0.113.9 [27/Nov/2026:06:01:02 +0000] GET /users/1?x=1 200",
+            "203.0.113.9 [27/Nov/2026:06:01:03 +0000] GET /users/2 404",
+        ],
+    )
+    fmt = "$remote_addr [$time_local] $request_method $request_uri $status"
+    rows = pplog.read_log(log, log_format=fmt)
+    assert rows.select("path", "query").rows() == [
+        ("/users/1", "x=1"),
+        ("/users/2", None),
+    ]
+    s = pplog.summarize(
+        log, log_format=fmt, routes="/users/*"
+    )  # a string, and it implies routes
+    assert s.paths.select("route", "requests").rows() == [("/users/*", 2)]
+
+
+def test_frames_with_other_time_units_and_zones() -> None:
+    lf = pplog.scan_log(MAIN, trusted=["10.0.0.0/8"])
+    berlin = lf.with_columns(pl.col("time").dt.convert_time_zone("Europe/Berlin"))
+    naive_ms = lf.with_columns(
+        pl.col("time").dt.replace_time_zone(None).dt.cast_time_unit("ms")
+    )
+    base = pplog.summarize(lf, trusted=["10.0.0.0/8"], since="2026-11-20T00:01:00Z")
+    for frame in (berlin, naive_ms):
+        s = pplog.summarize(frame, trusted=["10.0.0.0/8"], since="2026-11-20T00:01:00Z")
+        assert s.overview_dict()["requests"] == base.overview_dict()["requests"]
+        assert s.extra["timeline"].equals(base.extra["timeline"])
+    # the policy given with a frame is the one its checks use
+    assert (
+        base.extra["lb"]
+        .filter(pl.col("peer").str.starts_with("10."))
+        .get_column("trusted")
+        .all()
+    )
+
+
+def test_top_user_agent_prefers_a_value_over_none_on_a_tie(tmp_path: Path) -> None:
+    log = _write(
+        tmp_path / "tie.log",
+        [
+            '203.0.113.9 - - [27/Nov/2026:06:01:02 +0000] "GET / HTTP/1.1" 200 1 "-" "-"',
+            '203.0.113.9 - - [27/Nov/2026:06:01:03 +0000] "GET / HTTP/1.1" 200 1 "-" "Firefox"',
+        ],
+    )
+    s = pplog.summarize(log, format="combined")
+    assert s.clients.item(0, "top_user_agent") == "Firefox"
+
+
+def test_long_spans_get_long_intervals(tmp_path: Path) -> None:
+    log = _write(
+        tmp_path / "years.log",
+        [
+            '203.0.113.9 - - [01/Jan/1000:00:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-"',
+            '203.0.113.9 - - [27/Nov/2026:06:01:03 +0000] "GET / HTTP/1.1" 200 1 "-" "-"',
+        ],
+    )
+    s = pplog.summarize(log, format="combined")
+    assert s.interval == "10y"
+    assert s.extra["timeline"].height <= 120

@@ -190,7 +190,7 @@ def cli(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path),
+    type=click.Path(),
     help="File for json and html, directory for csv/parquet "
     "(default: stdout for json).",
 )
@@ -285,7 +285,7 @@ def summarize_cmd(
     trusted_hops: int,
     top: int,
     targets: tuple[str, ...],
-    output: Path | None,
+    output: str | None,
     geoip: tuple[Path, ...],
     exclude_bots: bool,
     since: str | None,
@@ -320,9 +320,8 @@ def summarize_cmd(
       zcat access.log.*.gz | pplog summarize - --rejects rejects.jsonl
     """
     targets = tuple(dict.fromkeys(targets))
-    to_stdout = [
-        t for t in targets if t == "terminal" or (t == "json" and output is None)
-    ]
+    out, as_dir = _output_target(targets, output)
+    to_stdout = [t for t in targets if t == "terminal" or (t == "json" and out is None)]
     if len(to_stdout) > 1:
         msg = (
             "--to terminal and --to json both write to stdout; add -o FILE for the json"
@@ -357,15 +356,56 @@ def summarize_cmd(
         )
     if color is None and os.environ.get("NO_COLOR"):
         color = False  # https://no-color.org: any non-empty value
-    files = [t for t in targets if t != "terminal"]
-    if output is not None and len(files) > 1 and not output.exists():
-        output.mkdir(parents=True)  # several file outputs share one directory
+    if out is not None and as_dir and not out.exists():
+        try:
+            out.mkdir(parents=True)  # file outputs share one directory
+        except OSError as exc:
+            msg = f"cannot create the directory `{out}`: {exc.strerror or exc}"
+            raise click.ClickException(msg) from exc
     with errors_as_click():
         for name in targets:
             options = ReportOptions(
-                out=None if name == "terminal" else output, width=width, color=color
+                out=None if name == "terminal" else out, width=width, color=color
             )
             outputs.get(name).write(summary, options)
+
+
+def _output_target(
+    targets: tuple[str, ...], raw: str | None
+) -> tuple[Path | None, bool]:
+    """Check `-o` against the outputs before any work; (target, is a directory).
+
+    Several file outputs need a directory; csv and parquet always do; html
+    needs a file or a directory; `-o -` means stdout (json only). An
+    existing file is never overwritten by a run that needs a directory.
+    """
+    files = [t for t in targets if t != "terminal"]
+    output = None if raw is None else Path(raw)
+    if raw == "-":
+        if files != ["json"]:
+            msg = "-o - (stdout) works for --to json only"
+            raise click.UsageError(msg)
+        return None, False
+    if output is None:
+        needs = [t for t in files if t in ("csv", "parquet", "html")]
+        if needs:
+            what = "a file (html) or directory" if needs == ["html"] else "a directory"
+            msg = f"--to {needs[0]} writes files: give {what} with -o"
+            raise click.UsageError(msg)
+        return None, False
+    as_dir = (
+        len(files) > 1
+        or any(t in ("csv", "parquet") for t in files)
+        or (raw is not None and raw.endswith(("/", os.sep)))
+        or output.is_dir()
+    )
+    if as_dir and output.exists() and not output.is_dir():
+        msg = (
+            f"-o `{output}` is a file, but --to {' --to '.join(files)} writes into a "
+            "directory; give a directory"
+        )
+        raise click.UsageError(msg)
+    return output, as_dir
 
 
 @contextlib.contextmanager

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
 from pplog import _unescape
@@ -239,6 +241,24 @@ _REQUEST_RE = (
 )
 
 
+def _target_parts(names: Sequence[str]) -> list[pl.Expr]:
+    """`path` and `query` for formats that log `$request_uri` or `$uri`, not `$request`.
+
+    `$request_uri` is the target as sent (split at the first `?`); `$uri` is
+    nginx's normalised path, with `$args` as the query when logged.
+    """
+    if "request_uri" in names:
+        split = pl.col("request_uri").str.splitn("?", 2)
+        return [
+            split.struct.field("field_0").alias(PATH),
+            split.struct.field("field_1").alias(QUERY),
+        ]
+    out = [pl.col("uri").alias(PATH)]
+    if "args" in names:
+        out.append(pl.col("args").alias(QUERY))
+    return out
+
+
 def request_parts() -> list[list[pl.Expr]]:
     """Stages of expressions giving `method`, `path`, `query` and `protocol`.
 
@@ -362,6 +382,8 @@ def parse(lines: pl.LazyFrame, fmt: LogFormat, *, decode: bool = True) -> pl.Laz
     if REQUEST in names:
         for stage in request_parts():
             lf = lf.with_columns(stage)
+    elif "request_uri" in names or "uri" in names:
+        lf = lf.with_columns(_target_parts(names))
     reason = (
         pl.when(pl.col(TEXT) == "")
         .then(pl.lit(REASON_BLANK))

@@ -12,14 +12,16 @@ over as a new generation.
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
+import os
 import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pplog.sources import Source, compression, open_stream, rotation_key
 
@@ -45,6 +47,7 @@ class Candidate:
     size: int
     mtime: float
     inode: int
+    device: int = 0
 
     @property
     def name(self) -> str:
@@ -59,10 +62,52 @@ class Candidate:
         )
 
 
-def _read_prefix(path: Path, n: int) -> tuple[bytes, int]:
-    """The first `n` decompressed bytes after leading NULs, and how many NULs."""
+class ChangedError(OSError):
+    """The path names other content than when the run found it (rotated meanwhile)."""
+
+
+def _check(candidate: Candidate, raw: IO[bytes]) -> None:
+    """Raise `ChangedError` unless `raw` is the file `candidate` was found as.
+
+    Between discovery and reading, logrotate may rename the file and create a
+    new one at its path, or truncate and rewrite it; reading the path then
+    would credit the new content to the old stream.
+    """
+    st = os.fstat(raw.fileno())
+    same = (st.st_dev, st.st_ino) == (candidate.device, candidate.inode)
+    if same and not candidate.compressed:
+        raw.seek(candidate.skipped)
+        same = raw.read(len(candidate.head)) == candidate.head
+    if not same:
+        raise ChangedError(errno.ESTALE, "rotated or rewritten during this run")
+
+
+def _open_plain(candidate: Candidate) -> IO[bytes]:
+    f = candidate.path.open("rb")
+    try:
+        _check(candidate, f)
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def _open_compressed(candidate: Candidate) -> tuple[Any, Any]:
+    stream, counter = open_stream(Source(candidate.name, candidate.path))
+    try:
+        _check(candidate, counter.raw)
+    except BaseException:
+        counter.close()
+        raise
+    return stream, counter
+
+
+def _read_prefix(path: Path, n: int) -> tuple[bytes, int, os.stat_result]:
+    """The first `n` decompressed bytes after leading NULs, how many NULs, and
+    the status of the file they were read from."""
     stream, counter = open_stream(Source(str(path), path))
     try:
+        st = os.fstat(counter.raw.fileno())
         skipped = 0
         data = b""
         while True:
@@ -76,22 +121,26 @@ def _read_prefix(path: Path, n: int) -> tuple[bytes, int]:
             data += piece
             if len(data) >= n:
                 break
-        return data[:n], skipped
+        return data[:n], skipped, st
     finally:
         counter.close()
 
 
 def read_tail_marker(candidate: Candidate, offset: int) -> bytes | None:
-    """The `TAIL_BYTES` just before `offset` in the content; None if shorter."""
+    """The `TAIL_BYTES` just before `offset` in the content; None if shorter.
+
+    Raises `OSError` when the file cannot be opened, `ChangedError` when the
+    path no longer holds the file that was found.
+    """
     start = max(0, offset - TAIL_BYTES)
     if not candidate.compressed:
         if candidate.size < offset:
             return None
-        with candidate.path.open("rb") as f:
+        with _open_plain(candidate) as f:
             f.seek(start)
             data = f.read(offset - start)
         return data if len(data) == offset - start else None
-    stream, counter = open_stream(Source(candidate.name, candidate.path))
+    stream, counter = _open_compressed(candidate)
     try:
         done = 0
         while done < start:
@@ -101,6 +150,8 @@ def read_tail_marker(candidate: Candidate, offset: int) -> bytes | None:
             done += len(piece)
         data = stream.read(offset - start)
         return data if len(data) == offset - start else None
+    except OSError:
+        raise
     except Exception:  # noqa: BLE001 - a damaged file simply does not verify
         return None
     finally:
@@ -136,8 +187,7 @@ def discover(patterns: Sequence[str]) -> tuple[list[Candidate], list[str], list[
     out: list[Candidate] = []
     for path in paths:
         try:
-            st = path.stat()
-            head, skipped = _read_prefix(path, HEAD_BYTES)
+            head, skipped, st = _read_prefix(path, HEAD_BYTES)
             kind = compression(path)
         except Exception as exc:  # noqa: BLE001 - reported, the run goes on
             problems.append(
@@ -154,6 +204,7 @@ def discover(patterns: Sequence[str]) -> tuple[list[Candidate], list[str], list[
                 size=st.st_size,
                 mtime=st.st_mtime,
                 inode=st.st_ino,
+                device=st.st_dev,
             )
         )
     kept, dropped = _one_per_content(out)
@@ -161,13 +212,19 @@ def discover(patterns: Sequence[str]) -> tuple[list[Candidate], list[str], list[
 
 
 def _one_per_content(cands: list[Candidate]) -> tuple[list[Candidate], list[str]]:
-    """Keep one file per identical head: the plain one, else the larger."""
+    """Keep one file per identical head: the plain one, else the larger.
+
+    A head shorter than `HEAD_BYTES` is the whole file; two such files are one
+    only within a rotation set (access.log and the access.log.1 copytruncate
+    just made, or access.log.2 and the access.log.2.gz being written), so
+    identical short logs of different sites stay apart.
+    """
     chosen: dict[bytes, Candidate] = {}
     dropped: list[str] = []
     order: list[bytes] = []
     for c in cands:
         if len(c.head) < HEAD_BYTES:
-            key = b"short:" + c.name.encode() + c.head  # too short to compare safely
+            key = b"short:" + rotation_key(c.path)[0].encode() + b"\n" + c.head
         else:
             key = c.head
         prev = chosen.get(key)
@@ -191,17 +248,18 @@ def read_from(candidate: Candidate, offset: int, piece: int) -> Iterator[bytes]:
     """Decompressed content from `offset` on, in pieces of about `piece` bytes.
 
     Raises what the decompressor raises (a truncated .gz) after the bytes
-    that could be read.
+    that could be read, and `ChangedError` when the path no longer holds the
+    file that was found.
     """
     if not candidate.compressed:
-        with candidate.path.open("rb") as f:
+        with _open_plain(candidate) as f:
             f.seek(offset)
             while True:
                 data = f.read(piece)
                 if not data:
                     return
                 yield data
-    stream, counter = open_stream(Source(candidate.name, candidate.path))
+    stream, counter = _open_compressed(candidate)
     try:
         skip = offset
         while skip > 0:

@@ -261,7 +261,21 @@ def ingest(
         if compact_threshold:
             from pplog.batch.compact import compact
 
-            result.compacted = compact(layout, new_state, min_files=compact_threshold)
+            try:
+                result.compacted = compact(
+                    layout, new_state, min_files=compact_threshold
+                )
+            except (OSError, pl.exceptions.ComputeError) as exc:
+                # the run is committed and visible; a compaction that failed (a
+                # full disk, which polars reports as a ComputeError) changed
+                # nothing and is tried again after a later run
+                result.warn("compaction_errors")
+                message = (
+                    f"compaction after commit {result.committed} failed ({exc}); "
+                    "the new rows are committed, compaction is tried again later"
+                )
+                result.problems.append(message)
+                report(message)
     return result
 
 
@@ -329,13 +343,16 @@ class _Reader:
         used: set[str] = set()
         now = now_iso()
         for cand in cands:
-            cp = _match(cand, checkpoints, used)
+            try:
+                cp = _match(cand, checkpoints, used)
+            except OSError as exc:  # gone or replaced since it was found
+                used.update(c["stream_id"] for c in _heads(cand, checkpoints, used))
+                self._problem(cand, exc, "file_errors", report)
+                continue
             if cp is None:
                 if b"\n" not in cand.head and len(cand.head) < identity.HEAD_BYTES:
                     continue  # no complete line yet: nothing to fingerprint or read
-                if any(
-                    cand.matches(c) for c in checkpoints if c["stream_id"] not in used
-                ):
+                if _heads(cand, checkpoints, used):
                     self.result.warn("identity_resets")  # truncated and rewritten
                 cp = {"stream_id": uuid.uuid4().hex, "offset": 0, "lines": 0}
                 cp.update(tail_len=0, tail_sha256=identity.sha256(b""))
@@ -347,22 +364,22 @@ class _Reader:
             if cp.get("done"):
                 continue  # a compressed file read to its end never grows
             before = dict(cp)
+            counts = self.result.rows, self.result.rejects
             try:
                 self._read_one(cand, cp)
             except READ_ERRORS as exc:
                 if _disk_full(exc):
                     raise
                 self.staging.drop_stream(cp["stream_id"])
-                cp.clear()
-                cp.update(before)
+                self.result.rows, self.result.rejects = counts
+                if "head_len" in before:
+                    cp.clear()
+                    cp.update(before)
+                else:  # first sight: no checkpoint, as if it had not been seen
+                    checkpoints.remove(cp)
+                    used.discard(cp["stream_id"])
                 kind = "gz_incomplete" if cand.compressed else "file_errors"
-                self.result.warn(kind)
-                detail = (
-                    getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-                )
-                message = f"{cand.name}: {detail}; its new lines wait for the next run"
-                self.result.problems.append(message)
-                report(message)
+                self._problem(cand, exc, kind, report)
                 continue
             head_len = len(cand.head)
             if head_len >= int(cp.get("head_len", 0)):
@@ -370,6 +387,16 @@ class _Reader:
                 cp["head_sha256"] = identity.sha256(cand.head)
             cp.update(compressed=cand.compressed, hint=identity.hint(cand))
         return _age(checkpoints, used, self.result)
+
+    def _problem(
+        self, cand: Candidate, exc: BaseException, kind: str, report: ProblemHandler
+    ) -> None:
+        """Count and report a file that could not be read this run."""
+        self.result.warn(kind)
+        detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        message = f"{cand.name}: {detail}; its new lines wait for the next run"
+        self.result.problems.append(message)
+        report(message)
 
     def _read_one(self, cand: Candidate, cp: dict[str, Any]) -> None:
         """Read `cand` from the checkpoint's offset; advance the checkpoint.
@@ -440,15 +467,22 @@ def _progress(checkpoints: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return sorted(tuple(str(c.get(k)) for k in keys) for c in checkpoints)
 
 
-def _match(
+def _heads(
     cand: Candidate, checkpoints: list[dict[str, Any]], used: set[str]
-) -> dict[str, Any] | None:
-    """The checkpoint this file continues, if any: the longest verified head."""
-    found = [
+) -> list[dict[str, Any]]:
+    """The unclaimed checkpoints whose fingerprint `cand` starts with."""
+    return [
         c
         for c in checkpoints
         if c["stream_id"] not in used and "head_len" in c and cand.matches(c)
     ]
+
+
+def _match(
+    cand: Candidate, checkpoints: list[dict[str, Any]], used: set[str]
+) -> dict[str, Any] | None:
+    """The checkpoint this file continues, if any: the longest verified head."""
+    found = _heads(cand, checkpoints, used)
     for cp in sorted(found, key=lambda c: -int(c["head_len"])):
         offset = int(cp["offset"])
         if cp.get("done"):

@@ -10,6 +10,7 @@ compaction merges them later, through the commit log.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,8 +35,13 @@ class _File:
 
 
 def _write(frame: pl.DataFrame, path: Path) -> None:
-    frame.write_parquet(path, compression="zstd")
-    with path.open("rb") as f:
+    # encoded in memory, written by Python: a full disk (ENOSPC, EFBIG) is then an
+    # OSError with its errno, which polars would report as a ComputeError without
+    buf = io.BytesIO()
+    frame.write_parquet(buf, compression="zstd")
+    with path.open("wb") as f:
+        f.write(buf.getbuffer())
+        f.flush()
         os.fsync(f.fileno())
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 
 # C0, DEL, C1, and the Unicode controls that reorder or hide text on screen.
-_UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
-)
+# What json.dumps(ensure_ascii=False) leaves raw: DEL, C1 and the Unicode
+# controls (the C0 range it escapes itself).
+UNSAFE_PRINTED = re.compile("[\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 
 
 def _escape(m: re.Match[str]) -> str:
@@ -23,4 +24,4 @@ def safe_text(value: object) -> str:
     """
     if value is None:
         return "-"
-    return _UNSAFE.sub(_escape, str(value))
+    return UNSAFE.sub(_escape, str(value))

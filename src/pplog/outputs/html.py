@@ -40,6 +40,7 @@ _TITLES = {
     "user_agents": "User agents",
     "referrers": "Referrers",
     "lb": "Load balancers and peers",
+    "hosts": "Hosts",
     "countries": "Countries",
     "networks": "Networks (ASN)",
 }
@@ -174,6 +175,20 @@ def _overview(summary: Summary) -> list[str]:
         for k, v in cards
     ]
     out.append("</div>")
+    if summary.filters:
+        left = ov.get("filtered_out", 0) + ov.get("excluded_bots", 0)
+        shown = "; ".join(summary.filters)
+        out.append(
+            f'<section class="check">filter: <b>{_text(shown)}</b> '
+            f"({left:,} requests left out; lines and rejects count everything)"
+            "</section>"
+        )
+    if ov.get("approximate"):
+        out.append(
+            '<section class="check">estimated past 5,000,000 distinct pairs '
+            f"(distinct counts ±1.6%, percentiles ±1%): {_text(ov['approximate'])}"
+            "</section>"
+        )
     checks = [f"{label}: <b>{ov[k]:,}</b>" for k, label in _WARNINGS if ov.get(k)]
     if checks:
         out.append(f'<section class="check">check: {" · ".join(checks)}</section>')

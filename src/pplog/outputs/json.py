@@ -13,6 +13,7 @@ import polars as pl
 
 from pplog.outputs._files import atomic_write
 from pplog.outputs._options import ReportOptions
+from pplog.outputs._safe import UNSAFE_PRINTED
 from pplog.reports import Summary
 
 
@@ -46,6 +47,9 @@ class JsonReporter:
         text = json.dumps(
             to_dict(summary), default=_default, ensure_ascii=False, indent=2
         )
+        # json.dumps escapes C0 controls; DEL, C1 and bidi controls become JSON
+        # escapes too: the same data, inert on a terminal
+        text = UNSAFE_PRINTED.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
         if options.out is None:
             stream = options.stream or sys.stdout
             stream.write(text + "\n")

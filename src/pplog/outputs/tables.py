@@ -21,6 +21,43 @@ def _all_tables(summary: Summary) -> dict[str, pl.DataFrame]:
     }
 
 
+# Every table a summary can hold: a file for one that this summary lacks is
+# stale (from an earlier run into the same directory) and is removed.
+KNOWN_TABLES = (
+    *("overview", "clients", "paths", "routes", "errors", "timeline", "status"),
+    *("user_agents", "referrers", "hosts", "lb", "agents", "countries", "networks"),
+    "rejects",
+)
+# Spreadsheets run a cell that starts like a formula; log text must not.
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _remove_stale(out: Path, present: set[str], ext: str) -> None:
+    for name in KNOWN_TABLES:
+        stale = out / f"{name}.{ext}"
+        if name not in present and stale.is_file() and not stale.is_symlink():
+            stale.unlink()
+
+
+def _inert(df: pl.DataFrame) -> pl.DataFrame:
+    """Text cells that a spreadsheet would run as a formula get a leading `'`."""
+    text = [c for c, t in df.schema.items() if t == pl.String]
+    return df.with_columns(
+        pl.when(_starts_any(c))
+        .then(pl.lit("'") + pl.col(c))
+        .otherwise(pl.col(c))
+        .alias(c)
+        for c in text
+    )
+
+
+def _starts_any(column: str) -> pl.Expr:
+    col = pl.col(column)
+    return pl.any_horizontal([col.str.starts_with(p) for p in _FORMULA]).fill_null(
+        False
+    )  # noqa: FBT003
+
+
 def _need_dir(options: ReportOptions, name: str) -> Path:
     if options.out is None:
         msg = f"--to {name} writes one file per table: give a directory with -o DIR"
@@ -39,8 +76,10 @@ class CsvReporter:
     def write(self, summary: Summary, options: ReportOptions) -> None:
         """Write `summary`."""
         out = _need_dir(options, self.name)
-        for table, df in _all_tables(summary).items():
-            atomic_write(out / f"{table}.csv", df.write_csv)
+        tables = _all_tables(summary)
+        _remove_stale(out, set(tables), "csv")
+        for table, df in tables.items():
+            atomic_write(out / f"{table}.csv", _inert(df).write_csv)
 
 
 class ParquetReporter:
@@ -51,5 +90,7 @@ class ParquetReporter:
     def write(self, summary: Summary, options: ReportOptions) -> None:
         """Write `summary`."""
         out = _need_dir(options, self.name)
-        for table, df in _all_tables(summary).items():
+        tables = _all_tables(summary)
+        _remove_stale(out, set(tables), "parquet")
+        for table, df in tables.items():
             atomic_write(out / f"{table}.parquet", df.write_parquet)

@@ -199,6 +199,9 @@ _DROP_ORDER = (
     "request_time_p50",
     "forwarded_by_untrusted",
     "direct",
+    "without_client_address",
+    "via_header",
+    "via_proxy_protocol",
     "clients",
     "errors_4xx",
     "bytes",
@@ -249,7 +252,11 @@ def _binned(values: list[int], width: int) -> list[int]:
     if len(values) <= width:
         return values
     size = -(-len(values) // width)
-    return [sum(values[i : i + size]) for i in range(0, len(values), size)]
+    out = [sum(values[i : i + size]) for i in range(0, len(values), size)]
+    short = len(values) % size
+    if short:  # the last bar holds fewer points: scale it, or it dips falsely
+        out[-1] = round(out[-1] * size / short)
+    return out
 
 
 def _duration(seconds: int) -> str:
@@ -342,7 +349,7 @@ class TerminalReporter:
                 for line in sparklines(df, summary.interval, console.width):
                     console.print(line, no_wrap=True, crop=True)
                 continue
-            if name == "status":
+            if name == "status" and df.height:
                 for line in status_lines(df, console.width):
                     console.print(line, no_wrap=True, crop=True)
                 continue

@@ -32,13 +32,13 @@ from pplog.reports.breakdowns import (
 )
 from pplog.reports.enriched import (
     AGENT_CLASS,
-    HEALTH_CHECK,
     agents,
     distinct_clients,
+    health_checks,
     per_agent,
     with_geo,
-    without_health_checks,
 )
+from pplog.reports.overview import checked_ranges
 from pplog.reports.timeline import choose_interval, fill_gaps, timeline
 from pplog.schema import CLIENT_IP, HTTP_REFERER, HTTP_USER_AGENT, PATH, REJECT_REASON
 
@@ -57,6 +57,7 @@ class TableSet:
     escape: str = "default"
     policy: ProxyPolicy | None = None
     geoip_skip_special: bool = True
+    keep_health_checks: bool = False
 
 
 @dataclass
@@ -98,7 +99,10 @@ def build_tables(
     ok = selected.filter(pl.col(REJECT_REASON).is_null())
     columns = ok.collect_schema().names()
     # health checkers are shown on their own, not counted as clients
-    visitors = without_health_checks(ok, classes)
+    checks, health_count = health_checks(ok, classes, checked_ranges(settings.policy))
+    if settings.keep_health_checks:  # a drilldown hides nothing it was asked for
+        checks, health_count = pl.lit(False), 0  # noqa: FBT003
+    visitors = ok.filter(~checks)
     key, by_key = PATH, ok
     if settings.by == "route":
         key, by_key = ROUTE, _with_routes(ok, settings)
@@ -151,8 +155,6 @@ def build_tables(
                 .select(HTTP_USER_AGENT, AGENT_CLASS, "requests", "bytes")
             )
         done["agents"] = agents(done.pop("_per_agent"), classes)
-        health = done["agents"].filter(pl.col(AGENT_CLASS) == HEALTH_CHECK)
-        health_count = int(health.get_column("requests").sum()) if health.height else 0
         ov = ov.with_columns(
             done.pop("_clients").get_column("clients").alias("clients"),
             pl.lit(health_count, pl.UInt64).alias("health_checks"),

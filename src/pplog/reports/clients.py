@@ -49,7 +49,9 @@ def details(lf: pl.LazyFrame, table: pl.DataFrame) -> list[pl.LazyFrame]:
             .agg(pl.len().alias("_n"))
             .group_by(CLIENT_IP)
             .agg(
-                ua.sort_by(["_n", HTTP_USER_AGENT], descending=[True, False])
+                ua.sort_by(
+                    ["_n", HTTP_USER_AGENT], descending=[True, False], nulls_last=True
+                )
                 .first()
                 .alias("top_user_agent")
             )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import polars as pl
 
+from pplog._ipaddr import Network
 from pplog.enrich.agents import BOT_CLASSES, agent_class
 from pplog.enrich.geo import GeoDatabases, geo_table
 from pplog.reports._columns import bytes_column, key_hash
+from pplog.reports.overview import private_or_trusted
 from pplog.schema import CLIENT_IP, HTTP_USER_AGENT
 
 AGENT_CLASS = "agent_class"
@@ -48,13 +50,32 @@ def bot_rows(classes: pl.DataFrame | None) -> pl.Expr:
     return bot
 
 
-def without_health_checks(
-    lf: pl.LazyFrame, classes: pl.DataFrame | None
-) -> pl.LazyFrame:
-    """Requests that count towards clients: health checkers are not visitors."""
+def health_checks(
+    lf: pl.LazyFrame, classes: pl.DataFrame | None, ranges: tuple[Network, ...]
+) -> tuple[pl.Expr, int]:
+    """Which requests are health checks, and how many there are.
+
+    A health checker's user agent is easy to send, so the user agent alone
+    does not hide a client: the request must also come from no client
+    address (a balancer check without PROXY header), or from a private or
+    trusted one (the balancer's own nodes). Anything else stays a client.
+    The distinct addresses behind health-checker user agents are few; they
+    are looked at once, and rows are matched with a literal set.
+    """
     if classes is None:
-        return lf
-    return lf.filter(~_agents_in(classes, (HEALTH_CHECK,)))
+        return pl.lit(False), 0  # noqa: FBT003
+    claims = _agents_in(classes, (HEALTH_CHECK,))
+    per_ip = (
+        lf.filter(claims)
+        .group_by(CLIENT_IP)
+        .agg(pl.len().alias("_n"))
+        .collect(engine="streaming")
+    )
+    hidden = per_ip.filter(pl.col(CLIENT_IP).is_null() | private_or_trusted(ranges))
+    ips = hidden.get_column(CLIENT_IP).drop_nulls()
+    ip = pl.col(CLIENT_IP)
+    rows = claims & (ip.is_null() | ip.is_in(ips.implode()))
+    return rows, int(hidden.get_column("_n").sum() or 0)
 
 
 def per_agent(lf: pl.LazyFrame) -> pl.LazyFrame:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -20,7 +20,7 @@ from pplog._unescape import unescape
 from pplog.errors import OptionError
 from pplog.schema import CLIENT_IP, PATH, STATUS, TIME
 
-_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*(?:ago)?\s*$", re.I)
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*(?:ago)?\s*$")
 _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _STATUS = re.compile(r"^([1-5])xx$|^(\d{3})$|^(\d{3})-(\d{3})$", re.I)
 _TIME_FORMATS = (
@@ -44,11 +44,24 @@ def parse_time(text: str | datetime, *, now: datetime | None = None) -> datetime
     """
     if isinstance(text, datetime):
         return text.replace(tzinfo=UTC) if text.tzinfo is None else text.astimezone(UTC)
+    if not isinstance(text, str) or not text.strip():
+        msg = f"a time must be text such as 2026-11-27T08:00:00Z or 1h, not {text!r}"
+        raise OptionError(msg)
+    try:
+        return _parse_time(text, now)
+    except (OverflowError, ValueError):
+        msg = f"the time `{text}` is out of range"
+        raise OptionError(msg) from None
+
+
+def _parse_time(text: str, now: datetime | None) -> datetime:
     relative = _RELATIVE.match(text)
     if relative:
-        seconds = float(relative.group(1)) * _UNITS[relative.group(2).lower()]
+        seconds = float(relative.group(1)) * _UNITS[relative.group(2)]
         return (now or datetime.now(UTC)).astimezone(UTC) - timedelta(seconds=seconds)
     value = text.strip()
+    # the form pplog prints (`2026-11-20 00:01:00 UTC`) and a lowercase z
+    value = re.sub(r"(?i)\s*(?:utc|z)$", "+00:00", value)
     try:
         parsed = datetime.fromisoformat(value.replace(" ", "T", 1))
     except ValueError:
@@ -105,10 +118,10 @@ def _check_regex(pattern: str) -> str:
     try:
         pl.select(pl.lit("").str.contains(pattern)).item()
     except pl.exceptions.ComputeError as exc:
-        first = str(exc).strip().splitlines()
-        detail = next(
-            (x.strip() for x in first if "error:" in x), first[-1] if first else ""
-        )
+        lines = [x.strip() for x in str(exc).strip().splitlines() if x.strip()]
+        # the last `error:` line says what is wrong (look-around, an unclosed group)
+        detail = next((x for x in reversed(lines) if x.startswith("error:")), "")
+        detail = detail.removeprefix("error:").strip() or (lines[-1] if lines else "")
         msg = f"--path `{pattern}` is not a valid regular expression: {detail}"
         raise OptionError(msg) from None
     return pattern
@@ -137,6 +150,9 @@ class Filters:
     client: tuple[Network, ...] = ()
     path: tuple[str, ...] = ()
     labels: tuple[str, ...] = field(default=(), compare=False)
+    client_texts: tuple[str, ...] = field(default=(), compare=False)
+    # the matching distinct client addresses, once `bind` has looked
+    client_set: tuple[str, ...] | None = field(default=None, compare=False)
 
     @classmethod
     def parse(
@@ -159,21 +175,39 @@ class Filters:
                 f"--until ({end:%Y-%m-%d %H:%M:%S})"
             )
             raise OptionError(msg)
-        statuses = parse_status(_many(status))
-        clients = parse_networks(_many(client))
-        paths = tuple(_check_regex(p) for p in _many(path))
+        statuses = parse_status(_many(status, "--status"))
+        client_texts = _many(client, "--client")
+        clients = parse_networks(client_texts)
+        paths = tuple(_check_regex(p) for p in _many(path, "--path"))
         labels = []
         if start is not None:
             labels.append(f"since {start:%Y-%m-%d %H:%M:%S} UTC")
         if end is not None:
             labels.append(f"until {end:%Y-%m-%d %H:%M:%S} UTC")
         if statuses:
-            labels.append("status " + ",".join(_many(status)))
+            labels.append("status " + ",".join(_many(status, "--status")))
         if clients:
             labels.append("client " + ",".join(n.text for n in clients))
         if paths:
             labels.append("path ~ " + " | ".join(paths))
-        return cls(start, end, statuses, clients, paths, tuple(labels))
+        return cls(
+            start, end, statuses, clients, paths, tuple(labels), tuple(client_texts)
+        )
+
+    def bind(self, lf: pl.LazyFrame) -> Filters:
+        """These filters with the client ranges resolved against `lf`'s clients.
+
+        Parsing each distinct address once and filtering on the literal set
+        costs one pass over the distinct clients, however many ranges.
+        """
+        if not self.client:
+            return self
+        found = (
+            lf.select(pl.col(CLIENT_IP).unique())
+            .collect(engine="streaming")
+            .get_column(CLIENT_IP)
+        )
+        return replace(self, client_set=matching_clients(found, self))
 
     def __bool__(self) -> bool:
         return bool(self.since or self.until or self.status or self.client or self.path)
@@ -190,7 +224,13 @@ class Filters:
             tests.append(
                 pl.any_horizontal([status.is_between(lo, hi) for lo, hi in self.status])
             )
-        if self.client:
+        if self.client and self.client_set is not None:
+            tests.append(
+                pl.col(CLIENT_IP).is_in(
+                    pl.Series(self.client_set, dtype=pl.String).implode()
+                )
+            )
+        elif self.client:
             tests.append(in_networks(addr_info(pl.col(CLIENT_IP)), self.client))
         if self.path:
             path = pl.col(PATH)
@@ -206,9 +246,27 @@ class Filters:
         return pl.all_horizontal(tests).fill_null(False)  # noqa: FBT003
 
 
-def _many(value: str | Sequence[str] | None) -> list[str]:
+def matching_clients(addresses: pl.Series, filters: Filters) -> tuple[str, ...]:
+    """Which of the distinct `addresses` the client filter selects.
+
+    Each address is parsed once, as nginx reads it; an address written
+    exactly as given (``::ffff:203.0.113.9``) matches too.
+    """
+    frame = pl.DataFrame({CLIENT_IP: addresses.drop_nulls().unique()})
+    hit = frame.filter(
+        in_networks(addr_info(pl.col(CLIENT_IP)), filters.client)
+        | pl.col(CLIENT_IP).is_in(list(filters.client_texts))
+    )
+    return tuple(hit.get_column(CLIENT_IP).to_list())
+
+
+def _many(value: str | Sequence[str] | None, what: str = "a filter") -> list[str]:
+    """The values of a filter option; an empty value is an error, not "all"."""
     if value is None:
         return []
-    if isinstance(value, str):
-        return [value]
-    return [v for v in value if v]
+    values = [value] if isinstance(value, str | int) else list(value)
+    out = [str(v).strip() for v in values]
+    if any(not v for v in out):
+        msg = f"{what} got an empty value; leave the option out to keep every request"
+        raise OptionError(msg)
+    return out

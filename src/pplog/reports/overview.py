@@ -43,8 +43,7 @@ def overview(lf: pl.LazyFrame, policy: ProxyPolicy | None = None) -> pl.LazyFram
         pl.len().cast(pl.UInt64).alias("lines"),
         pl.col(REJECT_REASON).is_not_null().sum().cast(pl.UInt64).alias("rejected"),
     )
-    trusted = list((policy or ProxyPolicy()).trusted or ())
-    ranges = parse_networks((*trusted, *DEFAULT_TRUSTED))
+    ranges = checked_ranges(policy)
     exprs += [
         pl.col(CLIENT_IP)
         .is_null()
@@ -92,40 +91,41 @@ _V6_PRIVATE = (
 )
 
 
-def _private_or_trusted(lf: pl.LazyFrame, ranges: tuple[Network, ...]) -> pl.LazyFrame:
-    """Count requests whose `client_ip` is private or in a trusted range.
+def private_or_trusted(ranges: tuple[Network, ...]) -> pl.Expr:
+    """True where `client_ip` is private or in a trusted range (False if null).
 
     `client_ip` is already nginx's rendering, so IPv4 converts to an integer
     with plain string expressions and each range is one mask test; IPv6 is
     tested against the standard private prefixes. No per-address parsing.
     """
     ip = pl.col(CLIENT_IP)
-    octets = pl.col("_oct")
-    v4 = pl.col("_v4")
+    octets = pl.when(ip.str.contains(_V4_STRICT)).then(ip.str.split("."))
+    v4 = (
+        octets.list.get(0, null_on_oob=True).cast(pl.UInt32) * (1 << 24)
+        + octets.list.get(1, null_on_oob=True).cast(pl.UInt32) * (1 << 16)
+        + octets.list.get(2, null_on_oob=True).cast(pl.UInt32) * (1 << 8)
+        + octets.list.get(3, null_on_oob=True).cast(pl.UInt32)
+    )
     tests = [(v4 & net.v4[1]) == net.v4[0] for net in ranges if net.v4 is not None]
     if any(net.unix for net in ranges):
         tests.append(ip == "unix:")
     tests.append(ip.str.contains(_V6_PRIVATE))
-    return (
-        lf.select(ip)
-        .with_columns(
-            pl.when(ip.str.contains(_V4_STRICT)).then(ip.str.split(".")).alias("_oct")
-        )
-        .with_columns(
-            (
-                octets.list.get(0, null_on_oob=True).cast(pl.UInt32) * (1 << 24)
-                + octets.list.get(1, null_on_oob=True).cast(pl.UInt32) * (1 << 16)
-                + octets.list.get(2, null_on_oob=True).cast(pl.UInt32) * (1 << 8)
-                + octets.list.get(3, null_on_oob=True).cast(pl.UInt32)
-            ).alias("_v4")
-        )
-        .select(
-            pl.any_horizontal(tests)
-            .fill_null(False)  # noqa: FBT003
-            .sum()
-            .cast(pl.UInt64)
-            .alias("client_private_or_trusted")
-        )
+    return pl.any_horizontal(tests).fill_null(False)  # noqa: FBT003
+
+
+def checked_ranges(policy: ProxyPolicy | None) -> tuple[Network, ...]:
+    """The trusted ranges plus the private ones: addresses that are no client."""
+    trusted = list((policy or ProxyPolicy()).trusted or ())
+    return parse_networks((*trusted, *DEFAULT_TRUSTED))
+
+
+def _private_or_trusted(lf: pl.LazyFrame, ranges: tuple[Network, ...]) -> pl.LazyFrame:
+    """Count requests whose `client_ip` is private or in a trusted range."""
+    return lf.select(
+        private_or_trusted(ranges)
+        .sum()
+        .cast(pl.UInt64)
+        .alias("client_private_or_trusted")
     )
 
 

@@ -23,13 +23,23 @@ from pplog.enrich.geo import (
 from pplog.enrich.routes import parse_rules
 from pplog.errors import OptionError, ReportError
 from pplog.parse import parse
-from pplog.pipeline import LogScan, PathArg, open_log
+from pplog.pipeline import LogScan, PathArg, open_log, resolve_policy
 from pplog.reports._spool import spooled, with_report_columns, write_rejects
 from pplog.reports._tables import TableSet, build_tables
 from pplog.reports.enriched import agent_classes, bot_rows
 from pplog.reports.filters import Filters
 from pplog.reports.overview import overview, rejects_by_reason
-from pplog.schema import LINE, RAW, REJECT_REASON, SOURCE
+from pplog.reports.timeline import interval_seconds
+from pplog.schema import (
+    CLIENT_IP,
+    LINE,
+    PATH,
+    RAW,
+    REJECT_REASON,
+    SOURCE,
+    STATUS,
+    TIME,
+)
 
 if TYPE_CHECKING:
     from pplog.formats import LogFormat
@@ -217,6 +227,12 @@ def summarize(
     filters = Filters.parse(
         since=since, until=until, status=status, client=client, path=path
     )
+    if interval is not None:
+        interval_seconds(interval)  # a bad interval fails before any reading
+    if isinstance(routes, str):
+        routes = [routes]
+    if routes and by == "path":
+        by = "route"  # a route rule asks for routes
     rules = parse_rules(list(routes)) if by == "route" else ()
     scan: LogScan | None = None
     dataset = _dataset_dir(source)
@@ -227,12 +243,7 @@ def summarize(
             dataset, since=filters.since, until=filters.until, include_rejects=True
         )
     if isinstance(source, pl.DataFrame | pl.LazyFrame):
-        lf = source.lazy()
-        if REJECT_REASON not in lf.collect_schema().names():
-            lf = lf.with_columns(
-                pl.lit(None, pl.String).alias(REJECT_REASON),
-                pl.lit(None, pl.String).alias(RAW),
-            )
+        lf = _as_rows(source.lazy())
     else:
         scan = open_log(
             source,
@@ -258,7 +269,9 @@ def summarize(
             lf = spooled(lf, Path(spool), with_offset=with_offset)
         if scan is not None:
             lf = attribute(lf, scan.policy, eager_decisions=True)
+        _check_filters(filters, lf.collect_schema().names())
         lf = with_report_columns(lf)
+        filters = filters.bind(lf)
         classes = agent_classes(lf)
         # what the tables look at: the filters' requests, bots left out if asked
         keep = filters.expr(escape)
@@ -276,8 +289,16 @@ def summarize(
             by=by,
             rules=rules,
             escape=escape,
-            policy=scan.policy if scan else None,
+            policy=scan.policy
+            if scan
+            else resolve_policy(
+                policy,
+                trusted=trusted,
+                real_ip_header=real_ip_header,
+                recursive=recursive,
+            ),
             geoip_skip_special=geoip_skip_special,
+            keep_health_checks=bool(filters.client),
         )
         if dbs is not None:
             with dbs:
@@ -293,6 +314,60 @@ def summarize(
             summary.format, summary.sources = "dataset", [str(dataset)]
         summary.filters = filters.labels + (("bots left out",) if exclude_bots else ())
         return summary
+
+
+def _as_rows(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """A frame from the user, in the shape the tables expect.
+
+    `reject_reason` and `raw` are added when missing, and `time` becomes UTC
+    microseconds (a naive time is taken as UTC).
+    """
+    schema = lf.collect_schema()
+    if REJECT_REASON not in schema.names():
+        lf = lf.with_columns(
+            pl.lit(None, pl.String).alias(REJECT_REASON),
+            pl.lit(None, pl.String).alias(RAW),
+        )
+    dtype = schema.get(TIME)
+    if isinstance(dtype, pl.Datetime) and dtype != pl.Datetime("us", "UTC"):
+        time = pl.col(TIME)
+        time = (
+            time.dt.replace_time_zone("UTC")
+            if dtype.time_zone is None
+            else time.dt.convert_time_zone("UTC")
+        )
+        lf = lf.with_columns(time.dt.cast_time_unit("us").alias(TIME))
+    elif dtype is not None and not isinstance(dtype, pl.Datetime):
+        msg = f"the frame's `time` column is {dtype}, not a datetime"
+        raise OptionError(msg)
+    return lf
+
+
+def _check_filters(filters: Filters, logged: list[str]) -> None:
+    """Refuse filters on what the format does not log: they would match nothing."""
+    needs = (
+        (
+            filters.since or filters.until,
+            TIME,
+            "--since/--until need a time in the "
+            "log format ($time_local, $time_iso8601 or $msec)",
+        ),
+        (filters.status, STATUS, "--status needs $status in the log format"),
+        (
+            filters.path,
+            PATH,
+            "--path needs $request, $request_uri or $uri in the log format",
+        ),
+        (
+            filters.client,
+            CLIENT_IP,
+            "--client needs a client address in the log "
+            "format ($remote_addr, $proxy_protocol_addr, ...)",
+        ),
+    )
+    for wanted, column, message in needs:
+        if wanted and column not in logged:
+            raise OptionError(message)
 
 
 def _dataset_dir(source: object) -> Path | None:

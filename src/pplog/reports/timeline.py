@@ -14,12 +14,23 @@ from pplog.schema import STATUS, TIME, TIME_DTYPE
 COLUMNS = ("time", "requests", "errors_4xx", "errors_5xx", "bytes")
 
 # Candidate intervals, smallest first, as polars durations.
-INTERVALS = ("1s", "10s", "30s", "1m", "5m", "15m", "1h", "6h", "1d", "1w")
+INTERVALS = (
+    *("1s", "10s", "30s", "1m", "5m", "15m", "1h", "6h", "1d", "1w"),
+    *("1mo", "3mo", "1y", "10y", "100y"),
+)
 TARGET_POINTS = 120  # the automatic choice keeps at most this many points
 MAX_POINTS = 100_000  # a user-chosen interval may not make more than this
 
-_DURATION = re.compile(r"^(\d+)(s|m|h|d|w)$")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"^(\d+)(mo|s|m|h|d|w|y)$")
+_SECONDS = {
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 7 * 86400,
+    "mo": 30 * 86400,  # calendar months in polars; 30 days for counting points
+    "y": 365 * 86400,
+}
 
 
 def interval_seconds(interval: str) -> int:
@@ -28,9 +39,15 @@ def interval_seconds(interval: str) -> int:
     >>> interval_seconds("15m")
     900
     """
+    if not isinstance(interval, str):
+        msg = f"--interval must be a duration like 5m or 1h, not {interval!r}"
+        raise OptionError(msg)
     m = _DURATION.match(interval.strip())
     if not m or int(m.group(1)) == 0:
-        msg = f"--interval `{interval}` is not a duration like 30s, 5m, 1h, 1d or 1w"
+        msg = (
+            f"--interval `{interval}` is not a duration like 30s, 5m, 1h, 1d, 1w, "
+            "1mo or 1y"
+        )
         raise OptionError(msg)
     return int(m.group(1)) * _SECONDS[m.group(2)]
 
