@@ -346,6 +346,22 @@ def read_log(
 ) -> pl.DataFrame:
     """Read access logs into a DataFrame; the eager form of `scan_log`.
 
+    Parameters
+    ----------
+    source, format, log_format, nginx_conf, log_format_name
+        What to read and how it is laid out, as for `scan_log`.
+    trusted, real_ip_header, recursive, policy
+        Who to believe about client addresses, as for `scan_log`.
+    geoip
+        MaxMind DB files: adds `country`, `city`, `asn` and `as_org`.
+    include_rejects
+        Keep lines that did not parse, with `reject_reason` and `raw` set.
+
+    Returns
+    -------
+    polars.DataFrame
+        The rows, read with the streaming engine (memory follows the result).
+
     Examples
     --------
     >>> import pplog
