@@ -15,6 +15,14 @@ Formats (the exact nginx ``log_format`` strings are in ``LOG_FORMATS``):
 * ``main``     -- nginx behind an ALB: ``$remote_addr`` is the ALB node
   (10.0.x.x) and the client is in ``$http_x_forwarded_for`` chains; scanners
   hitting the instance directly show up with their own address and XFF ``-``.
+* ``timed``    -- ``main`` plus `` $request_time "$upstream_response_time"``:
+  the same lines as ``main`` for the same seed, each with two timing fields
+  appended (see ``_timings``). nginx serves ``/health``, ``/static/``, the
+  favicon, robots.txt, 304s and its own error pages itself (upstream ``-``)
+  and proxies the rest to the application: per-route lognormal latencies
+  (``/search`` and order listing slowest), 500s slower, 502s fast and often
+  with two tries, 504s at the 60 s ``proxy_read_timeout``, and a few retried
+  requests (``"0.050, 0.120"``).
 
 Client addresses come only from documentation ranges (192.0.2.0/24,
 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32); LB/proxy nodes are 10.0.x.x.
@@ -60,8 +68,13 @@ LOG_FORMATS = {
     '$body_bytes_sent "$http_referer" "$http_user_agent" "$http_x_forwarded_for"',
     "elb_log": '$proxy_protocol_addr - $remote_user [$time_local] "$request" '
     '$status $body_bytes_sent "$http_referer" "$http_user_agent"',
+    "timed": '$remote_addr - $remote_user [$time_local] "$request" $status '
+    '$body_bytes_sent "$http_referer" "$http_user_agent" "$http_x_forwarded_for" '
+    '$request_time "$upstream_response_time"',
 }
 FORMATS = tuple(LOG_FORMATS)
+# formats that are another format's lines with fields appended
+_BASE_FORMAT = {"timed": "main"}
 
 DEFAULT_START = "2026-11-20T00:00:00+00:00"
 DEFAULT_RATE = 25.0  # mean lines per second over a day
@@ -556,6 +569,111 @@ def _pool(rng: random.Random, fn) -> list[str]:
 
 
 # ---------------------------------------------------------------------------
+# timings (format `timed`): ' $request_time "$upstream_response_time"'
+# ---------------------------------------------------------------------------
+# The site: nginx answers /health itself, serves static files, 304s and its own
+# error pages (upstream "-"), and proxies everything else to two application
+# servers (`proxy_next_upstream error`: a refused connection is retried on the
+# other server, a timeout is not; `proxy_read_timeout 60s`).
+STATIC_PREFIXES = ("/static/", "/favicon.ico", "/robots.txt")
+# application time per route, (median seconds, lognormal sigma); first match wins
+ROUTE_LATENCY: list[tuple[str, str, float, float]] = [  # (method, prefix, ...)
+    ("*", "/api/v1/status", 0.002, 0.3),
+    ("OPTIONS", "/", 0.001, 0.3),
+    ("POST", "/api/v1/orders", 0.180, 0.5),
+    ("GET", "/api/v1/orders/", 0.035, 0.5),
+    ("*", "/api/v1/orders/", 0.060, 0.5),  # DELETE
+    ("GET", "/api/v1/orders", 0.120, 0.7),  # the order list: a slow query
+    ("GET", "/api/v1/users/", 0.018, 0.5),
+    ("*", "/api/v1/users/", 0.045, 0.5),  # PUT
+    ("*", "/api/v1/cart", 0.030, 0.5),
+    ("*", "/search", 0.210, 0.75),  # full-text search: the slowest route
+    ("POST", "/login", 0.320, 0.2),  # password hashing
+    ("*", "/sitemap.xml", 0.450, 0.3),  # generated on the fly
+    ("*", "/products/", 0.060, 0.6),
+    ("*", "/account", 0.012, 0.4),
+    ("*", "/", 0.030, 0.5),  # other pages
+]
+PROXY_READ_TIMEOUT = 60.0
+RETRY_SHARE = 0.004  # proxied requests whose first try failed and were retried
+STALL_SHARE = 0.005  # proxied requests 5-20x slower than usual (locks, GC)
+# nginx's own 3xx/4xx pages (rewrites, denied locations, bad requests)
+_NGINX_PAGES = {(st, sz) for st, sz in NGINX_PAGE.items() if st < 500}
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds:.3f}"
+
+
+def _route_latency(method: str, path: str) -> tuple[float, float]:
+    """(median, sigma) of the first `ROUTE_LATENCY` entry that matches."""
+    for m, prefix, median, sigma in ROUTE_LATENCY:
+        if (m == "*" or m == method) and path.startswith(prefix):
+            return median, sigma
+    return ROUTE_LATENCY[-1][2:]
+
+
+def _app_time(trng: random.Random, method: str, path: str, status: int) -> float:
+    """Seconds the application took for a proxied request."""
+    median, sigma = _route_latency(method, path)
+    if status == 500:  # errors come late: timeouts inside the app, retries
+        median, sigma = 0.400, 0.9
+    elif 400 <= status < 500:  # rejected early (auth, validation, not found)
+        median *= 0.5
+    t = trng.lognormvariate(math.log(median), sigma)
+    if trng.random() < STALL_SHARE:
+        t *= trng.uniform(5, 20)
+    return t
+
+
+def _timing(trng: random.Random, line: str) -> str:
+    """' $request_time "$upstream_response_time"' for one `main` line."""
+    q = line.index('] "') + 3
+    e = line.index('"', q)  # inner quotes are escaped as \x22
+    request = line[q:e].split(" ")
+    status = int(line[e + 2 : e + 5])
+    size = int(line[e + 6 : line.index(" ", e + 6)])
+    method = request[0]
+    path = request[1].split("?", 1)[0] if len(request) == 3 else ""
+    # sending the body to the client, at a median 8 MB/s
+    sending = size / trng.lognormvariate(math.log(8e6), 1.0)
+    if path == "/health":  # `return 200` in nginx.conf
+        return ' 0.000 "-"'
+    if (  # nginx writes the response itself: no upstream
+        not path.startswith("/")  # a request line nginx refused
+        or status in (304, 503)  # revalidated; rate-limited
+        or (status, size) in _NGINX_PAGES
+        or path.startswith(STATIC_PREFIXES)
+    ):
+        if status == 400 and size == 0:  # closed before sending a request line
+            return f' {_ms(trng.expovariate(1.0))} "-"'
+        return f' {_ms(sending + trng.random() * 0.001)} "-"'
+    if status == 504:  # the application did not answer in proxy_read_timeout
+        tries = [PROXY_READ_TIMEOUT + trng.random() * 0.004]
+    elif status == 502:  # connection refused (fast), or the app died mid-request
+        if trng.random() < 0.6:
+            tries = [trng.random() * 0.003, trng.random() * 0.003]
+        else:
+            tries = [trng.lognormvariate(math.log(0.5), 0.8)]
+    elif status == 499:  # the client gave up waiting
+        tries = [trng.lognormvariate(math.log(2.0), 0.8)]
+        sending = 0.0
+    else:
+        tries = [_app_time(trng, method, path, status)]
+        if trng.random() < RETRY_SHARE:  # first server failed, second answered
+            tries.insert(0, trng.lognormvariate(math.log(0.05), 0.5))
+    tries = [round(t, 3) for t in tries]
+    total = sum(tries) + sending + trng.random() * 0.002
+    return f' {_ms(total)} "{", ".join(_ms(t) for t in tries)}"'
+
+
+def _timings(lines: list[str], trng: random.Random) -> None:
+    """Append the `timed` fields to each `main` line, in place."""
+    for j, line in enumerate(lines):
+        lines[j] = line[:-1] + _timing(trng, line) + "\n"
+
+
+# ---------------------------------------------------------------------------
 # clients
 # ---------------------------------------------------------------------------
 _DB8 = 0x20010DB8 << 96
@@ -759,7 +877,7 @@ def _model(fmt: str, seed: int) -> _Model:
     ]
     users = ["-" if c.user == "-" else nginx_escape(c.user) for c in clients]
     m.c_pool = [pools[c.kind] for c in clients]
-    if fmt == "main":
+    if fmt == "main":  # and `timed`, which appends fields to `main`
         m.c_head = [f" - {u}" for u in users]
         xffs = [nginx_escape(c.xff or "-") for c in clients]
         m.c_tail = [f'{u} "{x}"' for u, x in zip(c_ua, xffs, strict=True)]
@@ -841,6 +959,9 @@ def _iter_chunks(fmt: str, seed: int, start: str, rate: float):
     if not rate > 0:
         msg = "rate must be positive"
         raise ValueError(msg)
+    # timings draw from their own stream: `timed` is `main` plus two fields
+    timed = random.Random(f"genlog-timing-{seed}") if fmt == "timed" else None
+    fmt = _BASE_FORMAT.get(fmt, fmt)
     m = _model(fmt, seed)
     c_pool, c_head, c_tail, c_kind = m.c_pool, m.c_head, m.c_tail, m.c_kind
     cum, burst_pools, v4 = m.cum, m.burst_pools, m.v4
@@ -1010,6 +1131,8 @@ def _iter_chunks(fmt: str, seed: int, start: str, rate: float):
                 f'"-" "{HEALTH_UA}"{xff_none}\n'
             )
 
+        if timed is not None:
+            _timings(lines, timed)
         line_no = end
         yield lines
 
