@@ -1,0 +1,696 @@
+"""`pplog ingest` against real rotation, real files and real processes.
+
+The deterministic scenarios of ingest-reliability.md §6: each test writes
+numbered requests (`/seq/000123`), rotates the way logrotate does, runs
+`python -m pplog ingest` as a subprocess, and checks with the oracle that the
+dataset holds every numbered request exactly once and that `pplog verify`
+passes. Kills at each step of the commit protocol and the randomized soak are
+in `test_ingest_faults.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingest_harness import (
+    LogWriter,
+    Rotator,
+    assert_clean,
+    assert_exactly_once,
+    combined,
+    data_tree,
+    dataset_frame,
+    gzip_file,
+    held_lock,
+    ingest,
+    ingest_library,
+    pplog,
+    records,
+    result_of,
+    seq_counts,
+    start_ingest,
+    wait_all,
+    wait_for_lock,
+)
+
+
+@pytest.fixture
+def writer(tmp_path: Path) -> Iterator[LogWriter]:
+    w = LogWriter(tmp_path / "logs", seed=7)
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def ds(tmp_path: Path) -> Path:
+    return tmp_path / "dataset"
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    """Assert a quiet success: exit 0 and nothing on stdout."""
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "", proc.stdout
+    return proc
+
+
+def one_error(proc: subprocess.CompletedProcess[str]) -> str:
+    """Assert exit 1 with exactly one `Error: ...` line; the line."""
+    assert proc.returncode == 1, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("Error: "), proc.stderr
+    return lines[0]
+
+
+def state_of(ds: Path) -> dict[str, Any]:
+    state: dict[str, Any] = json.loads((ds / "_pplog" / "state.json").read_bytes())
+    return state
+
+
+def summary_overview(ds: Path) -> dict[str, Any]:
+    proc = pplog("summarize", ds, "--to", "json")
+    assert proc.returncode == 0, proc.stderr
+    overview: dict[str, Any] = json.loads(proc.stdout)["overview"]
+    return overview
+
+
+# --- rotation ------------------------------------------------------------------
+
+
+def test_create_rotation_with_gzip_is_exactly_once(writer: LogWriter, ds: Path) -> None:
+    """§6 rows 1 and 4: rename+create with nginx writing on until USR1, then
+    two rotations without a run in between (.1 becomes .2.gz with its tail
+    unread), then a crontab-like check with `summarize` and `verify`."""
+    rot = Rotator(writer, keep=5, compress=True, delaycompress=True)
+    writer.write(40)
+    ok(ingest(writer, ds))
+    writer.write(10)
+    rot.create(reopen=False)
+    writer.write(5)  # nginx still writes to access.log.1 until it reopens
+    writer.reopen()
+    writer.write(7)
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+
+    writer.write(6)  # never read while in access.log: read from .2.gz below
+    rot.create()
+    writer.write(5)
+    rot.create()
+    assert sorted(p.name for p in writer.dir.iterdir()) == [
+        "access.log",
+        "access.log.1",
+        "access.log.2.gz",
+        "access.log.3.gz",
+    ]
+    writer.write(3)
+    ok(ingest(writer, ds))
+    counts = assert_exactly_once(ds, writer.expected)
+    frame = dataset_frame(ds)
+    from_gz = frame.filter(frame["source"].str.ends_with(".2.gz"))["seq"].to_list()
+    assert sorted(from_gz) == list(range(63, 69))  # the tail left unread before
+    gz_streams = [c for c in state_of(ds)["checkpoints"] if c["compressed"]]
+    assert gz_streams and all(c["done"] for c in gz_streams)  # never decompressed again
+    overview = summary_overview(ds)
+    assert overview["requests"] == len(counts) == 76
+    assert overview["rejected"] == 0
+
+
+def test_copytruncate_rotation_with_gzip_is_exactly_once(
+    writer: LogWriter, ds: Path
+) -> None:
+    """§6 row 2 without writes in the copy->truncate window: the copy
+    continues the stream from the old offset, the truncated file is new."""
+    rot = Rotator(writer, keep=5, compress=True, delaycompress=False)
+    writer.write(60)
+    ok(ingest(writer, ds))
+    writer.write(10)  # read from the copy, access.log.1.gz
+    rot.copytruncate()
+    writer.write(10)
+    ok(ingest(writer, ds))
+    writer.write(5)
+    rot.copytruncate()
+    writer.write(5)
+    rot.copytruncate()
+    writer.write(1)
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+    assert state_of(ds)["applied_commit"] == 3
+
+
+def test_copytruncate_loses_only_the_window(writer: LogWriter, ds: Path) -> None:
+    """Lines written between the copy and the truncate are gone from every
+    file (logrotate's documented gap); nothing else is missing or doubled."""
+    rot = Rotator(writer, compress=False)
+    writer.write(60)
+    ok(ingest(writer, ds))
+    writer.write(10)
+    rot.copy()
+    writer.lost.update(writer.write(4))  # in the window: truncated away
+    rot.truncate()
+    writer.write(10)
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+
+
+@pytest.mark.parametrize("lines", [3, 60], ids=["short-file", "over-4KiB"])
+def test_run_inside_copytruncate_window(
+    writer: LogWriter, ds: Path, lines: int
+) -> None:
+    """A run between the copy and the truncate sees the same content twice
+    (access.log and access.log.1); it is one stream, read once, also when
+    the file is shorter than the 4 KiB fingerprint."""
+    rot = Rotator(writer, compress=False)
+    writer.write(lines)
+    ok(ingest(writer, ds))
+    writer.write(3)
+    rot.copy()
+    ok(ingest(writer, ds))
+    rot.truncate()
+    writer.write(2)
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+
+
+def test_truncate_and_regrow_is_a_new_generation(writer: LogWriter, ds: Path) -> None:
+    """§6 row 3: truncated and regrown past the old offset with the same first
+    4 KiB while no run watched: the marker before the offset no longer
+    verifies, so the file is read again from 0 as a new stream."""
+    header = "".join(
+        combined(0, agent=f"header-{i:03d}").replace("/seq/000000", f"/h/{i:03d}")
+        + "\n"
+        for i in range(50)
+    ).encode()
+    assert len(header) > 4096
+    writer.write_raw(header)
+    writer.write(10)
+    ok(ingest(writer, ds))
+    os.truncate(writer.live, 0)
+    writer.write_raw(header)  # the same head, then other lines
+    writer.write(40)
+    proc = ok(ingest(writer, ds))
+    assert "truncated or rewritten" in proc.stderr
+    assert_exactly_once(ds, writer.expected)
+    frame = dataset_frame(ds)
+    assert frame["seq"].null_count() == 2 * 50  # the header, once per generation
+    assert frame["stream_id"].n_unique() == 2
+
+
+def test_new_file_at_a_reused_path_is_read_from_zero(
+    writer: LogWriter, ds: Path
+) -> None:
+    """§6 row 15: a file deleted and a new one created at the same path
+    (often with the same inode) is a new stream: identity is content."""
+    writer.write(20)
+    ok(ingest(writer, ds))
+    inode = writer.live.stat().st_ino
+    writer.close()
+    writer.live.unlink()
+    writer.reopen()
+    writer.write(30)
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+    cps = state_of(ds)["checkpoints"]
+    assert sorted(c["status"] for c in cps) == ["active", "gone"], inode
+
+
+def test_truncated_gz_alone_waits_then_is_read_once(
+    writer: LogWriter, ds: Path
+) -> None:
+    """§6 row 5 alone: a .gz cut short (logrotate mid-compression, its plain
+    file gone) is not committed; once complete it is read exactly once."""
+    writer.write(300)
+    writer.close()
+    rotated = writer.live.with_name("access.log.2")
+    writer.live.replace(rotated)
+    gz = rotated.with_name("access.log.2.gz")
+    gzip_file(rotated, gz)
+    full = gz.read_bytes()
+    gz.write_bytes(full[: len(full) // 2])
+    proc = ok(ingest(writer, ds))
+    assert "access.log.2.gz" in proc.stderr  # a warning: it waits
+    assert records(ds) == []  # not even a checkpoint for it
+    gz.write_bytes(full)
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+
+
+def test_truncated_gz_next_to_its_plain_file(writer: LogWriter, ds: Path) -> None:
+    """§6 row 5 with the plain file still there: the plain file is read, the
+    partial .gz is the same content and is left out; when compression ends
+    nothing is read twice."""
+    rot = Rotator(writer, compress=False)
+    writer.write(80)
+    ok(ingest(writer, ds))
+    writer.write(20)
+    rot.create()
+    rot.create()  # access.log.2 holds 20 unread lines
+    plain = writer.live.with_name("access.log.2")
+    gz = plain.with_name("access.log.2.gz")
+    gzip_file(plain, gz, keep_bytes=300)
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+    gzip_file(plain, gz)
+    writer.write(5)
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+
+
+# --- partial lines -------------------------------------------------------------
+
+
+def test_live_partial_line_waits_for_its_newline(writer: LogWriter, ds: Path) -> None:
+    """§6 row 6: the live file's half-written last line is not read, even with
+    --final-grace 0; once finished it is read once, whole."""
+    writer.write(10)
+    size = writer.live.stat().st_size
+    partial = writer.start_partial()
+    ok(ingest(writer, ds))
+    assert set(seq_counts(ds)) == set(range(1, 11))
+    (cp,) = state_of(ds)["checkpoints"]
+    assert cp["offset"] == size  # the start of the unfinished line
+    writer.finish_partial()
+    writer.write(2)
+    ok(ingest(writer, ds))
+    counts = assert_exactly_once(ds, writer.expected)
+    assert counts[partial] == 1
+    assert dataset_frame(ds)["reject_reason"].null_count() == 13  # all rows
+
+
+def test_rotated_partial_line_is_finalised_once(writer: LogWriter, ds: Path) -> None:
+    """§6 row 7: a rotated file whose last line never got its newline waits
+    for --final-grace, is then taken once (a reject: half a line), and is not
+    taken again when the file is compressed."""
+    rot = Rotator(writer, keep=5, delaycompress=True)
+    writer.write(10)
+    writer.start_partial()
+    writer.abandon_partial()  # nginx died mid-line; the next line starts anew
+    rot.create()
+    writer.write(5)
+    ok(ingest(writer, ds, final_grace=900))
+    assert_exactly_once(ds, writer.expected)
+    assert dataset_frame(ds)["reject_reason"].null_count() == 15
+    ok(ingest(writer, ds, final_grace=0))
+    frame = dataset_frame(ds)
+    rejects = frame.filter(frame["reject_reason"].is_not_null())
+    assert rejects.height == 1
+    writer.write(2)
+    rot.create()  # .1 (with the finalised half line) becomes .2.gz
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+    frame = dataset_frame(ds)
+    assert frame.filter(frame["reject_reason"].is_not_null()).height == 1
+
+
+def test_partial_last_line_inside_a_complete_gz(writer: LogWriter, ds: Path) -> None:
+    """§6 row 7: a complete .gz ending without newline is finished: its last
+    line is read (here it is whole, so it is a row)."""
+    writer.write(20)
+    writer.close()
+    data = writer.live.read_bytes()
+    writer.live.unlink()
+    gz = writer.live.with_name("access.log.2.gz")
+    plain = gz.with_name("access.log.2")
+    plain.write_bytes(data[:-1])  # no final newline
+    gzip_file(plain, gz)
+    ok(ingest(writer, ds, final_grace=900))
+    assert_exactly_once(ds, writer.expected)
+    ok(ingest(writer, ds))
+    assert len(records(ds)) == 1
+
+
+def test_malformed_and_odd_lines_are_rejects_exactly_once(
+    writer: LogWriter, ds: Path
+) -> None:
+    """§6 row 16 (short): malformed, NUL, CRLF, empty, invalid UTF-8 and very
+    long lines become rows or rejects; byte ranges tile (verify); each
+    numbered line lands once, malformed ones among the rejects."""
+    writer.write(50, bad_share=0.3)
+    writer.write_raw(b"\n\n")
+    writer.write_raw((combined(9001) + "\r\n").encode())
+    writer.write_raw(b"\x00\x00\x00" + combined(9002).encode() + b"\n")
+    writer.write_raw(combined(9003).encode().replace(b"w/1", b"w\xff\xfe") + b"\n")
+    writer.write_raw(b"/seq/009004 " + b"x" * 100_000 + b"\n")
+    writer.write_raw(b"\x01\x02binary\x03 /seq/009005\n")
+    writer.write(10, bad_share=0.3)
+    ok(ingest(writer, ds))
+    expected = writer.expected | {9001, 9002, 9003, 9004, 9005}
+    assert_exactly_once(ds, expected)
+    frame = dataset_frame(ds)
+    rejected = set(frame.filter(frame["reject_reason"].is_not_null())["seq"])
+    assert writer.malformed <= rejected
+    assert writer.malformed
+    overview = summary_overview(ds)
+    assert overview["rejected"] >= len(writer.malformed) + 2
+
+
+# --- runs that find nothing, files that go away ---------------------------------
+
+
+def test_run_with_nothing_new_writes_no_commit(writer: LogWriter, ds: Path) -> None:
+    writer.write(30)
+    ok(ingest(writer, ds))
+    before = data_tree(ds), records(ds), (ds / "_pplog" / "state.json").read_bytes()
+    proc = ok(ingest(writer, ds, "-v"))
+    assert "nothing new" in proc.stderr
+    after = data_tree(ds), records(ds), (ds / "_pplog" / "state.json").read_bytes()
+    assert after == before
+    assert records(ds) == ["00000000000000000001.json"]
+
+
+def test_rotated_file_deleted_unread_is_reported(writer: LogWriter, ds: Path) -> None:
+    """§6 row 18: a rotation deleted before its tail was read: the run goes
+    on; the bytes a run saw but did not read (here a pending half line) are
+    warned about; lines no run ever saw are lost silently; nothing else is."""
+    writer.write(30)
+    writer.start_partial()
+    ok(ingest(writer, ds))
+    (cp,) = state_of(ds)["checkpoints"]
+    pending = cp["hint"]["size"] - cp["offset"]
+    assert pending > 0
+    writer.lost.add(writer.finish_partial())
+    writer.lost.update(writer.write(10))
+    Rotator(writer, compress=False).create()
+    writer.live.with_name("access.log.1").unlink()
+    writer.write(5)
+    proc = ok(ingest(writer, ds))
+    assert f"pplog: warning: {pending:,} bytes were rotated away" in proc.stderr
+    assert_exactly_once(ds, writer.expected)
+
+
+_DELETE_AFTER_DISCOVERY = """
+import os
+from pathlib import Path
+from pplog.batch import identity
+_discover = identity.discover
+def discover(patterns):
+    found = _discover(patterns)
+    for name in os.environ["PPLOG_TEST_DELETE"].split(":"):
+        Path(name).unlink()
+    return found
+identity.discover = discover
+"""
+
+_ROTATE_AFTER_DISCOVERY = """
+import os
+from pathlib import Path
+from pplog.batch import identity
+_discover = identity.discover
+def discover(patterns):
+    found = _discover(patterns)
+    live = Path(os.environ["PPLOG_TEST_LIVE"])
+    live.replace(live.with_name(live.name + ".1"))
+    live.write_bytes(os.environ["PPLOG_TEST_NEW"].encode())
+    return found
+identity.discover = discover
+"""
+
+
+def test_files_vanishing_during_a_run(
+    writer: LogWriter, ds: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A known file and a new one vanish between discovery and reading: the
+    run commits the rest and warns; later runs work (nothing half-recorded)."""
+    writer.write(20)
+    ok(ingest(writer, ds))
+    writer.write(5)
+    other = writer.dir / "other.log"
+    other.write_text("".join(combined(s) + "\n" for s in range(5000, 5100)))
+    monkeypatch.setenv("PPLOG_TEST_DELETE", f"{writer.live}:{other}")
+    proc = ingest_library([f"{writer.dir}/*.log*"], ds, setup=_DELETE_AFTER_DISCOVERY)
+    result = result_of(proc)
+    assert result["rows"] == 0
+    assert len(result["problems"]) == 2
+    writer.lost.update(range(21, 26))
+    writer.close()
+    writer.reopen()
+    writer.write(3)
+    ok(ingest(f"{writer.dir}/*.log*", ds))
+    assert_exactly_once(ds, writer.expected)
+
+
+def test_rotation_during_a_run(
+    writer: LogWriter, ds: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """logrotate renames the live file after the run found it and before it
+    read it: nothing is taken from the new file under the old stream, and
+    the next run reads both files exactly once."""
+    writer.write(100)
+    ok(ingest(writer, ds))
+    writer.write(20)
+    writer.close()
+    new = [combined(s) for s in range(1000, 1150)]
+    monkeypatch.setenv("PPLOG_TEST_LIVE", str(writer.live))
+    monkeypatch.setenv("PPLOG_TEST_NEW", "\n".join(new) + "\n")
+    proc = ingest_library([f"{writer.live}*"], ds, setup=_ROTATE_AFTER_DISCOVERY)
+    assert proc.returncode == 0, proc.stderr
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected | set(range(1000, 1150)))
+
+
+def test_same_content_under_several_paths_is_read_once(
+    writer: LogWriter, ds: Path
+) -> None:
+    """§6 row 19: a hard link and a symlink to the log are one file."""
+    writer.write(40)
+    os.link(writer.live, writer.dir / "access.log.hard")
+    (writer.dir / "access.log.sym").symlink_to(writer.live)
+    ok(ingest(writer, ds))
+    writer.write(5)
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+
+
+def test_tiny_file_that_grows(writer: LogWriter, ds: Path) -> None:
+    """§6 row 17: one short line first, then growth past the 4 KiB head."""
+    writer.write(1)
+    ok(ingest(writer, ds))
+    assert state_of(ds)["checkpoints"][0]["head_len"] < 200
+    writer.write(2)
+    ok(ingest(writer, ds))
+    writer.write(60)
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+    assert state_of(ds)["checkpoints"][0]["head_len"] == 4096
+
+
+# --- overlapping runs ----------------------------------------------------------
+
+
+def test_run_while_the_lock_is_held_exits_at_once(writer: LogWriter, ds: Path) -> None:
+    """§6 row 10: another run holds the lock: exit 0 quickly, write nothing."""
+    writer.write(20)
+    with held_lock(ds):
+        started = time.monotonic()
+        proc = ok(ingest(writer, ds, "-v"))
+        took = time.monotonic() - started
+    assert "skipped" in proc.stderr
+    assert took < 10
+    assert records(ds) == []
+    assert data_tree(ds) == {}
+    assert not (ds / "_pplog" / "staging").exists()
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+
+
+def test_run_while_another_is_paused_holding_the_lock(
+    writer: LogWriter, ds: Path
+) -> None:
+    """§6 row 10 with two real runs: A is stopped (SIGSTOP) while it holds
+    the lock; B exits 0 at once having written nothing; A resumes and
+    finishes; every line once."""
+    writer.write(30_000)
+    a = start_ingest(writer, ds)
+    try:
+        assert wait_for_lock(ds, a), "run A never took the lock"
+        os.kill(a.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        proc = ok(ingest(writer, ds, "-v"))
+        assert time.monotonic() - started < 10
+        assert "skipped: another pplog run holds" in proc.stderr
+        assert records(ds) == []
+    finally:
+        os.kill(a.pid, signal.SIGCONT)
+    assert wait_all([a]) == [0]
+    assert_exactly_once(ds, writer.expected)
+
+
+def test_overlapping_runs_are_exactly_once(writer: LogWriter, ds: Path) -> None:
+    """Several runs started together: one at a time works, the others skip."""
+    writer.write(200)
+    procs = [start_ingest(writer, ds) for _ in range(4)]
+    assert wait_all(procs) == [0, 0, 0, 0]
+    assert len(records(ds)) == 1
+    assert_exactly_once(ds, writer.expected)
+
+
+# --- damaged state -------------------------------------------------------------
+
+_BAD_STATES = {
+    "zero bytes": b"",
+    "garbage": b"\x00\xff garbage \x9c",
+    "truncated": b'{"applied_commit": 1, "checkpoi',
+    "wrong type": b'{"applied_commit": "one", "checkpoints": 3, "files": null}',
+    "a list": b"[1, 2, 3]",
+}
+
+
+def test_corrupt_state_is_rebuilt_from_the_log(writer: LogWriter, ds: Path) -> None:
+    """§6 row 14: a zero-byte, garbage or truncated state.json is a cache: it
+    is rebuilt from the latest commit record and nothing is read again."""
+    writer.write(20)
+    ok(ingest(writer, ds))
+    state = ds / "_pplog" / "state.json"
+    for n, bad in enumerate(_BAD_STATES.values(), start=2):
+        state.write_bytes(bad)
+        writer.write(3)
+        ok(ingest(writer, ds))
+        assert state_of(ds)["applied_commit"] == n
+    state.unlink()
+    ok(ingest(writer, ds))  # nothing new: rebuilt, no commit
+    assert len(records(ds)) == len(_BAD_STATES) + 1
+    assert_exactly_once(ds, writer.expected)
+
+
+@pytest.mark.parametrize("damage", [b"", b"{not json"], ids=["empty", "garbage"])
+def test_corrupt_latest_record_fails_closed(
+    writer: LogWriter, ds: Path, damage: bytes
+) -> None:
+    """§6 row 14: a damaged latest commit record stops the run: exit 1 with
+    one `Error:` line, the data and the log unchanged. Moving the record away
+    (the documented way out) rolls back to the previous commit; readers then
+    see every line once."""
+    writer.write(20)
+    ok(ingest(writer, ds))
+    writer.write(10)
+    ok(ingest(writer, ds))
+    latest = ds / "_pplog" / "log" / records(ds)[-1]
+    latest.write_bytes(damage)
+    before = data_tree(ds), records(ds)
+    writer.write(4)
+    line = one_error(ingest(writer, ds))
+    assert "commit record" in line and "unreadable" in line
+    assert (data_tree(ds), records(ds)) == before
+    latest.unlink()
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected, clean=False)
+    verified = pplog("verify", ds)
+    assert verified.returncode == 0, verified.stdout
+    assert "files not in any commit (ignored by readers): 1" in verified.stdout
+
+
+# --- a full disk ---------------------------------------------------------------
+
+
+def _small_files(limit: int) -> Callable[[], None]:
+    def preexec() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return preexec
+
+
+def test_disk_full_rlimit_commits_nothing(writer: LogWriter, ds: Path) -> None:
+    """§6 row 12 with RLIMIT_FSIZE: a write fails with EFBIG while staging:
+    exit 1, one `Error:` line, nothing committed; then a run with room
+    ingests everything once."""
+    writer.write(20)
+    ok(ingest(writer, ds))
+    before = data_tree(ds), records(ds)
+    writer.write(3000)
+    line = one_error(ingest(writer, ds, preexec_fn=_small_files(16_384)))
+    assert "disk full" in line and "nothing was committed" in line
+    assert (data_tree(ds), records(ds)) == before
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+
+
+def _mount_tmpfs(path: Path, size: str) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return False
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+        check=False,
+    )
+    return proc.returncode == 0
+
+
+def test_disk_full_tmpfs(writer: LogWriter, ds: Path) -> None:
+    """§6 row 13: the dataset on a 2 MiB tmpfs fills up: exit 1, one `Error:`
+    line, no partial file published; after the disk grows, exactly once."""
+    if not _mount_tmpfs(ds, "2m"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        writer.write(20)
+        ok(ingest(writer, ds))
+        before = data_tree(ds), records(ds)
+        writer.write(20_000, agent_bytes=200)  # ~3 MB even compressed
+        line = one_error(ingest(writer, ds))
+        assert "disk full" in line and "nothing was committed" in line
+        assert (data_tree(ds), records(ds)) == before
+        subprocess.run(
+            ["mount", "-o", "remount,size=64m", str(ds)], check=True, timeout=30
+        )
+        ok(ingest(writer, ds))
+        assert_exactly_once(ds, writer.expected)
+    finally:
+        subprocess.run(["umount", "-l", str(ds)], check=False, timeout=30)
+
+
+# --- compaction ----------------------------------------------------------------
+
+
+def test_compact_keeps_exactly_once(writer: LogWriter, ds: Path) -> None:
+    """`pplog compact` merges a partition's files through the commit log;
+    `ingest --compact-threshold` does it after a run. Same rows, once."""
+    for _ in range(4):
+        writer.write(25, bad_share=0.1)
+        ok(ingest(writer, ds, "--compact-threshold", "0"))
+    data = [f for f in state_of(ds)["files"] if f["kind"] == "data"]
+    assert len(data) >= 4
+    overview = summary_overview(ds)
+    proc = pplog("compact", ds)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("compacted ")
+    assert_exactly_once(ds, writer.expected)
+    files = state_of(ds)["files"]
+    assert len({(f["kind"], f["date"]) for f in files}) == len(files)
+    assert summary_overview(ds)["requests"] == overview["requests"]
+    for _ in range(3):
+        writer.write(10)
+        ok(ingest(writer, ds, "--compact-threshold", "3"))
+    data = [f for f in state_of(ds)["files"] if f["kind"] == "data"]
+    assert len(data) < 3
+    assert_exactly_once(ds, writer.expected)
+
+
+def test_cron_loop_summarize_and_verify(writer: LogWriter, ds: Path) -> None:
+    """A crontab in miniature: appends, both rotation modes, gzip, runs after
+    each; then `pplog summarize DIR` counts every request once and `pplog
+    verify DIR` passes."""
+    rot = Rotator(writer, keep=6, compress=True, delaycompress=True)
+    steps = ["create", "copytruncate", "none", "create", "copytruncate", "create"]
+    for step in steps:
+        writer.write(30, bad_share=0.05)
+        if step == "create":
+            rot.create()
+        elif step == "copytruncate":
+            rot.copytruncate()
+        writer.write(5)
+        ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+    overview = summary_overview(ds)
+    assert overview["requests"] == len(writer.written - writer.malformed)
+    assert overview["rejected"] == len(writer.malformed)
+    assert_clean(ds)
