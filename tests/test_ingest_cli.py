@@ -149,3 +149,38 @@ def test_verify_and_compact_commands(runner: CliRunner, logs: Path) -> None:
     assert pplog.scan_dataset(logs / "ds").collect().height == 300
     not_a_dataset = runner.invoke(cli, ["verify", str(logs)])
     assert not_a_dataset.exit_code == 1 and "not a dataset" in not_a_dataset.output
+
+
+def test_compact_on_a_full_disk_changes_nothing(logs: Path, runner: CliRunner) -> None:
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    lines = (SAMPLES / "elb-access.log").read_text().splitlines(keepends=True)
+    live, ds = logs / "live.log", logs / "ds"
+    for i in range(0, 1500, 500):
+        with live.open("a") as f:
+            f.writelines(lines[i : i + 500])
+        args = ["ingest", str(live), "--dataset", str(ds), "--compact-threshold", "0"]
+        assert runner.invoke(cli, args).exit_code == 0
+    before = sorted(p.name for p in (ds / "requests").rglob("*.parquet"))
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pplog", "compact", str(ds)],
+        preexec_fn=small_files,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "Error: disk full while compacting; the dataset is unchanged"
+    )
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in (ds / "requests").rglob("*.parquet")) == before
+    assert runner.invoke(cli, ["verify", str(ds)]).exit_code == 0

@@ -10,6 +10,7 @@ new one, never both.
 
 from __future__ import annotations
 
+import errno
 import shutil
 import uuid
 from collections import defaultdict
@@ -20,6 +21,7 @@ from typing import Any
 import polars as pl
 
 from pplog.batch.state import (
+    DiskFullError,
     Layout,
     State,
     commit,
@@ -32,13 +34,24 @@ from pplog.batch.state import (
     write_state,
 )
 
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
 
 def compact_dataset(dataset: str | Path, *, min_files: int = 2) -> int:
     """Take the lock, recover, and compact every partition with `min_files` or more."""
     layout = Layout(Path(dataset))
     with locked(layout):
         state = recover(layout)
-        return compact(layout, state, min_files=min_files)
+        try:
+            return compact(layout, state, min_files=min_files)
+        except (OSError, pl.exceptions.ComputeError) as exc:
+            # polars reports a full disk while sinking as a ComputeError
+            text = str(exc)
+            full = isinstance(exc, OSError) and exc.errno in _FULL
+            if full or "No space left" in text or "File too large" in text:
+                msg = f"disk full while compacting; the dataset is unchanged ({text})"
+                raise DiskFullError(msg.splitlines()[0]) from exc
+            raise
 
 
 def compact(layout: Layout, state: State, *, min_files: int) -> int:
