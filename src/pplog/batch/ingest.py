@@ -431,8 +431,8 @@ class _Reader:
         """Parse a batch and stage its rows and rejects."""
         parsed = (
             rows(lines.lazy(), self.fmt, policy=self.policy, classify=False)
-            .collect(engine="streaming")
             .with_columns(pl.lit(stream_id).alias(STREAM_ID))
+            .collect(engine="streaming")
         )
         if HTTP_USER_AGENT in parsed.columns:  # each distinct user agent once
             uas = parsed.select(pl.col(HTTP_USER_AGENT).unique())
@@ -446,18 +446,19 @@ class _Reader:
         bad = pl.col(REJECT_REASON).is_not_null()
         ok = parsed.filter(~bad).drop(REJECT_REASON, RAW)
         if ok.height:
-            dates = ok.get_column(TIME).dt.strftime("%Y-%m-%d").fill_null("unknown")
-            self.staging.write("data", stream_id, ok, dates)
+            dated = ok.with_columns(pl.col(TIME).dt.date().alias("_date"))
+            self.staging.write("data", stream_id, dated)
             self.result.rows += ok.height
         failed = parsed.filter(bad)
         if failed.height:
-            today = datetime.now(UTC).strftime("%Y-%m-%d")
+            today = datetime.now(UTC).date()
             out = failed.select(
                 STREAM_ID, SOURCE, LINE, OFFSET, LENGTH, REJECT_REASON, RAW
-            ).with_columns(pl.lit(self.staging.run_id).alias("run_id"))
-            self.staging.write(
-                "rejects", stream_id, out, pl.repeat(today, out.height, eager=True)
+            ).with_columns(
+                pl.lit(self.staging.run_id).alias("run_id"),
+                pl.lit(today).alias("_date"),
             )
+            self.staging.write("rejects", stream_id, out)
             self.result.rejects += out.height
 
 

@@ -45,6 +45,20 @@ def _write(frame: pl.DataFrame, path: Path) -> None:
         os.fsync(f.fileno())
 
 
+def _by_date(frame: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
+    """(`YYYY-MM-DD` or `unknown`, rows) per distinct `_date`, without the column.
+
+    A batch usually holds one day: that case costs a min and a max.
+    """
+    dates = frame.get_column("_date")
+    rows = frame.drop("_date")
+    first, last = dates.min(), dates.max()
+    if dates.null_count() == 0 and first == last:
+        return [(str(first), rows)]
+    parts = frame.partition_by("_date", as_dict=True, include_key=False)
+    return [("unknown" if k[0] is None else str(k[0]), v) for k, v in parts.items()]
+
+
 class Staging:
     """The files a run writes before it commits."""
 
@@ -57,12 +71,9 @@ class Staging:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pplog-write")
         self.pending: list[Future[None]] = []
 
-    def write(
-        self, kind: str, stream: str, frame: pl.DataFrame, dates: pl.Series
-    ) -> None:
-        """Write `frame`, one file per distinct value of `dates` (fsynced)."""
-        tagged = frame.with_columns(dates.alias("_date"))
-        for (date,), part in tagged.group_by("_date", maintain_order=True):
+    def write(self, kind: str, stream: str, frame: pl.DataFrame) -> None:
+        """Write `frame`, one file per distinct `_date` (a Date; null: unknown)."""
+        for date, part in _by_date(frame):
             name = f"{_PREFIX[kind]}-{self.run_id}-{self.serial:05d}.parquet"
             self.serial += 1
             base = self.layout.requests if kind == "data" else self.layout.rejects
@@ -75,7 +86,7 @@ class Staging:
                 _File(kind, stream, str(date), staged, final, part.height)
             )
             self._wait(keep=1)  # at most one batch in flight: memory stays bounded
-            self.pending.append(self.pool.submit(_write, part.drop("_date"), staged))
+            self.pending.append(self.pool.submit(_write, part, staged))
 
     def _wait(self, keep: int = 0) -> None:
         """Wait until at most `keep` writes are in flight; raise their errors."""
