@@ -58,22 +58,32 @@ def main() -> int:
         rows.append(("fresh dataset", args.lines, size, wall, peak))
         # history: the log grows in `steps` pieces, one ingest run each
         live = work / "access.log"
-        data = log.read_bytes()
-        cuts = [data.rfind(b"\n", 0, len(data) * i // args.steps) + 1 for i in range(1, args.steps)]
-        cuts.append(len(data))
         history = work / "history"
-        done = 0
-        with live.open("wb") as out:
-            for cut in cuts:
-                out.write(data[done:cut])
+        step = log.stat().st_size // args.steps + 1
+        # copied piece by piece: a child forked from a parent holding the whole
+        # log would report the parent's pages in its peak RSS
+        with log.open("rb") as src, live.open("wb") as out:
+            while True:
+                piece = src.read(step)
+                if not piece:
+                    break
+                out.write(piece + src.readline())
                 out.flush()
-                done = cut
                 ingest(str(live), history)
-        tail = b"".join(data.splitlines(keepends=True)[:1000])
+            src.seek(0)
+            tail = b"".join(src.readline() for _ in range(1000))
         with live.open("ab") as out:
             out.write(tail)
         wall, peak = ingest(str(live), history)
-        rows.append((f"1,000 new lines, after {args.steps} commits", 1000, len(tail) / 2**20, wall, peak))
+        rows.append(
+            (
+                f"1,000 new lines, after {args.steps} commits",
+                1000,
+                len(tail) / 2**20,
+                wall,
+                peak,
+            )
+        )
         shutil.rmtree(history)
     header = "| run | lines | MiB | seconds | lines/s | peak RSS MiB |\n|---|---:|---:|---:|---:|---:|"
     body = "\n".join(

@@ -91,7 +91,9 @@ _V6_PRIVATE = (
 )
 
 
-def private_or_trusted(ranges: tuple[Network, ...]) -> pl.Expr:
+def private_or_trusted(
+    ranges: tuple[Network, ...], v4: pl.Expr | None = None
+) -> pl.Expr:
     """True where `client_ip` is private or in a trusted range (False if null).
 
     `client_ip` is already nginx's rendering, so IPv4 converts to an integer
@@ -99,18 +101,30 @@ def private_or_trusted(ranges: tuple[Network, ...]) -> pl.Expr:
     tested against the standard private prefixes. No per-address parsing.
     """
     ip = pl.col(CLIENT_IP)
-    octets = pl.when(ip.str.contains(_V4_STRICT)).then(ip.str.split("."))
-    v4 = (
-        octets.list.get(0, null_on_oob=True).cast(pl.UInt32) * (1 << 24)
-        + octets.list.get(1, null_on_oob=True).cast(pl.UInt32) * (1 << 16)
-        + octets.list.get(2, null_on_oob=True).cast(pl.UInt32) * (1 << 8)
-        + octets.list.get(3, null_on_oob=True).cast(pl.UInt32)
-    )
+    if v4 is None:
+        v4 = v4_number()
     tests = [(v4 & net.v4[1]) == net.v4[0] for net in ranges if net.v4 is not None]
     if any(net.unix for net in ranges):
         tests.append(ip == "unix:")
     tests.append(ip.str.contains(_V6_PRIVATE))
     return pl.any_horizontal(tests).fill_null(False)  # noqa: FBT003
+
+
+def v4_number() -> pl.Expr:
+    """`client_ip` as a 32-bit number when it is dotted IPv4, else null.
+
+    Over many rows, materialise it once (`with_columns`) and pass it to
+    `private_or_trusted`: the streaming engine does not share it between the
+    range tests.
+    """
+    ip = pl.col(CLIENT_IP)
+    octets = pl.when(ip.str.contains(_V4_STRICT)).then(ip.str.split("."))
+    return (
+        octets.list.get(0, null_on_oob=True).cast(pl.UInt32) * (1 << 24)
+        + octets.list.get(1, null_on_oob=True).cast(pl.UInt32) * (1 << 16)
+        + octets.list.get(2, null_on_oob=True).cast(pl.UInt32) * (1 << 8)
+        + octets.list.get(3, null_on_oob=True).cast(pl.UInt32)
+    )
 
 
 def checked_ranges(policy: ProxyPolicy | None) -> tuple[Network, ...]:
@@ -121,8 +135,8 @@ def checked_ranges(policy: ProxyPolicy | None) -> tuple[Network, ...]:
 
 def _private_or_trusted(lf: pl.LazyFrame, ranges: tuple[Network, ...]) -> pl.LazyFrame:
     """Count requests whose `client_ip` is private or in a trusted range."""
-    return lf.select(
-        private_or_trusted(ranges)
+    return lf.select(CLIENT_IP, v4_number().alias("_v4")).select(
+        private_or_trusted(ranges, pl.col("_v4"))
         .sum()
         .cast(pl.UInt64)
         .alias("client_private_or_trusted")
