@@ -60,6 +60,15 @@ def scan_dataset(
     -------
     polars.LazyFrame
         The row columns of `scan_log`, plus ``stream_id`` and ``length``.
+
+    Examples
+    --------
+    >>> import tempfile, pplog
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = pplog.ingest(["sample_logs/elb-access.log"], tmp)
+    ...     rows = pplog.scan_dataset(tmp).select("client_ip", "status").collect()
+    ...     print(rows.height, rows.columns)
+    3000 ['client_ip', 'status']
     """
     layout = Layout(Path(dataset))
     if not is_dataset(layout.root):
@@ -140,6 +149,15 @@ def verify(dataset: str | Path) -> Verification:
     sorted by offset, they must tile the bytes from the first line to the
     checkpoint's offset with no gap and no overlap, and no (`stream_id`,
     `offset`) may appear twice.
+
+    Examples
+    --------
+    >>> import tempfile, pplog
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = pplog.ingest(["sample_logs/rotated/access.log*"], tmp)
+    ...     found = pplog.verify(tmp)
+    ...     print(found.ok, found.rows, found.duplicates)
+    True 1050 0
     """
     layout = Layout(Path(dataset))
     if not is_dataset(layout.root):

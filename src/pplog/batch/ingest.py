@@ -171,6 +171,15 @@ def ingest(
         The disk filled before the commit point: nothing was committed.
     StateError
         The commit log is damaged: nothing was changed.
+
+    Examples
+    --------
+    >>> import tempfile, pplog
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     first = pplog.ingest(["sample_logs/elb-access.log"], f"{tmp}/ds")
+    ...     again = pplog.ingest(["sample_logs/elb-access.log"], f"{tmp}/ds")
+    ...     print(first.rows, first.committed, again.committed)
+    3000 1 None
     """
     layout = Layout(Path(dataset))
     layout.root.mkdir(parents=True, exist_ok=True)
