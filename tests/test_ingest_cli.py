@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import polars as pl
 import pytest
 from click.testing import CliRunner
 
@@ -184,3 +185,35 @@ def test_compact_on_a_full_disk_changes_nothing(logs: Path, runner: CliRunner) -
     assert len(result.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in (ds / "requests").rglob("*.parquet")) == before
     assert runner.invoke(cli, ["verify", str(ds)]).exit_code == 0
+
+
+def test_rows_get_geoip_columns(logs: Path, tmp_path: Path) -> None:
+    from test_geo import build_asn, build_city
+
+    city, asn = build_city(tmp_path / "city.mmdb"), build_asn(tmp_path / "asn.mmdb")
+    result = pplog.ingest(
+        [str(logs / "access.log")],
+        logs / "ds",
+        geoip=[city, asn],
+        geoip_skip_special=False,
+    )
+    assert result.rows == 3000
+    rows = pplog.scan_dataset(logs / "ds").collect()
+    assert {"country", "city", "asn", "as_org"} <= set(rows.columns)
+    sydney = rows.filter(pl.col("client_ip").str.starts_with("203.0.113."))
+    assert sydney.height and set(sydney.get_column("country")) == {"AU"}
+    assert set(sydney.get_column("asn")) == {64501}
+    # the same through the CLI's --geoip (documentation ranges are special: null)
+    cli_run = CliRunner().invoke(
+        cli,
+        [
+            "ingest",
+            str(logs / "access.log"),
+            "--dataset",
+            str(logs / "ds2"),
+            "--geoip",
+            str(city),
+        ],
+    )
+    assert cli_run.exit_code == 0, cli_run.output
+    assert "country" in pplog.scan_dataset(logs / "ds2").collect_schema().names()

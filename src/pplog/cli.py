@@ -533,6 +533,7 @@ _CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
     "real_ip_recursive": bool,
     "final_grace": (int, float),
     "compact_threshold": int,
+    "geoip": list,
 }
 
 
@@ -589,6 +590,13 @@ def _read_config(path: Path) -> dict[str, Any]:
     help="Compact a date partition once it holds this many files; 0 never "
     "[default: 32].",
 )
+@click.option(
+    "--geoip",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="MaxMind DB to add country and ASN to each row (repeatable); default: "
+    "found in /usr/share/GeoIP or /var/lib/GeoIP.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Print one summary line.")
 @click.option("--fault-point", hidden=True, help="Test hook: SIGKILL at this point.")
 def ingest_cmd(
@@ -606,6 +614,7 @@ def ingest_cmd(
     trusted_hops: int,
     final_grace: float | None,
     compact_threshold: int | None,
+    geoip: tuple[Path, ...],
     verbose: bool,
     fault_point: str | None,
 ) -> None:
@@ -671,6 +680,7 @@ def ingest_cmd(
                 compact_threshold=compact_threshold
                 if compact_threshold is not None
                 else int(config.get("compact_threshold", 32)),
+                geoip=list(geoip) or config.get("geoip"),
                 fault=fault_point,
                 on_problem=_warn,
             )

@@ -43,9 +43,16 @@ from pplog.batch.state import (
 )
 from pplog.clientip import ProxyPolicy
 from pplog.enrich.agents import agent_class
+from pplog.enrich.geo import (
+    GeoDatabases,
+    default_database_paths,
+    geo_table,
+    open_databases,
+)
 from pplog.formats import PRESETS, LogFormat
 from pplog.pipeline import resolve_format, resolve_policy, rows
 from pplog.schema import (
+    CLIENT_IP,
     HTTP_USER_AGENT,
     LINE,
     OFFSET,
@@ -134,6 +141,8 @@ def ingest(
     policy: ProxyPolicy | None = None,
     final_grace: float = FINAL_GRACE,
     compact_threshold: int = COMPACT_THRESHOLD,
+    geoip: Sequence[str | os.PathLike[str]] | None = None,
+    geoip_skip_special: bool = True,
     batch_bytes: int = BATCH_BYTES,
     fault: str | None = None,
     on_problem: ProblemHandler | None = None,
@@ -156,6 +165,12 @@ def ingest(
         without a newline is taken as complete (the live file's never is).
     compact_threshold
         Compact a partition once it holds this many files (0: never).
+    geoip
+        MaxMind DB files: rows get `country`, `city`, `asn` and `as_org`,
+        each distinct client looked up once per batch. None looks in
+        /usr/share/GeoIP and /var/lib/GeoIP; ``[]`` turns GeoIP off.
+    geoip_skip_special
+        Do not look up private, documentation and other special addresses.
     fault
         Test hook: kill the process at this point of the protocol.
 
@@ -208,8 +223,10 @@ def ingest(
             fmt=fmt,
         )
         staging = Staging(layout, run_id)
+        dbs = _geo_databases(geoip)
         try:
             reader = _Reader(fmt, pol, staging, result, final_grace, batch_bytes, hit)
+            reader.geo, reader.geo_skip_special = dbs, geoip_skip_special
             checkpoints = reader.read_all(cands, state.checkpoints, report)
             added = staging.close()
         except BaseException as exc:
@@ -218,6 +235,9 @@ def ingest(
                 msg = f"disk full while staging new rows; nothing was committed ({exc})"
                 raise DiskFullError(msg) from exc
             raise
+        finally:
+            if dbs is not None:
+                dbs.close()
         hit("after_staging_write")
         if not added and _progress(checkpoints) == _progress(state.checkpoints):
             shutil.rmtree(layout.staging / run_id, ignore_errors=True)
@@ -340,6 +360,8 @@ class _Reader:
         self.final_grace = final_grace
         self.batch_bytes = batch_bytes
         self.hit = hit
+        self.geo: GeoDatabases | None = None
+        self.geo_skip_special = True
 
     def read_all(
         self,
@@ -452,6 +474,15 @@ class _Reader:
                 nulls_equal=True,
                 maintain_order="left",
             )
+        if self.geo is not None:  # each distinct client looked up once
+            ips = parsed.get_column(CLIENT_IP).drop_nulls().unique()
+            parsed = parsed.join(
+                geo_table(ips, self.geo, skip_special=self.geo_skip_special),
+                on=CLIENT_IP,
+                how="left",
+                nulls_equal=False,
+                maintain_order="left",
+            )
         bad = pl.col(REJECT_REASON).is_not_null()
         ok = parsed.filter(~bad).drop(REJECT_REASON, RAW)
         if ok.height:
@@ -469,6 +500,14 @@ class _Reader:
             )
             self.staging.write("rejects", stream_id, out)
             self.result.rejects += out.height
+
+
+def _geo_databases(
+    geoip: Sequence[str | os.PathLike[str]] | None,
+) -> GeoDatabases | None:
+    """The databases given, else those installed in the usual places, else None."""
+    paths = list(geoip) if geoip is not None else default_database_paths()
+    return open_databases(paths) if paths else None
 
 
 def _progress(checkpoints: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
