@@ -10,16 +10,11 @@ new bytes, never the dataset's history.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
-import queue
 import shutil
 import signal
-import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +23,7 @@ import polars as pl
 
 from pplog.batch import identity
 from pplog.batch.identity import Candidate
+from pplog.batch.reader import IngestResult, ProblemHandler, Reader, disk_full
 from pplog.batch.staging import Staging
 from pplog.batch.state import (
     DiskFullError,
@@ -42,66 +38,18 @@ from pplog.batch.state import (
     write_state,
 )
 from pplog.clientip import ProxyPolicy
-from pplog.enrich.agents import agent_class
 from pplog.enrich.geo import (
     GeoDatabases,
     default_database_paths,
-    geo_table,
     open_databases,
 )
 from pplog.formats import PRESETS, LogFormat
-from pplog.pipeline import resolve_format, resolve_policy, rows
-from pplog.schema import (
-    CLIENT_IP,
-    HTTP_USER_AGENT,
-    LINE,
-    OFFSET,
-    RAW,
-    REJECT_REASON,
-    SOURCE,
-    TEXT,
-    TIME,
-)
-from pplog.sources import READ_ERRORS, Source, lines_frame
+from pplog.pipeline import resolve_format, resolve_policy
+from pplog.sources import Source
 
-STREAM_ID = "stream_id"
-LENGTH = "length"
 BATCH_BYTES = 32 << 20
 FINAL_GRACE = 15 * 60.0  # seconds before a rotated file's last partial line counts
 COMPACT_THRESHOLD = 32  # files in one partition before ingest compacts it
-FORGET_AFTER = 14 * 86400.0  # seconds unseen before a checkpoint is dropped
-
-ProblemHandler = Callable[[str], None]
-
-
-@dataclass
-class IngestResult:
-    """What one run did."""
-
-    committed: int | None = None  # the commit number; None when nothing was new
-    rows: int = 0
-    rejects: int = 0
-    bytes_read: int = 0
-    files: int = 0
-    warnings: dict[str, int] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    compacted: int = 0
-
-    def warn(self, key: str, n: int = 1) -> None:
-        """Count a warning."""
-        self.warnings[key] = self.warnings.get(key, 0) + n
-
-    def line(self) -> str:
-        """One summary line, for `-v`."""
-        what = f"commit {self.committed}" if self.committed else "nothing new"
-        text = (
-            f"ingest: {what}: {self.rows:,} rows, {self.rejects:,} rejects, "
-            f"{self.bytes_read:,} bytes from {self.files} file(s)"
-        )
-        if self.compacted:
-            text += f"; compacted {self.compacted} partition(s)"
-        warn = ", ".join(f"{k} {v:,}" for k, v in self.warnings.items() if v)
-        return text + (f"; warnings: {warn}" if warn else "")
 
 
 class _Fault:
@@ -117,14 +65,6 @@ class _Fault:
             self.seen += 1
             if self.seen >= self.nth:
                 os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _disk_full(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in (
-        errno.ENOSPC,
-        errno.EDQUOT,
-        errno.EFBIG,
-    )
 
 
 def ingest(
@@ -225,13 +165,13 @@ def ingest(
         staging = Staging(layout, run_id)
         dbs = _geo_databases(geoip)
         try:
-            reader = _Reader(fmt, pol, staging, result, final_grace, batch_bytes, hit)
+            reader = Reader(fmt, pol, staging, result, final_grace, batch_bytes, hit)
             reader.geo, reader.geo_skip_special = dbs, geoip_skip_special
             checkpoints = reader.read_all(cands, state.checkpoints, report)
             added = staging.close()
         except BaseException as exc:
             staging.abort()
-            if _disk_full(exc):
+            if disk_full(exc):
                 msg = f"disk full while staging new rows; nothing was committed ({exc})"
                 raise DiskFullError(msg) from exc
             raise
@@ -272,7 +212,7 @@ def ingest(
             commit(layout, record)
         except OSError as exc:
             staging.abort()
-            if _disk_full(exc):
+            if disk_full(exc):
                 msg = f"disk full at the commit point; nothing was committed ({exc})"
                 raise DiskFullError(msg) from exc
             raise
@@ -340,168 +280,6 @@ def _format(
     return fmt
 
 
-class _Reader:
-    """Reads each candidate from its checkpoint and stages the parsed lines."""
-
-    def __init__(
-        self,
-        fmt: LogFormat,
-        policy: ProxyPolicy,
-        staging: Staging,
-        result: IngestResult,
-        final_grace: float,
-        batch_bytes: int,
-        hit: _Fault,
-    ) -> None:
-        self.fmt = fmt
-        self.policy = policy
-        self.staging = staging
-        self.result = result
-        self.final_grace = final_grace
-        self.batch_bytes = batch_bytes
-        self.hit = hit
-        self.geo: GeoDatabases | None = None
-        self.geo_skip_special = True
-
-    def read_all(
-        self,
-        cands: list[Candidate],
-        previous: list[dict[str, Any]],
-        report: ProblemHandler,
-    ) -> list[dict[str, Any]]:
-        """Read every candidate; the checkpoints after this run."""
-        checkpoints = [dict(c) for c in previous]
-        used: set[str] = set()
-        now = now_iso()
-        for cand in cands:
-            try:
-                cp = _match(cand, checkpoints, used)
-            except OSError as exc:  # gone or replaced since it was found
-                used.update(c["stream_id"] for c in _heads(cand, checkpoints, used))
-                self._problem(cand, exc, "file_errors", report)
-                continue
-            if cp is None:
-                if b"\n" not in cand.head and len(cand.head) < identity.HEAD_BYTES:
-                    continue  # no complete line yet: nothing to fingerprint or read
-                if _heads(cand, checkpoints, used):
-                    self.result.warn("identity_resets")  # truncated and rewritten
-                cp = {"stream_id": uuid.uuid4().hex, "offset": 0, "lines": 0}
-                cp.update(tail_len=0, tail_sha256=identity.sha256(b""))
-                cp["first_seen"] = now
-                checkpoints.append(cp)
-            used.add(cp["stream_id"])
-            cp.update(last_path=cand.name, last_seen=now, status="active")
-            cp.pop("lost", None)
-            if cp.get("done"):
-                continue  # a compressed file read to its end never grows
-            before = dict(cp)
-            counts = self.result.rows, self.result.rejects
-            try:
-                self._read_one(cand, cp)
-            except READ_ERRORS as exc:
-                if _disk_full(exc):
-                    raise
-                self.staging.drop_stream(cp["stream_id"])
-                self.result.rows, self.result.rejects = counts
-                if "head_len" in before:
-                    cp.clear()
-                    cp.update(before)
-                else:  # first sight: no checkpoint, as if it had not been seen
-                    checkpoints.remove(cp)
-                    used.discard(cp["stream_id"])
-                kind = "gz_incomplete" if cand.compressed else "file_errors"
-                self._problem(cand, exc, kind, report)
-                continue
-            head_len = len(cand.head)
-            if head_len >= int(cp.get("head_len", 0)):
-                cp["head_len"] = head_len
-                cp["head_sha256"] = identity.sha256(cand.head)
-            cp.update(compressed=cand.compressed, hint=identity.hint(cand))
-        return _age(checkpoints, used, self.result)
-
-    def _problem(
-        self, cand: Candidate, exc: BaseException, kind: str, report: ProblemHandler
-    ) -> None:
-        """Count and report a file that could not be read this run."""
-        self.result.warn(kind)
-        detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        message = f"{cand.name}: {detail}; its new lines wait for the next run"
-        self.result.problems.append(message)
-        report(message)
-
-    def _read_one(self, cand: Candidate, cp: dict[str, Any]) -> None:
-        """Read `cand` from the checkpoint's offset; advance the checkpoint.
-
-        Reading and splitting lines runs in a thread, one batch ahead of
-        parsing and writing (both release the GIL for most of their work).
-        """
-        start = offset = int(cp["offset"])
-        line_no = int(cp.get("lines", 0)) + 1
-        final = cand.compressed or identity.is_idle(cand, self.final_grace)
-        tail = b""
-        ended = True
-        self.result.files += 1
-        batches = _batches(cand, offset, line_no, self.batch_bytes, final=final)
-        for frame, size, last, complete in prefetch(batches):
-            if frame.height:
-                self._stage(frame, cp["stream_id"])
-                self.hit("mid_read")
-            line_no += frame.height
-            offset += size
-            tail = (tail + last)[-identity.TAIL_BYTES :]
-            ended = complete
-        self.result.bytes_read += offset - start
-        cp.update(lines=line_no - 1, done=bool(cand.compressed and ended))
-        if offset == start:
-            return  # nothing new: the marker stands
-        if len(tail) < min(offset, identity.TAIL_BYTES):
-            tail = identity.read_tail_marker(cand, offset) or b""
-        cp.update(offset=offset, tail_len=len(tail), tail_sha256=identity.sha256(tail))
-
-    def _stage(self, lines: pl.DataFrame, stream_id: str) -> None:
-        """Parse a batch and stage its rows and rejects."""
-        parsed = (
-            rows(lines.lazy(), self.fmt, policy=self.policy, classify=False)
-            .with_columns(pl.lit(stream_id).alias(STREAM_ID))
-            .collect(engine="streaming")
-        )
-        if HTTP_USER_AGENT in parsed.columns:  # each distinct user agent once
-            uas = parsed.select(pl.col(HTTP_USER_AGENT).unique())
-            parsed = parsed.join(
-                uas.with_columns(agent_class(HTTP_USER_AGENT)),
-                on=HTTP_USER_AGENT,
-                how="left",
-                nulls_equal=True,
-                maintain_order="left",
-            )
-        if self.geo is not None:  # each distinct client looked up once
-            ips = parsed.get_column(CLIENT_IP).drop_nulls().unique()
-            parsed = parsed.join(
-                geo_table(ips, self.geo, skip_special=self.geo_skip_special),
-                on=CLIENT_IP,
-                how="left",
-                nulls_equal=False,
-                maintain_order="left",
-            )
-        bad = pl.col(REJECT_REASON).is_not_null()
-        ok = parsed.filter(~bad).drop(REJECT_REASON, RAW)
-        if ok.height:
-            dated = ok.with_columns(pl.col(TIME).dt.date().alias("_date"))
-            self.staging.write("data", stream_id, dated)
-            self.result.rows += ok.height
-        failed = parsed.filter(bad)
-        if failed.height:
-            today = datetime.now(UTC).date()
-            out = failed.select(
-                STREAM_ID, SOURCE, LINE, OFFSET, LENGTH, REJECT_REASON, RAW
-            ).with_columns(
-                pl.lit(self.staging.run_id).alias("run_id"),
-                pl.lit(today).alias("_date"),
-            )
-            self.staging.write("rejects", stream_id, out)
-            self.result.rejects += out.height
-
-
 def _geo_databases(
     geoip: Sequence[str | os.PathLike[str]] | None,
 ) -> GeoDatabases | None:
@@ -514,138 +292,3 @@ def _progress(checkpoints: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """What a commit must record: reading progress, not when files were seen."""
     keys = ("stream_id", "offset", "head_sha256", "status", "done", "last_path")
     return sorted(tuple(str(c.get(k)) for k in keys) for c in checkpoints)
-
-
-def _heads(
-    cand: Candidate, checkpoints: list[dict[str, Any]], used: set[str]
-) -> list[dict[str, Any]]:
-    """The unclaimed checkpoints whose fingerprint `cand` starts with."""
-    return [
-        c
-        for c in checkpoints
-        if c["stream_id"] not in used and "head_len" in c and cand.matches(c)
-    ]
-
-
-def _match(
-    cand: Candidate, checkpoints: list[dict[str, Any]], used: set[str]
-) -> dict[str, Any] | None:
-    """The checkpoint this file continues, if any: the longest verified head."""
-    found = _heads(cand, checkpoints, used)
-    for cp in sorted(found, key=lambda c: -int(c["head_len"])):
-        offset = int(cp["offset"])
-        if cp.get("done"):
-            return cp
-        marker = identity.read_tail_marker(cand, offset)
-        if marker is not None and identity.sha256(marker) == cp.get("tail_sha256"):
-            return cp
-    return None
-
-
-def _age(
-    checkpoints: list[dict[str, Any]], used: set[str], result: IngestResult
-) -> list[dict[str, Any]]:
-    """Mark checkpoints whose file is gone; count unread bytes; forget old ones."""
-    now = datetime.now(UTC)
-    kept = []
-    for cp in checkpoints:
-        if cp["stream_id"] not in used and cp.get("status") == "active":
-            cp["status"] = "gone"
-            size = int(cp.get("hint", {}).get("size", 0))
-            if not cp.get("compressed") and size > int(cp["offset"]):
-                cp["lost"] = size - int(cp["offset"])
-                result.warn("bytes_lost_unread", cp["lost"])
-        seen = cp.get("last_seen")
-        if seen and cp.get("status") == "gone":
-            age = now - datetime.strptime(seen, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-                tzinfo=UTC
-            )
-            if age.total_seconds() > FORGET_AFTER:
-                continue
-        kept.append(cp)
-    return kept
-
-
-def _batches(
-    cand: Candidate, offset: int, line_no: int, batch_bytes: int, *, final: bool
-) -> Iterator[tuple[pl.DataFrame, int, bytes, bool]]:
-    """Frames of about `batch_bytes` of complete lines from `offset` on.
-
-    Yields (lines, bytes consumed, the last bytes consumed, whether nothing
-    is left over). A last line without newline is yielded only when `final`.
-    """
-    rest = b""
-    for piece in identity.read_from(cand, offset, batch_bytes):
-        block = rest + piece
-        cut = block.rfind(b"\n")
-        if cut < 0:
-            rest = block
-            continue
-        complete, rest = block[: cut + 1], block[cut + 1 :]
-        frame = _frame(cand.name, complete, line_no, offset)
-        line_no += frame.height
-        offset += len(complete)
-        yield frame, len(complete), complete[-identity.TAIL_BYTES :], not rest
-    if rest and final:  # the last line of a finished file, without newline
-        tail = rest[-identity.TAIL_BYTES :]
-        yield _frame(cand.name, rest, line_no, offset), len(rest), tail, True
-    elif rest:  # a partial line waits: say so with an empty batch
-        yield _frame(cand.name, b"", line_no, offset), 0, b"", False
-
-
-_DONE = object()
-
-
-def prefetch(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
-    """Iterate `items` in a thread, `depth` items ahead; re-raise its errors here."""
-    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def run() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            q.put(_Raised(exc))
-        finally:
-            q.put(_DONE)
-
-    worker = threading.Thread(target=run, name="pplog-reader", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = q.get()
-            if item is _DONE:
-                return
-            if isinstance(item, _Raised):
-                raise item.exc
-            yield item
-    finally:
-        stop.set()
-        while worker.is_alive():  # unblock a producer waiting on a full queue
-            with contextlib.suppress(queue.Empty):
-                q.get(timeout=0.1)
-
-
-@dataclass
-class _Raised:
-    exc: BaseException
-
-
-def _frame(name: str, block: bytes, line_no: int, offset: int) -> pl.DataFrame:
-    """Lines of a block with their byte `length` (the newline included)."""
-    frame = lines_frame(name, block, line_no, offset)
-    end = offset + len(block)
-    frame = frame.with_columns(
-        (pl.col(OFFSET).shift(-1, fill_value=end) - pl.col(OFFSET)).alias(LENGTH)
-    )
-    if b"\x00" in block:  # a copytruncate hole: NULs before the next line
-        frame = frame.with_columns(pl.col(TEXT).str.strip_chars_start("\x00"))
-    return frame
