@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -217,3 +219,98 @@ def test_rows_get_geoip_columns(logs: Path, tmp_path: Path) -> None:
     )
     assert cli_run.exit_code == 0, cli_run.output
     assert "country" in pplog.scan_dataset(logs / "ds2").collect_schema().names()
+
+
+def _pplog(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pplog", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_verify_exit_code_is_1_when_it_fails(logs: Path) -> None:
+    assert (
+        _pplog(
+            "ingest", str(logs / "access.log"), "--dataset", str(logs / "ds")
+        ).returncode
+        == 0
+    )
+    ok = _pplog("verify", str(logs / "ds"))
+    assert ok.returncode == 0 and ok.stdout.strip().endswith("OK")
+    next((logs / "ds" / "requests").rglob("*.parquet")).unlink()
+    bad = _pplog("verify", str(logs / "ds"))
+    assert bad.returncode == 1, bad.stdout  # the real process, not CliRunner
+    assert "missing files: 1" in bad.stdout and bad.stdout.strip().endswith("FAILED")
+
+
+def test_a_mistyped_glob_never_makes_files_read_twice(logs: Path) -> None:
+    from pplog.batch import reader
+
+    ds = logs / "ds"
+    assert _pplog("ingest", f"{logs}/access.log*", "--dataset", str(ds)).returncode == 0
+    typo = _pplog("ingest", f"{logs}/acess.log*", "--dataset", str(ds))
+    assert typo.returncode == 0
+    assert "no file matches" in typo.stderr
+    assert "no longer match the paths given" in typo.stderr
+    state = json.loads((ds / "_pplog" / "state.json").read_text())
+    assert [c["status"] for c in state["checkpoints"]] == ["unseen"]
+    # however long the typo stays, the checkpoint is kept
+    old = reader.FORGET_AFTER
+    try:
+        reader.FORGET_AFTER = -1.0
+        pplog.ingest([f"{logs}/acess.log*"], ds)
+        pplog.ingest([f"{logs}/access.log*"], ds)
+    finally:
+        reader.FORGET_AFTER = old
+    assert pplog.scan_dataset(ds).collect().height == 3000
+    assert pplog.verify(ds).ok
+
+
+def test_dataset_write_errors_are_not_blamed_on_the_log(logs: Path) -> None:
+    ds = logs / "ds"
+    assert (
+        _pplog("ingest", str(logs / "access.log"), "--dataset", str(ds)).returncode == 0
+    )
+    with (logs / "access.log").open("a") as f:
+        f.write((SAMPLES / "elb-access.log").read_text().splitlines(keepends=True)[0])
+    shutil.rmtree(ds / "_pplog" / "staging", ignore_errors=True)
+    (ds / "_pplog" / "staging").write_text("not a directory")
+    run = _pplog("ingest", str(logs / "access.log"), "--dataset", str(ds))
+    assert run.returncode == 1
+    assert run.stderr.startswith("Error: cannot write the dataset's staging files")
+    assert "nothing was committed" in run.stderr
+    (ds / "_pplog" / "staging").unlink()
+    assert (
+        _pplog("ingest", str(logs / "access.log"), "--dataset", str(ds)).returncode == 0
+    )
+    assert pplog.scan_dataset(ds).collect().height == 3001
+
+
+def test_a_window_with_only_rejects_and_odd_years(tmp_path: Path) -> None:
+    log = tmp_path / "odd.log"
+    log.write_text(
+        '203.0.113.9 - - [01/Jan/0001:00:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-"\n'
+        '203.0.113.9 - - [27/Nov/2026:06:01:03 +0000] "GET / HTTP/1.1" 200 1 "-" "-"\n'
+        "not a log line\n"
+    )
+    ds = tmp_path / "ds"
+    pplog.ingest([str(log)], ds, format="combined")
+    s = pplog.summarize(ds)  # year 1 and 2026 in one timeline
+    assert s.extra["timeline"].get_column("requests").sum() == 2
+    later = pplog.summarize(ds, since="2030-01-01")  # no data partition, one reject
+    assert later.overview_dict()["requests"] == 0
+    assert later.overview_dict()["rejected"] == 1
+
+
+def test_a_format_without_time_goes_to_the_unknown_partition(tmp_path: Path) -> None:
+    log = tmp_path / "plain.log"
+    log.write_text("203.0.113.9 GET /a\n203.0.113.9 GET /b\n")
+    ds = tmp_path / "ds"
+    result = pplog.ingest(
+        [str(log)], ds, log_format="$remote_addr $request_method $uri"
+    )
+    assert result.rows == 2
+    assert [p.name for p in (ds / "requests").iterdir()] == ["date=unknown"]
+    assert pplog.summarize(ds).paths.get_column("path").to_list() == ["/a", "/b"]

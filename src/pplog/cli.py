@@ -689,7 +689,7 @@ def ingest_cmd(
                 click.echo(f"ingest: skipped: {exc}", err=True)
             return
     for key, count in result.warnings.items():
-        if count and key in ("bytes_lost_unread", "identity_resets"):
+        if count and key in _WARNINGS:
             _warn(_WARNINGS[key].format(n=count))
     if verbose:
         click.echo(result.line(), err=True)
@@ -700,6 +700,8 @@ _WARNINGS = {
     "run ingest more often than logrotate rotates, or keep more rotations",
     "identity_resets": "{n} file(s) were truncated or rewritten under the same "
     "name and are read again from the start as new streams",
+    "files_not_read": "{n} file(s) read before are no longer readable or no longer "
+    "match the paths given; they are kept and read on when they are back",
 }
 
 
@@ -800,7 +802,9 @@ def main(argv: list[str] | None = None) -> None:
         if sys.stdout is None:
             msg = "standard output is closed; pass -o FILE or open it"
             raise click.ClickException(msg)
-        cli.main(args=argv, prog_name="pplog", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="pplog", standalone_mode=False)
+        if isinstance(code, int) and code:  # a command's `Exit(n)` comes back as n
+            sys.exit(code)
     except click.exceptions.Abort:
         _stderr("Aborted!")
         sys.exit(130)
@@ -831,6 +835,6 @@ def main(argv: list[str] | None = None) -> None:
         line = safe_text(text.splitlines()[0] if text else type(exc).__name__)
         _stderr(
             f"Error: unexpected failure ({type(exc).__name__}): {line}; "
-            "rerun with --debug and report it"
+            "rerun as `pplog --debug ...` and report it"
         )
         sys.exit(1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +17,18 @@ STREAM_ID = "stream_id"
 LENGTH = "length"
 
 
+def _utc(when: datetime) -> datetime:
+    """`when` in UTC (a naive time is taken as UTC), as partitions are."""
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
 def _files(
     layout: Layout, kind: str, since: datetime | None, until: datetime | None
 ) -> list[Path]:
     """Committed files of `kind`, pruned to the partitions the window can touch."""
     state = load_state(layout)
-    low = since.strftime("%Y-%m-%d") if since else None
-    high = until.strftime("%Y-%m-%d") if until else None
+    low = _utc(since).strftime("%Y-%m-%d") if since else None
+    high = _utc(until).strftime("%Y-%m-%d") if until else None
     out = []
     for entry in state.files:
         if entry["kind"] != kind:
@@ -88,6 +93,8 @@ def scan_dataset(
         )
     lf = pl.concat(frames, how="diagonal_relaxed")
     names = lf.collect_schema().names()
+    if TIME not in names:  # only rejects in the window: no row has a time
+        lf = lf.with_columns(pl.lit(None, pl.Datetime("us", "UTC")).alias(TIME))
     if include_rejects and REJECT_REASON not in names:
         lf = lf.with_columns(
             pl.lit(None, pl.String).alias(REJECT_REASON),

@@ -158,6 +158,19 @@ def read_tail_marker(candidate: Candidate, offset: int) -> bytes | None:
         counter.close()
 
 
+def watched(patterns: Sequence[str]) -> tuple[set[str], list[str]]:
+    """Every path the patterns match now, and the patterns that match nothing."""
+    found: set[str] = set()
+    empty = []
+    for pattern in patterns:
+        matches = glob.glob(pattern) if glob.has_magic(pattern) else [pattern]
+        hits = [m for m in matches if Path(m).exists()]
+        if not hits:
+            empty.append(pattern)
+        found.update(hits)
+    return found, empty
+
+
 def discover(patterns: Sequence[str]) -> tuple[list[Candidate], list[str], list[str]]:
     """Files matching `patterns`, oldest rotation first, one per content.
 

@@ -146,7 +146,12 @@ def ingest(
         state = recover(layout)
         hit("after_recovery")
         run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:8]
-        cands, duplicates, problems = identity.discover(list(paths))
+        if isinstance(paths, str | os.PathLike):
+            paths = [os.fspath(paths)]
+        paths = [os.fspath(p) for p in paths]
+        seen, unmatched = identity.watched(paths)
+        cands, duplicates, problems = identity.discover(paths)
+        problems += [f"no file matches `{p}`" for p in unmatched]
         for p in problems:
             result.problems.append(p)
             result.warn("file_errors")
@@ -167,6 +172,7 @@ def ingest(
         try:
             reader = Reader(fmt, pol, staging, result, final_grace, batch_bytes, hit)
             reader.geo, reader.geo_skip_special = dbs, geoip_skip_special
+            reader.watched = seen
             checkpoints = reader.read_all(cands, state.checkpoints, report)
             added = staging.close()
         except BaseException as exc:

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -109,6 +110,7 @@ class Reader:
         self.batch_bytes = batch_bytes
         self.hit = hit
         self.geo: GeoDatabases | None = None
+        self.watched: set[str] = set()  # every path the patterns matched
         self.geo_skip_special = True
 
     def read_all(
@@ -165,7 +167,9 @@ class Reader:
                 cp["head_len"] = head_len
                 cp["head_sha256"] = identity.sha256(cand.head)
             cp.update(compressed=cand.compressed, hint=identity.hint(cand))
-        return _age(checkpoints, used, self.result)
+        return _age(
+            checkpoints, used, self.result, self.watched, {c.name for c in cands}
+        )
 
     def _problem(
         self, cand: Candidate, exc: BaseException, kind: str, report: ProblemHandler
@@ -234,7 +238,12 @@ class Reader:
         bad = pl.col(REJECT_REASON).is_not_null()
         ok = parsed.filter(~bad).drop(REJECT_REASON, RAW)
         if ok.height:
-            dated = ok.with_columns(pl.col(TIME).dt.date().alias("_date"))
+            date = (
+                pl.col(TIME).dt.date()
+                if TIME in ok.columns
+                else pl.lit(None, pl.Date)  # a format without a time: `unknown`
+            )
+            dated = ok.with_columns(date.alias("_date"))
             self.staging.write("data", stream_id, dated)
             self.result.rows += ok.height
         failed = parsed.filter(bad)
@@ -277,13 +286,31 @@ def _match(
 
 
 def _age(
-    checkpoints: list[dict[str, Any]], used: set[str], result: IngestResult
+    checkpoints: list[dict[str, Any]],
+    used: set[str],
+    result: IngestResult,
+    watched: set[str],
+    readable: set[str],
 ) -> list[dict[str, Any]]:
-    """Mark checkpoints whose file is gone; count unread bytes; forget old ones."""
+    """Mark checkpoints whose file is gone; count unread bytes; forget old ones.
+
+    A stream whose last path still exists but was not read (unreadable, or
+    no longer matched by the patterns: a mistyped glob) is `unseen`, not gone,
+    and is never forgotten: forgetting it would read the file again from its
+    first byte once it is back.
+    """
     now = datetime.now(UTC)
     kept = []
     for cp in checkpoints:
-        if cp["stream_id"] not in used and cp.get("status") == "active":
+        last = cp.get("last_path")
+        unread = last is not None and (last not in watched or last not in readable)
+        if cp["stream_id"] not in used and unread and Path(str(last)).exists():
+            if cp.get("status") != "unseen":
+                result.warn("files_not_read")
+            cp["status"] = "unseen"
+            kept.append(cp)
+            continue
+        if cp["stream_id"] not in used and cp.get("status") in ("active", "unseen"):
             cp["status"] = "gone"
             size = int(cp.get("hint", {}).get("size", 0))
             if not cp.get("compressed") and size > int(cp["offset"]):

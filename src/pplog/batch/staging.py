@@ -10,6 +10,7 @@ compaction merges them later, through the commit log.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,7 +20,8 @@ from typing import Any
 
 import polars as pl
 
-from pplog.batch.state import Layout, fsync_dir
+from pplog.batch.state import DiskFullError, Layout, fsync_dir
+from pplog.errors import PplogError
 
 _PREFIX = {"data": "part", "rejects": "rejects"}
 
@@ -43,6 +45,22 @@ def _write(frame: pl.DataFrame, path: Path) -> None:
         f.write(buf.getbuffer())
         f.flush()
         os.fsync(f.fileno())
+
+
+class StagingError(PplogError):
+    """A staged file could not be written: nothing was committed."""
+
+
+def _staging_error(exc: OSError) -> PplogError:
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        msg = f"disk full while staging new rows{where}; nothing was committed"
+        return DiskFullError(msg)
+    msg = (
+        f"cannot write the dataset's staging files{where}: "
+        f"{exc.strerror or exc}; nothing was committed"
+    )
+    return StagingError(msg)
 
 
 def _by_date(frame: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
@@ -72,7 +90,17 @@ class Staging:
         self.pending: list[Future[None]] = []
 
     def write(self, kind: str, stream: str, frame: pl.DataFrame) -> None:
-        """Write `frame`, one file per distinct `_date` (a Date; null: unknown)."""
+        """Write `frame`, one file per distinct `_date` (a Date; null: unknown).
+
+        A failure to write is the dataset's problem, not the log file's: it is
+        raised as `StagingError` (or `DiskFullError`) and stops the run.
+        """
+        try:
+            self._write_parts(kind, stream, frame)
+        except OSError as exc:
+            raise _staging_error(exc) from exc
+
+    def _write_parts(self, kind: str, stream: str, frame: pl.DataFrame) -> None:
         for date, part in _by_date(frame):
             name = f"{_PREFIX[kind]}-{self.run_id}-{self.serial:05d}.parquet"
             self.serial += 1
@@ -91,7 +119,10 @@ class Staging:
     def _wait(self, keep: int = 0) -> None:
         """Wait until at most `keep` writes are in flight; raise their errors."""
         while len(self.pending) > keep:
-            self.pending.pop(0).result()
+            try:
+                self.pending.pop(0).result()
+            except OSError as exc:
+                raise _staging_error(exc) from exc
 
     def drop_stream(self, stream: str) -> None:
         """Forget everything staged for `stream` in this run."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
@@ -89,7 +89,7 @@ def timeline(lf: pl.LazyFrame, interval: str) -> pl.LazyFrame:
     status = pl.col(STATUS)
     return (
         lf.filter(pl.col(TIME).is_not_null())
-        .group_by(pl.col(TIME).dt.truncate(interval).alias(TIME))
+        .group_by(_floor(interval).alias(TIME))
         .agg(
             pl.len().cast(pl.UInt64).alias("requests"),
             ((status >= 400) & (status < 500))
@@ -102,17 +102,31 @@ def timeline(lf: pl.LazyFrame, interval: str) -> pl.LazyFrame:
     )
 
 
+_EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def _floor(interval: str) -> pl.Expr:
+    """`time` truncated to `interval`, never before year 1 (Python's first)."""
+    return pl.max_horizontal(
+        pl.col(TIME).dt.truncate(interval), pl.lit(_EARLIEST, TIME_DTYPE)
+    )
+
+
 def fill_gaps(table: pl.DataFrame, interval: str) -> pl.DataFrame:
     """Add the empty intervals between the first and last as zero rows."""
     if table.height == 0:
         return table.select(COLUMNS)
-    table = table.sort(TIME)
-    start, end = table.item(0, TIME), table.item(-1, TIME)
-    grid = pl.DataFrame(
-        {TIME: pl.datetime_range(start, end, interval, eager=True, time_zone="UTC")}
+    # built in polars: a grid of year-1 dates must not pass through Python
+    grid = table.select(
+        pl.datetime_range(
+            pl.col(TIME).min(), pl.col(TIME).max(), interval, time_zone="UTC"
+        ).alias(TIME)
     ).with_columns(pl.col(TIME).cast(TIME_DTYPE))
+    # a full join keeps every counted interval even where the grid is off
+    # its boundaries (a first interval clamped to year 1)
     return (
-        grid.join(table, on=TIME, how="left")
+        grid.join(table, on=TIME, how="full", coalesce=True)
         .with_columns(pl.col(c).fill_null(0) for c in COLUMNS[1:])
+        .sort(TIME)
         .select(COLUMNS)
     )
