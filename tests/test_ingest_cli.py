@@ -314,3 +314,43 @@ def test_a_format_without_time_goes_to_the_unknown_partition(tmp_path: Path) -> 
     assert result.rows == 2
     assert [p.name for p in (ds / "requests").iterdir()] == ["date=unknown"]
     assert pplog.summarize(ds).paths.get_column("path").to_list() == ["/a", "/b"]
+
+
+def test_summarize_lists_again_when_a_compaction_removed_a_file(
+    logs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pplog.batch import dataset
+
+    ds = logs / "ds"
+    pplog.ingest([str(logs / "access.log")], ds)
+    real = dataset.scan_dataset
+    calls = []
+
+    def listed_before_a_compaction(*args: object, **kwargs: object) -> pl.LazyFrame:
+        calls.append(1)
+        frame = real(*args, **kwargs)  # type: ignore[arg-type]
+        if len(calls) == 1:  # a file that a compaction has just deleted
+            gone = pl.scan_parquet(logs / "deleted-by-compaction.parquet")
+            return pl.concat([frame, gone], how="diagonal_relaxed")
+        return frame
+
+    monkeypatch.setattr(dataset, "scan_dataset", listed_before_a_compaction)
+    s = pplog.summarize(ds)
+    assert len(calls) == 2
+    assert s.overview_dict()["requests"] == 3000
+
+
+def test_compaction_is_one_commit_for_every_partition(logs: Path) -> None:
+    ds = logs / "ds"
+    log = logs / "days.log"
+    line = '203.0.113.9 - - [{d:02d}/Nov/2026:06:01:03 +0000] "GET / HTTP/1.1" 200 1 "-" "-"\n'
+    for _ in range(2):  # two runs: two files in each of five day partitions
+        with log.open("a") as f:
+            f.writelines(line.format(d=d) for d in range(1, 6))
+        pplog.ingest([str(log)], ds, format="combined", compact_threshold=0)
+    before = json.loads((ds / "_pplog" / "state.json").read_text())["applied_commit"]
+    assert pplog.batch.compact_dataset(ds) == 5
+    after = json.loads((ds / "_pplog" / "state.json").read_text())["applied_commit"]
+    assert after == before + 1
+    assert len(list((ds / "requests").rglob("*.parquet"))) == 5
+    assert pplog.verify(ds).ok and pplog.scan_dataset(ds).collect().height == 10

@@ -11,6 +11,7 @@ new one, never both.
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 import uuid
 from collections import defaultdict
@@ -57,49 +58,23 @@ def compact_dataset(dataset: str | Path, *, min_files: int = 2) -> int:
 def compact(layout: Layout, state: State, *, min_files: int) -> int:
     """Compact partitions holding `min_files` files or more; the count compacted.
 
-    The caller holds the lock and `state` is applied.
+    Every partition's merged file is staged first, then one commit record
+    swaps them all in (one record however many partitions: the manifest is
+    written once). The caller holds the lock and `state` is applied.
     """
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for entry in state.files:
         groups[(entry["kind"], entry["date"])].append(entry)
-    done = 0
-    for (kind, date), entries in sorted(groups.items()):
-        if len(entries) < max(2, min_files):
-            continue
-        state = _compact_one(layout, state, kind, date, entries)
-        done += 1
-    return done
-
-
-def _compact_one(
-    layout: Layout, state: State, kind: str, date: str, entries: list[dict[str, Any]]
-) -> State:
+    chosen = {k: v for k, v in sorted(groups.items()) if len(v) >= max(2, min_files)}
+    if not chosen:
+        return 0
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:8]
-    base = layout.requests if kind == "data" else layout.rejects
-    prefix = "part" if kind == "data" else "rejects"
-    final = base / f"date={date}" / f"{prefix}-{run_id}-compacted.parquet"
-    staged = layout.staging / run_id / final.relative_to(layout.root)
-    staged.parent.mkdir(parents=True, exist_ok=True)
-    frames = [pl.scan_parquet(layout.root / e["path"]) for e in entries]
     try:
-        pl.concat(frames, how="diagonal_relaxed").sink_parquet(
-            staged, compression="zstd"
-        )
-        with staged.open("rb+") as f:
-            import os
-
-            os.fsync(f.fileno())
-        fsync_dir(staged.parent)
-        rows = sum(int(e["rows"]) for e in entries)
-        added = {
-            "kind": kind,
-            "date": date,
-            "path": str(final.relative_to(layout.root)),
-            "staging": str(staged.relative_to(layout.root)),
-            "rows": rows,
-            "bytes": staged.stat().st_size,
-        }
-        gone = {e["path"] for e in entries}
+        added = [
+            _stage_merged(layout, run_id, kind, date, entries)
+            for (kind, date), entries in chosen.items()
+        ]
+        gone = {e["path"] for entries in chosen.values() for e in entries}
         record = {
             "format": "pplog-commit",
             "version": 1,
@@ -108,19 +83,45 @@ def _compact_one(
             "prev_commit": state.applied,
             "run_id": run_id,
             "committed_at": now_iso(),
-            "added": [added],
+            "added": added,
             "removed": [{"path": p} for p in sorted(gone)],
             "checkpoints": state.checkpoints,
             "log_format": state.log_format,
             "manifest": [e for e in state.files if e["path"] not in gone]
-            + [{k: added[k] for k in ("kind", "date", "path", "rows", "bytes")}],
+            + [
+                {k: a[k] for k in ("kind", "date", "path", "rows", "bytes")}
+                for a in added
+            ],
         }
         commit(layout, record)
     except BaseException:
         shutil.rmtree(layout.staging / run_id, ignore_errors=True)
         raise
     publish(layout, record)
-    new_state = state_from_record(record)
-    write_state(layout, new_state)
+    write_state(layout, state_from_record(record))
     shutil.rmtree(layout.staging / run_id, ignore_errors=True)
-    return new_state
+    return len(chosen)
+
+
+def _stage_merged(
+    layout: Layout, run_id: str, kind: str, date: str, entries: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """One partition's files merged into a staged file (streamed, fsynced)."""
+    base = layout.requests if kind == "data" else layout.rejects
+    prefix = "part" if kind == "data" else "rejects"
+    final = base / f"date={date}" / f"{prefix}-{run_id}-compacted.parquet"
+    staged = layout.staging / run_id / final.relative_to(layout.root)
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    frames = [pl.scan_parquet(layout.root / e["path"]) for e in entries]
+    pl.concat(frames, how="diagonal_relaxed").sink_parquet(staged, compression="zstd")
+    with staged.open("rb+") as f:
+        os.fsync(f.fileno())
+    fsync_dir(staged.parent)
+    return {
+        "kind": kind,
+        "date": date,
+        "path": str(final.relative_to(layout.root)),
+        "staging": str(staged.relative_to(layout.root)),
+        "rows": sum(int(e["rows"]) for e in entries),
+        "bytes": staged.stat().st_size,
+    }

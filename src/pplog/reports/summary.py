@@ -234,86 +234,102 @@ def summarize(
     if routes and by == "path":
         by = "route"  # a route rule asks for routes
     rules = parse_rules(list(routes)) if by == "route" else ()
-    scan: LogScan | None = None
-    dataset = _dataset_dir(source)
-    if dataset is not None:  # written by `pplog ingest`: rows are ready
-        from pplog.batch.dataset import scan_dataset
 
-        source = scan_dataset(
-            dataset, since=filters.since, until=filters.until, include_rejects=True
-        )
-    if isinstance(source, pl.DataFrame | pl.LazyFrame):
-        lf = _as_rows(source.lazy())
-    else:
-        scan = open_log(
-            source,
-            format,
-            log_format=log_format,
-            nginx_conf=nginx_conf,
-            log_format_name=log_format_name,
-            trusted=trusted,
-            real_ip_header=real_ip_header,
-            recursive=recursive,
-            policy=policy,
-            on_problem=on_problem,
-            on_progress=on_progress,
-        )
-        # free text stays escaped through the aggregations; tables decode it
-        # and the client is attributed after the spool, from its raw inputs
-        lf = parse(scan.lines, scan.format, decode=False)
-    escape = scan.format.escape if scan is not None else "none"
-    with tempfile.TemporaryDirectory(prefix="pplog-") as spool:
-        if not isinstance(source, pl.DataFrame):
-            # offsets of polars-read lines cost a running sum: see write_rejects
-            with_offset = scan is None or not scan.native
-            lf = spooled(lf, Path(spool), with_offset=with_offset)
-        if scan is not None:
-            lf = attribute(lf, scan.policy, eager_decisions=True)
-        _check_filters(filters, lf.collect_schema().names())
-        lf = with_report_columns(lf)
-        filters = filters.bind(lf)
-        classes = agent_classes(lf)
-        # what the tables look at: the filters' requests, bots left out if asked
-        keep = filters.expr(escape)
-        if exclude_bots:
-            keep = keep & ~bot_rows(classes)
-        selected = (
-            lf.filter(pl.col(REJECT_REASON).is_not_null() | keep)
-            if filters or exclude_bots
-            else lf
-        )
-        dbs, geo_note = _geo_databases(geoip)
-        settings = TableSet(
-            top=top,
-            interval=interval,
-            by=by,
-            rules=rules,
-            escape=escape,
-            policy=scan.policy
-            if scan
-            else resolve_policy(
-                policy,
+    def run(source: PathArg | pl.LazyFrame | pl.DataFrame, filters: Filters) -> Summary:
+        scan: LogScan | None = None
+        dataset = _dataset_dir(source)
+        if dataset is not None:  # written by `pplog ingest`: rows are ready
+            from pplog.batch.dataset import scan_dataset
+
+            source = scan_dataset(
+                dataset, since=filters.since, until=filters.until, include_rejects=True
+            )
+        if isinstance(source, pl.DataFrame | pl.LazyFrame):
+            lf = _as_rows(source.lazy())
+        else:
+            scan = open_log(
+                source,
+                format,
+                log_format=log_format,
+                nginx_conf=nginx_conf,
+                log_format_name=log_format_name,
                 trusted=trusted,
                 real_ip_header=real_ip_header,
                 recursive=recursive,
-            ),
-            geoip_skip_special=geoip_skip_special,
-            keep_health_checks=bool(filters.client),
-        )
-        if dbs is not None:
-            with dbs:
-                summary = _summarize(
-                    lf, selected, scan, classes, settings, rejects, filters, dbs
-                )
-        else:
-            summary = _summarize(
-                lf, selected, scan, classes, settings, rejects, filters, None
+                policy=policy,
+                on_problem=on_problem,
+                on_progress=on_progress,
             )
-        summary.geoip = geo_note
-        if dataset is not None:
-            summary.format, summary.sources = "dataset", [str(dataset)]
-        summary.filters = filters.labels + (("bots left out",) if exclude_bots else ())
-        return summary
+            # free text stays escaped through the aggregations; tables decode it
+            # and the client is attributed after the spool, from its raw inputs
+            lf = parse(scan.lines, scan.format, decode=False)
+        escape = scan.format.escape if scan is not None else "none"
+        with tempfile.TemporaryDirectory(prefix="pplog-") as spool:
+            if not isinstance(source, pl.DataFrame):
+                # offsets of polars-read lines cost a running sum: see write_rejects
+                with_offset = scan is None or not scan.native
+                lf = spooled(lf, Path(spool), with_offset=with_offset)
+            if scan is not None:
+                lf = attribute(lf, scan.policy, eager_decisions=True)
+            _check_filters(filters, lf.collect_schema().names())
+            lf = with_report_columns(lf)
+            filters = filters.bind(lf)
+            classes = agent_classes(lf)
+            # what the tables look at: the filters' requests, bots left out if asked
+            keep = filters.expr(escape)
+            if exclude_bots:
+                keep = keep & ~bot_rows(classes)
+            selected = (
+                lf.filter(pl.col(REJECT_REASON).is_not_null() | keep)
+                if filters or exclude_bots
+                else lf
+            )
+            dbs, geo_note = _geo_databases(geoip)
+            settings = TableSet(
+                top=top,
+                interval=interval,
+                by=by,
+                rules=rules,
+                escape=escape,
+                policy=scan.policy
+                if scan
+                else resolve_policy(
+                    policy,
+                    trusted=trusted,
+                    real_ip_header=real_ip_header,
+                    recursive=recursive,
+                ),
+                geoip_skip_special=geoip_skip_special,
+                keep_health_checks=bool(filters.client),
+            )
+            if dbs is not None:
+                with dbs:
+                    summary = _summarize(
+                        lf, selected, scan, classes, settings, rejects, filters, dbs
+                    )
+            else:
+                summary = _summarize(
+                    lf, selected, scan, classes, settings, rejects, filters, None
+                )
+            summary.geoip = geo_note
+            if dataset is not None:
+                summary.format, summary.sources = "dataset", [str(dataset)]
+            summary.filters = filters.labels + (
+                ("bots left out",) if exclude_bots else ()
+            )
+            return summary
+
+    dataset = _dataset_dir(source)
+    if dataset is None:
+        return run(source, filters)
+    # a compaction may delete files a reader has just listed: list again
+    for attempt in range(3):
+        try:
+            return run(source, filters)
+        except (OSError, pl.exceptions.ComputeError) as exc:
+            if attempt == 2 or "No such file" not in str(exc):
+                raise
+    raise AssertionError  # pragma: no cover - the loop returns or raises
 
 
 def _as_rows(lf: pl.LazyFrame) -> pl.LazyFrame:
