@@ -354,3 +354,40 @@ def test_compaction_is_one_commit_for_every_partition(logs: Path) -> None:
     assert after == before + 1
     assert len(list((ds / "requests").rglob("*.parquet"))) == 5
     assert pplog.verify(ds).ok and pplog.scan_dataset(ds).collect().height == 10
+
+
+def test_a_huge_line_is_one_capped_reject_not_a_memory_blowup(tmp_path: Path) -> None:
+    import os
+
+    from pplog.batch import reader
+
+    line = (
+        '203.0.113.9 - - [27/Nov/2026:06:01:03 +0000] "GET / HTTP/1.1" 200 1 "-" "-"\n'
+    )
+    log = tmp_path / "access.log.1"  # a rotated file: its last line may count
+    with log.open("w") as f:
+        f.write(line)
+        f.write(
+            "203.0.113.9 " + "x" * (3 * reader.LINE_LIMIT) + "\n"
+        )  # 3 MiB, one line
+        f.write(line)
+        f.write("A" * (2 * reader.LINE_LIMIT))  # and one cut by the end of the file
+    old = log.stat().st_mtime - 3600
+    os.utime(log, (old, old))
+    ds = tmp_path / "ds"
+    result = pplog.ingest(
+        [str(log)], ds, format="combined", final_grace=60, batch_bytes=1 << 20
+    )
+    assert (result.rows, result.rejects) == (2, 2)
+    rejects = (
+        pplog.scan_dataset(ds, include_rejects=True)
+        .filter(pl.col("reject_reason").is_not_null())
+        .collect()
+    )
+    assert rejects.get_column("reject_reason").to_list() == ["too_long", "too_long"]
+    assert rejects.get_column("length").to_list() == [
+        3 * reader.LINE_LIMIT + 13,
+        2 * reader.LINE_LIMIT,
+    ]
+    assert rejects.get_column("raw").str.len_bytes().max() <= reader.RAW_KEPT
+    assert pplog.verify(ds).ok
