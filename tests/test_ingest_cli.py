@@ -391,3 +391,28 @@ def test_a_huge_line_is_one_capped_reject_not_a_memory_blowup(tmp_path: Path) ->
     ]
     assert rejects.get_column("raw").str.len_bytes().max() <= reader.RAW_KEPT
     assert pplog.verify(ds).ok
+
+
+def test_config_paths_are_relative_to_the_config_file(
+    logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    etc = logs / "etc"
+    etc.mkdir()
+    (etc / "pplog.toml").write_text('paths = ["../access.log*"]\ndataset = "../ds"\n')
+    monkeypatch.chdir(tmp_path)  # cron runs elsewhere
+    result = CliRunner().invoke(
+        cli, ["ingest", "--config", str(etc / "pplog.toml"), "-v"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "3,000 rows" in result.output
+    assert (logs / "ds" / "_pplog").is_dir()
+    for bad, message in (
+        ('dataset = ""\n', "`dataset` is empty"),
+        ("compact_threshold = -1\n", "must be 0 or more"),
+        ("final_grace = -5\n", "must be 0 or more"),
+    ):
+        (etc / "bad.toml").write_text(bad)
+        out = CliRunner().invoke(
+            cli, ["ingest", "x.log", "--config", str(etc / "bad.toml")]
+        )
+        assert out.exit_code == 2 and message in out.output, out.output

@@ -551,6 +551,17 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise click.UsageError(msg) from exc
     for key, value in doc.items():
         kind = _CONFIG_KEYS.get(key)
+        if kind is str and isinstance(value, str) and not value.strip():
+            msg = f"--config `{path}`: `{key}` is empty"
+            raise click.UsageError(msg)
+        if (
+            key in ("final_grace", "compact_threshold")
+            and not isinstance(value, bool)
+            and isinstance(value, int | float)
+            and value < 0
+        ):
+            msg = f"--config `{path}`: `{key}` must be 0 or more, not {value}"
+            raise click.UsageError(msg)
         if kind is None:
             known = ", ".join(_CONFIG_KEYS)
             msg = f"--config `{path}`: unknown key `{key}`; known keys: {known}"
@@ -560,6 +571,19 @@ def _read_config(path: Path) -> dict[str, Any]:
             kind_name = type(value).__name__
             msg = f"--config `{path}`: `{key}` has the wrong type ({kind_name})"
             raise click.UsageError(msg)
+    # paths in the file are relative to the file (cron's working directory is
+    # not the operator's), and `~` is the user's home
+    base = path.parent
+
+    def resolve(text: str) -> str:
+        return str(base / Path(text).expanduser())
+
+    for key in ("dataset", "nginx_conf"):
+        if isinstance(doc.get(key), str):
+            doc[key] = resolve(doc[key])
+    for key in ("paths", "geoip"):
+        if isinstance(doc.get(key), list):
+            doc[key] = [resolve(v) for v in doc[key]]
     return doc
 
 
@@ -574,7 +598,8 @@ def _read_config(path: Path) -> dict[str, Any]:
     "--config",
     "config_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML file with paths, dataset, format and attribution settings.",
+    help="TOML file with paths, dataset, format and attribution settings "
+    "(relative paths in it are relative to the file).",
 )
 @format_options
 @proxy_options
@@ -644,7 +669,7 @@ def ingest_cmd(
             "or `paths` in --config"
         )
         raise click.UsageError(msg)
-    if dataset is None:
+    if dataset is None or not str(dataset).strip():
         msg = "give --dataset DIR (or `dataset` in --config)"
         raise click.UsageError(msg)
     if format_name == "auto" and "format" in config:
