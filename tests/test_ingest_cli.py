@@ -416,3 +416,33 @@ def test_config_paths_are_relative_to_the_config_file(
             cli, ["ingest", "x.log", "--config", str(etc / "bad.toml")]
         )
         assert out.exit_code == 2 and message in out.output, out.output
+
+
+def test_two_sites_with_the_same_first_bytes_stay_two_streams(tmp_path: Path) -> None:
+    common = "".join(
+        f'203.0.113.9 - - [27/Nov/2026:06:01:{i % 60:02d} +0000] "GET /same/{i} HTTP/1.1" 200 1 "-" "-"\n'
+        for i in range(80)
+    )
+    assert len(common) > 4096  # the whole fingerprint is shared
+    for site, extra in (("s1", "/one"), ("s2", "/two")):
+        (tmp_path / site).mkdir()
+        (tmp_path / site / "access.log").write_text(
+            common
+            + f'203.0.113.9 - - [27/Nov/2026:06:02:00 +0000] "GET {extra} HTTP/1.1" 200 1 "-" "-"\n'
+        )
+    ds = tmp_path / "ds"
+    result = pplog.ingest([f"{tmp_path}/s*/access.log"], ds, format="combined")
+    assert result.rows == 162 and not result.warnings.get("duplicate_paths")
+    paths = pplog.scan_dataset(ds).collect().get_column("path")
+    assert {"/one", "/two"} <= set(paths)
+    assert pplog.verify(ds).ok
+
+
+def test_summarize_refuses_attribution_options_on_a_dataset(logs: Path) -> None:
+    from pplog.errors import OptionError
+
+    pplog.ingest([str(logs / "access.log")], logs / "ds")
+    with pytest.raises(OptionError, match="fixed by `pplog ingest`"):
+        pplog.summarize(logs / "ds", trusted=["10.0.0.0/8"])
+    with pytest.raises(OptionError, match="fixed by `pplog ingest`"):
+        pplog.summarize(logs / "ds", format="main")

@@ -851,7 +851,8 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:  # writing the report failed: a full disk, a closed pipe
         if debug:
             raise
-        _stderr(f"Error: cannot write output: {safe_text(exc.strerror or exc)}")
+        where = f" (`{exc.filename}`)" if getattr(exc, "filename", None) else ""
+        _stderr(f"Error: {safe_text(exc.strerror or exc)}{safe_text(where)}")
         sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - the one place nothing may escape
         if debug:

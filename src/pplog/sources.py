@@ -386,6 +386,11 @@ def _iter_source(
             counter.close()
 
 
+def describe(exc: BaseException) -> str:
+    """A one-line reason for a read error (a truncated file, a permission)."""
+    return _describe(exc)
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, EOFError | TruncatedError):
         return "compressed data ends early (truncated file)"

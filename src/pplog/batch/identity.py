@@ -225,21 +225,20 @@ def discover(patterns: Sequence[str]) -> tuple[list[Candidate], list[str], list[
 
 
 def _one_per_content(cands: list[Candidate]) -> tuple[list[Candidate], list[str]]:
-    """Keep one file per identical head: the plain one, else the larger.
+    """Keep one file per identical head within a rotation set: the plain one,
+    else the larger.
 
-    A head shorter than `HEAD_BYTES` is the whole file; two such files are one
-    only within a rotation set (access.log and the access.log.1 copytruncate
-    just made, or access.log.2 and the access.log.2.gz being written), so
-    identical short logs of different sites stay apart.
+    Two files are one only within a rotation set (access.log and the
+    access.log.1 copytruncate just made, or access.log.2 and the
+    access.log.2.gz being written), so the logs of two sites whose first
+    bytes happen to agree stay apart. Hard links and symlinks were merged by
+    inode before.
     """
     chosen: dict[bytes, Candidate] = {}
     dropped: list[str] = []
     order: list[bytes] = []
     for c in cands:
-        if len(c.head) < HEAD_BYTES:
-            key = b"short:" + rotation_key(c.path)[0].encode() + b"\n" + c.head
-        else:
-            key = c.head
+        key = rotation_key(c.path)[0].encode() + b"\n" + c.head
         prev = chosen.get(key)
         if prev is None:
             chosen[key] = c

@@ -42,7 +42,7 @@ from pplog.schema import (
     TEXT,
     TIME,
 )
-from pplog.sources import READ_ERRORS, lines_frame
+from pplog.sources import READ_ERRORS, describe, lines_frame
 
 STREAM_ID = "stream_id"
 LENGTH = "length"
@@ -176,7 +176,7 @@ class Reader:
     ) -> None:
         """Count and report a file that could not be read this run."""
         self.result.warn(kind)
-        detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        detail = describe(exc)
         message = f"{cand.name}: {detail}; its new lines wait for the next run"
         self.result.problems.append(message)
         report(message)

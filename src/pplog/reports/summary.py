@@ -322,6 +322,14 @@ def summarize(
     dataset = _dataset_dir(source)
     if dataset is None:
         return run(source, filters)
+    given = trusted or real_ip_header or recursive is not None or policy
+    if given or format not in (None, "auto") or log_format or nginx_conf:
+        msg = (
+            f"`{dataset}` is a dataset: its format and client attribution were fixed "
+            "by `pplog ingest`; drop the format and real-IP options (or summarize "
+            "the logs themselves)"
+        )
+        raise OptionError(msg)
     # a compaction may delete files a reader has just listed: list again
     for attempt in range(3):
         try:
