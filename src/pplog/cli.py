@@ -648,9 +648,10 @@ def ingest_cmd(
     Reads every complete line written since the last run, across logrotate's
     create and copytruncate modes and compressed rotations, and appends it to
     DIR/requests/date=YYYY-MM-DD/ (rejected lines to DIR/rejects/). A crash,
-    a full disk or an overlapping run never loses or doubles a line. Quiet on
-    success; exit 0 when done (or when another run holds the lock), 1 on an
-    error (nothing committed), 2 on bad usage.
+    a full disk or an overlapping run never loses or doubles a line (what
+    copytruncate itself drops between its copy and its truncate is gone before
+    pplog can see it). Quiet on success; exit 0 when done (or when another run
+    holds the lock), 1 on an error (nothing committed), 2 on bad usage.
 
     \b
     Examples:
