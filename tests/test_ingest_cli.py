@@ -446,3 +446,22 @@ def test_summarize_refuses_attribution_options_on_a_dataset(logs: Path) -> None:
         pplog.summarize(logs / "ds", trusted=["10.0.0.0/8"])
     with pytest.raises(OptionError, match="fixed by `pplog ingest`"):
         pplog.summarize(logs / "ds", format="main")
+
+
+def test_a_lock_held_for_hours_is_reported(logs: Path) -> None:
+    import fcntl
+    import os
+
+    ds = logs / "ds"
+    pplog.ingest([str(logs / "access.log")], ds)
+    lock = ds / "_pplog" / "lock"
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.ftruncate(fd, 0)
+        os.write(fd, b"pid 4242 since 2026-01-01T00:00:00.000000Z\n")
+        quiet = _pplog("ingest", str(logs / "access.log"), "--dataset", str(ds))
+    finally:
+        os.close(fd)
+    assert quiet.returncode == 0
+    assert "pid 4242" in quiet.stderr and "is it stuck?" in quiet.stderr

@@ -711,7 +711,10 @@ def ingest_cmd(
                 on_problem=_warn,
             )
         except Busy as exc:
-            if verbose:
+            held = exc.held or 0.0
+            if held > _STUCK_AFTER:  # cron would otherwise skip quietly forever
+                _warn(f"{exc} for {held / 60:.0f} minutes; is it stuck?")
+            elif verbose:
                 click.echo(f"ingest: skipped: {exc}", err=True)
             return
     for key, count in result.warnings.items():
@@ -720,6 +723,8 @@ def ingest_cmd(
     if verbose:
         click.echo(result.line(), err=True)
 
+
+_STUCK_AFTER = 3600.0  # seconds a lock may be held before skipped runs warn
 
 _WARNINGS = {
     "bytes_lost_unread": "{n:,} bytes were rotated away before they were read; "

@@ -45,7 +45,11 @@ class DiskFullError(PplogError):
 
 
 class Busy(PplogError):
-    """Another run holds the dataset's lock."""
+    """Another run holds the dataset's lock (for `held` seconds, if known)."""
+
+    def __init__(self, message: str, held: float | None = None) -> None:
+        super().__init__(message)
+        self.held = held
 
 
 @dataclass(frozen=True)
@@ -132,13 +136,25 @@ def locked(layout: Layout) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            msg = f"another pplog run holds `{layout.meta / 'lock'}`"
-            raise Busy(msg) from None
+            holder, held = _holder(fd)
+            msg = f"another pplog run holds `{layout.meta / 'lock'}` ({holder})"
+            raise Busy(msg, held) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} since {now_iso()}\n".encode())
         yield
     finally:
         os.close(fd)
+
+
+def _holder(fd: int) -> tuple[str, float | None]:
+    """Who holds the lock and for how long, from what it wrote into the file."""
+    try:
+        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
+        since = text.rsplit(" since ", 1)[1]
+        start = datetime.strptime(since, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except (OSError, IndexError, ValueError):
+        return "unknown", None
+    return text, (datetime.now(UTC) - start).total_seconds()
 
 
 def now_iso() -> str:
