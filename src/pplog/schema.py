@@ -12,6 +12,10 @@ RAW = "raw"
 REJECT_REASON = "reject_reason"
 TEXT = "_text"  # the line as read, internal to sources/parse
 
+# Rows of an ingested dataset: which stream (file) and which bytes a row is
+STREAM_ID = "stream_id"
+LENGTH = "length"
+
 # Derived columns
 TIME = "time"
 METHOD = "method"

@@ -352,7 +352,7 @@ def _iter_source(
                 _report(
                     on_problem,
                     src.name,
-                    f"stopped at byte {offset + len(rest)}: {_describe(exc)}",
+                    f"stopped at byte {offset + len(rest)}: {describe(exc)}",
                 )
                 data = b""
                 if rest:
@@ -388,10 +388,6 @@ def _iter_source(
 
 def describe(exc: BaseException) -> str:
     """A one-line reason for a read error (a truncated file, a permission)."""
-    return _describe(exc)
-
-
-def _describe(exc: BaseException) -> str:
     if isinstance(exc, EOFError | TruncatedError):
         return "compressed data ends early (truncated file)"
     if isinstance(exc, OSError) and exc.strerror:

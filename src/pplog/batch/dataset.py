@@ -5,16 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
 from pplog.batch.state import Layout, is_dataset, load_state
 from pplog.errors import SourceError
-from pplog.schema import OFFSET, RAW, REJECT_REASON, TIME
-
-STREAM_ID = "stream_id"
-LENGTH = "length"
+from pplog.schema import LENGTH, OFFSET, RAW, REJECT_REASON, STREAM_ID, TIME
 
 
 def _utc(when: datetime) -> datetime:
@@ -243,13 +239,3 @@ def _reason(path: Path) -> pl.Expr:
     if path.name.startswith("rejects-"):
         return pl.col(REJECT_REASON)
     return pl.lit(None, pl.String).alias(REJECT_REASON)
-
-
-def describe(dataset: str | Path) -> dict[str, Any]:
-    """Counts from the state: commits, streams, files (for `-v` and tests)."""
-    state = load_state(Layout(Path(dataset)))
-    return {
-        "commit": state.applied,
-        "streams": len(state.checkpoints),
-        "files": len(state.files),
-    }

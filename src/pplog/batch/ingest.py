@@ -264,15 +264,14 @@ def _format(
 ) -> LogFormat:
     """The format given, else the one recorded by earlier runs, else detected."""
     given = log_format or nginx_conf or format not in (None, "auto")
-    if not given and state.log_format:
-        saved = state.log_format
-        if saved:
-            preset = PRESETS.get(saved["name"])
-            if preset is not None and preset.format == saved["format"]:
-                return preset
-            return LogFormat.from_string(
-                saved["format"], name=saved["name"], escape=saved["escape"]
-            )
+    saved = state.log_format
+    if not given and saved:
+        preset = PRESETS.get(saved["name"])
+        if preset is not None and preset.format == saved["format"]:
+            return preset
+        return LogFormat.from_string(
+            saved["format"], name=saved["name"], escape=saved["escape"]
+        )
     srcs = [Source(c.name, c.path) for c in cands if not c.compressed] or [
         Source(c.name, c.path) for c in cands
     ]

@@ -34,18 +34,18 @@ from pplog.pipeline import rows
 from pplog.schema import (
     CLIENT_IP,
     HTTP_USER_AGENT,
+    LENGTH,
     LINE,
     OFFSET,
     RAW,
     REJECT_REASON,
     SOURCE,
+    STREAM_ID,
     TEXT,
     TIME,
 )
 from pplog.sources import READ_ERRORS, describe, lines_frame
 
-STREAM_ID = "stream_id"
-LENGTH = "length"
 FORGET_AFTER = 14 * 86400.0  # seconds unseen before a checkpoint is dropped
 
 ProblemHandler = Callable[[str], None]

@@ -210,7 +210,7 @@ def _lines_with_nul(
         while chunk := stream.read(sources.CHUNK_BYTES):
             chunks.append(chunk)
     except sources.READ_ERRORS as exc:
-        _report(on_problem, src.name, f"stopped: {sources._describe(exc)}")
+        _report(on_problem, src.name, f"stopped: {sources.describe(exc)}")
     finally:
         counter.close()
     data = b"".join(chunks)

@@ -175,7 +175,8 @@ class Filters:
                 f"--until ({end:%Y-%m-%d %H:%M:%S})"
             )
             raise OptionError(msg)
-        statuses = parse_status(_many(status, "--status"))
+        status_texts = _many(status, "--status")
+        statuses = parse_status(status_texts)
         client_texts = _many(client, "--client")
         clients = parse_networks(client_texts)
         paths = tuple(_check_regex(p) for p in _many(path, "--path"))
@@ -185,7 +186,7 @@ class Filters:
         if end is not None:
             labels.append(f"until {end:%Y-%m-%d %H:%M:%S} UTC")
         if statuses:
-            labels.append("status " + ",".join(_many(status, "--status")))
+            labels.append("status " + ",".join(status_texts))
         if clients:
             labels.append("client " + ",".join(n.text for n in clients))
         if paths:

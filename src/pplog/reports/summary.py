@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from pplog.sources import ProblemHandler, ProgressHandler
 
 REJECT_SAMPLES = 5
-TABLES = ("clients", "paths", "errors")
 BY = ("path", "route")
 
 
