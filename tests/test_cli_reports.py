@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
+import pplog
 from helpers import SAMPLES
 from pplog.cli import cli
 
@@ -278,3 +279,25 @@ def test_sparkline_last_bar_is_scaled(runner: CliRunner) -> None:
 
     assert _binned([5] * 10, 4) == [15, 15, 15, 15]  # 3+3+3+1 points, the last scaled
     assert _binned([1, 2, 3], 5) == [1, 2, 3]
+
+
+def test_every_output_is_registered_under_its_own_name() -> None:
+    from pplog import outputs
+
+    for name in outputs.available():
+        assert outputs.get(name).name == name
+    with pytest.raises(pplog.ReportError, match="unknown output"):
+        outputs.get("yaml")
+
+
+def test_summarize_does_not_load_the_dataset_side() -> None:
+    # `pplog summarize` starts faster without ingest's modules; they load on use
+    code = (
+        "import sys, pplog.cli; "
+        "print('pplog.batch.ingest' in sys.modules); "
+        "import pplog; pplog.ingest; print('pplog.batch.ingest' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["False", "True"]

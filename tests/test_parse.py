@@ -89,6 +89,19 @@ def test_remote_user_with_spaces_and_brackets(tmp_path: Path) -> None:
     assert row["time"] == datetime(2026, 11, 27, 6, 1, 2, tzinfo=UTC)
 
 
+def test_touching_variables_in_a_quoted_format_split_by_their_shapes(
+    tmp_path: Path,
+) -> None:
+    # no literal between the two values: the cheap split cannot apply, the
+    # segment's regex splits them (an address has no spaces, a port is digits)
+    fmt = '$remote_addr:$remote_port$remote_user "$request" $status'
+    row = one(tmp_path, '203.0.113.9:4431- "GET /x HTTP/1.1" 204', log_format=fmt)
+    assert row["reject_reason"] is None
+    assert (row["remote_addr"], row["remote_port"]) == ("203.0.113.9", 4431)
+    assert row["path"] == "/x"
+    assert row["status"] == 204
+
+
 @pytest.mark.parametrize(
     ("stamp", "utc"),
     [
@@ -326,6 +339,12 @@ def test_clb_tcp_listener_line(tmp_path: Path) -> None:
         ("GET /sp-query?a=1  HTTP/1.0", ("GET", "/sp-query", "a=1", "HTTP/1.0")),
         ("GET /zero-nine-sp ", ("GET", "/zero-nine-sp", None, None)),
         ("GET ", (None, None, None, None)),
+        # one-character targets: the protocol is not swallowed into the target
+        ("GET / HTTP/1.1 ", ("GET", "/", None, "HTTP/1.1")),
+        ("GET /  HTTP/1.1", ("GET", "/", None, "HTTP/1.1")),
+        ("OPTIONS * HTTP/1.1", ("OPTIONS", "*", None, "HTTP/1.1")),
+        ("GET /a b HTTP/1.0", ("GET", "/a b", None, "HTTP/1.0")),
+        ("GET http://example.com HTTP/1.1", ("GET", "/", None, "HTTP/1.1")),
     ],
 )
 def test_request_lines_nginx_accepts_with_odd_spacing(

@@ -51,6 +51,29 @@ def test_overview_counts_everything(tmp_path: Path) -> None:
     assert ov["first_time"].minute == 1 and ov["last_time"].minute == 4
 
 
+def test_overview_counts_requests_credited_to_private_or_trusted_addresses(
+    tmp_path: Path,
+) -> None:
+    log = write(
+        tmp_path,
+        [
+            ("10.0.0.1", 1, "/a", 200, 1, 0.1),  # private: a balancer, probably
+            ("10.0.0.1", 2, "/a", 200, 1, 0.1),
+            ("10.0.0.1", 3, "/a", 200, 1, 0.1),
+            ("203.0.113.5", 4, "/a", 200, 1, 0.1),
+            ("203.0.113.5", 5, "/a", 200, 1, 0.1),
+            ("198.51.100.7", 6, "/a", 200, 1, 0.1),  # trusted below
+            ("fd00::1", 7, "/a", 200, 1, 0.1),
+            ("::ffff:192.168.1.1", 8, "/a", 200, 1, 0.1),
+            ("2001:db8::1", 9, "/a", 200, 1, 0.1),
+        ],
+    )
+    ov = pplog.summarize(log, log_format=FMT, trusted=["198.51.100.0/24"])
+    row = ov.overview_dict()
+    assert row["client_private_or_trusted"] == 6
+    assert row["requests"] == 9
+
+
 def test_latency_percentiles_are_exact_nearest_rank(tmp_path: Path) -> None:
     times = [i / 1000 for i in range(1, 101)]  # 0.001 .. 0.100, one each
     rows = [("203.0.113.1", 1, "/p", 200, 1, t) for t in reversed(times)]

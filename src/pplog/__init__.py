@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pplog.batch import ingest, scan_dataset, verify
+from typing import TYPE_CHECKING, Any
+
 from pplog.errors import (
     LogFormatError,
     OptionError,
@@ -14,7 +15,23 @@ from pplog.formats import PRESETS, LogFormat, get_format
 from pplog.pipeline import PplogWarning, read_log, scan_log
 from pplog.reports import Summary, summarize
 
+if TYPE_CHECKING:
+    from pplog.batch import ingest, scan_dataset, verify
+
 __version__ = "0.1.0"
+
+# The dataset side is imported when first used: `pplog summarize` starts faster.
+_BATCH = frozenset({"ingest", "scan_dataset", "verify"})
+
+
+def __getattr__(name: str) -> Any:  # noqa: ANN401 - module attributes
+    if name in _BATCH:
+        from pplog import batch
+
+        return getattr(batch, name)
+    msg = f"module 'pplog' has no attribute {name!r}"
+    raise AttributeError(msg)
+
 
 __all__ = [
     "PRESETS",

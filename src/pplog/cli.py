@@ -487,6 +487,7 @@ def doctor_cmd(
         msg = "give access logs (PATH...) and/or --error-log FILE"
         raise click.UsageError(msg)
     from pplog.formats.errorlog import read_error_log
+    from pplog.outputs.doctor import write_findings
     from pplog.reports.doctor import diagnose, to_dict
 
     with errors_as_click():
@@ -518,7 +519,7 @@ def doctor_cmd(
     if target == "json":
         click.echo(json.dumps(to_dict(findings), indent=2, ensure_ascii=False))
         return
-    outputs.doctor.write_findings(findings)
+    write_findings(findings)
 
 
 _CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {

@@ -59,48 +59,53 @@ _AWS_QUOTED = frozenset(
 )
 
 
-def _shape_ok(expr: pl.Expr, name: str) -> pl.Expr:
-    shape = SHAPES.get(name)
-    if shape is None:
-        return pl.lit(True)  # noqa: FBT003
-    return expr.str.contains(f"^(?:{shape})$")
-
-
 def _fast_split(
-    part: pl.Expr, tokens: tuple[Token, ...]
-) -> tuple[list[pl.Expr], pl.Expr]:
-    """Values of a segment's variables by splitting at each following literal.
+    seg: str, tokens: tuple[Token, ...], positions: dict[int, int]
+) -> tuple[list[list[pl.Expr]], list[pl.Expr], pl.Expr]:
+    """Split segment column `seg` at the literal after each variable.
 
-    Cheap, and right whenever no value contains its next literal; `ok` says
-    whether every piece was found and has its variable's shape.
+    Cheap, and right whenever no value contains its next literal. Returns the
+    chain of splits (one stage each, so every split is computed once), the
+    values (columns ``_fast{i}_{position}``) and `ok`, which says whether every
+    piece was found and has its variable's shape. A segment whose split is ok
+    matches the segment's regex: that is the same literals around the same
+    shapes, with free text as ``.*?``.
     """
+    chain: list[list[pl.Expr]] = []
     values: list[pl.Expr] = []
-    ok: pl.Expr = pl.lit(True)  # noqa: FBT003
-    rest = part
+    checks: list[pl.Expr] = []
+    rest = pl.col(seg)
     toks = list(tokens)
     if toks and isinstance(toks[0], Literal):
-        ok = ok & rest.str.starts_with(toks[0].text)
+        checks.append(rest.str.starts_with(toks[0].text))
         rest = rest.str.strip_prefix(toks[0].text)
         toks = toks[1:]
     for k, tok in enumerate(toks):
         if not isinstance(tok, Variable):
             continue
         nxt = toks[k + 1] if k + 1 < len(toks) else None
+        if isinstance(nxt, Variable):  # touching values: only the regex splits them
+            return [], [], pl.lit(False)  # noqa: FBT003
         if nxt is None:
             value = rest
         elif k + 2 >= len(toks):  # the segment ends with this literal
-            assert isinstance(nxt, Literal)
-            ok = ok & rest.str.ends_with(nxt.text)
+            checks.append(rest.str.ends_with(nxt.text))
             value = rest.str.strip_suffix(nxt.text)
         else:
-            assert isinstance(nxt, Literal)
-            pair = rest.str.splitn(nxt.text, 2)
-            value = pair.struct.field("field_0")
-            rest = pair.struct.field("field_1")
-            ok = ok & rest.is_not_null()
-        ok = ok & _shape_ok(value, tok.name)
-        values.append(value)
-    return values, ok
+            pair = f"{seg}_split{k}"
+            chain.append([rest.str.splitn(nxt.text, 2).alias(pair)])
+            value = pl.col(pair).struct.field("field_0")
+            rest = pl.col(pair).struct.field("field_1")
+            checks.append(rest.is_not_null())
+        name = f"{seg}_fast{positions[id(tok)]}"
+        values.append(value.alias(name))
+        if tok.name in SHAPES:
+            checks.append(pl.col(name).str.contains(f"^(?:{SHAPES[tok.name]})$"))
+    return (
+        [*chain, values],
+        values,
+        pl.all_horizontal(checks) if checks else pl.lit(True),
+    )  # noqa: FBT003
 
 
 def _extract(fmt: LogFormat) -> tuple[list[list[pl.Expr]], list[pl.Expr], pl.Expr]:
@@ -115,9 +120,9 @@ def _extract(fmt: LogFormat) -> tuple[list[list[pl.Expr]], list[pl.Expr], pl.Exp
         stage = [text.str.extract_groups(plan.full_regex).alias(_MATCH)]
         return [stage], columns, match.struct.field(first).is_not_null()
     parts = pl.col(_PARTS)
-    first_stage: list[pl.Expr] = [text.str.split('"').alias(_PARTS)]
-    second: list[pl.Expr] = []
-    third: list[pl.Expr] = []
+    segments: list[pl.Expr] = []
+    splits: list[list[list[pl.Expr]]] = []
+    checked: list[pl.Expr] = []
     fields: list[pl.Expr] = []
     valid = parts.list.len() == len(plan.segments)
     positions = {id(t): i for i, t in enumerate(fmt.tokens)}
@@ -131,31 +136,33 @@ def _extract(fmt: LogFormat) -> tuple[list[list[pl.Expr]], list[pl.Expr], pl.Exp
             literal = "".join(t.text for t in seg.tokens if isinstance(t, Literal))
             valid = valid & (part == literal)
             continue
-        # Validate with the DFA (no captures: fast), split cheaply, and run the
-        # capturing regex only on the rare rows where the cheap split went wrong.
-        seg_col, ok_col, slow_col = f"_seg{i}", f"_ok{i}", f"_slow{i}"
-        second.append(part.alias(seg_col))
-        fast, fast_ok = _fast_split(pl.col(seg_col), seg.tokens)
-        second_ok = pl.col(seg_col).str.contains(seg.regex)
-        third.append(second_ok.alias(f"_match{i}"))
-        third.append(fast_ok.fill_null(False).alias(ok_col))  # noqa: FBT003
-        for var, value in zip(variables, fast, strict=True):
-            third.append(value.alias(f"_fast{i}_{positions[id(var)]}"))
-        valid = valid & pl.col(f"_match{i}")
-        needs_slow = pl.col(f"_match{i}") & ~pl.col(ok_col)
-        slow = pl.when(needs_slow).then(pl.col(seg_col)).str.extract_groups(seg.regex)
+        # Split cheaply; run the regex (to validate, and capturing where the
+        # split went wrong) only on the rare rows whose split is not ok.
+        name, ok = f"_seg{i}", pl.col(f"_seg{i}_ok")
+        segments.append(part.alias(name))
+        stages, values, fast_ok = _fast_split(name, seg.tokens, positions)
+        splits.append([*stages, [fast_ok.fill_null(False).alias(f"{name}_ok")]])  # noqa: FBT003
+        rare = pl.when(~ok).then(pl.col(name))
+        checked.append((ok | rare.str.contains(seg.regex)).alias(f"{name}_match"))
+        checked.append(rare.str.extract_groups(seg.regex).alias(f"{name}_slow"))
+        valid = valid & pl.col(f"{name}_match")
+        fast = {v.meta.output_name() for v in values}
         for var in variables:
-            group = f"g{positions[id(var)]}"
-            if groups.get(group) != var.column:
-                continue
+            pos = positions[id(var)]
+            if groups.get(f"g{pos}") != var.column:
+                continue  # a variable logged twice: the first one is the column
+            slow = pl.col(f"{name}_slow").struct.field(f"g{pos}")
+            value = pl.col(f"{name}_fast{pos}") if f"{name}_fast{pos}" in fast else None
             fields.append(
-                pl.when(pl.col(ok_col))
-                .then(pl.col(f"_fast{i}_{positions[id(var)]}"))
-                .otherwise(slow.struct.field(group))
-                .alias(var.column)
+                (
+                    pl.when(ok).then(value).otherwise(slow)
+                    if value is not None
+                    else slow
+                ).alias(var.column)
             )
-        del slow_col
-    stages = [first_stage, second, third]
+    depth = max((len(s) for s in splits), default=0)
+    chained = [[e for s in splits if j < len(s) for e in s[j]] for j in range(depth)]
+    stages = [[text.str.split('"').alias(_PARTS)], segments, *chained, checked]
     return [s for s in stages if s], fields, valid.fill_null(False)  # noqa: FBT003
 
 
@@ -231,12 +238,12 @@ def _time(fmt: LogFormat) -> pl.Expr | None:
     return None
 
 
-# The common shape, checked without captures: `METHOD /target HTTP/x.y` (or 0.9).
-_REQUEST_SIMPLE = r"^[A-Z][A-Z_-]* [^ ]+(?: HTTP/\d\.\d)?$"
+# The common shape, checked without captures: `METHOD /path HTTP/x.y` (or 0.9).
+_REQUEST_PLAIN = r"^[A-Z][A-Z_-]* /[^ ]*(?: HTTP/\d\.\d)?$"
 # Everything nginx also accepts: runs of spaces, trailing spaces, HTTP/1.10,
 # and (before 1.21.1) spaces inside the target.
 _REQUEST_RE = (
-    r"^(?P<method>[A-Z][A-Z_-]*) +(?P<target>[^ ](?:.*?[^ ])?)"
+    r"^(?P<method>[A-Z][A-Z_-]*) +(?P<target>[^ ](?:.*?[^ ])??)"
     r"(?: +(?P<protocol>HTTP/\d+\.\d+))? *$"
 )
 
@@ -267,36 +274,26 @@ def request_parts() -> list[list[pl.Expr]]:
     target). A request line that nginx would not have accepted (binary bytes, a
     PROXY header, a lowercase method) keeps `request`; the four parts are null.
     Each stage is one `with_columns`, so nothing is computed twice.
+
+    Plain requests (``METHOD /path HTTP/x.y``, nearly all of them) split on
+    their spaces; the regex and the absolute-form handling run only on the
+    others, which every other row reaches as null.
     """
     request = pl.col(REQUEST)
-    simple, rest = pl.col("_rq_simple"), pl.col("_rq_rest")
+    plain, words = pl.col("_rq_plain"), pl.col("_rq_words")
     stage1 = [
-        request.str.contains(_REQUEST_SIMPLE).fill_null(False).alias("_rq_simple"),  # noqa: FBT003
-        request.str.splitn(" ", 2).alias("_rq_pair"),
+        request.str.contains(_REQUEST_PLAIN).fill_null(False).alias("_rq_plain"),  # noqa: FBT003
+        request.str.split(" ").alias("_rq_words"),
     ]
-    slow = pl.when(~simple).then(request).str.extract_groups(_REQUEST_RE)
+    # the rest: rare rows only
+    slow = pl.when(~plain).then(request).str.extract_groups(_REQUEST_RE)
     stage2 = [
-        pl.col("_rq_pair").struct.field("field_1").alias("_rq_rest"),
-        pl.col("_rq_pair").struct.field("field_0").alias("_rq_method"),
+        words.list.get(1, null_on_oob=True).str.splitn("?", 2).alias("_rq_plain_pq"),
         slow.alias("_rq_slow"),
     ]
-    has_protocol = rest.str.slice(-9).str.starts_with(" HTTP/")
     slow_col = pl.col("_rq_slow")
-    stage3 = [
-        pl.when(simple)
-        .then(pl.col("_rq_method"))
-        .otherwise(slow_col.struct.field("method"))
-        .alias("_rq_method"),
-        pl.when(simple)
-        .then(pl.when(has_protocol).then(rest.str.slice(-8)))
-        .otherwise(slow_col.struct.field("protocol"))
-        .alias("_rq_protocol"),
-        pl.when(simple)
-        .then(pl.when(has_protocol).then(rest.str.head(-9)).otherwise(rest))
-        .otherwise(slow_col.struct.field("target"))
-        .alias("_rq_target"),
-    ]
-    method, target = pl.col("_rq_method"), pl.col("_rq_target")
+    method = slow_col.struct.field("method")
+    target = slow_col.struct.field("target")
     absolute = ~target.str.starts_with("/")
     ok = (
         method.is_not_null()
@@ -305,7 +302,7 @@ def request_parts() -> list[list[pl.Expr]]:
     # absolute-form targets (`GET http://host/x`) lose scheme and host
     origin_free = pl.when(absolute).then(target).str.replace(_ORIGIN_RE, "")
     origin_free = pl.when(origin_free == "").then(pl.lit("/")).otherwise(origin_free)
-    stage4 = [
+    stage3 = [
         ok.alias("_rq_ok"),
         pl.when(absolute)
         .then(origin_free)
@@ -314,13 +311,22 @@ def request_parts() -> list[list[pl.Expr]]:
         .alias("_rq_split"),
     ]
     ok_col, split = pl.col("_rq_ok"), pl.col("_rq_split")
-    stage5 = [
-        pl.when(ok_col).then(method).alias(METHOD),
-        pl.when(ok_col).then(split.struct.field("field_0")).alias(PATH),
-        pl.when(ok_col).then(split.struct.field("field_1")).alias(QUERY),
-        pl.when(ok_col).then(pl.col("_rq_protocol")).alias(PROTOCOL),
+    pq = pl.col("_rq_plain_pq")
+
+    def part(fast: pl.Expr, rare: pl.Expr, name: str) -> pl.Expr:
+        return pl.when(plain).then(fast).when(ok_col).then(rare).alias(name)
+
+    stage4 = [
+        part(words.list.first(), method, METHOD),
+        part(pq.struct.field("field_0"), split.struct.field("field_0"), PATH),
+        part(pq.struct.field("field_1"), split.struct.field("field_1"), QUERY),
+        part(
+            words.list.get(2, null_on_oob=True),
+            slow_col.struct.field("protocol"),
+            PROTOCOL,
+        ),
     ]
-    return [stage1, stage2, stage3, stage4, stage5]
+    return [stage1, stage2, stage3, stage4]
 
 
 def _aws_aliases(fmt: LogFormat) -> list[pl.Expr]:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol
+import importlib
+from typing import TYPE_CHECKING, ClassVar, Protocol, cast
 
 from pplog.errors import ReportError
-from pplog.outputs import doctor
 from pplog.outputs._options import ReportOptions
-from pplog.outputs.html import HtmlReporter
-from pplog.outputs.json import JsonReporter
-from pplog.outputs.tables import CsvReporter, ParquetReporter
-from pplog.outputs.terminal import TerminalReporter
-from pplog.reports import Summary
 
-__all__ = ["ReportOptions", "Reporter", "available", "doctor", "get"]
+if TYPE_CHECKING:
+    from pplog.reports import Summary
+
+__all__ = ["ReportOptions", "Reporter", "available", "get"]
 
 
 class Reporter(Protocol):
@@ -25,15 +23,13 @@ class Reporter(Protocol):
         """Write `summary` as `options` say."""
 
 
-_BUILTIN: dict[str, type[Reporter]] = {
-    r.name: r
-    for r in (
-        TerminalReporter,
-        JsonReporter,
-        CsvReporter,
-        ParquetReporter,
-        HtmlReporter,
-    )
+# name -> module and class; a reporter's module is imported when it is used
+_BUILTIN: dict[str, tuple[str, str]] = {
+    "terminal": ("terminal", "TerminalReporter"),
+    "json": ("json", "JsonReporter"),
+    "csv": ("tables", "CsvReporter"),
+    "parquet": ("tables", "ParquetReporter"),
+    "html": ("html", "HtmlReporter"),
 }
 
 
@@ -44,8 +40,9 @@ def available() -> list[str]:
 
 def get(name: str) -> Reporter:
     """A reporter by name."""
-    try:
-        return _BUILTIN[name]()
-    except KeyError:
+    if name not in _BUILTIN:
         msg = f"unknown output `{name}`; choose one of {', '.join(_BUILTIN)}"
-        raise ReportError(msg) from None
+        raise ReportError(msg)
+    module, cls = _BUILTIN[name]
+    reporter = getattr(importlib.import_module(f"pplog.outputs.{module}"), cls)
+    return cast("Reporter", reporter())

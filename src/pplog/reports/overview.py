@@ -6,7 +6,7 @@ import polars as pl
 
 from pplog._ipaddr import _V4_STRICT, Network, parse_networks
 from pplog.clientip import DEFAULT_TRUSTED, FORWARDED_BY_UNTRUSTED, ProxyPolicy
-from pplog.reports._columns import bytes_column, key_hash
+from pplog.reports._columns import bytes_column
 from pplog.schema import CLIENT_IP, REJECT_REASON, STATUS, TIME
 
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
@@ -21,8 +21,8 @@ def overview(lf: pl.LazyFrame, policy: ProxyPolicy | None = None) -> pl.LazyFram
     be spoofing), `client_private_or_trusted` (the credited address is private
     or one of the trusted proxies: realip probably not configured).
 
-    Written as plain streaming aggregations over the parsed rows, plus a
-    unique over 64-bit client hashes for the distinct client count.
+    Written as plain streaming aggregations over the parsed rows, plus one
+    grouping by client for the distinct count and the address test.
     """
     columns = lf.collect_schema().names()
     ok_rows = lf.filter(pl.col(REJECT_REASON).is_null())
@@ -59,13 +59,7 @@ def overview(lf: pl.LazyFrame, policy: ProxyPolicy | None = None) -> pl.LazyFram
         .alias("forwarded_by_untrusted"),
     ]
     parsed = ok_rows.select(exprs)
-    private = _private_or_trusted(ok_rows, ranges)
-    clients = (
-        ok_rows.filter(pl.col(CLIENT_IP).is_not_null())
-        .select(key_hash([CLIENT_IP]))
-        .unique()
-        .select(pl.len().cast(pl.UInt64).alias("clients"))
-    )
+    clients = _clients(ok_rows, ranges)
     order = [
         "lines",
         "requests",
@@ -78,7 +72,7 @@ def overview(lf: pl.LazyFrame, policy: ProxyPolicy | None = None) -> pl.LazyFram
         "forwarded_by_untrusted",
         "client_private_or_trusted",
     ]
-    out = pl.concat([totals, parsed, clients, private], how="horizontal")
+    out = pl.concat([totals, parsed, clients], how="horizontal")
     return out.select(order + [f"status_{n}" for n in (*STATUS_CLASSES, "other")])
 
 
@@ -133,13 +127,26 @@ def checked_ranges(policy: ProxyPolicy | None) -> tuple[Network, ...]:
     return parse_networks((*trusted, *DEFAULT_TRUSTED))
 
 
-def _private_or_trusted(lf: pl.LazyFrame, ranges: tuple[Network, ...]) -> pl.LazyFrame:
-    """Count requests whose `client_ip` is private or in a trusted range."""
-    return lf.select(CLIENT_IP, v4_number().alias("_v4")).select(
-        private_or_trusted(ranges, pl.col("_v4"))
+def _clients(lf: pl.LazyFrame, ranges: tuple[Network, ...]) -> pl.LazyFrame:
+    """Distinct clients, and the requests whose `client_ip` is private or trusted.
+
+    The address test runs once per distinct client, on the grouped counts,
+    not once per request (the grouping is the one the clients table does).
+    """
+    per_client = (
+        lf.filter(pl.col(CLIENT_IP).is_not_null())
+        .group_by(CLIENT_IP)
+        .agg(pl.len().alias("_n"))
+        .with_columns(v4_number().alias("_v4"))
+    )
+    private = private_or_trusted(ranges, pl.col("_v4"))
+    return per_client.select(
+        pl.len().cast(pl.UInt64).alias("clients"),
+        pl.col("_n")
+        .filter(private)
         .sum()
         .cast(pl.UInt64)
-        .alias("client_private_or_trusted")
+        .alias("client_private_or_trusted"),
     )
 
 
