@@ -285,48 +285,40 @@ def request_parts() -> list[list[pl.Expr]]:
         request.str.contains(_REQUEST_PLAIN).fill_null(False).alias("_rq_plain"),  # noqa: FBT003
         request.str.split(" ").alias("_rq_words"),
     ]
-    # the rest: rare rows only
-    slow = pl.when(~plain).then(request).str.extract_groups(_REQUEST_RE)
+    # the rest: rare rows only (every other row reaches the regex as null)
     stage2 = [
-        words.list.get(1, null_on_oob=True).str.splitn("?", 2).alias("_rq_plain_pq"),
-        slow.alias("_rq_slow"),
+        pl.when(~plain).then(request).str.extract_groups(_REQUEST_RE).alias("_rq_slow")
     ]
-    slow_col = pl.col("_rq_slow")
-    method = slow_col.struct.field("method")
-    target = slow_col.struct.field("target")
-    absolute = ~target.str.starts_with("/")
-    ok = (
-        method.is_not_null()
-        & (~absolute | target.str.contains(_TARGET_OK) | (method == "CONNECT"))
-    ).fill_null(False)  # noqa: FBT003
+    slow = pl.col("_rq_slow")
+    method = slow.struct.field("method")
+    target = slow.struct.field("target")
+    # origin-form, `*`, absolute-form, or CONNECT's authority-form
+    ok = (target.str.contains(_TARGET_OK) | (method == "CONNECT")).fill_null(False)  # noqa: FBT003
     # absolute-form targets (`GET http://host/x`) lose scheme and host
-    origin_free = pl.when(absolute).then(target).str.replace(_ORIGIN_RE, "")
+    origin_free = target.str.replace(_ORIGIN_RE, "")
     origin_free = pl.when(origin_free == "").then(pl.lit("/")).otherwise(origin_free)
     stage3 = [
         ok.alias("_rq_ok"),
-        pl.when(absolute)
+        pl.when(plain)
+        .then(words.list.get(1, null_on_oob=True))
+        .when(ok)
         .then(origin_free)
-        .otherwise(target)
-        .str.splitn("?", 2)
-        .alias("_rq_split"),
+        .alias("_rq_target"),
     ]
-    ok_col, split = pl.col("_rq_ok"), pl.col("_rq_split")
-    pq = pl.col("_rq_plain_pq")
-
-    def part(fast: pl.Expr, rare: pl.Expr, name: str) -> pl.Expr:
-        return pl.when(plain).then(fast).when(ok_col).then(rare).alias(name)
-
-    stage4 = [
-        part(words.list.first(), method, METHOD),
-        part(pq.struct.field("field_0"), split.struct.field("field_0"), PATH),
-        part(pq.struct.field("field_1"), split.struct.field("field_1"), QUERY),
-        part(
-            words.list.get(2, null_on_oob=True),
-            slow_col.struct.field("protocol"),
-            PROTOCOL,
-        ),
+    ok_col = pl.col("_rq_ok")
+    stage4 = [pl.col("_rq_target").str.splitn("?", 2).alias("_rq_split")]
+    split = pl.col("_rq_split")
+    stage5 = [
+        pl.when(plain).then(words.list.first()).when(ok_col).then(method).alias(METHOD),
+        split.struct.field("field_0").alias(PATH),
+        split.struct.field("field_1").alias(QUERY),
+        pl.when(plain)
+        .then(words.list.get(2, null_on_oob=True))
+        .when(ok_col)
+        .then(slow.struct.field("protocol"))
+        .alias(PROTOCOL),
     ]
-    return [stage1, stage2, stage3, stage4]
+    return [stage1, stage2, stage3, stage4, stage5]
 
 
 def _aws_aliases(fmt: LogFormat) -> list[pl.Expr]:

@@ -30,10 +30,10 @@ from pplog.reports.breakdowns import (
     statuses,
     user_agents,
 )
+from pplog.reports.clients import DISTINCT
 from pplog.reports.enriched import (
     AGENT_CLASS,
     agents,
-    distinct_clients,
     health_checks,
     per_agent,
     with_geo,
@@ -108,7 +108,8 @@ def build_tables(
         key, by_key = ROUTE, _with_routes(ok, settings)
     # first round: every grouping query, collected together
     queries: dict[str, pl.LazyFrame] = {
-        "clients": clients_report.clients(visitors, top=top),
+        # the distinct count of visitors comes with the clients grouping
+        "clients": clients_report.clients(visitors, top=top, distinct=True),
         "paths": paths_report.paths(by_key, top=top, key=key),
         "errors": errors_report.errors(ok, top=top),
     }
@@ -118,7 +119,7 @@ def build_tables(
         interval = choose_interval(first, last, settings.interval)
         queries["timeline"] = timeline(ok, interval)
     queries["status"] = statuses(ok)
-    if HTTP_USER_AGENT in columns:
+    if HTTP_USER_AGENT in columns and classes is None:
         queries["user_agents"] = user_agents(ok, top=top)
     if HTTP_REFERER in columns:
         queries["referrers"] = referrers(ok, top=top)
@@ -127,9 +128,8 @@ def build_tables(
         queries["hosts"] = hosts(ok, host, top=top)
     if lb_report.applies(columns):
         queries["lb"] = lb_report.lb(ok, top=top)
-    if classes is not None:
+    if classes is not None:  # every user agent: the busiest are `user_agents`
         queries["_per_agent"] = per_agent(ok)
-        queries["_clients"] = distinct_clients(visitors)
     located = None
     if dbs is not None:
         located = with_geo(visitors, dbs, skip_special=settings.geoip_skip_special)
@@ -137,41 +137,46 @@ def build_tables(
         queries["networks"] = by_asn(located, top=top)
     done = _collect_all(queries)
     cl, pa, er = done.pop("clients"), done.pop("paths"), done.pop("errors")
+    distinct = cl.item(0, DISTINCT) if cl.height else 0
+    cl = cl.drop(DISTINCT)
     if "timeline" in done and interval is not None:
         done["timeline"] = fill_gaps(done["timeline"], interval)
     if "lb" in done:
         done["lb"] = lb_report.finish(done["lb"], settings.policy)
     if classes is not None:
-        if "user_agents" in done:
-            done["user_agents"] = (
-                done["user_agents"]
-                .join(
-                    classes,
-                    on=HTTP_USER_AGENT,
-                    how="left",
-                    nulls_equal=True,
-                    maintain_order="left",
-                )
-                .select(HTTP_USER_AGENT, AGENT_CLASS, "requests", "bytes")
+        per_ua = done["_per_agent"]
+        if HTTP_USER_AGENT in columns:
+            busiest = per_ua.sort(
+                ["requests", HTTP_USER_AGENT], descending=[True, False], nulls_last=True
             )
+            busiest = busiest.head(top) if top else busiest
+            done["user_agents"] = busiest.join(
+                classes,
+                on=HTTP_USER_AGENT,
+                how="left",
+                nulls_equal=True,
+                maintain_order="left",
+            ).select(HTTP_USER_AGENT, AGENT_CLASS, "requests", "bytes")
         done["agents"] = agents(done.pop("_per_agent"), classes)
         ov = ov.with_columns(
-            done.pop("_clients").get_column("clients").alias("clients"),
+            pl.lit(distinct, pl.UInt64).alias("clients"),
             pl.lit(health_count, pl.UInt64).alias("health_checks"),
         )
     order = ("timeline", "status", "user_agents", "referrers", "hosts", "lb", "agents")
     extra = {n: done[n] for n in (*order, "countries", "networks") if n in done}
     # second round: follow-up columns for the rows shown only
     approximate: list[str] = []
-    cl = clients_report.finish(
-        cl, _details(clients_report.details(visitors, cl), "clients", approximate)
+    follow_ups = _details(
+        {
+            "clients": clients_report.details(visitors, cl),
+            "paths": paths_report.details(by_key, pa, key),
+            "errors": errors_report.details(ok, er),
+        },
+        approximate,
     )
-    pa = paths_report.finish(
-        pa, _details(paths_report.details(by_key, pa, key), "paths", approximate), key
-    )
-    er = errors_report.finish(
-        er, _details(errors_report.details(ok, er), "errors", approximate)
-    )
+    cl = clients_report.finish(cl, follow_ups["clients"])
+    pa = paths_report.finish(pa, follow_ups["paths"], key)
+    er = errors_report.finish(er, follow_ups["errors"])
     if approximate:
         ov = ov.with_columns(pl.lit(", ".join(approximate)).alias("approximate"))
     if located is not None and cl.height:
@@ -183,17 +188,23 @@ def build_tables(
 
 
 def _details(
-    queries: list[pl.LazyFrame], table: str, approximate: list[str]
-) -> list[pl.DataFrame]:
-    """Run follow-up queries; note the columns that sketches estimated."""
-    results = []
-    for frame in (_collect(q) for q in queries):
+    queries: dict[str, list[pl.LazyFrame]], approximate: list[str]
+) -> dict[str, list[pl.DataFrame]]:
+    """Run every table's follow-up queries; note the columns sketches estimated.
+
+    They run together, sharing one read of the rows: each looks at the rows
+    of the groups shown only, so their states are small.
+    """
+    flat = [(table, q) for table, qs in queries.items() for q in qs]
+    frames = pl.collect_all([q for _, q in flat], engine="streaming")
+    results: dict[str, list[pl.DataFrame]] = {table: [] for table in queries}
+    for (table, _), frame in zip(flat, frames, strict=True):
         if APPROXIMATE in frame.columns:
             approximate.append(
                 f"{table}.{frame.item(0, APPROXIMATE)}" if frame.height else table
             )
             frame = frame.drop(APPROXIMATE)
-        results.append(frame)
+        results[table].append(frame)
     return results
 
 

@@ -20,8 +20,15 @@ COLUMNS = (
 )
 
 
-def clients(lf: pl.LazyFrame, *, top: int = 10) -> pl.LazyFrame:
-    """Requests per `client_ip`, busiest first (ties by address); see `finish`."""
+DISTINCT = "_distinct"
+
+
+def clients(lf: pl.LazyFrame, *, top: int = 10, distinct: bool = False) -> pl.LazyFrame:
+    """Requests per `client_ip`, busiest first (ties by address); see `finish`.
+
+    With `distinct`, every row also carries the number of distinct non-null
+    addresses (column `_distinct`), counted from the same grouping.
+    """
     columns = lf.collect_schema().names()
     status = pl.col(STATUS)
     table = lf.group_by(CLIENT_IP).agg(
@@ -32,6 +39,10 @@ def clients(lf: pl.LazyFrame, *, top: int = 10) -> pl.LazyFrame:
         pl.col(TIME).min().alias("first_time"),
         pl.col(TIME).max().alias("last_time"),
     )
+    if distinct:
+        table = table.with_columns(
+            pl.col(CLIENT_IP).count().cast(pl.UInt64).alias(DISTINCT)
+        )
     table = table.sort(
         ["requests", CLIENT_IP], descending=[True, False], nulls_last=True
     )

@@ -7,7 +7,7 @@ import polars as pl
 from pplog._ipaddr import Network
 from pplog.enrich.agents import BOT_CLASSES, agent_class
 from pplog.enrich.geo import GeoDatabases, geo_table
-from pplog.reports._columns import bytes_column, key_hash
+from pplog.reports._columns import bytes_column
 from pplog.reports.overview import private_or_trusted
 from pplog.schema import CLIENT_IP, HTTP_USER_AGENT
 
@@ -109,13 +109,3 @@ def with_geo(
     )
     table = geo_table(ips, dbs, skip_special=skip_special)
     return lf.join(table.lazy(), on=CLIENT_IP, how="left")
-
-
-def distinct_clients(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """Number of distinct non-null client addresses (64-bit hashes, streaming)."""
-    return (
-        lf.filter(pl.col(CLIENT_IP).is_not_null())
-        .select(key_hash([CLIENT_IP]))
-        .unique()
-        .select(pl.len().cast(pl.UInt64).alias("clients"))
-    )
