@@ -124,6 +124,14 @@ def test_clients_have_their_top_user_agent(summary: pplog.Summary) -> None:
     assert row["top_user_agent"] in {ua for ua, n in mine.items() if n == best}
 
 
+def test_free_text_columns_come_back_as_text(summary: pplog.Summary) -> None:
+    # the spool keeps user agents and referrers as categoricals; tables do not
+    assert summary.clients.schema["top_user_agent"] == pl.String
+    assert summary.extra["user_agents"].schema["http_user_agent"] == pl.String
+    assert summary.extra["referrers"].schema["http_referer"] == pl.String
+    assert summary.extra["agents"].height > 0
+
+
 def test_errors_name_their_top_clients(summary: pplog.Summary) -> None:
     first = summary.errors.row(0, named=True)
     listed = first["top_clients"].split(", ")

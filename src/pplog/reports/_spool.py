@@ -86,6 +86,10 @@ REPORT_COLUMNS = (
 )
 
 
+# Report columns the spool stores as categoricals.
+DICTIONARY_COLUMNS = (HTTP_USER_AGENT, HTTP_REFERER)
+
+
 # What `clientip.attribute` reads, for logs attributed after spooling.
 ATTRIBUTION_INPUTS = (
     REALIP_REMOTE_ADDR,
@@ -136,12 +140,18 @@ def spooled(lf: pl.LazyFrame, spool: Path, *, with_offset: bool) -> pl.LazyFrame
     if not with_offset:
         names = [n for n in names if n != OFFSET]
     path = spool / "rows.parquet"
+    # User agents and referrers repeat: stored as categoricals of this summary
+    # alone (freed with it), the spool is smaller and groupings on them are
+    # over integers. Finished tables cast them back to text.
+    categories = pl.Categorical(pl.Categories.random())
     try:
         rejected = pl.col(REJECT_REASON).is_not_null()
         keep = [
             # where a line came from and its text matter for rejects only
             pl.when(rejected).then(pl.col(c)).alias(c)
             if c in (RAW, SOURCE, LINE, OFFSET)
+            else pl.col(c).cast(categories)
+            if c in DICTIONARY_COLUMNS
             else pl.col(c)
             for c in (*REPORT_COLUMNS, *ATTRIBUTION_INPUTS)
             if c in names

@@ -239,4 +239,4 @@ def _decoded(
 ) -> pl.DataFrame:
     """Decode the escaped free-text columns of a finished (small) table."""
     text = [c for c in columns if c in table.columns]
-    return table.with_columns(unescape(pl.col(c), escape) for c in text)
+    return table.with_columns(unescape(pl.col(c).cast(pl.String), escape) for c in text)

@@ -24,8 +24,9 @@ def agent_classes(lf: pl.LazyFrame) -> pl.DataFrame | None:
     if HTTP_USER_AGENT not in lf.collect_schema().names():
         return None
     return (
-        lf.select(pl.col(HTTP_USER_AGENT).cast(pl.String))
+        lf.select(HTTP_USER_AGENT)
         .unique()
+        .with_columns(pl.col(HTTP_USER_AGENT).cast(pl.String))
         .with_columns(agent_class(HTTP_USER_AGENT))
         .collect(engine="streaming")
     )
@@ -80,9 +81,16 @@ def health_checks(
 
 def per_agent(lf: pl.LazyFrame) -> pl.LazyFrame:
     """Requests and bytes per distinct user agent (the input of `agents`)."""
-    return lf.group_by(pl.col(HTTP_USER_AGENT).cast(pl.String)).agg(
-        pl.len().cast(pl.UInt64).alias("requests"),
-        bytes_column(lf.collect_schema().names()).sum().cast(pl.UInt64).alias("bytes"),
+    return (
+        lf.group_by(HTTP_USER_AGENT)
+        .agg(
+            pl.len().cast(pl.UInt64).alias("requests"),
+            bytes_column(lf.collect_schema().names())
+            .sum()
+            .cast(pl.UInt64)
+            .alias("bytes"),
+        )
+        .with_columns(pl.col(HTTP_USER_AGENT).cast(pl.String))
     )
 
 
