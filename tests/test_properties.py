@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -131,3 +132,67 @@ def test_render_then_parse_round_trips(batch: list[dict]) -> None:  # type: igno
         assert row["http_user_agent"] == expected_text(r["agent"])
         assert row["request_time"] == r["request_time"]
         assert row["http_x_forwarded_for"] == expected_text(r["xff"])
+
+
+# Request lines as nginx may log them: odd spacing, `*`, absolute and
+# authority forms, lowercase methods, protocols that are not the last token.
+METHODS = ["GET", "OPTIONS", "CONNECT", "PUT_X", "get", "", "-"]
+TARGETS = [
+    "/",
+    "/a",
+    "/a?b=1",
+    "/x?",
+    "/a b",
+    "*",
+    "?q",
+    "http://h",
+    "https://example.com:8443/p?x",
+    "host:443",
+    "HTTP/1.1",
+    "é",
+    "",
+]
+PROTOCOLS = ["HTTP/1.1", "HTTP/1.0", "HTTP/1.10", "HTTP/2.0", "HTTP/1.1x", ""]
+SPACES = ["", " ", " ", "  "]
+
+
+def reference_request_parts(request: str) -> tuple[str | None, ...]:
+    """nginx's split of a request line, written out by hand (see parse.request_parts)."""
+    nothing = (None, None, None, None)
+    m = re.match(r"^([A-Z][A-Z_-]*) +(.*)$", request)
+    if not m:
+        return nothing
+    method, rest = m.group(1), m.group(2).rstrip(" ")
+    protocol = re.search(r" +(HTTP/\d+\.\d+)$", rest)
+    target = rest[: protocol.start()] if protocol else rest
+    if not target:
+        return nothing
+    scheme = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", target)
+    if not (target.startswith("/") or target == "*" or scheme or method == "CONNECT"):
+        return nothing
+    if scheme:  # absolute form: scheme and host go
+        target = re.sub(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*", "", target) or "/"
+    path, sep, query = target.partition("?")
+    return method, path, query if sep else None, protocol.group(1) if protocol else None
+
+
+requests = st.tuples(
+    st.sampled_from(METHODS),
+    st.sampled_from(SPACES),
+    st.sampled_from(TARGETS),
+    st.sampled_from(SPACES),
+    st.sampled_from(PROTOCOLS),
+    st.sampled_from(SPACES),
+).map("".join)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(requests, min_size=1, max_size=40))
+def test_request_lines_split_as_nginx_does(batch: list[str]) -> None:
+    line = '203.0.113.9 - - [27/Nov/2026:06:01:02 +0000] "{}" 200 1 "-" "t"'
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "access.log"
+        path.write_text("\n".join(line.format(r) for r in batch) + "\n")
+        df = pplog.read_log(path, format="combined", include_rejects=True)
+    got = df.select("method", "path", "query", "protocol").rows()
+    assert got == [reference_request_parts(r) for r in batch]
