@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from pplog.clientip import ProxyPolicy, attribute
+from pplog.clientip import PAIR_KEY, ProxyPolicy, attribute, with_pair_key
 from pplog.errors import OptionError
 
 
@@ -162,3 +162,40 @@ def test_bad_policies_are_clear_errors(kwargs: dict, message: str) -> None:
 def test_untrusted_peer_without_header_is_not_flagged() -> None:
     row = attributed("198.51.100.1", None, recursive=True)
     assert (row["client_ip"], row["forwarded_by_untrusted"]) == ("198.51.100.1", False)
+
+
+def _pairs_frame() -> pl.LazyFrame:
+    peers = ["10.0.0.5", "10.0.0.5", "203.0.113.50", "10.0.0.6", "10.0.0.5"]
+    xffs = ["203.0.113.7", "198.51.100.9, 10.1.1.1", "203.0.113.7", None, "x, y"]
+    return pl.LazyFrame(
+        {"id": range(5), "remote_addr": peers, "http_x_forwarded_for": xffs}
+    )
+
+
+WANT = ["203.0.113.7", "198.51.100.9", "203.0.113.50", "10.0.0.6", "10.0.0.5"]
+
+
+def test_decisions_joined_on_the_pair_hash_match_the_text_join() -> None:
+    policy = ProxyPolicy(header="X-Forwarded-For")
+    keyed = with_pair_key(_pairs_frame(), policy)
+    assert PAIR_KEY in keyed.collect_schema().names()
+    # eager decisions give rows in no set order: compare by id
+    out = attribute(keyed, policy, eager_decisions=True).collect().sort("id")
+    assert PAIR_KEY not in out.columns
+    assert out.get_column("client_ip").to_list() == WANT
+    plain = attribute(_pairs_frame(), policy).collect()
+    assert out.equals(plain)
+
+
+def test_colliding_pair_hashes_fall_back_to_the_text_join() -> None:
+    # every pair given the same key: attribution must not merge them
+    policy = ProxyPolicy(header="X-Forwarded-For")
+    forged = _pairs_frame().with_columns(pl.lit(7, pl.UInt64).alias(PAIR_KEY))
+    out = attribute(forged, policy, eager_decisions=True).collect().sort("id")
+    assert out.get_column("client_ip").to_list() == WANT
+    assert PAIR_KEY not in out.columns
+
+
+def test_no_pair_key_when_nothing_is_decided() -> None:
+    frame = pl.LazyFrame({"proxy_protocol_addr": ["203.0.113.7"]})
+    assert with_pair_key(frame).collect_schema().names() == ["proxy_protocol_addr"]

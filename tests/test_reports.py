@@ -145,3 +145,26 @@ def test_summary_repr_is_readable(tmp_path: Path) -> None:
     s = pplog.summarize(log, log_format=FMT)
     assert repr(s).startswith("<pplog.Summary 1 requests from 1 clients, 0 rejected")
     assert "<h4>clients</h4>" in s._repr_html_()
+
+
+def test_reject_samples_keep_line_order_when_clients_need_a_trust_decision(
+    tmp_path: Path,
+) -> None:
+    # X-Forwarded-For attribution joins decisions back onto the rows; the
+    # rejects are still reported first line first
+    good = (
+        '10.0.0.{i} - - [27/Nov/2026:06:01:02 +0000] "GET /{i} HTTP/1.1" 200 1 '
+        '"-" "t" "203.0.113.{i}, 10.1.1.{i}"'
+    )
+    lines = []
+    for i in range(1, 4001):
+        lines.append(good.format(i=i % 250))
+        if i % 400 == 0:
+            lines.append(f"garbage {i}")
+    log = tmp_path / "access.log"
+    log.write_text("\n".join(lines) + "\n")
+    s = pplog.summarize(log, format="main")
+    numbers = s.reject_samples.get_column("line").to_list()
+    assert numbers == sorted(numbers)
+    assert numbers[0] == 401
+    assert s.overview_dict()["clients"] == 250

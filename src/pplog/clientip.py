@@ -12,6 +12,7 @@ only distinct address tokens are parsed in Python (see `_ipaddr`).
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -200,77 +201,89 @@ def _without_trust_decision(
     return [ip.alias(CLIENT_IP), source.alias(CLIENT_IP_SOURCE), untrusted]
 
 
-def client_ip_stages(
-    columns: Iterable[str], policy: ProxyPolicy | None = None
-) -> list[list[pl.Expr]]:
-    """Stages of expressions adding `client_ip`, `client_ip_source` and
-    `forwarded_by_untrusted` (the header named addresses, but the peer that
-    sent it is not trusted, so they were ignored: possible spoofing).
+def _decide(
+    pairs: pl.LazyFrame, header: str, peer: str | None, policy: ProxyPolicy
+) -> pl.LazyFrame:
+    """`client_ip`, `client_ip_source` and `forwarded_by_untrusted` for each row
+    of `pairs` (distinct peer and header values), plus intermediate `_ci` columns.
 
-    Each inner list is one `with_columns`; intermediate columns start with `_ci`.
+    `forwarded_by_untrusted`: the header named addresses, but the peer that
+    sent it is not trusted, so they were ignored (possible spoofing).
+
+    The header's tokens (rightmost first, at most `MAX_HOPS`) become one row
+    each: every token is parsed and tested once, whatever the chain lengths,
+    then gathered back into per-pair lists that the walk reads.
     """
-    policy = policy or ProxyPolicy()
-    names = set(columns)
-    header = policy.resolve_header(names)
-    peer = _peer(names)
     nets = policy.networks
-    fast = _without_trust_decision(header, peer, policy)
-    if fast is not None:
-        return [fast]
-    stage1: list[pl.Expr] = []
+    rows = pairs.with_row_index("_ci_row").with_columns(
+        _tokens(HEADERS[header], header).list.head(MAX_HOPS).alias("_ci_tokens")
+    )
     if peer:
-        stage1.append(
+        rows = rows.with_columns(
             addr_info(pl.col(peer), bare_brackets=policy.bare_brackets).alias(
                 "_ci_peer"
             )
         )
-    peer_addr = (
-        pl.col("_ci_peer").struct.field("addr") if peer else pl.lit(None, pl.String)
-    )
-    assert header is not None  # without a header there is nothing to decide
-    stage1.append(_tokens(HEADERS[header], header).alias("_ci_tokens"))
-    tokens = pl.col("_ci_tokens")
-    # Positions from the right as flat columns: addresses are parsed per column
-    # (once per distinct token), never per list element.
-    stage2 = [
-        addr_info(
-            tokens.list.get(i, null_on_oob=True), bare_brackets=policy.bare_brackets
-        ).alias(f"_ci_t{i}")
-        for i in range(MAX_HOPS)
+    token = pl.col("_ci_info")
+    per_token = [
+        token.struct.field("addr").alias("_ci_addrs"),
+        # 0: parsed and trusted, 1: parsed and untrusted, 2: does not parse
+        pl.when(token.struct.field("addr").is_null())
+        .then(pl.lit(2, pl.UInt8))
+        .when(in_networks(token, nets))
+        .then(pl.lit(0, pl.UInt8))
+        .otherwise(pl.lit(1, pl.UInt8))
+        .alias("_ci_kinds"),
     ]
-    infos = [pl.col(f"_ci_t{i}") for i in range(MAX_HOPS)]
-    addrs = pl.concat_list([t.struct.field("addr") for t in infos])
-    # 0: parsed and trusted, 1: parsed and untrusted, 2: does not parse
-    kind_list = pl.concat_list(
-        [
-            pl.when(t.struct.field("addr").is_null())
-            .then(pl.lit(2, pl.UInt8))
-            .when(in_networks(t, nets))
-            .then(pl.lit(0, pl.UInt8))
-            .otherwise(pl.lit(1, pl.UInt8))
-            for t in infos
-        ]
-    )
-    stage3 = [addrs.alias("_ci_addrs"), kind_list.alias("_ci_kinds")]
     if policy.strategy == "leftmost-public":
         private = parse_networks(_PRIVATE)
-        stage3.append(
-            pl.concat_list(
-                [
-                    t.struct.field("addr").is_not_null() & ~in_networks(t, private)
-                    for t in infos
-                ]
+        per_token.append(
+            (
+                token.struct.field("addr").is_not_null() & ~in_networks(token, private)
             ).alias("_ci_public")
         )
+    # a pair without tokens explodes to one null token: its lists are [null],
+    # and the walk below reads only the first `n` entries
+    walked = (
+        rows.select("_ci_row", "_ci_tokens")
+        .explode("_ci_tokens")
+        .with_columns(
+            addr_info(pl.col("_ci_tokens"), bare_brackets=policy.bare_brackets).alias(
+                "_ci_info"
+            )
+        )
+        .with_columns(pl.struct(per_token).alias("_ci_parsed"))
+        .select("_ci_row", pl.col("_ci_parsed").struct.unnest())
+        .group_by("_ci_row")
+        .agg(pl.all())
+    )
+    rows = rows.join(walked, on="_ci_row", how="left")
+    for stage in _walk(header, peer, policy):
+        rows = rows.with_columns(stage)
+    return rows
+
+
+def _walk(header: str, peer: str | None, policy: ProxyPolicy) -> list[list[pl.Expr]]:
+    """The walk over the per-pair token lists, as nginx's realip does it.
+
+    Stages, so that each step is computed once: where the walk stops, which
+    entry it takes, then the three columns.
+    """
+    nets = policy.networks
     addrs, kinds = pl.col("_ci_addrs"), pl.col("_ci_kinds")
+    n, stop, index = pl.col("_ci_n"), pl.col("_ci_stop"), pl.col("_ci_index")
     # no header at all counts as no tokens (min_horizontal would skip the null)
-    n = tokens.list.len().fill_null(0).cast(pl.Int64).clip(upper_bound=MAX_HOPS)
-    chosen: pl.Expr
-    index: pl.Expr
+    count = pl.col("_ci_tokens").list.len().fill_null(0).cast(pl.Int64)
+    stages: list[list[pl.Expr]] = [[count.alias("_ci_n")]]
     if policy.strategy == "hops":
         # the entry `hops` places from the right; must parse
-        index = pl.when(n >= policy.hops).then(pl.lit(policy.hops - 1, pl.Int64))
-        chosen = addrs.list.get(index, null_on_oob=True)
+        stages.append(
+            [
+                pl.when(n >= policy.hops)
+                .then(pl.lit(policy.hops - 1, pl.Int64))
+                .alias("_ci_index")
+            ]
+        )
     elif policy.strategy == "leftmost-public":
         last = (
             pl.col("_ci_public")
@@ -278,43 +291,51 @@ def client_ip_stages(
             .list.eval(pl.element().arg_true().last())
             .list.first()
         )
-        chosen = addrs.list.get(last.cast(pl.Int64), null_on_oob=True)
+        stages.append([last.cast(pl.Int64).alias("_ci_index")])
     elif policy.recursive:
-        stop = (
+        first_untrusted = (
             kinds.list.head(n)
             .list.eval((pl.element() != 0).arg_true().first())
             .list.first()
             .cast(pl.Int64)
         )
+        stages.append([first_untrusted.alias("_ci_stop")])
         at_stop = kinds.list.get(stop, null_on_oob=True)
-        index = (
-            pl.when(stop.is_null())
-            .then(n - 1)
-            .when(at_stop == 1)
-            .then(stop)
-            .otherwise(stop - 1)
+        stages.append(
+            [
+                pl.when(stop.is_null())
+                .then(n - 1)
+                .when(at_stop == 1)
+                .then(stop)
+                .otherwise(stop - 1)
+                .alias("_ci_index")
+            ]
         )
-        chosen = pl.when(index >= 0).then(addrs.list.get(index, null_on_oob=True))
     else:
-        chosen = addrs.list.first()
+        stages.append([pl.lit(0, pl.Int64).alias("_ci_index")])
+    chosen: pl.Expr = pl.when(index >= 0).then(addrs.list.get(index, null_on_oob=True))
     ignored = pl.lit(False)  # noqa: FBT003
     if policy.strategy == "realip" and peer is not None:
         peer_ok = in_networks(pl.col("_ci_peer"), nets)
         chosen = pl.when(peer_ok).then(chosen)
         ignored = (~peer_ok & (n > 0)).fill_null(False)  # noqa: FBT003
-    fallback = peer_addr
-    label = SOURCE_LABELS[header]
-    stage4 = [
-        ignored.alias(FORWARDED_BY_UNTRUSTED),
-        pl.coalesce(chosen, fallback).alias(CLIENT_IP),
-        pl.when(chosen.is_not_null())
-        .then(pl.lit(label))
-        .when(fallback.is_not_null())
-        .then(pl.lit(peer))
-        .otherwise(None)
-        .alias(CLIENT_IP_SOURCE),
-    ]
-    return [stage1, stage2, stage3, stage4]
+    stages.append([chosen.alias("_ci_chosen"), ignored.alias(FORWARDED_BY_UNTRUSTED)])
+    chosen = pl.col("_ci_chosen")
+    fallback = (
+        pl.col("_ci_peer").struct.field("addr") if peer else pl.lit(None, pl.String)
+    )
+    stages.append(
+        [
+            pl.coalesce(chosen, fallback).alias(CLIENT_IP),
+            pl.when(chosen.is_not_null())
+            .then(pl.lit(SOURCE_LABELS[header]))
+            .when(fallback.is_not_null())
+            .then(pl.lit(peer))
+            .otherwise(None)
+            .alias(CLIENT_IP_SOURCE),
+        ]
+    )
+    return stages
 
 
 # nginx walks any number of entries; pplog looks at the 64 rightmost, far more
@@ -338,12 +359,34 @@ def decisions(
         return None
     assert header is not None
     keys = [c for c in (peer, HEADERS[header]) if c is not None]
-    decided = lf.select(keys).unique()
-    for stage in client_ip_stages(keys, policy):
-        decided = decided.with_columns(stage)
+    decided = _decide(lf.select(keys).unique(), header, peer, policy)
     return keys, decided.select(
         *keys, CLIENT_IP, CLIENT_IP_SOURCE, FORWARDED_BY_UNTRUSTED
     )
+
+
+PAIR_KEY = "_ci_pair"
+
+
+def with_pair_key(lf: pl.LazyFrame, policy: ProxyPolicy | None = None) -> pl.LazyFrame:
+    """Add `_ci_pair`, a 64-bit hash of the attribution inputs, when a trust
+    decision is needed (else `lf` as it is).
+
+    `attribute(..., eager_decisions=True)` then joins the decisions on this one
+    integer instead of the peer and header texts, which is several times
+    cheaper for each query that reads the result. The seed is random, so no one
+    can craft colliding headers in advance, and `attribute` checks that the
+    keys it saw are distinct before it trusts them.
+    """
+    policy = policy or ProxyPolicy()
+    names = lf.collect_schema().names()
+    header = policy.resolve_header(names)
+    peer = _peer(set(names))
+    if header is None or _without_trust_decision(header, peer, policy) is not None:
+        return lf
+    keys = [c for c in (peer, HEADERS[header]) if c is not None]
+    seed = secrets.randbits(63)
+    return lf.with_columns(pl.struct(keys).hash(seed=seed).alias(PAIR_KEY))
 
 
 def attribute(
@@ -357,7 +400,8 @@ def attribute(
     When a trust decision is needed, it is made once per distinct (peer,
     header) pair, far fewer than rows, and joined back: the answer depends on
     nothing else. With `eager_decisions` the small decision table is computed
-    now, so that several queries over the result share it.
+    now, so that several queries over the result share it, and the rows come
+    out in no set order (for aggregations).
     """
     policy = policy or ProxyPolicy()
     names = lf.collect_schema().names()
@@ -370,6 +414,17 @@ def attribute(
     assert found is not None
     keys, decided = found
     if eager_decisions:
+        if PAIR_KEY in names:  # see `with_pair_key`
+            header = policy.resolve_header(names)
+            assert header is not None
+            pairs = lf.select(*keys, PAIR_KEY).unique()
+            table = _decide(pairs, header, _peer(set(names)), policy).collect()
+            if table.get_column(PAIR_KEY).n_unique() == table.height:
+                outputs = [CLIENT_IP, CLIENT_IP_SOURCE, FORWARDED_BY_UNTRUSTED]
+                by_key = table.select(PAIR_KEY, *outputs).lazy()
+                # rows come out in no set order: the summary aggregates them
+                return lf.join(by_key, on=PAIR_KEY, how="left").drop(PAIR_KEY)
+            lf = lf.drop(PAIR_KEY)  # two pairs share a hash: join on the texts
         decided = decided.collect().lazy()
         return lf.join(decided, on=keys, how="left", nulls_equal=True)
     return lf.join(

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from pplog._paths import writes_through
-from pplog.clientip import FORWARDED_BY_UNTRUSTED, HEADERS
+from pplog.clientip import FORWARDED_BY_UNTRUSTED, HEADERS, PAIR_KEY
 from pplog.errors import ReportError
 from pplog.pipeline import LogScan
 from pplog.reports.breakdowns import HOST_COLUMNS
@@ -92,6 +92,7 @@ DICTIONARY_COLUMNS = (HTTP_USER_AGENT, HTTP_REFERER)
 
 # What `clientip.attribute` reads, for logs attributed after spooling.
 ATTRIBUTION_INPUTS = (
+    PAIR_KEY,
     REALIP_REMOTE_ADDR,
     REMOTE_ADDR,
     PROXY_PROTOCOL_ADDR,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from pplog.clientip import ProxyPolicy, attribute
+from pplog.clientip import ProxyPolicy, attribute, with_pair_key
 from pplog.enrich.geo import (
     HOW_TO_GET,
     GeoDatabases,
@@ -261,13 +261,18 @@ def summarize(
             )
             # free text stays escaped through the aggregations; tables decode it
             # and the client is attributed after the spool, from its raw inputs
-            lf = parse(scan.lines, scan.format, decode=False)
+            lf = with_pair_key(
+                parse(scan.lines, scan.format, decode=False), scan.policy
+            )
         escape = scan.format.escape if scan is not None else "none"
         with tempfile.TemporaryDirectory(prefix="pplog-") as spool:
             if not isinstance(source, pl.DataFrame):
                 # offsets of polars-read lines cost a running sum: see write_rejects
                 with_offset = scan is None or not scan.native
                 lf = spooled(lf, Path(spool), with_offset=with_offset)
+            # rejects are read from the lines as spooled, in their order; the
+            # attributed rows feed aggregations only, so their joins may reorder
+            lines = with_report_columns(lf)
             if scan is not None:
                 lf = attribute(lf, scan.policy, eager_decisions=True)
             _check_filters(filters, lf.collect_schema().names())
@@ -304,11 +309,23 @@ def summarize(
             if dbs is not None:
                 with dbs:
                     summary = _summarize(
-                        lf, selected, scan, classes, settings, rejects, filters, dbs
+                        (lines, lf, selected),
+                        scan,
+                        classes,
+                        settings,
+                        rejects,
+                        filters,
+                        dbs,
                     )
             else:
                 summary = _summarize(
-                    lf, selected, scan, classes, settings, rejects, filters, None
+                    (lines, lf, selected),
+                    scan,
+                    classes,
+                    settings,
+                    rejects,
+                    filters,
+                    None,
                 )
             summary.geoip = geo_note
             if dataset is not None:
@@ -419,8 +436,7 @@ def _geo_databases(
 
 
 def _summarize(
-    lf: pl.LazyFrame,
-    selected: pl.LazyFrame,
+    frames_in: tuple[pl.LazyFrame, pl.LazyFrame, pl.LazyFrame],
     scan: LogScan | None,
     classes: pl.DataFrame | None,
     settings: TableSet,
@@ -428,17 +444,22 @@ def _summarize(
     filters: Filters,
     dbs: GeoDatabases | None,
 ) -> Summary:
-    """Overview and rejects over every line; the tables over `selected`."""
+    """Overview and rejects over every line; the tables over `selected`.
+
+    `frames_in` is (the lines as parsed, in order; every row attributed;
+    the rows the filters select).
+    """
+    lines, lf, selected = frames_in
     frames = [
         overview(selected, settings.policy),
-        rejects_by_reason(lf),
-        lf.filter(pl.col(REJECT_REASON).is_not_null())
+        rejects_by_reason(lines),
+        lines.filter(pl.col(REJECT_REASON).is_not_null())
         .select(SOURCE, LINE, REJECT_REASON, RAW)
         .head(REJECT_SAMPLES),
     ]
     tmp: Path | None = None
     if rejects is not None:
-        sink, tmp = write_rejects(lf, scan, rejects)
+        sink, tmp = write_rejects(lines, scan, rejects)
         frames.append(sink)
     try:
         ov, rj, samples = (frame.collect(engine="streaming") for frame in frames[:3])
