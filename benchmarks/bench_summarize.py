@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Time `pplog summarize` end to end (and GoAccess on the same file); record the results.
 
-Generates a synthetic elb_log of N lines with genlog.py (cached under benchmarks/data/),
+Generates a synthetic log of N lines with genlog.py (elb_log unless --format says main or
+combined; cached under benchmarks/data/),
 runs each tool as a separate process, and measures wall time and peak RSS
 (`resource.getrusage(RUSAGE_CHILDREN)`). With --scale K it also runs pplog on a K-times
 larger file, to show that memory stays bounded as the input grows.
 
     python benchmarks/bench_summarize.py --lines 2000000 --scale 4 --record
+    python benchmarks/bench_summarize.py --format main --baseline e7c8071 --record
 
 --record appends a dated section to benchmarks/RESULTS.md with the machine description.
 """
@@ -32,13 +34,14 @@ import genlog  # noqa: E402
 GOACCESS_FORMAT = '%h - %e [%d:%t %^] "%r" %s %b "%R" "%u"'
 
 
-def ensure_log(lines: int) -> Path:
+def ensure_log(lines: int, fmt: str = "elb_log") -> Path:
     DATA.mkdir(exist_ok=True)
-    path = DATA / f"elb_{lines}.log"
+    stem = "elb" if fmt == "elb_log" else fmt
+    path = DATA / f"{stem}_{lines}.log"
     if not path.exists():
         tmp = path.with_suffix(".tmp")
         with tmp.open("wb") as out:
-            genlog.generate("elb_log", lines, out=out)
+            genlog.generate(fmt, lines, out=out)
         tmp.replace(path)
     return path
 
@@ -60,7 +63,9 @@ def best_of(argv: list[str], repeat: int) -> tuple[float, float]:
     return min(r[0] for r in results), max(r[1] for r in results)
 
 
-def time_revision(rev: str, log: Path, repeat: int) -> tuple[float, float]:
+def time_revision(
+    rev: str, log: Path, repeat: int, fmt: str = "elb_log"
+) -> tuple[float, float]:
     """Best wall time and peak RSS of `pplog summarize` as of git revision `rev`.
 
     The revision is checked out into a temporary worktree and imported from
@@ -81,7 +86,7 @@ def time_revision(rev: str, log: Path, repeat: int) -> tuple[float, float]:
                 f"import sys; sys.path.insert(0, {str(tree / 'src')!r}); "
                 "from pplog.cli import main; main()"
             )
-            argv = [sys.executable, "-c", code, "summarize", "--format", "elb_log"]
+            argv = [sys.executable, "-c", code, "summarize", "--format", fmt]
             argv += ["--to", "json", "--no-progress", str(log)]
             return best_of(argv, repeat)
         finally:
@@ -118,6 +123,12 @@ def main() -> int:
     )
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument(
+        "--format",
+        default="elb_log",
+        choices=("elb_log", "main", "combined"),
+        help="log format to generate and read (main: clients from X-Forwarded-For)",
+    )
+    ap.add_argument(
         "--goaccess-lines",
         type=int,
         default=200_000,
@@ -140,29 +151,29 @@ def main() -> int:
         "pplog",
         "summarize",
         "--format",
-        "elb_log",
+        args.format,
         "--to",
         "json",
         "--no-progress",
     ]
-    log = ensure_log(args.lines)
+    log = ensure_log(args.lines, args.format)
     size = log.stat().st_size / 2**20
     rows = []
     wall, peak = best_of([*pplog, str(log)], args.repeat)
     rows.append(("pplog summarize", args.lines, size, wall, peak))
     if args.baseline:
-        b_wall, b_peak = time_revision(args.baseline, log, args.repeat)
+        b_wall, b_peak = time_revision(args.baseline, log, args.repeat, args.format)
         rows.append(
             (f"pplog summarize @ {args.baseline}", args.lines, size, b_wall, b_peak)
         )
     goaccess = shutil.which("goaccess")
     if goaccess and args.goaccess_lines:
-        small = ensure_log(args.goaccess_lines)
+        small = ensure_log(args.goaccess_lines, args.format)
         argv = [
             goaccess,
             str(small),
             "--log-format",
-            GOACCESS_FORMAT,
+            GOACCESS_FORMAT + (' "%^"' if args.format == "main" else ""),
             "--date-format",
             "%d/%b/%Y",
             "--time-format",
@@ -191,7 +202,7 @@ def main() -> int:
             )
         )
     if args.scale:
-        big = ensure_log(args.lines * args.scale)
+        big = ensure_log(args.lines * args.scale, args.format)
         b_wall, b_peak = best_of([*pplog, str(big)], 1)
         rows.append(
             (
@@ -227,6 +238,7 @@ def main() -> int:
             f"\n## {stamp}\n\nMachine: {machine()}.\n"
             f"Command: `python benchmarks/bench_summarize.py --lines {args.lines} "
             f"--scale {args.scale}"
+            + (f" --format {args.format}" if args.format != "elb_log" else "")
             + (f" --baseline {args.baseline}" if args.baseline else "")
             + f" --record` (pplog best of {args.repeat}; wall time includes "
             f"interpreter start-up).\n\n{table}\n"

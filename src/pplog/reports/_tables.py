@@ -192,19 +192,18 @@ def _details(
 ) -> dict[str, list[pl.DataFrame]]:
     """Run every table's follow-up queries; note the columns sketches estimated.
 
-    They run together, sharing one read of the rows: each looks at the rows
-    of the groups shown only, so their states are small.
+    One at a time: run as one plan, the shared read of the rows is held in
+    memory for the later consumers, and that grows with the input.
     """
-    flat = [(table, q) for table, qs in queries.items() for q in qs]
-    frames = pl.collect_all([q for _, q in flat], engine="streaming")
     results: dict[str, list[pl.DataFrame]] = {table: [] for table in queries}
-    for (table, _), frame in zip(flat, frames, strict=True):
-        if APPROXIMATE in frame.columns:
-            approximate.append(
-                f"{table}.{frame.item(0, APPROXIMATE)}" if frame.height else table
-            )
-            frame = frame.drop(APPROXIMATE)
-        results[table].append(frame)
+    for table, frames in queries.items():
+        for frame in (_collect(q) for q in frames):
+            if APPROXIMATE in frame.columns:
+                approximate.append(
+                    f"{table}.{frame.item(0, APPROXIMATE)}" if frame.height else table
+                )
+                frame = frame.drop(APPROXIMATE)
+            results[table].append(frame)
     return results
 
 

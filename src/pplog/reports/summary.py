@@ -451,7 +451,6 @@ def _summarize(
     """
     lines, lf, selected = frames_in
     frames = [
-        overview(selected, settings.policy),
         rejects_by_reason(lines),
         lines.filter(pl.col(REJECT_REASON).is_not_null())
         .select(SOURCE, LINE, REJECT_REASON, RAW)
@@ -461,10 +460,11 @@ def _summarize(
     if rejects is not None:
         sink, tmp = write_rejects(lines, scan, rejects)
         frames.append(sink)
+    ov = overview(selected, settings.policy)
     try:
-        ov, rj, samples = (frame.collect(engine="streaming") for frame in frames[:3])
-        if len(frames) > 3:
-            frames[3].collect(engine="streaming")
+        rj, samples = (frame.collect(engine="streaming") for frame in frames[:2])
+        if len(frames) > 2:
+            frames[2].collect(engine="streaming")
     except OSError as exc:
         msg = f"cannot write rejects to `{rejects}`: {exc.strerror or exc}"
         raise ReportError(msg) from exc
