@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Sequence
@@ -306,18 +307,7 @@ def summarize(
                 geoip_skip_special=geoip_skip_special,
                 keep_health_checks=bool(filters.client),
             )
-            if dbs is not None:
-                with dbs:
-                    summary = _summarize(
-                        (lines, lf, selected),
-                        scan,
-                        classes,
-                        settings,
-                        rejects,
-                        filters,
-                        dbs,
-                    )
-            else:
+            with dbs if dbs is not None else contextlib.nullcontext():
                 summary = _summarize(
                     (lines, lf, selected),
                     scan,
@@ -325,7 +315,7 @@ def summarize(
                     settings,
                     rejects,
                     filters,
-                    None,
+                    dbs,
                 )
             summary.geoip = geo_note
             if dataset is not None:
