@@ -65,9 +65,10 @@ def _fast_split(
     """Split segment column `seg` at the literal after each variable.
 
     Cheap, and right whenever no value contains its next literal. Returns the
-    chain of splits (one stage each, so every split is computed once), the
-    values (columns ``_fast{i}_{position}``) and `ok`, which says whether every
-    piece was found and has its variable's shape. A segment whose split is ok
+    chain of splits (one stage each, so every split is computed once) ending
+    with a stage of the values (columns ``{seg}_fast{position}``), those value
+    expressions, and `ok`, which says whether every piece was found and has
+    its variable's shape. A segment whose split is ok
     matches the segment's regex: that is the same literals around the same
     shapes, with free text as ``.*?``.
     """
@@ -101,11 +102,8 @@ def _fast_split(
         values.append(value.alias(name))
         if tok.name in SHAPES:
             checks.append(pl.col(name).str.contains(f"^(?:{SHAPES[tok.name]})$"))
-    return (
-        [*chain, values],
-        values,
-        pl.all_horizontal(checks) if checks else pl.lit(True),
-    )  # noqa: FBT003
+    ok = pl.all_horizontal(checks) if checks else pl.lit(True)  # noqa: FBT003
+    return [*chain, values], values, ok
 
 
 def _extract(fmt: LogFormat) -> tuple[list[list[pl.Expr]], list[pl.Expr], pl.Expr]:

@@ -24,6 +24,7 @@ from pplog.reports import lb as lb_report
 from pplog.reports import paths as paths_report
 from pplog.reports._columns import APPROXIMATE
 from pplog.reports.breakdowns import (
+    busiest,
     host_column,
     hosts,
     referrers,
@@ -146,17 +147,17 @@ def build_tables(
     if classes is not None:
         per_ua = done["_per_agent"]
         if HTTP_USER_AGENT in columns:
-            busiest = per_ua.sort(
-                ["requests", HTTP_USER_AGENT], descending=[True, False], nulls_last=True
+            done["user_agents"] = (
+                busiest(per_ua, HTTP_USER_AGENT, top)
+                .join(
+                    classes,
+                    on=HTTP_USER_AGENT,
+                    how="left",
+                    nulls_equal=True,
+                    maintain_order="left",
+                )
+                .select(HTTP_USER_AGENT, AGENT_CLASS, "requests", "bytes")
             )
-            busiest = busiest.head(top) if top else busiest
-            done["user_agents"] = busiest.join(
-                classes,
-                on=HTTP_USER_AGENT,
-                how="left",
-                nulls_equal=True,
-                maintain_order="left",
-            ).select(HTTP_USER_AGENT, AGENT_CLASS, "requests", "bytes")
         done["agents"] = agents(done.pop("_per_agent"), classes)
         ov = ov.with_columns(
             pl.lit(distinct, pl.UInt64).alias("clients"),
@@ -166,17 +167,15 @@ def build_tables(
     extra = {n: done[n] for n in (*order, "countries", "networks") if n in done}
     # second round: follow-up columns for the rows shown only
     approximate: list[str] = []
-    follow_ups = _details(
-        {
-            "clients": clients_report.details(visitors, cl),
-            "paths": paths_report.details(by_key, pa, key),
-            "errors": errors_report.details(ok, er),
-        },
-        approximate,
+    cl = clients_report.finish(
+        cl, _details(clients_report.details(visitors, cl), "clients", approximate)
     )
-    cl = clients_report.finish(cl, follow_ups["clients"])
-    pa = paths_report.finish(pa, follow_ups["paths"], key)
-    er = errors_report.finish(er, follow_ups["errors"])
+    pa = paths_report.finish(
+        pa, _details(paths_report.details(by_key, pa, key), "paths", approximate), key
+    )
+    er = errors_report.finish(
+        er, _details(errors_report.details(ok, er), "errors", approximate)
+    )
     if approximate:
         ov = ov.with_columns(pl.lit(", ".join(approximate)).alias("approximate"))
     if located is not None and cl.height:
@@ -188,22 +187,22 @@ def build_tables(
 
 
 def _details(
-    queries: dict[str, list[pl.LazyFrame]], approximate: list[str]
-) -> dict[str, list[pl.DataFrame]]:
-    """Run every table's follow-up queries; note the columns sketches estimated.
+    queries: list[pl.LazyFrame], table: str, approximate: list[str]
+) -> list[pl.DataFrame]:
+    """Run follow-up queries; note the columns that sketches estimated.
 
-    One at a time: run as one plan, the shared read of the rows is held in
-    memory for the later consumers, and that grows with the input.
+    One at a time: run as one plan (`collect_all`), the shared read of the
+    rows is held in memory for the later consumers, and that grows with the
+    input.
     """
-    results: dict[str, list[pl.DataFrame]] = {table: [] for table in queries}
-    for table, frames in queries.items():
-        for frame in (_collect(q) for q in frames):
-            if APPROXIMATE in frame.columns:
-                approximate.append(
-                    f"{table}.{frame.item(0, APPROXIMATE)}" if frame.height else table
-                )
-                frame = frame.drop(APPROXIMATE)
-            results[table].append(frame)
+    results = []
+    for frame in (_collect(q) for q in queries):
+        if APPROXIMATE in frame.columns:
+            approximate.append(
+                f"{table}.{frame.item(0, APPROXIMATE)}" if frame.height else table
+            )
+            frame = frame.drop(APPROXIMATE)
+        results.append(frame)
     return results
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import polars as pl
 
 from pplog.reports._columns import bytes_column
@@ -16,18 +18,23 @@ def host_column(columns: list[str]) -> str | None:
     return next((c for c in HOST_COLUMNS if c in columns), None)
 
 
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
+
+
+def busiest(table: Frame, key: str, top: int) -> Frame:
+    """The `top` rows with the most `requests` (ties by `key`; 0 = all)."""
+    table = table.sort(["requests", key], descending=[True, False], nulls_last=True)
+    return table.head(top) if top else table
+
+
 def counted(lf: pl.LazyFrame, key: str, *, top: int = 10) -> pl.LazyFrame:
     """Requests and bytes per value of `key`, busiest first (nulls included)."""
     columns = lf.collect_schema().names()
-    table = (
-        lf.group_by(key)
-        .agg(
-            pl.len().cast(pl.UInt64).alias("requests"),
-            bytes_column(columns).sum().cast(pl.UInt64).alias("bytes"),
-        )
-        .sort(["requests", key], descending=[True, False], nulls_last=True)
+    table = lf.group_by(key).agg(
+        pl.len().cast(pl.UInt64).alias("requests"),
+        bytes_column(columns).sum().cast(pl.UInt64).alias("bytes"),
     )
-    return table.head(top) if top else table
+    return busiest(table, key, top)
 
 
 def statuses(lf: pl.LazyFrame) -> pl.LazyFrame:
