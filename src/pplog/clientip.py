@@ -345,24 +345,26 @@ _PRIVATE = PRIVATE_RANGES
 FORWARDED_BY_UNTRUSTED = "forwarded_by_untrusted"
 
 
-def decisions(
-    lf: pl.LazyFrame, policy: ProxyPolicy
-) -> tuple[list[str], pl.LazyFrame] | None:
-    """The attribution of each distinct (peer, header) pair, keyed by those columns.
+_OUTPUTS = (CLIENT_IP, CLIENT_IP_SOURCE, FORWARDED_BY_UNTRUSTED)
 
-    None when no trust decision is needed (see `_without_trust_decision`).
-    """
-    names = lf.collect_schema().names()
+
+@dataclass(frozen=True)
+class _Decision:
+    """What a trust decision reads: the header, the peer column, the key columns."""
+
+    header: str
+    peer: str | None
+    keys: list[str]
+
+
+def _decision(names: list[str], policy: ProxyPolicy) -> _Decision | None:
+    """The inputs of the trust decision, or None when none is needed."""
     header = policy.resolve_header(names)
     peer = _peer(set(names))
-    if _without_trust_decision(header, peer, policy) is not None:
+    if header is None or _without_trust_decision(header, peer, policy) is not None:
         return None
-    assert header is not None
     keys = [c for c in (peer, HEADERS[header]) if c is not None]
-    decided = _decide(lf.select(keys).unique(), header, peer, policy)
-    return keys, decided.select(
-        *keys, CLIENT_IP, CLIENT_IP_SOURCE, FORWARDED_BY_UNTRUSTED
-    )
+    return _Decision(header, peer, keys)
 
 
 PAIR_KEY = "_ci_pair"
@@ -378,15 +380,11 @@ def with_pair_key(lf: pl.LazyFrame, policy: ProxyPolicy | None = None) -> pl.Laz
     can craft colliding headers in advance, and `attribute` checks that the
     keys it saw are distinct before it trusts them.
     """
-    policy = policy or ProxyPolicy()
-    names = lf.collect_schema().names()
-    header = policy.resolve_header(names)
-    peer = _peer(set(names))
-    if header is None or _without_trust_decision(header, peer, policy) is not None:
+    decision = _decision(lf.collect_schema().names(), policy or ProxyPolicy())
+    if decision is None:
         return lf
-    keys = [c for c in (peer, HEADERS[header]) if c is not None]
     seed = secrets.randbits(63)
-    return lf.with_columns(pl.struct(keys).hash(seed=seed).alias(PAIR_KEY))
+    return lf.with_columns(pl.struct(decision.keys).hash(seed=seed).alias(PAIR_KEY))
 
 
 def attribute(
@@ -405,28 +403,35 @@ def attribute(
     """
     policy = policy or ProxyPolicy()
     names = lf.collect_schema().names()
-    fast = _without_trust_decision(
-        policy.resolve_header(names), _peer(set(names)), policy
-    )
-    if fast is not None:
+    decision = _decision(names, policy)
+    if decision is None:
+        fast = _without_trust_decision(
+            policy.resolve_header(names), _peer(set(names)), policy
+        )
+        assert fast is not None
         return lf.with_columns(fast)
-    found = decisions(lf, policy)
-    assert found is not None
-    keys, decided = found
-    if eager_decisions:
-        if PAIR_KEY in names:  # see `with_pair_key`
-            header = policy.resolve_header(names)
-            assert header is not None
-            pairs = lf.select(*keys, PAIR_KEY).unique()
-            table = _decide(pairs, header, _peer(set(names)), policy).collect()
-            if table.get_column(PAIR_KEY).n_unique() == table.height:
-                outputs = [CLIENT_IP, CLIENT_IP_SOURCE, FORWARDED_BY_UNTRUSTED]
-                by_key = table.select(PAIR_KEY, *outputs).lazy()
-                # rows come out in no set order: the summary aggregates them
-                return lf.join(by_key, on=PAIR_KEY, how="left").drop(PAIR_KEY)
-            lf = lf.drop(PAIR_KEY)  # two pairs share a hash: join on the texts
-        decided = decided.collect().lazy()
-        return lf.join(decided, on=keys, how="left", nulls_equal=True)
+    header, peer, keys = decision.header, decision.peer, decision.keys
+    if not eager_decisions:
+        decided = _decide(lf.select(keys).unique(), header, peer, policy)
+        return lf.join(
+            decided.select(*keys, *_OUTPUTS),
+            on=keys,
+            how="left",
+            nulls_equal=True,
+            maintain_order="left",
+        )
+    if PAIR_KEY in names:  # see `with_pair_key`
+        pairs = lf.select(*keys, PAIR_KEY).unique()
+        table = _decide(pairs, header, peer, policy).collect()
+        if table.get_column(PAIR_KEY).n_unique() == table.height:
+            by_key = table.select(PAIR_KEY, *_OUTPUTS).lazy()
+            # rows come out in no set order: the summary aggregates them
+            return lf.join(by_key, on=PAIR_KEY, how="left").drop(PAIR_KEY)
+        # two pairs share a hash: join on the texts
+        return lf.drop(PAIR_KEY).join(
+            table.select(*keys, *_OUTPUTS).lazy(), on=keys, how="left", nulls_equal=True
+        )
+    table = _decide(lf.select(keys).unique(), header, peer, policy).collect()
     return lf.join(
-        decided, on=keys, how="left", nulls_equal=True, maintain_order="left"
+        table.select(*keys, *_OUTPUTS).lazy(), on=keys, how="left", nulls_equal=True
     )

@@ -309,7 +309,9 @@ def summarize(
             )
             with dbs if dbs is not None else contextlib.nullcontext():
                 summary = _summarize(
-                    (lines, lf, selected),
+                    lines,
+                    lf,
+                    selected,
                     scan,
                     classes,
                     settings,
@@ -426,7 +428,9 @@ def _geo_databases(
 
 
 def _summarize(
-    frames_in: tuple[pl.LazyFrame, pl.LazyFrame, pl.LazyFrame],
+    lines: pl.LazyFrame,
+    lf: pl.LazyFrame,
+    selected: pl.LazyFrame,
     scan: LogScan | None,
     classes: pl.DataFrame | None,
     settings: TableSet,
@@ -436,10 +440,9 @@ def _summarize(
 ) -> Summary:
     """Overview and rejects over every line; the tables over `selected`.
 
-    `frames_in` is (the lines as parsed, in order; every row attributed;
-    the rows the filters select).
+    `lines` are the lines as spooled, in order (rejects are read from them);
+    `lf` every row attributed; `selected` the rows the filters keep.
     """
-    lines, lf, selected = frames_in
     frames = [
         rejects_by_reason(lines),
         lines.filter(pl.col(REJECT_REASON).is_not_null())
