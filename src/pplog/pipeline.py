@@ -14,11 +14,13 @@ from pplog import clientip, sources
 from pplog.clientip import ProxyPolicy
 from pplog.enrich.agents import agent_class
 from pplog.errors import LogFormatError, OptionError
+from pplog.sources import rotation_key
 from pplog.formats import (
     DETECTION_ORDER,
     PRESETS,
     LogFormat,
     format_from_config,
+    formats_by_log_path,
     get_format,
     realip_from_config,
 )
@@ -47,8 +49,28 @@ class PplogWarning(UserWarning):
 
 
 @dataclass
+class FileGroup:
+    """Inputs read with one format: a rotation set, or every input when forced.
+
+    `format` is None when no preset fits (the lines are then rejects).
+    """
+
+    sources: list[Source]
+    format: LogFormat | None
+    note: str | None
+    policy: ProxyPolicy = field(default_factory=lambda: ProxyPolicy())
+
+
+@dataclass
 class LogScan:
-    """A log opened for reading: the lazy rows plus what is known about them."""
+    """A log opened for reading: the lazy rows plus what is known about them.
+
+    With one format for every input (`mixed` False), `frame` is parsed from
+    `lines` with `format` and `policy`. With several (`mixed`), each group
+    of `groups` was parsed and attributed with its own format and policy,
+    and `frame` is their rows one after the other, decoded; `format` and
+    `policy` are then the first group's.
+    """
 
     frame: pl.LazyFrame  # every line, with `reject_reason` and `raw`
     lines: pl.LazyFrame  # what `frame` is parsed from
@@ -58,6 +80,32 @@ class LogScan:
     sources: list[Source]
     problems: list[tuple[str, str]] = field(default_factory=list)
     policy: ProxyPolicy = field(default_factory=lambda: ProxyPolicy())
+    groups: list[FileGroup] = field(default_factory=list)
+
+    @property
+    def mixed(self) -> bool:
+        """True when the inputs were read with more than one format."""
+        return len(self.groups) > 1
+
+    def formats(self) -> list[dict[str, str | None]]:
+        """Which input was read with which format, and how it was chosen."""
+        return [
+            {
+                "source": src.name,
+                "format": g.format.name if g.format is not None else None,
+                "detection": g.note,
+            }
+            for g in self.groups
+            for src in g.sources
+        ]
+
+
+UNKNOWN_FORMAT = "unknown_format"  # reject reason: no preset fits the file
+
+_ERROR_LOG_LINE = (
+    r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} "
+    r"\[(?:debug|info|notice|warn|error|crit|alert|emerg)\] \d+#\d+: "
+)
 
 
 def detect_format(lines: Sequence[str]) -> tuple[LogFormat, int]:
@@ -85,6 +133,156 @@ def detect_format(lines: Sequence[str]) -> tuple[LogFormat, int]:
     return best, best_ok
 
 
+def _error_log_lines(sample: Sequence[str]) -> int:
+    """How many of `sample` are nginx error-log entries."""
+    return int(
+        pl.Series(sample, dtype=pl.String).str.contains(_ERROR_LOG_LINE).sum() or 0
+    )
+
+
+def _detect_one(src: Source, sample: list[str]) -> tuple[LogFormat | None, str]:
+    """The preset for one input's sample, or None with a one-line reason."""
+    fmt, ok = detect_format(sample)
+    if ok * 2 >= len(sample):
+        return fmt, f"auto-detected: {ok} of {len(sample)} sample lines fit"
+    errors = _error_log_lines(sample)
+    if errors * 2 >= len(sample):
+        return None, (
+            f"an nginx error log, not an access log ({errors} of {len(sample)} "
+            f"sample lines are error-log entries); read it with "
+            f"`pplog doctor --error-log {src.name}`"
+        )
+    return None, (
+        f"no preset fits (the closest, `{fmt.name}`, fits {max(ok, 0)} of "
+        f"{len(sample)} sample lines)"
+    )
+
+
+def _no_format_error(src: Source, note: str, sample_line: str) -> LogFormatError:
+    """The error when auto-detection fits no input: what was found, what to do."""
+    if not note.startswith("no preset fits"):
+        return LogFormatError(f"`{src.name}` is {note}")
+    closest = note.split("`")[1]
+    msg = (
+        f"no preset fits `{src.name}` {note[len('no preset fits ') :]}; first "
+        f"line: {sample_line[:120]!r}; pass --format {closest} to read it with that "
+        "preset anyway (lines that do not fit are counted as rejects), "
+        "--log-format 'YOUR nginx log_format' or --nginx-conf /etc/nginx/nginx.conf"
+    )
+    return LogFormatError(msg)
+
+
+def _rotation_sets(srcs: Sequence[Source]) -> list[list[Source]]:
+    """Inputs grouped by rotation set (`access.log`, `.1`, `.2.gz`), in order.
+
+    A set is placed where its first member is; stdin is a set of its own.
+    """
+    sets: dict[str, list[Source]] = {}
+    for i, src in enumerate(srcs):
+        key = f"<stdin:{i}>" if src.path is None else rotation_key(src.path)[0]
+        sets.setdefault(key, []).append(src)
+    return list(sets.values())
+
+
+def _detect_set(
+    members: list[Source],
+) -> tuple[LogFormat | None, str | None, LogFormatError | None]:
+    """One detection for a rotation set: the first member with lines decides.
+
+    The third value is the error to raise if no input at all can be read.
+    """
+    failed: tuple[str, LogFormatError] | None = None
+    for src in members:
+        sample = [x for x in sources.read_head(src, DETECT_LINES) if x.strip()]
+        if not sample:
+            continue
+        fmt, note = _detect_one(src, sample)
+        if fmt is not None:
+            return fmt, note, None
+        failed = failed or (note, _no_format_error(src, note, sample[0]))
+    if failed is not None:
+        return None, *failed
+    return PRESETS["combined"], "no lines to detect from; assumed combined", None
+
+
+def resolve_groups(
+    srcs: Sequence[Source],
+    format: str | LogFormat | None = "auto",  # noqa: A002 - mirrors --format
+    *,
+    log_format: str | None = None,
+    nginx_conf: str | os.PathLike[str] | None = None,
+    log_format_name: str | None = None,
+) -> list[FileGroup]:
+    """The format of each input, grouped: one group when a format is forced.
+
+    `--format`, `--log-format` and `--nginx-conf --log-format-name` force one
+    format for every input. `--nginx-conf` alone gives each input the format
+    of the `access_log` directive that writes it (or its rotations), and the
+    configuration's format to the others. Otherwise each rotation set is
+    detected on its own, as lnav does per file; a set that no preset fits
+    gets a group with no format (its lines become rejects), unless no input
+    fits at all, which is an error.
+
+    Raises
+    ------
+    LogFormatError
+        When auto-detection finds no preset for any input: the message names
+        the closest preset, how many sample lines it fits, and says so when
+        the input is an nginx error log.
+    """
+    if nginx_conf is not None and log_format is None and log_format_name is None:
+        return _groups_from_config(srcs, nginx_conf)
+    forced = format not in (None, "auto") or log_format or nginx_conf
+    if forced or log_format_name is not None:
+        fmt, note = resolve_format(
+            srcs,
+            format,
+            log_format=log_format,
+            nginx_conf=nginx_conf,
+            log_format_name=log_format_name,
+        )
+        return [FileGroup(list(srcs), fmt, note)]
+    groups, failures = [], []
+    for members in _rotation_sets(srcs):
+        fmt, note, failure = _detect_set(members)
+        groups.append(FileGroup(members, fmt, note))
+        if failure is not None:
+            failures.append(failure)
+    if len(failures) == len(groups):
+        raise failures[0]
+    return groups
+
+
+def _groups_from_config(
+    srcs: Sequence[Source], nginx_conf: str | os.PathLike[str]
+) -> list[FileGroup]:
+    """Each input with the format of the `access_log` that writes it."""
+    by_path = {
+        rotation_key(p)[0]: fmt for p, fmt in formats_by_log_path(nginx_conf).items()
+    }
+    conf = os.fspath(nginx_conf)
+    default: tuple[LogFormat, str] | None = None
+    groups: list[FileGroup] = []
+    for members in _rotation_sets(srcs):
+        path = members[0].path
+        key = rotation_key(path.absolute())[0] if path is not None else None
+        if key is not None and key in by_path:
+            fmt = by_path[key]
+            groups.append(
+                FileGroup(
+                    members,
+                    fmt,
+                    f"log_format `{fmt.name}` of its access_log in {conf}",
+                )
+            )
+            continue
+        if default is None:
+            found = format_from_config(nginx_conf, None)
+            default = (found, f"log_format `{found.name}` from {conf}")
+        groups.append(FileGroup(members, *default))
+    return groups
+
+
 def resolve_format(
     srcs: Sequence[Source],
     format: str | LogFormat | None = "auto",  # noqa: A002 - mirrors --format
@@ -93,7 +291,11 @@ def resolve_format(
     nginx_conf: str | os.PathLike[str] | None = None,
     log_format_name: str | None = None,
 ) -> tuple[LogFormat, str | None]:
-    """The format to parse with, and a note saying how it was chosen."""
+    """One format for every input, and a note saying how it was chosen.
+
+    Auto-detection takes the first input that a preset fits (`pplog ingest`
+    keeps one format per dataset); `resolve_groups` detects per input.
+    """
     if log_format is not None and nginx_conf is not None:
         msg = "give either a log format string or an nginx configuration, not both"
         raise OptionError(msg)
@@ -111,22 +313,13 @@ def resolve_format(
         return get_format(format), None
     failure: LogFormatError | None = None
     for src in srcs:  # the first source that a preset fits decides
-        head = sources.read_head(src, DETECT_LINES)
-        sample = [x for x in head if x.strip()]
+        sample = [x for x in sources.read_head(src, DETECT_LINES) if x.strip()]
         if not sample:
             continue
-        fmt, ok = detect_format(sample)
-        if ok * 2 < len(sample):
-            first = sample[0][:120]
-            msg = (
-                f"no preset fits `{src.name}` (best: {fmt.name}, {max(ok, 0)} of "
-                f"{len(sample)} lines; first line: {first!r}); pass "
-                "--log-format 'YOUR nginx log_format' or "
-                "--nginx-conf /etc/nginx/nginx.conf"
-            )
-            failure = failure or LogFormatError(msg)
-            continue
-        return fmt, f"auto-detected: {ok} of {len(sample)} sample lines fit"
+        fmt, note = _detect_one(src, sample)
+        if fmt is not None:
+            return fmt, note
+        failure = failure or _no_format_error(src, note, sample[0])
     if failure is not None:
         raise failure
     return PRESETS["combined"], "no lines to detect from; assumed combined"
@@ -150,9 +343,17 @@ def open_log(
     on_problem: ProblemHandler | None = None,
     on_progress: ProgressHandler | None = None,
 ) -> LogScan:
-    """Resolve inputs, format and proxy policy; the `LogScan` frame keeps rejects."""
+    """Resolve inputs, formats and proxy policies; the `LogScan` frame keeps rejects.
+
+    Each input is read with its own format (see `resolve_groups`); an input
+    that no preset fits is reported once through `on_problem` and its lines
+    are kept as rejects (`unknown_format`).
+    """
+    if log_format is not None and nginx_conf is not None:
+        msg = "give either a log format string or an nginx configuration, not both"
+        raise OptionError(msg)
     srcs = sources.expand(source)  # type: ignore[arg-type]
-    fmt, note = resolve_format(
+    groups = resolve_groups(
         srcs,
         format,
         log_format=log_format,
@@ -165,19 +366,86 @@ def open_log(
         problems.append((name, message))
         (on_problem or _warn)(name, message)
 
-    policy = resolve_policy(
-        policy,
-        trusted=trusted,
-        real_ip_header=real_ip_header,
-        recursive=recursive,
-        nginx_conf=nginx_conf,
-        fmt=fmt,
+    for g in groups:
+        g.policy = resolve_policy(
+            policy,
+            trusted=trusted,
+            real_ip_header=real_ip_header,
+            recursive=recursive,
+            nginx_conf=nginx_conf,
+            fmt=g.format,
+        )
+    groups = _merge_neighbours(groups)
+    first = next((g for g in groups if g.format is not None), groups[0])
+    fmt = first.format or PRESETS["combined"]
+    if len(groups) == 1:
+        lines, native = sources.scan_lines(
+            srcs, on_problem=problem, on_progress=on_progress
+        )
+        frame = rows(lines, fmt, policy=first.policy)
+        return LogScan(
+            frame, lines, native, fmt, first.note, srcs, problems, first.policy, groups
+        )
+    frames, all_lines = [], []
+    for g in groups:
+        lines, _ = sources.scan_lines(
+            g.sources, on_problem=problem, on_progress=on_progress
+        )
+        all_lines.append(lines)
+        if g.format is None:
+            for src in g.sources:
+                (on_problem or _warn)(
+                    src.name, f"{g.note}; its lines are counted as rejects "
+                    f"(`{UNKNOWN_FORMAT}`); pass --format NAME to choose one",
+                )
+            frames.append(_unknown_format_rows(lines))
+        else:
+            frames.append(rows(lines, g.format, policy=g.policy))
+    frame = pl.concat(frames, how="diagonal_relaxed")
+    names = sorted({g.format.name for g in groups if g.format is not None})
+    note = f"{len(names)} formats, one per input: " + ", ".join(names)
+    if len(names) == 1:
+        note = f"{names[0]}, some inputs fit no preset"
+    return LogScan(
+        frame,
+        pl.concat(all_lines, how="vertical"),
+        False,
+        fmt,
+        note,
+        srcs,
+        problems,
+        first.policy,
+        groups,
     )
-    lines, native = sources.scan_lines(
-        srcs, on_problem=problem, on_progress=on_progress
+
+
+def _merge_neighbours(groups: list[FileGroup]) -> list[FileGroup]:
+    """Neighbouring groups with the same format and policy read as one."""
+    out: list[FileGroup] = []
+    for g in groups:
+        prev = out[-1] if out else None
+        if (
+            prev is not None
+            and prev.format is not None
+            and prev.format == g.format
+            and prev.policy == g.policy
+        ):
+            merged = [*prev.sources, *g.sources]
+            out[-1] = FileGroup(merged, g.format, prev.note or g.note, g.policy)
+        else:
+            out.append(g)
+    return out
+
+
+def _unknown_format_rows(lines: pl.LazyFrame) -> pl.LazyFrame:
+    """The lines of an input no preset fits, as rejects (`unknown_format`)."""
+    return lines.select(
+        SOURCE,
+        LINE,
+        OFFSET,
+        pl.lit(UNKNOWN_FORMAT, pl.String).alias(REJECT_REASON),
+        pl.col(TEXT).alias(RAW),
     )
-    frame = rows(lines, fmt, policy=policy)
-    return LogScan(frame, lines, native, fmt, note, srcs, problems, policy)
 
 
 def resolve_policy(

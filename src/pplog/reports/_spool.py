@@ -17,6 +17,7 @@ from pplog.schema import (
     BODY_BYTES_SENT,
     BYTES_SENT,
     CLIENT_IP,
+    CLIENT_IP_SOURCE,
     HTTP_REFERER,
     HTTP_USER_AGENT,
     HTTP_X_FORWARDED_FOR,
@@ -67,6 +68,7 @@ def write_rejects(
 # What the tables read; everything else is never materialised.
 REPORT_COLUMNS = (
     CLIENT_IP,
+    CLIENT_IP_SOURCE,
     HTTP_USER_AGENT,
     FORWARDED_BY_UNTRUSTED,
     PATH,

@@ -73,6 +73,10 @@ class Summary:
         The other tables by name: ``timeline``, ``status``, ``user_agents``,
         ``referrers``, ``hosts`` and ``lb`` when the format logs what they
         need, and ``agents``, ``countries``, ``networks`` when enriched.
+    formats
+        Which input was read with which format (``source``, ``format``,
+        ``detection``); ``format`` is None for an input no preset fits, whose
+        lines are rejects (``unknown_format``).
     interval
         The timeline's interval (``1m`` ... ``1w``).
     filters
@@ -87,6 +91,7 @@ class Summary:
     reject_samples: pl.DataFrame
     format: str = "custom"
     detection: str | None = None
+    formats: list[dict[str, str | None]] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
     top: int = 10
@@ -113,6 +118,7 @@ class Summary:
             r[REJECT_REASON]: r["lines"] for r in self.rejects.iter_rows(named=True)
         }
         row["format"] = self.format
+        row["formats"] = [dict(f) for f in self.formats]
         row["geoip"] = self.geoip
         row["interval"] = self.interval
         row["filters"] = list(self.filters)
@@ -260,12 +266,18 @@ def summarize(
                 on_problem=on_problem,
                 on_progress=on_progress,
             )
-            # free text stays escaped through the aggregations; tables decode it
-            # and the client is attributed after the spool, from its raw inputs
-            lf = with_pair_key(
-                parse(scan.lines, scan.format, decode=False), scan.policy
-            )
-        escape = scan.format.escape if scan is not None else "none"
+            if scan.mixed:
+                # each input parsed and attributed with its own format: the
+                # rows arrive decoded, as from a frame
+                lf = _as_rows(scan.frame)
+            else:
+                # free text stays escaped through the aggregations; tables decode
+                # it and the client is attributed after the spool, from its inputs
+                lf = with_pair_key(
+                    parse(scan.lines, scan.format, decode=False), scan.policy
+                )
+        late = scan is not None and not scan.mixed  # decoded and attributed later
+        escape = scan.format.escape if late and scan is not None else "none"
         with tempfile.TemporaryDirectory(prefix="pplog-") as spool:
             if not isinstance(source, pl.DataFrame):
                 # offsets of polars-read lines cost a running sum: see write_rejects
@@ -274,7 +286,7 @@ def summarize(
             # rejects are read from the lines as spooled, in their order; the
             # attributed rows feed aggregations only, so their joins may reorder
             lines = with_report_columns(lf)
-            if scan is not None:
+            if late and scan is not None:
                 lf = attribute(lf, scan.policy, eager_decisions=True)
             _check_filters(filters, lf.collect_schema().names())
             lf = with_report_columns(lf)
@@ -473,8 +485,9 @@ def _summarize(
         errors=tables.errors,
         rejects=rj,
         reject_samples=samples,
-        format=scan.format.name if scan else "frame",
+        format=(("mixed" if scan.mixed else scan.format.name) if scan else "frame"),
         detection=scan.detection if scan else None,
+        formats=scan.formats() if scan else [],
         sources=[s.name for s in scan.sources] if scan else [],
         problems=list(scan.problems) if scan else [],
         top=settings.top,

@@ -1,0 +1,51 @@
+"""Which `log_format` each `access_log` of an nginx configuration writes with."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pplog.errors import LogFormatError
+from pplog.formats._logformat import LogFormat
+from pplog.formats._nginxconf import read_config
+from pplog.formats._presets import PRESETS
+
+
+def formats_by_log_path(
+    path: str | os.PathLike[str],
+) -> dict[Path, LogFormat]:
+    """The format of every `access_log` whose file the configuration names.
+
+    ``access_log /var/log/nginx/api.log elb_log;`` maps that path to the
+    `log_format elb_log`; an `access_log` without a format writes nginx's
+    built-in ``combined``. Paths with variables, ``syslog:`` targets and
+    ``off`` name no one file and are left out. Relative paths are taken from
+    the configuration's directory (nginx takes them from its prefix, which a
+    reader of the logs cannot know). When two directives name the same file
+    with different formats, the first one wins, as nginx opens it once.
+    """
+    config = read_config(path)
+    out: dict[Path, LogFormat] = {}
+    for d in config.access_logs:
+        if not d.args or d.args[0] == "off" or "$" in d.args[0]:
+            continue
+        target = d.args[0]
+        if target.startswith(("syslog:", "memory:")):
+            continue
+        name = d.args[1] if len(d.args) > 1 and "=" not in d.args[1] else "combined"
+        file = Path(target)
+        if not file.is_absolute():
+            file = config.path.parent / file
+        if file in out:
+            continue
+        if name in config.log_formats:
+            fd = config.log_formats[name]
+            try:
+                out[file] = LogFormat.from_pieces(fd.args[1:], name=name)
+            except LogFormatError as exc:
+                msg = f"{exc} (log_format `{name}` at {fd.file}:{fd.line})"
+                raise LogFormatError(msg) from exc
+        elif name == "combined":
+            out[file] = PRESETS["combined"]
+        # an unknown name: nginx refuses such a configuration; nothing to map
+    return out
