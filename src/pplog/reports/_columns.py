@@ -9,11 +9,16 @@ from pplog.schema import BODY_BYTES_SENT, BYTES_SENT, REQUEST_TIME
 
 
 def bytes_column(columns: list[str]) -> pl.Expr:
-    """Response bytes: `$body_bytes_sent`, else `$bytes_sent`, else 0."""
-    for name in (BODY_BYTES_SENT, BYTES_SENT):
-        if name in columns:
-            return pl.col(name).fill_null(0)
-    return pl.lit(0, pl.UInt64)
+    """Response bytes: `$body_bytes_sent`, else `$bytes_sent`, else 0.
+
+    Per row: rows of several formats (an nginx log and an AWS one) share the
+    columns, each row holding the one its format logs.
+    """
+    logged = [pl.col(c) for c in (BODY_BYTES_SENT, BYTES_SENT) if c in columns]
+    if not logged:
+        return pl.lit(0, pl.UInt64)
+    first = logged[0] if len(logged) == 1 else pl.coalesce(logged)
+    return first.fill_null(0)
 
 
 def has_latency(columns: list[str]) -> bool:

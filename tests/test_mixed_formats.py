@@ -1,0 +1,283 @@
+"""A format per input: directories, globs and path lists of mixed nginx and AWS logs.
+
+Each rotation set is detected on its own (as lnav does per file), `--format`
+and friends force one format, `--nginx-conf` maps each file to the format of
+the `access_log` that writes it, and `doctor` reads each file with its own
+format. The balancers table is the same on every road (file, frame, dataset).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import polars as pl
+from polars.testing import assert_frame_equal
+import pytest
+from click.testing import CliRunner
+
+import pplog
+from pplog.cli import cli
+from test_doctor import Lab, _need_haproxy, lab  # noqa: F401 - the real-nginx fixture
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "sample_logs"
+CORPORA = ROOT.parent / "shared" / "corpora"
+ALB = CORPORA / "vrl" / "vrl_aws_alb_inputs.log"
+CLB = CORPORA / "logstash-patterns" / "elb_access_log_cases.log"
+
+
+def _common(src: Path, n: int) -> str:
+    """`common` lines: combined without referer and user agent."""
+    lines = src.read_text().splitlines()[:n]
+    return "".join(line.rsplit(' "', 2)[0] + "\n" for line in lines)
+
+
+def _mixed_dir(root: Path) -> Path:
+    """combined, common, main, elb_log (plain and gzip'd rotation), alb, clb."""
+    d = root / "nginx"
+    d.mkdir()
+    shutil.copy(SAMPLES / "combined-access.log", d / "combined.log")
+    (d / "common.log").write_text(_common(SAMPLES / "combined-access.log", 400))
+    shutil.copy(SAMPLES / "main-access.log", d / "main.log")
+    lines = (SAMPLES / "elb-access.log").read_bytes().splitlines(keepends=True)
+    (d / "elb.log").write_bytes(b"".join(lines[:1000]))
+    (d / "elb.log.1").write_bytes(b"".join(lines[1000:2000]))
+    (d / "elb.log.2.gz").write_bytes(gzip.compress(b"".join(lines[2000:])))
+    if ALB.exists():
+        shutil.copy(ALB, d / "alb.log")
+    if CLB.exists():
+        shutil.copy(CLB, d / "clb.log")
+    return d
+
+
+def _json(*args: str) -> dict[str, object]:
+    result = CliRunner().invoke(cli, ["summarize", *args, "--to", "json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def _counts(table: list[dict[str, object]], key: str) -> Counter[object]:
+    out: Counter[object] = Counter()
+    for row in table:
+        out[row[key]] += row["requests"]  # type: ignore[operator]
+    return out
+
+
+def test_each_file_gets_its_own_format(tmp_path: Path) -> None:
+    d = _mixed_dir(tmp_path)
+    data = _json(str(d), "--top", "0")
+    ov = data["overview"]
+    assert isinstance(ov, dict)
+    formats = {Path(f["source"]).name: f["format"] for f in ov["formats"]}
+    expected = {
+        "combined.log": "combined",
+        "common.log": "common",
+        "main.log": "main",
+        "elb.log": "elb_log",
+        "elb.log.1": "elb_log",
+        "elb.log.2.gz": "elb_log",
+    }
+    if ALB.exists():
+        expected["alb.log"] = "alb"
+    if CLB.exists():
+        expected["clb.log"] = "clb"
+    assert formats == expected
+    assert ov["format"] == "mixed"
+    # the same as each file summarized alone, added up
+    alone = [_json(str(p), "--top", "0") for p in sorted(d.iterdir())]
+    for key in ("lines", "requests", "rejected", "bytes", "status_4xx", "status_5xx"):
+        assert ov[key] == sum(a["overview"][key] for a in alone), key  # type: ignore[index]
+    for table, key in (("clients", "client_ip"), ("paths", "path")):
+        together = _counts(data[table], key)  # type: ignore[arg-type]
+        summed: Counter[object] = Counter()
+        for a in alone:
+            summed.update(_counts(a[table], key))  # type: ignore[arg-type]
+        assert together == summed, table
+    # before, the first file decided: most lines of the others were rejects
+    assert ov["rejected"] < 20
+
+
+def test_rotation_set_shares_one_detection(tmp_path: Path) -> None:
+    d = tmp_path / "logs"
+    shutil.copytree(SAMPLES / "rotated", d)
+    (d / "access.log").write_text("")  # just rotated: nothing to detect from
+    data = _json(str(d))
+    ov = data["overview"]
+    assert isinstance(ov, dict)
+    formats = ov["formats"]
+    assert [Path(f["source"]).name for f in formats] == [
+        "access.log.2.gz",
+        "access.log.1",
+        "access.log",
+    ]
+    assert len({(f["format"], f["detection"]) for f in formats}) == 1
+    assert ov["format"] != "mixed"
+
+
+def test_a_file_no_preset_fits_is_counted_and_named(tmp_path: Path) -> None:
+    d = tmp_path / "logs"
+    d.mkdir()
+    shutil.copy(SAMPLES / "combined-access.log", d / "access.log")
+    (d / "notes.txt").write_text("hello world\nthis is not a log\n\nthird\n")
+    result = CliRunner().invoke(cli, ["summarize", str(d), "--to", "json"])
+    assert result.exit_code == 0, result.output
+    warnings = [x for x in result.stderr.splitlines() if "notes.txt" in x]
+    assert len(warnings) == 1, result.stderr
+    assert "no preset fits" in warnings[0]
+    assert "counted as rejects" in warnings[0]
+    ov = json.loads(result.stdout)["overview"]
+    assert ov["rejected_by_reason"]["unknown_format"] == 4
+    lines = len((SAMPLES / "combined-access.log").read_text().splitlines())
+    assert ov["lines"] == lines + 4
+    (notes,) = [f for f in ov["formats"] if f["source"].endswith("notes.txt")]
+    assert notes["format"] is None
+    # the rejects file keeps every one of its lines
+    out = tmp_path / "rejects.jsonl"
+    CliRunner().invoke(cli, ["summarize", str(d), "--rejects", str(out)])
+    kept = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["raw"] for r in kept if r["source"].endswith("notes.txt")] == [
+        "hello world",
+        "this is not a log",
+        "",
+        "third",
+    ]
+
+
+def test_detection_error_names_the_closest_preset(tmp_path: Path) -> None:
+    log = tmp_path / "odd.log"
+    good = (SAMPLES / "combined-access.log").read_text().splitlines()[:3]
+    log.write_text("\n".join(good + ["junk line"] * 7) + "\n")
+    result = CliRunner().invoke(cli, ["summarize", str(log)])
+    assert result.exit_code == 1
+    message = result.output.strip()
+    assert message.count("\n") == 0
+    assert message.startswith("Error: no preset fits")
+    assert "fits 3 of 10 sample lines" in message
+    assert "--format combined" in message
+
+
+def test_an_error_log_is_named_as_one(tmp_path: Path) -> None:
+    log = tmp_path / "error.log"
+    log.write_text(
+        "2026/11/20 00:00:01 [error] 123#0: *5 broken header: \"GET / HTTP/1.1\" "
+        "while reading PROXY protocol, client: 10.0.0.1, server: 0.0.0.0:80\n"
+        "2026/11/20 00:00:02 [notice] 123#0: signal process started\n"
+    )
+    result = CliRunner().invoke(cli, ["summarize", str(log)])
+    assert result.exit_code == 1
+    assert "is an nginx error log, not an access log" in result.output
+    assert "--error-log" in result.output
+
+
+def test_format_option_forces_one_format(tmp_path: Path) -> None:
+    d = _mixed_dir(tmp_path)
+    data = _json(str(d), "--format", "combined")
+    ov = data["overview"]
+    assert isinstance(ov, dict)
+    assert {f["format"] for f in ov["formats"]} == {"combined"}
+    assert ov["format"] == "combined"
+    # common lines lack the referer and agent: rejected under a forced combined
+    assert ov["rejected"] >= 400
+
+
+def test_nginx_conf_maps_each_file_to_its_access_log(tmp_path: Path) -> None:
+    d = tmp_path / "logs"
+    d.mkdir()
+    shutil.copy(SAMPLES / "elb-access.log", d / "lb.log")
+    shutil.copy(SAMPLES / "main-access.log", d / "app.log")
+    gz = d / "app.log.1.gz"
+    head = (SAMPLES / "main-access.log").read_bytes().splitlines(keepends=True)[:100]
+    gz.write_bytes(gzip.compress(b"".join(head)))
+    shutil.copy(SAMPLES / "combined-access.log", d / "other.log")
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        "http {\n"
+        "  log_format elb_log '$proxy_protocol_addr - $remote_user [$time_local] "
+        '"$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"\';\n'
+        "  log_format main '$remote_addr - $remote_user [$time_local] \"$request\" "
+        '$status $body_bytes_sent "$http_referer" "$http_user_agent" '
+        "\"$http_x_forwarded_for\"';\n"
+        f"  server {{ listen 80 proxy_protocol; access_log {d}/lb.log elb_log; }}\n"
+        f"  server {{ listen 81; access_log {d}/app.log main buffer=32k; }}\n"
+        f"  server {{ listen 82; access_log {d}/other.log; }}\n"
+        "}\n"
+    )
+    data = _json(str(d / "lb.log"), str(d / "app.log*"), str(d / "other.log"),
+                 "--nginx-conf", str(conf))
+    ov = data["overview"]
+    assert isinstance(ov, dict)
+    got = {Path(f["source"]).name: f["format"] for f in ov["formats"]}
+    assert got == {
+        "lb.log": "elb_log",
+        "app.log.1.gz": "main",
+        "app.log": "main",
+        "other.log": "combined",
+    }
+    assert ov["rejected"] == 0
+    # --log-format-name forces that one format on every file
+    forced = _json(str(d / "lb.log"), "--nginx-conf", str(conf),
+                   "--log-format-name", "main")
+    assert {f["format"] for f in forced["overview"]["formats"]} == {"main"}  # type: ignore[index]
+
+
+def test_scan_log_reads_each_file_with_its_format(tmp_path: Path) -> None:
+    d = _mixed_dir(tmp_path)
+    rows = pplog.read_log(d, include_rejects=True)
+    per_file = pl.concat(
+        [pplog.read_log(p, include_rejects=True) for p in sorted(d.iterdir())],
+        how="diagonal_relaxed",
+    )
+    assert rows.height == per_file.height
+    key = ["source", "line"]
+    cols = ["client_ip", "status", "path", "reject_reason"]
+    assert_frame_equal(
+        rows.select(*key, *cols).sort(key), per_file.select(*key, *cols).sort(key)
+    )
+
+
+def _lb(summary: pplog.Summary) -> pl.DataFrame:
+    return summary.extra["lb"].sort("peer", nulls_last=True)
+
+
+@pytest.mark.parametrize("name", ["main-access.log", "elb-access.log"])
+def test_balancers_table_is_the_same_on_every_road(tmp_path: Path, name: str) -> None:
+    log = SAMPLES / name
+    from_file = _lb(pplog.summarize(log, top=0))
+    frame = pplog.scan_log(log, include_rejects=True)
+    from_frame = _lb(pplog.summarize(frame, top=0))
+    ds = tmp_path / "ds"
+    pplog.ingest([str(log)], ds, final_grace=0)
+    from_dataset = _lb(pplog.summarize(ds, top=0))
+    assert from_file["via_proxy_protocol"].sum() + from_file["via_header"].sum() > 0
+    assert_frame_equal(from_frame, from_file)
+    assert_frame_equal(from_dataset, from_file)
+
+
+@pytest.mark.nginx
+def test_doctor_reads_each_file_with_its_format(lab: Lab) -> None:
+    """A PROXY-protocol listener's elb_log and a plain listener's combined log
+    (where HAProxy's `send-proxy` headers landed as `"PROXY TCP4 ..." 400`),
+    both written by real nginx, diagnosed together in either order."""
+    _need_haproxy(lab)
+    pp, plain = str(lab.root / "pp.log"), str(lab.root / "hv1.log")
+    runs = []
+    for paths in ([pp, plain], [plain, pp]):
+        result = CliRunner().invoke(
+            cli,
+            ["doctor", *paths, "--set-real-ip-from", "127.0.0.1/32", "--to", "json"],
+        )
+        assert result.exit_code in (0, 3), result.output
+        runs.append(json.loads(result.stdout)["findings"])
+    assert runs[0] == runs[1]
+    counts = {f["code"]: f["count"] for f in runs[0]}
+    # before, the first file's elb_log read the plain log's PROXY lines as a
+    # second header behind a proxy_protocol listener (or rejected them)
+    assert counts == {
+        "proxy-header-on-plain-listener": 5,
+        "double-proxy-header": 2,
+        "missing-client-address": 3,
+    }
