@@ -15,9 +15,9 @@ from collections import Counter
 from pathlib import Path
 
 import polars as pl
-from polars.testing import assert_frame_equal
 import pytest
 from click.testing import CliRunner
+from polars.testing import assert_frame_equal
 
 import pplog
 from pplog.cli import cli
@@ -163,7 +163,7 @@ def test_detection_error_names_the_closest_preset(tmp_path: Path) -> None:
 def test_an_error_log_is_named_as_one(tmp_path: Path) -> None:
     log = tmp_path / "error.log"
     log.write_text(
-        "2026/11/20 00:00:01 [error] 123#0: *5 broken header: \"GET / HTTP/1.1\" "
+        '2026/11/20 00:00:01 [error] 123#0: *5 broken header: "GET / HTTP/1.1" '
         "while reading PROXY protocol, client: 10.0.0.1, server: 0.0.0.0:80\n"
         "2026/11/20 00:00:02 [notice] 123#0: signal process started\n"
     )
@@ -198,16 +198,21 @@ def test_nginx_conf_maps_each_file_to_its_access_log(tmp_path: Path) -> None:
         "http {\n"
         "  log_format elb_log '$proxy_protocol_addr - $remote_user [$time_local] "
         '"$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"\';\n'
-        "  log_format main '$remote_addr - $remote_user [$time_local] \"$request\" "
+        '  log_format main \'$remote_addr - $remote_user [$time_local] "$request" '
         '$status $body_bytes_sent "$http_referer" "$http_user_agent" '
-        "\"$http_x_forwarded_for\"';\n"
+        '"$http_x_forwarded_for"\';\n'
         f"  server {{ listen 80 proxy_protocol; access_log {d}/lb.log elb_log; }}\n"
         f"  server {{ listen 81; access_log {d}/app.log main buffer=32k; }}\n"
         f"  server {{ listen 82; access_log {d}/other.log; }}\n"
         "}\n"
     )
-    data = _json(str(d / "lb.log"), str(d / "app.log*"), str(d / "other.log"),
-                 "--nginx-conf", str(conf))
+    data = _json(
+        str(d / "lb.log"),
+        str(d / "app.log*"),
+        str(d / "other.log"),
+        "--nginx-conf",
+        str(conf),
+    )
     ov = data["overview"]
     assert isinstance(ov, dict)
     got = {Path(f["source"]).name: f["format"] for f in ov["formats"]}
@@ -219,8 +224,9 @@ def test_nginx_conf_maps_each_file_to_its_access_log(tmp_path: Path) -> None:
     }
     assert ov["rejected"] == 0
     # --log-format-name forces that one format on every file
-    forced = _json(str(d / "lb.log"), "--nginx-conf", str(conf),
-                   "--log-format-name", "main")
+    forced = _json(
+        str(d / "lb.log"), "--nginx-conf", str(conf), "--log-format-name", "main"
+    )
     assert {f["format"] for f in forced["overview"]["formats"]} == {"main"}  # type: ignore[index]
 
 
@@ -258,7 +264,7 @@ def test_balancers_table_is_the_same_on_every_road(tmp_path: Path, name: str) ->
 
 
 @pytest.mark.nginx
-def test_doctor_reads_each_file_with_its_format(lab: Lab) -> None:
+def test_doctor_reads_each_file_with_its_format(lab: Lab) -> None:  # noqa: F811
     """A PROXY-protocol listener's elb_log and a plain listener's combined log
     (where HAProxy's `send-proxy` headers landed as `"PROXY TCP4 ..." 400`),
     both written by real nginx, diagnosed together in either order."""

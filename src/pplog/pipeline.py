@@ -14,7 +14,6 @@ from pplog import clientip, sources
 from pplog.clientip import ProxyPolicy
 from pplog.enrich.agents import agent_class
 from pplog.errors import LogFormatError, OptionError
-from pplog.sources import rotation_key
 from pplog.formats import (
     DETECTION_ORDER,
     PRESETS,
@@ -34,6 +33,7 @@ from pplog.schema import (
     SOURCE,
     TEXT,
 )
+from pplog.sources import rotation_key
 
 if TYPE_CHECKING:
     from pplog.enrich.geo import GeoDatabases
@@ -244,8 +244,8 @@ def resolve_groups(
         return [FileGroup(list(srcs), fmt, note)]
     groups, failures = [], []
     for members in _rotation_sets(srcs):
-        fmt, note, failure = _detect_set(members)
-        groups.append(FileGroup(members, fmt, note))
+        found, note, failure = _detect_set(members)
+        groups.append(FileGroup(members, found, note))
         if failure is not None:
             failures.append(failure)
     if len(failures) == len(groups):
@@ -316,9 +316,9 @@ def resolve_format(
         sample = [x for x in sources.read_head(src, DETECT_LINES) if x.strip()]
         if not sample:
             continue
-        fmt, note = _detect_one(src, sample)
-        if fmt is not None:
-            return fmt, note
+        found, note = _detect_one(src, sample)
+        if found is not None:
+            return found, note
         failure = failure or _no_format_error(src, note, sample[0])
     if failure is not None:
         raise failure
@@ -395,7 +395,8 @@ def open_log(
         if g.format is None:
             for src in g.sources:
                 (on_problem or _warn)(
-                    src.name, f"{g.note}; its lines are counted as rejects "
+                    src.name,
+                    f"{g.note}; its lines are counted as rejects "
                     f"(`{UNKNOWN_FORMAT}`); pass --format NAME to choose one",
                 )
             frames.append(_unknown_format_rows(lines))
