@@ -41,7 +41,14 @@ from pplog.reports.enriched import (
 )
 from pplog.reports.overview import checked_ranges
 from pplog.reports.timeline import choose_interval, fill_gaps, timeline
-from pplog.schema import CLIENT_IP, HTTP_REFERER, HTTP_USER_AGENT, PATH, REJECT_REASON
+from pplog.schema import (
+    CLIENT_IP,
+    HTTP_REFERER,
+    HTTP_USER_AGENT,
+    PATH,
+    REJECT_REASON,
+    STATUS,
+)
 
 # Free-text columns of finished tables that come from the log, still escaped.
 _ESCAPED = (PATH, HTTP_USER_AGENT, "top_user_agent", HTTP_REFERER, "host")
@@ -183,7 +190,35 @@ def build_tables(
     escape = settings.escape
     cl, pa, er = (_decoded(t, escape) for t in (cl, pa, er))
     extra = {name: _decoded(t, escape) for name, t in extra.items()}
+    if escape != "none":  # ties in the order of the text shown, as for decoded rows
+        pa = _by_text(pa, ["requests", key], [True, False])
+        er = _by_text(er, ["requests", STATUS, PATH], [True, False, False])
+        for name, column in _TEXT_KEYED.items():
+            if name in extra:
+                extra[name] = _by_text(extra[name], ["requests", column], [True, False])
     return Tables(ov, cl, pa, er, interval, extra)
+
+
+# Tables keyed by escaped free text, and their key.
+_TEXT_KEYED = {
+    "user_agents": HTTP_USER_AGENT,
+    "referrers": HTTP_REFERER,
+    "hosts": "host",
+}
+
+
+def _by_text(
+    table: pl.DataFrame, by: list[str], descending: list[bool]
+) -> pl.DataFrame:
+    """Re-sort a decoded table, so that equal counts are in the order of their text.
+
+    The queries sorted the escaped text (`\\x22` after `C`, a decoded `"`
+    before it); rows read decoded (a frame, a dataset, mixed formats) are
+    sorted by the text itself, and every road must give the same table.
+    """
+    if not all(c in table.columns for c in by):
+        return table
+    return table.sort(by, descending=descending, nulls_last=True, maintain_order=True)
 
 
 def _details(
