@@ -304,3 +304,66 @@ def test_doctor_reads_each_file_with_its_format(lab: Lab) -> None:  # noqa: F811
         "double-proxy-header": 2,
         "missing-client-address": 3,
     }
+
+
+@pytest.mark.slow
+def test_a_real_directory_of_mixed_and_damaged_logs(tmp_path: Path) -> None:
+    """Larger generated logs of every format, gzip'd and plain, one damaged
+    (a NUL hole mid-file, a 3 MiB line, a cut-off gzip member): the directory
+    summarized at once equals each file summarized alone, added up."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import genlog
+
+    d = tmp_path / "nginx"
+    d.mkdir()
+
+    def generate(fmt: str, lines: int, seed: int) -> bytes:
+        out = tmp_path / f"gen-{fmt}-{seed}.log"
+        with out.open("wb") as f:
+            genlog.generate(fmt, lines, out=f, seed=seed)
+        return out.read_bytes()
+
+    combined = generate("combined", 60_000, 1)
+    (d / "access.log").write_bytes(combined[: len(combined) // 2])
+    (d / "access.log.1.gz").write_bytes(gzip.compress(combined[len(combined) // 2 :]))
+    (d / "app.log").write_bytes(generate("main", 60_000, 2))
+    elb = generate("elb_log", 60_000, 3)
+    (d / "lb.log").write_bytes(elb)
+    (d / "common.log").write_text(_common(SAMPLES / "combined-access.log", 3000))
+    if ALB.exists():
+        shutil.copy(ALB, d / "alb.log")
+    if CLB.exists():
+        shutil.copy(CLB, d / "clb.log")
+    # damaged: a NUL hole, a line far past the 1 MiB cap, a truncated gzip
+    good = generate("combined", 20_000, 4).splitlines(keepends=True)
+    damaged = (
+        b"".join(good[:5000])
+        + b"\x00" * 4096
+        + b"".join(good[5000:10000])
+        + b"1.2.3.4 - - [20/Nov/2026:00:00:00 +0000] \"GET /" + b"a" * (3 << 20)
+        + b' HTTP/1.1" 200 1 "-" "-"\n'
+        + b"".join(good[10000:])
+    )
+    (d / "old.log").write_bytes(damaged)
+    cut = gzip.compress(b"".join(good[:8000]))
+    (d / "old.log.1.gz").write_bytes(cut[: len(cut) * 3 // 4])
+
+    together = _json(str(d), "--top", "0")
+    alone = [_json(str(p), "--top", "0") for p in sorted(d.iterdir())]
+    ov = together["overview"]
+    assert isinstance(ov, dict)
+    for key in ("lines", "requests", "rejected", "bytes", "status_4xx", "status_5xx"):
+        assert ov[key] == sum(a["overview"][key] for a in alone), key  # type: ignore[index]
+    for table, key in (("clients", "client_ip"), ("paths", "path")):
+        summed: Counter[object] = Counter()
+        for a in alone:
+            summed.update(_counts(a[table], key))  # type: ignore[arg-type]
+        assert _counts(together[table], key) == summed, table  # type: ignore[arg-type]
+    # every good line of the damaged file was read; the NUL hole is no value
+    # and the long line one `too_long` reject
+    old = _json(str(d / "old.log"), "--top", "0")
+    assert old["overview"]["requests"] == 20_000  # type: ignore[index]
+    assert old["overview"]["rejected_by_reason"] == {"too_long": 1}  # type: ignore[index]
+    assert not any("\x00" in str(c["client_ip"]) for c in old["clients"])  # type: ignore[union-attr]
