@@ -276,7 +276,8 @@ def request_parts() -> list[list[pl.Expr]]:
     The method runs to the first space and the protocol is the last token only
     when it looks like ``HTTP/x.y`` (nginx before 1.21.1 let spaces into the
     target). A request line that nginx would not have accepted (binary bytes, a
-    PROXY header, a lowercase method) keeps `request`; the four parts are null.
+    PROXY header, a lowercase method, an authority-form target such as
+    ``CONNECT host:443``) keeps `request`; the four parts are null.
     Each stage is one `with_columns`, so nothing is computed twice.
 
     Plain requests (``METHOD /path HTTP/x.y``, nearly all of them) split on
@@ -296,8 +297,11 @@ def request_parts() -> list[list[pl.Expr]]:
     slow = pl.col("_rq_slow")
     method = slow.struct.field("method")
     target = slow.struct.field("target")
-    # origin-form, `*`, absolute-form, or CONNECT's authority-form
-    ok = (target.str.contains(_TARGET_OK) | (method == "CONNECT")).fill_null(False)  # noqa: FBT003
+    # origin-form, `*` or absolute-form. Not CONNECT's authority-form
+    # (`CONNECT host:443`): nginx answers it 400 without parsing a target.
+    # nginx refuses `*` as well, but Apache, which writes the same presets,
+    # serves `OPTIONS *` (its "internal dummy connection").
+    ok = target.str.contains(_TARGET_OK).fill_null(False)  # noqa: FBT003
     # absolute-form targets (`GET http://host/x`) lose scheme and host
     origin_free = target.str.replace(_ORIGIN_RE, "")
     origin_free = pl.when(origin_free == "").then(pl.lit("/")).otherwise(origin_free)
