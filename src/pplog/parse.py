@@ -371,6 +371,8 @@ def parse(lines: pl.LazyFrame, fmt: LogFormat, *, decode: bool = True) -> pl.Laz
     binary = pl.col(TEXT).str.contains("\x00", literal=True)
     lf = lines.with_columns(binary.alias(_BINARY))
     lf = lf.with_columns(pl.when(~pl.col(_BINARY)).then(pl.col(TEXT)).alias(_LINE))
+    if fmt.apache_escapes:  # `\"` inside a value would split the line at it
+        lf = lf.with_columns(_unescape.apache_as_nginx(pl.col(_LINE)).alias(_LINE))
     for stage in stages:
         lf = lf.with_columns(stage)
     lf = lf.with_columns(*fields, valid.alias(_VALID))
