@@ -168,7 +168,9 @@ def reference_request_parts(request: str) -> tuple[str | None, ...]:
     if not target:
         return nothing
     scheme = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", target)
-    if not (target.startswith("/") or target == "*" or scheme or method == "CONNECT"):
+    # origin-form, absolute-form, and `*` (nginx refuses it, Apache serves it);
+    # not authority-form: nginx answers `CONNECT host:443` 400, whatever the method
+    if not (target.startswith("/") or target == "*" or scheme):
         return nothing
     if scheme:  # absolute form: scheme and host go
         target = re.sub(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*", "", target) or "/"

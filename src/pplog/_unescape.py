@@ -124,6 +124,27 @@ def unescape(expr: pl.Expr, escape: str) -> pl.Expr:
     )
 
 
+# Apache's escapes other than `\xhh` (`ap_escape_logitem`, since 2.0.46) and
+# the same bytes in nginx's form
+_APACHE_ESCAPES = ["\\\\", '\\"', "\\b", "\\n", "\\r", "\\t", "\\v"]
+_AS_NGINX = ["\\x5C", "\\x22", "\\x08", "\\x0A", "\\x0D", "\\x09", "\\x0B"]
+
+
+def apache_as_nginx(line: pl.Expr) -> pl.Expr:
+    r"""Rewrite Apache's backslash escapes in log lines as nginx's `\xHH`.
+
+    Apache writes `"` and `\` inside a value as `\"` and `\\`, and whitespace
+    as `\n`, `\t`, ... (other bytes as `\xhh`, as nginx does). Rewritten, a
+    `"` inside a value no longer splits the line, and the values decode as
+    nginx's. nginx follows every backslash it writes with `x`, so its lines are
+    left as they are. Single pass: `\\x41` becomes `\x5Cx41` (text `\x41`).
+    Only lines with a backslash are touched.
+    """
+    has = line.str.contains("\\", literal=True)
+    rewritten = pl.when(has).then(line).str.replace_many(_APACHE_ESCAPES, _AS_NGINX)
+    return pl.coalesce(rewritten, line)
+
+
 def unescape_aws(expr: pl.Expr) -> pl.Expr:
     r"""AWS quoted fields: take off the quotes and read `\"` as `"`."""
     inner = expr.str.strip_prefix('"').str.strip_suffix('"')

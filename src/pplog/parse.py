@@ -19,6 +19,7 @@ from pplog.schema import (
     RAW,
     REASON_BAD_NUMBER,
     REASON_BAD_TIME,
+    REASON_BINARY,
     REASON_BLANK,
     REASON_NO_MATCH,
     REJECT_REASON,
@@ -31,6 +32,8 @@ from pplog.schema import (
 _PARTS = "_parts"
 _MATCH = "_match"
 _VALID = "_valid"
+_BINARY = "_binary"
+_LINE = "_line"  # the text the fields are taken from (null for binary lines)
 
 _ORIGIN_RE = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*"
 _TARGET_OK = r"^(?:/|\*$|[A-Za-z][A-Za-z0-9+.-]*://)"
@@ -107,10 +110,13 @@ def _fast_split(
 
 
 def _extract(fmt: LogFormat) -> tuple[list[list[pl.Expr]], list[pl.Expr], pl.Expr]:
-    """Stages of intermediate columns, the raw field texts and validity."""
+    """Stages of intermediate columns, the raw field texts and validity.
+
+    Fields are taken from `_line`, not from the line as read.
+    """
     plan = fmt.plan
     groups = fmt.group_columns()
-    text = pl.col(TEXT)
+    text = pl.col(_LINE)
     if plan.segments is None:
         match = pl.col(_MATCH)
         columns = [match.struct.field(g).alias(c) for g, c in groups.items()]
@@ -270,7 +276,8 @@ def request_parts() -> list[list[pl.Expr]]:
     The method runs to the first space and the protocol is the last token only
     when it looks like ``HTTP/x.y`` (nginx before 1.21.1 let spaces into the
     target). A request line that nginx would not have accepted (binary bytes, a
-    PROXY header, a lowercase method) keeps `request`; the four parts are null.
+    PROXY header, a lowercase method, an authority-form target such as
+    ``CONNECT host:443``) keeps `request`; the four parts are null.
     Each stage is one `with_columns`, so nothing is computed twice.
 
     Plain requests (``METHOD /path HTTP/x.y``, nearly all of them) split on
@@ -290,8 +297,11 @@ def request_parts() -> list[list[pl.Expr]]:
     slow = pl.col("_rq_slow")
     method = slow.struct.field("method")
     target = slow.struct.field("target")
-    # origin-form, `*`, absolute-form, or CONNECT's authority-form
-    ok = (target.str.contains(_TARGET_OK) | (method == "CONNECT")).fill_null(False)  # noqa: FBT003
+    # origin-form, `*` or absolute-form. Not CONNECT's authority-form
+    # (`CONNECT host:443`): nginx answers it 400 without parsing a target.
+    # nginx refuses `*` as well, but Apache, which writes the same presets,
+    # serves `OPTIONS *` (its "internal dummy connection").
+    ok = target.str.contains(_TARGET_OK).fill_null(False)  # noqa: FBT003
     # absolute-form targets (`GET http://host/x`) lose scheme and host
     origin_free = target.str.replace(_ORIGIN_RE, "")
     origin_free = pl.when(origin_free == "").then(pl.lit("/")).otherwise(origin_free)
@@ -346,7 +356,10 @@ def parse(lines: pl.LazyFrame, fmt: LogFormat, *, decode: bool = True) -> pl.Laz
 
     Returns every line: parsed rows have `reject_reason` null; rows that did not
     fit the format keep their text in `raw` and say why in `reject_reason`
-    (``no_match``, ``bad_time``, ``bad_number`` or ``blank_line``).
+    (``binary``, ``blank_line``, ``no_match``, ``bad_time`` or ``bad_number``,
+    the first that applies). A line holding a NUL byte is ``binary``: nginx
+    escapes every control byte, so it is not a line nginx wrote (a
+    copytruncate hole, a corrupt disk block), and none of its fields is read.
 
     With ``decode=False`` free-text fields keep nginx's escapes. Grouping on the
     escaped text gives the same groups (the escaping is one-to-one), so reports
@@ -354,7 +367,12 @@ def parse(lines: pl.LazyFrame, fmt: LogFormat, *, decode: bool = True) -> pl.Laz
     """
     stages, fields, valid = _extract(fmt)
     names = fmt.fields
-    lf = lines
+    # a literal search for one byte: next to nothing on ordinary lines
+    binary = pl.col(TEXT).str.contains("\x00", literal=True)
+    lf = lines.with_columns(binary.alias(_BINARY))
+    lf = lf.with_columns(pl.when(~pl.col(_BINARY)).then(pl.col(TEXT)).alias(_LINE))
+    if fmt.apache_escapes:  # `\"` inside a value would split the line at it
+        lf = lf.with_columns(_unescape.apache_as_nginx(pl.col(_LINE)).alias(_LINE))
     for stage in stages:
         lf = lf.with_columns(stage)
     lf = lf.with_columns(*fields, valid.alias(_VALID))
@@ -381,7 +399,9 @@ def parse(lines: pl.LazyFrame, fmt: LogFormat, *, decode: bool = True) -> pl.Laz
     elif "request_uri" in names or "uri" in names:
         lf = lf.with_columns(_target_parts(names))
     reason = (
-        pl.when(pl.col(TEXT) == "")
+        pl.when(pl.col(_BINARY))
+        .then(pl.lit(REASON_BINARY))
+        .when(pl.col(TEXT) == "")
         .then(pl.lit(REASON_BLANK))
         .when(~pl.col(_VALID))
         .then(pl.lit(REASON_NO_MATCH))

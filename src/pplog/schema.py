@@ -45,6 +45,8 @@ REASON_NO_MATCH = "no_match"
 REASON_BAD_TIME = "bad_time"
 REASON_BAD_NUMBER = "bad_number"
 REASON_BLANK = "blank_line"
+REASON_BINARY = "binary"  # the line holds a NUL byte: not text nginx wrote
+REASON_TOO_LONG = "too_long"  # ingest: a line past its length limit (first bytes kept)
 
 UPSTREAM_LISTS = {
     "upstream_addr": pl.String,

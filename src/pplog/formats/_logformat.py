@@ -24,6 +24,11 @@ class LogFormat:
         nginx's ``escape=`` mode: ``"default"``, ``"json"`` or ``"none"``.
     kind
         ``"nginx"`` for `log_format` strings, ``"alb"`` / ``"clb"`` for AWS layouts.
+    apache_escapes
+        Also read Apache's backslash escapes (``\\"``, ``\\\\``, ``\\t``, ...):
+        set for the ``common`` and ``combined`` presets, which Apache writes
+        too. nginx writes a backslash only as ``\\x5C``, so nothing it wrote
+        reads differently.
 
     Examples
     --------
@@ -41,6 +46,7 @@ class LogFormat:
     # AWS layouts bring their own regex (group names are the column names).
     aws_regex: str | None = field(default=None, compare=False, repr=False)
     aws_fields: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    apache_escapes: bool = field(default=False, repr=False)
 
     @classmethod
     def from_string(
@@ -114,7 +120,8 @@ class LogFormat:
         if self.description:
             lines.append(f"about:   {self.description}")
         if self.kind == "nginx":
-            lines.append(f"escape:  {self.escape}")
+            also = " (and Apache's backslash escapes)" if self.apache_escapes else ""
+            lines.append(f"escape:  {self.escape}{also}")
             lines.append(f"format:  {self.format}")
         lines.append("columns: " + ", ".join(self.fields))
         strategy = (

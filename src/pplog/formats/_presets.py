@@ -125,9 +125,15 @@ def _aws(name: str, regex: str, fields: list[tuple[str, str]], about: str) -> Lo
     )
 
 
+# Apache writes these two as well (its `combined` and `common`, with `\"`).
+_APACHE = frozenset({"combined", "common"})
+
+
 def _build() -> dict[str, LogFormat]:
     presets = {
-        name: LogFormat(name=name, format=fmt, description=about)
+        name: LogFormat(
+            name=name, format=fmt, description=about, apache_escapes=name in _APACHE
+        )
         for name, (fmt, about) in _NGINX.items()
     }
     presets["alb"] = _aws(
