@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -487,8 +486,8 @@ def doctor_cmd(
         msg = "give access logs (PATH...) and/or --error-log FILE"
         raise click.UsageError(msg)
     from pplog.formats.errorlog import read_error_log
-    from pplog.outputs.doctor import write_findings
-    from pplog.reports.doctor import diagnose, to_dict
+    from pplog.outputs.doctor import write_findings, write_findings_json
+    from pplog.reports.doctor import diagnose
 
     with errors_as_click():
         proxy = _policy(
@@ -517,7 +516,7 @@ def doctor_cmd(
         )
         findings = diagnose(rows, errors, policy=policy)
     if target == "json":
-        click.echo(json.dumps(to_dict(findings), indent=2, ensure_ascii=False))
+        write_findings_json(findings)
         return
     write_findings(findings)
 
