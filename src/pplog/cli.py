@@ -13,7 +13,7 @@ import click
 
 import pplog
 from pplog import outputs
-from pplog.clientip import STRATEGIES, ProxyPolicy
+from pplog.clientip import MAX_HOPS, STRATEGIES, ProxyPolicy
 from pplog.errors import OptionError, PplogError
 from pplog.formats import PRESETS, LogFormat, get_format
 from pplog.outputs import ReportOptions
@@ -112,7 +112,7 @@ def proxy_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--trusted-hops",
-            type=click.IntRange(min=1),
+            type=click.IntRange(min=1, max=MAX_HOPS),
             default=1,
             show_default=True,
             help="For --client-strategy hops: proxies that each append one address.",
@@ -548,6 +548,9 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise click.UsageError(msg) from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         msg = f"--config `{path}` is not valid TOML: {exc}"
+        raise click.UsageError(msg) from exc
+    except RecursionError as exc:  # tomllib recurses once per nested value
+        msg = f"--config `{path}` nests tables or arrays too deeply; flatten it"
         raise click.UsageError(msg) from exc
     for key, value in doc.items():
         kind = _CONFIG_KEYS.get(key)
