@@ -172,10 +172,8 @@ def cli(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
 @proxy_options
 @click.option(
     "--top",
-    default=10,
-    show_default=True,
     type=click.IntRange(min=0, max=2**31),
-    help="Rows per table; 0 shows all.",
+    help="Rows per table; 0 shows all [default: 10; csv and parquet: all].",
 )
 @click.option(
     "--to",
@@ -282,7 +280,7 @@ def summarize_cmd(
     real_ip_recursive: bool | None,
     client_strategy: str,
     trusted_hops: int,
-    top: int,
+    top: int | None,
     targets: tuple[str, ...],
     output: str | None,
     geoip: tuple[Path, ...],
@@ -327,6 +325,13 @@ def summarize_cmd(
         )
         raise click.UsageError(msg)
     show_progress = sys.stderr.isatty() if progress is None else progress
+    # csv and parquet get whole tables unless --top says otherwise (a cron job
+    # turning logs into Parquet wants every client); the others show the top
+    # rows, cut from the same summary
+    whole = top is None and any(t in ("csv", "parquet") for t in targets)
+    shown: dict[str, int | None] = dict.fromkeys(targets)
+    if whole:
+        shown = {t: None if t in ("csv", "parquet") else _TOP for t in targets}
     with errors_as_click(), _progress(show_progress) as on_progress:
         proxy = _policy(
             trusted, real_ip_header, real_ip_recursive, client_strategy, trusted_hops
@@ -334,7 +339,7 @@ def summarize_cmd(
         summary = pplog.summarize(
             list(paths),
             **proxy,
-            top=top,
+            top=0 if whole else _TOP if top is None else top,
             format=format_name,
             log_format=log_format,
             nginx_conf=nginx_conf,
@@ -361,12 +366,23 @@ def summarize_cmd(
         except OSError as exc:
             msg = f"cannot create the directory `{out}`: {exc.strerror or exc}"
             raise click.ClickException(msg) from exc
+    jobs = [
+        (
+            name,
+            ReportOptions(
+                out=None if name == "terminal" else out,
+                width=width,
+                color=color,
+                top=shown[name],
+            ),
+        )
+        for name in targets
+    ]
     with errors_as_click():
-        for name in targets:
-            options = ReportOptions(
-                out=None if name == "terminal" else out, width=width, color=color
-            )
-            outputs.get(name).write(summary, options)
+        outputs.write_all(summary, jobs)
+
+
+_TOP = 10  # rows per table unless --top is given
 
 
 def _output_target(
