@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -14,7 +13,7 @@ import click
 
 import pplog
 from pplog import outputs
-from pplog.clientip import STRATEGIES, ProxyPolicy
+from pplog.clientip import MAX_HOPS, STRATEGIES, ProxyPolicy
 from pplog.errors import OptionError, PplogError
 from pplog.formats import PRESETS, LogFormat, get_format
 from pplog.outputs import ReportOptions
@@ -113,7 +112,7 @@ def proxy_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--trusted-hops",
-            type=click.IntRange(min=1),
+            type=click.IntRange(min=1, max=MAX_HOPS),
             default=1,
             show_default=True,
             help="For --client-strategy hops: proxies that each append one address.",
@@ -173,10 +172,8 @@ def cli(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
 @proxy_options
 @click.option(
     "--top",
-    default=10,
-    show_default=True,
     type=click.IntRange(min=0, max=2**31),
-    help="Rows per table; 0 shows all.",
+    help="Rows per table; 0 shows all [default: 10; csv and parquet: all].",
 )
 @click.option(
     "--to",
@@ -283,7 +280,7 @@ def summarize_cmd(
     real_ip_recursive: bool | None,
     client_strategy: str,
     trusted_hops: int,
-    top: int,
+    top: int | None,
     targets: tuple[str, ...],
     output: str | None,
     geoip: tuple[Path, ...],
@@ -328,6 +325,13 @@ def summarize_cmd(
         )
         raise click.UsageError(msg)
     show_progress = sys.stderr.isatty() if progress is None else progress
+    # csv and parquet get whole tables unless --top says otherwise (a cron job
+    # turning logs into Parquet wants every client); the others show the top
+    # rows, cut from the same summary
+    whole = top is None and any(t in ("csv", "parquet") for t in targets)
+    shown: dict[str, int | None] = dict.fromkeys(targets)
+    if whole:
+        shown = {t: None if t in ("csv", "parquet") else _TOP for t in targets}
     with errors_as_click(), _progress(show_progress) as on_progress:
         proxy = _policy(
             trusted, real_ip_header, real_ip_recursive, client_strategy, trusted_hops
@@ -335,7 +339,7 @@ def summarize_cmd(
         summary = pplog.summarize(
             list(paths),
             **proxy,
-            top=top,
+            top=0 if whole else _TOP if top is None else top,
             format=format_name,
             log_format=log_format,
             nginx_conf=nginx_conf,
@@ -362,12 +366,23 @@ def summarize_cmd(
         except OSError as exc:
             msg = f"cannot create the directory `{out}`: {exc.strerror or exc}"
             raise click.ClickException(msg) from exc
+    jobs = [
+        (
+            name,
+            ReportOptions(
+                out=None if name == "terminal" else out,
+                width=width,
+                color=color,
+                top=shown[name],
+            ),
+        )
+        for name in targets
+    ]
     with errors_as_click():
-        for name in targets:
-            options = ReportOptions(
-                out=None if name == "terminal" else out, width=width, color=color
-            )
-            outputs.get(name).write(summary, options)
+        outputs.write_all(summary, jobs)
+
+
+_TOP = 10  # rows per table unless --top is given
 
 
 def _output_target(
@@ -487,8 +502,8 @@ def doctor_cmd(
         msg = "give access logs (PATH...) and/or --error-log FILE"
         raise click.UsageError(msg)
     from pplog.formats.errorlog import read_error_log
-    from pplog.outputs.doctor import write_findings
-    from pplog.reports.doctor import diagnose, to_dict
+    from pplog.outputs.doctor import write_findings, write_findings_json
+    from pplog.reports.doctor import diagnose
 
     with errors_as_click():
         proxy = _policy(
@@ -517,7 +532,7 @@ def doctor_cmd(
         )
         findings = diagnose(rows, errors, policy=policy)
     if target == "json":
-        click.echo(json.dumps(to_dict(findings), indent=2, ensure_ascii=False))
+        write_findings_json(findings)
         return
     write_findings(findings)
 
@@ -549,6 +564,9 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise click.UsageError(msg) from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         msg = f"--config `{path}` is not valid TOML: {exc}"
+        raise click.UsageError(msg) from exc
+    except RecursionError as exc:  # tomllib recurses once per nested value
+        msg = f"--config `{path}` nests tables or arrays too deeply; flatten it"
         raise click.UsageError(msg) from exc
     for key, value in doc.items():
         kind = _CONFIG_KEYS.get(key)

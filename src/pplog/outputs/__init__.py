@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar, Protocol, cast
 
 from pplog.errors import ReportError
+from pplog.outputs._files import Staging
 from pplog.outputs._options import ReportOptions
 
 if TYPE_CHECKING:
     from pplog.reports import Summary
 
-__all__ = ["ReportOptions", "Reporter", "available", "get"]
+__all__ = ["ReportOptions", "Reporter", "available", "get", "write_all"]
 
 
 class Reporter(Protocol):
@@ -46,3 +49,25 @@ def get(name: str) -> Reporter:
     module, cls = _BUILTIN[name]
     reporter = getattr(importlib.import_module(f"pplog.outputs.{module}"), cls)
     return cast("Reporter", reporter())
+
+
+def write_all(summary: Summary, jobs: Sequence[tuple[str, ReportOptions]]) -> None:
+    """Write `summary` with each (output name, options): every file or none.
+
+    Outputs to files are built under temporary names first and moved into
+    place only when all of them were written, so a failing output (a full
+    disk, a bad target) leaves no partial set behind. The one output to
+    stdout (terminal, or json without `-o`) comes after the files.
+    """
+    to_files = [(n, o) for n, o in jobs if o.out is not None]
+    to_stdout = [(n, o) for n, o in jobs if o.out is None]
+    staging = Staging()
+    try:
+        for name, options in to_files:
+            get(name).write(summary, dataclasses.replace(options, staging=staging))
+    except BaseException:
+        staging.discard()
+        raise
+    staging.publish()
+    for name, options in to_stdout:
+        get(name).write(summary, options)

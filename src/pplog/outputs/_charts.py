@@ -9,14 +9,15 @@ that comes from the log goes through `_text` or `_short` (control bytes as
 from __future__ import annotations
 
 import html
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import polars as pl
 
+from pplog.errors import OptionError
+from pplog.outputs._format import WHEN
 from pplog.outputs._safe import safe_text
+from pplog.reports.timeline import interval_seconds
 
 if TYPE_CHECKING:
     from pplog.reports import Summary
@@ -46,10 +47,6 @@ def _short(value: object, limit: int = 40) -> str:
     """Safe text cut to `limit` characters (cut before escaping, never mid-entity)."""
     text = safe_text(value)
     return html.escape(text if len(text) <= limit else text[: limit - 1] + "…")
-
-
-def _when(value: datetime | None) -> str:
-    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _num(value: float) -> str:
@@ -294,17 +291,14 @@ def _latency_chart(df: pl.DataFrame | None, *, key: str = "path") -> str:
     return _hbars("latency", bars, legend, "seconds (p50 / p95 / p99)")
 
 
-_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"(\d+)(ns|us|ms|s|m|h|d)")
-
-
 def _interval_seconds(interval: object) -> float | None:
-    """Seconds in a polars duration like `5m` or `1h30m`; None for `1mo` and junk."""
+    """Seconds in the summary's interval (`5m`, `1y`); None when there is none."""
     if not isinstance(interval, str):
         return None
-    if not re.fullmatch(f"(?:{_DURATION.pattern})+", interval):
+    try:
+        return interval_seconds(interval)
+    except OptionError:
         return None
-    return sum(int(n) * _UNITS[u] for n, u in _DURATION.findall(interval)) or None
 
 
 def _timeline_chart(summary: Summary) -> str:
@@ -315,33 +309,36 @@ def _timeline_chart(summary: Summary) -> str:
     df = df.filter(pl.col("time").is_not_null()).sort("time")
     if not df.height:
         return _no_data("no request has a time")
-    times: list[datetime] = df.get_column("time").to_list()
-    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+    # microseconds since the epoch: polars holds years Python's datetime cannot
+    micros: list[int] = df.get_column("time").dt.epoch("us").to_list()
+    gaps = [(b - a) / 1e6 for a, b in zip(micros, micros[1:], strict=False)]
     interval = getattr(summary, "interval", None)
     step = _interval_seconds(interval) or min((g for g in gaps if g > 0), default=60)
-    span = (times[-1] - times[0]).total_seconds() + step
+    span = (micros[-1] - micros[0]) / 1e6 + step
+    zone = df.schema["time"]
+    times = _texts(micros, zone)
     x0, plot, y0, y1 = 70.0, _W - 110.0, 34.0, 254.0
     counts = [_column(df, c) for c in ("requests", "errors_4xx", "errors_5xx")]
     limit, parts = _count_axis(max(counts[0]), x0, x0 + plot, y0, y1)
     legend = [(COLOURS[c], c) for c in ("requests", "4xx", "5xx")]
     parts += _legend(legend, 14, x0)
-    offsets = [(t - times[0]).total_seconds() for t in times]
+    offsets = [(t - micros[0]) / 1e6 for t in micros]
     tips = [
-        f"{_when(t)}: {n:,} requests, {e4:,} 4xx, {e5:,} 5xx"
+        f"{t}: {n:,} requests, {e4:,} 4xx, {e5:,} 5xx"
         for t, n, e4, e5 in zip(times, *counts, strict=True)
     ]
     scale = (plot / span, (y1 - y0) / limit)
     parts += _columns(offsets, step, counts, tips, origin=(x0, y1), scale=scale)
     parts.append(f'<line class="axis" x1="{x0}" x2="{x0 + plot}" y1="{y1}" y2="{y1}"/>')
-    parts += _time_axis(times[0], span, x0, plot, y1)
+    parts += _time_axis(micros[0] / 1e6, span, x0, plot, y1)
     per = f"per {safe_text(interval)}" if interval else "per interval"
     mid = (y0 + y1) / 2
     parts.append(
         f'<text x="16" y="{mid}" text-anchor="middle" transform="rotate(-90 16 {mid})">'
         f"{html.escape(f'requests {per}')}</text>"
     )
-    end = times[0] + timedelta(seconds=span)
-    caption = f"time (UTC), {_when(times[0])} to {_when(end)}"
+    (end,) = _texts([micros[0] + round(span * 1e6)], zone)
+    caption = f"time (UTC), {times[0]} to {end}"
     parts.append(_label(x0 + plot / 2, y1 + 36, html.escape(caption), anchor="middle"))
     return _svg("timeline", y1 + 46, "requests over time", parts)
 
@@ -422,22 +419,33 @@ _TIME_STEPS = (
 )
 
 
+def _texts(micros: list[int], dtype: pl.DataType, fmt: str = WHEN) -> list[str]:
+    """Times (microseconds since the epoch) as text in `dtype`'s zone, by polars."""
+    zone = dtype.time_zone if isinstance(dtype, pl.Datetime) else None
+    times = pl.Series(micros, dtype=pl.Int64).cast(pl.Datetime("us", zone))
+    texts: list[str] = times.dt.to_string(fmt).to_list()
+    return texts
+
+
 def _time_axis(
-    start: datetime, span: float, x0: float, plot: float, y: float
+    epoch: float, span: float, x0: float, plot: float, y: float
 ) -> list[str]:
     """Ticks at round UTC times (every 5 min, 1 h, 1 d...), at most 8 of them."""
-    step = next((s for s in _TIME_STEPS if span / s <= 8), _TIME_STEPS[-1])
+    last = _TIME_STEPS[-1]
+    # past a century per tick: whole centuries (a timeline of years 1 to 9998)
+    step = next((s for s in _TIME_STEPS if span / s <= 8), last * -(-span // 8 // last))
+    step = int(step)
     fmt = "%H:%M:%S" if step < 60 else "%H:%M" if step < 86400 else "%Y-%m-%d"
     if step < 86400 and span > 86400:
         fmt = "%m-%d " + fmt
-    epoch = start.replace(tzinfo=start.tzinfo or UTC).timestamp()
     first = -(-epoch // step) * step
+    ticks = list(range(int(first), int(epoch + span) + 1, step))
+    labels = _texts([t * 1_000_000 for t in ticks], pl.Datetime("us", "UTC"), fmt)
     out = []
-    for tick in range(int(first), int(epoch + span) + 1, step):
+    for tick, label in zip(ticks, labels, strict=True):
         x = x0 + plot * (tick - epoch) / span
-        when = datetime.fromtimestamp(tick, UTC)
         out.append(
             f'<line class="axis" x1="{x:.1f}" x2="{x:.1f}" y1="{y}" y2="{y + 4}"/>'
         )
-        out.append(_label(x, y + 17, when.strftime(fmt), anchor="middle"))
+        out.append(_label(x, y + 17, label, anchor="middle"))
     return out

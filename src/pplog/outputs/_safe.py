@@ -1,19 +1,12 @@
-"""Make log-derived text safe to show: no control bytes, no bidi tricks."""
+"""Make log-derived text safe to show: no control bytes, no bidi tricks.
+
+The characters and their escapes are `pplog._text`'s one rule, shared with
+`--rejects` (written below the outputs).
+"""
 
 from __future__ import annotations
 
-import re
-
-# C0, DEL, C1, and the Unicode controls that reorder or hide text on screen.
-# What json.dumps(ensure_ascii=False) leaves raw: DEL, C1 and the Unicode
-# controls (the C0 range it escapes itself).
-UNSAFE_PRINTED = re.compile("[\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
-UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
-
-
-def _escape(m: re.Match[str]) -> str:
-    code = ord(m.group())
-    return f"\\x{code:02X}" if code < 0x100 else f"\\u{code:04X}"
+from pplog._text import escape_text
 
 
 def safe_text(value: object) -> str:
@@ -24,4 +17,4 @@ def safe_text(value: object) -> str:
     """
     if value is None:
         return "-"
-    return UNSAFE.sub(_escape, str(value))
+    return escape_text(str(value))

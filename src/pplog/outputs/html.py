@@ -9,20 +9,26 @@ scripts even if something slipped through. The page needs no JavaScript.
 from __future__ import annotations
 
 import html
-from datetime import datetime
-from functools import partial
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import polars as pl
 
+from pplog._text import escape_text_expr
 from pplog.errors import ReportError
 from pplog.outputs._charts import COLOURS as COLOURS  # re-exported: the palette
-from pplog.outputs._charts import _short, _text, _when, chart_sections
+from pplog.outputs._charts import _short, _text, chart_sections
 from pplog.outputs._files import atomic_write
+from pplog.outputs._format import (
+    cut_raw,
+    human_bytes,
+    overview,
+    shown,
+    with_times_as_text,
+)
 from pplog.outputs._options import ReportOptions
 from pplog.outputs._safe import safe_text
-from pplog.outputs.terminal import human_bytes
 from pplog.reports import Summary
 
 CSP = (
@@ -82,11 +88,11 @@ pre{white-space:pre-wrap;word-break:break-all;font-size:12px;margin:2px 0}
 
 
 def _cell(column: str, value: Any) -> str:
-    """One table cell's text, escaped."""
+    """One table cell's text; strings come escaped by `_escaped`."""
     if value is None:
         return "-"
-    if isinstance(value, datetime):
-        return _when(value)
+    if isinstance(value, str):
+        return value
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, int):
@@ -123,33 +129,40 @@ def to_html(summary: Summary) -> str:
     >>> page.startswith("<!DOCTYPE html>"), 'data-chart="status"' in page
     (True, True)
     """
+    return "".join(chunks(summary))
+
+
+def chunks(summary: Summary) -> Iterator[str]:
+    """The page of `to_html` in pieces, so that a big table is never one string."""
     sources = ", ".join(safe_text(s) for s in summary.sources) or "pplog report"
-    body = [
+    parts: list[str | Iterable[str]] = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+        '<meta name="referrer" content="no-referrer">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>pplog: {_short(sources, 80)}</title>",
+        f"<style>{_STYLE}</style></head><body><main>",
         *_overview(summary),
         '<h2 id="charts">Charts</h2>',
         *chart_sections(summary),
         *_tables(summary),
         *_rejects(summary),
         *_problems(summary),
+        "</main></body></html>",
+        "",
     ]
-    return "\n".join(
-        [
-            "<!DOCTYPE html>",
-            '<html lang="en"><head><meta charset="utf-8">',
-            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
-            '<meta name="referrer" content="no-referrer">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>pplog: {_short(sources, 80)}</title>",
-            f"<style>{_STYLE}</style></head><body><main>",
-            *body,
-            "</main></body></html>",
-            "",
-        ]
-    )
+    for i, part in enumerate(parts):
+        if i:
+            yield "\n"
+        if isinstance(part, str):
+            yield part
+        else:
+            yield from part
 
 
 def _overview(summary: Summary) -> list[str]:
-    ov = summary.overview_dict()
+    ov = overview(summary)
     detection = f" ({_text(summary.detection)})" if summary.detection else ""
     out = [
         "<h1>pplog summary</h1>",
@@ -197,44 +210,62 @@ def _overview(summary: Summary) -> list[str]:
     return out
 
 
-def _time_range(first: datetime | None, last: datetime | None) -> str:
+def _time_range(first: str | None, last: str | None) -> str:
     """`2026-11-20 00:00:00 – 00:03:04` (the date once when both share it)."""
     if first is None or last is None:
         return "-"
-    start, end = _when(first), _when(last)
-    if first.date() == last.date():
-        end = end[11:]
-    return f"{start} – {end}"
+    day, _, time = last.partition(" ")
+    end = time if first.partition(" ")[0] == day else last
+    return f"{first} – {end}"
 
 
-def _html_table(df: pl.DataFrame) -> str:
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;"}
+SLICE = 1000  # table rows formatted at a time
+
+
+def _escaped(df: pl.DataFrame) -> pl.DataFrame:
+    """Text and time columns as `_text` would write them, by polars.
+
+    Every string that comes out is escaped; `_cell` writes other values
+    (numbers, lists) itself.
+    """
+    text = with_times_as_text(df)
+    return text.with_columns(
+        escape_text_expr(pl.col(c).cast(pl.String), _HTML)
+        for c, dtype in text.schema.items()
+        if dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)
+    )
+
+
+def _html_table(df: pl.DataFrame) -> Iterator[str]:
+    """The table's markup in pieces: rows are formatted a slice at a time."""
     numeric = [dtype.is_numeric() for dtype in df.dtypes]
     kinds = ["num" if n else "text" for n in numeric]
     head = "".join(
         f'<th class="{k}">{_text(c)}</th>'
         for c, k in zip(df.columns, kinds, strict=True)
     )
-    rows = [
-        "<tr>"
-        + "".join(
-            f'<td class="{k}">{_cell(c, v)}</td>'
-            for (c, v), k in zip(row.items(), kinds, strict=True)
+    yield f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>'
+    for start in range(0, df.height, SLICE):
+        part = df.slice(start, SLICE)
+        yield "".join(
+            "<tr>"
+            + "".join(
+                f'<td class="{k}">{_cell(c, v)}</td>'
+                for (c, v), k in zip(row.items(), kinds, strict=True)
+            )
+            + "</tr>"
+            for row in _escaped(part).iter_rows(named=True)
         )
-        + "</tr>"
-        for row in df.iter_rows(named=True)
-    ]
-    return (
-        f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table></div>"
-    )
+    yield "</tbody></table></div>"
 
 
 _LONG = 100  # tables with more rows start collapsed
 
 
-def _tables(summary: Summary) -> list[str]:
-    total_clients = summary.overview_dict().get("clients") or 0
-    out = []
+def _tables(summary: Summary) -> list[str | Iterable[str]]:
+    total_clients = overview(summary).get("clients") or 0
+    out: list[str | Iterable[str]] = []
     for name, df in summary.tables().items():
         title = _text(_TITLES.get(name, name))
         if name == "clients" and total_clients > df.height:
@@ -246,14 +277,22 @@ def _tables(summary: Summary) -> list[str]:
             out.append('<p class="muted">none</p>')
         elif df.height > _LONG:  # a fine-grained timeline: keep the page short
             rows = f"{df.height:,} rows"
-            out.append(f"<details><summary>{rows}</summary>{_html_table(df)}</details>")
+            out.append(_collapsed(rows, df))
         else:
             out.append(_html_table(df))
     return out
 
 
-def _rejects(summary: Summary) -> list[str]:
-    out = ['<h2 id="rejects">Rejected lines <small>rejects</small></h2>']
+def _collapsed(rows: str, df: pl.DataFrame) -> Iterator[str]:
+    yield f"<details><summary>{rows}</summary>"
+    yield from _html_table(df)
+    yield "</details>"
+
+
+def _rejects(summary: Summary) -> list[str | Iterable[str]]:
+    out: list[str | Iterable[str]] = [
+        '<h2 id="rejects">Rejected lines <small>rejects</small></h2>'
+    ]
     if not summary.rejects.height:
         return [*out, '<p class="muted">none: every line matched the format</p>']
     out.append(_html_table(summary.rejects))
@@ -261,7 +300,8 @@ def _rejects(summary: Summary) -> list[str]:
         out.append("<p>First few (<code>--rejects FILE</code> keeps all):</p>")
         for row in summary.reject_samples.iter_rows(named=True):
             where = f"{_text(row['source'])}:{_text(row['line'])}"
-            reason, raw = _text(row["reject_reason"]), _short(row["raw"], 2000)
+            raw = None if row["raw"] is None else cut_raw(row["raw"])
+            reason, raw = _text(row["reject_reason"]), _text(raw)
             out.append(f"<pre>{where} <b>{reason}</b>: {raw}</pre>")
     return out
 
@@ -290,9 +330,12 @@ class HtmlReporter:
             msg = "--to html writes a file: give -o FILE.html"
             raise ReportError(msg)
         out = options.out / "summary.html" if options.out.is_dir() else options.out
-        text = to_html(summary)
-        # file names may carry undecodable bytes (surrogate escapes)
-        write = partial(
-            Path.write_text, data=text, encoding="utf-8", errors="backslashreplace"
-        )
-        atomic_write(out, write)
+        summary = shown(summary, options.top)
+
+        def write(path: Path) -> None:
+            # file names may carry undecodable bytes (surrogate escapes)
+            with path.open("w", encoding="utf-8", errors="backslashreplace") as f:
+                for chunk in chunks(summary):
+                    f.write(chunk)
+
+        atomic_write(out, write, options.staging)

@@ -1,40 +1,73 @@
-"""`--to json`: the whole summary as one JSON object."""
+"""`--to json`: the whole summary as one JSON object, written as a stream.
+
+The document is what ``json.dumps(doc, ensure_ascii=False, indent=2)`` would
+give, but each table is encoded a slice of rows at a time and written at
+once, so memory follows the slice, not the table: with `--top 0` on 2M
+distinct clients, one dict of everything and one string of it took 16.8 GB.
+Times are formatted by polars (ISO 8601, `Z` for UTC), which also holds
+years Python cannot. Characters that act on a terminal (`pplog._text`) are
+JSON escapes, as the encoder already does for C0.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
-from functools import partial
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 import polars as pl
 
+from pplog._text import escape_json
 from pplog.outputs._files import atomic_write
+from pplog.outputs._format import cut_raw, overview, shown, with_iso_times
 from pplog.outputs._options import ReportOptions
-from pplog.outputs._safe import UNSAFE_PRINTED
 from pplog.reports import Summary
 
-
-def _default(value: object) -> object:
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    msg = f"cannot encode {type(value).__name__}"
-    raise TypeError(msg)
+SLICE = 1000  # rows encoded at a time
 
 
-def _rows(df: pl.DataFrame) -> list[dict[str, Any]]:
-    return df.to_dicts()
+def _dumps(value: object) -> str:
+    return escape_json(json.dumps(value, ensure_ascii=False, indent=2))
 
 
-def to_dict(summary: Summary) -> dict[str, Any]:
-    """The JSON document as Python objects."""
-    doc: dict[str, Any] = {"overview": summary.overview_dict()}
-    for name, table in summary.tables().items():
-        doc[name] = _rows(table)
-    doc["reject_samples"] = _rows(summary.reject_samples)
-    return doc
+def _samples(summary: Summary) -> pl.DataFrame:
+    """Reject samples with each raw line cut as everywhere else (`cut_raw`)."""
+    samples = summary.reject_samples
+    if "raw" not in samples.columns or not samples.height:
+        return samples
+    raw = [None if r is None else cut_raw(r) for r in samples.get_column("raw")]
+    return samples.with_columns(pl.Series("raw", raw, dtype=pl.String))
+
+
+def _array(df: pl.DataFrame) -> Iterator[str]:
+    """A table as the rows of an array one level inside the document."""
+    if not df.height:
+        yield "[]"
+        return
+    df = with_iso_times(df)
+    yield "[\n"
+    for start in range(0, df.height, SLICE):
+        rows: list[dict[str, Any]] = df.slice(start, SLICE).to_dicts()
+        body = _dumps(rows)  # "[\n  {...},\n  {...}\n]"
+        yield ("" if start == 0 else ",\n") + "  " + body[2:-2].replace("\n", "\n  ")
+    yield "\n  ]"
+
+
+def chunks(summary: Summary) -> Iterator[str]:
+    """The JSON document in pieces; joined, they are one object and a newline."""
+    yield '{\n  "overview": ' + _dumps(overview(summary, "iso")).replace("\n", "\n  ")
+    tables = {**summary.tables(), "reject_samples": _samples(summary)}
+    for name, table in tables.items():
+        yield f",\n  {_dumps(name)}: "
+        yield from _array(table)
+    yield "\n}\n"
+
+
+def _write(stream: IO[str], summary: Summary) -> None:
+    for chunk in chunks(summary):
+        stream.write(chunk)
 
 
 class JsonReporter:
@@ -43,16 +76,15 @@ class JsonReporter:
     name: ClassVar[str] = "json"
 
     def write(self, summary: Summary, options: ReportOptions) -> None:
-        """Write `summary`."""
-        text = json.dumps(
-            to_dict(summary), default=_default, ensure_ascii=False, indent=2
-        )
-        # json.dumps escapes C0 controls; DEL, C1 and bidi controls become JSON
-        # escapes too: the same data, inert on a terminal
-        text = UNSAFE_PRINTED.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+        """Write `summary` (its tables cut to `options.top` rows, if given)."""
+        summary = shown(summary, options.top)
         if options.out is None:
-            stream = options.stream or sys.stdout
-            stream.write(text + "\n")
+            _write(options.stream or sys.stdout, summary)
             return
         out = options.out / "summary.json" if options.out.is_dir() else options.out
-        atomic_write(out, partial(Path.write_text, data=text + "\n", encoding="utf-8"))
+
+        def write(path: Path) -> None:
+            with path.open("w", encoding="utf-8") as f:
+                _write(f, summary)
+
+        atomic_write(out, write, options.staging)

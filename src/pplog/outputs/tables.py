@@ -7,8 +7,10 @@ from typing import ClassVar
 
 import polars as pl
 
+from pplog._text import escape_text_expr
 from pplog.errors import ReportError
-from pplog.outputs._files import atomic_write
+from pplog.outputs._files import Staging, atomic_write
+from pplog.outputs._format import shown
 from pplog.outputs._options import ReportOptions
 from pplog.reports import Summary
 
@@ -28,34 +30,36 @@ KNOWN_TABLES = (
     *("user_agents", "referrers", "hosts", "lb", "agents", "countries", "networks"),
     "rejects",
 )
-# Spreadsheets run a cell that starts like a formula; log text must not.
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+# Spreadsheets run a cell that starts like a formula, after any blanks:
+# LibreOffice also skips a leading NUL or other control character. Control
+# characters (tab and CR included) are escaped first, so none is left.
+_FORMULA = r"^\s*[=+\-@]"
 
 
-def _remove_stale(out: Path, present: set[str], ext: str) -> None:
+def _remove_stale(
+    out: Path, present: set[str], ext: str, staging: Staging | None
+) -> None:
     for name in KNOWN_TABLES:
         stale = out / f"{name}.{ext}"
         if name not in present and stale.is_file() and not stale.is_symlink():
-            stale.unlink()
+            if staging is None:
+                stale.unlink()
+            else:
+                staging.remove(stale)
 
 
 def _inert(df: pl.DataFrame) -> pl.DataFrame:
-    """Text cells that a spreadsheet would run as a formula get a leading `'`."""
+    """Text cells with control characters escaped (`\\xHH`, as on the terminal),
+    and a leading `'` on those a spreadsheet would run as a formula."""
     text = [c for c, t in df.schema.items() if t == pl.String]
-    return df.with_columns(
-        pl.when(_starts_any(c))
+    escaped = df.with_columns(escape_text_expr(pl.col(c)) for c in text)
+    return escaped.with_columns(
+        pl.when(pl.col(c).str.contains(_FORMULA))
         .then(pl.lit("'") + pl.col(c))
         .otherwise(pl.col(c))
         .alias(c)
         for c in text
     )
-
-
-def _starts_any(column: str) -> pl.Expr:
-    col = pl.col(column)
-    return pl.any_horizontal([col.str.starts_with(p) for p in _FORMULA]).fill_null(
-        False
-    )  # noqa: FBT003
 
 
 def _need_dir(options: ReportOptions, name: str) -> Path:
@@ -69,28 +73,28 @@ def _need_dir(options: ReportOptions, name: str) -> Path:
 
 
 class CsvReporter:
-    """`DIR/<table>.csv` for every table."""
+    """`DIR/<table>.csv` for every table, whole unless `options.top` cuts it."""
 
     name: ClassVar[str] = "csv"
 
     def write(self, summary: Summary, options: ReportOptions) -> None:
         """Write `summary`."""
         out = _need_dir(options, self.name)
-        tables = _all_tables(summary)
-        _remove_stale(out, set(tables), "csv")
+        tables = _all_tables(shown(summary, options.top))
+        _remove_stale(out, set(tables), "csv", options.staging)
         for table, df in tables.items():
-            atomic_write(out / f"{table}.csv", _inert(df).write_csv)
+            atomic_write(out / f"{table}.csv", _inert(df).write_csv, options.staging)
 
 
 class ParquetReporter:
-    """`DIR/<table>.parquet` for every table, each written atomically."""
+    """`DIR/<table>.parquet` for every table, whole unless `options.top` cuts it."""
 
     name: ClassVar[str] = "parquet"
 
     def write(self, summary: Summary, options: ReportOptions) -> None:
         """Write `summary`."""
         out = _need_dir(options, self.name)
-        tables = _all_tables(summary)
-        _remove_stale(out, set(tables), "parquet")
+        tables = _all_tables(shown(summary, options.top))
+        _remove_stale(out, set(tables), "parquet", options.staging)
         for table, df in tables.items():
-            atomic_write(out / f"{table}.parquet", df.write_parquet)
+            atomic_write(out / f"{table}.parquet", df.write_parquet, options.staging)

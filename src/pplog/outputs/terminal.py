@@ -7,8 +7,8 @@ reach the screen.
 
 from __future__ import annotations
 
+import re
 import sys
-from datetime import datetime
 from typing import Any, ClassVar
 
 import polars as pl
@@ -16,6 +16,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from pplog.outputs._format import (
+    cut_raw,
+    human_bytes,
+    overview,
+    shown,
+    when_text,
+    with_times_as_text,
+)
 from pplog.outputs._options import ReportOptions
 from pplog.outputs._safe import safe_text
 from pplog.reports import Summary
@@ -39,20 +47,9 @@ _TITLES = {
 _NUMERIC = (pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Int32, pl.Int64, pl.Float64)
 
 
-def human_bytes(n: int | None) -> str:
-    """1536 -> '1.5 KiB'."""
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
-
-
-def _when(value: datetime | None) -> str:
-    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+def _when(value: str | None) -> str:
+    """A time formatted by `when_text`, or `-`."""
+    return "-" if value is None else value
 
 
 # What a null means in a key column.
@@ -71,8 +68,6 @@ def _cell(column: str, value: Any) -> Text:
         return Text(human_bytes(value))
     if column == "share":
         return Text(f"{value:.1%}")
-    if isinstance(value, datetime):
-        return Text(_when(value))
     if isinstance(value, bool):
         return Text("yes" if value else "no")
     if isinstance(value, float):
@@ -90,7 +85,10 @@ def _table(name: str, df: pl.DataFrame, total: int | None, width: int) -> Table:
     if total is not None and total > df.height:
         title += f" (top {df.height})"
     table = Table(title=title, title_justify="left", title_style="bold", expand=False)
-    rows = [[_cell(c, v) for c, v in row.items()] for row in df.iter_rows(named=True)]
+    rows = [
+        [_cell(c, v) for c, v in row.items()]
+        for row in with_times_as_text(df).iter_rows(named=True)
+    ]
     natural, keep = [], []
     for i, (column, dtype) in enumerate(df.schema.items()):
         longest = max((r[i].cell_len for r in rows), default=1)
@@ -117,7 +115,7 @@ def _table(name: str, df: pl.DataFrame, total: int | None, width: int) -> Table:
 
 
 def _overview(summary: Summary) -> list[Text]:
-    ov = summary.overview_dict()
+    ov = overview(summary)
     lines = []
     head = Text("pplog ", style="bold")
     head.append(safe_text(summary.format), style="cyan")
@@ -215,8 +213,9 @@ def _natural_width(df: pl.DataFrame) -> int:
     """Width the table needs: content plus padding and borders, with free text
     (paths, user agents) counted at no more than `_FREE_TEXT_FLOOR`."""
     total = 1
+    text = with_times_as_text(df)
     for column, dtype in df.schema.items():
-        cells = [_cell(column, v).cell_len for v in df.get_column(column).to_list()]
+        cells = [_cell(column, v).cell_len for v in text.get_column(column).to_list()]
         width = max([len(column), *cells])
         numeric = dtype in _NUMERIC or isinstance(dtype, pl.Datetime)
         if not numeric and column not in _KEEP:
@@ -267,6 +266,14 @@ def _duration(seconds: int) -> str:
     return f"{seconds}s"
 
 
+def _times(interval: str, size: int) -> str:
+    """`size` intervals as one duration: 10s x 3 -> '30s', 1y x 2 -> '2y'."""
+    calendar = re.fullmatch(r"(\d+)(mo|y)", interval.strip())
+    if calendar:  # months and years have no fixed length
+        return f"{int(calendar.group(1)) * size}{calendar.group(2)}"
+    return _duration(interval_seconds(interval) * size)
+
+
 def sparklines(df: pl.DataFrame, interval: str | None, width: int) -> list[Text]:
     """The timeline as two sparklines (requests, errors) sharing one scale."""
     if df.height == 0:
@@ -279,8 +286,9 @@ def sparklines(df: pl.DataFrame, interval: str | None, width: int) -> list[Text]
     size = -(-df.height // len(requests))  # points summed into each bar
     every = interval or "?"
     if size > 1 and interval:
-        every = _duration(interval_seconds(interval) * size)
-    first, last = _when(df.item(0, "time")), _when(df.item(-1, "time"))
+        every = _times(interval, size)
+    times = df.select(when_text("time")).get_column("time")
+    first, last = _when(times[0]), _when(times[-1])
     head = Text(f"Timeline ({every} per bar, {first} → {last} UTC)", style="bold")
     top = max(requests)
     line = Text("requests  ")
@@ -329,7 +337,8 @@ class TerminalReporter:
     name: ClassVar[str] = "terminal"
 
     def write(self, summary: Summary, options: ReportOptions) -> None:
-        """Write `summary` to stdout (or `options.stream`)."""
+        """Write `summary` to stdout (or `options.stream`), cut to `options.top`."""
+        summary = shown(summary, options.top)
         console = Console(
             file=options.stream or sys.stdout,
             width=options.width,
@@ -341,8 +350,7 @@ class TerminalReporter:
         )
         for line in _overview(summary):
             console.print(line)
-        ov = summary.overview_dict()
-        totals = {"clients": ov.get("clients")}
+        totals = {"clients": overview(summary).get("clients")}
         for name, df in summary.tables().items():
             console.print()
             if name == "timeline":
@@ -371,7 +379,8 @@ class TerminalReporter:
                     f"  {safe_text(row['source'])}:{row['line']} ", style="dim"
                 )
                 where.append(f"{row['reject_reason']}: ", style="yellow")
-                where.append(safe_text(row["raw"])[:200])
+                raw = row["raw"]
+                where.append(safe_text(None if raw is None else cut_raw(raw)))
                 console.print(where, overflow="ellipsis", no_wrap=True, crop=True)
         if summary.problems:
             console.print()

@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from pplog._paths import writes_through
+from pplog._text import escape_json_expr
 from pplog.clientip import FORWARDED_BY_UNTRUSTED, HEADERS, PAIR_KEY
 from pplog.errors import ReportError
 from pplog.pipeline import LogScan
@@ -41,6 +42,10 @@ def write_rejects(
 ) -> tuple[pl.LazyFrame, Path]:
     """A lazy sink of every rejected line as JSON lines, and its temporary path.
 
+    Lines are kept whole (this is the full record); characters that act on a
+    terminal (`pplog._text`) are JSON escapes, so `cat` or `less` of the file
+    is inert and a JSON reader still gets the exact text.
+
     Byte offsets of lines read by polars itself are a running sum over every
     line, which the streaming engine cannot overlap with parsing; they are
     computed here, in a cheap second pass over the lines, for the rejects only.
@@ -61,8 +66,13 @@ def write_rejects(
         rejected = rejected.join(offsets, on=keys, how="left", maintain_order="left")
     elif OFFSET not in lf.collect_schema().names():
         rejected = rejected.with_columns(pl.lit(None, pl.UInt64).alias(OFFSET))
-    rows = rejected.select(SOURCE, LINE, OFFSET, REJECT_REASON, RAW)
-    return rows.sink_ndjson(tmp, lazy=True), tmp
+    columns = (SOURCE, LINE, OFFSET, REJECT_REASON, RAW)
+    # encoded by polars as sink_ndjson would, then the characters the encoder
+    # leaves raw become \u escapes; one column written as it is
+    encoded = pl.struct(*columns).struct.json_encode()
+    rows = rejected.select(escape_json_expr(encoded).alias("json"))
+    sink = rows.sink_csv(tmp, include_header=False, quote_style="never", lazy=True)
+    return sink, tmp
 
 
 # What the tables read; everything else is never materialised.

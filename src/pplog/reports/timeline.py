@@ -21,7 +21,7 @@ INTERVALS = (
 TARGET_POINTS = 120  # the automatic choice keeps at most this many points
 MAX_POINTS = 100_000  # a user-chosen interval may not make more than this
 
-_DURATION = re.compile(r"^(\d+)(mo|s|m|h|d|w|y)$")
+_DURATION = re.compile(r"^(\d{1,15})(mo|s|m|h|d|w|y)$")
 _SECONDS = {
     "s": 1,
     "m": 60,
@@ -31,6 +31,9 @@ _SECONDS = {
     "mo": 30 * 86400,  # calendar months in polars; 30 days for counting points
     "y": 365 * 86400,
 }
+# Times span years 1 to 9999: a longer interval is one point, and polars
+# cannot step a date that far (10000000y overflowed its calendar).
+_LONGEST = 10_000 * _SECONDS["y"]
 
 
 def interval_seconds(interval: str) -> int:
@@ -49,7 +52,11 @@ def interval_seconds(interval: str) -> int:
             "1mo or 1y"
         )
         raise OptionError(msg)
-    return int(m.group(1)) * _SECONDS[m.group(2)]
+    seconds = int(m.group(1)) * _SECONDS[m.group(2)]
+    if seconds > _LONGEST:
+        msg = f"--interval `{interval}` is longer than 10000y; use a shorter one"
+        raise OptionError(msg)
+    return seconds
 
 
 def choose_interval(
