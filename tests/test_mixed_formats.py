@@ -342,7 +342,8 @@ def test_a_real_directory_of_mixed_and_damaged_logs(tmp_path: Path) -> None:
         b"".join(good[:5000])
         + b"\x00" * 4096
         + b"".join(good[5000:10000])
-        + b"1.2.3.4 - - [20/Nov/2026:00:00:00 +0000] \"GET /" + b"a" * (3 << 20)
+        + b'1.2.3.4 - - [20/Nov/2026:00:00:00 +0000] "GET /'
+        + b"a" * (3 << 20)
         + b' HTTP/1.1" 200 1 "-" "-"\n'
         + b"".join(good[10000:])
     )
@@ -367,3 +368,21 @@ def test_a_real_directory_of_mixed_and_damaged_logs(tmp_path: Path) -> None:
     assert old["overview"]["requests"] == 20_000  # type: ignore[index]
     assert old["overview"]["rejected_by_reason"] == {"too_long": 1}  # type: ignore[index]
     assert not any("\x00" in str(c["client_ip"]) for c in old["clients"])  # type: ignore[union-attr]
+
+
+def test_report_header_says_which_file_got_which_format(tmp_path: Path) -> None:
+    d = _mixed_dir(tmp_path)
+    (d / "notes.txt").write_text("hello world\n")
+    result = CliRunner().invoke(cli, ["summarize", str(d), "--width", "200"])
+    assert result.exit_code == 0, result.output
+    head = result.stdout.split("\n\n")[0]
+    assert head.startswith("pplog mixed  (")
+    assert f"elb_log: {d}/elb.log.2.gz, {d}/elb.log.1, {d}/elb.log" in head
+    assert f"main: {d}/main.log" in head
+    assert f"(none: no preset fits; lines rejected): {d}/notes.txt" in head
+    html = tmp_path / "report.html"
+    result = CliRunner().invoke(
+        cli, ["summarize", str(d), "--to", "html", "-o", str(html)]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"<li>{d}/main.log: <b>main</b></li>" in html.read_text()

@@ -169,6 +169,13 @@ def _overview(summary: Summary) -> list[str]:
         f'<p>format <b>{_text(summary.format)}</b>{detection}<br><span class="muted">'
         f"inputs: {_text(', '.join(summary.sources) or '-')}</span></p>",
     ]
+    if summary.format == "mixed":
+        items = "".join(
+            f"<li>{_text(f['source'])}: <b>{_text(f['format'] or 'no preset fits')}</b>"
+            "</li>"
+            for f in summary.formats
+        )
+        out.append(f'<ul class="muted">{items}</ul>')
     cards = [
         ("requests", f"{ov.get('requests', 0):,}"),
         ("clients", f"{ov.get('clients', 0):,}"),

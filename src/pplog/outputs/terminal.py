@@ -114,6 +114,23 @@ def _table(name: str, df: pl.DataFrame, total: int | None, width: int) -> Table:
     return table
 
 
+def _formats(summary: Summary) -> list[Text]:
+    """Which inputs were read with which format, when they differ."""
+    if summary.format != "mixed":
+        return []
+    by_format: dict[str, list[str]] = {}
+    for f in summary.formats:
+        name = f["format"] or "(none: no preset fits; lines rejected)"
+        by_format.setdefault(name, []).append(f["source"] or "")
+    out = []
+    for i, (name, files) in enumerate(by_format.items()):
+        shown = ", ".join(safe_text(s) for s in files[:3])
+        more = f" and {len(files) - 3} more" if len(files) > 3 else ""
+        label = "formats:  " if i == 0 else "          "
+        out.append(Text(f"{label}{safe_text(name)}: {shown}{more}"))
+    return out
+
+
 def _overview(summary: Summary) -> list[Text]:
     ov = overview(summary)
     lines = []
@@ -128,6 +145,7 @@ def _overview(summary: Summary) -> list[Text]:
         lines.append(
             Text(f"inputs:   {shown}" + (f" and {more} more" if more > 0 else ""))
         )
+    lines.extend(_formats(summary))
     rejected = f"{ov.get('rejected', 0):,}"
     reasons = ov.get("rejected_by_reason") or {}
     if reasons:
