@@ -373,7 +373,7 @@ def test_a_real_directory_of_mixed_and_damaged_logs(tmp_path: Path) -> None:
 def test_report_header_says_which_file_got_which_format(tmp_path: Path) -> None:
     d = _mixed_dir(tmp_path)
     (d / "notes.txt").write_text("hello world\n")
-    result = CliRunner().invoke(cli, ["summarize", str(d), "--width", "200"])
+    result = CliRunner().invoke(cli, ["summarize", str(d), "--width", "1000"])
     assert result.exit_code == 0, result.output
     head = result.stdout.split("\n\n")[0]
     assert head.startswith("pplog mixed  (")
