@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import glob
 import os
+import re
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +14,39 @@ from pplog.errors import LogFormatError
 from pplog.formats._logformat import LogFormat
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "'": "'", "\\": "\\"}
+
+# What one configuration may hold, all `include`d files together: far above
+# real ones (a big `geo` or `map` list is a few MB), and a bound on memory and
+# time when an include names something endless (`include /dev/zero;`).
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+MAX_CONFIG_FILES = 4096  # files read, counting a file each time it is included
+MAX_INCLUDE_DEPTH = 20
+# Only these directives are kept (with `http`, `server` and the blocks that hold
+# them), so that memory follows what pplog reads, not the configuration's size.
+_KEPT = frozenset(
+    {
+        "log_format",
+        "access_log",
+        "set_real_ip_from",
+        "real_ip_header",
+        "real_ip_recursive",
+    }
+)
+_KEPT_BLOCKS = _KEPT | {"http", "server"}  # the realip scopes, even when empty
+# One token per match; a bare word with `\`, `{` or `}` in it goes to `_bare`.
+_TOKEN = re.compile(
+    r"""
+      (?P<skip>(?:\s+|\#[^\n]*)+)           # spaces and comments
+    | (?P<punct>[;{}])
+    | (?P<quoted>"(?:[^"\\]|\\[\s\S])*"|'(?:[^'\\]|\\[\s\S])*')
+    | (?P<unterminated>["'])
+    | (?P<word>(?>[^\s;"'{}\\]+)(?![{}\\]))
+    | (?P<other>[\s\S])
+    """,
+    re.VERBOSE,
+)
+_QUOTED_ESCAPE = re.compile(r"\\([\s\S])")
+_PLAIN = re.compile(r"[^\s;\"'{}\\]+")  # the bulk of a bare word
 
 
 @dataclass
@@ -33,71 +69,157 @@ class NginxConfig:
     access_logs: list[Directive] = field(default_factory=list)
 
 
-def _tokens(text: str, file: str) -> list[tuple[str, int, bool]]:
-    """Words, `;`, `{` and `}` with line numbers; the flag marks quoted words."""
-    out: list[tuple[str, int, bool]] = []
-    i, line, n = 0, 1, len(text)
+@dataclass
+class _Budget:
+    """What is left to read of one configuration (`MAX_CONFIG_BYTES`, files)."""
+
+    top: Path
+    size: int = MAX_CONFIG_BYTES
+    files: int = MAX_CONFIG_FILES
+
+
+def _unquote(body: str) -> str:
+    def one(m: re.Match[str]) -> str:
+        return _ESCAPES.get(m[1], "\\" + m[1])
+
+    return _QUOTED_ESCAPE.sub(one, body)
+
+
+def _bare(text: str, i: int) -> tuple[str, int]:
+    """The bare word starting at `i` and where it ends."""
+    n = len(text)
+    buf: list[str] = []
+    in_braces = False  # inside `${name}` within a bare word
     while i < n:
+        m = _PLAIN.match(text, i)
+        if m:
+            buf.append(m.group())
+            i = m.end()
+            continue
         ch = text[i]
-        if ch == "\n":
-            line += 1
-            i += 1
-        elif ch.isspace():
-            i += 1
-        elif ch == "#":
-            while i < n and text[i] != "\n":
-                i += 1
-        elif ch in ";{}":
-            out.append((ch, line, False))
-            i += 1
-        elif ch in "\"'":
-            start_line, buf = line, []
-            i += 1
-            while i < n and text[i] != ch:
-                if text[i] == "\\" and i + 1 < n and text[i + 1] in _ESCAPES:
-                    buf.append(_ESCAPES[text[i + 1]])
-                    i += 2
-                    continue
-                if text[i] == "\n":
-                    line += 1
-                buf.append(text[i])
-                i += 1
-            if i >= n:
-                msg = f"unterminated quote starting at {file}:{start_line}"
-                raise LogFormatError(msg)
-            i += 1
-            out.append(("".join(buf), start_line, True))
+        if ch.isspace() or ch in ";\"'":
+            break
+        if ch == "{" and buf and buf[-1].endswith("$"):
+            in_braces = True
+        elif ch == "}" and in_braces:
+            in_braces = False
+        elif ch in "{}":
+            break
+        if ch == "\\" and i + 1 < n:
+            buf.append(text[i + 1])
+            i += 2
+            continue
+        buf.append(ch)
+        i += 1
+    return "".join(buf), i
+
+
+def _tokens(text: str, file: str) -> Iterator[tuple[str, int, bool]]:
+    """Words, `;`, `{` and `}` with line numbers; the flag marks quoted words."""
+    i, line, n = 0, 1, len(text)
+    match = _TOKEN.match
+    while i < n:
+        m = match(text, i)
+        if m is None:  # never: `other` takes any character
+            break
+        kind, tok = m.lastgroup, m.group()
+        if kind == "skip":
+            line += tok.count("\n")
+        elif kind in ("word", "punct"):
+            yield tok, line, False
+        elif kind == "quoted":
+            yield _unquote(tok[1:-1]), line, True
+            line += tok.count("\n")
+        elif kind == "unterminated":
+            msg = f"unterminated quote starting at {file}:{line}"
+            raise LogFormatError(msg)
         else:
-            buf = []
-            in_braces = False  # inside `${name}` within a bare word
-            while i < n and not text[i].isspace() and text[i] not in ";\"'":
-                if text[i] == "{" and buf and buf[-1] == "$":
-                    in_braces = True
-                elif text[i] == "}" and in_braces:
-                    in_braces = False
-                elif text[i] in "{}":
-                    break
-                if text[i] == "\\" and i + 1 < n:
-                    buf.append(text[i + 1])
-                    i += 2
-                    continue
-                buf.append(text[i])
-                i += 1
-            out.append(("".join(buf), line, False))
-    return out
+            word, i = _bare(text, i)
+            yield word, line, False
+            continue
+        i = m.end()
 
 
-def _parse(path: Path, root: Path, depth: int = 0) -> list[Directive]:
-    if depth > 20:
-        msg = f"`include` nests more than 20 levels deep at {path}"
+def _read_at_most(fd: int, size: int) -> bytes:
+    chunks: list[bytes] = []
+    while size > 0:
+        chunk = os.read(fd, min(size, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read(path: Path, budget: _Budget, where: str) -> str:
+    """The text of one configuration file, within the budget.
+
+    Only regular files are read: a device, fifo or directory would never end,
+    block, or is no configuration. Raises `LogFormatError`.
+    """
+    budget.files -= 1
+    if budget.files < 0:
+        msg = (
+            f"nginx configuration `{budget.top}` includes more than "
+            f"{MAX_CONFIG_FILES:,} files (at `{path}`{where}); check its "
+            "`include` patterns, or pass the format itself with --log-format '...'"
+        )
         raise LogFormatError(msg)
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        # O_NONBLOCK: opening a fifo must not wait for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            mode = os.fstat(fd).st_mode
+            data = _read_at_most(fd, budget.size + 1) if stat.S_ISREG(mode) else b""
+        finally:
+            os.close(fd)
     except OSError as exc:
-        msg = f"cannot read nginx configuration `{path}`: {exc.strerror or exc}"
+        msg = (
+            f"cannot read nginx configuration `{path}`{where}: "
+            f"{exc.strerror or exc}; check the path"
+        )
         raise LogFormatError(msg) from exc
-    tokens = _tokens(text, str(path))
-    pos = 0
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "a device, fifo or socket"
+        msg = (
+            f"nginx configuration `{path}`{where} is {kind}, not a regular "
+            "file; include only configuration files"
+        )
+        raise LogFormatError(msg)
+    budget.size -= len(data)
+    if budget.size < 0:
+        msg = (
+            f"nginx configuration `{budget.top}` is larger than "
+            f"{MAX_CONFIG_BYTES // (1024 * 1024)} MiB with its includes (at "
+            f"`{path}`{where}); pass the format itself with --log-format '...'"
+        )
+        raise LogFormatError(msg)
+    return data.decode("utf-8", errors="replace")
+
+
+def _parse(
+    path: Path,
+    root: Path,
+    budget: _Budget | None = None,
+    depth: int = 0,
+    where: str = "",
+) -> list[Directive]:
+    """The kept directives of the file at `path`, `include`s expanded in place.
+
+    Blocks are parsed with a stack, not recursion: nesting depth costs no
+    Python stack. Other blocks are kept only when they hold a kept directive.
+    Raises `LogFormatError` where nginx would refuse the file, and past the
+    `_Budget` or `MAX_INCLUDE_DEPTH`.
+    """
+    budget = budget or _Budget(path)
+    if depth > MAX_INCLUDE_DEPTH:
+        msg = (
+            f"`include` nests more than {MAX_INCLUDE_DEPTH} levels deep at "
+            f"`{path}`{where}: probably a file that includes itself; fix the "
+            "include or pass the format itself with --log-format '...'"
+        )
+        raise LogFormatError(msg)
+    text = _read(path, budget, where)
 
     def fail(line: int, what: str) -> LogFormatError:
         # nginx refuses such a file too ("nginx -t" says where)
@@ -105,57 +227,73 @@ def _parse(path: Path, root: Path, depth: int = 0) -> list[Directive]:
             f"{what} in `{path}` at line {line}; check it with `nginx -t`"
         )
 
-    def block(depth_: int = 0) -> list[Directive]:
-        nonlocal pos
-        items: list[Directive] = []
-        words: list[str] = []
-        start = 0
-        last = 1
-        while pos < len(tokens):
-            tok, line, quoted = tokens[pos]
-            last = line
-            pos += 1
-            if not quoted and tok == "}":
-                if words:
-                    raise fail(line, 'unexpected "}" (a directive lacks its ";")')
-                if depth_ == 0:
-                    raise fail(line, 'unexpected "}"')
-                return items
-            if not quoted and tok in ";{":
-                if not words:
-                    continue
-                d = Directive(words[0], words[1:], str(path), start)
-                if tok == "{":
-                    d.block = block(depth_ + 1)
-                if d.name == "include" and d.args:
-                    items.extend(_include(d.args[0], root, depth))
-                else:
-                    items.append(d)
-                words = []
-                continue
+    file = str(path)
+    top: list[Directive] = []
+    stack: list[list[Directive]] = [top]  # the items of each open block
+    words: list[str] = []
+    start = last = 1
+    for tok, line, quoted in _tokens(text, file):
+        last = line
+        if not quoted and tok == "}":
+            if words:
+                raise fail(line, 'unexpected "}" (a directive lacks its ";")')
+            if len(stack) == 1:
+                raise fail(line, 'unexpected "}"')
+            stack.pop()
+            closed = stack[-1][-1]
+            if not closed.block and closed.name not in _KEPT_BLOCKS:
+                stack[-1].pop()  # holds nothing pplog reads
+            continue
+        if not quoted and tok in ";{":
             if not words:
-                start = line
-            words.append(tok)
-        if words:
-            raise fail(last, 'unexpected end of file, expecting ";" or "}"')
-        if depth_ > 0:
-            raise fail(last, 'unexpected end of file, expecting "}"')
-        return items
+                continue
+            name, args, words = words[0], words[1:], []
+            if tok == "{":
+                block: list[Directive] = []
+                stack[-1].append(Directive(name, args, file, start, block))
+                stack.append(block)
+            elif name == "include" and args:
+                d = Directive(name, args, file, start)
+                stack[-1].extend(_include(d, root, budget, depth))
+            elif name in _KEPT:
+                stack[-1].append(Directive(name, args, file, start))
+            continue
+        if not words:
+            start = line
+        words.append(tok)
+    if words:
+        raise fail(last, 'unexpected end of file, expecting ";" or "}"')
+    if len(stack) > 1:
+        raise fail(last, 'unexpected end of file, expecting "}"')
+    return top
 
-    return block()
 
-
-def _include(pattern: str, root: Path, depth: int) -> list[Directive]:
+def _include(d: Directive, root: Path, budget: _Budget, depth: int) -> list[Directive]:
+    pattern = d.args[0]
     full = pattern if Path(pattern).is_absolute() else str(root / pattern)
     paths = sorted(glob.glob(full)) if glob.has_magic(full) else [full]
+    where = f" (`include` at {d.file}:{d.line})"
     out: list[Directive] = []
     for p in paths:
-        out.extend(_parse(Path(p), root, depth + 1))
+        out.extend(_parse(Path(p), root, budget, depth + 1, where))
     return out
 
 
+def _subtree(items: list[Directive]) -> Iterator[Directive]:
+    """Every directive in `items` and in their blocks, depth first, in order."""
+    stack = [iter(items)]
+    while stack:
+        d = next(stack[-1], None)
+        if d is None:
+            stack.pop()
+            continue
+        yield d
+        if d.block:
+            stack.append(iter(d.block))
+
+
 def _walk(items: list[Directive], config: NginxConfig) -> None:
-    for d in items:
+    for d in _subtree(items):
         if d.name == "log_format" and d.args:
             if d.args[0] == "combined":
                 msg = (
@@ -172,12 +310,15 @@ def _walk(items: list[Directive], config: NginxConfig) -> None:
             config.log_formats[d.args[0]] = d
         elif d.name == "access_log":
             config.access_logs.append(d)
-        if d.block:
-            _walk(d.block, config)
 
 
 def read_config(path: str | os.PathLike[str]) -> NginxConfig:
-    """Parse an nginx configuration file, following `include` directives."""
+    """Parse an nginx configuration file, following `include` directives.
+
+    Raises `LogFormatError` for a file nginx would refuse, an `include` of
+    something other than a regular file, more than `MAX_CONFIG_BYTES` in all,
+    more than `MAX_CONFIG_FILES` files or `MAX_INCLUDE_DEPTH` nested includes.
+    """
     path = Path(path)
     config = NginxConfig(path)
     _walk(_parse(path, path.parent), config)
@@ -252,12 +393,10 @@ def _realip_in(items: list[Directive]) -> dict[str, list[Directive]]:
 
 
 def _uses_format(block: list[Directive], name: str) -> bool:
-    for d in block:
-        if d.name == "access_log" and len(d.args) > 1 and d.args[1] == name:
-            return True
-        if d.block and _uses_format(d.block, name):
-            return True
-    return False
+    return any(
+        d.name == "access_log" and len(d.args) > 1 and d.args[1] == name
+        for d in _subtree(block)
+    )
 
 
 def realip_from_config(
@@ -269,8 +408,8 @@ def realip_from_config(
     the configuration has no `set_real_ip_from` (realip is then inactive).
     """
     top = _parse(Path(path), Path(path).parent)
-    http = next((d for d in top if d.name == "http" and d.block), None)
-    scope = http.block if http and http.block else top
+    http = next((d for d in top if d.name == "http" and d.block is not None), None)
+    scope = http.block if http and http.block is not None else top
     levels = [_realip_in(scope)]
     for server in (d for d in scope if d.name == "server" and d.block):
         if _uses_format(server.block or [], format_name):
