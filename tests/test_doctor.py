@@ -27,6 +27,7 @@ Skipped without nginx (the HAProxy cases: without haproxy) unless
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import signal
 import subprocess
@@ -36,9 +37,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from click.testing import CliRunner
 
 import pplog
-from helpers import parse_lines
+from helpers import CORPORA, parse_lines
+from pplog.cli import cli
 from pplog.clientip import ProxyPolicy
 from pplog.errors import SourceError
 from pplog.formats.errorlog import ERROR_LOG_SCHEMA, read_error_log
@@ -415,6 +418,59 @@ def test_order_and_json(tmp_path: Path) -> None:
     ] * 2
     assert out["findings"][1]["severity"] == "warning"
     assert len(out["findings"][1]["examples"]) == 3
+
+
+# --------------------------------------------------------------------------------------
+# AWS load-balancer logs: the balancer wrote the line, `client` is the client
+
+ALB_LOG = CORPORA / "vrl" / "vrl_aws_alb_inputs.log"
+CLB_LOG = CORPORA / "logstash-patterns" / "elb_access_log_cases.log"
+PRIVATE = r"^(?:10|192\.168)\."
+
+
+@pytest.mark.parametrize(
+    ("path", "fmt", "private", "lines"),
+    [(ALB_LOG, "alb", 9, 13), (CLB_LOG, "clb", 3, 4)],
+)
+def test_aws_layouts_name_the_client(
+    path: Path, fmt: str, private: int, lines: int
+) -> None:
+    rows = pplog.read_log(path, format=fmt, include_rejects=True)
+    # an internal balancer: most clients are private addresses, and that is right
+    assert rows["reject_reason"].null_count() == lines
+    assert rows["client_ip"].str.contains(PRIVATE).sum() == private
+    assert diagnose(rows) == []
+    result = CliRunner().invoke(
+        cli, ["doctor", str(path), "--format", fmt, "--to", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"findings": []}
+
+
+def test_aws_rows_next_to_nginx_rows(tmp_path: Path) -> None:
+    # a directory of both (each file read with its own format): only nginx's
+    # rows are nginx's business
+    alb = pplog.read_log(ALB_LOG, format="alb", include_rejects=True)
+    lines = [
+        _combined("10.0.1.5", "GET / HTTP/1.1"),
+        _combined("10.0.1.6", "GET /a HTTP/1.1"),
+        _combined("10.0.1.5", "PROXY TCP4 198.51.100.22 10.0.1.20 35646 80", 400),
+        _combined("198.51.100.9", "GET / HTTP/1.1"),
+    ]
+    nginx = parse_lines(tmp_path, lines, format="combined")
+    rows = pl.concat([alb, nginx], how="diagonal_relaxed")
+    findings = _by_code(diagnose(rows))
+    assert _counts(list(findings.values())) == {
+        "balancer-addresses-as-clients": 2,
+        "proxy-header-on-plain-listener": 1,
+    }
+    # the share is of nginx's requests, not diluted by the balancer's own lines
+    assert findings["balancer-addresses-as-clients"].message.startswith(
+        "2 requests (50% of all requests) credited to 2 addresses"
+    )
+    assert all(
+        e.startswith(str(tmp_path)) for f in findings.values() for e in f.examples
+    )
 
 
 # --------------------------------------------------------------------------------------

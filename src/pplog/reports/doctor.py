@@ -5,6 +5,11 @@ nginx or load-balancer change that fixes it, and up to three example lines
 (``file:line: text``, in file order; not made terminal-safe here). Findings
 with a count of 0 are left out; the rest are ordered by severity, then count.
 
+Rows of the AWS ALB/CLB layouts (`elb` and `elb_status_code` logged) are left
+out of the access-log codes: the balancer wrote those lines itself, so their
+`client` field is the client and nginx's listener and realip advice does not
+apply to them.
+
 Access-log codes (rows that parsed; rejected lines are never counted):
 
 ``proxy-header-on-plain-listener`` (error)
@@ -79,6 +84,8 @@ from pplog.schema import (
 
 SEVERITIES = ("error", "warning", "info")
 EXAMPLES = 3
+# Columns only the AWS load-balancer layouts have (`pplog.formats` `alb`, `clb`).
+AWS_COLUMNS = ("elb", "elb_status_code")
 BALANCER_SHARE = 0.5
 MESSAGE = "message"
 
@@ -279,9 +286,19 @@ def _trusted(addr: pl.Expr, policy: ProxyPolicy) -> pl.Expr:
     return addr.map_batches(test, return_dtype=pl.Boolean, is_elementwise=True)
 
 
+def _aws_rows(names: set[str]) -> pl.Expr:
+    """True on rows of the AWS ALB/CLB layouts (the balancer wrote the line)."""
+    if not set(AWS_COLUMNS) <= names:
+        return _FALSE
+    return _flag(pl.any_horizontal(pl.col(c).is_not_null() for c in AWS_COLUMNS))
+
+
 def _access_masks(names: set[str], policy: ProxyPolicy) -> dict[str, pl.Expr]:
     """Per code, a boolean expression selecting the rows it counts."""
     parsed = pl.col(REJECT_REASON).is_null() if REJECT_REASON in names else _TRUE
+    # nginx's advice is about the lines nginx wrote; an AWS balancer's own lines
+    # name the client in `client` (a private one behind an internal ALB)
+    parsed = _flag(parsed) & ~_aws_rows(names)
     masks: dict[str, pl.Expr] = {}
     signature = _FALSE
     if REQUEST in names:
