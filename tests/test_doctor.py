@@ -45,7 +45,7 @@ from pplog.cli import cli
 from pplog.clientip import ProxyPolicy
 from pplog.errors import SourceError
 from pplog.formats.errorlog import ERROR_LOG_SCHEMA, read_error_log
-from pplog.reports.doctor import Finding, diagnose, to_dict
+from pplog.reports.doctor import EXAMPLE_CHARS, Finding, diagnose, to_dict
 from realproc import (
     CLIENT_HELLO,
     find_binary,
@@ -471,6 +471,44 @@ def test_aws_rows_next_to_nginx_rows(tmp_path: Path) -> None:
     assert all(
         e.startswith(str(tmp_path)) for f in findings.values() for e in f.examples
     )
+
+
+# --------------------------------------------------------------------------------------
+# Examples are cut like the terminal's raw lines
+
+
+def test_long_examples_are_cut(tmp_path: Path) -> None:
+    long = _combined(
+        "10.0.1.5", "PROXY TCP4 198.51.100.22 10.0.1.20 35646 80", 400, "é" * 100_000
+    )
+    short = _combined("10.0.1.6", "PROXY TCP4 198.51.100.23 10.0.1.20 35647 80", 400)
+    rows = parse_lines(tmp_path, [long, short], format="combined")
+    (finding,) = diagnose(rows)
+    path = tmp_path / "access.log"
+    size = len(long.encode())
+    assert size == len(long) + 100_000  # the user agent is 2 bytes a character
+    assert finding.examples == [
+        f"{path}:1: {long[:EXAMPLE_CHARS]}… ({size} bytes)",
+        f"{path}:2: {short}",  # short lines stay whole
+    ]
+    assert EXAMPLE_CHARS == 200  # the terminal's limit for raw lines
+    exactly = _combined("10.0.1.5", "PROXY TCP4 1.2.3.4 5.6.7.8 1 2", 400, "é")
+    exactly = exactly.replace("é", "é" * (EXAMPLE_CHARS - len(exactly) + 1))
+    assert len(exactly) == EXAMPLE_CHARS  # at the limit: whole
+    (finding,) = diagnose(parse_lines(tmp_path, exactly, format="combined"))
+    assert finding.examples == [f"{path}:1: {exactly}"]
+
+
+def test_long_error_log_examples_are_cut(tmp_path: Path) -> None:
+    body = "GET /" + "a" * 5000 + " HTTP/1.1"
+    data = f'{ET} [error] 31#31: *1 broken header: "{body}" {CTX}\n'.encode()
+    entries = read_error_log(_write(tmp_path, data))
+    (finding,) = diagnose(None, entries)
+    raw = entries["raw"][0]
+    assert len(raw) > 5000
+    assert finding.examples == [
+        f"{tmp_path / 'error.log'}:1: {raw[:EXAMPLE_CHARS]}… ({len(raw.encode())} bytes)"
+    ]
 
 
 # --------------------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 
 Each finding has a stable code, an exact count, a plain explanation, the
 nginx or load-balancer change that fixes it, and up to three example lines
-(``file:line: text``, in file order; not made terminal-safe here). Findings
-with a count of 0 are left out; the rest are ordered by severity, then count.
+(``file:line: text``, in file order; not made terminal-safe here; a text
+longer than `EXAMPLE_CHARS` characters is cut and ends ``… (N bytes)``).
+Findings with a count of 0 are left out; the rest are ordered by severity,
+then count.
 
 Rows of the AWS ALB/CLB layouts (`elb` and `elb_status_code` logged) are left
 out of the access-log codes: the balancer wrote those lines itself, so their
@@ -84,6 +86,10 @@ from pplog.schema import (
 
 SEVERITIES = ("error", "warning", "info")
 EXAMPLES = 3
+# The terminal shows at most 200 characters of a raw line (the rejected-line
+# samples in `outputs/terminal.py`); examples keep as much, so that one huge
+# line (a 500 MB one was seen) cannot make a huge report.
+EXAMPLE_CHARS = 200
 # Columns only the AWS load-balancer layouts have (`pplog.formats` `alb`, `clb`).
 AWS_COLUMNS = ("elb", "elb_status_code")
 BALANCER_SHARE = 0.5
@@ -245,8 +251,11 @@ def _set(name: str, names: set[str]) -> pl.Expr:
     return _flag(col.is_not_null() & (col != "") & (col != "-"))
 
 
-def _example(names: set[str]) -> pl.Expr:
-    """``file:line: text`` with the logged line (or what the row holds of it)."""
+def _example(names: set[str]) -> tuple[pl.Expr | None, pl.Expr]:
+    """``file:line`` (None without those columns) and the logged line's text.
+
+    The text is the raw line, or what the row holds of it.
+    """
     if RAW in names:
         text = pl.col(RAW)
     else:
@@ -261,8 +270,28 @@ def _example(names: set[str]) -> pl.Expr:
         text = pl.concat_str(parts or [pl.lit("")], separator=" ", ignore_nulls=True)
     if SOURCE in names and LINE in names:
         where = pl.concat_str(pl.col(SOURCE), pl.lit(":"), pl.col(LINE).cast(pl.String))
-        return pl.concat_str(where, pl.lit(": "), text.fill_null(""))
-    return text
+        return where, text.fill_null("")
+    return None, text
+
+
+def _cut(text: pl.Expr) -> pl.Expr:
+    """`text` cut to `EXAMPLE_CHARS` characters, then ``… (N bytes)`` of the whole."""
+    size = text.str.len_bytes().cast(pl.String)
+    short = pl.concat_str(
+        text.str.slice(0, EXAMPLE_CHARS), pl.lit("… ("), size, pl.lit(" bytes)")
+    )
+    return pl.when(text.str.len_chars() > EXAMPLE_CHARS).then(short).otherwise(text)
+
+
+def _examples(where: pl.Expr | None, text: pl.Expr, mask: pl.Expr) -> pl.Expr:
+    """The first `EXAMPLES` ``file:line: text`` of the rows in `mask`, as a list.
+
+    Only those few rows are cut and joined, not every row.
+    """
+    cut = _cut(text.filter(mask).head(EXAMPLES))
+    if where is None:
+        return cut.implode()
+    return pl.concat_str(where.filter(mask).head(EXAMPLES), pl.lit(": "), cut).implode()
 
 
 def _trusted(addr: pl.Expr, policy: ProxyPolicy) -> pl.Expr:
@@ -341,14 +370,12 @@ def _access_findings(
     built = _access_masks(names, policy)
     marked = lf.with_columns(mask.alias(f"_m:{code}") for code, mask in built.items())
     masks = {code: pl.col(f"_m:{code}") for code in built}
-    example = _example(names)
+    where, text = _example(names)
     exprs: list[pl.Expr] = []
     for code, mask in masks.items():
         exprs.append(mask.sum().alias(code))
         if not code.startswith("_"):
-            exprs.append(
-                example.filter(mask).head(EXAMPLES).implode().alias(f"{code}:ex")
-            )
+            exprs.append(_examples(where, text, mask).alias(f"{code}:ex"))
     if MISSING in masks and HTTP_USER_AGENT in names:
         checker = _flag(pl.col(HTTP_USER_AGENT).str.contains("HealthCheck"))
         exprs.append((masks[MISSING] & checker).sum().alias("_missing_checkers"))
@@ -513,14 +540,11 @@ def _error_findings(entries: pl.DataFrame) -> list[Finding]:
     masks = _error_masks()
     text = pl.col(RAW) if RAW in entries.columns else pl.col(MESSAGE)
     where = pl.concat_str(pl.col(SOURCE), pl.lit(":"), pl.col(LINE).cast(pl.String))
-    example = pl.concat_str(where, pl.lit(": "), text.fill_null(""))
     exprs = []
     for code, mask in masks.items():
         exprs.append(mask.sum().alias(code))
         if not code.startswith("_"):
-            exprs.append(
-                example.filter(mask).head(EXAMPLES).implode().alias(f"{code}:ex")
-            )
+            exprs.append(_examples(where, text.fill_null(""), mask).alias(f"{code}:ex"))
     exprs.append(
         pl.col("client").filter(masks[PLAIN_ON_PROXY]).n_unique().alias("_clients")
     )
