@@ -298,7 +298,7 @@ def test_doctor_json_and_terminal(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(
         cli, ["doctor", str(log), "--format", "combined", "--to", "json"]
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output  # an error finding: found problems
     findings = json.loads(result.stdout)["findings"]
     assert [(f["code"], f["count"]) for f in findings] == [
         ("proxy-header-on-plain-listener", 1)

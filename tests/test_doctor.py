@@ -31,6 +31,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -512,6 +513,54 @@ def test_long_error_log_examples_are_cut(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------
+# Exit status: 3 when problems were found
+
+
+def test_exit_status_follows_fail_on(tmp_path: Path) -> None:
+    runner = CliRunner()
+    logs = {
+        "proxy.log": _combined(
+            "10.0.1.5", "PROXY TCP4 198.51.100.22 10.0.1.20 35646 80", 400
+        ),
+        "tls.log": _combined("198.51.100.9", "\\x16\\x03\\x01", 400),
+    }
+    for name, line in logs.items():
+        (tmp_path / name).write_text(line + "\n")
+    error = [str(tmp_path / "proxy.log"), "--format", "combined"]
+    warning = [str(tmp_path / "tls.log"), "--format", "combined"]
+    for args, fail_on, code in [
+        (error, [], 3),  # default: --fail-on error
+        (error, ["--fail-on", "error"], 3),
+        (error, ["--fail-on", "warning"], 3),  # errors are at least warnings
+        (error, ["--fail-on", "never"], 0),
+        (warning, [], 0),
+        (warning, ["--fail-on", "warning"], 3),
+        (warning, ["--fail-on", "never"], 0),
+    ]:
+        for to in ("json", "terminal"):
+            result = runner.invoke(cli, ["doctor", *args, *fail_on, "--to", to])
+            assert result.exit_code == code, (args, fail_on, to, result.output)
+            # the findings are written whatever the status
+            assert "-on-plain-listener" in result.stdout
+    # a clean log, a log that cannot be read, and bad usage keep their codes
+    clean = tmp_path / "clean.log"
+    clean.write_text(_combined("198.51.100.9", "GET / HTTP/1.1") + "\n")
+    args = ["doctor", str(clean), "--format", "combined", "--fail-on", "warning"]
+    assert runner.invoke(cli, args).exit_code == 0
+    missing = runner.invoke(cli, ["doctor", str(tmp_path / "nope.log")])
+    assert missing.exit_code == 1
+    assert missing.output.startswith("Error: ")
+    assert runner.invoke(cli, ["doctor", *error, "--fail-on", "info"]).exit_code == 2
+
+
+def test_help_documents_the_exit_status() -> None:
+    text = CliRunner().invoke(cli, ["doctor", "--help"]).output
+    assert "--fail-on [error|warning|never]" in text
+    assert "3  found problems: a finding at least as severe as --fail-on" in text
+    assert "1  could not run" in text
+
+
+# --------------------------------------------------------------------------------------
 # Error-log findings on made-up lines
 
 
@@ -878,3 +927,31 @@ def test_real_haproxy_http_without_forwarding(lab: Lab) -> None:
     (finding,) = diagnose(rows, policy=LOOPBACK_ONLY)
     assert (finding.code, finding.count) == ("balancer-addresses-as-clients", 5)
     assert "(100% of all requests) credited to 1 address" in finding.message
+
+
+@pytest.mark.nginx
+def test_real_exit_status(lab: Lab) -> None:
+    # what nginx wrote: TLS handshakes on a plain listener (warnings) and
+    # plain requests on a proxy_protocol listener (an error, in the error log)
+    runner = CliRunner()
+    plain = ["doctor", str(lab.root / "plain.log"), "--format", "combined"]
+    plain += ["--set-real-ip-from", "127.0.0.1/32", "--to", "json"]
+    result = runner.invoke(cli, plain)
+    assert result.exit_code == 0, result.output
+    codes = [(f["code"], f["severity"]) for f in json.loads(result.stdout)["findings"]]
+    assert codes == [("tls-on-plain-listener", "warning")]
+    assert runner.invoke(cli, [*plain, "--fail-on", "warning"]).exit_code == 3
+    # through the real entry point, as cron runs it
+    error_log = str(lab.root / "error.log")
+    proc = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "pplog", "doctor", "--error-log", error_log],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.startswith("ERROR plain-request-on-proxy-listener  (5)")
+    assert proc.stderr == ""
+    never = ["doctor", "--error-log", error_log, "--fail-on", "never"]
+    assert runner.invoke(cli, never).exit_code == 0

@@ -20,6 +20,8 @@ from pplog.outputs import ReportOptions
 from pplog.outputs._safe import safe_text
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+# `pplog doctor`: it ran and found problems (1 is "could not run", 2 bad usage)
+EXIT_FOUND_PROBLEMS = 3
 
 
 @contextlib.contextmanager
@@ -470,6 +472,16 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int | None], None] | Non
     show_default=True,
     help="Where the findings go.",
 )
+@click.option(
+    "--fail-on",
+    type=click.Choice(["error", "warning", "never"]),
+    default="error",
+    show_default=True,
+    help=(
+        f"Exit {EXIT_FOUND_PROBLEMS} when a finding is at least this severe "
+        "(`warning` includes errors; `never`: exit 0)."
+    ),
+)
 def doctor_cmd(
     paths: tuple[str, ...],
     error_logs: tuple[str, ...],
@@ -483,6 +495,7 @@ def doctor_cmd(
     client_strategy: str,
     trusted_hops: int,
     target: str,
+    fail_on: str,
 ) -> None:
     """Diagnose load-balancer and PROXY-protocol setups from nginx logs.
 
@@ -497,13 +510,21 @@ def doctor_cmd(
       pplog doctor /var/log/nginx/access.log --error-log /var/log/nginx/error.log
       pplog doctor access.log --format elb_log --to json
       pplog doctor --error-log /var/log/nginx/error.log
+      pplog doctor access.log --fail-on warning --to json > findings.json
+
+    \b
+    Exit status (for cron and CI):
+      0  no finding as severe as --fail-on
+      1  could not run (`Error: ...` on stderr)
+      2  bad usage
+      3  found problems: a finding at least as severe as --fail-on
     """
     if not paths and not error_logs:
         msg = "give access logs (PATH...) and/or --error-log FILE"
         raise click.UsageError(msg)
     from pplog.formats.errorlog import read_error_log
     from pplog.outputs.doctor import write_findings, write_findings_json
-    from pplog.reports.doctor import diagnose
+    from pplog.reports.doctor import diagnose, reaches
 
     with errors_as_click():
         proxy = _policy(
@@ -533,8 +554,10 @@ def doctor_cmd(
         findings = diagnose(rows, errors, policy=policy)
     if target == "json":
         write_findings_json(findings)
-        return
-    write_findings(findings)
+    else:
+        write_findings(findings)
+    if fail_on != "never" and reaches(findings, fail_on):
+        raise click.exceptions.Exit(EXIT_FOUND_PROBLEMS)
 
 
 _CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {

@@ -69,6 +69,7 @@ import polars as pl
 
 from pplog._ipaddr import addr_info, in_networks
 from pplog.clientip import FORWARDED_BY_UNTRUSTED, HEADERS, ProxyPolicy
+from pplog.errors import OptionError
 from pplog.schema import (
     CLIENT_IP,
     HTTP_USER_AGENT,
@@ -213,6 +214,18 @@ def _nothing_parsed(rows: pl.LazyFrame) -> list[Finding]:
             "'...' or --nginx-conf /etc/nginx/nginx.conf (see `pplog formats`)",
         )
     ]
+
+
+def reaches(findings: list[Finding], severity: str) -> bool:
+    """True when a finding is at least as severe as `severity` (error > warning > info).
+
+    Raises `OptionError` for a severity other than ``error``, ``warning``, ``info``.
+    """
+    if severity not in SEVERITIES:
+        msg = f"unknown severity `{severity}`; use one of {', '.join(SEVERITIES)}"
+        raise OptionError(msg)
+    limit = SEVERITIES.index(severity)
+    return any(SEVERITIES.index(f.severity) <= limit for f in findings)
 
 
 def to_dict(findings: list[Finding]) -> dict[str, Any]:
