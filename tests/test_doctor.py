@@ -46,6 +46,7 @@ from pplog.cli import cli
 from pplog.clientip import ProxyPolicy
 from pplog.errors import SourceError
 from pplog.formats.errorlog import ERROR_LOG_SCHEMA, read_error_log
+from pplog.outputs._format import RAW_LIMIT, cut_raw
 from pplog.reports.doctor import EXAMPLE_CHARS, Finding, diagnose, to_dict
 from realproc import (
     CLIENT_HELLO,
@@ -486,13 +487,14 @@ def test_long_examples_are_cut(tmp_path: Path) -> None:
     rows = parse_lines(tmp_path, [long, short], format="combined")
     (finding,) = diagnose(rows)
     path = tmp_path / "access.log"
-    size = len(long.encode())
-    assert size == len(long) + 100_000  # the user agent is 2 bytes a character
+    assert len(long.encode()) == len(long) + 100_000 == 200_102  # 2 bytes an "é"
     assert finding.examples == [
-        f"{path}:1: {long[:EXAMPLE_CHARS]}… ({size} bytes)",
+        f"{path}:1: {long[:EXAMPLE_CHARS]}… (200,102 bytes)",
         f"{path}:2: {short}",  # short lines stay whole
     ]
-    assert EXAMPLE_CHARS == 200  # the terminal's limit for raw lines
+    # the outputs' cut for raw lines, word for word
+    assert finding.examples[0] == f"{path}:1: {cut_raw(long)}"
+    assert EXAMPLE_CHARS == RAW_LIMIT
     exactly = _combined("10.0.1.5", "PROXY TCP4 1.2.3.4 5.6.7.8 1 2", 400, "é")
     exactly = exactly.replace("é", "é" * (EXAMPLE_CHARS - len(exactly) + 1))
     assert len(exactly) == EXAMPLE_CHARS  # at the limit: whole
@@ -508,7 +510,8 @@ def test_long_error_log_examples_are_cut(tmp_path: Path) -> None:
     raw = entries["raw"][0]
     assert len(raw) > 5000
     assert finding.examples == [
-        f"{tmp_path / 'error.log'}:1: {raw[:EXAMPLE_CHARS]}… ({len(raw.encode())} bytes)"
+        f"{tmp_path / 'error.log'}:1: {raw[:EXAMPLE_CHARS]}… "
+        f"({len(raw.encode()):,} bytes)"
     ]
 
 

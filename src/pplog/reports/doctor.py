@@ -87,10 +87,10 @@ from pplog.schema import (
 
 SEVERITIES = ("error", "warning", "info")
 EXAMPLES = 3
-# The terminal shows at most 200 characters of a raw line (the rejected-line
-# samples in `outputs/terminal.py`); examples keep as much, so that one huge
-# line (a 500 MB one was seen) cannot make a huge report.
-EXAMPLE_CHARS = 200
+# Examples are log lines: cut as the outputs cut raw lines (`RAW_LIMIT` and
+# `cut_raw` in `outputs/_format.py`, which reports may not import), so that one
+# huge line (a 500 MB one was seen) cannot make a huge report.
+EXAMPLE_CHARS = 2000
 # Columns only the AWS load-balancer layouts have (`pplog.formats` `alb`, `clb`).
 AWS_COLUMNS = ("elb", "elb_status_code")
 BALANCER_SHARE = 0.5
@@ -288,8 +288,12 @@ def _example(names: set[str]) -> tuple[pl.Expr | None, pl.Expr]:
 
 
 def _cut(text: pl.Expr) -> pl.Expr:
-    """`text` cut to `EXAMPLE_CHARS` characters, then ``… (N bytes)`` of the whole."""
-    size = text.str.len_bytes().cast(pl.String)
+    """`text` cut to `EXAMPLE_CHARS` characters, then ``… (N bytes)`` of the whole.
+
+    The same text as `outputs._format.cut_raw` (``1,234`` digit groups).
+    """
+    digits = text.str.len_bytes().cast(pl.String).str.reverse()
+    size = digits.str.replace_all(r"(\d{3})", "$1,").str.strip_suffix(",").str.reverse()
     short = pl.concat_str(
         text.str.slice(0, EXAMPLE_CHARS), pl.lit("… ("), size, pl.lit(" bytes)")
     )
