@@ -128,7 +128,7 @@ def test_doctor_json_and_text_escape_every_class(tmp_path: Path) -> None:
     for to in ("json", "terminal"):
         args = ["doctor", str(log), "--format", "combined", "--to", to]
         result = runner.invoke(cli, args, catch_exceptions=False)
-        assert result.exit_code == 0, result.output
+        assert result.exit_code == 3, result.output  # found problems (the PROXY lines)
         _assert_inert(result.stdout, f"doctor --to {to}")
     result = runner.invoke(
         cli, ["doctor", str(log), "--format", "combined", "--to", "json"]
