@@ -386,3 +386,27 @@ def test_report_header_says_which_file_got_which_format(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert f"<li>{d}/main.log: <b>main</b></li>" in html.read_text()
+
+
+def test_doctor_examples_do_not_depend_on_the_order_of_paths(tmp_path: Path) -> None:
+    lines = [
+        f'10.0.1.5 - - [20/Nov/2026:00:00:0{i} +0000] "PROXY TCP4 198.51.100.{i} '
+        f'10.0.0.7 3564{i} 80" 400 157 "-" "-"\n'
+        for i in range(6)
+    ]
+    a, b = tmp_path / "a.log", tmp_path / "b.log"
+    a.write_text("".join(lines[:3]))
+    b.write_text("".join(lines[3:]))
+    runs = []
+    for paths in ([a, b], [b, a]):
+        result = CliRunner().invoke(cli, ["doctor", *map(str, paths), "--to", "json"])
+        assert result.exit_code == 3, result.output
+        runs.append(json.loads(result.stdout)["findings"])
+    assert runs[0] == runs[1]
+    (finding,) = runs[0]
+    assert finding["count"] == 6
+    assert [e.split(": ")[0] for e in finding["examples"]] == [
+        f"{a}:1",
+        f"{a}:2",
+        f"{a}:3",
+    ]

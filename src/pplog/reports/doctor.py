@@ -303,12 +303,16 @@ def _cut(text: pl.Expr) -> pl.Expr:
 def _examples(where: pl.Expr | None, text: pl.Expr, mask: pl.Expr) -> pl.Expr:
     """The first `EXAMPLES` ``file:line: text`` of the rows in `mask`, as a list.
 
-    Only those few rows are cut and joined, not every row.
+    First by (file, line), so that the order of the paths given (and of the
+    formats they were read with) does not change the examples. Only those
+    few rows are cut and joined, not every row.
     """
-    cut = _cut(text.filter(mask).head(EXAMPLES))
     if where is None:
-        return cut.implode()
-    return pl.concat_str(where.filter(mask).head(EXAMPLES), pl.lit(": "), cut).implode()
+        return _cut(text.filter(mask).head(EXAMPLES)).implode()
+    order = [pl.col(SOURCE).filter(mask), pl.col(LINE).filter(mask)]
+    place = where.filter(mask).bottom_k_by(order, EXAMPLES)
+    body = text.filter(mask).bottom_k_by(order, EXAMPLES)
+    return pl.concat_str(place, pl.lit(": "), _cut(body)).implode()
 
 
 def _trusted(addr: pl.Expr, policy: ProxyPolicy) -> pl.Expr:
