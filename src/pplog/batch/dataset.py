@@ -1,4 +1,9 @@
-"""Reading an ingested dataset, and proving it right (`pplog verify`)."""
+"""Reading an ingested dataset, and proving it right (`pplog verify`).
+
+Readers refuse a dataset with a symbolic link inside, like the writers do:
+the files listed are handed to polars by path, so each is checked (every
+component below the dataset directory) before it is scanned.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
+from pplog.batch import _fs
 from pplog.batch.state import Layout, is_dataset, load_state
 from pplog.errors import SourceError
 from pplog.schema import LENGTH, OFFSET, RAW, REJECT_REASON, STREAM_ID, TIME
@@ -34,6 +40,7 @@ def _files(
         if kind == "data" and date != "unknown" and outside:
             continue
         out.append(layout.root / entry["path"])
+    _fs.check(layout.root, *out)
     return out
 
 
@@ -71,10 +78,7 @@ def scan_dataset(
     ...     print(rows.height, rows.columns)
     3000 ['client_ip', 'status']
     """
-    layout = Layout(Path(dataset))
-    if not is_dataset(layout.root):
-        msg = f"`{dataset}` is not a dataset written by `pplog ingest`"
-        raise SourceError(msg)
+    layout = _open(dataset)
     data = _files(layout, "data", since, until)
     frames = [pl.scan_parquet(p) for p in data]
     if include_rejects:
@@ -162,19 +166,17 @@ def verify(dataset: str | Path) -> Verification:
     ...     print(found.ok, found.rows, found.duplicates)
     True 1050 0
     """
-    layout = Layout(Path(dataset))
-    if not is_dataset(layout.root):
-        msg = f"`{dataset}` is not a dataset written by `pplog ingest`"
-        raise SourceError(msg)
+    layout = _open(dataset)
     state = load_state(layout)
     out = Verification()
     listed = {layout.root / e["path"] for e in state.files}
-    out.missing_files = sorted(str(p) for p in listed if not p.exists())
+    there = {p for p in listed if _fs.lstat(layout.root, p) is not None}
+    out.missing_files = sorted(str(p) for p in listed - there)
     on_disk = set(layout.requests.rglob("*.parquet")) | set(
         layout.rejects.rglob("*.parquet")
     )
     out.stray_files = sorted(str(p) for p in on_disk - listed)
-    present = [p for p in listed if p.exists()]
+    present = sorted(there)
     cols = [STREAM_ID, OFFSET, LENGTH]
     keys = (
         pl.concat(
@@ -233,6 +235,16 @@ def verify(dataset: str | Path) -> Verification:
                 f"stream {sid[:8]}: rows end at byte {last}, the checkpoint at {end}"
             )
     return out
+
+
+def _open(dataset: str | Path) -> Layout:
+    """The dataset's layout, once it is known to be one with no link inside."""
+    layout = Layout(Path(dataset))
+    if not is_dataset(layout.root):
+        msg = f"`{dataset}` is not a dataset written by `pplog ingest`"
+        raise SourceError(msg)
+    layout.check()
+    return layout
 
 
 def _reason(path: Path) -> pl.Expr:

@@ -11,7 +11,6 @@ new bytes, never the dataset's history.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import uuid
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from pplog.batch import identity
+from pplog.batch import _fs, identity
 from pplog.batch.identity import Candidate
 from pplog.batch.reader import IngestResult, ProblemHandler, Reader, disk_full
 from pplog.batch.staging import Staging
@@ -43,6 +42,7 @@ from pplog.enrich.geo import (
     default_database_paths,
     open_databases,
 )
+from pplog.errors import PplogError
 from pplog.formats import PRESETS, LogFormat
 from pplog.pipeline import resolve_format, resolve_policy
 from pplog.sources import Source
@@ -186,8 +186,13 @@ def ingest(
                 dbs.close()
         hit("after_staging_write")
         if not added and _progress(checkpoints) == _progress(state.checkpoints):
-            shutil.rmtree(layout.staging / run_id, ignore_errors=True)
+            _fs.rmtree(layout.root, layout.staging / run_id)
             return result
+        try:  # where the files go: refused now, before the commit, if linked
+            _fs.check(layout.root, *(layout.root / a["path"] for a in added))
+        except PplogError:
+            staging.abort()
+            raise
         record = {
             "format": "pplog-commit",
             "version": 1,
@@ -232,7 +237,7 @@ def ingest(
         new_state = state_from_record(record)
         write_state(layout, new_state)
         hit("after_state_write")
-        shutil.rmtree(layout.staging / run_id, ignore_errors=True)
+        _fs.rmtree(layout.root, layout.staging / run_id)
         if compact_threshold:
             from pplog.batch.compact import compact
 
