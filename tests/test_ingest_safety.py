@@ -212,3 +212,92 @@ def test_the_dataset_directory_itself_may_be_a_link(
     summary = _ok(runner.invoke(cli, ["summarize", str(link), "--to", "json"]))
     assert json.loads(summary.output)["overview"]["requests"] == 120
     assert pplog.scan_dataset(link).select(pl.len()).collect().item() == 120
+
+
+# --- a last line without newline --------------------------------------------
+
+
+def _download(tmp_path: Path, lines: list[str]) -> Path:
+    """A finished log fetched from elsewhere: named like a live log, old, and
+    cut without the last newline (as `head -c`, an editor or a copy may do)."""
+    log = tmp_path / "download.log"
+    log.write_text("".join(lines).removesuffix("\n"))
+    os.utime(log, (1_700_000_000, 1_700_000_000))
+    return log
+
+
+def _paths(ds: Path) -> list[str]:
+    return pplog.scan_dataset(ds).select("path").collect().to_series().to_list()
+
+
+def test_held_back_bytes_are_said(runner: CliRunner, tmp_path: Path) -> None:
+    log = _download(tmp_path, LINES[:20])
+    ds = tmp_path / "ds"
+    held = len(LINES[19]) - 1
+    run = _ok(_ingest(runner, log, ds, "-v"))
+    assert run.output.splitlines() == [
+        f"ingest: {log}: {held:,} bytes after the last newline held back: a last "
+        "line without newline is taken once its file is rotated and idle for "
+        "--final-grace, or at once with --final if the file is finished",
+        f"ingest: commit 1: 19 rows, 0 rejects, {log.stat().st_size - held:,} bytes "
+        f"from 1 file(s); held back {held:,} bytes in 1 file(s)",
+    ]
+    report = _ok(runner.invoke(cli, ["verify", str(ds)])).output.splitlines()
+    assert report[-3:] == [
+        f"held back (last line without newline): {held:,} bytes in 1 file(s); "
+        "`pplog ingest --final` takes them if the files are finished",
+        f"  {log}: {held:,} bytes",
+        "OK",
+    ]
+    assert pplog.verify(ds).held_back == {str(log): held}
+    again = _ok(_ingest(runner, log, ds, "-v"))  # still held, and still said
+    assert again.output.splitlines()[-1].endswith(
+        f"held back {held:,} bytes in 1 file(s)"
+    )
+
+
+def test_final_takes_the_last_line_exactly_once(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    log = _download(tmp_path, LINES[:20])
+    ds = tmp_path / "ds"
+    first = _ok(_ingest(runner, log, ds, "--final", "-v"))
+    assert first.output.startswith("ingest: commit 1: 20 rows, 0 rejects, ")
+    assert "held back" not in first.output
+    paths = _paths(ds)
+    assert len(paths) == 20
+    second = _ok(_ingest(runner, log, ds, "--final", "-v"))
+    assert second.output.startswith("ingest: nothing new: 0 rows")
+    # the file was not finished after all: its newline and one more line come;
+    # the line taken stays once, and its late newline is an empty line
+    with log.open("a") as f:
+        f.write("\n" + LINES[20])
+    _ok(_ingest(runner, log, ds))
+    assert sorted(_paths(ds)) == sorted([*paths, *_paths_of(LINES[20:21])])
+    found = pplog.verify(ds)
+    assert found.ok and found.duplicates == 0 and found.rows == 21
+    assert found.rejects_by_reason == {"blank_line": 1}
+    assert found.held_back == {}
+
+
+def _paths_of(lines: list[str]) -> list[str]:
+    return [line.split('"')[1].split(" ")[1].split("?")[0] for line in lines]
+
+
+def test_a_one_line_file_without_newline(runner: CliRunner, tmp_path: Path) -> None:
+    """Shorter than the 4 KiB fingerprint and without a newline: held back
+    (and said) by default, taken once with --final."""
+    log = _download(tmp_path, LINES[:1])
+    ds = tmp_path / "ds"
+    held = _ok(_ingest(runner, log, ds, "-v"))
+    assert f"held back {len(LINES[0]) - 1:,} bytes in 1 file(s)" in held.output
+    _ok(_ingest(runner, log, ds, "--final"))
+    _ok(_ingest(runner, log, ds, "--final"))
+    assert _paths(ds) == _paths_of(LINES[:1])
+    assert pplog.verify(ds).ok
+
+
+def test_final_is_in_ingest_help(runner: CliRunner) -> None:
+    text = _ok(runner.invoke(cli, ["ingest", "--help"])).output
+    assert "--final" in text
+    assert "finished" in text

@@ -80,6 +80,7 @@ def ingest(
     recursive: bool | None = None,
     policy: ProxyPolicy | None = None,
     final_grace: float = FINAL_GRACE,
+    final: bool = False,
     compact_threshold: int = COMPACT_THRESHOLD,
     geoip: Sequence[str | os.PathLike[str]] | None = None,
     geoip_skip_special: bool = True,
@@ -103,6 +104,13 @@ def ingest(
     final_grace
         Seconds a rotated, uncompressed file must be idle before a last line
         without a newline is taken as complete (the live file's never is).
+        Until then its bytes are held back: `IngestResult.held` and
+        `verify` say how many.
+    final
+        Treat every file as finished: take a last line without newline now,
+        even in a file named like the live log. For logs nothing writes to
+        any more (downloaded, archived); a line nginx is still writing would
+        be taken in two halves.
     compact_threshold
         Compact a partition once it holds this many files (0: never).
     geoip
@@ -173,6 +181,7 @@ def ingest(
             reader = Reader(fmt, pol, staging, result, final_grace, batch_bytes, hit)
             reader.geo, reader.geo_skip_special = dbs, geoip_skip_special
             reader.watched = seen
+            reader.finished = final
             checkpoints = reader.read_all(cands, state.checkpoints, report)
             added = staging.close()
         except BaseException as exc:
