@@ -9,6 +9,7 @@ is finished, and `-v`, the summary line and `verify` say how many bytes wait.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -301,3 +302,20 @@ def test_final_is_in_ingest_help(runner: CliRunner) -> None:
     text = _ok(runner.invoke(cli, ["ingest", "--help"])).output
     assert "--final" in text
     assert "finished" in text
+
+
+def test_an_empty_finished_file_claims_no_stream(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Empty content has no fingerprint (it would match every file): an empty
+    `.gz` or an empty file taken as finished must not swallow a later file."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "access.log.2.gz").write_bytes(gzip.compress(b""))
+    (logs / "access.log").write_text("".join(LINES[:20]))
+    ds = tmp_path / "ds"
+    _ok(_ingest(runner, logs / "access.log*", ds, "--final"))
+    (logs / "access.log.3").write_text("".join(LINES[20:40]))  # read before .2.gz
+    _ok(_ingest(runner, logs / "access.log*", ds, "--final"))
+    assert sorted(_paths(ds)) == sorted(_paths_of(LINES[:40]))
+    assert pplog.verify(ds).ok

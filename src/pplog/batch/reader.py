@@ -154,9 +154,10 @@ class Reader:
                 continue
             if cp is None:
                 short = len(cand.head) < identity.HEAD_BYTES
+                if not cand.head:
+                    continue  # empty: its fingerprint would match every file
                 if b"\n" not in cand.head and short and not self.final(cand):
-                    if cand.head:  # no complete line yet: nothing to fingerprint
-                        self.result.held[cand.name] = cand.size
+                    self.result.held[cand.name] = cand.size  # no complete line yet
                     continue
                 if _heads(cand, checkpoints, used):
                     self.result.warn("identity_resets")  # truncated and rewritten
