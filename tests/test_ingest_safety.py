@@ -167,6 +167,28 @@ def test_a_link_inside_the_dataset_is_refused(
         assert _names(ds / "_pplog" / "log") == records  # no commit
 
 
+def test_a_linked_file_stops_the_compaction_after_a_run_not_the_run(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """ingest neither opens nor renames committed files, but the compaction
+    after a run reads them: it is refused with a warning, the run commits."""
+    log, ds = _dataset(runner, tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    rel = _first_data_file(ds)
+    target = _move_out(ds, rel, outside)
+    before = _snapshot(target)
+    result = _ingest(runner, log, ds, "--compact-threshold", "2")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(
+        "pplog: warning: compaction after commit 3 failed "
+        f"(`{ds / rel}` is a symbolic link (to `{target}`)"
+    )
+    assert _snapshot(target) == before
+    assert (ds / rel).is_symlink()
+    assert json.loads((ds / "_pplog" / "state.json").read_text())["applied_commit"] == 3
+
+
 def test_lock_link_message_says_what_to_do(runner: CliRunner, tmp_path: Path) -> None:
     log, ds = _dataset(runner, tmp_path)
     outside = tmp_path / "outside"

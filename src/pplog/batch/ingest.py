@@ -21,6 +21,7 @@ from typing import Any
 import polars as pl
 
 from pplog.batch import _fs, identity
+from pplog.batch._fs import UnsafePathError
 from pplog.batch.identity import Candidate
 from pplog.batch.reader import IngestResult, ProblemHandler, Reader, disk_full
 from pplog.batch.staging import Staging
@@ -254,10 +255,11 @@ def ingest(
                 result.compacted = compact(
                     layout, new_state, min_files=compact_threshold
                 )
-            except (OSError, pl.exceptions.ComputeError) as exc:
+            except (OSError, pl.exceptions.ComputeError, UnsafePathError) as exc:
                 # the run is committed and visible; a compaction that failed (a
-                # full disk, which polars reports as a ComputeError) changed
-                # nothing and is tried again after a later run
+                # full disk, which polars reports as a ComputeError, or a file
+                # to merge that is a link) changed nothing and is tried again
+                # after a later run
                 result.warn("compaction_errors")
                 message = (
                     f"compaction after commit {result.committed} failed ({exc}); "
