@@ -761,6 +761,8 @@ def verify_cmd(dataset: Path) -> None:
 
     For each file stream, the rows and rejects must cover the bytes read
     with no gap and no line twice. Exit 0 when that holds, 1 when not.
+    Bytes held back at the last run (a last line without newline, taken once
+    its file is finished or with `ingest --final`) are listed.
 
     \b
     Examples:
