@@ -652,6 +652,13 @@ def _read_config(path: Path) -> dict[str, Any]:
     "counts [default: 900].",
 )
 @click.option(
+    "--final",
+    is_flag=True,
+    help="Every file is finished (downloaded, archived, nothing writes to it): "
+    "take a last line without newline now, even in a file named like the live "
+    "log. Never for a file nginx still writes to.",
+)
+@click.option(
     "--compact-threshold",
     type=click.IntRange(min=0),
     help="Compact a date partition once it holds this many files; 0 never "
@@ -680,6 +687,7 @@ def ingest_cmd(
     client_strategy: str,
     trusted_hops: int,
     final_grace: float | None,
+    final: bool,
     compact_threshold: int | None,
     geoip: tuple[Path, ...],
     verbose: bool,
@@ -695,10 +703,16 @@ def ingest_cmd(
     pplog can see it). Quiet on success; exit 0 when done (or when another run
     holds the lock), 1 on an error (nothing committed), 2 on bad usage.
 
+    A last line without newline is held back (-v and `pplog verify` say how
+    many bytes) until its file is finished: rotated and idle for --final-grace,
+    or compressed. For a file that is not being written any more (a log you
+    downloaded), pass --final to take it now, exactly once.
+
     \b
     Examples:
       pplog ingest '/var/log/nginx/access.log*' --dataset /var/lib/pplog/access
       pplog ingest --config /etc/pplog.toml -v
+      pplog ingest ./downloaded/*.log --dataset ./ds --final
       */5 * * * * pplog ingest --config /etc/pplog.toml     # crontab
     """
     from pplog.batch import Busy, ingest
@@ -745,6 +759,7 @@ def ingest_cmd(
                 final_grace=final_grace
                 if final_grace is not None
                 else float(config.get("final_grace", 900)),
+                final=final,
                 compact_threshold=compact_threshold
                 if compact_threshold is not None
                 else int(config.get("compact_threshold", 32)),
@@ -763,6 +778,8 @@ def ingest_cmd(
         if count and key in _WARNINGS:
             _warn(_WARNINGS[key].format(n=count))
     if verbose:
+        for line in result.held_lines():
+            click.echo(safe_text(line), err=True)
         click.echo(result.line(), err=True)
 
 
@@ -785,6 +802,8 @@ def verify_cmd(dataset: Path) -> None:
 
     For each file stream, the rows and rejects must cover the bytes read
     with no gap and no line twice. Exit 0 when that holds, 1 when not.
+    Bytes held back at the last run (a last line without newline, taken once
+    its file is finished or with `ingest --final`) are listed.
 
     \b
     Examples:

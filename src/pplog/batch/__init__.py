@@ -8,6 +8,7 @@ each file, parsed in batches), `state` (lock, commit log, recovery),
 
 from __future__ import annotations
 
+from pplog.batch._fs import UnsafePathError
 from pplog.batch.compact import compact_dataset
 from pplog.batch.dataset import Verification, scan_dataset, verify
 from pplog.batch.ingest import ingest
@@ -19,6 +20,7 @@ __all__ = [
     "DiskFullError",
     "IngestResult",
     "StateError",
+    "UnsafePathError",
     "Verification",
     "compact_dataset",
     "ingest",

@@ -10,9 +10,9 @@ new one, never both.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
-import shutil
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -21,12 +21,12 @@ from typing import Any
 
 import polars as pl
 
+from pplog.batch import _fs
 from pplog.batch.state import (
     DiskFullError,
     Layout,
     State,
     commit,
-    fsync_dir,
     locked,
     now_iso,
     publish,
@@ -34,6 +34,7 @@ from pplog.batch.state import (
     state_from_record,
     write_state,
 )
+from pplog.errors import PplogError
 
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
@@ -69,6 +70,9 @@ def compact(layout: Layout, state: State, *, min_files: int) -> int:
     if not chosen:
         return 0
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:8]
+    # the files merged are read by polars from their paths: none may be a link
+    sources = [layout.root / e["path"] for entries in chosen.values() for e in entries]
+    _fs.check(layout.root, *sources)
     try:
         added = [
             _stage_merged(layout, run_id, kind, date, entries)
@@ -93,13 +97,15 @@ def compact(layout: Layout, state: State, *, min_files: int) -> int:
                 for a in added
             ],
         }
+        _fs.check(layout.root, *(layout.root / a["path"] for a in added))
         commit(layout, record)
     except BaseException:
-        shutil.rmtree(layout.staging / run_id, ignore_errors=True)
+        with contextlib.suppress(PplogError):  # the first error is the one to say
+            _fs.rmtree(layout.root, layout.staging / run_id)
         raise
     publish(layout, record)
     write_state(layout, state_from_record(record))
-    shutil.rmtree(layout.staging / run_id, ignore_errors=True)
+    _fs.rmtree(layout.root, layout.staging / run_id)
     return len(chosen)
 
 
@@ -111,17 +117,21 @@ def _stage_merged(
     prefix = "part" if kind == "data" else "rejects"
     final = base / f"date={date}" / f"{prefix}-{run_id}-compacted.parquet"
     staged = layout.staging / run_id / final.relative_to(layout.root)
-    staged.parent.mkdir(parents=True, exist_ok=True)
+    _fs.makedirs(layout.root, staged.parent)
     frames = [pl.scan_parquet(layout.root / e["path"]) for e in entries]
-    pl.concat(frames, how="diagonal_relaxed").sink_parquet(staged, compression="zstd")
-    with staged.open("rb+") as f:
+    merged = pl.concat(frames, how="diagonal_relaxed")
+    # polars writes (streaming) into a file opened without following links
+    with _fs.open_write(layout.root, staged, exclusive=True) as f:
+        merged.sink_parquet(f, compression="zstd")
+        f.flush()
         os.fsync(f.fileno())
-    fsync_dir(staged.parent)
+        size = os.fstat(f.fileno()).st_size
+    _fs.fsync_dir(layout.root, staged.parent)
     return {
         "kind": kind,
         "date": date,
         "path": str(final.relative_to(layout.root)),
         "staging": str(staged.relative_to(layout.root)),
         "rows": sum(int(e["rows"]) for e in entries),
-        "bytes": staged.stat().st_size,
+        "bytes": size,
     }

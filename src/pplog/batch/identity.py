@@ -48,6 +48,7 @@ class Candidate:
     mtime: float
     inode: int
     device: int = 0
+    end: int | None = None  # where the last `read_from` found the content's end
 
     @property
     def name(self) -> str:
@@ -261,7 +262,8 @@ def read_from(candidate: Candidate, offset: int, piece: int) -> Iterator[bytes]:
 
     Raises what the decompressor raises (a truncated .gz) after the bytes
     that could be read, and `ChangedError` when the path no longer holds the
-    file that was found.
+    file that was found. Once a plain file is read to its end, `end` says
+    where that was: what a reader did not take up to there is held back.
     """
     if not candidate.compressed:
         with _open_plain(candidate) as f:
@@ -269,6 +271,7 @@ def read_from(candidate: Candidate, offset: int, piece: int) -> Iterator[bytes]:
             while True:
                 data = f.read(piece)
                 if not data:
+                    candidate.end = f.tell()
                     return
                 yield data
     stream, counter = _open_compressed(candidate)

@@ -11,7 +11,6 @@ new bytes, never the dataset's history.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import uuid
 from collections.abc import Sequence
@@ -21,7 +20,8 @@ from typing import Any
 
 import polars as pl
 
-from pplog.batch import identity
+from pplog.batch import _fs, identity
+from pplog.batch._fs import UnsafePathError
 from pplog.batch.identity import Candidate
 from pplog.batch.reader import IngestResult, ProblemHandler, Reader, disk_full
 from pplog.batch.staging import Staging
@@ -43,6 +43,7 @@ from pplog.enrich.geo import (
     default_database_paths,
     open_databases,
 )
+from pplog.errors import PplogError
 from pplog.formats import PRESETS, LogFormat
 from pplog.pipeline import resolve_format, resolve_policy
 from pplog.sources import Source
@@ -80,6 +81,7 @@ def ingest(
     recursive: bool | None = None,
     policy: ProxyPolicy | None = None,
     final_grace: float = FINAL_GRACE,
+    final: bool = False,
     compact_threshold: int = COMPACT_THRESHOLD,
     geoip: Sequence[str | os.PathLike[str]] | None = None,
     geoip_skip_special: bool = True,
@@ -103,6 +105,13 @@ def ingest(
     final_grace
         Seconds a rotated, uncompressed file must be idle before a last line
         without a newline is taken as complete (the live file's never is).
+        Until then its bytes are held back: `IngestResult.held` and
+        `verify` say how many.
+    final
+        Treat every file as finished: take a last line without newline now,
+        even in a file named like the live log. For logs nothing writes to
+        any more (downloaded, archived); a line nginx is still writing would
+        be taken in two halves.
     compact_threshold
         Compact a partition once it holds this many files (0: never).
     geoip
@@ -173,6 +182,7 @@ def ingest(
             reader = Reader(fmt, pol, staging, result, final_grace, batch_bytes, hit)
             reader.geo, reader.geo_skip_special = dbs, geoip_skip_special
             reader.watched = seen
+            reader.finished = final
             checkpoints = reader.read_all(cands, state.checkpoints, report)
             added = staging.close()
         except BaseException as exc:
@@ -186,8 +196,13 @@ def ingest(
                 dbs.close()
         hit("after_staging_write")
         if not added and _progress(checkpoints) == _progress(state.checkpoints):
-            shutil.rmtree(layout.staging / run_id, ignore_errors=True)
+            _fs.rmtree(layout.root, layout.staging / run_id)
             return result
+        try:  # where the files go: refused now, before the commit, if linked
+            _fs.check(layout.root, *(layout.root / a["path"] for a in added))
+        except PplogError:
+            staging.abort()
+            raise
         record = {
             "format": "pplog-commit",
             "version": 1,
@@ -232,7 +247,7 @@ def ingest(
         new_state = state_from_record(record)
         write_state(layout, new_state)
         hit("after_state_write")
-        shutil.rmtree(layout.staging / run_id, ignore_errors=True)
+        _fs.rmtree(layout.root, layout.staging / run_id)
         if compact_threshold:
             from pplog.batch.compact import compact
 
@@ -240,10 +255,11 @@ def ingest(
                 result.compacted = compact(
                     layout, new_state, min_files=compact_threshold
                 )
-            except (OSError, pl.exceptions.ComputeError) as exc:
+            except (OSError, pl.exceptions.ComputeError, UnsafePathError) as exc:
                 # the run is committed and visible; a compaction that failed (a
-                # full disk, which polars reports as a ComputeError) changed
-                # nothing and is tried again after a later run
+                # full disk, which polars reports as a ComputeError, or a file
+                # to merge that is a link) changed nothing and is tried again
+                # after a later run
                 result.warn("compaction_errors")
                 message = (
                     f"compaction after commit {result.committed} failed ({exc}); "

@@ -63,10 +63,22 @@ class IngestResult:
     warnings: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     compacted: int = 0
+    # path -> bytes after its last newline, not taken: a last line without
+    # newline waits until its file is finished (rotated and idle, or --final)
+    held: dict[str, int] = field(default_factory=dict)
 
     def warn(self, key: str, n: int = 1) -> None:
         """Count a warning."""
         self.warnings[key] = self.warnings.get(key, 0) + n
+
+    def held_lines(self) -> list[str]:
+        """One line per file with bytes held back, and why, for `-v`."""
+        return [
+            f"ingest: {name}: {n:,} bytes after the last newline held back: a last "
+            "line without newline is taken once its file is rotated and idle for "
+            "--final-grace, or at once with --final if the file is finished"
+            for name, n in self.held.items()
+        ]
 
     def line(self) -> str:
         """One summary line, for `-v`."""
@@ -77,6 +89,9 @@ class IngestResult:
         )
         if self.compacted:
             text += f"; compacted {self.compacted} partition(s)"
+        if self.held:
+            held = sum(self.held.values())
+            text += f"; held back {held:,} bytes in {len(self.held)} file(s)"
         warn = ", ".join(f"{k} {v:,}" for k, v in self.warnings.items() if v)
         return text + (f"; warnings: {warn}" if warn else "")
 
@@ -112,6 +127,13 @@ class Reader:
         self.geo: GeoDatabases | None = None
         self.watched: set[str] = set()  # every path the patterns matched
         self.geo_skip_special = True
+        self.finished = False  # --final: every file is finished, none written to
+
+    def final(self, cand: Candidate) -> bool:
+        """Whether a last line without newline is complete: the file is done."""
+        if self.finished or cand.compressed:
+            return True
+        return identity.is_idle(cand, self.final_grace)
 
     def read_all(
         self,
@@ -131,8 +153,12 @@ class Reader:
                 self._problem(cand, exc, "file_errors", report)
                 continue
             if cp is None:
-                if b"\n" not in cand.head and len(cand.head) < identity.HEAD_BYTES:
-                    continue  # no complete line yet: nothing to fingerprint or read
+                short = len(cand.head) < identity.HEAD_BYTES
+                if not cand.head:
+                    continue  # empty: its fingerprint would match every file
+                if b"\n" not in cand.head and short and not self.final(cand):
+                    self.result.held[cand.name] = cand.size  # no complete line yet
+                    continue
                 if _heads(cand, checkpoints, used):
                     self.result.warn("identity_resets")  # truncated and rewritten
                 cp = {"stream_id": uuid.uuid4().hex, "offset": 0, "lines": 0}
@@ -189,7 +215,8 @@ class Reader:
         """
         start = offset = int(cp["offset"])
         line_no = int(cp.get("lines", 0)) + 1
-        final = cand.compressed or identity.is_idle(cand, self.final_grace)
+        final = self.final(cand)
+        cand.end = None
         tail = b""
         ended = True
         self.result.files += 1
@@ -204,6 +231,11 @@ class Reader:
             ended = complete
         self.result.bytes_read += offset - start
         cp.update(lines=line_no - 1, done=bool(cand.compressed and ended))
+        held = 0 if cand.end is None else max(0, cand.end - offset)
+        if held:  # a last line without newline: kept for `verify` to say
+            self.result.held[cand.name] = cp["held"] = held
+        else:
+            cp.pop("held", None)
         if offset == start:
             return  # nothing new: the marker stands
         if len(tail) < min(offset, identity.TAIL_BYTES):

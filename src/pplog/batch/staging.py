@@ -20,7 +20,8 @@ from typing import Any
 
 import polars as pl
 
-from pplog.batch.state import DiskFullError, Layout, fsync_dir
+from pplog.batch import _fs
+from pplog.batch.state import DiskFullError, Layout
 from pplog.errors import PplogError
 
 _PREFIX = {"data": "part", "rejects": "rejects"}
@@ -36,12 +37,12 @@ class _File:
     rows: int
 
 
-def _write(frame: pl.DataFrame, path: Path) -> None:
+def _write(frame: pl.DataFrame, root: Path, path: Path) -> None:
     # encoded in memory, written by Python: a full disk (ENOSPC, EFBIG) is then an
     # OSError with its errno, which polars would report as a ComputeError without
     buf = io.BytesIO()
     frame.write_parquet(buf, compression="zstd")
-    with path.open("wb") as f:
+    with _fs.open_write(root, path, exclusive=True) as f:
         f.write(buf.getbuffer())
         f.flush()
         os.fsync(f.fileno())
@@ -109,12 +110,13 @@ class Staging:
             staged = (
                 self.layout.staging / self.run_id / final.relative_to(self.layout.root)
             )
-            staged.parent.mkdir(parents=True, exist_ok=True)
+            _fs.makedirs(self.layout.root, staged.parent)
             self.files.append(
                 _File(kind, stream, str(date), staged, final, part.height)
             )
             self._wait(keep=1)  # at most one batch in flight: memory stays bounded
-            self.pending.append(self.pool.submit(_write, part, staged))
+            root = self.layout.root
+            self.pending.append(self.pool.submit(_write, part, root, staged))
 
     def _wait(self, keep: int = 0) -> None:
         """Wait until at most `keep` writes are in flight; raise their errors."""
@@ -128,15 +130,16 @@ class Staging:
         """Forget everything staged for `stream` in this run."""
         self._wait()
         for f in [f for f in self.files if f.stream == stream]:
-            f.staged.unlink(missing_ok=True)
+            _fs.unlink(self.layout.root, f.staged)
             self.files.remove(f)
 
     def close(self) -> list[dict[str, Any]]:
         """Make the staged directories durable; the files' commit entries."""
         self._wait()
         self.pool.shutdown()
+        root = self.layout.root
         for d in {f.staged.parent for f in self.files}:
-            fsync_dir(d)
+            _fs.fsync_dir(root, d)
         return [
             {
                 "kind": f.kind,
@@ -144,7 +147,7 @@ class Staging:
                 "path": str(f.final.relative_to(self.layout.root)),
                 "staging": str(f.staged.relative_to(self.layout.root)),
                 "rows": f.rows,
-                "bytes": f.staged.stat().st_size,
+                "bytes": _size(root, f.staged),
             }
             for f in self.files
         ]
@@ -157,5 +160,14 @@ class Staging:
         self.pending.clear()
         self.pool.shutdown()
         for f in self.files:
-            f.staged.unlink(missing_ok=True)
+            with contextlib.suppress(OSError, PplogError):  # best effort
+                _fs.unlink(self.layout.root, f.staged)
         self.files.clear()
+
+
+def _size(root: Path, path: Path) -> int:
+    """The size of a staged file, which must be there."""
+    st = _fs.lstat(root, path)
+    if st is None:
+        raise FileNotFoundError(errno.ENOENT, "staged file vanished", str(path))
+    return st.st_size

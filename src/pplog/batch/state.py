@@ -14,6 +14,10 @@ with a hard link (which fails if the name exists): that is the one atomic
 step. Publishing renames the staged files into place and rewrites the cache;
 a crash anywhere is finished (after the link) or undone (before it) by the
 next run's `recover`, which trusts only the log.
+
+Nothing inside the dataset is reached through a symbolic link (`_fs`): every
+command refuses a dataset whose own entries are links, and every file is
+opened, renamed or removed from its directory's descriptor with `O_NOFOLLOW`.
 """
 
 from __future__ import annotations
@@ -23,13 +27,13 @@ import errno
 import fcntl
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pplog.batch import _fs
 from pplog.errors import PplogError
 
 VERSION = 1
@@ -92,35 +96,44 @@ class Layout:
         """The commit record `number`."""
         return self.log / f"{number:020d}.json"
 
+    def check(self) -> None:
+        """Refuse the dataset if one of its own entries is a symbolic link.
+
+        Every command runs this first, readers included: a dataset with a
+        link inside is refused as a whole (`UnsafePathError`), whatever the
+        command would have touched.
+        """
+        lock = self.meta / "lock"
+        entries = (self.meta, self.log, self.state, lock, self.staging)
+        _fs.check(self.root, *entries, self.requests, self.rejects)
+        kept = _fs.listdir(self.root, self.log)  # at most KEEP_RECORDS and a few
+        _fs.check(self.root, *(self.log / name for name in kept))
+
 
 def is_dataset(path: Path) -> bool:
-    """Whether `path` is a dataset directory written by `pplog ingest`."""
-    return (path / "_pplog" / "log").is_dir()
+    """Whether `path` is a dataset directory written by `pplog ingest`.
+
+    A linked `_pplog` or `_pplog/log` counts, so that it is refused with
+    its reason rather than taken for a directory of logs.
+    """
+    meta = path / "_pplog"
+    return meta.is_symlink() or (meta / "log").is_symlink() or (meta / "log").is_dir()
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a directory's entries (creations, renames) durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_durably(path: Path, data: bytes) -> None:
+def write_durably(layout: Layout, path: Path, data: bytes) -> None:
     """Write `data` to `path` and fsync it (not its directory)."""
-    with path.open("wb") as f:
+    with _fs.open_write(layout.root, path) as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
 
 
-def replace_durably(path: Path, data: bytes) -> None:
+def replace_durably(layout: Layout, path: Path, data: bytes) -> None:
     """Replace `path` atomically: tmp + fsync + rename + directory fsync."""
     tmp = path.with_name(f"{path.name}.tmp")
-    write_durably(tmp, data)
-    tmp.replace(path)
-    fsync_dir(path.parent)
+    write_durably(layout, tmp, data)
+    _fs.rename(layout.root, tmp, path)
+    _fs.fsync_dir(layout.root, path.parent)
 
 
 @contextlib.contextmanager
@@ -128,10 +141,11 @@ def locked(layout: Layout) -> Iterator[None]:
     """Hold the dataset's lock; raise `Busy` if another run holds it.
 
     flock is released by the kernel when the process dies, however it dies,
-    so a crashed run never leaves a stale lock.
+    so a crashed run never leaves a stale lock. A linked `_pplog` or lock
+    file is refused before anything is opened through it.
     """
-    layout.meta.mkdir(parents=True, exist_ok=True)
-    fd = os.open(layout.meta / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    _fs.makedirs(layout.root, layout.meta)
+    fd = _fs.open_fd(layout.root, layout.meta / "lock", os.O_RDWR | os.O_CREAT)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -184,8 +198,8 @@ class State:
         return json.dumps(doc, indent=1, sort_keys=True).encode()
 
 
-def _load_json(path: Path) -> dict[str, Any]:
-    doc = json.loads(path.read_bytes())
+def _load_json(layout: Layout, path: Path) -> dict[str, Any]:
+    doc = json.loads(_fs.read_bytes(layout.root, path))
     if not isinstance(doc, dict):
         msg = f"`{path}` is not a JSON object"
         raise ValueError(msg)
@@ -194,12 +208,11 @@ def _load_json(path: Path) -> dict[str, Any]:
 
 def records(layout: Layout) -> list[int]:
     """Numbers of the commit records present, ascending."""
-    if not layout.log.is_dir():
-        return []
     out = []
-    for p in layout.log.iterdir():
-        if p.suffix == ".json" and p.stem.isdigit() and len(p.stem) == 20:
-            out.append(int(p.stem))
+    for name in _fs.listdir(layout.root, layout.log):
+        stem, dot, suffix = name.partition(".")
+        if dot and suffix == "json" and stem.isdigit() and len(stem) == 20:
+            out.append(int(stem))
     return sorted(out)
 
 
@@ -207,7 +220,7 @@ def read_record(layout: Layout, number: int) -> dict[str, Any]:
     """A commit record; `StateError` if it cannot be read."""
     path = layout.record(number)
     try:
-        doc = _load_json(path)
+        doc = _load_json(layout, path)
         if doc.get("format") != "pplog-commit" or doc.get("commit") != number:
             msg = "not a pplog commit record"
             raise ValueError(msg)
@@ -238,7 +251,7 @@ def load_state(layout: Layout) -> State:
         return State()
     latest = numbers[-1]
     try:
-        doc = _load_json(layout.state)
+        doc = _load_json(layout, layout.state)
         if int(doc["applied_commit"]) == latest:
             return State(
                 latest,
@@ -257,60 +270,62 @@ def recover(layout: Layout) -> State:
     Under the lock. The latest record is applied idempotently: each file is
     at its final path already, or still staged (then renamed), or was removed
     by a compaction (then deleted). Staging and temporary records left by runs
-    that never committed are deleted.
+    that never committed are deleted. A dataset with a link among its own
+    entries is refused first (`Layout.check`).
     """
+    layout.check()
     numbers = records(layout)
     if numbers:
         latest = numbers[-1]
         record = read_record(layout, latest)
         cached = None
         try:
-            cached = int(_load_json(layout.state)["applied_commit"])
+            cached = int(_load_json(layout, layout.state)["applied_commit"])
         except (OSError, ValueError, KeyError, TypeError):
             cached = None
         if cached != latest:
             publish(layout, record)
             write_state(layout, state_from_record(record))
-    if layout.staging.exists():
-        shutil.rmtree(layout.staging, ignore_errors=True)
-    if layout.log.is_dir():
-        for p in layout.log.glob("*.tmp*"):
-            p.unlink(missing_ok=True)
+    _fs.rmtree(layout.root, layout.staging)
+    for name in _fs.listdir(layout.root, layout.log):
+        if ".tmp" in name:
+            _fs.unlink(layout.root, layout.log / name)
     return load_state(layout)
 
 
 def publish(layout: Layout, record: dict[str, Any]) -> None:
     """Move a committed record's staged files into place; delete what it removes."""
+    root = layout.root
     touched: set[Path] = set()
     for entry in record.get("added", []):
-        final = layout.root / entry["path"]
-        staged = layout.root / entry["staging"]
-        if final.exists() and final.stat().st_size == entry["bytes"]:
+        final = root / entry["path"]
+        staged = root / entry["staging"]
+        there = _fs.lstat(root, final)
+        if there is not None and there.st_size == entry["bytes"]:
             continue
-        if not staged.exists():
+        if _fs.lstat(root, staged) is None:
             msg = (
                 f"commit {record['commit']} lists `{entry['path']}`, which is neither "
                 "staged nor in place; the dataset is damaged (run `pplog verify`)"
             )
             raise StateError(msg)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        staged.replace(final)
+        _fs.makedirs(root, final.parent)
+        _fs.rename(root, staged, final)
         touched.add(final.parent)
     for entry in record.get("removed", []):
-        path = layout.root / entry["path"]
-        if path.exists():
-            path.unlink()
+        path = root / entry["path"]
+        if _fs.unlink(root, path):
             touched.add(path.parent)
     for directory in touched:
-        fsync_dir(directory)
+        _fs.fsync_dir(root, directory)
 
 
 def write_state(layout: Layout, state: State) -> None:
     """Rewrite the cache (atomically) and prune old records."""
-    replace_durably(layout.state, state.to_json())
+    replace_durably(layout, layout.state, state.to_json())
     numbers = records(layout)
     for old in numbers[:-KEEP_RECORDS]:
-        layout.record(old).unlink(missing_ok=True)
+        _fs.unlink(layout.root, layout.record(old))
 
 
 def commit(layout: Layout, record: dict[str, Any]) -> None:
@@ -321,16 +336,17 @@ def commit(layout: Layout, record: dict[str, Any]) -> None:
     never both commit the same number.
     """
     number = int(record["commit"])
-    layout.log.mkdir(parents=True, exist_ok=True)
+    _fs.makedirs(layout.root, layout.log)
     tmp = layout.log / f"{number:020d}.json.tmp.{record['run_id']}"
     try:
-        write_durably(tmp, json.dumps(record, indent=1, sort_keys=True).encode())
-        os.link(tmp, layout.record(number))
+        data = json.dumps(record, indent=1, sort_keys=True).encode()
+        write_durably(layout, tmp, data)
+        _fs.link(layout.root, tmp, layout.record(number))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        _fs.unlink(layout.root, tmp)
         if exc.errno == errno.EEXIST:
             msg = f"commit record {number} exists: another writer? nothing changed"
             raise StateError(msg) from exc
         raise
-    tmp.unlink()
-    fsync_dir(layout.log)
+    _fs.unlink(layout.root, tmp)
+    _fs.fsync_dir(layout.root, layout.log)
