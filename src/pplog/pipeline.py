@@ -536,12 +536,17 @@ def scan_log(
         ``.gz``, ``.bz2``, ``.xz`` and ``.zst`` files are read transparently.
     format
         A preset name (``combined``, ``common``, ``main``, ``elb_log``, ``alb``,
-        ``clb``), a `LogFormat`, or ``"auto"`` to pick the preset that parses
-        the first lines.
+        ``clb``), a `LogFormat`, or ``"auto"`` to pick, for each input (each
+        rotation set), the preset that parses its first lines. Inputs of
+        different formats give one frame with the columns of all of them
+        (null where a format does not log one); an input no preset fits
+        gives `unknown_format` rejects.
     log_format
         An nginx ``log_format`` string, used instead of `format`.
     nginx_conf
-        An nginx configuration to take the ``log_format`` from.
+        An nginx configuration to take the ``log_format`` from: each input
+        gets the format of the ``access_log`` that names its path, others
+        the configuration's one format (or `log_format_name`).
     log_format_name
         Which ``log_format`` of `nginx_conf`; may be left out when there is one.
     trusted, real_ip_header, recursive
