@@ -12,6 +12,8 @@ import gzip
 import json
 import lzma
 import os
+import signal
+import ssl
 import struct
 import subprocess
 import sys
@@ -22,12 +24,17 @@ from pathlib import Path
 import polars as pl
 import pytest
 import zstandard
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pplog
 from pplog import sources
+from pplog.cli import cli
+from pplog.formats.errorlog import iter_error_log, read_error_log
+from pplog.reports.doctor import diagnose
 from pplog.schema import LINE, OFFSET, TEXT
+from realproc import free_ports, require_binary, send, stop, wait_listening
 
 REPO = Path(__file__).resolve().parents[1]
 MiB = 1 << 20
@@ -177,6 +184,12 @@ def test_a_binary_file_is_skipped_with_one_warning_everywhere(
     assert (result.rows, result.rejects) == (30, 0)
     assert result.warnings.get("binary_files") == 1
 
+    warned: list[tuple[str, str]] = []
+    assert (
+        read_error_log(logs / name, on_problem=lambda *p: warned.append(p)).height == 0
+    )
+    assert warned == [(str(logs / name), sources.SKIPPED_BINARY)]
+
 
 def test_a_device_is_skipped_not_read_forever(tmp_path: Path) -> None:
     (tmp_path / "access.log").write_bytes(goods(0, 4))
@@ -202,6 +215,52 @@ def test_looks_binary_judges_the_share_of_non_text_bytes() -> None:
     assert sources.looks_binary(
         b"".join(struct.pack("<IHH", i, 7, 1) for i in range(500))
     )
+
+
+@pytest.mark.nginx
+def test_a_real_error_log_full_of_tls_handshakes_is_read(tmp_path: Path) -> None:
+    # nginx < 1.23.2 writes what a client sent to a proxy_protocol listener raw
+    # into its error log: TLS handshakes make most of its bytes binary
+    nginx = require_binary("nginx", "nginx-light")
+    (port,) = free_ports(1)
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        f"""worker_processes 1;
+pid {tmp_path / "nginx.pid"};
+error_log {tmp_path / "error.log"} error;
+events {{ worker_connections 64; }}
+http {{
+    client_body_temp_path {tmp_path};
+    access_log off;
+    server {{ listen 127.0.0.1:{port} proxy_protocol; return 200; }}
+}}
+""",
+        encoding="utf-8",
+    )
+    command = [nginx, "-p", f"{tmp_path}/", "-e", str(tmp_path / "error.log")]
+    command += ["-c", str(conf), "-g", "daemon off; master_process off;"]
+    with (tmp_path / "stderr").open("wb") as err:
+        proc = subprocess.Popen(command, stdout=err, stderr=err)  # noqa: S603
+    try:
+        assert wait_listening(proc, [("127.0.0.1", port)], time.monotonic() + 10)
+        for i in range(12):
+            context = ssl.create_default_context()
+            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            tls = context.wrap_bio(incoming, outgoing, server_hostname=f"h{i}.test")
+            with pytest.raises(ssl.SSLWantReadError):
+                tls.do_handshake()
+            send(port, outgoing.read())
+    finally:
+        stop(proc, signal.SIGQUIT)
+    log = tmp_path / "error.log"
+    warned: list[tuple[str, str]] = []
+    entries = read_error_log(log, on_problem=lambda *p: warned.append(p))
+    assert warned == []
+    tls = entries.filter(pl.col("message").str.starts_with('broken header: "\x16\x03'))
+    assert tls.height == 12, log.read_bytes()[:2000]
+    finding = diagnose(None, iter_error_log(log))[0]
+    assert finding.count == 12
+    assert "12 with a TLS handshake" in finding.message
 
 
 # --------------------------------------------------------------------------------------
@@ -333,6 +392,7 @@ def test_a_500_mb_line_in_bounded_time_and_memory(tmp_path: Path) -> None:
         for command in (
             ["summarize", str(path), "--format", "combined", "--to", "json"],
             ["doctor", str(path), "--format", "combined", "--to", "json"],
+            ["doctor", "--error-log", str(path), "--to", "json"],
         ):
             seconds, rss, out = _run_measured(command)
             assert seconds < 60, (command, seconds)
@@ -368,3 +428,73 @@ def _run_measured(args: list[str]) -> tuple[float, int, str]:
     assert proc.returncode == 0, proc.stderr
     rss = int(proc.stderr.rsplit("MAXRSS ", 1)[1].split()[0]) * 1024
     return seconds, rss, proc.stdout
+
+
+# --------------------------------------------------------------------------------------
+# Error logs
+
+ET = "2025/03/14 09:26:53"
+CTX = "while reading PROXY protocol, client: 10.0.1.5, server: 0.0.0.0:80"
+
+
+def test_error_log_devices_and_directories_are_refused_at_once(
+    tmp_path: Path,
+) -> None:
+    runner = CliRunner()
+    started = time.monotonic()
+    result = runner.invoke(cli, ["doctor", "--error-log", "/dev/zero"])
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: error log `/dev/zero` is not a regular file; pass an nginx error "
+        "log file (or `-` to read stdin)\n"
+    )
+    result = runner.invoke(cli, ["doctor", "--error-log", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: error log `{tmp_path}` is a directory;")
+    assert time.monotonic() - started < 10
+
+
+def _entry(i: int) -> bytes:
+    if i % 3:
+        return f'{ET} [error] 31#31: *{i} broken header: "" {CTX}\n'.encode()
+    return (
+        f'{ET} [error] 31#31: *{i} broken header: "GET /healthz HTTP/1.1\r\n'
+        f'Host: 10.0.1.20\r\n\r\n" {CTX}\n'
+    ).encode()
+
+
+def test_entries_continue_across_batch_boundaries(tmp_path: Path) -> None:
+    # continuation lines of one entry on both sides of each 8 MiB batch boundary
+    path = tmp_path / "error.log"
+    chunk = b"".join(_entry(i) for i in range(30_000))
+    data = chunk * (2 * sources.CHUNK_BYTES // len(chunk) + 1)
+    path.write_bytes(data)
+    n = data.count(f"{ET} [".encode())
+    batches = list(iter_error_log(path))
+    assert len(batches) > 2
+    entries = pl.concat(batches)
+    assert entries.height == n
+    assert entries["time"].null_count() == 0  # no entry split in two
+    multi = entries.filter(pl.col("message").str.contains("\n", literal=True))
+    assert multi.height == data.count(b"GET /healthz")
+    assert multi["message"].unique().to_list() == [
+        'broken header: "GET /healthz HTTP/1.1\nHost: 10.0.1.20\n\n" '
+        "while reading PROXY protocol"
+    ]
+    assert entries[LINE].is_sorted()
+
+
+def test_a_large_error_log_streams_in_bounded_memory(tmp_path: Path) -> None:
+    chunk = b"".join(_entry(i) for i in range(30_000))
+    small, large = tmp_path / "small.log", tmp_path / "large.log"
+    small.write_bytes(chunk)
+    with large.open("wb") as f:
+        for _ in range(80 * MiB // len(chunk)):
+            f.write(chunk)
+    args = ["doctor", "--to", "json", "--error-log"]
+    _, base, few = _run_measured([*args, str(small)])
+    _, peak, many = _run_measured([*args, str(large)])
+    counts = [json.loads(out)["findings"][0]["count"] for out in (few, many)]
+    assert counts == [30_000, 30_000 * (80 * MiB // len(chunk))]
+    # the whole log in memory took about 6 times its size
+    assert peak - base < 120 * MiB, (base, peak)
