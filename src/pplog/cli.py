@@ -522,7 +522,7 @@ def doctor_cmd(
     if not paths and not error_logs:
         msg = "give access logs (PATH...) and/or --error-log FILE"
         raise click.UsageError(msg)
-    from pplog.formats.errorlog import read_error_log
+    from pplog.formats.errorlog import iter_error_log
     from pplog.outputs.doctor import write_findings, write_findings_json
     from pplog.reports.doctor import diagnose, reaches
 
@@ -547,7 +547,7 @@ def doctor_cmd(
             )
             rows, policy = scan.frame, scan.policy
         errors = (
-            read_error_log(list(error_logs), on_problem=lambda n, m: _warn(f"{n}: {m}"))
+            iter_error_log(list(error_logs), on_problem=lambda n, m: _warn(f"{n}: {m}"))
             if error_logs
             else None
         )

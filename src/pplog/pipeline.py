@@ -492,6 +492,23 @@ def _geo(frame: pl.LazyFrame, dbs: GeoDatabases) -> pl.LazyFrame:
     return frame.join(table.lazy(), on="client_ip", how="left", maintain_order="left")
 
 
+def parse_lines(
+    lines: pl.LazyFrame, fmt: LogFormat, *, decode: bool = True
+) -> pl.LazyFrame:
+    """`parse`, with the lines the reader cut for length as `too_long` rejects.
+
+    A line past `sources.LINE_LIMIT` reaches the parser as its first bytes,
+    marked in the `sources.TOO_LONG` column; it is a reject whatever those
+    bytes parse to.
+    """
+    frame = parse(lines, fmt, decode=decode)
+    if sources.TOO_LONG not in frame.collect_schema().names():
+        return frame
+    cut = pl.col(sources.TOO_LONG).fill_null(False)  # noqa: FBT003
+    reason = pl.when(cut).then(pl.lit("too_long")).otherwise(pl.col(REJECT_REASON))
+    return frame.with_columns(reason.alias(REJECT_REASON)).drop(sources.TOO_LONG)
+
+
 def rows(
     lines: pl.LazyFrame,
     fmt: LogFormat,
@@ -507,7 +524,7 @@ def rows(
     that hold the rows classify each distinct user agent once instead).
     Columns of `lines` other than the line's own pass through.
     """
-    frame = clientip.attribute(parse(lines, fmt, decode=decode), policy)
+    frame = clientip.attribute(parse_lines(lines, fmt, decode=decode), policy)
     if classify and HTTP_USER_AGENT in frame.collect_schema().names():
         frame = frame.with_columns(agent_class(HTTP_USER_AGENT))
     return frame

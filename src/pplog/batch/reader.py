@@ -41,10 +41,19 @@ from pplog.schema import (
     REJECT_REASON,
     SOURCE,
     STREAM_ID,
-    TEXT,
     TIME,
 )
-from pplog.sources import READ_ERRORS, describe, lines_frame
+from pplog.sources import (
+    LINE_LIMIT,  # noqa: F401 - the cap every reader applies, named here too
+    RAW_KEPT,  # noqa: F401
+    READ_ERRORS,
+    SAMPLE_BYTES,
+    SKIPPED_BINARY,
+    Block,
+    LineSplitter,
+    describe,
+    looks_binary,
+)
 
 FORGET_AFTER = 14 * 86400.0  # seconds unseen before a checkpoint is dropped
 
@@ -159,6 +168,14 @@ class Reader:
                 if b"\n" not in cand.head and short and not self.final(cand):
                     self.result.held[cand.name] = cand.size  # no complete line yet
                     continue
+                # the head is the decompressed start after a leading NUL hole:
+                # the sample `summarize` judges too
+                if looks_binary(cand.head[:SAMPLE_BYTES]):
+                    self.result.warn("binary_files")
+                    message = f"{cand.name}: {SKIPPED_BINARY}"
+                    self.result.problems.append(message)
+                    report(message)
+                    continue
                 if _heads(cand, checkpoints, used):
                     self.result.warn("identity_resets")  # truncated and rewritten
                 cp = {"stream_id": uuid.uuid4().hex, "offset": 0, "lines": 0}
@@ -249,10 +266,6 @@ class Reader:
             .with_columns(pl.lit(stream_id).alias(STREAM_ID))
             .collect(engine="streaming")
         )
-        if TOO_LONG in parsed.columns:  # cut lines are rejects, whatever they parse to
-            cut = pl.col(TOO_LONG).fill_null(False)  # noqa: FBT003
-            reason = pl.when(cut).then(pl.lit("too_long")).otherwise(REJECT_REASON)
-            parsed = parsed.with_columns(reason.alias(REJECT_REASON)).drop(TOO_LONG)
         if HTTP_USER_AGENT in parsed.columns:  # each distinct user agent once
             uas = parsed.select(pl.col(HTTP_USER_AGENT).unique())
             parsed = parsed.join(
@@ -363,11 +376,6 @@ def _age(
     return kept
 
 
-LINE_LIMIT = 1 << 20  # a line longer than this without a newline is cut
-RAW_KEPT = 8192  # bytes of such a line kept in its reject
-TOO_LONG = "line_too_long"  # frame column marking those lines
-
-
 def _batches(
     cand: Candidate, offset: int, line_no: int, batch_bytes: int, *, final: bool
 ) -> Iterator[tuple[pl.DataFrame, int, bytes, bool]]:
@@ -375,63 +383,19 @@ def _batches(
 
     Yields (lines, bytes consumed, the last bytes consumed, whether nothing
     is left over). A last line without newline is yielded only when `final`.
-    A line that runs past `LINE_LIMIT` without a newline is not held in
-    memory: its first `RAW_KEPT` bytes are kept, the rest skipped to the
-    newline, and it becomes one `too_long` reject covering all its bytes.
+    Lines are cut by `sources.LineSplitter`: a line that runs past
+    `LINE_LIMIT` is not held in memory but becomes one `too_long` reject
+    covering all its bytes, its first `RAW_KEPT` bytes kept.
     """
-    rest = b""
-    long_head: bytes | None = None  # set while skipping a too-long line
-    long_size, long_tail = 0, b""
+    lines = LineSplitter(offset, line_no, tail_bytes=identity.TAIL_BYTES)
     for piece in identity.read_from(cand, offset, batch_bytes):
-        if long_head is not None:
-            nl = piece.find(b"\n")
-            taken = piece if nl < 0 else piece[: nl + 1]
-            long_size += len(taken)
-            long_tail = (long_tail + taken[-identity.TAIL_BYTES :])[
-                -identity.TAIL_BYTES :
-            ]
-            if nl < 0:
-                continue
-            frame = _too_long(cand.name, long_head, long_size, line_no, offset)
-            piece, rest = piece[nl + 1 :], b""
-            yield frame, long_size, long_tail, not piece
-            line_no, offset, long_head = line_no + 1, offset + long_size, None
-            if not piece:
-                continue
-        block = rest + piece
-        cut = block.rfind(b"\n")
-        if cut < 0:
-            rest = block
-        else:
-            complete, rest = block[: cut + 1], block[cut + 1 :]
-            frame = _frame(cand.name, complete, line_no, offset)
-            line_no += frame.height
-            offset += len(complete)
-            yield frame, len(complete), complete[-identity.TAIL_BYTES :], not rest
-        if len(rest) > LINE_LIMIT:
-            long_head, long_size = rest[:RAW_KEPT], len(rest)
-            long_tail, rest = rest[-identity.TAIL_BYTES :], b""
-    if long_head is not None and final:  # cut off by the end of a finished file
-        frame = _too_long(cand.name, long_head, long_size, line_no, offset)
-        yield frame, long_size, long_tail, True
-    elif long_head is not None:  # still being written: read again next time
-        yield _frame(cand.name, b"", line_no, offset), 0, b"", False
-    elif rest and final:  # the last line of a finished file, without newline
-        tail = rest[-identity.TAIL_BYTES :]
-        yield _frame(cand.name, rest, line_no, offset), len(rest), tail, True
-    elif rest:  # a partial line waits: say so with an empty batch
-        yield _frame(cand.name, b"", line_no, offset), 0, b"", False
-
-
-def _too_long(
-    name: str, head: bytes, size: int, line_no: int, offset: int
-) -> pl.DataFrame:
-    """One row for a line cut at `RAW_KEPT` bytes, whose `length` is all of it."""
-    frame = _frame(name, head.replace(b"\n", b" "), line_no, offset).head(1)
-    return frame.with_columns(
-        pl.lit(size, pl.UInt64).alias(LENGTH),
-        pl.lit(True).alias(TOO_LONG),  # noqa: FBT003
-    )
+        for block in lines.feed(piece):
+            yield _frame(cand.name, block), block.size, block.tail, not lines.pending
+    if lines.pending and final:  # the last line of a finished file, without newline
+        for block in lines.finish():
+            yield _frame(cand.name, block), block.size, block.tail, True
+    elif lines.pending:  # a partial line waits: say so with an empty batch
+        yield _frame(cand.name, Block(b"", lines.line, lines.offset, 0)), 0, b"", False
 
 
 _DONE = object()
@@ -480,13 +444,10 @@ class _Raised:
     exc: BaseException
 
 
-def _frame(name: str, block: bytes, line_no: int, offset: int) -> pl.DataFrame:
+def _frame(name: str, block: Block) -> pl.DataFrame:
     """Lines of a block with their byte `length` (the newline included)."""
-    frame = lines_frame(name, block, line_no, offset)
-    end = offset + len(block)
-    frame = frame.with_columns(
+    frame = block.frame(name)
+    end = block.offset + block.size
+    return frame.with_columns(
         (pl.col(OFFSET).shift(-1, fill_value=end) - pl.col(OFFSET)).alias(LENGTH)
     )
-    if b"\x00" in block:  # a copytruncate hole: NULs before the next line
-        frame = frame.with_columns(pl.col(TEXT).str.strip_chars_start("\x00"))
-    return frame

@@ -6,7 +6,9 @@ older than 1.23.2 printed the whole received buffer in ``broken header: "..."``
 (the request headers, raw), so one entry can span several lines. The error log
 is not escaped: bytes that are not UTF-8 become `\\xHH` text, other control
 bytes (NUL included) are kept as characters, and the CR of a CRLF inside a
-message is lost when lines are split.
+message is lost when lines are split. Lines are read as for access logs
+(`pplog.sources`): a binary file is skipped, a line past the length cap keeps
+its head, and the logs stream in batches.
 
 The time is nginx's local time without an offset, so `time` is a naive
 ``Datetime("us")``: pplog cannot know the zone the server ran in.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import polars as pl
 
@@ -76,7 +79,7 @@ _CONTEXT = (
     r'(?:, host: "(?P<host>[^"\n]*)")?'
     r'(?:, referrer: "(?P<referrer>[^"\n]*)")?)?$'
 )
-_BINARY = "skipped: binary data, not a text log"
+MAX_CARRY = sources.LINE_LIMIT  # bytes of an entry's lines held for the next batch
 
 
 def parse_error_lines(lines: pl.DataFrame) -> pl.DataFrame:
@@ -149,11 +152,13 @@ def read_error_log(
     Parameters
     ----------
     paths
-        Paths, globs, directories or ``"-"`` (stdin), as for `pplog.read_log`.
+        Files, globs or ``"-"`` (stdin). Only regular files are read: a
+        directory or a device (``/dev/zero`` never ends) is an error.
     on_problem
         Called with (source name, one-line reason) for a file that cannot be
-        read, or that breaks off (lines read before the damage are kept).
-        When None, such a problem raises `SourceError`.
+        read, that breaks off (lines read before the damage are kept), or that
+        holds binary data (`pplog.sources.looks_binary`). When None, such a
+        problem raises `SourceError`.
 
     Returns
     -------
@@ -163,59 +168,80 @@ def read_error_log(
         absent), `message` (without the trailing context), `client`,
         `server`, `request`, `upstream`, `host`, `referrer` (null when the
         entry has no such context) and `raw` (the whole entry, lines joined
-        with ``\\n``).
+        with ``\\n``). A line longer than `pplog.sources.LINE_LIMIT` keeps its
+        first `pplog.sources.RAW_KEPT` bytes.
 
     Raises
     ------
     SourceError
-        When no input exists, or a file cannot be read and `on_problem` is None.
+        When no input exists, a path is not a regular file, or a file cannot
+        be read and `on_problem` is None.
     """
-    srcs = sources.expand(paths)  # type: ignore[arg-type]
-    frames = [b for src in srcs for b in _source_lines(src, on_problem)]
+    frames = list(_entries(_sources(paths), on_problem))
     if not frames:
         return pl.DataFrame(schema=ERROR_LOG_SCHEMA)
-    return parse_error_lines(pl.concat(frames, how="vertical"))
+    return pl.concat(frames, how="vertical")
 
 
-def _source_lines(
-    src: Source, on_problem: ProblemHandler | None
+def iter_error_log(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    on_problem: ProblemHandler | None = None,
 ) -> Iterator[pl.DataFrame]:
-    """Line batches of one source; error logs may hold raw NUL bytes."""
-    binary = False
+    """The entries of `read_error_log` in batches, read as they are asked for.
+
+    Memory follows one batch (about `pplog.sources.CHUNK_BYTES` of lines),
+    however large the logs; an entry is never split between batches. Paths
+    are checked now: a directory or a device raises `SourceError` here.
+    """
+    return _entries(_sources(paths), on_problem)
+
+
+def _sources(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+) -> list[Source]:
+    """The inputs; only regular files and stdin: a device never ends."""
+    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    for item in items:
+        text = os.fspath(item)
+        path = Path(text)
+        if text != sources.STDIN and path.exists() and not path.is_file():
+            kind = "a directory" if path.is_dir() else "not a regular file"
+            msg = (
+                f"error log `{text}` is {kind}; pass an nginx error log file "
+                "(or `-` to read stdin)"
+            )
+            raise SourceError(msg)
+    return sources.expand(items)
+
+
+def _entries(
+    srcs: Sequence[Source], on_problem: ProblemHandler | None
+) -> Iterator[pl.DataFrame]:
+    """Entries of each source, parsed batch by batch.
+
+    The last entry of a batch may go on in the next one: its lines are
+    carried over, up to `MAX_CARRY` bytes (nginx writes at most 2048 bytes
+    per entry); past that they are parsed as they are.
+    """
 
     def problem(name: str, message: str) -> None:
-        nonlocal binary
-        if message == _BINARY and src.path is not None:
-            binary = True  # nginx < 1.23.2 logs a cut-off PROXY v2 signature raw
-        else:
-            _report(on_problem, name, message)
+        _report(on_problem, name, message)
 
-    yield from sources.iter_batches([src], on_problem=problem)
-    if binary:
-        yield from _lines_with_nul(src, on_problem)
-
-
-def _lines_with_nul(
-    src: Source, on_problem: ProblemHandler | None
-) -> Iterator[pl.DataFrame]:
-    # `iter_batches` refuses files with a NUL byte near the start (binary data
-    # is no access log); an error log can legitimately hold one.
-    try:
-        stream, counter = sources.open_stream(src)
-    except OSError as exc:
-        _report(on_problem, src.name, f"cannot open: {exc.strerror or exc}")
-        return
-    chunks: list[bytes] = []
-    try:
-        while chunk := stream.read(sources.CHUNK_BYTES):
-            chunks.append(chunk)
-    except sources.READ_ERRORS as exc:
-        _report(on_problem, src.name, f"stopped: {sources.describe(exc)}")
-    finally:
-        counter.close()
-    data = b"".join(chunks)
-    if data:
-        yield sources.lines_frame(src.name, data, 1, 0)
+    for src in srcs:
+        carry: pl.DataFrame | None = None
+        for batch in sources.iter_batches([src], on_problem=problem):
+            lines = batch if carry is None else pl.concat([carry, batch])
+            starts = lines.get_column(TEXT).str.contains(ENTRY_START).arg_true()
+            last = int(starts[-1]) if len(starts) else 0
+            if last == 0 and lines.estimated_size() <= MAX_CARRY:
+                carry = lines
+                continue
+            cut = last or lines.height
+            yield parse_error_lines(lines.head(cut))
+            carry = lines.slice(cut)
+        if carry is not None and carry.height:
+            yield parse_error_lines(carry)
 
 
 def _report(handler: ProblemHandler | None, name: str, message: str) -> None:

@@ -62,6 +62,7 @@ Error-log codes (entries from `pplog.formats.errorlog.read_error_log`):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,7 +145,7 @@ class Finding:
 
 def diagnose(
     rows: pl.LazyFrame | pl.DataFrame | None,
-    error_log: pl.DataFrame | None = None,
+    error_log: pl.DataFrame | Iterable[pl.DataFrame] | None = None,
     *,
     policy: ProxyPolicy | None = None,
     balancer_share: float = BALANCER_SHARE,
@@ -157,7 +158,8 @@ def diagnose(
         Access-log rows from `pplog.scan_log` / `pplog.read_log` (best with
         ``include_rejects=True``, so examples show the logged line).
     error_log
-        Entries from `pplog.formats.errorlog.read_error_log`, if any.
+        Entries from `pplog.formats.errorlog.read_error_log`, if any, or
+        batches of them (`iter_error_log`), counted as they come.
     policy
         The proxy policy the rows were read with; its trusted ranges decide
         ``balancer-addresses-as-clients``. Default: `ProxyPolicy()`.
@@ -557,7 +559,31 @@ def _error_masks() -> dict[str, pl.Expr]:
     }
 
 
-def _error_findings(entries: pl.DataFrame) -> list[Finding]:
+def _error_findings(entries: pl.DataFrame | Iterable[pl.DataFrame]) -> list[Finding]:
+    batches = [entries] if isinstance(entries, pl.DataFrame) else entries
+    stats: dict[str, Any] = {}
+    clients: set[str | None] = set()
+    for batch in batches:  # counts add up; examples and clients are merged
+        part = _error_stats(batch)
+        clients.update(part.pop("_clients"))
+        for key, value in part.items():
+            if key.endswith(":ex"):
+                stats[key] = (stats.get(key, []) + list(value))[:EXAMPLES]
+            else:
+                stats[key] = stats.get(key, 0) + int(value)
+    if not stats:
+        return []
+    stats["_clients"] = len(clients)
+    texts = _error_texts(stats)
+    return [
+        Finding(code, int(stats[code]), *texts[code], list(stats[f"{code}:ex"]))
+        for code in _error_masks()
+        if not code.startswith("_")
+    ]
+
+
+def _error_stats(entries: pl.DataFrame) -> dict[str, Any]:
+    """Counts, first examples and distinct clients of one batch of entries."""
     masks = _error_masks()
     text = pl.col(RAW) if RAW in entries.columns else pl.col(MESSAGE)
     where = pl.concat_str(pl.col(SOURCE), pl.lit(":"), pl.col(LINE).cast(pl.String))
@@ -567,15 +593,13 @@ def _error_findings(entries: pl.DataFrame) -> list[Finding]:
         if not code.startswith("_"):
             exprs.append(_examples(where, text.fill_null(""), mask).alias(f"{code}:ex"))
     exprs.append(
-        pl.col("client").filter(masks[PLAIN_ON_PROXY]).n_unique().alias("_clients")
+        pl.col("client")
+        .filter(masks[PLAIN_ON_PROXY])
+        .unique()
+        .implode()
+        .alias("_clients")
     )
-    stats = entries.select(exprs).row(0, named=True)
-    texts = _error_texts(stats)
-    return [
-        Finding(code, int(stats[code]), *texts[code], list(stats[f"{code}:ex"]))
-        for code in masks
-        if not code.startswith("_")
-    ]
+    return entries.select(exprs).row(0, named=True)
 
 
 def _error_texts(stats: dict[str, Any]) -> dict[str, tuple[str, str]]:

@@ -23,8 +23,7 @@ from pplog.enrich.geo import (
 )
 from pplog.enrich.routes import parse_rules
 from pplog.errors import OptionError, ReportError
-from pplog.parse import parse
-from pplog.pipeline import LogScan, PathArg, open_log, resolve_policy
+from pplog.pipeline import LogScan, PathArg, open_log, parse_lines, resolve_policy
 from pplog.reports._spool import spooled, with_report_columns, write_rejects
 from pplog.reports._tables import TableSet, build_tables
 from pplog.reports.enriched import agent_classes, bot_rows
@@ -274,7 +273,7 @@ def summarize(
                 # free text stays escaped through the aggregations; tables decode
                 # it and the client is attributed after the spool, from its inputs
                 lf = with_pair_key(
-                    parse(scan.lines, scan.format, decode=False), scan.policy
+                    parse_lines(scan.lines, scan.format, decode=False), scan.policy
                 )
         late = scan is not None and not scan.mixed  # decoded and attributed later
         escape = scan.format.escape if late and scan is not None else "none"
