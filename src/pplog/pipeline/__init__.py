@@ -1,0 +1,45 @@
+"""From sources to attributed rows: detect each input's format, open, parse, attribute.
+
+`detect` decides which format each input is read with; `opening` reads the
+inputs in batches and turns lines into rows (parse, attribute, classify);
+`scan` is the public `scan_log` / `read_log`.
+"""
+
+from __future__ import annotations
+
+from pplog.pipeline.detect import (
+    DETECT_LINES,
+    UNKNOWN_FORMAT,
+    FileGroup,
+    detect_format,
+    resolve_format,
+    resolve_groups,
+)
+from pplog.pipeline.opening import (
+    LogScan,
+    PathArg,
+    PplogWarning,
+    open_log,
+    parse_lines,
+    resolve_policy,
+    rows,
+)
+from pplog.pipeline.scan import read_log, scan_log
+
+__all__ = [
+    "DETECT_LINES",
+    "UNKNOWN_FORMAT",
+    "FileGroup",
+    "LogScan",
+    "PathArg",
+    "PplogWarning",
+    "detect_format",
+    "open_log",
+    "parse_lines",
+    "read_log",
+    "resolve_format",
+    "resolve_groups",
+    "resolve_policy",
+    "rows",
+    "scan_log",
+]

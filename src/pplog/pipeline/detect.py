@@ -1,0 +1,268 @@
+"""Which format each input is read with: detection per rotation set, or forced."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from pplog import sources
+from pplog.clientip import ProxyPolicy
+from pplog.errors import LogFormatError, OptionError
+from pplog.formats import (
+    DETECTION_ORDER,
+    PRESETS,
+    LogFormat,
+    format_from_config,
+    formats_by_log_path,
+    get_format,
+)
+from pplog.parse import parse
+from pplog.schema import LINE, OFFSET, REJECT_REASON, SOURCE, TEXT
+from pplog.sources import rotation_key
+
+if TYPE_CHECKING:
+    from pplog.sources import Source
+
+DETECT_LINES = 200
+
+
+@dataclass
+class FileGroup:
+    """Inputs read with one format: a rotation set, or every input when forced.
+
+    `format` is None when no preset fits (the lines are then rejects).
+    """
+
+    sources: list[Source]
+    format: LogFormat | None
+    note: str | None
+    policy: ProxyPolicy = field(default_factory=lambda: ProxyPolicy())
+
+
+UNKNOWN_FORMAT = "unknown_format"  # reject reason: no preset fits the file
+
+_ERROR_LOG_LINE = (
+    r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} "
+    r"\[(?:debug|info|notice|warn|error|crit|alert|emerg)\] \d+#\d+: "
+)
+
+
+def detect_format(lines: Sequence[str]) -> tuple[LogFormat, int]:
+    """The preset that parses the most of `lines` (ties go to DETECTION_ORDER)."""
+    sample = [x for x in lines if x.strip()]
+    frame = pl.LazyFrame(
+        {
+            SOURCE: ["<sample>"] * len(sample),
+            LINE: pl.Series(range(1, len(sample) + 1), dtype=pl.UInt64),
+            OFFSET: pl.Series([0] * len(sample), dtype=pl.UInt64),
+            TEXT: pl.Series(sample, dtype=pl.String),
+        }
+    )
+    best, best_ok = PRESETS[DETECTION_ORDER[0]], -1
+    for name in DETECTION_ORDER:
+        fmt = PRESETS[name]
+        ok = (
+            parse(frame, fmt)
+            .select(pl.col(REJECT_REASON).is_null().sum())
+            .collect()
+            .item()
+        )
+        if ok > best_ok:
+            best, best_ok = fmt, ok
+    return best, best_ok
+
+
+def _error_log_lines(sample: Sequence[str]) -> int:
+    """How many of `sample` are nginx error-log entries."""
+    return int(
+        pl.Series(sample, dtype=pl.String).str.contains(_ERROR_LOG_LINE).sum() or 0
+    )
+
+
+def _detect_one(src: Source, sample: list[str]) -> tuple[LogFormat | None, str]:
+    """The preset for one input's sample, or None with a one-line reason."""
+    fmt, ok = detect_format(sample)
+    if ok * 2 >= len(sample):
+        return fmt, f"auto-detected: {ok} of {len(sample)} sample lines fit"
+    errors = _error_log_lines(sample)
+    if errors * 2 >= len(sample):
+        return None, (
+            f"an nginx error log, not an access log ({errors} of {len(sample)} "
+            f"sample lines are error-log entries); read it with "
+            f"`pplog doctor --error-log {src.name}`"
+        )
+    return None, (
+        f"no preset fits (the closest, `{fmt.name}`, fits {max(ok, 0)} of "
+        f"{len(sample)} sample lines)"
+    )
+
+
+def _no_format_error(src: Source, note: str, sample_line: str) -> LogFormatError:
+    """The error when auto-detection fits no input: what was found, what to do."""
+    if not note.startswith("no preset fits"):
+        return LogFormatError(f"`{src.name}` is {note}")
+    closest = note.split("`")[1]
+    msg = (
+        f"no preset fits `{src.name}` {note[len('no preset fits ') :]}; first "
+        f"line: {sample_line[:120]!r}; pass --format {closest} to read it with that "
+        "preset anyway (lines that do not fit are counted as rejects), "
+        "--log-format 'YOUR nginx log_format' or --nginx-conf /etc/nginx/nginx.conf"
+    )
+    return LogFormatError(msg)
+
+
+def _rotation_sets(srcs: Sequence[Source]) -> list[list[Source]]:
+    """Inputs grouped by rotation set (`access.log`, `.1`, `.2.gz`), in order.
+
+    A set is placed where its first member is; stdin is a set of its own.
+    """
+    sets: dict[str, list[Source]] = {}
+    for i, src in enumerate(srcs):
+        key = f"<stdin:{i}>" if src.path is None else rotation_key(src.path)[0]
+        sets.setdefault(key, []).append(src)
+    return list(sets.values())
+
+
+def _detect_set(
+    members: list[Source],
+) -> tuple[LogFormat | None, str | None, LogFormatError | None]:
+    """One detection for a rotation set: the first member with lines decides.
+
+    The third value is the error to raise if no input at all can be read.
+    """
+    failed: tuple[str, LogFormatError] | None = None
+    for src in members:
+        sample = [x for x in sources.read_head(src, DETECT_LINES) if x.strip()]
+        if not sample:
+            continue
+        fmt, note = _detect_one(src, sample)
+        if fmt is not None:
+            return fmt, note, None
+        failed = failed or (note, _no_format_error(src, note, sample[0]))
+    if failed is not None:
+        return None, *failed
+    return PRESETS["combined"], "no lines to detect from; assumed combined", None
+
+
+def resolve_groups(
+    srcs: Sequence[Source],
+    format: str | LogFormat | None = "auto",  # noqa: A002 - mirrors --format
+    *,
+    log_format: str | None = None,
+    nginx_conf: str | os.PathLike[str] | None = None,
+    log_format_name: str | None = None,
+) -> list[FileGroup]:
+    """The format of each input, grouped: one group when a format is forced.
+
+    `--format`, `--log-format` and `--nginx-conf --log-format-name` force one
+    format for every input. `--nginx-conf` alone gives each input the format
+    of the `access_log` directive that writes it (or its rotations), and the
+    configuration's format to the others. Otherwise each rotation set is
+    detected on its own, as lnav does per file; a set that no preset fits
+    gets a group with no format (its lines become rejects), unless no input
+    fits at all, which is an error.
+
+    Raises
+    ------
+    LogFormatError
+        When auto-detection finds no preset for any input: the message names
+        the closest preset, how many sample lines it fits, and says so when
+        the input is an nginx error log.
+    """
+    if nginx_conf is not None and log_format is None and log_format_name is None:
+        return _groups_from_config(srcs, nginx_conf)
+    forced = format not in (None, "auto") or log_format or nginx_conf
+    if forced or log_format_name is not None:
+        fmt, note = resolve_format(
+            srcs,
+            format,
+            log_format=log_format,
+            nginx_conf=nginx_conf,
+            log_format_name=log_format_name,
+        )
+        return [FileGroup(list(srcs), fmt, note)]
+    groups, failures = [], []
+    for members in _rotation_sets(srcs):
+        found, note, failure = _detect_set(members)
+        groups.append(FileGroup(members, found, note))
+        if failure is not None:
+            failures.append(failure)
+    if len(failures) == len(groups):
+        raise failures[0]
+    return groups
+
+
+def _groups_from_config(
+    srcs: Sequence[Source], nginx_conf: str | os.PathLike[str]
+) -> list[FileGroup]:
+    """Each input with the format of the `access_log` that writes it."""
+    by_path = {
+        rotation_key(p)[0]: fmt for p, fmt in formats_by_log_path(nginx_conf).items()
+    }
+    conf = os.fspath(nginx_conf)
+    default: tuple[LogFormat, str] | None = None
+    groups: list[FileGroup] = []
+    for members in _rotation_sets(srcs):
+        path = members[0].path
+        key = rotation_key(path.absolute())[0] if path is not None else None
+        if key is not None and key in by_path:
+            fmt = by_path[key]
+            groups.append(
+                FileGroup(
+                    members,
+                    fmt,
+                    f"log_format `{fmt.name}` of its access_log in {conf}",
+                )
+            )
+            continue
+        if default is None:
+            found = format_from_config(nginx_conf, None)
+            default = (found, f"log_format `{found.name}` from {conf}")
+        groups.append(FileGroup(members, *default))
+    return groups
+
+
+def resolve_format(
+    srcs: Sequence[Source],
+    format: str | LogFormat | None = "auto",  # noqa: A002 - mirrors --format
+    *,
+    log_format: str | None = None,
+    nginx_conf: str | os.PathLike[str] | None = None,
+    log_format_name: str | None = None,
+) -> tuple[LogFormat, str | None]:
+    """One format for every input, and a note saying how it was chosen.
+
+    Auto-detection takes the first input that a preset fits (`pplog ingest`
+    keeps one format per dataset); `resolve_groups` detects per input.
+    """
+    if log_format is not None and nginx_conf is not None:
+        msg = "give either a log format string or an nginx configuration, not both"
+        raise OptionError(msg)
+    if log_format is not None:
+        return LogFormat.from_string(log_format), None
+    if nginx_conf is not None:
+        fmt = format_from_config(nginx_conf, log_format_name)
+        return fmt, f"log_format `{fmt.name}` from {os.fspath(nginx_conf)}"
+    if log_format_name is not None:
+        msg = "`log_format_name` needs an nginx configuration (--nginx-conf FILE)"
+        raise OptionError(msg)
+    if isinstance(format, LogFormat):
+        return format, None
+    if format not in (None, "auto"):
+        return get_format(format), None
+    failure: LogFormatError | None = None
+    for src in srcs:  # the first source that a preset fits decides
+        sample = [x for x in sources.read_head(src, DETECT_LINES) if x.strip()]
+        if not sample:
+            continue
+        found, note = _detect_one(src, sample)
+        if found is not None:
+            return found, note
+        failure = failure or _no_format_error(src, note, sample[0])
+    if failure is not None:
+        raise failure
+    return PRESETS["combined"], "no lines to detect from; assumed combined"

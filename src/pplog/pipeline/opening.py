@@ -1,0 +1,265 @@
+"""Open inputs into rows: read in batches, parse, attribute, classify."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from pplog import clientip, sources
+from pplog.clientip import ProxyPolicy
+from pplog.enrich.agents import agent_class
+from pplog.errors import OptionError
+from pplog.formats import PRESETS, LogFormat, realip_from_config
+from pplog.parse import parse
+from pplog.pipeline.detect import UNKNOWN_FORMAT, FileGroup, resolve_groups
+from pplog.schema import (
+    HTTP_USER_AGENT,
+    LINE,
+    OFFSET,
+    RAW,
+    REJECT_REASON,
+    SOURCE,
+    TEXT,
+)
+
+if TYPE_CHECKING:
+    from pplog.sources import ProblemHandler, ProgressHandler, Source
+
+PathArg = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+
+
+class PplogWarning(UserWarning):
+    """A problem with one input that did not stop the run (unreadable file, ...)."""
+
+
+@dataclass
+class LogScan:
+    """A log opened for reading: the lazy rows plus what is known about them.
+
+    With one format for every input (`mixed` False), `frame` is parsed from
+    `lines` with `format` and `policy`. With several (`mixed`), each group
+    of `groups` was parsed and attributed with its own format and policy,
+    and `frame` is their rows one after the other, decoded; `format` and
+    `policy` are then the first group's.
+    """
+
+    frame: pl.LazyFrame  # every line, with `reject_reason` and `raw`
+    lines: pl.LazyFrame  # what `frame` is parsed from
+    native: bool  # True when polars reads every source itself (one shared scan)
+    format: LogFormat
+    detection: str | None
+    sources: list[Source]
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    policy: ProxyPolicy = field(default_factory=lambda: ProxyPolicy())
+    groups: list[FileGroup] = field(default_factory=list)
+
+    @property
+    def mixed(self) -> bool:
+        """True when the inputs were read with more than one format."""
+        return len(self.groups) > 1
+
+    def formats(self) -> list[dict[str, str | None]]:
+        """Which input was read with which format, and how it was chosen."""
+        return [
+            {
+                "source": src.name,
+                "format": g.format.name if g.format is not None else None,
+                "detection": g.note,
+            }
+            for g in self.groups
+            for src in g.sources
+        ]
+
+
+def _warn(name: str, message: str) -> None:
+    warnings.warn(f"{name}: {message}", PplogWarning, stacklevel=3)
+
+
+def open_log(
+    source: PathArg,
+    format: str | LogFormat | None = "auto",  # noqa: A002
+    *,
+    log_format: str | None = None,
+    nginx_conf: str | os.PathLike[str] | None = None,
+    log_format_name: str | None = None,
+    trusted: Sequence[str] | None = None,
+    real_ip_header: str | None = None,
+    recursive: bool | None = None,
+    policy: ProxyPolicy | None = None,
+    on_problem: ProblemHandler | None = None,
+    on_progress: ProgressHandler | None = None,
+) -> LogScan:
+    """Resolve inputs, formats and proxy policies; the `LogScan` frame keeps rejects.
+
+    Each input is read with its own format (see `resolve_groups`); an input
+    that no preset fits is reported once through `on_problem` and its lines
+    are kept as rejects (`unknown_format`).
+    """
+    if log_format is not None and nginx_conf is not None:
+        msg = "give either a log format string or an nginx configuration, not both"
+        raise OptionError(msg)
+    srcs = sources.expand(source)  # type: ignore[arg-type]
+    groups = resolve_groups(
+        srcs,
+        format,
+        log_format=log_format,
+        nginx_conf=nginx_conf,
+        log_format_name=log_format_name,
+    )
+    problems: list[tuple[str, str]] = []
+
+    def problem(name: str, message: str) -> None:
+        problems.append((name, message))
+        (on_problem or _warn)(name, message)
+
+    for g in groups:
+        g.policy = resolve_policy(
+            policy,
+            trusted=trusted,
+            real_ip_header=real_ip_header,
+            recursive=recursive,
+            nginx_conf=nginx_conf,
+            fmt=g.format,
+        )
+    groups = _merge_neighbours(groups)
+    first = next((g for g in groups if g.format is not None), groups[0])
+    fmt = first.format or PRESETS["combined"]
+    if len(groups) == 1:
+        lines, native = sources.scan_lines(
+            srcs, on_problem=problem, on_progress=on_progress
+        )
+        frame = rows(lines, fmt, policy=first.policy)
+        return LogScan(
+            frame, lines, native, fmt, first.note, srcs, problems, first.policy, groups
+        )
+    frames, all_lines = [], []
+    for g in groups:
+        lines, _ = sources.scan_lines(
+            g.sources, on_problem=problem, on_progress=on_progress
+        )
+        all_lines.append(lines)
+        if g.format is None:
+            for src in g.sources:
+                (on_problem or _warn)(
+                    src.name,
+                    f"{g.note}; its lines are counted as rejects "
+                    f"(`{UNKNOWN_FORMAT}`); pass --format NAME to choose one",
+                )
+            frames.append(_unknown_format_rows(lines))
+        else:
+            frames.append(rows(lines, g.format, policy=g.policy))
+    frame = pl.concat(frames, how="diagonal_relaxed")
+    names = sorted({g.format.name for g in groups if g.format is not None})
+    note = f"{len(names)} formats, one per input: " + ", ".join(names)
+    if len(names) == 1:
+        note = f"{names[0]}, some inputs fit no preset"
+    return LogScan(
+        frame,
+        pl.concat(all_lines, how="vertical"),
+        False,
+        fmt,
+        note,
+        srcs,
+        problems,
+        first.policy,
+        groups,
+    )
+
+
+def _merge_neighbours(groups: list[FileGroup]) -> list[FileGroup]:
+    """Neighbouring groups with the same format and policy read as one."""
+    out: list[FileGroup] = []
+    for g in groups:
+        prev = out[-1] if out else None
+        if (
+            prev is not None
+            and prev.format is not None
+            and prev.format == g.format
+            and prev.policy == g.policy
+        ):
+            merged = [*prev.sources, *g.sources]
+            out[-1] = FileGroup(merged, g.format, prev.note or g.note, g.policy)
+        else:
+            out.append(g)
+    return out
+
+
+def _unknown_format_rows(lines: pl.LazyFrame) -> pl.LazyFrame:
+    """The lines of an input no preset fits, as rejects (`unknown_format`)."""
+    return lines.select(
+        SOURCE,
+        LINE,
+        OFFSET,
+        pl.lit(UNKNOWN_FORMAT, pl.String).alias(REJECT_REASON),
+        pl.col(TEXT).alias(RAW),
+    )
+
+
+def resolve_policy(
+    policy: ProxyPolicy | None,
+    *,
+    trusted: Sequence[str] | None = None,
+    real_ip_header: str | None = None,
+    recursive: bool | None = None,
+    nginx_conf: str | os.PathLike[str] | None = None,
+    fmt: LogFormat | None = None,
+) -> ProxyPolicy:
+    """The proxy policy: explicit settings, else nginx.conf's realip, else defaults."""
+    if policy is not None:
+        return policy
+    settings = None
+    if nginx_conf is not None and fmt is not None:
+        settings = realip_from_config(nginx_conf, fmt.name)
+    base = ProxyPolicy(
+        trusted=settings.trusted if settings else None,
+        header=settings.header if settings else "auto",
+        recursive=settings.recursive if settings else True,
+    )
+    return ProxyPolicy(
+        trusted=trusted if trusted is not None else base.trusted,
+        header=real_ip_header if real_ip_header is not None else base.header,
+        recursive=recursive if recursive is not None else base.recursive,
+    )
+
+
+def parse_lines(
+    lines: pl.LazyFrame, fmt: LogFormat, *, decode: bool = True
+) -> pl.LazyFrame:
+    """`parse`, with the lines the reader cut for length as `too_long` rejects.
+
+    A line past `sources.LINE_LIMIT` reaches the parser as its first bytes,
+    marked in the `sources.TOO_LONG` column; it is a reject whatever those
+    bytes parse to.
+    """
+    frame = parse(lines, fmt, decode=decode)
+    if sources.TOO_LONG not in frame.collect_schema().names():
+        return frame
+    cut = pl.col(sources.TOO_LONG).fill_null(False)  # noqa: FBT003
+    reason = pl.when(cut).then(pl.lit("too_long")).otherwise(pl.col(REJECT_REASON))
+    return frame.with_columns(reason.alias(REJECT_REASON)).drop(sources.TOO_LONG)
+
+
+def rows(
+    lines: pl.LazyFrame,
+    fmt: LogFormat,
+    *,
+    decode: bool = True,
+    policy: ProxyPolicy | None = None,
+    classify: bool = True,
+) -> pl.LazyFrame:
+    """Parse, attribute and classify a frame of lines: the row columns of the design.
+
+    `agent_class` is an expression like any column: a query that does not
+    select it does not compute it. `classify=False` leaves it out (callers
+    that hold the rows classify each distinct user agent once instead).
+    Columns of `lines` other than the line's own pass through.
+    """
+    frame = clientip.attribute(parse_lines(lines, fmt, decode=decode), policy)
+    if classify and HTTP_USER_AGENT in frame.collect_schema().names():
+        frame = frame.with_columns(agent_class(HTTP_USER_AGENT))
+    return frame
