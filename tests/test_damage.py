@@ -498,3 +498,30 @@ def test_a_large_error_log_streams_in_bounded_memory(tmp_path: Path) -> None:
     assert counts == [30_000, 30_000 * (80 * MiB // len(chunk))]
     # the whole log in memory took about 6 times its size
     assert peak - base < 120 * MiB, (base, peak)
+
+
+BOMB = b"a" * (64 << 20) + b"\n"
+COMPRESS = {
+    "gzip": lambda data: gzip.compress(data, compresslevel=1),
+    "bz2": lambda data: bz2.compress(data, compresslevel=1),
+    "xz": lambda data: lzma.compress(data, preset=0),
+    "zstd": lambda data: zstandard.ZstdCompressor(level=1).compress(data),
+}
+
+
+@pytest.mark.parametrize("kind", list(COMPRESS))
+def test_a_decompression_bomb_comes_out_in_bounded_pieces(kind: str) -> None:
+    """64 MiB of one byte shrinks to a few KiB; before, one 64 KiB read of the
+    compressed file came out whole (a 131 KB zstd file held a 4 GB line and
+    took 6.4 GB), so memory followed the expansion, not the input."""
+    import io
+
+    from pplog.sources import OUT_PIECE, _decompress
+
+    packed = COMPRESS[kind](BOMB) * 2  # two members, as `cat a.gz b.gz`
+    sizes = [len(p) for p in _decompress(io.BytesIO(packed), kind)]
+    assert sum(sizes) == 2 * len(BOMB)
+    # zstd is fed 1 KiB at a time: one such slice of RLE blocks can give 32 MiB
+    bound = OUT_PIECE + (32 << 20 if kind == "zstd" else 0)
+    assert max(sizes) <= bound
+    assert len(packed) < 1 << 20

@@ -18,7 +18,7 @@ import re
 import stat
 import sys
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -236,11 +236,19 @@ def _decompressor(kind: str) -> Any:
     return zstandard.ZstdDecompressor().decompressobj()
 
 
+OUT_PIECE = 1 << 20  # the most one decompression step may produce
+# zstd input fed per step: a 4-byte block can stand for 128 KiB, so one step
+# gives at most 32 MiB (and about 10 KiB on a log)
+ZSTD_SLICE = 1 << 10
+
+
 def _decompress(raw: IO[bytes], kind: str, piece: int = 1 << 16) -> Iterator[bytes]:
     """Decompress `raw` piece by piece, across concatenated members.
 
     Everything that decompressed before damage is yielded; then the error
-    is raised, so a truncated file loses only what is truly missing.
+    is raised, so a truncated file loses only what is truly missing. No
+    piece is much larger than `OUT_PIECE`, however well the input
+    compresses (a 131 KB zstd file can hold a 4 GB line).
     """
     dec = _decompressor(kind)
     started = False
@@ -252,19 +260,58 @@ def _decompress(raw: IO[bytes], kind: str, piece: int = 1 << 16) -> Iterator[byt
             return
         while data:
             started = True
-            out = dec.decompress(data)
+            rest = yield from _inflate(dec, data)
+            if rest is None:  # all taken, the member goes on
+                break
+            dec = _decompressor(kind)  # a member ended: another may follow
+            data = rest if rest.strip(b"\x00") else b""
+            started = bool(data)
+
+
+def _inflate(dec: Any, data: bytes) -> Generator[bytes, None, bytes | None]:  # noqa: ANN401
+    """What `data` decompresses to, in pieces of about `OUT_PIECE` at most.
+
+    Returns None when every byte was taken and the member goes on, else the
+    bytes after the member's end. zlib, bz2 and lzma take a `max_length` and
+    keep the rest of the input; zstd's streaming object takes none, so it is
+    fed `ZSTD_SLICE` bytes at a time (a zstd block of 128 KiB can be 4
+    bytes: 32,768 times its size).
+    """
+    if isinstance(dec, bz2.BZ2Decompressor | lzma.LZMADecompressor):
+        out = dec.decompress(data, OUT_PIECE)
+        while True:
             if out:
                 yield out
-            if getattr(dec, "eof", False):
-                data = dec.unused_data
-                if data.strip(b"\x00"):
-                    dec = _decompressor(kind)
-                    continue
-                data = b""
-                started = False
-                dec = _decompressor(kind)
-            else:
-                data = b""
+            if dec.eof:
+                return bytes(dec.unused_data)
+            if dec.needs_input:
+                return None
+            out = dec.decompress(b"", OUT_PIECE)
+    if isinstance(dec, type(zlib.decompressobj())):
+        while True:
+            out = dec.decompress(data, OUT_PIECE)
+            if out:
+                yield out
+            if dec.eof:
+                return bytes(dec.unused_data)
+            data = dec.unconsumed_tail
+            if not data and len(out) < OUT_PIECE:
+                return None
+    pending: list[bytes] = []  # zstd: small outputs joined into one piece
+    size = 0
+    for start in range(0, len(data), ZSTD_SLICE):
+        out = dec.decompress(data[start : start + ZSTD_SLICE])
+        pending.append(out)
+        size += len(out)
+        if dec.eof:
+            yield b"".join(pending)
+            return bytes(dec.unused_data) + data[start + ZSTD_SLICE :]
+        if size >= OUT_PIECE:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if size:
+        yield b"".join(pending)
+    return None
 
 
 class _Stream:
