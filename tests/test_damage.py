@@ -501,7 +501,7 @@ def test_a_large_error_log_streams_in_bounded_memory(tmp_path: Path) -> None:
 
 
 BOMB = b"a" * (64 << 20) + b"\n"
-COMPRESS = {
+BOMB_PACKERS = {
     "gzip": lambda data: gzip.compress(data, compresslevel=1),
     "bz2": lambda data: bz2.compress(data, compresslevel=1),
     "xz": lambda data: lzma.compress(data, preset=0),
@@ -509,7 +509,7 @@ COMPRESS = {
 }
 
 
-@pytest.mark.parametrize("kind", list(COMPRESS))
+@pytest.mark.parametrize("kind", list(BOMB_PACKERS))
 def test_a_decompression_bomb_comes_out_in_bounded_pieces(kind: str) -> None:
     """64 MiB of one byte shrinks to a few KiB; before, one 64 KiB read of the
     compressed file came out whole (a 131 KB zstd file held a 4 GB line and
@@ -518,7 +518,7 @@ def test_a_decompression_bomb_comes_out_in_bounded_pieces(kind: str) -> None:
 
     from pplog.sources import OUT_PIECE, _decompress
 
-    packed = COMPRESS[kind](BOMB) * 2  # two members, as `cat a.gz b.gz`
+    packed = BOMB_PACKERS[kind](BOMB) * 2  # two members, as `cat a.gz b.gz`
     sizes = [len(p) for p in _decompress(io.BytesIO(packed), kind)]
     assert sum(sizes) == 2 * len(BOMB)
     # zstd is fed 1 KiB at a time: one such slice of RLE blocks can give 32 MiB
