@@ -516,10 +516,10 @@ def test_a_decompression_bomb_comes_out_in_bounded_pieces(kind: str) -> None:
     took 6.4 GB), so memory followed the expansion, not the input."""
     import io
 
-    from pplog.sources import OUT_PIECE, _decompress
+    from pplog.sources._decompress import OUT_PIECE, decompressed_pieces
 
     packed = BOMB_PACKERS[kind](BOMB) * 2  # two members, as `cat a.gz b.gz`
-    sizes = [len(p) for p in _decompress(io.BytesIO(packed), kind)]
+    sizes = [len(p) for p in decompressed_pieces(io.BytesIO(packed), kind)]
     assert sum(sizes) == 2 * len(BOMB)
     # zstd is fed 1 KiB at a time: one such slice of RLE blocks can give 32 MiB
     bound = OUT_PIECE + (32 << 20 if kind == "zstd" else 0)

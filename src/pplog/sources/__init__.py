@@ -1,0 +1,355 @@
+"""Turn paths, globs, directories and stdin into batches of complete lines.
+
+The parts: `_paths` (inputs), `_decompress` (bounded streams by magic bytes),
+`_bytes` (binary-ness, `\\xHH` decoding), `_lines` (linear line splitting);
+this module reads them in batches, by polars itself where it can.
+
+Every batch is a DataFrame with the columns `source`, `line` (1-based),
+`offset` (byte offset of the line in its decompressed file) and the line text.
+Compression is recognised by magic bytes, not by file name. Bytes that are not
+valid UTF-8 are kept as `\\xHH` text, the way nginx escapes them, so no line is
+ever lost to an encoding error.
+"""
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+
+import polars as pl
+from polars.io.plugins import register_io_source
+
+from pplog.errors import SourceError
+from pplog.schema import LINE, OFFSET, SOURCE, TEXT
+from pplog.sources._bytes import (
+    BINARY_SHARE,
+    NOT_NUL,
+    SAMPLE_BYTES,
+    SKIPPED_BINARY,
+    decode_bytes,
+    looks_binary,
+)
+from pplog.sources._decompress import (
+    MAGIC,
+    OUT_PIECE,
+    READ_ERRORS,
+    ZSTD_SLICE,
+    TruncatedError,
+    compression,
+    describe,
+    is_device,
+    open_stream,
+)
+from pplog.sources._lines import (
+    LINE_LIMIT,
+    LINES_SCHEMA,
+    RAW_KEPT,
+    TOO_LONG,
+    Block,
+    LineSplitter,
+    lines_frame,
+    long_line,
+)
+from pplog.sources._paths import STDIN, Source, expand, rotation_key
+
+CHUNK_BYTES = 8 << 20
+
+ProblemHandler = Callable[[str, str], None]
+# (bytes just read from disk, total bytes to read or None when unknown)
+ProgressHandler = Callable[[int, int | None], None]
+
+
+def iter_batches(
+    sources: Sequence[Source],
+    *,
+    on_problem: ProblemHandler | None = None,
+    on_progress: ProgressHandler | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+    max_lines: int | None = None,
+) -> Iterator[pl.DataFrame]:
+    """Yield batches of complete lines from every source in turn.
+
+    A source that cannot be read (missing, unreadable, truncated or corrupt
+    compression, binary) is reported through `on_problem` with a one-line
+    reason, and reading goes on with the next source. Lines read before the
+    damage are kept. `on_progress` receives the number of on-disk bytes
+    consumed since its last call and the total on-disk size (None for stdin).
+    """
+    remaining = max_lines
+    sizes = [s.size for s in sources]
+    total = None if any(s.path is None for s in sources) else sum(sizes)
+    progress = None if on_progress is None else (lambda n: on_progress(n, total))
+    for src in sources:
+        for batch in _iter_source(src, on_problem, progress, chunk_bytes):
+            if remaining is not None:
+                batch = batch.head(remaining)
+                remaining -= batch.height
+            yield batch
+            if remaining is not None and remaining <= 0:
+                return
+
+
+def _iter_source(
+    src: Source,
+    on_problem: ProblemHandler | None,
+    on_progress: Callable[[int], None] | None,
+    chunk_bytes: int,
+) -> Iterator[pl.DataFrame]:
+    try:
+        stream, counter = open_stream(src)
+    except OSError as exc:
+        _report(on_problem, src.name, f"cannot open: {exc.strerror or exc}")
+        return
+    try:
+        if src.path is not None and is_device(counter.raw):
+            _report(on_problem, src.name, "skipped: a device, not a log file")
+            return
+        lines = LineSplitter()
+        reported = 0
+        sample = bytearray()  # the head after a leading hole, for `looks_binary`
+        judged = False
+        held: list[pl.DataFrame] = []  # lines read before the judgement
+        while True:
+            try:
+                data = stream.read(chunk_bytes)
+            except READ_ERRORS as exc:
+                at = lines.offset + lines.pending
+                _report(on_problem, src.name, f"stopped at byte {at}: {describe(exc)}")
+                data = b""  # keep what was read before the damage
+            if on_progress is not None:
+                on_progress(counter.count - reported)
+                reported = counter.count
+            if not judged:
+                start = 0
+                if not sample:
+                    found = NOT_NUL.search(data)
+                    start = len(data) if found is None else found.start()
+                sample += data[start : start + SAMPLE_BYTES - len(sample)]
+                if len(sample) >= SAMPLE_BYTES or not data:
+                    judged = True
+                    if looks_binary(bytes(sample)):
+                        _report(on_problem, src.name, SKIPPED_BINARY)
+                        return
+            blocks = lines.feed(data) if data else lines.finish()
+            held.extend(block.frame(src.name) for block in blocks)
+            if judged:
+                yield from held
+                held.clear()
+            if not data:
+                return
+    finally:
+        if src.path is not None:  # never close the process's stdin
+            counter.close()
+
+
+def _report(handler: ProblemHandler | None, name: str, message: str) -> None:
+    if handler is not None:
+        handler(name, message)
+
+
+def _plain_utf8(src: Source, on_problem: ProblemHandler | None) -> bool | None:
+    """True if `src` is an uncompressed UTF-8 text file polars can read itself.
+
+    False sends it to the Python reader: compressed, or holding a CR, a NUL
+    (a hole, stripped by `lines_frame`), bytes that are not UTF-8, or a line
+    longer than `LINE_LIMIT` (polars would hold it whole). None when the file
+    cannot be used at all (reported through `on_problem`).
+    """
+    if src.path is None or not src.path.is_file():
+        return False
+    try:
+        with src.path.open("rb") as f:
+            head = f.read(SAMPLE_BYTES)
+            if any(head.startswith(magic) for magic, _ in MAGIC):
+                return False
+            if head.startswith(b"\x00"):
+                return False  # judged after the hole, by the Python reader
+            if looks_binary(head):
+                _report(on_problem, src.name, SKIPPED_BINARY)
+                return None
+            f.seek(0)
+            tail = b""
+            gap = 0  # bytes since the last newline
+            while chunk := f.read(CHUNK_BYTES):
+                # polars drops the CR of CRLF: offsets would drift
+                if b"\r" in chunk or b"\x00" in chunk:
+                    return False
+                after = _line_gap(chunk, gap)
+                if after is None:
+                    return False
+                gap = after
+                data = tail + chunk
+                if data.isascii():
+                    tail = b""
+                    continue
+                # keep a possibly split multi-byte character for the next round
+                cut = len(data) - 3 if len(chunk) == CHUNK_BYTES else len(data)
+                while cut > 0 and (data[cut - 1] & 0xC0) == 0x80:
+                    cut -= 1
+                if cut > 0 and data[cut - 1] >= 0xC0:
+                    cut -= 1
+                try:
+                    data[:cut].decode("utf-8")
+                except UnicodeDecodeError:
+                    return False
+                tail = data[cut:]
+            return not tail or _decodes(tail)
+    except OSError as exc:
+        _report(on_problem, src.name, f"cannot open: {exc.strerror or exc}")
+        return None
+
+
+def _line_gap(chunk: bytes, gap: int) -> int | None:
+    """Bytes since the last newline after `chunk`; None past `LINE_LIMIT`."""
+    last = chunk.rfind(b"\n")
+    if last < 0:
+        gap += len(chunk)
+        return None if gap > LINE_LIMIT else gap
+    if long_line(chunk, 0, last + 1, gap, LINE_LIMIT) is not None:
+        return None
+    gap = len(chunk) - last - 1
+    return None if gap > LINE_LIMIT else gap
+
+
+def _decodes(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _polars_lines(src: Source) -> pl.LazyFrame:
+    """polars' own multi-threaded line reader, for plain UTF-8 files."""
+    assert src.path is not None
+    length = pl.col(TEXT).str.len_bytes().cast(pl.UInt64)
+    return (
+        pl.scan_lines(src.path, name=TEXT)
+        .with_row_index(LINE, offset=1)
+        .select(
+            pl.lit(src.name, pl.String).alias(SOURCE),
+            pl.col(LINE).cast(pl.UInt64),
+            ((length + 1).cum_sum() - length - 1).alias(OFFSET),
+            pl.col(TEXT).str.strip_suffix("\r").str.strip_prefix("\ufeff"),
+            pl.lit(False).alias(TOO_LONG),  # noqa: FBT003 - lines are never cut here
+        )
+    )
+
+
+def scan_lines(
+    sources: Sequence[Source],
+    *,
+    on_problem: ProblemHandler | None = None,
+    on_progress: ProgressHandler | None = None,
+) -> tuple[pl.LazyFrame, bool]:
+    """A LazyFrame of every line of every source, read in bounded batches.
+
+    Plain UTF-8 files go through polars' own line reader; compressed files,
+    stdin and files with bytes that are not UTF-8 through a Python reader that
+    keeps such bytes as `\\xHH`. The flag is True when every source is read
+    by polars itself, so that several queries over the frame share one scan;
+    otherwise each query re-reads (stdin: spool the frame before querying).
+    """
+    frames: list[pl.LazyFrame] = []
+    python_sources: list[Source] = []
+    native = True
+
+    def flush() -> None:
+        if python_sources:
+            frames.append(_python_lines(list(python_sources), on_problem, on_progress))
+            python_sources.clear()
+
+    for src in sources:
+        fast = _plain_utf8(src, on_problem)
+        if fast is None:
+            continue
+        if fast:
+            flush()
+            frames.append(_polars_lines(src))
+        else:
+            python_sources.append(src)
+            native = False
+    flush()
+    if not frames:
+        return pl.LazyFrame(schema=LINES_SCHEMA), True
+    frame = pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
+    return frame, native
+
+
+def _python_lines(
+    sources: Sequence[Source],
+    on_problem: ProblemHandler | None,
+    on_progress: ProgressHandler | None,
+) -> pl.LazyFrame:
+    def generate(
+        with_columns: list[str] | None,
+        predicate: pl.Expr | None,
+        n_rows: int | None,
+        batch_size: int | None,
+    ) -> Iterator[pl.DataFrame]:
+        batches = iter_batches(
+            sources, on_problem=on_problem, on_progress=on_progress, max_lines=n_rows
+        )
+        for batch in batches:
+            if with_columns is not None:
+                batch = batch.select(with_columns)
+            if predicate is not None:
+                batch = batch.filter(predicate)
+            yield batch
+
+    return register_io_source(generate, schema=LINES_SCHEMA)
+
+
+def read_head(source: Source, n: int) -> list[str]:
+    """The first `n` lines of a source (for format detection), or fewer.
+
+    For stdin this peeks at what is buffered without consuming it, so the
+    run still reads every line; compressed stdin is not peeked into.
+    """
+    if source.path is None:
+        stream = sys.stdin.buffer
+        if not hasattr(stream, "peek"):
+            return []
+        head = stream.peek(1 << 16)
+        if any(head.startswith(magic) for magic, _ in MAGIC):
+            return []
+        complete = head[: head.rfind(b"\n") + 1] if b"\n" in head else head
+        return decode_bytes(complete).splitlines()[:n]
+    out: list[str] = []
+    for batch in _iter_source(source, None, None, 1 << 16):
+        out.extend(batch.get_column(TEXT).head(n - len(out)).to_list())
+        if len(out) >= n:
+            break
+    return out
+
+
+__all__ = [
+    "BINARY_SHARE",
+    "CHUNK_BYTES",
+    "LINES_SCHEMA",
+    "LINE_LIMIT",
+    "OUT_PIECE",
+    "RAW_KEPT",
+    "READ_ERRORS",
+    "SAMPLE_BYTES",
+    "SKIPPED_BINARY",
+    "STDIN",
+    "TOO_LONG",
+    "ZSTD_SLICE",
+    "Block",
+    "LineSplitter",
+    "ProblemHandler",
+    "ProgressHandler",
+    "Source",
+    "SourceError",
+    "TruncatedError",
+    "compression",
+    "decode_bytes",
+    "describe",
+    "expand",
+    "iter_batches",
+    "lines_frame",
+    "looks_binary",
+    "open_stream",
+    "read_head",
+    "rotation_key",
+    "scan_lines",
+]

@@ -1,0 +1,231 @@
+"""Decompression by magic bytes, in bounded pieces; truncation reported after them."""
+
+from __future__ import annotations
+
+import bz2
+import lzma
+import os
+import stat
+import sys
+import zlib
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import zstandard
+
+if TYPE_CHECKING:
+    from pplog.sources._paths import Source
+
+MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bz2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+)
+
+
+def compression(path: Path) -> str | None:
+    """`gzip`, `bz2`, `xz` or `zstd` by the file's magic bytes; None for plain."""
+    with path.open("rb") as f:
+        head = f.read(8)
+    return next((k for magic, k in MAGIC if head.startswith(magic)), None)
+
+
+class _CountingReader:
+    """Wraps a raw binary file and counts the bytes taken from it."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.count = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.count += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class TruncatedError(Exception):
+    """Compressed data ended before its end marker."""
+
+
+def _decompressor(kind: str) -> Any:
+    if kind == "gzip":
+        return zlib.decompressobj(wbits=47)  # gzip header, auto-detected
+    if kind == "bz2":
+        return bz2.BZ2Decompressor()
+    if kind == "xz":
+        return lzma.LZMADecompressor()
+    return zstandard.ZstdDecompressor().decompressobj()
+
+
+OUT_PIECE = 1 << 20  # the most one decompression step may produce
+# zstd input fed per step: a 4-byte block can stand for 128 KiB, so one step
+# gives at most 32 MiB (and about 10 KiB on a log)
+ZSTD_SLICE = 1 << 10
+
+
+def decompressed_pieces(
+    raw: IO[bytes], kind: str, piece: int = 1 << 16
+) -> Iterator[bytes]:
+    """Decompress `raw` piece by piece, across concatenated members.
+
+    Everything that decompressed before damage is yielded; then the error
+    is raised, so a truncated file loses only what is truly missing. No
+    piece is much larger than `OUT_PIECE`, however well the input
+    compresses (a 131 KB zstd file can hold a 4 GB line).
+    """
+    dec = _decompressor(kind)
+    started = False
+    while True:
+        data = raw.read(piece)
+        if not data:
+            if started and not getattr(dec, "eof", True):
+                raise TruncatedError
+            return
+        while data:
+            started = True
+            rest = yield from _inflate(dec, data)
+            if rest is None:  # all taken, the member goes on
+                break
+            dec = _decompressor(kind)  # a member ended: another may follow
+            data = rest if rest.strip(b"\x00") else b""
+            started = bool(data)
+
+
+def _inflate(dec: Any, data: bytes) -> Generator[bytes, None, bytes | None]:  # noqa: ANN401
+    """What `data` decompresses to, in pieces of about `OUT_PIECE` at most.
+
+    Returns None when every byte was taken and the member goes on, else the
+    bytes after the member's end. zlib, bz2 and lzma take a `max_length` and
+    keep the rest of the input; zstd's streaming object takes none, so it is
+    fed `ZSTD_SLICE` bytes at a time (a zstd block of 128 KiB can be 4
+    bytes: 32,768 times its size).
+    """
+    if isinstance(dec, bz2.BZ2Decompressor | lzma.LZMADecompressor):
+        out = dec.decompress(data, OUT_PIECE)
+        while True:
+            if out:
+                yield out
+            if dec.eof:
+                return bytes(dec.unused_data)
+            if dec.needs_input:
+                return None
+            out = dec.decompress(b"", OUT_PIECE)
+    if isinstance(dec, type(zlib.decompressobj())):
+        while True:
+            out = dec.decompress(data, OUT_PIECE)
+            if out:
+                yield out
+            if dec.eof:
+                return bytes(dec.unused_data)
+            data = dec.unconsumed_tail
+            if not data and len(out) < OUT_PIECE:
+                return None
+    pending: list[bytes] = []  # zstd: small outputs joined into one piece
+    size = 0
+    for start in range(0, len(data), ZSTD_SLICE):
+        out = dec.decompress(data[start : start + ZSTD_SLICE])
+        pending.append(out)
+        size += len(out)
+        if dec.eof:
+            yield b"".join(pending)
+            return bytes(dec.unused_data) + data[start + ZSTD_SLICE :]
+        if size >= OUT_PIECE:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if size:
+        yield b"".join(pending)
+    return None
+
+
+class _Stream:
+    """Chunks of decompressed bytes with a `read(n)` that returns at most n."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buf = b""
+        self._pos = 0  # bytes of `_buf` handed out: reads never copy the rest
+
+    def read(self, n: int) -> bytes:
+        if len(self._buf) - self._pos < n:  # refill: one copy of the pieces
+            parts = [self._buf[self._pos :]]
+            have = len(parts[0])
+            while have < n:
+                try:
+                    chunk = next(self._chunks)
+                except StopIteration:
+                    break
+                except BaseException:
+                    if have:  # hand out what we have; fail on the next read
+                        self._buf, self._pos = b"", 0
+                        self._chunks = _raise_later(sys.exc_info()[1])
+                        return b"".join(parts)
+                    raise
+                parts.append(chunk)
+                have += len(chunk)
+            self._buf, self._pos = b"".join(parts), 0
+        out = self._buf[self._pos : self._pos + n]
+        self._pos += len(out)
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+def _raise_later(exc: BaseException | None) -> Iterator[bytes]:
+    assert exc is not None
+    raise exc
+    yield b""  # pragma: no cover - makes this a generator
+
+
+def open_stream(source: Source) -> tuple[Any, _CountingReader]:
+    """The decompressed byte stream of `source` (by magic bytes), and the raw
+    reader under it (its `count` is the on-disk bytes consumed). `read(n)` on
+    the stream raises what the decompressor raised, after handing out every
+    byte decoded before the damage."""
+    if source.path is None:
+        raw: IO[bytes] = sys.stdin.buffer
+    else:
+        raw = source.path.open("rb")  # noqa: SIM115 - closed by the caller
+    counter = _CountingReader(raw)
+    head = raw.peek(8)[:8] if hasattr(raw, "peek") else b""
+    kind = next((k for magic, k in MAGIC if head.startswith(magic)), None)
+    if kind is None:
+        return counter, counter
+    return _Stream(decompressed_pieces(counter, kind)), counter  # type: ignore[arg-type]
+
+
+READ_ERRORS: tuple[type[BaseException], ...] = (
+    zstandard.ZstdError,
+    OSError,
+    EOFError,
+    TruncatedError,
+    zlib.error,
+    lzma.LZMAError,
+    ValueError,
+)
+
+
+def is_device(raw: IO[bytes]) -> bool:
+    """Whether `raw` is a character or block device (/dev/zero never ends)."""
+    try:
+        mode = os.fstat(raw.fileno()).st_mode
+    except (OSError, ValueError, AttributeError):
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line reason for a read error (a truncated file, a permission)."""
+    if isinstance(exc, EOFError | TruncatedError):
+        return "compressed data ends early (truncated file)"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
