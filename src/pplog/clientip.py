@@ -412,7 +412,11 @@ def attribute(
         return lf.with_columns(fast)
     header, peer, keys = decision.header, decision.peer, decision.keys
     if not eager_decisions:
-        decided = _decide(lf.select(keys).unique(), header, peer, policy)
+        # `_decide` numbers the pairs and reads them twice: the plan may run
+        # `unique()` twice (a union with a Python-read source is not cached),
+        # and its order is free, so the pairs are sorted to number them alike
+        pairs = lf.select(keys).unique().sort(keys, nulls_last=True)
+        decided = _decide(pairs, header, peer, policy)
         return lf.join(
             decided.select(*keys, *_OUTPUTS),
             on=keys,
