@@ -370,3 +370,19 @@ def test_json_mode_missing_values_are_empty_and_raw_bytes_survive(
     assert row["reject_reason"] is None
     assert row["upstream_addr"] is None and row["upstream_response_time"] is None
     assert row["http_user_agent"] == '\\xFF"x\x01'
+
+
+def test_msec_past_the_year_9999_is_a_bad_time(tmp_path: Path) -> None:
+    """Before, such a `$msec` overflowed the cast and every command stopped with
+    an unexpected failure (an `ingest` cron job on every later run too)."""
+    df = parse_lines(
+        tmp_path,
+        [
+            '1.2.3.4 99999999999999999999.000 "GET / HTTP/1.1" 200',
+            '1.2.3.4 253402300800.000 "GET / HTTP/1.1" 200',
+            '1.2.3.4 1764892800.123 "GET / HTTP/1.1" 200',
+        ],
+        log_format='$remote_addr $msec "$request" $status',
+    )
+    assert df.get_column("reject_reason").to_list() == ["bad_time", "bad_time", None]
+    assert df.item(2, "time") == datetime(2025, 12, 5, 0, 0, 0, 123000, tzinfo=UTC)

@@ -219,10 +219,16 @@ def _bad_numbers(fields: tuple[str, ...]) -> pl.Expr:
     return pl.any_horizontal(checks) if checks else pl.lit(False)  # noqa: FBT003
 
 
+_MSEC_LIMIT = 253_402_300_800  # 10000-01-01T00:00:00Z in seconds
+
+
 def _time(fmt: LogFormat) -> pl.Expr | None:
     fields = set(fmt.fields)
     if "msec" in fields:
-        micros = (pl.col("msec") * 1_000_000).round().cast(pl.Int64)
+        msec = pl.col("msec")
+        # past the year 9999 a time is no time nginx wrote: null, so `bad_time`
+        fits = msec.abs() < _MSEC_LIMIT
+        micros = pl.when(fits).then((msec * 1_000_000).round()).cast(pl.Int64)
         return micros.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
     if "time_local" in fields:
         return pl.col("time_local").str.to_datetime(
