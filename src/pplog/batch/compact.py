@@ -118,7 +118,7 @@ def _stage_merged(
     final = base / f"date={date}" / f"{prefix}-{run_id}-compacted.parquet"
     staged = layout.staging / run_id / final.relative_to(layout.root)
     _fs.makedirs(layout.root, staged.parent)
-    frames = [pl.scan_parquet(layout.root / e["path"]) for e in entries]
+    frames = [pl.scan_parquet(layout.root / e["path"], glob=False) for e in entries]
     merged = pl.concat(frames, how="diagonal_relaxed")
     # polars writes (streaming) into a file opened without following links
     with _fs.open_write(layout.root, staged, exclusive=True) as f:

@@ -80,9 +80,12 @@ def scan_dataset(
     """
     layout = _open(dataset)
     data = _files(layout, "data", since, until)
-    frames = [pl.scan_parquet(p) for p in data]
+    frames = [pl.scan_parquet(p, glob=False) for p in data]
     if include_rejects:
-        frames += [pl.scan_parquet(p) for p in _files(layout, "rejects", None, None)]
+        frames += [
+            pl.scan_parquet(p, glob=False)
+            for p in _files(layout, "rejects", None, None)
+        ]
     if not frames:
         return pl.LazyFrame(
             schema={
@@ -194,7 +197,7 @@ def verify(dataset: str | Path) -> Verification:
         pl.concat(
             [
                 # categorical stream ids: ~20 bytes a row, not the id's text
-                pl.scan_parquet(p)
+                pl.scan_parquet(p, glob=False)
                 .select(*cols, _reason(p))
                 .with_columns(pl.col(STREAM_ID).cast(pl.Categorical))
                 for p in present

@@ -159,13 +159,20 @@ def read_tail_marker(candidate: Candidate, offset: int) -> bytes | None:
         counter.close()
 
 
+def _matches(pattern: str) -> list[str]:
+    """The paths a pattern names: itself when such a file exists (`acc[1].log`),
+    else what it matches as a glob."""
+    if Path(pattern).exists() or not glob.has_magic(pattern):
+        return [pattern]
+    return glob.glob(pattern)
+
+
 def watched(patterns: Sequence[str]) -> tuple[set[str], list[str]]:
     """Every path the patterns match now, and the patterns that match nothing."""
     found: set[str] = set()
     empty = []
     for pattern in patterns:
-        matches = glob.glob(pattern) if glob.has_magic(pattern) else [pattern]
-        hits = [m for m in matches if Path(m).exists()]
+        hits = [m for m in _matches(pattern) if Path(m).exists()]
         if not hits:
             empty.append(pattern)
         found.update(hits)
@@ -183,8 +190,7 @@ def discover(patterns: Sequence[str]) -> tuple[list[Candidate], list[str], list[
     paths: list[Path] = []
     problems: list[str] = []
     for pattern in patterns:
-        matches = glob.glob(pattern) if glob.has_magic(pattern) else [pattern]
-        for text in matches:
+        for text in _matches(pattern):
             path = Path(text)
             try:
                 st = path.stat()

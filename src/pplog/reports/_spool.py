@@ -177,4 +177,4 @@ def spooled(lf: pl.LazyFrame, spool: Path, *, with_offset: bool) -> pl.LazyFrame
     except OSError as exc:
         msg = f"cannot write a temporary file for the summary: {exc.strerror or exc}"
         raise ReportError(msg) from exc
-    return pl.scan_parquet(path)
+    return pl.scan_parquet(path, glob=False)

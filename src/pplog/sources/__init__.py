@@ -222,7 +222,7 @@ def _polars_lines(src: Source) -> pl.LazyFrame:
     assert src.path is not None
     length = pl.col(TEXT).str.len_bytes().cast(pl.UInt64)
     return (
-        pl.scan_lines(src.path, name=TEXT)
+        pl.scan_lines(src.path, name=TEXT, glob=False)
         .with_row_index(LINE, offset=1)
         .select(
             pl.lit(src.name, pl.String).alias(SOURCE),
