@@ -418,3 +418,25 @@ def test_doctor_examples_do_not_depend_on_the_order_of_paths(tmp_path: Path) -> 
         f"{a}:2",
         f"{a}:3",
     ]
+
+
+def test_ingest_refuses_inputs_of_different_formats(tmp_path: Path) -> None:
+    """A dataset holds one format. Before, `ingest 'dir/*'` took the first
+    file's format for all: 13 rows and 7,504 `no_match` rejects, exit 0."""
+    d = _mixed_dir(tmp_path)
+    ds = tmp_path / "ds"
+    result = CliRunner().invoke(cli, ["ingest", f"{d}/*", "--dataset", str(ds)])
+    assert result.exit_code == 1
+    message = result.output.strip()
+    assert message.count("\n") == 0
+    assert message.startswith("Error: the inputs have different log formats (")
+    assert "combined" in message and "main" in message
+    assert not (ds / "requests").exists()
+    # one format, named as a directory (before: "nothing new ... 0 file(s)")
+    one = tmp_path / "one"
+    one.mkdir()
+    for name in ("main.log", "main.log.1", "main.log.2.gz"):
+        shutil.copy(d / name, one / name)
+    result = CliRunner().invoke(cli, ["ingest", str(one), "--dataset", str(ds), "-v"])
+    assert result.exit_code == 0, result.output
+    assert "2,000 rows, 0 rejects" in result.output

@@ -160,9 +160,12 @@ def read_tail_marker(candidate: Candidate, offset: int) -> bytes | None:
 
 
 def _matches(pattern: str) -> list[str]:
-    """The paths a pattern names: itself when such a file exists (`acc[1].log`),
-    else what it matches as a glob."""
-    if Path(pattern).exists() or not glob.has_magic(pattern):
+    """The paths a pattern names: a directory's files; itself when such a file
+    exists (`acc[1].log`); else what it matches as a glob."""
+    path = Path(pattern)
+    if path.is_dir():  # a directory: its files, as `summarize DIR` reads them
+        return sorted(str(p) for p in path.iterdir() if not p.name.startswith("."))
+    if path.exists() or not glob.has_magic(pattern):
         return [pattern]
     return glob.glob(pattern)
 

@@ -43,9 +43,9 @@ from pplog.enrich.geo import (
     default_database_paths,
     open_databases,
 )
-from pplog.errors import PplogError
+from pplog.errors import LogFormatError, PplogError
 from pplog.formats import PRESETS, LogFormat
-from pplog.pipeline import resolve_format, resolve_policy
+from pplog.pipeline import resolve_format, resolve_groups, resolve_policy
 from pplog.sources import Source
 
 BATCH_BYTES = 32 << 20
@@ -291,14 +291,30 @@ def _format(
     srcs = [Source(c.name, c.path) for c in cands if not c.compressed] or [
         Source(c.name, c.path) for c in cands
     ]
-    fmt, _ = resolve_format(
-        srcs,
-        format,
-        log_format=log_format,
-        nginx_conf=nginx_conf,
-        log_format_name=log_format_name,
-    )
-    return fmt
+    if given:
+        fmt, _ = resolve_format(
+            srcs,
+            format,
+            log_format=log_format,
+            nginx_conf=nginx_conf,
+            log_format_name=log_format_name,
+        )
+        return fmt
+    # a dataset holds one format: detect each rotation set, as `summarize` does,
+    # and refuse inputs that differ rather than reject most of their lines
+    groups = resolve_groups(srcs)
+    found = {g.format.name: g for g in groups if g.format is not None}
+    if len(found) > 1:
+        which = "; ".join(
+            f"{', '.join(s.name for s in g.sources[:2])}: {name}"
+            for name, g in found.items()
+        )
+        msg = (
+            f"the inputs have different log formats ({which}); a dataset holds one "
+            "format: ingest each into its own --dataset, or pass --format NAME"
+        )
+        raise LogFormatError(msg)
+    return next(iter(found.values())).format  # type: ignore[return-value]
 
 
 def _geo_databases(
