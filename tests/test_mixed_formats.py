@@ -440,3 +440,32 @@ def test_ingest_refuses_inputs_of_different_formats(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["ingest", str(one), "--dataset", str(ds), "-v"])
     assert result.exit_code == 0, result.output
     assert "2,000 rows, 0 rejects" in result.output
+
+
+def test_detection_parses_once_per_preset_however_many_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, each rotation set was parsed with every preset on its own: 500
+    small files took 3,000 parses (18.8 s against 5.3 s before per-file
+    detection)."""
+    from pplog.pipeline import detect
+
+    calls = []
+    real = detect.parse
+
+    def counting(*args: object, **kwargs: object) -> pl.LazyFrame:
+        calls.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(detect, "parse", counting)
+    d = tmp_path / "many"
+    d.mkdir()
+    lines = (SAMPLES / "combined-access.log").read_text().splitlines(keepends=True)
+    main = (SAMPLES / "main-access.log").read_text().splitlines(keepends=True)
+    for i in range(60):
+        source = main if i % 2 else lines
+        (d / f"site{i:02d}.log").write_text("".join(source[i * 3 : i * 3 + 3]))
+    groups = detect.resolve_groups(pplog.sources.expand([d]))
+    assert len(calls) == len(detect.DETECTION_ORDER)
+    names = [g.format.name for g in groups if g.format is not None]
+    assert names == ["main" if i % 2 else "combined" for i in range(60)]
