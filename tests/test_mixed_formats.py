@@ -469,3 +469,31 @@ def test_detection_parses_once_per_preset_however_many_files(
     assert len(calls) == len(detect.DETECTION_ORDER)
     names = [g.format.name for g in groups if g.format is not None]
     assert names == ["main" if i % 2 else "combined" for i in range(60)]
+
+
+def test_nginx_conf_paths_are_normalised_and_unnamed_files_detected(
+    tmp_path: Path,
+) -> None:
+    """`logs/../logs/lb.log` is the file an access_log names; a file no
+    access_log names (an error log's neighbour) is detected, where before a
+    configuration with several formats made the whole run an error."""
+    d = tmp_path / "logs"
+    d.mkdir()
+    shutil.copy(SAMPLES / "combined-access.log", d / "lb.log")  # forced as elb_log
+    shutil.copy(SAMPLES / "main-access.log", d / "other.log")  # named by none
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        "http {\n"
+        "  log_format elb_log '$proxy_protocol_addr - $remote_user [$time_local] "
+        '"$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"\';\n'
+        "  log_format xff '$remote_addr $http_x_forwarded_for';\n"
+        f"  server {{ access_log {d}/lb.log elb_log; }}\n"
+        f"  server {{ access_log {d}/x.log xff; }}\n"
+        "}\n"
+    )
+    data = _json(f"{d}/../logs/lb.log", str(d / "other.log"), "--nginx-conf", str(conf))
+    got = {Path(f["source"]).name: f for f in data["overview"]["formats"]}  # type: ignore[index]
+    assert got["lb.log"]["format"] == "elb_log"
+    assert "of its access_log" in got["lb.log"]["detection"]
+    assert got["other.log"]["format"] == "main"
+    assert got["other.log"]["detection"].startswith("auto-detected")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -246,30 +247,40 @@ def resolve_groups(
 def _groups_from_config(
     srcs: Sequence[Source], nginx_conf: str | os.PathLike[str]
 ) -> list[FileGroup]:
-    """Each input with the format of the `access_log` that writes it."""
-    by_path = {
-        rotation_key(p)[0]: fmt for p, fmt in formats_by_log_path(nginx_conf).items()
-    }
+    """Each input with the format of the `access_log` that writes it.
+
+    Inputs no `access_log` names take the configuration's one format; when
+    it defines several, they are detected as without a configuration.
+    """
+
+    def key(path: Path) -> str:
+        # `logs/../logs/api.log`, `./api.log` and a link to it name one file
+        return rotation_key(path.resolve())[0]
+
+    by_path = {key(p): fmt for p, fmt in formats_by_log_path(nginx_conf).items()}
     conf = os.fspath(nginx_conf)
-    default: tuple[LogFormat, str] | None = None
-    groups: list[FileGroup] = []
-    for members in _rotation_sets(srcs):
-        path = members[0].path
-        key = rotation_key(path.absolute())[0] if path is not None else None
-        if key is not None and key in by_path:
-            fmt = by_path[key]
-            groups.append(
-                FileGroup(
-                    members,
-                    fmt,
-                    f"log_format `{fmt.name}` of its access_log in {conf}",
-                )
-            )
-            continue
-        if default is None:
+    sets = _rotation_sets(srcs)
+    named = [
+        by_path.get(key(m[0].path)) if m[0].path is not None else None for m in sets
+    ]
+    unnamed = [m for m, fmt in zip(sets, named, strict=True) if fmt is None]
+    default: list[tuple[LogFormat | None, str | None, LogFormatError | None]] = []
+    if unnamed:
+        try:
             found = format_from_config(nginx_conf, None)
-            default = (found, f"log_format `{found.name}` from {conf}")
-        groups.append(FileGroup(members, *default))
+            default = [(found, f"log_format `{found.name}` from {conf}", None)]
+            default *= len(unnamed)
+        except LogFormatError:  # several formats: which one is unknown
+            default = _detect_sets(unnamed)
+    groups: list[FileGroup] = []
+    rest = iter(default)
+    for members, fmt in zip(sets, named, strict=True):
+        if fmt is not None:
+            mapped = f"log_format `{fmt.name}` of its access_log in {conf}"
+            groups.append(FileGroup(members, fmt, mapped))
+        else:
+            found, note, _failure = next(rest)
+            groups.append(FileGroup(members, found, note))
     return groups
 
 
