@@ -279,8 +279,8 @@ def _groups_from_config(
             mapped = f"log_format `{fmt.name}` of its access_log in {conf}"
             groups.append(FileGroup(members, fmt, mapped))
         else:
-            found, note, _failure = next(rest)
-            groups.append(FileGroup(members, found, note))
+            detected, note, _failure = next(rest)
+            groups.append(FileGroup(members, detected, note))
     return groups
 
 
