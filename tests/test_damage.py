@@ -525,3 +525,30 @@ def test_a_decompression_bomb_comes_out_in_bounded_pieces(kind: str) -> None:
     bound = OUT_PIECE + (32 << 20 if kind == "zstd" else 0)
     assert max(sizes) <= bound
     assert len(packed) < 1 << 20
+
+
+def test_garbage_at_the_head_does_not_skip_the_lines_after_it(tmp_path: Path) -> None:
+    """Before, 5,000 random bytes before 2,000 good lines made the file
+    "binary" and every line was lost; the same junk after line 30 gave 2,000
+    requests. Samples from the middle and the end of a plain file decide too."""
+    import random
+
+    junk = random.Random(7).randbytes(5000)
+    path = tmp_path / "access.log"
+    path.write_bytes(junk + b"\n" + goods(0, 2000))
+    problems: list[tuple[str, str]] = []
+    s = summary(path, on_problem=lambda *p: problems.append(p))
+    assert problems == []
+    assert s.overview["requests"].item() == 2000
+    ds = tmp_path / "ds"
+    result = CliRunner().invoke(
+        cli, ["ingest", str(path), "--dataset", str(ds), "--final", "-v"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "2,000 rows" in result.output
+    # all random: still one warning and no lines
+    noise = tmp_path / "noise.bin"
+    noise.write_bytes(random.Random(8).randbytes(200_000))
+    problems.clear()
+    s = summary(noise, on_problem=lambda *p: problems.append(p))
+    assert [m for _, m in problems] == ["skipped: binary data, not a text log"]

@@ -51,8 +51,8 @@ from pplog.sources import (
     SKIPPED_BINARY,
     Block,
     LineSplitter,
+    binary_throughout,
     describe,
-    looks_binary,
 )
 
 FORGET_AFTER = 14 * 86400.0  # seconds unseen before a checkpoint is dropped
@@ -170,7 +170,8 @@ class Reader:
                     continue
                 # the head is the decompressed start after a leading NUL hole:
                 # the sample `summarize` judges too
-                if looks_binary(cand.head[:SAMPLE_BYTES]):
+                plain = None if cand.compressed else cand.path
+                if binary_throughout(plain, cand.head[:SAMPLE_BYTES]):
                     self.result.warn("binary_files")
                     message = f"{cand.name}: {SKIPPED_BINARY}"
                     self.result.problems.append(message)

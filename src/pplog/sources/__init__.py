@@ -24,6 +24,7 @@ from pplog.sources._bytes import (
     NOT_NUL,
     SAMPLE_BYTES,
     SKIPPED_BINARY,
+    binary_throughout,
     decode_bytes,
     looks_binary,
 )
@@ -125,7 +126,8 @@ def _iter_source(
                 sample += data[start : start + SAMPLE_BYTES - len(sample)]
                 if len(sample) >= SAMPLE_BYTES or not data:
                     judged = True
-                    if looks_binary(bytes(sample)):
+                    plain = src.path if counter is stream else None
+                    if binary_throughout(plain, bytes(sample)):
                         _report(on_problem, src.name, SKIPPED_BINARY)
                         return
             blocks = lines.feed(data) if data else lines.finish()
@@ -162,7 +164,7 @@ def _plain_utf8(src: Source, on_problem: ProblemHandler | None) -> bool | None:
                 return False
             if head.startswith(b"\x00"):
                 return False  # judged after the hole, by the Python reader
-            if looks_binary(head):
+            if binary_throughout(src.path, head):
                 _report(on_problem, src.name, SKIPPED_BINARY)
                 return None
             f.seek(0)
@@ -342,6 +344,7 @@ __all__ = [
     "SourceError",
     "TruncatedError",
     "compression",
+    "binary_throughout",
     "decode_bytes",
     "describe",
     "expand",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import codecs
+import os
 import re
+from pathlib import Path
 
 SAMPLE_BYTES = 4096  # the head `looks_binary` judges, after a leading NUL hole
 BINARY_SHARE = 0.3  # share of non-text bytes above which a sample is binary
@@ -63,3 +65,30 @@ codecs.register_error("pplog-xhh", _xhh)
 def decode_bytes(data: bytes) -> str:
     """Decode UTF-8, writing undecodable bytes as nginx-style `\\xHH`."""
     return data.decode("utf-8", "pplog-xhh")
+
+
+def binary_throughout(path: Path | None, head: bytes) -> bool:
+    """True when `head` looks binary and so do samples from the middle and the
+    end of the plain file at `path` (None: a stream, judged by its head).
+
+    A file whose first bytes are damaged (garbage, then lines) is read, its
+    damage counted as rejects, rather than skipped whole.
+    """
+    if not looks_binary(head):
+        return False
+    if path is None:
+        return True
+    try:
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            for at in (size // 2, size - SAMPLE_BYTES):
+                if at <= len(head):
+                    continue
+                f.seek(at)
+                sample = f.read(SAMPLE_BYTES)
+                cut = sample.find(b"\n")  # judge from a line's start
+                if cut >= 0 and not looks_binary(sample[cut + 1 :]):
+                    return False
+    except OSError:
+        return True
+    return True
