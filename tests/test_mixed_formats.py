@@ -497,3 +497,25 @@ def test_nginx_conf_paths_are_normalised_and_unnamed_files_detected(
     assert "of its access_log" in got["lb.log"]["detection"]
     assert got["other.log"]["format"] == "main"
     assert got["other.log"]["detection"].startswith("auto-detected")
+
+
+def test_a_file_named_twice_is_read_once(tmp_path: Path) -> None:
+    """`summarize logs logs/api.log` (or a link to it) counted api.log twice."""
+    d = tmp_path / "logs"
+    d.mkdir()
+    shutil.copy(SAMPLES / "combined-access.log", d / "api.log")
+    link = tmp_path / "api-link.log"
+    link.symlink_to(d / "api.log")
+    lines = len((SAMPLES / "combined-access.log").read_text().splitlines())
+    data = _json(str(d), str(d / "api.log"), str(link))
+    assert data["overview"]["lines"] == lines  # type: ignore[index]
+    assert [f["source"] for f in data["overview"]["formats"]] == [str(d / "api.log")]  # type: ignore[index]
+
+
+def test_detection_error_suggests_no_preset_that_fits_nothing(tmp_path: Path) -> None:
+    log = tmp_path / "notes.txt"
+    log.write_text("hello world\nnot a log\n")
+    result = CliRunner().invoke(cli, ["summarize", str(log)])
+    assert result.exit_code == 1
+    assert "none parses any of 2 sample lines" in result.output
+    assert "--format" not in result.output

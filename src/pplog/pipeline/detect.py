@@ -105,8 +105,10 @@ def _detect_one(
             f"sample lines are error-log entries); read it with "
             f"`pplog doctor --error-log {src.name}`"
         )
+    if ok <= 0:
+        return None, f"no preset fits (none parses any of {len(sample)} sample lines)"
     return None, (
-        f"no preset fits (the closest, `{fmt.name}`, fits {max(ok, 0)} of "
+        f"no preset fits (the closest, `{fmt.name}`, fits {ok} of "
         f"{len(sample)} sample lines)"
     )
 
@@ -140,12 +142,17 @@ def _no_format_error(src: Source, note: str, sample_line: str) -> LogFormatError
     """The error when auto-detection fits no input: what was found, what to do."""
     if not note.startswith("no preset fits"):
         return LogFormatError(f"`{src.name}` is {note}")
-    closest = note.split("`")[1]
+    closest = note.split("`")[1] if "`" in note else None
+    anyway = (
+        f"--format {closest} to read it with that preset anyway (lines that do "
+        "not fit are counted as rejects), "
+        if closest
+        else ""
+    )
     msg = (
         f"no preset fits `{src.name}` {note[len('no preset fits ') :]}; first "
-        f"line: {sample_line[:120]!r}; pass --format {closest} to read it with that "
-        "preset anyway (lines that do not fit are counted as rejects), "
-        "--log-format 'YOUR nginx log_format' or --nginx-conf /etc/nginx/nginx.conf"
+        f"line: {sample_line[:120]!r}; pass {anyway}--log-format 'YOUR nginx "
+        "log_format' or --nginx-conf /etc/nginx/nginx.conf"
     )
     return LogFormatError(msg)
 

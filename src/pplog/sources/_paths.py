@@ -45,6 +45,9 @@ def rotation_key(path: Path) -> tuple[str, int, str]:
 def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
     """Resolve paths, globs and directories into sources, oldest rotation first.
 
+    A file named twice (by a directory and by itself, or through a link) is
+    read once.
+
     Raises
     ------
     SourceError
@@ -90,4 +93,23 @@ def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
     if not out:
         msg = "no input given; pass a log file, a glob, a directory or `-` for stdin"
         raise SourceError(msg)
+    return _once(out)
+
+
+def _once(found: list[Source]) -> list[Source]:
+    """Each file once, where arguments overlap (`logs/` and `logs/api.log`, or a
+    link next to its target): the first place it was named wins."""
+    seen: set[object] = set()
+    out = []
+    for src in found:
+        key: object = src.name
+        if src.path is not None:
+            try:
+                st = src.path.stat()
+                key = (st.st_dev, st.st_ino)
+            except OSError:
+                key = str(src.path)
+        if key not in seen:
+            seen.add(key)
+            out.append(src)
     return out
