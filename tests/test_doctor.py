@@ -468,7 +468,7 @@ def test_aws_rows_next_to_nginx_rows(tmp_path: Path) -> None:
     }
     # the share is of nginx's requests, not diluted by the balancer's own lines
     assert findings["balancer-addresses-as-clients"].message.startswith(
-        "2 requests (50% of all requests) credited to 2 addresses"
+        "2 requests (50% of the requests nginx logged) credited to 2 addresses"
     )
     assert all(
         e.startswith(str(tmp_path)) for f in findings.values() for e in f.examples

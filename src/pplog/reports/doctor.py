@@ -382,6 +382,7 @@ def _access_masks(names: set[str], policy: ProxyPolicy) -> dict[str, pl.Expr]:
         )
         masks[SPOOFING] = _flag(parsed & pl.col(FORWARDED_BY_UNTRUSTED)) & sent
     masks["_parsed"] = _flag(parsed)
+    masks["_aws"] = _aws_rows(names)
     return masks
 
 
@@ -472,7 +473,9 @@ def _access_texts(
         MISSING: _missing_texts(stats, names),
         BALANCER: (
             f"{_n(stats.get(BALANCER, 0), 'request')} "
-            f"({share:.0%} of all requests) credited to "
+            f"({share:.0%} of "
+            f"{'the requests nginx logged' if stats.get('_aws') else 'all requests'}"
+            ") credited to "
             f"{_n(stats.get('_balancer_addrs', 0), 'address', 'addresses')} inside "
             f"the trusted proxy ranges ({', '.join(policy.trusted or ())}): the "
             "log shows the balancer, not the client. Either nginx's realip is not "
