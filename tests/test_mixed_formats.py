@@ -519,3 +519,20 @@ def test_detection_error_suggests_no_preset_that_fits_nothing(tmp_path: Path) ->
     assert result.exit_code == 1
     assert "none parses any of 2 sample lines" in result.output
     assert "--format" not in result.output
+
+
+def test_an_input_with_nothing_to_detect_from_reads_like_the_others() -> None:
+    """Compressed stdin cannot be peeked into: it is read with the format the
+    other inputs were detected with, as when one detection decided for all
+    (before this, per-file detection assumed `combined` and rejected it)."""
+    log = SAMPLES / "elb-access.log"
+    result = CliRunner().invoke(
+        cli,
+        ["summarize", "-", str(log), "--to", "json"],
+        input=gzip.compress(log.read_bytes()),
+    )
+    assert result.exit_code == 0, result.output
+    ov = json.loads(result.stdout)["overview"]
+    assert ov["rejected"] == 0
+    assert ov["format"] == "elb_log"
+    assert [f["format"] for f in ov["formats"]] == ["elb_log", "elb_log"]

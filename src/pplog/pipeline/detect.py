@@ -200,6 +200,15 @@ def _detect_sets(
             if found is not None:
                 out[i] = (found, found_note, None)
                 break
+    # nothing to detect from (empty, or compressed stdin that cannot be
+    # peeked into): read as the first input detected, as one format was before
+    sampled = {i for i, _, _ in firsts}
+    known = next(
+        (r[0] for i, r in enumerate(out) if i in sampled and r[0] is not None), None
+    )
+    if known is not None:
+        like = (known, f"no lines to detect from; read as {known.name}", None)
+        out = [r if i in sampled else like for i, r in enumerate(out)]
     return out
 
 

@@ -183,7 +183,10 @@ def _merge_neighbours(groups: list[FileGroup]) -> list[FileGroup]:
             and prev.policy == g.policy
         ):
             merged = [*prev.sources, *g.sources]
-            out[-1] = FileGroup(merged, g.format, prev.note or g.note, g.policy)
+            # the note of a detection, rather than of an input with no lines
+            guessed = (prev.note or "").startswith("no lines")
+            note = g.note if guessed else prev.note
+            out[-1] = FileGroup(merged, g.format, note, g.policy)
         else:
             out.append(g)
     return out
