@@ -536,3 +536,29 @@ def test_an_input_with_nothing_to_detect_from_reads_like_the_others() -> None:
     assert ov["rejected"] == 0
     assert ov["format"] == "elb_log"
     assert [f["format"] for f in ov["formats"]] == ["elb_log", "elb_log"]
+
+
+def test_inputs_of_one_format_are_read_together_wherever_they_are(
+    tmp_path: Path,
+) -> None:
+    """Vhost logs alternating with other formats are one scan per format (500
+    alternating files took 33 s and 1.25 GB as one scan each); the formats
+    and the first rejects are still listed in the order of the inputs."""
+    combined = (SAMPLES / "combined-access.log").read_text().splitlines(keepends=True)
+    main = (SAMPLES / "main-access.log").read_text().splitlines(keepends=True)
+    d = tmp_path / "logs"
+    d.mkdir()
+    for i in range(6):
+        source = main if i % 2 else combined
+        (d / f"site{i}.log").write_text("".join(source[i * 5 : i * 5 + 5]) + "bad\n")
+    scan = pplog.pipeline.open_log(d)
+    assert [g.format.name for g in scan.groups if g.format] == ["combined", "main"]
+    data = _json(str(d), "--top", "0")
+    ov = data["overview"]
+    assert [Path(f["source"]).name for f in ov["formats"]] == [  # type: ignore[index]
+        f"site{i}.log" for i in range(6)
+    ]
+    assert [f["format"] for f in ov["formats"]] == ["combined", "main"] * 3  # type: ignore[index]
+    samples = [(Path(r["source"]).name, r["line"]) for r in data["reject_samples"]]  # type: ignore[union-attr]
+    assert samples == [(f"site{i}.log", 6) for i in range(5)]
+    assert ov["requests"] == 30  # type: ignore[index]

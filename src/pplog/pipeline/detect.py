@@ -36,12 +36,15 @@ class FileGroup:
     """Inputs read with one format: a rotation set, or every input when forced.
 
     `format` is None when no preset fits (the lines are then rejects).
+    `notes` says how each input's format was chosen, where groups detected
+    apart were merged (else `note` says it for all).
     """
 
     sources: list[Source]
     format: LogFormat | None
     note: str | None
     policy: ProxyPolicy = field(default_factory=lambda: ProxyPolicy())
+    notes: dict[str, str | None] = field(default_factory=dict)
 
 
 UNKNOWN_FORMAT = "unknown_format"  # reject reason: no preset fits the file

@@ -64,15 +64,17 @@ class LogScan:
         return len(self.groups) > 1
 
     def formats(self) -> list[dict[str, str | None]]:
-        """Which input was read with which format, and how it was chosen."""
+        """Which input was read with which format, and how it was chosen, in
+        the order of the inputs."""
+        of = {src.name: g for g in self.groups for src in g.sources}
         return [
             {
                 "source": src.name,
-                "format": g.format.name if g.format is not None else None,
-                "detection": g.note,
+                "format": fmt.name if (fmt := of[src.name].format) else None,
+                "detection": of[src.name].notes.get(src.name, of[src.name].note),
             }
-            for g in self.groups
-            for src in g.sources
+            for src in self.sources
+            if src.name in of
         ]
 
 
@@ -126,7 +128,7 @@ def open_log(
             nginx_conf=nginx_conf,
             fmt=g.format,
         )
-    groups = _merge_neighbours(groups)
+    groups = _merge_same(groups)
     first = next((g for g in groups if g.format is not None), groups[0])
     fmt = first.format or PRESETS["combined"]
     if len(groups) == 1:
@@ -171,24 +173,32 @@ def open_log(
     )
 
 
-def _merge_neighbours(groups: list[FileGroup]) -> list[FileGroup]:
-    """Neighbouring groups with the same format and policy read as one."""
+def _merge_same(groups: list[FileGroup]) -> list[FileGroup]:
+    """Groups with the same format and policy read as one, where the first is.
+
+    A directory of vhost logs next to their error logs is then two scans, not
+    one per file (each scan costs about 65 ms and 2.5 MB of plan). Inputs no
+    preset fits stay apart: each has its own reason.
+    """
     out: list[FileGroup] = []
+    index: dict[tuple[LogFormat, ProxyPolicy], int] = {}
     for g in groups:
-        prev = out[-1] if out else None
-        if (
-            prev is not None
-            and prev.format is not None
-            and prev.format == g.format
-            and prev.policy == g.policy
-        ):
-            merged = [*prev.sources, *g.sources]
-            # the note of a detection, rather than of an input with no lines
-            guessed = (prev.note or "").startswith("no lines")
-            note = g.note if guessed else prev.note
-            out[-1] = FileGroup(merged, g.format, note, g.policy)
-        else:
+        notes = {**{s.name: g.note for s in g.sources}, **g.notes}
+        if g.format is None:
             out.append(g)
+            continue
+        key = (g.format, g.policy)
+        if key not in index:
+            index[key] = len(out)
+            out.append(FileGroup(list(g.sources), g.format, g.note, g.policy, notes))
+            continue
+        prev = out[index[key]]
+        # the note of a detection, rather than of an input with no lines
+        note = g.note if (prev.note or "").startswith("no lines") else prev.note
+        merged = FileGroup(
+            [*prev.sources, *g.sources], g.format, note, g.policy, prev.notes | notes
+        )
+        out[index[key]] = merged
     return out
 
 

@@ -454,12 +454,10 @@ def _summarize(
     `lines` are the lines as spooled, in order (rejects are read from them);
     `lf` every row attributed; `selected` the rows the filters keep.
     """
-    frames = [
-        rejects_by_reason(lines),
-        lines.filter(pl.col(REJECT_REASON).is_not_null())
-        .select(SOURCE, LINE, REJECT_REASON, RAW)
-        .head(REJECT_SAMPLES),
-    ]
+    rejected = lines.filter(pl.col(REJECT_REASON).is_not_null()).select(
+        SOURCE, LINE, REJECT_REASON, RAW
+    )
+    frames = [rejects_by_reason(lines), _first(rejected, scan)]
     tmp: Path | None = None
     if rejects is not None:
         sink, tmp = write_rejects(lines, scan, rejects)
@@ -494,6 +492,22 @@ def _summarize(
         interval=tables.interval,
         by=settings.by,
     )
+
+
+def _first(rejected: pl.LazyFrame, scan: LogScan | None) -> pl.LazyFrame:
+    """The first rejected lines, in the order of the inputs.
+
+    Rows of several formats are read a format at a time, so their order is
+    not the inputs' order: the inputs' positions and the line numbers are.
+    """
+    if scan is None or not scan.mixed:
+        return rejected.head(REJECT_SAMPLES)
+    rank = {src.name: i for i, src in enumerate(scan.sources)}
+    order = [
+        pl.col(SOURCE).replace_strict(rank, default=len(rank), return_dtype=pl.UInt32),
+        pl.col(LINE),
+    ]
+    return rejected.bottom_k(REJECT_SAMPLES, by=order).sort(order)
 
 
 def _with_left_out(
