@@ -552,3 +552,33 @@ def test_garbage_at_the_head_does_not_skip_the_lines_after_it(tmp_path: Path) ->
     problems.clear()
     s = summary(noise, on_problem=lambda *p: problems.append(p))
     assert [m for _, m in problems] == ["skipped: binary data, not a text log"]
+
+
+@pytest.mark.parametrize("kind", ["plain", "gz"])
+def test_a_hole_that_starts_mid_line_keeps_the_line_after_it(
+    tmp_path: Path, kind: str
+) -> None:
+    """A crash writes part of a line, then NULs, then the next line whole.
+    Before, that next (good) line went into the torn line's `binary` reject;
+    now the torn part is the reject and the line after the hole is a request,
+    with its own offset and the torn line's number. Ingest still tiles."""
+    lines = goods(0, 100).splitlines(keepends=True)
+    data = b"".join(lines[:60]) + lines[60][:30] + b"\x00" * 5000 + b"".join(lines[61:])
+    path = tmp_path / f"access.log.{kind}"
+    path.write_bytes(COMPRESS[kind](data))
+    df = rows(path)
+    assert df.filter(pl.col("reject_reason").is_null()).height == 99
+    assert df.get_column("reject_reason").drop_nulls().to_list() == ["binary"]
+    assert no_nul_in_values(df)
+    after = df.filter((pl.col("line") == 61) & pl.col("reject_reason").is_null())
+    offset = after.item(0, "offset")
+    assert data[offset : offset + len(lines[61])] == lines[61]
+    ds = tmp_path / "ds"
+    result = CliRunner().invoke(
+        cli,
+        ["ingest", str(path), "--dataset", str(ds), "--final", "--format", "combined"],
+    )
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["verify", str(ds)])
+    assert result.exit_code == 0, result.output
+    assert "rows 99, rejects 1 (binary 1)" in result.output

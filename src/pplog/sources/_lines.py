@@ -36,6 +36,7 @@ def lines_frame(
     stripped; a line of NULs only keeps them.
     """
     body = data[:-1] if data.endswith(b"\n") else data
+    raw: pl.Series | None = None  # each line's bytes as characters, if not ASCII
     if body.isascii() and b"\r" not in body:
         # polars splits lines in parallel; safe when every byte is a character
         lines = pl.scan_lines(data).collect().to_series().alias(TEXT)
@@ -48,6 +49,7 @@ def lines_frame(
         else:  # one character per byte: the lengths in bytes
             octets = pl.Series([body.decode("latin-1")]).str.split("\n").explode()
             lengths = octets.str.len_chars().cast(pl.UInt64)
+            raw = octets
     n = len(lines)
     offsets = (lengths + 1).cum_sum().shift(1, fill_value=0) + first_offset + hole
     if hole and n:
@@ -67,7 +69,36 @@ def lines_frame(
         frame = frame.with_columns(
             pl.when(stripped == "").then(line).otherwise(stripped).alias(TEXT)
         )
+        frame = _torn(frame, lengths, lines if raw is None else raw)
     return frame
+
+
+# Text after the last hole of a line: a torn line, NULs, then a whole line.
+_AFTER_HOLE = r"\x00{16,}([^\x00]+)$"
+
+
+def _torn(frame: pl.DataFrame, lengths: pl.Series, raw: pl.Series) -> pl.DataFrame:
+    """Lines torn by a hole (a crash writes part of a line, NULs, then the next
+    line whole) become two rows: the torn part with the hole, a `binary`
+    reject, and the line after it, which keeps its line number and gets the
+    offset of its first byte. `raw` holds each line's bytes as characters.
+    """
+    tail = frame.get_column(TEXT).str.extract(_AFTER_HOLE, 1)
+    text = frame.get_column(TEXT)
+    keep = text.str.len_chars().cast(pl.Int64) - tail.str.len_chars().fill_null(0)
+    head_text = text.str.head(keep)
+    torn = tail.is_not_null() & (head_text.str.strip_chars("\x00") != "")
+    if not torn.any():
+        return frame
+    tail_bytes = raw.str.extract(_AFTER_HOLE, 1).str.len_chars().cast(pl.UInt64)
+    after = frame.filter(torn).with_columns(
+        (pl.col(OFFSET) + lengths.filter(torn) - tail_bytes.filter(torn)).alias(OFFSET),
+        tail.filter(torn).alias(TEXT),
+    )
+    before = frame.with_columns(
+        pl.when(torn).then(head_text).otherwise(pl.col(TEXT)).alias(TEXT)
+    )
+    return pl.concat([before, after]).sort(OFFSET, maintain_order=True)
 
 
 @dataclass(frozen=True)
