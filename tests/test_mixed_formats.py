@@ -562,3 +562,14 @@ def test_inputs_of_one_format_are_read_together_wherever_they_are(
     samples = [(Path(r["source"]).name, r["line"]) for r in data["reject_samples"]]  # type: ignore[union-attr]
     assert samples == [(f"site{i}.log", 6) for i in range(5)]
     assert ov["requests"] == 30  # type: ignore[index]
+
+
+def test_diagnose_is_public() -> None:
+    findings = pplog.diagnose(
+        pplog.scan_log(SAMPLES / "elb-access.log", include_rejects=True)
+    )
+    assert isinstance(findings[0], pplog.Finding)
+    assert {f.code for f in findings} >= {
+        "double-proxy-header",
+        "tls-on-plain-listener",
+    }

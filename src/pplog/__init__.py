@@ -14,6 +14,7 @@ from pplog.errors import (
 from pplog.formats import PRESETS, LogFormat, get_format
 from pplog.pipeline import PplogWarning, read_log, scan_log
 from pplog.reports import Summary, summarize
+from pplog.reports.doctor import Finding, diagnose
 
 if TYPE_CHECKING:
     from pplog.batch import ingest, scan_dataset, verify
@@ -35,6 +36,7 @@ def __getattr__(name: str) -> Any:  # noqa: ANN401 - module attributes
 
 __all__ = [
     "PRESETS",
+    "Finding",
     "LogFormat",
     "LogFormatError",
     "OptionError",
@@ -44,6 +46,7 @@ __all__ = [
     "SourceError",
     "Summary",
     "__version__",
+    "diagnose",
     "get_format",
     "ingest",
     "read_log",
