@@ -89,8 +89,9 @@ def _error_log_lines(sample: Sequence[str]) -> int:
 
 def _detect_one(
     src: Source, sample: list[str], fits: dict[str, int] | None = None
-) -> tuple[LogFormat | None, str]:
-    """The preset for one input's sample, or None with a one-line reason.
+) -> tuple[LogFormat | None, str, LogFormatError | None]:
+    """The preset for one input's sample, or None with a one-line reason and
+    the error to raise should no input fit at all.
 
     `fits` (lines each preset parses) when already counted, else counted here.
     """
@@ -99,21 +100,31 @@ def _detect_one(
     else:
         name = max(DETECTION_ORDER, key=lambda n: (fits[n], -DETECTION_ORDER.index(n)))
         fmt, ok = PRESETS[name], fits[name]
-    if ok * 2 >= len(sample):
-        return fmt, f"auto-detected: {ok} of {len(sample)} sample lines fit"
+    n = len(sample)
+    if ok * 2 >= n:
+        return fmt, f"auto-detected: {ok} of {n} sample lines fit", None
     errors = _error_log_lines(sample)
-    if errors * 2 >= len(sample):
-        return None, (
-            f"an nginx error log, not an access log ({errors} of {len(sample)} "
-            f"sample lines are error-log entries); read it with "
-            f"`pplog doctor --error-log {src.name}`"
+    if errors * 2 >= n:
+        note = (
+            f"an nginx error log, not an access log ({errors} of {n} sample lines "
+            f"are error-log entries); read it with `pplog doctor --error-log "
+            f"{src.name}`"
         )
+        return None, note, LogFormatError(f"`{src.name}` is {note}")
     if ok <= 0:
-        return None, f"no preset fits (none parses any of {len(sample)} sample lines)"
-    return None, (
-        f"no preset fits (the closest, `{fmt.name}`, fits {ok} of "
-        f"{len(sample)} sample lines)"
+        why, anyway = f"none parses any of {n} sample lines", ""
+    else:
+        why = f"the closest, `{fmt.name}`, fits {ok} of {n} sample lines"
+        anyway = (
+            f"--format {fmt.name} to read it with that preset anyway (lines that "
+            "do not fit are counted as rejects), "
+        )
+    msg = (
+        f"no preset fits `{src.name}` ({why}); first line: {sample[0][:120]!r}; "
+        f"pass {anyway}--log-format 'YOUR nginx log_format' or "
+        "--nginx-conf /etc/nginx/nginx.conf"
     )
+    return None, f"no preset fits ({why})", LogFormatError(msg)
 
 
 def _fits(samples: list[list[str]]) -> list[dict[str, int]]:
@@ -139,25 +150,6 @@ def _fits(samples: list[list[str]]) -> list[dict[str, int]]:
         for sid, ok in counts.iter_rows():
             out[int(sid)][name] = ok
     return out
-
-
-def _no_format_error(src: Source, note: str, sample_line: str) -> LogFormatError:
-    """The error when auto-detection fits no input: what was found, what to do."""
-    if not note.startswith("no preset fits"):
-        return LogFormatError(f"`{src.name}` is {note}")
-    closest = note.split("`")[1] if "`" in note else None
-    anyway = (
-        f"--format {closest} to read it with that preset anyway (lines that do "
-        "not fit are counted as rejects), "
-        if closest
-        else ""
-    )
-    msg = (
-        f"no preset fits `{src.name}` {note[len('no preset fits ') :]}; first "
-        f"line: {sample_line[:120]!r}; pass {anyway}--log-format 'YOUR nginx "
-        "log_format' or --nginx-conf /etc/nginx/nginx.conf"
-    )
-    return LogFormatError(msg)
 
 
 def _rotation_sets(srcs: Sequence[Source]) -> list[list[Source]]:
@@ -192,16 +184,14 @@ def _detect_sets(
         (PRESETS["combined"], "no lines to detect from; assumed combined", None)
     ] * len(sets)
     for (i, src, sample), counted in zip(firsts, fits, strict=True):
-        fmt, note = _detect_one(src, sample, counted)
-        if fmt is not None:
-            out[i] = (fmt, note, None)
+        out[i] = _detect_one(src, sample, counted)
+        if out[i][0] is not None:
             continue
-        out[i] = (None, note, _no_format_error(src, note, sample[0]))
         for later in sets[i][sets[i].index(src) + 1 :]:  # rare: the older members
             lines = [x for x in sources.read_head(later, DETECT_LINES) if x.strip()]
-            found, found_note = _detect_one(later, lines) if lines else (None, "")
-            if found is not None:
-                out[i] = (found, found_note, None)
+            verdict = _detect_one(later, lines) if lines else None
+            if verdict is not None and verdict[0] is not None:
+                out[i] = verdict
                 break
     # nothing to detect from (empty, or compressed stdin that cannot be
     # peeked into): read as the first input detected, as one format was before
@@ -313,8 +303,8 @@ def resolve_format(
 ) -> tuple[LogFormat, str | None]:
     """One format for every input, and a note saying how it was chosen.
 
-    Auto-detection takes the first input that a preset fits (`pplog ingest`
-    keeps one format per dataset); `resolve_groups` detects per input.
+    With ``auto``, the format of the first input a preset fits (each input
+    is detected by `resolve_groups`, which this is the one-format form of).
     """
     if log_format is not None and nginx_conf is not None:
         msg = "give either a log format string or an nginx configuration, not both"
@@ -331,15 +321,5 @@ def resolve_format(
         return format, None
     if format not in (None, "auto"):
         return get_format(format), None
-    failure: LogFormatError | None = None
-    for src in srcs:  # the first source that a preset fits decides
-        sample = [x for x in sources.read_head(src, DETECT_LINES) if x.strip()]
-        if not sample:
-            continue
-        found, note = _detect_one(src, sample)
-        if found is not None:
-            return found, note
-        failure = failure or _no_format_error(src, note, sample[0])
-    if failure is not None:
-        raise failure
-    return PRESETS["combined"], "no lines to detect from; assumed combined"
+    first = next(g for g in resolve_groups(srcs) if g.format is not None)
+    return first.format, first.note  # type: ignore[return-value]

@@ -131,7 +131,7 @@ def open_log(
     groups = _merge_same(groups)
     first = next((g for g in groups if g.format is not None), groups[0])
     fmt = first.format or PRESETS["combined"]
-    if len(groups) == 1:
+    if len(groups) == 1 and first.format is not None:
         lines, native = sources.scan_lines(
             srcs, on_problem=problem, on_progress=on_progress
         )
@@ -158,8 +158,8 @@ def open_log(
     frame = pl.concat(frames, how="diagonal_relaxed")
     names = sorted({g.format.name for g in groups if g.format is not None})
     note = f"{len(names)} formats, one per input: " + ", ".join(names)
-    if len(names) == 1:
-        note = f"{names[0]}, some inputs fit no preset"
+    if any(g.format is None for g in groups):
+        note += "; some inputs fit no preset"
     return LogScan(
         frame,
         pl.concat(all_lines, how="vertical"),
