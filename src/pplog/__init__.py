@@ -14,15 +14,17 @@ from pplog.errors import (
 from pplog.formats import PRESETS, LogFormat, get_format
 from pplog.pipeline import PplogWarning, read_log, scan_log
 from pplog.reports import Summary, summarize
-from pplog.reports.doctor import Finding, diagnose
 
 if TYPE_CHECKING:
     from pplog.batch import ingest, scan_dataset, verify
+    from pplog.reports.doctor import Finding, diagnose
 
 __version__ = "0.1.0"
 
-# The dataset side is imported when first used: `pplog summarize` starts faster.
+# The dataset side and the doctor are imported when first used: `pplog
+# summarize` starts faster.
 _BATCH = frozenset({"ingest", "scan_dataset", "verify"})
+_DOCTOR = frozenset({"Finding", "diagnose"})
 
 
 def __getattr__(name: str) -> Any:  # noqa: ANN401 - module attributes
@@ -30,6 +32,10 @@ def __getattr__(name: str) -> Any:  # noqa: ANN401 - module attributes
         from pplog import batch
 
         return getattr(batch, name)
+    if name in _DOCTOR:
+        from pplog.reports import doctor
+
+        return getattr(doctor, name)
     msg = f"module 'pplog' has no attribute {name!r}"
     raise AttributeError(msg)
 
