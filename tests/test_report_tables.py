@@ -17,7 +17,7 @@ import pytest
 import pplog
 from helpers import SAMPLES
 from pplog.errors import OptionError
-from pplog.reports.filters import Filters, parse_status, parse_time
+from pplog.pipeline.filters import Filters, parse_status, parse_time
 from pplog.reports.timeline import choose_interval, interval_seconds
 
 MAIN = SAMPLES / "main-access.log"

@@ -13,7 +13,9 @@ from pplog.errors import (
 )
 from pplog.formats import PRESETS, LogFormat, get_format
 from pplog.pipeline import PplogWarning, read_log, scan_log
-from pplog.reports import Summary, summarize
+from pplog.pipeline.spec import LogSpec
+from pplog.reports import Summary
+from pplog.run import summarize
 
 if TYPE_CHECKING:
     from pplog.batch import ingest, scan_dataset, verify
@@ -45,6 +47,7 @@ __all__ = [
     "Finding",
     "LogFormat",
     "LogFormatError",
+    "LogSpec",
     "OptionError",
     "PplogError",
     "PplogWarning",

@@ -25,12 +25,14 @@ from pplog.pipeline.opening import (
     rows,
 )
 from pplog.pipeline.scan import read_log, scan_log
+from pplog.pipeline.spec import LogSpec
 
 __all__ = [
     "DETECT_LINES",
     "UNKNOWN_FORMAT",
     "FileGroup",
     "LogScan",
+    "LogSpec",
     "PathArg",
     "PplogWarning",
     "detect_format",

@@ -6,17 +6,17 @@ import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from pplog import clientip, sources
 from pplog.clientip import ProxyPolicy
 from pplog.enrich.agents import agent_class
-from pplog.errors import OptionError
 from pplog.formats import PRESETS, LogFormat, realip_from_config
 from pplog.parse import parse
-from pplog.pipeline.detect import UNKNOWN_FORMAT, FileGroup, resolve_groups
+from pplog.pipeline.detect import UNKNOWN_FORMAT, FileGroup
+from pplog.pipeline.spec import LogSpec
 from pplog.schema import (
     HTTP_USER_AGENT,
     LINE,
@@ -66,16 +66,43 @@ class LogScan:
     def formats(self) -> list[dict[str, str | None]]:
         """Which input was read with which format, and how it was chosen, in
         the order of the inputs."""
-        of = {src.name: g for g in self.groups for src in g.sources}
-        return [
-            {
-                "source": src.name,
-                "format": fmt.name if (fmt := of[src.name].format) else None,
-                "detection": of[src.name].notes.get(src.name, of[src.name].note),
-            }
-            for src in self.sources
-            if src.name in of
-        ]
+        return formats_of(self.sources, self.groups)
+
+
+def formats_of(
+    srcs: Sequence[Source], groups: Sequence[FileGroup]
+) -> list[dict[str, str | None]]:
+    """Which input is read with which format, and how it was chosen, in the
+    order of the inputs."""
+    of = {src.name: g for g in groups for src in g.sources}
+    return [
+        {
+            "source": src.name,
+            "format": fmt.name if (fmt := of[src.name].format) else None,
+            "detection": of[src.name].notes.get(src.name, of[src.name].note),
+        }
+        for src in srcs
+        if src.name in of
+    ]
+
+
+def groups_note(groups: Sequence[FileGroup]) -> str | None:
+    """How the format was chosen: the one group's note, or the formats used."""
+    if len(groups) == 1:
+        return groups[0].note
+    names = sorted({g.format.name for g in groups if g.format is not None})
+    note = f"{len(names)} formats, one per input: " + ", ".join(names)
+    if any(g.format is None for g in groups):
+        note += "; some inputs fit no preset"
+    return note
+
+
+def unknown_format_warning(note: str | None) -> str:
+    """The warning for an input no preset fits."""
+    return (
+        f"{note}; its lines are counted as rejects "
+        f"(`{UNKNOWN_FORMAT}`); pass --format NAME to choose one"
+    )
 
 
 def _warn(name: str, message: str) -> None:
@@ -86,49 +113,27 @@ def open_log(
     source: PathArg,
     format: str | LogFormat | None = "auto",  # noqa: A002
     *,
-    log_format: str | None = None,
-    nginx_conf: str | os.PathLike[str] | None = None,
-    log_format_name: str | None = None,
-    trusted: Sequence[str] | None = None,
-    real_ip_header: str | None = None,
-    recursive: bool | None = None,
-    policy: ProxyPolicy | None = None,
+    spec: LogSpec | None = None,
     on_problem: ProblemHandler | None = None,
     on_progress: ProgressHandler | None = None,
+    **keywords: Any,  # noqa: ANN401 - the keywords of `LogSpec.build`
 ) -> LogScan:
     """Resolve inputs, formats and proxy policies; the `LogScan` frame keeps rejects.
 
     Each input is read with its own format (see `resolve_groups`); an input
     that no preset fits is reported once through `on_problem` and its lines
-    are kept as rejects (`unknown_format`).
+    are kept as rejects (`unknown_format`). Settings come from `spec`, or
+    from keywords that build one (`LogSpec.build`).
     """
-    if log_format is not None and nginx_conf is not None:
-        msg = "give either a log format string or an nginx configuration, not both"
-        raise OptionError(msg)
+    spec = LogSpec.of(spec, format=format, **keywords)
     srcs = sources.expand(source)  # type: ignore[arg-type]
-    groups = resolve_groups(
-        srcs,
-        format,
-        log_format=log_format,
-        nginx_conf=nginx_conf,
-        log_format_name=log_format_name,
-    )
+    groups = spec.groups(srcs)
     problems: list[tuple[str, str]] = []
 
     def problem(name: str, message: str) -> None:
         problems.append((name, message))
         (on_problem or _warn)(name, message)
 
-    for g in groups:
-        g.policy = resolve_policy(
-            policy,
-            trusted=trusted,
-            real_ip_header=real_ip_header,
-            recursive=recursive,
-            nginx_conf=nginx_conf,
-            fmt=g.format,
-        )
-    groups = _merge_same(groups)
     first = next((g for g in groups if g.format is not None), groups[0])
     fmt = first.format or PRESETS["combined"]
     if len(groups) == 1 and first.format is not None:
@@ -147,19 +152,12 @@ def open_log(
         all_lines.append(lines)
         if g.format is None:
             for src in g.sources:
-                (on_problem or _warn)(
-                    src.name,
-                    f"{g.note}; its lines are counted as rejects "
-                    f"(`{UNKNOWN_FORMAT}`); pass --format NAME to choose one",
-                )
-            frames.append(_unknown_format_rows(lines))
+                (on_problem or _warn)(src.name, unknown_format_warning(g.note))
+            frames.append(unknown_format_rows(lines))
         else:
             frames.append(rows(lines, g.format, policy=g.policy))
     frame = pl.concat(frames, how="diagonal_relaxed")
-    names = sorted({g.format.name for g in groups if g.format is not None})
-    note = f"{len(names)} formats, one per input: " + ", ".join(names)
-    if any(g.format is None for g in groups):
-        note += "; some inputs fit no preset"
+    note = groups_note(groups)
     return LogScan(
         frame,
         pl.concat(all_lines, how="vertical"),
@@ -173,7 +171,7 @@ def open_log(
     )
 
 
-def _merge_same(groups: list[FileGroup]) -> list[FileGroup]:
+def merge_same(groups: list[FileGroup]) -> list[FileGroup]:
     """Groups with the same format and policy read as one, where the first is.
 
     A directory of vhost logs next to their error logs is then two scans, not
@@ -202,7 +200,7 @@ def _merge_same(groups: list[FileGroup]) -> list[FileGroup]:
     return out
 
 
-def _unknown_format_rows(lines: pl.LazyFrame) -> pl.LazyFrame:
+def unknown_format_rows(lines: pl.LazyFrame) -> pl.LazyFrame:
     """The lines of an input no preset fits, as rejects (`unknown_format`)."""
     return lines.select(
         SOURCE,

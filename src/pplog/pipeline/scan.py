@@ -11,6 +11,7 @@ import polars as pl
 from pplog.clientip import ProxyPolicy
 from pplog.formats import LogFormat
 from pplog.pipeline.opening import PathArg, open_log
+from pplog.pipeline.spec import LogSpec
 from pplog.schema import RAW, REJECT_REASON
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ def scan_log(
     policy: ProxyPolicy | None = None,
     geoip: Sequence[str | os.PathLike[str]] | None = None,
     include_rejects: bool = False,
+    spec: LogSpec | None = None,
 ) -> pl.LazyFrame:
     """Lazily read nginx (or AWS load-balancer) access logs into typed rows.
 
@@ -81,6 +83,8 @@ def scan_log(
         collect the distinct addresses).
     include_rejects
         Keep lines that did not parse, with `reject_reason` and `raw` set.
+    spec
+        A `LogSpec` holding all of the settings above (instead of them).
 
     Returns
     -------
@@ -101,9 +105,9 @@ def scan_log(
     >>> lf.select("client_ip", "status").head(2).collect().columns
     ['client_ip', 'status']
     """
-    scan = open_log(
-        source,
-        format,
+    spec = LogSpec.of(
+        spec,
+        format=format,
         log_format=log_format,
         nginx_conf=nginx_conf,
         log_format_name=log_format_name,
@@ -111,8 +115,10 @@ def scan_log(
         real_ip_header=real_ip_header,
         recursive=recursive,
         policy=policy,
+        geoip=geoip,
     )
-    frame = scan.frame
+    frame = open_log(source, spec=spec).frame
+    geoip = spec.geoip
     if geoip:
         from pplog.enrich.geo import open_databases
 
@@ -137,6 +143,7 @@ def read_log(
     policy: ProxyPolicy | None = None,
     geoip: Sequence[str | os.PathLike[str]] | None = None,
     include_rejects: bool = False,
+    spec: LogSpec | None = None,
 ) -> pl.DataFrame:
     """Read access logs into a DataFrame; the eager form of `scan_log`.
 
@@ -150,6 +157,8 @@ def read_log(
         MaxMind DB files: adds `country`, `city`, `asn` and `as_org`.
     include_rejects
         Keep lines that did not parse, with `reject_reason` and `raw` set.
+    spec
+        A `LogSpec` holding all of the settings above (instead of them).
 
     Returns
     -------
@@ -175,4 +184,5 @@ def read_log(
         policy=policy,
         geoip=geoip,
         include_rejects=include_rejects,
+        spec=spec,
     ).collect(engine="streaming")

@@ -1,7 +1,22 @@
-"""Report tables (one module each) and the `Summary` that holds them."""
+"""Report tables: one module each, the mergeable `Partial`, `finish` and `Summary`.
+
+Pure functions from rows to partials and from partials to tables; the
+orchestration that reads inputs and runs them is `pplog.run`.
+"""
 
 from __future__ import annotations
 
-from pplog.reports.summary import Summary, summarize
+from pplog.reports.finish import FinishSettings, Tables, finish
+from pplog.reports.partial import MapSettings, Partial, merge, partial_of
+from pplog.reports.summary import Summary
 
-__all__ = ["Summary", "summarize"]
+__all__ = [
+    "FinishSettings",
+    "MapSettings",
+    "Partial",
+    "Summary",
+    "Tables",
+    "finish",
+    "merge",
+    "partial_of",
+]

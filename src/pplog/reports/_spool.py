@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import polars as pl
 
-from pplog._paths import writes_through
 from pplog._text import escape_json_expr
 from pplog.clientip import FORWARDED_BY_UNTRUSTED, HEADERS, PAIR_KEY
 from pplog.errors import ReportError
-from pplog.pipeline import LogScan
 from pplog.reports.breakdowns import HOST_COLUMNS
 from pplog.reports.paths import UPSTREAM_RESPONSE_TIME
 from pplog.schema import (
@@ -38,9 +35,9 @@ from pplog.schema import (
 
 
 def write_rejects(
-    lf: pl.LazyFrame, scan: LogScan | None, path: str | os.PathLike[str]
-) -> tuple[pl.LazyFrame, Path]:
-    """A lazy sink of every rejected line as JSON lines, and its temporary path.
+    lf: pl.LazyFrame, lines: pl.LazyFrame | None, path: str | Path
+) -> pl.LazyFrame:
+    """A lazy sink of every rejected line of `lf` as JSON lines, into `path`.
 
     Lines are kept whole (this is the full record); characters that act on a
     terminal (`pplog._text`) are JSON escapes, so `cat` or `less` of the file
@@ -48,19 +45,13 @@ def write_rejects(
 
     Byte offsets of lines read by polars itself are a running sum over every
     line, which the streaming engine cannot overlap with parsing; they are
-    computed here, in a cheap second pass over the lines, for the rejects only.
+    computed here from `lines` (what `lf` was parsed from), in a cheap second
+    pass, for the rejects only.
     """
-    target = Path(path)
-    # a device or symlink is written through; a regular file replaced atomically
-    tmp = (
-        target
-        if writes_through(target)
-        else target.with_name(f".{target.name}.pplog-tmp")
-    )
     rejected = lf.filter(pl.col(REJECT_REASON).is_not_null())
     keys = [SOURCE, LINE]
-    if OFFSET not in lf.collect_schema().names() and scan is not None:
-        offsets = scan.lines.select(SOURCE, LINE, OFFSET).join(
+    if OFFSET not in lf.collect_schema().names() and lines is not None:
+        offsets = lines.select(SOURCE, LINE, OFFSET).join(
             rejected.select(keys), on=keys, how="semi"
         )
         rejected = rejected.join(offsets, on=keys, how="left", maintain_order="left")
@@ -71,8 +62,7 @@ def write_rejects(
     # leaves raw become \u escapes; one column written as it is
     encoded = pl.struct(*columns).struct.json_encode()
     rows = rejected.select(escape_json_expr(encoded).alias("json"))
-    sink = rows.sink_csv(tmp, include_header=False, quote_style="never", lazy=True)
-    return sink, tmp
+    return rows.sink_csv(path, include_header=False, quote_style="never", lazy=True)
 
 
 # What the tables read; everything else is never materialised.

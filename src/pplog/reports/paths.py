@@ -66,7 +66,7 @@ def details(
     shown = shown_rows(lf, table, [key])
     schema = lf.collect_schema()
     for column in latency_columns(schema.names()):
-        value = _seconds(column, schema[column])
+        value = seconds(column, schema[column])
         if exact_fits(shown, table, [key], value):
             queries.append(_latency(shown, key, value, column))
         else:
@@ -86,7 +86,7 @@ def finish(
     return out
 
 
-def _seconds(column: str, dtype: pl.DataType) -> pl.Expr:
+def seconds(column: str, dtype: pl.DataType) -> pl.Expr:
     """A latency in seconds per request; upstream lists add up the tries."""
     col = pl.col(column)
     if isinstance(dtype, pl.List):

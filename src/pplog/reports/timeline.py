@@ -96,7 +96,7 @@ def timeline(lf: pl.LazyFrame, interval: str) -> pl.LazyFrame:
     status = pl.col(STATUS)
     return (
         lf.filter(pl.col(TIME).is_not_null())
-        .group_by(_floor(interval).alias(TIME))
+        .group_by(floor_to(interval).alias(TIME))
         .agg(
             pl.len().cast(pl.UInt64).alias("requests"),
             ((status >= 400) & (status < 500))
@@ -112,7 +112,7 @@ def timeline(lf: pl.LazyFrame, interval: str) -> pl.LazyFrame:
 _EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 
 
-def _floor(interval: str) -> pl.Expr:
+def floor_to(interval: str) -> pl.Expr:
     """`time` truncated to `interval`, never before year 1 (Python's first)."""
     return pl.max_horizontal(
         pl.col(TIME).dt.truncate(interval), pl.lit(_EARLIEST, TIME_DTYPE)

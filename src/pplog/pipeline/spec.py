@@ -1,0 +1,196 @@
+"""`LogSpec`: how to read a set of logs, as one value.
+
+Which format (forced, or detected per input), whom to believe about client
+addresses, which GeoIP files to use and which rows the reports look at. The
+CLI builds one with a single decorator; the API takes one (`spec=`) or the
+keywords that build one. It is frozen and picklable: a worker process gets
+the same value the command line built.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pplog.clientip import ProxyPolicy
+from pplog.errors import OptionError
+from pplog.formats import LogFormat
+from pplog.pipeline.filters import Filters
+
+if TYPE_CHECKING:
+    from pplog.pipeline.detect import FileGroup
+    from pplog.sources import Source
+
+# Keywords of `LogSpec.build` that are filters, in `Filters.parse`'s names.
+FILTER_KEYWORDS = ("since", "until", "status", "client", "path")
+
+
+@dataclass(frozen=True)
+class LogSpec:
+    """How to read logs: format inputs, proxy policy, GeoIP files, row filters.
+
+    Attributes
+    ----------
+    format
+        A preset name, a `LogFormat`, or ``"auto"`` (detected per input).
+    log_format, nginx_conf, log_format_name
+        An nginx ``log_format`` string, or a configuration to read it (and the
+        realip settings) from, optionally by name.
+    trusted, real_ip_header, recursive, policy
+        Whom to believe about client addresses (nginx's realip settings), or
+        a ready `ProxyPolicy`. Unset values come from `nginx_conf`, else the
+        defaults.
+    geoip, geoip_skip_special
+        MaxMind DB files (None: the usual directories) and whether private
+        and other special addresses are left unlooked-up.
+    filters, exclude_bots
+        Which requests the tables look at.
+    """
+
+    format: str | LogFormat | None = "auto"
+    log_format: str | None = None
+    nginx_conf: str | None = None
+    log_format_name: str | None = None
+    trusted: tuple[str, ...] | None = None
+    real_ip_header: str | None = None
+    recursive: bool | None = None
+    policy: ProxyPolicy | None = None
+    geoip: tuple[str, ...] | None = None
+    geoip_skip_special: bool = True
+    filters: Filters = field(default_factory=Filters)
+    exclude_bots: bool = False
+
+    def __post_init__(self) -> None:
+        if self.log_format is not None and self.nginx_conf is not None:
+            msg = "give either a log format string or an nginx configuration, not both"
+            raise OptionError(msg)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        format: str | LogFormat | None = "auto",  # noqa: A002 - mirrors --format
+        log_format: str | None = None,
+        nginx_conf: str | os.PathLike[str] | None = None,
+        log_format_name: str | None = None,
+        trusted: Sequence[str] | None = None,
+        real_ip_header: str | None = None,
+        recursive: bool | None = None,
+        policy: ProxyPolicy | None = None,
+        geoip: Sequence[str | os.PathLike[str]] | None = None,
+        geoip_skip_special: bool = True,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
+        status: str | Sequence[str] | None = None,
+        client: str | Sequence[str] | None = None,
+        path: str | Sequence[str] | None = None,
+        exclude_bots: bool = False,
+    ) -> LogSpec:
+        """A spec from the keywords `summarize`, `scan_log` and the CLI take.
+
+        Filters are parsed here (``--since 1h`` is fixed to a point in time
+        once), so every worker of a run filters the same window.
+        """
+        if isinstance(trusted, str):
+            trusted = [trusted]
+        if isinstance(geoip, str | os.PathLike):
+            geoip = [geoip]
+        return cls(
+            format=format,
+            log_format=log_format,
+            nginx_conf=os.fspath(nginx_conf) if nginx_conf is not None else None,
+            log_format_name=log_format_name,
+            trusted=tuple(trusted) if trusted is not None else None,
+            real_ip_header=real_ip_header,
+            recursive=recursive,
+            policy=policy,
+            geoip=tuple(os.fspath(g) for g in geoip) if geoip else None,
+            geoip_skip_special=geoip_skip_special,
+            filters=Filters.parse(
+                since=since, until=until, status=status, client=client, path=path
+            ),
+            exclude_bots=exclude_bots,
+        )
+
+    @classmethod
+    def of(cls, spec: LogSpec | None, **keywords: Any) -> LogSpec:  # noqa: ANN401
+        """`spec` itself, or one built from `keywords`; not both.
+
+        Keywords left at their defaults do not count as given.
+        """
+        given = {
+            k: v
+            for k, v in keywords.items()
+            if v != _DEFAULTS.get(k) and not (k == "format" and v is None)
+        }
+        if spec is None:
+            return cls.build(**given)
+        if given:
+            names = ", ".join(f"`{k}`" for k in sorted(given))
+            msg = f"give `spec` or {names}, not both"
+            raise OptionError(msg)
+        return spec
+
+    def with_(self, **changes: Any) -> LogSpec:  # noqa: ANN401
+        """A copy with some attributes changed."""
+        return replace(self, **changes)
+
+    @property
+    def forced(self) -> bool:
+        """True when the format is given rather than detected per input."""
+        return (
+            self.format not in (None, "auto")
+            or self.log_format is not None
+            or self.log_format_name is not None
+        )
+
+    @property
+    def reads_options(self) -> bool:
+        """True when any format or real-IP setting is given (a dataset refuses them)."""
+        return bool(
+            self.format not in (None, "auto")
+            or self.log_format
+            or self.nginx_conf
+            or self.trusted
+            or self.real_ip_header
+            or self.recursive is not None
+            or self.policy
+        )
+
+    def resolve_policy(self, fmt: LogFormat | None = None) -> ProxyPolicy:
+        """The proxy policy for inputs read with `fmt` (see `resolve_policy`)."""
+        from pplog.pipeline.opening import resolve_policy
+
+        return resolve_policy(
+            self.policy,
+            trusted=self.trusted,
+            real_ip_header=self.real_ip_header,
+            recursive=self.recursive,
+            nginx_conf=self.nginx_conf,
+            fmt=fmt,
+        )
+
+    def groups(self, srcs: Sequence[Source]) -> list[FileGroup]:
+        """The inputs in groups of one format and policy (detected if need be)."""
+        from pplog.pipeline.detect import resolve_groups
+        from pplog.pipeline.opening import merge_same
+
+        groups = resolve_groups(
+            list(srcs),
+            self.format,
+            log_format=self.log_format,
+            nginx_conf=self.nginx_conf,
+            log_format_name=self.log_format_name,
+        )
+        for g in groups:
+            g.policy = self.resolve_policy(g.format)
+        return merge_same(groups)
+
+
+_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in fields(LogSpec) if f.name not in ("filters",)
+} | dict.fromkeys(FILTER_KEYWORDS)
+_DEFAULTS["format"] = "auto"
