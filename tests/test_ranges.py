@@ -258,3 +258,21 @@ def test_sample_logs_parse_the_same_in_spans(name: str, *, wrong: bool) -> None:
         assert len(spans) == parts
         parsed = [parse_lines(sources.scan_lines([s])[0], fmt).collect() for s in spans]
         assert_frame_equal(pl.concat(parsed), whole)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\n", b"\n\n", b"a", b"a\n\nb", b"abc\n", b"x" * 100 + b"\n\n\n\ny"],
+)
+@pytest.mark.parametrize(("line", "offset"), [(1, 0), (5, 17), (2**33, 2**40)])
+def test_ascii_blocks_split_as_python_does(data: bytes, line: int, offset: int) -> None:
+    # a span's blocks are ASCII: one polars query builds their frame
+    texts = data.decode().split("\n")
+    if data.endswith(b"\n") or not data:
+        texts.pop()
+    starts = [offset + sum(len(t) + 1 for t in texts[:i]) for i in range(len(texts))]
+    expected = [
+        ("s", line + i, start, text, False)
+        for i, (start, text) in enumerate(zip(starts, texts, strict=True))
+    ]
+    assert sources.lines_frame("s", data, line, offset).rows() == expected
