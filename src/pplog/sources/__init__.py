@@ -74,7 +74,8 @@ def iter_batches(
     compression, binary) is reported through `on_problem` with a one-line
     reason, and reading goes on with the next source. Lines read before the
     damage are kept. `on_progress` receives the number of on-disk bytes
-    consumed since its last call and the total on-disk size (None for stdin).
+    consumed since its last call and the total on-disk size (None for stdin);
+    a spanned source counts its span's bytes.
     """
     remaining = max_lines
     sizes = [s.size for s in sources]
@@ -315,9 +316,11 @@ def scan_lines(
 
     Plain UTF-8 files go through polars' own line reader; compressed files,
     stdin and files with bytes that are not UTF-8 through a Python reader that
-    keeps such bytes as `\\xHH`. The flag is True when every source is read
-    by polars itself, so that several queries over the frame share one scan;
-    otherwise each query re-reads (stdin: spool the frame before querying).
+    keeps such bytes as `\\xHH`, and so do the spans `split_source` cuts
+    (with the whole file's line numbers and offsets). The flag is True when
+    every source is read by polars itself, so that several queries over the
+    frame share one scan; otherwise each query re-reads (stdin: spool the
+    frame before querying).
     """
     frames: list[pl.LazyFrame] = []
     python_sources: list[Source] = []
