@@ -13,6 +13,8 @@ ever lost to an encoding error.
 
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from itertools import pairwise
+from typing import BinaryIO
 
 import polars as pl
 from polars.io.plugins import register_io_source
@@ -72,7 +74,8 @@ def iter_batches(
     compression, binary) is reported through `on_problem` with a one-line
     reason, and reading goes on with the next source. Lines read before the
     damage are kept. `on_progress` receives the number of on-disk bytes
-    consumed since its last call and the total on-disk size (None for stdin).
+    consumed since its last call and the total on-disk size (None for stdin);
+    a spanned source counts its span's bytes.
     """
     remaining = max_lines
     sizes = [s.size for s in sources]
@@ -94,6 +97,9 @@ def _iter_source(
     on_progress: Callable[[int], None] | None,
     chunk_bytes: int,
 ) -> Iterator[pl.DataFrame]:
+    if src.span is not None:
+        yield from _iter_span(src, on_problem, on_progress, chunk_bytes)
+        return
     try:
         stream, counter = open_stream(src)
     except OSError as exc:
@@ -140,6 +146,70 @@ def _iter_source(
     finally:
         if src.path is not None:  # never close the process's stdin
             counter.close()
+
+
+def _iter_span(
+    src: Source,
+    on_problem: ProblemHandler | None,
+    on_progress: Callable[[int], None] | None,
+    chunk_bytes: int,
+    *,
+    numbered: bool = True,
+) -> Iterator[pl.DataFrame]:
+    """The lines of a spanned source, numbered and placed as in the whole file.
+
+    `split_source` judged the file already (plain, not binary), so nothing is
+    judged again. The line base is the newlines before the span, counted here
+    so that whoever reads a span needs nothing else; `numbered=False` skips
+    that count (`read_head` wants texts only).
+    """
+    assert src.path is not None
+    assert src.span is not None
+    start, end = src.span
+    try:
+        f = src.path.open("rb")
+    except OSError as exc:
+        _report(on_problem, src.name, f"cannot open: {exc.strerror or exc}")
+        return
+    with f:
+        try:
+            base = _newlines_before(f, start) if numbered else 0
+            at = f.seek(start)
+        except OSError as exc:
+            _report(on_problem, src.name, f"cannot read: {describe(exc)}")
+            return
+        lines = LineSplitter(offset=start, line=base + 1)
+        try:
+            while at < end:
+                data = f.read(min(chunk_bytes, end - at))
+                if not data:
+                    msg = (
+                        f"stopped at byte {at}: the file ended before byte {end} "
+                        "(truncated while read?); read it again"
+                    )
+                    _report(on_problem, src.name, msg)
+                    break
+                at += len(data)
+                if on_progress is not None:
+                    on_progress(len(data))
+                for block in lines.feed(data):
+                    yield block.frame(src.name)
+        except OSError as exc:
+            _report(on_problem, src.name, f"stopped at byte {at}: {describe(exc)}")
+        for block in lines.finish():
+            yield block.frame(src.name)
+
+
+def _newlines_before(f: BinaryIO, stop: int) -> int:
+    """The newlines in the first `stop` bytes of `f` (read in `CHUNK_BYTES`)."""
+    count = at = 0
+    while at < stop:
+        data = f.read(min(CHUNK_BYTES, stop - at))
+        if not data:
+            break
+        count += data.count(b"\n")
+        at += len(data)
+    return count
 
 
 def _report(handler: ProblemHandler | None, name: str, message: str) -> None:
@@ -246,9 +316,11 @@ def scan_lines(
 
     Plain UTF-8 files go through polars' own line reader; compressed files,
     stdin and files with bytes that are not UTF-8 through a Python reader that
-    keeps such bytes as `\\xHH`. The flag is True when every source is read
-    by polars itself, so that several queries over the frame share one scan;
-    otherwise each query re-reads (stdin: spool the frame before querying).
+    keeps such bytes as `\\xHH`, and so do the spans `split_source` cuts
+    (with the whole file's line numbers and offsets). The flag is True when
+    every source is read by polars itself, so that several queries over the
+    frame share one scan; otherwise each query re-reads (stdin: spool the
+    frame before querying).
     """
     frames: list[pl.LazyFrame] = []
     python_sources: list[Source] = []
@@ -260,6 +332,10 @@ def scan_lines(
             python_sources.clear()
 
     for src in sources:
+        if src.span is not None:  # judged by `split_source`; read its lines only
+            python_sources.append(src)
+            native = False
+            continue
         fast = _plain_utf8(src, on_problem)
         if fast is None:
             continue
@@ -274,6 +350,82 @@ def scan_lines(
         return pl.LazyFrame(schema=LINES_SCHEMA), True
     frame = pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
     return frame, native
+
+
+def split_source(
+    src: Source,
+    parts: int,
+    *,
+    min_bytes: int = 64 << 20,
+    on_problem: ProblemHandler | None = None,
+) -> list[Source]:
+    """Cut a large plain file at line boundaries into spans read apart.
+
+    At most `parts` spans of at least `min_bytes` each, about equal in size,
+    that tile the file; each reads as its share of the whole file's lines
+    (same `source`, line numbers and offsets), so the spans can be mapped
+    over several processes. Only an uncompressed regular file that polars
+    could read itself (`scan_lines`' check, which reads the whole file) is
+    cut; anything else comes back as `[src]`, and a file that check finds
+    unusable as `[]`, reported through `on_problem` as `scan_lines` does.
+    The spans cover the file as it is now: lines written later are in none.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = pathlib.Path(tmp, "access.log")
+    ...     _ = path.write_bytes(b"a\\nbb\\nccc\\ndddd\\n")
+    ...     [s.span for s in split_source(Source("a", path), 3, min_bytes=4)]
+    [(0, 5), (5, 9), (9, 14)]
+    """
+    if parts <= 1 or src.path is None or src.span is not None:
+        return [src]
+    try:
+        if not src.path.is_file():
+            return [src]
+        size = src.path.stat().st_size
+    except OSError:
+        return [src]  # `scan_lines` reports it
+    n = min(parts, size // max(min_bytes, 1))
+    if n <= 1:
+        return [src]
+    fast = _plain_utf8(src, on_problem)
+    if fast is None:
+        return []
+    if not fast:
+        return [src]
+    try:
+        with src.path.open("rb") as f:
+            while True:  # fewer parts when cutting at lines leaves one too small
+                bounds = [0, *_line_cuts(f, size, n), size]
+                spans = list(pairwise(bounds))
+                if n <= 2 or all(b - a >= min_bytes for a, b in spans):
+                    break
+                n -= 1
+    except OSError as exc:
+        _report(on_problem, src.name, f"cannot open: {exc.strerror or exc}")
+        return []
+    if len(spans) <= 1 or any(b - a < min_bytes for a, b in spans):
+        return [src]
+    return [Source(src.name, src.path, span) for span in spans]
+
+
+def _line_cuts(f: BinaryIO, size: int, parts: int) -> list[int]:
+    """The line starts at or after size*k/parts (k = 1 .. parts-1), each once."""
+    cuts: list[int] = []
+    for k in range(1, parts):
+        at = size * k // parts
+        f.seek(at - 1)  # a line starts at `at` if the byte before is LF
+        while piece := f.read(1 << 16):
+            nl = piece.find(b"\n")
+            if nl >= 0:
+                cut = at + nl
+                if cut < size and (not cuts or cut > cuts[-1]):
+                    cuts.append(cut)
+                break
+            at += len(piece)
+    return cuts
 
 
 def _python_lines(
@@ -303,6 +455,8 @@ def _python_lines(
 def read_head(source: Source, n: int) -> list[str]:
     """The first `n` lines of a source (for format detection), or fewer.
 
+    A spanned source is read from its span's start.
+
     For stdin this peeks at what is buffered without consuming it, so the
     run still reads every line; compressed stdin is not peeked into.
     """
@@ -316,7 +470,12 @@ def read_head(source: Source, n: int) -> list[str]:
         complete = head[: head.rfind(b"\n") + 1] if b"\n" in head else head
         return decode_bytes(complete).splitlines()[:n]
     out: list[str] = []
-    for batch in _iter_source(source, None, None, 1 << 16):
+    batches = (
+        _iter_source(source, None, None, 1 << 16)
+        if source.span is None
+        else _iter_span(source, None, None, 1 << 16, numbered=False)
+    )
+    for batch in batches:
         out.extend(batch.get_column(TEXT).head(n - len(out)).to_list())
         if len(out) >= n:
             break
@@ -355,4 +514,5 @@ __all__ = [
     "read_head",
     "rotation_key",
     "scan_lines",
+    "split_source",
 ]

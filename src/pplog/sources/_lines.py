@@ -35,9 +35,12 @@ def lines_frame(
     followed by text is the hole before that line, not part of it, and is
     stripped; a line of NULs only keeps them.
     """
+    ascii_lf = data.isascii() and b"\r" not in data  # on `data`: no copy
+    if ascii_lf and not hole and b"\x00" not in data:
+        return _ascii_frame(source, data, first_line, first_offset)
     body = data[:-1] if data.endswith(b"\n") else data
     raw: pl.Series | None = None  # each line's bytes as characters, if not ASCII
-    if body.isascii() and b"\r" not in body:
+    if ascii_lf:
         # polars splits lines in parallel; safe when every byte is a character
         lines = pl.scan_lines(data).collect().to_series().alias(TEXT)
         lengths = lines.str.len_bytes().cast(pl.UInt64)
@@ -71,6 +74,28 @@ def lines_frame(
         )
         frame = _torn(frame, lengths, lines if raw is None else raw)
     return frame
+
+
+def _ascii_frame(
+    source: str, data: bytes, first_line: int, first_offset: int
+) -> pl.DataFrame:
+    """`lines_frame` of ASCII lines without CR or NUL: one query on polars'
+    own line reader (nothing to strip: a BOM is not ASCII), half the time of
+    building the columns one by one."""
+    length = pl.col(TEXT).str.len_bytes().cast(pl.UInt64)
+    return (
+        pl.scan_lines(data, name=TEXT)
+        .select(
+            pl.lit(source, pl.String).alias(SOURCE),
+            pl.int_range(first_line, first_line + pl.len(), dtype=pl.UInt64).alias(
+                LINE
+            ),
+            ((length + 1).cum_sum() - length - 1 + first_offset).alias(OFFSET),
+            pl.col(TEXT),
+            pl.lit(False).alias(TOO_LONG),  # noqa: FBT003
+        )
+        .collect()
+    )
 
 
 # Text after the last hole of a line: a torn line, NULs, then a whole line.
@@ -234,9 +259,10 @@ class LineSplitter:
 
     def _lines(self, data: bytes, pos: int, stop: int) -> Block:
         """The unfinished line and data[pos:stop] (ending in LF) as a block."""
-        chunk = data[pos:stop]
-        if self._rest:
-            chunk = bytes(self._rest) + chunk
+        if self._rest:  # one copy of both
+            chunk = b"".join((self._rest, memoryview(data)[pos:stop]))
+        else:
+            chunk = data[pos:stop]
         block = self._block(chunk, len(chunk) + self._hole, hole=self._hole)
         self.line += chunk.count(b"\n")
         self._rest, self._hole, self._blank = bytearray(), 0, True

@@ -16,14 +16,22 @@ STDIN = "-"
 
 @dataclass(frozen=True)
 class Source:
-    """One input: a file path or stdin."""
+    """One input: a file path or stdin, or a byte range of a plain file.
+
+    `span` is [start, end) in the file: start at the beginning of a line,
+    end just after a newline or at the file's end (`split_source` cuts
+    them). Its lines keep the file's name, line numbers and offsets.
+    """
 
     name: str
     path: Path | None  # None for stdin
+    span: tuple[int, int] | None = None
 
     @property
     def size(self) -> int:
-        """Bytes on disk (0 for stdin or an unreadable file)."""
+        """Bytes on disk (0 for stdin or an unreadable file); a span's length."""
+        if self.span is not None:
+            return self.span[1] - self.span[0]
         if self.path is None:
             return 0
         try:
