@@ -28,13 +28,16 @@ from pplog.reports.overview import (
     v4_number,
 )
 from pplog.reports.partial import (
+    CLIENT_HASH,
     COUNT,
     MEASURE,
+    PATH_HASH,
     RANK,
     SAMPLE_KEYS,
     VALUE,
     VISITOR,
     Partial,
+    text_hash,
 )
 from pplog.reports.timeline import choose_interval, fill_gaps, floor_to
 from pplog.schema import (
@@ -265,14 +268,23 @@ def _clients(
     shown = table.select(CLIENT_IP)
     paths = (
         partial["pairs"]
-        .filter(pl.col(VISITOR) & pl.col(PATH).is_not_null())
-        .join(shown, on=CLIENT_IP, how="semi", nulls_equal=True)
-        .group_by(CLIENT_IP)
-        .agg(pl.col(PATH).n_unique().cast(pl.UInt64).alias("paths"))
+        .filter(pl.col(VISITOR) & pl.col(PATH_HASH).is_not_null())
+        .join(
+            shown.select(text_hash(pl.col(CLIENT_IP)).alias(CLIENT_HASH)),
+            on=CLIENT_HASH,
+            how="semi",
+            nulls_equal=True,
+        )
+        .group_by(CLIENT_HASH)
+        .agg(pl.col(PATH_HASH).n_unique().cast(pl.UInt64).alias("paths"))
     )
-    table = table.join(
-        paths, on=CLIENT_IP, how="left", nulls_equal=True, maintain_order="left"
-    ).with_columns(pl.col("paths").fill_null(0))
+    table = (
+        table.with_columns(text_hash(pl.col(CLIENT_IP)).alias(CLIENT_HASH))
+        .join(
+            paths, on=CLIENT_HASH, how="left", nulls_equal=True, maintain_order="left"
+        )
+        .with_columns(pl.col("paths").fill_null(0))
+    )
     if with_agents:
         ua = pl.col(HTTP_USER_AGENT)
         top_ua = (
@@ -303,7 +315,6 @@ def _routes(partial: Partial, rules: tuple[RouteRule, ...]) -> pl.DataFrame:
     paths = pl.concat(
         [
             partial["paths"].select(PATH),
-            partial["pairs"].select(PATH),
             partial["latency"].select(PATH),
         ]
     ).unique()
@@ -325,11 +336,21 @@ def _paths(
         base = base.group_by(key).agg(pl.exclude(key).sum())
     table = _sorted(base, [key], top)
     shown = table.select(key)
+    # pairs name paths by hash: each shown key with the hashes of its paths
+    named = (
+        routes.filter(
+            pl.col(ROUTE).is_in(shown.get_column(ROUTE).implode(), nulls_equal=True)
+        )
+        if routes is not None
+        else shown
+    )
+    hashes = named.select(key, text_hash(pl.col(PATH)).alias(PATH_HASH))
     clients = (
-        _keyed(partial["pairs"].filter(pl.col(CLIENT_IP).is_not_null()), key, routes)
-        .join(shown, on=key, how="semi", nulls_equal=True)
+        partial["pairs"]
+        .filter(pl.col(CLIENT_HASH).is_not_null())
+        .join(hashes, on=PATH_HASH, how="inner", nulls_equal=True)
         .group_by(key)
-        .agg(pl.col(CLIENT_IP).n_unique().cast(pl.UInt64).alias("clients"))
+        .agg(pl.col(CLIENT_HASH).n_unique().cast(pl.UInt64).alias("clients"))
     )
     table = (
         table.join(clients, on=key, how="left", nulls_equal=True, maintain_order="left")

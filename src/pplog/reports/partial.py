@@ -12,7 +12,8 @@ order, gives the tables of one pass over all of it:
   first/last times (visitor: not a health check), which also gives the
   user-agent tables and each client's top user agent;
 - `pairs`: the distinct (client, path, visitor) triples, for exact "paths
-  per client" and "clients per path";
+  per client" and "clients per path", as 64-bit hashes of the texts
+  (`text_hash`: 17 bytes a pair, and merging compares integers);
 - `paths`, `status`, `referrers`, `hosts`, `lb`: counts per key;
 - `errors`: per (status, path, client) for status >= 400, for the errors
   table with exact distinct and top clients;
@@ -64,6 +65,18 @@ REJECT_SAMPLES = 5
 VISITOR = "visitor"  # not a health check (`enriched.health_checks`)
 RANK = "rank"  # the input's position among the run's inputs
 MEASURE, VALUE, COUNT = "measure", "value", "n"
+CLIENT_HASH, PATH_HASH = "client_hash", "path_hash"
+_HASH_SEED = 0x70706C6F67  # fixed: partials made apart must agree
+
+
+def text_hash(expr: pl.Expr) -> pl.Expr:
+    """A 64-bit hash of a text, null for null: how `pairs` names clients and paths.
+
+    polars keeps its hash stable within one version; `Partial.version`
+    records it, and partials of different versions are not merged.
+    """
+    return pl.when(expr.is_not_null()).then(expr.hash(seed=_HASH_SEED))
+
 
 _COUNTS = pl.UInt64
 
@@ -72,7 +85,7 @@ _COUNTS = pl.UInt64
 KEYS: dict[str, tuple[str, ...]] = {
     "totals": (),
     "clients": (CLIENT_IP, HTTP_USER_AGENT, VISITOR),
-    "pairs": (CLIENT_IP, PATH, VISITOR),
+    "pairs": ("client_hash", "path_hash", VISITOR),
     "paths": (PATH,),
     "latency": (MEASURE, PATH, VALUE),
     "errors": (STATUS, PATH, CLIENT_IP),
@@ -83,6 +96,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "lb": ("peer",),
     "rejects": (REJECT_REASON,),
     "logged": ("name",),
+    "version": ("polars",),
 }
 # Frames merged otherwise: the first samples, and the problems in order.
 SAMPLE_KEYS = (RANK, LINE)
@@ -141,6 +155,11 @@ class Partial:
         return list(
             zip(frame[SOURCE].to_list(), frame["message"].to_list(), strict=True)
         )
+
+    @property
+    def versions(self) -> frozenset[str]:
+        """The polars versions the partial was made with (hashes agree within one)."""
+        return frozenset(self.frames["version"].get_column("polars").to_list())
 
     def write(self, directory: str | Path) -> None:
         """Write every frame as `<name>.parquet` in `directory` (created)."""
@@ -253,35 +272,43 @@ def partial_of(
         checks, health = health_checks(ok, classes, settings.checked)
         visitor = ~checks
     frames: dict[str, pl.DataFrame] = {}
+    small: dict[str, pl.LazyFrame] = {}
     frames["totals"] = _totals(rows, selected, matches, columns).with_columns(
         pl.lit(health, _COUNTS).alias("health_checks")
     )
     status = pl.col(STATUS)
     ua = (
-        pl.col(HTTP_USER_AGENT).cast(pl.String)
+        []
         if HTTP_USER_AGENT in columns
-        else pl.lit(None, pl.String).alias(HTTP_USER_AGENT)
+        else [pl.lit(None, pl.String).alias(HTTP_USER_AGENT)]
     )
-    tagged = ok.with_columns(ua, visitor.alias(VISITOR))
+    tagged = ok.with_columns(*ua, visitor.alias(VISITOR))
+    # grouped on the spool's categorical user agents, cast once per group
     frames["clients"] = _collect(
-        tagged.group_by(CLIENT_IP, HTTP_USER_AGENT, VISITOR).agg(
+        tagged.group_by(CLIENT_IP, HTTP_USER_AGENT, VISITOR)
+        .agg(
             *_status_counts(columns),
             pl.col(TIME).min().alias("first_time"),
             pl.col(TIME).max().alias("last_time"),
         )
+        .with_columns(pl.col(HTTP_USER_AGENT).cast(pl.String))
     )
-    frames["pairs"] = _collect(tagged.select(CLIENT_IP, PATH, VISITOR).unique())
-    frames["paths"] = _collect(
-        ok.group_by(PATH).agg(
-            pl.len().cast(_COUNTS).alias("requests"),
-            bytes_column(columns).sum().cast(_COUNTS).alias("bytes"),
-            ((status >= 200) & (status < 400)).sum().cast(_COUNTS).alias("ok_2xx_3xx"),
-            ((status >= 400) & (status < 500)).sum().cast(_COUNTS).alias("errors_4xx"),
-            (status >= 500).sum().cast(_COUNTS).alias("errors_5xx"),
-        )
+    frames["pairs"] = _collect(
+        tagged.select(
+            text_hash(pl.col(CLIENT_IP)).alias(CLIENT_HASH),
+            text_hash(pl.col(PATH)).alias(PATH_HASH),
+            VISITOR,
+        ).unique()
     )
-    frames["latency"] = _latency(ok, rows.collect_schema())
-    frames["errors"] = _collect(
+    small["paths"] = ok.group_by(PATH).agg(
+        pl.len().cast(_COUNTS).alias("requests"),
+        bytes_column(columns).sum().cast(_COUNTS).alias("bytes"),
+        ((status >= 200) & (status < 400)).sum().cast(_COUNTS).alias("ok_2xx_3xx"),
+        ((status >= 400) & (status < 500)).sum().cast(_COUNTS).alias("errors_4xx"),
+        (status >= 500).sum().cast(_COUNTS).alias("errors_5xx"),
+    )
+    small["latency"] = _latency(ok, rows.collect_schema())
+    small["errors"] = (
         ok.filter(status >= 400)
         .group_by(STATUS, PATH, CLIENT_IP)
         .agg(
@@ -291,7 +318,7 @@ def partial_of(
         )
     )
     second = pl.col(TIME).dt.truncate("1s")
-    frames["timeline"] = _collect(
+    small["timeline"] = (
         ok.filter(pl.col(TIME).is_not_null())
         .group_by(second.alias(TIME))
         .agg(
@@ -301,14 +328,12 @@ def partial_of(
             bytes_column(columns).sum().cast(_COUNTS).alias("bytes"),
         )
     )
-    frames["status"] = _collect(
-        ok.group_by(STATUS).agg(pl.len().cast(_COUNTS).alias("requests"))
-    )
+    small["status"] = ok.group_by(STATUS).agg(pl.len().cast(_COUNTS).alias("requests"))
     logged = [HTTP_USER_AGENT] if HTTP_USER_AGENT in columns else []
     if HTTP_REFERER in columns:
         logged.append(HTTP_REFERER)
         ref = pl.col(HTTP_REFERER).cast(pl.String)
-        frames["referrers"] = _collect(
+        small["referrers"] = (
             ok.filter(ref.is_not_null() & (ref != ""))
             .group_by(ref.alias(HTTP_REFERER))
             .agg(
@@ -323,18 +348,22 @@ def partial_of(
     if host is not None:
         logged.append("host")
     host_key = pl.col(host) if host is not None else pl.lit(None, pl.String)
-    frames["hosts"] = _collect(
-        ok.group_by(host_key.alias("host")).agg(*_status_counts(columns))
-    )
+    small["hosts"] = ok.group_by(host_key.alias("host")).agg(*_status_counts(columns))
     if lb_report.applies(columns):
         logged.append("lb")
-    frames["lb"] = _collect(lb_report.lb(ok, top=0))
+    small["lb"] = lb_report.lb(ok, top=0)
     logged.extend(latency_columns(columns))
     frames["logged"] = pl.DataFrame({"name": logged}, schema={"name": pl.String})
-    frames["rejects"] = _collect(
+    small["rejects"] = (
         rows.filter(rejected)
         .group_by(REJECT_REASON)
         .agg(pl.len().cast(_COUNTS).alias("lines"))
+    )
+    # the small aggregations share one read of the rows
+    frames.update(
+        zip(
+            small, pl.collect_all(list(small.values()), engine="streaming"), strict=True
+        )
     )
     frames["samples"] = _samples(rows, settings.ranks)
     frames["problems"] = pl.DataFrame(
@@ -353,7 +382,9 @@ def partial_of(
             "unreadable": pl.Boolean,
         },
     )
+    frames["version"] = pl.DataFrame({"polars": [pl.__version__]})
     if escape != "none":
+        frames["pairs"] = _decoded_pairs(frames["pairs"], frames["paths"], escape)
         frames = {name: _decoded(name, frame, escape) for name, frame in frames.items()}
     return Partial(frames)
 
@@ -404,7 +435,7 @@ def _totals(
     return pl.concat([totals, _collect(parsed.select(left))], how="horizontal")
 
 
-def _latency(ok: pl.LazyFrame, schema: pl.Schema) -> pl.DataFrame:
+def _latency(ok: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
     """Requests per (measure, path, value in seconds) for each logged latency."""
     frames = []
     for column in latency_columns(schema.names()):
@@ -417,7 +448,7 @@ def _latency(ok: pl.LazyFrame, schema: pl.Schema) -> pl.DataFrame:
             .select(pl.lit(column).alias(MEASURE), PATH, VALUE, COUNT)
         )
     if not frames:
-        return pl.DataFrame(
+        return pl.LazyFrame(
             schema={
                 MEASURE: pl.String,
                 PATH: pl.String,
@@ -425,7 +456,7 @@ def _latency(ok: pl.LazyFrame, schema: pl.Schema) -> pl.DataFrame:
                 COUNT: _COUNTS,
             }
         )
-    return pl.concat([_collect(f) for f in frames])
+    return pl.concat(frames)
 
 
 def _samples(rows: pl.LazyFrame, ranks: Mapping[str, int]) -> pl.DataFrame:
@@ -440,6 +471,29 @@ def _samples(rows: pl.LazyFrame, ranks: Mapping[str, int]) -> pl.DataFrame:
     )
     return _collect(
         rejected.bottom_k(REJECT_SAMPLES, by=list(SAMPLE_KEYS)).sort(SAMPLE_KEYS)
+    )
+
+
+def _decoded_pairs(
+    pairs: pl.DataFrame, paths: pl.DataFrame, escape: str
+) -> pl.DataFrame:
+    """Pairs keyed by the hash of the decoded path, not the escaped one.
+
+    Only paths with a backslash change; every path of `pairs` is one of
+    `paths` (the same rows).
+    """
+    escaped = paths.filter(pl.col(PATH).str.contains("\\", literal=True)).select(PATH)
+    if escaped.height == 0:
+        return pairs
+    rehash = escaped.select(
+        text_hash(pl.col(PATH)).alias(PATH_HASH),
+        text_hash(unescape(pl.col(PATH), escape)).alias("_decoded"),
+    )
+    return (
+        pairs.join(rehash, on=PATH_HASH, how="left")
+        .with_columns(pl.coalesce("_decoded", PATH_HASH).alias(PATH_HASH))
+        .drop("_decoded")
+        .unique()
     )
 
 
