@@ -19,6 +19,7 @@ from pplog.reports import clients as clients_report
 from pplog.reports import errors as errors_report
 from pplog.reports import lb as lb_report
 from pplog.reports import paths as paths_report
+from pplog.reports import sketches
 from pplog.reports.breakdowns import busiest
 from pplog.reports.enriched import AGENT_CLASS
 from pplog.reports.overview import (
@@ -258,6 +259,8 @@ def _overview(
         )
     if with_agents:
         ov = ov.with_columns(totals.get_column("health_checks"))
+    if (sketched := approximate(partial)) is not None:
+        ov = ov.with_columns(pl.lit(sketched).alias("approximate"))
     return ov
 
 
@@ -266,6 +269,21 @@ def _clients(
 ) -> pl.DataFrame:
     table = _sorted(visitors, [CLIENT_IP], top)
     shown = table.select(CLIENT_IP)
+    if "pairs" not in partial.frames:  # sketched (`approx`)
+        paths = sketches.hll_estimate(
+            partial["hll_clients"]
+            .join(shown, on=CLIENT_IP, how="semi", nulls_equal=True)
+            .lazy(),
+            [CLIENT_IP],
+        ).collect()
+        table = table.join(
+            paths.rename({"estimate": "paths"}),
+            on=CLIENT_IP,
+            how="left",
+            nulls_equal=True,
+            maintain_order="left",
+        ).with_columns(pl.col("paths").fill_null(0))
+        return _with_top_agent(partial, table, shown, with_agents=with_agents)
     paths = (
         partial["pairs"]
         .filter(pl.col(VISITOR) & pl.col(PATH_HASH).is_not_null())
@@ -285,6 +303,13 @@ def _clients(
         )
         .with_columns(pl.col("paths").fill_null(0))
     )
+    return _with_top_agent(partial, table, shown, with_agents=with_agents)
+
+
+def _with_top_agent(
+    partial: Partial, table: pl.DataFrame, shown: pl.DataFrame, *, with_agents: bool
+) -> pl.DataFrame:
+    """Each shown client's most frequent user agent, in contract order."""
     if with_agents:
         ua = pl.col(HTTP_USER_AGENT)
         top_ua = (
@@ -315,7 +340,6 @@ def _routes(partial: Partial, rules: tuple[RouteRule, ...]) -> pl.DataFrame:
     paths = pl.concat(
         [
             partial["paths"].select(PATH),
-            partial["latency"].select(PATH),
         ]
     ).unique()
     return route_table(paths.get_column(PATH), rules).unique(subset=PATH)
@@ -336,6 +360,8 @@ def _paths(
         base = base.group_by(key).agg(pl.exclude(key).sum())
     table = _sorted(base, [key], top)
     shown = table.select(key)
+    if "pairs" not in partial.frames:  # sketched (`approx`)
+        return _sketched_paths(partial, table, shown, key, routes)
     # pairs name paths by hash: each shown key with the hashes of its paths
     named = (
         routes.filter(
@@ -360,9 +386,7 @@ def _paths(
     latency = _keyed(partial["latency"], key, routes).join(
         shown, on=key, how="semi", nulls_equal=True
     )
-    for measure in (
-        m for m in ("request_time", "upstream_response_time") if m in partial.logged
-    ):
+    for measure in _measures(partial):
         table = table.join(
             _percentiles(latency.filter(pl.col(MEASURE) == measure), key, measure),
             on=key,
@@ -371,6 +395,74 @@ def _paths(
             maintain_order="left",
         )
     return table
+
+
+def _sketched_paths(
+    partial: Partial,
+    table: pl.DataFrame,
+    shown: pl.DataFrame,
+    key: str,
+    routes: pl.DataFrame | None,
+) -> pl.DataFrame:
+    """Distinct clients and latency percentiles per shown key from sketches."""
+    hll = _keyed(partial["hll_paths"], key, routes).join(
+        shown, on=key, how="semi", nulls_equal=True
+    )
+    hll = hll.group_by(key, "_reg").agg(pl.col("_rank").max())
+    clients = sketches.hll_estimate(hll.lazy(), [key]).collect()
+    table = (
+        table.join(
+            clients.rename({"estimate": "clients"}),
+            on=key,
+            how="left",
+            nulls_equal=True,
+            maintain_order="left",
+        )
+        .with_columns(pl.col("clients").fill_null(0))
+        .select(key, *paths_report.COLUMNS[1:])
+    )
+    for measure in _measures(partial):
+        state = (
+            _keyed(partial["dd_latency"], key, routes)
+            .filter(pl.col(MEASURE) == measure)
+            .join(shown, on=key, how="semi", nulls_equal=True)
+            .group_by(key, "_bucket")
+            .agg(pl.col("_count").sum())
+        )
+        names = {q: f"{measure}_p{round(q * 100)}" for q in paths_report.QUANTILES}
+        quantiles = sketches.dd_quantiles(
+            state.lazy(), [key], paths_report.QUANTILES, names=names
+        ).collect()
+        maxima = (
+            _keyed(partial["latency_max"], key, routes)
+            .filter(pl.col(MEASURE) == measure)
+            .group_by(key)
+            .agg(pl.col("max").max().alias(f"{measure}_max"))
+        )
+        table = table.join(
+            quantiles.join(maxima, on=key, how="left", nulls_equal=True),
+            on=key,
+            how="left",
+            nulls_equal=True,
+            maintain_order="left",
+        )
+    return table
+
+
+def _measures(partial: Partial) -> list[str]:
+    """The latencies the rows log, in table order."""
+    return [
+        m for m in ("request_time", "upstream_response_time") if m in partial.logged
+    ]
+
+
+def approximate(partial: Partial) -> str | None:
+    """Which columns sketches estimated, or None when every table is exact."""
+    if "pairs" in partial.frames:
+        return None
+    sketched = ["clients.paths", "paths.clients"]
+    sketched += [f"paths.{m}_p50/p95/p99" for m in _measures(partial)]
+    return ", ".join(sketched)
 
 
 def _percentiles(latency: pl.DataFrame, key: str, name: str) -> pl.DataFrame:

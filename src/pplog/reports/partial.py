@@ -43,6 +43,7 @@ from pplog._unescape import unescape
 from pplog.clientip import FORWARDED_BY_UNTRUSTED
 from pplog.pipeline.filters import Filters
 from pplog.reports import lb as lb_report
+from pplog.reports import sketches
 from pplog.reports._columns import bytes_column
 from pplog.reports.breakdowns import host_column
 from pplog.reports.enriched import agent_classes, bot_rows, health_checks
@@ -97,7 +98,15 @@ KEYS: dict[str, tuple[str, ...]] = {
     "rejects": (REJECT_REASON,),
     "logged": ("name",),
     "version": ("polars",),
+    # with `approx`: sketches instead of `pairs` and `latency`
+    "hll_clients": (CLIENT_IP, "_reg"),
+    "hll_paths": (PATH, "_reg"),
+    "dd_latency": (MEASURE, PATH, "_bucket"),
+    "latency_max": (MEASURE, PATH),
 }
+# Columns merged by their maximum (every other value column is summed, but
+# `first_time`, the minimum).
+_MAXIMA = ("last_time", "_rank", "max")
 # Frames merged otherwise: the first samples, and the problems in order.
 SAMPLE_KEYS = (RANK, LINE)
 # Key columns holding text from the log (nginx-escaped until decoded).
@@ -121,6 +130,7 @@ class MapSettings:
     checked: tuple[Network, ...] = ()
     keep_health_checks: bool = False
     ranks: Mapping[str, int] = field(default_factory=dict)
+    approx: bool = False
 
 
 @dataclass
@@ -184,7 +194,7 @@ def _aggregations(
             continue
         if name == "first_time":
             out.append(pl.col(name).min())
-        elif name == "last_time":
+        elif name in _MAXIMA:
             out.append(pl.col(name).max())
         else:
             out.append(pl.col(name).sum())
@@ -293,13 +303,18 @@ def partial_of(
         )
         .with_columns(pl.col(HTTP_USER_AGENT).cast(pl.String))
     )
-    frames["pairs"] = _collect(
-        tagged.select(
-            text_hash(pl.col(CLIENT_IP)).alias(CLIENT_HASH),
-            text_hash(pl.col(PATH)).alias(PATH_HASH),
-            VISITOR,
-        ).unique()
-    )
+    if settings.approx:
+        visits = tagged.filter(pl.col(VISITOR))
+        frames["hll_clients"] = _collect(sketches.hll_state(visits, [CLIENT_IP], PATH))
+        frames["hll_paths"] = _collect(sketches.hll_state(ok, [PATH], CLIENT_IP))
+    else:
+        frames["pairs"] = _collect(
+            tagged.select(
+                text_hash(pl.col(CLIENT_IP)).alias(CLIENT_HASH),
+                text_hash(pl.col(PATH)).alias(PATH_HASH),
+                VISITOR,
+            ).unique()
+        )
     small["paths"] = ok.group_by(PATH).agg(
         pl.len().cast(_COUNTS).alias("requests"),
         bytes_column(columns).sum().cast(_COUNTS).alias("bytes"),
@@ -307,7 +322,10 @@ def partial_of(
         ((status >= 400) & (status < 500)).sum().cast(_COUNTS).alias("errors_4xx"),
         (status >= 500).sum().cast(_COUNTS).alias("errors_5xx"),
     )
-    small["latency"] = _latency(ok, rows.collect_schema())
+    if settings.approx:
+        small.update(_sketched_latency(ok, rows.collect_schema()))
+    else:
+        small["latency"] = _latency(ok, rows.collect_schema())
     small["errors"] = (
         ok.filter(status >= 400)
         .group_by(STATUS, PATH, CLIENT_IP)
@@ -384,7 +402,8 @@ def partial_of(
     )
     frames["version"] = pl.DataFrame({"polars": [pl.__version__]})
     if escape != "none":
-        frames["pairs"] = _decoded_pairs(frames["pairs"], frames["paths"], escape)
+        if "pairs" in frames:
+            frames["pairs"] = _decoded_pairs(frames["pairs"], frames["paths"], escape)
         frames = {name: _decoded(name, frame, escape) for name, frame in frames.items()}
     return Partial(frames)
 
@@ -457,6 +476,23 @@ def _latency(ok: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
             }
         )
     return pl.concat(frames)
+
+
+def _sketched_latency(ok: pl.LazyFrame, schema: pl.Schema) -> dict[str, pl.LazyFrame]:
+    """DDSketch buckets per (measure, path), and the exact maximum."""
+    states, maxima = [], []
+    for column in latency_columns(schema.names()):
+        values = ok.select(
+            PATH, seconds(column, schema[column]).cast(pl.Float64).alias(VALUE)
+        ).filter(pl.col(VALUE).is_not_null())
+        measure = pl.lit(column).alias(MEASURE)
+        state = sketches.dd_state(values, [PATH], VALUE)
+        states.append(state.select(measure, PATH, "_bucket", "_count"))
+        top = values.group_by(PATH).agg(pl.col(VALUE).max().alias("max"))
+        maxima.append(top.select(measure, PATH, "max"))
+    if not states:
+        return {}
+    return {"dd_latency": pl.concat(states), "latency_max": pl.concat(maxima)}
 
 
 def _samples(rows: pl.LazyFrame, ranks: Mapping[str, int]) -> pl.DataFrame:
