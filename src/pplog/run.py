@@ -33,8 +33,9 @@ from pplog.errors import OptionError
 from pplog.pipeline import LogSpec, PathArg, PplogWarning, rows
 from pplog.pipeline.opening import formats_of, groups_note, unknown_format_warning
 from pplog.reports.finish import FinishSettings, finish
+from pplog.reports.mapping import MapSettings
 from pplog.reports.overview import checked_ranges
-from pplog.reports.partial import MapSettings, Partial, merge
+from pplog.reports.partial import Partial, merge
 from pplog.reports.summary import Summary
 from pplog.reports.timeline import interval_seconds
 from pplog.schema import CLIENT_IP, PATH, RAW, REJECT_REASON, STATUS, TIME

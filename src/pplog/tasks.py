@@ -27,7 +27,8 @@ from pplog.formats import LogFormat
 from pplog.pipeline import parse_lines
 from pplog.pipeline.opening import unknown_format_rows
 from pplog.reports._spool import spooled, with_report_columns, write_rejects
-from pplog.reports.partial import MapSettings, Partial, partial_of
+from pplog.reports.mapping import MapSettings, partial_of
+from pplog.reports.partial import Partial
 from pplog.sources import ProblemHandler, ProgressHandler, Source
 
 
