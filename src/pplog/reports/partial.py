@@ -4,8 +4,8 @@
 range of a file, one batch of a dataset) to small frames at the finest grain
 each table needs; `merge` combines any number of partials by concatenation
 plus sums, minimums and maximums; `pplog.reports.finish` turns one partial
-into the tables. Merging is associative and commutative, so any split of the input, merged in any
-order, gives the tables of one pass over all of it:
+into the tables. Merging is associative and commutative, so any split of
+the input, merged in any order, gives the tables of one pass over all of it:
 
 - `totals`: the overview's sums, one row;
 - `clients`: per (client, user agent, visitor) requests, bytes, errors and
