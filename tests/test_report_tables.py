@@ -571,3 +571,17 @@ def test_approx_partials_merge_to_the_sketch_of_everything() -> None:
     )
     for name in ("overview", "clients", "paths", "errors"):
         assert getattr(merged, name).equals(getattr(whole, name)), name
+
+
+def test_a_frame_with_categorical_text_gives_the_same_tables() -> None:
+    """Pairs are text hashes: categorical columns must hash as their text."""
+    rows = pplog.read_log("sample_logs/main-access.log", include_rejects=True)
+    coded = rows.with_columns(
+        pl.col("path", "client_ip", "http_user_agent").cast(pl.Categorical)
+    )
+    a, b = pplog.summarize(rows, top=0), pplog.summarize(coded, top=0)
+    for name in ("overview", "clients", "paths", "errors"):
+        assert getattr(a, name).equals(getattr(b, name)), name
+    assert a.extra.keys() == b.extra.keys()
+    for name, table in a.extra.items():
+        assert table.equals(b.extra[name]), name

@@ -355,8 +355,9 @@ def _warn(name: str, message: str) -> None:
 def _as_rows(lf: Frame) -> Frame:
     """A frame from the user, in the shape the tables expect.
 
-    `reject_reason` and `raw` are added when missing, and `time` becomes UTC
-    microseconds (a naive time is taken as UTC).
+    `reject_reason` and `raw` are added when missing, categorical columns
+    become text, and `time` becomes UTC microseconds (a naive time is taken
+    as UTC).
     """
     schema = lf.collect_schema()
     if REJECT_REASON not in schema.names():
@@ -364,6 +365,10 @@ def _as_rows(lf: Frame) -> Frame:
             pl.lit(None, pl.String).alias(REJECT_REASON),
             pl.lit(None, pl.String).alias(RAW),
         )
+    # categorical text (a user's frame) groups and hashes as text
+    coded = [n for n, t in schema.items() if isinstance(t, pl.Categorical | pl.Enum)]
+    if coded:
+        lf = lf.with_columns(pl.col(coded).cast(pl.String))
     dtype = schema.get(TIME)
     if isinstance(dtype, pl.Datetime) and dtype != pl.Datetime("us", "UTC"):
         time = pl.col(TIME)

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Time `pplog summarize --jobs N` on eight 250k-line files; record the results.
+
+The 2M-line elb_log of bench_summarize.py is cut into eight files of 250,000 lines
+(plain, and gzip'd), and `pplog summarize DIR --jobs N --to json --top 0` runs as a
+separate process for each N. Recorded per run: wall time, user + system CPU of the
+process and its workers, and wall / CPU (0.5 means both cores busy the whole time).
+The JSON of every N must be byte-identical to --jobs 1 before a time is kept.
+
+    python benchmarks/bench_jobs.py --jobs 1 2 --repeat 3 --record
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_summarize import DATA, ensure_log, machine  # noqa: E402
+
+
+def eight_files(lines: int, parts: int, *, compressed: bool) -> Path:
+    """`parts` files of `lines / parts` lines each, cut from the 2M-line log."""
+    kind = "gz" if compressed else "plain"
+    folder = DATA / f"split_{lines}_{parts}_{kind}"
+    if folder.exists():
+        return folder
+    source = ensure_log(lines)
+    tmp = folder.with_suffix(".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    per = lines // parts
+    with source.open("rb") as f:
+        for i in range(parts):
+            name = tmp / f"access-{i}.log{'.gz' if compressed else ''}"
+            opener = gzip.open if compressed else open
+            with opener(name, "wb") as out:
+                for _ in range(per):
+                    out.write(f.readline())
+    tmp.replace(folder)
+    return folder
+
+
+def run(argv: list[str], out: Path) -> tuple[float, float]:
+    """Wall seconds and user+system CPU seconds of one child and its workers."""
+    start = time.perf_counter()
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(argv)} failed")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=2_000_000)
+    parser.add_argument("--parts", type=int, default=8)
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--record", action="store_true")
+    args = parser.parse_args()
+    pplog = [sys.executable, "-m", "pplog"]
+    rows = []
+    for compressed in (False, True):
+        folder = eight_files(args.lines, args.parts, compressed=compressed)
+        reference: bytes | None = None
+        for jobs in args.jobs:
+            out = DATA / f"jobs_{jobs}.json"
+            argv = [*pplog, "summarize", str(folder), "--to", "json", "--top", "0"]
+            argv += ["--jobs", str(jobs)]
+            runs = [run(argv, out) for _ in range(args.repeat)]
+            body = out.read_bytes()
+            if reference is None:
+                reference = body
+            elif body != reference:
+                raise SystemExit(f"--jobs {jobs} JSON differs from --jobs {args.jobs[0]}")
+            wall, cpu = min(runs)
+            kind = "gzip" if compressed else "plain"
+            rows.append((kind, jobs, wall, cpu, wall / cpu, args.lines / wall))
+            print(f"{kind:5} --jobs {jobs}: {wall:.2f} s wall, {cpu:.2f} s CPU, "
+                  f"wall/CPU {wall / cpu:.2f}, {args.lines / wall:,.0f} lines/s")
+    if args.record:
+        table = [
+            "| files | --jobs | wall s | user+sys s | wall / CPU | lines/s |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        table += [
+            f"| {k} | {j} | {w:.2f} | {c:.2f} | {r:.2f} | {lps:,.0f} |"
+            for k, j, w, c, r, lps in rows
+        ]
+        cmd = "python benchmarks/bench_jobs.py " + " ".join(sys.argv[1:])
+        text = (
+            f"\n## --jobs on {args.parts} files of {args.lines // args.parts:,} lines "
+            f"({dt.date.today()})\n\n{machine()}\n\n`{cmd}`; best of {args.repeat}, "
+            "JSON identical for every --jobs.\n\n" + "\n".join(table) + "\n"
+        )
+        with (HERE / "RESULTS.md").open("a") as f:
+            f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
