@@ -334,12 +334,10 @@ def test_tables_from_a_frame_without_times() -> None:
 # --- past the exact bound: sketches --------------------------------------------
 
 
-def test_past_the_exact_bound_counts_and_percentiles_are_sketched(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_approx_sketches_distinct_counts_and_percentiles_and_says_so(
+    tmp_path: Path,
 ) -> None:
     import random
-
-    from pplog.reports import sketches
 
     rng = random.Random(7)
     log = tmp_path / "big.log"
@@ -353,11 +351,16 @@ def test_past_the_exact_bound_counts_and_percentiles_are_sketched(
     fmt = '$remote_addr [$time_local] "$request" $status $request_time'
     exact = pplog.summarize(log, log_format=fmt, top=0)
     assert "approximate" not in exact.overview_dict()
-    monkeypatch.setattr(sketches, "EXACT_LIMIT", 100)
-    sketched = pplog.summarize(log, log_format=fmt, top=0)
+    sketched = pplog.summarize(log, log_format=fmt, top=0, approx=True)
     assert sketched.overview_dict()["approximate"] == (
         "clients.paths, paths.clients, paths.request_time_p50/p95/p99"
     )
+    assert sketched.overview.drop("approximate").equals(exact.overview)
+    assert sketched.errors.equals(exact.errors)
+    c, d = exact.clients.sort("client_ip"), sketched.clients.sort("client_ip")
+    assert c.drop("paths").equals(d.drop("paths"))
+    for x, y in zip(c.get_column("paths"), d.get_column("paths"), strict=True):
+        assert abs(x - y) <= 0.049 * x
     a, b = exact.paths.sort("path"), sketched.paths.sort("path")
     assert a.get_column("requests").to_list() == b.get_column("requests").to_list()
     for x, y in zip(a.get_column("clients"), b.get_column("clients"), strict=True):
@@ -539,3 +542,32 @@ def test_long_spans_get_long_intervals(tmp_path: Path) -> None:
     s = pplog.summarize(log, format="combined")
     assert s.interval == "10y"
     assert s.extra["timeline"].height <= 120
+
+
+def test_approx_partials_merge_to_the_sketch_of_everything() -> None:
+    """Sketch states merge exactly: halves merged give the one-pass estimates."""
+    from pplog.reports import FinishSettings, MapSettings, finish, merge
+    from pplog.tasks import map_frame
+
+    timed = (
+        '$remote_addr - $remote_user [$time_local] "$request" $status '
+        '$body_bytes_sent "$http_referer" "$http_user_agent" "$http_x_forwarded_for" '
+        '$request_time "$upstream_response_time"'
+    )
+    rows = pplog.read_log(
+        "sample_logs/timed-access.log", log_format=timed, include_rejects=True
+    )
+    settings = MapSettings(approx=True)
+    whole = finish(map_frame(rows, settings), FinishSettings(top=0))
+    half = rows.height // 2
+    parts = [
+        map_frame(rows.slice(0, half), settings),
+        map_frame(rows.slice(half), settings),
+    ]
+    merged = finish(merge(parts[::-1]), FinishSettings(top=0))
+    assert merged.overview["approximate"].item() == (
+        "clients.paths, paths.clients, paths.request_time_p50/p95/p99, "
+        "paths.upstream_response_time_p50/p95/p99"
+    )
+    for name in ("overview", "clients", "paths", "errors"):
+        assert getattr(merged, name).equals(getattr(whole, name)), name

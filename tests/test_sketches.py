@@ -17,15 +17,12 @@ from pplog.errors import OptionError
 from pplog.reports.sketches import (
     DD_MIN_VALUE,
     DD_ZERO_BUCKET,
-    EXACT_LIMIT,
     dd_merge,
     dd_quantiles,
     dd_state,
-    fits_exactly,
     hll_estimate,
     hll_merge,
     hll_state,
-    pair_count_estimate,
 )
 
 Engine = Literal["auto", "streaming"]
@@ -180,18 +177,6 @@ def test_hll_rejects_precision(precision: int) -> None:
     lf = pl.LazyFrame({"v": [1]})
     with pytest.raises(OptionError, match="must be 8..16"):
         hll_state(lf, [], "v", precision=precision)
-
-
-def test_pair_count_estimate_and_policy() -> None:
-    lf = pl.LazyFrame(
-        {"path": [f"/p{i % 100}" for i in range(60_000)], "ip": random_ints(60_000, 9)}
-    ).with_columns(pl.col("ip") % 500)  # ~50,000 distinct (path, ip) pairs
-    exact = lf.unique().collect().height
-    est = pair_count_estimate(lf, ["path"], "ip").collect().item()
-    assert abs(est - exact) <= 3 * 1.04 / 128 * exact
-    assert fits_exactly(est)
-    assert fits_exactly(EXACT_LIMIT) and not fits_exactly(EXACT_LIMIT + 1)
-    assert not fits_exactly(est, limit=1000)
 
 
 def test_merge_needs_a_state() -> None:

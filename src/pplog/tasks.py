@@ -13,7 +13,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,7 +27,8 @@ from pplog.formats import LogFormat
 from pplog.pipeline import parse_lines
 from pplog.pipeline.opening import unknown_format_rows
 from pplog.reports._spool import spooled, with_report_columns, write_rejects
-from pplog.reports.partial import MapSettings, Partial, partial_of
+from pplog.reports.mapping import MapSettings, partial_of
+from pplog.reports.partial import Partial, merge
 from pplog.sources import ProblemHandler, ProgressHandler, Source
 
 
@@ -124,6 +125,62 @@ def split(tasks: Sequence[Task], jobs: int) -> list[Task]:
     return out
 
 
+def bins(tasks: Sequence[Task], n: int) -> list[list[Task]]:
+    """At most `n` runs of consecutive tasks with about equal bytes each.
+
+    Consecutive, so each bin reads its inputs in order and the rejects of
+    the bins joined in order are in the inputs' order.
+    """
+    total = sum(t.size for t in tasks) or 1
+    out: list[list[Task]] = [[]]
+    done = 0
+    for task in tasks:
+        if out[-1] and done >= total * len(out) / n and len(out) < n:
+            out.append([])
+        out[-1].append(task)
+        done += task.size
+    return out
+
+
+def joined(tasks: Sequence[Task]) -> list[Task]:
+    """Consecutive tasks of one format and policy as one (one scan, one spool)."""
+    out: list[Task] = []
+    for task in tasks:
+        last = out[-1] if out else None
+        if (
+            last is not None
+            and task.format is not None
+            and (last.format, last.policy, last.unknown)
+            == (task.format, task.policy, task.unknown)
+        ):
+            out[-1] = replace(last, sources=last.sources + task.sources)
+        else:
+            out.append(task)
+    return out
+
+
+def map_bin(
+    tasks: Sequence[Task],
+    settings: MapSettings,
+    rejects: Sequence[str | None],
+    on_problem: ProblemHandler | None = None,
+    on_progress: ProgressHandler | None = None,
+) -> Partial:
+    """Map a bin's tasks (`joined`) and merge them: what one process does."""
+    return merge(
+        [
+            map_task(
+                t,
+                settings,
+                rejects=part,
+                on_problem=on_problem,
+                on_progress=on_progress,
+            )
+            for t, part in zip(tasks, rejects, strict=True)
+        ]
+    )
+
+
 def run_tasks(
     tasks: Sequence[Task],
     settings: MapSettings,
@@ -133,22 +190,30 @@ def run_tasks(
     on_problem: ProblemHandler | None = None,
     on_progress: ProgressHandler | None = None,
 ) -> list[Partial]:
-    """Map every task, in this process or over `jobs` spawned processes.
+    """Map every task, in this process or over `jobs` processes.
 
-    Partials come back in the tasks' order. With `rejects`, each task writes
-    its rejected lines to a part file and the parts are joined in order.
+    With `jobs` > 1 (and inputs of `POOL_MIN_BYTES` or more), the inputs are
+    cut into files and byte ranges (`split`), dealt into `jobs` bins of
+    consecutive inputs (`bins`), and each bin is mapped and merged by one
+    process: this one maps the first while spawned workers map the others.
+    With `rejects`, each task writes its rejected lines to a part file and
+    the parts are joined in the inputs' order.
     """
     total = sum(t.size for t in tasks)
-    pooled = jobs > 1 and total >= POOL_MIN_BYTES
-    if pooled:
-        tasks = split(tasks, jobs)
-        pooled = len(tasks) > 1
+    plan = [list(tasks)]
+    if jobs > 1 and total >= POOL_MIN_BYTES:
+        plan = [joined(b) for b in bins(split(tasks, jobs), jobs)]
     with contextlib.ExitStack() as stack:
-        parts: list[str | None] = [None] * len(tasks)
+        parts: list[list[str | None]] = [[None] * len(b) for b in plan]
         if rejects is not None:
-            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="pplog-"))
-            parts = [str(Path(folder) / f"{i}.jsonl") for i in range(len(tasks))]
-        if not pooled:
+            folder = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="pplog-"))
+            )
+            parts = [
+                [str(folder / f"{i}-{j}.jsonl") for j in range(len(b))]
+                for i, b in enumerate(plan)
+            ]
+        if len(plan) == 1:
             partials = [
                 map_task(
                     t,
@@ -157,52 +222,59 @@ def run_tasks(
                     on_problem=on_problem,
                     on_progress=on_progress,
                 )
-                for t, part in zip(tasks, parts, strict=True)
+                for t, part in zip(plan[0], parts[0], strict=True)
             ]
         else:
-            partials = list(
-                _pool(tasks, settings, parts, jobs, on_problem, on_progress, total)
-            )
+            partials = _pool(plan, settings, parts, on_problem, on_progress, total)
         if rejects is not None:
-            join_parts([p for p in parts if p is not None], Path(rejects))
+            join_parts([p for ps in parts for p in ps if p is not None], Path(rejects))
     return partials
 
 
 def _pool(
-    tasks: Sequence[Task],
+    plan: Sequence[Sequence[Task]],
     settings: MapSettings,
-    parts: Sequence[str | None],
-    jobs: int,
+    parts: Sequence[Sequence[str | None]],
     on_problem: ProblemHandler | None,
     on_progress: ProgressHandler | None,
     total: int,
-) -> Iterator[Partial]:
-    """Map the tasks over `jobs` spawned processes, one polars thread each
-    (or the cores shared among them)."""
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+) -> list[Partial]:
+    """Map the first bin here and the others in spawned processes, each with
+    polars' threads shared out among them."""
+    workers = len(plan) - 1
+    threads = max(1, (os.cpu_count() or 1) // len(plan))
     context = multiprocessing.get_context("spawn")
     with _environment(POLARS_MAX_THREADS=str(threads)):
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
         try:
             futures: list[Future[Partial]] = [
-                pool.submit(map_task, t, settings, rejects=part)
-                for t, part in zip(tasks, parts, strict=True)
+                pool.submit(map_bin, b, settings, part)
+                for b, part in zip(plan[1:], parts[1:], strict=True)
             ]
-            for task, future in zip(tasks, futures, strict=True):
+            out = [map_bin(plan[0], settings, parts[0], on_problem, on_progress)]
+            for bin_, future in zip(plan[1:], futures, strict=True):
                 try:
                     partial = future.result()
                 except PplogError:
                     raise
                 except Exception as exc:  # a worker died or failed
-                    names = ", ".join(s.name for s in task.sources)
-                    msg = f"reading `{names}` failed in a worker process: {exc}"
+                    names = ", ".join(
+                        dict.fromkeys(s.name for t in bin_ for s in t.sources)
+                    )
+                    why = str(exc) or type(exc).__name__
+                    msg = (
+                        f"reading `{names}` failed in a worker process: {why}"
+                        " (a script that passes jobs > 1 must call pplog under "
+                        "`if __name__ == '__main__':`)"
+                    )
                     raise ReportError(msg) from exc
                 if on_progress is not None:
-                    on_progress(task.size, total)
+                    on_progress(sum(t.size for t in bin_), total)
                 if on_problem is not None:
                     for name, message in partial.problems(warnings=True):
                         on_problem(name, message)
-                yield partial
+                out.append(partial)
+            return out
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -243,6 +315,3 @@ def join_parts(parts: Sequence[str], target: Path) -> None:
     except OSError as exc:
         msg = f"cannot write rejects to `{target}`: {exc.strerror or exc}"
         raise ReportError(msg) from exc
-
-
-Progress = Callable[[int, int | None], None]

@@ -205,7 +205,7 @@ def _overview(summary: Summary) -> list[str]:
         )
     if ov.get("approximate"):
         out.append(
-            '<section class="check">estimated past 5,000,000 distinct pairs '
+            '<section class="check">estimated (--approx) '
             f"(distinct counts ±1.6%, percentiles ±1%): {_text(ov['approximate'])}"
             "</section>"
         )

@@ -27,7 +27,6 @@ from pplog.outputs._format import (
 from pplog.outputs._options import ReportOptions
 from pplog.outputs._safe import safe_text
 from pplog.reports import Summary
-from pplog.reports.sketches import EXACT_LIMIT as _EXACT
 from pplog.reports.timeline import interval_seconds
 
 _TITLES = {
@@ -188,7 +187,7 @@ def _overview(summary: Summary) -> list[Text]:
     if ov.get("approximate"):
         lines.append(
             Text(
-                f"note:     estimated past {_EXACT:,} distinct pairs: "
+                "note:     estimated (--approx): "
                 f"{ov['approximate']} (distinct counts ±1.6%, percentiles ±1%)",
                 style="dim",
             )

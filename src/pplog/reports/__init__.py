@@ -7,7 +7,8 @@ orchestration that reads inputs and runs them is `pplog.run`.
 from __future__ import annotations
 
 from pplog.reports.finish import FinishSettings, Tables, finish
-from pplog.reports.partial import MapSettings, Partial, merge, partial_of
+from pplog.reports.mapping import MapSettings, partial_of
+from pplog.reports.partial import Partial, merge
 from pplog.reports.summary import Summary
 
 __all__ = [

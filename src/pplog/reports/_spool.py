@@ -9,8 +9,8 @@ import polars as pl
 from pplog._text import escape_json_expr
 from pplog.clientip import FORWARDED_BY_UNTRUSTED, HEADERS, PAIR_KEY
 from pplog.errors import ReportError
+from pplog.reports._columns import UPSTREAM_RESPONSE_TIME
 from pplog.reports.breakdowns import HOST_COLUMNS
-from pplog.reports.paths import UPSTREAM_RESPONSE_TIME
 from pplog.schema import (
     BODY_BYTES_SENT,
     BYTES_SENT,

@@ -1,11 +1,18 @@
-"""Per-client table: requests, bytes, errors and when each client was seen."""
+"""Per-client table: requests, bytes, errors and when each client was seen.
+
+Built from a `Partial`: the per-client sums of the visitors (health checks
+left out), distinct paths from the (client, path) pairs, and each client's
+most frequent user agent.
+"""
 
 from __future__ import annotations
 
 import polars as pl
 
-from pplog.reports._columns import add_counts, bytes_column, distinct_for, shown_rows
-from pplog.schema import CLIENT_IP, HTTP_USER_AGENT, PATH, STATUS, TIME
+from pplog.reports import sketches
+from pplog.reports.breakdowns import by_requests
+from pplog.reports.partial import CLIENT_HASH, PATH_HASH, VISITOR, Partial, text_hash
+from pplog.schema import CLIENT_IP, HTTP_USER_AGENT
 
 COLUMNS = (
     "client_ip",
@@ -20,44 +27,61 @@ COLUMNS = (
 )
 
 
-DISTINCT = "_distinct"
-
-
-def clients(lf: pl.LazyFrame, *, top: int = 10, distinct: bool = False) -> pl.LazyFrame:
-    """Requests per `client_ip`, busiest first (ties by address); see `finish`.
-
-    With `distinct`, every row also carries the number of distinct non-null
-    addresses (column `_distinct`), counted from the same grouping.
-    """
-    columns = lf.collect_schema().names()
-    status = pl.col(STATUS)
-    table = lf.group_by(CLIENT_IP).agg(
-        pl.len().cast(pl.UInt64).alias("requests"),
-        bytes_column(columns).sum().cast(pl.UInt64).alias("bytes"),
-        ((status >= 400) & (status < 500)).sum().cast(pl.UInt64).alias("errors_4xx"),
-        (status >= 500).sum().cast(pl.UInt64).alias("errors_5xx"),
-        pl.col(TIME).min().alias("first_time"),
-        pl.col(TIME).max().alias("last_time"),
-    )
-    if distinct:
-        table = table.with_columns(
-            pl.col(CLIENT_IP).count().cast(pl.UInt64).alias(DISTINCT)
+def table(
+    partial: Partial, visitors: pl.DataFrame, top: int, *, with_agents: bool
+) -> pl.DataFrame:
+    """The clients table: visitors' requests, distinct paths, top user agent."""
+    table = by_requests(visitors, [CLIENT_IP], top)
+    shown = table.select(CLIENT_IP)
+    if "pairs" not in partial.frames:  # sketched (`approx`)
+        paths = sketches.hll_estimate(
+            partial["hll_clients"]
+            .join(shown, on=CLIENT_IP, how="semi", nulls_equal=True)
+            .lazy(),
+            [CLIENT_IP],
+        ).collect()
+        table = table.join(
+            paths.rename({"estimate": "paths"}),
+            on=CLIENT_IP,
+            how="left",
+            nulls_equal=True,
+            maintain_order="left",
+        ).with_columns(pl.col("paths").fill_null(0))
+        return _with_top_agent(partial, table, shown, with_agents=with_agents)
+    paths = (
+        partial["pairs"]
+        .filter(pl.col(VISITOR) & pl.col(PATH_HASH).is_not_null())
+        .join(
+            shown.select(text_hash(pl.col(CLIENT_IP)).alias(CLIENT_HASH)),
+            on=CLIENT_HASH,
+            how="semi",
+            nulls_equal=True,
         )
-    table = table.sort(
-        ["requests", CLIENT_IP], descending=[True, False], nulls_last=True
+        .group_by(CLIENT_HASH)
+        .agg(pl.col(PATH_HASH).n_unique().cast(pl.UInt64).alias("paths"))
     )
-    return table.head(top) if top else table
+    table = (
+        table.with_columns(text_hash(pl.col(CLIENT_IP)).alias(CLIENT_HASH))
+        .join(
+            paths, on=CLIENT_HASH, how="left", nulls_equal=True, maintain_order="left"
+        )
+        .with_columns(pl.col("paths").fill_null(0))
+    )
+    return _with_top_agent(partial, table, shown, with_agents=with_agents)
 
 
-def details(lf: pl.LazyFrame, table: pl.DataFrame) -> list[pl.LazyFrame]:
-    """Follow-up queries for the clients shown: distinct paths, top user agent."""
-    queries = [distinct_for(lf, table, [CLIENT_IP], PATH, "paths")]
-    if HTTP_USER_AGENT in lf.collect_schema().names():
+def _with_top_agent(
+    partial: Partial, table: pl.DataFrame, shown: pl.DataFrame, *, with_agents: bool
+) -> pl.DataFrame:
+    """Each shown client's most frequent user agent, in contract order."""
+    if with_agents:
         ua = pl.col(HTTP_USER_AGENT)
-        queries.append(
-            shown_rows(lf, table, [CLIENT_IP])
+        top_ua = (
+            partial["clients"]
+            .filter(pl.col(VISITOR))
+            .join(shown, on=CLIENT_IP, how="semi", nulls_equal=True)
             .group_by(CLIENT_IP, HTTP_USER_AGENT)
-            .agg(pl.len().alias("_n"))
+            .agg(pl.col("requests").sum().alias("_n"))
             .group_by(CLIENT_IP)
             .agg(
                 ua.sort_by(
@@ -67,16 +91,9 @@ def details(lf: pl.LazyFrame, table: pl.DataFrame) -> list[pl.LazyFrame]:
                 .alias("top_user_agent")
             )
         )
-    return queries
-
-
-def finish(table: pl.DataFrame, extra: list[pl.DataFrame]) -> pl.DataFrame:
-    """The table with the follow-up columns, in contract order."""
-    out = add_counts(table, extra[0], [CLIENT_IP], "paths")
-    if len(extra) > 1:
-        out = out.join(
-            extra[1], on=CLIENT_IP, how="left", nulls_equal=True, maintain_order="left"
+        table = table.join(
+            top_ua, on=CLIENT_IP, how="left", nulls_equal=True, maintain_order="left"
         )
     else:
-        out = out.with_columns(pl.lit(None, pl.String).alias("top_user_agent"))
-    return out.select(COLUMNS)
+        table = table.with_columns(pl.lit(None, pl.String).alias("top_user_agent"))
+    return table.select(COLUMNS)

@@ -1,4 +1,8 @@
-"""Tables that need enrichment: user-agent classes, countries and networks."""
+"""Enrichment: user-agent classes, health checks, bots, countries and networks.
+
+The row-level tests (`agent_classes`, `bot_rows`, `health_checks`) run when
+rows are mapped to a `Partial`; the tables are built from the partial.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,8 @@ import polars as pl
 
 from pplog._ipaddr import Network
 from pplog.enrich.agents import BOT_CLASSES, agent_class
-from pplog.enrich.geo import GeoDatabases, geo_table
-from pplog.reports._columns import bytes_column
+from pplog.enrich.geo import AS_ORG, ASN, GeoDatabases, geo_table
+from pplog.reports.breakdowns import busiest, by_requests
 from pplog.reports.overview import private_or_trusted
 from pplog.schema import CLIENT_IP, HTTP_USER_AGENT
 
@@ -79,41 +83,65 @@ def health_checks(
     return rows, int(hidden.get_column("_n").sum() or 0)
 
 
-def per_agent(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """Requests and bytes per distinct user agent (the input of `agents`)."""
-    return (
-        lf.group_by(HTTP_USER_AGENT)
-        .agg(
-            pl.len().cast(pl.UInt64).alias("requests"),
-            bytes_column(lf.collect_schema().names())
-            .sum()
-            .cast(pl.UInt64)
-            .alias("bytes"),
-        )
-        .with_columns(pl.col(HTTP_USER_AGENT).cast(pl.String))
+def agent_tables(per_client: pl.DataFrame, top: int) -> dict[str, pl.DataFrame]:
+    """`user_agents` (the busiest, with their class) and `agents` (per class).
+
+    From a `Partial`'s per (client, user agent) counts: each distinct user
+    agent is classified once.
+    """
+    per_ua = per_client.group_by(HTTP_USER_AGENT).agg(
+        pl.col("requests").sum(), pl.col("bytes").sum()
     )
-
-
-def agents(per_agent: pl.DataFrame, classes: pl.DataFrame) -> pl.DataFrame:
-    """Requests and bytes per user-agent class, from the `per_agent` table."""
-    return (
-        per_agent.join(classes, on=HTTP_USER_AGENT, how="left", nulls_equal=True)
+    classes = per_ua.select(HTTP_USER_AGENT).with_columns(agent_class(HTTP_USER_AGENT))
+    user_agents = (
+        busiest(per_ua, HTTP_USER_AGENT, top)
+        .join(
+            classes,
+            on=HTTP_USER_AGENT,
+            how="left",
+            nulls_equal=True,
+            maintain_order="left",
+        )
+        .select(HTTP_USER_AGENT, AGENT_CLASS, "requests", "bytes")
+    )
+    per_class = (
+        per_ua.join(classes, on=HTTP_USER_AGENT, how="left", nulls_equal=True)
         .group_by(AGENT_CLASS)
         .agg(pl.col("requests").sum(), pl.col("bytes").sum())
         .sort(["requests", AGENT_CLASS], descending=[True, False])
     )
+    return {"user_agents": user_agents, "agents": per_class}
 
 
-def with_geo(
-    lf: pl.LazyFrame, dbs: GeoDatabases, *, skip_special: bool = True
-) -> pl.LazyFrame:
-    """Add `country`, `city`, `asn`, `as_org`, looking each distinct client up once."""
-    ips = (
-        lf.filter(pl.col(CLIENT_IP).is_not_null())
-        .select(CLIENT_IP)
-        .unique()
-        .collect(engine="streaming")
-        .get_column(CLIENT_IP)
+def located(
+    visitors: pl.DataFrame, dbs: GeoDatabases, *, skip_special: bool = True
+) -> pl.DataFrame:
+    """Per-client visitor counts with `country`, `city`, `asn`, `as_org`,
+    each distinct client looked up once."""
+    table = geo_table(
+        visitors.get_column(CLIENT_IP).drop_nulls(), dbs, skip_special=skip_special
     )
-    table = geo_table(ips, dbs, skip_special=skip_special)
-    return lf.join(table.lazy(), on=CLIENT_IP, how="left")
+    return visitors.join(table, on=CLIENT_IP, how="left")
+
+
+def geo_tables(located: pl.DataFrame, top: int) -> dict[str, pl.DataFrame]:
+    """`countries` and `networks`: requests, distinct clients and bytes each."""
+    return {
+        "countries": _by_place(located, ["country"], [], top),
+        "networks": _by_place(
+            located, [ASN], [pl.col(AS_ORG).min().alias(AS_ORG)], top
+        ),
+    }
+
+
+def _by_place(
+    located: pl.DataFrame, keys: list[str], extra: list[pl.Expr], top: int
+) -> pl.DataFrame:
+    """Requests, distinct clients and bytes per country or network."""
+    table = located.group_by(keys).agg(
+        *extra,
+        pl.col("requests").sum().cast(pl.UInt64),
+        pl.col(CLIENT_IP).drop_nulls().n_unique().cast(pl.UInt64).alias("clients"),
+        pl.col("bytes").sum().cast(pl.UInt64),
+    )
+    return by_requests(table, keys, top)

@@ -1,11 +1,16 @@
-"""Errors table: 4xx and 5xx responses by status and path."""
+"""Errors table: 4xx and 5xx responses by status and path.
+
+Built from a `Partial`'s (status, path, client) counts of failed requests,
+so distinct and top clients stay exact after any merge.
+"""
 
 from __future__ import annotations
 
 import polars as pl
 
-from pplog.reports._columns import add_counts, distinct_for, key_hash, shown_rows
-from pplog.schema import CLIENT_IP, PATH, STATUS, TIME
+from pplog.reports.breakdowns import by_requests
+from pplog.reports.partial import Partial
+from pplog.schema import CLIENT_IP, PATH, STATUS
 
 COLUMNS = (
     "status",
@@ -19,47 +24,34 @@ COLUMNS = (
 TOP_CLIENTS = 3
 
 
-def errors(lf: pl.LazyFrame, *, top: int = 10) -> pl.LazyFrame:
-    """Requests with status >= 400 grouped by (status, path), most frequent first."""
-    table = (
-        lf.filter(pl.col(STATUS) >= 400)
-        .group_by(STATUS, PATH)
-        .agg(
-            pl.len().cast(pl.UInt64).alias("requests"),
-            pl.col(TIME).min().alias("first_time"),
-            pl.col(TIME).max().alias("last_time"),
-        )
-        .sort(
-            ["requests", STATUS, PATH], descending=[True, False, False], nulls_last=True
-        )
-    )
-    return table.head(top) if top else table
-
-
-def details(lf: pl.LazyFrame, table: pl.DataFrame) -> list[pl.LazyFrame]:
-    """Follow-up queries for the errors shown: distinct and top clients."""
-    failed = lf.filter(pl.col(STATUS) >= 400)
+def table(partial: Partial, top: int) -> pl.DataFrame:
+    """The errors table: requests, distinct and top clients per (status, path)."""
     keys = [STATUS, PATH]
-    top_clients = (
-        shown_rows(failed, table, keys)
-        .filter(pl.col(CLIENT_IP).is_not_null())
-        .group_by(key_hash(keys), CLIENT_IP)
-        .agg(pl.len().alias("_n"))
-        .group_by("_kh")
-        .agg(
-            pl.format("{} ({})", CLIENT_IP, "_n")
-            .sort_by(["_n", CLIENT_IP], descending=[True, False])
-            .head(TOP_CLIENTS)
-            .str.join(", ")
-            .alias("top_clients")
-        )
+    triples = partial["errors"]
+    table = by_requests(
+        triples.group_by(keys).agg(
+            pl.col("requests").sum(),
+            pl.col("first_time").min(),
+            pl.col("last_time").max(),
+        ),
+        keys,
+        top,
     )
-    return [distinct_for(failed, table, keys, CLIENT_IP, "clients"), top_clients]
-
-
-def finish(table: pl.DataFrame, extra: list[pl.DataFrame]) -> pl.DataFrame:
-    """The table with the follow-up columns, in contract order."""
-    keys = [STATUS, PATH]
-    out = add_counts(table, extra[0], keys, "clients").with_columns(key_hash(keys))
-    out = out.join(extra[1], on="_kh", how="left", maintain_order="left")
-    return out.drop("_kh").select(COLUMNS)
+    named = triples.filter(pl.col(CLIENT_IP).is_not_null()).join(
+        table.select(keys), on=keys, how="semi", nulls_equal=True
+    )
+    clients = named.group_by(keys).agg(
+        pl.col(CLIENT_IP).n_unique().cast(pl.UInt64).alias("clients"),
+        pl.format("{} ({})", CLIENT_IP, "requests")
+        .sort_by(["requests", CLIENT_IP], descending=[True, False])
+        .head(TOP_CLIENTS)
+        .str.join(", ")
+        .alias("top_clients"),
+    )
+    return (
+        table.join(
+            clients, on=keys, how="left", nulls_equal=True, maintain_order="left"
+        )
+        .with_columns(pl.col("clients").fill_null(0))
+        .select(COLUMNS)
+    )

@@ -5,74 +5,77 @@ from __future__ import annotations
 import polars as pl
 
 from pplog._ipaddr import _V4_STRICT, Network, parse_networks
-from pplog.clientip import DEFAULT_TRUSTED, FORWARDED_BY_UNTRUSTED, ProxyPolicy
-from pplog.reports._columns import bytes_column
-from pplog.schema import CLIENT_IP, REJECT_REASON, STATUS, TIME
+from pplog.clientip import DEFAULT_TRUSTED, ProxyPolicy
+from pplog.schema import CLIENT_IP, REJECT_REASON
 
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 
 
-def overview(lf: pl.LazyFrame, policy: ProxyPolicy | None = None) -> pl.DataFrame:
+ORDER = (
+    "lines",
+    "requests",
+    "rejected",
+    "clients",
+    "bytes",
+    "first_time",
+    "last_time",
+    "without_client_address",
+    "forwarded_by_untrusted",
+    "client_private_or_trusted",
+    *(f"status_{n}" for n in (*STATUS_CLASSES, "other")),
+)
+
+
+def table(
+    totals: pl.DataFrame,
+    per_client: pl.DataFrame,
+    visitors: pl.DataFrame,
+    policy: ProxyPolicy | None,
+    *,
+    with_agents: bool,
+    left_out: bool,
+    approximate: str | None,
+) -> pl.DataFrame:
     """One row of totals over every line, parsed or rejected.
 
     Besides the totals it counts what a reader should distrust:
     `without_client_address` (no address to credit), `forwarded_by_untrusted`
     (a forwarding header from a peer outside the trusted ranges, ignored: may
     be spoofing), `client_private_or_trusted` (the credited address is private
-    or one of the trusted proxies: realip probably not configured).
-
-    Two streaming queries: one select of aggregations over every line (the
-    parsed rows' figures are masked aggregations), and one grouping by client
-    for the distinct count and the address test. Run as one plan, the shared
-    read would be held in memory for the second consumer (290 MiB more on
-    8M lines); run apart, each holds its aggregation state only.
+    or one of the trusted proxies: realip probably not configured; tested
+    once per distinct client). With user agents logged, `clients` counts the
+    visitors (health checks left out) and `health_checks` follows; with
+    filters (`left_out`), `lines` stays every line read and `filtered_out` /
+    `excluded_bots` count the rest.
     """
-    columns = lf.collect_schema().names()
-    ok = pl.col(REJECT_REASON).is_null()
-    status = pl.col(STATUS) if STATUS in columns else pl.lit(None, pl.UInt16)
-    time = pl.col(TIME) if TIME in columns else pl.lit(None, pl.Datetime("us", "UTC"))
-
-    def count(condition: pl.Expr) -> pl.Expr:
-        return (condition & ok).fill_null(False).sum().cast(pl.UInt64)  # noqa: FBT003
-
-    exprs = [
-        pl.len().cast(pl.UInt64).alias("lines"),
-        ok.sum().cast(pl.UInt64).alias("requests"),
-        (~ok).sum().cast(pl.UInt64).alias("rejected"),
-        # when/then, not filter: a filter inside select holds the whole column
-        pl.when(ok).then(bytes_column(columns)).sum().cast(pl.UInt64).alias("bytes"),
-        pl.when(ok).then(time).min().alias("first_time"),
-        pl.when(ok).then(time).max().alias("last_time"),
-        count(pl.col(CLIENT_IP).is_null()).alias("without_client_address"),
-        (
-            count(pl.col(FORWARDED_BY_UNTRUSTED))
-            if FORWARDED_BY_UNTRUSTED in columns
-            else pl.lit(0, pl.UInt64)
-        ).alias("forwarded_by_untrusted"),
-    ]
-    for i, name in enumerate(STATUS_CLASSES, start=1):
-        in_class = (status >= i * 100) & (status < (i + 1) * 100)
-        exprs.append(count(in_class).alias(f"status_{name}"))
-    other = status.is_null() | (status < 100) | (status >= 600)
-    exprs.append(count(other).alias("status_other"))
-    totals = lf.select(exprs).collect(engine="streaming")
-    clients = _clients(lf.filter(ok), checked_ranges(policy)).collect(
-        engine="streaming"
+    every = per_client.group_by(CLIENT_IP).agg(pl.col("requests").sum())
+    every = every.filter(pl.col(CLIENT_IP).is_not_null())
+    private = private_or_trusted(checked_ranges(policy), pl.col("_v4"))
+    in_private = (
+        every.with_columns(v4_number().alias("_v4"))
+        .filter(private)
+        .get_column("requests")
+        .sum()
     )
-    order = [
-        "lines",
-        "requests",
-        "rejected",
-        "clients",
-        "bytes",
-        "first_time",
-        "last_time",
-        "without_client_address",
-        "forwarded_by_untrusted",
-        "client_private_or_trusted",
-    ]
-    out = pl.concat([totals, clients], how="horizontal")
-    return out.select(order + [f"status_{n}" for n in (*STATUS_CLASSES, "other")])
+    counted = visitors if with_agents else every
+    clients = counted.get_column(CLIENT_IP).drop_nulls().len()
+    ov = totals.with_columns(
+        pl.lit(clients, pl.UInt64).alias("clients"),
+        pl.lit(in_private or 0, pl.UInt64).alias("client_private_or_trusted"),
+    ).select(ORDER)
+    if left_out:
+        parsed, matching = totals.item(0, "parsed"), totals.item(0, "matching")
+        requests = totals.item(0, "requests")
+        ov = ov.with_columns(
+            (pl.col("lines") + (parsed - requests)).alias("lines"),
+            pl.lit(parsed - matching, pl.UInt64).alias("filtered_out"),
+            pl.lit(matching - requests, pl.UInt64).alias("excluded_bots"),
+        )
+    if with_agents:
+        ov = ov.with_columns(totals.get_column("health_checks"))
+    if approximate is not None:
+        ov = ov.with_columns(pl.lit(approximate).alias("approximate"))
+    return ov
 
 
 # IPv6 private space: ULA fc00::/7, link-local fe80::/10, loopback, and
@@ -124,29 +127,6 @@ def checked_ranges(policy: ProxyPolicy | None) -> tuple[Network, ...]:
     """The trusted ranges plus the private ones: addresses that are no client."""
     trusted = list((policy or ProxyPolicy()).trusted or ())
     return parse_networks((*trusted, *DEFAULT_TRUSTED))
-
-
-def _clients(lf: pl.LazyFrame, ranges: tuple[Network, ...]) -> pl.LazyFrame:
-    """Distinct clients, and the requests whose `client_ip` is private or trusted.
-
-    The address test runs once per distinct client, on the grouped counts,
-    not once per request (the grouping is the one the clients table does).
-    """
-    per_client = (
-        lf.filter(pl.col(CLIENT_IP).is_not_null())
-        .group_by(CLIENT_IP)
-        .agg(pl.len().alias("_n"))
-        .with_columns(v4_number().alias("_v4"))
-    )
-    private = private_or_trusted(ranges, pl.col("_v4"))
-    return per_client.select(
-        pl.len().cast(pl.UInt64).alias("clients"),
-        pl.col("_n")
-        .filter(private)
-        .sum()
-        .cast(pl.UInt64)
-        .alias("client_private_or_trusted"),
-    )
 
 
 def rejects_by_reason(lf: pl.LazyFrame) -> pl.LazyFrame:

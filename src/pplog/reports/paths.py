@@ -1,20 +1,28 @@
-"""Per-path table: requests, distinct clients, bytes, status mix and latency."""
+"""Per-path (or per-route) table: requests, clients, bytes, status mix, latency.
+
+Built from a `Partial`: counts per path, distinct clients from the pairs,
+and exact nearest-rank percentiles from (path, value) counts (nginx logs
+times in milliseconds, so the distinct values are few), or from sketches
+when the partial was made with `approx`.
+"""
 
 from __future__ import annotations
 
 import polars as pl
 
+from pplog.enrich.routes import ROUTE, RouteRule, route_table
 from pplog.reports import sketches
-from pplog.reports._columns import (
-    APPROXIMATE,
-    add_counts,
-    bytes_column,
-    distinct_for,
-    exact_fits,
-    has_latency,
-    shown_rows,
+from pplog.reports.breakdowns import by_requests
+from pplog.reports.partial import (
+    CLIENT_HASH,
+    COUNT,
+    MEASURE,
+    PATH_HASH,
+    VALUE,
+    Partial,
+    text_hash,
 )
-from pplog.schema import CLIENT_IP, PATH, REQUEST_TIME, STATUS
+from pplog.schema import PATH
 
 COLUMNS = (
     "path",
@@ -25,119 +33,158 @@ COLUMNS = (
     "errors_4xx",
     "errors_5xx",
 )
-
-
-UPSTREAM_RESPONSE_TIME = "upstream_response_time"
-
-
-def paths(lf: pl.LazyFrame, *, top: int = 10, key: str = PATH) -> pl.LazyFrame:
-    """Requests per `path` (the target without its query), busiest first.
-
-    Requests whose line had no usable target (binary junk, PROXY headers) are
-    grouped under a null path. `key` may name another column to group by
-    (``route``, with `pplog.enrich.routes`); the table then has that column.
-    """
-    columns = lf.collect_schema().names()
-    status = pl.col(STATUS)
-    table = lf.group_by(key).agg(
-        pl.len().cast(pl.UInt64).alias("requests"),
-        bytes_column(columns).sum().cast(pl.UInt64).alias("bytes"),
-        ((status >= 200) & (status < 400)).sum().cast(pl.UInt64).alias("ok_2xx_3xx"),
-        ((status >= 400) & (status < 500)).sum().cast(pl.UInt64).alias("errors_4xx"),
-        (status >= 500).sum().cast(pl.UInt64).alias("errors_5xx"),
-    )
-    table = table.sort(["requests", key], descending=[True, False], nulls_last=True)
-    return table.head(top) if top else table
-
-
-def latency_columns(columns: list[str]) -> list[str]:
-    """The logged latencies the table reports percentiles of."""
-    found = [REQUEST_TIME] if has_latency(columns) else []
-    return found + (
-        [UPSTREAM_RESPONSE_TIME] if UPSTREAM_RESPONSE_TIME in columns else []
-    )
-
-
-def details(
-    lf: pl.LazyFrame, table: pl.DataFrame, key: str = PATH
-) -> list[pl.LazyFrame]:
-    """Follow-up queries for the paths shown: distinct clients and latencies."""
-    queries = [distinct_for(lf, table, [key], CLIENT_IP, "clients")]
-    shown = shown_rows(lf, table, [key])
-    schema = lf.collect_schema()
-    for column in latency_columns(schema.names()):
-        value = seconds(column, schema[column])
-        if exact_fits(shown, table, [key], value):
-            queries.append(_latency(shown, key, value, column))
-        else:
-            queries.append(_sketched_latency(shown, key, value, column))
-    return queries
-
-
-def finish(
-    table: pl.DataFrame, extra: list[pl.DataFrame], key: str = PATH
-) -> pl.DataFrame:
-    """The table with the follow-up columns, in contract order."""
-    out = add_counts(table, extra[0], [key], "clients").select(key, *COLUMNS[1:])
-    for latency in extra[1:]:
-        out = out.join(
-            latency, on=key, how="left", nulls_equal=True, maintain_order="left"
-        )
-    return out
-
-
-def seconds(column: str, dtype: pl.DataType) -> pl.Expr:
-    """A latency in seconds per request; upstream lists add up the tries."""
-    col = pl.col(column)
-    if isinstance(dtype, pl.List):
-        tried = col.list.drop_nulls()
-        return pl.when(tried.list.len() > 0).then(tried.list.sum()).alias(column)
-    return col
-
-
 QUANTILES = (0.50, 0.95, 0.99)
 
 
-def _sketched_latency(
-    lf: pl.LazyFrame, key: str, value: pl.Expr, name: str
-) -> pl.LazyFrame:
-    """p50/p95/p99 within 1% (DDSketch, `sketches`), and the exact max."""
-    values = lf.select(key, value.alias("_v"))
-    names = {q: f"{name}_p{round(q * 100)}" for q in QUANTILES}
-    quantiles = sketches.dd_quantiles(
-        sketches.dd_state(values, [key], "_v"), [key], QUANTILES, names=names
+def table(
+    partial: Partial, key: str, routes: pl.DataFrame | None, top: int
+) -> pl.DataFrame:
+    base = keyed(partial["paths"], key, routes)
+    if routes is not None:
+        base = base.group_by(key).agg(pl.exclude(key).sum())
+    table = by_requests(base, [key], top)
+    shown = table.select(key)
+    if "pairs" not in partial.frames:  # sketched (`approx`)
+        return _sketched(partial, table, shown, key, routes)
+    # pairs name paths by hash: each shown key with the hashes of its paths
+    named = (
+        routes.filter(
+            pl.col(ROUTE).is_in(shown.get_column(ROUTE).implode(), nulls_equal=True)
+        )
+        if routes is not None
+        else shown
     )
-    top = values.group_by(key).agg(pl.col("_v").max().alias(f"{name}_max"))
-    return quantiles.join(top, on=key, how="left", nulls_equal=True).with_columns(
-        pl.lit(f"{name}_p50/p95/p99").alias(APPROXIMATE)
+    hashes = named.select(key, text_hash(pl.col(PATH)).alias(PATH_HASH))
+    clients = (
+        partial["pairs"]
+        .filter(pl.col(CLIENT_HASH).is_not_null())
+        .join(hashes, on=PATH_HASH, how="inner", nulls_equal=True)
+        .group_by(key)
+        .agg(pl.col(CLIENT_HASH).n_unique().cast(pl.UInt64).alias("clients"))
     )
+    table = (
+        table.join(clients, on=key, how="left", nulls_equal=True, maintain_order="left")
+        .with_columns(pl.col("clients").fill_null(0))
+        .select(key, *COLUMNS[1:])
+    )
+    latency = keyed(partial["latency"], key, routes).join(
+        shown, on=key, how="semi", nulls_equal=True
+    )
+    for measure in measures(partial):
+        table = table.join(
+            _percentiles(latency.filter(pl.col(MEASURE) == measure), key, measure),
+            on=key,
+            how="left",
+            nulls_equal=True,
+            maintain_order="left",
+        )
+    return table
 
 
-def _latency(lf: pl.LazyFrame, key: str, value: pl.Expr, name: str) -> pl.LazyFrame:
-    """Exact nearest-rank p50/p95/p99 and max per `key` from a histogram.
+def _sketched(
+    partial: Partial,
+    table: pl.DataFrame,
+    shown: pl.DataFrame,
+    key: str,
+    routes: pl.DataFrame | None,
+) -> pl.DataFrame:
+    """Distinct clients and latency percentiles per shown key from sketches."""
+    hll = keyed(partial["hll_paths"], key, routes).join(
+        shown, on=key, how="semi", nulls_equal=True
+    )
+    hll = hll.group_by(key, "_reg").agg(pl.col("_rank").max())
+    clients = sketches.hll_estimate(hll.lazy(), [key]).collect()
+    table = (
+        table.join(
+            clients.rename({"estimate": "clients"}),
+            on=key,
+            how="left",
+            nulls_equal=True,
+            maintain_order="left",
+        )
+        .with_columns(pl.col("clients").fill_null(0))
+        .select(key, *COLUMNS[1:])
+    )
+    for measure in measures(partial):
+        state = (
+            keyed(partial["dd_latency"], key, routes)
+            .filter(pl.col(MEASURE) == measure)
+            .join(shown, on=key, how="semi", nulls_equal=True)
+            .group_by(key, "_bucket")
+            .agg(pl.col("_count").sum())
+        )
+        names = {q: f"{measure}_p{round(q * 100)}" for q in QUANTILES}
+        quantiles = sketches.dd_quantiles(
+            state.lazy(), [key], QUANTILES, names=names
+        ).collect()
+        maxima = (
+            keyed(partial["latency_max"], key, routes)
+            .filter(pl.col(MEASURE) == measure)
+            .group_by(key)
+            .agg(pl.col("max").max().alias(f"{measure}_max"))
+        )
+        table = table.join(
+            quantiles.join(maxima, on=key, how="left", nulls_equal=True),
+            on=key,
+            how="left",
+            nulls_equal=True,
+            maintain_order="left",
+        )
+    return table
 
-    nginx logs times in milliseconds, so counting each distinct value per key
-    is exact and needs memory for distinct (key, value) pairs only.
-    """
+
+def routes_of(partial: Partial, rules: tuple[RouteRule, ...]) -> pl.DataFrame:
+    """Each distinct path of the partial with its route."""
+    paths = pl.concat(
+        [
+            partial["paths"].select(PATH),
+        ]
+    ).unique()
+    return route_table(paths.get_column(PATH), rules).unique(subset=PATH)
+
+
+def keyed(frame: pl.DataFrame, key: str, routes: pl.DataFrame | None) -> pl.DataFrame:
+    """`frame` with its `path` replaced by the route when grouping by route."""
+    if routes is None:
+        return frame
+    return frame.join(routes, on=PATH, how="left", nulls_equal=True).drop(PATH)
+
+
+def measures(partial: Partial) -> list[str]:
+    """The latencies the rows log, in table order."""
+    return [
+        m for m in ("request_time", "upstream_response_time") if m in partial.logged
+    ]
+
+
+def approximate(partial: Partial) -> str | None:
+    """Which columns sketches estimated, or None when every table is exact."""
+    if "pairs" in partial.frames:
+        return None
+    sketched = ["clients.paths", "paths.clients"]
+    sketched += [f"paths.{m}_p50/p95/p99" for m in measures(partial)]
+    return ", ".join(sketched)
+
+
+def _percentiles(latency: pl.DataFrame, key: str, name: str) -> pl.DataFrame:
+    """Exact nearest-rank p50/p95/p99 and max per `key` from value counts."""
     hist = (
-        lf.select(key, value.alias("_v"))
-        .filter(pl.col("_v").is_not_null())
-        .group_by(key, "_v")
-        .agg(pl.len().alias("_n"))
-        .sort(key, "_v", nulls_last=True)
+        latency.group_by(key, VALUE)
+        .agg(pl.col(COUNT).sum())
+        .sort(key, VALUE, nulls_last=True)
         .with_columns(
-            pl.col("_n").cum_sum().over(key).alias("_cum"),
-            pl.col("_n").sum().over(key).alias("_total"),
+            pl.col(COUNT).cum_sum().over(key).alias("_cum"),
+            pl.col(COUNT).sum().over(key).alias("_total"),
         )
     )
 
     def rank(q: float) -> pl.Expr:
         reached = pl.col("_cum") >= (pl.col("_total") * q).ceil()
-        return pl.col("_v").filter(reached).first()
+        return pl.col(VALUE).filter(reached).first()
 
     return hist.group_by(key).agg(
         rank(0.50).alias(f"{name}_p50"),
         rank(0.95).alias(f"{name}_p95"),
         rank(0.99).alias(f"{name}_p99"),
-        pl.col("_v").max().alias(f"{name}_max"),
+        pl.col(VALUE).max().alias(f"{name}_max"),
     )

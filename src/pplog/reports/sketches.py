@@ -1,7 +1,9 @@
 """Mergeable sketches for distinct counts (HyperLogLog) and quantiles (DDSketch).
 
-Reports are exact while the distinct (key, value) pairs fit in memory
-(`fits_exactly`). Past that bound they switch to these sketches. Each sketch is
+Reports are exact unless asked otherwise: `summarize(approx=True)` (``pplog
+summarize --approx``) keeps these sketches in the `Partial` instead of the
+exact (client, path) pairs and latency counts, for inputs whose distinct
+pairs would not fit in memory; never a silent switch. Each sketch is
 a *state* table that partial results (several files, cron batches) can be
 merged from with `pl.concat` and a re-aggregation, and an *estimate* step that
 turns a state into numbers. Everything is a polars group_by, so it streams,
@@ -46,9 +48,6 @@ from pplog.errors import OptionError
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-EXACT_LIMIT = 5_000_000
-"""Distinct (key, value) pairs up to which reports stay exact (~16 bytes each)."""
-
 DD_MIN_VALUE = 1e-9
 """Values at or below this go to the DDSketch zero bucket."""
 
@@ -57,51 +56,6 @@ DD_ZERO_BUCKET = -(2**31)
 
 _HLL_SEED = 0x5F3759DF  # fixed: states are only mergeable with the same seed
 _LN2 = math.log(2.0)
-
-
-def fits_exactly(distinct_pairs: int, *, limit: int = EXACT_LIMIT) -> bool:
-    """Whether an exact table of `distinct_pairs` (key, value) pairs fits the bound.
-
-    Exact distinct counts keep 16 bytes per distinct (key hash, value hash)
-    pair and the exact latency histogram one row per distinct (key, value), so
-    the pair count is what decides memory. Get it cheaply with
-    `pair_count_estimate` (fixed memory, ~0.8% error, which does not matter for
-    a memory bound) and use the sketches when this returns False.
-
-    Parameters
-    ----------
-    distinct_pairs
-        Number (or estimate) of distinct (key, value) pairs.
-    limit
-        The bound; `EXACT_LIMIT` unless the caller knows better.
-
-    Examples
-    --------
-    >>> fits_exactly(1_000), fits_exactly(50_000_000)
-    (True, False)
-    """
-    return distinct_pairs <= limit
-
-
-def pair_count_estimate(
-    lf: pl.LazyFrame, keys: list[str], value: str, *, precision: int = 14
-) -> pl.LazyFrame:
-    """HyperLogLog estimate of the distinct (keys, non-null `value`) pairs in `lf`.
-
-    Returns one row with an `estimate` column (UInt64); memory is
-    ``2**precision`` registers whatever the input size.
-
-    Examples
-    --------
-    >>> lf = pl.LazyFrame({"path": ["/a", "/a", "/b"], "ip": ["1", "1", "2"]})
-    >>> pair_count_estimate(lf, ["path"], "ip").collect().item()
-    2
-    """
-    pairs = lf.filter(pl.col(value).is_not_null()).select(
-        pl.struct([*keys, value]).alias("_pair")
-    )
-    state = hll_state(pairs, [], "_pair", precision=precision)
-    return hll_estimate(state, [], precision=precision)
 
 
 # --- HyperLogLog -------------------------------------------------------------

@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 
 from pplog.errors import OptionError
-from pplog.reports._columns import bytes_column
-from pplog.schema import STATUS, TIME, TIME_DTYPE
+from pplog.schema import TIME, TIME_DTYPE
 
 COLUMNS = ("time", "requests", "errors_4xx", "errors_5xx", "bytes")
 
@@ -85,28 +84,18 @@ def choose_interval(
     return INTERVALS[-1]
 
 
-def timeline(lf: pl.LazyFrame, interval: str) -> pl.LazyFrame:
-    """Requests, 4xx, 5xx and bytes per `interval` (a polars duration).
+def rebucketed(seconds: pl.DataFrame, interval: str) -> pl.DataFrame:
+    """Requests, 4xx, 5xx and bytes per `interval` from one-second buckets.
 
-    Intervals start on round boundaries (UTC). Intervals without requests
-    between the first and the last are present with zeros, so a chart shows
-    an outage as a gap to zero rather than skipping it.
+    Intervals start on round boundaries (UTC), which are whole seconds, so
+    re-bucketing the seconds equals bucketing each request. Intervals
+    without requests between the first and the last are present with zeros,
+    so a chart shows an outage as a gap to zero rather than skipping it.
     """
-    columns = lf.collect_schema().names()
-    status = pl.col(STATUS)
-    return (
-        lf.filter(pl.col(TIME).is_not_null())
-        .group_by(floor_to(interval).alias(TIME))
-        .agg(
-            pl.len().cast(pl.UInt64).alias("requests"),
-            ((status >= 400) & (status < 500))
-            .sum()
-            .cast(pl.UInt64)
-            .alias("errors_4xx"),
-            (status >= 500).sum().cast(pl.UInt64).alias("errors_5xx"),
-            bytes_column(columns).sum().cast(pl.UInt64).alias("bytes"),
-        )
+    table = seconds.group_by(floor_to(interval).alias(TIME)).agg(
+        pl.col("requests", "errors_4xx", "errors_5xx", "bytes").sum()
     )
+    return fill_gaps(table, interval)
 
 
 _EARLIEST = datetime(1, 1, 1, tzinfo=UTC)

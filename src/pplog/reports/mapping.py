@@ -1,0 +1,383 @@
+"""`partial_of`: attributed rows -> one `Partial` (the map step).
+
+Each frame of the partial is one streaming query over the rows (the small
+ones share a read); free text keys stay nginx-escaped through the
+aggregations and are decoded in the finished frames, where each distinct
+value is decoded once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from pplog._ipaddr import Network
+from pplog._unescape import unescape
+from pplog.clientip import FORWARDED_BY_UNTRUSTED
+from pplog.pipeline.filters import Filters
+from pplog.reports import lb as lb_report
+from pplog.reports import sketches
+from pplog.reports._columns import bytes_column, latency_columns, seconds
+from pplog.reports.breakdowns import host_column
+from pplog.reports.enriched import agent_classes, bot_rows, health_checks
+from pplog.reports.overview import STATUS_CLASSES
+from pplog.reports.partial import (
+    CLIENT_HASH,
+    COUNT,
+    COUNTS,
+    KEYS,
+    MEASURE,
+    PATH_HASH,
+    RANK,
+    REJECT_SAMPLES,
+    SAMPLE_KEYS,
+    TEXT_KEYS,
+    VALUE,
+    VISITOR,
+    Partial,
+    combine,
+    text_hash,
+)
+from pplog.schema import (
+    CLIENT_IP,
+    HTTP_REFERER,
+    HTTP_USER_AGENT,
+    LINE,
+    PATH,
+    RAW,
+    REJECT_REASON,
+    SOURCE,
+    STATUS,
+    TIME,
+)
+
+
+@dataclass(frozen=True)
+class MapSettings:
+    """What `partial_of` needs beyond the rows.
+
+    `escape` is how free text in the rows is written (``none`` when the rows
+    are decoded); `ranks` gives each input's position (for the first
+    rejected lines); `checked` are the ranges whose health-checker requests
+    are not visitors; `keep_health_checks` counts them as visitors (a
+    client drilldown hides nothing it asked for).
+    """
+
+    escape: str = "none"
+    filters: Filters = field(default_factory=Filters)
+    exclude_bots: bool = False
+    checked: tuple[Network, ...] = ()
+    keep_health_checks: bool = False
+    ranks: Mapping[str, int] = field(default_factory=dict)
+    approx: bool = False
+
+
+def _collect(lf: pl.LazyFrame) -> pl.DataFrame:
+    return lf.collect(engine="streaming")
+
+
+def _status_counts(columns: list[str]) -> list[pl.Expr]:
+    status = pl.col(STATUS)
+    return [
+        pl.len().cast(COUNTS).alias("requests"),
+        bytes_column(columns).sum().cast(COUNTS).alias("bytes"),
+        ((status >= 400) & (status < 500)).sum().cast(COUNTS).alias("errors_4xx"),
+        (status >= 500).sum().cast(COUNTS).alias("errors_5xx"),
+    ]
+
+
+def partial_of(
+    rows: pl.LazyFrame,
+    settings: MapSettings | None = None,
+    *,
+    problems: Sequence[tuple[str, str, bool]] = (),
+) -> Partial:
+    """Map attributed rows (with `reject_reason` and `raw`) to a `Partial`.
+
+    `rows` should be cheap to read more than once (a spooled file or a
+    DataFrame): each frame is its own streaming query, so peak memory is the
+    largest frame's state, not the sum of them.
+    """
+    settings = settings or MapSettings()
+    columns = rows.collect_schema().names()
+    escape = settings.escape
+    rejected = pl.col(REJECT_REASON).is_not_null()
+    classes = agent_classes(rows)
+    matches = settings.filters.bind(rows).expr(escape) if settings.filters else None
+    keep = matches
+    if settings.exclude_bots:
+        bots = ~bot_rows(classes)
+        keep = bots if keep is None else keep & bots
+    selected = rows if keep is None else rows.filter(rejected | keep)
+    ok = selected.filter(~rejected)
+    if settings.keep_health_checks:
+        visitor: pl.Expr = pl.lit(True)  # noqa: FBT003
+        health = 0
+    else:
+        checks, health = health_checks(ok, classes, settings.checked)
+        visitor = ~checks
+    frames: dict[str, pl.DataFrame] = {}
+    small: dict[str, pl.LazyFrame] = {}
+    frames["totals"] = _totals(rows, selected, matches, columns).with_columns(
+        pl.lit(health, COUNTS).alias("health_checks")
+    )
+    status = pl.col(STATUS)
+    ua = (
+        []
+        if HTTP_USER_AGENT in columns
+        else [pl.lit(None, pl.String).alias(HTTP_USER_AGENT)]
+    )
+    tagged = ok.with_columns(*ua, visitor.alias(VISITOR))
+    # grouped on the spool's categorical user agents, cast once per group
+    frames["clients"] = _collect(
+        tagged.group_by(CLIENT_IP, HTTP_USER_AGENT, VISITOR)
+        .agg(
+            *_status_counts(columns),
+            pl.col(TIME).min().alias("first_time"),
+            pl.col(TIME).max().alias("last_time"),
+        )
+        .with_columns(pl.col(HTTP_USER_AGENT).cast(pl.String))
+    )
+    if settings.approx:
+        visits = tagged.filter(pl.col(VISITOR))
+        frames["hll_clients"] = _collect(sketches.hll_state(visits, [CLIENT_IP], PATH))
+        frames["hll_paths"] = _collect(sketches.hll_state(ok, [PATH], CLIENT_IP))
+    else:
+        frames["pairs"] = _collect(
+            tagged.select(
+                text_hash(pl.col(CLIENT_IP)).alias(CLIENT_HASH),
+                text_hash(pl.col(PATH)).alias(PATH_HASH),
+                VISITOR,
+            ).unique()
+        )
+    small["paths"] = ok.group_by(PATH).agg(
+        pl.len().cast(COUNTS).alias("requests"),
+        bytes_column(columns).sum().cast(COUNTS).alias("bytes"),
+        ((status >= 200) & (status < 400)).sum().cast(COUNTS).alias("ok_2xx_3xx"),
+        ((status >= 400) & (status < 500)).sum().cast(COUNTS).alias("errors_4xx"),
+        (status >= 500).sum().cast(COUNTS).alias("errors_5xx"),
+    )
+    if settings.approx:
+        small.update(_sketched_latency(ok, rows.collect_schema()))
+    else:
+        small["latency"] = _latency(ok, rows.collect_schema())
+    small["errors"] = (
+        ok.filter(status >= 400)
+        .group_by(STATUS, PATH, CLIENT_IP)
+        .agg(
+            pl.len().cast(COUNTS).alias("requests"),
+            pl.col(TIME).min().alias("first_time"),
+            pl.col(TIME).max().alias("last_time"),
+        )
+    )
+    second = pl.col(TIME).dt.truncate("1s")
+    small["timeline"] = (
+        ok.filter(pl.col(TIME).is_not_null())
+        .group_by(second.alias(TIME))
+        .agg(
+            pl.len().cast(COUNTS).alias("requests"),
+            ((status >= 400) & (status < 500)).sum().cast(COUNTS).alias("errors_4xx"),
+            (status >= 500).sum().cast(COUNTS).alias("errors_5xx"),
+            bytes_column(columns).sum().cast(COUNTS).alias("bytes"),
+        )
+    )
+    small["status"] = ok.group_by(STATUS).agg(pl.len().cast(COUNTS).alias("requests"))
+    logged = [HTTP_USER_AGENT] if HTTP_USER_AGENT in columns else []
+    if HTTP_REFERER in columns:
+        logged.append(HTTP_REFERER)
+        ref = pl.col(HTTP_REFERER).cast(pl.String)
+        small["referrers"] = (
+            ok.filter(ref.is_not_null() & (ref != ""))
+            .group_by(ref.alias(HTTP_REFERER))
+            .agg(
+                pl.len().cast(COUNTS).alias("requests"),
+                bytes_column(columns).sum().cast(COUNTS).alias("bytes"),
+            )
+        )
+    # hosts and balancers are counted whether or not this format logs them:
+    # merged with a format that does, its rows are the null host and direct
+    # peers, as in one frame of both formats' rows
+    host = host_column(columns)
+    if host is not None:
+        logged.append("host")
+    host_key = pl.col(host) if host is not None else pl.lit(None, pl.String)
+    small["hosts"] = ok.group_by(host_key.alias("host")).agg(*_status_counts(columns))
+    if lb_report.applies(columns):
+        logged.append("lb")
+    small["lb"] = lb_report.lb(ok, top=0)
+    logged.extend(latency_columns(columns))
+    frames["logged"] = pl.DataFrame({"name": logged}, schema={"name": pl.String})
+    small["rejects"] = (
+        rows.filter(rejected)
+        .group_by(REJECT_REASON)
+        .agg(pl.len().cast(COUNTS).alias("lines"))
+    )
+    # the small aggregations share one read of the rows
+    frames.update(
+        zip(
+            small, pl.collect_all(list(small.values()), engine="streaming"), strict=True
+        )
+    )
+    frames["samples"] = _samples(rows, settings.ranks)
+    frames["problems"] = pl.DataFrame(
+        {
+            RANK: [settings.ranks.get(p[0], len(settings.ranks)) for p in problems],
+            "seq": list(range(len(problems))),
+            SOURCE: [p[0] for p in problems],
+            "message": [p[1] for p in problems],
+            "unreadable": [p[2] for p in problems],
+        },
+        schema={
+            RANK: pl.UInt32,
+            "seq": pl.UInt32,
+            SOURCE: pl.String,
+            "message": pl.String,
+            "unreadable": pl.Boolean,
+        },
+    )
+    frames["version"] = pl.DataFrame({"polars": [pl.__version__]})
+    if escape != "none":
+        if "pairs" in frames:
+            frames["pairs"] = _decoded_pairs(frames["pairs"], frames["paths"], escape)
+        frames = {name: _decoded(name, frame, escape) for name, frame in frames.items()}
+    return Partial(frames)
+
+
+def _totals(
+    rows: pl.LazyFrame,
+    selected: pl.LazyFrame,
+    matches: pl.Expr | None,
+    columns: list[str],
+) -> pl.DataFrame:
+    """The overview's sums over the selected lines, and what the filters left out."""
+    ok = pl.col(REJECT_REASON).is_null()
+    status = pl.col(STATUS)
+    time = pl.col(TIME)
+
+    def count(condition: pl.Expr) -> pl.Expr:
+        return (condition & ok).fill_null(False).sum().cast(COUNTS)  # noqa: FBT003
+
+    exprs = [
+        pl.len().cast(COUNTS).alias("lines"),
+        ok.sum().cast(COUNTS).alias("requests"),
+        (~ok).sum().cast(COUNTS).alias("rejected"),
+        # when/then, not filter: a filter inside select holds the whole column
+        pl.when(ok).then(bytes_column(columns)).sum().cast(COUNTS).alias("bytes"),
+        pl.when(ok).then(time).min().alias("first_time"),
+        pl.when(ok).then(time).max().alias("last_time"),
+        count(pl.col(CLIENT_IP).is_null()).alias("without_client_address"),
+        (
+            count(pl.col(FORWARDED_BY_UNTRUSTED))
+            if FORWARDED_BY_UNTRUSTED in columns
+            else pl.lit(0, COUNTS)
+        ).alias("forwarded_by_untrusted"),
+    ]
+    for i, name in enumerate(STATUS_CLASSES, start=1):
+        in_class = (status >= i * 100) & (status < (i + 1) * 100)
+        exprs.append(count(in_class).alias(f"status_{name}"))
+    other = status.is_null() | (status < 100) | (status >= 600)
+    exprs.append(count(other).alias("status_other"))
+    totals = _collect(selected.select(exprs))
+    # requests before the filters, and those the filters kept (before bots)
+    parsed = rows.filter(ok)
+    left = [
+        pl.len().cast(COUNTS).alias("parsed"),
+        (pl.len() if matches is None else matches.sum()).cast(COUNTS).alias("matching"),
+    ]
+    return pl.concat([totals, _collect(parsed.select(left))], how="horizontal")
+
+
+def _latency(ok: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
+    """Requests per (measure, path, value in seconds) for each logged latency."""
+    frames = []
+    for column in latency_columns(schema.names()):
+        value = seconds(column, schema[column]).cast(pl.Float64).alias(VALUE)
+        frames.append(
+            ok.select(PATH, value)
+            .filter(pl.col(VALUE).is_not_null())
+            .group_by(PATH, VALUE)
+            .agg(pl.len().cast(COUNTS).alias(COUNT))
+            .select(pl.lit(column).alias(MEASURE), PATH, VALUE, COUNT)
+        )
+    if not frames:
+        return pl.LazyFrame(
+            schema={
+                MEASURE: pl.String,
+                PATH: pl.String,
+                VALUE: pl.Float64,
+                COUNT: COUNTS,
+            }
+        )
+    return pl.concat(frames)
+
+
+def _sketched_latency(ok: pl.LazyFrame, schema: pl.Schema) -> dict[str, pl.LazyFrame]:
+    """DDSketch buckets per (measure, path), and the exact maximum."""
+    states, maxima = [], []
+    for column in latency_columns(schema.names()):
+        values = ok.select(
+            PATH, seconds(column, schema[column]).cast(pl.Float64).alias(VALUE)
+        ).filter(pl.col(VALUE).is_not_null())
+        measure = pl.lit(column).alias(MEASURE)
+        state = sketches.dd_state(values, [PATH], VALUE)
+        states.append(state.select(measure, PATH, "_bucket", "_count"))
+        top = values.group_by(PATH).agg(pl.col(VALUE).max().alias("max"))
+        maxima.append(top.select(measure, PATH, "max"))
+    if not states:
+        return {}
+    return {"dd_latency": pl.concat(states), "latency_max": pl.concat(maxima)}
+
+
+def _samples(rows: pl.LazyFrame, ranks: Mapping[str, int]) -> pl.DataFrame:
+    """The first rejected lines by (input rank, line)."""
+    rank = (
+        pl.col(SOURCE).replace_strict(ranks, default=len(ranks), return_dtype=pl.UInt32)
+        if ranks
+        else pl.lit(0, pl.UInt32)
+    )
+    rejected = rows.filter(pl.col(REJECT_REASON).is_not_null()).select(
+        rank.alias(RANK), SOURCE, LINE, REJECT_REASON, RAW
+    )
+    return _collect(
+        rejected.bottom_k(REJECT_SAMPLES, by=list(SAMPLE_KEYS)).sort(SAMPLE_KEYS)
+    )
+
+
+def _decoded_pairs(
+    pairs: pl.DataFrame, paths: pl.DataFrame, escape: str
+) -> pl.DataFrame:
+    """Pairs keyed by the hash of the decoded path, not the escaped one.
+
+    Only paths with a backslash change; every path of `pairs` is one of
+    `paths` (the same rows).
+    """
+    escaped = paths.filter(pl.col(PATH).str.contains("\\", literal=True)).select(PATH)
+    if escaped.height == 0:
+        return pairs
+    rehash = escaped.select(
+        text_hash(pl.col(PATH)).alias(PATH_HASH),
+        text_hash(unescape(pl.col(PATH), escape)).alias("_decoded"),
+    )
+    return (
+        pairs.join(rehash, on=PATH_HASH, how="left")
+        .with_columns(pl.coalesce("_decoded", PATH_HASH).alias(PATH_HASH))
+        .drop("_decoded")
+        .unique()
+    )
+
+
+def _decoded(name: str, frame: pl.DataFrame, escape: str) -> pl.DataFrame:
+    """Decode the text keys of a frame, and merge keys that decode alike."""
+    text = [
+        c
+        for c in TEXT_KEYS
+        if c in KEYS.get(name, ())
+        and c in frame.columns
+        and frame.get_column(c).str.contains("\\", literal=True).any()
+    ]
+    if not text:  # nginx writes every escape with a backslash
+        return frame
+    frame = frame.with_columns(unescape(pl.col(c), escape) for c in text)
+    return combine(frame, KEYS[name])
