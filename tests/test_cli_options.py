@@ -115,7 +115,7 @@ def test_processes_give_the_tables_of_one(monkeypatch: pytest.MonkeyPatch) -> No
     real = tasks._pool
 
     def pool(*args: Any) -> Any:  # noqa: ANN401
-        spawned.append(args[3])
+        spawned.append(len(args[0]))  # bins: one per process
         return real(*args)
 
     monkeypatch.setattr(tasks, "_pool", pool)
