@@ -528,6 +528,7 @@ def ingest_cmd(
       */5 * * * * pplog ingest --config /etc/pplog.toml     # crontab
     """
     from pplog.batch import Busy, ingest
+    from pplog.outputs.ingest import STUCK_AFTER, run_lines, run_warnings
 
     if not paths:
         msg = (
@@ -538,7 +539,7 @@ def ingest_cmd(
     if dataset is None or not str(dataset).strip():
         msg = "give --dataset DIR (or `dataset` in --config)"
         raise click.UsageError(msg)
-    tuning: dict[str, Any] = {
+    tuning: dict[str, Any] = {  # None: the library's defaults
         "final_grace": final_grace,
         "compact_threshold": compact_threshold,
     }
@@ -555,30 +556,15 @@ def ingest_cmd(
             )
         except Busy as exc:
             held = exc.held or 0.0
-            if held > _STUCK_AFTER:  # cron would otherwise skip quietly forever
+            if held > STUCK_AFTER:  # cron would otherwise skip quietly forever
                 _warn(f"{exc} for {held / 60:.0f} minutes; is it stuck?")
             elif verbose:
                 click.echo(f"ingest: skipped: {exc}", err=True)
             return
-    for key, count in result.warnings.items():
-        if count and key in _WARNINGS:
-            _warn(_WARNINGS[key].format(n=count))
+    for warning in run_warnings(result):
+        _warn(warning)
     if verbose:
-        for line in result.held_lines():
-            click.echo(safe_text(line), err=True)
-        click.echo(result.line(), err=True)
-
-
-_STUCK_AFTER = 3600.0  # seconds a lock may be held before skipped runs warn
-
-_WARNINGS = {
-    "bytes_lost_unread": "{n:,} bytes were rotated away before they were read; "
-    "run ingest more often than logrotate rotates, or keep more rotations",
-    "identity_resets": "{n} file(s) were truncated or rewritten under the same "
-    "name and are read again from the start as new streams",
-    "files_not_read": "{n} file(s) read before are no longer readable or no longer "
-    "match the paths given; they are kept and read on when they are back",
-}
+        click.echo("\n".join(run_lines(result)), err=True)
 
 
 @cli.command("verify", context_settings=CONTEXT)
