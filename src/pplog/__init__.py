@@ -15,18 +15,18 @@ from pplog.formats import PRESETS, LogFormat, get_format
 from pplog.pipeline import PplogWarning, read_log, scan_log
 from pplog.pipeline.spec import LogSpec
 from pplog.reports import Summary
-from pplog.run import summarize
+from pplog.run import diagnose, summarize
 
 if TYPE_CHECKING:
     from pplog.batch import ingest, scan_dataset, verify
-    from pplog.reports.doctor import Finding, diagnose
+    from pplog.reports.doctor import Finding
 
 __version__ = "0.1.0"
 
-# The dataset side and the doctor are imported when first used: `pplog
-# summarize` starts faster.
+# The dataset side and the doctor's checks are imported when first used:
+# `pplog summarize` starts faster.
 _BATCH = frozenset({"ingest", "scan_dataset", "verify"})
-_DOCTOR = frozenset({"Finding", "diagnose"})
+_DOCTOR = frozenset({"Finding"})
 
 
 def __getattr__(name: str) -> Any:  # noqa: ANN401 - module attributes

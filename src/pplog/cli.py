@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -13,11 +15,14 @@ import click
 
 import pplog
 from pplog import outputs
-from pplog.clientip import MAX_HOPS, STRATEGIES, ProxyPolicy
+from pplog.clientip import HEADERS, MAX_HOPS, STRATEGIES, ProxyPolicy
+from pplog.config import read_config
 from pplog.errors import OptionError, PplogError
 from pplog.formats import PRESETS, LogFormat, get_format
-from pplog.outputs import ReportOptions
 from pplog.outputs._safe import safe_text
+from pplog.outputs.targets import Targets
+from pplog.outputs.targets import progress as progress_bar
+from pplog.pipeline import LogSpec
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 # `pplog doctor`: it ran and found problems (1 is "could not run", 2 bad usage)
@@ -39,114 +44,189 @@ def _warn(message: str) -> None:
     click.echo(f"pplog: warning: {safe_text(message)}", err=True)
 
 
-def format_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """`--format`, `--log-format`, `--nginx-conf`, `--log-format-name`."""
-    options = [
-        click.option(
-            "--format",
-            "format_name",
-            default="auto",
-            show_default=True,
-            metavar="NAME|auto",
-            help=(
-                f"Preset: {', '.join(PRESETS)}; `auto` picks the one that parses "
-                "the first lines."
-            ),
-        ),
-        click.option(
-            "--log-format",
-            metavar="'STRING'",
-            help=(
-                "Your nginx log_format string, e.g. "
-                "'$remote_addr [$time_local] \"$request\" $status'."
-            ),
-        ),
-        click.option(
-            "--nginx-conf",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="Read the log_format from this nginx configuration (follows include).",
-        ),
-        click.option(
-            "--log-format-name",
-            metavar="NAME",
-            help="Which log_format of --nginx-conf (needed when it defines several).",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+def _problem(name: str, message: str) -> None:
+    """A problem with one input (`on_problem`): a warning, and the run goes on."""
+    _warn(f"{name}: {message}")
 
 
-def proxy_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """`--set-real-ip-from`, `--real-ip-header`, `--real-ip-recursive`, strategies."""
-    options = [
-        click.option(
-            "--set-real-ip-from",
-            "trusted",
-            multiple=True,
-            metavar="CIDR",
-            help=(
-                "A trusted balancer/proxy range, as nginx's set_real_ip_from "
-                "(repeat; default: loopback and private ranges)."
-            ),
+_FORMAT_OPTIONS = [
+    click.option(
+        "--format",
+        default="auto",
+        show_default=True,
+        metavar="NAME|auto",
+        help=(
+            f"Preset: {', '.join(PRESETS)}; `auto` picks the one that parses "
+            "the first lines."
         ),
-        click.option(
-            "--real-ip-header",
-            type=click.Choice(
-                ["auto", "proxy_protocol", "X-Forwarded-For", "X-Real-IP", "Forwarded"]
-            ),
-            help="Where the client address is (nginx's real_ip_header).",
+    ),
+    click.option(
+        "--log-format",
+        metavar="'STRING'",
+        help=(
+            "Your nginx log_format string, e.g. "
+            "'$remote_addr [$time_local] \"$request\" $status'."
         ),
-        click.option(
-            "--real-ip-recursive/--no-real-ip-recursive",
-            default=None,
-            help="Walk past trusted addresses (nginx real_ip_recursive) [default: on].",
+    ),
+    click.option(
+        "--nginx-conf",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Read the log_format from this nginx configuration (follows include).",
+    ),
+    click.option(
+        "--log-format-name",
+        metavar="NAME",
+        help="Which log_format of --nginx-conf (needed when it defines several).",
+    ),
+]
+_REAL_IP_OPTIONS = [
+    click.option(
+        "--set-real-ip-from",
+        multiple=True,
+        metavar="CIDR",
+        help=(
+            "A trusted balancer/proxy range, as nginx's set_real_ip_from "
+            "(repeat; default: loopback and private ranges)."
         ),
-        click.option(
-            "--client-strategy",
-            type=click.Choice(list(STRATEGIES)),
-            default="realip",
-            show_default=True,
-            help=(
-                "realip: nginx's rules; hops: the address --trusted-hops entries from "
-                "the right; leftmost-public: first public address (spoofable)."
-            ),
+    ),
+    click.option(
+        "--real-ip-header",
+        type=click.Choice(["auto", *HEADERS]),
+        help="Where the client address is (nginx's real_ip_header).",
+    ),
+    click.option(
+        "--real-ip-recursive/--no-real-ip-recursive",
+        default=None,
+        help="Walk past trusted addresses (nginx real_ip_recursive) [default: on].",
+    ),
+    click.option(
+        "--client-strategy",
+        type=click.Choice(list(STRATEGIES)),
+        default="realip",
+        show_default=True,
+        help=(
+            "realip: nginx's rules; hops: the address --trusted-hops entries from "
+            "the right; leftmost-public: first public address (spoofable)."
         ),
-        click.option(
-            "--trusted-hops",
-            type=click.IntRange(min=1, max=MAX_HOPS),
-            default=1,
-            show_default=True,
-            help="For --client-strategy hops: proxies that each append one address.",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    ),
+    click.option(
+        "--trusted-hops",
+        type=click.IntRange(min=1, max=MAX_HOPS),
+        default=1,
+        show_default=True,
+        help="For --client-strategy hops: proxies that each append one address.",
+    ),
+]
+GEOIP_HELP = {
+    "report": "MaxMind DB (country/city and ASN; GeoLite2 or DB-IP), repeatable; "
+    "default: found in /usr/share/GeoIP or /var/lib/GeoIP.",
+    "rows": "MaxMind DB to add country and ASN to each row (repeatable); default: "
+    "found in /usr/share/GeoIP or /var/lib/GeoIP.",
+}
+_FILTER_OPTIONS = [
+    click.option(
+        "--exclude-bots",
+        is_flag=True,
+        help="Leave out crawlers, AI crawlers, health checkers and scanners.",
+    ),
+    click.option(
+        "--since",
+        metavar="TIME",
+        help="Only requests from TIME on: 2026-11-27T08:00 (UTC unless an offset), "
+        "27/Nov/2026:08:00:00 +0000, or a duration back from now (15m, 1h, 2d).",
+    ),
+    click.option(
+        "--until", metavar="TIME", help="Only requests before TIME (as --since)."
+    ),
+    click.option(
+        "--status",
+        multiple=True,
+        metavar="5xx|404|400-499",
+        help="Only these statuses (repeat or use commas).",
+    ),
+    click.option(
+        "--client",
+        multiple=True,
+        metavar="ADDR|CIDR",
+        help="Only these clients: drill down into one address or a range (repeatable).",
+    ),
+    click.option(
+        "--path",
+        multiple=True,
+        metavar="REGEX",
+        help="Only paths matching REGEX: drill down into part of a site (repeatable).",
+    ),
+]
 
 
-def _policy(
-    trusted: tuple[str, ...],
-    header: str | None,
-    recursive: bool | None,
-    strategy: str,
-    hops: int,
-) -> dict[str, Any]:
-    """Library keywords for the proxy options (a ProxyPolicy for other strategies)."""
-    if strategy == "realip":
-        return {
-            "trusted": list(trusted) or None,
-            "real_ip_header": header,
-            "recursive": recursive,
+def log_spec_options(
+    *, filters: bool = False, geoip: str | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add the format and real-IP options, and pass the command one `spec`.
+
+    `geoip` (``"report"`` or ``"rows"``, the help text) adds `--geoip`;
+    `filters` adds `--exclude-bots` and the row filters. The command gets a
+    `LogSpec` built once from them (bad values: usage errors, exit 2).
+    """
+    options = [*_FORMAT_OPTIONS, *_REAL_IP_OPTIONS]
+    if geoip is not None:
+        options.append(
+            click.option(
+                "--geoip",
+                multiple=True,
+                type=click.Path(dir_okay=False, path_type=Path),
+                help=GEOIP_HELP[geoip],
+            )
+        )
+    if filters:
+        options += _FILTER_OPTIONS
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        own = inspect.signature(func).parameters  # the rest build the spec
+
+        @functools.wraps(func)
+        def command(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+            values = {k: kwargs.pop(k) for k in list(kwargs) if k not in own}
+            with errors_as_click():
+                spec = _spec(**values)
+            return func(*args, spec=spec, **kwargs)
+
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def _spec(
+    set_real_ip_from: tuple[str, ...],
+    real_ip_header: str | None,
+    real_ip_recursive: bool | None,  # noqa: FBT001
+    client_strategy: str,
+    trusted_hops: int,
+    **values: Any,  # noqa: ANN401
+) -> LogSpec:
+    """The `LogSpec` of the options (a `ProxyPolicy` for strategies but realip)."""
+    trusted = list(set_real_ip_from) or None
+    if client_strategy == "realip":
+        proxy: dict[str, Any] = {
+            "trusted": trusted,
+            "real_ip_header": real_ip_header,
+            "recursive": real_ip_recursive,
         }
-    policy = ProxyPolicy(
-        trusted=list(trusted) or None,
-        header=header or "auto",
-        recursive=True if recursive is None else recursive,
-        strategy=strategy,
-        hops=hops,
-    )
-    return {"policy": policy}
+    else:
+        policy = ProxyPolicy(
+            trusted=trusted,
+            header=real_ip_header or "auto",
+            recursive=True if real_ip_recursive is None else real_ip_recursive,
+            strategy=client_strategy,
+            hops=trusted_hops,
+        )
+        proxy = {"policy": policy}
+    for key in ("geoip", "status", "client", "path"):  # repeated: none is None
+        if key in values:
+            values[key] = list(values[key]) or None
+    return LogSpec.build(**values, **proxy)
 
 
 @click.group(context_settings=CONTEXT)
@@ -170,8 +250,7 @@ def cli(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
 
 @cli.command("summarize", context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
-@format_options
-@proxy_options
+@log_spec_options(filters=True, geoip="report")
 @click.option(
     "--top",
     type=click.IntRange(min=0, max=2**31),
@@ -192,46 +271,6 @@ def cli(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     type=click.Path(),
     help="File for json and html, directory for csv/parquet "
     "(default: stdout for json).",
-)
-@click.option(
-    "--geoip",
-    multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help=(
-        "MaxMind DB (country/city and ASN; GeoLite2 or DB-IP), repeatable; "
-        "default: found in /usr/share/GeoIP or /var/lib/GeoIP."
-    ),
-)
-@click.option(
-    "--exclude-bots",
-    is_flag=True,
-    help="Leave out crawlers, AI crawlers, health checkers and scanners.",
-)
-@click.option(
-    "--since",
-    metavar="TIME",
-    help="Only requests from TIME on: 2026-11-27T08:00 (UTC unless an offset), "
-    "27/Nov/2026:08:00:00 +0000, or a duration back from now (15m, 1h, 2d).",
-)
-@click.option("--until", metavar="TIME", help="Only requests before TIME (as --since).")
-@click.option(
-    "--status",
-    multiple=True,
-    metavar="5xx|404|400-499",
-    help="Only these statuses (repeat or use commas).",
-)
-@click.option(
-    "--client",
-    multiple=True,
-    metavar="ADDR|CIDR",
-    help="Only these clients: drill down into one address or a range (repeatable).",
-)
-@click.option(
-    "--path",
-    "path_regex",
-    multiple=True,
-    metavar="REGEX",
-    help="Only paths matching REGEX: drill down into part of a site (repeatable).",
 )
 @click.option(
     "--interval",
@@ -259,6 +298,15 @@ def cli(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     help="Write every rejected line (file, line, reason, text) to FILE as JSON lines.",
 )
 @click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=lambda: os.cpu_count() or 1,
+    show_default="the number of cores",
+    metavar="N",
+    help="Processes to read with; inputs under 64 MiB in all are read in one "
+    "process. The tables are the same for any N.",
+)
+@click.option(
     "--width", type=click.IntRange(min=40), help="Terminal width to render for."
 )
 @click.option(
@@ -273,29 +321,15 @@ def cli(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
 )
 def summarize_cmd(
     paths: tuple[str, ...],
-    format_name: str,
-    log_format: str | None,
-    nginx_conf: Path | None,
-    log_format_name: str | None,
-    trusted: tuple[str, ...],
-    real_ip_header: str | None,
-    real_ip_recursive: bool | None,
-    client_strategy: str,
-    trusted_hops: int,
+    spec: LogSpec,
     top: int | None,
     targets: tuple[str, ...],
     output: str | None,
-    geoip: tuple[Path, ...],
-    exclude_bots: bool,
-    since: str | None,
-    until: str | None,
-    status: tuple[str, ...],
-    client: tuple[str, ...],
-    path_regex: tuple[str, ...],
     interval: str | None,
     by: str,
     routes: tuple[str, ...],
     rejects: Path | None,
+    jobs: int,
     width: int | None,
     color: bool | None,
     progress: bool | None,
@@ -316,141 +350,27 @@ def summarize_cmd(
       pplog summarize access.log --client 203.0.113.7   # one client's requests
       pplog summarize access.log --path '^/api/' --by route --route '/users/*'
       pplog summarize access.log --to html -o report.html
+      pplog summarize '/var/log/nginx/access.log*' --jobs 2   # two processes
       zcat access.log.*.gz | pplog summarize - --rejects rejects.jsonl
     """
-    targets = tuple(dict.fromkeys(targets))
-    out, as_dir = _output_target(targets, output)
-    to_stdout = [t for t in targets if t == "terminal" or (t == "json" and out is None)]
-    if len(to_stdout) > 1:
-        msg = (
-            "--to terminal and --to json both write to stdout; add -o FILE for the json"
-        )
-        raise click.UsageError(msg)
-    show_progress = sys.stderr.isatty() if progress is None else progress
-    # csv and parquet get whole tables unless --top says otherwise (a cron job
-    # turning logs into Parquet wants every client); the others show the top
-    # rows, cut from the same summary
-    whole = top is None and any(t in ("csv", "parquet") for t in targets)
-    shown: dict[str, int | None] = dict.fromkeys(targets)
-    if whole:
-        shown = {t: None if t in ("csv", "parquet") else _TOP for t in targets}
-    with errors_as_click(), _progress(show_progress) as on_progress:
-        proxy = _policy(
-            trusted, real_ip_header, real_ip_recursive, client_strategy, trusted_hops
-        )
-        summary = pplog.summarize(
-            list(paths),
-            **proxy,
-            top=0 if whole else _TOP if top is None else top,
-            format=format_name,
-            log_format=log_format,
-            nginx_conf=nginx_conf,
-            log_format_name=log_format_name,
-            rejects=rejects,
-            geoip=list(geoip) or None,
-            exclude_bots=exclude_bots,
-            since=since,
-            until=until,
-            status=list(status) or None,
-            client=list(client) or None,
-            path=list(path_regex) or None,
-            interval=interval,
-            by=by,
-            routes=list(routes),
-            on_problem=lambda name, message: _warn(f"{name}: {message}"),
-            on_progress=on_progress,
-        )
     if color is None and os.environ.get("NO_COLOR"):
         color = False  # https://no-color.org: any non-empty value
-    if out is not None and as_dir and not out.exists():
-        try:
-            out.mkdir(parents=True)  # file outputs share one directory
-        except OSError as exc:
-            msg = f"cannot create the directory `{out}`: {exc.strerror or exc}"
-            raise click.ClickException(msg) from exc
-    jobs = [
-        (
-            name,
-            ReportOptions(
-                out=None if name == "terminal" else out,
-                width=width,
-                color=color,
-                top=shown[name],
-            ),
-        )
-        for name in targets
-    ]
     with errors_as_click():
-        outputs.write_all(summary, jobs)
-
-
-_TOP = 10  # rows per table unless --top is given
-
-
-def _output_target(
-    targets: tuple[str, ...], raw: str | None
-) -> tuple[Path | None, bool]:
-    """Check `-o` against the outputs before any work; (target, is a directory).
-
-    Several file outputs need a directory; csv and parquet always do; html
-    needs a file or a directory; `-o -` means stdout (json only). An
-    existing file is never overwritten by a run that needs a directory.
-    """
-    files = [t for t in targets if t != "terminal"]
-    output = None if raw is None else Path(raw)
-    if raw == "-":
-        if files != ["json"]:
-            msg = "-o - (stdout) works for --to json only"
-            raise click.UsageError(msg)
-        return None, False
-    if output is None:
-        needs = [t for t in files if t in ("csv", "parquet", "html")]
-        if needs:
-            what = "a file (html) or directory" if needs == ["html"] else "a directory"
-            msg = f"--to {needs[0]} writes files: give {what} with -o"
-            raise click.UsageError(msg)
-        return None, False
-    as_dir = (
-        len(files) > 1
-        or any(t in ("csv", "parquet") for t in files)
-        or (raw is not None and raw.endswith(("/", os.sep)))
-        or output.is_dir()
-    )
-    if as_dir and output.exists() and not output.is_dir():
-        msg = (
-            f"-o `{output}` is a file, but --to {' --to '.join(files)} writes into a "
-            "directory; give a directory"
-        )
-        raise click.UsageError(msg)
-    return output, as_dir
-
-
-@contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[int, int | None], None] | None]:  # noqa: FBT001
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        SpinnerColumn,
-        TimeElapsedColumn,
-    )
-
-    console = Console(stderr=True)
-    with Progress(
-        SpinnerColumn(),
-        "reading",
-        BarColumn(),
-        DownloadColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("read", total=None)
-        yield lambda n, total: bar.update(task, advance=n, total=total)
+        plan = Targets.plan(targets, output, top)
+        with progress_bar(progress) as on_progress:
+            summary = pplog.summarize(
+                list(paths),
+                spec=spec,
+                top=plan.top,
+                interval=interval,
+                by=by,
+                routes=list(routes),
+                rejects=rejects,
+                jobs=jobs,
+                on_problem=_problem,
+                on_progress=on_progress,
+            )
+        plan.write(summary, width=width, color=color)
 
 
 @cli.command("doctor", context_settings=CONTEXT)
@@ -462,8 +382,7 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int | None], None] | Non
     metavar="FILE",
     help="nginx error log to read too (repeatable): `broken header` lines live there.",
 )
-@format_options
-@proxy_options
+@log_spec_options()
 @click.option(
     "--to",
     "target",
@@ -485,15 +404,7 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int | None], None] | Non
 def doctor_cmd(
     paths: tuple[str, ...],
     error_logs: tuple[str, ...],
-    format_name: str,
-    log_format: str | None,
-    nginx_conf: Path | None,
-    log_format_name: str | None,
-    trusted: tuple[str, ...],
-    real_ip_header: str | None,
-    real_ip_recursive: bool | None,
-    client_strategy: str,
-    trusted_hops: int,
+    spec: LogSpec,
     target: str,
     fail_on: str,
 ) -> None:
@@ -522,111 +433,28 @@ def doctor_cmd(
     if not paths and not error_logs:
         msg = "give access logs (PATH...) and/or --error-log FILE"
         raise click.UsageError(msg)
-    from pplog.formats.errorlog import iter_error_log
     from pplog.outputs.doctor import write_findings, write_findings_json
-    from pplog.reports.doctor import diagnose, reaches
+    from pplog.reports.doctor import reaches
 
     with errors_as_click():
-        proxy = _policy(
-            trusted, real_ip_header, real_ip_recursive, client_strategy, trusted_hops
+        findings = pplog.diagnose(
+            list(paths) or None,
+            list(error_logs) or None,
+            spec=spec,
+            on_problem=_problem,
         )
-        policy = proxy.get("policy")
-        rows = None
-        if paths:
-            scan = pplog.pipeline.open_log(
-                list(paths),
-                format_name,
-                log_format=log_format,
-                nginx_conf=nginx_conf,
-                log_format_name=log_format_name,
-                trusted=proxy.get("trusted"),
-                real_ip_header=proxy.get("real_ip_header"),
-                recursive=proxy.get("recursive"),
-                policy=policy,
-                on_problem=lambda name, message: _warn(f"{name}: {message}"),
-            )
-            rows, policy = scan.frame, scan.policy
-        errors = (
-            iter_error_log(list(error_logs), on_problem=lambda n, m: _warn(f"{n}: {m}"))
-            if error_logs
-            else None
-        )
-        findings = diagnose(rows, errors, policy=policy)
-    if target == "json":
-        write_findings_json(findings)
-    else:
-        write_findings(findings)
+    (write_findings_json if target == "json" else write_findings)(findings)
     if fail_on != "never" and reaches(findings, fail_on):
         raise click.exceptions.Exit(EXIT_FOUND_PROBLEMS)
 
 
-_CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
-    "paths": list,
-    "dataset": str,
-    "format": str,
-    "log_format": str,
-    "nginx_conf": str,
-    "log_format_name": str,
-    "set_real_ip_from": list,
-    "real_ip_header": str,
-    "real_ip_recursive": bool,
-    "final_grace": (int, float),
-    "compact_threshold": int,
-    "geoip": list,
-}
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    """The `--config` TOML file: keys named like the options, checked."""
-    import tomllib
-
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        msg = f"cannot read --config `{path}`: {exc.strerror or exc}"
-        raise click.UsageError(msg) from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        msg = f"--config `{path}` is not valid TOML: {exc}"
-        raise click.UsageError(msg) from exc
-    except RecursionError as exc:  # tomllib recurses once per nested value
-        msg = f"--config `{path}` nests tables or arrays too deeply; flatten it"
-        raise click.UsageError(msg) from exc
-    for key, value in doc.items():
-        kind = _CONFIG_KEYS.get(key)
-        if kind is str and isinstance(value, str) and not value.strip():
-            msg = f"--config `{path}`: `{key}` is empty"
-            raise click.UsageError(msg)
-        if (
-            key in ("final_grace", "compact_threshold")
-            and not isinstance(value, bool)
-            and isinstance(value, int | float)
-            and value < 0
-        ):
-            msg = f"--config `{path}`: `{key}` must be 0 or more, not {value}"
-            raise click.UsageError(msg)
-        if kind is None:
-            known = ", ".join(_CONFIG_KEYS)
-            msg = f"--config `{path}`: unknown key `{key}`; known keys: {known}"
-            raise click.UsageError(msg)
-        strings = not isinstance(value, list) or all(isinstance(v, str) for v in value)
-        if not isinstance(value, kind) or not strings:
-            kind_name = type(value).__name__
-            msg = f"--config `{path}`: `{key}` has the wrong type ({kind_name})"
-            raise click.UsageError(msg)
-    # paths in the file are relative to the file (cron's working directory is
-    # not the operator's), and `~` is the user's home
-    base = path.parent
-
-    def resolve(text: str) -> str:
-        return str(base / Path(text).expanduser())
-
-    for key in ("dataset", "nginx_conf"):
-        if isinstance(doc.get(key), str):
-            doc[key] = resolve(doc[key])
-    for key in ("paths", "geoip"):
-        if isinstance(doc.get(key), list):
-            doc[key] = [resolve(v) for v in doc[key]]
-    return doc
+def _load_config(
+    ctx: click.Context, _param: click.Parameter, path: Path | None
+) -> None:
+    """`--config FILE`: its keys become the options' defaults (`default_map`)."""
+    if path is not None:
+        with errors_as_click():
+            ctx.default_map = {**(ctx.default_map or {}), **read_config(path)}
 
 
 @cli.command("ingest", context_settings=CONTEXT)
@@ -638,13 +466,14 @@ def _read_config(path: Path) -> dict[str, Any]:
 )
 @click.option(
     "--config",
-    "config_file",
     type=click.Path(dir_okay=False, path_type=Path),
+    is_eager=True,
+    expose_value=False,
+    callback=_load_config,
     help="TOML file with paths, dataset, format and attribution settings "
-    "(relative paths in it are relative to the file).",
+    "(relative paths in it are relative to the file; options given here win).",
 )
-@format_options
-@proxy_options
+@log_spec_options(geoip="rows")
 @click.option(
     "--final-grace",
     type=click.FloatRange(min=0),
@@ -664,32 +493,15 @@ def _read_config(path: Path) -> dict[str, Any]:
     help="Compact a date partition once it holds this many files; 0 never "
     "[default: 32].",
 )
-@click.option(
-    "--geoip",
-    multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="MaxMind DB to add country and ASN to each row (repeatable); default: "
-    "found in /usr/share/GeoIP or /var/lib/GeoIP.",
-)
 @click.option("-v", "--verbose", is_flag=True, help="Print one summary line.")
 @click.option("--fault-point", hidden=True, help="Test hook: SIGKILL at this point.")
 def ingest_cmd(
     paths: tuple[str, ...],
     dataset: Path | None,
-    config_file: Path | None,
-    format_name: str,
-    log_format: str | None,
-    nginx_conf: Path | None,
-    log_format_name: str | None,
-    trusted: tuple[str, ...],
-    real_ip_header: str | None,
-    real_ip_recursive: bool | None,
-    client_strategy: str,
-    trusted_hops: int,
+    spec: LogSpec,
     final_grace: float | None,
     final: bool,
     compact_threshold: int | None,
-    geoip: tuple[Path, ...],
     verbose: bool,
     fault_point: str | None,
 ) -> None:
@@ -716,10 +528,8 @@ def ingest_cmd(
       */5 * * * * pplog ingest --config /etc/pplog.toml     # crontab
     """
     from pplog.batch import Busy, ingest
+    from pplog.outputs.ingest import STUCK_AFTER, run_lines, run_warnings
 
-    config = _read_config(config_file) if config_file else {}
-    paths = paths or tuple(config.get("paths", ()))
-    dataset = dataset or (Path(config["dataset"]) if "dataset" in config else None)
     if not paths:
         msg = (
             "give the log files (PATH..., e.g. '/var/log/nginx/access.log*') "
@@ -729,70 +539,32 @@ def ingest_cmd(
     if dataset is None or not str(dataset).strip():
         msg = "give --dataset DIR (or `dataset` in --config)"
         raise click.UsageError(msg)
-    if format_name == "auto" and "format" in config:
-        format_name = config["format"]
-    log_format = log_format or config.get("log_format")
-    nginx_conf = nginx_conf or (
-        Path(config["nginx_conf"]) if "nginx_conf" in config else None
-    )
-    log_format_name = log_format_name or config.get("log_format_name")
-    trusted = trusted or tuple(config.get("set_real_ip_from", ()))
-    real_ip_header = real_ip_header or config.get("real_ip_header")
-    if real_ip_recursive is None:
-        real_ip_recursive = config.get("real_ip_recursive")
+    tuning: dict[str, Any] = {  # None: the library's defaults
+        "final_grace": final_grace,
+        "compact_threshold": compact_threshold,
+    }
     with errors_as_click():
-        proxy = _policy(
-            trusted, real_ip_header, real_ip_recursive, client_strategy, trusted_hops
-        )
         try:
             result = ingest(
                 list(paths),
                 dataset,
-                format=format_name,
-                log_format=log_format,
-                nginx_conf=nginx_conf,
-                log_format_name=log_format_name,
-                trusted=proxy.get("trusted"),
-                real_ip_header=proxy.get("real_ip_header"),
-                recursive=proxy.get("recursive"),
-                policy=proxy.get("policy"),
-                final_grace=final_grace
-                if final_grace is not None
-                else float(config.get("final_grace", 900)),
+                spec=spec,
                 final=final,
-                compact_threshold=compact_threshold
-                if compact_threshold is not None
-                else int(config.get("compact_threshold", 32)),
-                geoip=list(geoip) or config.get("geoip"),
                 fault=fault_point,
                 on_problem=_warn,
+                **{k: v for k, v in tuning.items() if v is not None},
             )
         except Busy as exc:
             held = exc.held or 0.0
-            if held > _STUCK_AFTER:  # cron would otherwise skip quietly forever
+            if held > STUCK_AFTER:  # cron would otherwise skip quietly forever
                 _warn(f"{exc} for {held / 60:.0f} minutes; is it stuck?")
             elif verbose:
                 click.echo(f"ingest: skipped: {exc}", err=True)
             return
-    for key, count in result.warnings.items():
-        if count and key in _WARNINGS:
-            _warn(_WARNINGS[key].format(n=count))
+    for warning in run_warnings(result):
+        _warn(warning)
     if verbose:
-        for line in result.held_lines():
-            click.echo(safe_text(line), err=True)
-        click.echo(result.line(), err=True)
-
-
-_STUCK_AFTER = 3600.0  # seconds a lock may be held before skipped runs warn
-
-_WARNINGS = {
-    "bytes_lost_unread": "{n:,} bytes were rotated away before they were read; "
-    "run ingest more often than logrotate rotates, or keep more rotations",
-    "identity_resets": "{n} file(s) were truncated or rewritten under the same "
-    "name and are read again from the start as new streams",
-    "files_not_read": "{n} file(s) read before are no longer readable or no longer "
-    "match the paths given; they are kept and read on when they are back",
-}
+        click.echo("\n".join(run_lines(result)), err=True)
 
 
 @cli.command("verify", context_settings=CONTEXT)

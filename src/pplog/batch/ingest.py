@@ -43,9 +43,9 @@ from pplog.enrich.geo import (
     default_database_paths,
     open_databases,
 )
-from pplog.errors import LogFormatError, PplogError
+from pplog.errors import LogFormatError, OptionError, PplogError
 from pplog.formats import PRESETS, LogFormat
-from pplog.pipeline import resolve_format, resolve_groups, resolve_policy
+from pplog.pipeline import LogSpec, resolve_format, resolve_groups
 from pplog.sources import Source
 
 BATCH_BYTES = 32 << 20
@@ -87,6 +87,7 @@ def ingest(
     geoip_skip_special: bool = True,
     batch_bytes: int = BATCH_BYTES,
     fault: str | None = None,
+    spec: LogSpec | None = None,
     on_problem: ProblemHandler | None = None,
 ) -> IngestResult:
     """Append every complete line that is new since the last run to `dataset`.
@@ -122,6 +123,10 @@ def ingest(
         Do not look up private, documentation and other special addresses.
     fault
         Test hook: kill the process at this point of the protocol.
+    spec
+        A `LogSpec` holding the format, real-IP and GeoIP settings (instead
+        of those keywords). A dataset keeps every row: its filters must be
+        empty.
 
     Returns
     -------
@@ -145,6 +150,19 @@ def ingest(
     ...     print(first.rows, first.committed, again.committed)
     3000 1 None
     """
+    spec = _spec(
+        spec,
+        format=format,
+        log_format=log_format,
+        nginx_conf=nginx_conf,
+        log_format_name=log_format_name,
+        trusted=trusted,
+        real_ip_header=real_ip_header,
+        recursive=recursive,
+        policy=policy,
+        geoip=geoip,
+        geoip_skip_special=geoip_skip_special,
+    )
     layout = Layout(Path(dataset))
     layout.root.mkdir(parents=True, exist_ok=True)
     hit = _Fault(fault)
@@ -167,20 +185,13 @@ def ingest(
             report(p)
         if duplicates:
             result.warn("duplicate_paths", len(duplicates))
-        fmt = _format(state, cands, format, log_format, nginx_conf, log_format_name)
-        pol = resolve_policy(
-            policy,
-            trusted=trusted,
-            real_ip_header=real_ip_header,
-            recursive=recursive,
-            nginx_conf=nginx_conf,
-            fmt=fmt,
-        )
+        fmt = _format(state, cands, spec)
+        pol = spec.resolve_policy(fmt)
         staging = Staging(layout, run_id)
-        dbs = _geo_databases(geoip)
+        dbs = _geo_databases(spec.geoip)
         try:
             reader = Reader(fmt, pol, staging, result, final_grace, batch_bytes, hit)
-            reader.geo, reader.geo_skip_special = dbs, geoip_skip_special
+            reader.geo, reader.geo_skip_special = dbs, spec.geoip_skip_special
             reader.watched = seen
             reader.finished = final
             checkpoints = reader.read_all(cands, state.checkpoints, report)
@@ -270,16 +281,21 @@ def ingest(
     return result
 
 
-def _format(
-    state: State,
-    cands: list[Candidate],
-    format: str | LogFormat | None,  # noqa: A002
-    log_format: str | None,
-    nginx_conf: str | os.PathLike[str] | None,
-    log_format_name: str | None,
-) -> LogFormat:
+def _spec(spec: LogSpec | None, **keywords: Any) -> LogSpec:  # noqa: ANN401
+    """`LogSpec.of`, refusing filters: a dataset keeps every row."""
+    spec = LogSpec.of(spec, **keywords)
+    if spec.filters or spec.exclude_bots:
+        msg = (
+            "`ingest` keeps every row of the logs: give the filters to `summarize` "
+            "(on the dataset) instead of the spec"
+        )
+        raise OptionError(msg)
+    return spec
+
+
+def _format(state: State, cands: list[Candidate], spec: LogSpec) -> LogFormat:
     """The format given, else the one recorded by earlier runs, else detected."""
-    given = log_format or nginx_conf or format not in (None, "auto")
+    given = spec.log_format or spec.nginx_conf or spec.format not in (None, "auto")
     saved = state.log_format
     if not given and saved:
         preset = PRESETS.get(saved["name"])
@@ -294,10 +310,10 @@ def _format(
     if given:
         fmt, _ = resolve_format(
             srcs,
-            format,
-            log_format=log_format,
-            nginx_conf=nginx_conf,
-            log_format_name=log_format_name,
+            spec.format,
+            log_format=spec.log_format,
+            nginx_conf=spec.nginx_conf,
+            log_format_name=spec.log_format_name,
         )
         return fmt
     # a dataset holds one format: detect each rotation set, as `summarize` does,

@@ -107,7 +107,8 @@ class LogSpec:
             real_ip_header=real_ip_header,
             recursive=recursive,
             policy=policy,
-            geoip=tuple(os.fspath(g) for g in geoip) if geoip else None,
+            # () is kept: `ingest` reads it as GeoIP off, None as the usual places
+            geoip=tuple(os.fspath(g) for g in geoip) if geoip is not None else None,
             geoip_skip_special=geoip_skip_special,
             filters=Filters.parse(
                 since=since, until=until, status=status, client=client, path=path
