@@ -214,3 +214,17 @@ def test_an_unknown_config_key_names_the_known_ones(
     missing = runner.invoke(cli, ["ingest", "--config", str(tmp_path / "none.toml")])
     assert missing.exit_code == 2
     assert "cannot read --config" in missing.output
+
+
+def test_approx_reaches_the_library_and_the_overview_says_what_is_estimated(
+    runner: CliRunner, calls: list[dict[str, Any]]
+) -> None:
+    args = ["summarize", MAIN, "--to", "json", "--top", "0"]
+    exact = runner.invoke(cli, args, catch_exceptions=False)
+    approx = runner.invoke(cli, [*args, "--approx"], catch_exceptions=False)
+    assert [c["approx"] for c in calls] == [False, True]
+    assert "approximate" not in json.loads(exact.output)["overview"]
+    assert json.loads(approx.output)["overview"]["approximate"] == (
+        "clients.paths, paths.clients"
+    )
+    assert "--approx" in runner.invoke(cli, ["summarize", "--help"]).output

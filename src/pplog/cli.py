@@ -307,6 +307,13 @@ def cli(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     "process. The tables are the same for any N.",
 )
 @click.option(
+    "--approx",
+    is_flag=True,
+    help="Estimate paths per client, clients per path (HyperLogLog, ~1.6%) and "
+    "latency percentiles (DDSketch, 1%) in fixed memory, for inputs whose "
+    "distinct (client, path) pairs would not fit in memory.",
+)
+@click.option(
     "--width", type=click.IntRange(min=40), help="Terminal width to render for."
 )
 @click.option(
@@ -330,6 +337,7 @@ def summarize_cmd(
     routes: tuple[str, ...],
     rejects: Path | None,
     jobs: int,
+    approx: bool,  # noqa: FBT001
     width: int | None,
     color: bool | None,
     progress: bool | None,
@@ -351,6 +359,7 @@ def summarize_cmd(
       pplog summarize access.log --path '^/api/' --by route --route '/users/*'
       pplog summarize access.log --to html -o report.html
       pplog summarize '/var/log/nginx/access.log*' --jobs 2   # two processes
+      pplog summarize huge.log --approx   # distinct counts in fixed memory
       zcat access.log.*.gz | pplog summarize - --rejects rejects.jsonl
     """
     if color is None and os.environ.get("NO_COLOR"):
@@ -367,6 +376,7 @@ def summarize_cmd(
                 routes=list(routes),
                 rejects=rejects,
                 jobs=jobs,
+                approx=approx,
                 on_problem=_problem,
                 on_progress=on_progress,
             )
