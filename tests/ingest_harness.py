@@ -44,6 +44,7 @@ FAULT_POINTS = (
     "before_commit_link",
     "after_commit_link",
     "mid_publish",
+    "before_rollup_publish",  # rows in place, their rollups still staged
     "before_state_write",
     "after_state_write",
 )
@@ -483,7 +484,10 @@ def assert_rollups(files: list[dict[str, Any]]) -> None:
     rows = {f["path"]: f for f in files if f["kind"] != "rollup"}
     rollups = [f for f in files if f["kind"] == "rollup"]
     covered = Counter(f["of"] for f in rollups)
-    assert set(covered) == set(rows), (set(rows) - set(covered), set(covered) - set(rows))
+    assert set(covered) == set(rows), (
+        set(rows) - set(covered),
+        set(covered) - set(rows),
+    )
     assert max(covered.values(), default=1) == 1, covered
     for f in rollups:
         mirrored = "rollups/" + f["of"].removesuffix(".parquet") + ".zip"

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from zipfile import BadZipFile
 
 import polars as pl
+from polars.exceptions import PolarsError
 
 from pplog.batch import _fs, rollup
 from pplog.batch.state import ROLLUP, Layout, is_dataset, load_state
@@ -349,7 +351,7 @@ def _check_rollups(
         try:
             partial, meta = rollup.decode(_fs.read_bytes(layout.root, path))
             lines = partial.lines
-        except (OSError, ValueError, KeyError, pl.exceptions.PolarsError) as exc:
+        except (OSError, ValueError, KeyError, BadZipFile, PolarsError) as exc:
             out.bad_rollups.append(f"{e['path']}: unreadable ({exc})")
             continue
         of = e.get("of")

@@ -7,8 +7,10 @@ next to the file and named in the same commit record, so it is published,
 recovered and compacted with it: a committed file and its rollup are both
 there or both absent. Rollups mirror the files they summarize::
 
-    requests/date=D/part-<run>-<n>.parquet  ->  rollups/requests/date=D/part-<run>-<n>.zip
-    rejects/date=D/rejects-<run>-<n>.parquet -> rollups/rejects/date=D/rejects-<run>-<n>.zip
+    requests/date=D/part-<run>-<n>.parquet    rows
+    rollups/requests/date=D/part-<run>-<n>.zip    their rollup
+    rejects/date=D/rejects-<run>-<n>.parquet   rejected lines
+    rollups/rejects/date=D/rejects-<run>-<n>.zip  their rollup
 
 so a whole-day window reads the rollups of those days only. A rollup is a
 zip (stored) of one zstd Parquet member per frame plus `rollup.json` (its
@@ -90,7 +92,7 @@ def encode(partial: Partial, *, of: str, rows: int) -> bytes:
 def decode(data: bytes) -> tuple[Partial, dict[str, Any]]:
     """The partial and the `rollup.json` of a rollup file's bytes.
 
-    Raises `ValueError` (or `zipfile.BadZipFile`, a subclass) when the bytes
+    Raises `ValueError`, `KeyError` or `zipfile.BadZipFile` when the bytes
     are not a rollup.
     """
     frames = {}
@@ -134,7 +136,13 @@ def read(layout: Layout, path: Path) -> Partial | None:
     """
     try:
         partial, meta = decode(_fs.read_bytes(layout.root, path))
-    except (OSError, ValueError, KeyError, pl.exceptions.PolarsError):
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        zipfile.BadZipFile,
+        pl.exceptions.PolarsError,
+    ):
         return None
     return partial if usable(partial, meta) else None
 
@@ -147,13 +155,17 @@ def first_rejects(rejects: pl.LazyFrame) -> pl.DataFrame:
     Rows of a format without `run_id` sort first, as one run.
     """
     names = rejects.collect_schema().names()
-    run = pl.col(RUN_ID) if RUN_ID in names else pl.lit(None, pl.String)
-    rows = rejects.filter(pl.col(REJECT_REASON).is_not_null()).select(
-        run.cast(pl.String).fill_null("").alias(RUN_ID),
-        pl.col(SOURCE).cast(pl.String),
-        pl.col(LINE).cast(pl.UInt64),
-        pl.col(REJECT_REASON).cast(pl.String),
-        pl.col(RAW).cast(pl.String),
+
+    def column(name: str, dtype: type[pl.DataType]) -> pl.Expr:
+        found = pl.col(name) if name in names else pl.lit(None)
+        return found.cast(dtype).alias(name)
+
+    rows = rejects.filter(column(REJECT_REASON, pl.String).is_not_null()).select(
+        column(RUN_ID, pl.String).fill_null(""),
+        column(SOURCE, pl.String),
+        column(LINE, pl.UInt64),
+        column(REJECT_REASON, pl.String),
+        column(RAW, pl.String),
     )
     # the first lines of each (run, file) suffice; the files are then put in
     # order in Python, where `rotation_key` lives (a few per run)
@@ -190,8 +202,7 @@ def merge_all(partials: Sequence[Partial]) -> Partial:
     """`merge`, with the first rejected lines in ingest order (`first_rejects`)."""
     samples = [p.frames["samples"] for p in partials if "samples" in p.frames]
     rest = [
-        Partial({k: v for k, v in p.frames.items() if k != "samples"})
-        for p in partials
+        Partial({k: v for k, v in p.frames.items() if k != "samples"}) for p in partials
     ]
     out = merge(rest)
     if samples:

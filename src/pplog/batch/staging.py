@@ -129,11 +129,16 @@ class Staging:
                 _File(kind, stream, str(date), staged, final, part.height)
             )
             self.files.append(
-                _File(ROLLUP, stream, str(date), summary_staged, summary, part.height, of)
+                _File(
+                    ROLLUP, stream, str(date), summary_staged, summary, part.height, of
+                )
             )
             self._wait(keep=1)  # at most one batch in flight: memory stays bounded
-            job = (_write_with_rollup, part, self.layout, staged, summary_staged, of)
-            self.pending.append(self.pool.submit(*job))
+            self.pending.append(
+                self.pool.submit(
+                    _write_with_rollup, part, self.layout, staged, summary_staged, of
+                )
+            )
 
     def _staged(self, final: Path) -> Path:
         """Where `final` is staged in this run."""
