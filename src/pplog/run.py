@@ -299,20 +299,24 @@ def dataset_checked_ranges() -> tuple[Network, ...]:
     return checked_ranges(LogSpec().resolve_policy())
 
 
-def map_dataset_rows(rows: pl.LazyFrame, spec: LogSpec | None = None) -> Partial:
+def map_dataset_rows(
+    rows: pl.LazyFrame | pl.DataFrame, spec: LogSpec | None = None
+) -> Partial:
     """The `Partial` of rows read from a dataset (or staged into one).
 
     `summarize DIR` and the rollups `ingest` writes map rows here, so that
-    merging rollups gives what reading the rows gives. The first rejected
-    lines are in ingest order (`batch.rollup.first_rejects`).
+    merging rollups gives what reading the rows gives. A frame in memory (a
+    batch `ingest` stages) is mapped as it is; a lazy one is spooled first
+    (`map_frame`). The first rejected lines are in ingest order
+    (`batch.rollup.first_rejects`).
     """
     from pplog.batch.rollup import first_rejects
 
     spec = spec or LogSpec()
-    rows = _as_rows(rows)
+    rows = _as_rows(rows) if isinstance(rows, pl.DataFrame) else _as_rows(rows)
     _check_filters(spec, rows.collect_schema().names())
     partial = map_frame(rows, _map_settings(spec, spec.resolve_policy(), {}))
-    partial.frames["samples"] = first_rejects(rows)
+    partial.frames["samples"] = first_rejects(rows.lazy())
     return partial
 
 
@@ -390,7 +394,7 @@ def _merge_rollups(dataset: Path, spec: LogSpec) -> Partial | None:
         # them (a window of rejects and --until's day still logs what the
         # format logs); refuses --since on a format without times, as it does
         partials.append(map_dataset_rows(files.scan(rest), spec))
-    partial = rollup.merge_all(partials)
+    partial = rollup.merge_all(partials, distinct_pairs=False)  # for finish alone
     if uncounted:
         totals = partial.frames["totals"]
         partial.frames["totals"] = totals.with_columns(

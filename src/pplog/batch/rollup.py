@@ -67,7 +67,7 @@ def partial_of_rows(rows: pl.LazyFrame | pl.DataFrame) -> Partial:
     """The rollup of a file's rows: `summarize DIR`'s map, without filters."""
     from pplog.run import map_dataset_rows
 
-    return map_dataset_rows(rows.lazy())
+    return map_dataset_rows(rows)
 
 
 def encode(partial: Partial, *, of: str, rows: int) -> bytes:
@@ -198,17 +198,28 @@ def first_rejects(rejects: pl.LazyFrame) -> pl.DataFrame:
     )
 
 
-def merge_all(partials: Sequence[Partial]) -> Partial:
-    """`merge`, with the first rejected lines in ingest order (`first_rejects`)."""
+def merge_all(partials: Sequence[Partial], *, distinct_pairs: bool = True) -> Partial:
+    """`merge`, with the first rejected lines in ingest order (`first_rejects`).
+
+    Without `distinct_pairs` the (client, path) pairs are only concatenated:
+    for a partial that goes to `finish` alone, which counts distinct pairs
+    itself (`n_unique`); their `unique` was most of a 2M-line dataset's merge
+    (0.17 of 0.23 s). A rollup that is stored keeps them distinct.
+    """
     samples = [p.frames["samples"] for p in partials if "samples" in p.frames]
+    pairs = [p.frames["pairs"] for p in partials if "pairs" in p.frames]
+    skipped = {"samples"} if distinct_pairs else {"samples", "pairs"}
     rest = [
-        Partial({k: v for k, v in p.frames.items() if k != "samples"}) for p in partials
+        Partial({k: v for k, v in p.frames.items() if k not in skipped})
+        for p in partials
     ]
-    out = merge(rest)
+    frames = dict(merge(rest).frames)
+    if not distinct_pairs and pairs:
+        frames["pairs"] = pl.concat(pairs, how="diagonal_relaxed")
     if samples:
         every = pl.concat(
             [s.select(c for c in SAMPLE_COLUMNS if c in s.columns) for s in samples],
             how="diagonal_relaxed",
         )
-        out = Partial({**out.frames, "samples": first_rejects(every.lazy())})
-    return out
+        frames["samples"] = first_rejects(every.lazy())
+    return Partial(frames)
