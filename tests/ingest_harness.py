@@ -44,6 +44,7 @@ FAULT_POINTS = (
     "before_commit_link",
     "after_commit_link",
     "mid_publish",
+    "before_rollup_publish",  # rows in place, their rollups still staged
     "before_state_write",
     "after_state_write",
 )
@@ -423,9 +424,9 @@ def tree(directory: Path) -> dict[str, bytes]:
 
 
 def data_tree(dataset: Path) -> dict[str, bytes]:
-    """The published files: requests/ and rejects/."""
+    """The published files: requests/, rejects/ and rollups/."""
     out = {}
-    for sub in ("requests", "rejects"):
+    for sub in ("requests", "rejects", "rollups"):
         out.update({f"{sub}/{k}": v for k, v in tree(dataset / sub).items()})
     return out
 
@@ -467,12 +468,31 @@ def assert_clean(dataset: Path) -> None:
         str(p.relative_to(dataset))
         for sub in ("requests", "rejects")
         for p in (dataset / sub).rglob("*.parquet")
-    }
+    } | {str(p.relative_to(dataset)) for p in (dataset / "rollups").rglob("*.zip")}
     assert on_disk == listed, ("orphans", on_disk - listed, "missing", listed - on_disk)
+    assert_rollups(state["files"])
     assert state["applied_commit"] == int(max(records(dataset))[:20])
     verified = pplog("verify", dataset)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert verified.stdout.rstrip().endswith("OK"), verified.stdout
+
+
+def assert_rollups(files: list[dict[str, Any]]) -> None:
+    """Rows and rollups committed together: each data and rejects file has
+    exactly one rollup, at the mirrored path, and no rollup is left without
+    its file."""
+    rows = {f["path"]: f for f in files if f["kind"] != "rollup"}
+    rollups = [f for f in files if f["kind"] == "rollup"]
+    covered = Counter(f["of"] for f in rollups)
+    assert set(covered) == set(rows), (
+        set(rows) - set(covered),
+        set(covered) - set(rows),
+    )
+    assert max(covered.values(), default=1) == 1, covered
+    for f in rollups:
+        mirrored = "rollups/" + f["of"].removesuffix(".parquet") + ".zip"
+        assert f["path"] == mirrored, f
+        assert f["rows"] == rows[f["of"]]["rows"], f
 
 
 def assert_exactly_once(

@@ -207,7 +207,7 @@ def test_disk_full_at_the_commit_record(tmp_path: Path, ds: Path) -> None:
         for n, w in enumerate(writers):
             w.next_seq = 1 + 1000 * n
             w.write(3)
-        staged_max = 8_000
+        staged_max = 15_000  # a rollup of three lines is about 23 kB
         proc = ingest(f"{logs}/*.log*", ds, preexec_fn=_fsize_limit(staged_max * 2))
         assert proc.returncode == 1, proc.stderr
         lines = proc.stderr.strip().splitlines()
@@ -221,6 +221,12 @@ def test_disk_full_at_the_commit_record(tmp_path: Path, ds: Path) -> None:
             w.close()
 
 
+def _data_files(state: Path) -> list[dict[str, object]]:
+    """The committed files that hold rows (not their rollups)."""
+    files = json.loads(state.read_bytes())["files"]
+    return [f for f in files if f["kind"] != "rollup"]
+
+
 def test_disk_full_in_compaction_after_commit(writer: LogWriter, ds: Path) -> None:
     """The compaction that follows a commit runs out of room: the run's rows
     stay committed (exit 0, a warning), the partition is left as it was,
@@ -229,18 +235,21 @@ def test_disk_full_in_compaction_after_commit(writer: LogWriter, ds: Path) -> No
         writer.write(100, agent_bytes=60)  # files that merge into a bigger one
         _ok(ingest(writer, ds, "--compact-threshold", "0"))
     state = ds / "_pplog" / "state.json"
-    largest = max(f["bytes"] for f in json.loads(state.read_bytes())["files"])
+    largest = max(f["bytes"] for f in _data_files(state))
+    files = json.loads(state.read_bytes())["files"]
+    rollup = max(f["bytes"] for f in files if f["kind"] == "rollup")
     writer.write(100, agent_bytes=60)
-    limit = _fsize_limit(int(largest * 1.6))
+    # room for a run's file and its rollup, not for six files merged
+    limit = _fsize_limit(max(int(largest * 1.6), int(rollup * 1.2)))
     proc = ingest(writer, ds, "--compact-threshold", "3", preexec_fn=limit)
     assert proc.returncode == 0, proc.stderr
     assert "pplog: warning: compaction after commit 6 failed" in proc.stderr
     assert len(records(ds)) == 6
-    assert len(json.loads(state.read_bytes())["files"]) == 6
+    assert len(_data_files(state)) == 6
     assert_exactly_once(ds, writer.expected)
     writer.write(10)
     _ok(ingest(writer, ds, "--compact-threshold", "3"))
-    assert len(json.loads(state.read_bytes())["files"]) == 1
+    assert len(_data_files(state)) == 1
     assert_exactly_once(ds, writer.expected)
 
 

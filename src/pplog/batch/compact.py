@@ -6,6 +6,10 @@ published. Recovery after a crash finishes or forgets it like any run, so
 the exactly-once guarantee is unchanged: readers that list files from the
 state (`pplog summarize DIR`, `pplog verify`) see either the old files or the
 new one, never both.
+
+The merged file gets a rollup in the same record: the sources' rollups
+merged when each has one this pplog can use, else the `Partial` of the
+merged rows; the sources' rollups are removed with them.
 """
 
 from __future__ import annotations
@@ -21,13 +25,15 @@ from typing import Any
 
 import polars as pl
 
-from pplog.batch import _fs
+from pplog.batch import _fs, rollup
 from pplog.batch.state import (
+    ROLLUP,
     DiskFullError,
     Layout,
     State,
     commit,
     locked,
+    manifest_entry,
     now_iso,
     publish,
     recover,
@@ -64,8 +70,12 @@ def compact(layout: Layout, state: State, *, min_files: int) -> int:
     written once). The caller holds the lock and `state` is applied.
     """
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    rollups: dict[str, dict[str, Any]] = {}
     for entry in state.files:
-        groups[(entry["kind"], entry["date"])].append(entry)
+        if entry["kind"] == ROLLUP:
+            rollups[entry["of"]] = entry
+        else:
+            groups[(entry["kind"], entry["date"])].append(entry)
     chosen = {k: v for k, v in sorted(groups.items()) if len(v) >= max(2, min_files)}
     if not chosen:
         return 0
@@ -74,11 +84,13 @@ def compact(layout: Layout, state: State, *, min_files: int) -> int:
     sources = [layout.root / e["path"] for entries in chosen.values() for e in entries]
     _fs.check(layout.root, *sources)
     try:
-        added = [
-            _stage_merged(layout, run_id, kind, date, entries)
-            for (kind, date), entries in chosen.items()
-        ]
+        added = []
+        for (kind, date), entries in chosen.items():
+            merged = _stage_merged(layout, run_id, kind, date, entries)
+            summaries = [rollups.get(e["path"]) for e in entries]
+            added += [merged, _stage_rollup(layout, run_id, merged, summaries)]
         gone = {e["path"] for entries in chosen.values() for e in entries}
+        gone |= {rollups[p]["path"] for p in list(gone) if p in rollups}
         record = {
             "format": "pplog-commit",
             "version": 1,
@@ -92,10 +104,7 @@ def compact(layout: Layout, state: State, *, min_files: int) -> int:
             "checkpoints": state.checkpoints,
             "log_format": state.log_format,
             "manifest": [e for e in state.files if e["path"] not in gone]
-            + [
-                {k: a[k] for k in ("kind", "date", "path", "rows", "bytes")}
-                for a in added
-            ],
+            + [manifest_entry(a) for a in added],
         }
         _fs.check(layout.root, *(layout.root / a["path"] for a in added))
         commit(layout, record)
@@ -134,4 +143,38 @@ def _stage_merged(
         "staging": str(staged.relative_to(layout.root)),
         "rows": sum(int(e["rows"]) for e in entries),
         "bytes": size,
+    }
+
+
+def _stage_rollup(
+    layout: Layout,
+    run_id: str,
+    merged: dict[str, Any],
+    summaries: list[dict[str, Any] | None],
+) -> dict[str, Any]:
+    """The rollup of a merged file: its sources' rollups merged, when each has
+    one this process can use, else the `Partial` of the merged rows."""
+    partials = [
+        None if s is None else rollup.read(layout, layout.root / s["path"])
+        for s in summaries
+    ]
+    if all(p is not None for p in partials):
+        partial = rollup.merge_all([p for p in partials if p is not None])
+    else:
+        _fs.check(layout.root, layout.root / merged["staging"])
+        rows = pl.scan_parquet(layout.root / merged["staging"], glob=False)
+        partial = rollup.partial_of_rows(rows)
+    final = rollup.path_of(layout, layout.root / merged["path"])
+    staged = layout.staging / run_id / final.relative_to(layout.root)
+    data = rollup.encode(partial, of=merged["path"], rows=int(merged["rows"]))
+    size = rollup.write(layout, staged, data)
+    _fs.fsync_dir(layout.root, staged.parent)
+    return {
+        "kind": ROLLUP,
+        "date": merged["date"],
+        "path": str(final.relative_to(layout.root)),
+        "staging": str(staged.relative_to(layout.root)),
+        "rows": merged["rows"],
+        "bytes": size,
+        "of": merged["path"],
     }

@@ -7,14 +7,18 @@ component below the dataset directory) before it is scanned.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from zipfile import BadZipFile
 
 import polars as pl
+from polars.exceptions import PolarsError
 
-from pplog.batch import _fs
-from pplog.batch.state import Layout, is_dataset, load_state
+from pplog.batch import _fs, rollup
+from pplog.batch.state import ROLLUP, Layout, is_dataset, load_state
 from pplog.errors import SourceError
 from pplog.schema import LENGTH, OFFSET, RAW, REJECT_REASON, STREAM_ID, TIME
 
@@ -24,24 +28,88 @@ def _utc(when: datetime) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
-def _files(
-    layout: Layout, kind: str, since: datetime | None, until: datetime | None
-) -> list[Path]:
-    """Committed files of `kind`, pruned to the partitions the window can touch."""
+@dataclass(frozen=True)
+class Entry:
+    """A committed data or rejects file, and its rollup if it has one."""
+
+    kind: str
+    date: str
+    path: Path
+    rows: int
+    rollup: Path | None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The committed files a window can touch: rows (pruned), then rejects (all)."""
+
+    layout: Layout
+    entries: list[Entry]
+
+    def scan(self, paths: Sequence[Path] | None = None) -> pl.LazyFrame:
+        """The rows of `paths` (default: every file listed), with the columns
+        of every file listed, as `scan_dataset` gives them."""
+        every = _scan([e.path for e in self.entries])
+        if paths is None or len(paths) == len(self.entries):
+            return every
+        return pl.concat([every.clear(), _scan(paths)], how="diagonal_relaxed")
+
+
+def listing(
+    dataset: str | Path,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Listing:
+    """The committed files `scan_dataset(dataset, since=, until=,
+    include_rejects=True)` reads, in its order, with their rollups."""
+    layout = _open(dataset)
     state = load_state(layout)
     low = _utc(since).strftime("%Y-%m-%d") if since else None
     high = _utc(until).strftime("%Y-%m-%d") if until else None
-    out = []
-    for entry in state.files:
-        if entry["kind"] != kind:
+    rollups = {
+        e["of"]: layout.root / e["path"]
+        for e in state.files
+        if e["kind"] == ROLLUP and "of" in e
+    }
+    out: dict[str, list[Entry]] = {"data": [], "rejects": []}
+    for e in state.files:
+        if e["kind"] not in out:
             continue
-        date = entry["date"]
+        date = e["date"]
         outside = (low and date < low) or (high and date > high)
-        if kind == "data" and date != "unknown" and outside:
+        if e["kind"] == "data" and date != "unknown" and outside:
             continue
-        out.append(layout.root / entry["path"])
-    _fs.check(layout.root, *out)
-    return out
+        path = layout.root / e["path"]
+        entry = Entry(e["kind"], date, path, int(e["rows"]), rollups.get(e["path"]))
+        out[e["kind"]].append(entry)
+    entries = out["data"] + out["rejects"]
+    _fs.check(layout.root, *(e.path for e in entries))
+    return Listing(layout, entries)
+
+
+def _scan(paths: Sequence[Path]) -> pl.LazyFrame:
+    """Rows of the files (checked already), rejects columns and a time included."""
+    if not paths:
+        return pl.LazyFrame(
+            schema={
+                TIME: pl.Datetime("us", "UTC"),
+                REJECT_REASON: pl.String,
+                RAW: pl.String,
+            }
+        )
+    lf = pl.concat(
+        [pl.scan_parquet(p, glob=False) for p in paths], how="diagonal_relaxed"
+    )
+    names = lf.collect_schema().names()
+    if TIME not in names:  # only rejects in the window: no row has a time
+        lf = lf.with_columns(pl.lit(None, pl.Datetime("us", "UTC")).alias(TIME))
+    if REJECT_REASON not in names:
+        lf = lf.with_columns(
+            pl.lit(None, pl.String).alias(REJECT_REASON),
+            pl.lit(None, pl.String).alias(RAW),
+        )
+    return lf
 
 
 def scan_dataset(
@@ -78,31 +146,17 @@ def scan_dataset(
     ...     print(rows.height, rows.columns)
     3000 ['client_ip', 'status']
     """
-    layout = _open(dataset)
-    data = _files(layout, "data", since, until)
-    frames = [pl.scan_parquet(p, glob=False) for p in data]
+    found = listing(dataset, since=since, until=until)
     if include_rejects:
-        frames += [
-            pl.scan_parquet(p, glob=False)
-            for p in _files(layout, "rejects", None, None)
-        ]
-    if not frames:
-        return pl.LazyFrame(
-            schema={
-                TIME: pl.Datetime("us", "UTC"),
-                REJECT_REASON: pl.String,
-                RAW: pl.String,
-            }
-        )
-    lf = pl.concat(frames, how="diagonal_relaxed")
-    names = lf.collect_schema().names()
-    if TIME not in names:  # only rejects in the window: no row has a time
+        return found.scan()
+    data = [e.path for e in found.entries if e.kind == "data"]
+    if not data:
+        return _scan([])
+    lf = pl.concat(
+        [pl.scan_parquet(p, glob=False) for p in data], how="diagonal_relaxed"
+    )
+    if TIME not in lf.collect_schema().names():
         lf = lf.with_columns(pl.lit(None, pl.Datetime("us", "UTC")).alias(TIME))
-    if include_rejects and REJECT_REASON not in names:
-        lf = lf.with_columns(
-            pl.lit(None, pl.String).alias(REJECT_REASON),
-            pl.lit(None, pl.String).alias(RAW),
-        )
     return lf
 
 
@@ -121,11 +175,19 @@ class Verification:
     # path -> bytes after its last newline that the last run held back: not
     # an error (the line is taken once its file is finished), but not in yet
     held_back: dict[str, int] = field(default_factory=dict)
+    rollups: int = 0
+    # committed files without a rollup (written before rollups existed):
+    # summaries read their rows; not an error
+    without_rollup: list[str] = field(default_factory=list)
+    # rollups that are unreadable or do not summarize their file's rows
+    bad_rollups: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """No duplicate, no gap, no missing file."""
-        return not (self.duplicates or self.gaps or self.missing_files)
+        """No duplicate, no gap, no missing file, no wrong rollup."""
+        return not (
+            self.duplicates or self.gaps or self.missing_files or self.bad_rollups
+        )
 
     def lines(self) -> list[str]:
         """A short human report."""
@@ -151,6 +213,15 @@ class Verification:
             out.append(
                 f"files not in any commit (ignored by readers): {len(self.stray_files)}"
             )
+        out.append(f"rollups: {self.rollups:,}")
+        if self.without_rollup:
+            out.append(
+                f"files without rollup (summaries read their rows): "
+                f"{len(self.without_rollup)}"
+            )
+        if self.bad_rollups:
+            out.append(f"wrong rollups: {len(self.bad_rollups)}")
+            out += [f"  {p}" for p in self.bad_rollups[:20]]
         if self.held_back:
             held = sum(self.held_back.values())
             out.append(
@@ -187,11 +258,14 @@ def verify(dataset: str | Path) -> Verification:
     listed = {layout.root / e["path"] for e in state.files}
     there = {p for p in listed if _fs.lstat(layout.root, p) is not None}
     out.missing_files = sorted(str(p) for p in listed - there)
-    on_disk = set(layout.requests.rglob("*.parquet")) | set(
-        layout.rejects.rglob("*.parquet")
+    on_disk = (
+        set(layout.requests.rglob("*.parquet"))
+        | set(layout.rejects.rglob("*.parquet"))
+        | set(layout.rollups.rglob(f"*{rollup.SUFFIX}"))
     )
     out.stray_files = sorted(str(p) for p in on_disk - listed)
-    present = sorted(there)
+    _check_rollups(layout, state.files, there, out)
+    present = sorted(p for p in there if p.suffix == ".parquet")
     cols = [STREAM_ID, OFFSET, LENGTH]
     keys = (
         pl.concat(
@@ -255,6 +329,37 @@ def verify(dataset: str | Path) -> Verification:
                 f"stream {sid[:8]}: rows end at byte {last}, the checkpoint at {end}"
             )
     return out
+
+
+def _check_rollups(
+    layout: Layout,
+    files: list[dict[str, Any]],
+    there: set[Path],
+    out: Verification,
+) -> None:
+    """Each committed file has one rollup, of its own rows; list those that
+    have none (older datasets) and those that are wrong."""
+    rows = {e["path"]: int(e["rows"]) for e in files if e["kind"] != ROLLUP}
+    summaries = [e for e in files if e["kind"] == ROLLUP]
+    out.rollups = len(summaries)
+    covered = {e.get("of") for e in summaries}
+    out.without_rollup = sorted(p for p in rows if p not in covered)
+    for e in summaries:
+        path = layout.root / e["path"]
+        if path not in there:
+            continue  # listed among the missing files
+        try:
+            partial, meta = rollup.decode(_fs.read_bytes(layout.root, path))
+            lines = partial.lines
+        except (OSError, ValueError, KeyError, BadZipFile, PolarsError) as exc:
+            out.bad_rollups.append(f"{e['path']}: unreadable ({exc})")
+            continue
+        of = e.get("of")
+        if of not in rows or meta.get("of") != of or lines != rows[of]:
+            out.bad_rollups.append(
+                f"{e['path']}: {lines:,} lines of `{meta.get('of')}`, "
+                f"not the {rows.get(of, 0):,} rows of `{of}`"
+            )
 
 
 def _open(dataset: str | Path) -> Layout:

@@ -26,11 +26,13 @@ from pplog.batch.identity import Candidate
 from pplog.batch.reader import IngestResult, ProblemHandler, Reader, disk_full
 from pplog.batch.staging import Staging
 from pplog.batch.state import (
+    ROLLUP,
     DiskFullError,
     Layout,
     State,
     commit,
     locked,
+    manifest_entry,
     now_iso,
     publish,
     recover,
@@ -230,11 +232,7 @@ def ingest(
             "added": added,
             "removed": [],
             "checkpoints": checkpoints,
-            "manifest": state.files
-            + [
-                {k: a[k] for k in ("kind", "date", "path", "rows", "bytes")}
-                for a in added
-            ],
+            "manifest": state.files + [manifest_entry(a) for a in added],
             "rows": result.rows,
             "rejects": result.rejects,
             "warnings": result.warnings,
@@ -250,9 +248,12 @@ def ingest(
             raise
         hit("after_commit_link")
         result.committed = state.applied + 1
-        if added:  # a fault point between two renames, for the tests
+        if added:  # fault points between renames, for the tests
             publish(layout, {**record, "added": added[:1]})
             hit("mid_publish")
+            rows_only = [a for a in added if a["kind"] != ROLLUP]
+            publish(layout, {**record, "added": rows_only})
+            hit("before_rollup_publish")
         publish(layout, record)
         hit("before_state_write")
         new_state = state_from_record(record)

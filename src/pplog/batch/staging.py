@@ -3,8 +3,10 @@
 Each batch's rows of one (kind, stream, date) become one file under
 ``_pplog/staging/<run>/`` at the path it will have once published, so a
 stream whose file failed mid-read can be dropped from the run without
-touching the others. A large backlog makes several files per partition;
-compaction merges them later, through the commit log.
+touching the others. Each file's rollup (`rollup`: the `Partial` of exactly
+its rows) is staged with it and named in the same commit. A large backlog
+makes several files per partition; compaction merges them later, through
+the commit log.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from typing import Any
 
 import polars as pl
 
-from pplog.batch import _fs
-from pplog.batch.state import DiskFullError, Layout
+from pplog.batch import _fs, rollup
+from pplog.batch.state import ROLLUP, DiskFullError, Layout
 from pplog.errors import PplogError
 
 _PREFIX = {"data": "part", "rejects": "rejects"}
@@ -35,6 +37,7 @@ class _File:
     staged: Path
     final: Path
     rows: int
+    of: str | None = None  # a rollup: the file it summarizes
 
 
 def _write(frame: pl.DataFrame, root: Path, path: Path) -> None:
@@ -46,6 +49,15 @@ def _write(frame: pl.DataFrame, root: Path, path: Path) -> None:
         f.write(buf.getbuffer())
         f.flush()
         os.fsync(f.fileno())
+
+
+def _write_with_rollup(
+    frame: pl.DataFrame, layout: Layout, path: Path, summary: Path, of: str
+) -> None:
+    """Write the rows, then their rollup (mapped here, in the writer thread)."""
+    _write(frame, layout.root, path)
+    data = rollup.encode(rollup.partial_of_rows(frame), of=of, rows=frame.height)
+    rollup.write(layout, summary, data)
 
 
 class StagingError(PplogError):
@@ -107,16 +119,30 @@ class Staging:
             self.serial += 1
             base = self.layout.requests if kind == "data" else self.layout.rejects
             final = base / f"date={date}" / name
-            staged = (
-                self.layout.staging / self.run_id / final.relative_to(self.layout.root)
-            )
+            staged = self._staged(final)
+            summary = rollup.path_of(self.layout, final)
+            summary_staged = self._staged(summary)
             _fs.makedirs(self.layout.root, staged.parent)
+            _fs.makedirs(self.layout.root, summary_staged.parent)
+            of = str(final.relative_to(self.layout.root))
             self.files.append(
                 _File(kind, stream, str(date), staged, final, part.height)
             )
+            self.files.append(
+                _File(
+                    ROLLUP, stream, str(date), summary_staged, summary, part.height, of
+                )
+            )
             self._wait(keep=1)  # at most one batch in flight: memory stays bounded
-            root = self.layout.root
-            self.pending.append(self.pool.submit(_write, part, root, staged))
+            self.pending.append(
+                self.pool.submit(
+                    _write_with_rollup, part, self.layout, staged, summary_staged, of
+                )
+            )
+
+    def _staged(self, final: Path) -> Path:
+        """Where `final` is staged in this run."""
+        return self.layout.staging / self.run_id / final.relative_to(self.layout.root)
 
     def _wait(self, keep: int = 0) -> None:
         """Wait until at most `keep` writes are in flight; raise their errors."""
@@ -149,6 +175,7 @@ class Staging:
                 "rows": f.rows,
                 "bytes": _size(root, f.staged),
             }
+            | ({} if f.of is None else {"of": f.of})
             for f in self.files
         ]
 

@@ -4,6 +4,8 @@ Layout under the dataset directory::
 
     requests/date=YYYY-MM-DD/part-<run>-<n>.parquet   rows (the dataset readers use)
     rejects/date=YYYY-MM-DD/rejects-<run>-<n>.parquet  rejected lines, by ingest date
+    rollups/requests/date=.../part-<run>-<n>.zip       each file's Partial (`rollup`)
+    rollups/rejects/date=.../rejects-<run>-<n>.zip
     _pplog/lock                                        flock target
     _pplog/log/<20 digits>.json                        commit records: the truth
     _pplog/state.json                                  cache of the applied state
@@ -38,6 +40,13 @@ from pplog.errors import PplogError
 
 VERSION = 1
 KEEP_RECORDS = 100  # older commit records are pruned once applied
+ROLLUP = "rollup"  # the manifest's kind for a file's rollup; `of` names the file
+_MANIFEST_KEYS = ("kind", "date", "path", "rows", "bytes", "of")
+
+
+def manifest_entry(added: dict[str, Any]) -> dict[str, Any]:
+    """What the manifest keeps of a staged file's commit entry."""
+    return {k: added[k] for k in _MANIFEST_KEYS if k in added}
 
 
 class StateError(PplogError):
@@ -92,6 +101,11 @@ class Layout:
         """Rejected lines, partitioned by ingest `date=`."""
         return self.root / "rejects"
 
+    @property
+    def rollups(self) -> Path:
+        """Each data and rejects file's rollup, at its path below this."""
+        return self.root / "rollups"
+
     def record(self, number: int) -> Path:
         """The commit record `number`."""
         return self.log / f"{number:020d}.json"
@@ -105,7 +119,7 @@ class Layout:
         """
         lock = self.meta / "lock"
         entries = (self.meta, self.log, self.state, lock, self.staging)
-        _fs.check(self.root, *entries, self.requests, self.rejects)
+        _fs.check(self.root, *entries, self.requests, self.rejects, self.rollups)
         kept = _fs.listdir(self.root, self.log)  # at most KEEP_RECORDS and a few
         _fs.check(self.root, *(self.log / name for name in kept))
 
