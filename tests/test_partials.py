@@ -2,12 +2,13 @@
 gives the tables of one pass.
 
 The rows are real: the sample logs, the third-party corpora that parse
-(forced to the closest preset where none fits, for their rejects), and two
-logs written here with nginx's escaping (`\\xHH`), missing client
+(forced to the closest preset where none fits, for their rejects), and
+logs written here: two with nginx's escaping (`\\xHH`), missing client
 addresses, health checkers from private and public addresses, latencies
-and damaged lines. Rows of different formats are concatenated diagonally,
-as `scan_log` does for a mixed directory; a chunk may also keep only its
-own format's columns, as a file's partial does.
+and damaged lines, and a `common` log (no user agents). Rows of different
+formats are concatenated diagonally, as `scan_log` does for a mixed
+directory; a chunk may also keep only its own format's columns, as a
+file's partial does.
 """
 
 from __future__ import annotations
@@ -172,6 +173,17 @@ def timed_log(rng: random.Random, lines: int) -> bytes:
     return b"\n".join(out) + b"\n"
 
 
+def common_log(rng: random.Random, lines: int) -> bytes:
+    """NCSA `common` lines: no referrer, no user agent, so no health checks."""
+    out = []
+    for i in range(lines):
+        out.append(
+            f'{_client(rng)} - - [{_when(i)}] "{_request(rng)}" '
+            f"{rng.choice(STATUSES)} {rng.randrange(0, 5000)}".encode()
+        )
+    return b"\n".join(out) + b"\n"
+
+
 # -- the pool of rows ---------------------------------------------------------
 
 
@@ -204,6 +216,8 @@ def build_pool(folder: Path) -> Pool:
     elb, timed = folder / "elb.log", folder / "timed.log"
     elb.write_bytes(elb_log(random.Random(1), 400))
     timed.write_bytes(timed_log(random.Random(2), 400))
+    common = folder / "common.log"
+    common.write_bytes(common_log(random.Random(3), 100))
     frames = [
         _read(elb, format="elb_log"),
         _read(timed, log_format=TIMED),
@@ -217,6 +231,7 @@ def build_pool(folder: Path) -> Pool:
         _read(CORPORA / "lnav" / "logfile_bad_access_log.0"),
         _read(CORPORA / "beats-nginx" / "access.log"),
         _read(CORPORA / "elastic-examples" / "apache_logs").slice(500, 100),
+        _read(common, format="common"),
     ]
     rows = pl.concat(
         [f.with_columns(pl.lit(i).alias(ORIGIN)) for i, f in enumerate(frames)],
@@ -245,6 +260,7 @@ def test_the_pool_has_what_the_merges_must_get_right(pool: Pool) -> None:
     assert health.filter(pl.col("client_ip") == "203.0.113.66").height > 0
     assert ok.get_column("request_time").drop_nulls().len() > 400
     assert len(pool.frames) == rows.get_column(ORIGIN).n_unique()
+    assert "http_user_agent" not in pool.frames[-1].columns
 
 
 # -- helpers -------------------------------------------------------------------

@@ -22,6 +22,7 @@ import functools
 import gzip
 import io
 import json
+import re
 import shutil
 import warnings
 from collections.abc import Callable
@@ -77,8 +78,7 @@ class Inputs:
             "rotated_junk": _rotated_with_rejects(root / "rotated_junk"),
             "mixed": _mixed_directory(root / "mixed"),
         }
-        self._cli: dict[str, str] = {}
-        self._cli_rejects: dict[str, bytes] = {}
+        self._cli: dict[tuple[str, ...], tuple[str, bytes]] = {}
 
     def keywords(self, name: str) -> dict[str, Any]:
         return {"log_format": TIMED} if name == "timed" else {}
@@ -90,16 +90,18 @@ class Inputs:
         path = self.paths[name]
         return sorted(map(str, path.iterdir())) if path.is_dir() else [str(path)]
 
-    def cli(self, name: str) -> str:
-        """`pplog summarize X --to json --top 0` (computed once)."""
-        if name not in self._cli:
-            rejects = self.root / f"{name}.cli-rejects.jsonl"
+    def _run(self, name: str, options: tuple[str, ...]) -> tuple[str, bytes]:
+        """`pplog summarize X --to json --top 0` and its `--rejects` (once)."""
+        key = (name, *options)
+        if key not in self._cli:
+            rejects = self.root / f"{len(self._cli)}.cli-rejects.jsonl"
             result = CliRunner().invoke(
                 cli,
                 [
                     "summarize",
                     str(self.paths[name]),
                     *self.args(name),
+                    *options,
                     "--to",
                     "json",
                     "--top",
@@ -110,13 +112,14 @@ class Inputs:
                 catch_exceptions=False,
             )
             assert result.exit_code == 0, result.output
-            self._cli[name] = result.stdout
-            self._cli_rejects[name] = rejects.read_bytes()
-        return self._cli[name]
+            self._cli[key] = (result.stdout, rejects.read_bytes())
+        return self._cli[key]
 
-    def cli_rejects(self, name: str) -> bytes:
-        self.cli(name)
-        return self._cli_rejects[name]
+    def cli(self, name: str, options: tuple[str, ...] = ()) -> str:
+        return self._run(name, options)[0]
+
+    def cli_rejects(self, name: str, options: tuple[str, ...] = ()) -> bytes:
+        return self._run(name, options)[1]
 
 
 def _rotated_with_rejects(folder: Path) -> Path:
@@ -143,7 +146,7 @@ def _rotated_with_rejects(folder: Path) -> Path:
 
 
 def _mixed_directory(folder: Path) -> Path:
-    """Sample logs of three formats, one gzipped, damaged lines, and a file
+    """Sample logs of four formats, one gzipped, damaged lines, and a file
     no preset fits."""
     folder.mkdir()
     elb = (SAMPLES / "elb-access.log").read_bytes().splitlines(keepends=True)
@@ -162,6 +165,11 @@ def _mixed_directory(folder: Path) -> Path:
         gzip.compress(combined[: combined.index(b"\n", 150_000) + 1], mtime=0)
     )
     shutil.copy(SAMPLES / "main-access.log", folder / "main.log")
+    # NCSA common: no referrer, no user agent
+    common = combined.splitlines(keepends=True)[1500:1800]
+    (folder / "common.log").write_bytes(
+        b"".join(re.sub(rb' "[^"]*" "[^"]*"\n$', b"\n", line) for line in common)
+    )
     (folder / "notes.txt").write_text(
         "this is not an access log\n" * 20 + "key=value other=thing\n" * 5
     )
@@ -296,6 +304,52 @@ def test_rejects_file_is_the_same_on_every_road(
         assert (tmp_path / "dataset.jsonl").read_bytes() == expected
 
 
+# the same filters, as options and as keywords
+FILTERS = {
+    "5xx-by-route": (
+        ("--status", "5xx", "--by", "route"),
+        {"status": "5xx", "by": "route"},
+    ),
+    "client-without-bots": (
+        ("--client", "203.0.113.0/24", "--exclude-bots"),
+        {"client": ["203.0.113.0/24"], "exclude_bots": True},
+    ),
+    "path-and-window": (
+        (
+            "--path",
+            "^/api/",
+            "--since",
+            "2026-11-27T06:02:00Z",
+            "--until",
+            "2026-11-27T06:05:00Z",
+        ),
+        {
+            "path": ["^/api/"],
+            "since": "2026-11-27T06:02:00Z",
+            "until": "2026-11-27T06:05:00Z",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("chosen", sorted(FILTERS))
+def test_filtered_roads(inputs: Inputs, chosen: str, tmp_path: Path) -> None:
+    """Filters and `--by route` act alike on the frame and dataset roads
+    (apart from the reject samples, see `SAMPLES_BUG`)."""
+    options, keywords = FILTERS[chosen]
+    reference = inputs.cli("rotated_junk", options)
+    doc = json.loads(reference)["overview"]
+    assert 0 < doc["requests"] < doc["lines"] - doc["rejected"]
+    cut = ("reject_samples",)
+    want = without(reference, READ_FIELDS, cut)
+    assert (
+        without(frame_road(inputs, "rotated_junk", **keywords), READ_FIELDS, cut)
+        == want
+    )
+    dataset = dataset_road(inputs, "rotated_junk", tmp_path, **keywords)
+    assert without(dataset, READ_FIELDS, cut) == want
+
+
 # -- the process pool ---------------------------------------------------------
 
 
@@ -345,6 +399,25 @@ def test_two_processes_give_the_same_json_and_rejects(
     assert len(cut) >= 2
     assert as_json(summary) == inputs.cli(name)
     assert (tmp_path / "rejects.jsonl").read_bytes() == inputs.cli_rejects(name)
+
+
+def test_two_processes_with_filters(
+    inputs: Inputs, pool: list[list[pplog.tasks.Task]], tmp_path: Path
+) -> None:
+    options, keywords = FILTERS["client-without-bots"]
+    summary = pplog.summarize(
+        inputs.paths["mixed"],
+        top=0,
+        jobs=2,
+        rejects=tmp_path / "rejects.jsonl",
+        on_problem=_ignore_problems,
+        **keywords,
+    )
+    assert len(pool) == 1
+    assert as_json(summary) == inputs.cli("mixed", options)
+    assert (tmp_path / "rejects.jsonl").read_bytes() == inputs.cli_rejects(
+        "mixed", options
+    )
 
 
 def _big_log(path: Path) -> list[dict[str, Any]]:
