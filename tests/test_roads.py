@@ -11,7 +11,9 @@ is the reference. The same rows reach `finish` by other roads:
 
 The frame and dataset roads do not know where the rows came from, so the
 overview's `format`, `formats` and `sources` legitimately differ (`frame` or
-`dataset`, no per-file detection, no paths); everything else must be equal.
+`dataset`, no per-file detection, no paths), and a frame has no
+`unreadable` inputs (`scan_log` warned of them); everything else must be
+equal.
 A dataset holds one format (`ingest` refuses a mixed directory), so the
 mixed directory has no dataset road.
 """
@@ -22,6 +24,7 @@ import functools
 import gzip
 import io
 import json
+import random
 import re
 import shutil
 import warnings
@@ -47,6 +50,8 @@ TIMED = (
 )
 # overview fields that say how the rows were read, not what they hold
 READ_FIELDS = ("format", "formats", "sources")
+# a frame holds rows: the inputs it could not read were warnings of scan_log
+FRAME_FIELDS = (*READ_FIELDS, "unreadable")
 SINGLE = ("elb", "combined", "main", "timed", "rotated")
 SAMPLES_BUG = pytest.mark.xfail(
     strict=True,
@@ -146,8 +151,8 @@ def _rotated_with_rejects(folder: Path) -> Path:
 
 
 def _mixed_directory(folder: Path) -> Path:
-    """Sample logs of four formats, one gzipped, damaged lines, and a file
-    no preset fits."""
+    """Sample logs of four formats, one gzipped, damaged lines, a file no
+    preset fits, a truncated .gz and a binary file."""
     folder.mkdir()
     elb = (SAMPLES / "elb-access.log").read_bytes().splitlines(keepends=True)
     junk = [
@@ -170,6 +175,10 @@ def _mixed_directory(folder: Path) -> Path:
     (folder / "common.log").write_bytes(
         b"".join(re.sub(rb' "[^"]*" "[^"]*"\n$', b"\n", line) for line in common)
     )
+    # unreadable: a truncated rotation, and binary data
+    main = (SAMPLES / "main-access.log").read_bytes()
+    (folder / "main.log.1.gz").write_bytes(gzip.compress(main, mtime=0)[:30_000])
+    (folder / "blob.bin").write_bytes(random.Random(0).randbytes(20_000))
     (folder / "notes.txt").write_text(
         "this is not an access log\n" * 20 + "key=value other=thing\n" * 5
     )
@@ -204,10 +213,10 @@ def without(
 def frame_road(inputs: Inputs, name: str, **kwargs: Any) -> str:
     keywords = inputs.keywords(name)
     with warnings.catch_warnings():
-        # a file no preset fits is a warning of scan_log, as on the file road
+        # the inputs it cannot read are warnings of scan_log (as it is read)
         warnings.simplefilter("ignore", pplog.PplogWarning)
         frame = pplog.scan_log(inputs.paths[name], include_rejects=True, **keywords)
-    return as_json(pplog.summarize(frame, top=0, **kwargs))
+        return as_json(pplog.summarize(frame, top=0, **kwargs))
 
 
 def dataset_road(inputs: Inputs, name: str, folder: Path, **kwargs: Any) -> str:
@@ -230,22 +239,28 @@ def test_api_on_the_paths_is_the_cli(inputs: Inputs, name: str) -> None:
 def test_the_reference_has_every_table(inputs: Inputs) -> None:
     """The comparisons below are not over empty documents."""
     doc = json.loads(inputs.cli("mixed"))
-    assert doc["overview"]["format"] == "mixed"
-    assert doc["overview"]["rejected"] == 29
-    assert doc["overview"]["rejected_by_reason"] == {
+    mixed = inputs.paths["mixed"]
+    overview = doc["overview"]
+    assert overview["format"] == "mixed"
+    assert overview["rejected"] == 30
+    assert overview["rejected_by_reason"] == {
         "unknown_format": 25,
-        "no_match": 2,
+        "no_match": 3,  # two in elb.log, the torn last line of main.log.1.gz
         "binary": 1,
         "blank_line": 1,
     }
+    assert [u["source"] for u in overview["unreadable"]] == [
+        str(mixed / "blob.bin"),
+        str(mixed / "main.log.1.gz"),
+    ]
     named = [c for c in doc["clients"] if c["client_ip"] is not None]
-    assert len(named) == doc["overview"]["clients"] > 400
+    assert len(named) == overview["clients"] > 400
     assert [(r["source"], r["line"]) for r in doc["reject_samples"]] == [
-        (str(inputs.paths["mixed"] / "elb.log"), 501),
-        (str(inputs.paths["mixed"] / "elb.log"), 502),
-        (str(inputs.paths["mixed"] / "elb.log"), 903),
-        (str(inputs.paths["mixed"] / "elb.log"), 904),
-        (str(inputs.paths["mixed"] / "notes.txt"), 1),
+        (str(mixed / "elb.log"), 501),
+        (str(mixed / "elb.log"), 502),
+        (str(mixed / "elb.log"), 903),
+        (str(mixed / "elb.log"), 904),
+        (str(mixed / "main.log.1.gz"), 1652),
     ]
     timed = json.loads(inputs.cli("timed"))
     assert "request_time_p99" in timed["paths"][0]
@@ -262,7 +277,7 @@ def test_the_reference_has_every_table(inputs: Inputs) -> None:
 def test_lazyframe_road(inputs: Inputs, name: str) -> None:
     frame = frame_road(inputs, name)
     assert json.loads(frame)["overview"]["format"] == "frame"
-    assert without(frame, READ_FIELDS) == without(inputs.cli(name), READ_FIELDS)
+    assert without(frame, FRAME_FIELDS) == without(inputs.cli(name), FRAME_FIELDS)
 
 
 @pytest.mark.parametrize("name", ["rotated_junk", "mixed"])
@@ -270,8 +285,8 @@ def test_lazyframe_road_apart_from_reject_samples(inputs: Inputs, name: str) -> 
     """What the known reject-samples bug leaves: every other table agrees."""
     frame = frame_road(inputs, name)
     cut = ("reject_samples",)
-    assert without(frame, READ_FIELDS, cut) == without(
-        inputs.cli(name), READ_FIELDS, cut
+    assert without(frame, FRAME_FIELDS, cut) == without(
+        inputs.cli(name), FRAME_FIELDS, cut
     )
 
 
