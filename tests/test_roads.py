@@ -306,6 +306,42 @@ def test_dataset_road_apart_from_reject_samples(inputs: Inputs, tmp_path: Path) 
     assert without(dataset, READ_FIELDS, cut) == without(reference, READ_FIELDS, cut)
 
 
+def test_dataset_road_over_several_ingest_runs(tmp_path: Path) -> None:
+    """A dataset filled by cron runs (rotations first, then a growing live
+    log) summarizes as the files it read."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    rotated = SAMPLES / "rotated"
+    live = (rotated / "access.log").read_bytes()
+    half = live.index(b"\n", len(live) // 2) + 1
+    dataset = tmp_path / "dataset"
+
+    def run() -> int:
+        files = sorted(map(str, logs.iterdir()))
+        result = pplog.ingest(files, dataset, geoip=[], final_grace=0)
+        assert result.problems == []
+        return result.rows
+
+    shutil.copy(rotated / "access.log.2.gz", logs)
+    assert run() == 350
+    shutil.copy(rotated / "access.log.1", logs)
+    (logs / "access.log").write_bytes(live[:half])
+    assert run() == 350 + live[:half].count(b"\n")
+    with (logs / "access.log").open("ab") as f:
+        f.write(live[half:])
+    assert run() == live[half:].count(b"\n")
+    assert run() == 0  # nothing new
+    summary = pplog.summarize(dataset, top=0)
+    reference = CliRunner().invoke(
+        cli, ["summarize", str(logs), "--to", "json", "--top", "0"]
+    )
+    assert reference.exit_code == 0, reference.output
+    assert json.loads(reference.stdout)["overview"]["lines"] == 1050
+    assert without(as_json(summary), READ_FIELDS) == without(
+        reference.stdout, READ_FIELDS
+    )
+
+
 @pytest.mark.parametrize("name", ["rotated_junk", "mixed"])
 def test_rejects_file_is_the_same_on_every_road(
     inputs: Inputs, name: str, tmp_path: Path
