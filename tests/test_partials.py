@@ -42,8 +42,8 @@ TIMED = (
     '"$upstream_response_time"'
 )
 ORIGIN = "_origin"  # which frame of the pool a row comes from
-# chunks, orders and tree shapes come from a seeded `random.Random`
-# (Hypothesis' own `randoms()` replayed a failing example inconsistently)
+# chunks, orders and tree shapes come from a seeded `random.Random`: the
+# seed is the whole example, replayed and reported as one number
 SEEDS = st.integers(0, 2**32 - 1)
 FAST = settings(
     max_examples=40,
