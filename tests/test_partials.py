@@ -1,0 +1,587 @@
+"""`Partial`, `merge` and `finish` (issue 12): any split, merged in any order,
+gives the tables of one pass.
+
+The rows are real: the sample logs, the third-party corpora that parse
+(forced to the closest preset where none fits, for their rejects), and
+logs written here: two with nginx's escaping (`\\xHH`), missing client
+addresses, health checkers from private and public addresses, latencies
+and damaged lines, and a `common` log (no user agents). Rows of different
+formats are concatenated diagonally, as `scan_log` does for a mixed
+directory; a chunk may also keep only its own format's columns, as a
+file's partial does.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+import pplog
+from helpers import CORPORA, SAMPLES
+from pplog.pipeline.filters import Filters
+from pplog.reports.finish import FinishSettings, Tables, finish
+from pplog.reports.overview import checked_ranges
+from pplog.reports.partial import MapSettings, Partial, merge
+from pplog.sources import Source
+from pplog.tasks import Task, map_frame, map_task
+
+TIMED = (
+    '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+    '"$http_referer" "$http_user_agent" "$http_x_forwarded_for" $request_time '
+    '"$upstream_response_time"'
+)
+ORIGIN = "_origin"  # which frame of the pool a row comes from
+# chunks, orders and tree shapes come from a seeded `random.Random`: the
+# seed is the whole example, replayed and reported as one number
+SEEDS = st.integers(0, 2**32 - 1)
+FAST = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+# -- logs written as nginx writes them ---------------------------------------
+
+
+def nginx_escaped(value: str | bytes) -> str:
+    """`value` as nginx's default escaping writes it in a log."""
+    data = value.encode() if isinstance(value, str) else value
+    return "".join(
+        f"\\x{b:02X}" if b < 0x20 or b in (0x22, 0x5C) or b >= 0x7F else chr(b)
+        for b in data
+    )
+
+
+PATHS: list[str | bytes] = [
+    "/",
+    "/index.html",
+    "/api/users/{n}",
+    "/api/orders/{uuid}",
+    "/static/app.{hex}.js",
+    "/café",
+    "/日本/ページ",
+    '/say"hi"',
+    "/back\\slash",
+    b"/bad\xff\xfe",  # not UTF-8: stays `\xFF\xFE` as text
+    "/tab\there",
+    "/a%20b",
+    "/health",
+]
+AGENTS = [
+    "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0",
+    'Mozilla/5.0 (日本語; "quoted")',
+    "curl/8.5.0",
+    "Googlebot/2.1 (+http://www.google.com/bot.html)",
+    "GPTBot/1.1",
+    "okhttp/4.12.0",
+]
+HEALTH = "ELB-HealthChecker/2.0"
+REFERERS = ["-", "", "https://example.com/ü", 'https://search.example/?q="x"']
+STATUSES = [200, 200, 200, 200, 206, 301, 304, 400, 404, 404, 499, 500, 502, 599]
+DAMAGE = [
+    b"",
+    b"PROXY TCP4 198.51.100.7 10.0.0.5 5123 80",
+    b"\x16\x03\x01\x02\x00\x01\xfc\x03\x03",
+    b'203.0.113.9 - - [20/Nov/2026:00:01:00 +0000] "GET /x HTTP/1.1" abc 1 "-" "-"',
+    b'203.0.113.9 - - [32/Nov/2026:00:01:00 +0000] "GET /x HTTP/1.1" 200 1 "-" "-"',
+]
+START = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def _path(rng: random.Random) -> bytes:
+    path = rng.choice(PATHS)
+    if isinstance(path, bytes):
+        return path
+    return path.format(
+        n=rng.randrange(1, 40),
+        uuid=f"{rng.getrandbits(128):032x}",
+        hex=f"{rng.getrandbits(32):08x}",
+    ).encode()
+
+
+def _request(rng: random.Random) -> str:
+    method = rng.choice(["GET", "GET", "GET", "POST", "HEAD"])
+    query = rng.choice([b"", b"?page=2", b'?q="x y"'])
+    return nginx_escaped(method.encode() + b" " + _path(rng) + query + b" HTTP/1.1")
+
+
+def _when(i: int) -> str:
+    return (START + timedelta(seconds=i * 0.7)).strftime("%d/%b/%Y:%H:%M:%S +0000")
+
+
+def _client(rng: random.Random) -> str:
+    return rng.choice(
+        [
+            f"203.0.113.{rng.randrange(1, 30)}",
+            f"198.51.100.{rng.randrange(1, 10)}",
+            f"2001:db8::{rng.randrange(1, 9):x}",
+            f"10.0.3.{rng.randrange(1, 4)}",
+        ]
+    )
+
+
+def elb_log(rng: random.Random, lines: int) -> bytes:
+    """`elb_log` lines: PROXY protocol client first, `-` when there was none."""
+    out = []
+    for i in range(lines):
+        if rng.random() < 0.04:
+            out.append(rng.choice(DAMAGE))
+            continue
+        agent = rng.choice(AGENTS)
+        client = _client(rng) if rng.random() > 0.05 else "-"
+        if rng.random() < 0.1:  # balancer checks: no PROXY header, a node, a stranger
+            agent = HEALTH
+            client = rng.choice(["-", "10.0.0.5", "10.0.0.6", "203.0.113.66"])
+        out.append(
+            f'{client} - - [{_when(i)}] "{_request(rng)}" {rng.choice(STATUSES)} '
+            f'{rng.randrange(0, 5000)} "{nginx_escaped(rng.choice(REFERERS))}" '
+            f'"{nginx_escaped(agent)}"'.encode()
+        )
+    return b"\n".join(out) + b"\n"
+
+
+def timed_log(rng: random.Random, lines: int) -> bytes:
+    """`TIMED` lines behind an ALB (X-Forwarded-For), with latencies."""
+    out = []
+    for i in range(lines):
+        if rng.random() < 0.03:
+            out.append(rng.choice(DAMAGE[:2]))
+            continue
+        peer = rng.choice(["10.0.1.10", "10.0.1.11", "198.51.100.200"])
+        xff = rng.choice(["-", _client(rng), f"{_client(rng)}, 10.0.1.9"])
+        took = rng.choice([1, 2, 2, 5, 13, 13, 40, 250, 1200]) / 1000
+        upstream = rng.choice(
+            ["-", f"{took:.3f}", f"{took / 2:.3f}, {took / 4:.3f}", "0.002, -"]
+        )
+        out.append(
+            f'{peer} - - [{_when(i)}] "{_request(rng)}" {rng.choice(STATUSES)} '
+            f'{rng.randrange(0, 5000)} "{nginx_escaped(rng.choice(REFERERS))}" '
+            f'"{nginx_escaped(rng.choice(AGENTS))}" "{xff}" {took:.3f} '
+            f'"{upstream}"'.encode()
+        )
+    return b"\n".join(out) + b"\n"
+
+
+def common_log(rng: random.Random, lines: int) -> bytes:
+    """NCSA `common` lines: no referrer, no user agent, so no health checks."""
+    out = []
+    for i in range(lines):
+        out.append(
+            f'{_client(rng)} - - [{_when(i)}] "{_request(rng)}" '
+            f"{rng.choice(STATUSES)} {rng.randrange(0, 5000)}".encode()
+        )
+    return b"\n".join(out) + b"\n"
+
+
+# -- the pool of rows ---------------------------------------------------------
+
+
+class Pool:
+    """Frames of real rows (`frames`) and their diagonal concatenation."""
+
+    def __init__(
+        self, frames: list[pl.DataFrame], rows: pl.DataFrame, elb: Path, timed: Path
+    ) -> None:
+        self.frames = frames
+        self.rows = rows  # with ORIGIN
+        self.elb = elb
+        self.timed = timed
+
+    def __repr__(self) -> str:  # what Hypothesis prints in a failing example
+        return f"<Pool of {self.rows.height} rows from {len(self.frames)} frames>"
+
+    @property
+    def ranks(self) -> dict[str, int]:
+        names = self.rows.get_column("source").unique(maintain_order=True)
+        return {name: i for i, name in enumerate(names.to_list())}
+
+
+def _read(path: Path, **keywords: object) -> pl.DataFrame:
+    return pplog.read_log(path, include_rejects=True, **keywords)  # type: ignore[arg-type]
+
+
+def build_pool(folder: Path) -> Pool:
+    """The rows: two logs written into `folder`, the samples and the corpora."""
+    elb, timed = folder / "elb.log", folder / "timed.log"
+    elb.write_bytes(elb_log(random.Random(1), 400))
+    timed.write_bytes(timed_log(random.Random(2), 400))
+    common = folder / "common.log"
+    common.write_bytes(common_log(random.Random(3), 100))
+    frames = [
+        _read(elb, format="elb_log"),
+        _read(timed, log_format=TIMED),
+        _read(SAMPLES / "elb-access.log").slice(1000, 150),
+        _read(SAMPLES / "combined-access.log").head(150),
+        _read(SAMPLES / "main-access.log").tail(100),
+        _read(SAMPLES / "timed-access.log", log_format=TIMED).head(150),
+        _read(CORPORA / "nasty" / "nasty_lines.log", format="main"),
+        _read(CORPORA / "vrl" / "vrl_nginx_access_inputs.log", format="combined"),
+        _read(CORPORA / "vrl" / "vrl_aws_alb_inputs.log"),
+        _read(CORPORA / "lnav" / "logfile_bad_access_log.0"),
+        _read(CORPORA / "beats-nginx" / "access.log"),
+        _read(CORPORA / "elastic-examples" / "apache_logs").slice(500, 100),
+        _read(common, format="common"),
+    ]
+    rows = pl.concat(
+        [f.with_columns(pl.lit(i).alias(ORIGIN)) for i, f in enumerate(frames)],
+        how="diagonal_relaxed",
+    )
+    return Pool(frames, rows, elb, timed)
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory: pytest.TempPathFactory) -> Pool:
+    return build_pool(tmp_path_factory.mktemp("partials"))
+
+
+def test_the_pool_has_what_the_merges_must_get_right(pool: Pool) -> None:
+    rows = pool.rows
+    ok = rows.filter(pl.col("reject_reason").is_null())
+    assert rows.get_column("reject_reason").drop_nulls().n_unique() >= 4
+    assert ok.get_column("client_ip").null_count() > 10
+    assert ok.filter(pl.col("path").str.contains("é")).height > 5
+    assert ok.filter(pl.col("path").str.contains('"', literal=True)).height > 5
+    assert ok.filter(pl.col("path").str.contains("\\xFF", literal=True)).height > 5
+    assert ok.filter(pl.col("path").is_null()).height > 0
+    health = ok.filter(pl.col("http_user_agent") == HEALTH)
+    assert health.get_column("client_ip").null_count() > 0
+    assert health.filter(pl.col("client_ip").str.starts_with("10.")).height > 0
+    assert health.filter(pl.col("client_ip") == "203.0.113.66").height > 0
+    assert ok.get_column("request_time").drop_nulls().len() > 400
+    assert len(pool.frames) == rows.get_column(ORIGIN).n_unique()
+    assert "http_user_agent" not in pool.frames[-1].columns
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+def assert_same_tables(got: Tables, want: Tables) -> None:
+    for name in ("overview", "clients", "paths", "errors", "rejects"):
+        assert_frame_equal(getattr(got, name), getattr(want, name), check_exact=True)
+    assert_frame_equal(got.reject_samples, want.reject_samples, check_exact=True)
+    assert got.interval == want.interval
+    assert list(got.extra) == list(want.extra)
+    for name, table in want.extra.items():
+        assert_frame_equal(got.extra[name], table, check_exact=True)
+
+
+def merged(parts: list[Partial], rng: random.Random) -> Partial:
+    """`parts` merged in a random order and a random tree shape."""
+    parts = list(parts)
+    rng.shuffle(parts)
+
+    def tree(items: list[Partial]) -> Partial:
+        if len(items) == 1:
+            return items[0] if rng.random() < 0.5 else merge(items)
+        if len(items) > 2 and rng.random() < 0.3:
+            return merge(items)  # several at once
+        cut = rng.randrange(1, len(items))
+        return merge([tree(items[:cut]), tree(items[cut:])])
+
+    return tree(parts)
+
+
+def chunks(
+    pool: Pool, picked: pl.DataFrame, k: int, how: str, rng: random.Random
+) -> list[pl.DataFrame]:
+    """`picked` (rows of the pool) in `k` chunks.
+
+    `contiguous`: cut at random places; `scattered`: each row to a random
+    chunk (some may be empty); `own_columns`: each origin's rows in one or
+    two chunks with only that origin's columns, as a file's map sees them.
+    """
+    n = picked.height
+    if how == "contiguous":
+        cuts = sorted(rng.randrange(0, n + 1) for _ in range(k - 1))
+        bounds = [0, *cuts, n]
+        return [
+            picked.slice(a, b - a) for a, b in zip(bounds, bounds[1:], strict=False)
+        ]
+    if how == "own_columns":  # pieces of each origin: at most two
+        k = min(k, 2)
+    chunk = pl.Series([rng.randrange(k) for _ in range(n)], dtype=pl.Int64)
+    tagged = picked.with_columns(chunk.alias("_chunk"))
+    if how == "scattered":
+        return [tagged.filter(pl.col("_chunk") == i).drop("_chunk") for i in range(k)]
+    out = []
+    for (origin, _), part in tagged.group_by(ORIGIN, "_chunk", maintain_order=True):
+        columns = [*pool.frames[int(origin)].columns, ORIGIN]  # type: ignore[call-overload]
+        out.append(part.select(columns).cast(pool.frames[int(origin)].schema))  # type: ignore[call-overload]
+    return out
+
+
+def mapped(frame: pl.DataFrame, map_settings: MapSettings) -> Partial:
+    return map_frame(frame.drop(ORIGIN), map_settings)
+
+
+# -- merge properties ------------------------------------------------------------
+
+
+@FAST
+@given(
+    seed=SEEDS,
+    pick=st.sampled_from(["all", "slice", "sample"]),
+    k=st.integers(1, 6),
+    how=st.sampled_from(["contiguous", "scattered", "own_columns"]),
+    by=st.sampled_from(["path", "route"]),
+    kept=st.sampled_from(["all", "bots", "status", "client", "path"]),
+)
+def test_any_split_merged_in_any_order_gives_one_pass(
+    pool: Pool,
+    seed: int,
+    pick: str,
+    k: int,
+    how: str,
+    by: str,
+    kept: str,
+) -> None:
+    check_any_split(pool, random.Random(seed), pick, k, how, by, kept)
+
+
+def check_any_split(
+    pool: Pool,
+    rng: random.Random,
+    pick: str,
+    k: int,
+    how: str,
+    by: str,
+    kept: str,
+) -> None:
+    """One pass over the picked rows, and their chunks mapped and merged."""
+    rows = pool.rows
+    if pick == "slice":
+        start = rng.randrange(rows.height)
+        rows = rows.slice(start, rng.randrange(1, rows.height - start + 1))
+    elif pick == "sample":
+        rows = rows.sample(n=rng.randrange(1, rows.height), seed=rng.getrandbits(32))
+    filters = {
+        "status": Filters.parse(status="4xx,599"),
+        "client": Filters.parse(client=["10.0.0.0/8", "203.0.113.0/25"]),
+        "path": Filters.parse(path=["^/api/", "é"]),
+    }.get(kept, Filters())
+    map_settings = MapSettings(
+        filters=filters,
+        exclude_bots=kept == "bots",
+        checked=checked_ranges(None),
+        keep_health_checks=kept == "client",
+        ranks=pool.ranks,
+    )
+    finish_settings = FinishSettings(top=0, by=by, left_out=kept != "all")
+    pieces = chunks(pool, rows, k, how, rng)
+    if how == "own_columns":  # one pass sees the columns the pieces have
+        rows = pl.concat(pieces, how="diagonal_relaxed")
+    one = finish(mapped(rows, map_settings), finish_settings)
+    parts = [mapped(c, map_settings) for c in pieces]
+    assert_same_tables(finish(merged(parts, rng), finish_settings), one)
+
+
+def _sorted_frames(partial: Partial) -> dict[str, pl.DataFrame]:
+    """Each frame with its columns and rows in a canonical order."""
+    return {
+        name: frame.select(sorted(frame.columns)).sort(
+            sorted(frame.columns), nulls_last=True
+        )
+        for name, frame in sorted(partial.frames.items())
+    }
+
+
+def _three(pool: Pool) -> list[Partial]:
+    """Partials of three formats, each with its own columns."""
+    map_settings = MapSettings(checked=checked_ranges(None), ranks=pool.ranks)
+    # the synthetic elb_log, the synthetic timed log, the ALB corpus
+    return [map_frame(pool.frames[i], map_settings) for i in (0, 1, 8)]
+
+
+def test_merge_is_associative_and_commutative_on_partials(pool: Pool) -> None:
+    a, b, c = _three(pool)
+    left = merge([a, merge([b, c])])
+    right = merge([merge([c, a]), b])
+    flat = merge([b, c, a])
+    for by in ("path", "route"):
+        want = finish(left, FinishSettings(top=0, by=by))
+        assert_same_tables(finish(right, FinishSettings(top=0, by=by)), want)
+        assert_same_tables(finish(flat, FinishSettings(top=0, by=by)), want)
+    # the frames themselves agree, up to the order of rows and columns
+    # (samples and problems are kept in order already)
+    frames = _sorted_frames(left)
+    for other in (right, flat):
+        got = _sorted_frames(other)
+        assert list(got) == list(frames)
+        for name, frame in frames.items():
+            assert_frame_equal(got[name], frame, check_exact=True)
+
+
+def test_merging_one_partial_or_an_empty_one_changes_nothing(pool: Pool) -> None:
+    a, _b, _c = _three(pool)
+    map_settings = MapSettings(checked=checked_ranges(None), ranks=pool.ranks)
+    empty = map_frame(pool.frames[0].head(0), map_settings)
+    want = finish(a, FinishSettings(top=0))
+    assert_same_tables(finish(merge([a]), FinishSettings(top=0)), want)
+    assert_same_tables(finish(merge([empty, a, empty]), FinishSettings(top=0)), want)
+    assert finish(empty, FinishSettings(top=0)).overview.item(0, "lines") == 0
+    with pytest.raises(ValueError, match="at least one partial"):
+        merge([])
+
+
+@pytest.mark.parametrize("road", ["pickle", "parquet"])
+def test_a_partial_survives_pickle_and_parquet(
+    pool: Pool, road: str, tmp_path: Path
+) -> None:
+    a, b, c = _three(pool)
+    map_settings = MapSettings(checked=checked_ranges(None), ranks=pool.ranks)
+    empty = map_frame(pool.frames[1].head(0), map_settings)
+    for partial in (merge([a, b, c]), a, empty):
+        if road == "pickle":
+            back = pickle.loads(pickle.dumps(partial))  # noqa: S301 - our own bytes
+        else:
+            folder = tmp_path / str(id(partial))
+            partial.write(folder)
+            back = Partial.read(folder)
+        assert sorted(back.frames) == sorted(partial.frames)
+        for name, frame in partial.frames.items():
+            assert_frame_equal(back[name], frame, check_exact=True)
+        for by in ("path", "route"):
+            settings_ = FinishSettings(top=0, by=by)
+            assert_same_tables(finish(back, settings_), finish(partial, settings_))
+        # and it merges as the original does
+        assert_same_tables(
+            finish(merge([back, c]), FinishSettings(top=0)),
+            finish(merge([partial, c]), FinishSettings(top=0)),
+        )
+
+
+# -- exact percentiles ------------------------------------------------------------
+
+
+def nearest_rank(values: Sequence[float], percent: int) -> float:
+    """The smallest value with at least `percent`% of the values at or below."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * percent // 100))  # ceil, in integers
+    return ordered[rank - 1]
+
+
+def _latencies(rows: pl.DataFrame) -> dict[str, dict[str | None, list[float]]]:
+    """Per measure, per path: the values of the accepted rows, in Python."""
+    ok = rows.filter(pl.col("reject_reason").is_null())
+    out: dict[str, dict[str | None, list[float]]] = {}
+    for measure in ("request_time", "upstream_response_time"):
+        values: dict[str | None, list[float]] = defaultdict(list)
+        for path, value in ok.select("path", measure).iter_rows():
+            if isinstance(value, list):  # upstream tries add up
+                tries = [v for v in value if v is not None]
+                value = sum(tries) if tries else None
+            if value is not None:
+                values[path].append(value)
+        out[measure] = values
+    return out
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=SEEDS, k=st.integers(1, 8))
+def test_percentiles_stay_exact_nearest_rank_after_merges(
+    pool: Pool, seed: int, k: int
+) -> None:
+    rng = random.Random(seed)
+    rows = pool.rows.filter(pl.col(ORIGIN).is_in([1, 5]))  # the timed logs
+    assert rows.get_column("upstream_response_time").dtype == pl.List(pl.Float64)
+    map_settings = MapSettings(checked=checked_ranges(None), ranks=pool.ranks)
+    parts = [mapped(c, map_settings) for c in chunks(pool, rows, k, "scattered", rng)]
+    paths = finish(merged(parts, rng), FinishSettings(top=0)).paths
+    expected = _latencies(rows)
+    assert expected["upstream_response_time"]
+    for measure, per_path in expected.items():
+        got = {
+            r["path"]: r
+            for r in paths.select(
+                "path", *(f"{measure}_{s}" for s in ("p50", "p95", "p99", "max"))
+            ).iter_rows(named=True)
+        }
+        for path, values in per_path.items():
+            row = got[path]
+            for percent in (50, 95, 99):
+                assert row[f"{measure}_p{percent}"] == nearest_rank(values, percent)
+            assert row[f"{measure}_max"] == max(values)
+        for path, row in got.items():  # paths without a value have none
+            if path not in per_path:
+                assert row[f"{measure}_p50"] is None
+
+
+def test_nearest_rank_oracle() -> None:
+    values = [0.005, 0.001, 0.002, 0.003, 0.004]
+    assert nearest_rank(values, 50) == 0.003
+    assert nearest_rank(values, 95) == 0.005
+    assert nearest_rank([0.1] * 19 + [9.0], 95) == 0.1  # the 19th of 20
+    assert nearest_rank([0.1] * 19 + [9.0], 99) == 9.0
+    assert math.isclose(nearest_rank([1.0], 99), 1.0)
+
+
+# -- byte ranges of a file, mapped as tasks ----------------------------------------
+
+
+def _task(path: Path, span: tuple[int, int] | None, *, timed: bool) -> Task:
+    spec = pplog.LogSpec.build(
+        format=None if timed else "elb_log", log_format=TIMED if timed else None
+    )
+    (group,) = spec.groups([Source(str(path), path)])
+    assert group.format is not None
+    return Task((Source(str(path), path, span),), group.format, group.policy)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=SEEDS,
+    k=st.integers(1, 5),
+    timed=st.booleans(),
+    by=st.sampled_from(["path", "route"]),
+)
+def test_byte_ranges_mapped_apart_merge_to_the_whole_file(
+    pool: Pool, seed: int, k: int, timed: bool, by: str
+) -> None:
+    """The escaped keys of each range decode and merge to the whole file's
+    tables, and to those of its decoded rows (`read_log`)."""
+    rng = random.Random(seed)
+    path = pool.timed if timed else pool.elb
+    data = path.read_bytes()
+    starts = [0] + [i + 1 for i, b in enumerate(data[:-1]) if b == 0x0A]
+    cuts = sorted(set(rng.sample(starts[1:], k - 1)))
+    bounds = [0, *cuts, len(data)]
+    map_settings = MapSettings(checked=checked_ranges(None), ranks={str(path): 0})
+    finish_settings = FinishSettings(top=0, by=by)
+    ranges = [
+        map_task(_task(path, (a, b), timed=timed), map_settings)
+        for a, b in zip(bounds, bounds[1:], strict=False)
+    ]
+    whole = finish(
+        map_task(_task(path, None, timed=timed), map_settings), finish_settings
+    )
+    assert_same_tables(finish(merged(ranges, rng), finish_settings), whole)
+    origin = 1 if timed else 0
+    rows = map_frame(pool.frames[origin], map_settings)
+    assert_same_tables(finish(rows, finish_settings), whole)
+
+
+def test_a_partial_of_decoded_rows_is_one_of_escaped_rows(pool: Pool) -> None:
+    """The map over escaped text (a file) and over decoded rows agree on the
+    keys: `/café` is one path whichever way it was read."""
+    map_settings = MapSettings(checked=checked_ranges(None), ranks={str(pool.elb): 0})
+    from_file = map_task(_task(pool.elb, None, timed=False), map_settings)
+    from_rows = map_frame(pool.frames[0], map_settings)
+    paths = from_file["paths"].get_column("path")
+    assert "/café" in paths.to_list()
+    assert not paths.str.contains("\\xC3", literal=True).any()
+    assert_frame_equal(
+        from_file["paths"].sort("path", nulls_last=True),
+        from_rows["paths"].sort("path", nulls_last=True),
+        check_exact=True,
+    )
