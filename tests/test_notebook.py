@@ -174,7 +174,7 @@ def test_answers(executed: nbformat.NotebookNode) -> None:
     ingest = _text(executed, "ingest")
     assert "ingest: commit 1: 1,050 rows, 0 rejects" in ingest
     assert "ingest: nothing new" in ingest
-    assert ingest.rstrip().endswith("gaps: 0 / OK")
+    assert ingest.rstrip().endswith("gaps: 0 / rollups: 3 / OK")
     assert "1,050 requests from 142 clients" in _text(executed, "dataset-summary")
 
 

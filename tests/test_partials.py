@@ -31,8 +31,9 @@ import pplog
 from helpers import CORPORA, SAMPLES
 from pplog.pipeline.filters import Filters
 from pplog.reports.finish import FinishSettings, Tables, finish
+from pplog.reports.mapping import MapSettings
 from pplog.reports.overview import checked_ranges
-from pplog.reports.partial import MapSettings, Partial, merge
+from pplog.reports.partial import Partial, merge
 from pplog.sources import Source
 from pplog.tasks import Task, map_frame, map_task
 

@@ -53,19 +53,6 @@ READ_FIELDS = ("format", "formats", "sources")
 # a frame holds rows: the inputs it could not read were warnings of scan_log
 FRAME_FIELDS = (*READ_FIELDS, "unreadable")
 SINGLE = ("elb", "combined", "main", "timed", "rotated")
-SAMPLES_BUG = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "run.summarize maps frames and datasets with ranks={} "
-        "(`_map_settings(spec, policy, {})`), so `partial._samples` ranks every "
-        "source 0 and keeps the first 5 rejected lines by line number alone, "
-        "across files (ties between files are broken arbitrarily): the mixed "
-        "directory gives notes.txt:1-5, not elb.log:501,502,903,904 and "
-        "main.log.1.gz:1652; rotated_junk gives access.log:2,3,4 and "
-        "access.log.1:4,5, not access.log.2.gz:41, access.log.1:4,5 and "
-        "access.log:2,3 (91aaac4 gave the file road's samples on every road)"
-    ),
-)
 
 
 def _ignore_problems(_name: str, _message: str) -> None:
@@ -275,8 +262,8 @@ def test_the_reference_has_every_table(inputs: Inputs) -> None:
     "name",
     [
         *SINGLE,
-        pytest.param("rotated_junk", marks=SAMPLES_BUG),
-        pytest.param("mixed", marks=SAMPLES_BUG),
+        "rotated_junk",
+        "mixed",
     ],
 )
 @pytest.mark.parametrize("eager", [False, True], ids=["lazy", "eager"])
@@ -296,9 +283,7 @@ def test_lazyframe_road_apart_from_reject_samples(inputs: Inputs, name: str) -> 
     )
 
 
-@pytest.mark.parametrize(
-    "name", [*SINGLE, pytest.param("rotated_junk", marks=SAMPLES_BUG)]
-)
+@pytest.mark.parametrize("name", [*SINGLE, "rotated_junk"])
 def test_dataset_road(inputs: Inputs, name: str, tmp_path: Path) -> None:
     dataset = dataset_road(inputs, name, tmp_path)
     assert json.loads(dataset)["overview"]["format"] == "dataset"
@@ -391,20 +376,15 @@ FILTERS = {
 
 @pytest.mark.parametrize("chosen", sorted(FILTERS))
 def test_filtered_roads(inputs: Inputs, chosen: str, tmp_path: Path) -> None:
-    """Filters and `--by route` act alike on the frame and dataset roads
-    (apart from the reject samples, see `SAMPLES_BUG`)."""
+    """Filters and `--by route` act alike on the frame and dataset roads."""
     options, keywords = FILTERS[chosen]
     reference = inputs.cli("rotated_junk", options)
     doc = json.loads(reference)["overview"]
     assert 0 < doc["requests"] < doc["lines"] - doc["rejected"]
-    cut = ("reject_samples",)
-    want = without(reference, READ_FIELDS, cut)
-    assert (
-        without(frame_road(inputs, "rotated_junk", **keywords), READ_FIELDS, cut)
-        == want
-    )
+    want = without(reference, READ_FIELDS)
+    assert without(frame_road(inputs, "rotated_junk", **keywords), READ_FIELDS) == want
     dataset = dataset_road(inputs, "rotated_junk", tmp_path, **keywords)
-    assert without(dataset, READ_FIELDS, cut) == want
+    assert without(dataset, READ_FIELDS) == want
 
 
 # -- the process pool ---------------------------------------------------------

@@ -331,17 +331,23 @@ def _sketched_latency(ok: pl.LazyFrame, schema: pl.Schema) -> dict[str, pl.LazyF
 
 
 def _samples(rows: pl.LazyFrame, ranks: Mapping[str, int]) -> pl.DataFrame:
-    """The first rejected lines by (input rank, line)."""
-    rank = (
-        pl.col(SOURCE).replace_strict(ranks, default=len(ranks), return_dtype=pl.UInt32)
-        if ranks
-        else pl.lit(0, pl.UInt32)
-    )
-    rejected = rows.filter(pl.col(REJECT_REASON).is_not_null()).select(
-        rank.alias(RANK), SOURCE, LINE, REJECT_REASON, RAW
-    )
+    """The first rejected lines by (input rank, line).
+
+    Without `ranks` (a frame of rows, which has no list of inputs) an input
+    ranks where its first rejected line stands in the frame: the first
+    rejected lines of the frame, in its order.
+    """
+    rejected = rows.filter(pl.col(REJECT_REASON).is_not_null())
+    if ranks:
+        rank = pl.col(SOURCE).replace_strict(
+            ranks, default=len(ranks), return_dtype=pl.UInt32
+        )
+    else:
+        rejected = rejected.with_row_index("_at")
+        rank = pl.col("_at").min().over(SOURCE).cast(pl.UInt32)
+    picked = rejected.select(rank.alias(RANK), SOURCE, LINE, REJECT_REASON, RAW)
     return _collect(
-        rejected.bottom_k(REJECT_SAMPLES, by=list(SAMPLE_KEYS)).sort(SAMPLE_KEYS)
+        picked.bottom_k(REJECT_SAMPLES, by=list(SAMPLE_KEYS)).sort(SAMPLE_KEYS)
     )
 
 
