@@ -18,7 +18,8 @@ from pplog.reports import Summary
 from pplog.run import diagnose, summarize
 
 if TYPE_CHECKING:
-    from pplog.batch import ingest, scan_dataset, verify
+    from pplog.batch.dataset import scan_dataset, verify
+    from pplog.batch.ingest import ingest
     from pplog.reports.doctor import Finding
 
 __version__ = "0.1.0"

@@ -28,7 +28,7 @@ from pplog.pipeline import parse_lines
 from pplog.pipeline.opening import unknown_format_rows
 from pplog.reports._spool import spooled, with_report_columns, write_rejects
 from pplog.reports.mapping import MapSettings, partial_of
-from pplog.reports.partial import Partial, merge
+from pplog.reports.partial import RANK, REJECT_SAMPLES, Partial, merge
 from pplog.sources import ProblemHandler, ProgressHandler, Source
 
 
@@ -315,3 +315,23 @@ def join_parts(parts: Sequence[str], target: Path) -> None:
     except OSError as exc:
         msg = f"cannot write rejects to `{target}`: {exc.strerror or exc}"
         raise ReportError(msg) from exc
+
+
+# The map step's public face for the dataset side (`batch/` reaches reports
+# through here, never directly).
+__all__ = [
+    "POOL_MIN_BYTES",
+    "RANK",
+    "REJECT_SAMPLES",
+    "Partial",
+    "Task",
+    "bins",
+    "join_parts",
+    "joined",
+    "map_bin",
+    "map_frame",
+    "map_task",
+    "merge",
+    "run_tasks",
+    "split",
+]

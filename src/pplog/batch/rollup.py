@@ -39,9 +39,9 @@ import polars as pl
 
 from pplog.batch import _fs
 from pplog.batch.state import Layout
-from pplog.reports.partial import RANK, REJECT_SAMPLES, Partial, merge
 from pplog.schema import LINE, RAW, REJECT_REASON, SOURCE
 from pplog.sources import rotation_key
+from pplog.tasks import RANK, REJECT_SAMPLES, Partial, merge
 
 VERSION = 1  # bump when `Partial`'s frames change meaning: old rollups are then unused
 SUFFIX = ".zip"
