@@ -100,7 +100,7 @@ def test_a_bad_jobs_value_is_a_usage_error(runner: CliRunner, value: str) -> Non
 
 def test_help_shows_jobs(runner: CliRunner) -> None:
     text = " ".join(runner.invoke(cli, ["summarize", "-h"]).output.split())
-    assert "--jobs N Processes to read with; inputs under 64 MiB" in text
+    assert "--jobs N Processes to read with, each given at least 512 MiB" in text
     assert "[default: (the number of cores); x>=1]" in text
     assert "--jobs 2" in text  # an example
 
@@ -228,3 +228,25 @@ def test_approx_reaches_the_library_and_the_overview_says_what_is_estimated(
         "clients.paths, paths.clients"
     )
     assert "--approx" in runner.invoke(cli, ["summarize", "--help"]).output
+
+
+def test_each_process_gets_at_least_the_pool_minimum(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Inputs are dealt into fewer bins than --jobs when they are small."""
+    from pplog import tasks
+
+    plans: list[int] = []
+
+    def pool(plan: list[list[tasks.Task]], *args: Any) -> list[Any]:  # noqa: ANN401
+        plans.append(len(plan))
+        return [tasks.map_bin(b, args[0], [None] * len(b)) for b in plan]
+
+    monkeypatch.setattr(tasks, "_pool", pool)
+    inputs = [ELB, MAIN, str(SAMPLES / "combined-access.log")]
+    size = sum(Path(p).stat().st_size for p in inputs)
+    monkeypatch.setattr(tasks, "POOL_MIN_BYTES", size // 2)
+    pplog.summarize(inputs, jobs=8)
+    monkeypatch.setattr(tasks, "POOL_MIN_BYTES", size + 1)
+    pplog.summarize(inputs, jobs=8)  # one bin: mapped here, no pool
+    assert plans == [2]

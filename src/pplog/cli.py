@@ -303,8 +303,9 @@ def cli(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     default=lambda: os.cpu_count() or 1,
     show_default="the number of cores",
     metavar="N",
-    help="Processes to read with; inputs under 64 MiB in all are read in one "
-    "process. The tables are the same for any N.",
+    help="Processes to read with, each given at least 512 MiB of input (below "
+    "that, one process already uses every core). The tables are the same for "
+    "any N.",
 )
 @click.option(
     "--approx",

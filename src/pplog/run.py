@@ -130,8 +130,11 @@ def summarize(
         ``line``, ``offset``, ``reject_reason``, ``raw``).
     jobs
         Processes to read with: files, and byte ranges of large plain files,
-        are mapped in parallel and merged (inputs under 64 MiB in all are
-        read in this process). The tables are the same for any value.
+        are mapped in parallel and merged, each process given at least 512
+        MiB (below that one process, whose polars threads use every core, is
+        faster). The tables are the same for any value. Processes are
+        spawned: a script passing ``jobs > 1`` calls pplog under
+        ``if __name__ == "__main__":``.
     approx
         Count distinct paths per client and clients per path with
         HyperLogLog (about 1.6% error) and latency percentiles with DDSketch

@@ -214,12 +214,10 @@ def partial_of(
         .group_by(REJECT_REASON)
         .agg(pl.len().cast(COUNTS).alias("lines"))
     )
-    # the small aggregations share one read of the rows
-    frames.update(
-        zip(
-            small, pl.collect_all(list(small.values()), engine="streaming"), strict=True
-        )
-    )
+    # one query at a time: run together (`collect_all`), the shared read is
+    # held in memory for the later consumers, which grows with the input
+    # (1.0 GB against 0.6 GB on 8M lines)
+    frames.update({name: _collect(query) for name, query in small.items()})
     frames["samples"] = _samples(rows, settings.ranks)
     frames["problems"] = pl.DataFrame(
         {
