@@ -7,6 +7,10 @@ separate process for each N. Recorded per run: wall time, user + system CPU of t
 process and its workers, and wall / CPU (0.5 means both cores busy the whole time).
 The JSON of every N must be byte-identical to --jobs 1 before a time is kept.
 
+pplog gives each process at least 512 MiB (`pplog.tasks.POOL_MIN_BYTES`): on
+340 MB, --jobs 2 maps in one process. --force-pool also runs each N > 1 with
+that minimum at 0, so the pool's cost on small inputs is on record too.
+
     python benchmarks/bench_jobs.py --jobs 1 2 --repeat 3 --record
 """
 
@@ -62,37 +66,64 @@ def run(argv: list[str], out: Path) -> tuple[float, float]:
     return wall, usage.ru_utime + usage.ru_stime
 
 
+# `pplog` with every input pooled (POOL_MIN_BYTES 0); spawned workers need no
+# patch: only this process plans the bins.
+FORCED = (
+    "import sys, pplog.tasks; pplog.tasks.POOL_MIN_BYTES = 0; "
+    "from pplog.cli import main; sys.argv[0] = 'pplog'; main()"
+)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=2_000_000)
     parser.add_argument("--parts", type=int, default=8)
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--force-pool", action="store_true")
+    parser.add_argument(
+        "--single",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also time one plain file of this many lines (e.g. 8000000)",
+    )
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
     pplog = [sys.executable, "-m", "pplog"]
     rows = []
-    for compressed in (False, True):
-        folder = eight_files(args.lines, args.parts, compressed=compressed)
+    inputs = [
+        ("plain", eight_files(args.lines, args.parts, compressed=False), args.lines),
+        ("gzip", eight_files(args.lines, args.parts, compressed=True), args.lines),
+        *((f"one file, {n:,} lines", ensure_log(n), n) for n in args.single),
+    ]
+    for kind, folder, count in inputs:
         reference: bytes | None = None
-        for jobs in args.jobs:
+        variants = [(j, False) for j in args.jobs]
+        if args.force_pool:
+            variants += [(j, True) for j in args.jobs if j > 1]
+        for jobs, forced in variants:
             out = DATA / f"jobs_{jobs}.json"
-            argv = [*pplog, "summarize", str(folder), "--to", "json", "--top", "0"]
+            cli = [sys.executable, "-c", FORCED] if forced else pplog
+            argv = [*cli, "summarize", str(folder), "--to", "json", "--top", "0"]
             argv += ["--jobs", str(jobs)]
             runs = [run(argv, out) for _ in range(args.repeat)]
             body = out.read_bytes()
             if reference is None:
                 reference = body
             elif body != reference:
-                raise SystemExit(f"--jobs {jobs} JSON differs from --jobs {args.jobs[0]}")
+                msg = f"--jobs {jobs} JSON differs from --jobs {args.jobs[0]}"
+                raise SystemExit(msg)
             wall, cpu = min(runs)
-            kind = "gzip" if compressed else "plain"
-            rows.append((kind, jobs, wall, cpu, wall / cpu, args.lines / wall))
-            print(f"{kind:5} --jobs {jobs}: {wall:.2f} s wall, {cpu:.2f} s CPU, "
-                  f"wall/CPU {wall / cpu:.2f}, {args.lines / wall:,.0f} lines/s")
+            label = f"{jobs} (pool forced)" if forced else str(jobs)
+            rows.append((kind, label, wall, cpu, wall / cpu, count / wall))
+            print(
+                f"{kind:5} --jobs {label}: {wall:.2f} s wall, {cpu:.2f} s CPU, "
+                f"wall/CPU {wall / cpu:.2f}, {count / wall:,.0f} lines/s"
+            )
     if args.record:
         table = [
-            "| files | --jobs | wall s | user+sys s | wall / CPU | lines/s |",
+            "| input | --jobs | wall s | user+sys s | wall / CPU | lines/s |",
             "| --- | ---: | ---: | ---: | ---: | ---: |",
         ]
         table += [
