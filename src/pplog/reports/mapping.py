@@ -117,7 +117,8 @@ def partial_of(
         health = 0
     else:
         checks, health = health_checks(ok, classes, settings.checked)
-        visitor = ~checks
+        # no health checks: every request is a visitor, no per-row test
+        visitor = ~checks if health else pl.lit(True)  # noqa: FBT003
     frames: dict[str, pl.DataFrame] = {}
     small: dict[str, pl.LazyFrame] = {}
     frames["totals"] = _totals(rows, selected, matches, columns).with_columns(
@@ -277,6 +278,10 @@ def _totals(
         exprs.append(count(in_class).alias(f"status_{name}"))
     other = status.is_null() | (status < 100) | (status >= 600)
     exprs.append(count(other).alias("status_other"))
+    if selected is rows:  # nothing left out: every request is parsed and kept
+        requests = ok.sum().cast(COUNTS)
+        exprs += [requests.alias("parsed"), requests.alias("matching")]
+        return _collect(rows.select(exprs))
     totals = _collect(selected.select(exprs))
     # requests before the filters, and those the filters kept (before bots)
     parsed = rows.filter(ok)
