@@ -7,7 +7,7 @@ separate process for each N. Recorded per run: wall time, user + system CPU of t
 process and its workers, and wall / CPU (0.5 means both cores busy the whole time).
 The JSON of every N must be byte-identical to --jobs 1 before a time is kept.
 
-pplog gives each process at least 512 MiB (`pplog.tasks.POOL_MIN_BYTES`): on
+pplog gives each process at least 2 GiB (`pplog.tasks.POOL_MIN_BYTES`): on
 340 MB, --jobs 2 maps in one process. --force-pool also runs each N > 1 with
 that minimum at 0, so the pool's cost on small inputs is on record too.
 

@@ -100,7 +100,7 @@ def test_a_bad_jobs_value_is_a_usage_error(runner: CliRunner, value: str) -> Non
 
 def test_help_shows_jobs(runner: CliRunner) -> None:
     text = " ".join(runner.invoke(cli, ["summarize", "-h"]).output.split())
-    assert "--jobs N Processes to read with, each given at least 512 MiB" in text
+    assert "--jobs N Processes to read with, each given at least 2 GiB" in text
     assert "[default: (the number of cores); x>=1]" in text
     assert "--jobs 2" in text  # an example
 

@@ -303,7 +303,7 @@ def cli(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     default=lambda: os.cpu_count() or 1,
     show_default="the number of cores",
     metavar="N",
-    help="Processes to read with, each given at least 512 MiB of input (below "
+    help="Processes to read with, each given at least 2 GiB of input (below "
     "that, one process already uses every core). The tables are the same for "
     "any N.",
 )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -130,8 +131,8 @@ def summarize(
         ``line``, ``offset``, ``reject_reason``, ``raw``).
     jobs
         Processes to read with: files, and byte ranges of large plain files,
-        are mapped in parallel and merged, each process given at least 512
-        MiB (below that one process, whose polars threads use every core, is
+        are mapped in parallel and merged, each process given at least 2
+        GiB (below that one process, whose polars threads use every core, is
         faster). The tables are the same for any value. Processes are
         spawned: a script passing ``jobs > 1`` calls pplog under
         ``if __name__ == "__main__":``.
@@ -395,17 +396,24 @@ def _merge_rollups(dataset: Path, spec: LogSpec) -> Partial | None:
     partials: list[Partial] = []
     rest: list[Path] = []
     uncounted = 0
+    wanted = []
     for f in files.entries:
         if f.kind == "data" and f.date == last_day:
             uncounted += f.rows  # read, and all left out
             continue
-        found = None
-        if f.rollup is not None and not (window and f.date == "unknown"):
-            found = rollup.read(files.layout, f.rollup)
-        if found is None:
-            rest.append(f.path)
-        else:
-            partials.append(found)
+        usable = f.rollup is not None and not (window and f.date == "unknown")
+        wanted.append((f, f.rollup if usable else None))
+
+    def load(entry: tuple[Any, Path | None]) -> Partial | None:
+        return None if entry[1] is None else rollup.read(files.layout, entry[1])
+
+    # polars reads Parquet without the GIL: rollups are read side by side
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for (f, _), found in zip(wanted, pool.map(load, wanted), strict=True):
+            if found is None:
+                rest.append(f.path)
+            else:
+                partials.append(found)
     if not partials:
         return None  # nothing to merge: the rows are as cheap
     if rest or window:

@@ -109,12 +109,14 @@ def map_frame(rows: pl.LazyFrame | pl.DataFrame, settings: MapSettings) -> Parti
         return partial_of(frame, settings)
 
 
-# Each process of a pool gets at least this many bytes: below it, polars'
-# own threads in one process are faster than more processes. Measured on 2
-# cores: 2M lines (340 MB) in two processes took 3.6 s against 2.5 s in one;
-# 8M lines (1.4 GB) 11.9 s against 12.3 s. A worker costs an interpreter
-# start, a single-threaded parse and a merge.
-POOL_MIN_BYTES = 512 << 20
+# Each process of a pool gets at least this many bytes. polars' own threads
+# already keep the cores of one process busy; a worker adds an interpreter
+# start, a parse on fewer threads and a merge. Measured on 2 cores (see
+# benchmarks/RESULTS.md), one process was fastest at every size tried:
+# 340 MB in 2.5 s against 3.6 s in two, 1.4 GB in 11.9 s against 14.7 s
+# (JSON out). Larger machines were not measured; the bound keeps pools to
+# inputs where a worker's start is noise.
+POOL_MIN_BYTES = 2 << 30
 
 
 def split(tasks: Sequence[Task], jobs: int) -> list[Task]:
