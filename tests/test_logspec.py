@@ -210,3 +210,21 @@ def test_diagnose_reads_error_logs_by_path(tmp_path: Path) -> None:
 def _sources(rows: pl.DataFrame) -> dict[str, int]:
     counts = rows.get_column("client_ip_source").value_counts()
     return dict(counts.iter_rows())  # type: ignore[arg-type]
+
+
+def test_scan_log_applies_the_specs_filters_and_bot_exclusion() -> None:
+    """A spec's filters select rows in `scan_log` as in `summarize`; rejects stay."""
+    spec = LogSpec.build(status="5xx", path="^/api/", exclude_bots=True)
+    log = "sample_logs/main-access.log"
+    rows = pplog.read_log(log, spec=spec)
+    summary = pplog.summarize(log, spec=spec)
+    assert rows.height == summary.overview["requests"].item() > 0
+    assert rows["status"].min() >= 500
+    assert rows["path"].str.starts_with("/api/").all()
+    assert (
+        not rows["agent_class"]
+        .is_in(["search_bot", "ai_crawler", "monitoring", "scanner"])
+        .any()
+    )
+    every = pplog.read_log(log, spec=spec, include_rejects=True)
+    assert every.height == rows.height + summary.overview["rejected"].item()

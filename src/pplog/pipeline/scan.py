@@ -11,6 +11,7 @@ import polars as pl
 from pplog.clientip import ProxyPolicy
 from pplog.formats import LogFormat
 from pplog.pipeline.opening import PathArg, open_log
+from pplog.enrich.agents import AGENT_CLASS, BOT_CLASSES
 from pplog.pipeline.spec import LogSpec
 from pplog.schema import RAW, REJECT_REASON
 
@@ -84,7 +85,9 @@ def scan_log(
     include_rejects
         Keep lines that did not parse, with `reject_reason` and `raw` set.
     spec
-        A `LogSpec` holding all of the settings above (instead of them).
+        A `LogSpec` holding all of the settings above (instead of them). Its
+        filters and bot exclusion, if any, select the rows (rejected lines
+        always stay with `include_rejects`).
 
     Returns
     -------
@@ -125,9 +128,26 @@ def scan_log(
         dbs = open_databases(list(geoip))
         # the lookup table is built now, so the databases can be closed
         frame = _geo(frame, dbs)
+    frame = _selected(frame, spec)
     if include_rejects:
         return frame
     return frame.filter(pl.col(REJECT_REASON).is_null()).drop(REJECT_REASON, RAW)
+
+
+def _selected(frame: pl.LazyFrame, spec: LogSpec) -> pl.LazyFrame:
+    """The rows a spec's filters and bot exclusion keep (rejects always stay).
+
+    Lazily, per row: client ranges are tested on each address as nginx
+    parses it, bots by the `agent_class` column.
+    """
+    keep = spec.filters.expr() if spec.filters else None
+    names = frame.collect_schema().names()
+    if spec.exclude_bots and AGENT_CLASS in names:
+        human = ~pl.col(AGENT_CLASS).is_in(list(BOT_CLASSES)).fill_null(False)  # noqa: FBT003
+        keep = human if keep is None else keep & human
+    if keep is None:
+        return frame
+    return frame.filter(pl.col(REJECT_REASON).is_not_null() | keep)
 
 
 def read_log(
