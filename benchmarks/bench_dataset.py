@@ -6,7 +6,7 @@ Ingests the 2M-line elb_log of bench_summarize.py into a fresh dataset (one
 fresh process, best of --repeat:
 
 - rollups: `pplog summarize DATASET` as shipped (merges each file's Partial);
-- rows: the same command with rollups turned off (`pplog.run._ROLLUPS`), so
+- rows: the same command with rollups turned off (`pplog.run.dataset._ROLLUPS`), so
   every row is read back and mapped, as before rollups existed;
 - compacted: rollups again after `pplog compact` merged the day's files (and
   their rollups) into one, as ingest does once a partition holds 32 files.
@@ -37,9 +37,9 @@ from bench_summarize import ensure_log, machine  # noqa: E402
 # is 0 to turn rollups off.
 CHILD = """
 import sys, time
-import pplog, pplog.run
+import pplog, pplog.run.dataset
 from pplog.outputs.json import chunks
-pplog.run._ROLLUPS = sys.argv[1] == "1"
+pplog.run.dataset._ROLLUPS = sys.argv[1] == "1"
 top = int(sys.argv[3])
 start = time.perf_counter()
 summary = pplog.summarize(sys.argv[2], top=top)

@@ -320,8 +320,8 @@ def test_a_format_without_time_goes_to_the_unknown_partition(tmp_path: Path) -> 
 def test_summarize_lists_again_when_a_compaction_removed_a_file(
     logs: Path, monkeypatch: pytest.MonkeyPatch, rollups: bool
 ) -> None:
-    from pplog import run
     from pplog.batch import dataset
+    from pplog.run import dataset as run
 
     ds = logs / "ds"
     pplog.ingest([str(logs / "access.log")], ds)

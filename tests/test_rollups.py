@@ -1,6 +1,6 @@
 """Dataset rollups: `summarize DIR` merges each file's Partial instead of its rows.
 
-The judge is the row road (`pplog.run._ROLLUPS = False`: every row read
+The judge is the row road (`pplog.run.dataset._ROLLUPS = False`: every row read
 again, as before rollups): for every window of whole days, and for datasets
 whose rollups are missing, from another polars version, compacted or
 written before rollups, `summarize DIR --to json --top 0` must give the
@@ -24,10 +24,10 @@ from click.testing import CliRunner
 import pplog
 from helpers import SAMPLES
 from ingest_harness import KILLED, assert_clean, assert_rollups, ingest
-from pplog import run
 from pplog.batch import dataset as dataset_module
 from pplog.batch import rollup
 from pplog.cli import cli
+from pplog.run import dataset as run
 from pplog.sources import rotation_key
 
 WINDOWS = [

@@ -58,14 +58,14 @@ def path_of(layout: Layout, final: Path) -> Path:
 
 def _checked() -> list[str]:
     """The trusted ranges `summarize DIR` tells health checks by, as text."""
-    from pplog.run import dataset_checked_ranges
+    from pplog.run.dataset import dataset_checked_ranges
 
     return [n.text for n in dataset_checked_ranges()]
 
 
 def partial_of_rows(rows: pl.LazyFrame | pl.DataFrame) -> Partial:
     """The rollup of a file's rows: `summarize DIR`'s map, without filters."""
-    from pplog.run import map_dataset_rows
+    from pplog.run.dataset import map_dataset_rows
 
     return map_dataset_rows(rows)
 

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from pplog.clientip import ProxyPolicy
+from pplog.enrich.agents import AGENT_CLASS, BOT_CLASSES
 from pplog.formats import LogFormat
 from pplog.pipeline.opening import PathArg, open_log
-from pplog.enrich.agents import AGENT_CLASS, BOT_CLASSES
 from pplog.pipeline.spec import LogSpec
 from pplog.schema import RAW, REJECT_REASON
 
