@@ -48,15 +48,12 @@ def table(
             maintain_order="left",
         ).with_columns(pl.col("paths").fill_null(0))
         return _with_top_agent(partial, table, shown, with_agents=with_agents)
+    # the shown clients' pairs first: a literal set, then the smaller rest
+    wanted = shown.select(text_hash(pl.col(CLIENT_IP))).to_series().implode()
     paths = (
         partial["pairs"]
+        .filter(pl.col(CLIENT_HASH).is_in(wanted, nulls_equal=True))
         .filter(pl.col(VISITOR) & pl.col(PATH_HASH).is_not_null())
-        .join(
-            shown.select(text_hash(pl.col(CLIENT_IP)).alias(CLIENT_HASH)),
-            on=CLIENT_HASH,
-            how="semi",
-            nulls_equal=True,
-        )
         .group_by(CLIENT_HASH)
         .agg(pl.col(PATH_HASH).n_unique().cast(pl.UInt64).alias("paths"))
     )

@@ -55,8 +55,10 @@ def table(
         else shown
     )
     hashes = named.select(key, text_hash(pl.col(PATH)).alias(PATH_HASH))
+    wanted = hashes.get_column(PATH_HASH).implode()
     clients = (
         partial["pairs"]
+        .filter(pl.col(PATH_HASH).is_in(wanted, nulls_equal=True))
         .filter(pl.col(CLIENT_HASH).is_not_null())
         .join(hashes, on=PATH_HASH, how="inner", nulls_equal=True)
         .group_by(key)
