@@ -102,7 +102,7 @@ def test_help_shows_jobs(runner: CliRunner) -> None:
     text = " ".join(runner.invoke(cli, ["summarize", "-h"]).output.split())
     assert "--jobs N Processes to read with, each given at least 2 GiB" in text
     assert "[default: (the number of cores); x>=1]" in text
-    assert "--jobs 2" in text  # an example
+    assert "--jobs 4" in text  # an example
 
 
 def test_processes_give_the_tables_of_one(monkeypatch: pytest.MonkeyPatch) -> None:

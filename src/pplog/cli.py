@@ -359,7 +359,7 @@ def summarize_cmd(
       pplog summarize access.log --client 203.0.113.7   # one client's requests
       pplog summarize access.log --path '^/api/' --by route --route '/users/*'
       pplog summarize access.log --to html -o report.html
-      pplog summarize '/var/log/nginx/access.log*' --jobs 2   # two processes
+      pplog summarize '/var/log/nginx/access.log*' --jobs 4   # 2 GiB+ each
       pplog summarize huge.log --approx   # distinct counts in fixed memory
       zcat access.log.*.gz | pplog summarize - --rejects rejects.jsonl
     """
