@@ -15,6 +15,7 @@ from pplog.pipeline.detect import (
     resolve_format,
     resolve_groups,
 )
+from pplog.pipeline.filters import Filters
 from pplog.pipeline.opening import (
     LogScan,
     PathArg,
@@ -31,6 +32,7 @@ __all__ = [
     "DETECT_LINES",
     "UNKNOWN_FORMAT",
     "FileGroup",
+    "Filters",
     "LogScan",
     "LogSpec",
     "PathArg",

@@ -16,7 +16,7 @@ import polars as pl
 from pplog._ipaddr import Network
 from pplog._unescape import unescape
 from pplog.clientip import FORWARDED_BY_UNTRUSTED
-from pplog.pipeline.filters import Filters
+from pplog.pipeline import Filters
 from pplog.reports import lb as lb_report
 from pplog.reports import sketches
 from pplog.reports._columns import bytes_column, latency_columns, seconds
