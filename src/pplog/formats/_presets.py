@@ -33,15 +33,6 @@ _B = r"[^ ]*"
 _QB = r'"[^"]*"|[^ ]*'  # ALB target lists: quoted or bare
 
 
-def _aws_regex(fields: list[tuple[str, str]], optional_tail: int = 0) -> str:
-    parts = [f"(?P<{name}>{pat})" for name, pat in fields]
-    head = " ".join(parts[: len(parts) - optional_tail])
-    tail = " ".join(parts[len(parts) - optional_tail :])
-    if optional_tail:
-        head += f"(?: {tail})?"
-    return "^" + head
-
-
 _ALB_FIELDS = [
     ("type", r"[a-z0-9]+"),
     ("time", r"\d{4}-\d{2}-\d{2}T[^ ]+Z"),
