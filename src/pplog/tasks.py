@@ -44,11 +44,7 @@ class Task:
     @property
     def size(self) -> int:
         """Bytes on disk this task reads (a byte range: its length)."""
-        total = 0
-        for src in self.sources:
-            span = getattr(src, "span", None)
-            total += span[1] - span[0] if span else src.size
-        return total
+        return sum(src.size for src in self.sources)
 
 
 def map_task(
@@ -122,10 +118,10 @@ POOL_MIN_BYTES = 2 << 30
 def split(tasks: Sequence[Task], jobs: int) -> list[Task]:
     """Tasks for `jobs` processes: one per input, large plain files in ranges."""
     out: list[Task] = []
-    cut = getattr(sources, "split_source", None)
     for task in tasks:
         for src in task.sources:
-            parts = [src] if cut is None or task.format is None else cut(src, jobs)
+            # inputs no preset fits are rejects: one task each is enough
+            parts = [src] if task.format is None else sources.split_source(src, jobs)
             out.extend(replace(task, sources=(part,)) for part in parts)
     return out
 
