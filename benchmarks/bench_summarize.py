@@ -1,35 +1,58 @@
 #!/usr/bin/env python3
-"""Time `pplog summarize` end to end (and GoAccess on the same file); record the results.
+"""Time `pplog summarize` end to end (and GoAccess, DuckDB and chDB on the same file); record the results.
 
 Generates a synthetic log of N lines with genlog.py (elb_log unless --format says main or
-combined; cached under benchmarks/data/),
+combined; cached under benchmarks/data/), or takes an existing one with --log,
 runs each tool as a separate process, and measures wall time and peak RSS
-(`resource.getrusage(RUSAGE_CHILDREN)`). With --scale K it also runs pplog on a K-times
+(`os.wait4` of the child). With --scale K it also runs pplog on a K-times
 larger file, to show that memory stays bounded as the input grows.
 
-    python benchmarks/bench_summarize.py --lines 2000000 --scale 4 --record
+    python benchmarks/bench_summarize.py --lines 2000000 --scale 4 --peers --baseline e7c8071 --record
     python benchmarks/bench_summarize.py --format main --baseline e7c8071 --record
 
---record appends a dated section to benchmarks/RESULTS.md with the machine description.
+--peers (elb_log only; `pip install -e '.[bench]'`) also times DuckDB and chDB computing
+pplog's three main tables with the SQL in peers.py, each in a fresh process
+(`python benchmarks/peers.py duckdb|chdb LOG`), after checking on the same file that
+their top 10 rows equal pplog's (`peers.py --check`).
+
+--baseline REV times pplog as of git revision REV too (its src/, from `git archive`,
+run with this interpreter). Before anything is timed, the JSON of this tree and of REV
+(`summarize LOG --to json --top 0`) are compared byte for byte: if they differ, the
+first differing line is printed and --record refuses (exit 1); without --record the
+timing goes on. --check-against REV makes the same check against REV without timing
+it; --record needs one of the two, so no time is recorded for output that changed.
+The pplog of this tree (src/ next to benchmarks/) is the one timed.
+
+--record appends a dated section to benchmarks/RESULTS.md (or --results FILE) with the
+machine description, the table and, with --peers, how the peers were run: the
+commands and their SQL verbatim.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import io
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 DATA = HERE / "data"
 sys.path.insert(0, str(HERE))
 
 import genlog  # noqa: E402
+import peers  # noqa: E402
 
 GOACCESS_FORMAT = '%h - %e [%d:%t %^] "%r" %s %b "%R" "%u"'
 
@@ -46,10 +69,12 @@ def ensure_log(lines: int, fmt: str = "elb_log") -> Path:
     return path
 
 
-def run(argv: list[str]) -> tuple[float, float]:
+def run(argv: list[str], cwd: Path | None = None) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one child process."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -58,43 +83,138 @@ def run(argv: list[str]) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024
 
 
-def best_of(argv: list[str], repeat: int) -> tuple[float, float]:
-    results = [run(argv) for _ in range(repeat)]
+def best_of(
+    argv: list[str], repeat: int, cwd: Path | None = None
+) -> tuple[float, float]:
+    results = [run(argv, cwd) for _ in range(repeat)]
     return min(r[0] for r in results), max(r[1] for r in results)
 
 
-def time_revision(
-    rev: str, log: Path, repeat: int, fmt: str = "elb_log"
-) -> tuple[float, float]:
-    """Best wall time and peak RSS of `pplog summarize` as of git revision `rev`.
+def pplog_argv(src: Path, fmt: str) -> list[str]:
+    """`pplog summarize` imported from the `src` directory given, with this interpreter."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(src)!r}); "
+        "from pplog.cli import main; main()"
+    )
+    return [sys.executable, "-c", code, "summarize", "--format", fmt, "--no-progress"]
 
-    The revision is checked out into a temporary worktree and imported from
-    its src/ with this interpreter, so both runs share Python and polars.
+
+@contextlib.contextmanager
+def revision_src(rev: str) -> Iterator[Path]:
+    """The src/ directory of git revision `rev`, extracted into a temporary directory.
+
+    `git archive` reads the object store only: no worktree is added to the repository.
     """
-    import tempfile
-
-    repo = HERE.parent
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", rev, "src"],
+        check=False,
+        capture_output=True,
+    )
+    if archive.returncode != 0:
+        err = archive.stderr.decode(errors="replace").strip()
+        raise SystemExit(f"cannot read src/ at revision {rev!r}: {err}")
     with tempfile.TemporaryDirectory(prefix="pplog-baseline-") as tmp:
-        tree = Path(tmp) / "tree"
-        subprocess.run(
-            ["git", "-C", str(repo), "worktree", "add", "--detach", str(tree), rev],
-            check=True,
-            capture_output=True,
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(tmp, filter="data")
+        yield Path(tmp) / "src"
+
+
+def json_output(argv: list[str], log: Path, out: Path) -> Path:
+    """Write `argv`'s whole JSON summary of `log` (`--to json --top 0`) to `out`."""
+    cmd = [*argv, "--to", "json", "--top", "0", "-o", str(out), str(log)]
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[3:])} failed: {done.stderr.strip()}")
+    return out
+
+
+def first_difference(a: Path, b: Path) -> str | None:
+    """The first line where files `a` and `b` differ, described; None if they are equal."""
+    number = 0
+    with a.open("rb") as fa, b.open("rb") as fb:
+        for number, (la, lb) in enumerate(
+            zip(iter(fa.readline, b""), iter(fb.readline, b""), strict=False), 1
+        ):
+            if la != lb:
+                return f"line {number}: {la[:300]!r} != {lb[:300]!r}"
+        rest_a, rest_b = fa.readline(), fb.readline()
+        if rest_a or rest_b:
+            longer = a if rest_a else b
+            return f"line {number + 1}: only {longer} goes on: {(rest_a or rest_b)[:300]!r}"
+    return None
+
+
+def check_identical(
+    current: list[str], rev: str, src: Path, log: Path, fmt: str
+) -> str | None:
+    """Compare this tree's JSON summary of `log` with revision `rev`'s; the first difference or None."""
+    with tempfile.TemporaryDirectory(prefix="pplog-json-") as tmp:
+        mine = json_output(current, log, Path(tmp) / "current.json")
+        theirs = json_output(pplog_argv(src, fmt), log, Path(tmp) / f"{rev}.json")
+        diff = first_difference(mine, theirs)
+        size = mine.stat().st_size
+    if diff is None:
+        return None
+    return f"{diff} (this tree's JSON first, {rev}'s second; {size:,} bytes)"
+
+
+def time_revision(
+    src: Path, log: Path, repeat: int, fmt: str = "elb_log"
+) -> tuple[float, float]:
+    """Best wall time and peak RSS of `pplog summarize` imported from `src`.
+
+    `src` is a revision's src/ (`revision_src`), imported with this interpreter, so
+    both runs share Python and polars.
+    """
+    return best_of([*pplog_argv(src, fmt), "--to", "json", str(log)], repeat)
+
+
+def peer_command(peer: str, log: Path) -> list[str]:
+    """How `peer` is run on `log`: peers.py with this interpreter, from the repository root."""
+    return [sys.executable, str(HERE / "peers.py"), peer, shown_path(log)]
+
+
+def shown_path(path: Path) -> str:
+    """`path` relative to the repository root when it is inside, as commands show it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def ratio(pplog_seconds: float, peer_seconds: float) -> str:
+    r = peer_seconds / pplog_seconds
+    return f"{r:.2f}x faster" if r >= 1 else f"{1 / r:.2f}x slower"
+
+
+def peers_section(log: Path, repeat: int) -> str:
+    """The "How the peers were run" part of a RESULTS.md section."""
+    path = shown_path(log)
+    commands = "\n".join(f"python benchmarks/peers.py {p} {path}" for p in peers.PEERS)
+    parts = [
+        "### How the peers were run\n",
+        f"Each peer is a fresh process, timed like pplog (best of {repeat}; wall time "
+        "includes interpreter start-up and imports; peak RSS of the process), run "
+        "from the repository root; each prints its three tables as JSON "
+        f"(`--top` {peers.TOP}), which the benchmark discards. Before the timing, "
+        f"`python benchmarks/peers.py --check {path}` found both peers' tables equal "
+        "to pplog's top 10 on this file (same keys and values, same request counts "
+        "rank by rank).\n",
+        f"```sh\n{commands}\n```\n",
+        "Both parse each line with one RE2 regex over the whole line (lines that do "
+        "not match are left out), keep the columns the tables read in an in-memory "
+        "table, then run the same three GROUP BYs (the same SQL text on both "
+        "engines), with their default threads (every core). Their tables hold fewer "
+        "columns than pplog's (no top user agent per client, no 2xx/3xx per path, no "
+        "clients or times per error) and pplog computes its other tables too, so "
+        "the peers do less work.\n",
+    ]
+    for peer in peers.PEERS:
+        sql = ";\n\n".join(peers.statements(peer, path)) + ";"
+        parts.append(
+            f"{peers.version(peer)}, statements in order:\n\n```sql\n{sql}\n```\n"
         )
-        try:
-            code = (
-                f"import sys; sys.path.insert(0, {str(tree / 'src')!r}); "
-                "from pplog.cli import main; main()"
-            )
-            argv = [sys.executable, "-c", code, "summarize", "--format", fmt]
-            argv += ["--to", "json", "--no-progress", str(log)]
-            return best_of(argv, repeat)
-        finally:
-            subprocess.run(
-                ["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)],
-                check=True,
-                capture_output=True,
-            )
+    return "\n".join(parts)
 
 
 def machine() -> str:
@@ -115,9 +235,14 @@ def machine() -> str:
     )
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--lines", type=int, default=2_000_000)
+    ap.add_argument(
+        "--log",
+        type=Path,
+        help="time this existing log (in --format) instead of generating --lines",
+    )
     ap.add_argument(
         "--scale", type=int, default=0, help="also run pplog on K x the lines"
     )
@@ -138,34 +263,113 @@ def main() -> int:
         "--baseline",
         metavar="REV",
         help="also time pplog as of git revision REV (e.g. the first slice) on the same "
-        "file, from a temporary worktree, and report the ratio",
+        "file, and report the ratio; its JSON output must be this tree's byte for byte",
+    )
+    ap.add_argument(
+        "--check-against",
+        metavar="REV",
+        help="check that the JSON output is byte-identical to revision REV's, without "
+        "timing REV (default: the --baseline revision)",
+    )
+    ap.add_argument(
+        "--peers",
+        action="store_true",
+        help="also time DuckDB and chDB computing the same three tables (peers.py; "
+        "needs the bench extra)",
     )
     ap.add_argument(
         "--record", action="store_true", help="append results to RESULTS.md"
     )
-    args = ap.parse_args()
-
-    pplog = [
-        sys.executable,
-        "-m",
-        "pplog",
-        "summarize",
-        "--format",
-        args.format,
-        "--to",
-        "json",
-        "--no-progress",
-    ]
-    log = ensure_log(args.lines, args.format)
-    size = log.stat().st_size / 2**20
-    rows = []
-    wall, peak = best_of([*pplog, str(log)], args.repeat)
-    rows.append(("pplog summarize", args.lines, size, wall, peak))
-    if args.baseline:
-        b_wall, b_peak = time_revision(args.baseline, log, args.repeat, args.format)
-        rows.append(
-            (f"pplog summarize @ {args.baseline}", args.lines, size, b_wall, b_peak)
+    ap.add_argument(
+        "--results",
+        type=Path,
+        default=HERE / "RESULTS.md",
+        help="the file --record appends to (default: benchmarks/RESULTS.md)",
+    )
+    args = ap.parse_args(argv)
+    check_rev = args.check_against or args.baseline
+    if args.record and not check_rev:
+        ap.error(
+            "--record needs --baseline REV or --check-against REV: the JSON output "
+            "must equal an earlier revision's before a time is recorded"
         )
+    if args.peers:
+        if args.format != "elb_log":
+            ap.error("--peers reads elb_log only; drop --format or --peers")
+        import importlib.util
+
+        missing = [p for p in peers.PEERS if importlib.util.find_spec(p) is None]
+        if missing:
+            raise SystemExit(
+                f"--peers needs {' and '.join(missing)}: pip install -e '.[bench]'"
+            )
+
+    # the pplog of this tree, whatever the interpreter has installed
+    current = pplog_argv(ROOT / "src", args.format)
+    pplog = [*current, "--to", "json"]
+    if args.log and args.scale:
+        ap.error("--scale generates its larger log: drop --log or --scale")
+    log = args.log.resolve() if args.log else ensure_log(args.lines, args.format)
+    lines = args.lines
+    if args.log:
+        with log.open("rb") as f:
+            lines = sum(
+                chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b"")
+            )
+    size = log.stat().st_size / 2**20
+    with contextlib.ExitStack() as stack:
+        srcs = {
+            rev: stack.enter_context(revision_src(rev))
+            for rev in dict.fromkeys(r for r in (check_rev, args.baseline) if r)
+        }
+        identical = None
+        if check_rev:
+            diff = check_identical(
+                current, check_rev, srcs[check_rev], log, args.format
+            )
+            if diff is None:
+                identical = check_rev
+                print(f"JSON output (--top 0) byte-identical to {check_rev}'s")
+            else:
+                print(
+                    f"JSON output differs from {check_rev}'s: {diff}", file=sys.stderr
+                )
+                if args.record:
+                    print("not recording: the output changed", file=sys.stderr)
+                    return 1
+        if args.peers:
+            checked = subprocess.run(
+                [sys.executable, str(HERE / "peers.py"), "--check", shown_path(log)],
+                cwd=ROOT,
+                check=False,
+            )
+            if checked.returncode != 0:
+                print(
+                    "the peers' tables differ from pplog's: not timing them",
+                    file=sys.stderr,
+                )
+                return 1
+        rows = []
+        wall, peak = best_of([*pplog, str(log)], args.repeat)
+        rows.append(("pplog summarize", lines, size, wall, peak))
+        if args.baseline:
+            b_wall, b_peak = time_revision(
+                srcs[args.baseline], log, args.repeat, args.format
+            )
+            rows.append(
+                (f"pplog summarize @ {args.baseline}", lines, size, b_wall, b_peak)
+            )
+    peer_times = {}
+    if args.peers:
+        timed = {
+            peer: best_of(peer_command(peer, log), args.repeat, cwd=ROOT)
+            for peer in peers.PEERS
+        }
+        for peer, (p_wall, p_peak) in timed.items():  # imported here after the timing
+            peer_times[peer] = p_wall
+            rows.append(
+                (f"{peers.version(peer)} (SQL below)", lines, size, p_wall, p_peak)
+            )
     goaccess = shutil.which("goaccess")
     if goaccess and args.goaccess_lines:
         small = ensure_log(args.goaccess_lines, args.format)
@@ -227,23 +431,35 @@ def main() -> int:
             f"{rows[0][3] / base[3]:.2f}x."
         )
     if args.scale:
-        ratio = rows[-1][4] / rows[0][4]
+        memory = rows[-1][4] / rows[0][4]
         table += (
-            f"\n\nPeak memory on {args.scale}x the input: {ratio:.2f}x the peak on 1x."
+            f"\n\nPeak memory on {args.scale}x the input: {memory:.2f}x the peak on 1x."
+        )
+    if identical:
+        table += (
+            f"\n\nJSON output (`--top 0`) byte-identical to pplog @ {identical}'s "
+            "on the same file."
+        )
+    if peer_times:
+        table += (
+            f"\n\npplog vs DuckDB: {ratio(wall, peer_times['duckdb'])}, "
+            f"vs chDB: {ratio(wall, peer_times['chdb'])}."
         )
     print(table)
     if args.record:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        given = sys.argv[1:] if argv is None else argv
+        command = " ".join(
+            ["python benchmarks/bench_summarize.py", *map(shlex.quote, given)]
+        )
         section = (
             f"\n## {stamp}\n\nMachine: {machine()}.\n"
-            f"Command: `python benchmarks/bench_summarize.py --lines {args.lines} "
-            f"--scale {args.scale}"
-            + (f" --format {args.format}" if args.format != "elb_log" else "")
-            + (f" --baseline {args.baseline}" if args.baseline else "")
-            + f" --record` (pplog best of {args.repeat}; wall time includes "
+            f"Command: `{command}` (best of {args.repeat}; wall time includes "
             f"interpreter start-up).\n\n{table}\n"
         )
-        results = HERE / "RESULTS.md"
+        if peer_times:
+            section += "\n" + peers_section(log, args.repeat)
+        results = args.results
         if not results.exists():
             results.write_text(
                 "# Benchmark results\n\nNewest last. Regenerate with the command shown.\n"
