@@ -74,6 +74,22 @@ def test_crlf_missing_final_newline_and_long_lines(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("chunk", [8 << 20, 3, 4])
+def test_byte_order_marks_anywhere_are_stripped_by_the_fast_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    # polars reads this file itself; lines starting with a mark lose it (the
+    # small chunk sizes cut the three bytes of the mark between two reads)
+    monkeypatch.setattr(sources, "CHUNK_BYTES", chunk)
+    bom = "\ufeff"
+    path = tmp_path / "access.log"
+    path.write_text(f"a\n{bom}{LINE.format(n=2)}\n{LINE.format(n=3)}\n", "utf-8")
+    lines, native = sources.scan_lines(sources.expand([path]))
+    assert native
+    texts = lines.collect().get_column("_text").to_list()
+    assert texts == ["a", LINE.format(n=2), LINE.format(n=3)]
+
+
 def test_long_line_across_python_reader_chunks(tmp_path: Path) -> None:
     path = tmp_path / "access.log.gz"
     long_ua = "y" * (3 * 65536)

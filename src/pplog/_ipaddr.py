@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -168,10 +169,44 @@ def inet6_ntop(value: int) -> str:
     return out
 
 
+# IPv6 in the forms nginx and the C library read alike: hex groups only (no
+# dotted tail, no lone `:` at either end), eight of them, or up to six on each
+# side of one `::` that follows at least one (`inet_pton` refuses more than
+# seven in all).
+_V6_PLAIN = re.compile(
+    r"(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}"
+    r"|[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,5}::"
+    r"(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,5})?"
+)
+
+
+def _plain_inet6(text: str) -> tuple[str, int] | None:
+    """nginx's text and value of an ordinary IPv6 address, from the C library.
+
+    For these forms `inet_pton` reads the value `inet6_addr` reads, and, when
+    the first group is not zero (so no IPv4 tail is printed), `inet_ntop`
+    prints the text `inet6_ntop` prints: both shorten the first longest run
+    of two or more zero groups. About ten times faster than the transcription,
+    which every other form still takes (tests/test_ipaddr.py compares them).
+    """
+    if not _V6_PLAIN.fullmatch(text):
+        return None
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, text)
+    except OSError:
+        return None
+    if packed[0] == 0 and packed[1] == 0:
+        return None
+    return socket.inet_ntop(socket.AF_INET6, packed), int.from_bytes(packed, "big")
+
+
 def _addr(text: str) -> tuple[str | None, int | None, int | None, int | None, bool]:
     """(nginx text, IPv4 int, IPv6 high, IPv6 low, is_unix) for an address text."""
     if text == "unix:":
         return ("unix:", None, None, None, True)
+    plain = _plain_inet6(text)
+    if plain is not None:
+        return (plain[0], None, plain[1] >> 64, plain[1] & _MASK64, False)
     v4 = inet_addr(text)
     if v4 is not None:
         return (

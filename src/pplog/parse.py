@@ -294,7 +294,8 @@ def request_parts() -> list[list[pl.Expr]]:
     plain, words = pl.col("_rq_plain"), pl.col("_rq_words")
     stage1 = [
         request.str.contains(_REQUEST_PLAIN).fill_null(False).alias("_rq_plain"),  # noqa: FBT003
-        request.str.split(" ").alias("_rq_words"),
+        # a plain request has two or three words: no list to build
+        request.str.splitn(" ", 3).alias("_rq_words"),
     ]
     # the rest: rare rows only (every other row reaches the regex as null)
     stage2 = [
@@ -314,7 +315,7 @@ def request_parts() -> list[list[pl.Expr]]:
     stage3 = [
         ok.alias("_rq_ok"),
         pl.when(plain)
-        .then(words.list.get(1, null_on_oob=True))
+        .then(words.struct.field("field_1"))
         .when(ok)
         .then(origin_free)
         .alias("_rq_target"),
@@ -323,11 +324,15 @@ def request_parts() -> list[list[pl.Expr]]:
     stage4 = [pl.col("_rq_target").str.splitn("?", 2).alias("_rq_split")]
     split = pl.col("_rq_split")
     stage5 = [
-        pl.when(plain).then(words.list.first()).when(ok_col).then(method).alias(METHOD),
+        pl.when(plain)
+        .then(words.struct.field("field_0"))
+        .when(ok_col)
+        .then(method)
+        .alias(METHOD),
         split.struct.field("field_0").alias(PATH),
         split.struct.field("field_1").alias(QUERY),
         pl.when(plain)
-        .then(words.list.get(2, null_on_oob=True))
+        .then(words.struct.field("field_2"))
         .when(ok_col)
         .then(slow.struct.field("protocol"))
         .alias(PROTOCOL),

@@ -1,0 +1,83 @@
+"""The C library's IPv6 reader, where pplog uses it, agrees with nginx's rules.
+
+`_ipaddr.inet6_addr` and `inet6_ntop` transcribe nginx; `_plain_inet6` takes
+`inet_pton`/`inet_ntop` for ordinary spellings. Wherever the fast path answers,
+its answer must be the transcription's, for any spelling of any address.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pplog import _ipaddr
+
+
+def _nginx(text: str) -> tuple[str, int] | None:
+    value = _ipaddr.inet6_addr(text)
+    return None if value is None else (_ipaddr.inet6_ntop(value), value)
+
+
+@st.composite
+def spellings(draw: st.DrawFn) -> str:
+    """Any address, written with any case, padding and `::` placement."""
+    # zero groups are common, so runs of them (and ties between runs) are too
+    groups = draw(
+        st.lists(st.one_of(st.just(0), st.integers(0, 0xFFFF)), min_size=8, max_size=8)
+    )
+    texts = []
+    for g in groups:
+        digits = f"{g:x}"
+        digits = "0" * draw(st.integers(0, 4 - len(digits))) + digits
+        texts.append(digits.upper() if draw(st.booleans()) else digits)
+    zeros = [i for i, g in enumerate(groups) if g == 0]
+    if zeros and draw(st.booleans()):
+        start = draw(st.sampled_from(zeros))
+        end = start
+        while end + 1 < 8 and groups[end + 1] == 0 and draw(st.booleans()):
+            end += 1
+        return ":".join(texts[:start]) + "::" + ":".join(texts[end + 1 :])
+    return ":".join(texts)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(spellings())
+def test_fast_path_reads_every_spelling_as_nginx_does(text: str) -> None:
+    fast = _ipaddr._plain_inet6(text)
+    if fast is not None:
+        assert fast == _nginx(text)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet="0123456789abcdefABCDEF:.", max_size=45))
+def test_fast_path_never_accepts_what_nginx_reads_otherwise(text: str) -> None:
+    fast = _ipaddr._plain_inet6(text)
+    if fast is not None:
+        assert fast == _nginx(text)
+
+
+def test_fast_path_takes_the_usual_spellings() -> None:
+    for text, expected in [
+        ("2001:db8:85a3:0:0:8a2e:370:7334", "2001:db8:85a3::8a2e:370:7334"),
+        ("2001:DB8::1", "2001:db8::1"),
+        ("2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"),  # the first longest run
+        ("fe80::", "fe80::"),
+        ("2001:db8:1:2:3:4:5::", None),  # 7 groups and `::`: nginx refuses
+        ("1:2:3:4:5:6:7::", None),
+        ("::1", None),  # a leading zero group: the transcription decides
+        ("::ffff:1.2.3.4", None),
+        (":1:2:3:4:5:6:7:8", None),  # nginx skips one leading colon
+    ]:
+        fast = _ipaddr._plain_inet6(text)
+        assert (fast[0] if fast else None) == expected, text
+        if fast is not None:
+            assert fast == _nginx(text)
+    # whatever path a token takes, parse_addr_port answers as nginx does
+    for text in ("1:2:3:4:5:6:7::", ":1:2:3:4:5:6:7:8", "::1", "2001:DB8::1"):
+        nginx = _nginx(text)
+        got = _ipaddr.parse_addr_port(text)
+        assert (got[0], got[2], got[3]) == (
+            (nginx[0], nginx[1] >> 64, nginx[1] & ((1 << 64) - 1))
+            if nginx
+            else (None, None, None)
+        ), text
