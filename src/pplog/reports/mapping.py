@@ -146,13 +146,7 @@ def partial_of(
         frames["hll_clients"] = _collect(sketches.hll_state(visits, [CLIENT_IP], PATH))
         frames["hll_paths"] = _collect(sketches.hll_state(ok, [PATH], CLIENT_IP))
     else:
-        frames["pairs"] = _collect(
-            tagged.select(
-                text_hash(pl.col(CLIENT_IP)).alias(CLIENT_HASH),
-                text_hash(pl.col(PATH)).alias(PATH_HASH),
-                VISITOR,
-            ).unique()
-        )
+        frames["pairs"] = _pairs(tagged, int(frames["totals"]["requests"].sum()))
     small["paths"] = ok.group_by(PATH).agg(
         pl.len().cast(COUNTS).alias("requests"),
         bytes_column(columns).sum().cast(COUNTS).alias("bytes"),
@@ -290,6 +284,33 @@ def _totals(
         (pl.len() if matches is None else matches.sum()).cast(COUNTS).alias("matching"),
     ]
     return pl.concat([totals, _collect(parsed.select(left))], how="horizontal")
+
+
+# Requests whose distinct (client, path) pairs one pass de-duplicates: the
+# `unique` holds its hash table (about 85 bytes a pair) until the end.
+PAIRS_PASS_REQUESTS = 3_000_000
+
+
+def _pairs(tagged: pl.LazyFrame, requests: int) -> pl.DataFrame:
+    """Distinct (client hash, path hash, visitor) rows.
+
+    Large inputs are de-duplicated in passes over disjoint shares of the
+    client hashes, so the table one pass holds stays bounded by
+    `PAIRS_PASS_REQUESTS` whatever the input's size; the passes together
+    give the same rows.
+    """
+    hashed = tagged.select(
+        text_hash(pl.col(CLIENT_IP)).alias(CLIENT_HASH),
+        text_hash(pl.col(PATH)).alias(PATH_HASH),
+        VISITOR,
+    )
+    passes = max(1, -(-requests // PAIRS_PASS_REQUESTS))
+    if passes == 1:
+        return _collect(hashed.unique())
+    share = (pl.col(CLIENT_HASH) % passes).fill_null(0)
+    return pl.concat(
+        [_collect(hashed.filter(share == i).unique()) for i in range(passes)]
+    )
 
 
 def _latency(ok: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
