@@ -415,3 +415,58 @@ def test_missing_s3fs_names_the_extra(tmp_path: Path) -> None:
         "Error: reading `s3://bucket/logs/` needs a package that is missing: "
         "pip install 'pplog[s3]'\n"
     )
+
+
+CUT = 20_000
+
+
+def test_backend_failure_mid_read_is_a_warning(memory_logs: tuple[str, Path]) -> None:
+    """A backend error that is no `OSError` (botocore's, aiohttp's) after some
+    bytes: the lines before it are kept and one warning names the input."""
+    url, local = memory_logs
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    class Broken(RuntimeError):
+        pass
+
+    class Failing:
+        """The object's bytes, then an error after `CUT` of them."""
+
+        def __init__(self, data: bytes) -> None:
+            self.data, self.at = data, 0
+
+        def read(self, n: int = -1) -> bytes:
+            if self.at >= CUT:
+                msg = "connection reset by the storage"
+                raise Broken(msg)
+            end = CUT if n < 0 else min(self.at + n, CUT)
+            out, self.at = self.data[self.at : end], end
+            return out
+
+        def close(self) -> None:
+            pass
+
+    class Flaky(MemoryFileSystem):  # type: ignore[misc]
+        protocol = ("pplogflaky",)
+
+        @classmethod
+        def _strip_protocol(cls, path: str) -> str:
+            return str(super()._strip_protocol(path.replace("pplogflaky://", "")))
+
+        def _open(self, path: str, mode: str = "rb", **kwargs: object) -> Failing:
+            return Failing(self.cat_file(path))
+
+    import fsspec
+
+    fsspec.register_implementation("pplogflaky", Flaky, clobber=True)
+    name = url.replace("memory://", "pplogflaky://") + "/mixed/combined-access.log"
+    rows, warned = _read(name)
+    assert warned == [f"<name>: stopped at byte {CUT}: connection reset by the storage"]
+    whole = pplog.read_log(
+        local / "mixed" / "combined-access.log", include_rejects=True
+    )
+    complete = (local / "mixed" / "combined-access.log").read_bytes()[:CUT]
+    kept = complete.count(b"\n")
+    assert rows.height == kept + 1  # and the line the failure cut, a reject
+    assert rows.item(kept, "reject_reason") is not None
+    assert_frame_equal(rows.drop("source").head(kept), whole.drop("source").head(kept))

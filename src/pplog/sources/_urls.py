@@ -16,7 +16,7 @@ import errno
 import io
 import os
 import re
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from pplog.errors import SourceError
 
@@ -31,7 +31,6 @@ _EXTRAS = {"s3": "s3", "s3a": "s3"}
 # is 50 MiB, which format detection would fetch for each head it reads; the
 # readers ask for 8 MiB at a time, so 4 MiB more makes one request per 12 MiB.
 _BLOCK = 4 << 20
-_BUFFER = 1 << 16  # under `peek`, which needs a buffer of its own
 
 
 def is_url(text: str) -> bool:
@@ -148,24 +147,55 @@ def _size(info: dict[str, Any]) -> int:
     return int(size) if isinstance(size, int | float) else 0
 
 
-class _RemoteRaw(io.RawIOBase):
-    """A backend's file as raw bytes whose every failure is an `OSError`."""
+class _Remote(io.BufferedIOBase):
+    """A backend's file as bytes whose every failure is an `OSError`, raised
+    only after the bytes read before it were handed out.
+
+    `peek` is what `open_stream` reads the magic bytes with; fsspec's files
+    have none. (`io.BufferedReader` would give one, but it drops the bytes
+    it holds when the raw read under it fails.)
+    """
 
     def __init__(self, f: IO[bytes]) -> None:
+        super().__init__()
         self._f = f
+        self._head = b""  # peeked, not yet read
+        self._error: OSError | None = None  # raised by the next read
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:  # noqa: ANN401 - a writable buffer
+    def peek(self, n: int = 1) -> bytes:
+        if len(self._head) < n and self._error is None:
+            self._head += self._take(n - len(self._head))
+        return self._head
+
+    def read(self, n: int | None = -1) -> bytes:
+        head, self._head = self._head, b""
+        if n is not None and 0 <= n <= len(head):
+            self._head = head[n:]
+            return head[:n]
+        if self._error is not None:
+            if head:
+                return head
+            error, self._error = self._error, None
+            raise error
+        want = -1 if n is None or n < 0 else n - len(head)
         try:
-            data = self._f.read(len(buffer))
+            return head + self._take(want)
+        except OSError as exc:
+            if not head:
+                raise
+            self._error = exc
+            return head
+
+    def _take(self, n: int) -> bytes:
+        try:
+            return self._f.read(n)
         except OSError:
             raise
         except Exception as exc:  # noqa: BLE001 - a backend's error, as a read error
             raise OSError(_reason(exc)) from exc
-        buffer[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):  # nothing is left to read from it
@@ -173,7 +203,7 @@ class _RemoteRaw(io.RawIOBase):
         super().close()
 
 
-def open_url(url: str) -> io.BufferedReader:
+def open_url(url: str) -> IO[bytes]:
     """The object at `url`, opened for reading as bytes (no decompression:
     the readers judge compression by magic bytes, as for local files).
 
@@ -194,4 +224,4 @@ def open_url(url: str) -> io.BufferedReader:
     except Exception as exc:  # noqa: BLE001 - a backend's error, as a read error
         msg = f"{_reason(exc)}; {_access_hint(url)}"
         raise OSError(msg) from exc
-    return io.BufferedReader(_RemoteRaw(f), buffer_size=_BUFFER)
+    return cast("IO[bytes]", _Remote(f))
