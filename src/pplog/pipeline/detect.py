@@ -159,7 +159,12 @@ def _rotation_sets(srcs: Sequence[Source]) -> list[list[Source]]:
     """
     sets: dict[str, list[Source]] = {}
     for i, src in enumerate(srcs):
-        key = f"<stdin:{i}>" if src.path is None else rotation_key(src.path)[0]
+        if src.url is not None:
+            key = rotation_key(src.url)[0]
+        elif src.path is None:
+            key = f"<stdin:{i}>"
+        else:
+            key = rotation_key(src.path)[0]
         sets.setdefault(key, []).append(src)
     return list(sets.values())
 

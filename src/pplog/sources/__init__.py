@@ -1,6 +1,7 @@
-"""Turn paths, globs, directories and stdin into batches of complete lines.
+"""Turn paths, globs, directories, URLs and stdin into batches of complete lines.
 
-The parts: `_paths` (inputs), `_decompress` (bounded streams by magic bytes),
+The parts: `_paths` (inputs), `_urls` (fsspec URLs: listing, opening),
+`_decompress` (bounded streams by magic bytes),
 `_bytes` (binary-ness, `\\xHH` decoding), `_lines` (linear line splitting);
 this module reads them in batches, by polars itself where it can.
 
@@ -79,7 +80,7 @@ def iter_batches(
     """
     remaining = max_lines
     sizes = [s.size for s in sources]
-    total = None if any(s.path is None for s in sources) else sum(sizes)
+    total = None if any(s.is_stdin for s in sources) else sum(sizes)
     progress = None if on_progress is None else (lambda n: on_progress(n, total))
     for src in sources:
         for batch in _iter_source(src, on_problem, progress, chunk_bytes):
@@ -144,7 +145,7 @@ def _iter_source(
             if not data:
                 return
     finally:
-        if src.path is not None:  # never close the process's stdin
+        if not src.is_stdin:  # never close the process's stdin
             counter.close()
 
 
@@ -334,7 +335,7 @@ def scan_lines(
     """A LazyFrame of every line of every source, read in bounded batches.
 
     Plain UTF-8 files go through polars' own line reader; compressed files,
-    stdin and files with bytes that are not UTF-8 through a Python reader that
+    URLs, stdin and files with bytes that are not UTF-8 through a Python reader that
     keeps such bytes as `\\xHH`, and so do the spans `split_source` cuts
     (with the whole file's line numbers and offsets). The flag is True when
     every source is read by polars itself, so that several queries over the
@@ -474,12 +475,13 @@ def _python_lines(
 def read_head(source: Source, n: int) -> list[str]:
     """The first `n` lines of a source (for format detection), or fewer.
 
-    A spanned source is read from its span's start.
+    A spanned source is read from its span's start; a URL is read until
+    `n` lines (its first block, as fsspec fetches it).
 
     For stdin this peeks at what is buffered without consuming it, so the
     run still reads every line; compressed stdin is not peeked into.
     """
-    if source.path is None:
+    if source.is_stdin:
         stream = sys.stdin.buffer
         if not hasattr(stream, "peek"):
             return []

@@ -14,6 +14,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 import zstandard
 
+from pplog.sources._urls import open_url
+
 if TYPE_CHECKING:
     from pplog.sources._paths import Source
 
@@ -187,11 +189,13 @@ def _raise_later(exc: BaseException | None) -> Iterator[bytes]:
 
 def open_stream(source: Source) -> tuple[Any, _CountingReader]:
     """The decompressed byte stream of `source` (by magic bytes), and the raw
-    reader under it (its `count` is the on-disk bytes consumed). `read(n)` on
-    the stream raises what the decompressor raised, after handing out every
-    byte decoded before the damage."""
-    if source.path is None:
-        raw: IO[bytes] = sys.stdin.buffer
+    reader under it (its `count` is the on-disk, or stored, bytes consumed).
+    `read(n)` on the stream raises what the decompressor raised, after
+    handing out every byte decoded before the damage."""
+    if source.url is not None:
+        raw: IO[bytes] = open_url(source.url)
+    elif source.path is None:
+        raw = sys.stdin.buffer
     else:
         raw = source.path.open("rb")  # noqa: SIM115 - closed by the caller
     counter = _CountingReader(raw)

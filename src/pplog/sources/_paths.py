@@ -1,4 +1,4 @@
-"""Inputs: paths, globs, directories and stdin as `Source`s, oldest rotation first."""
+"""Inputs: paths, globs, dirs, URLs and stdin as `Source`s, oldest rotation first."""
 
 from __future__ import annotations
 
@@ -7,31 +7,45 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 
 from pplog.errors import SourceError
+from pplog.sources._urls import expand_url, is_url
 
 STDIN = "-"
 
 
 @dataclass(frozen=True)
 class Source:
-    """One input: a file path or stdin, or a byte range of a plain file.
+    """One input: a file path, an object's URL or stdin, or a byte range of a
+    plain file.
 
     `span` is [start, end) in the file: start at the beginning of a line,
     end just after a newline or at the file's end (`split_source` cuts
     them). Its lines keep the file's name, line numbers and offsets.
+    `url` names an object read through fsspec (`path` is then None), and
+    `url_size` is its size as listed, so that no request asks it again.
     """
 
     name: str
-    path: Path | None  # None for stdin
+    path: Path | None  # None for stdin and URLs
     span: tuple[int, int] | None = None
+    url: str | None = None
+    url_size: int = 0
+
+    @property
+    def is_stdin(self) -> bool:
+        """Whether this is the process's standard input."""
+        return self.path is None and self.url is None
 
     @property
     def size(self) -> int:
-        """Bytes on disk (0 for stdin or an unreadable file); a span's length."""
+        """Bytes on disk or in storage (0 for stdin or an unreadable file); a
+        span's length."""
         if self.span is not None:
             return self.span[1] - self.span[0]
+        if self.url is not None:
+            return self.url_size
         if self.path is None:
             return 0
         try:
@@ -40,26 +54,33 @@ class Source:
             return 0
 
 
-def rotation_key(path: Path) -> tuple[str, int, str]:
+def rotation_key(path: PurePath | str) -> tuple[str, int, str]:
     """Sort key putting older rotations first.
 
     access.log.2.gz is older than access.log.1, which is older than access.log.
+    A string is a URL (`s3://bucket/logs/access.log.1.gz`), keyed by its path.
     """
+    if isinstance(path, str):
+        path = PurePosixPath(path)
     m = re.match(r"^(.*?)(?:\.(\d+))?(\.(?:gz|bz2|xz|zst))?$", path.name)
     base, num = (m.group(1), int(m.group(2))) if m and m.group(2) else (path.name, 0)
     return (str(path.parent / base), -num, path.name)
 
 
 def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
-    """Resolve paths, globs and directories into sources, oldest rotation first.
+    """Resolve paths, globs, directories and URLs into sources, oldest
+    rotation first.
 
     A file named twice (by a directory and by itself, or through a link) is
-    read once.
+    read once. A URL (`s3://bucket/logs/`, `s3://bucket/logs/access.log*`,
+    any fsspec protocol) names an object, a prefix read like a directory, or
+    a glob; its sources keep the URL as their name.
 
     Raises
     ------
     SourceError
-        When a path does not exist or a glob or directory matches no file.
+        When a path or object does not exist, a glob, directory or prefix
+        matches no file, or a URL's fsspec backend is missing or fails.
     """
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
@@ -71,6 +92,13 @@ def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
             raise SourceError(msg)
         if text == STDIN:
             out.append(Source("<stdin>", None))
+            continue
+        if is_url(text):
+            objects = [
+                Source(name, None, url=url, url_size=size)
+                for name, url, size in expand_url(text)
+            ]
+            out.extend(sorted(objects, key=lambda s: rotation_key(s.name)))
             continue
         path = Path(text)
         if path.is_dir():
@@ -110,7 +138,7 @@ def _once(found: list[Source]) -> list[Source]:
     seen: set[object] = set()
     out = []
     for src in found:
-        key: object = src.name
+        key: object = src.name if src.url is None else src.url
         if src.path is not None:
             try:
                 st = src.path.stat()
