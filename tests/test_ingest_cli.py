@@ -483,3 +483,18 @@ def test_a_lock_held_for_hours_is_reported(logs: Path) -> None:
         os.close(fd)
     assert quiet.returncode == 0
     assert "pid 4242" in quiet.stderr and "is it stuck?" in quiet.stderr
+
+
+@pytest.mark.parametrize("path", ["nothing.log", "nothing*.log"])
+def test_ingest_of_no_file_into_a_new_dataset_is_one_error_line(
+    tmp_path: Path, path: str
+) -> None:
+    """A cron line whose logs are not there yet: no format to learn, no crash."""
+    proc = _pplog("ingest", str(tmp_path / path), "--dataset", str(tmp_path / "ds"))
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and "unexpected" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    assert errors == [
+        "Error: no log file to read, and the dataset has no log format yet: give "
+        "existing log files (or --format NAME)"
+    ]

@@ -317,6 +317,12 @@ def _format(state: State, cands: list[Candidate], spec: LogSpec) -> LogFormat:
             log_format_name=spec.log_format_name,
         )
         return fmt
+    if not srcs:
+        msg = (
+            "no log file to read, and the dataset has no log format yet: give "
+            "existing log files (or --format NAME)"
+        )
+        raise LogFormatError(msg)
     # a dataset holds one format: detect each rotation set, as `summarize` does,
     # and refuse inputs that differ rather than reject most of their lines
     groups = resolve_groups(srcs)

@@ -253,7 +253,7 @@ def resolve_groups(
         groups.append(FileGroup(members, found, note))
         if failure is not None:
             failures.append(failure)
-    if len(failures) == len(groups):
+    if failures and len(failures) == len(groups):
         raise failures[0]
     return groups
 
