@@ -203,7 +203,7 @@ def run(
         ]
     last = level[0]
     try:
-        for future in distributed.as_completed(maps):
+        for future in distributed.as_completed(maps, loop=client.loop):
             w = of[future.key]
             if future.status == "error":
                 _raise(future.exception(), w.name, distributed, passthrough)
@@ -212,7 +212,7 @@ def run(
         try:
             partial: Partial = last.result()
         except Exception as exc:  # noqa: BLE001 - any failure of a merge task
-            if isinstance(exc, PplogError | passthrough):
+            if isinstance(exc, (PplogError, *passthrough)):
                 raise
             why = _why(exc, distributed)
             msg = f"merging the partials failed on the cluster: {why}"
@@ -239,7 +239,7 @@ def _raise(
     distributed: Any,
     passthrough: tuple[type[BaseException], ...],
 ) -> None:
-    if isinstance(exc, PplogError | passthrough):
+    if isinstance(exc, (PplogError, *passthrough)):
         raise exc
     msg = f"reading `{name}` failed on the cluster: {_why(exc, distributed)}"
     raise ReportError(msg) from exc
