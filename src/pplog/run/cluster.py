@@ -202,11 +202,17 @@ def run(
             for i in range(0, len(level), FAN_IN)
         ]
     last = level[0]
+    # only the futures still running are held here: a map's partial is
+    # released on its worker once merged, not kept to the end of the run
+    live = {future.key: future for future in maps}
+    finished = distributed.as_completed(maps, loop=client.loop)
+    del maps, level
     try:
-        for future in distributed.as_completed(maps, loop=client.loop):
+        for future in finished:
             w = of[future.key]
             if future.status == "error":
                 _raise(future.exception(), w.name, distributed, passthrough)
+            del live[future.key]
             if on_progress is not None:
                 on_progress(w.size, total)
         try:
@@ -217,8 +223,9 @@ def run(
             why = _why(exc, distributed)
             msg = f"merging the partials failed on the cluster: {why}"
             raise ReportError(msg) from exc
-    finally:
-        client.cancel([last, *maps], force=True)
+    except BaseException:  # a failed task, Ctrl-C: stop the rest of the run
+        client.cancel([last, *live.values()])
+        raise
     if on_problem is not None:
         for name, message in partial.problems(warnings=True):
             on_problem(name, message)
