@@ -176,6 +176,8 @@ def test_answers(executed: nbformat.NotebookNode) -> None:
     assert "ingest: nothing new" in ingest
     assert ingest.rstrip().endswith("gaps: 0 / rollups: 3 / OK")
     assert "1,050 requests from 142 clients" in _text(executed, "dataset-summary")
+    if importlib.util.find_spec("distributed") is not None:
+        assert "the same tables on the cluster: True" in _text(executed, "cluster")
 
 
 def test_without_geoip_says_how_to_get_one(executed: nbformat.NotebookNode) -> None:

@@ -305,7 +305,16 @@ def cli(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     metavar="N",
     help="Processes to read with, each given at least 2 GiB of input (below "
     "that, one process already uses every core). The tables are the same for "
-    "any N.",
+    "any N. Ignored with --cluster.",
+)
+@click.option(
+    "--cluster",
+    envvar="PPLOG_CLUSTER",
+    metavar="tcp://HOST:PORT",
+    help="Map on this Dask scheduler's workers (pip install 'pplog[dask]'): a "
+    "task per file and per 64 MiB of a large plain file, merged on the workers; "
+    "the same tables as a local run. The workers must see the paths. "
+    "[env: PPLOG_CLUSTER]",
 )
 @click.option(
     "--approx",
@@ -338,6 +347,7 @@ def summarize_cmd(
     routes: tuple[str, ...],
     rejects: Path | None,
     jobs: int,
+    cluster: str | None,
     approx: bool,  # noqa: FBT001
     width: int | None,
     color: bool | None,
@@ -361,6 +371,7 @@ def summarize_cmd(
       pplog summarize access.log --to html -o report.html
       pplog summarize '/var/log/nginx/access.log*' --jobs 4   # 2 GiB+ each
       pplog summarize huge.log --approx   # distinct counts in fixed memory
+      pplog summarize /shared/logs/ --cluster tcp://10.0.0.5:8786   # Dask workers
       zcat access.log.*.gz | pplog summarize - --rejects rejects.jsonl
     """
     if color is None and os.environ.get("NO_COLOR"):
@@ -377,6 +388,7 @@ def summarize_cmd(
                 routes=list(routes),
                 rejects=rejects,
                 jobs=jobs,
+                cluster=cluster or None,
                 approx=approx,
                 on_problem=_problem,
                 on_progress=on_progress,

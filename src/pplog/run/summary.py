@@ -41,6 +41,8 @@ from pplog.tasks import Task, map_frame, run_tasks
 
 if TYPE_CHECKING:
     from pplog.formats import LogFormat
+    from pplog.reports.mapping import MapSettings
+    from pplog.reports.partial import Partial
     from pplog.sources import ProblemHandler, ProgressHandler
 
 BY = ("path", "route")
@@ -71,6 +73,7 @@ def summarize(
     by: str = "path",
     routes: Sequence[str] = (),
     jobs: int = 1,
+    cluster: object = None,
     approx: bool = False,
     spec: LogSpec | None = None,
     on_problem: ProblemHandler | None = None,
@@ -128,6 +131,17 @@ def summarize(
         faster). The tables are the same for any value. Processes are
         spawned: a script passing ``jobs > 1`` calls pplog under
         ``if __name__ == "__main__":``.
+    cluster
+        Map on a Dask cluster instead (``pip install 'pplog[dask]'``): a
+        scheduler address such as ``"tcp://10.0.0.5:8786"`` (connected to
+        with a 5 s timeout and closed at the end), a `distributed.Client`
+        (used as it is) or a cluster object such as `LocalCluster`. Each
+        file, and each 64 MiB range of a large plain file, is a task (a
+        dataset: each rollup, and each file read as rows); the partials
+        merge on the workers and this process finishes the tables, the same
+        as a local run. The workers must see the paths (a shared
+        filesystem). `jobs` is then not used; stdin, a frame of rows and
+        `rejects` cannot be used.
     approx
         Count distinct paths per client and clients per path with
         HyperLogLog (about 1.6% error) and latency percentiles with DDSketch
@@ -160,6 +174,19 @@ def summarize(
         raise OptionError(msg)
     if not isinstance(jobs, int) or jobs < 1:
         msg = f"`jobs` must be 1 or more, not {jobs}"
+        raise OptionError(msg)
+    if cluster is not None and rejects is not None:
+        msg = (
+            "`rejects` cannot be written from a cluster run (the rejected lines "
+            "are read on the workers): summarize without the cluster to write "
+            "them, or ingest the logs and read `rejects/` in the dataset"
+        )
+        raise OptionError(msg)
+    if cluster is not None and isinstance(source, pl.DataFrame | pl.LazyFrame):
+        msg = (
+            "a frame of rows is summarized in this process: drop `cluster`, or "
+            "pass the paths the frame was read from"
+        )
         raise OptionError(msg)
     spec = LogSpec.of(
         spec,
@@ -196,7 +223,8 @@ def summarize(
                 "summarize the logs themselves)"
             )
             raise OptionError(msg)
-        partial, run_policy = map_dataset(dataset, spec, approx), spec.resolve_policy()
+        partial = map_dataset(dataset, spec, approx, cluster=cluster)
+        run_policy = spec.resolve_policy()
         meta: dict[str, object] = {"format": "dataset", "sources": [str(dataset)]}
     elif isinstance(source, pl.DataFrame | pl.LazyFrame):
         frame: pl.LazyFrame | pl.DataFrame = (
@@ -208,6 +236,11 @@ def summarize(
         meta = {"format": "frame"}
     else:
         srcs = sources.expand(source)  # type: ignore[arg-type]
+        if cluster is not None:
+            from pplog.run.cluster import shared
+
+            for src in srcs:
+                shared(src)  # stdin cannot be read on the workers: before reading
         groups = spec.groups(srcs)
         first = next((g for g in groups if g.format is not None), groups[0])
         run_policy = first.policy
@@ -227,15 +260,20 @@ def summarize(
             )
             for g in groups
         ]
-        partials = run_tasks(
-            tasks,
-            map_settings(spec, run_policy, ranks, approx=approx),
-            jobs=jobs,
-            rejects=rejects,
-            on_problem=on_problem or warn,
-            on_progress=on_progress,
-        )
-        partial = merge(partials)
+        settings = map_settings(spec, run_policy, ranks, approx=approx)
+        if cluster is not None:
+            partial = _on_cluster(cluster, tasks, settings, on_problem, on_progress)
+        else:
+            partial = merge(
+                run_tasks(
+                    tasks,
+                    settings,
+                    jobs=jobs,
+                    rejects=rejects,
+                    on_problem=on_problem or warn,
+                    on_progress=on_progress,
+                )
+            )
         rejects = None  # written by the tasks
         meta = {
             "format": "mixed"
@@ -248,7 +286,7 @@ def summarize(
         }
     if rejects is not None:
         _write_frame_rejects(source, dataset, spec, rejects)
-    settings = FinishSettings(
+    finishing = FinishSettings(
         top=top,
         interval=interval,
         by=by,
@@ -260,9 +298,9 @@ def summarize(
     dbs, geo_note = geo_databases(spec.geoip)
     if dbs is not None:
         with dbs:
-            tables = finish(partial, settings, dbs)
+            tables = finish(partial, finishing, dbs)
     else:
-        tables = finish(partial, settings)
+        tables = finish(partial, finishing)
     return Summary(
         overview=tables.overview,
         clients=tables.clients,
@@ -278,6 +316,26 @@ def summarize(
         filters=spec.filters.labels + (("bots left out",) if spec.exclude_bots else ()),
         **meta,  # type: ignore[arg-type]
     )
+
+
+def _on_cluster(
+    cluster: object,
+    tasks: Sequence[Task],
+    settings: MapSettings,
+    on_problem: ProblemHandler | None,
+    on_progress: ProgressHandler | None,
+) -> Partial:
+    """The tasks mapped and merged on a Dask cluster (`run.cluster`)."""
+    from pplog.run import cluster as dask_cluster
+
+    with dask_cluster.connected(cluster) as client:
+        return dask_cluster.run(
+            client,
+            dask_cluster.map_work(tasks, settings),
+            merge,
+            on_problem=on_problem or warn,
+            on_progress=on_progress,
+        )
 
 
 def _write_frame_rejects(

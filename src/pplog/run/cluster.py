@@ -1,0 +1,252 @@
+"""Map tasks on a Dask cluster: the same tasks, merged in a tree on the workers.
+
+    client: tasks (one per file, per 64 MiB byte range of a large plain file)
+    workers: map_task -> Partial ─┐
+                                  ├ merge (8 at a time, on the workers)
+    workers: map_task -> Partial ─┘      ... ─► one Partial ─► client: finish
+
+A map task has no side effects (its temporary files aside), so a task whose
+worker died is simply run again elsewhere and the merged result is exact.
+Inputs must be paths the workers can open (a shared filesystem) with the
+same names: relative paths are made absolute against this process's
+directory, and the `source` column keeps the name given.
+Dask is an optional dependency (`pplog[dask]`), imported here only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from pplog import sources
+from pplog.errors import OptionError, PplogError, ReportError
+from pplog.reports.partial import Partial
+from pplog.sources import ProblemHandler, ProgressHandler, Source
+from pplog.tasks import Task
+
+# A byte range per task: large enough that a task's start (a scan, a spool,
+# a Partial sent back) is noise, small enough that a large file is shared
+# by several workers. `sources.split_source` cuts only plain files.
+RANGE_BYTES = 64 << 20
+FAN_IN = 8  # partials merged per merge task
+RETRIES = 2  # a task that raised is tried this many more times
+CONNECT_SECONDS = 5
+INSTALL = "pip install 'pplog[dask]'"
+
+
+@dataclass(frozen=True)
+class Work:
+    """One map task for the cluster: `fn(*args) -> Partial`, and what it reads."""
+
+    fn: Callable[..., Partial]
+    args: tuple[Any, ...]
+    name: str  # the input, for messages
+    size: int = 0  # bytes, for progress
+
+
+def _distributed() -> Any:
+    """The `distributed` module, or an `OptionError` saying how to install it."""
+    try:
+        import distributed
+    except ImportError as exc:
+        msg = f"running on a Dask cluster needs Dask: {INSTALL}"
+        raise OptionError(msg) from exc
+    return distributed
+
+
+def _checked_address(address: str) -> str:
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(address.strip())
+        parse_host_port(location)
+    except ValueError as exc:
+        msg = (
+            f"cannot use `{address}` as a Dask scheduler address ({exc}); "
+            "give it as tcp://HOST:PORT"
+        )
+        raise OptionError(msg) from exc
+    if scheme not in ("tcp", "tls", "ws", "wss"):
+        msg = (
+            f"cannot use `{address}` as a Dask scheduler address (protocol "
+            f"`{scheme}`); give it as tcp://HOST:PORT"
+        )
+        raise OptionError(msg)
+    return f"{scheme}://{location}"
+
+
+@contextlib.contextmanager
+def connected(cluster: object) -> Iterator[Any]:
+    """A `distributed.Client` for `cluster`.
+
+    A `Client` is used as it is and left open; an address string
+    (``tcp://HOST:8786``) or a cluster object (`LocalCluster`, ...) is
+    connected to here, with a short timeout, and closed at the end.
+    """
+    distributed = _distributed()
+    if isinstance(cluster, distributed.Client):
+        yield cluster
+        return
+    if isinstance(cluster, str):
+        address = _checked_address(cluster)
+        try:
+            client = distributed.Client(
+                address, timeout=CONNECT_SECONDS, set_as_default=False
+            )
+        except (OSError, TimeoutError) as exc:
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            msg = f"cannot reach the Dask scheduler at {address}: {why}; is it running?"
+            raise ReportError(msg) from None
+    elif hasattr(cluster, "scheduler_address"):  # LocalCluster, SSHCluster, ...
+        client = distributed.Client(
+            cluster, timeout=CONNECT_SECONDS, set_as_default=False
+        )
+    else:
+        msg = (
+            "`cluster` is a Dask scheduler address (tcp://HOST:8786), a "
+            f"`distributed.Client` or a cluster object, not {type(cluster).__name__}"
+        )
+        raise OptionError(msg)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def shared(src: Source) -> Source:
+    """`src` as a worker opens it: a relative path made absolute, the name kept.
+
+    stdin is this process's own: it cannot be read on a cluster.
+    """
+    if src.path is None:
+        msg = (
+            f"`{src.name}` (stdin) cannot be read on a cluster: the workers "
+            "read paths; save it to a file they can see, or drop `--cluster`"
+        )
+        raise OptionError(msg)
+    if not src.path.is_absolute():
+        return replace(src, path=src.path.absolute())
+    return src
+
+
+def split(tasks: Sequence[Task]) -> list[Task]:
+    """One task per input, large plain files in ranges of about `RANGE_BYTES`.
+
+    An input that `split_source` would drop (its check finds it unusable)
+    stays whole, so its worker reports it as a local run does.
+    """
+    out: list[Task] = []
+    for task in tasks:
+        for src in map(shared, task.sources):
+            parts = [src]
+            if task.format is not None and src.size >= 2 * RANGE_BYTES:
+                n = src.size // RANGE_BYTES
+                parts = sources.split_source(src, n, min_bytes=RANGE_BYTES) or [src]
+            out.extend(replace(task, sources=(part,)) for part in parts)
+    return out
+
+
+def map_work(tasks: Sequence[Task], settings: Any) -> list[Work]:
+    """The cluster's map tasks for `summarize`'s tasks."""
+    from pplog.tasks import map_task
+
+    return [
+        Work(map_task, (t, settings), t.sources[0].name, t.size) for t in split(tasks)
+    ]
+
+
+def run(
+    client: Any,
+    work: Sequence[Work],
+    merge: Callable[[list[Partial]], Partial],
+    *,
+    on_problem: ProblemHandler | None = None,
+    on_progress: ProgressHandler | None = None,
+    passthrough: tuple[type[BaseException], ...] = (),
+) -> Partial:
+    """Run `work` on the cluster, merge the partials there, return the merged one.
+
+    `merge` must be associative and commutative (it runs in a tree, in no
+    fixed order). `on_progress` gets each finished task's bytes; the
+    problems the tasks met reach `on_problem` at the end, in the inputs'
+    order. A task that raises a `PplogError` (or one of `passthrough`)
+    re-raises it here; one that keeps failing (its workers died, or it
+    raised something else after its retries) is a `ReportError` naming its
+    input.
+    """
+    distributed = _distributed()
+    if not work:
+        msg = "no map task to run"
+        raise ValueError(msg)
+    run_id = uuid.uuid4().hex[:12]
+    total = sum(w.size for w in work)
+    maps = [
+        client.submit(w.fn, *w.args, key=f"pplog-map-{run_id}-{i}", retries=RETRIES)
+        for i, w in enumerate(work)
+    ]
+    of = {future.key: w for future, w in zip(maps, work, strict=True)}
+    level = maps
+    depth = 0
+    while len(level) > 1:
+        depth += 1
+        level = [
+            client.submit(
+                merge,
+                level[i : i + FAN_IN],
+                key=f"pplog-merge-{run_id}-{depth}-{i // FAN_IN}",
+                retries=RETRIES,
+            )
+            for i in range(0, len(level), FAN_IN)
+        ]
+    last = level[0]
+    # only the futures still running are held here: a map's partial is
+    # released on its worker once merged, not kept to the end of the run
+    live = {future.key: future for future in maps}
+    finished = distributed.as_completed(maps, loop=client.loop)
+    del maps, level
+    try:
+        for future in finished:
+            w = of[future.key]
+            if future.status == "error":
+                _raise(future.exception(), w.name, distributed, passthrough)
+            del live[future.key]
+            if on_progress is not None:
+                on_progress(w.size, total)
+        try:
+            partial: Partial = last.result()
+        except Exception as exc:  # noqa: BLE001 - any failure of a merge task
+            if isinstance(exc, (PplogError, *passthrough)):
+                raise
+            why = _why(exc, distributed)
+            msg = f"merging the partials failed on the cluster: {why}"
+            raise ReportError(msg) from exc
+    except BaseException:  # a failed task, Ctrl-C: stop the rest of the run
+        client.cancel([last, *live.values()])
+        raise
+    if on_problem is not None:
+        for name, message in partial.problems(warnings=True):
+            on_problem(name, message)
+    return partial
+
+
+def _why(exc: BaseException, distributed: Any) -> str:
+    if isinstance(exc, distributed.KilledWorker):
+        return "its worker died every time it ran it (see the workers' logs)"
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _raise(
+    exc: BaseException,
+    name: str,
+    distributed: Any,
+    passthrough: tuple[type[BaseException], ...],
+) -> None:
+    if isinstance(exc, (PplogError, *passthrough)):
+        raise exc
+    msg = f"reading `{name}` failed on the cluster: {_why(exc, distributed)}"
+    raise ReportError(msg) from exc
