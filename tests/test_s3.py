@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import io
 import json
 import os
 import pickle
@@ -33,6 +34,8 @@ import pplog
 from pplog import sources
 from pplog.cli import cli
 from pplog.errors import SourceError
+from pplog.outputs import ReportOptions
+from pplog.outputs import get as get_output
 from realproc import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -397,6 +400,38 @@ def test_s3_jobs_ship_url_sources_to_workers(s3: tuple[dict[str, str], Path]) ->
     prefix = f"s3://{BUCKET}/mixed/".encode()
     expected = _local_json(str(twin / "mixed"))
     assert result.stdout.replace(prefix, f"{twin / 'mixed'}/".encode()) == expected
+
+
+def test_s3_on_a_dask_cluster_equals_local(s3: tuple[dict[str, str], Path]) -> None:
+    """Workers open the `s3://` sources themselves (issue 14: object storage
+    read on the cluster); the summary is the local files' one."""
+    if os.environ.get("PPLOG_REQUIRE_DASK") == "1":
+        import distributed
+    else:
+        distributed = pytest.importorskip("distributed")
+    env, twin = s3
+    # the fixture put the endpoint and credentials in this process's
+    # environment: the spawned workers inherit them
+    assert os.environ["AWS_ENDPOINT_URL"] == env["AWS_ENDPOINT_URL"]
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            host="127.0.0.1",
+        ) as cluster,
+    ):
+        mp.setenv("PYTHONPATH", env["PYTHONPATH"])
+        summary = pplog.summarize(f"s3://{BUCKET}/mixed/", top=0, cluster=cluster)
+    out = io.StringIO()
+    get_output("json").write(summary, ReportOptions(stream=out, top=0))
+    got = out.getvalue().encode()
+    expected = _local_json(str(twin / "mixed"))
+    prefix = f"s3://{BUCKET}/mixed/".encode()
+    assert got.count(prefix) >= 1
+    assert got.replace(prefix, f"{twin / 'mixed'}/".encode()) == expected
 
 
 def test_missing_s3fs_names_the_extra(tmp_path: Path) -> None:

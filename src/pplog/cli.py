@@ -355,8 +355,10 @@ def summarize_cmd(
 ) -> None:
     """Summarize requests per client, per path and per error.
 
-    PATH may be files, globs, directories or `-` for stdin; .gz, .bz2, .xz
-    and .zst files are read transparently.
+    PATH may be files, globs, directories, `-` for stdin, or object storage
+    URLs such as s3://bucket/prefix/ (the s3 extra; credentials and endpoint
+    from the usual AWS settings); .gz, .bz2, .xz and .zst are read
+    transparently.
 
     \b
     Examples:
@@ -372,6 +374,7 @@ def summarize_cmd(
       pplog summarize '/var/log/nginx/access.log*' --jobs 4   # 2 GiB+ each
       pplog summarize huge.log --approx   # distinct counts in fixed memory
       pplog summarize /shared/logs/ --cluster tcp://10.0.0.5:8786   # Dask workers
+      pplog summarize 's3://my-bucket/nginx/access.log*.gz'   # pip install 'pplog[s3]'
       zcat access.log.*.gz | pplog summarize - --rejects rejects.jsonl
     """
     if color is None and os.environ.get("NO_COLOR"):

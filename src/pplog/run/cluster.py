@@ -117,10 +117,13 @@ def connected(cluster: object) -> Iterator[Any]:
 
 
 def shared(src: Source) -> Source:
-    """`src` as a worker opens it: a relative path made absolute, the name kept.
+    """`src` as a worker opens it: a relative path made absolute, the name kept
+    (a URL as it is: the workers open it with their own credentials).
 
     stdin is this process's own: it cannot be read on a cluster.
     """
+    if src.path is None and src.url is not None:
+        return src
     if src.path is None:
         msg = (
             f"`{src.name}` (stdin) cannot be read on a cluster: the workers "
