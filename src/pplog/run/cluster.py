@@ -8,8 +8,9 @@
 A map task has no side effects (its temporary files aside), so a task whose
 worker died is simply run again elsewhere and the merged result is exact.
 Inputs must be paths the workers can open (a shared filesystem) with the
-same names: relative paths are made absolute against this process's
-directory, and the `source` column keeps the name given.
+same names, or object storage URLs they open themselves: relative paths
+are made absolute against this process's directory, and the `source`
+column keeps the name given.
 Dask is an optional dependency (`pplog[dask]`), imported here only.
 """
 
