@@ -19,6 +19,8 @@ rest (HTTP libraries, unknown programs).
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -65,9 +67,34 @@ _TABLET = (
 _MOBILE = r"(?i)mobi|iphone|ipod|android|phone|\bmidp|opera mini|blackberry"
 
 
-@cache
+_BUILDING = threading.Lock()
+
+
+def prepare() -> None:
+    """Build ua-parser's rules in a background thread (about 0.1 s).
+
+    Called when rows are mapped, so that the rules are ready when the
+    tables are finished: the thread runs while polars works on the rows
+    with the GIL released. Errors are left for `parse_agents` to raise.
+    """
+
+    def build() -> None:
+        # an error is raised again, in the caller's thread, when parsing
+        with contextlib.suppress(PplogError):
+            _parser()
+
+    if _built_parser.cache_info().currsize == 0:
+        threading.Thread(target=build, name="pplog-ua-parser", daemon=True).start()
+
+
 def _parser() -> Callable[[str], tuple[Any, Any]]:
     """A function from a user agent to ua-parser's (user agent, OS) results."""
+    with _BUILDING:  # built once, whichever thread asks first
+        return _built_parser()
+
+
+@cache
+def _built_parser() -> Callable[[str], tuple[Any, Any]]:
     try:
         import ua_parser
         from ua_parser import Domain
