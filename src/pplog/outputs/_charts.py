@@ -64,8 +64,7 @@ def chart_sections(summary: Summary) -> list[str]:
     tables = summary.tables()
     key = "routes" if "routes" in tables else "paths"
     by_path = tables.get(key)
-    ov = summary.overview_dict()
-    visitors = (ov.get("requests") or 0) - (ov.get("health_checks") or 0)
+    visitors = _visitor_requests(summary.overview)
     return [
         _section("Requests over time", _timeline_chart(summary)),
         _section("Status mix", _status_chart(summary)),
@@ -79,6 +78,16 @@ def chart_sections(summary: Summary) -> list[str]:
             if name in tables
         ),
     ]
+
+
+def _visitor_requests(overview: pl.DataFrame) -> int:
+    """`requests` less `health_checks` (read as numbers: the overview's times may
+    lie beyond what Python's datetime holds)."""
+    if not overview.height:
+        return 0
+    counts = [c for c in ("requests", "health_checks") if c in overview.columns]
+    row = dict(zip(counts, overview.select(counts).row(0), strict=True))
+    return int(row.get("requests") or 0) - int(row.get("health_checks") or 0)
 
 
 # Who the visitors are: (table, title, key columns joined into the label)
