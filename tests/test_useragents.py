@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -364,3 +365,19 @@ def test_terminal_output_of_agent_text_stays_inert(tmp_path: Path) -> None:
     assert "\x1b" not in text
     assert "│ [2Jbot " in text
     assert "[bold]x[/bold]" in text
+
+
+def test_without_the_native_module_the_python_resolver_gives_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pplog.enrich import useragents
+
+    uas = pl.Series([ua for ua, _, _ in BROWSER_CASES[:8]] + [None, "curl/8.5.0"])
+    fast = parse_agents(uas)
+    monkeypatch.setitem(sys.modules, "ua_parser_rs", None)  # import fails
+    useragents._built_parser.cache_clear()
+    try:
+        assert not accelerated()
+        assert parse_agents(uas).equals(fast)
+    finally:
+        useragents._built_parser.cache_clear()
