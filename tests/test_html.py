@@ -27,7 +27,18 @@ from pplog.outputs import ReportOptions
 from pplog.outputs.html import COLOURS, HtmlReporter, to_html
 from pplog.reports import Summary
 
-CHARTS = ("timeline", "status", "paths", "latency")
+CHARTS = ("timeline", "status", "paths", "latency", "browsers", "operating_systems")
+# Ordinary traffic's user agents: browsers and systems enough for their charts
+AGENTS = (
+    "curl/8.5.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "
+    "Gecko) Chrome/120.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.2 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+    "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.6099.144 Mobile Safari/537.36",
+)
 WITH_TIME = (
     '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
     '"$http_referer" "$http_user_agent" $request_time'
@@ -86,7 +97,7 @@ def hostile_log(tmp_path: Path) -> Path:
             s=i % 60,
             path=f"/api/v1/item/{i % 7}",
             status=(200, 200, 200, 304, 404, 502)[i % 6],
-            ua="curl/8.5.0",
+            ua=AGENTS[i % len(AGENTS)],
             rt="3.000" if i < 7 else f"{(i % 13) / 10:.3f}",  # one slow each
         )
         for i in range(240)
@@ -337,7 +348,7 @@ def test_empty_tables(tmp_path: Path) -> None:
     assert not any(tables[n].height for n in ("timeline", "status", "paths"))
     page = write(summary, tmp_path / "r.html")
     assert 'class="chart"' not in page
-    assert page.count('class="muted no-data"') == 4
+    assert page.count('class="muted no-data"') == len(CHARTS)
     assert "no_match" in page and "not a log line" in page
 
 
@@ -509,7 +520,7 @@ def run_chromium(
         "--enable-logging=stderr",
         "--v=0",
         f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=1280,2400",
+        "--window-size=1280,3600",
         *args,
         page.as_uri(),
     ]
@@ -536,6 +547,10 @@ def test_renders_in_chromium(hostile_summary: Summary, tmp_path: Path) -> None:
     assert run.returncode == 0 and shot.exists(), run.stderr[-2000:]
     counts = colour_counts(
         shot.read_bytes(),
-        {c: COLOURS[c] for c in ("requests", "2xx", "4xx", "5xx", "p50", "p95", "p99")},
+        {
+            c: COLOURS[c]
+            for c in ("requests", "2xx", "4xx", "5xx", "p50", "p95", "p99")
+            + ("browsers", "operating_systems")
+        },
     )
     assert all(n >= 300 for n in counts.values()), counts

@@ -169,6 +169,11 @@ def test_answers(executed: nbformat.NotebookNode) -> None:
     assert "60.003" in latency  # the 504s' p99
     assert "[0.001, 0.002]" in _text(executed, "latency-time")  # a retried 502
     assert "108 requests from bots left out; 1892 remain" in _text(executed, "no-bots")
+    # 2,000 requests, 37 of them health checks; 71 more bots are a device
+    visitors = _text(executed, "visitors")
+    for table in ("browsers", "operating_systems", "devices"):
+        assert f"{table}: 1963 requests" in visitors
+    assert re.search(r"bot\s+┆\s+71\s+┆", visitors)
     assert "proxy-v2-header-on-plain-listener" in _text(executed, "doctor")
     assert "xff-spoofing" in _text(executed, "doctor-wrong")
     ingest = _text(executed, "ingest")

@@ -273,6 +273,11 @@ def test_the_reference_has_every_table(inputs: Inputs) -> None:
     ]
     timed = json.loads(inputs.cli("timed"))
     assert "request_time_p99" in timed["paths"][0]
+    # who the visitors are: every road below compares these tables too
+    visitors = overview["requests"] - overview["health_checks"]
+    for table in ("browsers", "operating_systems", "devices"):
+        assert len(doc[table]) > 1, table
+        assert sum(r["requests"] for r in doc[table]) == visitors, table
 
 
 @pytest.mark.parametrize(

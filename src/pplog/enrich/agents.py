@@ -2,25 +2,31 @@
 
 Every rule is a vectorised polars string regex (Rust ``regex`` syntax), tried
 in a fixed order by one ``pl.when`` chain; nothing runs in Python per row.
-The classes, in the order they are tried:
+Bots are named by the crawler-user-agents list first (`pplog.enrich._crawlers`:
+its tags give the class); pplog's own patterns decide only where the list is
+silent, and sharpen a list match into the classes the list's tags do not
+single out. The order in which the rules are tried:
 
 1. ``unknown`` for a missing User-Agent (null, ``""``, ``"-"``).
-2. ``scanner``: mass scanners and attack tools, and exploit payloads sent as
-   the User-Agent (Log4Shell ``${jndi:``, Shellshock ``() {``). First,
-   because payloads and scanners often pose as a browser or a bot.
-3. ``monitoring``: load-balancer health checks, orchestrator probes and
-   uptime services. Before the bot rules because several of them say
-   "bot" (``Pingdom.com_bot``) or pose as a browser (StatusCake).
-4. ``ai_crawler``: crawlers that collect training data or fetch pages for an
-   AI assistant. Before ``search_bot`` because ``OAI-SearchBot`` and
-   ``Applebot-Extended`` contain search-bot tokens.
-5. ``search_bot``: named search engines, SEO crawlers and link previewers.
-6. ``tool``: HTTP libraries, command-line clients, headless browsers and the
-   HTTP stacks of native mobile apps.
-7. ``search_bot`` again, as the fallback for any other self-declared crawler
-   (a ``bot``/``crawl``/``spider`` token or a ``+http://`` contact URL).
-8. ``browser``: ``Mozilla/5.0`` with a real engine token, or ``Opera/``.
-9. ``unknown``: everything else.
+2. ``scanner`` for exploit payloads sent as the User-Agent (Log4Shell
+   ``${jndi:``, Shellshock ``() {``), whatever name they carry.
+3. The list's ``scanner``, ``monitoring`` and ``ai-crawler`` entries.
+4. pplog's ``scanner`` (mass scanners and attack tools), ``monitoring``
+   (load-balancer health checks, orchestrator probes, uptime services) and
+   ``ai_crawler`` (training-data crawlers and AI assistants' fetchers)
+   patterns: for user agents the list names only as a crawler or an HTTP
+   library, or does not name.
+5. Every other list entry: ``tool`` for its ``http-library`` entries,
+   ``search_bot`` for the rest (search engines, SEO, link previews, feed
+   readers, archivers, headless browsers...). A bot the list names is never
+   turned into a ``tool`` or a ``browser`` by pplog's patterns.
+6. Where the list is silent: pplog's named search bots, then ``tool``
+   (HTTP libraries, command-line clients, configuration-management agents,
+   the HTTP stacks of native mobile apps), then ``search_bot`` again for any
+   other self-declared crawler (a ``bot``/``crawl``/``spider`` token or a
+   ``+http://`` contact URL).
+7. ``browser``: ``Mozilla/5.0`` with a real engine token, or ``Opera/``.
+8. ``unknown``: everything else.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from pplog.enrich._crawlers import class_patterns
 from pplog.schema import HTTP_USER_AGENT
 
 if TYPE_CHECKING:
@@ -56,21 +63,25 @@ browser
     "looks like a browser", not "is a person".
 search_bot
     Search-engine and SEO crawlers (Googlebot, bingbot, AhrefsBot, ...), link
-    previewers (facebookexternalhit, Twitterbot, Slackbot, ...), and any
-    other User-Agent that declares itself a crawler without being named
-    elsewhere.
+    previewers (facebookexternalhit, Twitterbot, Slackbot, ...), feed readers
+    (FeedBurner, Feedbin), archivers, headless browsers the crawler list
+    names (PhantomJS, HeadlessChrome, Puppeteer), and any other User-Agent
+    that declares itself a crawler without being named elsewhere.
 ai_crawler
     Crawlers that gather AI training data (GPTBot, ClaudeBot, CCBot, ...)
     and agents that fetch pages for an AI assistant (ChatGPT-User,
     Perplexity-User, ...).
 monitoring
-    Health checks and uptime monitors (ELB-HealthChecker, kube-probe,
-    GoogleHC, Pingdom, Datadog, ...).
+    Health checks, uptime and site monitors (ELB-HealthChecker, kube-probe,
+    GoogleHC, Pingdom, Datadog, and the crawler list's ``monitoring``
+    entries).
 tool
     Non-browser HTTP clients: command-line tools (curl, Wget, HTTPie),
-    language libraries (python-requests, Go-http-client, okhttp, Java, ...),
-    headless browsers, and native mobile app stacks (Dalvik, CFNetwork,
-    Dart). Usually a program acting for its owner, so not a bot.
+    language libraries (python-requests, Go-http-client, okhttp, Java, ...:
+    the crawler list's ``http-library`` entries and pplog's own patterns),
+    configuration-management agents (Chef Client), and native mobile app
+    stacks (Dalvik, CFNetwork, Dart). Usually a program acting for its
+    owner, so not a bot.
 scanner
     Internet-wide scanners and attack tools (zgrab, masscan, Nmap,
     CensysInspect, nuclei, sqlmap, ...) and exploit payloads in the
@@ -151,6 +162,7 @@ _TOOL = (
     r"|\bdeno/|\bbun/|^ruby\b|\bruby/|faraday|\bphp/|guzzlehttp|httpie"
     r"|powershell|winhttp|reqwest|\bhyper/|dalvik|cfnetwork|\bdart/"
     r"|alamofire|scrapy|headlesschrome|phantomjs"
+    r"|\bchef client/|\bohai-\d|\bruby-\d|\bpuppet/|ansible-httpget"
 )
 
 # Any other self-declared crawler. Browsers never carry these tokens except
@@ -212,20 +224,23 @@ def agent_class(column: str = HTTP_USER_AGENT) -> pl.Expr:
     └─────────────┘
     """
     ua = pl.col(column)
-    return (
+    listed = class_patterns()
+    chain = (
         pl.when(ua.is_null() | ua.str.strip_chars().is_in(_MISSING))
         .then(pl.lit("unknown"))
-        .when(_matches(ua, _SCANNER))
+        .when(_matches(ua, "(?i)" + _PAYLOAD))
         .then(pl.lit("scanner"))
-        .when(_matches(ua, _MONITORING))
-        .then(pl.lit("monitoring"))
-        .when(_matches(ua, _AI_CRAWLER))
-        .then(pl.lit("ai_crawler"))
-        .when(_matches(ua, _SEARCH_BOT))
-        .then(pl.lit("search_bot"))
-        .when(_matches(ua, _TOOL))
-        .then(pl.lit("tool"))
-        .when(_matches(ua, _GENERIC_BOT) & ~_matches(ua, _NOT_BOT))
+    )
+    rules = [(listed.get(c), c) for c in ("scanner", "monitoring", "ai_crawler")]
+    rules += [(_SCANNER, "scanner"), (_MONITORING, "monitoring")]
+    rules += [(_AI_CRAWLER, "ai_crawler")]
+    rules += [(listed.get("search_bot"), "search_bot"), (listed.get("tool"), "tool")]
+    rules += [(_SEARCH_BOT, "search_bot"), (_TOOL, "tool")]
+    for pattern, name in rules:
+        if pattern is not None:
+            chain = chain.when(_matches(ua, pattern)).then(pl.lit(name))
+    return (
+        chain.when(_matches(ua, _GENERIC_BOT) & ~_matches(ua, _NOT_BOT))
         .then(pl.lit("search_bot"))
         .when(_matches(ua, _BROWSER))
         .then(pl.lit("browser"))

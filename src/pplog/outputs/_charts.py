@@ -1,4 +1,5 @@
-"""Inline SVG charts for the HTML report: timeline, status mix, paths, latency.
+"""Inline SVG charts for the HTML report: timeline, status mix, paths, latency,
+browsers and operating systems.
 
 Each chart is an `<svg>` string built in Python (rects, lines and text with
 computed coordinates); the page runs no JavaScript. Every label and tooltip
@@ -33,6 +34,8 @@ COLOURS = {
     "p50": "#c4b5fd",
     "p95": "#8b5cf6",
     "p99": "#5b21b6",
+    "browsers": "#0d9488",
+    "operating_systems": "#db2777",
 }
 
 # The escaping helpers are shared with html.py, which imports them from here.
@@ -61,6 +64,7 @@ def chart_sections(summary: Summary) -> list[str]:
     tables = summary.tables()
     key = "routes" if "routes" in tables else "paths"
     by_path = tables.get(key)
+    visitors = _visitor_requests(summary.overview)
     return [
         _section("Requests over time", _timeline_chart(summary)),
         _section("Status mix", _status_chart(summary)),
@@ -68,7 +72,50 @@ def chart_sections(summary: Summary) -> list[str]:
         _section(
             f"Latency per {key[:-1]} (seconds)", _latency_chart(by_path, key=key[:-1])
         ),
+        *(
+            _section(title, _share_chart(tables.get(name), name, keys, visitors))
+            for name, title, keys in _SHARES
+            if name in tables
+        ),
     ]
+
+
+def _visitor_requests(overview: pl.DataFrame) -> int:
+    """`requests` less `health_checks` (read as numbers: the overview's times may
+    lie beyond what Python's datetime holds)."""
+    if not overview.height:
+        return 0
+    counts = [c for c in ("requests", "health_checks") if c in overview.columns]
+    row = dict(zip(counts, overview.select(counts).row(0), strict=True))
+    return int(row.get("requests") or 0) - int(row.get("health_checks") or 0)
+
+
+# Who the visitors are: (table, title, key columns joined into the label)
+_SHARES = (
+    ("browsers", "Browsers (health checkers not counted)", ("browser", "major")),
+    ("operating_systems", "Operating systems", ("os", "version")),
+)
+
+
+def _share_chart(
+    df: pl.DataFrame | None, name: str, keys: tuple[str, ...], visitors: int
+) -> str:
+    """Requests of the busiest families (with their version), and their share
+    of the requests that are not health checks (`visitors`)."""
+    if df is None or not df.height or not {*keys, "requests"} <= set(df.columns):
+        return _no_data(f"no {name.replace('_', ' ')}")
+    total = max(visitors, sum(df.get_column("requests").fill_null(0)))
+    if not total:
+        return _no_data(f"no {name.replace('_', ' ')}")
+    bars = []
+    for r in df.head(12).iter_rows(named=True):
+        n = r["requests"] or 0
+        text = " ".join(str(r[k]) for k in keys if r[k] is not None)
+        tip = f"{_text(text)}: {n:,} requests, {r.get('visitors') or 0:,} visitors"
+        bars.append(
+            _Bar(_short(text), [(n, COLOURS[name], tip)], f"{n:,} ({n / total:.1%})")
+        )
+    return _hbars(name, bars, [(COLOURS[name], "requests")], "requests")
 
 
 def _section(title: str, body: str) -> str:

@@ -89,7 +89,7 @@ def overview(summary: Summary, times: str = "text") -> dict[str, Any]:
 
 
 # Tables that `top` never cuts: every interval, every status code, every class.
-WHOLE = frozenset({"timeline", "status", "agents"})
+WHOLE = frozenset({"timeline", "status", "agents", "devices"})
 
 
 def shown(summary: Summary, top: int | None) -> Summary:

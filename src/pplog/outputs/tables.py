@@ -28,6 +28,7 @@ def _all_tables(summary: Summary) -> dict[str, pl.DataFrame]:
 KNOWN_TABLES = (
     *("overview", "clients", "paths", "routes", "errors", "timeline", "status"),
     *("user_agents", "referrers", "hosts", "lb", "agents", "countries", "networks"),
+    *("browsers", "operating_systems", "devices"),
     "rejects",
 )
 # Spreadsheets run a cell that starts like a formula, after any blanks:

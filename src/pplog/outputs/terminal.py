@@ -40,9 +40,14 @@ _TITLES = {
     "hosts": "Hosts",
     "lb": "Balancers (TCP peers) and how clients were found",
     "agents": "Agent classes",
+    "browsers": "Browsers",
+    "operating_systems": "Operating systems",
+    "devices": "Devices",
     "countries": "Countries",
     "networks": "Networks (ASN)",
 }
+# Who the visitors are: a glance, not a list (the files have every row)
+_BRIEF = {"browsers": 5, "operating_systems": 5}
 _NUMERIC = (pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Int32, pl.Int64, pl.Float64)
 
 
@@ -76,7 +81,7 @@ def _cell(column: str, value: Any) -> Text:
     return Text(safe_text(value))
 
 
-_KEEP = ("client_ip", "status", "peer", "trusted", "agent_class")
+_KEEP = ("client_ip", "status", "peer", "trusted", "agent_class", "browser", "os")
 
 
 def _table(name: str, df: pl.DataFrame, total: int | None, width: int) -> Table:
@@ -380,10 +385,13 @@ class TerminalReporter:
                 continue
             if name == "lb":
                 df = _without_empty_counts(df)
+            total = totals.get(name)
+            if name in _BRIEF:
+                total, df = df.height, df.head(_BRIEF[name])
             if df.height == 0:
                 console.print(Text(f"{_TITLES.get(name, name)}: none", style="bold"))
                 continue
-            console.print(_fitted(console, name, df, totals.get(name)))
+            console.print(_fitted(console, name, df, total))
         if summary.reject_samples.height:
             console.print()
             console.print(

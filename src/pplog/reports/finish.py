@@ -15,6 +15,7 @@ from pplog.clientip import ProxyPolicy
 from pplog.enrich.geo import ASN, GeoDatabases
 from pplog.enrich.routes import ROUTE, RouteRule
 from pplog.reports import clients as clients_report
+from pplog.reports import devices as devices_report
 from pplog.reports import errors as errors_report
 from pplog.reports import lb as lb_report
 from pplog.reports import overview as overview_report
@@ -42,6 +43,9 @@ EXTRA_ORDER = (
     "hosts",
     "lb",
     "agents",
+    "browsers",
+    "operating_systems",
+    "devices",
     "countries",
     "networks",
 )
@@ -117,6 +121,7 @@ def finish(
     extra["status"] = statuses(partial["status"])
     if with_agents:
         extra.update(agent_tables(per_client, top))
+        extra.update(devices_report.tables(per_client, top))
     if (referrers := partial.get("referrers")) is not None:
         extra["referrers"] = by_requests(referrers, [HTTP_REFERER], top)
     if "host" in logged:

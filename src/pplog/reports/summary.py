@@ -34,6 +34,11 @@ class Summary:
         The other tables by name: ``timeline``, ``status``, ``user_agents``,
         ``referrers``, ``hosts`` and ``lb`` when the format logs what they
         need, and ``agents``, ``countries``, ``networks`` when enriched.
+        With user agents logged, ``browsers`` (``browser``, ``major``),
+        ``operating_systems`` (``os``, ``version``) and ``devices``
+        (``device``: desktop, mobile, tablet, bot, other), each with
+        ``requests``, ``visitors`` (distinct clients) and ``bytes``, health
+        checks left out.
     formats
         Which input was read with which format (``source``, ``format``,
         ``detection``); ``format`` is None for an input no preset fits, whose

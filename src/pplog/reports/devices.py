@@ -1,0 +1,48 @@
+"""`browsers`, `operating_systems` and `devices`: who the visitors are.
+
+Built at finish time from a `Partial`'s per (client, user agent, visitor)
+sums: health checks are left out (as in the clients table), each distinct
+user agent is parsed once (`pplog.enrich.useragents.parse_agents`), and the
+answers are joined back to the sums, so the tables are exact however the
+input was split.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pplog.enrich.useragents import BROWSER, DEVICE, MAJOR, OS, OS_VERSION, parse_agents
+from pplog.reports.breakdowns import by_requests
+from pplog.reports.partial import VISITOR
+from pplog.schema import CLIENT_IP, HTTP_USER_AGENT
+
+TABLES = {
+    "browsers": [BROWSER, MAJOR],
+    "operating_systems": [OS, OS_VERSION],
+    "devices": [DEVICE],
+}
+"""Each table's key columns; then ``requests``, ``visitors`` (distinct
+clients) and ``bytes``."""
+
+
+def tables(per_client: pl.DataFrame, top: int) -> dict[str, pl.DataFrame]:
+    """The three tables from a partial's ``clients`` frame, cut to `top` (0 = all).
+
+    The requests of each table add up to the requests that are not health
+    checks.
+    """
+    rows = per_client.filter(pl.col(VISITOR)).select(
+        CLIENT_IP, pl.col(HTTP_USER_AGENT).cast(pl.String), "requests", "bytes"
+    )
+    parsed = parse_agents(rows.get_column(HTTP_USER_AGENT))
+    rows = rows.join(parsed, on=HTTP_USER_AGENT, how="left", nulls_equal=True)
+    out = {}
+    for name, keys in TABLES.items():
+        table = rows.group_by(keys).agg(
+            pl.col("requests").sum().cast(pl.UInt64),
+            pl.col(CLIENT_IP).drop_nulls().n_unique().cast(pl.UInt64).alias("visitors"),
+            pl.col("bytes").sum().cast(pl.UInt64),
+        )
+        # five device types at most: never cut, like the agent classes
+        out[name] = by_requests(table, keys, 0 if name == "devices" else top)
+    return out
