@@ -13,6 +13,8 @@ import gzip
 import io
 import json
 import shutil
+import subprocess
+import sys
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -394,3 +396,33 @@ def test_whole_days_are_utc_days() -> None:
     when = datetime(2026, 11, 27, tzinfo=UTC)
     assert run._whole_days(when) and run._whole_days(None)
     assert not run._whole_days(when.replace(second=1))
+
+
+def test_summarizing_a_dataset_leaves_the_ingest_side_unloaded(
+    sample_dataset: Path,
+) -> None:
+    """The reader and the ingest run are not imported by a summary of
+    rollups, and `pplog.batch.ingest` stays the function however its module
+    is first imported."""
+    code = (
+        "import importlib, sys, pplog; "
+        f"pplog.summarize({str(sample_dataset)!r}); "
+        "print(sorted(m for m in sys.modules if m.startswith('pplog.batch.'))); "
+        "module = importlib.import_module('pplog.batch.ingest'); "
+        "import pplog.batch; from pplog.batch import ingest; "
+        "print(ingest is pplog.batch.ingest is pplog.ingest is module.ingest)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out == [
+        str(
+            [
+                "pplog.batch._fs",
+                "pplog.batch.dataset",
+                "pplog.batch.rollup",
+                "pplog.batch.state",
+            ]
+        ),
+        "True",
+    ]
