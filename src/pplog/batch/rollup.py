@@ -42,6 +42,7 @@ import polars as pl
 
 from pplog.batch import _fs
 from pplog.batch.state import Layout
+from pplog.reports.finish import REGROUPED
 from pplog.reports.partial import CLIENT_HASH
 from pplog.schema import LINE, RAW, REJECT_REASON, SOURCE
 from pplog.sources import rotation_key
@@ -216,24 +217,30 @@ def first_rejects(rejects: pl.LazyFrame) -> pl.DataFrame:
     )
 
 
-def merge_all(partials: Sequence[Partial], *, distinct_pairs: bool = True) -> Partial:
+def merge_all(partials: Sequence[Partial], *, for_finish: bool = False) -> Partial:
     """`merge`, with the first rejected lines in ingest order (`first_rejects`).
 
-    Without `distinct_pairs` the (client, path) pairs are only concatenated:
-    for a partial that goes to `finish` alone, which counts distinct pairs
-    itself (`n_unique`); their `unique` was most of a 2M-line dataset's merge
-    (0.17 of 0.23 s). A rollup that is stored keeps them distinct.
+    `for_finish`: for a partial that goes to `finish` alone, the frames it
+    groups again itself (`REGROUPED`: the pairs, whose `unique` was most of a
+    2M-line dataset's merge, the per (client, user agent) sums, the errors
+    and the timeline) are only concatenated. 2M lines in 11 rollups: the
+    merge takes 0.014 s instead of 0.045 s, `finish` about 0.012 s more. A
+    rollup that is stored is merged whole.
     """
     samples = [p.frames["samples"] for p in partials if "samples" in p.frames]
-    pairs = [p.frames["pairs"] for p in partials if "pairs" in p.frames]
-    skipped = {"samples"} if distinct_pairs else {"samples", "pairs"}
+    skipped = {"samples", *REGROUPED} if for_finish else {"samples"}
     rest = [
         Partial({k: v for k, v in p.frames.items() if k not in skipped})
         for p in partials
     ]
     frames = dict(merge(rest).frames)
-    if not distinct_pairs and pairs:
-        frames["pairs"] = pl.concat(pairs, how="diagonal_relaxed")
+    if for_finish:
+        for name in REGROUPED:
+            found = [p.frames[name] for p in partials if name in p.frames]
+            if found:  # grouped faster in one chunk; the pairs are only filtered
+                frames[name] = pl.concat(
+                    found, how="diagonal_relaxed", rechunk=name != "pairs"
+                )
     if samples:
         every = pl.concat(
             [s.select(c for c in SAMPLE_COLUMNS if c in s.columns) for s in samples],

@@ -141,7 +141,7 @@ def _merge_rollups(dataset: Path, spec: LogSpec) -> Partial | None:
         # them (a window of rejects and --until's day still logs what the
         # format logs); refuses --since on a format without times, as it does
         partials.append(map_dataset_rows(files.scan(rest), spec))
-    partial = rollup.merge_all(partials, distinct_pairs=False)  # for finish alone
+    partial = rollup.merge_all(partials, for_finish=True)
     if uncounted:
         totals = partial.frames["totals"]
         partial.frames["totals"] = totals.with_columns(
