@@ -30,7 +30,7 @@ from polars.testing import assert_frame_equal
 import pplog
 from helpers import CORPORA, SAMPLES
 from pplog.pipeline.filters import Filters
-from pplog.reports.finish import FinishSettings, Tables, finish
+from pplog.reports.finish import REGROUPED, FinishSettings, Tables, finish
 from pplog.reports.mapping import MapSettings
 from pplog.reports.overview import checked_ranges
 from pplog.reports.partial import Partial, merge
@@ -586,3 +586,25 @@ def test_a_partial_of_decoded_rows_is_one_of_escaped_rows(pool: Pool) -> None:
         from_rows["paths"].sort("path", nulls_last=True),
         check_exact=True,
     )
+
+
+@settings(FAST, max_examples=10)
+@given(seed=SEEDS, k=st.integers(2, 6), by=st.sampled_from(["path", "route"]))
+def test_finish_groups_again_what_a_partial_for_it_may_leave_unmerged(
+    pool: Pool, seed: int, k: int, by: str
+) -> None:
+    """A partial made for `finish` alone may hold the `REGROUPED` frames of
+    its parts concatenated (a key more than once): the same tables, top
+    clients of an error included."""
+    rng = random.Random(seed)
+    map_settings = MapSettings(checked=checked_ranges(None), ranks=pool.ranks)
+    parts = [
+        mapped(c, map_settings) for c in chunks(pool, pool.rows, k, "scattered", rng)
+    ]
+    whole = merge(parts)
+    frames = dict(whole.frames)
+    for name in REGROUPED:
+        frames[name] = pl.concat([p[name] for p in parts], how="diagonal_relaxed")
+    for top in (0, 2):
+        settings = FinishSettings(top=top, by=by)
+        assert_same_tables(finish(Partial(frames), settings), finish(whole, settings))

@@ -13,6 +13,8 @@ import gzip
 import io
 import json
 import shutil
+import subprocess
+import sys
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -237,11 +239,63 @@ def _rewrite_member(path: Path, name: str, frame: pl.DataFrame) -> None:
     with zipfile.ZipFile(path) as z:
         members = {n: z.read(n) for n in z.namelist()}
     buf = io.BytesIO()
-    frame.write_parquet(buf)
-    members[f"{name}.parquet"] = buf.getvalue()
+    frame.write_ipc_stream(buf)
+    assert f"{name}{rollup.MEMBER}" in members
+    members[f"{name}{rollup.MEMBER}"] = buf.getvalue()
     with zipfile.ZipFile(path, "w") as z:
         for n, data in members.items():
             z.writestr(n, data)
+
+
+def _write_version_1(path: Path) -> None:
+    """Rewrite a rollup as version 1 wrote it: one zstd Parquet member per frame."""
+    partial, meta = rollup.decode(path.read_bytes())
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(rollup.META, json.dumps(meta | {"version": 1}, sort_keys=True))
+        for name, frame in partial.frames.items():
+            member = io.BytesIO()
+            frame.write_parquet(member, compression="zstd", statistics=False)
+            z.writestr(f"{name}.parquet", member.getvalue())
+
+
+def test_rollup_members_are_arrow_streams(sample_dataset: Path) -> None:
+    """Each frame is a zstd Arrow IPC stream, which polars reads in
+    microseconds (a Parquet member cost half a millisecond), and decodes to
+    the frame it was."""
+    entry = _files(sample_dataset, "rollup")[0]
+    data = (sample_dataset / str(entry["path"])).read_bytes()
+    partial, meta = rollup.decode(data)
+    assert meta["version"] == rollup.VERSION == 2
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        names = sorted(z.namelist())
+        pairs = pl.read_ipc_stream(z.read("pairs.arrow"))
+    assert names == sorted([rollup.META, *(f"{n}.arrow" for n in partial.frames)])
+    assert pairs.get_column("client_hash").is_sorted(nulls_last=True)
+    again, _ = rollup.decode(rollup.encode(partial, of=meta["of"], rows=meta["rows"]))
+    for name, frame in partial.frames.items():
+        assert again[name].schema == frame.schema, name
+        assert again[name].sort(pl.all()).equals(frame.sort(pl.all())), name
+
+
+def test_rollups_written_as_version_1_are_still_read(
+    dataset: Path, reads: dict[str, list[Path]]
+) -> None:
+    want = {w: _json(dataset, *w, rollups=False) for w in map(tuple, WINDOWS[:3])}
+    for entry in _files(dataset, "rollup"):
+        _write_version_1(dataset / str(entry["path"]))
+    for window, rows in want.items():
+        reads["rows"].clear()
+        assert _json(dataset, *window, rollups=True) == rows, window
+        assert reads["rows"] == [], "a version 1 rollup was not used"
+    assert pplog.verify(dataset).ok
+    assert pplog.batch.compact_dataset(dataset, min_files=2) > 0
+    compacted = next(f for f in _files(dataset, "rollup") if "compacted" in f["path"])  # type: ignore[operator]
+    assert (
+        rollup.decode((dataset / str(compacted["path"])).read_bytes())[1]["version"]
+        == 2
+    )
+    for window, rows in want.items():
+        assert _json(dataset, *window, rollups=True) == rows, window
 
 
 @pytest.mark.parametrize("damage", ["missing", "other polars", "garbage"])
@@ -342,3 +396,33 @@ def test_whole_days_are_utc_days() -> None:
     when = datetime(2026, 11, 27, tzinfo=UTC)
     assert run._whole_days(when) and run._whole_days(None)
     assert not run._whole_days(when.replace(second=1))
+
+
+def test_summarizing_a_dataset_leaves_the_ingest_side_unloaded(
+    sample_dataset: Path,
+) -> None:
+    """The reader and the ingest run are not imported by a summary of
+    rollups, and `pplog.batch.ingest` stays the function however its module
+    is first imported."""
+    code = (
+        "import importlib, sys, pplog; "
+        f"pplog.summarize({str(sample_dataset)!r}); "
+        "print(sorted(m for m in sys.modules if m.startswith('pplog.batch.'))); "
+        "module = importlib.import_module('pplog.batch.ingest'); "
+        "import pplog.batch; from pplog.batch import ingest; "
+        "print(ingest is pplog.batch.ingest is pplog.ingest is module.ingest)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out == [
+        str(
+            [
+                "pplog.batch._fs",
+                "pplog.batch.dataset",
+                "pplog.batch.rollup",
+                "pplog.batch.state",
+            ]
+        ),
+        "True",
+    ]

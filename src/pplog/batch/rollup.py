@@ -13,11 +13,14 @@ there or both absent. Rollups mirror the files they summarize::
     rollups/rejects/date=D/rejects-<run>-<n>.zip  their rollup
 
 so a whole-day window reads the rollups of those days only. A rollup is a
-zip (stored) of one zstd Parquet member per frame plus `rollup.json` (its
-format version and the trusted ranges it was mapped with); a reader uses it
-only if the polars version (pair hashes are stable within one), the format
-version and the ranges agree with its own, and reads the file's rows
-otherwise.
+zip (stored) of one member per frame plus `rollup.json` (its format version
+and the trusted ranges it was mapped with); a reader uses it only if the
+polars version (pair hashes are stable within one), the format version and
+the ranges agree with its own, and reads the file's rows otherwise. Members
+are zstd Arrow IPC streams (version 2; the pairs sorted by client, which
+compresses them by a third): polars reads a small stream in microseconds,
+where each Parquet member (version 1, still read) cost about half a
+millisecond, and a 2M-line day of 11 rollups has 176 of them.
 
 The first rejected lines of a dataset are ordered by ingest: the run (its
 id starts with its UTC start time), then the file in reading order (oldest
@@ -39,12 +42,18 @@ import polars as pl
 
 from pplog.batch import _fs
 from pplog.batch.state import Layout
+from pplog.reports.finish import REGROUPED
+from pplog.reports.partial import CLIENT_HASH
 from pplog.schema import LINE, RAW, REJECT_REASON, SOURCE
 from pplog.sources import rotation_key
 from pplog.tasks import RANK, REJECT_SAMPLES, Partial, merge
 
-VERSION = 1  # bump when `Partial`'s frames change meaning: old rollups are then unused
+# 2: Arrow IPC members. Bump when `Partial`'s frames change meaning (and
+# make READABLE that version alone: older rollups are then unused).
+VERSION = 2
+READABLE = (1, 2)  # 1: the same frames as Parquet members
 SUFFIX = ".zip"
+MEMBER = ".arrow"
 META = "rollup.json"
 RUN_ID = "run_id"
 SAMPLE_COLUMNS = (RANK, SOURCE, LINE, REJECT_REASON, RAW, RUN_ID)
@@ -71,7 +80,7 @@ def partial_of_rows(rows: pl.LazyFrame | pl.DataFrame) -> Partial:
 
 
 def encode(partial: Partial, *, of: str, rows: int) -> bytes:
-    """A rollup file's bytes: one Parquet member per frame, and `rollup.json`."""
+    """A rollup file's bytes: one Arrow IPC member per frame, and `rollup.json`."""
     meta = {
         "format": "pplog-rollup",
         "version": VERSION,
@@ -84,35 +93,45 @@ def encode(partial: Partial, *, of: str, rows: int) -> bytes:
         z.writestr(META, json.dumps(meta, sort_keys=True))
         for name, frame in partial.frames.items():
             member = io.BytesIO()
-            frame.write_parquet(member, compression="zstd", statistics=False)
-            z.writestr(f"{name}.parquet", member.getvalue())
+            _ordered(frame).write_ipc_stream(member, compression="zstd")
+            z.writestr(f"{name}{MEMBER}", member.getvalue())
     return buf.getvalue()
+
+
+def _ordered(frame: pl.DataFrame) -> pl.DataFrame:
+    """The pairs by client: zstd then stores each client's runs in a third less."""
+    if CLIENT_HASH in frame.columns:
+        return frame.sort(CLIENT_HASH, nulls_last=True)
+    return frame
 
 
 def decode(data: bytes) -> tuple[Partial, dict[str, Any]]:
     """The partial and the `rollup.json` of a rollup file's bytes.
 
-    Raises `ValueError`, `KeyError` or `zipfile.BadZipFile` when the bytes
-    are not a rollup.
+    Reads the Arrow members of this version and the Parquet ones of version
+    1. Raises `ValueError`, `KeyError` or `zipfile.BadZipFile` when the
+    bytes are not a rollup.
     """
     frames = {}
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         meta = json.loads(z.read(META))
+        if not isinstance(meta, dict) or meta.get("format") != "pplog-rollup":
+            msg = "not a pplog rollup"
+            raise ValueError(msg)
         for name in z.namelist():
-            if name.endswith(".parquet"):
+            if name.endswith(MEMBER):
+                frames[name.removesuffix(MEMBER)] = pl.read_ipc_stream(z.read(name))
+            elif name.endswith(".parquet"):
                 frames[name.removesuffix(".parquet")] = pl.read_parquet(
                     io.BytesIO(z.read(name))
                 )
-    if not isinstance(meta, dict) or meta.get("format") != "pplog-rollup":
-        msg = "not a pplog rollup"
-        raise ValueError(msg)
     return Partial(frames), meta
 
 
 def usable(partial: Partial, meta: dict[str, Any]) -> bool:
     """Whether this process may merge the rollup (else it reads the rows)."""
     return (
-        meta.get("version") == VERSION
+        meta.get("version") in READABLE
         and partial.versions == {pl.__version__}
         and meta.get("checked") == _checked()
     )
@@ -198,24 +217,30 @@ def first_rejects(rejects: pl.LazyFrame) -> pl.DataFrame:
     )
 
 
-def merge_all(partials: Sequence[Partial], *, distinct_pairs: bool = True) -> Partial:
+def merge_all(partials: Sequence[Partial], *, for_finish: bool = False) -> Partial:
     """`merge`, with the first rejected lines in ingest order (`first_rejects`).
 
-    Without `distinct_pairs` the (client, path) pairs are only concatenated:
-    for a partial that goes to `finish` alone, which counts distinct pairs
-    itself (`n_unique`); their `unique` was most of a 2M-line dataset's merge
-    (0.17 of 0.23 s). A rollup that is stored keeps them distinct.
+    `for_finish`: for a partial that goes to `finish` alone, the frames it
+    groups again itself (`REGROUPED`: the pairs, whose `unique` was most of a
+    2M-line dataset's merge, the per (client, user agent) sums, the errors
+    and the timeline) are only concatenated. 2M lines in 11 rollups: the
+    merge takes 0.014 s instead of 0.045 s, `finish` about 0.012 s more. A
+    rollup that is stored is merged whole.
     """
     samples = [p.frames["samples"] for p in partials if "samples" in p.frames]
-    pairs = [p.frames["pairs"] for p in partials if "pairs" in p.frames]
-    skipped = {"samples"} if distinct_pairs else {"samples", "pairs"}
+    skipped = {"samples", *REGROUPED} if for_finish else {"samples"}
     rest = [
         Partial({k: v for k, v in p.frames.items() if k not in skipped})
         for p in partials
     ]
     frames = dict(merge(rest).frames)
-    if not distinct_pairs and pairs:
-        frames["pairs"] = pl.concat(pairs, how="diagonal_relaxed")
+    if for_finish:
+        for name in REGROUPED:
+            found = [p.frames[name] for p in partials if name in p.frames]
+            if found:  # grouped faster in one chunk; the pairs are only filtered
+                frames[name] = pl.concat(
+                    found, how="diagonal_relaxed", rechunk=name != "pairs"
+                )
     if samples:
         every = pl.concat(
             [s.select(c for c in SAMPLE_COLUMNS if c in s.columns) for s in samples],

@@ -37,8 +37,11 @@ def table(partial: Partial, top: int) -> pl.DataFrame:
         keys,
         top,
     )
-    named = triples.filter(pl.col(CLIENT_IP).is_not_null()).join(
-        table.select(keys), on=keys, how="semi", nulls_equal=True
+    named = (  # each shown key's clients, once each (`triples` may repeat one)
+        triples.filter(pl.col(CLIENT_IP).is_not_null())
+        .join(table.select(keys), on=keys, how="semi", nulls_equal=True)
+        .group_by(*keys, CLIENT_IP)
+        .agg(pl.col("requests").sum())
     )
     clients = named.group_by(keys).agg(
         pl.col(CLIENT_IP).n_unique().cast(pl.UInt64).alias("clients"),

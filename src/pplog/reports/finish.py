@@ -35,6 +35,11 @@ from pplog.schema import (
     SOURCE,
 )
 
+# The frames `finish` groups again by coarser keys, so that it gives the
+# same tables from their rows concatenated as from them merged (partials
+# made for `finish` alone skip their merge: `batch.rollup.merge_all`).
+REGROUPED = ("pairs", "clients", "errors", "timeline")
+
 EXTRA_ORDER = (
     "timeline",
     "status",
@@ -83,7 +88,11 @@ def finish(
     settings: FinishSettings | None = None,
     dbs: GeoDatabases | None = None,
 ) -> Tables:
-    """Every table from `partial`; `dbs` adds the countries and networks."""
+    """Every table from `partial`; `dbs` adds the countries and networks.
+
+    The `REGROUPED` frames may hold a key more than once (concatenated,
+    not merged): the tables are the same.
+    """
     settings = settings or FinishSettings()
     top = settings.top
     logged = partial.logged

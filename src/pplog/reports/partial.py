@@ -195,7 +195,7 @@ def merge(partials: Iterable[Partial]) -> Partial:
     out: dict[str, pl.DataFrame] = {}
     for name in names:
         frames = [p.frames[name] for p in parts if name in p.frames]
-        frame = pl.concat(frames, how="diagonal_relaxed")
+        frame = pl.concat(frames, how="diagonal_relaxed", rechunk=True)
         if name == "samples":
             out[name] = frame.sort(SAMPLE_KEYS, nulls_last=True).head(REJECT_SAMPLES)
         elif name == "problems":

@@ -56,14 +56,21 @@ def table(
     )
     hashes = named.select(key, text_hash(pl.col(PATH)).alias(PATH_HASH))
     wanted = hashes.get_column(PATH_HASH).implode()
-    clients = (
+    pairs = (
         partial["pairs"]
         .filter(pl.col(PATH_HASH).is_in(wanted, nulls_equal=True))
         .filter(pl.col(CLIENT_HASH).is_not_null())
-        .join(hashes, on=PATH_HASH, how="inner", nulls_equal=True)
-        .group_by(key)
-        .agg(pl.col(CLIENT_HASH).n_unique().cast(pl.UInt64).alias("clients"))
     )
+    distinct = pl.col(CLIENT_HASH).n_unique().cast(pl.UInt64).alias("clients")
+    if routes is None:  # a path is its hash: count, then name the few counts
+        counts = pairs.group_by(PATH_HASH).agg(distinct)
+        clients = hashes.join(counts, on=PATH_HASH, nulls_equal=True).drop(PATH_HASH)
+    else:  # a route's clients are the union over its paths
+        clients = (
+            pairs.join(hashes, on=PATH_HASH, how="inner", nulls_equal=True)
+            .group_by(key)
+            .agg(distinct)
+        )
     table = (
         table.join(clients, on=key, how="left", nulls_equal=True, maintain_order="left")
         .with_columns(pl.col("clients").fill_null(0))

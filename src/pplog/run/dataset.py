@@ -244,7 +244,7 @@ def _locally(plan: _Plan) -> Partial:
     if rest or plan.rest is not None:
         rows = replace(plan.rows, entries=_in_order(rest, plan), schema=_schema(plan))
         partials.append(map_dataset_task(rows))
-    partial = rollup.merge_all(partials, distinct_pairs=False)  # for finish alone
+    partial = rollup.merge_all(partials, for_finish=True)
     return _with_uncounted(partial, plan.uncounted)
 
 
