@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     goaccess = shutil.which("goaccess")
     if goaccess and args.goaccess_lines:
         small = ensure_log(args.goaccess_lines, args.format)
-        argv = [
+        goaccess_argv = [
             goaccess,
             str(small),
             "--log-format",
@@ -387,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             "--output-format",
             "json",
         ]
-        g_wall, g_peak = best_of(argv, 1)
+        g_wall, g_peak = best_of(goaccess_argv, 1)
         version = subprocess.run(
             [goaccess, "--version"], capture_output=True, text=True
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import sys
@@ -116,6 +117,27 @@ def test_record_after_identical_output_writes_the_check(
     assert f"| pplog summarize | {LINES:,} |" in text
     assert "JSON output (`--top 0`) byte-identical to pplog @ old's" in text
     assert "Command: `python benchmarks/bench_summarize.py --log " in text
+
+
+def test_record_names_its_own_command_when_goaccess_runs_too(
+    tmp_path: Path, log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The GoAccess run once overwrote the command line the record quotes."""
+    fake = tmp_path / "bin" / "goaccess"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\necho "GoAccess - 1.7."\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(bench_summarize, "revision_src", _revision(tmp_path))
+    results = tmp_path / "RESULTS.md"
+    argv = ["--log", str(log), "--repeat", "1", "--goaccess-lines", "50"]
+    argv += ["--check-against", "old", "--record", "--results", str(results)]
+    assert bench_summarize.main(argv) == 0
+    text = results.read_text()
+    assert "| goaccess 1.7 (json output) | 50 |" in text
+    command = next(line for line in text.splitlines() if line.startswith("Command:"))
+    assert command.startswith("Command: `python benchmarks/bench_summarize.py --log ")
+    assert "--goaccess-lines 50" in command
 
 
 # --- the peers ------------------------------------------------------------------
