@@ -21,6 +21,7 @@ import polars as pl
 from pplog import sources
 from pplog.clientip import ProxyPolicy
 from pplog.enrich.routes import parse_rules
+from pplog.enrich.useragents import prepare as prepare_agents
 from pplog.errors import OptionError
 from pplog.pipeline import LogSpec, PathArg, rows
 from pplog.pipeline.opening import formats_of, groups_note, unknown_format_warning
@@ -223,6 +224,9 @@ def summarize(
                 "summarize the logs themselves)"
             )
             raise OptionError(msg)
+        # rollups need no mapping, which would start this: the browser and
+        # system rules (0.1 s) are built while the rollups are read
+        prepare_agents()
         partial = map_dataset(dataset, spec, approx, cluster=cluster)
         run_policy = spec.resolve_policy()
         meta: dict[str, object] = {"format": "dataset", "sources": [str(dataset)]}
