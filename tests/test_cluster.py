@@ -414,6 +414,52 @@ def test_task_failures(local_cluster: object) -> None:
         )
 
 
+def test_an_input_a_worker_cannot_open_stops_the_run(
+    local_cluster: object, tmp_path: Path
+) -> None:
+    """A worker that cannot open what this machine opened (a mount missing on
+    one node) must not drop the input's rows behind a warning: the task fails,
+    runs again elsewhere, and the run stops naming the input."""
+    import functools
+
+    here = tmp_path / "here.log"
+    here.write_bytes((SAMPLES / "elb-access.log").read_bytes())
+    fmt = pplog.formats.get_format("elb_log")
+    policy = pplog.LogSpec.build().resolve_policy(fmt)
+    gone = pplog.tasks.Task(
+        (pplog.sources.Source("gone.log", tmp_path / "not-on-this-node.log"),),
+        fmt,
+        policy,
+    )
+    visible = pplog.tasks.Task((pplog.sources.Source("here.log", here),), fmt, policy)
+    assert dask_cluster._opens_here(visible)
+    assert not dask_cluster._opens_here(gone)
+    settings = pplog.tasks.MapSettings(escape=fmt.escape)
+    strict = functools.partial(dask_cluster.map_on_worker, must_open=True)
+    with distributed.Client(local_cluster, set_as_default=False) as client:
+        with pytest.raises(ReportError) as info:
+            dask_cluster.run(
+                client,
+                [
+                    dask_cluster.Work(strict, (visible, settings), "here.log"),
+                    dask_cluster.Work(strict, (gone, settings), "gone.log"),
+                ],
+                pplog.tasks.merge,
+            )
+        assert str(info.value).startswith(
+            "a worker cannot open `gone.log` (cannot open: No such file or directory "
+            "on this worker): the workers must see the inputs"
+        )
+        # what this machine cannot open either is a warning, as in a local run
+        lenient = functools.partial(dask_cluster.map_on_worker, must_open=False)
+        partial = dask_cluster.run(
+            client,
+            [dask_cluster.Work(lenient, (gone, settings), "gone.log")],
+            pplog.tasks.merge,
+        )
+        assert [name for name, _ in partial.problems(warnings=True)] == ["gone.log"]
+
+
 def test_a_worker_killed_mid_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,6 +17,7 @@ Dask is an optional dependency (`pplog[dask]`), imported here only.
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -153,12 +154,48 @@ def split(tasks: Sequence[Task]) -> list[Task]:
     return out
 
 
-def map_work(tasks: Sequence[Task], settings: Any) -> list[Work]:
-    """The cluster's map tasks for `summarize`'s tasks."""
+class WorkerCannotOpen(Exception):
+    """A worker could not open an input this process can open."""
+
+
+def map_on_worker(task: Task, settings: Any, *, must_open: bool) -> Partial:
+    """`map_task` on a worker. With `must_open` (this process opened the
+    input), a worker that cannot open it fails the task, so that Dask runs
+    it again elsewhere and, failing everywhere, the run stops; locally the
+    same input would have been read, so a warning would drop its rows."""
     from pplog.tasks import map_task
 
+    def problem(name: str, message: str) -> None:
+        if must_open and message.startswith(sources.CANNOT_OPEN):
+            msg = f"{message} on this worker"
+            raise WorkerCannotOpen(msg)
+
+    return map_task(task, settings, on_problem=problem)
+
+
+def _opens_here(task: Task) -> bool:
+    """Whether this process can open every input of `task` (URLs: assumed)."""
+    for src in task.sources:
+        if src.path is None:
+            continue
+        try:
+            with src.path.open("rb"):
+                pass
+        except OSError:
+            return False
+    return True
+
+
+def map_work(tasks: Sequence[Task], settings: Any) -> list[Work]:
+    """The cluster's map tasks for `summarize`'s tasks."""
     return [
-        Work(map_task, (t, settings), t.sources[0].name, t.size) for t in split(tasks)
+        Work(
+            functools.partial(map_on_worker, must_open=_opens_here(t)),
+            (t, settings),
+            t.sources[0].name,
+            t.size,
+        )
+        for t in split(tasks)
     ]
 
 
@@ -252,5 +289,12 @@ def _raise(
 ) -> None:
     if isinstance(exc, (PplogError, *passthrough)):
         raise exc
+    if isinstance(exc, WorkerCannotOpen):
+        msg = (
+            f"a worker cannot open `{name}` ({exc}): the workers must see the "
+            "inputs at the same paths as this machine (a shared filesystem), or "
+            "read them from object storage URLs"
+        )
+        raise ReportError(msg) from exc
     msg = f"reading `{name}` failed on the cluster: {_why(exc, distributed)}"
     raise ReportError(msg) from exc

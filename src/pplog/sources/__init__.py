@@ -104,7 +104,7 @@ def _iter_source(
     try:
         stream, counter = open_stream(src)
     except OSError as exc:
-        _report(on_problem, src.name, f"cannot open: {exc.strerror or exc}")
+        _report(on_problem, src.name, f"{CANNOT_OPEN}: {exc.strerror or exc}")
         return
     try:
         if src.path is not None and is_device(counter.raw):
@@ -170,7 +170,7 @@ def _iter_span(
     try:
         f = src.path.open("rb")
     except OSError as exc:
-        _report(on_problem, src.name, f"cannot open: {exc.strerror or exc}")
+        _report(on_problem, src.name, f"{CANNOT_OPEN}: {exc.strerror or exc}")
         return
     with f:
         try:
@@ -211,6 +211,10 @@ def _newlines_before(f: BinaryIO, stop: int) -> int:
         count += data.count(b"\n")
         at += len(data)
     return count
+
+
+# How a problem message about an input that could not be opened begins.
+CANNOT_OPEN = "cannot open"
 
 
 def _report(handler: ProblemHandler | None, name: str, message: str) -> None:
@@ -266,7 +270,7 @@ def _plain_utf8(src: Source, on_problem: ProblemHandler | None) -> bool | None:
                 tail = data[cut:]
             return not tail or _decodes(tail)
     except OSError as exc:
-        _report(on_problem, src.name, f"cannot open: {exc.strerror or exc}")
+        _report(on_problem, src.name, f"{CANNOT_OPEN}: {exc.strerror or exc}")
         return None
 
 
@@ -410,7 +414,7 @@ def split_source(
                     break
                 n -= 1
     except OSError as exc:
-        _report(on_problem, src.name, f"cannot open: {exc.strerror or exc}")
+        _report(on_problem, src.name, f"{CANNOT_OPEN}: {exc.strerror or exc}")
         return []
     if len(spans) <= 1 or any(b - a < min_bytes for a, b in spans):
         return [src]
