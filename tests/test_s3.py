@@ -158,6 +158,22 @@ def test_expand_missing_url(
     assert str(info.value) == message.format(url=url)
 
 
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("github://x/y", "missing 2 required positional arguments"),  # needs org, repo
+        ("ftp://127.0.0.1:9/x", "Connection refused"),  # nothing listens on port 9
+    ],
+)
+def test_a_url_its_backend_refuses_is_one_error_line(url: str, says: str) -> None:
+    _need("fsspec")
+    result = CliRunner().invoke(cli, ["summarize", url])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: cannot read `{url}`: ")
+    assert says in result.output
+    assert "unexpected" not in result.output
+
+
 def test_unknown_protocol_is_a_source_error() -> None:
     _need("fsspec")
     with pytest.raises(SourceError, match=r"^cannot read `nosuch://a/b`: .*fsspec"):

@@ -69,6 +69,13 @@ def _filesystem(url: str) -> tuple[AbstractFileSystem, str]:
             "knows (`s3://bucket/prefix/`)"
         )
         raise SourceError(msg) from exc
+    except Exception as exc:  # noqa: BLE001 - any backend's constructor
+        # a backend that needs arguments a URL cannot carry (github://,
+        # dbfs://), a server that refuses (ftp://), a URL of the wrong shape
+        msg = (
+            f"cannot read `{url}`: {_reason(exc)}; check the URL (or pass a local path)"
+        )
+        raise SourceError(msg) from exc
 
 
 def _reason(exc: BaseException) -> str:
