@@ -381,3 +381,29 @@ def test_without_the_native_module_the_python_resolver_gives_the_same(
         assert parse_agents(uas).equals(fast)
     finally:
         useragents._built_parser.cache_clear()
+
+
+def test_only_the_process_that_finishes_builds_the_browser_rules(
+    tmp_path: Path,
+) -> None:
+    """ingest (and pool or cluster workers) map rows but never finish: no
+    ua-parser rules, no thread for them; summarize builds them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pplog\n"
+        "from pplog.enrich import useragents\n"
+        "pplog.ingest([sys.argv[1]], sys.argv[2], final=True, geoip=[])\n"
+        "print(useragents._built_parser.cache_info().currsize)\n"
+        "pplog.summarize(sys.argv[1])\n"
+        "print(useragents._built_parser.cache_info().currsize)\n"
+    )
+    log = SAMPLE_LOGS / "elb-access.log"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(log), str(tmp_path / "ds")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.split() == ["0", "1"]

@@ -16,7 +16,6 @@ import polars as pl
 from pplog._ipaddr import Network
 from pplog._unescape import unescape
 from pplog.clientip import FORWARDED_BY_UNTRUSTED
-from pplog.enrich.useragents import prepare
 from pplog.pipeline import Filters
 from pplog.reports import lb as lb_report
 from pplog.reports import sketches
@@ -105,8 +104,6 @@ def partial_of(
     columns = rows.collect_schema().names()
     escape = settings.escape
     rejected = pl.col(REJECT_REASON).is_not_null()
-    if HTTP_USER_AGENT in columns:
-        prepare()  # browsers and systems at finish time: rules built meanwhile
     classes = agent_classes(rows)
     matches = settings.filters.bind(rows).expr(escape) if settings.filters else None
     keep = matches
