@@ -554,3 +554,25 @@ def test_public_apache_log_from_the_issue() -> None:
     assert requests("Google Web Preview") == {"search_bot": 7}
     assert requests("PhantomJS") == {"search_bot": 5}
     assert requests("^Chef Client") == {"tool": 61}
+
+
+def test_a_list_pattern_the_regex_engine_refuses_is_left_out_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A release of crawler-user-agents with, say, a look-around must not stop
+    every summary (polars' regex engine has none)."""
+    from pplog.enrich import _crawlers
+
+    shipped = _crawlers.entries()
+    bad = {"pattern": "(?<=x)bot", "tags": ["search-engine"]}
+    monkeypatch.setattr(_crawlers, "entries", lambda: (*shipped, bad))
+    _crawlers.class_patterns.cache_clear()
+    try:
+        with pytest.warns(pplog.PplogWarning, match=r"1 pattern\(s\) pplog cannot use"):
+            patterns = _crawlers.class_patterns()
+        assert "(?<=x)bot" not in patterns["search_bot"]
+        assert "Googlebot" in patterns["search_bot"]
+        frame = pl.DataFrame({"ua": ["Mozilla/5.0 (compatible; Googlebot/2.1)"]})
+        assert frame.select(pl.col("ua").str.contains(patterns["search_bot"])).item()
+    finally:
+        _crawlers.class_patterns.cache_clear()

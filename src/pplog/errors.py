@@ -21,3 +21,7 @@ class OptionError(PplogError):
 
 class ReportError(PplogError):
     """A report cannot be produced or written."""
+
+
+class PplogWarning(UserWarning):
+    """A problem with one input that did not stop the run (unreadable file, ...)."""

@@ -17,10 +17,13 @@ here needs to change for it.
 
 from __future__ import annotations
 
+import warnings
 from functools import cache
 from typing import Any
 
-from pplog.errors import PplogError
+import polars as pl
+
+from pplog.errors import PplogError, PplogWarning
 
 TAG_CLASSES = {
     "scanner": "scanner",
@@ -69,4 +72,31 @@ def class_patterns() -> dict[str, str]:
     by_class: dict[str, list[str]] = {c: [] for c in RANK}
     for entry in entries():
         by_class[entry_class(list(entry.get("tags") or []))].append(entry["pattern"])
-    return {c: "|".join(f"(?:{p})" for p in ps) for c, ps in by_class.items() if ps}
+    out = {}
+    for name, patterns in by_class.items():
+        joined = "|".join(f"(?:{p})" for p in patterns)
+        if patterns and not _compiles(joined):
+            # a release with a pattern polars' regex engine refuses (say, a
+            # look-around) must not stop every summary: that entry is left out
+            bad = [p for p in patterns if not _compiles(p)]
+            warnings.warn(
+                PplogWarning(
+                    f"the crawler-user-agents list has {len(bad)} pattern(s) pplog "
+                    f"cannot use, left out (the first: `{bad[0]}`); install "
+                    "another release of the list if bots go unnamed"
+                ),
+                stacklevel=2,
+            )
+            joined = "|".join(f"(?:{p})" for p in patterns if p not in bad)
+        if joined:
+            out[name] = joined
+    return out
+
+
+def _compiles(pattern: str) -> bool:
+    """Whether polars' regex engine accepts `pattern`."""
+    try:
+        pl.select(pl.lit("").str.contains(pattern))
+    except pl.exceptions.PolarsError:
+        return False
+    return True

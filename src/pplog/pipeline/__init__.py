@@ -7,6 +7,7 @@ inputs in batches and turns lines into rows (parse, attribute, classify);
 
 from __future__ import annotations
 
+from pplog.errors import PplogWarning
 from pplog.pipeline.detect import (
     DETECT_LINES,
     UNKNOWN_FORMAT,
@@ -19,7 +20,6 @@ from pplog.pipeline.filters import Filters
 from pplog.pipeline.opening import (
     LogScan,
     PathArg,
-    PplogWarning,
     open_log,
     parse_lines,
     resolve_policy,

@@ -13,6 +13,7 @@ import polars as pl
 from pplog import clientip, sources
 from pplog.clientip import ProxyPolicy
 from pplog.enrich.agents import agent_class
+from pplog.errors import PplogWarning
 from pplog.formats import PRESETS, LogFormat, realip_from_config
 from pplog.parse import parse
 from pplog.pipeline.detect import UNKNOWN_FORMAT, FileGroup
@@ -31,10 +32,6 @@ if TYPE_CHECKING:
     from pplog.sources import ProblemHandler, ProgressHandler, Source
 
 PathArg = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
-
-
-class PplogWarning(UserWarning):
-    """A problem with one input that did not stop the run (unreadable file, ...)."""
 
 
 @dataclass
