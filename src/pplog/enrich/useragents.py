@@ -187,13 +187,19 @@ def device() -> pl.Expr:
     )
 
 
-def parse_agents(user_agents: pl.Series) -> pl.DataFrame:
+def parse_agents(
+    user_agents: pl.Series, classes: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """Each distinct user agent once, with what it says about the client.
 
     Parameters
     ----------
     user_agents
         User-Agent strings, repeated or not; nulls allowed.
+    classes
+        ``http_user_agent`` and its ``agent_class`` for (at least) these
+        user agents, when the caller has classified them already; else
+        they are classified here.
 
     Returns
     -------
@@ -227,9 +233,17 @@ def parse_agents(user_agents: pl.Series) -> pl.DataFrame:
         _families(distinct.to_list()),
         schema=dict.fromkeys((BROWSER, MAJOR, OS, OS_VERSION), pl.String),
     )
-    return (
-        pl.concat([frame, parsed], how="horizontal")
-        .with_columns(agent_class(HTTP_USER_AGENT))
-        .with_columns(device())
-        .select(HTTP_USER_AGENT, AGENT_CLASS, BROWSER, MAJOR, OS, OS_VERSION, DEVICE)
+    both = pl.concat([frame, parsed], how="horizontal")
+    if classes is None:
+        both = both.with_columns(agent_class(HTTP_USER_AGENT))
+    else:
+        both = both.join(
+            classes.select(HTTP_USER_AGENT, AGENT_CLASS),
+            on=HTTP_USER_AGENT,
+            how="left",
+            nulls_equal=True,
+            maintain_order="left",
+        )
+    return both.with_columns(device()).select(
+        HTTP_USER_AGENT, AGENT_CLASS, BROWSER, MAJOR, OS, OS_VERSION, DEVICE
     )

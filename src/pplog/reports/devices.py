@@ -25,8 +25,13 @@ TABLES = {
 clients) and ``bytes``."""
 
 
-def tables(per_client: pl.DataFrame, top: int) -> dict[str, pl.DataFrame]:
+def tables(
+    per_client: pl.DataFrame, top: int, classes: pl.DataFrame | None = None
+) -> dict[str, pl.DataFrame]:
     """The three tables from a partial's ``clients`` frame, cut to `top` (0 = all).
+
+    `classes`: the user agents' classes when the caller has them
+    (`enriched.agent_classes_of`), so that none is classified twice.
 
     The requests of each table add up to the requests that are not health
     checks.
@@ -34,7 +39,7 @@ def tables(per_client: pl.DataFrame, top: int) -> dict[str, pl.DataFrame]:
     rows = per_client.filter(pl.col(VISITOR)).select(
         CLIENT_IP, pl.col(HTTP_USER_AGENT).cast(pl.String), "requests", "bytes"
     )
-    parsed = parse_agents(rows.get_column(HTTP_USER_AGENT))
+    parsed = parse_agents(rows.get_column(HTTP_USER_AGENT), classes)
     rows = rows.join(parsed, on=HTTP_USER_AGENT, how="left", nulls_equal=True)
     out = {}
     for name, keys in TABLES.items():

@@ -83,16 +83,30 @@ def health_checks(
     return rows, int(hidden.get_column("_n").sum() or 0)
 
 
-def agent_tables(per_client: pl.DataFrame, top: int) -> dict[str, pl.DataFrame]:
+def agent_classes_of(per_client: pl.DataFrame) -> pl.DataFrame:
+    """Each distinct user agent of a `Partial`'s per (client, user agent)
+    counts with its `agent_class`."""
+    return (
+        per_client.select(pl.col(HTTP_USER_AGENT).cast(pl.String))
+        .unique()
+        .with_columns(agent_class(HTTP_USER_AGENT))
+    )
+
+
+def agent_tables(
+    per_client: pl.DataFrame, top: int, classes: pl.DataFrame | None = None
+) -> dict[str, pl.DataFrame]:
     """`user_agents` (the busiest, with their class) and `agents` (per class).
 
     From a `Partial`'s per (client, user agent) counts: each distinct user
-    agent is classified once.
+    agent is classified once (`classes`, from `agent_classes_of`, when the
+    caller has them).
     """
     per_ua = per_client.group_by(HTTP_USER_AGENT).agg(
         pl.col("requests").sum(), pl.col("bytes").sum()
     )
-    classes = per_ua.select(HTTP_USER_AGENT).with_columns(agent_class(HTTP_USER_AGENT))
+    if classes is None:
+        classes = agent_classes_of(per_client)
     user_agents = (
         busiest(per_ua, HTTP_USER_AGENT, top)
         .join(

@@ -21,7 +21,7 @@ from pplog.reports import lb as lb_report
 from pplog.reports import overview as overview_report
 from pplog.reports import paths as paths_report
 from pplog.reports.breakdowns import by_requests, statuses
-from pplog.reports.enriched import agent_tables, geo_tables, located
+from pplog.reports.enriched import agent_classes_of, agent_tables, geo_tables, located
 from pplog.reports.partial import REJECT_SAMPLES, SAMPLE_KEYS, VISITOR, Partial
 from pplog.reports.timeline import choose_interval, rebucketed
 from pplog.schema import (
@@ -129,8 +129,10 @@ def finish(
         extra["timeline"] = rebucketed(partial["timeline"], interval)
     extra["status"] = statuses(partial["status"])
     if with_agents:
-        extra.update(agent_tables(per_client, top))
-        extra.update(devices_report.tables(per_client, top))
+        # each distinct user agent classified once, for both sets of tables
+        classes = agent_classes_of(per_client)
+        extra.update(agent_tables(per_client, top, classes))
+        extra.update(devices_report.tables(per_client, top, classes))
     if (referrers := partial.get("referrers")) is not None:
         extra["referrers"] = by_requests(referrers, [HTTP_REFERER], top)
     if "host" in logged:
