@@ -486,3 +486,16 @@ def test_ingest_of_no_file_into_a_new_dataset_is_one_error_line(
         "Error: no log file to read, and the dataset has no log format yet: give "
         "existing log files (or --format NAME)"
     ]
+
+
+def test_ingest_of_a_url_is_refused_before_the_dataset_is_touched(
+    tmp_path: Path,
+) -> None:
+    proc = _pplog("ingest", "s3://bucket/access.log", "--dataset", str(tmp_path / "ds"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "Error: `s3://bucket/access.log` is a URL: ingest follows local log files "
+        "across rotation by their identity on disk; summarize URLs with `pplog "
+        "summarize`, or ingest on the machine that writes the logs"
+    )
+    assert not (tmp_path / "ds").exists()

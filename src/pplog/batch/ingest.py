@@ -48,7 +48,7 @@ from pplog.enrich.geo import (
 from pplog.errors import LogFormatError, OptionError, PplogError
 from pplog.formats import PRESETS, LogFormat
 from pplog.pipeline import LogSpec, resolve_format, resolve_groups
-from pplog.sources import Source
+from pplog.sources import Source, is_url
 
 BATCH_BYTES = 32 << 20
 FINAL_GRACE = 15 * 60.0  # seconds before a rotated file's last partial line counts
@@ -165,6 +165,15 @@ def ingest(
         geoip=geoip,
         geoip_skip_special=geoip_skip_special,
     )
+    given = [paths] if isinstance(paths, str | os.PathLike) else paths
+    urls = [os.fspath(p) for p in given if is_url(os.fspath(p))]
+    if urls:
+        msg = (
+            f"`{urls[0]}` is a URL: ingest follows local log files across "
+            "rotation by their identity on disk; summarize URLs with "
+            "`pplog summarize`, or ingest on the machine that writes the logs"
+        )
+        raise OptionError(msg)
     layout = Layout(Path(dataset))
     layout.root.mkdir(parents=True, exist_ok=True)
     hit = _Fault(fault)

@@ -53,6 +53,7 @@ from pplog.sources._lines import (
     long_line,
 )
 from pplog.sources._paths import STDIN, Source, expand, rotation_key
+from pplog.sources._urls import is_url
 
 CHUNK_BYTES = 8 << 20
 
@@ -518,6 +519,7 @@ __all__ = [
     "decode_bytes",
     "describe",
     "expand",
+    "is_url",
     "iter_batches",
     "lines_frame",
     "looks_binary",
