@@ -350,9 +350,9 @@ def test_json_csv_and_terminal_have_the_tables(tmp_path: Path) -> None:
 
 
 def test_terminal_output_of_agent_text_stays_inert(tmp_path: Path) -> None:
-    """A family ua-parser copies from the user agent (here ``[2Jbot``, after
-    an ESC) reaches the terminal as plain text, and no control byte does."""
-    ua = "Mozilla/5.0 (compatible; Evil\\x1B[2Jbot/1.0) [bold]x[/bold]"
+    """A family ua-parser copies from the user agent, holding an ESC and rich
+    markup, reaches the terminal as escaped plain text in the browsers table."""
+    ua = "\\x1B[31mEVIL[bold]x[/bold]/1.0 CFNetwork/1.0 Darwin/1"
     line = (
         f'203.0.113.9 - - [10/Oct/2025:13:55:36 +0000] "GET / HTTP/1.1" 200 5 "-" '
         f'"{ua}"\n'
@@ -360,11 +360,12 @@ def test_terminal_output_of_agent_text_stays_inert(tmp_path: Path) -> None:
     log = tmp_path / "a.log"
     log.write_text(line)
     summary = pplog.summarize(log)
-    assert summary.extra["browsers"].item(0, "browser") == "[2Jbot"
+    family = summary.extra["browsers"].item(0, "browser")
+    assert family == "\x1b[31mEVIL[bold]x[/bold]"  # the real ESC, as decoded
     text = CliRunner().invoke(cli, ["summarize", str(log), "--width", "200"]).stdout
     assert "\x1b" not in text
-    assert "│ [2Jbot " in text
-    assert "[bold]x[/bold]" in text
+    # the browsers row: the family alone, escaped, markup as text
+    assert "│ \\x1B[31mEVIL[bold]x[/bold] │ 1 " in text
 
 
 def test_without_the_native_module_the_python_resolver_gives_the_same(
