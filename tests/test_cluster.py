@@ -367,7 +367,7 @@ def test_scheduler_unreachable_is_one_error_line(tmp_path: Path) -> None:
     lines = result.stderr.decode().splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith(
-        f"Error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}: "
+        f"Error: cannot reach the Dask scheduler at `tcp://127.0.0.1:{port}`: "
     )
     assert lines[0].endswith("; is it running?")
     assert result.stdout == b""
@@ -410,7 +410,8 @@ def test_task_failures(local_cluster: object) -> None:
                 pplog.tasks.merge,
             )
         assert str(info.value) == (
-            "reading `b.log` failed on the cluster: ZeroDivisionError: division by zero"
+            "reading `b.log` failed on the cluster: ZeroDivisionError: division by zero; "
+            "see the workers' logs"
         )
 
 

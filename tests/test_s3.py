@@ -145,8 +145,15 @@ def test_expand_prefix_glob_and_object(memory_logs: tuple[str, Path]) -> None:
 @pytest.mark.parametrize(
     ("suffix", "message"),
     [
-        ("/nope", "no such object or prefix: `{url}/nope`"),
-        ("/rotated/*.bz2", "no object matches `{url}/rotated/*.bz2`"),
+        (
+            "/nope",
+            "no such object or prefix: `{url}/nope`; check the bucket and the key",
+        ),
+        (
+            "/rotated/*.bz2",
+            "no object matches `{url}/rotated/*.bz2`; check the bucket, prefix and "
+            "pattern",
+        ),
     ],
 )
 def test_expand_missing_url(
@@ -374,14 +381,16 @@ def test_s3_damaged_gzip_rejects_equal_local(
 
 def test_s3_missing_object_is_one_error_line(s3: tuple[dict[str, str], Path]) -> None:
     env, _ = s3
-    for url, message in [
-        (f"s3://{BUCKET}/rotated/access.log.9", "no such object or prefix:"),
-        (f"s3://{BUCKET}-nope/logs/", "no such object or prefix:"),
-        (f"s3://{BUCKET}/rotated/*.bz2", "no object matches"),
+    key = "; check the bucket and the key"
+    pattern = "; check the bucket, prefix and pattern"
+    for url, message, hint in [
+        (f"s3://{BUCKET}/rotated/access.log.9", "no such object or prefix:", key),
+        (f"s3://{BUCKET}-nope/logs/", "no such object or prefix:", key),
+        (f"s3://{BUCKET}/rotated/*.bz2", "no object matches", pattern),
     ]:
         result = _pplog(env, "summarize", url)
         assert result.returncode == 1
-        assert result.stderr.decode() == f"Error: {message} `{url}`\n"
+        assert result.stderr.decode() == f"Error: {message} `{url}`{hint}\n"
 
 
 @pytest.mark.parametrize("fault", ["no credentials", "unreachable endpoint"])

@@ -100,7 +100,9 @@ def connected(cluster: object) -> Iterator[Any]:
             )
         except (OSError, TimeoutError) as exc:
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            msg = f"cannot reach the Dask scheduler at {address}: {why}; is it running?"
+            msg = (
+                f"cannot reach the Dask scheduler at `{address}`: {why}; is it running?"
+            )
             raise ReportError(msg) from None
     elif hasattr(cluster, "scheduler_address"):  # LocalCluster, SSHCluster, ...
         client = distributed.Client(
@@ -262,7 +264,10 @@ def run(
             if isinstance(exc, (PplogError, *passthrough)):
                 raise
             why = _why(exc, distributed)
-            msg = f"merging the partials failed on the cluster: {why}"
+            msg = (
+                f"merging the partials failed on the cluster: {why}; "
+                "see the workers' logs"
+            )
             raise ReportError(msg) from exc
     except BaseException:  # a failed task, Ctrl-C: stop the rest of the run
         client.cancel([last, *live.values()])
@@ -296,5 +301,8 @@ def _raise(
             "read them from object storage URLs"
         )
         raise ReportError(msg) from exc
-    msg = f"reading `{name}` failed on the cluster: {_why(exc, distributed)}"
+    msg = (
+        f"reading `{name}` failed on the cluster: {_why(exc, distributed)}; "
+        "see the workers' logs"
+    )
     raise ReportError(msg) from exc

@@ -113,7 +113,7 @@ def expand_url(url: str) -> list[tuple[str, str, int]]:
         if magic:
             found: dict[str, dict[str, Any]] = fs.glob(root, detail=True)
             if not any(info.get("type") == "file" for info in found.values()):
-                msg = f"no object matches `{url}`"
+                msg = f"no object matches `{url}`; check the bucket, prefix and pattern"
                 raise SourceError(msg)
         else:
             info = _info(fs, root, url)
@@ -122,7 +122,10 @@ def expand_url(url: str) -> list[tuple[str, str, int]]:
             listed = fs.ls(root, detail=True)
             found = {i["name"]: i for i in listed if not _hidden(i["name"])}
             if not any(i.get("type") == "file" for i in found.values()):
-                msg = f"prefix `{url}` holds no log files"
+                msg = (
+                    f"prefix `{url}` holds no log files; name the objects or a "
+                    "prefix that holds them"
+                )
                 raise SourceError(msg)
     except SourceError:
         raise
@@ -141,7 +144,7 @@ def _info(fs: AbstractFileSystem, root: str, url: str) -> dict[str, Any]:
     try:
         return fs.info(root)  # type: ignore[no-any-return]
     except FileNotFoundError as exc:
-        msg = f"no such object or prefix: `{url}`"
+        msg = f"no such object or prefix: `{url}`; check the bucket and the key"
         raise SourceError(msg) from exc
 
 
