@@ -25,7 +25,6 @@ with the input (the map tasks' partials) and what does not (the merged one).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import os
 import pickle
@@ -46,20 +45,6 @@ WORKERS = 2
 def _pickled_size(value: object) -> int:
     """Bytes of `value` pickled (runs on a worker: pickled by value from here)."""
     return len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-
-
-@contextlib.contextmanager
-def _environment(**values: str) -> Any:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def partial_sizes(client: Any, folder: Path) -> tuple[int, int, int, int]:
@@ -140,10 +125,12 @@ def main() -> int:
     timed("--jobs 2", [*base, *tail, "--jobs", "2"])
     timed("--jobs 2, pool forced", [sys.executable, "-c", FORCED, *tail, "--jobs", "2"])
 
+    from pplog.tasks import _environment as environment  # the pool's own
+
     threads = str(max(1, (os.cpu_count() or 1) // WORKERS))
     started = time.perf_counter()
     with (
-        _environment(POLARS_MAX_THREADS=threads),
+        environment(POLARS_MAX_THREADS=threads),
         distributed.LocalCluster(
             n_workers=WORKERS,
             threads_per_worker=1,
