@@ -40,7 +40,6 @@ from pplog.pipeline.spec import LogSpec  # noqa: E402
 from pplog.reports import mapping  # noqa: E402
 from pplog.reports._spool import spooled, with_report_columns  # noqa: E402
 from pplog.reports.finish import FinishSettings, finish  # noqa: E402
-from pplog.reports.summary import Summary  # noqa: E402
 
 
 def _cpu() -> float:
@@ -104,18 +103,7 @@ def profile(log: Path) -> dict[str, tuple[float, float]]:
             steps[f"  of which: {name}"] = (qw, qc)
     tables, w, c = _timed(lambda: finish(partial, FinishSettings(policy=policy)))
     steps["finish: every table from the Partial"] = (w, c)
-    summary = Summary(
-        overview=tables.overview,
-        clients=tables.clients,
-        paths=tables.paths,
-        errors=tables.errors,
-        rejects=tables.rejects,
-        reject_samples=tables.reject_samples,
-        top=10,
-        extra=tables.extra,
-        interval=tables.interval,
-        by="path",
-    )
+    summary = tables.summary(top=10, by="path")
     _, w, c = _timed(lambda: "".join(chunks(summary)))
     steps["JSON output"] = (w, c)
     return steps

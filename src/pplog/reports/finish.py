@@ -8,6 +8,7 @@ key's text, so the tables are the same however the input was split.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 
@@ -23,6 +24,7 @@ from pplog.reports import paths as paths_report
 from pplog.reports.breakdowns import by_requests, statuses
 from pplog.reports.enriched import agent_classes_of, agent_tables, geo_tables, located
 from pplog.reports.partial import REJECT_SAMPLES, SAMPLE_KEYS, VISITOR, Partial
+from pplog.reports.summary import Summary
 from pplog.reports.timeline import choose_interval, rebucketed
 from pplog.schema import (
     CLIENT_IP,
@@ -81,6 +83,23 @@ class Tables:
     reject_samples: pl.DataFrame
     interval: str | None
     extra: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+    def summary(self, *, top: int, by: str, **meta: Any) -> Summary:
+        """The `Summary` of these tables; `meta` is its other fields (format,
+        sources, geoip, filters, ...)."""
+        return Summary(
+            overview=self.overview,
+            clients=self.clients,
+            paths=self.paths,
+            errors=self.errors,
+            rejects=self.rejects,
+            reject_samples=self.reject_samples,
+            top=top,
+            extra=self.extra,
+            interval=self.interval,
+            by=by,
+            **meta,
+        )
 
 
 def finish(

@@ -305,20 +305,12 @@ def summarize(
             tables = finish(partial, finishing, dbs)
     else:
         tables = finish(partial, finishing)
-    return Summary(
-        overview=tables.overview,
-        clients=tables.clients,
-        paths=tables.paths,
-        errors=tables.errors,
-        rejects=tables.rejects,
-        reject_samples=tables.reject_samples,
+    return tables.summary(
         top=top,
-        extra=tables.extra,
-        interval=tables.interval,
         by=by,
         geoip=geo_note,
         filters=spec.filters.labels + (("bots left out",) if spec.exclude_bots else ()),
-        **meta,  # type: ignore[arg-type]
+        **meta,
     )
 
 
