@@ -42,6 +42,7 @@ from pplog.sources._decompress import (
     is_device,
     open_stream,
 )
+from pplog.sources._follow import Chunk, Follower
 from pplog.sources._lines import (
     LINE_LIMIT,
     LINES_SCHEMA,
@@ -508,6 +509,8 @@ __all__ = [
     "TOO_LONG",
     "ZSTD_SLICE",
     "Block",
+    "Chunk",
+    "Follower",
     "LineSplitter",
     "ProblemHandler",
     "ProgressHandler",
