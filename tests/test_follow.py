@@ -12,6 +12,8 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import signal
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,6 +24,7 @@ from hypothesis import strategies as st
 
 from pplog.schema import LINE, OFFSET, SOURCE, TEXT
 from pplog.sources import Chunk, Follower
+from realproc import free_ports, require_binary, send, stop, wait_listening
 
 
 class Clock:
@@ -521,3 +524,102 @@ def test_every_line_written_after_start_is_read_once(
     for _, number, offset, text in got:
         assert (number, offset) == written[text], (text, ops)
     assert problems == []
+
+
+# -- real nginx: it keeps writing to a renamed file until USR1 -----------------
+
+
+@pytest.mark.nginx
+def test_real_nginx_rotations_lose_and_double_no_request(tmp_path: Path) -> None:
+    nginx = require_binary("nginx", "nginx-light")
+    (tmp_path / "logs").mkdir()
+    log = tmp_path / "logs" / "access.log"
+    port = free_ports(1)[0]
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        f"""
+pid {tmp_path / "nginx.pid"};
+error_log {tmp_path / "error.log"};
+events {{ worker_connections 64; }}
+http {{
+    access_log {log} combined;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ return 200 "ok\\n"; }}
+    }}
+}}
+""",
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen(  # noqa: S603
+        [
+            nginx,
+            "-p",
+            f"{tmp_path}/",
+            "-e",
+            str(tmp_path / "error.log"),
+            "-c",
+            str(conf),
+            "-g",
+            "daemon off; master_process off;",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        if not wait_listening(proc, [("127.0.0.1", port)], time.monotonic() + 10):
+            pytest.fail("nginx did not start", pytrace=False)
+
+        def get(*paths: str) -> None:
+            for path in paths:
+                request = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                assert send(port, request.encode()).startswith(b"HTTP/1.1 200")
+
+        get("/before")
+        clock = Clock()
+        problems: list[tuple[str, str]] = []
+        got: list[tuple[str, int, int, str]] = []
+        with Follower(
+            [str(log) + "*"],
+            grace=5,
+            clock=clock,
+            on_problem=lambda *p: problems.append(p),
+        ) as f:
+            get("/a1", "/a2")
+            got += rows(f.poll())
+            log.rename(log.with_name("access.log.1"))  # logrotate `create`, nocreate
+            get("/b1", "/b2")  # nginx still writes to access.log.1
+            got += rows(f.poll())
+            os.kill(proc.pid, signal.SIGUSR1)  # postrotate: reopen
+            deadline = time.monotonic() + 10
+            while not log.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            get("/c1")
+            got += rows(f.poll())
+            clock.now += 5
+            get("/c2")
+            shutil.copyfile(log, log.with_name("access.log.2"))  # copytruncate
+            truncate(log)
+            get("/d1", "/d2", "/d3", "/d4", "/d5")  # past the old offset
+            got += rows(f.poll())
+            got += rows(f.poll(final=True))
+        paths = [r[3].split('"')[1].split()[1] for r in got]
+        assert paths == [
+            "/a1",
+            "/a2",
+            "/b1",
+            "/b2",
+            "/c1",
+            "/c2",
+            "/d1",
+            "/d2",
+            "/d3",
+            "/d4",
+            "/d5",
+        ]
+        assert {r[0] for r in got} == {str(log)}
+        assert [r[1] for r in got] == [2, 3, 4, 5, 1, 2, 1, 2, 3, 4, 5]
+        assert problems == []
+    finally:
+        stop(proc)
