@@ -275,10 +275,10 @@ def test_stale_tables_are_removed_and_cells_cannot_run_as_formulas(
 
 
 def test_sparkline_last_bar_is_scaled(runner: CliRunner) -> None:
-    from pplog.outputs.terminal import _binned
+    from pplog.outputs.terminal import binned
 
-    assert _binned([5] * 10, 4) == [15, 15, 15, 15]  # 3+3+3+1 points, the last scaled
-    assert _binned([1, 2, 3], 5) == [1, 2, 3]
+    assert binned([5] * 10, 4) == [15, 15, 15, 15]  # 3+3+3+1 points, the last scaled
+    assert binned([1, 2, 3], 5) == [1, 2, 3]
 
 
 def test_every_output_is_registered_under_its_own_name() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pplog.errors import LogFormatError
 from pplog.formats._logformat import LogFormat
-from pplog.formats._logpaths import formats_by_log_path
+from pplog.formats._logpaths import buffered_logs, formats_by_log_path
 from pplog.formats._nginxconf import (
     RealIPSettings,
     format_from_config,
@@ -18,6 +18,7 @@ __all__ = [
     "PRESETS",
     "LogFormat",
     "RealIPSettings",
+    "buffered_logs",
     "format_from_config",
     "formats_by_log_path",
     "get_format",

@@ -49,3 +49,24 @@ def formats_by_log_path(
             out[file] = PRESETS["combined"]
         # an unknown name: nginx refuses such a configuration; nothing to map
     return out
+
+
+def buffered_logs(path: str | os.PathLike[str]) -> dict[Path, str]:
+    """The files whose `access_log` buffers lines (``buffer=``, ``flush=``,
+    ``gzip``), with the directive's settings as nginx reads them: such a log
+    is written in bursts, when the buffer fills or the flush time passes."""
+    config = read_config(path)
+    out: dict[Path, str] = {}
+    for d in config.access_logs:
+        if not d.args or d.args[0] == "off" or "$" in d.args[0]:
+            continue
+        settings = [
+            a for a in d.args[1:] if a.startswith(("buffer=", "flush=", "gzip"))
+        ]
+        if not settings or d.args[0].startswith(("syslog:", "memory:")):
+            continue
+        file = Path(d.args[0])
+        if not file.is_absolute():
+            file = config.path.parent / file
+        out.setdefault(file, f"{' '.join(settings)} ({d.file}:{d.line})")
+    return out

@@ -88,3 +88,13 @@ class JsonReporter:
                 _write(f, summary)
 
         atomic_write(out, write, options.staging)
+
+
+def one_line(summary: Summary) -> str:
+    """The document `chunks` writes, on one line (`pplog top --to jsonl`):
+    the same keys and values, without the indentation."""
+    doc: dict[str, Any] = {"overview": overview(summary, "iso")}
+    tables = {**summary.tables(), "reject_samples": _samples(summary)}
+    for name, table in tables.items():
+        doc[name] = with_iso_times(table).to_dicts() if table.height else []
+    return escape_json(json.dumps(doc, ensure_ascii=False, separators=(",", ":")))

@@ -29,7 +29,7 @@ from pplog.outputs._safe import safe_text
 from pplog.reports import Summary
 from pplog.reports.timeline import interval_seconds
 
-_TITLES = {
+TITLES = {
     "clients": "Top clients (health checkers not counted)",
     "paths": "Top paths",
     "routes": "Top routes",
@@ -85,7 +85,7 @@ _KEEP = ("client_ip", "status", "peer", "trusted", "agent_class", "browser", "os
 
 
 def _table(name: str, df: pl.DataFrame, total: int | None, width: int) -> Table:
-    title = _TITLES.get(name, name)
+    title = TITLES.get(name, name)
     if total is not None and total > df.height:
         title += f" (top {df.height})"
     table = Table(title=title, title_justify="left", title_style="bold", expand=False)
@@ -246,7 +246,7 @@ def _natural_width(df: pl.DataFrame) -> int:
     return total
 
 
-def _fitted(console: Console, name: str, df: pl.DataFrame, total: int | None) -> Table:
+def fitted(console: Console, name: str, df: pl.DataFrame, total: int | None) -> Table:
     """The table, minus low-priority columns until it fits the console width."""
     for column in _DROP_ORDER:
         if _natural_width(df) <= console.width:
@@ -259,7 +259,7 @@ def _fitted(console: Console, name: str, df: pl.DataFrame, total: int | None) ->
 _BARS = "▁▂▃▄▅▆▇█"
 
 
-def _spark(values: list[int], top: int) -> str:
+def spark(values: list[int], top: int) -> str:
     if top <= 0:
         return " " * len(values)
     return "".join(
@@ -268,7 +268,7 @@ def _spark(values: list[int], top: int) -> str:
     )
 
 
-def _binned(values: list[int], width: int) -> list[int]:
+def binned(values: list[int], width: int) -> list[int]:
     """Sum neighbouring points so that at most `width` remain."""
     if len(values) <= width:
         return values
@@ -301,8 +301,8 @@ def sparklines(df: pl.DataFrame, interval: str | None, width: int) -> list[Text]
     if df.height == 0:
         return [Text("Timeline: none", style="bold")]
     room = max(10, width - 22)
-    requests = _binned(df.get_column("requests").to_list(), room)
-    errors = _binned(
+    requests = binned(df.get_column("requests").to_list(), room)
+    errors = binned(
         (df.get_column("errors_4xx") + df.get_column("errors_5xx")).to_list(), room
     )
     size = -(-df.height // len(requests))  # points summed into each bar
@@ -314,10 +314,10 @@ def sparklines(df: pl.DataFrame, interval: str | None, width: int) -> list[Text]
     head = Text(f"Timeline ({every} per bar, {first} → {last} UTC)", style="bold")
     top = max(requests)
     line = Text("requests  ")
-    line.append(_spark(requests, top), style="cyan")
+    line.append(spark(requests, top), style="cyan")
     line.append(f"  max {top:,}")
     err = Text("4xx+5xx   ")
-    err.append(_spark(errors, top), style="red")
+    err.append(spark(errors, top), style="red")
     err.append(f"  max {max(errors):,}")
     return [head, line, err]
 
@@ -389,9 +389,9 @@ class TerminalReporter:
             if name in _BRIEF:
                 total, df = df.height, df.head(_BRIEF[name])
             if df.height == 0:
-                console.print(Text(f"{_TITLES.get(name, name)}: none", style="bold"))
+                console.print(Text(f"{TITLES.get(name, name)}: none", style="bold"))
                 continue
-            console.print(_fitted(console, name, df, total))
+            console.print(fitted(console, name, df, total))
         if summary.reject_samples.height:
             console.print()
             console.print(

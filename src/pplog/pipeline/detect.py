@@ -80,6 +80,13 @@ def detect_format(lines: Sequence[str]) -> tuple[LogFormat, int]:
     return best, best_ok
 
 
+def detect_sample(src: Source, sample: list[str]) -> tuple[LogFormat | None, str]:
+    """The preset for lines of one input (a file first seen growing), or None
+    with a one-line reason, as detection decides for a file."""
+    fmt, note, _ = _detect_one(src, sample)
+    return fmt, note
+
+
 def _error_log_lines(sample: Sequence[str]) -> int:
     """How many of `sample` are nginx error-log entries."""
     return int(

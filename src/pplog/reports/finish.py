@@ -69,6 +69,8 @@ class FinishSettings:
     policy: ProxyPolicy | None = None
     geoip_skip_special: bool = True
     left_out: bool = False  # filters or the bot exclusion applied: count them
+    # the extra tables to make (`EXTRA_ORDER` names); None: every one
+    extra: frozenset[str] | None = None
 
 
 @dataclass
@@ -143,24 +145,25 @@ def finish(
     extra: dict[str, pl.DataFrame] = {}
     interval = None
     first, last = ov.item(0, "first_time"), ov.item(0, "last_time")
-    if first is not None:
+    wanted = frozenset(EXTRA_ORDER) if settings.extra is None else settings.extra
+    if first is not None and "timeline" in wanted:
         interval = choose_interval(first, last, settings.interval)
         extra["timeline"] = rebucketed(partial["timeline"], interval)
     extra["status"] = statuses(partial["status"])
-    if with_agents:
+    if with_agents and wanted & {"user_agents", "agents", *devices_report.TABLES}:
         # each distinct user agent classified once, for both sets of tables
         classes = agent_classes_of(per_client)
         extra.update(agent_tables(per_client, top, classes))
         extra.update(devices_report.tables(per_client, top, classes))
-    if (referrers := partial.get("referrers")) is not None:
+    if (referrers := partial.get("referrers")) is not None and "referrers" in wanted:
         extra["referrers"] = by_requests(referrers, [HTTP_REFERER], top)
-    if "host" in logged:
+    if "host" in logged and "hosts" in wanted:
         extra["hosts"] = by_requests(partial["hosts"], ["host"], top)
     if "lb" in logged:
         extra["lb"] = lb_report.finish(
             by_requests(partial["lb"], ["peer"], top), settings.policy
         )
-    if dbs is not None:
+    if dbs is not None and wanted & {"countries", "networks"}:
         where = located(visitors, dbs, skip_special=settings.geoip_skip_special)
         extra.update(geo_tables(where, top))
         if clients.height:
@@ -180,5 +183,5 @@ def finish(
         .head(REJECT_SAMPLES)
         .select(SOURCE, LINE, REJECT_REASON, RAW)
     )
-    extra = {n: extra[n] for n in EXTRA_ORDER if n in extra}
+    extra = {n: extra[n] for n in EXTRA_ORDER if n in extra and n in wanted}
     return Tables(ov, clients, paths, errors, rejects, samples, interval, extra)

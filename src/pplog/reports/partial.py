@@ -32,7 +32,7 @@ plain DataFrame: a partial pickles and can be written as Parquet.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,11 +179,15 @@ def combine(frame: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
     return frame.group_by(list(keys)).agg(aggs)
 
 
-def merge(partials: Iterable[Partial]) -> Partial:
+def merge(
+    partials: Iterable[Partial], *, concatenated: Collection[str] = ()
+) -> Partial:
     """One partial for all of `partials`: concatenation plus sums, mins, maxes.
 
     Associative and commutative; a frame some partials lack (a format that
-    does not log referrers) is merged from those that have it.
+    does not log referrers) is merged from those that have it. Frames named
+    in `concatenated` are only concatenated: for a partial that goes to
+    `finish` alone, which groups those frames again (`finish.REGROUPED`).
     """
     parts = list(partials)
     if len(parts) == 1:
@@ -195,6 +199,9 @@ def merge(partials: Iterable[Partial]) -> Partial:
     out: dict[str, pl.DataFrame] = {}
     for name in names:
         frames = [p.frames[name] for p in parts if name in p.frames]
+        if name in concatenated:
+            out[name] = pl.concat(frames, how="diagonal_relaxed")
+            continue
         frame = pl.concat(frames, how="diagonal_relaxed", rechunk=True)
         if name == "samples":
             out[name] = frame.sort(SAMPLE_KEYS, nulls_last=True).head(REJECT_SAMPLES)
@@ -203,3 +210,171 @@ def merge(partials: Iterable[Partial]) -> Partial:
         else:
             out[name] = combine(frame, KEYS[name])
     return Partial(out)
+
+
+OTHER = "(other)"  # the key that keys beyond a cap are folded into (`capped`)
+# Frames and the text key columns `capped` folds; the rows of a frame are
+# ranked by this column.
+_FOLDED: dict[str, tuple[tuple[str, ...], str]] = {
+    "clients": ((CLIENT_IP, HTTP_USER_AGENT), "requests"),
+    "paths": ((PATH,), "requests"),
+    "errors": ((PATH, CLIENT_IP), "requests"),
+    "latency": ((PATH,), COUNT),
+    "referrers": ((HTTP_REFERER,), "requests"),
+    "hosts": (("host",), "requests"),
+    "lb": (("peer",), "requests"),
+}
+# A frame keyed by two folded columns may still hold up to cap * cap rows;
+# past `ROWS_PER_KEY * cap` its least requested rows fold whole.
+ROWS_PER_KEY = 4
+PAIRS_PER_KEY = 25  # 17 bytes a pair
+
+
+def _kept(frame: pl.DataFrame, column: str, by: str, cap: int) -> pl.Series:
+    """The `cap` values of `column` with the most `by` (ties: by text)."""
+    return (
+        frame.group_by(column)
+        .agg(pl.col(by).sum())
+        .sort([by, column], descending=[True, False], nulls_last=True)
+        .head(cap)
+        .get_column(column)
+    )
+
+
+def _fold(column: str, kept: pl.Series) -> pl.Expr:
+    col = pl.col(column)
+    return (
+        pl.when(col.is_null() | col.is_in(kept.implode()))
+        .then(col)
+        .otherwise(pl.lit(OTHER))
+        .alias(column)
+    )
+
+
+def _pair_clients(out: dict[str, pl.DataFrame], limit: int) -> pl.Series | None:
+    """The busiest clients whose distinct pairs add up to at most `limit`,
+    or None when every client's pairs fit."""
+    pairs = out["pairs"]
+    if pairs.height <= limit or "clients" not in out:
+        return None
+    per_client = (
+        out["clients"]
+        .group_by(CLIENT_IP)
+        .agg(pl.col("requests").sum())
+        .with_columns(text_hash(pl.col(CLIENT_IP)).alias(CLIENT_HASH))
+        .join(pairs.group_by(CLIENT_HASH).len("_pairs"), on=CLIENT_HASH, how="left")
+        .sort(["requests", CLIENT_IP], descending=[True, False], nulls_last=True)
+    )
+    fits = pl.col("_pairs").fill_null(0).cum_sum() <= limit
+    return per_client.filter(fits).get_column(CLIENT_IP)
+
+
+def _fold_frame(
+    frame: pl.DataFrame, name: str, kept: dict[str, pl.Series], cap: int
+) -> tuple[pl.DataFrame, int]:
+    """Fold a frame's text keys to `kept` values (else to its own `cap`
+    busiest), then its rows past `ROWS_PER_KEY * cap`."""
+    columns, by = _FOLDED[name]
+    folded = 0
+    changes = []
+    for column in columns:
+        if column not in frame.columns:
+            continue
+        # the errors table ranks its own paths: rare paths fail too
+        own = name == "errors" and column == PATH
+        values = None if own else kept.get(column)
+        if values is None:
+            if frame.get_column(column).n_unique() <= cap:
+                continue
+            values = _kept(frame, column, by, cap)
+        before = frame.get_column(column).n_unique()
+        changes.append(_fold(column, values))
+        folded += max(0, before - len(values))
+    if changes:
+        frame = combine(frame.with_columns(changes), KEYS[name])
+    limit = ROWS_PER_KEY * cap
+    if frame.height > limit:
+        order = frame.sort(by, descending=True, maintain_order=True)
+        text = [c for c in columns if c in frame.columns]
+        rest = order.slice(limit).with_columns(
+            pl.lit(OTHER, pl.String).alias(c) for c in text
+        )
+        folded += rest.height
+        frame = combine(pl.concat([order.head(limit), rest]), KEYS[name])
+    return frame, folded
+
+
+def _hashes(values: pl.Series) -> pl.Series:
+    return pl.select(text_hash(pl.lit(values))).to_series()
+
+
+def _folded_pairs(pairs: pl.DataFrame, kept: dict[str, pl.Series]) -> pl.DataFrame:
+    """Pairs of folded clients become `OTHER`'s, and so do their folded paths;
+    a kept client keeps every path it asked for (its count stays exact)."""
+    other = pl.lit(pl.select(text_hash(pl.lit(OTHER))).item(), pl.UInt64)
+    client, path = pl.col(CLIENT_HASH), pl.col(PATH_HASH)
+    if CLIENT_IP in kept:
+        known = _hashes(kept[CLIENT_IP]).implode()
+        pairs = pairs.with_columns(
+            pl.when(client.is_null() | client.is_in(known))
+            .then(client)
+            .otherwise(other)
+            .alias(CLIENT_HASH)
+        )
+    if PATH in kept:
+        known = _hashes(kept[PATH]).implode()
+        folded = (client == other) & path.is_not_null() & ~path.is_in(known)
+        pairs = pairs.with_columns(
+            pl.when(folded).then(other).otherwise(path).alias(PATH_HASH)
+        )
+    return pairs.unique()
+
+
+def capped(partial: Partial, cap: int) -> tuple[Partial, int]:
+    """`partial` with at most about `cap` distinct values per text key and frame.
+
+    The values with the most requests stay; the others are folded into
+    `OTHER`, whose counts are their sums, so every total stays exact while
+    memory stays bounded however many distinct clients or paths arrive
+    (`pplog top`). Each frame keeps at most `ROWS_PER_KEY * cap` rows, the
+    pairs `PAIRS_PER_KEY * cap` (the busiest clients whose pairs fit stay).
+    Clients and paths kept in their own frames keep their pairs (the others
+    become the hash of `OTHER`), so a kept client's distinct paths stay
+    exact; the errors table ranks its own paths, since rare paths fail too.
+    A seconds timeline past `cap` rows is re-bucketed by the minute.
+    Returns the partial and how many values were folded (0: unchanged).
+    """
+    out = dict(partial.frames)
+    kept: dict[str, pl.Series] = {}
+    clients, paths = out.get("clients"), out.get("paths")
+    if clients is not None and clients.get_column(CLIENT_IP).n_unique() > cap:
+        kept[CLIENT_IP] = _kept(clients, CLIENT_IP, "requests", cap)
+    if "pairs" in out:
+        fitting = _pair_clients(out, PAIRS_PER_KEY * cap)
+        if fitting is not None and (
+            CLIENT_IP not in kept or len(fitting) < len(kept[CLIENT_IP])
+        ):
+            kept[CLIENT_IP] = fitting
+    if paths is not None and paths.height > cap:
+        kept[PATH] = _kept(paths, PATH, "requests", cap)
+    folded = 0
+    for name in _FOLDED:
+        frame = out.get(name)
+        if frame is None:
+            continue
+        mine = {c: v for c, v in kept.items() if c in frame.columns}
+        if frame.height <= cap and not mine:
+            continue
+        out[name], n = _fold_frame(frame, name, mine, cap)
+        folded += n
+    if "pairs" in out and kept:
+        out["pairs"] = _folded_pairs(out["pairs"], kept)
+    timeline = out.get("timeline")
+    if timeline is not None and timeline.height > cap:
+        out["timeline"] = combine(
+            timeline.with_columns(pl.col(TIME).dt.truncate("1m")), KEYS["timeline"]
+        )
+        folded += timeline.height - out["timeline"].height
+    if all(out[n] is partial.frames[n] for n in out):
+        return partial, 0
+    return Partial(out), folded

@@ -197,3 +197,28 @@ def _percentiles(latency: pl.DataFrame, key: str, name: str) -> pl.DataFrame:
         rank(0.99).alias(f"{name}_p99"),
         pl.col(VALUE).max().alias(f"{name}_max"),
     )
+
+
+def overall_latency(
+    partial: Partial,
+) -> dict[str, tuple[int | None, int | None, int | None]]:
+    """Exact nearest-rank p50, p95 and p99 over every path, per latency the
+    rows log (milliseconds); empty when none is logged or counted exactly."""
+    latency = partial.get("latency")
+    if latency is None:
+        return {}
+    out: dict[str, tuple[int | None, int | None, int | None]] = {}
+    for measure in measures(partial):
+        rows = latency.filter(pl.col(MEASURE) == measure).with_columns(
+            pl.lit("").alias(PATH)
+        )
+        if rows.height == 0:
+            out[measure] = (None, None, None)
+            continue
+        table = _percentiles(rows, PATH, measure)
+        out[measure] = (
+            table.item(0, f"{measure}_p50"),
+            table.item(0, f"{measure}_p95"),
+            table.item(0, f"{measure}_p99"),
+        )
+    return out
