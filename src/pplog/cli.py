@@ -399,6 +399,138 @@ def summarize_cmd(
         plan.write(summary, width=width, color=color)
 
 
+@cli.command("top", context_settings=CONTEXT)
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@log_spec_options(filters=True, geoip="report")
+@click.option(
+    "--to",
+    "target",
+    type=click.Choice(["terminal", "jsonl"]),
+    help="terminal: the full-screen view; jsonl: one JSON object (the shape of "
+    "`summarize --to json`) per interval, and a last one on SIGINT/SIGTERM "
+    "[default: terminal when stdout is one, else jsonl].",
+)
+@click.option(
+    "--window",
+    type=click.Choice(["1m", "5m", "15m", "all"]),
+    help="What the view counts: the last minute, the current minute and the "
+    "4 or 14 before it, or everything since start (keys 1, 5, f, a switch) "
+    "[default: 1m on the terminal, all for jsonl].",
+)
+@click.option(
+    "--refresh",
+    type=click.FloatRange(min=0.1),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Read and redraw (or write an object) this often.",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=1, max=10_000),
+    help="Rows per table [default: as many as fit; jsonl: 10].",
+)
+@click.option(
+    "--by",
+    type=click.Choice(["path", "route"]),
+    default="path",
+    show_default=True,
+    help="Group the paths table by path, or by route template (ids become :id).",
+)
+@click.option(
+    "--route",
+    "routes",
+    multiple=True,
+    metavar="PATTERN",
+    help="A route for --by route, tried before the automatic templates.",
+)
+@click.option(
+    "--max-keys",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    metavar="N",
+    help="Keep at most N clients, paths, ... per table and window; the rest are "
+    "folded into `(other)` (memory stays bounded however long top runs).",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Stop after this long, as on SIGTERM (jsonl).",
+)
+@click.option(
+    "--color/--no-color",
+    default=None,
+    help="Colour the view [default: on a terminal, unless NO_COLOR is set].",
+)
+def top_cmd(
+    paths: tuple[str, ...],
+    spec: LogSpec,
+    target: str | None,
+    window: str | None,
+    refresh: float,
+    top: int | None,
+    by: str,
+    routes: tuple[str, ...],
+    max_keys: int,
+    duration: float | None,
+    color: bool | None,
+) -> None:
+    """Watch logs live as nginx writes them: rates, statuses, top clients,
+    paths and errors, latency, balancer checks.
+
+    Starts at the end of the files (--since 10m: that far back, reading rotated
+    files as needed) and follows them by name and by identity: after a rotation
+    the old file is read to its end before the new one, a copytruncate is
+    started again from the beginning, and a glob picks up new files. Every
+    line is counted once.
+
+    \b
+    Keys: 1, 5, f (15m) and a (all) switch the window, w cycles, q quits.
+
+    \b
+    Examples:
+      pplog top /var/log/nginx/access.log
+      pplog top '/var/log/nginx/*.log' --since 10m --window 15m
+      pplog top access.log --format elb_log --set-real-ip-from 10.0.0.0/8
+      pplog top access.log --to jsonl --window 1m > live.jsonl   # one object a second
+      pplog top access.log --to jsonl --duration 60 | tail -n 1   # a minute's summary
+    """
+    from pplog.outputs.live import run_screen, write_jsonl
+    from pplog.run.live import Live
+
+    if color is None and os.environ.get("NO_COLOR"):
+        color = False
+    screen = target == "terminal" or (target is None and sys.stdout.isatty())
+    if screen and not sys.stdout.isatty():
+        msg = "the terminal view needs a terminal: pass --to jsonl to write JSON lines"
+        raise click.UsageError(msg)
+    with (
+        errors_as_click(),
+        Live(
+            list(paths),
+            spec=spec,
+            top=top or (50 if screen else 10),
+            by="route" if routes else by,
+            routes=list(routes),
+            max_keys=max_keys,
+            on_problem=_problem,
+            on_warning=_warn,
+        ) as live,
+    ):
+        if screen:
+            run_screen(live, window=window or "1m", refresh=refresh, color=color)
+        else:
+            write_jsonl(
+                live,
+                sys.stdout,
+                window=window or "all",
+                refresh=refresh,
+                duration=duration,
+            )
+
+
 @cli.command("doctor", context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, metavar="[PATH]...")
 @click.option(

@@ -226,6 +226,7 @@ class Follower:
         self._marks: dict[str, deque[_Mark]] = {}  # past files per rotation set
         self._reported: dict[str, str] = {}  # the last problem said per name
         self._seq = 0
+        self._behind = False
         self._backlog: Iterator[pl.DataFrame] | None = None
         self._begin(start, since)
 
@@ -241,7 +242,9 @@ class Follower:
         """
         budget = None if final else self._max_bytes
         out: list[Chunk] = []
+        self._behind = False
         if self._backlog is not None and not self._read_backlog(out, budget):
+            self._behind = True
             return out  # the followed files wait: they are newer
         early: dict[int, list[Chunk]] = {}  # chunks recovered from copies
         for f in list(self._files):
@@ -284,6 +287,12 @@ class Follower:
             }
             for f in sorted(self._files, key=lambda f: (rotation_key(f.name), f.seq))
         ]
+
+    @property
+    def behind(self) -> bool:
+        """Whether the last poll left bytes that were already written unread
+        (it stopped at `max_bytes`): poll again before waiting."""
+        return self._behind
 
     @property
     def held(self) -> int:
@@ -681,6 +690,8 @@ class Follower:
             self._finish(f, out, frames)
             return True
         at_end = f.pos >= end
+        if not at_end:
+            self._behind = True
         if taken and not f.live:
             f.changed = self._clock()
         if frames:

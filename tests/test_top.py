@@ -1,0 +1,305 @@
+"""`pplog top` (`run.live.Live`, `outputs.live`): windows, caps, warnings, CLI.
+
+The follower itself (rotation, copytruncate) is tested in `test_follow.py`;
+`test_top_real.py` runs `top` against real nginx and inside tmux.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+from rich.console import Console
+
+import pplog
+from pplog.outputs.json import chunks, one_line
+from pplog.outputs.live import render
+from pplog.reports.partial import OTHER, capped, merge
+from pplog.run.live import Live
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample_logs" / "elb-access.log"
+T0 = 1_800_000_000 - 1_800_000_000 % 60 + 10  # 10 s into a minute
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def line(
+    when: float,
+    client: str = "203.0.113.7",
+    path: str = "/",
+    status: int = 200,
+    agent: str = "Mozilla/5.0",
+) -> str:
+    stamp = datetime.fromtimestamp(when, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
+    return f'{client} - - [{stamp}] "GET {path} HTTP/1.1" {status} 12 "-" "{agent}"\n'
+
+
+def append(path: Path, text: str) -> None:
+    with path.open("a", encoding="utf-8") as f:
+        f.write(text)
+
+
+def comparable(doc: dict) -> dict:
+    """A summary document without what names the inputs."""
+    doc = dict(doc)
+    doc["overview"] = {
+        k: v
+        for k, v in doc["overview"].items()
+        if k not in ("sources", "formats", "geoip")
+    }
+    return doc
+
+
+def test_all_window_equals_summarize_of_the_lines_read(tmp_path: Path) -> None:
+    """Lines written after start, read over several polls, give the tables
+    `summarize` gives for those lines (the lines there before are skipped)."""
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines(keepends=True)
+    log = tmp_path / "access.log"
+    log.write_text("".join(lines[:300]), encoding="utf-8")
+    with Live([str(log)], geoip=()) as live:
+        assert live.poll().lines == 0
+        for start in range(300, 3000, 900):
+            append(log, "".join(lines[start : start + 900]))
+            live.poll()
+        got = json.loads(one_line(live.view("all").summary))
+    written = tmp_path / "written.log"
+    written.write_text("".join(lines[300:]), encoding="utf-8")
+    want = json.loads("".join(chunks(pplog.summarize(str(written), geoip=()))))
+    assert got["overview"]["lines"] == 2700
+    assert comparable(got) == comparable(want)
+
+
+def test_windows_follow_the_clock(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(line(T0 - 100), encoding="utf-8")
+    clock = Clock(T0)
+    with Live([str(log)], clock=clock, geoip=()) as live:
+
+        def requests(window: str) -> int:
+            return int(live.view(window).summary.overview["requests"].item())
+
+        def step(at: float, n: int, when: float | None = None) -> None:
+            clock.now = at
+            append(log, "".join(line(when or at) for _ in range(n)))
+            live.poll()
+
+        step(T0, 10)
+        step(T0 + 30, 5)
+        assert [requests(w) for w in ("1m", "5m", "15m", "all")] == [15, 15, 15, 15]
+        step(T0 + 100, 7)  # the next minute: 40 s past the first polls
+        assert requests("1m") == 7
+        assert requests("5m") == 22
+        step(T0 + 400, 3)  # 6 minutes on
+        assert [requests(w) for w in ("1m", "5m", "15m", "all")] == [3, 3, 25, 25]
+        # lines logged 5 minutes ago reach the file now: placed by their time
+        step(T0 + 410, 4, when=T0 + 100)
+        assert [requests(w) for w in ("1m", "5m", "15m", "all")] == [3, 3, 29, 29]
+        step(T0 + 1400, 2)  # 16 minutes on: only "all" remembers
+        assert [requests(w) for w in ("1m", "5m", "15m", "all")] == [2, 2, 2, 31]
+
+
+def test_keys_past_the_cap_fold_into_other(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(line(T0), encoding="utf-8")
+    clock = Clock(T0)
+    with Live([str(log)], clock=clock, max_keys=5, top=0, geoip=()) as live:
+        for i in range(3):
+            clock.now = T0 + 70 * i  # three minutes: sealed and merged
+            text = "".join(
+                line(
+                    clock.now,
+                    f"198.51.100.{n}",
+                    f"/item/{i}/{n}",
+                    404 if n % 3 else 200,
+                )
+                for n in range(40)
+            )
+            append(log, text)
+            live.poll()
+        view = live.view("all")
+    summary = view.summary
+    assert summary.overview["requests"].item() == 120  # totals stay exact
+    assert view.folded > 0
+    clients = summary.clients.get_column("client_ip").to_list()
+    assert OTHER in clients
+    assert len(clients) <= 6
+    assert summary.clients.get_column("requests").sum() == 120
+    assert summary.paths.get_column("requests").sum() == 120
+    assert summary.errors.get_column("requests").sum() == 78  # 26 of 40, 3 times
+
+
+def test_capped_partial_keeps_sums_and_kept_clients_pairs(tmp_path: Path) -> None:
+    log = tmp_path / "a.log"
+    rows = [line(T0, f"192.0.2.{n % 30}", f"/p/{n % 17}") for n in range(600)]
+    rows += [line(T0, "203.0.113.1", f"/only/{n}") for n in range(50)]
+    log.write_text("".join(rows), encoding="utf-8")
+    from pplog import sources
+    from pplog.pipeline import LogSpec
+    from pplog.reports.finish import FinishSettings, finish
+    from pplog.reports.mapping import MapSettings
+    from pplog.tasks import Task, map_task
+
+    spec = LogSpec(geoip=())
+    group = spec.groups(sources.expand([str(log)]))[0]
+    task = Task(tuple(group.sources), group.format, group.policy)
+    partial = map_task(task, MapSettings())
+    small, folded = capped(partial, 5)
+    assert folded > 0
+    for name in ("clients", "paths", "errors", "latency"):
+        frame = small.get(name)
+        if frame is not None and frame.height:
+            assert frame.height <= 4 * 5 + 1
+    assert small["totals"].equals(partial["totals"])
+    every = FinishSettings(top=0)
+    full, cut = finish(partial, every), finish(small, every)
+    assert cut.overview["requests"].item() == 650
+    one = cut.clients.filter(pl.col("client_ip") == "203.0.113.1")
+    assert one["paths"].item() == 50  # a kept client's distinct paths stay exact
+    assert cut.clients["requests"].sum() == full.clients["requests"].sum()
+    # merging capped partials keeps the totals too
+    twice, _ = capped(merge([small, small]), 5)
+    assert finish(twice).overview["requests"].item() == 1300
+
+
+def test_lines_arriving_late_warn_about_buffering(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(line(T0 - 5), encoding="utf-8")
+    clock = Clock(T0)
+    said: list[str] = []
+    with Live([str(log)], clock=clock, on_warning=said.append, geoip=()) as live:
+        clock.now = T0 + 1
+        append(log, line(T0 + 1))
+        live.poll()
+        assert said == []
+        clock.now = T0 + 40  # nginx flushed lines logged 30 s ago
+        append(log, "".join(line(T0 + 10) for _ in range(20)))
+        live.poll()
+        assert len(said) == 1
+        assert "buffer" in said[0]
+        assert live.view().warnings == said
+
+
+def test_nginx_conf_buffered_access_log_warns(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(line(T0), encoding="utf-8")
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        "http {\n"
+        "  log_format elb_log '$proxy_protocol_addr - $remote_user [$time_local] '\n"
+        '    \'"$request" $status $body_bytes_sent "$http_referer" \'\n'
+        "    '\"$http_user_agent\"';\n"
+        f"  server {{ access_log {log} elb_log buffer=64k flush=1m; }}\n"
+        "}\n",
+        encoding="utf-8",
+    )
+    said: list[str] = []
+    with Live([str(log)], nginx_conf=str(conf), on_warning=said.append, geoip=()):
+        pass
+    assert len(said) == 1
+    assert "buffer=64k flush=1m" in said[0]
+
+
+def test_screen_escapes_log_text(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(line(T0), encoding="utf-8")
+    clock = Clock(T0)
+    with Live([str(log)], clock=clock, geoip=()) as live:
+        append(log, line(T0, path="/[bold]x\\x1b[31mred", status=500) * 3)
+        live.poll()
+        view = live.view("1m")
+    console = Console(
+        file=io.StringIO(), width=120, height=40, record=True, color_system=None
+    )
+    console.print(render(view, console))
+    text = console.export_text()
+    assert "\x1b" not in text
+    assert "/[bold]x\\x1B[31mred" in text  # escaped, never markup
+    assert "requests 3" in text
+
+
+def _run(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pplog", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+    missing = _run("top", str(tmp_path / "nope*.log"), "--to", "jsonl")
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("Error: no file matches")
+    assert len(missing.stderr.splitlines()) == 1
+    stdin = _run("top", "-", "--to", "jsonl")
+    assert stdin.returncode == 2
+    assert "stdin cannot be followed" in stdin.stderr
+    log = tmp_path / "a.log"
+    log.write_text(line(T0), encoding="utf-8")
+    screen = _run("top", str(log), "--to", "terminal")
+    assert screen.returncode == 2
+    assert "needs a terminal" in screen.stderr
+
+
+def test_sigterm_reads_what_was_written_then_writes_the_last_object(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(line(time.time()), encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pplog", "top", str(log), "--refresh", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        first = proc.stdout.readline()  # type: ignore[union-attr]
+        assert json.loads(first)["overview"]["requests"] == 0
+        now = time.time()
+        append(log, "".join(line(now, f"192.0.2.{n}") for n in range(25)))
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    last = json.loads(out.splitlines()[-1])
+    assert last["overview"]["requests"] == 25
+    assert last["overview"]["clients"] == 25
+
+
+@pytest.mark.parametrize("window", ["1m", "all"])
+def test_jsonl_duration_stops_with_a_last_object(tmp_path: Path, window: str) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(line(time.time()), encoding="utf-8")
+    done = _run("top", str(log), "--to", "jsonl", "--window", window, "--duration", "0")
+    assert done.returncode == 0, done.stderr
+    objects = [json.loads(x) for x in done.stdout.splitlines()]
+    assert len(objects) == 2
+    assert objects[-1]["overview"]["lines"] == 0
+
+
+def test_top_help_has_examples() -> None:
+    out = _run("top", "--help")
+    assert out.returncode == 0
+    assert "pplog top /var/log/nginx/access.log" in out.stdout
+    assert "--since" in out.stdout
