@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -303,3 +304,62 @@ def test_top_help_has_examples() -> None:
     assert out.returncode == 0
     assert "pplog top /var/log/nginx/access.log" in out.stdout
     assert "--since" in out.stdout
+
+
+def test_since_reads_rotated_files_back_to_then(tmp_path: Path) -> None:
+    """`--since 10m`: the rotated member written since then is read, lines
+    older than 10 minutes are left out, the live file is read from its start."""
+    now = time.time()
+    rotated = tmp_path / "access.log.1"
+    rotated.write_text(
+        line(now - 3600, "192.0.2.1") * 4 + line(now - 300, "192.0.2.2") * 3,
+        encoding="utf-8",
+    )
+    old = tmp_path / "access.log.2"
+    old.write_text(line(now - 7200, "192.0.2.9") * 5, encoding="utf-8")
+    os.utime(old, (now - 7000, now - 7000))
+    log = tmp_path / "access.log"
+    log.write_text(line(now - 60, "192.0.2.3") * 2, encoding="utf-8")
+    with Live([str(log)], since="10m", geoip=()) as live:
+        live.poll()
+        while live.behind:
+            live.poll()
+        summary = live.view("all").summary
+    clients = dict(summary.clients.select("client_ip", "requests").iter_rows())
+    assert clients == {"192.0.2.2": 3, "192.0.2.3": 2}
+    assert summary.overview["lines"].item() == 9  # the filtered lines were read
+
+
+def test_latency_percentiles_on_screen(tmp_path: Path) -> None:
+    fmt = (
+        '$remote_addr - $remote_user [$time_local] "$request" $status '
+        '$body_bytes_sent "$http_referer" "$http_user_agent" $request_time'
+    )
+    log = tmp_path / "access.log"
+    log.write_text("", encoding="utf-8")
+    clock = Clock(T0)
+    with Live([str(log)], log_format=fmt, clock=clock, geoip=()) as live:
+        rows = [line(T0).rstrip("\n") + f" {ms / 1000:.3f}\n" for ms in range(1, 101)]
+        append(log, "".join(rows))
+        live.poll()
+        view = live.view("1m")
+    assert view.latency == {"request_time": (0.05, 0.095, 0.099)}
+    console = Console(file=io.StringIO(), width=120, height=40, record=True)
+    console.print(render(view, console))
+    assert "request_time: p50 50 ms  p95 95 ms  p99 99 ms" in console.export_text()
+
+
+def test_a_file_no_preset_fits_warns_once_and_counts_rejects(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text("", encoding="utf-8")
+    said: list[str] = []
+    with Live([str(log)], on_warning=said.append, geoip=()) as live:
+        append(log, "this is not an access log line\n" * 30)
+        live.poll()
+        append(log, "nor is this\n" * 5)
+        live.poll()
+        summary = live.view("all").summary
+    assert len(said) == 1
+    assert "no preset fits" in said[0]
+    assert summary.overview["rejected"].item() == 35
+    assert summary.overview["requests"].item() == 0

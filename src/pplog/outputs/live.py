@@ -64,7 +64,7 @@ _TABLE_CHROME = 5  # title, borders, header
 
 class _Wakeup:
     """Signals and resizes wake the loop through a pipe; `stopped` says a
-    stop was asked (SIGINT, SIGTERM)."""
+    stop was asked (SIGINT, SIGTERM; a second SIGINT interrupts at once)."""
 
     def __init__(self, *, resize: bool) -> None:
         self.read_fd, self.write_fd = os.pipe()
@@ -81,6 +81,8 @@ class _Wakeup:
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGWINCH:
             self.resized = True
+        elif self.stopped and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: do not wait for the last read
         else:
             self.stopped = True
         with contextlib.suppress(OSError):
@@ -324,7 +326,7 @@ def _latency(view: View) -> Text | None:
     out = Text("latency ", no_wrap=True, overflow="ellipsis")
     for measure, (p50, p95, p99) in view.latency.items():
         values = "  ".join(
-            f"{name} {'-' if v is None else f'{v:,} ms'}"
+            f"{name} {'-' if v is None else f'{v * 1000:,.0f} ms'}"
             for name, v in (("p50", p50), ("p95", p95), ("p99", p99))
         )
         out.append(f"{measure}: {values}   ")

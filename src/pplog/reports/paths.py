@@ -201,13 +201,14 @@ def _percentiles(latency: pl.DataFrame, key: str, name: str) -> pl.DataFrame:
 
 def overall_latency(
     partial: Partial,
-) -> dict[str, tuple[int | None, int | None, int | None]]:
+) -> dict[str, tuple[float | None, float | None, float | None]]:
     """Exact nearest-rank p50, p95 and p99 over every path, per latency the
-    rows log (milliseconds); empty when none is logged or counted exactly."""
+    rows log (seconds, as nginx logs them); empty when none is logged or
+    counted exactly (`approx`)."""
     latency = partial.get("latency")
     if latency is None:
         return {}
-    out: dict[str, tuple[int | None, int | None, int | None]] = {}
+    out: dict[str, tuple[float | None, float | None, float | None]] = {}
     for measure in measures(partial):
         rows = latency.filter(pl.col(MEASURE) == measure).with_columns(
             pl.lit("").alias(PATH)

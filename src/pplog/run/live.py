@@ -77,7 +77,7 @@ class View:
 
     window: str
     summary: Summary
-    latency: dict[str, tuple[int | None, int | None, int | None]]
+    latency: dict[str, tuple[float | None, float | None, float | None]]
     history: list[tuple[int, int, int]]  # (second, requests, errors), oldest first
     folded: bool  # keys past `max_keys` were folded into (other)
     max_keys: int
