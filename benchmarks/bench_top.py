@@ -113,7 +113,7 @@ def keep_up(rate: int, seconds: float, refresh: float = 1.0) -> dict[str, object
     """Run `top`'s loop here against a writer at `rate` lines a second."""
     from rich.console import Console
 
-    from pplog.outputs.live import render
+    from pplog.outputs.live import SHOWN, render
     from pplog.run.live import Live
 
     with tempfile.TemporaryDirectory(prefix="pplog-top-") as tmp:
@@ -128,7 +128,7 @@ def keep_up(rate: int, seconds: float, refresh: float = 1.0) -> dict[str, object
             force_terminal=True,
             color_system="truecolor",
         )
-        live = Live([str(log)], geoip=())
+        live = Live([str(log)], geoip=(), tables=SHOWN)
         writer = _writer(log, rate, seconds)
         cycles: list[float] = []
         read = 0

@@ -497,7 +497,7 @@ def top_cmd(
       pplog top access.log --to jsonl --window 1m > live.jsonl   # one object a second
       pplog top access.log --to jsonl --duration 60 | tail -n 1   # a minute's summary
     """
-    from pplog.outputs.live import run_screen, write_jsonl
+    from pplog.outputs.live import SHOWN, run_screen, write_jsonl
     from pplog.run.live import Live
 
     if color is None and os.environ.get("NO_COLOR"):
@@ -515,6 +515,7 @@ def top_cmd(
             by="route" if routes else by,
             routes=list(routes),
             max_keys=max_keys,
+            tables=SHOWN if screen else None,
             on_problem=_problem,
             on_warning=_warn,
         ) as live,

@@ -184,7 +184,7 @@ def run_screen(
                 while not wake.stopped:
                     if time.monotonic() >= due:
                         _catch_up(live, refresh)
-                        view = live.view(window, tables=SHOWN)
+                        view = live.view(window)
                         due = time.monotonic() + refresh
                     if view is not None:
                         screen.update(render(view, console), refresh=True)
@@ -200,7 +200,7 @@ def run_screen(
                     chosen = _window_key(key, window)
                     if chosen != window:
                         window = chosen
-                        view = live.view(window, tables=SHOWN)
+                        view = live.view(window)
         finally:
             if saved is not None:
                 termios.tcsetattr(stdin.fileno(), termios.TCSADRAIN, saved)

@@ -67,7 +67,7 @@ def health_checks(
     The distinct addresses behind health-checker user agents are few; they
     are looked at once, and rows are matched with a literal set.
     """
-    if classes is None:
+    if classes is None or not classes.get_column(AGENT_CLASS).eq(HEALTH_CHECK).any():
         return pl.lit(False), 0  # noqa: FBT003
     claims = _agents_in(classes, (HEALTH_CHECK,))
     per_ip = (

@@ -8,7 +8,7 @@ value is decoded once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -72,6 +72,9 @@ class MapSettings:
     keep_health_checks: bool = False
     ranks: Mapping[str, int] = field(default_factory=dict)
     approx: bool = False
+    # small frames not to make (`pplog top`'s screen shows no timeline,
+    # referrers or hosts); `finish` is then asked for no table of theirs
+    skipped: frozenset[str] = frozenset()
 
 
 def _collect(lf: pl.LazyFrame) -> pl.DataFrame:
@@ -93,18 +96,21 @@ def partial_of(
     settings: MapSettings | None = None,
     *,
     problems: Sequence[tuple[str, str, bool]] = (),
+    classify: Callable[[pl.LazyFrame], pl.DataFrame | None] = agent_classes,
 ) -> Partial:
     """Map attributed rows (with `reject_reason` and `raw`) to a `Partial`.
 
     `rows` should be cheap to read more than once (a spooled file or a
     DataFrame): each frame is its own streaming query, so peak memory is the
-    largest frame's state, not the sum of them.
+    largest frame's state, not the sum of them. `classify` gives the rows'
+    distinct user agents with their `agent_class` (`pplog top` keeps them
+    from one poll to the next).
     """
     settings = settings or MapSettings()
     columns = rows.collect_schema().names()
     escape = settings.escape
     rejected = pl.col(REJECT_REASON).is_not_null()
-    classes = agent_classes(rows)
+    classes = classify(rows)
     matches = settings.filters.bind(rows).expr(escape) if settings.filters else None
     keep = matches
     if settings.exclude_bots:
@@ -209,6 +215,8 @@ def partial_of(
         .group_by(REJECT_REASON)
         .agg(pl.len().cast(COUNTS).alias("lines"))
     )
+    for name in settings.skipped:
+        small.pop(name, None)
     # one query at a time: run together (`collect_all`), the shared read is
     # held in memory for the later consumers, which grows with the input
     # (1.0 GB against 0.6 GB on 8M lines)

@@ -29,6 +29,7 @@ import polars as pl
 
 from pplog import sources
 from pplog.clientip import ProxyPolicy, attribute
+from pplog.enrich.agents import AGENT_CLASS, agent_class
 from pplog.enrich.routes import parse_rules
 from pplog.errors import OptionError, PplogError, ReportError
 from pplog.formats import LogFormat, buffered_logs
@@ -41,7 +42,7 @@ from pplog.reports.mapping import MapSettings, partial_of
 from pplog.reports.partial import Partial, capped, merge
 from pplog.reports.paths import overall_latency
 from pplog.run._common import check_filters, geo_databases, map_settings
-from pplog.schema import STATUS, TEXT, TIME
+from pplog.schema import HTTP_USER_AGENT, STATUS, TEXT, TIME
 from pplog.sources import Follower, Source
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 
 WINDOWS = {"1m": 60, "5m": 300, "15m": 900, "all": None}
 MAX_KEYS = 10_000
+AGENTS_KEPT = 100_000  # user agents whose class is remembered between polls
 BLOCK = 10  # seconds a block partial holds (the 1m window is blocks)
 RECENT = 60  # lines older than this many seconds are placed by their time
 MINUTES_KEPT = 15  # minute partials: the 5m and 15m windows
@@ -103,7 +105,10 @@ class Live:
     as ``format`` and ``geoip``) as for `summarize` (its
     `since` filter also makes the follower start that far back, reading
     rotated files as needed; otherwise reading starts at the end of the
-    files). `follower` replaces the file follower (tests).
+    files). `tables` are the extra tables views hold (None: every one, the
+    shape of `summarize --to json`; the screen asks for fewer, and the
+    frames only the others need are not mapped). `follower` replaces the
+    file follower (tests).
     """
 
     def __init__(
@@ -117,6 +122,7 @@ class Live:
         max_keys: int = MAX_KEYS,
         on_problem: ProblemHandler | None = None,
         on_warning: Callable[[str], None] | None = None,
+        tables: frozenset[str] | None = None,
         follower: Follower | None = None,
         clock: Callable[[], float] = time.time,
         **keywords: Any,  # noqa: ANN401 - `LogSpec.of`'s
@@ -128,6 +134,14 @@ class Live:
         self.top, self.by = top, by
         self.rules = tuple(parse_rules(list(routes))) if by == "route" else ()
         self.max_keys = max_keys
+        # the extra tables views are made with (None: all); frames that only
+        # other tables read are not mapped
+        self.tables = tables
+        self._skipped = (
+            frozenset()
+            if tables is None
+            else frozenset({"timeline", "referrers", "hosts"} - tables)
+        )
         self.clock = clock
         self._problem = on_problem
         self._warning = on_warning
@@ -143,6 +157,9 @@ class Live:
             on_problem=on_problem,
         )
         self._inputs: dict[str, _Input] = {}
+        self._agents = pl.DataFrame(
+            schema={HTTP_USER_AGENT: pl.String, AGENT_CLASS: pl.String}
+        )
         self._resolve_present()
         self._check_buffering()
         # lines of the last minute by arrival: the open block and the ones
@@ -155,6 +172,7 @@ class Live:
         self._total: Partial | None = None
         self._generation = 0  # bumped when a kept partial changes
         self._cache: dict[str, tuple[tuple[object, ...], Partial | None]] = {}
+        self._views: dict[str, tuple[tuple[object, ...], View]] = {}
         self._ticks: deque[tuple[int, int, int]] = deque(maxlen=HISTORY)
         self.folded = 0
         self.lines = 0
@@ -311,16 +329,46 @@ class Live:
         return frame.with_columns(pl.lit(escape).alias("_escape"))
 
     def _settings(self, escape: str) -> MapSettings:
-        return replace(map_settings(self.spec, self._policy, {}), escape=escape)
+        return replace(
+            map_settings(self.spec, self._policy, {}),
+            escape=escape,
+            skipped=self._skipped,
+        )
+
+    def _classes(self, rows: pl.LazyFrame) -> pl.DataFrame | None:
+        """The rows' distinct user agents with their class: each agent is
+        classified once a run (`AGENTS_KEPT` at most are remembered)."""
+        if HTTP_USER_AGENT not in rows.collect_schema().names():
+            return None
+        agents = rows.select(pl.col(HTTP_USER_AGENT).cast(pl.String)).unique().collect()
+        found = agents.join(
+            self._agents, on=HTTP_USER_AGENT, how="left", nulls_equal=True
+        )
+        missing = found.filter(pl.col(AGENT_CLASS).is_null()).select(HTTP_USER_AGENT)
+        if not missing.height:
+            return found
+        new = missing.with_columns(agent_class(HTTP_USER_AGENT))
+        if self._agents.height + new.height > AGENTS_KEPT:
+            self._agents = self._agents.clear()
+        self._agents = pl.concat([self._agents, new])
+        return pl.concat([found.filter(pl.col(AGENT_CLASS).is_not_null()), new])
 
     def _partial(self, rows: pl.DataFrame) -> Partial:
         """One partial of rows that may come from formats of several escapes."""
         escapes = rows.get_column("_escape").unique()
         if escapes.len() <= 1:
             escape = str(escapes.item()) if escapes.len() else "none"
-            return partial_of(rows.drop("_escape").lazy(), self._settings(escape))
+            return partial_of(
+                rows.drop("_escape").lazy(),
+                self._settings(escape),
+                classify=self._classes,
+            )
         parts = [
-            partial_of(part.drop("_escape").lazy(), self._settings(str(escape)))
+            partial_of(
+                part.drop("_escape").lazy(),
+                self._settings(str(escape)),
+                classify=self._classes,
+            )
             for (escape,), part in rows.partition_by(
                 "_escape", as_dict=True, maintain_order=True
             ).items()
@@ -441,9 +489,7 @@ class Live:
         if window not in WINDOWS:
             msg = f"a window is one of {', '.join(WINDOWS)}, not `{window}`"
             raise OptionError(msg)
-        second = int(self.clock())
-        parts = sorted(self._complete(window, second))
-        key = (tuple(parts), self._generation, self._sealed)
+        parts, key = self._state(window)
         cached = self._cache.get(window)
         if cached is not None and cached[0] == key:
             closed = cached[1]
@@ -458,6 +504,12 @@ class Live:
             return pieces[0]
         return merge(pieces, concatenated=REGROUPED)
 
+    def _state(self, window: str) -> tuple[list[tuple[str, int]], tuple[object, ...]]:
+        """The closed parts of a window now, and a key that changes when they
+        do (its open block is not in the key)."""
+        parts = sorted(self._complete(window, int(self.clock())))
+        return parts, (tuple(parts), self._generation, self._sealed)
+
     def _opened(self) -> list[Partial]:
         return [] if self._open is None else self._open[1]
 
@@ -469,11 +521,33 @@ class Live:
         assert self._total is not None
         return self._total
 
-    def view(
-        self, window: str = "all", *, tables: frozenset[str] | None = None
-    ) -> View:
-        """The window's tables, as `summarize` would make them for its lines;
-        `tables`: only these of the extra tables (None: all)."""
+    def view(self, window: str = "all") -> View:
+        """The window's tables, as `summarize` would make them for its lines
+        (the extra tables: those of `tables`). When nothing was read since
+        the last view of the window and its parts are the same, its tables
+        are too: they are not made again (an idle `top` costs next to
+        nothing)."""
+        opened = self._opened()
+        key = (
+            self._state(window)[1],
+            self._open[0] if self._open is not None else None,
+            len(opened),
+            len(self._inputs),
+        )
+        seen = self._views.get(window)
+        if seen is not None and seen[0] == key:
+            return replace(
+                seen[1],
+                history=list(self._ticks),
+                folded=self.folded > 0,
+                warnings=list(self.warnings),
+                files=self.follower.files(),
+            )
+        view = self._finished(window)
+        self._views[window] = (key, view)
+        return view
+
+    def _finished(self, window: str) -> View:
         partial = self.partial(window) or self._empty()
         finishing = FinishSettings(
             top=self.top,
@@ -482,7 +556,7 @@ class Live:
             policy=self._policy,
             geoip_skip_special=self.spec.geoip_skip_special,
             left_out=bool(self.spec.filters) or self.spec.exclude_bots,
-            extra=tables,
+            extra=self.tables,
         )
         finished = finish(partial, finishing, self._dbs)
         formats = {
