@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -49,6 +50,16 @@ def require_binary(name: str, package: str) -> str:
             pytest.fail(f"PPLOG_REQUIRE_NGINX=1 but {reason}", pytrace=False)
         pytest.skip(reason)
     return found
+
+
+def temp_paths(root: Path, nginx_v: str) -> str:
+    """nginx `*_temp_path` directives under `root`, for the modules this
+    build has (`nginx -V` output): nginx-light lacks fastcgi, uwsgi, scgi."""
+    return "\n".join(
+        f"    {kind}_temp_path {root / ('tmp_' + kind)};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        if kind == "client_body" or f"--without-http_{kind}_module" not in nginx_v
+    )
 
 
 def free_ports(n: int, *, v6: bool = False) -> list[int]:

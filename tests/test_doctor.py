@@ -55,6 +55,7 @@ from realproc import (
     require_binary,
     send,
     stop,
+    temp_paths,
     wait_listening,
 )
 
@@ -663,11 +664,7 @@ def _send(port: int, data: bytes, source: str = "127.0.0.1") -> bytes:
 
 
 def _nginx_conf(root: Path, ports: dict[str, int], nginx_v: str) -> str:
-    temp = "\n".join(
-        f"    {kind}_temp_path {root / ('tmp_' + kind)};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        if kind == "client_body" or f"--without-http_{kind}_module" not in nginx_v
-    )
+    temp = temp_paths(root, nginx_v)
     servers = "\n".join(
         f"""    server {{
         listen 127.0.0.1:{ports[name]}{listen};

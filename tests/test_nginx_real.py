@@ -56,6 +56,7 @@ from realproc import (
     require_binary,
     send,
     stop,
+    temp_paths,
     wait_listening,
 )
 
@@ -351,12 +352,7 @@ def random_requests(rng: random.Random, count: int) -> list[bytes]:
 
 
 def _config(root: Path, port: int, backend: int, dead: int, nginx_v: str) -> str:
-    temp = []
-    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        if kind != "client_body" and f"--without-http_{kind}_module" in nginx_v:
-            continue
-        temp.append(f"    {kind}_temp_path {root / ('tmp_' + kind)};")
-    temp_paths = "\n".join(temp)
+    temp = temp_paths(root, nginx_v)
     return f"""\
 worker_processes 1;
 pid {root / "nginx.pid"};
@@ -367,7 +363,7 @@ events {{
 }}
 
 http {{
-{temp_paths}
+{temp}
     default_type text/plain;
     large_client_header_buffers 8 64k;
     client_header_timeout 5s;

@@ -28,7 +28,14 @@ from pathlib import Path
 
 import pytest
 
-from realproc import find_binary, free_ports, require_binary, stop, wait_listening
+from realproc import (
+    find_binary,
+    free_ports,
+    require_binary,
+    stop,
+    temp_paths,
+    wait_listening,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = [f"127.0.0.{n}" for n in (2, 3, 4, 5, 6)]
@@ -38,19 +45,14 @@ DEADLINE = 60.0  # seconds any one wait may take
 
 
 def _config(root: Path, port: int, nginx_v: str) -> str:
-    temp = []
-    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        if kind != "client_body" and f"--without-http_{kind}_module" in nginx_v:
-            continue
-        temp.append(f"    {kind}_temp_path {root / ('tmp_' + kind)};")
-    temp_paths = "\n".join(temp)
+    temp = temp_paths(root, nginx_v)
     return f"""\
 worker_processes 1;
 pid {root / "nginx.pid"};
 error_log {root / "error.log"} info;
 events {{ worker_connections 64; }}
 http {{
-{temp_paths}
+{temp}
     default_type text/plain;
     keepalive_timeout 0;
     server {{

@@ -229,6 +229,31 @@ def _spec(
     return LogSpec.build(**values, **proxy)
 
 
+def route_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`--by path|route` and `--route PATTERN` (summarize, top)."""
+    options = [
+        click.option(
+            "--by",
+            type=click.Choice(["path", "route"]),
+            default="path",
+            show_default=True,
+            help="Group the paths table by path, or by route template (ids "
+            "become :id).",
+        ),
+        click.option(
+            "--route",
+            "routes",
+            multiple=True,
+            metavar="PATTERN",
+            help="A route for --by route, tried before the automatic templates: "
+            "'/users/*' (* one segment, ** the rest); repeatable, first match wins.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 @click.group(context_settings=CONTEXT)
 @click.version_option(pplog.__version__, "-V", "--version", prog_name="pplog")
 @click.option("--debug", is_flag=True, help="Show a traceback for unexpected failures.")
@@ -277,21 +302,7 @@ def cli(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     metavar="DURATION",
     help="Timeline interval: 30s, 5m, 1h, 1d ... [default: from the time span].",
 )
-@click.option(
-    "--by",
-    type=click.Choice(["path", "route"]),
-    default="path",
-    show_default=True,
-    help="Group the paths table by path, or by route template (ids become :id).",
-)
-@click.option(
-    "--route",
-    "routes",
-    multiple=True,
-    metavar="PATTERN",
-    help="A route for --by route, tried before the automatic templates: "
-    "'/users/*' (* one segment, ** the rest); repeatable, first match wins.",
-)
+@route_options
 @click.option(
     "--rejects",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -430,20 +441,7 @@ def summarize_cmd(
     type=click.IntRange(min=1, max=10_000),
     help="Rows per table [default: as many as fit; jsonl: 10].",
 )
-@click.option(
-    "--by",
-    type=click.Choice(["path", "route"]),
-    default="path",
-    show_default=True,
-    help="Group the paths table by path, or by route template (ids become :id).",
-)
-@click.option(
-    "--route",
-    "routes",
-    multiple=True,
-    metavar="PATTERN",
-    help="A route for --by route, tried before the automatic templates.",
-)
+@route_options
 @click.option(
     "--max-keys",
     type=click.IntRange(min=1),
