@@ -4,7 +4,7 @@ client and path is new, run in a fast loop (`benchmarks/soak_top.py`).
 The totals of the since-start window stay exact while keys past the cap are
 folded into `(other)`, and memory reaches a plateau once the 15-minute
 windows are full: under the bound README.md documents (`RSS_BOUND_MIB`;
-measured: 325 MiB at most, a mean of 279 MiB from 15 to 20 minutes and 285
+measured: 302 MiB at most, a mean of 259 MiB from 15 to 20 minutes and 258
 MiB in the last 5), with no growth beyond noise.
 """
 
