@@ -2,21 +2,21 @@
 
     follower --poll--> new complete lines per file
              --map---> one Partial per poll (each line's file: its own format)
-             --place-> seconds (by arrival), minutes (lines older than 60 s,
-                       by their time), everything before (merged, capped)
-             --window> merge -> finish -> Summary
+             --place-> 10-second blocks (lines of the last minute, by arrival),
+                       minutes (older lines by their time, and blocks once
+                       their minute is over), everything before (merged)
+             --window> merge -> finish -> View (a Summary, rates, warnings)
 
 Each poll's lines are mapped as `summarize` maps a file (`reports.mapping`),
 so a window's tables are the tables `summarize` gives for its lines. Memory
-is bounded: a poll reads at most `Follower.max_bytes` a file, seconds are
-kept for a minute, minutes for 15, and every partial kept longer is
-`capped` (keys beyond `max_keys` folded into ``(other)``).
+is bounded: a poll reads at most `Follower.max_bytes` a file, blocks are
+kept for a minute, minutes for 15, and every partial kept is `capped`
+(keys beyond `max_keys` folded into ``(other)``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -190,7 +190,7 @@ class Live:
         """The format of each file there is now (with lines to detect from)."""
         present = [
             Source(str(p), p)
-            for text in sorted(matched(self.paths))
+            for text in sorted(sources.matched_files(self.paths))
             if (p := Path(text)).is_file() and p.stat().st_size > 0
         ]
         if not present:
@@ -264,7 +264,7 @@ class Live:
         buffered = {
             p.resolve(): s for p, s in buffered_logs(self.spec.nginx_conf).items()
         }
-        for name in matched(self.paths):
+        for name in sources.matched_files(self.paths):
             settings = buffered.get(Path(name).resolve())
             if settings is not None:
                 self._say(
@@ -616,21 +616,6 @@ class Live:
         self.close()
 
 
-def matched(patterns: Sequence[str]) -> list[str]:
-    """The files the patterns name now: a directory's files, a path that
-    exists, or a glob's matches."""
-    out: set[str] = set()
-    for pattern in patterns:
-        path = Path(pattern)
-        if path.is_dir():
-            out.update(str(p) for p in path.iterdir() if not p.name.startswith("."))
-        elif path.exists() or not glob.has_magic(pattern):
-            out.add(pattern)
-        else:
-            out.update(glob.glob(pattern))
-    return sorted(p for p in out if Path(p).is_file())
-
-
 def _check_matches(paths: Sequence[str]) -> None:
     """At least one pattern names a file now (a glob may match more later)."""
     if not paths:
@@ -644,6 +629,6 @@ def _check_matches(paths: Sequence[str]) -> None:
     if any(sources.is_url(p) for p in paths):
         msg = "`top` follows local files; object storage URLs cannot be followed"
         raise OptionError(msg)
-    if not matched(paths):
+    if not sources.matched_files(paths):
         msg = f"no file matches {', '.join(f'`{p}`' for p in paths)}: nothing to follow"
         raise ReportError(msg)

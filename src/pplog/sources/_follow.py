@@ -138,6 +138,12 @@ def _matches(pattern: str) -> list[tuple[str, bool]]:
     return [(m, False) for m in sorted(glob.glob(pattern))]
 
 
+def matched_files(patterns: Sequence[str]) -> list[str]:
+    """The regular files the patterns name now (as `Follower` lists them)."""
+    found = {name for p in patterns for name, _ in _matches(os.fspath(p))}
+    return sorted(name for name in found if Path(name).is_file())
+
+
 def _line_start(fd: int, size: int) -> int:
     """Where the line holding byte `size` starts: after the last LF before it."""
     end = size
