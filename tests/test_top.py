@@ -363,3 +363,31 @@ def test_a_file_no_preset_fits_warns_once_and_counts_rejects(tmp_path: Path) -> 
     assert "no preset fits" in said[0]
     assert summary.overview["rejected"].item() == 35
     assert summary.overview["requests"].item() == 0
+
+
+def test_the_last_read_on_stop_stays_bounded(tmp_path: Path) -> None:
+    """On a stop, a backlog is read a bounded piece at a time before the
+    `final` read, which then finds only what is left."""
+    from pplog.outputs.live import write_jsonl
+    from pplog.sources import Follower
+
+    class Recording(Follower):
+        finals: list[int]
+
+        def poll(self, *, final: bool = False) -> list:  # type: ignore[override]
+            chunks = super().poll(final=final)
+            if final:
+                self.finals.append(sum(c.lines.height for c in chunks))
+            return chunks
+
+    log = tmp_path / "access.log"
+    log.write_text("", encoding="utf-8")
+    follower = Recording([str(log)], max_bytes=4096)
+    follower.finals = []
+    with Live([str(log)], follower=follower, geoip=()) as live:
+        append(log, "".join(line(T0, f"192.0.2.{n % 200}") for n in range(3000)))
+        out = io.StringIO()
+        write_jsonl(live, out, refresh=0.0, duration=0)
+    last = json.loads(out.getvalue().splitlines()[-1])
+    assert last["overview"]["requests"] == 3000
+    assert follower.finals == [0]

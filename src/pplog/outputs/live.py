@@ -135,8 +135,17 @@ def write_jsonl(
             if duration is not None and time.monotonic() - start >= duration:
                 break
             wake.wait(due - time.monotonic())
-        live.poll(final=True)
+        _read_to_end(live)
         _write_line(stream, live.view(window))
+
+
+def _read_to_end(live: Live) -> None:
+    """Everything written so far, a bounded read at a time, then the last
+    lines of files renamed away (`final`)."""
+    live.poll()
+    while live.behind:
+        live.poll()
+    live.poll(final=True)
 
 
 def _catch_up(live: Live, refresh: float) -> None:
