@@ -391,3 +391,23 @@ def test_the_last_read_on_stop_stays_bounded(tmp_path: Path) -> None:
     last = json.loads(out.getvalue().splitlines()[-1])
     assert last["overview"]["requests"] == 3000
     assert follower.finals == [0]
+
+
+def test_input_problems_are_warnings_of_the_view(tmp_path: Path) -> None:
+    """A followed file replaced by a directory: one warning, kept for the
+    screen (which must not have stderr written over it), no exception."""
+    log = tmp_path / "access.log"
+    log.write_text(line(T0), encoding="utf-8")
+    said: list[str] = []
+    with Live([str(log)], on_warning=said.append, geoip=()) as live:
+        append(log, line(T0) * 3)
+        assert live.poll().lines == 3
+        log.unlink()
+        log.mkdir()
+        live.poll()
+        live.poll()
+        view = live.view("all")
+    assert len(said) == 1
+    assert said[0].startswith(f"{log}: ")
+    assert view.warnings == said
+    assert view.summary.overview["requests"].item() == 3

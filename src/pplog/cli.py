@@ -514,12 +514,14 @@ def top_cmd(
             routes=list(routes),
             max_keys=max_keys,
             tables=SHOWN if screen else None,
-            on_problem=_problem,
-            on_warning=_warn,
+            # the screen shows warnings; stderr would write over it
+            on_warning=None if screen else _warn,
         ) as live,
     ):
         if screen:
             run_screen(live, window=window or "1m", refresh=refresh, color=color)
+            for message in live.warnings:  # still there once the screen is gone
+                _warn(message)
         else:
             write_jsonl(
                 live,

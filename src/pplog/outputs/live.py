@@ -60,6 +60,7 @@ _CLIENT_COLUMNS = (
 _PATH_COLUMNS = ("requests", "clients", "errors_4xx", "errors_5xx", "bytes")
 _ERROR_COLUMNS = ("status", "path", "route", "requests", "clients", "top_clients")
 _TABLE_CHROME = 5  # title, borders, header
+_WARNINGS_SHOWN = 3  # the latest
 
 
 class _Wakeup:
@@ -244,7 +245,8 @@ def render(view: View, console: Console) -> RenderableType:
     parts.append(_balancer(ov))
     # what is left after these lines, the footer, the warnings and each
     # table's title, borders and header is shared by the three tables
-    spare = height - len(parts) - 1 - len(view.warnings) - 3 * _TABLE_CHROME
+    warnings = view.warnings[-_WARNINGS_SHOWN:]
+    spare = height - len(parts) - 1 - len(warnings) - 3 * _TABLE_CHROME
     rows = max(1, spare // 3)
     key = "route" if summary.by == "route" else "path"
     tables = (
@@ -278,7 +280,7 @@ def render(view: View, console: Console) -> RenderableType:
             no_wrap=True,
             overflow="ellipsis",
         )
-        for w in view.warnings
+        for w in warnings
     )
     return Group(*parts)
 

@@ -48,7 +48,6 @@ from pplog.sources import Follower, Source
 if TYPE_CHECKING:
     from pplog.enrich.geo import GeoDatabases
     from pplog.reports.summary import Summary
-    from pplog.sources import ProblemHandler
 
 WINDOWS = {"1m": 60, "5m": 300, "15m": 900, "all": None}
 MAX_KEYS = 10_000
@@ -60,6 +59,7 @@ HISTORY = 120  # seconds of requests/s and errors/s kept for the view
 # Lines logged after `top` started that reach the file this late: nginx
 # buffers the log (`access_log ... buffer=` or `flush=`)
 BURST_LAG = 5.0
+WARNINGS_KEPT = 20
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,8 @@ class Live:
     """A running `pplog top`: `poll()` reads what was written, `view()` finishes
     a window. Not thread-safe; one caller drives it.
 
+    Problems with an input (unreadable, truncated without a copy) and
+    buffering warnings are kept in `warnings` and given to `on_warning`.
     `paths` are files, globs or directories; `spec` (or its keywords, such
     as ``format`` and ``geoip``) as for `summarize` (its
     `since` filter also makes the follower start that far back, reading
@@ -120,7 +122,6 @@ class Live:
         by: str = "path",
         routes: Sequence[str] = (),
         max_keys: int = MAX_KEYS,
-        on_problem: ProblemHandler | None = None,
         on_warning: Callable[[str], None] | None = None,
         tables: frozenset[str] | None = None,
         follower: Follower | None = None,
@@ -143,7 +144,6 @@ class Live:
             else frozenset({"timeline", "referrers", "hosts"} - tables)
         )
         self.clock = clock
-        self._problem = on_problem
         self._warning = on_warning
         self.warnings: list[str] = []
         since = self.spec.filters.since
@@ -154,7 +154,7 @@ class Live:
             self.paths,
             start="start" if since is not None else "end",
             since=since.timestamp() if since is not None else None,
-            on_problem=on_problem,
+            on_problem=lambda name, message: self._say(f"{name}: {message}"),
         )
         self._inputs: dict[str, _Input] = {}
         self._agents = pl.DataFrame(
@@ -274,9 +274,11 @@ class Live:
                 )
 
     def _say(self, message: str) -> None:
+        """A warning (a problem with an input, buffering): kept for the view
+        (the last `WARNINGS_KEPT`, each once) and given to `on_warning`."""
         if message in self.warnings:
             return
-        self.warnings.append(message)
+        self.warnings = [*self.warnings[-(WARNINGS_KEPT - 1) :], message]
         if self._warning is not None:
             self._warning(message)
 
