@@ -256,7 +256,8 @@ def test_problems_reach_on_problem(cluster: Cluster, mixed: Path) -> None:
 def test_byte_ranges_merge_in_a_tree(
     local_cluster: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """16 KiB ranges: 21 tasks for one file, two levels of merges."""
+    """16 KiB ranges: 21 tasks for one file, merged 8 at a time on the
+    workers, the last three here."""
     monkeypatch.setattr(dask_cluster, "RANGE_BYTES", 16 << 10)
     path = SAMPLES / "combined-access.log"
     progress: list[tuple[int, int | None]] = []
@@ -413,6 +414,39 @@ def test_task_failures(local_cluster: object) -> None:
             "reading `b.log` failed on the cluster: ZeroDivisionError: division by zero; "
             "see the workers' logs"
         )
+
+
+def _add(values: list[int]) -> int:
+    return sum(values)
+
+
+def _refuse(values: list[int]) -> int:
+    msg = "no merge today"
+    raise RuntimeError(msg)
+
+
+def test_merges_run_on_the_workers_and_the_last_level_here(
+    local_cluster: object,
+) -> None:
+    n = 3 * dask_cluster.FAN_IN + 1  # 25 maps: 4 merges on the workers
+    work = [dask_cluster.Work(int, (str(i),), f"{i}.log") for i in range(n)]
+    with distributed.Client(local_cluster, set_as_default=False) as client:
+        finals: list[list[int]] = []
+
+        def final(parts: list[int]) -> int:
+            finals.append(parts)
+            return sum(parts)
+
+        got = dask_cluster.run(client, work, _add, final=final)  # type: ignore[arg-type]
+        assert got == sum(range(n))
+        assert len(finals) == 1
+        assert len(finals[0]) == 4  # what the workers merged, 8 maps each
+        with pytest.raises(ReportError) as info:
+            dask_cluster.run(client, work, _refuse)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "merging the partials failed on the cluster: RuntimeError: no merge "
+        "today; see the workers' logs"
+    )
 
 
 def test_an_input_a_worker_cannot_open_stops_the_run(

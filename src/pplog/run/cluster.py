@@ -209,16 +209,23 @@ def run(
     on_problem: ProblemHandler | None = None,
     on_progress: ProgressHandler | None = None,
     passthrough: tuple[type[BaseException], ...] = (),
+    final: Callable[[list[Partial]], Partial] | None = None,
 ) -> Partial:
     """Run `work` on the cluster, merge the partials there, return the merged one.
 
     `merge` must be associative and commutative (it runs in a tree, in no
-    fixed order). `on_progress` gets each finished task's bytes; the
-    problems the tasks met reach `on_problem` at the end, in the inputs'
-    order. A task that raises a `PplogError` (or one of `passthrough`)
-    re-raises it here; one that keeps failing (its workers died, or it
-    raised something else after its retries) is a `ReportError` naming its
-    input.
+    fixed order, `FAN_IN` partials a task); the last `FAN_IN` or fewer are
+    sent here and merged by `final` (default `merge`): for a partial that
+    only `finish` reads, a merge that leaves the frames `finish` groups
+    again concatenated, so the run does not wait for one more merge task
+    and its transfer (on 16 inputs of 250k lines, the pairs' `unique` of the
+    last merge was 0.6 s on a single-threaded worker).
+
+    `on_progress` gets each finished task's bytes; the problems the tasks
+    met reach `on_problem` at the end, in the inputs' order. A task that
+    raises a `PplogError` (or one of `passthrough`) re-raises it here; one
+    that keeps failing (its workers died, or it raised something else after
+    its retries) is a `ReportError` naming its input.
     """
     distributed = _distributed()
     if not work:
@@ -233,7 +240,7 @@ def run(
     of = {future.key: w for future, w in zip(maps, work, strict=True)}
     level = maps
     depth = 0
-    while len(level) > 1:
+    while len(level) > FAN_IN:
         depth += 1
         level = [
             client.submit(
@@ -241,41 +248,61 @@ def run(
                 level[i : i + FAN_IN],
                 key=f"pplog-merge-{run_id}-{depth}-{i // FAN_IN}",
                 retries=RETRIES,
+                # ahead of the maps still waiting: a merge whose inputs are
+                # done runs while the others map, not all at the end
+                priority=depth,
             )
             for i in range(0, len(level), FAN_IN)
         ]
-    last = level[0]
+    last = level
     # only the futures still running are held here: a map's partial is
     # released on its worker once merged, not kept to the end of the run
     live = {future.key: future for future in maps}
-    finished = distributed.as_completed(maps, loop=client.loop)
+    # the last level's partials come here as each is done, while the rest
+    # still runs
+    wanted = {future.key: i for i, future in enumerate(last)}
+    parts: list[Partial | None] = [None] * len(last)
+    finished = distributed.as_completed(
+        [*maps, *(f for f in last if f.key not in of)], loop=client.loop
+    )
     del maps, level
     try:
         for future in finished:
-            w = of[future.key]
+            w = of.get(future.key)
             if future.status == "error":
-                _raise(future.exception(), w.name, distributed, passthrough)
-            del live[future.key]
-            if on_progress is not None:
-                on_progress(w.size, total)
-        try:
-            partial: Partial = last.result()
-        except Exception as exc:  # noqa: BLE001 - any failure of a merge task
-            if isinstance(exc, (PplogError, *passthrough)):
-                raise
-            why = _why(exc, distributed)
-            msg = (
-                f"merging the partials failed on the cluster: {why}; "
-                "see the workers' logs"
-            )
-            raise ReportError(msg) from exc
+                if w is not None:
+                    _raise(future.exception(), w.name, distributed, passthrough)
+                _merge_failed(future.exception(), distributed, passthrough)
+            if w is not None:
+                del live[future.key]
+                if on_progress is not None:
+                    on_progress(w.size, total)
+            if future.key in wanted:
+                try:
+                    parts[wanted[future.key]] = future.result()
+                except Exception as exc:  # noqa: BLE001 - as a failed merge
+                    _merge_failed(exc, distributed, passthrough)
     except BaseException:  # a failed task, Ctrl-C: stop the rest of the run
-        client.cancel([last, *live.values()])
+        client.cancel([*last, *live.values()])
         raise
+    done = [p for p in parts if p is not None]
+    partial = (final or merge)(done) if len(done) > 1 else done[0]
     if on_problem is not None:
         for name, message in partial.problems(warnings=True):
             on_problem(name, message)
     return partial
+
+
+def _merge_failed(
+    exc: BaseException, distributed: Any, passthrough: tuple[type[BaseException], ...]
+) -> None:
+    if isinstance(exc, (PplogError, *passthrough)):
+        raise exc
+    msg = (
+        f"merging the partials failed on the cluster: {_why(exc, distributed)}; "
+        "see the workers' logs"
+    )
+    raise ReportError(msg) from exc
 
 
 def _why(exc: BaseException, distributed: Any) -> str:

@@ -296,10 +296,17 @@ def _on_cluster(plan: _Plan, cluster: object) -> Partial:
             work,
             merge_dataset,
             passthrough=(OSError, pl.exceptions.ComputeError),
+            final=_merged_for_finish,
         )
     if plan.by_rollups:
         partial = _with_uncounted(partial, plan.uncounted)
     return partial
+
+
+def _merged_for_finish(partials: list[Partial]) -> Partial:
+    from pplog.batch import rollup
+
+    return rollup.merge_all(partials, for_finish=True)
 
 
 def dataset_dir(source: object) -> Path | None:

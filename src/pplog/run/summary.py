@@ -25,7 +25,7 @@ from pplog.enrich.useragents import prepare as prepare_agents
 from pplog.errors import OptionError
 from pplog.pipeline import LogSpec, PathArg, rows
 from pplog.pipeline.opening import formats_of, groups_note, unknown_format_warning
-from pplog.reports.finish import FinishSettings, finish
+from pplog.reports.finish import REGROUPED, FinishSettings, finish
 from pplog.reports.partial import merge
 from pplog.reports.summary import Summary
 from pplog.reports.timeline import interval_seconds
@@ -331,6 +331,7 @@ def _on_cluster(
             merge,
             on_problem=on_problem or warn,
             on_progress=on_progress,
+            final=lambda parts: merge(parts, concatenated=REGROUPED),
         )
 
 
