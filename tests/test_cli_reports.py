@@ -275,7 +275,7 @@ def test_stale_tables_are_removed_and_cells_cannot_run_as_formulas(
 
 
 def test_sparkline_last_bar_is_scaled(runner: CliRunner) -> None:
-    from pplog.outputs.terminal import binned
+    from pplog.outputs._rich import binned
 
     assert binned([5] * 10, 4) == [15, 15, 15, 15]  # 3+3+3+1 points, the last scaled
     assert binned([1, 2, 3], 5) == [1, 2, 3]

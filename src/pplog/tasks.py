@@ -26,7 +26,7 @@ from pplog.errors import PplogError, ReportError
 from pplog.formats import LogFormat
 from pplog.pipeline import parse_lines
 from pplog.pipeline.opening import unknown_format_rows
-from pplog.reports._spool import spooled, with_report_columns, write_rejects
+from pplog.reports import spooled, with_report_columns, write_rejects
 from pplog.reports.mapping import MapSettings, partial_of
 from pplog.reports.partial import RANK, REJECT_SAMPLES, Partial, merge
 from pplog.sources import ProblemHandler, ProgressHandler, Source

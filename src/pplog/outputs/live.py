@@ -30,9 +30,9 @@ from rich.live import Live as RichLive
 from rich.text import Text
 
 from pplog.outputs._format import human_bytes, overview
+from pplog.outputs._rich import TITLES, binned, fitted, spark
 from pplog.outputs._safe import safe_text
 from pplog.outputs.json import one_line
-from pplog.outputs.terminal import TITLES, binned, fitted, spark
 
 if TYPE_CHECKING:
     from pplog.run.live import Live, View

@@ -6,6 +6,7 @@ orchestration that reads inputs and runs them is `pplog.run`.
 
 from __future__ import annotations
 
+from pplog.reports._spool import spooled, with_report_columns, write_rejects
 from pplog.reports.finish import FinishSettings, Tables, finish
 from pplog.reports.mapping import MapSettings, partial_of
 from pplog.reports.partial import Partial, merge
@@ -20,4 +21,7 @@ __all__ = [
     "finish",
     "merge",
     "partial_of",
+    "spooled",
+    "with_report_columns",
+    "write_rejects",
 ]

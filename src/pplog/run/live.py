@@ -36,7 +36,7 @@ from pplog.formats import LogFormat, buffered_logs
 from pplog.pipeline import LogSpec, parse_lines
 from pplog.pipeline.detect import DETECT_LINES, FileGroup, detect_sample
 from pplog.pipeline.opening import unknown_format_rows, unknown_format_warning
-from pplog.reports._spool import with_report_columns
+from pplog.reports import with_report_columns
 from pplog.reports.finish import REGROUPED, FinishSettings, finish
 from pplog.reports.mapping import MapSettings, partial_of
 from pplog.reports.partial import Partial, capped, merge

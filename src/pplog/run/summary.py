@@ -341,7 +341,7 @@ def _write_frame_rejects(
     """`--rejects` for a dataset or a frame: its rows with a `reject_reason`."""
     import tempfile
 
-    from pplog.reports._spool import write_rejects
+    from pplog.reports import write_rejects
     from pplog.tasks import join_parts
 
     if dataset is not None:
