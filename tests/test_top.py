@@ -411,3 +411,18 @@ def test_input_problems_are_warnings_of_the_view(tmp_path: Path) -> None:
     assert said[0].startswith(f"{log}: ")
     assert view.warnings == said
     assert view.summary.overview["requests"].item() == 3
+
+
+def test_errors_per_second_start_at_400(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(line(T0), encoding="utf-8")
+    clock = Clock(T0)
+    with Live([str(log)], clock=clock, geoip=()) as live:
+        append(log, "".join(line(T0, status=s) for s in (200, 399, 400, 499, 500, 599)))
+        tick = live.poll()
+        view = live.view("1m")
+    assert (tick.lines, tick.requests, tick.errors) == (6, 6, 4)
+    assert view.history[-1] == (T0, 6, 4)
+    overview = view.summary.overview
+    assert overview["status_4xx"].item() == 2
+    assert overview["status_5xx"].item() == 2
