@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,59 @@ def temp_paths(root: Path, nginx_v: str) -> str:
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
         if kind == "client_body" or f"--without-http_{kind}_module" not in nginx_v
     )
+
+
+def start_nginx(
+    binary: str,
+    root: Path,
+    config: Callable[[list[int], str], str],
+    *,
+    ports: int = 1,
+    listening: int | None = None,
+    env: Mapping[str, str] | None = None,
+    before: Callable[[], None] | None = None,
+) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """nginx in the foreground (one process) on `ports` fresh loopback ports.
+
+    `config(ports, nginx -V output)` is the configuration, written to
+    `root/nginx.conf`; the first `listening` ports (default all) must accept
+    connections within 10 s. A port taken meanwhile: up to five tries with
+    others (`before` runs before each, e.g. to remove old logs). Returns the
+    process and its ports; the caller stops it (`stop`).
+    """
+    nginx_v = subprocess.run(
+        [binary, "-V"], capture_output=True, check=False, timeout=30
+    ).stderr.decode(errors="replace")
+    help_text = subprocess.run(
+        [binary, "-h"], capture_output=True, check=False, timeout=30
+    ).stderr.decode(errors="replace")
+    # -e (1.19.5+) keeps the startup error log out of /var/log/nginx
+    early = ["-e", str(root / "error.log")] if "-e filename" in help_text else []
+    conf = root / "nginx.conf"
+    for _attempt in range(5):
+        got = free_ports(ports)
+        conf.write_text(config(got, nginx_v), encoding="utf-8")
+        if before is not None:
+            before()
+        command = [binary, "-p", f"{root}/", *early, "-c", str(conf), "-g"]
+        command.append("daemon off; master_process off;")
+        with (root / "stderr.log").open("wb") as err:
+            proc = subprocess.Popen(  # noqa: S603
+                command,
+                stdin=subprocess.DEVNULL,
+                env=None if env is None else {**os.environ, **env},
+                stdout=err,
+                stderr=err,
+            )
+        probes = [("127.0.0.1", p) for p in got[:listening]]
+        if wait_listening(proc, probes, time.monotonic() + 10):
+            return proc, got
+        stop(proc)  # most likely a port was taken meanwhile: try others
+    text = ""
+    for name in ("stderr.log", "error.log"):
+        if (root / name).exists():
+            text += (root / name).read_text(errors="replace")
+    pytest.fail(f"nginx did not start:\n{text[-4000:]}", pytrace=False)
 
 
 def free_ports(n: int, *, v6: bool = False) -> list[int]:

@@ -13,7 +13,6 @@ import gzip
 import os
 import shutil
 import signal
-import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,7 +23,7 @@ from hypothesis import strategies as st
 
 from pplog.schema import LINE, OFFSET, SOURCE, TEXT
 from pplog.sources import Chunk, Follower
-from realproc import free_ports, require_binary, send, stop, wait_listening
+from realproc import require_binary, send, start_nginx, stop
 
 
 class Clock:
@@ -534,42 +533,23 @@ def test_real_nginx_rotations_lose_and_double_no_request(tmp_path: Path) -> None
     nginx = require_binary("nginx", "nginx-light")
     (tmp_path / "logs").mkdir()
     log = tmp_path / "logs" / "access.log"
-    port = free_ports(1)[0]
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(
-        f"""
+
+    def config(ports: list[int], _nginx_v: str) -> str:
+        return f"""
 pid {tmp_path / "nginx.pid"};
 error_log {tmp_path / "error.log"};
 events {{ worker_connections 64; }}
 http {{
     access_log {log} combined;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{ports[0]};
         location / {{ return 200 "ok\\n"; }}
     }}
 }}
-""",
-        encoding="utf-8",
-    )
-    proc = subprocess.Popen(  # noqa: S603
-        [
-            nginx,
-            "-p",
-            f"{tmp_path}/",
-            "-e",
-            str(tmp_path / "error.log"),
-            "-c",
-            str(conf),
-            "-g",
-            "daemon off; master_process off;",
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+"""
+
+    proc, (port,) = start_nginx(nginx, tmp_path, config)
     try:
-        if not wait_listening(proc, [("127.0.0.1", port)], time.monotonic() + 10):
-            pytest.fail("nginx did not start", pytrace=False)
 
         def get(*paths: str) -> None:
             for path in paths:

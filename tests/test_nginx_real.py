@@ -39,7 +39,6 @@ import os
 import random
 import re
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,13 +50,12 @@ import pplog
 from realproc import (
     CLIENT_HELLO,
     IO_TIMEOUT,
-    free_ports,
     report,
     require_binary,
     send,
+    start_nginx,
     stop,
     temp_paths,
-    wait_listening,
 )
 
 pytestmark = pytest.mark.nginx
@@ -474,48 +472,21 @@ def _lines(path: Path) -> list[bytes]:
 
 def _start_nginx(nginx: str, root: Path) -> tuple[subprocess.Popen[bytes], int]:
     """nginx in the foreground on fresh ports; its proc and client port."""
-    nginx_v = subprocess.run(
-        [nginx, "-V"], capture_output=True, check=False, timeout=30
-    ).stderr.decode(errors="replace")
-    help_text = subprocess.run(
-        [nginx, "-h"], capture_output=True, check=False, timeout=30
-    ).stderr.decode(errors="replace")
-    # -e (1.19.5+) keeps the startup error log out of /var/log/nginx
-    early_log = ["-e", str(root / "error.log")] if "-e filename" in help_text else []
-    for _attempt in range(5):
-        port, backend, dead = free_ports(3)
-        conf = root / "nginx.conf"
-        conf.write_text(_config(root, port, backend, dead, nginx_v), encoding="utf-8")
+
+    def remove_logs() -> None:
         for name in (*LOGS, *JSON_LOGS, "error.log", "stderr.log"):
             (root / name).unlink(missing_ok=True)
-        command = [
-            nginx,
-            "-p",
-            f"{root}/",
-            *early_log,
-            "-c",
-            str(conf),
-            "-g",
-            "daemon off; master_process off;",
-        ]
-        with (root / "stderr.log").open("wb") as err:
-            proc = subprocess.Popen(  # noqa: S603
-                command,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, "TZ": NGINX_TZ},
-                stdout=err,
-                stderr=err,
-            )
-        deadline = time.monotonic() + 10
-        listening = [("127.0.0.1", port), ("127.0.0.1", backend)]
-        if wait_listening(proc, listening, deadline):
-            return proc, port
-        stop(proc)  # most likely a port was taken meanwhile: try others
-    text = ""
-    for name in ("stderr.log", "error.log"):
-        if (root / name).exists():
-            text += (root / name).read_text(errors="replace")
-    pytest.fail(f"nginx did not start:\n{text[-4000:]}", pytrace=False)
+
+    proc, (port, _backend, _dead) = start_nginx(
+        nginx,
+        root,
+        lambda p, nginx_v: _config(root, p[0], p[1], p[2], nginx_v),
+        ports=3,
+        listening=2,
+        env={"TZ": NGINX_TZ},
+        before=remove_logs,
+    )
+    return proc, port
 
 
 @pytest.fixture(scope="module")

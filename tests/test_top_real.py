@@ -30,11 +30,10 @@ import pytest
 
 from realproc import (
     find_binary,
-    free_ports,
     require_binary,
+    start_nginx,
     stop,
     temp_paths,
-    wait_listening,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,40 +69,11 @@ http {{
 @pytest.fixture
 def nginx(tmp_path: Path):  # noqa: ANN201 - a generator fixture
     binary = require_binary("nginx", "nginx-light")
-    nginx_v = subprocess.run(
-        [binary, "-V"], capture_output=True, check=False, timeout=30
-    ).stderr.decode(errors="replace")
-    help_text = subprocess.run(
-        [binary, "-h"], capture_output=True, check=False, timeout=30
-    ).stderr.decode(errors="replace")
     (tmp_path / "logs").mkdir()
     (tmp_path / "www").mkdir()
-    early = ["-e", str(tmp_path / "error.log")] if "-e filename" in help_text else []
-    for _attempt in range(5):
-        (port,) = free_ports(1)
-        conf = tmp_path / "nginx.conf"
-        conf.write_text(_config(tmp_path, port, nginx_v), encoding="utf-8")
-        with (tmp_path / "stderr.log").open("wb") as err:
-            proc = subprocess.Popen(  # noqa: S603
-                [
-                    binary,
-                    "-p",
-                    f"{tmp_path}/",
-                    *early,
-                    "-c",
-                    str(conf),
-                    "-g",
-                    "daemon off; master_process off;",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=err,
-                stderr=err,
-            )
-        if wait_listening(proc, [("127.0.0.1", port)], time.monotonic() + 10):
-            break
-        stop(proc)
-    else:
-        pytest.fail("nginx did not start", pytrace=False)
+    proc, (port,) = start_nginx(
+        binary, tmp_path, lambda ports, nginx_v: _config(tmp_path, ports[0], nginx_v)
+    )
     try:
         yield proc, port, tmp_path / "logs" / "access.log"
     finally:
