@@ -37,9 +37,10 @@ from pplog.outputs.json import one_line
 if TYPE_CHECKING:
     from pplog.run.live import Live, View
 
-# The extra tables the screen shows (the overview, clients, paths and errors
-# are always made): the others are not computed for it.
-SHOWN = frozenset({"status", "lb"})
+# The extra tables the screen shows: none (the overview, clients, paths and
+# errors are always made; the status classes and balancer checks are in the
+# overview), so none is computed for it.
+SHOWN: frozenset[str] = frozenset()
 WINDOW_KEYS = {"1": "1m", "5": "5m", "f": "15m", "a": "all"}
 _ORDER = ("1m", "5m", "15m", "all")
 _WINDOW_NAMES = {

@@ -149,7 +149,8 @@ def finish(
     if first is not None and "timeline" in wanted:
         interval = choose_interval(first, last, settings.interval)
         extra["timeline"] = rebucketed(partial["timeline"], interval)
-    extra["status"] = statuses(partial["status"])
+    if "status" in wanted:
+        extra["status"] = statuses(partial["status"])
     if with_agents and wanted & {"user_agents", "agents", *devices_report.TABLES}:
         # each distinct user agent classified once, for both sets of tables
         classes = agent_classes_of(per_client)
@@ -159,7 +160,7 @@ def finish(
         extra["referrers"] = by_requests(referrers, [HTTP_REFERER], top)
     if "host" in logged and "hosts" in wanted:
         extra["hosts"] = by_requests(partial["hosts"], ["host"], top)
-    if "lb" in logged:
+    if "lb" in logged and "lb" in wanted:
         extra["lb"] = lb_report.finish(
             by_requests(partial["lb"], ["peer"], top), settings.policy
         )

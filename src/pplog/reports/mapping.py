@@ -73,7 +73,8 @@ class MapSettings:
     ranks: Mapping[str, int] = field(default_factory=dict)
     approx: bool = False
     # small frames not to make (`pplog top`'s screen shows no timeline,
-    # referrers or hosts); `finish` is then asked for no table of theirs
+    # referrers, hosts, status or balancer table); `finish` is then asked for
+    # no table of theirs
     skipped: frozenset[str] = frozenset()
 
 

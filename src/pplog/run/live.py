@@ -141,7 +141,7 @@ class Live:
         self._skipped = (
             frozenset()
             if tables is None
-            else frozenset({"timeline", "referrers", "hosts"} - tables)
+            else frozenset({"timeline", "referrers", "hosts", "status", "lb"} - tables)
         )
         self.clock = clock
         self._warning = on_warning
