@@ -13,7 +13,6 @@ over as a new generation.
 from __future__ import annotations
 
 import errno
-import glob
 import hashlib
 import os
 import re
@@ -23,7 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from pplog.sources import Source, compression, open_stream, rotation_key
+from pplog.sources import (
+    Source,
+    compression,
+    open_stream,
+    pattern_paths,
+    rotation_key,
+)
 
 HEAD_BYTES = 4096
 TAIL_BYTES = 64
@@ -160,14 +165,9 @@ def read_tail_marker(candidate: Candidate, offset: int) -> bytes | None:
 
 
 def _matches(pattern: str) -> list[str]:
-    """The paths a pattern names: a directory's files; itself when such a file
-    exists (`acc[1].log`); else what it matches as a glob."""
-    path = Path(pattern)
-    if path.is_dir():  # a directory: its files, as `summarize DIR` reads them
-        return sorted(str(p) for p in path.iterdir() if not p.name.startswith("."))
-    if path.exists() or not glob.has_magic(pattern):
-        return [pattern]
-    return glob.glob(pattern)
+    """The paths a pattern names (as `pplog top` lists them): a directory's
+    files; itself when such a file exists (`acc[1].log`); else its glob."""
+    return [name for name, _ in pattern_paths(pattern)]
 
 
 def watched(patterns: Sequence[str]) -> tuple[set[str], list[str]]:

@@ -189,9 +189,9 @@ class Live:
     def _resolve_present(self) -> None:
         """The format of each file there is now (with lines to detect from)."""
         present = [
-            Source(str(p), p)
-            for text in sorted(sources.matched_files(self.paths))
-            if (p := Path(text)).is_file() and p.stat().st_size > 0
+            Source(text, Path(text))
+            for text in sources.matched_files(self.paths)
+            if _size(text) > 0
         ]
         if not present:
             return
@@ -616,6 +616,14 @@ class Live:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _size(path: str) -> int:
+    """Bytes in `path` now (0 once it is gone)."""
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0
 
 
 def _check_matches(paths: Sequence[str]) -> None:

@@ -42,7 +42,7 @@ from pplog.sources._decompress import (
     is_device,
     open_stream,
 )
-from pplog.sources._follow import Chunk, Follower, matched_files
+from pplog.sources._follow import Chunk, Follower, matched_files, pattern_paths
 from pplog.sources._lines import (
     LINE_LIMIT,
     LINES_SCHEMA,
@@ -528,6 +528,7 @@ __all__ = [
     "looks_binary",
     "matched_files",
     "open_stream",
+    "pattern_paths",
     "read_head",
     "rotation_key",
     "scan_lines",

@@ -121,7 +121,7 @@ def _compressed_name(name: str) -> bool:
     return name.endswith(COMPRESSED)
 
 
-def _matches(pattern: str) -> list[tuple[str, bool]]:
+def pattern_paths(pattern: str) -> list[tuple[str, bool]]:
     """The paths a pattern names now, each with whether it was named itself.
 
     A directory: its files (not hidden); an existing path or one without
@@ -140,7 +140,7 @@ def _matches(pattern: str) -> list[tuple[str, bool]]:
 
 def matched_files(patterns: Sequence[str]) -> list[str]:
     """The regular files the patterns name now (as `Follower` lists them)."""
-    found = {name for p in patterns for name, _ in _matches(os.fspath(p))}
+    found = {name for p in patterns for name, _ in pattern_paths(os.fspath(p))}
     return sorted(name for name in found if Path(name).is_file())
 
 
@@ -316,7 +316,7 @@ class Follower:
     def _list(self) -> list[tuple[str, bool]]:
         found: dict[str, bool] = {}
         for pattern in self._patterns:
-            for name, named in _matches(pattern):
+            for name, named in pattern_paths(pattern):
                 found[name] = found.get(name, False) or named
         return sorted(found.items(), key=lambda item: rotation_key(item[0]))
 
