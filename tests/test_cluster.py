@@ -256,8 +256,8 @@ def test_problems_reach_on_problem(cluster: Cluster, mixed: Path) -> None:
 def test_byte_ranges_merge_in_a_tree(
     local_cluster: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """16 KiB ranges: 21 tasks for one file, merged 8 at a time on the
-    workers, the last three here."""
+    """16 KiB ranges: 21 tasks for one file; the first 8 merged on a
+    worker, that and the other 13 merged here."""
     monkeypatch.setattr(dask_cluster, "RANGE_BYTES", 16 << 10)
     path = SAMPLES / "combined-access.log"
     progress: list[tuple[int, int | None]] = []
@@ -425,10 +425,26 @@ def _refuse(values: list[int]) -> int:
     raise RuntimeError(msg)
 
 
-def test_merges_run_on_the_workers_and_the_last_level_here(
-    local_cluster: object,
+def _eights(start: int, stop: int) -> list[int]:
+    return [sum(range(i, min(i + 8, stop))) for i in range(start, stop, 8)]
+
+
+@pytest.mark.parametrize(
+    ("n", "here"),
+    [
+        # up to CLIENT_PARTS maps: no merge task, every partial comes here
+        (16, list(range(16))),
+        # 25 maps: the first 16 merged in two tasks, the last 9 come as they are
+        (25, [*_eights(0, 16), *range(16, 25)]),
+        # 200 maps: 25 merges of 8; two more of the first 16 of those
+        (200, [sum(range(64)), sum(range(64, 128)), *_eights(128, 200)]),
+    ],
+)
+def test_the_workers_merge_only_what_would_leave_too_many_here(
+    local_cluster: object, n: int, here: list[int]
 ) -> None:
-    n = 3 * dask_cluster.FAN_IN + 1  # 25 maps: 4 merges on the workers
+    assert dask_cluster.FAN_IN == 8
+    assert dask_cluster.CLIENT_PARTS == 16
     work = [dask_cluster.Work(int, (str(i),), f"{i}.log") for i in range(n)]
     with distributed.Client(local_cluster, set_as_default=False) as client:
         finals: list[list[int]] = []
@@ -439,14 +455,14 @@ def test_merges_run_on_the_workers_and_the_last_level_here(
 
         got = dask_cluster.run(client, work, _add, final=final)  # type: ignore[arg-type]
         assert got == sum(range(n))
-        assert len(finals) == 1
-        assert len(finals[0]) == 4  # what the workers merged, 8 maps each
-        with pytest.raises(ReportError) as info:
-            dask_cluster.run(client, work, _refuse)  # type: ignore[arg-type]
-    assert str(info.value) == (
-        "merging the partials failed on the cluster: RuntimeError: no merge "
-        "today; see the workers' logs"
-    )
+        assert finals == [here]
+        if n > dask_cluster.CLIENT_PARTS:  # a merge on a worker fails
+            with pytest.raises(ReportError) as info:
+                dask_cluster.run(client, work, _refuse)  # type: ignore[arg-type]
+            assert str(info.value) == (
+                "merging the partials failed on the cluster: RuntimeError: no "
+                "merge today; see the workers' logs"
+            )
 
 
 def test_an_input_a_worker_cannot_open_stops_the_run(

@@ -131,7 +131,7 @@ def with_report_columns(lf: pl.LazyFrame) -> pl.LazyFrame:
     return lf.with_columns(missing) if missing else lf
 
 
-def spooled(lf: pl.LazyFrame, spool: Path, *, with_offset: bool) -> pl.LazyFrame:
+def spooled(lf: pl.LazyFrame, spool: Path | None, *, with_offset: bool) -> pl.LazyFrame:
     """Parse once into a temporary Parquet file holding only the report columns.
 
     polars would otherwise parse the log once per table (and run a Python
@@ -142,27 +142,32 @@ def spooled(lf: pl.LazyFrame, spool: Path, *, with_offset: bool) -> pl.LazyFrame
     Uncompressed: Parquet's dictionary encoding already makes the file small
     (23 MB for 2M elb_log lines, 18 MB with lz4), and the dozen queries that
     read it back skip the decompression (0.08 s in all on those lines).
+
+    `spool` None holds the same columns in memory instead, for small inputs
+    (see `tasks.IN_MEMORY_BYTES`): no Parquet to encode and decode.
     """
     names = lf.collect_schema().names()
     if not with_offset:
         names = [n for n in names if n != OFFSET]
-    path = spool / "rows.parquet"
     # User agents and referrers repeat: stored as categoricals of this summary
     # alone (freed with it), the spool is smaller and groupings on them are
     # over integers. Finished tables cast them back to text.
     categories = pl.Categorical(pl.Categories.random())
+    rejected = pl.col(REJECT_REASON).is_not_null()
+    keep = [
+        # where a line came from and its text matter for rejects only
+        pl.when(rejected).then(pl.col(c)).alias(c)
+        if c in (RAW, SOURCE, LINE, OFFSET)
+        else pl.col(c).cast(categories)
+        if c in DICTIONARY_COLUMNS
+        else pl.col(c)
+        for c in (*REPORT_COLUMNS, *ATTRIBUTION_INPUTS)
+        if c in names
+    ]
+    if spool is None:
+        return lf.select(keep).collect(engine="streaming").lazy()
+    path = spool / "rows.parquet"
     try:
-        rejected = pl.col(REJECT_REASON).is_not_null()
-        keep = [
-            # where a line came from and its text matter for rejects only
-            pl.when(rejected).then(pl.col(c)).alias(c)
-            if c in (RAW, SOURCE, LINE, OFFSET)
-            else pl.col(c).cast(categories)
-            if c in DICTIONARY_COLUMNS
-            else pl.col(c)
-            for c in (*REPORT_COLUMNS, *ATTRIBUTION_INPUTS)
-            if c in names
-        ]
         lf.select(keep).sink_parquet(path, compression="uncompressed", statistics=False)
     except OSError as exc:
         msg = f"cannot write a temporary file for the summary: {exc.strerror or exc}"
