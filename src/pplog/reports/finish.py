@@ -7,6 +7,7 @@ key's text, so the tables are the same however the input was split.
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,6 +105,16 @@ class Tables:
         )
 
 
+def _agent_tables(per_client: pl.DataFrame, top: int) -> dict[str, pl.DataFrame]:
+    """`user_agents`, `agents`, `browsers`, `operating_systems`, `devices`."""
+    # each distinct user agent classified once, for both sets of tables
+    classes = agent_classes_of(per_client)
+    return {
+        **agent_tables(per_client, top, classes),
+        **devices_report.tables(per_client, top, classes),
+    }
+
+
 def finish(
     partial: Partial,
     settings: FinishSettings | None = None,
@@ -115,10 +126,32 @@ def finish(
     not merged): the tables are the same.
     """
     settings = settings or FinishSettings()
+    wanted = frozenset(EXTRA_ORDER) if settings.extra is None else settings.extra
+    if HTTP_USER_AGENT not in partial.logged or not wanted & {
+        "user_agents",
+        "agents",
+        *devices_report.TABLES,
+    }:
+        return _finish(partial, settings, dbs, None)
+    # the user-agent tables need only the per-client frame (and ua-parser's
+    # rules, maybe still being built): made in a thread while this one makes
+    # the others (polars releases the GIL)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pplog-agents") as pool:
+        agents = pool.submit(_agent_tables, partial["clients"], settings.top)
+        return _finish(partial, settings, dbs, agents)
+
+
+def _finish(
+    partial: Partial,
+    settings: FinishSettings,
+    dbs: GeoDatabases | None,
+    agents: Future[dict[str, pl.DataFrame]] | None,
+) -> Tables:
     top = settings.top
     logged = partial.logged
     with_agents = HTTP_USER_AGENT in logged
     per_client = partial["clients"]
+    wanted = frozenset(EXTRA_ORDER) if settings.extra is None else settings.extra
     visitors = (
         per_client.filter(pl.col(VISITOR))
         .group_by(CLIENT_IP)
@@ -145,17 +178,13 @@ def finish(
     extra: dict[str, pl.DataFrame] = {}
     interval = None
     first, last = ov.item(0, "first_time"), ov.item(0, "last_time")
-    wanted = frozenset(EXTRA_ORDER) if settings.extra is None else settings.extra
     if first is not None and "timeline" in wanted:
         interval = choose_interval(first, last, settings.interval)
         extra["timeline"] = rebucketed(partial["timeline"], interval)
     if "status" in wanted:
         extra["status"] = statuses(partial["status"])
-    if with_agents and wanted & {"user_agents", "agents", *devices_report.TABLES}:
-        # each distinct user agent classified once, for both sets of tables
-        classes = agent_classes_of(per_client)
-        extra.update(agent_tables(per_client, top, classes))
-        extra.update(devices_report.tables(per_client, top, classes))
+    if agents is not None:
+        extra.update(agents.result())
     if (referrers := partial.get("referrers")) is not None and "referrers" in wanted:
         extra["referrers"] = by_requests(referrers, [HTTP_REFERER], top)
     if "host" in logged and "hosts" in wanted:
