@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from click.testing import CliRunner
 
@@ -586,3 +587,37 @@ def test_byte_ranges_of_a_big_file_keep_lines_and_offsets(
         {k: r[k] for k in ("source", "line", "reject_reason", "raw")}
         for r in expected[:5]
     ]
+
+
+@pytest.mark.parametrize("bound", [0, 1 << 30], ids=["spooled", "in-memory"])
+def test_byte_ranges_mapped_in_memory_or_spooled_give_the_same_partial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bound: int
+) -> None:
+    """A byte range's lines (read by the Python reader, with the whole file's
+    line numbers and offsets) held in memory or spooled: the same partial
+    and the same rejects as the whole file."""
+    log = tmp_path / "access.log"
+    expected = _big_log(log)
+    monkeypatch.setattr(pplog.tasks, "IN_MEMORY_BYTES", bound)
+    fmt = pplog.formats.get_format("elb_log")
+    policy = pplog.LogSpec.build().resolve_policy(fmt)
+    settings = pplog.tasks.MapSettings(escape=fmt.escape)
+    whole = pplog.sources.Source(str(log), log)
+    parts = pplog.sources.split_source(whole, 2, min_bytes=16 << 10)
+    assert [p.span is not None for p in parts] == [True, True]
+    partials = [
+        pplog.tasks.map_task(
+            pplog.tasks.Task((part,), fmt, policy),
+            settings,
+            rejects=str(tmp_path / f"{i}.jsonl"),
+        )
+        for i, part in enumerate(parts)
+    ]
+    monkeypatch.setattr(pplog.tasks, "IN_MEMORY_BYTES", 1 << 30)
+    reference = pplog.tasks.map_task(pplog.tasks.Task((whole,), fmt, policy), settings)
+    merged = pplog.tasks.merge(partials)
+    for name, frame in reference.frames.items():
+        keys = [c for c in frame.columns if frame.schema[c] != pl.Float64]
+        assert merged[name].sort(keys).equals(frame.sort(keys)), name
+    rejects = b"".join((tmp_path / f"{i}.jsonl").read_bytes() for i in range(2))
+    assert [json.loads(line) for line in rejects.splitlines()] == expected
