@@ -19,7 +19,7 @@ from pplog.clientip import HEADERS, MAX_HOPS, STRATEGIES, ProxyPolicy
 from pplog.config import read_config
 from pplog.errors import OptionError, PplogError
 from pplog.formats import PRESETS, LogFormat, get_format
-from pplog.outputs._safe import safe_text
+from pplog.outputs import safe_text
 from pplog.outputs.targets import Targets
 from pplog.outputs.targets import progress as progress_bar
 from pplog.pipeline import LogSpec

@@ -7,8 +7,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from pplog import _unescape
-from pplog.formats import LogFormat
-from pplog.formats._compiler import FIXED_TEXT, SHAPES, Literal, Token, Variable
+from pplog.formats import FIXED_TEXT, SHAPES, Literal, LogFormat, Token, Variable
 from pplog.schema import (
     FLOAT_FIELDS,
     INTEGER_FIELDS,

@@ -27,8 +27,9 @@ from pplog.formats import LogFormat
 from pplog.pipeline import parse_lines
 from pplog.pipeline.opening import unknown_format_rows
 from pplog.reports import spooled, with_report_columns, write_rejects
+from pplog.reports.finish import REGROUPED
 from pplog.reports.mapping import MapSettings, partial_of
-from pplog.reports.partial import RANK, REJECT_SAMPLES, Partial, merge
+from pplog.reports.partial import CLIENT_HASH, RANK, REJECT_SAMPLES, Partial, merge
 from pplog.sources import ProblemHandler, ProgressHandler, Source
 
 
@@ -340,8 +341,11 @@ def join_parts(parts: Sequence[str], target: Path) -> None:
 # The map step's public face for the dataset side (`batch/` reaches reports
 # through here, never directly).
 __all__ = [
+    "CLIENT_HASH",
+    "IN_MEMORY_BYTES",
     "POOL_MIN_BYTES",
     "RANK",
+    "REGROUPED",
     "REJECT_SAMPLES",
     "Partial",
     "Task",

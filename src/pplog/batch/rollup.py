@@ -42,11 +42,9 @@ import polars as pl
 
 from pplog.batch import _fs
 from pplog.batch.state import Layout
-from pplog.reports.finish import REGROUPED
-from pplog.reports.partial import CLIENT_HASH
 from pplog.schema import LINE, RAW, REJECT_REASON, SOURCE
 from pplog.sources import rotation_key
-from pplog.tasks import RANK, REJECT_SAMPLES, Partial, merge
+from pplog.tasks import CLIENT_HASH, RANK, REGROUPED, REJECT_SAMPLES, Partial, merge
 
 # 2: Arrow IPC members. Bump when `Partial`'s frames change meaning (and
 # make READABLE that version alone: older rollups are then unused).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pplog.errors import LogFormatError
+from pplog.formats._compiler import FIXED_TEXT, SHAPES, Literal, Token, Variable
 from pplog.formats._logformat import LogFormat
 from pplog.formats._logpaths import buffered_logs, formats_by_log_path
 from pplog.formats._nginxconf import (
@@ -15,9 +16,14 @@ from pplog.formats._presets import DETECTION_ORDER, PRESETS
 
 __all__ = [
     "DETECTION_ORDER",
+    "FIXED_TEXT",
     "PRESETS",
+    "SHAPES",
+    "Literal",
     "LogFormat",
     "RealIPSettings",
+    "Token",
+    "Variable",
     "buffered_logs",
     "format_from_config",
     "formats_by_log_path",

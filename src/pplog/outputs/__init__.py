@@ -10,11 +10,19 @@ from typing import TYPE_CHECKING, ClassVar, Protocol, cast
 from pplog.errors import ReportError
 from pplog.outputs._files import Staging
 from pplog.outputs._options import ReportOptions
+from pplog.outputs._safe import safe_text
 
 if TYPE_CHECKING:
     from pplog.reports import Summary
 
-__all__ = ["ReportOptions", "Reporter", "available", "get", "write_all"]
+__all__ = [
+    "ReportOptions",
+    "Reporter",
+    "available",
+    "get",
+    "safe_text",
+    "write_all",
+]
 
 
 class Reporter(Protocol):
