@@ -117,20 +117,18 @@ def main() -> int:
     base = [sys.executable, "-m", "pplog"]
     tail = ["summarize", str(folder), "--to", "json", "--top", "0"]
     rows: list[tuple[str, float, float]] = []
-    from pplog.tasks import _environment as environment  # the pool's own
-
     threads = str(max(1, (os.cpu_count() or 1) // WORKERS))
     started = time.perf_counter()
-    # only the workers get the threads variable (they start here); the
+    # only the workers get the threads variable (also when restarted); the
     # other runs are started without it, as a user would
-    with environment(POLARS_MAX_THREADS=threads):
-        cluster = distributed.LocalCluster(
-            n_workers=WORKERS,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=":0",
-        )
+    cluster = distributed.LocalCluster(
+        n_workers=WORKERS,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=":0",
+        env={"POLARS_MAX_THREADS": threads},
+    )
     with cluster, distributed.Client(cluster, set_as_default=False) as client:
         client.wait_for_workers(WORKERS)
         seen = set(client.run(_polars_threads).values())
@@ -194,9 +192,9 @@ def main() -> int:
         )
     jobs2 = next(w for label, w, _ in rows if label == "--jobs 2")
     forced = next(w for label, w, _ in rows if label == "--jobs 2, pool forced")
-    paired = sorted(
+    paired = [
         c[0] / j[0] for c, j in zip(times[CLUSTER], times["--jobs 2"], strict=True)
-    )
+    ]
     ratios = (
         f"Cluster / `--jobs 2`: {wall / jobs2:.2f}x, best against best (target: at "
         f"most 1.3x); round by round {', '.join(f'{r:.2f}' for r in paired)}x "

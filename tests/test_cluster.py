@@ -256,8 +256,8 @@ def test_problems_reach_on_problem(cluster: Cluster, mixed: Path) -> None:
 def test_byte_ranges_merge_in_a_tree(
     local_cluster: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """16 KiB ranges: 21 tasks for one file; the first 8 merged on a
-    worker, that and the other 13 merged here."""
+    """16 KiB ranges: 21 tasks for one file, more than `CLIENT_PARTS`: the
+    first 8 merged on a worker, that and the other 13 merged here."""
     monkeypatch.setattr(dask_cluster, "RANGE_BYTES", 16 << 10)
     path = SAMPLES / "combined-access.log"
     progress: list[tuple[int, int | None]] = []
@@ -268,7 +268,7 @@ def test_byte_ranges_merge_in_a_tree(
         on_progress=lambda n, total: progress.append((n, total)),
     )
     assert as_json(out) == _local([str(path)])
-    assert len(progress) > dask_cluster.FAN_IN
+    assert len(progress) > dask_cluster.CLIENT_PARTS
     assert sum(n for n, _ in progress) == path.stat().st_size
     assert {total for _, total in progress} == {path.stat().st_size}
 
@@ -438,6 +438,9 @@ def _eights(start: int, stop: int) -> list[int]:
         (25, [*_eights(0, 16), *range(16, 25)]),
         # 200 maps: 25 merges of 8; two more of the first 16 of those
         (200, [sum(range(64)), sum(range(64, 128)), *_eights(128, 200)]),
+        # 129 maps: 16 merges of 8 (never a merge of one), then one of the
+        # first 8 of those
+        (129, [sum(range(64)), *_eights(64, 128), 128]),
     ],
 )
 def test_the_workers_merge_only_what_would_leave_too_many_here(

@@ -20,15 +20,23 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def _imports() -> Iterator[tuple[str, str]]:
-    """(importing module, imported name) for every absolute import in pplog."""
+    """(importing module, imported name) for every import in pplog (a relative
+    one made absolute)."""
     for path in sorted((SRC / "pplog").rglob("*.py")):
         parts = path.relative_to(SRC).with_suffix("").parts
         module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        package = module if parts[-1] == "__init__" else module.rpartition(".")[0]
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                yield module, node.module
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: from the module's own package up
+                    anchor = package.split(".")[
+                        : len(package.split(".")) - node.level + 1
+                    ]
+                    base = ".".join([*anchor, *([base] if base else [])])
+                yield module, base
                 for alias in node.names:
-                    yield module, f"{node.module}.{alias.name}"
+                    yield module, f"{base}.{alias.name}"
             elif isinstance(node, ast.Import):
                 for alias in node.names:
                     yield module, alias.name

@@ -608,3 +608,49 @@ def test_finish_groups_again_what_a_partial_for_it_may_leave_unmerged(
     for top in (0, 2):
         settings = FinishSettings(top=top, by=by)
         assert_same_tables(finish(Partial(frames), settings), finish(whole, settings))
+
+
+def test_finish_does_not_wait_for_the_user_agent_tables_after_an_error(
+    pool: Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user-agent tables are made in a thread while the others are: an
+    error in another table (or Ctrl-C) comes out at once, without waiting for
+    that thread (ua-parser's Python resolver can take a minute on many
+    agents), and an error in that thread comes out of `finish` too."""
+    import sys
+    import threading
+    import time
+
+    finish_module = sys.modules["pplog.reports.finish"]
+    whole = mapped(pool.rows, MapSettings(checked=checked_ranges(None)))
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow_agents(per_client: pl.DataFrame, top: int) -> dict[str, pl.DataFrame]:
+        started.set()
+        release.wait(30)
+        return {}
+
+    def broken(*args: object, **kwargs: object) -> pl.DataFrame:
+        assert started.wait(10)
+        msg = "a table failed"
+        raise RuntimeError(msg)
+
+    monkeypatch.setattr(finish_module, "_agent_tables", slow_agents)
+    monkeypatch.setattr(finish_module.paths_report, "table", broken)
+    begun = time.monotonic()
+    try:
+        with pytest.raises(RuntimeError, match="a table failed"):
+            finish(whole)
+        assert time.monotonic() - begun < 5
+    finally:
+        release.set()
+
+    def failing(per_client: pl.DataFrame, top: int) -> dict[str, pl.DataFrame]:
+        msg = "no agents today"
+        raise ValueError(msg)
+
+    monkeypatch.undo()
+    monkeypatch.setattr(finish_module, "_agent_tables", failing)
+    with pytest.raises(ValueError, match="no agents today"):
+        finish(whole)

@@ -411,6 +411,33 @@ def test_spooled_and_in_memory_rows_give_the_same_tables(
     assert (tmp_path / "spooled.jsonl").read_bytes() == expected
 
 
+@pytest.mark.parametrize("kind", ["stdin", "gzip"])
+def test_inputs_of_unknown_text_size_are_spooled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """stdin and a compressed file: their text's size is not known before it
+    is read, so their rows go to the Parquet spool, which bounds memory."""
+    spools: list[str] = []
+    real = pplog.tasks.spooled
+
+    def spooled(lf: Any, spool: Path | None, **kwargs: Any) -> Any:
+        spools.append("memory" if spool is None else "parquet")
+        return real(lf, spool, **kwargs)
+
+    monkeypatch.setattr(pplog.tasks, "spooled", spooled)
+    data = (SAMPLES / "elb-access.log").read_bytes()
+    args = ["summarize", "--format", "elb_log", "--to", "json", "--top", "0"]
+    if kind == "stdin":
+        result = CliRunner().invoke(cli, [*args, "-"], input=data)
+    else:
+        packed = tmp_path / "access.log.1.gz"
+        packed.write_bytes(gzip.compress(data))
+        result = CliRunner().invoke(cli, [*args, str(packed)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["overview"]["requests"] > 0
+    assert spools == ["parquet"]
+
+
 # the same filters, as options and as keywords
 FILTERS = {
     "5xx-by-route": (

@@ -59,8 +59,9 @@ def map_task(
     """Read, parse and attribute the task's inputs, then `partial_of` them.
 
     The rows are spooled once to a temporary Parquet file that every frame's
-    query reads (see `reports._spool`), or held in memory when the input
-    is plain text of at most `IN_MEMORY_BYTES`. With `rejects`, every rejected line
+    query reads (see `reports._spool`), or held in memory when the input's
+    text size is known (plain files polars reads itself, byte ranges) and at
+    most `IN_MEMORY_BYTES`. With `rejects`, every rejected line
     is also written there as JSON lines.
     """
     problems: list[tuple[str, str, bool]] = []
@@ -119,8 +120,9 @@ def map_frame(rows: pl.LazyFrame | pl.DataFrame, settings: MapSettings) -> Parti
 # Plain text up to this size is parsed into memory rather than a Parquet
 # spool: no Parquet to encode and read back. 250k lines (42 MB) on one
 # thread: 0.42 s against 0.51 s; 800k lines (134 MB): 1.24 s against 1.36 s,
-# 355 MB peak against 290-320. A cluster's byte ranges (64 to 128 MiB, see
-# `run.cluster.RANGE_BYTES`) are all held in memory.
+# 355 MB peak against 290-320. A cluster's tasks over plain text (byte
+# ranges of 64 to 96 MiB, see `run.cluster.RANGE_BYTES`, and whole files
+# below 128 MiB) are all held in memory.
 IN_MEMORY_BYTES = 128 << 20
 
 # Each process of a pool gets at least this many bytes. polars' own threads

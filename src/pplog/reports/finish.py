@@ -7,7 +7,9 @@ key's text, so the tables are the same however the input was split.
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,9 +138,35 @@ def finish(
     # the user-agent tables need only the per-client frame (and ua-parser's
     # rules, maybe still being built): made in a thread while this one makes
     # the others (polars releases the GIL)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pplog-agents") as pool:
-        agents = pool.submit(_agent_tables, partial["clients"], settings.top)
-        return _finish(partial, settings, dbs, agents)
+    return _finish(
+        partial,
+        settings,
+        dbs,
+        _in_thread(_agent_tables, partial["clients"], settings.top),
+    )
+
+
+def _in_thread(
+    fn: Callable[[pl.DataFrame, int], dict[str, pl.DataFrame]],
+    frame: pl.DataFrame,
+    top: int,
+) -> Future[dict[str, pl.DataFrame]]:
+    """`fn(frame, top)` in a daemon thread: a caller interrupted meanwhile
+    (Ctrl-C, an error in another table) neither waits for it nor keeps the
+    process alive for it (ua-parser's Python resolver, where the native one
+    is missing, takes about 1 ms an agent)."""
+    future: Future[dict[str, pl.DataFrame]] = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn(frame, top))
+        except BaseException as exc:  # noqa: BLE001 - re-raised by result()
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="pplog-agents", daemon=True).start()
+    return future
 
 
 def _finish(

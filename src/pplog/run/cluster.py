@@ -35,12 +35,13 @@ from pplog.tasks import Task
 # by several workers. `sources.split_source` cuts only plain files.
 RANGE_BYTES = 64 << 20
 FAN_IN = 8  # partials merged per merge task
-# Partials this process merges itself, at the end. It only concatenates the
-# frames `finish` groups again (about 1 ms a partial) where a merge task
-# groups them on one single-threaded worker (0.4 s for 8 partials of 250k
-# lines) and sends the result on; so the workers merge only what would
-# leave more than this here (memory: each partial is bounded by its
-# input's distinct keys).
+# Partials this process merges itself, at the end: it concatenates the
+# large frames `finish` groups again (the pairs, per-client sums, errors,
+# timeline) and groups the small ones, 10 ms for 16 partials of 250k lines,
+# where a merge task groups them all on one single-threaded worker (0.4 s
+# for 8 such partials) and sends the result on. So the workers merge only
+# what would leave more than this here; this process then holds at most
+# this many partials, each bounded by its inputs' distinct keys.
 CLIENT_PARTS = 16
 RETRIES = 2  # a task that raised is tried this many more times
 CONNECT_SECONDS = 5
@@ -219,7 +220,7 @@ def run(
     passthrough: tuple[type[BaseException], ...] = (),
     final: Callable[[list[Partial]], Partial] | None = None,
 ) -> Partial:
-    """Run `work` on the cluster, merge the partials there, return the merged one.
+    """Run `work` on the cluster and return the merged partial.
 
     `merge` must be associative and commutative (it runs in a tree, in no
     fixed order, `FAN_IN` partials a task, only as far as needed to leave
@@ -255,7 +256,7 @@ def run(
         # first inputs (submitted first, so done first): they run while
         # the later maps still do, and the last maps come here unmerged
         need = -(-(len(level) - CLIENT_PARTS) // (FAN_IN - 1))
-        groups = min(need, -(-len(level) // FAN_IN))
+        groups = min(need, len(level) // FAN_IN)  # whole groups of FAN_IN
         level = [
             *(
                 client.submit(
