@@ -626,7 +626,9 @@ def test_finish_does_not_wait_for_the_user_agent_tables_after_an_error(
     release = threading.Event()
     started = threading.Event()
 
-    def slow_agents(per_client: pl.DataFrame, top: int) -> dict[str, pl.DataFrame]:
+    def slow_agents(
+        per_client: pl.DataFrame, top: int, stop: threading.Event
+    ) -> dict[str, pl.DataFrame]:
         started.set()
         release.wait(30)
         return {}
@@ -646,7 +648,9 @@ def test_finish_does_not_wait_for_the_user_agent_tables_after_an_error(
     finally:
         release.set()
 
-    def failing(per_client: pl.DataFrame, top: int) -> dict[str, pl.DataFrame]:
+    def failing(
+        per_client: pl.DataFrame, top: int, stop: threading.Event
+    ) -> dict[str, pl.DataFrame]:
         msg = "no agents today"
         raise ValueError(msg)
 
@@ -654,3 +658,53 @@ def test_finish_does_not_wait_for_the_user_agent_tables_after_an_error(
     monkeypatch.setattr(finish_module, "_agent_tables", failing)
     with pytest.raises(ValueError, match="no agents today"):
         finish(whole)
+
+
+# The process ends right after `finish` failed elsewhere: it must wait for the
+# user-agent thread (a thread stopped at exit inside ua-parser-rs aborts the
+# process with "exception not rethrown"), and that thread is told to stop.
+_EXIT_AFTER_AN_ERROR = """
+import pathlib, sys, threading, time
+import pplog
+from pplog.reports.mapping import MapSettings
+from pplog.tasks import map_frame
+finish_module = sys.modules["pplog.reports.finish"]
+marker = pathlib.Path(sys.argv[2])
+def slow(per_client, top, stop):
+    stop.wait(5)
+    time.sleep(0.3)
+    marker.write_text("stopped" if stop.is_set() else "not told")
+    return {}
+def broken(*args, **kwargs):
+    raise RuntimeError("a table failed")
+finish_module._agent_tables = slow
+finish_module.paths_report.table = broken
+partial = map_frame(pplog.read_log(sys.argv[1]), MapSettings())
+try:
+    finish_module.finish(partial)
+except RuntimeError:
+    sys.exit(3)
+"""
+
+
+def test_a_process_ending_after_finish_failed_waits_for_its_thread(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    marker = tmp_path / "marker"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _EXIT_AFTER_AN_ERROR,
+            str(SAMPLES / "elb-access.log"),
+            str(marker),
+        ],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 3, result.stderr.decode()
+    assert marker.read_text() == "stopped"

@@ -408,3 +408,39 @@ def test_only_the_process_that_finishes_builds_the_browser_rules(
         check=True,
     )
     assert done.stdout.split() == ["0", "1"]
+
+
+# `prepare` builds ua-parser's rules in a thread while rows are mapped. A
+# process that ends meanwhile (a bad input, Ctrl-C) must wait for the build:
+# a thread stopped at exit inside ua-parser-rs aborts the whole process
+# ("FATAL: exception not rethrown", exit 134) after the clean error line.
+_EXIT_WHILE_BUILDING = """
+import functools, pathlib, sys, time
+import pplog.enrich.useragents as agents
+
+@functools.cache
+def slow():
+    time.sleep(0.5)
+    pathlib.Path(sys.argv[1]).write_text("built")
+    return lambda ua: (None, None)
+
+agents._built_parser = slow
+agents.prepare()
+sys.exit(1)
+"""
+
+
+def test_a_process_ending_while_the_rules_build_waits_for_them(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+
+    marker = tmp_path / "built"
+    result = subprocess.run(
+        [sys.executable, "-c", _EXIT_WHILE_BUILDING, str(marker)],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr.decode()
+    assert marker.read_text() == "built"

@@ -84,7 +84,10 @@ def prepare() -> None:
             _parser()
 
     if _built_parser.cache_info().currsize == 0:
-        threading.Thread(target=build, name="pplog-ua-parser", daemon=True).start()
+        # not a daemon: a process that ends meanwhile (an error, Ctrl-C) waits
+        # for the build to finish (0.1 s) rather than stopping the thread inside
+        # ua-parser-rs, which aborts the process ("exception not rethrown")
+        threading.Thread(target=build, name="pplog-ua-parser").start()
 
 
 def _parser() -> Callable[[str], tuple[Any, Any]]:
@@ -144,11 +147,19 @@ def accelerated() -> bool:
     return True
 
 
-def _families(user_agents: list[str | None]) -> dict[str, list[str | None]]:
+class Stopped(Exception):  # noqa: N818 - not an error: the caller stopped
+    """Raised by `parse_agents` when its `stop` event is set."""
+
+
+def _families(
+    user_agents: list[str | None], stop: threading.Event | None = None
+) -> dict[str, list[str | None]]:
     """ua-parser's browser and OS family and version of each user agent."""
     parse = _parser()
     out: dict[str, list[str | None]] = {BROWSER: [], MAJOR: [], OS: [], OS_VERSION: []}
-    for ua in user_agents:
+    for i, ua in enumerate(user_agents):
+        if stop is not None and not i % 256 and stop.is_set():
+            raise Stopped
         agent, system = parse(ua) if ua else (None, None)
         out[BROWSER].append(agent.family if agent else OTHER)
         out[MAJOR].append(agent.major if agent else None)
@@ -188,7 +199,10 @@ def device() -> pl.Expr:
 
 
 def parse_agents(
-    user_agents: pl.Series, classes: pl.DataFrame | None = None
+    user_agents: pl.Series,
+    classes: pl.DataFrame | None = None,
+    *,
+    stop: threading.Event | None = None,
 ) -> pl.DataFrame:
     """Each distinct user agent once, with what it says about the client.
 
@@ -200,6 +214,9 @@ def parse_agents(
         ``http_user_agent`` and its ``agent_class`` for (at least) these
         user agents, when the caller has classified them already; else
         they are classified here.
+    stop
+        Checked every 256 agents: once set, `Stopped` is raised (a caller
+        that no longer wants the answer ends the work early).
 
     Returns
     -------
@@ -230,7 +247,7 @@ def parse_agents(
     distinct = user_agents.cast(pl.String).unique(maintain_order=True)
     frame = pl.DataFrame({HTTP_USER_AGENT: distinct})
     parsed = pl.DataFrame(
-        _families(distinct.to_list()),
+        _families(distinct.to_list(), stop),
         schema=dict.fromkeys((BROWSER, MAJOR, OS, OS_VERSION), pl.String),
     )
     both = pl.concat([frame, parsed], how="horizontal")

@@ -9,6 +9,8 @@ input was split.
 
 from __future__ import annotations
 
+import threading
+
 import polars as pl
 
 from pplog.enrich.useragents import BROWSER, DEVICE, MAJOR, OS, OS_VERSION, parse_agents
@@ -26,12 +28,17 @@ clients) and ``bytes``."""
 
 
 def tables(
-    per_client: pl.DataFrame, top: int, classes: pl.DataFrame | None = None
+    per_client: pl.DataFrame,
+    top: int,
+    classes: pl.DataFrame | None = None,
+    *,
+    stop: threading.Event | None = None,
 ) -> dict[str, pl.DataFrame]:
     """The three tables from a partial's ``clients`` frame, cut to `top` (0 = all).
 
     `classes`: the user agents' classes when the caller has them
-    (`enriched.agent_classes_of`), so that none is classified twice.
+    (`enriched.agent_classes_of`), so that none is classified twice. `stop`:
+    as for `parse_agents`.
 
     The requests of each table add up to the requests that are not health
     checks.
@@ -39,7 +46,7 @@ def tables(
     rows = per_client.filter(pl.col(VISITOR)).select(
         CLIENT_IP, pl.col(HTTP_USER_AGENT).cast(pl.String), "requests", "bytes"
     )
-    parsed = parse_agents(rows.get_column(HTTP_USER_AGENT), classes)
+    parsed = parse_agents(rows.get_column(HTTP_USER_AGENT), classes, stop=stop)
     rows = rows.join(parsed, on=HTTP_USER_AGENT, how="left", nulls_equal=True)
     out = {}
     for name, keys in TABLES.items():

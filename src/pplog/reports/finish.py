@@ -107,13 +107,15 @@ class Tables:
         )
 
 
-def _agent_tables(per_client: pl.DataFrame, top: int) -> dict[str, pl.DataFrame]:
+def _agent_tables(
+    per_client: pl.DataFrame, top: int, stop: threading.Event
+) -> dict[str, pl.DataFrame]:
     """`user_agents`, `agents`, `browsers`, `operating_systems`, `devices`."""
     # each distinct user agent classified once, for both sets of tables
     classes = agent_classes_of(per_client)
     return {
         **agent_tables(per_client, top, classes),
-        **devices_report.tables(per_client, top, classes),
+        **devices_report.tables(per_client, top, classes, stop=stop),
     }
 
 
@@ -138,34 +140,38 @@ def finish(
     # the user-agent tables need only the per-client frame (and ua-parser's
     # rules, maybe still being built): made in a thread while this one makes
     # the others (polars releases the GIL)
-    return _finish(
-        partial,
-        settings,
-        dbs,
-        _in_thread(_agent_tables, partial["clients"], settings.top),
-    )
+    stop = threading.Event()
+    agents = _in_thread(_agent_tables, partial["clients"], settings.top, stop)
+    try:
+        return _finish(partial, settings, dbs, agents)
+    except BaseException:
+        # an error elsewhere, or Ctrl-C, comes out now; the thread stops at
+        # its next 256 agents (ua-parser's Python resolver, where the native
+        # one is missing, takes about 1 ms an agent)
+        stop.set()
+        raise
 
 
 def _in_thread(
-    fn: Callable[[pl.DataFrame, int], dict[str, pl.DataFrame]],
+    fn: Callable[[pl.DataFrame, int, threading.Event], dict[str, pl.DataFrame]],
     frame: pl.DataFrame,
     top: int,
+    stop: threading.Event,
 ) -> Future[dict[str, pl.DataFrame]]:
-    """`fn(frame, top)` in a daemon thread: a caller interrupted meanwhile
-    (Ctrl-C, an error in another table) neither waits for it nor keeps the
-    process alive for it (ua-parser's Python resolver, where the native one
-    is missing, takes about 1 ms an agent)."""
+    """`fn(frame, top, stop)` in a thread of its own. Not a daemon: a process
+    that ends meanwhile waits for it rather than stopping it inside
+    ua-parser-rs, which aborts the process."""
     future: Future[dict[str, pl.DataFrame]] = Future()
 
     def run() -> None:
         if not future.set_running_or_notify_cancel():
             return
         try:
-            future.set_result(fn(frame, top))
+            future.set_result(fn(frame, top, stop))
         except BaseException as exc:  # noqa: BLE001 - re-raised by result()
             future.set_exception(exc)
 
-    threading.Thread(target=run, name="pplog-agents", daemon=True).start()
+    threading.Thread(target=run, name="pplog-agents").start()
     return future
 
 
