@@ -323,8 +323,9 @@ def cli(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     envvar="PPLOG_CLUSTER",
     metavar="tcp://HOST:PORT",
     help="Map on this Dask scheduler's workers (pip install 'pplog[dask]'): a "
-    "task per file (plain files of 128 MiB or more in 64 MiB ranges), merged on "
-    "the workers; the same tables as a local run. This machine and the workers "
+    "task per file (plain files of 128 MiB or more in 64 MiB ranges); past 16 "
+    "partials they merge on the workers, the rest here; the same tables as a "
+    "local run. This machine and the workers "
     "must see the same paths (or give s3:// URLs). [env: PPLOG_CLUSTER]",
 )
 @click.option(

@@ -138,8 +138,9 @@ def summarize(
         with a 5 s timeout and closed at the end), a `distributed.Client`
         (used as it is) or a cluster object such as `LocalCluster`. Each
         file, and each 64 MiB range of a large plain file, is a task (a
-        dataset: each rollup, and each file read as rows); the partials
-        merge on the workers and this process finishes the tables, the same
+        dataset: each rollup, and each file read as rows); up to 16
+        partials come back and merge here (more are first merged on the
+        workers, 8 at a time) and this process finishes the tables, the same
         as a local run. The workers must see the paths (a shared
         filesystem). `jobs` is then not used; stdin, a frame of rows and
         `rejects` cannot be used.
