@@ -369,23 +369,33 @@ def test_rejects_file_is_the_same_on_every_road(
         assert (tmp_path / "dataset.jsonl").read_bytes() == expected
 
 
+@pytest.fixture
+def spools(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Where each map task kept its rows: ``memory`` or ``parquet``."""
+    kept: list[str] = []
+    real = pplog.tasks.spooled
+
+    def spooled(lf: Any, spool: Path | None, **kwargs: Any) -> Any:
+        kept.append("memory" if spool is None else "parquet")
+        return real(lf, spool, **kwargs)
+
+    monkeypatch.setattr(pplog.tasks, "spooled", spooled)
+    return kept
+
+
 @pytest.mark.parametrize("name", [*SINGLE, "rotated_junk", "mixed"])
 def test_spooled_and_in_memory_rows_give_the_same_tables(
-    inputs: Inputs, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    inputs: Inputs,
+    name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    spools: list[str],
 ) -> None:
     """Small plain inputs are parsed into memory, the rest into a Parquet
     spool (`tasks.IN_MEMORY_BYTES`): the samples take the first road (not
     the rotated sets: a compressed member's text size is not known, so
     they are spooled), and with the bound at 0 the second; tables and
     rejects are the same."""
-    spools: list[str] = []
-    real = pplog.tasks.spooled
-
-    def spooled(lf: Any, spool: Path | None, **kwargs: Any) -> Any:
-        spools.append("memory" if spool is None else "parquet")
-        return real(lf, spool, **kwargs)
-
-    monkeypatch.setattr(pplog.tasks, "spooled", spooled)
     keywords = inputs.keywords(name)
     held = pplog.summarize(
         inputs.paths[name],
@@ -413,18 +423,10 @@ def test_spooled_and_in_memory_rows_give_the_same_tables(
 
 @pytest.mark.parametrize("kind", ["stdin", "gzip"])
 def test_inputs_of_unknown_text_size_are_spooled(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+    tmp_path: Path, spools: list[str], kind: str
 ) -> None:
     """stdin and a compressed file: their text's size is not known before it
     is read, so their rows go to the Parquet spool, which bounds memory."""
-    spools: list[str] = []
-    real = pplog.tasks.spooled
-
-    def spooled(lf: Any, spool: Path | None, **kwargs: Any) -> Any:
-        spools.append("memory" if spool is None else "parquet")
-        return real(lf, spool, **kwargs)
-
-    monkeypatch.setattr(pplog.tasks, "spooled", spooled)
     data = (SAMPLES / "elb-access.log").read_bytes()
     args = ["summarize", "--format", "elb_log", "--to", "json", "--top", "0"]
     if kind == "stdin":
