@@ -136,14 +136,14 @@ def finish(
         "agents",
         *devices_report.TABLES,
     }:
-        return _finish(partial, settings, dbs, None)
+        return _finish(partial, settings, wanted, dbs, None)
     # the user-agent tables need only the per-client frame (and ua-parser's
     # rules, maybe still being built): made in a thread while this one makes
     # the others (polars releases the GIL)
     stop = threading.Event()
     agents = _in_thread(_agent_tables, partial["clients"], settings.top, stop)
     try:
-        return _finish(partial, settings, dbs, agents)
+        return _finish(partial, settings, wanted, dbs, agents)
     except BaseException:
         # an error elsewhere, or Ctrl-C, comes out now; the thread stops at
         # its next 256 agents (ua-parser's Python resolver, where the native
@@ -178,6 +178,7 @@ def _in_thread(
 def _finish(
     partial: Partial,
     settings: FinishSettings,
+    wanted: frozenset[str],
     dbs: GeoDatabases | None,
     agents: Future[dict[str, pl.DataFrame]] | None,
 ) -> Tables:
@@ -185,7 +186,6 @@ def _finish(
     logged = partial.logged
     with_agents = HTTP_USER_AGENT in logged
     per_client = partial["clients"]
-    wanted = frozenset(EXTRA_ORDER) if settings.extra is None else settings.extra
     visitors = (
         per_client.filter(pl.col(VISITOR))
         .group_by(CLIENT_IP)
