@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 import pplog
+import pplog._memory  # noqa: F401 - sets the allocator before polars loads
 from pplog import outputs
 from pplog.clientip import HEADERS, MAX_HOPS, STRATEGIES, ProxyPolicy
 from pplog.config import read_config

@@ -1,0 +1,107 @@
+"""The `pplog` command sets polars' allocator (`pplog._memory`) before polars
+loads; a library import and a user's own setting are left alone."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from pplog import _memory
+
+# Records `_RJEM_MALLOC_CONF` at the moment polars is first imported, then
+# runs the statement given.
+_WATCH = """
+import importlib.abc, os, sys
+seen = []
+class Watch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "polars" and not seen:
+            seen.append(os.environ.get("_RJEM_MALLOC_CONF"))
+        return None
+sys.meta_path.insert(0, Watch())
+{statement}
+print(repr(seen[0]) if seen else "polars not imported")
+"""
+
+
+def _environment(**extra: str) -> dict[str, str]:
+    """This environment without `_RJEM_MALLOC_CONF` (which importing
+    `pplog._memory` here may have set), plus `extra`."""
+    base = {k: v for k, v in os.environ.items() if k != _memory.VARIABLE}
+    return {**base, **extra}
+
+
+def _seen_when_polars_loads(statement: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", _WATCH.format(statement=statement)],
+        env=_environment(**(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_the_command_line_sets_the_allocator_before_polars_loads() -> None:
+    seen = _seen_when_polars_loads("import pplog.cli")
+    assert seen == repr(_memory.settings())
+
+
+def test_importing_pplog_loads_nothing() -> None:
+    assert _seen_when_polars_loads("import pplog") == "polars not imported"
+
+
+def test_a_library_import_keeps_the_programs_allocator() -> None:
+    seen = _seen_when_polars_loads("import pplog; pplog.summarize")
+    assert seen == "None"
+
+
+def test_a_users_own_setting_is_kept() -> None:
+    seen = _seen_when_polars_loads(
+        "import pplog.cli", env={_memory.VARIABLE: "narenas:3"}
+    )
+    assert seen == repr("narenas:3")
+
+
+def test_one_arena_for_every_four_cores() -> None:
+    assert _memory.settings(1).startswith("narenas:1,")
+    assert _memory.settings(2).startswith("narenas:1,")
+    assert _memory.settings(8).startswith("narenas:2,")
+    assert _memory.settings(64).startswith("narenas:16,")
+    assert "background_thread:true" in _memory.settings(2)
+
+
+def test_polars_hands_the_settings_to_its_allocator() -> None:
+    """polars adds its own defaults in front of the variable (later options
+    win): pplog's come last."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, pplog.cli, polars; print(os.environ['_RJEM_MALLOC_CONF'])",
+        ],
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.strip().endswith("," + _memory.settings())
+
+
+def test_polars_allocator_applies_every_option() -> None:
+    """polars' own jemalloc takes each option (`confirm_conf` prints what it
+    sets; an unknown option would be reported as invalid and ignored)."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import polars as pl; pl.DataFrame({'a': [1]})"],
+        env=_environment(_RJEM_MALLOC_CONF=_memory.settings() + ",confirm_conf:true"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "Invalid conf" not in done.stderr
+    for option in _memory.settings().split(","):
+        assert f"Set conf value: {option}" in done.stderr
