@@ -30,6 +30,7 @@ from pplog.batch import dataset as dataset_module
 from pplog.batch import rollup
 from pplog.cli import cli
 from pplog.run import dataset as run
+from pplog.run import summary as summary_module
 from pplog.sources import rotation_key
 
 WINDOWS = [
@@ -426,3 +427,23 @@ def test_summarizing_a_dataset_leaves_the_ingest_side_unloaded(
         ),
         "True",
     ]
+
+
+def test_user_agent_rules_are_built_after_the_rollups_are_read(
+    sample_dataset: Path, reads: dict[str, list[Path]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The build holds the GIL most of its 0.1 s: started once the rollups are
+    read, it overlaps finish instead of slowing the reading (a first call
+    0.25 s instead of 0.26 s on 2M lines); a log is mapped while it builds."""
+    started: list[int] = []
+
+    def prepare() -> None:
+        started.append(len(reads["rollups"]))
+
+    monkeypatch.setattr(summary_module, "prepare_agents", prepare)
+    pplog.summarize(sample_dataset)
+    assert reads["rollups"]
+    assert started == [len(reads["rollups"])]
+    reads["rollups"].clear()
+    pplog.summarize(SAMPLES / "elb-access.log")
+    assert started[1:] == [0]
