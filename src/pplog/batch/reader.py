@@ -267,26 +267,23 @@ class Reader:
             .with_columns(pl.lit(stream_id).alias(STREAM_ID))
             .collect(engine="streaming")
         )
+        # the looked-up columns are joined to the key column alone and added
+        # beside the others: a join of the whole batch would copy every column
         if HTTP_USER_AGENT in parsed.columns:  # each distinct user agent once
             uas = parsed.select(pl.col(HTTP_USER_AGENT).unique())
-            parsed = parsed.join(
+            parsed = _beside(
+                parsed,
                 uas.with_columns(agent_class(HTTP_USER_AGENT)),
-                on=HTTP_USER_AGENT,
-                how="left",
+                HTTP_USER_AGENT,
                 nulls_equal=True,
-                maintain_order="left",
             )
         if self.geo is not None:  # each distinct client looked up once
             ips = parsed.get_column(CLIENT_IP).drop_nulls().unique()
-            parsed = parsed.join(
-                geo_table(ips, self.geo, skip_special=self.geo_skip_special),
-                on=CLIENT_IP,
-                how="left",
-                nulls_equal=False,
-                maintain_order="left",
-            )
+            geo = geo_table(ips, self.geo, skip_special=self.geo_skip_special)
+            parsed = _beside(parsed, geo, CLIENT_IP, nulls_equal=False)
         bad = pl.col(REJECT_REASON).is_not_null()
-        ok = parsed.filter(~bad).drop(REJECT_REASON, RAW)
+        clean = parsed.get_column(REJECT_REASON).null_count() == parsed.height
+        ok = (parsed if clean else parsed.filter(~bad)).drop(REJECT_REASON, RAW)
         if ok.height:
             date = (
                 pl.col(TIME).dt.date()
@@ -307,6 +304,17 @@ class Reader:
             )
             self.staging.write("rejects", stream_id, out)
             self.result.rejects += out.height
+
+
+def _beside(
+    frame: pl.DataFrame, table: pl.DataFrame, key: str, *, nulls_equal: bool
+) -> pl.DataFrame:
+    """`frame` left-joined to `table` on `key`, in `frame`'s order, without
+    copying `frame`'s columns (only the key column is joined)."""
+    found = frame.select(key).join(
+        table, on=key, how="left", nulls_equal=nulls_equal, maintain_order="left"
+    )
+    return frame.with_columns(found.drop(key))
 
 
 def _heads(

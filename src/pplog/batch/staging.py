@@ -133,7 +133,7 @@ class Staging:
                     ROLLUP, stream, str(date), summary_staged, summary, part.height, of
                 )
             )
-            self._wait(keep=1)  # at most one batch in flight: memory stays bounded
+            self._wait(keep=0)  # at most one batch in flight: memory stays bounded
             self.pending.append(
                 self.pool.submit(
                     _write_with_rollup, part, self.layout, staged, summary_staged, of
