@@ -435,6 +435,29 @@ def test_merging_one_partial_or_an_empty_one_changes_nothing(pool: Pool) -> None
         merge([])
 
 
+def test_no_rows_give_no_balancer_or_host_rows(pool: Pool) -> None:
+    """A format that logs no peer or no host groups its rows under a null key;
+    no rows at all (an empty input, or every row filtered out) must give no
+    such row, not one with zero requests, which a merge would then show."""
+    without = [f for f in pool.frames if "remote_addr" not in f.columns]
+    assert without, "the pool has a format without a peer"
+    nothing = MapSettings(
+        filters=Filters.parse(path=["^/no such path$"]),
+        checked=checked_ranges(None),
+        ranks=pool.ranks,
+    )
+    plain = MapSettings(checked=checked_ranges(None), ranks=pool.ranks)
+    for frame in without:
+        for rows, settings_ in ((frame.head(0), plain), (frame, nothing)):
+            partial = map_frame(rows, settings_)
+            assert partial["lb"].height == 0
+            assert partial["hosts"].height == 0
+    a = map_frame(pool.frames[0], plain)
+    empty = map_frame(without[0].head(0), plain)
+    want = finish(a, FinishSettings(top=0))
+    assert_same_tables(finish(merge([a, empty]), FinishSettings(top=0)), want)
+
+
 @pytest.mark.parametrize("road", ["pickle", "parquet"])
 def test_a_partial_survives_pickle_and_parquet(
     pool: Pool, road: str, tmp_path: Path

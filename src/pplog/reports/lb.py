@@ -71,7 +71,10 @@ def lb(lf: pl.LazyFrame, *, top: int = 10) -> pl.LazyFrame:
     )
     peers = pl.col(peer) if peer else pl.lit(None, pl.String)
     table = (
-        lf.group_by(peers.alias("peer"))
+        # a column, not a literal key: polars groups no rows under a literal
+        # as one group of zero requests, which would show after a merge
+        lf.with_columns(peers.alias("_peer"))
+        .group_by(pl.col("_peer").alias("peer"))
         .agg(
             pl.len().cast(pl.UInt64).alias("requests"),
             (source == "proxy_protocol")

@@ -205,7 +205,12 @@ def partial_of(
     if host is not None:
         logged.append("host")
     host_key = pl.col(host) if host is not None else pl.lit(None, pl.String)
-    small["hosts"] = ok.group_by(host_key.alias("host")).agg(*_status_counts(columns))
+    # a column, not a literal key: see `lb.lb`
+    small["hosts"] = (
+        ok.with_columns(host_key.alias("_host"))
+        .group_by(pl.col("_host").alias("host"))
+        .agg(*_status_counts(columns))
+    )
     if lb_report.applies(columns):
         logged.append("lb")
     small["lb"] = lb_report.lb(ok, top=0)
