@@ -133,7 +133,9 @@ class Staging:
                     ROLLUP, stream, str(date), summary_staged, summary, part.height, of
                 )
             )
-            self._wait(keep=0)  # at most one batch in flight: memory stays bounded
+            # the previous batch is written before this one is handed over: one
+            # batch in the writer at a time, so memory stays bounded
+            self._wait()
             self.pending.append(
                 self.pool.submit(
                     _write_with_rollup, part, self.layout, staged, summary_staged, of
