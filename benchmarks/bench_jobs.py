@@ -67,10 +67,11 @@ def run(argv: list[str], out: Path) -> tuple[float, float]:
 
 
 # `pplog` with every input pooled (POOL_MIN_BYTES 0); spawned workers need no
-# patch: only this process plans the bins.
+# patch: only this process plans the bins. `pplog.cli` is imported first, as
+# the command does, so that it sets polars' allocator (`pplog._memory`).
 FORCED = (
-    "import sys, pplog.tasks; pplog.tasks.POOL_MIN_BYTES = 0; "
-    "from pplog.cli import main; sys.argv[0] = 'pplog'; main()"
+    "import sys; from pplog.cli import main; import pplog.tasks; "
+    "pplog.tasks.POOL_MIN_BYTES = 0; sys.argv[0] = 'pplog'; main()"
 )
 
 
