@@ -37,13 +37,11 @@ def settings(cores: int | None = None) -> str:
     )
 
 
-def configure() -> bool:
+def configure() -> None:
     """Set the allocator for polars, if it is not loaded yet and the user has
-    not set it; whether pplog's settings were put in place."""
-    if "polars" in sys.modules or VARIABLE in os.environ:
-        return False
-    os.environ[VARIABLE] = settings()
-    return True
+    not set it."""
+    if "polars" not in sys.modules and VARIABLE not in os.environ:
+        os.environ[VARIABLE] = settings()
 
 
 configure()
