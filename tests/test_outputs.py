@@ -14,16 +14,20 @@ from pathlib import Path
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 import pplog
 from helpers import SAMPLES, parse_lines
+from pplog._text import escape_json
 from pplog.cli import cli
 from pplog.outputs import ReportOptions
 from pplog.outputs._format import RAW_LIMIT, shown
 from pplog.outputs.doctor import write_findings
 from pplog.outputs.html import HtmlReporter
 from pplog.outputs.json import JsonReporter
+from pplog.outputs.json import _array as json_array
 from pplog.reports import Summary
 from pplog.reports.doctor import diagnose
 
@@ -238,6 +242,32 @@ def test_json_is_what_json_dumps_writes() -> None:
     expected = json.dumps(doc, default=iso, ensure_ascii=False, indent=2) + "\n"
     assert "".join(stream.parts) == expected
     assert len(stream.parts) > 10
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.none() | st.text(st.characters(exclude_categories=["Cs"])),
+            st.none() | st.integers(-(2**63), 2**63 - 1),
+            st.none() | st.floats(allow_nan=False, allow_infinity=False),
+            st.none() | st.booleans(),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_json_rows_are_laid_out_as_indented_json_dumps(
+    rows: list[tuple[object, ...]],
+) -> None:
+    # the C encoder's rows, re-indented, against Python's indenting encoder:
+    # strings with braces, commas, quotes, newlines and unsafe characters
+    schema = {"s": pl.String, "i": pl.Int64, "f": pl.Float64, "b": pl.Boolean}
+    df = pl.DataFrame(rows, schema=schema, orient="row")
+    expected = json.dumps(df.to_dicts(), ensure_ascii=False, indent=2)
+    expected = "[\n  " + escape_json(expected[2:-2]).replace("\n", "\n  ") + "\n  ]"
+    assert "".join(json_array(df)) == expected
+    _assert_inert(expected, "the reference")
 
 
 class _Stream:

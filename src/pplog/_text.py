@@ -59,6 +59,10 @@ _TEXT = dict(zip(UNSAFE_CHARS, _TEXT_ESCAPES, strict=True))
 _JSON_CHARS = [c for c in UNSAFE_CHARS if c >= " "]
 _JSON_ESCAPES = [_json_escape(c) for c in _JSON_CHARS]
 _JSON = dict(zip(_JSON_CHARS, _JSON_ESCAPES, strict=True))
+# the same characters as a class of polars' (Rust) regex syntax
+_JSON_CLASS = (
+    "[" + "".join(f"\\x{{{lo:X}}}-\\x{{{hi:X}}}" for lo, hi in _RANGES[1:]) + "]"
+)
 _JSON_UNSAFE = re.compile(UNSAFE.pattern.replace(f"{chr(0)}-{chr(0x1F)}", ""))
 
 
@@ -81,7 +85,21 @@ def escape_json(text: str) -> str:
     >>> escape_json('"\x9b\u202e"')
     '"\\u009b\\u202e"'
     """
+    if text.isascii() and "\x7f" not in text:  # isascii is O(1): most JSON
+        return text
     return _JSON_UNSAFE.sub(lambda m: _JSON[m.group()], text)
+
+
+def json_safe(df: pl.DataFrame) -> bool:
+    """Whether no text in `df` holds a character `escape_json` would escape
+    (one vectorised pass, so JSON of a large table can skip the escaping)."""
+    texts = [c for c, dtype in df.schema.items() if dtype == pl.String]
+    if not texts:
+        return True
+    hit = df.select(
+        pl.any_horizontal(pl.col(texts).str.contains_any(_JSON_CHARS).any())
+    )
+    return not hit.item()
 
 
 def escape_text_expr(expr: pl.Expr, also: Mapping[str, str] | None = None) -> pl.Expr:
