@@ -17,6 +17,7 @@ from pplog import sources
 from pplog.formats import PRESETS, LogFormat
 from pplog.pipeline import parse_lines
 from pplog.sources import Source, split_source
+from pplog.tasks import bins
 
 LINE = (
     '203.0.113.7 - - [27/Nov/2026:06:01:02 +0000] "GET /{n} HTTP/1.1" 200 5 "-" "{ua}"'
@@ -276,3 +277,35 @@ def test_ascii_blocks_split_as_python_does(data: bytes, line: int, offset: int) 
         for i, (start, text) in enumerate(zip(starts, texts, strict=True))
     ]
     assert sources.lines_frame("s", data, line, offset).rows() == expected
+
+
+class _Sized:
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+def test_eight_like_files_are_dealt_four_and_four() -> None:
+    # eight log files of nearly the same size: the first bin once took five
+    # (it was closed only after passing its share), so one process read 216
+    # MB and the other 130 (bench_jobs.py's files)
+    sizes = [42_888_764, 43_350_711, 43_342_463, 43_269_134]
+    sizes += [43_363_596, 43_246_277, 43_276_669, 43_209_715]
+    dealt = bins([_Sized(s) for s in sizes], 2)  # type: ignore[list-item]
+    assert [len(b) for b in dealt] == [4, 4]
+    dealt = bins([_Sized(s) for s in sizes], 4)  # type: ignore[list-item]
+    assert [len(b) for b in dealt] == [2, 2, 2, 2]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(1, 1000), min_size=1, max_size=40), st.integers(1, 8))
+def test_bins_end_nearest_their_share(sizes: list[int], n: int) -> None:
+    tasks = [_Sized(s) for s in sizes]
+    dealt = bins(tasks, n)  # type: ignore[arg-type]
+    assert [t for b in dealt for t in b] == tasks  # consecutive, in order
+    assert 1 <= len(dealt) <= n and all(dealt)
+    total = sum(sizes)
+    if max(sizes) <= total / n:  # no task spans two shares
+        done = 0
+        for k, b in enumerate(dealt[:-1], start=1):
+            done += sum(t.size for t in b)
+            assert abs(done - total * k / n) <= max(sizes) / 2

@@ -150,13 +150,15 @@ def bins(tasks: Sequence[Task], n: int) -> list[list[Task]]:
     """At most `n` runs of consecutive tasks with about equal bytes each.
 
     Consecutive, so each bin reads its inputs in order and the rejects of
-    the bins joined in order are in the inputs' order.
+    the bins joined in order are in the inputs' order. A bin ends at the
+    task boundary nearest its share of the bytes: a task starts the next
+    bin when more than half of it lies past the share.
     """
     total = sum(t.size for t in tasks) or 1
     out: list[list[Task]] = [[]]
     done = 0
     for task in tasks:
-        if out[-1] and done >= total * len(out) / n and len(out) < n:
+        if out[-1] and len(out) < n and done + task.size / 2 > total * len(out) / n:
             out.append([])
         out[-1].append(task)
         done += task.size
