@@ -273,6 +273,7 @@ def summarize(
         if cluster is not None:
             partial = _on_cluster(cluster, tasks, settings, on_problem, on_progress)
         else:
+            # finish groups the REGROUPED frames again: only concatenated
             partial = merge(
                 run_tasks(
                     tasks,
@@ -281,7 +282,8 @@ def summarize(
                     rejects=rejects,
                     on_problem=on_problem or warn,
                     on_progress=on_progress,
-                )
+                ),
+                concatenated=REGROUPED,
             )
         rejects = None  # written by the tasks
         meta = {
