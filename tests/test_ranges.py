@@ -17,6 +17,7 @@ from pplog import sources
 from pplog.formats import PRESETS, LogFormat
 from pplog.pipeline import parse_lines
 from pplog.sources import Source, split_source
+from pplog.sources._bytes import decode_bytes
 from pplog.tasks import bins
 
 LINE = (
@@ -276,6 +277,38 @@ def test_ascii_blocks_split_as_python_does(data: bytes, line: int, offset: int) 
         ("s", line + i, start, text, False)
         for i, (start, text) in enumerate(zip(starts, texts, strict=True))
     ]
+    assert sources.lines_frame("s", data, line, offset).rows() == expected
+
+
+def _lines_as_python_splits(data: bytes, line: int, offset: int) -> list[tuple]:
+    """The oracle: each line's bytes decoded alone, CR and BOM stripped."""
+    if not data:
+        return []
+    body = data[:-1] if data.endswith(b"\n") else data
+    out, start = [], offset
+    for i, raw in enumerate(body.split(b"\n")):
+        text = decode_bytes(raw).removesuffix("\r").removeprefix("\ufeff")
+        out.append(("s", line + i, start, text, False))
+        start += len(raw) + 1
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [b"a", b"GET /", b"\n", b"\r", b"\r\n", "é".encode(), "日本".encode()]
+            + ["\ufeff".encode(), "🚀".encode(), b"\xff", b"\xc3", b" "]
+        ),
+        max_size=40,
+    ).map(b"".join),
+    st.sampled_from([(1, 0), (2**33, 2**40)]),
+)
+def test_blocks_split_as_python_does(data: bytes, at: tuple[int, int]) -> None:
+    # ASCII, valid UTF-8 (raw, as `escape=json` logs it), CR and bad bytes:
+    # polars' line reader where it reads the same, else Python
+    line, offset = at
+    expected = _lines_as_python_splits(data, line, offset)
     assert sources.lines_frame("s", data, line, offset).rows() == expected
 
 
