@@ -3,7 +3,8 @@
 
 The 2M-line elb_log of bench_summarize.py is cut into eight files of 250,000 lines
 (plain, and gzip'd), and `pplog summarize DIR --jobs N --to json --top 0` runs as a
-separate process for each N. Recorded per run: wall time, user + system CPU of the
+separate process for each N, the variants in turn (--repeat rounds, best of
+each kept). Recorded per run: wall time, user + system CPU of the
 process and its workers, and wall / CPU (0.5 means both cores busy the whole time).
 The JSON of every N must be byte-identical to --jobs 1 before a time is kept.
 
@@ -103,19 +104,25 @@ def main() -> int:
         variants = [(j, False) for j in args.jobs]
         if args.force_pool:
             variants += [(j, True) for j in args.jobs if j > 1]
+        argvs = []
         for jobs, forced in variants:
-            out = DATA / f"jobs_{jobs}.json"
             cli = [sys.executable, "-c", FORCED] if forced else pplog
             argv = [*cli, "summarize", str(folder), "--to", "json", "--top", "0"]
-            argv += ["--jobs", str(jobs)]
-            runs = [run(argv, out) for _ in range(args.repeat)]
-            body = out.read_bytes()
-            if reference is None:
-                reference = body
-            elif body != reference:
-                msg = f"--jobs {jobs} JSON differs from --jobs {args.jobs[0]}"
-                raise SystemExit(msg)
-            wall, cpu = min(runs)
+            argvs.append([*argv, "--jobs", str(jobs)])
+        # round-robin, so that a slow spell of the machine hits every variant
+        runs: list[list[tuple[float, float]]] = [[] for _ in variants]
+        for _ in range(args.repeat):
+            for (jobs, _forced), argv, got in zip(variants, argvs, runs, strict=True):
+                out = DATA / f"jobs_{jobs}.json"
+                got.append(run(argv, out))
+                body = out.read_bytes()
+                if reference is None:
+                    reference = body
+                elif body != reference:
+                    msg = f"--jobs {jobs} JSON differs from --jobs {args.jobs[0]}"
+                    raise SystemExit(msg)
+        for (jobs, forced), got in zip(variants, runs, strict=True):
+            wall, cpu = min(got)
             label = f"{jobs} (pool forced)" if forced else str(jobs)
             rows.append((kind, label, wall, cpu, wall / cpu, count / wall))
             print(
@@ -134,8 +141,10 @@ def main() -> int:
         cmd = "python benchmarks/bench_jobs.py " + " ".join(sys.argv[1:])
         text = (
             f"\n## --jobs on {args.parts} files of {args.lines // args.parts:,} lines "
-            f"({dt.date.today()})\n\n{machine()}\n\n`{cmd}`; best of {args.repeat}, "
-            "JSON identical for every --jobs.\n\n" + "\n".join(table) + "\n"
+            f"({dt.date.today()})\n\n{machine()}\n\n`{cmd}`; best of {args.repeat} "
+            "(the variants run in turn), JSON identical for every --jobs.\n\n"
+            + "\n".join(table)
+            + "\n"
         )
         with (HERE / "RESULTS.md").open("a") as f:
             f.write(text)
