@@ -20,7 +20,7 @@ from polars.testing import assert_frame_equal
 
 import pplog
 from helpers import SAMPLES, parse_lines
-from pplog._text import escape_json
+from pplog._text import UNSAFE_CHARS, escape_json, json_safe
 from pplog.cli import cli
 from pplog.outputs import ReportOptions
 from pplog.outputs._format import RAW_LIMIT, shown
@@ -268,6 +268,20 @@ def test_json_rows_are_laid_out_as_indented_json_dumps(
     expected = "[\n  " + escape_json(expected[2:-2]).replace("\n", "\n  ") + "\n  ]"
     assert "".join(json_array(df)) == expected
     _assert_inert(expected, "the reference")
+
+
+def test_json_safe_finds_every_character_escape_json_escapes() -> None:
+    # the vectorised check that lets a table skip `escape_json`: a character
+    # it missed would reach the JSON raw
+    chars = [c for c in UNSAFE_CHARS if escape_json(c) != c]
+    assert len(chars) > 100
+    frame = pl.DataFrame({"n": range(len(chars)), "s": [f"a{c}b" for c in chars]})
+    for i in range(len(chars)):
+        assert not json_safe(frame.slice(i, 1)), repr(chars[i])
+    # C0 is the encoder's to escape; other text needs nothing
+    assert json_safe(
+        pl.DataFrame({"s": ["é 日本 🚀", "\x1b[31m", None], "n": [1, 2, 3]})
+    )
 
 
 class _Stream:

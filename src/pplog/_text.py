@@ -96,9 +96,7 @@ def json_safe(df: pl.DataFrame) -> bool:
     texts = [c for c, dtype in df.schema.items() if dtype == pl.String]
     if not texts:
         return True
-    hit = df.select(
-        pl.any_horizontal(pl.col(texts).str.contains_any(_JSON_CHARS).any())
-    )
+    hit = df.select(pl.any_horizontal(pl.col(texts).str.contains(_JSON_CLASS).any()))
     return not hit.item()
 
 
