@@ -29,6 +29,7 @@ from pplog.sources._bytes import (
     SKIPPED_BINARY,
     binary_throughout,
     decode_bytes,
+    is_utf8,
     looks_binary,
 )
 from pplog.sources._decompress import (
@@ -270,7 +271,7 @@ def _plain_utf8(src: Source, on_problem: ProblemHandler | None) -> bool | None:
                 except UnicodeDecodeError:
                     return False
                 tail = data[cut:]
-            return not tail or _decodes(tail)
+            return not tail or is_utf8(tail)
     except OSError as exc:
         _report(on_problem, src.name, f"{CANNOT_OPEN}: {exc.strerror or exc}")
         return None
@@ -286,14 +287,6 @@ def _line_gap(chunk: bytes, gap: int) -> int | None:
         return None
     gap = len(chunk) - last - 1
     return None if gap > LINE_LIMIT else gap
-
-
-def _decodes(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def _polars_lines(src: Source) -> pl.LazyFrame:

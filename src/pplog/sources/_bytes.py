@@ -62,6 +62,15 @@ def _xhh(err: UnicodeError) -> tuple[str, int]:
 codecs.register_error("pplog-xhh", _xhh)
 
 
+def is_utf8(data: bytes) -> bool:
+    """Whether `data` is valid UTF-8."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def decode_bytes(data: bytes) -> str:
     """Decode UTF-8, writing undecodable bytes as nginx-style `\\xHH`."""
     return data.decode("utf-8", "pplog-xhh")

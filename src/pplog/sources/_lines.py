@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from pplog.schema import LINE, OFFSET, SOURCE, TEXT
-from pplog.sources._bytes import NOT_NUL, decode_bytes
+from pplog.sources._bytes import NOT_NUL, decode_bytes, is_utf8
 
 LINE_LIMIT = 1 << 20  # a line longer than this is cut: one `too_long` reject
 RAW_KEPT = 8192  # bytes of such a line kept as its text
@@ -39,7 +39,7 @@ def lines_frame(
     plain = not hole and b"\x00" not in data
     if ascii_lf and plain:
         return _ascii_frame(source, data, first_line, first_offset)
-    if plain and b"\r" not in data and _utf8(data):
+    if plain and b"\r" not in data and is_utf8(data):
         # polars' line reader needs valid UTF-8 (and drops a CR before LF)
         return _ascii_frame(source, data, first_line, first_offset, bom=True)
     body = data[:-1] if data.endswith(b"\n") else data
@@ -78,14 +78,6 @@ def lines_frame(
         )
         frame = _torn(frame, lengths, lines if raw is None else raw)
     return frame
-
-
-def _utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def _ascii_frame(
