@@ -293,14 +293,18 @@ class Reader:
             dated = ok.with_columns(date.alias("_date"))
             self.staging.write("data", stream_id, dated)
             self.result.rows += ok.height
-        failed = parsed.filter(bad)
-        if failed.height:
+        if not clean:  # the reject columns alone are filtered: every column
+            # of a batch filtered by an all-false mask cost 5-95 ms
             today = datetime.now(UTC).date()
-            out = failed.select(
-                STREAM_ID, SOURCE, LINE, OFFSET, LENGTH, REJECT_REASON, RAW
-            ).with_columns(
-                pl.lit(self.staging.run_id).alias("run_id"),
-                pl.lit(today).alias("_date"),
+            out = (
+                parsed.select(
+                    STREAM_ID, SOURCE, LINE, OFFSET, LENGTH, REJECT_REASON, RAW
+                )
+                .filter(bad)
+                .with_columns(
+                    pl.lit(self.staging.run_id).alias("run_id"),
+                    pl.lit(today).alias("_date"),
+                )
             )
             self.staging.write("rejects", stream_id, out)
             self.result.rejects += out.height
