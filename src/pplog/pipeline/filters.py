@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from pplog._ipaddr import Network, addr_info, in_networks, parse_networks
+from pplog._ipaddr import Network, addr_in_networks, parse_networks
 from pplog._unescape import unescape
 from pplog.errors import OptionError
 from pplog.schema import CLIENT_IP, PATH, STATUS, TIME
@@ -232,7 +232,7 @@ class Filters:
                 )
             )
         elif self.client:
-            tests.append(in_networks(addr_info(pl.col(CLIENT_IP)), self.client))
+            tests.append(addr_in_networks(pl.col(CLIENT_IP), self.client))
         if self.path:
             path = pl.col(PATH)
             # only values with an escape need decoding before the search
@@ -255,7 +255,7 @@ def matching_clients(addresses: pl.Series, filters: Filters) -> tuple[str, ...]:
     """
     frame = pl.DataFrame({CLIENT_IP: addresses.drop_nulls().unique()})
     hit = frame.filter(
-        in_networks(addr_info(pl.col(CLIENT_IP)), filters.client)
+        addr_in_networks(pl.col(CLIENT_IP), filters.client)
         | pl.col(CLIENT_IP).is_in(list(filters.client_texts))
     )
     return tuple(hit.get_column(CLIENT_IP).to_list())

@@ -68,7 +68,7 @@ from typing import Any
 
 import polars as pl
 
-from pplog._ipaddr import addr_info, in_networks
+from pplog._ipaddr import addr_in_networks
 from pplog.clientip import FORWARDED_BY_UNTRUSTED, HEADERS, ProxyPolicy
 from pplog.errors import OptionError
 from pplog.schema import (
@@ -185,25 +185,21 @@ def diagnose(
     """
     policy = policy or ProxyPolicy()
     found: list[Finding] = []
+    lines: tuple[int, int] | None = None
     if rows is not None:
-        found += _access_findings(rows.lazy(), policy, balancer_share)
+        access, lines = _access_findings(rows.lazy(), policy, balancer_share)
+        found += access
     if error_log is not None:
         found += _error_findings(error_log)
-    if rows is not None:
-        found += _nothing_parsed(rows.lazy())
+    if lines is not None:
+        found += _nothing_parsed(*lines)
     found = [f for f in found if f.count > 0]
     rank = {s: i for i, s in enumerate(SEVERITIES)}
     return sorted(found, key=lambda f: (rank[f.severity], -f.count, f.code))
 
 
-def _nothing_parsed(rows: pl.LazyFrame) -> list[Finding]:
+def _nothing_parsed(lines: int, parsed: int) -> list[Finding]:
     """A finding when lines were read but none fitted the format."""
-    if "reject_reason" not in rows.collect_schema().names():
-        return []
-    counts = rows.select(
-        pl.len().alias("lines"), pl.col("reject_reason").is_null().sum().alias("parsed")
-    ).collect()
-    lines, parsed = counts.item(0, "lines"), counts.item(0, "parsed")
     if lines == 0 or parsed > 0:
         return []
     return [
@@ -328,7 +324,7 @@ def _trusted(addr: pl.Expr, policy: ProxyPolicy) -> pl.Expr:
         distinct = values.drop_nulls().unique()
         inside = (
             distinct.to_frame("a")
-            .select(in_networks(addr_info(pl.col("a")), networks))
+            .select(addr_in_networks(pl.col("a"), networks))
             .to_series()
         )
         return values.replace_strict(
@@ -388,14 +384,18 @@ def _access_masks(names: set[str], policy: ProxyPolicy) -> dict[str, pl.Expr]:
 
 def _access_findings(
     lf: pl.LazyFrame, policy: ProxyPolicy, balancer_share: float
-) -> list[Finding]:
+) -> tuple[list[Finding], tuple[int, int] | None]:
+    """The access-log findings, and the lines read and parsed (None when the
+    rows carry no `reject_reason`) for `NOTHING_PARSED`, in one pass."""
     names = set(lf.collect_schema().names())
     # each mask is computed once, as a column; then one pass aggregates them all
     built = _access_masks(names, policy)
     marked = lf.with_columns(mask.alias(f"_m:{code}") for code, mask in built.items())
     masks = {code: pl.col(f"_m:{code}") for code in built}
     where, text = _example(names)
-    exprs: list[pl.Expr] = []
+    exprs: list[pl.Expr] = [pl.len().alias("_lines")]
+    if REJECT_REASON in names:
+        exprs.append(pl.col(REJECT_REASON).is_null().sum().alias("_parsed_lines"))
     for code, mask in masks.items():
         exprs.append(mask.sum().alias(code))
         if not code.startswith("_"):
@@ -414,11 +414,15 @@ def _access_findings(
     if share < balancer_share:
         stats[BALANCER] = 0
     texts = _access_texts(stats, names, policy, share)
-    return [
+    lines = None
+    if REJECT_REASON in names:
+        lines = (int(stats["_lines"]), int(stats["_parsed_lines"]))
+    found = [
         Finding(code, int(stats[code]), *texts[code], list(stats[f"{code}:ex"]))
         for code in masks
         if not code.startswith("_")
     ]
+    return found, lines
 
 
 def _n(count: int, one: str, many: str | None = None) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from pplog._ipaddr import addr_info, in_networks
+from pplog._ipaddr import addr_in_networks
 from pplog.clientip import (
     FORWARDED_BY_UNTRUSTED,
     HEADERS,
@@ -111,7 +111,7 @@ def finish(table: pl.DataFrame, policy: ProxyPolicy | None) -> pl.DataFrame:
     ranges = (policy or ProxyPolicy()).networks
     trusted = (
         pl.when(pl.col("peer").is_not_null())
-        .then(in_networks(addr_info(pl.col("peer")), ranges))
+        .then(addr_in_networks(pl.col("peer"), ranges))
         .alias("trusted")
     )
     return table.with_columns(trusted).select(COLUMNS)
