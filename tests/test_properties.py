@@ -7,6 +7,7 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -198,3 +199,29 @@ def test_request_lines_split_as_nginx_does(batch: list[str]) -> None:
         df = pplog.read_log(path, format="combined", include_rejects=True)
     got = df.select("method", "path", "query", "protocol").rows()
     assert got == [reference_request_parts(r) for r in batch]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.none()
+        | st.lists(
+            st.sampled_from(
+                ["a", "\\", "\\x41", "\\x5Cx41", "\\x5c", "\\xC3\\xA9", "\\xE2\\x82"]
+                + ["\\xff", "\\x0A", "\\xZZ", "é", " ", "\\x22", "\\xc3\\xa9"]
+            ),
+            max_size=8,
+        ).map("".join),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_column_decoding_is_value_decoding(values: list[str | None]) -> None:
+    # the column decoder (vectorised for ASCII escapes, Python for bytes
+    # >= 0x80, only values with a backslash touched) against decoding each
+    # value on its own
+    from pplog._unescape import _decode_default, decode_xhh
+
+    series = pl.Series("v", values, dtype=pl.String)
+    expected = [None if v is None else decode_xhh(v) for v in values]
+    assert _decode_default(series).to_list() == expected

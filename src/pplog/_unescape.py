@@ -41,28 +41,22 @@ def _decode_default(series: pl.Series) -> pl.Series:
     Escapes of ASCII bytes are replaced in one vectorised pass (Aho-Corasick,
     single pass, so `\x5Cx41` stays `\x41`); values with escapes of bytes
     >= 0x80 (UTF-8 sequences) are decoded in Python,
-    each distinct value once.
+    each distinct value once. Only the values with a backslash are searched
+    for those escapes (a batch's other values may be thousands).
     """
     has = series.str.contains("\\", literal=True).fill_null(False)  # noqa: FBT003
     if not has.any():
         return series
-    frame = pl.DataFrame({"v": series, "has": has})
-    frame = frame.with_columns(
-        bytes_=pl.col("has") & pl.col("v").str.contains(_NEEDS_BYTES).fill_null(False)  # noqa: FBT003
-    )
-    ascii_only = frame.get_column("has") & ~frame.get_column("bytes_")
-    out = series
-    if ascii_only.any():
-        idx = ascii_only.arg_true()
-        replaced = series.gather(idx).str.replace_many(_ASCII_ESCAPES, _ASCII_BYTES)
-        out = out.scatter(idx, replaced)
-    needs = frame.get_column("bytes_")
+    idx = has.arg_true()
+    values = series.gather(idx)
+    decoded = values.str.replace_many(_ASCII_ESCAPES, _ASCII_BYTES)
+    needs = values.str.contains(_NEEDS_BYTES)
     if needs.any():
-        idx = needs.arg_true()
-        values = series.gather(idx)
-        table = {v: decode_xhh(v) for v in values.unique().to_list()}
-        out = out.scatter(idx, values.replace_strict(table, return_dtype=pl.String))
-    return out
+        at = needs.arg_true()
+        raw = values.gather(at)
+        table = {v: decode_xhh(v) for v in raw.unique().to_list()}
+        decoded = decoded.scatter(at, raw.replace_strict(table, return_dtype=pl.String))
+    return series.scatter(idx, decoded)
 
 
 _JSON_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt])|(x[0-9A-Fa-f]{2}))')
