@@ -297,29 +297,20 @@ def _cut(text: pl.Expr) -> pl.Expr:
     return pl.when(text.str.len_chars() > EXAMPLE_CHARS).then(short).otherwise(text)
 
 
-def _examples(text: pl.Expr, mask: pl.Expr, *, placed: bool) -> pl.Expr:
+def _examples(text: pl.Expr, mask: pl.Expr) -> pl.Expr:
     """The first `EXAMPLES` ``file:line: text`` of the rows in `mask`, as a list
-    (``text`` alone without `placed`: rows without `source` and `line`).
+    (error-log entries; the access log's are `_first`).
 
-    First by (file, line), so that the order of the paths given (and of the
-    formats they were read with) does not change the examples. Only the rows
-    in `mask` are joined to their place, and only the chosen ones are cut.
-
-    The selected texts are copied (`concat_str`): a filtered string column
-    still points into the buffers of every batch its rows came from, so the
-    few selected lines of a log held all of its text (1.1 GB for 2M lines,
-    3.8 GB for 8M).
+    First by (file, line), so that the order of the paths given does not
+    change the examples. Only those few rows are cut and joined.
     """
-    body = pl.concat_str(text.filter(mask), pl.lit(""))
-    if not placed:
-        return _cut(body.head(EXAMPLES)).implode()
     source, line = pl.col(SOURCE).filter(mask), pl.col(LINE).filter(mask)
     place = pl.concat_str(source, pl.lit(":"), line.cast(pl.String))
     order = [source, line]
     return pl.concat_str(
         place.bottom_k_by(order, EXAMPLES),
         pl.lit(": "),
-        _cut(body.bottom_k_by(order, EXAMPLES)),
+        _cut(text.filter(mask).bottom_k_by(order, EXAMPLES)),
     ).implode()
 
 
@@ -416,7 +407,7 @@ def _access_findings(
     columns = [
         *masks.values(),
         *keys,
-        pl.when(chosen).then(_owned(text)).alias("_text"),
+        _owned(pl.when(chosen).then(text)).alias("_text"),
     ]
     sums = [mask.sum().alias(code) for code, mask in masks.items()]
     sums.append(pl.len().alias("_lines"))
@@ -430,12 +421,12 @@ def _access_findings(
     distinct: dict[str, str] = {}  # count of distinct values -> the code's column
     if BALANCER in masks:
         distinct["_balancer_addrs"] = BALANCER
-        client = pl.when(masks[BALANCER]).then(_owned(pl.col(CLIENT_IP)))
+        client = _owned(pl.when(masks[BALANCER]).then(pl.col(CLIENT_IP)))
         columns.append(client.alias("_balancer_addrs"))
     peer = next((c for c in (REALIP_REMOTE_ADDR, REMOTE_ADDR) if c in names), None)
     if SPOOFING in masks and peer is not None:
         distinct["_peers"] = SPOOFING
-        sender = pl.when(masks[SPOOFING]).then(_owned(pl.col(peer)))
+        sender = _owned(pl.when(masks[SPOOFING]).then(pl.col(peer)))
         columns.append(sender.alias("_peers"))
     with tempfile.TemporaryDirectory(prefix="pplog-") as tmp:
         path = Path(tmp) / "doctor.parquet"
@@ -465,8 +456,10 @@ def _access_findings(
 
 
 def _owned(text: pl.Expr) -> pl.Expr:
-    """`text` in buffers of its own: a selected string still points into the
-    buffer of the batch it came from, which it would keep alive."""
+    """`text` (null where not selected) in buffers of its own: a selected
+    string still points into the buffer of the batch it came from, which it
+    would keep alive (the Parquet writer holds rows until a row group is
+    full)."""
     return pl.concat_str(text, pl.lit(""))
 
 
@@ -654,8 +647,7 @@ def _error_stats(entries: pl.DataFrame) -> dict[str, Any]:
     for code, mask in masks.items():
         exprs.append(mask.sum().alias(code))
         if not code.startswith("_"):
-            ex = _examples(text.fill_null(""), mask, placed=True)
-            exprs.append(ex.alias(f"{code}:ex"))
+            exprs.append(_examples(text.fill_null(""), mask).alias(f"{code}:ex"))
     exprs.append(
         pl.col("client")
         .filter(masks[PLAIN_ON_PROXY])
