@@ -385,9 +385,7 @@ def in_networks(info: pl.Expr, networks: Sequence[Network]) -> pl.Expr:
     return pl.any_horizontal(tests).fill_null(False)  # noqa: FBT003
 
 
-def addr_in_networks(
-    expr: pl.Expr, networks: Sequence[Network], *, bare_brackets: bool = True
-) -> pl.Expr:
+def addr_in_networks(expr: pl.Expr, networks: Sequence[Network]) -> pl.Expr:
     """`in_networks(addr_info(expr), networks)`, each address parsed once.
 
     polars runs a Python function once for each place an expression uses it,
@@ -397,7 +395,7 @@ def addr_in_networks(
     """
 
     def test(values: pl.Series) -> pl.Series:
-        info = _info_series(values, bare_brackets)
+        info = _info_series(values)
         inside = info.to_frame("i").select(in_networks(pl.col("i"), networks))
         return inside.to_series().alias(values.name)
 

@@ -61,7 +61,9 @@ _JSON_ESCAPES = [_json_escape(c) for c in _JSON_CHARS]
 _JSON = dict(zip(_JSON_CHARS, _JSON_ESCAPES, strict=True))
 # the same characters as a class of polars' (Rust) regex syntax
 _JSON_CLASS = (
-    "[" + "".join(f"\\x{{{lo:X}}}-\\x{{{hi:X}}}" for lo, hi in _RANGES[1:]) + "]"
+    "["
+    + "".join(f"\\x{{{lo:X}}}-\\x{{{hi:X}}}" for lo, hi in _RANGES if lo >= 0x20)
+    + "]"
 )
 _JSON_UNSAFE = re.compile(UNSAFE.pattern.replace(f"{chr(0)}-{chr(0x1F)}", ""))
 
