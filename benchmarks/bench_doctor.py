@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from bench_summarize import ensure_log, machine, revision_src  # noqa: E402
+from bench_summarize import ensure_log, machine, revision_src, run  # noqa: E402
 
 FOUND = 3  # doctor's exit status when it found problems: a normal outcome here
 
@@ -38,14 +35,7 @@ def doctor(src: Path, log: Path, out: Path) -> tuple[float, float]:
         "from pplog.cli import main; sys.argv[0] = 'pplog'; main()"
     )
     argv = [sys.executable, "-c", code, "doctor", str(log), "--to", "json"]
-    start = time.perf_counter()
-    with out.open("wb") as sink:
-        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) not in (0, FOUND):
-        raise SystemExit(f"pplog doctor ({src}) failed on {log}")
-    return wall, usage.ru_maxrss / 1024
+    return run(argv, out=out, ok=(0, FOUND))
 
 
 def measure(src: Path, log: Path, repeat: int, out: Path) -> tuple[float, float]:

@@ -69,16 +69,23 @@ def ensure_log(lines: int, fmt: str = "elb_log") -> Path:
     return path
 
 
-def run(argv: list[str], cwd: Path | None = None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one child process."""
+def run(
+    argv: list[str],
+    cwd: Path | None = None,
+    *,
+    out: Path | None = None,
+    ok: tuple[int, ...] = (0,),
+) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one child process (its stdout to
+    `out`, if given; an exit status outside `ok` stops the benchmark)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(out.open("wb")) if out else subprocess.DEVNULL
+        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.DEVNULL, cwd=cwd)
+        _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+    if proc.returncode not in ok:
         raise SystemExit(f"{argv[0]} failed with exit code {proc.returncode}")
     return wall, usage.ru_maxrss / 1024
 
