@@ -15,6 +15,7 @@ from pplog.enrich.agents import (
     AGENT_CLASSES,
     BOT_CLASSES,
     agent_class,
+    agent_class_per_value,
     classify,
     is_bot,
     is_health_check,
@@ -494,6 +495,65 @@ def test_sample_elb_log() -> None:
 
 
 CORPORA = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora"
+
+
+def test_per_value_classes_equal_the_per_row_rules_over_batches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`agent_class_per_value` (what `scan_log` adds) gives every row the class
+    `agent_class` gives it, through batches that repeat, add and forget user
+    agents: with room for 5 answers, most batches overflow what is kept."""
+    import pplog.enrich.agents as agents
+
+    monkeypatch.setattr(agents, "_KEPT", 5)
+    uas = [ua for ua, _ in CASES]
+    rows = [uas[(i * 7) % len(uas)] for i in range(3000)] + [None, "", "-"]
+    frame = _frame(rows)
+    batches = pl.concat(
+        [frame.slice(i, 97) for i in range(0, frame.height, 97)], rechunk=False
+    )
+    expected = frame.select(agent_class())
+    got = batches.lazy().select(agent_class_per_value()).collect(engine="streaming")
+    assert_frame_equal(got, expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(_USER_AGENTS, max_size=30), max_size=6))
+def test_per_value_classes_equal_per_row_classes_on_any_text(
+    batches: list[list[str | None]],
+) -> None:
+    """One query over several batches of arbitrary user agents."""
+    frames = [_frame(b) for b in batches if b]
+    if not frames:
+        return
+    frame = pl.concat(frames, rechunk=False)
+    classes_of = agent_class_per_value()
+    got = frame.lazy().select(classes_of).collect(engine="streaming")
+    assert_frame_equal(got, frame.select(agent_class()))
+
+
+def test_scan_log_classifies_each_distinct_user_agent_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The rules run on the distinct user agents, not on every request: the
+    public Apache log's 10,000 requests carry about 2,000 of them."""
+    import pplog.enrich.agents as agents
+
+    classified: list[int] = []
+    per_row = agents.classify
+
+    def counting(user_agents: list[str | None]) -> list[str]:
+        classified.append(len(user_agents))
+        return per_row(user_agents)
+
+    monkeypatch.setattr(agents, "classify", counting)
+    frame = pplog.read_log(CORPORA / "elastic-examples" / "apache_logs", format="combined")
+    distinct = frame.get_column("http_user_agent").n_unique()
+    assert sum(classified) == distinct < frame.height / 4
+    assert_frame_equal(
+        frame.select("agent_class"), frame.select(agent_class()), check_dtypes=True
+    )
+
 
 
 def test_every_example_in_the_crawler_list_gets_its_entrys_class() -> None:

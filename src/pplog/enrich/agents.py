@@ -31,6 +31,7 @@ single out. The order in which the rules are tried:
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -247,6 +248,48 @@ def agent_class(column: str = HTTP_USER_AGENT) -> pl.Expr:
         .otherwise(pl.lit("unknown"))
         .alias(AGENT_CLASS)
     )
+
+
+def agent_class_per_value(column: str = HTTP_USER_AGENT) -> pl.Expr:
+    """`agent_class`, each distinct user agent classified once.
+
+    The same column as `agent_class`, for frames of many requests, where the
+    rules (hundreds of crawler patterns, compiled at each evaluation) are
+    the column's cost: each batch's distinct user agents that the query has
+    not met yet are classified together, and the answers kept for the
+    batches after (up to `_KEPT` of them). One Python call per batch, never
+    per row; elementwise, so it streams.
+    """
+    known: dict[str | None, str] = {}
+    # polars calls from several threads: one classifies what is new while
+    # the others wait for its answers (rather than classifying them too)
+    lock = threading.Lock()
+
+    def classes_of(user_agents: pl.Series) -> pl.Series:
+        distinct = user_agents.unique().cast(pl.String)
+        values = distinct.to_list()
+        with lock:
+            new = [ua for ua in values if ua not in known]
+            if new:
+                if len(known) + len(new) > _KEPT:
+                    known.clear()
+                known.update(zip(new, classify(new), strict=True))
+            answers = [known.get(ua) for ua in values]
+        if None in answers:  # forgotten since (a batch of more than _KEPT)
+            answers = classify(values)
+        return user_agents.replace_strict(
+            distinct, pl.Series(answers, dtype=pl.String), return_dtype=pl.String
+        )
+
+    return (
+        pl.col(column)
+        .map_batches(classes_of, return_dtype=pl.String, is_elementwise=True)
+        .alias(AGENT_CLASS)
+    )
+
+
+# distinct user agents whose class a query keeps (about 300 bytes each)
+_KEPT = 100_000
 
 
 def is_bot(column: str = HTTP_USER_AGENT) -> pl.Expr:

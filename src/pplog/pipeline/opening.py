@@ -12,7 +12,7 @@ import polars as pl
 
 from pplog import clientip, sources
 from pplog.clientip import ProxyPolicy
-from pplog.enrich.agents import agent_class
+from pplog.enrich.agents import agent_class_per_value
 from pplog.errors import PplogWarning
 from pplog.formats import PRESETS, LogFormat, realip_from_config
 from pplog.parse import parse
@@ -269,5 +269,5 @@ def rows(
     """
     frame = clientip.attribute(parse_lines(lines, fmt, decode=decode), policy)
     if classify and HTTP_USER_AGENT in frame.collect_schema().names():
-        frame = frame.with_columns(agent_class(HTTP_USER_AGENT))
+        frame = frame.with_columns(agent_class_per_value(HTTP_USER_AGENT))
     return frame
