@@ -547,13 +547,14 @@ def test_scan_log_classifies_each_distinct_user_agent_once(
         return per_row(user_agents)
 
     monkeypatch.setattr(agents, "classify", counting)
-    frame = pplog.read_log(CORPORA / "elastic-examples" / "apache_logs", format="combined")
+    frame = pplog.read_log(
+        CORPORA / "elastic-examples" / "apache_logs", format="combined"
+    )
     distinct = frame.get_column("http_user_agent").n_unique()
     assert sum(classified) == distinct < frame.height / 4
     assert_frame_equal(
         frame.select("agent_class"), frame.select(agent_class()), check_dtypes=True
     )
-
 
 
 def test_every_example_in_the_crawler_list_gets_its_entrys_class() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 import pplog
 
@@ -225,3 +226,64 @@ def test_column_decoding_is_value_decoding(values: list[str | None]) -> None:
     series = pl.Series("v", values, dtype=pl.String)
     expected = [None if v is None else decode_xhh(v) for v in values]
     assert _decode_default(series).to_list() == expected
+
+
+# Lines in several formats and escapings, with damage: `read_log` (parsed in
+# batches, then decoded, split, attributed and classified once per column)
+# must give `scan_log`'s rows (all of it per batch, lazily) exactly.
+_READ_FORMATS = {
+    "default": FORMAT,
+    "json": (
+        'escape=json $remote_addr - $remote_user [$time_local] "$request" $status '
+        '$body_bytes_sent "$http_referer" "$http_user_agent" $request_time '
+        '"$http_x_forwarded_for" ${msec}'
+    ),
+    "uri": '$remote_addr [$time_local] "$request_uri" $status "$http_user_agent"',
+    "combined": "combined",
+    "apache": "combined",  # with Apache's \" and \\ escapes in the lines
+}
+_DAMAGE = st.sampled_from(
+    [
+        "",
+        "garbage",
+        '1.2.3.4 - - [x] "GET / HTTP/1.1" 200 1 "-" "-"',
+        '"\\x22\\xC3\\xA9\\xFF\\x5Cx41 \\" \\\\',
+        "GET /a b c HTTP/1.1",
+        "\x00binary",
+    ]
+)
+
+
+def _as_json_escaped(line: str) -> str:
+    r"""nginx's default escapes rewritten as escape=json ones (\"-style)."""
+    return re.sub(r"\\x([0-9A-F]{2})", lambda m: f"\\u00{m.group(1)}", line)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(sorted(_READ_FORMATS)),
+    st.lists(st.one_of(records.map(render), _DAMAGE), min_size=1, max_size=25),
+    st.sampled_from([None, ["0.0.0.0/0"], ["10.0.0.0/8"]]),
+)
+def test_read_log_gives_scan_logs_rows(
+    kind: str, lines: list[str], trusted: list[str] | None
+) -> None:
+    if kind == "json":
+        lines = [_as_json_escaped(line) for line in lines]
+    if kind == "apache":
+        lines = [
+            line.replace("\\x22", '\\"').replace("\\x5C", "\\\\") for line in lines
+        ]
+    spec = _READ_FORMATS[kind]
+    options = {"format": spec} if " " not in spec else {"log_format": spec}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "access.log"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        for rejects in (False, True):
+            got = pplog.read_log(
+                path, trusted=trusted, include_rejects=rejects, **options
+            )
+            lazy = pplog.scan_log(
+                path, trusted=trusted, include_rejects=rejects, **options
+            )
+            assert_frame_equal(got, lazy.collect(engine="streaming"))

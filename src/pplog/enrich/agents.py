@@ -275,11 +275,10 @@ def agent_class_per_value(column: str = HTTP_USER_AGENT) -> pl.Expr:
                     known.clear()
                 known.update(zip(new, classify(new), strict=True))
             answers = [known.get(ua) for ua in values]
+        classes = pl.Series(answers, dtype=pl.String)
         if None in answers:  # forgotten since (a batch of more than _KEPT)
-            answers = classify(values)
-        return user_agents.replace_strict(
-            distinct, pl.Series(answers, dtype=pl.String), return_dtype=pl.String
-        )
+            classes = pl.Series(classify(values), dtype=pl.String)
+        return user_agents.replace_strict(distinct, classes, return_dtype=pl.String)
 
     return (
         pl.col(column)

@@ -15,7 +15,7 @@ from pplog.clientip import ProxyPolicy
 from pplog.enrich.agents import agent_class_per_value
 from pplog.errors import PplogWarning
 from pplog.formats import PRESETS, LogFormat, realip_from_config
-from pplog.parse import parse
+from pplog.parse import late_stages, parse
 from pplog.pipeline.detect import UNKNOWN_FORMAT, FileGroup
 from pplog.pipeline.spec import LogSpec
 from pplog.schema import (
@@ -113,6 +113,8 @@ def open_log(
     spec: LogSpec | None = None,
     on_problem: ProblemHandler | None = None,
     on_progress: ProgressHandler | None = None,
+    collect: bool = False,
+    rejects: bool = True,
     **keywords: Any,  # noqa: ANN401 - the keywords of `LogSpec.build`
 ) -> LogScan:
     """Resolve inputs, formats and proxy policies; the `LogScan` frame keeps rejects.
@@ -120,8 +122,18 @@ def open_log(
     Each input is read with its own format (see `resolve_groups`); an input
     that no preset fits is reported once through `on_problem` and its lines
     are kept as rejects (`unknown_format`). Settings come from `spec`, or
-    from keywords that build one (`LogSpec.build`).
+    from keywords that build one (`LogSpec.build`). With `collect`, the
+    rows are read now (`collected_rows`) and `frame` is lazy over them;
+    `rejects=False` then leaves the parsed rejects out as they are read.
     """
+
+    def rows_of(
+        lines: pl.LazyFrame, fmt: LogFormat, policy: ProxyPolicy
+    ) -> pl.LazyFrame:
+        if collect:
+            return collected_rows(lines, fmt, policy=policy, rejects=rejects).lazy()
+        return rows(lines, fmt, policy=policy)
+
     spec = LogSpec.of(spec, format=format, **keywords)
     srcs = sources.expand(source)  # type: ignore[arg-type]
     groups = spec.groups(srcs)
@@ -137,7 +149,7 @@ def open_log(
         lines, native = sources.scan_lines(
             srcs, on_problem=problem, on_progress=on_progress
         )
-        frame = rows(lines, fmt, policy=first.policy)
+        frame = rows_of(lines, fmt, first.policy)
         return LogScan(
             frame, lines, native, fmt, first.note, srcs, problems, first.policy, groups
         )
@@ -152,7 +164,7 @@ def open_log(
                 (on_problem or _warn)(src.name, unknown_format_warning(g.note))
             frames.append(unknown_format_rows(lines))
         else:
-            frames.append(rows(lines, g.format, policy=g.policy))
+            frames.append(rows_of(lines, g.format, g.policy))
     frame = pl.concat(frames, how="diagonal_relaxed")
     note = groups_note(groups)
     return LogScan(
@@ -236,7 +248,7 @@ def resolve_policy(
 
 
 def parse_lines(
-    lines: pl.LazyFrame, fmt: LogFormat, *, decode: bool = True
+    lines: pl.LazyFrame, fmt: LogFormat, *, decode: bool = True, late: bool = False
 ) -> pl.LazyFrame:
     """`parse`, with the lines the reader cut for length as `too_long` rejects.
 
@@ -244,12 +256,43 @@ def parse_lines(
     marked in the `sources.TOO_LONG` column; it is a reject whatever those
     bytes parse to.
     """
-    frame = parse(lines, fmt, decode=decode)
+    frame = parse(lines, fmt, decode=decode, late=late)
     if sources.TOO_LONG not in frame.collect_schema().names():
         return frame
     cut = pl.col(sources.TOO_LONG).fill_null(False)  # noqa: FBT003
     reason = pl.when(cut).then(pl.lit("too_long")).otherwise(pl.col(REJECT_REASON))
     return frame.with_columns(reason.alias(REJECT_REASON)).drop(sources.TOO_LONG)
+
+
+def collected_rows(
+    lines: pl.LazyFrame,
+    fmt: LogFormat,
+    *,
+    policy: ProxyPolicy | None = None,
+    rejects: bool = True,
+) -> pl.DataFrame:
+    """`rows(lines, fmt, policy=policy)` collected, the same frame, sooner.
+
+    The lines are parsed in streaming batches without the steps that call
+    Python per batch (decoding, the trust decisions, the agent classes),
+    which then run once per column of the collected frame: batches of a few
+    thousand rows made them most of the time, and the trust decisions of a
+    lazy frame read the input twice. Without `rejects`, rejected lines are
+    left out as they are parsed (and `raw` is null): what `read_log` keeps.
+    """
+    order = rows(lines, fmt, policy=policy).collect_schema().names()
+    parsed = parse_lines(lines, fmt, late=True)
+    if not rejects:
+        parsed = parsed.filter(pl.col(REJECT_REASON).is_null()).with_columns(
+            pl.lit(None, pl.String).alias(RAW)
+        )
+    frame = parsed.collect(engine="streaming").lazy()
+    for stage in late_stages(fmt):
+        frame = frame.with_columns(stage)
+    frame = clientip.attribute(frame, policy)
+    if HTTP_USER_AGENT in order:
+        frame = frame.with_columns(agent_class_per_value(HTTP_USER_AGENT))
+    return frame.select(order).collect()
 
 
 def rows(

@@ -120,7 +120,15 @@ def scan_log(
         policy=policy,
         geoip=geoip,
     )
-    frame = open_log(source, spec=spec).frame
+    return _rows(source, spec, include_rejects=include_rejects, collect=False)
+
+
+def _rows(
+    source: PathArg, spec: LogSpec, *, include_rejects: bool, collect: bool
+) -> pl.LazyFrame:
+    """`scan_log`'s frame; with `collect`, lazy over rows read now (`read_log`)."""
+    scan = open_log(source, spec=spec, collect=collect, rejects=include_rejects)
+    frame = scan.frame
     geoip = spec.geoip
     if geoip:
         from pplog.enrich.geo import open_databases
@@ -183,7 +191,9 @@ def read_log(
     Returns
     -------
     polars.DataFrame
-        The rows, read with the streaming engine (memory follows the result).
+        The rows of `scan_log`'s frame. They are parsed in streaming batches;
+        decoding, the trust decisions and the agent classes then run once
+        per column of the collected rows (memory follows the result).
 
     Examples
     --------
@@ -192,9 +202,9 @@ def read_log(
     >>> df.schema["status"]
     UInt16
     """
-    return scan_log(
-        source,
-        format,
+    spec = LogSpec.of(
+        spec,
+        format=format,
         log_format=log_format,
         nginx_conf=nginx_conf,
         log_format_name=log_format_name,
@@ -203,6 +213,5 @@ def read_log(
         recursive=recursive,
         policy=policy,
         geoip=geoip,
-        include_rejects=include_rejects,
-        spec=spec,
-    ).collect(engine="streaming")
+    )
+    return _rows(source, spec, include_rejects=include_rejects, collect=True).collect()
