@@ -286,13 +286,16 @@ def collected_rows(
         parsed = parsed.filter(pl.col(REJECT_REASON).is_null()).with_columns(
             pl.lit(None, pl.String).alias(RAW)
         )
-    frame = parsed.collect(engine="streaming").lazy()
+    # eager steps: each replaced column is freed as soon as it is replaced,
+    # and the request split's own columns when it is done
+    frame = parsed.collect(engine="streaming")
     for stage in late_stages(fmt):
         frame = frame.with_columns(stage)
-    frame = clientip.attribute(frame, policy)
+    frame = frame.drop(c for c in frame.columns if c.startswith("_"))
+    frame = clientip.attributed(frame, policy)
     if HTTP_USER_AGENT in order:
         frame = frame.with_columns(agent_class_per_value(HTTP_USER_AGENT))
-    return frame.select(order).collect()
+    return frame.select(order)
 
 
 def rows(
