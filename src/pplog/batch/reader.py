@@ -30,7 +30,7 @@ from pplog.clientip import ProxyPolicy
 from pplog.enrich.agents import agent_class
 from pplog.enrich.geo import GeoDatabases, geo_table
 from pplog.formats import LogFormat
-from pplog.pipeline import rows
+from pplog.pipeline import collected_rows
 from pplog.schema import (
     CLIENT_IP,
     HTTP_USER_AGENT,
@@ -262,11 +262,9 @@ class Reader:
 
     def _stage(self, lines: pl.DataFrame, stream_id: str) -> None:
         """Parse a batch and stage its rows and rejects."""
-        parsed = (
-            rows(lines.lazy(), self.fmt, policy=self.policy, classify=False)
-            .with_columns(pl.lit(stream_id).alias(STREAM_ID))
-            .collect(engine="streaming")
-        )
+        parsed = collected_rows(
+            lines.lazy(), self.fmt, policy=self.policy, classify=False
+        ).with_columns(pl.lit(stream_id).alias(STREAM_ID))
         # the looked-up columns are joined to the key column alone and added
         # beside the others: a join of the whole batch would copy every column
         if HTTP_USER_AGENT in parsed.columns:  # each distinct user agent once

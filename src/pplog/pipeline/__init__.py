@@ -20,6 +20,7 @@ from pplog.pipeline.filters import Filters
 from pplog.pipeline.opening import (
     LogScan,
     PathArg,
+    collected_rows,
     open_log,
     parse_lines,
     resolve_policy,
@@ -37,6 +38,7 @@ __all__ = [
     "LogSpec",
     "PathArg",
     "PplogWarning",
+    "collected_rows",
     "detect_format",
     "open_log",
     "parse_lines",

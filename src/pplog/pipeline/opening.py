@@ -12,7 +12,7 @@ import polars as pl
 
 from pplog import clientip, sources
 from pplog.clientip import ProxyPolicy
-from pplog.enrich.agents import agent_class_per_value
+from pplog.enrich.agents import AGENT_CLASS, agent_class_per_value
 from pplog.errors import PplogWarning
 from pplog.formats import PRESETS, LogFormat, realip_from_config
 from pplog.parse import late_stages, parse
@@ -270,8 +270,10 @@ def collected_rows(
     *,
     policy: ProxyPolicy | None = None,
     rejects: bool = True,
+    classify: bool = True,
 ) -> pl.DataFrame:
-    """`rows(lines, fmt, policy=policy)` collected, the same frame, sooner.
+    """`rows(lines, fmt, policy=policy, classify=classify)` collected, the
+    same frame, sooner.
 
     The lines are parsed in streaming batches without the steps that call
     Python per batch (decoding, the trust decisions, the agent classes),
@@ -280,7 +282,7 @@ def collected_rows(
     lazy frame read the input twice. Without `rejects`, rejected lines are
     left out as they are parsed (and `raw` is null): what `read_log` keeps.
     """
-    order = rows(lines, fmt, policy=policy).collect_schema().names()
+    order = rows(lines, fmt, policy=policy, classify=classify).collect_schema().names()
     parsed = parse_lines(lines, fmt, late=True)
     if not rejects:
         parsed = parsed.filter(pl.col(REJECT_REASON).is_null()).with_columns(
@@ -293,7 +295,7 @@ def collected_rows(
         frame = frame.with_columns(stage)
     frame = frame.drop(c for c in frame.columns if c.startswith("_"))
     frame = clientip.attributed(frame, policy)
-    if HTTP_USER_AGENT in order:
+    if AGENT_CLASS in order:
         frame = frame.with_columns(agent_class_per_value(HTTP_USER_AGENT))
     return frame.select(order)
 
