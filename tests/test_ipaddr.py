@@ -81,3 +81,37 @@ def test_fast_path_takes_the_usual_spellings() -> None:
             if nginx
             else (None, None, None)
         ), text
+
+
+_TOKENS = st.one_of(
+    spellings(),
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=6).map(str),
+    st.ip_addresses(v=4).map(lambda a: f"::ffff:{a}"),
+    st.sampled_from(["unix:", "255.255.255.255", "010.0.0.1", "[::1]", "1.2.3.4:80"]),
+    st.text(alphabet="0123456789abcdef:.[]x", max_size=20),
+)
+_RANGES = st.lists(
+    st.sampled_from(
+        ["10.0.0.0/8", "0.0.0.0/0", "::/0", "2001:db8::/32", "fe80::/10", "unix:"]
+        + ["192.168.1.7", "::ffff:0:0/96", "127.0.0.0/8", "::1"]
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_TOKENS, max_size=20), _RANGES)
+def test_python_range_test_is_the_expressions(
+    tokens: list[str], ranges: list[str]
+) -> None:
+    """`addr_in` (doctor, one address at a time) answers as
+    `addr_in_networks` (the polars expression) for any token and ranges."""
+    import polars as pl
+
+    networks = _ipaddr.parse_networks(ranges)
+    frame = pl.DataFrame({"t": tokens}, schema={"t": pl.String})
+    expected = frame.select(_ipaddr.addr_in_networks(pl.col("t"), networks))
+    assert [
+        _ipaddr.addr_in(t, networks) for t in tokens
+    ] == expected.to_series().to_list()

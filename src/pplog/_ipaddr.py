@@ -380,9 +380,29 @@ def in_networks(info: pl.Expr, networks: Sequence[Network]) -> pl.Expr:
         elif net.v6 is not None:
             n_hi, n_lo, m_hi, m_lo = net.v6
             tests.append(((hi & m_hi) == n_hi) & ((lo & m_lo) == n_lo))
-    if not tests:
-        return pl.lit(False)  # noqa: FBT003
+    if not tests:  # a value per row (a literal alone would be one row)
+        return info.is_null() & pl.lit(False)  # noqa: FBT003
     return pl.any_horizontal(tests).fill_null(False)  # noqa: FBT003
+
+
+def addr_in(text: str, networks: Sequence[Network]) -> bool:
+    """`addr_in_networks` for one address text, in Python (for callers that
+    keep answers across batches: a polars query per batch costs more than
+    the few new addresses it holds)."""
+    _, v4, hi, lo, unix = _parse_cached(text, True)  # noqa: FBT003
+    for net in networks:
+        if net.unix:
+            if unix:
+                return True
+        elif net.v4 is not None:
+            network, mask = net.v4
+            if v4 is not None and v4 & mask == network:
+                return True
+        elif net.v6 is not None and hi is not None and lo is not None:
+            n_hi, n_lo, m_hi, m_lo = net.v6
+            if hi & m_hi == n_hi and lo & m_lo == n_lo:
+                return True
+    return False
 
 
 def addr_in_networks(expr: pl.Expr, networks: Sequence[Network]) -> pl.Expr:

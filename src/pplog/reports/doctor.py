@@ -63,6 +63,7 @@ Error-log codes (entries from `pplog.formats.errorlog.read_error_log`):
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +71,7 @@ from typing import Any
 
 import polars as pl
 
-from pplog._ipaddr import addr_in_networks
+from pplog._ipaddr import addr_in
 from pplog.clientip import FORWARDED_BY_UNTRUSTED, HEADERS, ProxyPolicy
 from pplog.errors import OptionError, ReportError
 from pplog.schema import (
@@ -317,22 +318,37 @@ def _examples(text: pl.Expr, mask: pl.Expr) -> pl.Expr:
 def _trusted(addr: pl.Expr, policy: ProxyPolicy) -> pl.Expr:
     """True where `addr` lies in the policy's trusted ranges.
 
-    Addresses repeat a lot: each batch's distinct values are parsed, not rows.
+    Addresses repeat a lot: each batch's distinct values are looked up in
+    the answers of the batches before, and only new ones parsed (up to
+    `_KEPT` answers are kept).
     """
     networks = policy.networks
+    known: dict[str, bool] = {}
+    lock = threading.Lock()  # polars calls from several threads
 
     def test(values: pl.Series) -> pl.Series:
         distinct = values.drop_nulls().unique()
-        inside = (
-            distinct.to_frame("a")
-            .select(addr_in_networks(pl.col("a"), networks))
-            .to_series()
-        )
+        texts = distinct.to_list()
+        with lock:
+            new = [t for t in texts if t not in known]
+            if len(known) + len(new) > _KEPT:
+                known.clear()
+            known.update((t, addr_in(t, networks)) for t in new)
+            answers = [known.get(t) for t in texts]
+        if None in answers:  # forgotten meanwhile (a batch of more than _KEPT)
+            answers = [addr_in(t, networks) for t in texts]
         return values.replace_strict(
-            distinct, inside, default=False, return_dtype=pl.Boolean
+            distinct,
+            pl.Series(answers, dtype=pl.Boolean),
+            default=False,
+            return_dtype=pl.Boolean,
         )
 
     return addr.map_batches(test, return_dtype=pl.Boolean, is_elementwise=True)
+
+
+# distinct addresses whose trusted-range answer `_trusted` keeps
+_KEPT = 200_000
 
 
 def _aws_rows(names: set[str]) -> pl.Expr:
