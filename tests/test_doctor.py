@@ -1030,3 +1030,47 @@ def test_trusted_answers_kept_across_batches_are_the_per_batch_answers(
     )
     expected = frame.select(addr_in_networks(pl.col("a"), policy.networks))
     assert got.to_series().to_list() == expected.to_series().to_list()
+
+
+def test_stdin_of_a_log_that_needs_trust_decisions_is_read_whole(
+    tmp_path: Path,
+) -> None:
+    """The trust decisions of an X-Forwarded-For log read the rows twice:
+    from stdin, the second read found nothing, and `pplog doctor -` said no
+    problem where the same file has three. The rows of `scan_log("-")` were
+    none, and its temporary copy of stdin is gone when the process ends."""
+    log = Path(__file__).resolve().parent.parent / "sample_logs" / "main-access.log"
+    command = [sys.executable, "-m", "pplog", "doctor", "--format", "main"]
+    on_file = subprocess.run(
+        [*command, str(log), "--to", "json"], capture_output=True, check=False
+    )
+    on_stdin = subprocess.run(
+        [*command, "-", "--to", "json"],
+        input=log.read_bytes(),
+        capture_output=True,
+        check=False,
+    )
+    assert on_file.returncode == on_stdin.returncode == 3, on_stdin.stderr
+    codes = [f["code"] for f in json.loads(on_file.stdout)["findings"]]
+    assert len(codes) == 3
+    assert [f["code"] for f in json.loads(on_stdin.stdout)["findings"]] == codes
+    script = (
+        "import glob, tempfile, pplog; "
+        "df = pplog.scan_log('-', format='main').collect(); "
+        "print(df.height, df.get_column('client_ip').n_unique(), "
+        "len(glob.glob(tempfile.gettempdir() + '/pplog-stdin-*')))"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        input=log.read_bytes(),
+        capture_output=True,
+        check=True,
+        env=env,
+    )
+    rows, clients, copies = proc.stdout.split()
+    expected = pplog.read_log(log, format="main")
+    assert int(rows) == expected.height == 2000
+    assert int(clients) == expected.get_column("client_ip").n_unique()
+    assert copies == b"1"  # while the frame is read; then deleted at exit
+    assert list(tmp_path.glob("pplog-stdin-*")) == []

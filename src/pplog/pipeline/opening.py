@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
+import dataclasses
 import os
+import shutil
+import sys
+import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -13,7 +19,7 @@ import polars as pl
 from pplog import clientip, sources
 from pplog.clientip import ProxyPolicy
 from pplog.enrich.agents import AGENT_CLASS, agent_class_per_value
-from pplog.errors import PplogWarning
+from pplog.errors import PplogError, PplogWarning
 from pplog.formats import PRESETS, LogFormat, realip_from_config
 from pplog.parse import late_stages, parse
 from pplog.pipeline.detect import UNKNOWN_FORMAT, FileGroup
@@ -137,6 +143,8 @@ def open_log(
     spec = LogSpec.of(spec, format=format, **keywords)
     srcs = sources.expand(source)  # type: ignore[arg-type]
     groups = spec.groups(srcs)
+    if not collect:
+        groups = [_stdin_on_disk(g) for g in groups]
     problems: list[tuple[str, str]] = []
 
     def problem(name: str, message: str) -> None:
@@ -146,8 +154,12 @@ def open_log(
     first = next((g for g in groups if g.format is not None), groups[0])
     fmt = first.format or PRESETS["combined"]
     if len(groups) == 1 and first.format is not None:
+        # the inputs in their order, stdin as its copy (`_stdin_on_disk`)
+        copies = {s.name: s for s in first.sources}
         lines, native = sources.scan_lines(
-            srcs, on_problem=problem, on_progress=on_progress
+            [copies.get(s.name, s) for s in srcs],
+            on_problem=problem,
+            on_progress=on_progress,
         )
         frame = rows_of(lines, fmt, first.policy)
         return LogScan(
@@ -178,6 +190,32 @@ def open_log(
         first.policy,
         groups,
     )
+
+
+def _stdin_on_disk(group: FileGroup) -> FileGroup:
+    """`group`, with stdin copied to a temporary file when its rows are read
+    twice (a trust decision: the distinct peer and header pairs, then the
+    rows they are joined to). Read twice, stdin gave nothing the second
+    time: `cat access.log | pplog doctor -` of an X-Forwarded-For log found
+    no problem and `scan_log("-")` no row. The copy keeps the name ``-``
+    and is deleted when the process exits (a lazy frame may be read later).
+    """
+    if group.format is None or not any(s.is_stdin for s in group.sources):
+        return group
+    columns = parse_lines(pl.LazyFrame(schema=sources.LINES_SCHEMA), group.format)
+    if not clientip.needs_decision(columns.collect_schema().names(), group.policy):
+        return group
+    folder = Path(tempfile.mkdtemp(prefix="pplog-stdin-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    copy = folder / "stdin"
+    try:
+        with copy.open("wb") as out:
+            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+    except OSError as exc:
+        msg = f"cannot keep stdin in a temporary file: {exc.strerror or exc}"
+        raise PplogError(msg) from exc
+    on_disk = [sources.Source(s.name, copy) if s.is_stdin else s for s in group.sources]
+    return dataclasses.replace(group, sources=on_disk)
 
 
 def merge_same(groups: list[FileGroup]) -> list[FileGroup]:
