@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import lzma
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -378,6 +380,25 @@ def test_stdin_format_is_detected(tmp_path: Path) -> None:
         check=True,
     )
     assert json.loads(proc.stdout)["overview"]["format"] == "combined"
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, lzma.compress])
+def test_compressed_stdin_format_is_detected(
+    compress: Callable[[bytes], bytes],
+) -> None:
+    """`cat access.log.gz | pplog summarize -`: the lines the buffered bytes
+    decompress to are detected (they were not peeked into: combined was
+    assumed and an elb_log was all rejects)."""
+    log = Path(__file__).resolve().parent.parent / "sample_logs" / "elb-access.log"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pplog", "summarize", "-", "--to", "json"],
+        input=compress(log.read_bytes()),
+        capture_output=True,
+        check=True,
+    )
+    overview = json.loads(proc.stdout)["overview"]
+    assert overview["format"] == "elb_log"
+    assert overview["requests"] == overview["lines"] == 3000
 
 
 def test_doctor_says_when_nothing_parsed(runner: CliRunner, tmp_path: Path) -> None:

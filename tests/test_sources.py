@@ -194,3 +194,28 @@ def test_python_and_polars_readers_agree(tmp_path: Path) -> None:
     a = read_all(plain).select(cols)
     b = read_all(packed).select(cols)
     assert a.equals(b)
+
+
+@pytest.mark.parametrize(
+    ("kind", "compress"),
+    [
+        ("gzip", gzip.compress),
+        ("xz", lzma.compress),
+        ("bz2", bz2.compress),
+        ("zstd", zstandard.ZstdCompressor().compress),
+    ],
+)
+def test_a_compressed_prefix_inflates_to_a_prefix(kind: str, compress: object) -> None:
+    """What stdin's buffered bytes decompress to, for detection: a prefix of
+    the text, whatever the cut (damaged bytes give what came before)."""
+    from pplog.sources._decompress import inflated_prefix
+
+    text = b"".join(b"10.0.0.%d - - line %d\n" % (i % 250, i) for i in range(5000))
+    packed = compress(text)  # type: ignore[operator]
+    for cut in (0, 1, 10, 100, 4096, len(packed) // 2, len(packed)):
+        got = inflated_prefix(packed[:cut], kind)
+        assert text.startswith(got)
+    assert inflated_prefix(packed, kind, limit=100) == text[:100]
+    damaged = packed[:20] + b"\xff" * 50 + packed[70:]
+    assert isinstance(inflated_prefix(damaged, kind), bytes)  # never raises
+    assert inflated_prefix(b"\x1f\x8bnot gzip at all", "gzip") == b""

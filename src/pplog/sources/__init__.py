@@ -40,6 +40,7 @@ from pplog.sources._decompress import (
     TruncatedError,
     compression,
     describe,
+    inflated_prefix,
     is_device,
     open_stream,
 )
@@ -464,15 +465,17 @@ def read_head(source: Source, n: int) -> list[str]:
     `n` lines (its first block, as fsspec fetches it).
 
     For stdin this peeks at what is buffered without consuming it, so the
-    run still reads every line; compressed stdin is not peeked into.
+    run still reads every line; compressed stdin gives the lines that the
+    buffered bytes decompress to.
     """
     if source.is_stdin:
         stream = sys.stdin.buffer
         if not hasattr(stream, "peek"):
             return []
         head = stream.peek(1 << 16)
-        if any(head.startswith(magic) for magic, _ in MAGIC):
-            return []
+        kind = next((k for magic, k in MAGIC if head.startswith(magic)), None)
+        if kind is not None:
+            head = inflated_prefix(head, kind)
         complete = head[: head.rfind(b"\n") + 1] if b"\n" in head else head
         return decode_bytes(complete).splitlines()[:n]
     out: list[str] = []

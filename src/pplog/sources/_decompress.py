@@ -67,6 +67,32 @@ def _decompressor(kind: str) -> Any:
     return zstandard.ZstdDecompressor().decompressobj()
 
 
+_PREFIX_ERRORS = (OSError, EOFError, ValueError, LookupError)
+
+
+def inflated_prefix(head: bytes, kind: str, limit: int = 1 << 20) -> bytes:
+    """What the first bytes of a compressed stream decompress to (at most
+    `limit` bytes; none when they do not decompress): the lines format
+    detection reads from compressed stdin, which can only be peeked at.
+
+    gzip and xz give lines from the first few KiB a pipe buffers; bz2 and
+    zstd hold their output until a whole block (up to 900 KiB and 128 KiB)
+    is in, so they give none (detection then says so)."""
+    out = b""
+    try:
+        d = _decompressor(kind)
+        if kind == "zstd":  # no output bound: fed in slices
+            for i in range(0, len(head), ZSTD_SLICE):
+                out += d.decompress(head[i : i + ZSTD_SLICE])
+                if len(out) >= limit:
+                    break
+        else:
+            out = d.decompress(head, limit)
+    except (*_PREFIX_ERRORS, zlib.error, lzma.LZMAError, zstandard.ZstdError):
+        return out
+    return out[:limit]
+
+
 OUT_PIECE = 1 << 20  # the most one decompression step may produce
 # zstd input fed per step: a 4-byte block can stand for 128 KiB, so one step
 # gives at most 32 MiB (and about 10 KiB on a log)
