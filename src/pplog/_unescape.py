@@ -36,8 +36,28 @@ def decode_xhh(value: str) -> str:
 
 
 def _decode_default(series: pl.Series) -> pl.Series:
-    r"""Decode `\xHH` in a column (`decode_default` on a Series)."""
-    return series.to_frame("v").select(decode_default(pl.col("v"))).to_series()
+    r"""Decode `\xHH` in a whole column: only values with a backslash are touched.
+
+    The Series form of `decode_default`, for a collected column (one call):
+    escapes of ASCII bytes are replaced in the values with a backslash
+    (Aho-Corasick, single pass, so `\x5Cx41` stays `\x41`), and values
+    with escapes of bytes >= 0x80 decoded in Python, each distinct one once.
+    Over a whole 2M-row column it is faster than the expression (38 ms
+    against 68 ms), which searches every value; the expression is faster
+    per streaming batch, where each Python call costs a millisecond.
+    """
+    has = series.str.contains("\\", literal=True).fill_null(False)  # noqa: FBT003
+    if not has.any():
+        return series
+    idx = has.arg_true()
+    values = series.gather(idx)
+    decoded = values.str.replace_many(_ASCII_ESCAPES, _ASCII_BYTES)
+    needs = values.str.contains(_NEEDS_BYTES)
+    if needs.any():
+        at = needs.arg_true()
+        raw = values.gather(at)
+        decoded = decoded.scatter(at, _decode_bytes(raw))
+    return series.scatter(idx, decoded)
 
 
 def decode_default(expr: pl.Expr) -> pl.Expr:
@@ -117,8 +137,16 @@ def _decode_series(series: pl.Series, decode: type[str] | object) -> pl.Series:
     return series.scatter(idx, values.replace_strict(table, return_dtype=pl.String))
 
 
-def unescape(expr: pl.Expr, escape: str) -> pl.Expr:
-    """An expression decoding a string column written with `escape`."""
+def unescape(expr: pl.Expr, escape: str, *, whole: bool = False) -> pl.Expr:
+    """An expression decoding a string column written with `escape`.
+
+    `whole`: the column is evaluated at once (a collected frame), not in
+    streaming batches: one Python call over it is then the fastest.
+    """
+    if escape == "default" and whole:
+        return expr.map_batches(
+            _decode_default, return_dtype=pl.String, is_elementwise=True
+        )
     if escape == "default":
         return decode_default(expr)
     if escape != "json":

@@ -355,7 +355,7 @@ def late_stages(fmt: LogFormat) -> list[list[pl.Expr]]:
     collected frame, each decoding is one call over the whole column."""
     names = fmt.fields
     decoded = [
-        _unescape.unescape(pl.col(n), fmt.escape).alias(n)
+        _unescape.unescape(pl.col(n), fmt.escape, whole=True).alias(n)
         for n in names
         if _free_text(n, fmt)
     ]
