@@ -64,11 +64,10 @@ def decode_default(expr: pl.Expr) -> pl.Expr:
     r"""Decode nginx's default `\xHH` escapes in a string expression.
 
     Escapes of ASCII bytes are replaced by polars itself (Aho-Corasick,
-    single pass, so `\x5Cx41` stays `\x41`; its prefilter skips values
-    without a backslash). Values with an escape of a byte >= 0x80 (part of
-    a UTF-8 sequence, or invalid bytes) are decoded whole in Python, each
-    distinct one once; only those reach the Python function (null
-    elsewhere), so a batch without them costs one cheap call. A Python
+    single pass, so `\x5Cx41` stays `\x41`). Values with an escape of a
+    byte >= 0x80 (part of a UTF-8 sequence, or invalid bytes) are decoded
+    whole in Python, each distinct one once; only those reach the Python
+    function (null elsewhere), so a batch without them costs one cheap call. A Python
     function over every value of every streaming batch (about 3,000 rows)
     was most of the time of `pplog doctor` and of a lazy `scan_log`.
     """

@@ -31,11 +31,11 @@ single out. The order in which the rules are tried:
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING
 
 import polars as pl
 
+from pplog._memo import KeptAnswers
 from pplog.enrich._crawlers import class_patterns
 from pplog.schema import HTTP_USER_AGENT
 
@@ -260,24 +260,11 @@ def agent_class_per_value(column: str = HTTP_USER_AGENT) -> pl.Expr:
     batches after (up to `_KEPT` of them). One Python call per batch, never
     per row; elementwise, so it streams.
     """
-    known: dict[str | None, str] = {}
-    # polars calls from several threads: one classifies what is new while
-    # the others wait for its answers (rather than classifying them too)
-    lock = threading.Lock()
+    answers: KeptAnswers[str | None, str] = KeptAnswers(classify, _KEPT)
 
     def classes_of(user_agents: pl.Series) -> pl.Series:
         distinct = user_agents.unique().cast(pl.String)
-        values = distinct.to_list()
-        with lock:
-            new = [ua for ua in values if ua not in known]
-            if new:
-                if len(known) + len(new) > _KEPT:
-                    known.clear()
-                known.update(zip(new, classify(new), strict=True))
-            answers = [known.get(ua) for ua in values]
-        classes = pl.Series(answers, dtype=pl.String)
-        if None in answers:  # forgotten since (a batch of more than _KEPT)
-            classes = pl.Series(classify(values), dtype=pl.String)
+        classes = pl.Series(answers(distinct.to_list()), dtype=pl.String)
         return user_agents.replace_strict(distinct, classes, return_dtype=pl.String)
 
     return (

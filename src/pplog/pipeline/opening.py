@@ -197,7 +197,7 @@ def _stdin_on_disk(group: FileGroup) -> FileGroup:
     twice (a trust decision: the distinct peer and header pairs, then the
     rows they are joined to). Read twice, stdin gave nothing the second
     time: `cat access.log | pplog doctor -` of an X-Forwarded-For log found
-    no problem and `scan_log("-")` no row. The copy keeps the name ``-``
+    no problem and `scan_log("-")` no row. The copy keeps the name ``<stdin>``
     and is deleted when the process exits (a lazy frame may be read later).
     """
     if group.format is None or not any(s.is_stdin for s in group.sources):

@@ -63,7 +63,6 @@ Error-log codes (entries from `pplog.formats.errorlog.read_error_log`):
 from __future__ import annotations
 
 import tempfile
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +71,7 @@ from typing import Any
 import polars as pl
 
 from pplog._ipaddr import addr_in
+from pplog._memo import KeptAnswers
 from pplog.clientip import FORWARDED_BY_UNTRUSTED, HEADERS, ProxyPolicy
 from pplog.errors import OptionError, ReportError
 from pplog.schema import (
@@ -323,25 +323,15 @@ def _trusted(addr: pl.Expr, policy: ProxyPolicy) -> pl.Expr:
     `_KEPT` answers are kept).
     """
     networks = policy.networks
-    known: dict[str, bool] = {}
-    lock = threading.Lock()  # polars calls from several threads
+    answers: KeptAnswers[str, bool] = KeptAnswers(
+        lambda texts: [addr_in(t, networks) for t in texts], _KEPT
+    )
 
     def test(values: pl.Series) -> pl.Series:
         distinct = values.drop_nulls().unique()
-        texts = distinct.to_list()
-        with lock:
-            new = [t for t in texts if t not in known]
-            if len(known) + len(new) > _KEPT:
-                known.clear()
-            known.update((t, addr_in(t, networks)) for t in new)
-            answers = [known.get(t) for t in texts]
-        if None in answers:  # forgotten meanwhile (a batch of more than _KEPT)
-            answers = [addr_in(t, networks) for t in texts]
+        inside = pl.Series(answers(distinct.to_list()), dtype=pl.Boolean)
         return values.replace_strict(
-            distinct,
-            pl.Series(answers, dtype=pl.Boolean),
-            default=False,
-            return_dtype=pl.Boolean,
+            distinct, inside, default=False, return_dtype=pl.Boolean
         )
 
     return addr.map_batches(test, return_dtype=pl.Boolean, is_elementwise=True)
