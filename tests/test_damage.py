@@ -582,3 +582,26 @@ def test_a_hole_that_starts_mid_line_keeps_the_line_after_it(
     result = CliRunner().invoke(cli, ["verify", str(ds)])
     assert result.exit_code == 0, result.output
     assert "rows 99, rejects 1 (binary 1)" in result.output
+
+
+def test_half_a_surrogate_pair_in_a_json_log_is_kept_as_text(tmp_path: Path) -> None:
+    r"""An escape=json line with `\ud83d` alone (nginx never writes one; a
+    forged or damaged line can) made every reader fail with a TypeError: the
+    decoded text held a lone surrogate, which no UTF-8 string can. It is now
+    kept as its escape, and a whole pair still becomes one character."""
+    log = tmp_path / "json.log"
+    log.write_text(
+        '{"a":"1.2.3.4","ua":"x\\ud83dy"}\n'
+        '{"a":"1.2.3.5","ua":"\\ud83d\\ude00 \\ude00\\ud83d"}\n'
+    )
+    fmt = 'escape=json {"a":"$remote_addr","ua":"$http_user_agent"}'
+    agents = pplog.read_log(log, log_format=fmt).get_column("http_user_agent")
+    assert agents.to_list() == ["x\\ud83dy", "\U0001f600 \\ude00\\ud83d"]
+    lazy = pplog.scan_log(log, log_format=fmt).collect(engine="streaming")
+    assert lazy.get_column("http_user_agent").to_list() == agents.to_list()
+    result = CliRunner().invoke(
+        cli, ["summarize", str(log), "--log-format", fmt, "--to", "json", "--top", "0"]
+    )
+    assert result.exit_code == 0, result.output
+    shown = {r["http_user_agent"] for r in json.loads(result.stdout)["user_agents"]}
+    assert shown == set(agents.to_list())

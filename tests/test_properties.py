@@ -287,3 +287,46 @@ def test_read_log_gives_scan_logs_rows(
                 path, trusted=trusted, include_rejects=rejects, **options
             )
             assert_frame_equal(got, lazy.collect(engine="streaming"))
+
+
+_ESCAPED_PIECES = st.sampled_from(
+    ["a", "\\", "\\x41", "\\x5Cx41", "\\x5c", "\\xC3\\xA9", "\\xE2\\x82", "\\xff"]
+    + ["\\x0A", "\\xZZ", "é", " ", "\\x22", "\\xc3\\xa9", '\\"', "\\\\", "\\/"]
+    + ["\\n", "\\t", "\\b", "\\u0041", "\\u001f", "\\u001F", "\\u007F", "\\u00e9"]
+    + ["\\u00E9", "\\ud83d\\ude00", "\\ud83d", "\\u12", "\\u0", "\\q", "\\\\u0041"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.none() | st.lists(_ESCAPED_PIECES, max_size=8).map("".join),
+        min_size=1,
+        max_size=40,
+    ),
+    st.integers(min_value=1, max_value=7),
+)
+def test_streaming_decoders_are_value_decoding(
+    values: list[str | None], batch: int
+) -> None:
+    """The expressions that decode in streaming batches (ASCII escapes in
+    polars, the rest in Python) against decoding each value on its own, for
+    both escapings, over batches of `batch` rows."""
+    from pplog._unescape import (
+        decode_default,
+        decode_json,
+        decode_json_escapes,
+        decode_xhh,
+    )
+
+    frame = pl.DataFrame({"v": values}, schema={"v": pl.String})
+    chunks = pl.concat(
+        [frame.slice(i, batch) for i in range(0, frame.height, batch)], rechunk=False
+    ).lazy()
+    for decode, one in (
+        (decode_default, decode_xhh),
+        (decode_json, decode_json_escapes),
+    ):
+        got = chunks.select(decode(pl.col("v"))).collect(engine="streaming")
+        expected = [None if v is None else one(v) for v in values]
+        assert got.to_series().to_list() == expected

@@ -92,7 +92,10 @@ def _decode_bytes(series: pl.Series) -> pl.Series:
     )
 
 
-_JSON_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt])|(x[0-9A-Fa-f]{2}))')
+_JSON_ESCAPE = re.compile(
+    r"\\(?:u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})"
+    r'|u([0-9a-fA-F]{4})|(["\\/bfnrt])|(x[0-9A-Fa-f]{2}))'
+)
 _JSON_SIMPLE = {
     '"': '"',
     "\\": "\\",
@@ -106,10 +109,15 @@ _JSON_SIMPLE = {
 
 
 def _json_escape(m: re.Match[str]) -> str:
-    if m.group(1):
-        return chr(int(m.group(1), 16))
-    if m.group(2):
-        return _JSON_SIMPLE[m.group(2)]
+    if m.group(1):  # a surrogate pair: one character past the BMP
+        high, low = int(m.group(1), 16), int(m.group(2), 16)
+        return chr(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
+    if m.group(3):
+        code = int(m.group(3), 16)
+        # half of a pair alone is no character (no UTF-8 holds it): kept as text
+        return m.group(0) if 0xD800 <= code <= 0xDFFF else chr(code)
+    if m.group(4):
+        return _JSON_SIMPLE[m.group(4)]
     return m.group(0)  # `\xHH`: a raw byte that was not UTF-8, kept as text
 
 
@@ -117,13 +125,54 @@ def decode_json_escapes(value: str) -> str:
     r"""Decode one `escape=json` value (`\"`, `\\`, `\n`, `\u0001`, ...).
 
     nginx writes bytes >= 0x80 raw in json mode; those that are not UTF-8
-    reach here as `\xHH` (from the reader) and stay that way.
+    reach here as `\xHH` (from the reader) and stay that way, and so does
+    a `\uD83D` without its other half (nginx never writes one; the text
+    could not be stored otherwise).
     """
-    text = _JSON_ESCAPE.sub(_json_escape, value)
-    try:  # join \uD83D\uDE00-style surrogate pairs
-        return text.encode("utf-16", "surrogatepass").decode("utf-16")
-    except UnicodeError:
-        return text
+    return _JSON_ESCAPE.sub(_json_escape, value)
+
+
+# `\uXXXX` of an ASCII character, in every case of its hex digits, and the
+# escapes of one character: what polars replaces itself
+_JSON_ASCII = {
+    f"\\u00{c >> 4:X}{lo}": chr(c)
+    for c in range(0x80)
+    for lo in dict.fromkeys((f"{c & 15:X}", f"{c & 15:x}"))
+}
+_JSON_ESCAPES = [f"\\{k}" for k in _JSON_SIMPLE] + list(_JSON_ASCII)
+_JSON_CHARS = list(_JSON_SIMPLE.values()) + list(_JSON_ASCII.values())
+# a `\u` escape of a character past ASCII (or what looks like one): Python
+_JSON_WIDE = r"\\u(?:00[89a-fA-F]|0[1-9a-fA-F]|[1-9a-fA-F])"
+
+
+def decode_json(expr: pl.Expr) -> pl.Expr:
+    r"""Decode `escape=json` escapes in a string expression.
+
+    `\"`, `\\`, `\n`, `\u0041`... (one character each) are replaced by
+    polars itself (Aho-Corasick, leftmost first: `\\u0041` stays `\u0041`,
+    as the regex of `decode_json_escapes` reads it). Values with a `\u` escape
+    past ASCII (surrogate pairs, `\u00e9`) are decoded in Python, each
+    distinct one once; only those reach the Python function.
+    """
+    wide = expr.str.contains(_JSON_WIDE).fill_null(False)  # noqa: FBT003
+    simple = expr.str.replace_many(_JSON_ESCAPES, _JSON_CHARS)
+    in_python = (
+        pl.when(wide)
+        .then(expr)
+        .map_batches(_decode_json_values, return_dtype=pl.String, is_elementwise=True)
+    )
+    return pl.when(wide).then(in_python).otherwise(simple)
+
+
+def _decode_json_values(series: pl.Series) -> pl.Series:
+    """`decode_json_escapes` of each distinct value of a mostly null column."""
+    if series.null_count() == series.len():
+        return series
+    distinct = series.drop_nulls().unique()
+    decoded = [decode_json_escapes(v) for v in distinct.to_list()]
+    return series.replace_strict(
+        distinct, pl.Series(decoded, dtype=pl.String), return_dtype=pl.String
+    )
 
 
 def _decode_series(series: pl.Series, decode: type[str] | object) -> pl.Series:
@@ -150,6 +199,8 @@ def unescape(expr: pl.Expr, escape: str, *, whole: bool = False) -> pl.Expr:
         return decode_default(expr)
     if escape != "json":
         return expr
+    if not whole:
+        return decode_json(expr)
     return expr.map_batches(
         lambda s: _decode_series(s, decode_json_escapes),
         return_dtype=pl.String,
