@@ -1056,7 +1056,9 @@ def test_stdin_of_a_log_that_needs_trust_decisions_is_read_whole(
     assert [f["code"] for f in json.loads(on_stdin.stdout)["findings"]] == codes
     script = (
         "import glob, tempfile, pplog; "
-        "df = pplog.scan_log('-', format='main').collect(); "
+        "lf = pplog.scan_log('-', format='main'); "
+        "df = lf.collect(); "
+        "assert lf.collect().equals(df), 'read again: not the same rows'; "
         "print(df.height, df.get_column('client_ip').n_unique(), "
         "len(glob.glob(tempfile.gettempdir() + '/pplog-stdin-*')))"
     )

@@ -14,6 +14,7 @@ import pytest
 from mmdb_writer import MMDBWriter
 from polars.testing import assert_frame_equal
 
+import pplog
 from pplog.enrich import (
     HOW_TO_GET,
     GeoDatabase,
@@ -732,3 +733,28 @@ def test_read_log_with_geoip_adds_row_columns(tmp_path: Path) -> None:
         None,
     )
     assert df.item(0, "agent_class") == "tool"
+
+
+def test_scan_log_of_stdin_with_geoip_keeps_every_row(mmdb_dir: Path) -> None:
+    """The GeoIP lookup reads the distinct clients first, then the rows:
+    from stdin the rows came out empty."""
+    import subprocess
+    import sys
+
+    log = Path(__file__).resolve().parent.parent / "sample_logs" / "elb-access.log"
+    dbs = [str(mmdb_dir / "city.mmdb"), str(mmdb_dir / "asn.mmdb")]
+    script = (
+        "import sys, pplog; "
+        f"df = pplog.scan_log('-', geoip={dbs!r}).collect(); "
+        "print(df.height, df.get_column('country').drop_nulls().len())"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        input=log.read_bytes(),
+        capture_output=True,
+        check=True,
+    )
+    rows, located = (int(x) for x in proc.stdout.split())
+    expected = pplog.read_log(log, geoip=dbs)
+    assert rows == expected.height == 3000
+    assert located == expected.get_column("country").drop_nulls().len()

@@ -367,13 +367,6 @@ def _decision(names: list[str], policy: ProxyPolicy) -> _Decision | None:
     return _Decision(header, peer, keys)
 
 
-def needs_decision(columns: Sequence[str], policy: ProxyPolicy | None = None) -> bool:
-    """Whether rows with these columns are attributed by a trust decision (a
-    table of distinct peer and header pairs joined back: the rows are read
-    twice), rather than by expressions over each row."""
-    return _decision(list(columns), policy or ProxyPolicy()) is not None
-
-
 PAIR_KEY = "_ci_pair"
 
 

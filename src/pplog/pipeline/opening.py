@@ -193,17 +193,17 @@ def open_log(
 
 
 def _stdin_on_disk(group: FileGroup) -> FileGroup:
-    """`group`, with stdin copied to a temporary file when its rows are read
-    twice (a trust decision: the distinct peer and header pairs, then the
-    rows they are joined to). Read twice, stdin gave nothing the second
-    time: `cat access.log | pplog doctor -` of an X-Forwarded-For log found
-    no problem and `scan_log("-")` no row. The copy keeps the name ``<stdin>``
-    and is deleted when the process exits (a lazy frame may be read later).
+    """`group`, with stdin copied to a temporary file: a lazy frame may be
+    read more than once, and stdin gives nothing the second time.
+
+    The trust decisions of an X-Forwarded-For log read the rows twice (the
+    distinct peer and header pairs, then the rows they are joined to), and
+    so does `scan_log`'s GeoIP lookup (the distinct clients first):
+    `cat access.log | pplog doctor -` found no problem and `scan_log("-")`
+    no row; a second `collect` of any such frame found nothing either. The
+    copy keeps the name ``<stdin>`` and is deleted when the process exits.
     """
-    if group.format is None or not any(s.is_stdin for s in group.sources):
-        return group
-    columns = parse_lines(pl.LazyFrame(schema=sources.LINES_SCHEMA), group.format)
-    if not clientip.needs_decision(columns.collect_schema().names(), group.policy):
+    if not any(s.is_stdin for s in group.sources):
         return group
     folder = Path(tempfile.mkdtemp(prefix="pplog-stdin-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
