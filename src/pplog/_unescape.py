@@ -7,6 +7,7 @@ decoded once, so a log with no escapes pays for one vectorised `contains`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import polars as pl
 
@@ -56,7 +57,7 @@ def _decode_default(series: pl.Series) -> pl.Series:
     if needs.any():
         at = needs.arg_true()
         raw = values.gather(at)
-        decoded = decoded.scatter(at, _decode_bytes(raw))
+        decoded = decoded.scatter(at, _decoded_values(raw, decode_xhh))
     return series.scatter(idx, decoded)
 
 
@@ -66,27 +67,48 @@ def decode_default(expr: pl.Expr) -> pl.Expr:
     Escapes of ASCII bytes are replaced by polars itself (Aho-Corasick,
     single pass, so `\x5Cx41` stays `\x41`). Values with an escape of a
     byte >= 0x80 (part of a UTF-8 sequence, or invalid bytes) are decoded
-    whole in Python, each distinct one once; only those reach the Python
-    function (null elsewhere), so a batch without them costs one cheap call. A Python
-    function over every value of every streaming batch (about 3,000 rows)
-    was most of the time of `pplog doctor` and of a lazy `scan_log`.
+    whole in Python (`_escapes_in_polars`).
     """
-    needs = expr.str.contains(_NEEDS_BYTES).fill_null(False)  # noqa: FBT003
-    ascii_only = expr.str.replace_many(_ASCII_ESCAPES, _ASCII_BYTES)
-    as_bytes = (
+    return _escapes_in_polars(
+        expr, _NEEDS_BYTES, _ASCII_ESCAPES, _ASCII_BYTES, decode_xhh
+    )
+
+
+def _escapes_in_polars(
+    expr: pl.Expr,
+    in_python: str,
+    escapes: list[str],
+    chars: list[str],
+    decode: Callable[[str], str],
+) -> pl.Expr:
+    """`expr` with `escapes` replaced by `chars` in polars, and the values
+    matching `in_python` decoded whole by `decode`, each distinct one once.
+
+    Only those values reach the Python function (null elsewhere), so a
+    streaming batch without them costs one cheap call: a Python function
+    over every value of every batch (about 3,000 rows) was most of the time
+    of `pplog doctor` and of a lazy `scan_log`.
+    """
+    needs = expr.str.contains(in_python).fill_null(False)  # noqa: FBT003
+    replaced = expr.str.replace_many(escapes, chars)
+    decoded = (
         pl.when(needs)
         .then(expr)
-        .map_batches(_decode_bytes, return_dtype=pl.String, is_elementwise=True)
+        .map_batches(
+            lambda s: _decoded_values(s, decode),
+            return_dtype=pl.String,
+            is_elementwise=True,
+        )
     )
-    return pl.when(needs).then(as_bytes).otherwise(ascii_only)
+    return pl.when(needs).then(decoded).otherwise(replaced)
 
 
-def _decode_bytes(series: pl.Series) -> pl.Series:
-    """`decode_xhh` of each distinct value of a mostly null column."""
+def _decoded_values(series: pl.Series, decode: Callable[[str], str]) -> pl.Series:
+    """`decode` of each distinct value of `series` (nulls stay null)."""
     if series.null_count() == series.len():
         return series
     distinct = series.drop_nulls().unique()
-    decoded = pl.Series([decode_xhh(v) for v in distinct.to_list()], dtype=pl.String)
+    decoded = pl.Series([decode(v) for v in distinct.to_list()], dtype=pl.String)
     return series.replace_strict(
         distinct, decoded, default=None, return_dtype=pl.String
     )
@@ -150,39 +172,22 @@ def decode_json(expr: pl.Expr) -> pl.Expr:
 
     `\"`, `\\`, `\n`, `\u0041`... (one character each) are replaced by
     polars itself (Aho-Corasick, leftmost first: `\\u0041` stays `\u0041`,
-    as the regex of `decode_json_escapes` reads it). Values with a `\u` escape
-    past ASCII (surrogate pairs, `\u00e9`) are decoded in Python, each
-    distinct one once; only those reach the Python function.
+    as the regex of `decode_json_escapes` reads it). Values with a `\u`
+    escape past ASCII (surrogate pairs, `\u00e9`) are decoded in Python
+    (`_escapes_in_polars`).
     """
-    wide = expr.str.contains(_JSON_WIDE).fill_null(False)  # noqa: FBT003
-    simple = expr.str.replace_many(_JSON_ESCAPES, _JSON_CHARS)
-    in_python = (
-        pl.when(wide)
-        .then(expr)
-        .map_batches(_decode_json_values, return_dtype=pl.String, is_elementwise=True)
-    )
-    return pl.when(wide).then(in_python).otherwise(simple)
-
-
-def _decode_json_values(series: pl.Series) -> pl.Series:
-    """`decode_json_escapes` of each distinct value of a mostly null column."""
-    if series.null_count() == series.len():
-        return series
-    distinct = series.drop_nulls().unique()
-    decoded = [decode_json_escapes(v) for v in distinct.to_list()]
-    return series.replace_strict(
-        distinct, pl.Series(decoded, dtype=pl.String), return_dtype=pl.String
+    return _escapes_in_polars(
+        expr, _JSON_WIDE, _JSON_ESCAPES, _JSON_CHARS, decode_json_escapes
     )
 
 
-def _decode_series(series: pl.Series, decode: type[str] | object) -> pl.Series:
+def _decode_series(series: pl.Series, decode: Callable[[str], str]) -> pl.Series:
+    """`decode` of the values with a backslash of a whole column."""
     mask = series.str.contains("\\", literal=True).fill_null(False)  # noqa: FBT003
     if not mask.any():
         return series
     idx = mask.arg_true()
-    values = series.gather(idx)
-    table = {v: decode(v) for v in values.unique().to_list()}  # type: ignore[operator]
-    return series.scatter(idx, values.replace_strict(table, return_dtype=pl.String))
+    return series.scatter(idx, _decoded_values(series.gather(idx), decode))
 
 
 def unescape(expr: pl.Expr, escape: str, *, whole: bool = False) -> pl.Expr:
