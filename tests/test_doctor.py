@@ -1076,3 +1076,28 @@ def test_stdin_of_a_log_that_needs_trust_decisions_is_read_whole(
     assert int(clients) == expected.get_column("client_ip").n_unique()
     assert copies == b"1"  # while the frame is read; then deleted at exit
     assert list(tmp_path.glob("pplog-stdin-*")) == []
+
+
+@pytest.mark.parametrize("from_stdin", [False, True])
+def test_an_empty_access_log_is_said_to_be_empty(
+    tmp_path: Path, *, from_stdin: bool
+) -> None:
+    """`zcat missing.gz | pplog doctor -` or a log just rotated: "no problems
+    found" alone read as a clean bill; a warning now says nothing was read
+    (the findings and the exit status stay those of no finding)."""
+    empty = tmp_path / "access.log"
+    empty.write_bytes(b"")
+    target = "-" if from_stdin else str(empty)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pplog", "doctor", target, "--to", "json"],
+        input=b"",
+        capture_output=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"findings": []}
+    name = "<stdin>" if from_stdin else str(empty)
+    assert proc.stderr.decode().strip() == (
+        f"pplog: warning: {name}: no lines to read: nothing was diagnosed from the "
+        "access log"
+    )

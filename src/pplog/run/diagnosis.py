@@ -81,6 +81,13 @@ def diagnose(
     elif source is not None:
         scan = open_log(source, spec=spec, on_problem=handler)
         rows, run_policy = scan.frame, scan.policy
+        read = [s for g in scan.groups for s in g.sources]
+        if all(s.size == 0 and not s.is_stdin for s in read):
+            # else "no problems found" would be all a reader sees
+            names = ", ".join(s.name for s in scan.sources)
+            handler(
+                names, "no lines to read: nothing was diagnosed from the access log"
+            )
     entries = error_log
     if _are_paths(error_log):
         from pplog.formats.errorlog import iter_error_log
