@@ -14,7 +14,6 @@ the input).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 import tempfile
 from pathlib import Path
@@ -23,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from bench_summarize import ensure_log, machine, revision_src, run  # noqa: E402
+from bench_summarize import ensure_log, record, revision_src, run  # noqa: E402
 
 FOUND = 3  # doctor's exit status when it found problems: a normal outcome here
 
@@ -81,14 +80,11 @@ def main() -> int:
     text = "\n".join([*table, "", *ratios])
     print(text)
     if args.record:
-        cmd = "python benchmarks/bench_doctor.py " + " ".join(sys.argv[1:])
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        block = (
-            f"\n## {now}: pplog doctor\n\n{machine()}\n\n`{cmd}` (best of "
-            f"{args.repeat}; the baseline once; findings byte-identical)\n\n{text}\n"
+        record(
+            "pplog doctor",
+            f"best of {args.repeat}; the baseline once; findings byte-identical",
+            text,
         )
-        with (HERE / "RESULTS.md").open("a") as f:
-            f.write(block)
     return 0
 
 

@@ -15,7 +15,6 @@ process (start-up included), lines/s and peak RSS.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 import tempfile
 from pathlib import Path
@@ -24,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from bench_summarize import ensure_log, machine, revision_src, run  # noqa: E402
+from bench_summarize import ensure_log, record, revision_src, run  # noqa: E402
 
 # The frame's shape, columns and a hash of its rows (the same polars, the same
 # hash): what two trees must agree on.
@@ -89,16 +88,14 @@ def main() -> int:
     text = "\n".join(table)
     print(text)
     if args.record:
-        cmd = "python benchmarks/bench_notebook.py " + " ".join(sys.argv[1:])
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        block = (
-            f"\n## {now}: pplog.read_log (the notebook road)\n\n{machine()}\n\n"
-            f"`{cmd}` (best of {args.repeat}, the trees in turn; a fresh process "
-            "each, start-up included; the frames' rows hash the same)\n\n"
-            f"{text}\n"
+        record(
+            "pplog.read_log (the notebook road)",
+            (
+                f"best of {args.repeat}, the trees in turn; a fresh process each, "
+                "start-up included; the frames' rows hash the same"
+            ),
+            text,
         )
-        with (HERE / "RESULTS.md").open("a") as f:
-            f.write(block)
     return 0
 
 

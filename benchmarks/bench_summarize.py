@@ -224,6 +224,17 @@ def peers_section(log: Path, repeat: int) -> str:
     return "\n".join(parts)
 
 
+def record(title: str, how: str, text: str) -> None:
+    """Append a dated section to RESULTS.md: `title`, the machine, the command
+    this script ran with and `how` it measured (a parenthesis), then `text`."""
+    script = Path(sys.argv[0]).name
+    cmd = f"python benchmarks/{script} " + " ".join(sys.argv[1:])
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    block = f"\n## {now}: {title}\n\n{machine()}\n\n`{cmd}` ({how})\n\n{text}\n"
+    with (HERE / "RESULTS.md").open("a") as f:
+        f.write(block)
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
