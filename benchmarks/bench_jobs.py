@@ -8,6 +8,9 @@ each kept). Recorded per run: wall time, user + system CPU of the
 process and its workers, and wall / CPU (0.5 means both cores busy the whole time).
 The JSON of every N must be byte-identical to --jobs 1 before a time is kept.
 
+`--jobs N` is the cores pplog uses: `--jobs 1` gives polars one thread
+(`pplog._threads`), `--jobs 2` two, in one process or more.
+
 pplog gives each process at least 2 GiB (`pplog.tasks.POOL_MIN_BYTES`): on
 340 MB, --jobs 2 maps in one process. --force-pool also runs each N > 1 with
 that minimum at 0, so the pool's cost on small inputs is on record too.

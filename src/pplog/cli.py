@@ -15,6 +15,7 @@ import click
 
 import pplog
 import pplog._memory  # noqa: F401 - sets the allocator before polars loads
+import pplog._threads  # noqa: F401 - and polars' threads from --jobs
 from pplog import outputs
 from pplog.clientip import HEADERS, MAX_HOPS, STRATEGIES, ProxyPolicy
 from pplog.config import read_config
@@ -315,9 +316,9 @@ def cli(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     default=lambda: os.cpu_count() or 1,
     show_default="the number of cores",
     metavar="N",
-    help="Processes to read with, each given at least 2 GiB of input (below "
-    "that, one process already uses every core). The tables are the same for "
-    "any N. Ignored with --cluster.",
+    help="Cores to use: --jobs 1 keeps pplog to one core on a busy server. "
+    "polars' threads use them, and from 2 GiB of input a process per 2 GiB, "
+    "at most N. The tables are the same for any N. Ignored with --cluster.",
 )
 @click.option(
     "--cluster",
@@ -384,7 +385,7 @@ def summarize_cmd(
       pplog summarize access.log --client 203.0.113.7   # one client's requests
       pplog summarize access.log --path '^/api/' --by route --route '/users/*'
       pplog summarize access.log --to html -o report.html
-      pplog summarize '/var/log/nginx/access.log*' --jobs 4   # 2 GiB+ each
+      pplog summarize '/var/log/nginx/access.log*' --jobs 1   # one core
       pplog summarize huge.log --approx   # distinct counts in fixed memory
       pplog summarize /shared/logs/ --cluster tcp://10.0.0.5:8786   # Dask workers
       pplog summarize 's3://my-bucket/nginx/access.log*.gz'   # pip install 'pplog[s3]'

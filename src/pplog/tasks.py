@@ -213,18 +213,22 @@ def run_tasks(
     on_problem: ProblemHandler | None = None,
     on_progress: ProgressHandler | None = None,
 ) -> list[Partial]:
-    """Map every task, in this process or over `jobs` processes.
+    """Map every task with at most `jobs` cores, in this process or over a
+    pool of processes.
 
-    With `jobs` > 1, the inputs are cut into files and byte ranges
+    This process's polars threads are what polars was given when it loaded
+    (the command line gives it `--jobs`, see `pplog._threads`). With `jobs`
+    > 1, the inputs are cut into files and byte ranges
     (`split`) and dealt into bins of consecutive inputs (`bins`): `jobs` of
     them, or fewer so that each holds at least `POOL_MIN_BYTES`. Each bin is
     mapped and merged by one process: this one maps the first while spawned
-    workers map the others.
+    workers map the others, each with its share of the cores as threads.
     With `rejects`, each task writes its rejected lines to a part file and
     the parts are joined in the inputs' order.
     """
     total = sum(t.size for t in tasks)
     plan = [list(tasks)]
+    cores = min(jobs, os.cpu_count() or 1)
     jobs = min(jobs, max(1, total // POOL_MIN_BYTES)) if POOL_MIN_BYTES else jobs
     if jobs > 1:
         plan = [joined(b) for b in bins(split(tasks, jobs), jobs)]
@@ -250,7 +254,9 @@ def run_tasks(
                 for t, part in zip(plan[0], parts[0], strict=True)
             ]
         else:
-            partials = _pool(plan, settings, parts, on_problem, on_progress, total)
+            partials = _pool(
+                plan, settings, parts, on_problem, on_progress, total, cores
+            )
         if rejects is not None:
             join_parts([p for ps in parts for p in ps if p is not None], Path(rejects))
     return partials
@@ -263,11 +269,12 @@ def _pool(
     on_problem: ProblemHandler | None,
     on_progress: ProgressHandler | None,
     total: int,
+    cores: int,
 ) -> list[Partial]:
     """Map the first bin here and the others in spawned processes, each with
-    polars' threads shared out among them."""
+    its share of `cores` as polars' threads."""
     workers = len(plan) - 1
-    threads = max(1, (os.cpu_count() or 1) // len(plan))
+    threads = max(1, cores // len(plan))
     context = multiprocessing.get_context("spawn")
     with _environment(POLARS_MAX_THREADS=str(threads)):
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)

@@ -126,12 +126,14 @@ def summarize(
         Write every rejected line to this file as JSON lines (``source``,
         ``line``, ``offset``, ``reject_reason``, ``raw``).
     jobs
-        Processes to read with: files, and byte ranges of large plain files,
-        are mapped in parallel and merged, each process given at least 2
-        GiB (below that one process, whose polars threads use every core, is
-        faster). The tables are the same for any value. Processes are
-        spawned: a script passing ``jobs > 1`` calls pplog under
-        ``if __name__ == "__main__":``.
+        Cores to use. This process's polars threads are fixed when polars
+        loads (``POLARS_MAX_THREADS``; ``pplog summarize --jobs N`` sets it);
+        from 2 GiB of input, files and byte ranges of large plain files are
+        also mapped in up to ``jobs`` processes, one per 2 GiB at least
+        (below that one process, whose polars threads use every core, is
+        faster), each worker given its share of the cores as threads. The
+        tables are the same for any value. Processes are spawned: a script
+        passing ``jobs > 1`` calls pplog under ``if __name__ == "__main__":``.
     cluster
         Map on a Dask cluster instead (``pip install 'pplog[dask]'``): a
         scheduler address such as ``"tcp://10.0.0.5:8786"`` (connected to
