@@ -57,6 +57,8 @@ def _run(*args: str, env: dict[str, str] | None = None) -> tuple[str, int]:
         (["summarize", "--jobs", "two", "a.log"], None),
         (["summarize", "--jobs"], None),
         (["summarize", "--jobs", "\u0661", "a.log"], None),  # not ASCII digits
+        (["summarize", "--jobs", "1", "--cluster", "tcp://h:8786", "x"], None),
+        (["summarize", "--cluster=tcp://h:8786", "--jobs", "1", "x"], None),
         (["top", "--jobs", "1", "a.log"], None),  # no --jobs there
         (["ingest", "a.log", "--jobs", "1"], None),
         ([], None),

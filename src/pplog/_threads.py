@@ -29,8 +29,8 @@ def jobs_in(argv: Sequence[str]) -> int | None:
 
     The command is the first argument that is not an option (the group's
     own options are flags). The last `--jobs` wins, as in click; nothing
-    after `--` is an option. A value that is not a whole number >= 1 is left
-    to click to refuse.
+    after `--` is an option; with `--cluster`, `--jobs` is ignored. A value
+    that is not a whole number >= 1 is left to click to refuse.
     """
     args = list(argv)
     command = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
@@ -41,6 +41,8 @@ def jobs_in(argv: Sequence[str]) -> int | None:
     for i, arg in enumerate(rest):
         if arg == "--":
             break
+        if arg == "--cluster" or arg.startswith("--cluster="):
+            return None  # --jobs is ignored: the workers map
         if arg == "--jobs" and i + 1 < len(rest):
             found = rest[i + 1]
         elif arg.startswith("--jobs="):
@@ -55,6 +57,8 @@ def configure(argv: Sequence[str] | None = None) -> None:
     """Give polars `--jobs` threads when fewer than the cores, if polars is not
     loaded yet and the user has not set the variable."""
     if "polars" in sys.modules or VARIABLE in os.environ:
+        return
+    if os.environ.get("PPLOG_CLUSTER"):  # as --cluster: --jobs is ignored
         return
     jobs = jobs_in(sys.argv[1:] if argv is None else argv)
     if jobs is not None and jobs < (os.cpu_count() or 1):
