@@ -120,9 +120,9 @@ def _array(df: pl.DataFrame) -> Iterator[str]:
     """A table as the rows of an array one level inside the document.
 
     Tables of text, numbers and flags are encoded by polars, a column at a
-    time (floats by Python's repr, as the encoder writes them): 70,000 rows
-    in 0.05 s against 0.3 s through `to_dicts` and the C encoder, which other
-    tables take. Either way, a slice of rows at a time.
+    time (floats by Python's repr, as the encoder writes them): a document
+    of 70,000 rows in 0.14 s against 0.33 s through `to_dicts` and the C
+    encoder, which other tables take. Either way, a slice of rows at a time.
     """
     if not df.height:
         yield "[]"
