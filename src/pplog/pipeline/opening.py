@@ -21,7 +21,7 @@ from pplog.clientip import ProxyPolicy
 from pplog.enrich.agents import AGENT_CLASS, agent_class_per_value
 from pplog.errors import PplogError, PplogWarning
 from pplog.formats import PRESETS, LogFormat, realip_from_config
-from pplog.parse import late_stages, parse
+from pplog.parse import late_decoding, late_split, parse
 from pplog.pipeline.detect import UNKNOWN_FORMAT, FileGroup
 from pplog.pipeline.spec import LogSpec
 from pplog.schema import (
@@ -326,12 +326,20 @@ def collected_rows(
         parsed = parsed.filter(pl.col(REJECT_REASON).is_null()).with_columns(
             pl.lit(None, pl.String).alias(RAW)
         )
-    # eager steps: each replaced column is freed as soon as it is replaced,
-    # and the request split's own columns when it is done
     frame = parsed.collect(engine="streaming")
-    for stage in late_stages(fmt):
-        frame = frame.with_columns(stage)
-    frame = frame.drop(c for c in frame.columns if c.startswith("_"))
+    # decoding: one Python call per whole column (in a streaming query it
+    # would be one per batch of the collected frame)
+    if decoding := late_decoding(fmt):
+        frame = frame.with_columns(decoding)
+    # the request split, polars expressions only, in a streaming query over
+    # the collected frame: both cores take its batches, where eager stages
+    # run each expression over the frame's chunks on one (2M lines: 0.5 s
+    # against 1.5 s for elb_log, 2.7 s for main)
+    split = frame.lazy()
+    for stage in late_split(fmt):
+        split = split.with_columns(stage)
+    kept = [c for c in split.collect_schema() if not c.startswith("_")]
+    frame = split.select(kept).collect(engine="streaming")
     frame = clientip.attributed(frame, policy)
     if AGENT_CLASS in order:
         frame = frame.with_columns(agent_class_per_value(HTTP_USER_AGENT))
