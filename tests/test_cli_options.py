@@ -100,7 +100,7 @@ def test_a_bad_jobs_value_is_a_usage_error(runner: CliRunner, value: str) -> Non
 
 def test_help_shows_jobs(runner: CliRunner) -> None:
     text = " ".join(runner.invoke(cli, ["summarize", "-h"]).output.split())
-    assert "--jobs N Cores to use: --jobs 1 keeps pplog to one core" in text
+    assert "--jobs N Cores to use: --jobs 1 keeps pplog to about one core" in text
     assert "[default: (the number of cores); x>=1]" in text
     assert "--jobs 1 # one core" in text  # an example
 

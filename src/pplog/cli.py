@@ -316,7 +316,7 @@ def cli(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     default=lambda: os.cpu_count() or 1,
     show_default="the number of cores",
     metavar="N",
-    help="Cores to use: --jobs 1 keeps pplog to one core on a busy server. "
+    help="Cores to use: --jobs 1 keeps pplog to about one core on a busy server. "
     "polars' threads use them, and from 2 GiB of input a process per 2 GiB, "
     "at most N. The tables are the same for any N. Ignored with --cluster.",
 )
