@@ -1,7 +1,8 @@
 """polars' thread count for the `pplog` command, set before polars loads.
 
 `pplog summarize --jobs N` uses at most N cores, as `make -j`, `xz -T` or
-`rg -j` do: `--jobs 1` keeps pplog to one core on a busy server. Processes
+`rg -j` do: `--jobs 1` keeps pplog to about one core on a busy server (its
+few helper threads, ua-parser's build and the allocator's, stay). Processes
 are one part of that budget (`pplog.tasks.run_tasks`: one per 2 GiB of
 input, at most N); polars' threads are the other, and polars sizes its
 thread pool once, when it is imported, from `POLARS_MAX_THREADS`. So the
