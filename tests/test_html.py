@@ -17,6 +17,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pplog
 from helpers import SAMPLES
@@ -25,6 +27,10 @@ from pplog.cli import cli
 from pplog.errors import ReportError
 from pplog.outputs import ReportOptions
 from pplog.outputs.html import COLOURS, HtmlReporter, to_html
+from pplog.outputs.html import _cell as html_cell
+from pplog.outputs.html import _escaped as html_escaped
+from pplog.outputs.html import _html_table as html_table
+from pplog.outputs.html import _text as html_text
 from pplog.reports import Summary
 
 CHARTS = ("timeline", "status", "paths", "latency", "browsers", "operating_systems")
@@ -554,3 +560,63 @@ def test_renders_in_chromium(hostile_summary: Summary, tmp_path: Path) -> None:
         },
     )
     assert all(n >= 300 for n in counts.values()), counts
+
+
+def _by_cell(df: pl.DataFrame) -> str:
+    """A table's markup built a cell at a time with `_cell`, the rule the
+    polars expressions of `_html_table` must follow."""
+    kinds = ["num" if dtype.is_numeric() else "text" for dtype in df.dtypes]
+    head = "".join(
+        f'<th class="{k}">{html_text(c)}</th>'
+        for c, k in zip(df.columns, kinds, strict=True)
+    )
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="{k}">{html_cell(c, v)}</td>'
+            for (c, v), k in zip(row.items(), kinds, strict=True)
+        )
+        + "</tr>"
+        for row in html_escaped(df).iter_rows(named=True)
+    )
+    return (
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>'
+        f"{rows}</tbody></table></div>"
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.none() | st.text(st.characters(exclude_categories=["Cs"])),
+            st.none() | st.integers(-(2**63), 2**63 - 1),
+            st.none() | st.integers(0, 2**64 - 1),
+            st.none() | st.integers(0, 999),
+            st.none() | st.floats(allow_nan=False, allow_infinity=False),
+            st.none() | st.floats(0, 1),
+            st.none() | st.booleans(),
+            st.none() | st.dates(),
+        ),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_table_cells_by_polars_are_the_cells_by_python(
+    rows: list[tuple[object, ...]],
+) -> None:
+    # text (escaped, markup and control bytes), grouped digits (negative
+    # ones too), byte counts with their readable size, plain integers, floats,
+    # shares, flags, a type only Python formats, and nulls in every column
+    schema = {
+        "text": pl.String,
+        "requests": pl.Int64,
+        "bytes": pl.UInt64,
+        "status": pl.UInt16,
+        "seconds": pl.Float64,
+        "share": pl.Float64,
+        "trusted": pl.Boolean,
+        "day": pl.Date,
+    }
+    df = pl.DataFrame(rows, schema=schema, orient="row")
+    assert "".join(html_table(df)) == _by_cell(df)

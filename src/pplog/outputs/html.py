@@ -230,7 +230,7 @@ def _time_range(first: str | None, last: str | None) -> str:
 
 
 _HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;"}
-SLICE = 1000  # table rows formatted at a time
+SLICE = 2000  # table rows formatted at a time
 
 
 def _escaped(df: pl.DataFrame) -> pl.DataFrame:
@@ -247,8 +247,48 @@ def _escaped(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _grouped(expr: pl.Expr) -> pl.Expr:
+    """Integers as `f"{value:,}"` writes them: digits grouped by commas."""
+    backwards = expr.cast(pl.String).str.reverse().str.replace_all(r"(\d{3})", "${1},")
+    return backwards.str.reverse().str.strip_prefix(",").str.replace("^-,", "-")
+
+
+def _cells(part: pl.DataFrame, name: str) -> pl.Expr:
+    """Column `name` of an `_escaped` frame as `_cell` writes each value.
+
+    Text, flags and integers are formatted by polars; floats, byte counts'
+    readable sizes and any other type by Python, a column at a time.
+    """
+    dtype = part.schema[name]
+    col = pl.col(name)
+    if dtype == pl.String:
+        out = col
+    elif dtype == pl.Boolean:
+        out = pl.when(col).then(pl.lit("True")).when(~col).then(pl.lit("False"))
+    elif dtype.is_integer() and (name == "bytes" or name.endswith("_bytes")):
+        sizes = [
+            None if v is None else html.escape(human_bytes(v))
+            for v in part.get_column(name).to_list()
+        ]
+        out = pl.concat_str(
+            pl.lit('<span title="'),
+            _grouped(col),
+            pl.lit(' B">'),
+            pl.lit(pl.Series(sizes, dtype=pl.String)),
+            pl.lit("</span>"),
+        )
+    elif dtype.is_integer():
+        out = col.cast(pl.String) if name in _PLAIN_INTS else _grouped(col)
+    else:
+        values = [_cell(name, v) for v in part.get_column(name).to_list()]
+        return pl.lit(pl.Series(values, dtype=pl.String))
+    return out.fill_null("-")
+
+
 def _html_table(df: pl.DataFrame) -> Iterator[str]:
-    """The table's markup in pieces: rows are formatted a slice at a time."""
+    """The table's markup in pieces: rows are formatted a slice at a time,
+    each column by one polars expression (`_cells`; a cell at a time in
+    Python took 0.75 s for the 70,000 rows of a `--top 0` page)."""
     numeric = [dtype.is_numeric() for dtype in df.dtypes]
     kinds = ["num" if n else "text" for n in numeric]
     head = "".join(
@@ -257,16 +297,13 @@ def _html_table(df: pl.DataFrame) -> Iterator[str]:
     )
     yield f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>'
     for start in range(0, df.height, SLICE):
-        part = df.slice(start, SLICE)
-        yield "".join(
-            "<tr>"
-            + "".join(
-                f'<td class="{k}">{_cell(c, v)}</td>'
-                for (c, v), k in zip(row.items(), kinds, strict=True)
-            )
-            + "</tr>"
-            for row in _escaped(part).iter_rows(named=True)
-        )
+        part = _escaped(df.slice(start, SLICE))
+        cells = [
+            pl.concat_str(pl.lit(f'<td class="{k}">'), _cells(part, c), pl.lit("</td>"))
+            for c, k in zip(part.columns, kinds, strict=True)
+        ]
+        row = pl.concat_str([pl.lit("<tr>"), *cells, pl.lit("</tr>")])
+        yield part.select(row.str.join("")).item()
     yield "</tbody></table></div>"
 
 
