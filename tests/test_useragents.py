@@ -384,30 +384,96 @@ def test_without_the_native_module_the_python_resolver_gives_the_same(
         useragents._built_parser.cache_clear()
 
 
-def test_only_the_process_that_finishes_builds_the_browser_rules(
+def test_the_browser_rules_are_built_where_user_agents_are_answered(
     tmp_path: Path,
 ) -> None:
-    """ingest (and pool or cluster workers) map rows but never finish: no
-    ua-parser rules, no thread for them; summarize builds them."""
+    """ingest answers for its rollups' user agents and summarize for a log's;
+    a summary of the dataset takes the rollups' answers and builds nothing."""
     import subprocess
     import sys
 
     code = (
         "import sys, pplog\n"
         "from pplog.enrich import useragents\n"
-        "pplog.ingest([sys.argv[1]], sys.argv[2], final=True, geoip=[])\n"
+        "if sys.argv[3] == 'ingest':\n"
+        "    pplog.ingest([sys.argv[1]], sys.argv[2], final=True, geoip=[])\n"
+        "else:\n"
+        "    pplog.summarize(sys.argv[2])\n"
         "print(useragents._built_parser.cache_info().currsize)\n"
         "pplog.summarize(sys.argv[1])\n"
         "print(useragents._built_parser.cache_info().currsize)\n"
     )
     log = SAMPLE_LOGS / "elb-access.log"
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(log), str(tmp_path / "ds")],
-        capture_output=True,
-        text=True,
-        check=True,
+    built = []
+    for step in ("ingest", "summarize"):
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(log), str(tmp_path / "ds"), step],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        built.append(done.stdout.split())
+    assert built == [["1", "1"], ["0", "1"]]
+
+
+def test_stored_answers_are_taken_and_only_the_rest_parsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pplog.enrich import useragents
+
+    uas = pl.Series([ua for ua, _, _ in BROWSER_CASES[:6]] + [None, "curl/8.5.0"])
+    every = parse_agents(uas)
+    stored = useragents.stamped(every.head(5))
+    known = useragents.stored_answers(stored)
+    assert known is not None
+    asked: list[list[str | None]] = []
+    real = useragents._families
+
+    def families(user_agents: list[str | None], stop: object = None) -> object:
+        asked.append(user_agents)
+        return real(user_agents, stop)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(useragents, "_families", families)
+    got = parse_agents(uas, known=known)
+    assert asked == [every.get_column("http_user_agent").to_list()[5:]]
+    key = "http_user_agent"
+    assert got.sort(key, nulls_last=True).equals(every.sort(key, nulls_last=True))
+    asked.clear()
+    assert parse_agents(uas.head(5), known=known).height == 5
+    assert asked == []  # every one stored: nothing parsed
+    # answers stamped by something else are not taken
+    assert (
+        useragents.stored_answers(
+            stored.with_columns(pl.lit("x").alias(useragents.STAMP))
+        )
+        is None
     )
-    assert done.stdout.split() == ["0", "1"]
+
+
+def test_the_stamp_names_what_decides_the_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from importlib import metadata
+
+    from pplog.enrich import useragents
+
+    for module, dist in useragents._DECIDING.items():
+        assert useragents._version(module, dist) == metadata.version(dist)
+    mine = useragents.answers_stamp()
+    assert mine == useragents.answers_stamp()
+    useragents.answers_stamp.cache_clear()
+    real = useragents._version
+    monkeypatch.setattr(
+        useragents,
+        "_version",
+        lambda module, dist: (
+            "0.0" if dist == "ua-parser-builtins" else real(module, dist)
+        ),
+    )
+    try:
+        assert useragents.answers_stamp() != mine
+    finally:
+        useragents.answers_stamp.cache_clear()
 
 
 # `prepare` builds ua-parser's rules in a thread while rows are mapped. A

@@ -45,6 +45,7 @@ from pplog.enrich.geo import (
     default_database_paths,
     open_databases,
 )
+from pplog.enrich.useragents import prepare as prepare_agents
 from pplog.errors import LogFormatError, OptionError, PplogError
 from pplog.formats import PRESETS, LogFormat
 from pplog.pipeline import LogSpec, resolve_format, resolve_groups
@@ -198,6 +199,8 @@ def ingest(
             result.warn("duplicate_paths", len(duplicates))
         fmt = _format(state, cands, spec)
         pol = spec.resolve_policy(fmt)
+        if cands:
+            prepare_agents()  # for the rollups' answers: built while reading
         staging = Staging(layout, run_id)
         dbs = _geo_databases(spec.geoip)
         try:

@@ -42,14 +42,17 @@ import polars as pl
 
 from pplog.batch import _fs
 from pplog.batch.state import Layout
-from pplog.schema import LINE, RAW, REJECT_REASON, SOURCE
+from pplog.enrich.useragents import parse_agents, stamped
+from pplog.reports.partial import AGENTS
+from pplog.schema import HTTP_USER_AGENT, LINE, RAW, REJECT_REASON, SOURCE
 from pplog.sources import rotation_key
 from pplog.tasks import CLIENT_HASH, RANK, REGROUPED, REJECT_SAMPLES, Partial, merge
 
-# 2: Arrow IPC members. Bump when `Partial`'s frames change meaning (and
-# make READABLE that version alone: older rollups are then unused).
-VERSION = 2
-READABLE = (1, 2)  # 1: the same frames as Parquet members
+# 3: with the user agents' answers (`AGENTS`). Bump when `Partial`'s frames
+# change meaning (and make READABLE that version alone: older rollups are
+# then unused); a reader of an older version never sees the newer rollups.
+VERSION = 3
+READABLE = (1, 2, 3)  # 1: Parquet members; 2: Arrow, without the answers
 SUFFIX = ".zip"
 MEMBER = ".arrow"
 META = "rollup.json"
@@ -71,10 +74,17 @@ def _checked() -> list[str]:
 
 
 def partial_of_rows(rows: pl.LazyFrame | pl.DataFrame) -> Partial:
-    """The rollup of a file's rows: `summarize DIR`'s map, without filters."""
+    """The rollup of a file's rows: `summarize DIR`'s map, without filters,
+    and the answers for its user agents (`AGENTS`), which `finish` would
+    otherwise parse again at every summary."""
     from pplog.run.dataset import map_dataset_rows
 
-    return map_dataset_rows(rows)
+    partial = map_dataset_rows(rows)
+    clients = partial.get("clients")
+    if clients is not None and HTTP_USER_AGENT in partial.logged:
+        agents = clients.get_column(HTTP_USER_AGENT)
+        partial.frames[AGENTS] = stamped(parse_agents(agents))
+    return partial
 
 
 def encode(partial: Partial, *, of: str, rows: int) -> bytes:

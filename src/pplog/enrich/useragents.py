@@ -20,9 +20,13 @@ rest (HTTP libraries, unknown programs).
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import importlib.util
 import threading
 from collections.abc import Callable
 from functools import cache
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -202,6 +206,7 @@ def parse_agents(
     user_agents: pl.Series,
     classes: pl.DataFrame | None = None,
     *,
+    known: pl.DataFrame | None = None,
     stop: threading.Event | None = None,
 ) -> pl.DataFrame:
     """Each distinct user agent once, with what it says about the client.
@@ -214,6 +219,10 @@ def parse_agents(
         ``http_user_agent`` and its ``agent_class`` for (at least) these
         user agents, when the caller has classified them already; else
         they are classified here.
+    known
+        Answers given before (`stored_answers`): the user agents found
+        there are taken from it, and only the others are parsed (none
+        when every one is there: ua-parser's rules are then not built).
     stop
         Checked every 256 agents: once set, `Stopped` is raised (a caller
         that no longer wants the answer ends the work early).
@@ -245,6 +254,16 @@ def parse_agents(
     ('curl', '8', 'Other', None, 'other')
     """
     distinct = user_agents.cast(pl.String).unique(maintain_order=True)
+    if known is not None:
+        frame = pl.DataFrame({HTTP_USER_AGENT: distinct})
+        found = frame.join(known.select(ANSWERS), on=HTTP_USER_AGENT, nulls_equal=True)
+        if found.height == distinct.len():
+            return found
+        missing = distinct.filter(
+            ~distinct.is_in(found.get_column(HTTP_USER_AGENT), nulls_equal=True)
+        )
+        parsed = parse_agents(missing, classes, stop=stop)
+        return pl.concat([found, parsed], how="vertical_relaxed")
     frame = pl.DataFrame({HTTP_USER_AGENT: distinct})
     parsed = pl.DataFrame(
         _families(distinct.to_list(), stop),
@@ -261,6 +280,79 @@ def parse_agents(
             nulls_equal=True,
             maintain_order="left",
         )
-    return both.with_columns(device()).select(
-        HTTP_USER_AGENT, AGENT_CLASS, BROWSER, MAJOR, OS, OS_VERSION, DEVICE
-    )
+    return both.with_columns(device()).select(ANSWERS)
+
+
+ANSWERS = (HTTP_USER_AGENT, AGENT_CLASS, BROWSER, MAJOR, OS, OS_VERSION, DEVICE)
+"""The columns of `parse_agents`' answers."""
+STAMP = "answered_by"
+"""The column of stored answers naming what gave them (`answers_stamp`)."""
+
+
+def stamped(answers: pl.DataFrame) -> pl.DataFrame:
+    """`parse_agents`' answers with the stamp of this process's rules.
+
+    Stored with a dataset's rollups, so that summarizing the dataset
+    neither parses its user agents again nor builds ua-parser's rules.
+    """
+    return answers.select(ANSWERS).with_columns(pl.lit(answers_stamp()).alias(STAMP))
+
+
+def stored_answers(frame: pl.DataFrame | None) -> pl.DataFrame | None:
+    """The answers of `frame` (from `stamped`) this process would also give.
+
+    Answers stamped otherwise (another ua-parser, other rules, another
+    pplog classifier) are left out; None when none is left.
+    """
+    if frame is None or STAMP not in frame.columns:
+        return None
+    ours = frame.filter(pl.col(STAMP) == answers_stamp())
+    if not ours.height:
+        return None
+    return ours.select(ANSWERS).unique(HTTP_USER_AGENT, keep="first")
+
+
+# The packages whose code or rules decide the answers, by their distribution.
+_DECIDING = {
+    "ua_parser": "ua-parser",
+    "ua_parser_builtins": "ua-parser-builtins",
+    "ua_parser_rs": "ua-parser-rs",
+    "crawleruseragents": "crawler-user-agents",
+}
+# pplog's own part of the answers: the classes and the device types.
+_OWN_RULES = ("agents.py", "_crawlers.py", "useragents.py")
+
+
+@cache
+def answers_stamp() -> str:
+    """What decides this process's answers, as one short digest.
+
+    The installed versions of ua-parser, its rules (ua-parser-builtins), its
+    accelerator and crawler-user-agents, and the text of pplog's own
+    classifier modules: any change to one of them changes the stamp, so
+    answers stored by another version are parsed again rather than trusted.
+    Costs about a millisecond (no package is imported).
+    """
+    digest = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in _OWN_RULES:
+        digest.update((here / name).read_bytes())
+    for module, dist in _DECIDING.items():
+        digest.update(f"{dist}={_version(module, dist)};".encode())
+    return digest.hexdigest()[:24]
+
+
+def _version(module: str, dist: str) -> str:
+    """`dist`'s installed version: from the dist-info next to `module`, else
+    from the package metadata (slower: tens of milliseconds)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None:
+        return "absent"
+    for where in spec.submodule_search_locations or ():
+        found = list(Path(where).parent.glob(f"{dist.replace('-', '_')}-*.dist-info"))
+        if len(found) == 1:
+            return found[0].name.removesuffix(".dist-info").split("-", 1)[1]
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"

@@ -30,15 +30,15 @@ clients) and ``bytes``."""
 def tables(
     per_client: pl.DataFrame,
     top: int,
-    classes: pl.DataFrame | None = None,
+    answers: pl.DataFrame | None = None,
     *,
     stop: threading.Event | None = None,
 ) -> dict[str, pl.DataFrame]:
     """The three tables from a partial's ``clients`` frame, cut to `top` (0 = all).
 
-    `classes`: the user agents' classes when the caller has them
-    (`enriched.agent_classes_of`), so that none is classified twice. `stop`:
-    as for `parse_agents`.
+    `answers`: `parse_agents`' answers for (at least) its user agents when
+    the caller has them (`enriched.agent_answers`), so that none is parsed
+    twice. `stop`: as for `parse_agents`.
 
     The requests of each table add up to the requests that are not health
     checks.
@@ -46,7 +46,10 @@ def tables(
     rows = per_client.filter(pl.col(VISITOR)).select(
         CLIENT_IP, pl.col(HTTP_USER_AGENT).cast(pl.String), "requests", "bytes"
     )
-    parsed = parse_agents(rows.get_column(HTTP_USER_AGENT), classes, stop=stop)
+    if answers is None:
+        parsed = parse_agents(rows.get_column(HTTP_USER_AGENT), stop=stop)
+    else:
+        parsed = answers
     rows = rows.join(parsed, on=HTTP_USER_AGENT, how="left", nulls_equal=True)
     out = {}
     for name, keys in TABLES.items():

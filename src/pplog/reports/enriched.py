@@ -6,11 +6,14 @@ rows are mapped to a `Partial`; the tables are built from the partial.
 
 from __future__ import annotations
 
+import threading
+
 import polars as pl
 
 from pplog._ipaddr import Network
 from pplog.enrich.agents import BOT_CLASSES, agent_class
 from pplog.enrich.geo import AS_ORG, ASN, GeoDatabases, geo_table
+from pplog.enrich.useragents import parse_agents
 from pplog.reports.breakdowns import busiest, by_requests
 from pplog.reports.overview import private_or_trusted
 from pplog.schema import CLIENT_IP, HTTP_USER_AGENT
@@ -83,14 +86,20 @@ def health_checks(
     return rows, int(hidden.get_column("_n").sum() or 0)
 
 
-def agent_classes_of(per_client: pl.DataFrame) -> pl.DataFrame:
+def agent_answers(
+    per_client: pl.DataFrame,
+    known: pl.DataFrame | None = None,
+    *,
+    stop: threading.Event | None = None,
+) -> pl.DataFrame:
     """Each distinct user agent of a `Partial`'s per (client, user agent)
-    counts with its `agent_class`."""
-    return (
-        per_client.select(pl.col(HTTP_USER_AGENT).cast(pl.String))
-        .unique()
-        .with_columns(agent_class(HTTP_USER_AGENT))
-    )
+    counts with its `agent_class`, browser, OS and device (`parse_agents`).
+
+    `known`: answers stored with a dataset's rollups (`stored_answers`);
+    only the user agents missing there are parsed. `stop`: as for
+    `parse_agents`.
+    """
+    return parse_agents(per_client.get_column(HTTP_USER_AGENT), known=known, stop=stop)
 
 
 def agent_tables(
@@ -99,14 +108,16 @@ def agent_tables(
     """`user_agents` (the busiest, with their class) and `agents` (per class).
 
     From a `Partial`'s per (client, user agent) counts: each distinct user
-    agent is classified once (`classes`, from `agent_classes_of`, when the
+    agent is classified once (`classes`, from `agent_answers`, when the
     caller has them).
     """
     per_ua = per_client.group_by(HTTP_USER_AGENT).agg(
         pl.col("requests").sum(), pl.col("bytes").sum()
     )
     if classes is None:
-        classes = agent_classes_of(per_client)
+        classes = per_ua.select(HTTP_USER_AGENT).with_columns(
+            agent_class(HTTP_USER_AGENT)
+        )
     user_agents = (
         busiest(per_ua, HTTP_USER_AGENT, top)
         .join(

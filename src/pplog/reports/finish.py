@@ -7,6 +7,7 @@ key's text, so the tables are the same however the input was split.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -18,6 +19,7 @@ import polars as pl
 from pplog.clientip import ProxyPolicy
 from pplog.enrich.geo import ASN, GeoDatabases
 from pplog.enrich.routes import ROUTE, RouteRule
+from pplog.enrich.useragents import stored_answers
 from pplog.reports import clients as clients_report
 from pplog.reports import devices as devices_report
 from pplog.reports import errors as errors_report
@@ -25,8 +27,8 @@ from pplog.reports import lb as lb_report
 from pplog.reports import overview as overview_report
 from pplog.reports import paths as paths_report
 from pplog.reports.breakdowns import by_requests, statuses
-from pplog.reports.enriched import agent_classes_of, agent_tables, geo_tables, located
-from pplog.reports.partial import REJECT_SAMPLES, SAMPLE_KEYS, VISITOR, Partial
+from pplog.reports.enriched import agent_answers, agent_tables, geo_tables, located
+from pplog.reports.partial import AGENTS, REJECT_SAMPLES, SAMPLE_KEYS, VISITOR, Partial
 from pplog.reports.summary import Summary
 from pplog.reports.timeline import choose_interval, rebucketed
 from pplog.schema import (
@@ -108,14 +110,18 @@ class Tables:
 
 
 def _agent_tables(
-    per_client: pl.DataFrame, top: int, stop: threading.Event
+    per_client: pl.DataFrame,
+    top: int,
+    stop: threading.Event,
+    known: pl.DataFrame | None,
 ) -> dict[str, pl.DataFrame]:
     """`user_agents`, `agents`, `browsers`, `operating_systems`, `devices`."""
-    # each distinct user agent classified once, for both sets of tables
-    classes = agent_classes_of(per_client)
+    # each distinct user agent classified and parsed once, for both sets of
+    # tables; none when a dataset's rollups stored every answer (`known`)
+    answers = agent_answers(per_client, known, stop=stop)
     return {
-        **agent_tables(per_client, top, classes),
-        **devices_report.tables(per_client, top, classes, stop=stop),
+        **agent_tables(per_client, top, answers),
+        **devices_report.tables(per_client, top, answers, stop=stop),
     }
 
 
@@ -141,7 +147,9 @@ def finish(
     # rules, maybe still being built): made in a thread while this one makes
     # the others (polars releases the GIL)
     stop = threading.Event()
-    agents = _in_thread(_agent_tables, partial["clients"], settings.top, stop)
+    known = stored_answers(partial.get(AGENTS))
+    work = functools.partial(_agent_tables, known=known)
+    agents = _in_thread(work, partial["clients"], settings.top, stop)
     try:
         return _finish(partial, settings, wanted, dbs, agents)
     except BaseException:

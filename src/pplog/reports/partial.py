@@ -22,6 +22,9 @@ the input, merged in any order, gives the tables of one pass over all of it:
 - `timeline`: per one-second bucket, re-bucketed by `finish`;
 - `rejects` per reason and `samples`, the first rejected lines by
   (input rank, line);
+- `agents` (only in a dataset's rollups): each distinct user agent's
+  class, browser, OS and device, stamped with what answered
+  (`enrich.useragents.stamped`), so that `finish` parses none again;
 - `logged`: which optional columns the format logs (the tables they feed
   exist only then); `problems`: inputs that could not be read whole.
 
@@ -38,6 +41,7 @@ from pathlib import Path
 
 import polars as pl
 
+from pplog.enrich.useragents import ANSWERS, STAMP
 from pplog.schema import (
     CLIENT_IP,
     HTTP_REFERER,
@@ -51,6 +55,7 @@ from pplog.schema import (
 )
 
 REJECT_SAMPLES = 5
+AGENTS = "agents"
 VISITOR = "visitor"  # not a health check (`enriched.health_checks`)
 RANK = "rank"  # the input's position among the run's inputs
 MEASURE, VALUE, COUNT = "measure", "value", "n"
@@ -86,6 +91,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "rejects": (REJECT_REASON,),
     "logged": ("name",),
     "version": ("polars",),
+    AGENTS: (STAMP, *ANSWERS),  # answers, all keys: merged by `unique`
     # with `approx`: sketches instead of `pairs` and `latency`
     "hll_clients": (CLIENT_IP, "_reg"),
     "hll_paths": (PATH, "_reg"),

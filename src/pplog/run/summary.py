@@ -22,11 +22,12 @@ from pplog import sources
 from pplog.clientip import ProxyPolicy
 from pplog.enrich.routes import parse_rules
 from pplog.enrich.useragents import prepare as prepare_agents
+from pplog.enrich.useragents import stored_answers
 from pplog.errors import OptionError
 from pplog.pipeline import LogSpec, PathArg, rows
 from pplog.pipeline.opening import formats_of, groups_note, unknown_format_warning
 from pplog.reports.finish import REGROUPED, FinishSettings, finish
-from pplog.reports.partial import merge
+from pplog.reports.partial import AGENTS, merge
 from pplog.reports.summary import Summary
 from pplog.reports.timeline import interval_seconds
 from pplog.run._common import (
@@ -234,7 +235,8 @@ def summarize(
             )
             raise OptionError(msg)
         partial = map_dataset(dataset, spec, approx, cluster=cluster)
-        prepare_agents()
+        if stored_answers(partial.get(AGENTS)) is None:
+            prepare_agents()  # else rollups answered (most of) them
         run_policy = spec.resolve_policy()
         meta: dict[str, object] = {"format": "dataset", "sources": [str(dataset)]}
     elif isinstance(source, pl.DataFrame | pl.LazyFrame):
