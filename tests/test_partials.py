@@ -650,7 +650,10 @@ def test_finish_does_not_wait_for_the_user_agent_tables_after_an_error(
     started = threading.Event()
 
     def slow_agents(
-        per_client: pl.DataFrame, top: int, stop: threading.Event
+        per_client: pl.DataFrame,
+        top: int,
+        stop: threading.Event,
+        known: pl.DataFrame | None,
     ) -> dict[str, pl.DataFrame]:
         started.set()
         release.wait(30)
@@ -672,7 +675,10 @@ def test_finish_does_not_wait_for_the_user_agent_tables_after_an_error(
         release.set()
 
     def failing(
-        per_client: pl.DataFrame, top: int, stop: threading.Event
+        per_client: pl.DataFrame,
+        top: int,
+        stop: threading.Event,
+        known: pl.DataFrame | None,
     ) -> dict[str, pl.DataFrame]:
         msg = "no agents today"
         raise ValueError(msg)
@@ -693,7 +699,7 @@ from pplog.reports.mapping import MapSettings
 from pplog.tasks import map_frame
 finish_module = sys.modules["pplog.reports.finish"]
 marker = pathlib.Path(sys.argv[2])
-def slow(per_client, top, stop):
+def slow(per_client, top, stop, known):
     stop.wait(5)
     time.sleep(0.3)
     marker.write_text("stopped" if stop.is_set() else "not told")

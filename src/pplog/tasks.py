@@ -29,7 +29,14 @@ from pplog.pipeline.opening import unknown_format_rows
 from pplog.reports import spooled, with_report_columns, write_rejects
 from pplog.reports.finish import REGROUPED
 from pplog.reports.mapping import MapSettings, partial_of
-from pplog.reports.partial import CLIENT_HASH, RANK, REJECT_SAMPLES, Partial, merge
+from pplog.reports.partial import (
+    AGENTS,
+    CLIENT_HASH,
+    RANK,
+    REJECT_SAMPLES,
+    Partial,
+    merge,
+)
 from pplog.sources import ProblemHandler, ProgressHandler, Source
 
 
@@ -352,6 +359,7 @@ def join_parts(parts: Sequence[str], target: Path) -> None:
 # The map step's public face for the dataset side (`batch/` reaches reports
 # through here, never directly).
 __all__ = [
+    "AGENTS",
     "CLIENT_HASH",
     "IN_MEMORY_BYTES",
     "POOL_MIN_BYTES",

@@ -43,10 +43,17 @@ import polars as pl
 from pplog.batch import _fs
 from pplog.batch.state import Layout
 from pplog.enrich.useragents import parse_agents, stamped
-from pplog.reports.partial import AGENTS
 from pplog.schema import HTTP_USER_AGENT, LINE, RAW, REJECT_REASON, SOURCE
 from pplog.sources import rotation_key
-from pplog.tasks import CLIENT_HASH, RANK, REGROUPED, REJECT_SAMPLES, Partial, merge
+from pplog.tasks import (
+    AGENTS,
+    CLIENT_HASH,
+    RANK,
+    REGROUPED,
+    REJECT_SAMPLES,
+    Partial,
+    merge,
+)
 
 # 3: with the user agents' answers (`AGENTS`). Bump when `Partial`'s frames
 # change meaning (and make READABLE that version alone: older rollups are

@@ -48,17 +48,19 @@ def table(
     filters (`left_out`), `lines` stays every line read and `filtered_out` /
     `excluded_bots` count the rest.
     """
-    every = per_client.group_by(CLIENT_IP).agg(pl.col("requests").sum())
-    every = every.filter(pl.col(CLIENT_IP).is_not_null())
+    # per (client, user agent, visitor) rows: each tested, not grouped first
+    known = per_client.filter(pl.col(CLIENT_IP).is_not_null())
     private = private_or_trusted(checked_ranges(policy), pl.col("_v4"))
     in_private = (
-        every.with_columns(v4_number().alias("_v4"))
+        known.with_columns(v4_number().alias("_v4"))
         .filter(private)
         .get_column("requests")
         .sum()
     )
-    counted = visitors if with_agents else every
-    clients = counted.get_column(CLIENT_IP).drop_nulls().len()
+    if with_agents:
+        clients = visitors.get_column(CLIENT_IP).drop_nulls().len()
+    else:
+        clients = known.get_column(CLIENT_IP).n_unique()
     ov = totals.with_columns(
         pl.lit(clients, pl.UInt64).alias("clients"),
         pl.lit(in_private or 0, pl.UInt64).alias("client_private_or_trusted"),
