@@ -42,6 +42,7 @@ import polars as pl
 
 from pplog.batch import _fs
 from pplog.batch.state import Layout
+from pplog.enrich.agents import AGENT_CLASS
 from pplog.enrich.useragents import parse_agents, stamped
 from pplog.schema import HTTP_USER_AGENT, LINE, RAW, REJECT_REASON, SOURCE
 from pplog.sources import rotation_key
@@ -80,17 +81,26 @@ def _checked() -> list[str]:
     return [n.text for n in dataset_checked_ranges()]
 
 
-def partial_of_rows(rows: pl.LazyFrame | pl.DataFrame) -> Partial:
+def partial_of_rows(
+    rows: pl.LazyFrame | pl.DataFrame, *, classified: bool = False
+) -> Partial:
     """The rollup of a file's rows: `summarize DIR`'s map, without filters,
     and the answers for its user agents (`AGENTS`), which `finish` would
-    otherwise parse again at every summary."""
+    otherwise parse again at every summary.
+
+    `classified`: the rows' `agent_class` was given by this process (a batch
+    `ingest` stages), so it is taken instead of classifying them again.
+    """
     from pplog.run.dataset import map_dataset_rows
 
     partial = map_dataset_rows(rows)
     clients = partial.get("clients")
     if clients is not None and HTTP_USER_AGENT in partial.logged:
+        classes = None
+        if classified and isinstance(rows, pl.DataFrame) and AGENT_CLASS in rows:
+            classes = rows.select(HTTP_USER_AGENT, AGENT_CLASS).unique(HTTP_USER_AGENT)
         agents = clients.get_column(HTTP_USER_AGENT)
-        partial.frames[AGENTS] = stamped(parse_agents(agents))
+        partial.frames[AGENTS] = stamped(parse_agents(agents, classes))
     return partial
 
 

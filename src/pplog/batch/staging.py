@@ -56,7 +56,8 @@ def _write_with_rollup(
 ) -> None:
     """Write the rows, then their rollup (mapped here, in the writer thread)."""
     _write(frame, layout.root, path)
-    data = rollup.encode(rollup.partial_of_rows(frame), of=of, rows=frame.height)
+    partial = rollup.partial_of_rows(frame, classified=True)
+    data = rollup.encode(partial, of=of, rows=frame.height)
     rollup.write(layout, summary, data)
 
 
