@@ -477,6 +477,11 @@ def test_the_stamp_names_what_decides_the_answers(
         assert useragents.answers_stamp() != mine
     finally:
         useragents.answers_stamp.cache_clear()
+    # a module without a file to read (a frozen build) stands as pplog's version
+    monkeypatch.setattr(sys.modules["pplog.enrich.agents"], "__file__", None)
+    assert useragents._text_of("pplog.enrich.agents") == (
+        f"pplog={metadata.version('pplog')}".encode()
+    )
 
 
 # `prepare` builds ua-parser's rules in a thread while rows are mapped. A

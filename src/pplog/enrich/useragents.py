@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import sys
 import threading
 from collections.abc import Callable
 from functools import cache
@@ -349,7 +350,7 @@ _DECIDING = {
     "crawleruseragents": "crawler-user-agents",
 }
 # pplog's own part of the answers: the classes and the device types.
-_OWN_RULES = ("agents.py", "_crawlers.py", "useragents.py")
+_OWN_RULES = ("pplog.enrich.agents", "pplog.enrich._crawlers", __name__)
 
 
 @cache
@@ -363,12 +364,20 @@ def answers_stamp() -> str:
     Costs about a millisecond (no package is imported).
     """
     digest = hashlib.sha256()
-    here = Path(__file__).parent
-    for name in _OWN_RULES:
-        digest.update((here / name).read_bytes())
+    for name in _OWN_RULES:  # imported with this module
+        digest.update(_text_of(name))
     for module, dist in _DECIDING.items():
         digest.update(f"{dist}={_version(module, dist)};".encode())
     return digest.hexdigest()[:24]
+
+
+def _text_of(module: str) -> bytes:
+    """The file `module` was loaded from (source or bytecode), or, where
+    there is none to read (a frozen build), pplog's version."""
+    try:
+        return Path(sys.modules[module].__file__ or "").read_bytes()
+    except OSError:
+        return f"pplog={_version('pplog', 'pplog')}".encode()
 
 
 def _version(module: str, dist: str) -> str:

@@ -220,9 +220,10 @@ def summarize(
         by = "route"  # a route rule asks for routes
     rules = parse_rules(list(routes)) if by == "route" else ()
     # finish parses the user agents into browsers and systems: their rules
-    # (0.1 s) are built in a thread while the inputs are mapped; a dataset's
-    # rollups are read first (the build holds the GIL most of its time, and
-    # the reading is short: the build then overlaps finish's other tables)
+    # (0.1 s) are built in a thread while the inputs are mapped. A dataset's
+    # rollups hold the answers (built only for rollups without them, once
+    # read: the build holds the GIL most of its time, and then overlaps
+    # finish's other tables)
     dataset = dataset_dir(source)
     if dataset is None:
         prepare_agents()
