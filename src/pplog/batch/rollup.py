@@ -17,10 +17,14 @@ zip (stored) of one member per frame plus `rollup.json` (its format version
 and the trusted ranges it was mapped with); a reader uses it only if the
 polars version (pair hashes are stable within one), the format version and
 the ranges agree with its own, and reads the file's rows otherwise. Members
-are zstd Arrow IPC streams (version 2; the pairs sorted by client, which
-compresses them by a third): polars reads a small stream in microseconds,
-where each Parquet member (version 1, still read) cost about half a
-millisecond, and a 2M-line day of 11 rollups has 176 of them.
+are zstd Arrow IPC streams (since version 2; the pairs sorted by client,
+which compresses them by a third): polars reads a small stream in
+microseconds, where each Parquet member (version 1, still read) cost about
+half a millisecond, and a 2M-line day of 11 rollups has 187 of them. Since
+version 3 a rollup also holds the answers for its user agents (`AGENTS`,
+stamped with what answered: `enrich.useragents.stamped`), so a summary of
+the dataset parses none of them and builds no ua-parser rules; a version 2
+rollup's agents are parsed at finish.
 
 The first rejected lines of a dataset are ordered by ingest: the run (its
 id starts with its UTC start time), then the file in reading order (oldest

@@ -9,11 +9,9 @@ input was split.
 
 from __future__ import annotations
 
-import threading
-
 import polars as pl
 
-from pplog.enrich.useragents import BROWSER, DEVICE, MAJOR, OS, OS_VERSION, parse_agents
+from pplog.enrich.useragents import BROWSER, DEVICE, MAJOR, OS, OS_VERSION
 from pplog.reports.breakdowns import by_requests
 from pplog.reports.partial import VISITOR
 from pplog.schema import CLIENT_IP, HTTP_USER_AGENT
@@ -28,17 +26,13 @@ clients) and ``bytes``."""
 
 
 def tables(
-    per_client: pl.DataFrame,
-    top: int,
-    answers: pl.DataFrame | None = None,
-    *,
-    stop: threading.Event | None = None,
+    per_client: pl.DataFrame, top: int, answers: pl.DataFrame
 ) -> dict[str, pl.DataFrame]:
     """The three tables from a partial's ``clients`` frame, cut to `top` (0 = all).
 
-    `answers`: `parse_agents`' answers for (at least) its user agents when
-    the caller has them (`enriched.agent_answers`), so that none is parsed
-    twice. `stop`: as for `parse_agents`.
+    `answers`: `parse_agents`' answers for (at least) its user agents
+    (`enriched.agent_answers`), each parsed once for these tables and the
+    agent classes.
 
     The requests of each table add up to the requests that are not health
     checks.
@@ -46,11 +40,7 @@ def tables(
     rows = per_client.filter(pl.col(VISITOR)).select(
         CLIENT_IP, pl.col(HTTP_USER_AGENT).cast(pl.String), "requests", "bytes"
     )
-    if answers is None:
-        parsed = parse_agents(rows.get_column(HTTP_USER_AGENT), stop=stop)
-    else:
-        parsed = answers
-    rows = rows.join(parsed, on=HTTP_USER_AGENT, how="left", nulls_equal=True)
+    rows = rows.join(answers, on=HTTP_USER_AGENT, how="left", nulls_equal=True)
     out = {}
     for name, keys in TABLES.items():
         table = rows.group_by(keys).agg(

@@ -103,21 +103,16 @@ def agent_answers(
 
 
 def agent_tables(
-    per_client: pl.DataFrame, top: int, classes: pl.DataFrame | None = None
+    per_client: pl.DataFrame, top: int, classes: pl.DataFrame
 ) -> dict[str, pl.DataFrame]:
     """`user_agents` (the busiest, with their class) and `agents` (per class).
 
-    From a `Partial`'s per (client, user agent) counts: each distinct user
-    agent is classified once (`classes`, from `agent_answers`, when the
-    caller has them).
+    From a `Partial`'s per (client, user agent) counts and the `agent_class`
+    of each of its user agents (`classes`: `agent_answers`).
     """
     per_ua = per_client.group_by(HTTP_USER_AGENT).agg(
         pl.col("requests").sum(), pl.col("bytes").sum()
     )
-    if classes is None:
-        classes = per_ua.select(HTTP_USER_AGENT).with_columns(
-            agent_class(HTTP_USER_AGENT)
-        )
     user_agents = (
         busiest(per_ua, HTTP_USER_AGENT, top)
         .join(

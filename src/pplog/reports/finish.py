@@ -121,7 +121,7 @@ def _agent_tables(
     answers = agent_answers(per_client, known, stop=stop)
     return {
         **agent_tables(per_client, top, answers),
-        **devices_report.tables(per_client, top, answers, stop=stop),
+        **devices_report.tables(per_client, top, answers),
     }
 
 
