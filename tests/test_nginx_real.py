@@ -45,8 +45,11 @@ from typing import Any
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 import pplog
+from helpers import both_roads
+from pplog.formats import PRESETS, LogFormat
 from realproc import (
     CLIENT_HELLO,
     IO_TIMEOUT,
@@ -718,3 +721,18 @@ def test_json_mode_log_read_by_pplog(run: Run, which: str) -> None:
                     f"nginx(json)={_short(rec[var])}\n    raw: {_short(raw, 400)}"
                 )
     assert not problems, report(problems, f"{which} problems (rejects, then values)")
+
+
+@pytest.mark.parametrize("which", list(LOGS))
+def test_the_c_split_gives_the_rows_polars_gives(run: Run, which: str) -> None:
+    """Real nginx lines, hostile ones included, through the C road for plain
+    files (`pplog._fastsplit`) and through polars alone: the same rows."""
+    options = LOGS[which]
+    fmt = (
+        LogFormat.from_string(options["log_format"])
+        if "log_format" in options
+        else PRESETS[options["format"]]
+    )
+    by_c, by_polars, taken = both_roads([run.root / which], fmt)
+    assert taken > run.sent // 2  # most lines are ordinary
+    assert_frame_equal(by_c, by_polars)

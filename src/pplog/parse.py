@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from pplog import _unescape
+from pplog import _fastsplit, _unescape
 from pplog.formats import FIXED_TEXT, SHAPES, Literal, LogFormat, Token, Variable
 from pplog.schema import (
     FLOAT_FIELDS,
@@ -33,6 +33,8 @@ _MATCH = "_match"
 _VALID = "_valid"
 _BINARY = "_binary"
 _LINE = "_line"  # the text the fields are taken from (null for binary lines)
+_C_OK = "_c_ok"  # the line's values are the C split's (`_fastsplit`)
+_REST = "_rest"  # the lines left to the polars expressions
 
 _ORIGIN_RE = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*"
 _TARGET_OK = r"^(?:/|\*$|[A-Za-z][A-Za-z0-9+.-]*://)"
@@ -108,14 +110,43 @@ def _fast_split(
     return [*chain, values], values, ok
 
 
-def _extract(fmt: LogFormat) -> tuple[list[list[pl.Expr]], list[pl.Expr], pl.Expr]:
+def _extract(
+    fmt: LogFormat, *, c_split: bool = False
+) -> tuple[list[list[pl.Expr]], list[pl.Expr], pl.Expr]:
     """Stages of intermediate columns, the raw field texts and validity.
 
-    Fields are taken from `_line`, not from the line as read.
+    Fields are taken from `_line`, not from the line as read. With `c_split`
+    (the lines frame carries `_fastsplit`'s columns for `fmt`), a line the C
+    split took has its values from there, and the polars expressions below
+    see only the others (the rest reach them as null).
     """
+    if not c_split:
+        return _extract_polars(fmt, pl.col(_LINE))
+    ok_name = _fastsplit.ok_column(fmt)
+    values = _fastsplit.value_columns(fmt)
+    assert ok_name is not None
+    ok = pl.col(ok_name).fill_null(False)  # noqa: FBT003 - lines polars read
+    # binary lines are null in `_line`: never taken from the C split
+    taken = (ok & pl.col(_LINE).is_not_null()).alias(_C_OK)
+    rest = pl.when(~pl.col(_C_OK)).then(pl.col(_LINE)).alias(_REST)
+    stages, fields, valid = _extract_polars(fmt, pl.col(_REST))
+    names = [f.meta.output_name() for f in fields]
+    if sorted(names) != sorted(values):  # pragma: no cover - the tests check this
+        msg = f"the C split of {fmt.name} fills {sorted(values)}, not {sorted(names)}"
+        raise AssertionError(msg)
+    fields = [
+        pl.when(pl.col(_C_OK)).then(pl.col(values[name])).otherwise(f).alias(name)
+        for name, f in zip(names, fields, strict=True)
+    ]
+    return [[taken], [rest], *stages], fields, pl.col(_C_OK) | valid
+
+
+def _extract_polars(
+    fmt: LogFormat, text: pl.Expr
+) -> tuple[list[list[pl.Expr]], list[pl.Expr], pl.Expr]:
+    """`_extract` in polars expressions alone, over the lines in `text`."""
     plan = fmt.plan
     groups = fmt.group_columns()
-    text = pl.col(_LINE)
     if plan.segments is None:
         match = pl.col(_MATCH)
         columns = [match.struct.field(g).alias(c) for g, c in groups.items()]
@@ -423,7 +454,8 @@ def parse(
     a 4.8 s parse of 2M lines, against 0.4 s once per column).
     """
     decode = decode and not late
-    stages, fields, valid = _extract(fmt)
+    c_split = _fastsplit.ok_column(fmt) in lines.collect_schema().names()
+    stages, fields, valid = _extract(fmt, c_split=c_split)
     names = fmt.fields
     # a literal search for one byte: next to nothing on ordinary lines
     binary = pl.col(TEXT).str.contains("\x00", literal=True)

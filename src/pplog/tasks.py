@@ -79,7 +79,10 @@ def map_task(
             on_problem(name, message)
 
     lines, native = sources.scan_lines(
-        list(task.sources), on_problem=problem, on_progress=on_progress
+        list(task.sources),
+        on_problem=problem,
+        on_progress=on_progress,
+        split=task.format,
     )
     if task.unknown is not None:  # said once per input, not kept as unreadable
         for src in task.sources:

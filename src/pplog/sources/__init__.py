@@ -21,7 +21,9 @@ from typing import BinaryIO
 import polars as pl
 from polars.io.plugins import register_io_source
 
+from pplog import _fastsplit
 from pplog.errors import SourceError
+from pplog.formats import LogFormat
 from pplog.schema import LINE, OFFSET, SOURCE, TEXT
 from pplog.sources._bytes import (
     BINARY_SHARE,
@@ -346,6 +348,7 @@ def scan_lines(
     *,
     on_problem: ProblemHandler | None = None,
     on_progress: ProgressHandler | None = None,
+    split: LogFormat | None = None,
 ) -> tuple[pl.LazyFrame, bool]:
     """A LazyFrame of every line of every source, read in bounded batches.
 
@@ -375,15 +378,25 @@ def scan_lines(
             continue
         if fast:
             flush()
-            frames.append(_polars_lines(src))
+            assert src.path is not None
+            # with `split`, cut and split in C where it applies
+            c_split = (
+                _fastsplit.scan(src.path, src.name, split, on_progress=on_progress)
+                if split is not None
+                else None
+            )
+            frames.append(_polars_lines(src) if c_split is None else c_split)
         else:
             python_sources.append(src)
             native = False
     flush()
     if not frames:
         return pl.LazyFrame(schema=LINES_SCHEMA), True
-    frame = pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
-    return frame, native
+    if len(frames) == 1:
+        return frames[0], native
+    # the C split's columns are null where polars or Python read the lines
+    same = all(f.collect_schema() == frames[0].collect_schema() for f in frames)
+    return pl.concat(frames, how="vertical" if same else "diagonal"), native
 
 
 def split_source(

@@ -1,0 +1,290 @@
+"""Plain log files cut into lines and split in C (`pplog._splitc`).
+
+`parse._extract` splits a default-escaped line at its literal `"`
+characters, then each segment at the literal after each variable, and checks
+the values of the variables nginx formats itself (status, time, addresses)
+against their shapes; the segment's regex runs only where that fails. For a
+plain file polars would read itself, `scan` does the line cutting and the
+cheap half of that split in one C pass per block of the file, on two
+threads, without the GIL: the lines frame it gives carries, beside every
+line, whether the split held (`ok_column`) and the values where it did
+(`value_columns`), all Arrow string views into the block read from disk.
+`parse` takes those values and runs its polars expressions only on the lines
+the C split refused, so the rows are the same: the C code may refuse more
+lines than it must (it knows only ASCII digits, say), never fewer.
+
+The extension is optional: without it (a source checkout that was not
+built) `available()` is False and polars reads and splits every line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import polars as pl
+
+from pplog.formats import SHAPES, Literal, LogFormat, Variable
+from pplog.schema import LINE, OFFSET, SOURCE, TEXT
+
+TOO_LONG = "line_too_long"  # `sources.TOO_LONG` (sources imports this module)
+
+_splitc: ModuleType | None
+try:
+    from pplog import _splitc
+except ImportError:  # pragma: no cover - a checkout whose extension was not built
+    _splitc = None
+
+# `_splitc.c`'s shape ids, by the shape's pattern: a shape added to SHAPES
+# without C code for it has no id, and formats using it are split by polars.
+SHAPE_IDS: dict[str, int] = {
+    SHAPES["time_local"]: 1,
+    SHAPES["time_iso8601"]: 2,
+    SHAPES["msec"]: 3,
+    SHAPES["request_time"]: 4,
+    SHAPES["status"]: 5,
+    SHAPES["body_bytes_sent"]: 6,
+    SHAPES["pipe"]: 7,
+    SHAPES["remote_port"]: 8,
+    SHAPES["remote_addr"]: 9,
+    SHAPES["server_addr"]: 10,
+    SHAPES["upstream_addr"]: 11,
+    SHAPES["upstream_cache_status"]: 12,
+}
+
+_END_REST, _END_SUFFIX, _END_SPLIT = 0, 1, 2
+_SEG_VALUE, _SEG_LITERAL, _SEG_SPLIT = 0, 1, 2
+
+# bytes of the file cut and split per C call (a block ends at a newline)
+BLOCK_BYTES = 2 << 20
+# blocks split ahead of the one polars is reading
+AHEAD = 4
+
+# (1 if lines with a backslash are left to polars, the segments' steps)
+Program = tuple[
+    int, tuple[tuple[int, int, bytes, tuple[tuple[int, int, int, bytes], ...]], ...]
+]
+
+
+def available() -> bool:
+    """Whether the C split is built and not turned off (``PPLOG_NO_C_SPLIT=1``)."""
+    return _splitc is not None and os.environ.get("PPLOG_NO_C_SPLIT", "") in ("", "0")
+
+
+def _shape_id(var: Variable) -> int | None:
+    if var.name not in SHAPES:
+        return 0
+    return SHAPE_IDS.get(SHAPES[var.name])
+
+
+def program(fmt: LogFormat) -> tuple[Program, tuple[str, ...]] | None:
+    """The C steps of `fmt`'s split and the columns they fill, or None where
+    the C split does not apply (no `"` to split at, touching variables, a
+    shape it has no code for)."""
+    plan = fmt.plan
+    if fmt.kind != "nginx" or plan.segments is None:
+        return None
+    groups = fmt.group_columns()
+    positions = {id(t): i for i, t in enumerate(fmt.tokens)}
+    columns: list[str] = []
+
+    def field(var: Variable) -> int:
+        if groups.get(f"g{positions[id(var)]}") != var.column:
+            return -1  # a variable logged twice: the first one is the column
+        columns.append(var.column)
+        return len(columns) - 1
+
+    segments: list[tuple[int, int, bytes, tuple[tuple[int, int, int, bytes], ...]]] = []
+    for seg in plan.segments:
+        variables = [t for t in seg.tokens if isinstance(t, Variable)]
+        if seg.regex is None and variables:
+            # the whole segment is one free-text value (parse takes it as is)
+            columns.append(variables[0].column)
+            segments.append((_SEG_VALUE, len(columns) - 1, b"", ()))
+            continue
+        if seg.regex is None:
+            text = "".join(t.text for t in seg.tokens if isinstance(t, Literal))
+            segments.append((_SEG_LITERAL, -1, text.encode(), ()))
+            continue
+        toks = list(seg.tokens)
+        prefix = b""
+        if toks and isinstance(toks[0], Literal):
+            prefix = toks[0].text.encode()
+            toks = toks[1:]
+        steps: list[tuple[int, int, int, bytes]] = []
+        for k, tok in enumerate(toks):
+            if not isinstance(tok, Variable):
+                continue
+            nxt = toks[k + 1] if k + 1 < len(toks) else None
+            if isinstance(nxt, Variable):
+                return None  # touching values: only the regex splits them
+            shape = _shape_id(tok)
+            if shape is None:
+                return None
+            if nxt is None:
+                end, lit = _END_REST, b""
+            elif k + 2 >= len(toks):
+                end, lit = _END_SUFFIX, nxt.text.encode()
+            else:
+                end, lit = _END_SPLIT, nxt.text.encode()
+            steps.append((field(tok), shape, end, lit))
+        segments.append((_SEG_SPLIT, -1, prefix, tuple(steps)))
+    # Apache's escapes are rewritten on lines with a backslash before the
+    # split (`parse`): the C split leaves those lines to polars
+    return (int(fmt.apache_escapes), tuple(segments)), tuple(columns)
+
+
+def _tag(prog: Program) -> str:
+    return hashlib.sha256(repr(prog).encode()).hexdigest()[:12]
+
+
+def ok_column(fmt: LogFormat) -> str | None:
+    """The lines frame's column saying the C split of `fmt` held, if any."""
+    built = program(fmt)
+    return None if built is None else f"_c_ok_{_tag(built[0])}"
+
+
+def value_columns(fmt: LogFormat) -> dict[str, str]:
+    """Field column -> the lines frame's column of its C-split value."""
+    built = program(fmt)
+    if built is None:
+        return {}
+    tag = _tag(built[0])
+    return {c: f"_c_{tag}_{c}" for c in built[1]}
+
+
+def _blocks(path: Path, block_bytes: int) -> Iterator[tuple[memoryview, int, int]]:
+    """The file in blocks of whole lines (the last may lack its newline),
+    each with its byte offset and the number of its first line."""
+    offset = 0
+    line = 1
+    carry = b""
+    with path.open("rb") as f:
+        while True:
+            data = f.read(block_bytes)
+            if not data:
+                break
+            data = carry + data if carry else data
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:  # no newline yet: a long line, read on
+                carry = data
+                continue
+            carry = data[cut:]
+            yield memoryview(data)[:cut], offset, line
+            offset += cut
+            line += data.count(b"\n", 0, cut)
+    if carry:
+        yield memoryview(carry), offset, line
+
+
+def scan(
+    path: Path,
+    name: str,
+    fmt: LogFormat | None,
+    *,
+    on_progress: Callable[[int, int | None], None] | None = None,
+    block_bytes: int = BLOCK_BYTES,
+) -> pl.LazyFrame | None:
+    """The lines of plain UTF-8 file `path` (`sources.LINES_SCHEMA`, source
+    named `name`), with `fmt`'s C split beside them; None when the C split
+    does not apply to `fmt` or is not available."""
+    if not available() or fmt is None:
+        return None
+    built = program(fmt)
+    if built is None:
+        return None
+    import pyarrow as pa  # only where this road is taken: 70 ms of start-up
+    from polars.io.plugins import register_io_source
+
+    prog, columns = built
+    ok_name = ok_column(fmt)
+    values = value_columns(fmt)
+    assert ok_name is not None
+    names = [LINE, OFFSET, TEXT, ok_name, *values.values()]
+    schema = pl.Schema(
+        {
+            LINE: pl.UInt64,
+            OFFSET: pl.UInt64,
+            TEXT: pl.String,
+            ok_name: pl.Boolean,
+            **dict.fromkeys(values.values(), pl.String),
+        }
+    )
+    total = path.stat().st_size
+
+    splitc = _splitc
+    assert splitc is not None
+
+    def frame(block: memoryview, offset: int, line: int) -> pl.DataFrame:
+        count, texts, numbers, offsets, ok, views = splitc.lines(
+            block, line, offset, prog, len(columns)
+        )
+        held = pa.py_buffer(block)
+
+        def strings(v: Any) -> pa.Array:
+            return pa.Array.from_buffers(
+                pa.string_view(), count, [None, pa.py_buffer(v), held]
+            )
+
+        arrays = [
+            pa.Array.from_buffers(pa.uint64(), count, [None, pa.py_buffer(numbers)]),
+            pa.Array.from_buffers(pa.uint64(), count, [None, pa.py_buffer(offsets)]),
+            strings(texts),
+            pa.Array.from_buffers(pa.bool_(), count, [None, pa.py_buffer(ok)]),
+            *(strings(v) for v in views),
+        ]
+        return pl.DataFrame(pa.RecordBatch.from_arrays(arrays, names=names))
+
+    def generate(
+        with_columns: list[str] | None,
+        predicate: pl.Expr | None,
+        n_rows: int | None,
+        batch_size: int | None,
+    ) -> Iterator[pl.DataFrame]:
+        del batch_size
+        left = n_rows
+        with ThreadPoolExecutor(2, thread_name_prefix="pplog-split") as pool:
+            pending: deque[Future[pl.DataFrame]] = deque()
+            blocks = _blocks(path, block_bytes)
+            done = False
+            while True:
+                while not done and len(pending) < AHEAD:
+                    got = next(blocks, None)
+                    if got is None:
+                        done = True
+                        break
+                    block, offset, line = got
+                    pending.append(pool.submit(frame, block, offset, line))
+                    if on_progress is not None:
+                        on_progress(len(block), total)
+                if not pending:
+                    return
+                df = pending.popleft().result()
+                if with_columns is not None:
+                    df = df.select(with_columns)
+                if predicate is not None:
+                    df = df.filter(predicate)
+                if left is not None:
+                    df = df.head(left)
+                    left -= df.height
+                yield df
+                if left is not None and left <= 0:
+                    for rest in pending:
+                        rest.cancel()
+                    return
+
+    return register_io_source(generate, schema=schema).select(
+        pl.lit(name, pl.String).alias(SOURCE),
+        LINE,
+        OFFSET,
+        TEXT,
+        pl.lit(False).alias(TOO_LONG),  # noqa: FBT003 - lines are never cut here
+        ok_name,
+        *values.values(),
+    )

@@ -1,0 +1,322 @@
+"""The C road for plain files (`pplog._fastsplit`, `pplog._splitc`).
+
+A plain file read with a format's C split must give the very rows polars
+gives: the lines cut alike, every parsed column equal, rejects included. Each
+test compares the two roads on the same file: `sources.scan_lines(...,
+split=fmt)` (the C road, what `summarize` and `read_log` take) against
+`sources.scan_lines(...)` without it (polars alone).
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import string
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from helpers import CORPORA, SAMPLES, both_roads
+from pplog import _fastsplit, sources
+from pplog.formats import PRESETS, SHAPES, LogFormat, Variable
+from pplog.schema import LINE, OFFSET, TEXT
+
+# every shape nginx formats itself, in one default-escaped format
+CUSTOM = LogFormat.from_string(
+    '$remote_addr $pipe [$time_iso8601] $msec "$request" $status $body_bytes_sent '
+    '"$http_referer" "$http_user_agent" $request_time "$upstream_addr" '
+    '"$upstream_status" $upstream_cache_status $server_addr:$server_port '
+    '$connection "$http_x_forwarded_for" $remote_user',
+    name="custom",
+)
+FORMATS = [PRESETS["combined"], PRESETS["main"], PRESETS["elb_log"], CUSTOM]
+
+
+@pytest.fixture(autouse=True)
+def _c_split_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PPLOG_NO_C_SPLIT", raising=False)
+
+
+def test_the_c_split_is_built() -> None:
+    """The package builds its extension (`pyproject.toml`); CI must run it."""
+    from pplog import _splitc
+
+    assert callable(_splitc.lines)
+    assert _fastsplit.available()
+
+
+def test_it_can_be_turned_off(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    log = tmp_path / "a.log"
+    log.write_text(
+        '1.2.3.4 - - [20/Nov/2026:00:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "x"\n'
+    )
+    monkeypatch.setenv("PPLOG_NO_C_SPLIT", "1")
+    assert not _fastsplit.available()
+    lines, _ = sources.scan_lines(sources.expand([log]), split=PRESETS["combined"])
+    assert lines.collect_schema().names() == list(sources.LINES_SCHEMA)
+
+
+def test_every_shape_has_c_code() -> None:
+    """A shape without C code would send its formats to polars silently."""
+    assert set(SHAPES.values()) <= set(_fastsplit.SHAPE_IDS)
+    for fmt in (*PRESETS.values(), CUSTOM):
+        if fmt.kind == "nginx" and fmt.plan.segments is not None:
+            assert _fastsplit.program(fmt) is not None, fmt.name
+
+
+SHAPE_TEXT = st.text(
+    alphabet=string.digits + '-+.:/, TZp_ABCHIMSTabcdefJanFebNov"é\u0663',
+    max_size=30,
+)
+
+
+@pytest.mark.parametrize("pattern", sorted(set(SHAPES.values())))
+@given(text=SHAPE_TEXT)
+@settings(max_examples=300, deadline=None)
+def test_shapes_match_their_regexes(pattern: str, text: str) -> None:
+    """The C check never takes what the regex refuses, and on ASCII text it
+    takes exactly what the regex takes (`\\d` in polars' regex also takes
+    other scripts' digits: the C check leaves those to polars)."""
+    from pplog import _splitc
+
+    c = _splitc.shape(_fastsplit.SHAPE_IDS[pattern], text.encode())
+    regex = re.fullmatch(f"(?:{pattern})", text) is not None
+    if c:
+        assert regex, text
+    if text.isascii():
+        assert c == regex, text
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"\n",
+        b"\n\n",
+        b"a",
+        b"a\n",
+        b"a\nb",
+        b"a\n\nb\n",
+        b"\xef\xbb\xbfbom first\nsecond\n",
+        b"x" * 50 + b"\n" + b"y" * 13 + b"\nz\n",
+        "caf\u00e9 \u2603 line\n".encode(),
+    ],
+)
+@pytest.mark.parametrize("block", [1, 7, 64, 1 << 20])
+def test_lines_are_cut_as_polars_cuts_them(
+    tmp_path: Path, content: bytes, block: int
+) -> None:
+    """Line numbers, byte offsets and text, whatever the blocks' size (a block
+    smaller than a line grows to hold it)."""
+    log = tmp_path / "a.log"
+    log.write_bytes(content)
+    src = sources.expand([log])[0]
+    c_road = _fastsplit.scan(log, src.name, PRESETS["combined"], block_bytes=block)
+    assert c_road is not None
+    got = c_road.select(list(sources.LINES_SCHEMA)).collect()
+    want = sources._polars_lines(src).collect()
+    assert_frame_equal(got, want)
+
+
+def test_files_with_a_cr_take_the_python_reader(tmp_path: Path) -> None:
+    """polars' own reader drops the CR of CRLF before the offsets are summed,
+    so neither it nor the C road reads such a file (`sources._plain_utf8`)."""
+    log = tmp_path / "a.log"
+    log.write_bytes(b"cr\r\nline\r\n")
+    lines, native = sources.scan_lines(sources.expand([log]), split=PRESETS["combined"])
+    assert not native
+    assert (
+        _fastsplit.ok_column(PRESETS["combined"]) not in lines.collect_schema().names()
+    )
+
+
+def test_the_scan_honours_projection_filters_and_limits(tmp_path: Path) -> None:
+    log = tmp_path / "a.log"
+    log.write_text("".join(f"line {i}\n" for i in range(1, 101)))
+    src = sources.expand([log])[0]
+    c_road = _fastsplit.scan(log, src.name, PRESETS["combined"], block_bytes=64)
+    assert c_road is not None
+    assert c_road.head(3).select(LINE).collect()[LINE].to_list() == [1, 2, 3]
+    kept = c_road.filter(pl.col(LINE) > 97).select(LINE, TEXT).collect()
+    assert kept.rows() == [(98, "line 98"), (99, "line 99"), (100, "line 100")]
+    offsets = c_road.select(OFFSET).collect()[OFFSET]
+    assert offsets[:3].to_list() == [0, 7, 14]
+
+
+# ------------------------------------------------------------------ generated lines
+
+_NASTY = st.text(alphabet=' "-[]:/.,+0123456789aZT_p?=\\xé\u0663', max_size=12)
+
+
+def _valid(var: Variable) -> st.SearchStrategy[str]:
+    """Values nginx could have written for `var` (or free text)."""
+    digits = st.integers(0, 10**6).map(str)
+    two = st.integers(0, 99).map(lambda n: f"{n:02d}")
+    by_name: dict[str, st.SearchStrategy[str]] = {
+        "time_local": st.builds(
+            lambda d, m, y, h, mi, s, z: f"{d}/{m}/{y}:{h}:{mi}:{s} {z}",
+            two,
+            st.sampled_from(["Jan", "Feb", "Nov", "nov", "Xyz"]),
+            st.sampled_from(["2026", "0000", "9999", "1969"]),
+            two,
+            two,
+            two,
+            st.sampled_from(["+0000", "-0330", "+2400", "+0099"]),
+        ),
+        "time_iso8601": st.builds(
+            lambda frac, zone: f"2026-11-20T10:20:30{frac}{zone}",
+            st.sampled_from(["", ".5", ".123456"]),
+            st.sampled_from(["Z", "+00:00", "-0330", "+05:30"]),
+        ),
+        "msec": st.sampled_from(["1763632830.123", "0.000", "17", "1.2.3"]),
+        "request_time": st.sampled_from(["0.005", "-", "12", ".5"]),
+        "status": st.sampled_from(["200", "404", "-", "99", "2000"]),
+        "pipe": st.sampled_from(["p", ".", "x"]),
+        "remote_addr": st.sampled_from(["1.2.3.4", "2001:db8::1", "-", "-x", "unix:"]),
+        "server_addr": st.sampled_from(["10.0.0.1", "::1", "a:b"]),
+        "server_port": st.sampled_from(["80", "", "-", "8o"]),
+        "upstream_addr": st.sampled_from(
+            ["10.0.0.1:80", "10.0.0.1:80, 10.0.0.2:80 : 10.0.0.3:80", "-", "a,,b"]
+        ),
+        "upstream_status": st.sampled_from(["200", "502, 200", "-", "200 : 404"]),
+        "upstream_cache_status": st.sampled_from(["HIT", "MISS", "-", "hit", ""]),
+        "request": st.sampled_from(
+            [
+                "GET / HTTP/1.1",
+                "GET /a?b=c&d HTTP/1.1",
+                "POST /x HTTP/2.0",
+                "GET /sp ace HTTP/1.0",
+                "get / HTTP/1.1",
+                "CONNECT host:443 HTTP/1.1",
+                "GET http://h/p?q HTTP/1.1",
+                "-",
+                "\\x16\\x03\\x01",
+            ]
+        ),
+    }
+    if var.name in by_name:
+        return by_name[var.name]
+    if var.name in SHAPES:  # counters, ports
+        return st.one_of(digits, st.just("-"))
+    return st.sampled_from(
+        ["-", "", "Mozilla/5.0 (X11; Linux)", "a - b [c] d", "x\\x22y"]
+    )
+
+
+@st.composite
+def _line(draw: st.DrawFn, fmt: LogFormat) -> str:
+    parts = []
+    for tok in fmt.tokens:
+        if isinstance(tok, Variable):
+            parts.append(draw(st.one_of(_valid(tok), _valid(tok), _NASTY)))
+        else:
+            parts.append(tok.text)
+    line = "".join(parts)
+    if draw(st.integers(0, 9)) == 0:  # damage: cut, or an extra quote
+        cut = draw(st.integers(0, len(line)))
+        line = line[:cut] + draw(st.sampled_from(["", '"', " ", "-"]))
+    return line
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.name)
+@given(data=st.data())
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+def test_generated_lines_give_the_same_rows(
+    tmp_path: Path, fmt: LogFormat, data: st.DataObject
+) -> None:
+    lines = data.draw(st.lists(_line(fmt), min_size=1, max_size=25))
+    log = tmp_path / f"{fmt.name}.log"
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    by_c, by_polars, _ = both_roads([log], fmt)
+    assert_frame_equal(by_c, by_polars)
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.name)
+def test_well_formed_lines_are_taken_by_the_c_split(
+    tmp_path: Path, fmt: LogFormat
+) -> None:
+    """The C split is not refusing everything (which would pass the test
+    above): a line with ordinary values is taken."""
+    values = {
+        "time_local": "20/Nov/2026:10:20:30 +0000",
+        "time_iso8601": "2026-11-20T10:20:30+00:00",
+        "msec": "1763634030.000",
+        "request_time": "0.005",
+        "status": "200",
+        "pipe": ".",
+        "remote_addr": "1.2.3.4",
+        "proxy_protocol_addr": "1.2.3.4",
+        "server_addr": "10.0.0.1",
+        "server_port": "80",
+        "upstream_addr": "10.0.0.2:80",
+        "upstream_status": "200",
+        "upstream_cache_status": "HIT",
+        "request": "GET /a?b HTTP/1.1",
+    }
+    line = "".join(
+        values.get(t.name, "7" if t.name in SHAPES else "x y")
+        if isinstance(t, Variable)
+        else t.text
+        for t in fmt.tokens
+    )
+    log = tmp_path / "a.log"
+    log.write_text(line + "\n" + line + "\n")
+    by_c, by_polars, taken = both_roads([log], fmt)
+    assert taken == 2
+    assert by_c["reject_reason"].null_count() == 2
+    assert_frame_equal(by_c, by_polars)
+
+
+def test_files_read_by_other_roads_mix_with_the_c_road(tmp_path: Path) -> None:
+    """A gzip file (the Python reader) beside a plain one: one frame, same rows."""
+    line = (
+        '1.2.3.4 - - [20/Nov/2026:00:00:00 +0000] "GET /{} HTTP/1.1" 200 1 "-" "ua"\n'
+    )
+    plain = tmp_path / "a.log"
+    plain.write_text("".join(line.format(i) for i in range(5)))
+    packed = tmp_path / "b.log.gz"
+    packed.write_bytes(
+        gzip.compress("".join(line.format(i) for i in range(5, 9)).encode())
+    )
+    by_c, by_polars, taken = both_roads([plain, packed], PRESETS["combined"])
+    assert taken == 5
+    assert by_c.height == 9
+    assert_frame_equal(by_c, by_polars)
+
+
+def _corpus_files() -> list[Path]:
+    files = sorted(SAMPLES.glob("*.log"))
+    for rel in (
+        "beats-nginx/access.log",
+        "beats-nginx/test.log",
+        "beats-nginx/test-with-host.log",
+        "goaccess/vcombined_ci_sample.log",
+        "lnav/logfile_access_log.0",
+        "lnav/logfile_access_log.1",
+        "lnav/logfile_bad_access_log.0",
+        "logstash-patterns/httpd_combinedlog_cases.log",
+        "nasty/nasty_lines.log",
+    ):
+        if (CORPORA / rel).is_file():
+            files.append(CORPORA / rel)
+    return files
+
+
+@pytest.mark.parametrize("path", _corpus_files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.name)
+def test_corpora_give_the_same_rows(path: Path, fmt: LogFormat) -> None:
+    """Real logs of other tools and pplog's samples (read in place), under
+    every format (most lines of a file are rejects under the formats it is
+    not in). A file polars cannot read itself takes the Python reader on
+    both roads, which the test then checks too."""
+    by_c, by_polars, _ = both_roads([path], fmt)
+    assert_frame_equal(by_c, by_polars)
+    assert_frame_equal(*both_roads([path], fmt, decode=False)[:2])
