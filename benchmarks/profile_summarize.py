@@ -70,7 +70,7 @@ def profile(log: Path) -> dict[str, tuple[float, float]]:
     steps["format detection"] = (w, c)
     fmt, policy = groups[0].format, groups[0].policy
     with tempfile.TemporaryDirectory(prefix="pplog-profile-") as tmp:
-        lines, native = sources.scan_lines(srcs)
+        lines, native = sources.scan_lines(srcs, split=fmt)
         rows = with_pair_key(parse_lines(lines, fmt, decode=False), policy)
         spool, w, c = _timed(lambda: spooled(rows, Path(tmp), with_offset=not native))
         steps["read, parse, spool to Parquet"] = (w, c)

@@ -320,3 +320,62 @@ def test_corpora_give_the_same_rows(path: Path, fmt: LogFormat) -> None:
     by_c, by_polars, _ = both_roads([path], fmt)
     assert_frame_equal(by_c, by_polars)
     assert_frame_equal(*both_roads([path], fmt, decode=False)[:2])
+
+
+@pytest.mark.parametrize(
+    ("request_line", "parts"),
+    [
+        ("GET /a?b=c HTTP/1.1", ("GET", "/a", "b=c", "HTTP/1.1")),
+        ("GET /a? HTTP/1.1", ("GET", "/a", "", "HTTP/1.1")),
+        ("POST /x", ("POST", "/x", None, None)),
+        ("M-SEARCH_X /?q?r HTTP/2.0", ("M-SEARCH_X", "/", "q?r", "HTTP/2.0")),
+        ("GET /" + "x" * 40 + "?" + "y" * 20 + " HTTP/1.0", None),
+        ("GET /sp ace HTTP/1.1", None),  # nginx before 1.21.1: the regex's
+        ("GET /a\\x22b HTTP/1.1", None),  # decoded first
+        ("get / HTTP/1.1", None),
+        ("GET / HTTP/1.10", None),
+        ("GET / HTTP/\u0663.1", None),
+    ],
+)
+def test_requests_are_cut_in_c_where_plain(
+    tmp_path: Path, request_line: str, parts: tuple[str | None, ...] | None
+) -> None:
+    """A plain request's method, path, query and protocol come from the C
+    road; any other takes polars' regex. Both give the same parts."""
+    fmt = PRESETS["elb_log"]
+    line = f'1.2.3.4 - - [20/Nov/2026:00:00:00 +0000] "{request_line}" 200 1 "-" "ua"\n'
+    log = tmp_path / "a.log"
+    log.write_text(line)
+    lines, _ = sources.scan_lines(sources.expand([log]), split=fmt)
+    columns = _fastsplit.request_columns(fmt)
+    got = lines.select(list(columns.values())).collect().row(0)
+    if parts is None and "x" * 40 not in request_line:
+        assert got[0] is False
+    elif parts is not None:
+        assert got == (True, *parts)
+    else:  # a long request: views into the block, not inline
+        assert got[0] is True
+        assert got[1:] == ("GET", "/" + "x" * 40, "y" * 20, "HTTP/1.0")
+    by_c, by_polars, taken = both_roads([log], fmt)
+    assert taken == 1
+    assert_frame_equal(by_c, by_polars)
+
+
+def test_a_variable_named_like_a_request_part_keeps_its_column(tmp_path: Path) -> None:
+    """`$request_method` beside `$request`'s own parts: no column is taken twice."""
+    fmt = LogFormat.from_string(
+        '$remote_addr "$request" "$request_method" "$method" $status', name="parts"
+    )
+    columns = [*_fastsplit.value_columns(fmt).values()]
+    columns += _fastsplit.request_columns(fmt).values()
+    assert len(set(columns)) == len(columns)
+    log = tmp_path / "a.log"
+    log.write_text('1.2.3.4 "GET /a?b HTTP/1.1" "GET" "x" 200\n')
+    by_c, by_polars, taken = both_roads([log], fmt)
+    assert taken == 1
+    assert by_c.select("request_method", "method", "path").row(0) == (
+        "GET",
+        "GET",
+        "/a",
+    )
+    assert_frame_equal(by_c, by_polars)

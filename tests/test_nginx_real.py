@@ -734,5 +734,14 @@ def test_the_c_split_gives_the_rows_polars_gives(run: Run, which: str) -> None:
         else PRESETS[options["format"]]
     )
     by_c, by_polars, taken = both_roads([run.root / which], fmt)
-    assert taken > run.sent // 2  # most lines are ordinary
     assert_frame_equal(by_c, by_polars)
+    assert taken > 0
+    if "format" in options:
+        # a preset's line the C split leaves to polars is a reject, holds a
+        # backslash (nginx's `\xHH`, which Apache's escapes of `combined`
+        # rewrite first), or has a value holding its next literal (a user
+        # `x [y] - z`): a handful of the hostile requests here
+        plain = by_polars.filter(pl.col("reject_reason").is_null())
+        if fmt.apache_escapes:
+            plain = plain.filter(~pl.col("raw").str.contains("\\", literal=True))
+        assert taken >= 0.9 * plain.height > 0

@@ -31,7 +31,17 @@ from typing import Any
 import polars as pl
 
 from pplog.formats import SHAPES, Literal, LogFormat, Variable
-from pplog.schema import LINE, OFFSET, SOURCE, TEXT
+from pplog.schema import (
+    LINE,
+    METHOD,
+    OFFSET,
+    PATH,
+    PROTOCOL,
+    QUERY,
+    REQUEST,
+    SOURCE,
+    TEXT,
+)
 
 TOO_LONG = "line_too_long"  # `sources.TOO_LONG` (sources imports this module)
 
@@ -66,10 +76,18 @@ BLOCK_BYTES = 2 << 20
 # blocks split ahead of the one polars is reading
 AHEAD = 4
 
-# (1 if lines with a backslash are left to polars, the segments' steps)
+# (1 if lines with a backslash are left to polars, the column of `$request`
+# to cut into its parts or -1, the segments' steps)
 Program = tuple[
-    int, tuple[tuple[int, int, bytes, tuple[tuple[int, int, int, bytes], ...]], ...]
+    int,
+    int,
+    tuple[tuple[int, int, bytes, tuple[tuple[int, int, int, bytes], ...]], ...],
 ]
+
+# The parts of `$request` the C road cuts (`request_columns`): where `ok`,
+# the request has `parse.request_parts`' plain shape and no backslash, and
+# these are its method, path, query and protocol (the last two may be null).
+REQUEST_PARTS = ("ok", METHOD, PATH, QUERY, PROTOCOL)
 
 
 def available() -> bool:
@@ -137,7 +155,8 @@ def program(fmt: LogFormat) -> tuple[Program, tuple[str, ...]] | None:
         segments.append((_SEG_SPLIT, -1, prefix, tuple(steps)))
     # Apache's escapes are rewritten on lines with a backslash before the
     # split (`parse`): the C split leaves those lines to polars
-    return (int(fmt.apache_escapes), tuple(segments)), tuple(columns)
+    request = columns.index(REQUEST) if REQUEST in columns else -1
+    return (int(fmt.apache_escapes), request, tuple(segments)), tuple(columns)
 
 
 def _tag(prog: Program) -> str:
@@ -151,12 +170,23 @@ def ok_column(fmt: LogFormat) -> str | None:
 
 
 def value_columns(fmt: LogFormat) -> dict[str, str]:
-    """Field column -> the lines frame's column of its C-split value."""
+    """Field column -> the lines frame's column of its C-split value (named
+    with a character no nginx variable has, so no name is taken twice)."""
     built = program(fmt)
     if built is None:
         return {}
     tag = _tag(built[0])
-    return {c: f"_c_{tag}_{c}" for c in built[1]}
+    return {c: f"_c_{tag}.{c}" for c in built[1]}
+
+
+def request_columns(fmt: LogFormat) -> dict[str, str]:
+    """`REQUEST_PARTS` -> the lines frame's column of each (none where the
+    format logs no `$request` or the C split does not apply)."""
+    built = program(fmt)
+    if built is None or built[0][1] < 0:
+        return {}
+    tag = _tag(built[0])
+    return {p: f"_c_{tag}:request.{p}" for p in REQUEST_PARTS}
 
 
 def _blocks(path: Path, block_bytes: int) -> Iterator[tuple[memoryview, int, int]]:
@@ -206,7 +236,8 @@ def scan(
     ok_name = ok_column(fmt)
     values = value_columns(fmt)
     assert ok_name is not None
-    names = [LINE, OFFSET, TEXT, ok_name, *values.values()]
+    parts = request_columns(fmt)
+    names = [LINE, OFFSET, TEXT, ok_name, *values.values(), *parts.values()]
     schema = pl.Schema(
         {
             LINE: pl.UInt64,
@@ -214,6 +245,7 @@ def scan(
             TEXT: pl.String,
             ok_name: pl.Boolean,
             **dict.fromkeys(values.values(), pl.String),
+            **{c: pl.Boolean if p == "ok" else pl.String for p, c in parts.items()},
         }
     )
     total = path.stat().st_size
@@ -222,23 +254,36 @@ def scan(
     assert splitc is not None
 
     def frame(block: memoryview, offset: int, line: int) -> pl.DataFrame:
-        count, texts, numbers, offsets, ok, views = splitc.lines(
+        count, texts, numbers, offsets, ok, views, parts = splitc.lines(
             block, line, offset, prog, len(columns)
         )
         held = pa.py_buffer(block)
 
-        def strings(v: Any) -> pa.Array:
+        def strings(v: Any, valid: Any = None) -> pa.Array:
+            bits = None if valid is None else pa.py_buffer(valid)
             return pa.Array.from_buffers(
-                pa.string_view(), count, [None, pa.py_buffer(v), held]
+                pa.string_view(), count, [bits, pa.py_buffer(v), held]
             )
+
+        def flags(bits: Any) -> pa.Array:
+            return pa.Array.from_buffers(pa.bool_(), count, [None, pa.py_buffer(bits)])
 
         arrays = [
             pa.Array.from_buffers(pa.uint64(), count, [None, pa.py_buffer(numbers)]),
             pa.Array.from_buffers(pa.uint64(), count, [None, pa.py_buffer(offsets)]),
             strings(texts),
-            pa.Array.from_buffers(pa.bool_(), count, [None, pa.py_buffer(ok)]),
+            flags(ok),
             *(strings(v) for v in views),
         ]
+        if parts is not None:
+            rq_ok, method, path, query, has_query, protocol, has_protocol = parts
+            arrays += [
+                flags(rq_ok),
+                strings(method),
+                strings(path),
+                strings(query, has_query),
+                strings(protocol, has_protocol),
+            ]
         return pl.DataFrame(pa.RecordBatch.from_arrays(arrays, names=names))
 
     def generate(
@@ -287,4 +332,5 @@ def scan(
         pl.lit(False).alias(TOO_LONG),  # noqa: FBT003 - lines are never cut here
         ok_name,
         *values.values(),
+        *parts.values(),
     )

@@ -286,9 +286,13 @@ static void free_segs(Seg *segs, Py_ssize_t n) {
 /* Decode the program `_fastsplit.program` built. The strings it points into
  * stay alive with the `program` tuple the caller holds. */
 static Seg *read_program(PyObject *whole, Py_ssize_t *nsegs, int nfields,
-                         int *no_backslash) {
+                         int *no_backslash, int *request) {
     PyObject *program;
-    if (!PyArg_ParseTuple(whole, "iO", no_backslash, &program)) return NULL;
+    if (!PyArg_ParseTuple(whole, "iiO", no_backslash, request, &program)) return NULL;
+    if (*request < -1 || *request >= nfields) {
+        PyErr_SetString(PyExc_ValueError, "bad request field in program");
+        return NULL;
+    }
     if (!PyTuple_Check(program)) {
         PyErr_SetString(PyExc_TypeError, "program must be a tuple");
         return NULL;
@@ -343,6 +347,42 @@ fail:
     return NULL;
 }
 
+/* a request line of the common shape, `parse.request_parts`' `_REQUEST_PLAIN`:
+ * ^[A-Z][A-Z_-]* /[^ ]*(?: HTTP/\d\.\d)?$, with no backslash (so that its
+ * decoded text is the same). Lengths, the target's start; -1: absent. */
+typedef struct {
+    Py_ssize_t method, target, path, query, protocol;
+} Rq;
+
+static int request_plain(const unsigned char *s, Py_ssize_t n, Rq *r) {
+    if (n < 1 || !(s[0] >= 'A' && s[0] <= 'Z')) return 0;
+    if (memchr(s, '\\', (size_t)n)) return 0;
+    Py_ssize_t i = 1;
+    while (i < n && ((s[i] >= 'A' && s[i] <= 'Z') || s[i] == '_' || s[i] == '-')) i++;
+    if (i + 1 >= n || s[i] != ' ' || s[i + 1] != '/') return 0;
+    r->method = i;
+    r->target = i + 1;
+    Py_ssize_t j = i + 1;
+    while (j < n && s[j] != ' ') j++;
+    if (j == n) {
+        r->protocol = -1;
+    } else {
+        if (n - j != 9 || !same(s + j, " HTTP/", 6) || !is_digit(s[j + 6]) ||
+            s[j + 7] != '.' || !is_digit(s[j + 8]))
+            return 0;
+        r->protocol = 8;
+    }
+    const unsigned char *q = memchr(s + r->target, '?', (size_t)(j - r->target));
+    if (q) {
+        r->path = q - (s + r->target);
+        r->query = j - (q - s) - 1;
+    } else {
+        r->path = j - r->target;
+        r->query = -1;
+    }
+    return 1;
+}
+
 static PyObject *new_bytearray(Py_ssize_t size) {
     PyObject *ba = PyByteArray_FromStringAndSize(NULL, 0);
     if (ba && PyByteArray_Resize(ba, size) < 0) Py_CLEAR(ba);
@@ -355,7 +395,9 @@ static PyObject *new_bytearray(Py_ssize_t size) {
  *   first_line, first_offset: the number and file offset of its first line
  *   program: `_fastsplit.program`'s steps (None: no split)
  * -> (count, text views, line numbers (u64), offsets (u64), ok bitmap,
- *     [views of each field])
+ *     [views of each field], the request's parts or None: (ok bitmap,
+ *     method, path, query views, query validity, protocol views, protocol
+ *     validity))
  *
  * Lines are cut as polars' `scan_lines` cuts them (at "\n"; no empty line
  * after the last "\n"), and lose a trailing "\r" and a leading byte order
@@ -372,7 +414,7 @@ static PyObject *lines(PyObject *self, PyObject *args) {
                           &nfields))
         return NULL;
     PyObject *result = NULL, *texts = NULL, *numbers = NULL, *offsets = NULL, *ok_obj = NULL,
-             *fields = NULL;
+             *fields = NULL, *parts = NULL;
     View **out = NULL;
     Seg *segs = NULL;
     Py_ssize_t nsegs = 0;
@@ -386,9 +428,9 @@ static PyObject *lines(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "bad field count");
         goto done;
     }
-    int no_backslash = 0;
+    int no_backslash = 0, request = -1;
     if (program != Py_None) {
-        segs = read_program(program, &nsegs, nfields, &no_backslash);
+        segs = read_program(program, &nsegs, nfields, &no_backslash, &request);
         if (!segs) goto done;
     }
     Py_ssize_t count = 0;
@@ -416,6 +458,27 @@ static PyObject *lines(PyObject *self, PyObject *args) {
         PyList_SET_ITEM(fields, f, ba);
         out[f] = (View *)PyByteArray_AS_STRING(ba);
     }
+    /* the request's parts: ok, method, path, query, query valid, protocol,
+     * protocol valid */
+    View *rq_view[4] = {NULL, NULL, NULL, NULL};
+    unsigned char *rq_bits[3] = {NULL, NULL, NULL};
+    if (request >= 0) {
+        parts = PyTuple_New(7);
+        if (!parts) goto done;
+        for (int k = 0; k < 7; k++) {
+            int bits = k == 0 || k == 4 || k == 6;
+            PyObject *ba = new_bytearray(bits ? nbytes : count * (Py_ssize_t)sizeof(View));
+            if (!ba) goto done;
+            PyTuple_SET_ITEM(parts, k, ba);
+            if (bits) {
+                rq_bits[k == 0 ? 0 : k == 4 ? 1 : 2] = (unsigned char *)PyByteArray_AS_STRING(ba);
+                memset(PyByteArray_AS_STRING(ba), 0, (size_t)nbytes);
+            } else {
+                rq_view[k == 1 ? 0 : k == 2 ? 1 : k == 3 ? 2 : 3] =
+                    (View *)PyByteArray_AS_STRING(ba);
+            }
+        }
+    }
     View *tv = (View *)PyByteArray_AS_STRING(texts);
     uint64_t *num = (uint64_t *)PyByteArray_AS_STRING(numbers);
     uint64_t *off = (uint64_t *)PyByteArray_AS_STRING(offsets);
@@ -433,18 +496,42 @@ static PyObject *lines(PyObject *self, PyObject *args) {
         if (te > t && te[-1] == '\r') te--;
         if (te - t >= 3 && t[0] == 0xEF && t[1] == 0xBB && t[2] == 0xBF) t += 3;
         put_view(&tv[i], base, t, te - t);
-        if (segs && !(no_backslash && memchr(t, '\\', (size_t)(te - t))) &&
-            split_line(segs, nsegs, base, t, te - t, out, i)) {
+        int taken = segs && !(no_backslash && memchr(t, '\\', (size_t)(te - t))) &&
+                    split_line(segs, nsegs, base, t, te - t, out, i);
+        if (taken) {
             ok[i >> 3] |= (unsigned char)(1u << (i & 7));
         } else {
             for (int f = 0; f < nfields; f++) memset(&out[f][i], 0, sizeof(View));
+        }
+        if (request >= 0) {
+            for (int k = 0; k < 4; k++) memset(&rq_view[k][i], 0, sizeof(View));
+            const View *rv = &out[request][i];
+            const unsigned char *rs =
+                rv->len <= 12 ? (const unsigned char *)rv->u.inl : base + rv->u.ref.off;
+            Rq r;
+            if (taken && request_plain(rs, rv->len, &r)) {
+                unsigned char bit = (unsigned char)(1u << (i & 7));
+                rq_bits[0][i >> 3] |= bit;
+                put_view(&rq_view[0][i], base, rs, r.method);
+                put_view(&rq_view[1][i], base, rs + r.target, r.path);
+                if (r.query >= 0) {
+                    put_view(&rq_view[2][i], base, rs + r.target + r.path + 1, r.query);
+                    rq_bits[1][i >> 3] |= bit;
+                }
+                if (r.protocol >= 0) {
+                    put_view(&rq_view[3][i], base, rs + rv->len - r.protocol, r.protocol);
+                    rq_bits[2][i >> 3] |= bit;
+                }
+            }
         }
         p = le + 1;
     }
     Py_END_ALLOW_THREADS
 
-    result = Py_BuildValue("nOOOOO", count, texts, numbers, offsets, ok_obj, fields);
+    result = Py_BuildValue("nOOOOOO", count, texts, numbers, offsets, ok_obj, fields,
+                           parts ? parts : Py_None);
 done:
+    Py_XDECREF(parts);
     Py_XDECREF(texts);
     Py_XDECREF(numbers);
     Py_XDECREF(offsets);

@@ -9,5 +9,14 @@ def lines(
     program: object,
     nfields: int,
     /,
-) -> tuple[int, bytearray, bytearray, bytearray, bytes, list[bytearray]]: ...
+) -> tuple[
+    int,
+    bytearray,
+    bytearray,
+    bytearray,
+    bytes,
+    list[bytearray],
+    tuple[bytearray, bytearray, bytearray, bytearray, bytearray, bytearray, bytearray]
+    | None,
+]: ...
 def shape(shape_id: int, value: bytes, /) -> bool: ...

@@ -306,7 +306,7 @@ def _target_parts(names: Sequence[str]) -> list[pl.Expr]:
     return out
 
 
-def request_parts() -> list[list[pl.Expr]]:
+def request_parts(c_split: dict[str, str] | None = None) -> list[list[pl.Expr]]:
     """Stages of expressions giving `method`, `path`, `query` and `protocol`.
 
     The method runs to the first space and the protocol is the last token only
@@ -319,8 +319,16 @@ def request_parts() -> list[list[pl.Expr]]:
     Plain requests (``METHOD /path HTTP/x.y``, nearly all of them) split on
     their spaces; the regex and the absolute-form handling run only on the
     others, which every other row reaches as null.
+
+    With `c_split` (`_fastsplit.request_columns`, for rows whose fields the
+    C split gave), a request the C split cut takes its parts from there, and
+    these expressions see only the others.
     """
     request = pl.col(REQUEST)
+    taken: pl.Expr | None = None
+    if c_split:
+        taken = pl.col(c_split["ok"]).fill_null(False) & pl.col(_C_OK)  # noqa: FBT003
+        request = pl.when(~taken).then(request)
     plain, words = pl.col("_rq_plain"), pl.col("_rq_words")
     stage1 = [
         request.str.contains(_REQUEST_PLAIN).fill_null(False).alias("_rq_plain"),  # noqa: FBT003
@@ -367,14 +375,22 @@ def request_parts() -> list[list[pl.Expr]]:
         .then(slow.struct.field("protocol"))
         .alias(PROTOCOL),
     ]
+    if taken is not None and c_split:
+        stage5 = [
+            pl.when(taken).then(pl.col(c_split[name])).otherwise(e).alias(name)
+            for e in stage5
+            if (name := e.meta.output_name())
+        ]
     return [stage1, stage2, stage3, stage4, stage5]
 
 
-def _request_stages(names: Sequence[str]) -> list[list[pl.Expr]]:
+def _request_stages(
+    names: Sequence[str], c_split: dict[str, str] | None = None
+) -> list[list[pl.Expr]]:
     """`method`, `path`, `query` and `protocol` (or `path` and `query`) from
     the (decoded) request fields."""
     if REQUEST in names:
-        return request_parts()
+        return request_parts(c_split)
     if "request_uri" in names or "uri" in names:
         return [_target_parts(names)]
     return []
@@ -484,7 +500,8 @@ def parse(
     if derived:
         lf = lf.with_columns(derived)
     if not late:
-        for stage in _request_stages(names):
+        parts = _fastsplit.request_columns(fmt) if c_split else None
+        for stage in _request_stages(names, parts):
             lf = lf.with_columns(stage)
     reason = (
         pl.when(pl.col(_BINARY))
