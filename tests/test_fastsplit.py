@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from helpers import CORPORA, SAMPLES, both_roads
+from helpers import CORPORA, SAMPLES, both_roads, parse_frame
 from pplog import _fastsplit, sources
 from pplog.formats import PRESETS, SHAPES, LogFormat, Variable
 from pplog.schema import LINE, OFFSET, TEXT
@@ -379,3 +379,44 @@ def test_a_variable_named_like_a_request_part_keeps_its_column(tmp_path: Path) -
         "/a",
     )
     assert_frame_equal(by_c, by_polars)
+
+
+@given(
+    data=st.binary(max_size=40)
+    | st.text(max_size=20).map(lambda t: t.encode("utf-8", "surrogatepass"))
+)
+@settings(max_examples=500, deadline=None)
+def test_blocks_that_are_not_utf8_are_told(data: bytes) -> None:
+    """The C check takes what Python's strict UTF-8 decoder takes (no
+    overlong forms, no surrogates, nothing past U+10FFFF), as polars does."""
+    from pplog import _splitc
+
+    try:
+        data.decode("utf-8")
+        valid = True
+    except UnicodeDecodeError:
+        valid = False
+    got = _splitc.lines(data, 1, 0, None, 0)
+    assert (got is not None) == valid
+
+
+def test_a_file_that_stopped_being_utf8_is_read_as_the_python_reader_reads_it(
+    tmp_path: Path,
+) -> None:
+    """A log judged UTF-8 can change before it is read: a block that is not
+    any more gets `\\xHH` text as the Python reader gives, and polars' parse."""
+    fmt = PRESETS["combined"]
+    good = b'1.2.3.4 - - [20/Nov/2026:00:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "ua"\n'
+    bad = good.replace(b"GET /", b"GET /\xff\xc0")
+    log = tmp_path / "a.log"
+    log.write_bytes(good * 3 + bad + good * 2)
+    src = sources.expand([log])[0]
+    c_road = _fastsplit.scan(log, src.name, fmt, block_bytes=len(good) * 2)
+    assert c_road is not None
+    python_road = sources._python_lines([src], None, None)
+    assert_frame_equal(
+        c_road.select(list(sources.LINES_SCHEMA)).collect(), python_road.collect()
+    )
+    rows = parse_frame(c_road, fmt).collect()
+    assert rows["path"].to_list()[3] == "/\\xFF\\xC0"
+    assert_frame_equal(rows, parse_frame(python_road, fmt).collect())

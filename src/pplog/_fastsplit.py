@@ -5,8 +5,8 @@ characters, then each segment at the literal after each variable, and checks
 the values of the variables nginx formats itself (status, time, addresses)
 against their shapes; the segment's regex runs only where that fails. For a
 plain file polars would read itself, `scan` does the line cutting and the
-cheap half of that split in one C pass per block of the file, on two
-threads, without the GIL: the lines frame it gives carries, beside every
+cheap half of that split in one C pass per block of the file, on as many
+threads as polars has, without the GIL: the lines frame it gives carries, beside every
 line, whether the split held (`ok_column`) and the values where it did
 (`value_columns`), all Arrow string views into the block read from disk.
 `parse` takes those values and runs its polars expressions only on the lines
@@ -73,8 +73,8 @@ _SEG_VALUE, _SEG_LITERAL, _SEG_SPLIT = 0, 1, 2
 
 # bytes of the file cut and split per C call (a block ends at a newline)
 BLOCK_BYTES = 2 << 20
-# blocks split ahead of the one polars is reading
-AHEAD = 4
+# blocks split ahead of the one polars is reading, per thread
+AHEAD = 2
 
 # (1 if lines with a backslash are left to polars, the column of `$request`
 # to cut into its parts or -1, the segments' steps)
@@ -157,6 +157,17 @@ def program(fmt: LogFormat) -> tuple[Program, tuple[str, ...]] | None:
     # split (`parse`): the C split leaves those lines to polars
     request = columns.index(REQUEST) if REQUEST in columns else -1
     return (int(fmt.apache_escapes), request, tuple(segments)), tuple(columns)
+
+
+def release() -> None:
+    """Give the memory the C library keeps free back to the system.
+
+    The C road's blocks and columns come from the C library's heap, which
+    keeps what was freed (polars allocates elsewhere): without this, a
+    summary's queries after the parse add to it (8M lines: 50 MiB).
+    """
+    if _splitc is not None:
+        _splitc.trim()
 
 
 def _tag(prog: Program) -> str:
@@ -254,9 +265,10 @@ def scan(
     assert splitc is not None
 
     def frame(block: memoryview, offset: int, line: int) -> pl.DataFrame:
-        count, texts, numbers, offsets, ok, views, parts = splitc.lines(
-            block, line, offset, prog, len(columns)
-        )
+        got = splitc.lines(block, line, offset, prog, len(columns))
+        if got is None:  # not UTF-8 (the file changed since it was judged)
+            return _python_frame(block, offset, line)
+        count, texts, numbers, offsets, ok, views, parts = got
         held = pa.py_buffer(block)
 
         def strings(v: Any, valid: Any = None) -> pa.Array:
@@ -286,6 +298,19 @@ def scan(
             ]
         return pl.DataFrame(pa.RecordBatch.from_arrays(arrays, names=names))
 
+    def _python_frame(block: memoryview, offset: int, line: int) -> pl.DataFrame:
+        """A block that is not UTF-8 read as the Python reader reads it
+        (`\\xHH` for bytes that are not), the C split's columns null."""
+        from pplog.sources import lines_frame
+
+        lines = lines_frame(name, bytes(block), line, offset)
+        return lines.select(
+            LINE,
+            OFFSET,
+            TEXT,
+            *(pl.lit(None, dtype).alias(c) for c, dtype in list(schema.items())[3:]),
+        )
+
     def generate(
         with_columns: list[str] | None,
         predicate: pl.Expr | None,
@@ -293,13 +318,24 @@ def scan(
         batch_size: int | None,
     ) -> Iterator[pl.DataFrame]:
         del batch_size
+        try:
+            yield from _frames(with_columns, predicate, n_rows)
+        finally:
+            release()
+
+    def _frames(
+        with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None
+    ) -> Iterator[pl.DataFrame]:
         left = n_rows
-        with ThreadPoolExecutor(2, thread_name_prefix="pplog-split") as pool:
+        # as many threads as polars has (`--jobs 1`: one core)
+        workers = max(1, pl.thread_pool_size())
+        ahead = AHEAD * workers
+        with ThreadPoolExecutor(workers, thread_name_prefix="pplog-split") as pool:
             pending: deque[Future[pl.DataFrame]] = deque()
             blocks = _blocks(path, block_bytes)
             done = False
             while True:
-                while not done and len(pending) < AHEAD:
+                while not done and len(pending) < ahead:
                     got = next(blocks, None)
                     if got is None:
                         done = True

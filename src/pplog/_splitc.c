@@ -20,6 +20,7 @@
 #define _GNU_SOURCE /* memmem */
 #endif
 #include <Python.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -383,6 +384,45 @@ static int request_plain(const unsigned char *s, Py_ssize_t n, Rq *r) {
     return 1;
 }
 
+/* whether [s, s + n) is UTF-8 as Rust (polars) takes it: no overlong forms,
+ * no surrogates, nothing past U+10FFFF; ASCII eight bytes at a time */
+static int utf8_valid(const unsigned char *s, Py_ssize_t n) {
+    Py_ssize_t i = 0;
+    while (i < n) {
+        if (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (!(w & 0x8080808080808080ULL)) {
+                i += 8;
+                continue;
+            }
+        }
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+        } else if (c < 0xC2) {
+            return 0;
+        } else if (c < 0xE0) {
+            if (i + 1 >= n || (s[i + 1] & 0xC0) != 0x80) return 0;
+            i += 2;
+        } else if (c < 0xF0) {
+            if (i + 2 >= n || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80)
+                return 0;
+            if ((c == 0xE0 && s[i + 1] < 0xA0) || (c == 0xED && s[i + 1] > 0x9F)) return 0;
+            i += 3;
+        } else if (c < 0xF5) {
+            if (i + 3 >= n || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80 ||
+                (s[i + 3] & 0xC0) != 0x80)
+                return 0;
+            if ((c == 0xF0 && s[i + 1] < 0x90) || (c == 0xF4 && s[i + 1] > 0x8F)) return 0;
+            i += 4;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static PyObject *new_bytearray(Py_ssize_t size) {
     PyObject *ba = PyByteArray_FromStringAndSize(NULL, 0);
     if (ba && PyByteArray_Resize(ba, size) < 0) Py_CLEAR(ba);
@@ -394,7 +434,8 @@ static PyObject *new_bytearray(Py_ssize_t size) {
  *   block: bytes of whole lines, each ending in "\n" except perhaps the last
  *   first_line, first_offset: the number and file offset of its first line
  *   program: `_fastsplit.program`'s steps (None: no split)
- * -> (count, text views, line numbers (u64), offsets (u64), ok bitmap,
+ * -> None if the block is not UTF-8, else
+ *    (count, text views, line numbers (u64), offsets (u64), ok bitmap,
  *     [views of each field], the request's parts or None: (ok bitmap,
  *     method, path, query views, query validity, protocol views, protocol
  *     validity))
@@ -432,6 +473,17 @@ static PyObject *lines(PyObject *self, PyObject *args) {
     if (program != Py_None) {
         segs = read_program(program, &nsegs, nfields, &no_backslash, &request);
         if (!segs) goto done;
+    }
+    /* the file was judged UTF-8 before it was read, but a log can change
+     * meanwhile: a block that is not is left to the caller (None) */
+    int valid;
+    Py_BEGIN_ALLOW_THREADS
+    valid = utf8_valid(base, block.len);
+    Py_END_ALLOW_THREADS
+    if (!valid) {
+        result = Py_None;
+        Py_INCREF(result);
+        goto done;
     }
     Py_ssize_t count = 0;
     for (const unsigned char *p = base; p < end;) {
@@ -557,7 +609,19 @@ static PyObject *shape(PyObject *self, PyObject *args) {
     return PyBool_FromLong(shape_ok(id, (const unsigned char *)s, n));
 }
 
+/* trim(): give the memory the C library holds free back to the system */
+static PyObject *trim(PyObject *self, PyObject *args) {
+    (void)self;
+    (void)args;
+    int released;
+    Py_BEGIN_ALLOW_THREADS
+    released = malloc_trim(0);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(released);
+}
+
 static PyMethodDef methods[] = {
+    {"trim", trim, METH_NOARGS, "Give freed memory back to the system (malloc_trim)."},
     {"lines", lines, METH_VARARGS, "Cut a block of a log into lines, and split them."},
     {"shape", shape, METH_VARARGS, "Whether a value has a shape (for the tests)."},
     {NULL, NULL, 0, NULL},

@@ -2,6 +2,11 @@
 
 from typing_extensions import Buffer
 
+# views of the request's parts and their bitmaps (see `_splitc.c`)
+_Parts = tuple[
+    bytearray, bytearray, bytearray, bytearray, bytearray, bytearray, bytearray
+]
+
 def lines(
     block: Buffer,
     first_line: int,
@@ -9,14 +14,9 @@ def lines(
     program: object,
     nfields: int,
     /,
-) -> tuple[
-    int,
-    bytearray,
-    bytearray,
-    bytearray,
-    bytes,
-    list[bytearray],
-    tuple[bytearray, bytearray, bytearray, bytearray, bytearray, bytearray, bytearray]
-    | None,
-]: ...
+) -> (
+    tuple[int, bytearray, bytearray, bytearray, bytes, list[bytearray], _Parts | None]
+    | None
+): ...
 def shape(shape_id: int, value: bytes, /) -> bool: ...
+def trim() -> bool: ...

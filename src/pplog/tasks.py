@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pplog import sources
+from pplog import _fastsplit, sources
 from pplog.clientip import ProxyPolicy, attribute, with_pair_key
 from pplog.errors import PplogError, ReportError
 from pplog.formats import LogFormat
@@ -105,6 +105,7 @@ def map_task(
             else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pplog-")))
         )
         spool_rows = spooled(rows, spool, with_offset=not native)
+        _fastsplit.release()  # what the C road's parse freed, before the queries
         if rejects is not None:
             sink = write_rejects(with_report_columns(spool_rows), lines, rejects)
             try:
