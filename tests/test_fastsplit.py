@@ -10,8 +10,11 @@ split=fmt)` (the C road, what `summarize` and `read_log` take) against
 from __future__ import annotations
 
 import gzip
+import os
 import re
 import string
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -420,3 +423,28 @@ def test_a_file_that_stopped_being_utf8_is_read_as_the_python_reader_reads_it(
     rows = parse_frame(c_road, fmt).collect()
     assert rows["path"].to_list()[3] == "/\\xFF\\xC0"
     assert_frame_equal(rows, parse_frame(python_road, fmt).collect())
+
+
+@pytest.mark.parametrize(("off", "imported"), [("", True), ("1", False)])
+def test_pyarrow_is_imported_ahead_for_the_c_road(off: str, imported: bool) -> None:
+    """`summarize` starts pyarrow's import (0.06 s) while it checks its
+    inputs, not when the C road first needs it; not at all when it is off."""
+    code = (
+        "import sys, threading\n"
+        "from pplog import _fastsplit\n"
+        "assert 'pyarrow' not in sys.modules\n"
+        "_fastsplit.prepare()\n"
+        "for t in threading.enumerate():\n"
+        "    if t.name == 'pplog-pyarrow':\n"
+        "        t.join()\n"
+        "print('pyarrow' in sys.modules)\n"
+    )
+    env = {**os.environ, "PPLOG_NO_C_SPLIT": off}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == str(imported)

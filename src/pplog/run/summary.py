@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from pplog import sources
+from pplog._fastsplit import prepare as prepare_c_road
 from pplog.clientip import ProxyPolicy
 from pplog.enrich.routes import parse_rules
 from pplog.enrich.useragents import prepare as prepare_agents
@@ -226,6 +227,7 @@ def summarize(
     # finish's other tables)
     dataset = dataset_dir(source)
     if dataset is None:
+        prepare_c_road()  # pyarrow, imported while the inputs are checked
         prepare_agents()
     if dataset is not None:
         if spec.reads_options:
