@@ -448,3 +448,33 @@ def test_pyarrow_is_imported_ahead_for_the_c_road(off: str, imported: bool) -> N
         check=True,
     )
     assert out.stdout.strip() == str(imported)
+
+
+@pytest.mark.parametrize(("limit", "c_road"), [(1 << 30, False), (0, True)])
+def test_the_summary_takes_the_c_road_for_inputs_it_spools(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, limit: int, c_road: bool
+) -> None:
+    """Rows of an input up to `tasks.IN_MEMORY_BYTES` are held in memory,
+    where the C road's columns kept more of the text alive: polars reads
+    those; larger plain files (spooled) take the C road. Same tables."""
+    from pplog import summarize, tasks
+    from pplog.outputs.json import chunks
+
+    line = (
+        '1.2.3.4 - - [20/Nov/2026:00:00:00 +0000] "GET /{} HTTP/1.1" 200 1 "-" "ua"\n'
+    )
+    log = tmp_path / "a.log"
+    log.write_text("".join(line.format(i % 7) for i in range(500)))
+    calls: list[Path] = []
+    scan = _fastsplit.scan
+
+    def spy(path: Path, *args: object, **kwargs: object) -> object:
+        calls.append(path)
+        return scan(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_fastsplit, "scan", spy)
+    monkeypatch.setattr(tasks, "IN_MEMORY_BYTES", limit)
+    got = "".join(chunks(summarize(log, format="combined", top=0)))
+    assert bool(calls) == c_road
+    monkeypatch.setenv("PPLOG_NO_C_SPLIT", "1")
+    assert "".join(chunks(summarize(log, format="combined", top=0))) == got

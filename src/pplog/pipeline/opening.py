@@ -160,7 +160,6 @@ def open_log(
             [copies.get(s.name, s) for s in srcs],
             on_problem=problem,
             on_progress=on_progress,
-            split=fmt,
         )
         frame = rows_of(lines, fmt, first.policy)
         return LogScan(

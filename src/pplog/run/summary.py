@@ -40,7 +40,7 @@ from pplog.run._common import (
 )
 from pplog.run.dataset import dataset_dir, map_dataset
 from pplog.sources import LINES_SCHEMA
-from pplog.tasks import Task, map_frame, run_tasks
+from pplog.tasks import IN_MEMORY_BYTES, Task, map_frame, run_tasks
 
 if TYPE_CHECKING:
     from pplog.formats import LogFormat
@@ -227,7 +227,6 @@ def summarize(
     # finish's other tables)
     dataset = dataset_dir(source)
     if dataset is None:
-        prepare_c_road()  # pyarrow, imported while the inputs are checked
         prepare_agents()
     if dataset is not None:
         if spec.reads_options:
@@ -252,6 +251,8 @@ def summarize(
         meta = {"format": "frame"}
     else:
         srcs = sources.expand(source)  # type: ignore[arg-type]
+        if sum(s.size for s in srcs if s.path is not None) > IN_MEMORY_BYTES:
+            prepare_c_road()  # large plain files take it: pyarrow, imported now
         if cluster is not None:
             from pplog.run.cluster import shared
 
