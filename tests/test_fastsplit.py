@@ -478,3 +478,36 @@ def test_the_summary_takes_the_c_road_for_inputs_it_spools(
     assert bool(calls) == c_road
     monkeypatch.setenv("PPLOG_NO_C_SPLIT", "1")
     assert "".join(chunks(summarize(log, format="combined", top=0))) == got
+
+
+def test_one_thread_splits_where_polars_reads(tmp_path: Path) -> None:
+    """With polars on one thread (`--jobs 1`) the blocks are split inline,
+    not on a pool: the same lines, in order, limits honoured."""
+    log = tmp_path / "a.log"
+    line = (
+        '1.2.3.4 - - [20/Nov/2026:00:00:00 +0000] "GET /{} HTTP/1.1" 200 1 "-" "ua"\n'
+    )
+    log.write_text("".join(line.format(i) for i in range(300)))
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "import polars as pl\n"
+        "from pplog import _fastsplit\n"
+        "from pplog.formats import PRESETS\n"
+        "assert pl.thread_pool_size() == 1\n"
+        "_fastsplit.ThreadPoolExecutor = None  # a pool would fail here\n"
+        f"lf = _fastsplit.scan(Path({str(log)!r}), 'a', PRESETS['combined'], block_bytes=500)\n"
+        "df = lf.collect()\n"
+        "assert df['line'].to_list() == list(range(1, 301)), df['line']\n"
+        "assert lf.head(7).collect().height == 7\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "POLARS_MAX_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "ok"

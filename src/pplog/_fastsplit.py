@@ -213,6 +213,20 @@ def request_columns(fmt: LogFormat) -> dict[str, str]:
     return {p: f"_c_{tag}:request.{p}" for p in REQUEST_PARTS}
 
 
+def _kept(
+    df: pl.DataFrame,
+    with_columns: list[str] | None,
+    predicate: pl.Expr | None,
+    left: int | None,
+) -> pl.DataFrame:
+    """What polars asked of a block's frame: its columns, rows, at most `left`."""
+    if with_columns is not None:
+        df = df.select(with_columns)
+    if predicate is not None:
+        df = df.filter(predicate)
+    return df if left is None else df.head(left)
+
+
 def _blocks(path: Path, block_bytes: int) -> Iterator[tuple[memoryview, int, int]]:
     """The file in blocks of whole lines (the last may lack its newline),
     each with its byte offset and the number of its first line."""
@@ -340,8 +354,20 @@ def scan(
         with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None
     ) -> Iterator[pl.DataFrame]:
         left = n_rows
-        # as many threads as polars has (`--jobs 1`: one core)
-        workers = max(1, pl.thread_pool_size())
+        # as many threads as polars has; with one (`--jobs 1`: one core), the
+        # blocks are split here, in the thread polars reads them from
+        workers = pl.thread_pool_size()
+        if workers <= 1:
+            for block, offset, line in _blocks(path, block_bytes):
+                if on_progress is not None:
+                    on_progress(len(block), total)
+                df = _kept(frame(block, offset, line), with_columns, predicate, left)
+                if left is not None:
+                    left -= df.height
+                yield df
+                if left is not None and left <= 0:
+                    return
+            return
         ahead = AHEAD * workers
         with ThreadPoolExecutor(workers, thread_name_prefix="pplog-split") as pool:
             pending: deque[Future[pl.DataFrame]] = deque()
@@ -359,13 +385,8 @@ def scan(
                         on_progress(len(block), total)
                 if not pending:
                     return
-                df = pending.popleft().result()
-                if with_columns is not None:
-                    df = df.select(with_columns)
-                if predicate is not None:
-                    df = df.filter(predicate)
+                df = _kept(pending.popleft().result(), with_columns, predicate, left)
                 if left is not None:
-                    df = df.head(left)
                     left -= df.height
                 yield df
                 if left is not None and left <= 0:
