@@ -10,6 +10,10 @@ A column's cost above the floor of "lines alone" is the parse work only it
 needs, plus what it shares with the others (the split at the quotes, say),
 so the rows do not add up to the "every column" row.
 
+The lines are read as a summary of a large file reads them: cut and split
+in C where the extension is built (`pplog._fastsplit`); with
+``PPLOG_NO_C_SPLIT=1``, by polars' reader and expressions alone.
+
     python benchmarks/profile_columns.py --log benchmarks/data/elb_2000000.log
     python benchmarks/profile_columns.py --log benchmarks/data/main_2000000.log --repeat 5
 """
@@ -27,7 +31,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 import polars as pl  # noqa: E402
 
-from pplog import sources  # noqa: E402
+from pplog import _fastsplit, sources  # noqa: E402
 from pplog.pipeline import parse_lines  # noqa: E402
 from pplog.pipeline.spec import LogSpec  # noqa: E402
 from pplog.schema import LINE  # noqa: E402
@@ -63,9 +67,10 @@ def main() -> int:
     lines, _ = sources.scan_lines(srcs, split=group.format)
     rows = parse_lines(lines, group.format, decode=False)
     names = rows.collect_schema().names()
+    road = "the C road" if _fastsplit.available() else "polars alone"
     print(
         f"`python benchmarks/profile_columns.py --log {args.log} "
-        f"--repeat {args.repeat}` ({group.format.name}; best of the runs)\n"
+        f"--repeat {args.repeat}` ({group.format.name}, {road}; best of the runs)\n"
     )
     print("| column | wall s | CPU s |")
     print("| --- | ---: | ---: |")
