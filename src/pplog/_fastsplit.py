@@ -4,11 +4,13 @@
 characters, then each segment at the literal after each variable, and checks
 the values of the variables nginx formats itself (status, time, addresses)
 against their shapes; the segment's regex runs only where that fails. For a
-plain file polars would read itself, `scan` does the line cutting and the
-cheap half of that split in one C pass per block of the file, on as many
-threads as polars has, without the GIL: the lines frame it gives carries, beside every
-line, whether the split held (`ok_column`) and the values where it did
-(`value_columns`), all Arrow string views into the block read from disk.
+plain file polars would read itself (a map task's, above
+`tasks.IN_MEMORY_BYTES`), `scan` does the line cutting and the cheap half of
+that split in one C pass per block of the file, on as many threads as polars
+has, without the GIL: the lines frame it gives carries, beside every line,
+whether the split held (`ok_column`), the values where it did
+(`value_columns`) and a plain request's parts (`request_columns`), all Arrow
+string views into the block read from disk.
 `parse` takes those values and runs its polars expressions only on the lines
 the C split refused, so the rows are the same: the C code may refuse more
 lines than it must (it knows only ASCII digits, say), never fewer.

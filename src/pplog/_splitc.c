@@ -20,7 +20,9 @@
 #define _GNU_SOURCE /* memmem */
 #endif
 #include <Python.h>
-#include <malloc.h>
+#if defined(__GLIBC__)
+#include <malloc.h> /* malloc_trim */
+#endif
 #include <stdint.h>
 #include <string.h>
 
@@ -613,10 +615,12 @@ static PyObject *shape(PyObject *self, PyObject *args) {
 static PyObject *trim(PyObject *self, PyObject *args) {
     (void)self;
     (void)args;
-    int released;
+    int released = 0;
+#if defined(__GLIBC__)
     Py_BEGIN_ALLOW_THREADS
     released = malloc_trim(0);
     Py_END_ALLOW_THREADS
+#endif
     return PyBool_FromLong(released);
 }
 
