@@ -269,7 +269,7 @@ def scan(
     built = program(fmt)
     if built is None:
         return None
-    import pyarrow as pa  # only where this road is taken: 70 ms of start-up
+    import pyarrow as pa  # only where this road is taken: 0.06 s to import
     from polars.io.plugins import register_io_source
 
     prog, columns = built
@@ -297,7 +297,7 @@ def scan(
         got = splitc.lines(block, line, offset, prog, len(columns))
         if got is None:  # not UTF-8 (the file changed since it was judged)
             return _python_frame(block, offset, line)
-        count, texts, numbers, offsets, ok, views, parts = got
+        count, texts, numbers, offsets, ok, views, cut = got
         held = pa.py_buffer(block)
 
         def strings(v: Any, valid: Any = None) -> pa.Array:
@@ -316,12 +316,12 @@ def scan(
             flags(ok),
             *(strings(v) for v in views),
         ]
-        if parts is not None:
-            rq_ok, method, path, query, has_query, protocol, has_protocol = parts
+        if cut is not None:  # the request's parts
+            rq_ok, method, target, query, has_query, protocol, has_protocol = cut
             arrays += [
                 flags(rq_ok),
                 strings(method),
-                strings(path),
+                strings(target),
                 strings(query, has_query),
                 strings(protocol, has_protocol),
             ]
