@@ -21,25 +21,20 @@ in C where the extension is built (`pplog._fastsplit`); with
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "src"))
+sys.path.insert(0, str(HERE))
 
 import polars as pl  # noqa: E402
+from profile_summarize import _cpu  # noqa: E402 - which puts src/ on the path
 
 from pplog import _fastsplit, sources  # noqa: E402
 from pplog.pipeline import parse_lines  # noqa: E402
 from pplog.pipeline.spec import LogSpec  # noqa: E402
 from pplog.schema import LINE  # noqa: E402
-
-
-def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def _best(lf: pl.LazyFrame, columns: list[str], repeat: int) -> tuple[float, float]:

@@ -29,6 +29,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -106,6 +107,7 @@ def _shape_id(var: Variable) -> int | None:
     return SHAPE_IDS.get(SHAPES[var.name])
 
 
+@cache  # asked for by the reader and by every parse of the format's lines
 def program(fmt: LogFormat) -> tuple[Program, tuple[str, ...]] | None:
     """The C steps of `fmt`'s split and the columns they fill, or None where
     the C split does not apply (no `"` to split at, touching variables, a

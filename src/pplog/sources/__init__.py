@@ -359,6 +359,11 @@ def scan_lines(
     every source is read by polars itself, so that several queries over the
     frame share one scan; otherwise each query re-reads (stdin: spool the
     frame before querying).
+
+    With `split`, the plain UTF-8 files are read and split in C for that
+    format where it applies (`pplog._fastsplit.scan`): the frame also has
+    the C split's columns, which `parse` with the same format takes (null
+    for the lines the other readers gave).
     """
     frames: list[pl.LazyFrame] = []
     python_sources: list[Source] = []
