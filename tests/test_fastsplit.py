@@ -425,6 +425,18 @@ def test_a_file_that_stopped_being_utf8_is_read_as_the_python_reader_reads_it(
     assert_frame_equal(rows, parse_frame(python_road, fmt).collect())
 
 
+def _python(code: str, **env: str) -> str:
+    """What `code` prints in a fresh interpreter with `env` added."""
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
 @pytest.mark.parametrize(("off", "imported"), [("", True), ("1", False)])
 def test_pyarrow_is_imported_ahead_for_the_c_road(off: str, imported: bool) -> None:
     """`summarize` starts pyarrow's import (0.06 s) while it checks its
@@ -439,15 +451,7 @@ def test_pyarrow_is_imported_ahead_for_the_c_road(off: str, imported: bool) -> N
         "        t.join()\n"
         "print('pyarrow' in sys.modules)\n"
     )
-    env = {**os.environ, "PPLOG_NO_C_SPLIT": off}
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert out.stdout.strip() == str(imported)
+    assert _python(code, PPLOG_NO_C_SPLIT=off) == str(imported)
 
 
 @pytest.mark.parametrize(("limit", "c_road"), [(1 << 30, False), (0, True)])
@@ -502,12 +506,4 @@ def test_one_thread_splits_where_polars_reads(tmp_path: Path) -> None:
         "assert lf.head(7).collect().height == 7\n"
         "print('ok')\n"
     )
-    env = {**os.environ, "POLARS_MAX_THREADS": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert out.stdout.strip() == "ok"
+    assert _python(code, POLARS_MAX_THREADS="1") == "ok"

@@ -47,9 +47,8 @@ from pplog.schema import (
     REQUEST,
     SOURCE,
     TEXT,
+    TOO_LONG,
 )
-
-TOO_LONG = "line_too_long"  # `sources.TOO_LONG` (sources imports this module)
 
 _splitc: ModuleType | None
 try:
@@ -180,8 +179,9 @@ def release() -> None:
     """Give the memory the C library keeps free back to the system.
 
     The C road's blocks and columns come from the C library's heap, which
-    keeps what was freed (polars allocates elsewhere): without this, a
-    summary's queries after the parse add to it (8M lines: 50 MiB).
+    keeps what was freed (polars allocates elsewhere): `tasks.map_task` calls
+    this once the rows are spooled, else the summary's queries add to it
+    (8M lines: 50 MiB).
     """
     if _splitc is not None:
         _splitc.trim()
@@ -349,14 +349,6 @@ def scan(
         batch_size: int | None,
     ) -> Iterator[pl.DataFrame]:
         del batch_size
-        try:
-            yield from _frames(with_columns, predicate, n_rows)
-        finally:
-            release()
-
-    def _frames(
-        with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None
-    ) -> Iterator[pl.DataFrame]:
         left = n_rows
         # as many threads as polars has; with one (`--jobs 1`: one core), the
         # blocks are split here, in the thread polars reads them from

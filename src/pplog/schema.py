@@ -11,6 +11,7 @@ OFFSET = "offset"
 RAW = "raw"
 REJECT_REASON = "reject_reason"
 TEXT = "_text"  # the line as read, internal to sources/parse
+TOO_LONG = "line_too_long"  # lines-frame column: a line the reader cut
 
 # Rows of an ingested dataset: which stream (file) and which bytes a row is
 STREAM_ID = "stream_id"

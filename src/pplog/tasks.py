@@ -82,11 +82,9 @@ def map_task(
     # `_fastsplit`); a smaller input's rows are held in memory, where the C
     # road's columns kept more of the text alive (a 120 MB file held 320 MiB
     # against 190 MiB) and took longer
+    c_road = task.format if task.size > IN_MEMORY_BYTES else None
     lines, native = sources.scan_lines(
-        list(task.sources),
-        on_problem=problem,
-        on_progress=on_progress,
-        split=task.format if task.size > IN_MEMORY_BYTES else None,
+        list(task.sources), on_problem=problem, on_progress=on_progress, split=c_road
     )
     if task.unknown is not None:  # said once per input, not kept as unreadable
         for src in task.sources:
@@ -109,7 +107,8 @@ def map_task(
             else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pplog-")))
         )
         spool_rows = spooled(rows, spool, with_offset=not native)
-        _fastsplit.release()  # what the C road's parse freed, before the queries
+        if c_road is not None:  # what its parse freed, before the queries
+            _fastsplit.release()
         if rejects is not None:
             sink = write_rejects(with_report_columns(spool_rows), lines, rejects)
             try:

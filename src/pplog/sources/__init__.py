@@ -24,7 +24,7 @@ from polars.io.plugins import register_io_source
 from pplog import _fastsplit
 from pplog.errors import SourceError
 from pplog.formats import LogFormat
-from pplog.schema import LINE, OFFSET, SOURCE, TEXT
+from pplog.schema import LINE, OFFSET, SOURCE, TEXT, TOO_LONG
 from pplog.sources._bytes import (
     BINARY_SHARE,
     NOT_NUL,
@@ -52,7 +52,6 @@ from pplog.sources._lines import (
     LINE_LIMIT,
     LINES_SCHEMA,
     RAW_KEPT,
-    TOO_LONG,
     Block,
     LineSplitter,
     lines_frame,

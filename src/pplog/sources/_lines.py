@@ -6,12 +6,11 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from pplog.schema import LINE, OFFSET, SOURCE, TEXT
+from pplog.schema import LINE, OFFSET, SOURCE, TEXT, TOO_LONG
 from pplog.sources._bytes import NOT_NUL, decode_bytes, is_utf8
 
 LINE_LIMIT = 1 << 20  # a line longer than this is cut: one `too_long` reject
 RAW_KEPT = 8192  # bytes of such a line kept as its text
-TOO_LONG = "line_too_long"  # lines-frame column marking those lines
 
 LINES_SCHEMA = pl.Schema(
     {
