@@ -125,6 +125,58 @@ def test_lines_are_cut_as_polars_cuts_them(
     assert_frame_equal(got, want)
 
 
+@given(
+    lines=st.lists(
+        st.text(alphabet="ab \u00e9", max_size=40).map(str.encode), max_size=30
+    ),
+    last_newline=st.booleans(),
+    block=st.integers(1, 120),
+    slack=st.integers(1, 16),
+)
+@settings(max_examples=300, deadline=None)
+def test_ranges_cut_lines_as_polars_does(
+    lines: list[bytes], last_newline: bool, block: int, slack: int
+) -> None:
+    """Each range is read on its own (`pread`) and keeps the lines that start
+    in it: whatever the sizes of ranges and lines, and however little is read
+    past a range's end at first, every line comes once, whole, numbered."""
+    import tempfile
+
+    content = b"\n".join(lines) + (b"\n" if last_newline and lines else b"")
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "a.log"
+        log.write_bytes(content)
+        src = sources.expand([log])[0]
+        saved = _fastsplit._SLACK
+        _fastsplit._SLACK = slack
+        try:
+            c_road = _fastsplit.scan(
+                log, src.name, PRESETS["combined"], block_bytes=block
+            )
+            assert c_road is not None
+            got = c_road.select(list(sources.LINES_SCHEMA)).collect()
+        finally:
+            _fastsplit._SLACK = saved
+        assert_frame_equal(got, sources._polars_lines(src).collect())
+
+
+def test_a_file_is_read_as_it_was_when_judged(tmp_path: Path) -> None:
+    """Lines written after the scan was planned, or a file cut short since,
+    do not move the ranges: the bytes up to the size it had, or what is left."""
+    log = tmp_path / "a.log"
+    log.write_bytes(b"one\ntwo\nthree\n")
+    src = sources.expand([log])[0]
+    c_road = _fastsplit.scan(log, src.name, PRESETS["combined"], block_bytes=5)
+    assert c_road is not None
+    with log.open("ab") as f:
+        f.write(b"four\n")
+    assert c_road.collect()[TEXT].to_list() == ["one", "two", "three"]
+    log.write_bytes(b"one\ntw")
+    got = c_road.collect()
+    assert got[TEXT].to_list() == ["one", "tw"]
+    assert got[LINE].to_list() == [1, 2]
+
+
 def test_files_with_a_cr_take_the_python_reader(tmp_path: Path) -> None:
     """polars' own reader drops the CR of CRLF before the offsets are summed,
     so neither it nor the C road reads such a file (`sources._plain_utf8`)."""
@@ -399,7 +451,7 @@ def test_blocks_that_are_not_utf8_are_told(data: bytes) -> None:
         valid = True
     except UnicodeDecodeError:
         valid = False
-    got = _splitc.lines(data, 1, 0, None, 0)
+    got = _splitc.lines(data, 0, None, 0)
     assert (got is not None) == valid
 
 

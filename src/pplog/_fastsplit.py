@@ -21,6 +21,7 @@ built) `available()` is False and polars reads and splits every line.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import os
@@ -231,28 +232,41 @@ def _kept(
     return df if left is None else df.head(left)
 
 
-def _blocks(path: Path, block_bytes: int) -> Iterator[tuple[memoryview, int, int]]:
-    """The file in blocks of whole lines (the last may lack its newline),
-    each with its byte offset and the number of its first line."""
-    offset = 0
-    line = 1
-    carry = b""
-    with path.open("rb") as f:
-        while True:
-            data = f.read(block_bytes)
-            if not data:
-                break
-            data = carry + data if carry else data
-            cut = data.rfind(b"\n") + 1
-            if cut == 0:  # no newline yet: a long line, read on
-                carry = data
-                continue
-            carry = data[cut:]
-            yield memoryview(data)[:cut], offset, line
-            offset += cut
-            line += data.count(b"\n", 0, cut)
-    if carry:
-        yield memoryview(carry), offset, line
+def _ranges(size: int, block_bytes: int) -> Iterator[tuple[int, int]]:
+    """The file's bytes up to `size` in ranges of `block_bytes`."""
+    for start in range(0, size, block_bytes):
+        yield start, min(start + block_bytes, size)
+
+
+def _read_lines(fd: int, start: int, stop: int, size: int) -> tuple[memoryview, int]:
+    """The lines of the file that start in bytes [start, stop), and the
+    offset of the first: read with `pread`, so that each range can be read
+    on its own thread. A line runs on past `stop` to its newline; none runs
+    past `size`, the file's size when it was judged."""
+    at = max(start - 1, 0)  # the byte before tells whether `start` starts a line
+    data = os.pread(fd, min(stop - at + _SLACK, size - at), at)
+    first = 0
+    if start > 0:
+        newline = data.find(b"\n", 0, stop - start)
+        if newline < 0:  # inside a line that started before the range
+            return memoryview(b""), start
+        first = newline + 1
+    end = stop - at - 1  # the newline ending the last line is at or past this
+    while True:
+        newline = data.find(b"\n", end)
+        if newline >= 0:
+            return memoryview(data)[first : newline + 1], at + first
+        if at + len(data) >= size:
+            return memoryview(data)[first:], at + first
+        end = len(data)
+        more = os.pread(fd, min(_SLACK << 4, size - at - len(data)), at + len(data))
+        if not more:  # the file shrank since it was judged
+            return memoryview(data)[first:], at + first
+        data += more
+
+
+# what a range is read past its end, for the end of its last line
+_SLACK = 64 << 10
 
 
 def scan(
@@ -295,11 +309,14 @@ def scan(
     splitc = _splitc
     assert splitc is not None
 
-    def frame(block: memoryview, offset: int, line: int) -> pl.DataFrame:
-        got = splitc.lines(block, line, offset, prog, len(columns))
+    def frame(fd: int, start: int, stop: int) -> tuple[pl.DataFrame, int]:
+        """The lines starting in [start, stop), split, without their line
+        numbers (`numbered` adds them), and how many newlines they hold."""
+        block, offset = _read_lines(fd, start, stop, total)
+        got = splitc.lines(block, offset, prog, len(columns))
         if got is None:  # not UTF-8 (the file changed since it was judged)
-            return _python_frame(block, offset, line)
-        count, texts, numbers, offsets, ok, views, cut = got
+            return _python_frame(block, offset), block.tobytes().count(b"\n")
+        count, texts, offsets, ok, views, cut = got
         held = pa.py_buffer(block)
 
         def strings(v: Any, valid: Any = None) -> pa.Array:
@@ -312,7 +329,6 @@ def scan(
             return pa.Array.from_buffers(pa.bool_(), count, [None, pa.py_buffer(bits)])
 
         arrays = [
-            pa.Array.from_buffers(pa.uint64(), count, [None, pa.py_buffer(numbers)]),
             pa.Array.from_buffers(pa.uint64(), count, [None, pa.py_buffer(offsets)]),
             strings(texts),
             flags(ok),
@@ -327,20 +343,30 @@ def scan(
                 strings(query, has_query),
                 strings(protocol, has_protocol),
             ]
-        return pl.DataFrame(pa.RecordBatch.from_arrays(arrays, names=names))
+        batch = pa.RecordBatch.from_arrays(arrays, names=names[1:])
+        # a block's lines end in a newline, except perhaps the file's last
+        return pl.DataFrame(batch), count
 
-    def _python_frame(block: memoryview, offset: int, line: int) -> pl.DataFrame:
+    def _python_frame(block: memoryview, offset: int) -> pl.DataFrame:
         """A block that is not UTF-8 read as the Python reader reads it
-        (`\\xHH` for bytes that are not), the C split's columns null."""
+        (`\\xHH` for bytes that are not), its lines numbered from 0, the C
+        split's columns null."""
         from pplog.sources import lines_frame
 
-        lines = lines_frame(name, bytes(block), line, offset)
+        lines = lines_frame(name, bytes(block), 0, offset)
         return lines.select(
             LINE,
             OFFSET,
             TEXT,
             *(pl.lit(None, dtype).alias(c) for c, dtype in list(schema.items())[3:]),
         )
+
+    def numbered(df: pl.DataFrame, first: int) -> pl.DataFrame:
+        """A block's frame with the numbers of its lines, the first `first`."""
+        if LINE in df.columns:  # the Python reader's (a torn line is two rows)
+            return df.with_columns(pl.col(LINE) + first)
+        line = pl.int_range(first, first + df.height, dtype=pl.UInt64, eager=True)
+        return df.insert_column(0, line.alias(LINE))
 
     def generate(
         with_columns: list[str] | None,
@@ -350,38 +376,43 @@ def scan(
     ) -> Iterator[pl.DataFrame]:
         del batch_size
         left = n_rows
+        line = 1
         # as many threads as polars has; with one (`--jobs 1`: one core), the
-        # blocks are split here, in the thread polars reads them from
+        # blocks are read and split here, in the thread polars reads them from
         workers = pl.thread_pool_size()
-        if workers <= 1:
-            for block, offset, line in _blocks(path, block_bytes):
-                if on_progress is not None:
-                    on_progress(len(block), total)
-                df = _kept(frame(block, offset, line), with_columns, predicate, left)
-                if left is not None:
-                    left -= df.height
-                yield df
-                if left is not None and left <= 0:
-                    return
-            return
-        ahead = AHEAD * workers
-        with ThreadPoolExecutor(workers, thread_name_prefix="pplog-split") as pool:
-            pending: deque[Future[pl.DataFrame]] = deque()
-            blocks = _blocks(path, block_bytes)
+        with contextlib.ExitStack() as stack:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            stack.callback(os.close, fd)
+            pending: deque[Future[tuple[pl.DataFrame, int]]] = deque()
+            pool = None
+            if workers > 1:
+                pool = stack.enter_context(
+                    ThreadPoolExecutor(workers, thread_name_prefix="pplog-split")
+                )
+            ranges = _ranges(total, block_bytes)
             done = False
             while True:
-                while not done and len(pending) < ahead:
-                    got = next(blocks, None)
+                while not done and len(pending) < (AHEAD * workers if pool else 1):
+                    got = next(ranges, None)
                     if got is None:
                         done = True
                         break
-                    block, offset, line = got
-                    pending.append(pool.submit(frame, block, offset, line))
+                    start, stop = got
+                    if pool is None:
+                        result: Future[tuple[pl.DataFrame, int]] = Future()
+                        result.set_result(frame(fd, start, stop))
+                    else:
+                        result = pool.submit(frame, fd, start, stop)
+                    pending.append(result)
                     if on_progress is not None:
-                        on_progress(len(block), total)
+                        on_progress(stop - start, total)
                 if not pending:
                     return
-                df = _kept(pending.popleft().result(), with_columns, predicate, left)
+                df, newlines = pending.popleft().result()
+                if df.height == 0:
+                    continue
+                df = _kept(numbered(df, line), with_columns, predicate, left)
+                line += newlines
                 if left is not None:
                     left -= df.height
                 yield df

@@ -432,12 +432,12 @@ static PyObject *new_bytearray(Py_ssize_t size) {
 }
 
 /*
- * lines(block, first_line, first_offset, program, nfields)
+ * lines(block, first_offset, program, nfields)
  *   block: bytes of whole lines, each ending in "\n" except perhaps the last
- *   first_line, first_offset: the number and file offset of its first line
+ *   first_offset: the file offset of its first line
  *   program: `_fastsplit.program`'s steps (None: no split)
  * -> None if the block is not UTF-8, else
- *    (count, text views, line numbers (u64), offsets (u64), ok bitmap,
+ *    (count, text views, offsets (u64), ok bitmap,
  *     [views of each field], the request's parts or None: (ok bitmap,
  *     method, path, query views, query validity, protocol views, protocol
  *     validity))
@@ -445,18 +445,19 @@ static PyObject *new_bytearray(Py_ssize_t size) {
  * Lines are cut as polars' `scan_lines` cuts them (at "\n"; no empty line
  * after the last "\n"), and lose a trailing "\r" and a leading byte order
  * mark as `sources._polars_lines` strips them. Every view points into the
- * block (buffer 0): nothing is copied.
+ * block (buffer 0): nothing is copied. Lines are numbered by the caller,
+ * which knows how many came before (blocks are cut on several threads).
  */
 static PyObject *lines(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer block = {0};
-    unsigned long long first_line, first_offset;
+    unsigned long long first_offset;
     PyObject *program;
     int nfields;
-    if (!PyArg_ParseTuple(args, "y*KKOi", &block, &first_line, &first_offset, &program,
+    if (!PyArg_ParseTuple(args, "y*KOi", &block, &first_offset, &program,
                           &nfields))
         return NULL;
-    PyObject *result = NULL, *texts = NULL, *numbers = NULL, *offsets = NULL, *ok_obj = NULL,
+    PyObject *result = NULL, *texts = NULL, *offsets = NULL, *ok_obj = NULL,
              *fields = NULL, *parts = NULL;
     View **out = NULL;
     Seg *segs = NULL;
@@ -496,11 +497,10 @@ static PyObject *lines(PyObject *self, PyObject *args) {
     }
     Py_ssize_t nbytes = (count + 7) / 8;
     texts = new_bytearray(count * (Py_ssize_t)sizeof(View));
-    numbers = new_bytearray(count * 8);
     offsets = new_bytearray(count * 8);
     ok_obj = PyBytes_FromStringAndSize(NULL, nbytes);
     fields = PyList_New(nfields);
-    if (!texts || !numbers || !offsets || !ok_obj || !fields) goto done;
+    if (!texts || !offsets || !ok_obj || !fields) goto done;
     out = PyMem_Calloc((size_t)(nfields ? nfields : 1), sizeof(View *));
     if (!out) {
         PyErr_NoMemory();
@@ -534,7 +534,6 @@ static PyObject *lines(PyObject *self, PyObject *args) {
         }
     }
     View *tv = (View *)PyByteArray_AS_STRING(texts);
-    uint64_t *num = (uint64_t *)PyByteArray_AS_STRING(numbers);
     uint64_t *off = (uint64_t *)PyByteArray_AS_STRING(offsets);
     unsigned char *ok = (unsigned char *)PyBytes_AS_STRING(ok_obj);
     memset(ok, 0, (size_t)nbytes);
@@ -544,7 +543,6 @@ static PyObject *lines(PyObject *self, PyObject *args) {
     for (Py_ssize_t i = 0; i < count; i++) {
         const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
         const unsigned char *le = nl ? nl : end;
-        num[i] = first_line + (uint64_t)i;
         off[i] = first_offset + (uint64_t)(p - base);
         const unsigned char *t = p, *te = le;
         if (te > t && te[-1] == '\r') te--;
@@ -582,12 +580,11 @@ static PyObject *lines(PyObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
 
-    result = Py_BuildValue("nOOOOOO", count, texts, numbers, offsets, ok_obj, fields,
+    result = Py_BuildValue("nOOOOO", count, texts, offsets, ok_obj, fields,
                            parts ? parts : Py_None);
 done:
     Py_XDECREF(parts);
     Py_XDECREF(texts);
-    Py_XDECREF(numbers);
     Py_XDECREF(offsets);
     Py_XDECREF(ok_obj);
     Py_XDECREF(fields);

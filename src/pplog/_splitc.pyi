@@ -9,14 +9,10 @@ _Parts = tuple[
 
 def lines(
     block: Buffer,
-    first_line: int,
     first_offset: int,
     program: object,
     nfields: int,
     /,
-) -> (
-    tuple[int, bytearray, bytearray, bytearray, bytes, list[bytearray], _Parts | None]
-    | None
-): ...
+) -> tuple[int, bytearray, bytearray, bytes, list[bytearray], _Parts | None] | None: ...
 def shape(shape_id: int, value: bytes, /) -> bool: ...
 def trim() -> bool: ...
