@@ -177,15 +177,41 @@ def test_a_file_is_read_as_it_was_when_judged(tmp_path: Path) -> None:
     assert got[LINE].to_list() == [1, 2]
 
 
-def test_files_with_a_cr_take_the_python_reader(tmp_path: Path) -> None:
-    """polars' own reader drops the CR of CRLF before the offsets are summed,
-    so neither it nor the C road reads such a file (`sources._plain_utf8`)."""
+@pytest.mark.parametrize(
+    "damage",
+    [
+        b"cr\r\n",  # polars' reader would drop the CR, the Python reader keeps it
+        b"a\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00b\n",
+        b"\xff\xfe not UTF-8\n",
+        b"x" * ((1 << 20) + 5) + b"\n",  # past LINE_LIMIT: cut by the Python reader
+    ],
+    ids=["cr", "hole", "not-utf8", "too-long"],
+)
+@pytest.mark.parametrize("at", [0, 3])
+def test_the_python_reader_takes_over_at_the_first_block_it_must_read(
+    tmp_path: Path, damage: bytes, at: int
+) -> None:
+    """Only a file's head is judged before the C road reads it: from the first
+    block with text polars' reader would not read as the Python reader does,
+    the Python reader reads the rest, and the rows are the ones it gives for
+    the whole file. The blocks before keep their C split."""
+    fmt = PRESETS["combined"]
+    good = b'1.2.3.4 - - [20/Nov/2026:00:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "ua"\n'
     log = tmp_path / "a.log"
-    log.write_bytes(b"cr\r\nline\r\n")
-    lines, native = sources.scan_lines(sources.expand([log]), split=PRESETS["combined"])
-    assert not native
-    assert (
-        _fastsplit.ok_column(PRESETS["combined"]) not in lines.collect_schema().names()
+    log.write_bytes(good * at + damage + good * 4)
+    src = sources.expand([log])[0]
+    python_road = sources._python_lines([src], None, None).collect()
+    lines, _ = sources.scan_lines([src], split=fmt)  # one block, all Python's
+    assert_frame_equal(lines.select(list(sources.LINES_SCHEMA)).collect(), python_road)
+    lines = _fastsplit.scan(log, src.name, fmt, block_bytes=len(good))
+    assert lines is not None
+    got = lines.select(list(sources.LINES_SCHEMA)).collect()
+    assert_frame_equal(got, python_road)
+    taken = lines.select(pl.col(_fastsplit.ok_column(fmt)).fill_null(False)).collect()
+    assert taken.to_series().sum() == at
+    assert_frame_equal(
+        parse_frame(lines, fmt).collect(),
+        parse_frame(python_road.lazy(), fmt).collect(),
     )
 
 
@@ -439,20 +465,39 @@ def test_a_variable_named_like_a_request_part_keeps_its_column(tmp_path: Path) -
 @given(
     data=st.binary(max_size=40)
     | st.text(max_size=20).map(lambda t: t.encode("utf-8", "surrogatepass"))
+    | st.text(alphabet="ab\r\x00\né", max_size=30).map(str.encode)
 )
-@settings(max_examples=500, deadline=None)
-def test_blocks_that_are_not_utf8_are_told(data: bytes) -> None:
+@settings(max_examples=800, deadline=None)
+def test_blocks_that_are_not_plain_text_are_told(data: bytes) -> None:
     """The C check takes what Python's strict UTF-8 decoder takes (no
-    overlong forms, no surrogates, nothing past U+10FFFF), as polars does."""
+    overlong forms, no surrogates, nothing past U+10FFFF), as polars does,
+    without a NUL or a CR (which the Python reader reads otherwise)."""
     from pplog import _splitc
 
     try:
         data.decode("utf-8")
-        valid = True
+        valid = b"\x00" not in data and b"\r" not in data
     except UnicodeDecodeError:
         valid = False
-    got = _splitc.lines(data, 0, None, 0)
+    got = _splitc.lines(data, 0, None, 0, 1 << 20)
     assert (got is not None) == valid
+
+
+@pytest.mark.parametrize(
+    ("block", "limit", "taken"),
+    [
+        (b"abc\nabcdef\n", 6, True),
+        (b"abc\nabcdef\n", 5, False),
+        (b"abc\nabcdef", 5, False),  # the last line, without its newline
+        (b"abcdef\nabc", 5, False),
+    ],
+)
+def test_blocks_with_a_line_over_the_limit_are_told(
+    block: bytes, limit: int, taken: bool
+) -> None:
+    from pplog import _splitc
+
+    assert (_splitc.lines(block, 0, None, 0, limit) is not None) == taken
 
 
 def test_a_file_that_stopped_being_utf8_is_read_as_the_python_reader_reads_it(

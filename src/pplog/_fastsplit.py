@@ -269,36 +269,52 @@ def _read_lines(fd: int, start: int, stop: int, size: int) -> tuple[memoryview, 
 _SLACK = 64 << 10
 
 
+def applies(fmt: LogFormat | None) -> bool:
+    """Whether `scan` reads a file for `fmt` (else it returns None)."""
+    return fmt is not None and available() and program(fmt) is not None
+
+
 def scan(
     path: Path,
     name: str,
     fmt: LogFormat | None,
     *,
+    on_problem: Callable[[str, str], None] | None = None,
     on_progress: Callable[[int, int | None], None] | None = None,
     block_bytes: int = BLOCK_BYTES,
 ) -> pl.LazyFrame | None:
-    """The lines of plain UTF-8 file `path` (`sources.LINES_SCHEMA`, source
-    named `name`), with `fmt`'s C split beside them; None when the C split
-    does not apply to `fmt` or is not available."""
-    if not available() or fmt is None:
+    """The lines of plain file `path` (`sources.LINES_SCHEMA`, source named
+    `name`), with `fmt`'s C split beside them; None when the C split does
+    not apply to `fmt` (`applies`).
+
+    Only the file's head need have been judged (`sources` checks it for
+    compression and binary content): the C code checks every block as it
+    cuts it, and from the first block that is not plain text (bytes that
+    are not UTF-8, a NUL, a CR, a line over `LINE_LIMIT`) to the end, the
+    file is read by the Python reader, as if it had been judged whole.
+    """
+    if not applies(fmt):
         return None
+    assert fmt is not None
     built = program(fmt)
-    if built is None:
-        return None
+    assert built is not None
     import pyarrow as pa  # only where this road is taken: 0.06 s to import
     from polars.io.plugins import register_io_source
+
+    from pplog.sources import LINE_LIMIT
 
     prog, columns = built
     ok_name = ok_column(fmt)
     values = value_columns(fmt)
     assert ok_name is not None
     parts = request_columns(fmt)
-    names = [LINE, OFFSET, TEXT, ok_name, *values.values(), *parts.values()]
+    names = [LINE, OFFSET, TEXT, TOO_LONG, ok_name, *values.values(), *parts.values()]
     schema = pl.Schema(
         {
             LINE: pl.UInt64,
             OFFSET: pl.UInt64,
             TEXT: pl.String,
+            TOO_LONG: pl.Boolean,
             ok_name: pl.Boolean,
             **dict.fromkeys(values.values(), pl.String),
             **{c: pl.Boolean if p == "ok" else pl.String for p, c in parts.items()},
@@ -309,13 +325,14 @@ def scan(
     splitc = _splitc
     assert splitc is not None
 
-    def frame(fd: int, start: int, stop: int) -> tuple[pl.DataFrame, int]:
+    def frame(fd: int, start: int, stop: int) -> tuple[pl.DataFrame | None, int, int]:
         """The lines starting in [start, stop), split, without their line
-        numbers (`numbered` adds them), and how many newlines they hold."""
+        numbers (`numbered` adds them), how many there are and the offset of
+        the first; no frame where the C road stops."""
         block, offset = _read_lines(fd, start, stop, total)
-        got = splitc.lines(block, offset, prog, len(columns))
-        if got is None:  # not UTF-8 (the file changed since it was judged)
-            return _python_frame(block, offset), block.tobytes().count(b"\n")
+        got = splitc.lines(block, offset, prog, len(columns), LINE_LIMIT)
+        if got is None:
+            return None, 0, offset
         count, texts, offsets, ok, views, cut = got
         held = pa.py_buffer(block)
 
@@ -331,6 +348,7 @@ def scan(
         arrays = [
             pa.Array.from_buffers(pa.uint64(), count, [None, pa.py_buffer(offsets)]),
             strings(texts),
+            flags(bytes((count + 7) // 8)),  # no line is cut here
             flags(ok),
             *(strings(v) for v in views),
         ]
@@ -345,26 +363,30 @@ def scan(
             ]
         batch = pa.RecordBatch.from_arrays(arrays, names=names[1:])
         # a block's lines end in a newline, except perhaps the file's last
-        return pl.DataFrame(batch), count
+        return pl.DataFrame(batch), count, offset
 
-    def _python_frame(block: memoryview, offset: int) -> pl.DataFrame:
-        """A block that is not UTF-8 read as the Python reader reads it
-        (`\\xHH` for bytes that are not), its lines numbered from 0, the C
-        split's columns null."""
-        from pplog.sources import lines_frame
+    def python_rest(offset: int, line: int, reported: int) -> Iterator[pl.DataFrame]:
+        """The file from byte `offset` (line `line`) on, read by the Python
+        reader, the C split's columns null (`reported`: the bytes whose
+        progress was already told)."""
+        from pplog.sources import CHUNK_BYTES, Source, _iter_span
 
-        lines = lines_frame(name, bytes(block), 0, offset)
-        return lines.select(
-            LINE,
-            OFFSET,
-            TEXT,
-            *(pl.lit(None, dtype).alias(c) for c, dtype in list(schema.items())[3:]),
-        )
+        at = offset
+
+        def progress(n: int) -> None:
+            nonlocal at, reported
+            at += n
+            if on_progress is not None and at > reported:
+                on_progress(at - reported, total)
+                reported = at
+
+        rest = Source(name, path, (offset, total))
+        nulls = [pl.lit(None, t).alias(c) for c, t in list(schema.items())[4:]]
+        for df in _iter_span(rest, on_problem, progress, CHUNK_BYTES, numbered=False):
+            yield df.select(pl.col(LINE) + (line - 1), OFFSET, TEXT, TOO_LONG, *nulls)
 
     def numbered(df: pl.DataFrame, first: int) -> pl.DataFrame:
         """A block's frame with the numbers of its lines, the first `first`."""
-        if LINE in df.columns:  # the Python reader's (a torn line is two rows)
-            return df.with_columns(pl.col(LINE) + first)
         line = pl.int_range(first, first + df.height, dtype=pl.UInt64, eager=True)
         return df.insert_column(0, line.alias(LINE))
 
@@ -377,18 +399,29 @@ def scan(
         del batch_size
         left = n_rows
         line = 1
+        submitted = 0
         # as many threads as polars has; with one (`--jobs 1`: one core), the
         # blocks are read and split here, in the thread polars reads them from
         workers = pl.thread_pool_size()
+
+        def kept(df: pl.DataFrame) -> pl.DataFrame:
+            nonlocal left
+            df = _kept(df, with_columns, predicate, left)
+            if left is not None:
+                left -= df.height
+            return df
+
         with contextlib.ExitStack() as stack:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
             stack.callback(os.close, fd)
-            pending: deque[Future[tuple[pl.DataFrame, int]]] = deque()
+            pending: deque[Future[tuple[pl.DataFrame | None, int, int]]] = deque()
             pool = None
             if workers > 1:
                 pool = stack.enter_context(
                     ThreadPoolExecutor(workers, thread_name_prefix="pplog-split")
                 )
+            # cancelled first when the stack unwinds: no range read for nothing
+            stack.callback(lambda: [rest.cancel() for rest in pending])
             ranges = _ranges(total, block_bytes)
             done = False
             while True:
@@ -399,26 +432,29 @@ def scan(
                         break
                     start, stop = got
                     if pool is None:
-                        result: Future[tuple[pl.DataFrame, int]] = Future()
+                        result: Future[tuple[pl.DataFrame | None, int, int]]
+                        result = Future()
                         result.set_result(frame(fd, start, stop))
                     else:
                         result = pool.submit(frame, fd, start, stop)
                     pending.append(result)
+                    submitted = stop
                     if on_progress is not None:
                         on_progress(stop - start, total)
                 if not pending:
                     return
-                df, newlines = pending.popleft().result()
+                df, count, offset = pending.popleft().result()
+                if df is None:  # the Python reader takes the rest of the file
+                    for batch in python_rest(offset, line, submitted):
+                        yield kept(batch)
+                        if left is not None and left <= 0:
+                            return
+                    return
                 if df.height == 0:
                     continue
-                df = _kept(numbered(df, line), with_columns, predicate, left)
-                line += newlines
-                if left is not None:
-                    left -= df.height
-                yield df
+                yield kept(numbered(df, line))
+                line += count
                 if left is not None and left <= 0:
-                    for rest in pending:
-                        rest.cancel()
                     return
 
     return register_io_source(generate, schema=schema).select(
@@ -426,7 +462,7 @@ def scan(
         LINE,
         OFFSET,
         TEXT,
-        pl.lit(False).alias(TOO_LONG),  # noqa: FBT003 - lines are never cut here
+        TOO_LONG,
         ok_name,
         *values.values(),
         *parts.values(),

@@ -386,21 +386,31 @@ static int request_plain(const unsigned char *s, Py_ssize_t n, Rq *r) {
     return 1;
 }
 
-/* whether [s, s + n) is UTF-8 as Rust (polars) takes it: no overlong forms,
- * no surrogates, nothing past U+10FFFF; ASCII eight bytes at a time */
-static int utf8_valid(const unsigned char *s, Py_ssize_t n) {
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+/* whether a word holds a zero byte */
+#define HAS_ZERO(w) (((w) - ONES) & ~(w) & HIGHS)
+
+/* whether [s, s + n) is text the C road reads as polars' reader would, and
+ * as the Python reader would: UTF-8 as Rust (polars) takes it (no overlong
+ * forms, no surrogates, nothing past U+10FFFF), without a NUL (the Python
+ * reader strips holes) or a CR (polars drops the CR of CRLF, the Python
+ * reader keeps it); ASCII eight bytes at a time */
+static int plain_text(const unsigned char *s, Py_ssize_t n) {
     Py_ssize_t i = 0;
     while (i < n) {
         if (i + 8 <= n) {
             uint64_t w;
             memcpy(&w, s + i, 8);
-            if (!(w & 0x8080808080808080ULL)) {
+            if (HAS_ZERO(w) || HAS_ZERO(w ^ (ONES * '\r'))) return 0;
+            if (!(w & HIGHS)) {
                 i += 8;
                 continue;
             }
         }
         unsigned char c = s[i];
         if (c < 0x80) {
+            if (c == 0 || c == '\r') return 0;
             i++;
         } else if (c < 0xC2) {
             return 0;
@@ -432,19 +442,22 @@ static PyObject *new_bytearray(Py_ssize_t size) {
 }
 
 /*
- * lines(block, first_offset, program, nfields)
+ * lines(block, first_offset, program, nfields, limit)
  *   block: bytes of whole lines, each ending in "\n" except perhaps the last
  *   first_offset: the file offset of its first line
  *   program: `_fastsplit.program`'s steps (None: no split)
- * -> None if the block is not UTF-8, else
+ *   limit: the longest line the C road takes (longer lines are cut by the
+ *     Python reader)
+ * -> None if the block is not for the C road (`plain_text` fails, or a line
+ *    is longer than `limit`), else
  *    (count, text views, offsets (u64), ok bitmap,
  *     [views of each field], the request's parts or None: (ok bitmap,
  *     method, path, query views, query validity, protocol views, protocol
  *     validity))
  *
  * Lines are cut as polars' `scan_lines` cuts them (at "\n"; no empty line
- * after the last "\n"), and lose a trailing "\r" and a leading byte order
- * mark as `sources._polars_lines` strips them. Every view points into the
+ * after the last "\n"), and lose a leading byte order mark as
+ * `sources._polars_lines` strips it. Every view points into the
  * block (buffer 0): nothing is copied. Lines are numbered by the caller,
  * which knows how many came before (blocks are cut on several threads).
  */
@@ -454,8 +467,9 @@ static PyObject *lines(PyObject *self, PyObject *args) {
     unsigned long long first_offset;
     PyObject *program;
     int nfields;
-    if (!PyArg_ParseTuple(args, "y*KOi", &block, &first_offset, &program,
-                          &nfields))
+    Py_ssize_t limit;
+    if (!PyArg_ParseTuple(args, "y*KOin", &block, &first_offset, &program, &nfields,
+                          &limit))
         return NULL;
     PyObject *result = NULL, *texts = NULL, *offsets = NULL, *ok_obj = NULL,
              *fields = NULL, *parts = NULL;
@@ -477,23 +491,25 @@ static PyObject *lines(PyObject *self, PyObject *args) {
         segs = read_program(program, &nsegs, nfields, &no_backslash, &request);
         if (!segs) goto done;
     }
-    /* the file was judged UTF-8 before it was read, but a log can change
-     * meanwhile: a block that is not is left to the caller (None) */
+    /* the file's head was judged, not the rest: a block the Python reader
+     * would read otherwise is left to the caller (None) */
     int valid;
+    Py_ssize_t count = 0;
     Py_BEGIN_ALLOW_THREADS
-    valid = utf8_valid(base, block.len);
+    valid = plain_text(base, block.len);
+    for (const unsigned char *p = base; valid && p < end;) {
+        const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
+        const unsigned char *le = nl ? nl : end;
+        count++;
+        if (le - p > limit) valid = 0;
+        if (!nl) break;
+        p = nl + 1;
+    }
     Py_END_ALLOW_THREADS
     if (!valid) {
         result = Py_None;
         Py_INCREF(result);
         goto done;
-    }
-    Py_ssize_t count = 0;
-    for (const unsigned char *p = base; p < end;) {
-        const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
-        count++;
-        if (!nl) break;
-        p = nl + 1;
     }
     Py_ssize_t nbytes = (count + 7) / 8;
     texts = new_bytearray(count * (Py_ssize_t)sizeof(View));
@@ -545,7 +561,6 @@ static PyObject *lines(PyObject *self, PyObject *args) {
         const unsigned char *le = nl ? nl : end;
         off[i] = first_offset + (uint64_t)(p - base);
         const unsigned char *t = p, *te = le;
-        if (te > t && te[-1] == '\r') te--;
         if (te - t >= 3 && t[0] == 0xEF && t[1] == 0xBB && t[2] == 0xBF) t += 3;
         put_view(&tv[i], base, t, te - t);
         int taken = segs && !(no_backslash && memchr(t, '\\', (size_t)(te - t))) &&

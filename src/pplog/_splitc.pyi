@@ -12,6 +12,7 @@ def lines(
     first_offset: int,
     program: object,
     nfields: int,
+    limit: int,
     /,
 ) -> tuple[int, bytearray, bytearray, bytes, list[bytearray], _Parts | None] | None: ...
 def shape(shape_id: int, value: bytes, /) -> bool: ...

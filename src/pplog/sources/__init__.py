@@ -228,13 +228,17 @@ def _report(handler: ProblemHandler | None, name: str, message: str) -> None:
         handler(name, message)
 
 
-def _plain_utf8(src: Source, on_problem: ProblemHandler | None) -> bool | None:
+def _plain_utf8(
+    src: Source, on_problem: ProblemHandler | None, *, whole: bool = True
+) -> bool | None:
     """True if `src` is an uncompressed UTF-8 text file polars can read itself.
 
     False sends it to the Python reader: compressed, or holding a CR, a NUL
     (a hole, stripped by `lines_frame`), bytes that are not UTF-8, or a line
     longer than `LINE_LIMIT` (polars would hold it whole). None when the file
-    cannot be used at all (reported through `on_problem`).
+    cannot be used at all (reported through `on_problem`). With `whole`
+    False only the head is judged (compression, a hole, binary content): the
+    C road checks the rest of the text as it cuts it.
     """
     if src.path is None or not src.path.is_file():
         return False
@@ -248,6 +252,8 @@ def _plain_utf8(src: Source, on_problem: ProblemHandler | None) -> bool | None:
             if binary_throughout(src.path, head):
                 _report(on_problem, src.name, SKIPPED_BINARY)
                 return None
+            if not whole:
+                return True
             f.seek(0)
             tail = b""
             gap = 0  # bytes since the last newline
@@ -281,7 +287,7 @@ def _plain_utf8(src: Source, on_problem: ProblemHandler | None) -> bool | None:
 
 
 def _judged(
-    sources: Sequence[Source], on_problem: ProblemHandler | None
+    sources: Sequence[Source], on_problem: ProblemHandler | None, *, whole: bool = True
 ) -> list[bool | None]:
     """`_plain_utf8` of each source (a span: False, judged when it was cut).
 
@@ -294,7 +300,8 @@ def _judged(
         if src.span is not None:
             return False, []
         problems: list[tuple[str, str]] = []
-        return _plain_utf8(src, lambda *problem: problems.append(problem)), problems
+        fast = _plain_utf8(src, lambda *p: problems.append(p), whole=whole)
+        return fast, problems
 
     workers = min(len(sources), pl.thread_pool_size())
     if workers > 1:
@@ -359,10 +366,12 @@ def scan_lines(
     frame share one scan; otherwise each query re-reads (stdin: spool the
     frame before querying).
 
-    With `split`, the plain UTF-8 files are read and split in C for that
-    format where it applies (`pplog._fastsplit.scan`): the frame also has
-    the C split's columns, which `parse` with the same format takes (null
-    for the lines the other readers gave).
+    With `split`, plain files are read and split in C for that format where
+    it applies (`pplog._fastsplit.scan`): the frame also has the C split's
+    columns, which `parse` with the same format takes (null for the lines
+    the other readers gave). Only their heads are judged here; the C road
+    checks the rest block by block, and hands the Python reader the file
+    from the first block that is not plain UTF-8 text.
     """
     frames: list[pl.LazyFrame] = []
     python_sources: list[Source] = []
@@ -373,7 +382,10 @@ def scan_lines(
             frames.append(_python_lines(list(python_sources), on_problem, on_progress))
             python_sources.clear()
 
-    for src, fast in zip(sources, _judged(sources, on_problem), strict=True):
+    # the C road judges each block of text as it cuts it: the heads only here
+    whole = not _fastsplit.applies(split)
+    judged = _judged(sources, on_problem, whole=whole)
+    for src, fast in zip(sources, judged, strict=True):
         if src.span is not None:  # judged by `split_source`; read its lines only
             python_sources.append(src)
             native = False
@@ -385,9 +397,15 @@ def scan_lines(
             assert src.path is not None
             # with `split`, cut and split in C where it applies
             c_split = (
-                _fastsplit.scan(src.path, src.name, split, on_progress=on_progress)
-                if split is not None
-                else None
+                None
+                if whole
+                else _fastsplit.scan(
+                    src.path,
+                    src.name,
+                    split,
+                    on_problem=on_problem,
+                    on_progress=on_progress,
+                )
             )
             frames.append(_polars_lines(src) if c_split is None else c_split)
         else:
