@@ -23,17 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import os
-import sys
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import polars as pl
 
@@ -166,16 +162,6 @@ def program(fmt: LogFormat) -> tuple[Program, tuple[str, ...]] | None:
     return (int(fmt.apache_escapes), request, tuple(segments)), tuple(columns)
 
 
-def prepare() -> None:
-    """Import pyarrow in a thread (0.06 s), while the inputs are checked and
-    their formats detected: the C road needs it to hand its columns over."""
-    if available() and "pyarrow" not in sys.modules:
-        # not a daemon: a process that ends meanwhile waits for the import
-        threading.Thread(
-            target=importlib.import_module, args=("pyarrow",), name="pplog-pyarrow"
-        ).start()
-
-
 def release() -> None:
     """Give the memory the C library keeps free back to the system.
 
@@ -218,6 +204,26 @@ def request_columns(fmt: LogFormat) -> dict[str, str]:
     return {p: f"_c_{tag}:request.{p}" for p in REQUEST_PARTS}
 
 
+class _Capsules:
+    """A block's columns as `_splitc.read` hands them over: an Arrow struct
+    array in the PyCapsule protocol, which polars imports without a copy."""
+
+    __slots__ = ("_pair",)
+
+    def __init__(self, pair: tuple[object, object]) -> None:
+        self._pair = pair
+
+    def __arrow_c_array__(
+        self, requested_schema: object = None
+    ) -> tuple[object, object]:
+        del requested_schema
+        return self._pair
+
+
+# a range in which no line starts
+_EMPTY = pl.DataFrame()
+
+
 def _kept(
     df: pl.DataFrame,
     with_columns: list[str] | None,
@@ -238,34 +244,8 @@ def _ranges(size: int, block_bytes: int) -> Iterator[tuple[int, int]]:
         yield start, min(start + block_bytes, size)
 
 
-def _read_lines(fd: int, start: int, stop: int, size: int) -> tuple[memoryview, int]:
-    """The lines of the file that start in bytes [start, stop), and the
-    offset of the first: read with `pread`, so that each range can be read
-    on its own thread. A line runs on past `stop` to its newline; none runs
-    past `size`, the file's size when it was judged."""
-    at = max(start - 1, 0)  # the byte before tells whether `start` starts a line
-    data = os.pread(fd, min(stop - at + _SLACK, size - at), at)
-    first = 0
-    if start > 0:
-        newline = data.find(b"\n", 0, stop - start)
-        if newline < 0:  # inside a line that started before the range
-            return memoryview(b""), start
-        first = newline + 1
-    end = stop - at - 1  # the newline ending the last line is at or past this
-    while True:
-        newline = data.find(b"\n", end)
-        if newline >= 0:
-            return memoryview(data)[first : newline + 1], at + first
-        if at + len(data) >= size:
-            return memoryview(data)[first:], at + first
-        end = len(data)
-        more = os.pread(fd, min(_SLACK << 4, size - at - len(data)), at + len(data))
-        if not more:  # the file shrank since it was judged
-            return memoryview(data)[first:], at + first
-        data += more
-
-
-# what a range is read past its end, for the end of its last line
+# what a range is read past its end, for the end of its last line (more:
+# 16 times as much at a time)
 _SLACK = 64 << 10
 
 
@@ -298,7 +278,6 @@ def scan(
     assert fmt is not None
     built = program(fmt)
     assert built is not None
-    import pyarrow as pa  # only where this road is taken: 0.06 s to import
     from polars.io.plugins import register_io_source
 
     from pplog.sources import LINE_LIMIT
@@ -321,6 +300,7 @@ def scan(
         }
     )
     total = path.stat().st_size
+    c_names = tuple(names[1:])  # the columns `_splitc.read` gives, in order
 
     splitc = _splitc
     assert splitc is not None
@@ -329,47 +309,19 @@ def scan(
         """The lines starting in [start, stop), split, without their line
         numbers (`numbered` adds them), how many there are and the offset of
         the first; no frame where the C road stops."""
-        block, offset = _read_lines(fd, start, stop, total)
-        got = splitc.lines(block, offset, prog, len(columns), LINE_LIMIT)
-        if got is None:
-            return None, 0, offset
-        count, texts, offsets, ok, views, cut = got
-        held = pa.py_buffer(block)
-
-        def strings(v: Any, valid: Any = None) -> pa.Array:
-            bits = None if valid is None else pa.py_buffer(valid)
-            return pa.Array.from_buffers(
-                pa.string_view(), count, [bits, pa.py_buffer(v), held]
-            )
-
-        def flags(bits: Any) -> pa.Array:
-            return pa.Array.from_buffers(pa.bool_(), count, [None, pa.py_buffer(bits)])
-
-        arrays = [
-            pa.Array.from_buffers(pa.uint64(), count, [None, pa.py_buffer(offsets)]),
-            strings(texts),
-            flags(bytes((count + 7) // 8)),  # no line is cut here
-            flags(ok),
-            *(strings(v) for v in views),
-        ]
-        if cut is not None:  # the request's parts
-            rq_ok, method, target, query, has_query, protocol, has_protocol = cut
-            arrays += [
-                flags(rq_ok),
-                strings(method),
-                strings(target),
-                strings(query, has_query),
-                strings(protocol, has_protocol),
-            ]
-        batch = pa.RecordBatch.from_arrays(arrays, names=names[1:])
+        offset, count, capsules = splitc.read(
+            fd, start, stop, total, _SLACK, prog, len(columns), LINE_LIMIT, c_names
+        )
+        if capsules is None:  # count 0: no line starts here; -1: not plain text
+            return (None if count < 0 else _EMPTY), 0, offset
         # a block's lines end in a newline, except perhaps the file's last
-        return pl.DataFrame(batch), count, offset
+        return pl.DataFrame(_Capsules(capsules)), count, offset
 
     def python_rest(offset: int, line: int, reported: int) -> Iterator[pl.DataFrame]:
         """The file from byte `offset` (line `line`) on, read by the Python
         reader, the C split's columns null (`reported`: the bytes whose
         progress was already told)."""
-        from pplog.sources import CHUNK_BYTES, Source, _iter_span
+        from pplog.sources import Source, iter_span
 
         at = offset
 
@@ -382,8 +334,8 @@ def scan(
 
         rest = Source(name, path, (offset, total))
         nulls = [pl.lit(None, t).alias(c) for c, t in list(schema.items())[4:]]
-        for df in _iter_span(rest, on_problem, progress, CHUNK_BYTES, numbered=False):
-            yield df.select(pl.col(LINE) + (line - 1), OFFSET, TEXT, TOO_LONG, *nulls)
+        for df in iter_span(rest, line, on_problem=on_problem, on_progress=progress):
+            yield df.select(LINE, OFFSET, TEXT, TOO_LONG, *nulls)
 
     def numbered(df: pl.DataFrame, first: int) -> pl.DataFrame:
         """A block's frame with the numbers of its lines, the first `first`."""
@@ -444,14 +396,14 @@ def scan(
                 if not pending:
                     return
                 df, count, offset = pending.popleft().result()
+                if df is _EMPTY:
+                    continue
                 if df is None:  # the Python reader takes the rest of the file
                     for batch in python_rest(offset, line, submitted):
                         yield kept(batch)
                         if left is not None and left <= 0:
                             return
                     return
-                if df.height == 0:
-                    continue
                 yield kept(numbered(df, line))
                 line += count
                 if left is not None and left <= 0:

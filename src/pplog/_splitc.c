@@ -23,8 +23,11 @@
 #if defined(__GLIBC__)
 #include <malloc.h> /* malloc_trim */
 #endif
+#include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h> /* pread */
 
 /* shape ids: `_fastsplit.SHAPE_IDS` gives the same numbers */
 enum {
@@ -435,128 +438,251 @@ static int plain_text(const unsigned char *s, Py_ssize_t n) {
     return 1;
 }
 
-static PyObject *new_bytearray(Py_ssize_t size) {
-    PyObject *ba = PyByteArray_FromStringAndSize(NULL, 0);
-    if (ba && PyByteArray_Resize(ba, size) < 0) Py_CLEAR(ba);
-    return ba;
+/* ---------------------------------------------------------------- Arrow export
+ *
+ * A block's columns go to polars through the Arrow C data interface (the
+ * PyCapsule protocol: `__arrow_c_array__`), as one struct array whose
+ * children are its columns. Every buffer is the C library's; the text of the
+ * block is one buffer that all string views point into, freed with the last
+ * column that holds it. Release callbacks may run on any thread, without
+ * the GIL: they only free memory.
+ */
+struct ArrowSchema {
+    const char *format;
+    const char *name;
+    const char *metadata;
+    int64_t flags;
+    int64_t n_children;
+    struct ArrowSchema **children;
+    struct ArrowSchema *dictionary;
+    void (*release)(struct ArrowSchema *);
+    void *private_data;
+};
+
+struct ArrowArray {
+    int64_t length;
+    int64_t null_count;
+    int64_t offset;
+    int64_t n_buffers;
+    int64_t n_children;
+    const void **buffers;
+    struct ArrowArray **children;
+    struct ArrowArray *dictionary;
+    void (*release)(struct ArrowArray *);
+    void *private_data;
+};
+
+#define ARROW_FLAG_NULLABLE 2
+
+/* the block's text, shared by the string columns */
+typedef struct {
+    long refs;           /* changed atomically */
+    unsigned char *data; /* what to free */
+    unsigned char *text; /* where the block's first line starts */
+} Shared;
+
+static void shared_drop(Shared *s) {
+    if (s && __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        free(s->data);
+        free(s);
+    }
+}
+
+/* kinds of column */
+enum { COL_U64 = 0, COL_BOOL = 1, COL_TEXT = 2 };
+
+typedef struct {
+    Shared *shared;        /* COL_TEXT */
+    void *own[2];          /* COL_TEXT: validity, views; else the values */
+    const void *buffers[4];
+    int64_t sizes[1];      /* COL_TEXT: the data buffer's length */
+} Column;
+
+static void column_release(struct ArrowArray *a) {
+    Column *c = a->private_data;
+    if (c) {
+        free(c->own[0]);
+        free(c->own[1]);
+        shared_drop(c->shared);
+        free(c);
+    }
+    a->release = NULL;
+}
+
+static void batch_release(struct ArrowArray *a) {
+    for (int64_t k = 0; k < a->n_children; k++) {
+        struct ArrowArray *child = a->children[k];
+        if (child->release) child->release(child);
+        free(child);
+    }
+    free(a->children);
+    free(a->private_data); /* the struct's buffer list */
+    a->release = NULL;
+}
+
+static void schema_release(struct ArrowSchema *s) {
+    for (int64_t k = 0; k < s->n_children; k++) {
+        struct ArrowSchema *child = s->children[k];
+        if (child->release) child->release(child);
+        free(child);
+    }
+    free(s->children);
+    free((void *)s->name);
+    s->release = NULL;
+}
+
+static void field_release(struct ArrowSchema *s) {
+    free((void *)s->name);
+    s->release = NULL;
+}
+
+static void schema_capsule_free(PyObject *capsule) {
+    struct ArrowSchema *s = PyCapsule_GetPointer(capsule, "arrow_schema");
+    if (s && s->release) s->release(s);
+    free(s);
+}
+
+static void array_capsule_free(PyObject *capsule) {
+    struct ArrowArray *a = PyCapsule_GetPointer(capsule, "arrow_array");
+    if (a && a->release) a->release(a);
+    free(a);
+}
+
+static int64_t popcount_bits(const unsigned char *bits, int64_t n) {
+    int64_t ones = 0;
+    for (int64_t i = 0; i < n / 8; i++) ones += __builtin_popcount(bits[i]);
+    for (int64_t i = n / 8 * 8; i < n; i++) ones += (bits[i >> 3] >> (i & 7)) & 1;
+    return ones;
+}
+
+/* one column: `own` (values; for text: validity or NULL, then views) passes
+ * to the array, which frees it; NULL on allocation failure (`own` freed) */
+static struct ArrowArray *column(int kind, int64_t count, void *own0, void *own1,
+                                 Shared *shared, int64_t data_len) {
+    struct ArrowArray *a = calloc(1, sizeof *a);
+    Column *c = calloc(1, sizeof *c);
+    if (!a || !c) {
+        free(a);
+        free(c);
+        free(own0);
+        free(own1);
+        return NULL;
+    }
+    c->own[0] = own0;
+    c->own[1] = own1;
+    a->length = count;
+    a->private_data = c;
+    a->release = column_release;
+    a->buffers = c->buffers;
+    if (kind == COL_TEXT) {
+        c->shared = shared;
+        __atomic_add_fetch(&shared->refs, 1, __ATOMIC_ACQ_REL);
+        c->sizes[0] = data_len;
+        c->buffers[0] = own0; /* validity, or NULL: every value valid */
+        c->buffers[1] = own1;
+        c->buffers[2] = shared->text;
+        c->buffers[3] = c->sizes;
+        a->n_buffers = 4;
+        a->null_count = own0 ? count - popcount_bits(own0, count) : 0;
+    } else {
+        c->buffers[0] = NULL;
+        c->buffers[1] = own0;
+        a->n_buffers = 2;
+    }
+    return a;
+}
+
+static const char *FORMATS[] = {"L", "b", "vu"};
+
+/* ---------------------------------------------------------------- cutting */
+
+/* the columns of one block, before they are handed over */
+typedef struct {
+    int64_t count;
+    int ncols;
+    int kinds[64];
+    void *own[64][2];
+} Cut;
+
+static void cut_free(Cut *c) {
+    for (int k = 0; k < c->ncols; k++) {
+        free(c->own[k][0]);
+        free(c->own[k][1]);
+    }
+    c->ncols = 0;
+}
+
+static int cut_add(Cut *c, int kind, void *own0, void *own1) {
+    if (c->ncols >= 64) return 0;
+    c->kinds[c->ncols] = kind;
+    c->own[c->ncols][0] = own0;
+    c->own[c->ncols][1] = own1;
+    c->ncols++;
+    return 1;
 }
 
 /*
- * lines(block, first_offset, program, nfields, limit)
- *   block: bytes of whole lines, each ending in "\n" except perhaps the last
- *   first_offset: the file offset of its first line
- *   program: `_fastsplit.program`'s steps (None: no split)
- *   limit: the longest line the C road takes (longer lines are cut by the
- *     Python reader)
- * -> None if the block is not for the C road (`plain_text` fails, or a line
- *    is longer than `limit`), else
- *    (count, text views, offsets (u64), ok bitmap,
- *     [views of each field], the request's parts or None: (ok bitmap,
- *     method, path, query views, query validity, protocol views, protocol
- *     validity))
+ * Cut [base, base + len) into lines and split them: 1 with the columns in
+ * `cut` (offsets, text, too long, ok, each field, the request's parts), 0
+ * when the block is not for the C road (`plain_text` fails, or a line is
+ * longer than `limit`), -1 when memory runs out. No Python API: runs
+ * without the GIL.
  *
  * Lines are cut as polars' `scan_lines` cuts them (at "\n"; no empty line
  * after the last "\n"), and lose a leading byte order mark as
- * `sources._polars_lines` strips it. Every view points into the
- * block (buffer 0): nothing is copied. Lines are numbered by the caller,
- * which knows how many came before (blocks are cut on several threads).
+ * `sources._polars_lines` strips it. Every view points into the block:
+ * nothing is copied. Lines are numbered by the caller, which knows how
+ * many came before (blocks are cut on several threads).
  */
-static PyObject *lines(PyObject *self, PyObject *args) {
-    (void)self;
-    Py_buffer block = {0};
-    unsigned long long first_offset;
-    PyObject *program;
-    int nfields;
-    Py_ssize_t limit;
-    if (!PyArg_ParseTuple(args, "y*KOin", &block, &first_offset, &program, &nfields,
-                          &limit))
-        return NULL;
-    PyObject *result = NULL, *texts = NULL, *offsets = NULL, *ok_obj = NULL,
-             *fields = NULL, *parts = NULL;
-    View **out = NULL;
-    Seg *segs = NULL;
-    Py_ssize_t nsegs = 0;
-    const unsigned char *base = block.buf, *end = base + block.len;
-
-    if (block.len > INT32_MAX) {
-        PyErr_SetString(PyExc_ValueError, "block larger than 2 GiB");
-        goto done;
-    }
-    if (nfields < 0 || (program == Py_None && nfields != 0)) {
-        PyErr_SetString(PyExc_ValueError, "bad field count");
-        goto done;
-    }
-    int no_backslash = 0, request = -1;
-    if (program != Py_None) {
-        segs = read_program(program, &nsegs, nfields, &no_backslash, &request);
-        if (!segs) goto done;
-    }
-    /* the file's head was judged, not the rest: a block the Python reader
-     * would read otherwise is left to the caller (None) */
-    int valid;
-    Py_ssize_t count = 0;
-    Py_BEGIN_ALLOW_THREADS
-    valid = plain_text(base, block.len);
-    for (const unsigned char *p = base; valid && p < end;) {
+static int cut_block(const unsigned char *base, int64_t len, uint64_t first_offset,
+                     const Seg *segs, Py_ssize_t nsegs, int nfields, int no_backslash,
+                     int request, int64_t limit, Cut *cut) {
+    const unsigned char *end = base + len;
+    memset(cut, 0, sizeof *cut);
+    if (!plain_text(base, len)) return 0;
+    int64_t count = 0;
+    for (const unsigned char *p = base; p < end;) {
         const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
         const unsigned char *le = nl ? nl : end;
         count++;
-        if (le - p > limit) valid = 0;
+        if (le - p > limit) return 0;
         if (!nl) break;
         p = nl + 1;
     }
-    Py_END_ALLOW_THREADS
-    if (!valid) {
-        result = Py_None;
-        Py_INCREF(result);
-        goto done;
-    }
-    Py_ssize_t nbytes = (count + 7) / 8;
-    texts = new_bytearray(count * (Py_ssize_t)sizeof(View));
-    offsets = new_bytearray(count * 8);
-    ok_obj = PyBytes_FromStringAndSize(NULL, nbytes);
-    fields = PyList_New(nfields);
-    if (!texts || !offsets || !ok_obj || !fields) goto done;
-    out = PyMem_Calloc((size_t)(nfields ? nfields : 1), sizeof(View *));
-    if (!out) {
-        PyErr_NoMemory();
-        goto done;
-    }
+    cut->count = count;
+    size_t nbytes = (size_t)(count + 7) / 8 + 1;
+    size_t nviews = (size_t)(count ? count : 1) * sizeof(View);
+    uint64_t *off = malloc((size_t)(count ? count : 1) * 8);
+    View *tv = malloc(nviews);
+    unsigned char *too_long = calloc(nbytes, 1);
+    unsigned char *ok = calloc(nbytes, 1);
+    if (!cut_add(cut, COL_U64, off, NULL) || !cut_add(cut, COL_TEXT, NULL, tv) ||
+        !cut_add(cut, COL_BOOL, too_long, NULL) || !cut_add(cut, COL_BOOL, ok, NULL) ||
+        !off || !tv || !too_long || !ok)
+        goto oom;
+    View *out[64];
     for (int f = 0; f < nfields; f++) {
-        PyObject *ba = new_bytearray(count * (Py_ssize_t)sizeof(View));
-        if (!ba) goto done;
-        PyList_SET_ITEM(fields, f, ba);
-        out[f] = (View *)PyByteArray_AS_STRING(ba);
+        out[f] = malloc(nviews);
+        if (!cut_add(cut, COL_TEXT, NULL, out[f]) || !out[f]) goto oom;
     }
-    /* the request's parts: ok, method, path, query, query valid, protocol,
-     * protocol valid */
+    /* the request's parts: ok, method, path, query (and validity), protocol
+     * (and validity) */
     View *rq_view[4] = {NULL, NULL, NULL, NULL};
-    unsigned char *rq_bits[3] = {NULL, NULL, NULL};
+    unsigned char *rq_ok = NULL, *rq_has[2] = {NULL, NULL};
     if (request >= 0) {
-        parts = PyTuple_New(7);
-        if (!parts) goto done;
-        for (int k = 0; k < 7; k++) {
-            int bits = k == 0 || k == 4 || k == 6;
-            PyObject *ba = new_bytearray(bits ? nbytes : count * (Py_ssize_t)sizeof(View));
-            if (!ba) goto done;
-            PyTuple_SET_ITEM(parts, k, ba);
-            if (bits) {
-                rq_bits[k == 0 ? 0 : k == 4 ? 1 : 2] = (unsigned char *)PyByteArray_AS_STRING(ba);
-                memset(PyByteArray_AS_STRING(ba), 0, (size_t)nbytes);
-            } else {
-                rq_view[k == 1 ? 0 : k == 2 ? 1 : k == 3 ? 2 : 3] =
-                    (View *)PyByteArray_AS_STRING(ba);
-            }
+        rq_ok = calloc(nbytes, 1);
+        if (!cut_add(cut, COL_BOOL, rq_ok, NULL) || !rq_ok) goto oom;
+        for (int k = 0; k < 4; k++) {
+            rq_view[k] = calloc(1, nviews);
+            unsigned char *valid = k >= 2 ? calloc(nbytes, 1) : NULL;
+            if (k >= 2) rq_has[k - 2] = valid;
+            if (!cut_add(cut, COL_TEXT, valid, rq_view[k]) || !rq_view[k] ||
+                (k >= 2 && !valid))
+                goto oom;
         }
     }
-    View *tv = (View *)PyByteArray_AS_STRING(texts);
-    uint64_t *off = (uint64_t *)PyByteArray_AS_STRING(offsets);
-    unsigned char *ok = (unsigned char *)PyBytes_AS_STRING(ok_obj);
-    memset(ok, 0, (size_t)nbytes);
-
-    Py_BEGIN_ALLOW_THREADS
     const unsigned char *p = base;
-    for (Py_ssize_t i = 0; i < count; i++) {
+    for (int64_t i = 0; i < count; i++) {
         const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
         const unsigned char *le = nl ? nl : end;
         off[i] = first_offset + (uint64_t)(p - base);
@@ -571,39 +697,323 @@ static PyObject *lines(PyObject *self, PyObject *args) {
             for (int f = 0; f < nfields; f++) memset(&out[f][i], 0, sizeof(View));
         }
         if (request >= 0) {
-            for (int k = 0; k < 4; k++) memset(&rq_view[k][i], 0, sizeof(View));
             const View *rv = &out[request][i];
             const unsigned char *rs =
                 rv->len <= 12 ? (const unsigned char *)rv->u.inl : base + rv->u.ref.off;
             Rq r;
             if (taken && request_plain(rs, rv->len, &r)) {
                 unsigned char bit = (unsigned char)(1u << (i & 7));
-                rq_bits[0][i >> 3] |= bit;
+                rq_ok[i >> 3] |= bit;
                 put_view(&rq_view[0][i], base, rs, r.method);
                 put_view(&rq_view[1][i], base, rs + r.target, r.path);
                 if (r.query >= 0) {
                     put_view(&rq_view[2][i], base, rs + r.target + r.path + 1, r.query);
-                    rq_bits[1][i >> 3] |= bit;
+                    rq_has[0][i >> 3] |= bit;
                 }
                 if (r.protocol >= 0) {
                     put_view(&rq_view[3][i], base, rs + rv->len - r.protocol, r.protocol);
-                    rq_bits[2][i >> 3] |= bit;
+                    rq_has[1][i >> 3] |= bit;
                 }
             }
         }
         p = le + 1;
     }
-    Py_END_ALLOW_THREADS
+    return 1;
+oom:
+    cut_free(cut);
+    return -1;
+}
 
-    result = Py_BuildValue("nOOOOO", count, texts, offsets, ok_obj, fields,
-                           parts ? parts : Py_None);
+/* Hand the columns of `cut` and the block `shared` over as capsules (the
+ * schema's field names from `names`); takes `cut`'s buffers, even on error. */
+static PyObject *batch(Cut *cut, Shared *shared, int64_t data_len, PyObject *names) {
+    int n = cut->ncols;
+    if (!PyTuple_Check(names) || PyTuple_GET_SIZE(names) != n) {
+        cut_free(cut);
+        PyErr_SetString(PyExc_ValueError, "one name per column is needed");
+        return NULL;
+    }
+    struct ArrowSchema *schema = calloc(1, sizeof *schema);
+    struct ArrowArray *array = calloc(1, sizeof *array);
+    const void **struct_buffers = calloc(1, sizeof(void *));
+    PyObject *capsules = NULL;
+    if (!schema || !array || !struct_buffers) goto oom;
+    schema->format = "+s";
+    schema->name = strdup("");
+    schema->release = schema_release;
+    schema->children = calloc((size_t)n, sizeof(void *));
+    array->length = cut->count;
+    array->n_buffers = 1;
+    array->buffers = struct_buffers;
+    array->private_data = struct_buffers;
+    struct_buffers = NULL;
+    array->release = batch_release;
+    array->children = calloc((size_t)n, sizeof(void *));
+    if (!schema->name || !schema->children || !array->children) goto oom;
+    for (int k = 0; k < n; k++) {
+        const char *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(names, k));
+        if (!name) goto fail;
+        struct ArrowSchema *field = calloc(1, sizeof *field);
+        if (!field) goto oom;
+        schema->children[schema->n_children++] = field;
+        field->format = FORMATS[cut->kinds[k]];
+        field->name = strdup(name);
+        field->flags = ARROW_FLAG_NULLABLE;
+        field->release = field_release;
+        if (!field->name) goto oom;
+        struct ArrowArray *col = column(cut->kinds[k], cut->count, cut->own[k][0],
+                                        cut->own[k][1], shared, data_len);
+        cut->own[k][0] = cut->own[k][1] = NULL; /* the column's now */
+        if (!col) goto oom;
+        array->children[array->n_children++] = col;
+    }
+    PyObject *s = PyCapsule_New(schema, "arrow_schema", schema_capsule_free);
+    if (!s) goto fail;
+    schema = NULL;
+    PyObject *a = PyCapsule_New(array, "arrow_array", array_capsule_free);
+    if (!a) {
+        Py_DECREF(s);
+        goto fail;
+    }
+    array = NULL;
+    capsules = PyTuple_Pack(2, s, a);
+    Py_DECREF(s);
+    Py_DECREF(a);
+    return capsules;
+oom:
+    PyErr_NoMemory();
+fail:
+    cut_free(cut);
+    if (schema) {
+        schema_release(schema);
+        free(schema);
+    }
+    if (array) {
+        batch_release(array);
+        free(array);
+    }
+    free(struct_buffers);
+    return NULL;
+}
+
+/* pread until `n` bytes or the end of the file: bytes read, -1 on error */
+static int64_t pread_full(int fd, unsigned char *buf, int64_t n, int64_t at) {
+    int64_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, buf + got, (size_t)(n - got), (off_t)(at + got));
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (r == 0) break;
+        got += r;
+    }
+    return got;
+}
+
+/*
+ * The lines of the file that start in bytes [start, stop): read with pread
+ * into `*buf` (the caller frees it), from `*first` for `*len` bytes. A line
+ * runs on past `stop` to its newline (read `slack` bytes at a time); none
+ * runs past `size`, the file's size when it was judged. 0, or -1 with errno.
+ */
+static int read_range(int fd, int64_t start, int64_t stop, int64_t size, int64_t slack,
+                      unsigned char **buf, int64_t *first, int64_t *len) {
+    int64_t at = start > 0 ? start - 1 : 0; /* the byte before: a line start? */
+    int64_t cap = stop - at + slack;
+    if (cap > size - at) cap = size - at;
+    if (cap < 1) cap = 1;
+    unsigned char *data = malloc((size_t)cap);
+    if (!data) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int64_t n = pread_full(fd, data, cap, at);
+    if (n < 0) goto fail;
+    *buf = data;
+    *first = 0;
+    if (start > 0) {
+        int64_t window = stop - start < n ? stop - start : n;
+        const unsigned char *nl = window > 0 ? memchr(data, '\n', (size_t)window) : NULL;
+        if (!nl) { /* inside a line that started before the range */
+            *first = n;
+            *len = 0;
+            return 0;
+        }
+        *first = nl - data + 1;
+    }
+    int64_t from = stop - at - 1; /* the newline ending the last line: here or on */
+    for (;;) {
+        const unsigned char *nl =
+            from < n ? memchr(data + from, '\n', (size_t)(n - from)) : NULL;
+        if (nl) {
+            *len = nl - data + 1 - *first;
+            return 0;
+        }
+        if (at + n >= size) break;
+        int64_t more = slack << 4;
+        if (more > size - at - n) more = size - at - n;
+        unsigned char *grown = realloc(data, (size_t)(n + more));
+        if (!grown) {
+            errno = ENOMEM;
+            goto fail;
+        }
+        data = *buf = grown;
+        int64_t got = pread_full(fd, data + n, more, at + n);
+        if (got < 0) goto fail;
+        if (got == 0) break; /* the file shrank since it was judged */
+        from = n;
+        n += got;
+    }
+    *len = n - *first;
+    return 0;
+fail:
+    free(data);
+    *buf = NULL;
+    return -1;
+}
+
+/*
+ * read(fd, start, stop, size, slack, program, nfields, limit, names)
+ *   -> (offset, count, capsules)
+ * The lines starting in bytes [start, stop) of the file (see `read_range`),
+ * cut and split (see `cut_block`) without the GIL: `offset` is the first
+ * line's, `capsules` the (schema, array) pair of the PyCapsule protocol,
+ * `names` the columns' names. count 0: no line starts there (capsules
+ * None); count -1: the block is not for the C road (capsules None).
+ */
+static PyObject *read_lines(PyObject *self, PyObject *args) {
+    (void)self;
+    int fd, nfields;
+    long long start, stop, size, slack, limit;
+    PyObject *program, *names;
+    if (!PyArg_ParseTuple(args, "iLLLLOiLO", &fd, &start, &stop, &size, &slack, &program,
+                          &nfields, &limit, &names))
+        return NULL;
+    if (start < 0 || stop < start || size < stop || slack < 1 || nfields < 0 ||
+        nfields > 40 || (program == Py_None && nfields != 0)) {
+        PyErr_SetString(PyExc_ValueError, "bad range or field count");
+        return NULL;
+    }
+    Seg *segs = NULL;
+    Py_ssize_t nsegs = 0;
+    int no_backslash = 0, request = -1;
+    if (program != Py_None) {
+        segs = read_program(program, &nsegs, nfields, &no_backslash, &request);
+        if (!segs) return NULL;
+    }
+    unsigned char *buf = NULL;
+    int64_t first = 0, len = 0;
+    int status = 0, err = 0;
+    Cut cut;
+    Py_BEGIN_ALLOW_THREADS
+    if (read_range(fd, start, stop, size, slack, &buf, &first, &len) < 0) {
+        err = errno;
+    } else if (len > INT32_MAX) {
+        err = EFBIG;
+    } else if (len > 0) {
+        status = cut_block(buf + first, len, (uint64_t)(start > 0 ? start - 1 : 0) + first,
+                           segs, nsegs, nfields, no_backslash, request, limit, &cut);
+    }
+    Py_END_ALLOW_THREADS
+    free_segs(segs, nsegs);
+    long long offset = (start > 0 ? start - 1 : 0) + first;
+    if (err) {
+        free(buf);
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (status < 0) {
+        free(buf);
+        return PyErr_NoMemory();
+    }
+    if (len == 0 || status == 0) {
+        free(buf);
+        return Py_BuildValue("LiO", len == 0 ? start : offset, len == 0 ? 0 : -1, Py_None);
+    }
+    Shared *shared = malloc(sizeof *shared);
+    if (!shared) {
+        cut_free(&cut);
+        free(buf);
+        return PyErr_NoMemory();
+    }
+    shared->refs = 1; /* this function's, dropped below */
+    shared->data = buf;
+    shared->text = buf + first; /* the views are relative to it */
+    PyObject *capsules = batch(&cut, shared, len, names);
+    int64_t count = cut.count;
+    shared_drop(shared);
+    if (!capsules) return NULL;
+    PyObject *out = Py_BuildValue("LLN", offset, (long long)count, capsules);
+    return out;
+}
+
+/*
+ * lines(block, first_offset, program, nfields, limit, names)
+ *   -> None, or (count, capsules)
+ * `read` for lines already in memory (the tests' way in): a copy of
+ * `block` cut and split; None when it is not for the C road.
+ */
+static PyObject *lines(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer block = {0};
+    unsigned long long first_offset;
+    long long limit;
+    PyObject *program, *names;
+    int nfields;
+    if (!PyArg_ParseTuple(args, "y*KOiLO", &block, &first_offset, &program, &nfields,
+                          &limit, &names))
+        return NULL;
+    PyObject *result = NULL;
+    Seg *segs = NULL;
+    Py_ssize_t nsegs = 0;
+    int no_backslash = 0, request = -1;
+    unsigned char *buf = NULL;
+    if (block.len > INT32_MAX || nfields < 0 || nfields > 40 ||
+        (program == Py_None && nfields != 0)) {
+        PyErr_SetString(PyExc_ValueError, "bad block or field count");
+        goto done;
+    }
+    if (program != Py_None) {
+        segs = read_program(program, &nsegs, nfields, &no_backslash, &request);
+        if (!segs) goto done;
+    }
+    buf = malloc((size_t)(block.len ? block.len : 1));
+    if (!buf) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memcpy(buf, block.buf, (size_t)block.len);
+    Cut cut;
+    int status;
+    Py_BEGIN_ALLOW_THREADS
+    status = cut_block(buf, block.len, first_offset, segs, nsegs, nfields, no_backslash,
+                       request, limit, &cut);
+    Py_END_ALLOW_THREADS
+    if (status < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (status == 0) {
+        result = Py_None;
+        Py_INCREF(result);
+        goto done;
+    }
+    Shared *shared = malloc(sizeof *shared);
+    if (!shared) {
+        cut_free(&cut);
+        PyErr_NoMemory();
+        goto done;
+    }
+    shared->refs = 1;
+    shared->data = shared->text = buf;
+    buf = NULL;
+    PyObject *capsules = batch(&cut, shared, block.len, names);
+    int64_t count = cut.count;
+    shared_drop(shared);
+    if (capsules) result = Py_BuildValue("LN", (long long)count, capsules);
 done:
-    Py_XDECREF(parts);
-    Py_XDECREF(texts);
-    Py_XDECREF(offsets);
-    Py_XDECREF(ok_obj);
-    Py_XDECREF(fields);
-    PyMem_Free(out);
+    free(buf);
     free_segs(segs, nsegs);
     PyBuffer_Release(&block);
     return result;
@@ -638,6 +1048,7 @@ static PyObject *trim(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"trim", trim, METH_NOARGS, "Give freed memory back to the system (malloc_trim)."},
+    {"read", read_lines, METH_VARARGS, "Read a range of a log, cut it into lines, split them."},
     {"lines", lines, METH_VARARGS, "Cut a block of a log into lines, and split them."},
     {"shape", shape, METH_VARARGS, "Whether a value has a shape (for the tests)."},
     {NULL, NULL, 0, NULL},

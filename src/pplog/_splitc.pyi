@@ -2,18 +2,29 @@
 
 from typing_extensions import Buffer
 
-# views of the request's parts and their bitmaps (see `_splitc.c`)
-_Parts = tuple[
-    bytearray, bytearray, bytearray, bytearray, bytearray, bytearray, bytearray
-]
+# the (schema, array) capsules of the Arrow PyCapsule protocol
+_Capsules = tuple[object, object]
 
+def read(
+    fd: int,
+    start: int,
+    stop: int,
+    size: int,
+    slack: int,
+    program: object,
+    nfields: int,
+    limit: int,
+    names: tuple[str, ...],
+    /,
+) -> tuple[int, int, _Capsules | None]: ...
 def lines(
     block: Buffer,
     first_offset: int,
     program: object,
     nfields: int,
     limit: int,
+    names: tuple[str, ...],
     /,
-) -> tuple[int, bytearray, bytearray, bytes, list[bytearray], _Parts | None] | None: ...
+) -> tuple[int, _Capsules] | None: ...
 def shape(shape_id: int, value: bytes, /) -> bool: ...
 def trim() -> bool: ...

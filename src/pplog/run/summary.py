@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from pplog import sources
-from pplog._fastsplit import prepare as prepare_c_road
 from pplog.clientip import ProxyPolicy
 from pplog.enrich.routes import parse_rules
 from pplog.enrich.useragents import prepare as prepare_agents
@@ -40,7 +39,7 @@ from pplog.run._common import (
 )
 from pplog.run.dataset import dataset_dir, map_dataset
 from pplog.sources import LINES_SCHEMA
-from pplog.tasks import IN_MEMORY_BYTES, Task, map_frame, run_tasks
+from pplog.tasks import Task, map_frame, run_tasks
 
 if TYPE_CHECKING:
     from pplog.formats import LogFormat
@@ -251,8 +250,6 @@ def summarize(
         meta = {"format": "frame"}
     else:
         srcs = sources.expand(source)  # type: ignore[arg-type]
-        if sum(s.size for s in srcs if s.path is not None) > IN_MEMORY_BYTES:
-            prepare_c_road()  # large plain files take it: pyarrow, imported now
         if cluster is not None:
             from pplog.run.cluster import shared
 

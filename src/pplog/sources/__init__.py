@@ -155,6 +155,19 @@ def _iter_source(
             counter.close()
 
 
+def iter_span(
+    src: Source,
+    first_line: int,
+    *,
+    on_problem: ProblemHandler | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> Iterator[pl.DataFrame]:
+    """The lines of spanned source `src`, the first numbered `first_line`
+    (its caller knows it: no newlines are counted before the span)."""
+    for batch in _iter_span(src, on_problem, on_progress, CHUNK_BYTES, numbered=False):
+        yield batch.with_columns(pl.col(LINE) + (first_line - 1))
+
+
 def _iter_span(
     src: Source,
     on_problem: ProblemHandler | None,
