@@ -88,8 +88,9 @@ Program = tuple[
 
 # The parts of `$request` the C road cuts (`request_columns`): where `ok`,
 # the request has `parse.request_parts`' plain shape and no backslash, and
-# these are its method, path, query and protocol (the last two may be null).
-REQUEST_PARTS = ("ok", METHOD, PATH, QUERY, PROTOCOL)
+# these are its method, path, query and protocol (the last two may be null);
+# `rest` is the request of the other lines the C split took (null elsewhere).
+REQUEST_PARTS = ("ok", METHOD, PATH, QUERY, PROTOCOL, "rest")
 
 
 def available() -> bool:

@@ -666,13 +666,15 @@ static int cut_block(const unsigned char *base, int64_t len, uint64_t first_offs
         if (!cut_add(cut, COL_TEXT, NULL, out[f]) || !out[f]) goto oom;
     }
     /* the request's parts: ok, method, path, query (and validity), protocol
-     * (and validity) */
-    View *rq_view[4] = {NULL, NULL, NULL, NULL};
-    unsigned char *rq_ok = NULL, *rq_has[2] = {NULL, NULL};
+     * (and validity), and the rest: the request where the line was split but
+     * the request is not of the plain shape (null elsewhere, with empty
+     * views, so that polars' expressions for those few skip the others) */
+    View *rq_view[5] = {NULL, NULL, NULL, NULL, NULL};
+    unsigned char *rq_ok = NULL, *rq_has[3] = {NULL, NULL, NULL};
     if (request >= 0) {
         rq_ok = calloc(nbytes, 1);
         if (!cut_add(cut, COL_BOOL, rq_ok, NULL) || !rq_ok) goto oom;
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 5; k++) {
             rq_view[k] = calloc(1, nviews);
             unsigned char *valid = k >= 2 ? calloc(nbytes, 1) : NULL;
             if (k >= 2) rq_has[k - 2] = valid;
@@ -714,6 +716,9 @@ static int cut_block(const unsigned char *base, int64_t len, uint64_t first_offs
                     put_view(&rq_view[3][i], base, rs + rv->len - r.protocol, r.protocol);
                     rq_has[1][i >> 3] |= bit;
                 }
+            } else if (taken) {
+                rq_view[4][i] = *rv;
+                rq_has[2][i >> 3] |= (unsigned char)(1u << (i & 7));
             }
         }
         p = le + 1;
