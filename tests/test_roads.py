@@ -230,20 +230,33 @@ def test_api_on_the_paths_is_the_cli(inputs: Inputs, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["mixed", "timed"])
-def test_pairs_deduplicated_in_passes_give_the_same_tables(
+def test_queries_by_client_in_passes_give_the_same_tables(
     inputs: Inputs, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Large inputs de-duplicate their (client, path) pairs over several
-    passes (bounded memory); tiny passes here give the one-pass answer."""
+    """Large inputs group their clients and de-duplicate their (client,
+    path) pairs over several passes (bounded memory); tiny passes here give
+    the one-pass answer."""
     from pplog.reports import mapping
 
     reference = inputs.cli(name)  # one pass: computed before the patch
     assert json.loads(reference)["overview"]["requests"] > 5 * 97
-    monkeypatch.setattr(mapping, "PAIRS_PASS_REQUESTS", 97)
+    monkeypatch.setattr(mapping, "PASS_REQUESTS", 97)
+    collect = mapping._collect
+    keyed: list[str] = []  # the queries keyed by client, one per pass
+
+    def spy(lf: pl.LazyFrame) -> pl.DataFrame:
+        out = collect(lf)
+        if "client_hash" in out.columns or "http_user_agent" in out.columns[:2]:
+            keyed.append("pairs" if "client_hash" in out.columns else "clients")
+        return out
+
+    monkeypatch.setattr(mapping, "_collect", spy)
     summary = pplog.summarize(
         inputs.paths[name], top=0, on_problem=_ignore_problems, **inputs.keywords(name)
     )
     assert as_json(summary) == reference
+    assert keyed.count("clients") > 5
+    assert keyed.count("clients") == keyed.count("pairs")
 
 
 def test_the_reference_has_every_table(inputs: Inputs) -> None:

@@ -138,22 +138,27 @@ def partial_of(
         else [pl.lit(None, pl.String).alias(HTTP_USER_AGENT)]
     )
     tagged = ok.with_columns(*ua, visitor.alias(VISITOR))
+    requests = int(frames["totals"]["requests"].sum())
     # grouped on the spool's categorical user agents, cast once per group
-    frames["clients"] = _collect(
-        tagged.group_by(CLIENT_IP, HTTP_USER_AGENT, VISITOR)
-        .agg(
-            *_status_counts(columns),
-            pl.col(TIME).min().alias("first_time"),
-            pl.col(TIME).max().alias("last_time"),
-        )
-        .with_columns(pl.col(HTTP_USER_AGENT).cast(pl.String))
+    frames["clients"] = _by_client_shares(
+        tagged,
+        requests,
+        lambda share: (
+            share.group_by(CLIENT_IP, HTTP_USER_AGENT, VISITOR)
+            .agg(
+                *_status_counts(columns),
+                pl.col(TIME).min().alias("first_time"),
+                pl.col(TIME).max().alias("last_time"),
+            )
+            .with_columns(pl.col(HTTP_USER_AGENT).cast(pl.String))
+        ),
     )
     if settings.approx:
         visits = tagged.filter(pl.col(VISITOR))
         frames["hll_clients"] = _collect(sketches.hll_state(visits, [CLIENT_IP], PATH))
         frames["hll_paths"] = _collect(sketches.hll_state(ok, [PATH], CLIENT_IP))
     else:
-        frames["pairs"] = _pairs(tagged, int(frames["totals"]["requests"].sum()))
+        frames["pairs"] = _pairs(tagged, requests)
     small["paths"] = ok.group_by(PATH).agg(
         pl.len().cast(COUNTS).alias("requests"),
         bytes_column(columns).sum().cast(COUNTS).alias("bytes"),
@@ -300,30 +305,42 @@ def _totals(
     return pl.concat([totals, _collect(parsed.select(left))], how="horizontal")
 
 
-# Requests whose distinct (client, path) pairs one pass de-duplicates: the
-# `unique` holds its hash table (about 85 bytes a pair) until the end.
-PAIRS_PASS_REQUESTS = 3_000_000
+# Requests one pass of a query keyed by client takes at most. polars'
+# streaming group-by keeps the rows whose keys miss its small table of
+# frequent keys until the end, so a query keyed by something as varied as
+# the client holds about its input's rows: larger inputs are mapped in
+# passes over disjoint shares of the clients, each query's memory bounded
+# whatever the input's size (8M elb_log lines: 4 passes, peak as on 2M).
+PASS_REQUESTS = 2_000_000
+
+
+def _by_client_shares(
+    rows: pl.LazyFrame,
+    requests: int,
+    query: Callable[[pl.LazyFrame], pl.LazyFrame],
+    client: pl.Expr | None = None,
+) -> pl.DataFrame:
+    """`query` of `rows`, in one pass or over shares of the clients (by
+    `client`, the client's text hash, computed when not given) that give
+    the same rows together."""
+    passes = max(1, -(-requests // PASS_REQUESTS))
+    if passes == 1:
+        return _collect(query(rows))
+    key = text_hash(pl.col(CLIENT_IP)) if client is None else client
+    share = (key % passes).fill_null(0)
+    return pl.concat([_collect(query(rows.filter(share == i))) for i in range(passes)])
 
 
 def _pairs(tagged: pl.LazyFrame, requests: int) -> pl.DataFrame:
-    """Distinct (client hash, path hash, visitor) rows.
-
-    Large inputs are de-duplicated in passes over disjoint shares of the
-    client hashes, so the table one pass holds stays bounded by
-    `PAIRS_PASS_REQUESTS` whatever the input's size; the passes together
-    give the same rows.
-    """
+    """Distinct (client hash, path hash, visitor) rows, in passes over
+    shares of the clients for large inputs (`PASS_REQUESTS`)."""
     hashed = tagged.select(
         text_hash(pl.col(CLIENT_IP)).alias(CLIENT_HASH),
         text_hash(pl.col(PATH)).alias(PATH_HASH),
         VISITOR,
     )
-    passes = max(1, -(-requests // PAIRS_PASS_REQUESTS))
-    if passes == 1:
-        return _collect(hashed.unique())
-    share = (pl.col(CLIENT_HASH) % passes).fill_null(0)
-    return pl.concat(
-        [_collect(hashed.filter(share == i).unique()) for i in range(passes)]
+    return _by_client_shares(
+        hashed, requests, lambda share: share.unique(), pl.col(CLIENT_HASH)
     )
 
 
