@@ -410,39 +410,87 @@ def test_corpora_give_the_same_rows(path: Path, fmt: LogFormat) -> None:
         ("GET /a? HTTP/1.1", ("GET", "/a", "", "HTTP/1.1")),
         ("POST /x", ("POST", "/x", None, None)),
         ("M-SEARCH_X /?q?r HTTP/2.0", ("M-SEARCH_X", "/", "q?r", "HTTP/2.0")),
-        ("GET /" + "x" * 40 + "?" + "y" * 20 + " HTTP/1.0", None),
-        ("GET /sp ace HTTP/1.1", None),  # nginx before 1.21.1: the regex's
-        ("GET /a\\x22b HTTP/1.1", None),  # decoded first
-        ("get / HTTP/1.1", None),
-        ("GET / HTTP/1.10", None),
-        ("GET / HTTP/\u0663.1", None),
+        ("GET /" + "x" * 40 + "?" + "y" * 20 + " HTTP/1.0", "long"),
+        # nginx before 1.21.1 let spaces into the target
+        ("GET /sp ace HTTP/1.1", ("GET", "/sp ace", None, "HTTP/1.1")),
+        ("GET / HTTP/1.1 HTTP/1.1", ("GET", "/ HTTP/1.1", None, "HTTP/1.1")),
+        ("GET  /two  HTTP/1.1  ", ("GET", "/two", None, "HTTP/1.1")),
+        ("GET /a\\x22b HTTP/1.1", ("GET", "/a\\x22b", None, "HTTP/1.1")),  # as logged
+        ("GET / HTTP/1.10", ("GET", "/", None, "HTTP/1.10")),
+        ("GET / HTTP/1.", ("GET", "/ HTTP/1.", None, None)),
+        ("GET http://h.example/p?q HTTP/1.1", ("GET", "/p", "q", "HTTP/1.1")),
+        ("GET https://h.example HTTP/1.1", ("GET", "/", None, "HTTP/1.1")),
+        ("GET s+x.y-z://h?q#f", ("GET", "", "q#f", None)),  # only "" is "/"
+        ("OPTIONS * HTTP/1.1", ("OPTIONS", "*", None, "HTTP/1.1")),
+        ("OPTIONS ** HTTP/1.1", (None, None, None, None)),
+        ("CONNECT h.example:443 HTTP/1.1", (None, None, None, None)),
+        ("GET HTTP/1.1", (None, None, None, None)),
+        ("get / HTTP/1.1", (None, None, None, None)),
+        ("GET", (None, None, None, None)),
+        ("GET ", (None, None, None, None)),
+        ("-", (None, None, None, None)),
+        ("", (None, None, None, None)),
+        ("GET / HTTP/\u0663.1", None),  # a digit beyond ASCII: polars decides
     ],
 )
-def test_requests_are_cut_in_c_where_plain(
-    tmp_path: Path, request_line: str, parts: tuple[str | None, ...] | None
+def test_requests_are_cut_in_c(
+    tmp_path: Path, request_line: str, parts: tuple[str | None, ...] | str | None
 ) -> None:
-    """A plain request's method, path, query and protocol come from the C
-    road; any other takes polars' regex. Both give the same parts."""
+    """A request of ASCII text is cut in C, as `parse.request_parts` cuts it
+    (nginx's accepted shapes, absolute forms without scheme and host, null
+    parts where nginx would not parse it); any other takes polars' regex.
+    Both roads give the same rows."""
     fmt = PRESETS["elb_log"]
     line = f'1.2.3.4 - - [20/Nov/2026:00:00:00 +0000] "{request_line}" 200 1 "-" "ua"\n'
     log = tmp_path / "a.log"
     log.write_text(line)
     lines, _ = sources.scan_lines(sources.expand([log]), split=fmt)
     columns = _fastsplit.request_columns(fmt)
-    rest = columns.pop("rest")
     got = lines.select(list(columns.values())).collect().row(0)
-    # the C split took the line: a request of another shape is `rest`
-    kept = lines.select(rest).collect().item()
-    assert kept == (request_line if got[0] is False else None)
-    if parts is None and "x" * 40 not in request_line:
+    if parts is None:
         assert got[0] is False
-    elif parts is not None:
+    elif parts == "long":  # views into the block, not inline
+        assert got == (True, "GET", "/" + "x" * 40, "y" * 20, "HTTP/1.0")
+    else:
         assert got == (True, *parts)
-    else:  # a long request: views into the block, not inline
-        assert got[0] is True
-        assert got[1:] == ("GET", "/" + "x" * 40, "y" * 20, "HTTP/1.0")
+    assert_frame_equal(*both_roads([log], fmt, decode=False)[:2])
     by_c, by_polars, taken = both_roads([log], fmt)
     assert taken == 1
+    assert_frame_equal(by_c, by_polars)
+
+
+_SPACES = st.text(alphabet=" ", max_size=2)
+_REQUEST_TEXT = st.text(alphabet="GETHP/ .?*#:+-_1a\\٣", max_size=24) | st.builds(
+    "".join,
+    st.tuples(
+        st.sampled_from(["GET", "get", "M-S_X", "", "-"]),
+        _SPACES,
+        st.sampled_from(
+            ["/", "*", "**", "http://h", "s+x.y-z://h", "h:443", "HTTP/1.1", ""]
+        ),
+        st.text(alphabet="/?#a *", max_size=6),
+        _SPACES,
+        st.sampled_from(
+            ["HTTP/1.1", "HTTP/1.10", "HTTP/1.", "HTTP/٣.1", "", "x HTTP/2.0"]
+        ),
+        _SPACES,
+    ),
+)
+
+
+@given(requests=st.lists(_REQUEST_TEXT, min_size=1, max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_generated_requests_are_cut_as_polars_cuts_them(requests: list[str]) -> None:
+    """The C request parser against polars' regex and shape checks, on
+    requests built from the characters their rules turn on."""
+    import tempfile
+
+    fmt = PRESETS["elb_log"]
+    line = '1.2.3.4 - - [20/Nov/2026:00:00:00 +0000] "{}" 200 1 "-" "ua"\n'
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "a.log"
+        log.write_text("".join(line.format(r) for r in requests))
+        by_c, by_polars, _ = both_roads([log], fmt, decode=False)
     assert_frame_equal(by_c, by_polars)
 
 

@@ -87,10 +87,11 @@ Program = tuple[
 ]
 
 # The parts of `$request` the C road cuts (`request_columns`): where `ok`,
-# the request has `parse.request_parts`' plain shape and no backslash, and
-# these are its method, path, query and protocol (the last two may be null);
-# `rest` is the request of the other lines the C split took (null elsewhere).
-REQUEST_PARTS = ("ok", METHOD, PATH, QUERY, PROTOCOL, "rest")
+# the C split cut the request (the line's, of ASCII text), and these are its
+# method, path, query and protocol as `parse.request_parts` gives them from
+# the request as logged (null where nginx would not have parsed it, or the
+# request has no such part).
+REQUEST_PARTS = ("ok", METHOD, PATH, QUERY, PROTOCOL)
 
 
 def available() -> bool:

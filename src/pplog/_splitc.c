@@ -353,38 +353,91 @@ fail:
     return NULL;
 }
 
-/* a request line of the common shape, `parse.request_parts`' `_REQUEST_PLAIN`:
- * ^[A-Z][A-Z_-]* /[^ ]*(?: HTTP/\d\.\d)?$, with no backslash (so that its
- * decoded text is the same). Lengths, the target's start; -1: absent. */
+/* A request line cut as `parse.request_parts` cuts it, where its regex
+ * `_REQUEST_RE` matches:
+ *   ^(?P<method>[A-Z][A-Z_-]*) +(?P<target>[^ ](?:.*?[^ ])??)
+ *    (?: +(?P<protocol>HTTP/\d+\.\d+))? *$
+ * and its target is one nginx parses (`_TARGET_OK`: origin form, `*`, or
+ * absolute form, which loses its scheme and host as `_ORIGIN_RE` strips
+ * them; nothing left is "/"). The method and protocol are the regex's
+ * groups, the target is split at its first "?" into path and query.
+ * Positions and lengths in the request; -1: absent. */
 typedef struct {
-    Py_ssize_t method, target, path, query, protocol;
+    Py_ssize_t method;           /* at 0 */
+    Py_ssize_t path_at, path;    /* path -1: "/" (an absolute form's empty path) */
+    Py_ssize_t query_at, query;  /* query -1: none */
+    Py_ssize_t proto_at, protocol;
 } Rq;
 
-static int request_plain(const unsigned char *s, Py_ssize_t n, Rq *r) {
-    if (n < 1 || !(s[0] >= 'A' && s[0] <= 'Z')) return 0;
-    if (memchr(s, '\\', (size_t)n)) return 0;
+static inline int is_upper(unsigned char c) { return c >= 'A' && c <= 'Z'; }
+static inline int is_scheme(unsigned char c) {
+    return is_alpha(c) || is_digit(c) || c == '+' || c == '.' || c == '-';
+}
+
+/* -1: not ASCII text (the regex's \d takes digits beyond ASCII: left to
+ * polars); 0: the regex does not match or nginx would not parse the target
+ * (every part null); 1: cut into `r` */
+static int request_parse(const unsigned char *s, Py_ssize_t n, Rq *r) {
+    for (Py_ssize_t k = 0; k < n; k++)
+        if (s[k] >= 0x80) return -1;
+    if (n < 1 || !is_upper(s[0])) return 0;
     Py_ssize_t i = 1;
-    while (i < n && ((s[i] >= 'A' && s[i] <= 'Z') || s[i] == '_' || s[i] == '-')) i++;
-    if (i + 1 >= n || s[i] != ' ' || s[i + 1] != '/') return 0;
+    while (i < n && (is_upper(s[i]) || s[i] == '_' || s[i] == '-')) i++;
     r->method = i;
-    r->target = i + 1;
-    Py_ssize_t j = i + 1;
-    while (j < n && s[j] != ' ') j++;
-    if (j == n) {
-        r->protocol = -1;
-    } else {
-        if (n - j != 9 || !same(s + j, " HTTP/", 6) || !is_digit(s[j + 6]) ||
-            s[j + 7] != '.' || !is_digit(s[j + 8]))
-            return 0;
-        r->protocol = 8;
+    if (i >= n || s[i] != ' ') return 0;
+    while (i < n && s[i] == ' ') i++;
+    Py_ssize_t t = i, q = n; /* the target starts at t; trailing spaces end at q */
+    while (q > t && s[q - 1] == ' ') q--;
+    if (q <= t) return 0;
+    /* the shortest target the rest of the line allows: before a last
+     * " HTTP/d.d" if there is one, else before the trailing spaces */
+    Py_ssize_t e = q;
+    r->proto_at = r->protocol = -1;
+    Py_ssize_t j = q;
+    while (j > t && is_digit(s[j - 1])) j--;
+    if (j < q && j > t && s[j - 1] == '.') {
+        Py_ssize_t m = j - 1;
+        while (m > t && is_digit(s[m - 1])) m--;
+        if (m < j - 1 && m - 5 > t && same(s + m - 5, "HTTP/", 5) && s[m - 6] == ' ') {
+            Py_ssize_t sp = m - 6;
+            while (sp > t && s[sp - 1] == ' ') sp--;
+            if (sp > t) {
+                e = sp;
+                r->proto_at = m - 5;
+                r->protocol = q - (m - 5);
+            }
+        }
     }
-    const unsigned char *q = memchr(s + r->target, '?', (size_t)(j - r->target));
-    if (q) {
-        r->path = q - (s + r->target);
-        r->query = j - (q - s) - 1;
+    /* the target: origin form, `*`, or absolute form */
+    Py_ssize_t p = t;
+    if (s[t] != '/') {
+        if (e - t == 1 && s[t] == '*') {
+            /* as it is */
+        } else {
+            if (!is_alpha(s[t])) return 0;
+            Py_ssize_t k = t + 1;
+            while (k < e && is_scheme(s[k])) k++;
+            if (e - k < 3 || !same(s + k, "://", 3)) return 0;
+            k += 3;
+            while (k < e && s[k] != '/' && s[k] != '?' && s[k] != '#') k++;
+            p = k;
+        }
+    }
+    if (p == e) { /* nothing left of an absolute form: "/" */
+        r->path_at = p;
+        r->path = -1;
+        r->query_at = r->query = -1;
+        return 1;
+    }
+    const unsigned char *qm = memchr(s + p, '?', (size_t)(e - p));
+    r->path_at = p;
+    if (qm) {
+        r->path = qm - (s + p);
+        r->query_at = qm - s + 1;
+        r->query = e - r->query_at;
     } else {
-        r->path = j - r->target;
-        r->query = -1;
+        r->path = e - p;
+        r->query_at = r->query = -1;
     }
     return 1;
 }
@@ -665,21 +718,19 @@ static int cut_block(const unsigned char *base, int64_t len, uint64_t first_offs
         out[f] = malloc(nviews);
         if (!cut_add(cut, COL_TEXT, NULL, out[f]) || !out[f]) goto oom;
     }
-    /* the request's parts: ok, method, path, query (and validity), protocol
-     * (and validity), and the rest: the request where the line was split but
-     * the request is not of the plain shape (null elsewhere, with empty
-     * views, so that polars' expressions for those few skip the others) */
-    View *rq_view[5] = {NULL, NULL, NULL, NULL, NULL};
-    unsigned char *rq_ok = NULL, *rq_has[3] = {NULL, NULL, NULL};
+    /* the request's parts: whether the C split cut the request (`ok`), then
+     * its method, path, query and protocol (`request_parse`; each null where
+     * nginx would not have parsed the request, or it has no such part) */
+    View *rq_view[4] = {NULL, NULL, NULL, NULL};
+    unsigned char *rq_ok = NULL, *rq_has[4] = {NULL, NULL, NULL, NULL};
     if (request >= 0) {
         rq_ok = calloc(nbytes, 1);
         if (!cut_add(cut, COL_BOOL, rq_ok, NULL) || !rq_ok) goto oom;
-        for (int k = 0; k < 5; k++) {
+        for (int k = 0; k < 4; k++) {
             rq_view[k] = calloc(1, nviews);
-            unsigned char *valid = k >= 2 ? calloc(nbytes, 1) : NULL;
-            if (k >= 2) rq_has[k - 2] = valid;
-            if (!cut_add(cut, COL_TEXT, valid, rq_view[k]) || !rq_view[k] ||
-                (k >= 2 && !valid))
+            rq_has[k] = calloc(nbytes, 1);
+            if (!cut_add(cut, COL_TEXT, rq_has[k], rq_view[k]) || !rq_view[k] ||
+                !rq_has[k])
                 goto oom;
         }
     }
@@ -698,27 +749,30 @@ static int cut_block(const unsigned char *base, int64_t len, uint64_t first_offs
         } else {
             for (int f = 0; f < nfields; f++) memset(&out[f][i], 0, sizeof(View));
         }
-        if (request >= 0) {
+        if (request >= 0 && taken) {
             const View *rv = &out[request][i];
             const unsigned char *rs =
                 rv->len <= 12 ? (const unsigned char *)rv->u.inl : base + rv->u.ref.off;
             Rq r;
-            if (taken && request_plain(rs, rv->len, &r)) {
-                unsigned char bit = (unsigned char)(1u << (i & 7));
-                rq_ok[i >> 3] |= bit;
+            int cut_rq = request_parse(rs, rv->len, &r);
+            unsigned char bit = (unsigned char)(1u << (i & 7));
+            if (cut_rq >= 0) rq_ok[i >> 3] |= bit;
+            if (cut_rq > 0) {
                 put_view(&rq_view[0][i], base, rs, r.method);
-                put_view(&rq_view[1][i], base, rs + r.target, r.path);
+                rq_has[0][i >> 3] |= bit;
+                if (r.path >= 0)
+                    put_view(&rq_view[1][i], base, rs + r.path_at, r.path);
+                else
+                    put_view(&rq_view[1][i], base, (const unsigned char *)"/", 1);
+                rq_has[1][i >> 3] |= bit;
                 if (r.query >= 0) {
-                    put_view(&rq_view[2][i], base, rs + r.target + r.path + 1, r.query);
-                    rq_has[0][i >> 3] |= bit;
+                    put_view(&rq_view[2][i], base, rs + r.query_at, r.query);
+                    rq_has[2][i >> 3] |= bit;
                 }
                 if (r.protocol >= 0) {
-                    put_view(&rq_view[3][i], base, rs + rv->len - r.protocol, r.protocol);
-                    rq_has[1][i >> 3] |= bit;
+                    put_view(&rq_view[3][i], base, rs + r.proto_at, r.protocol);
+                    rq_has[3][i >> 3] |= bit;
                 }
-            } else if (taken) {
-                rq_view[4][i] = *rv;
-                rq_has[2][i >> 3] |= (unsigned char)(1u << (i & 7));
             }
         }
         p = le + 1;

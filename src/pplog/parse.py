@@ -35,7 +35,6 @@ _BINARY = "_binary"
 _LINE = "_line"  # the text the fields are taken from (null for binary lines)
 _C_OK = "_c_ok"  # the line's values are the C split's (`_fastsplit`)
 _REST = "_rest"  # the lines left to the polars expressions
-_RQ_REST = "_rq_rest"  # the requests left to them
 
 _ORIGIN_RE = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*"
 _TARGET_OK = r"^(?:/|\*$|[A-Za-z][A-Za-z0-9+.-]*://)"
@@ -210,12 +209,8 @@ def _null_empty(col: pl.Expr) -> pl.Expr:
     return pl.when(col == "").then(None).otherwise(col)
 
 
-def _typed(
-    name: str, fmt: LogFormat, *, decode: bool = True, text: pl.Expr | None = None
-) -> pl.Expr:
-    """Field `name` as the rows hold it, from its text (`text`, else the
-    column of that name)."""
-    col = _null_dash(pl.col(name) if text is None else text)
+def _typed(name: str, fmt: LogFormat, *, decode: bool = True) -> pl.Expr:
+    col = _null_dash(pl.col(name))
     if name in INTEGER_FIELDS:
         return _null_empty(col).cast(INTEGER_FIELDS[name], strict=False).alias(name)
     if name in FLOAT_FIELDS:
@@ -311,9 +306,7 @@ def _target_parts(names: Sequence[str]) -> list[pl.Expr]:
     return out
 
 
-def request_parts(
-    c_split: dict[str, str] | None = None, rest: pl.Expr | None = None
-) -> list[list[pl.Expr]]:
+def request_parts(c_split: dict[str, str] | None = None) -> list[list[pl.Expr]]:
     """Stages of expressions giving `method`, `path`, `query` and `protocol`.
 
     The method runs to the first space and the protocol is the last token only
@@ -329,20 +322,17 @@ def request_parts(
 
     With `c_split` (`_fastsplit.request_columns`, for rows whose fields the
     C split gave), a request the C split cut takes its parts from there, and
-    these expressions see only the others: the request of the lines polars
-    split, and `rest` (the C split's `rest`, typed as `request` is) for the
-    lines the C split took. Null there, but not only masked (polars' string
-    kernels run on every value of a batch with any valid one): a regex over
-    each request of a 2M-line log cost 0.15 s of CPU for 1% of them.
+    these expressions see only the others. The C split cuts every request
+    of ASCII text (`_splitc.c`'s `request_parse`), so in a batch of lines it
+    split, the others are none and these expressions cost nothing (polars'
+    string kernels run on every value of a batch with any valid one: for 1%
+    of the requests, the regex alone cost 0.15 s of CPU on 2M lines).
     """
     request = pl.col(REQUEST)
     taken: pl.Expr | None = None
-    stage0: list[pl.Expr] = []
     if c_split:
-        assert rest is not None
         taken = pl.col(c_split["ok"]).fill_null(False) & pl.col(_C_OK)  # noqa: FBT003
-        stage0 = [pl.when(pl.col(_C_OK)).then(rest).otherwise(request).alias(_RQ_REST)]
-        request = pl.col(_RQ_REST)
+        request = pl.when(~taken).then(request)
     plain, words = pl.col("_rq_plain"), pl.col("_rq_words")
     stage1 = [
         request.str.contains(_REQUEST_PLAIN).fill_null(False).alias("_rq_plain"),  # noqa: FBT003
@@ -395,18 +385,16 @@ def request_parts(
             for e in stage5
             if (name := e.meta.output_name())
         ]
-    return [s for s in (stage0, stage1, stage2, stage3, stage4, stage5) if s]
+    return [stage1, stage2, stage3, stage4, stage5]
 
 
 def _request_stages(
-    names: Sequence[str],
-    c_split: dict[str, str] | None = None,
-    rest: pl.Expr | None = None,
+    names: Sequence[str], c_split: dict[str, str] | None = None
 ) -> list[list[pl.Expr]]:
     """`method`, `path`, `query` and `protocol` (or `path` and `query`) from
     the (decoded) request fields."""
     if REQUEST in names:
-        return request_parts(c_split, rest)
+        return request_parts(c_split)
     if "request_uri" in names or "uri" in names:
         return [_target_parts(names)]
     return []
@@ -516,11 +504,10 @@ def parse(
     if derived:
         lf = lf.with_columns(derived)
     if not late:
-        parts = _fastsplit.request_columns(fmt) if c_split else None
-        rest = None
-        if parts:
-            rest = _typed(REQUEST, fmt, decode=decode, text=pl.col(parts["rest"]))
-        for stage in _request_stages(names, parts, rest):
+        # the C split cuts the request as logged: its parts are the decoded
+        # request's only where nothing is decoded
+        parts = _fastsplit.request_columns(fmt) if c_split and not decode else None
+        for stage in _request_stages(names, parts):
             lf = lf.with_columns(stage)
     reason = (
         pl.when(pl.col(_BINARY))
