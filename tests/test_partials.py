@@ -737,3 +737,25 @@ def test_a_process_ending_after_finish_failed_waits_for_its_thread(
     )
     assert result.returncode == 3, result.stderr.decode()
     assert marker.read_text() == "stopped"
+
+
+@pytest.mark.parametrize("height", [0, 5])
+def test_a_key_the_format_does_not_log_is_one_group_without_a_group_by(
+    height: int,
+) -> None:
+    """Hosts and balancers of a format that logs neither: every row in one
+    group of a null key (none without rows), the same rows a group-by of a
+    null column gives, but as a select: polars' streaming group-by holds
+    the rows of a null key until it ends (137 MiB on 8M elb_log lines)."""
+    from pplog.reports._columns import by_key
+
+    rows = pl.LazyFrame({"status": pl.Series([200, 404, 500, 200, 301][:height])})
+    aggs = [pl.len().cast(pl.UInt64).alias("requests"), pl.col("status").max()]
+    got = by_key(rows, None, "host", aggs)
+    assert "AGGREGATE" not in got.explain(engine="streaming")
+    want = (
+        rows.with_columns(pl.lit(None, pl.String).alias("_k"))
+        .group_by(pl.col("_k").alias("host"))
+        .agg(aggs)
+    )
+    assert_frame_equal(got.collect(), want.collect())

@@ -1,4 +1,5 @@
-"""Which logged columns the reports use for bytes and latency."""
+"""Which logged columns the reports use for bytes and latency, and how the
+tables keyed by a column a format may not log group their rows."""
 
 from __future__ import annotations
 
@@ -43,3 +44,21 @@ def seconds(column: str, dtype: pl.DataType) -> pl.Expr:
         tried = col.list.drop_nulls()
         return pl.when(tried.list.len() > 0).then(tried.list.sum()).alias(column)
     return col
+
+
+def by_key(
+    lf: pl.LazyFrame, key: str | None, name: str, aggs: list[pl.Expr]
+) -> pl.LazyFrame:
+    """`aggs` per value of column `key`, as column `name`; where the format
+    logs no such column (`key` None), every row in one group of a null key,
+    and no group without rows.
+
+    That group is a select, not a group-by of a null column: polars'
+    streaming group-by keeps the rows of a null key until it finishes (on
+    8M elb_log lines, 137 MiB against 49 MiB on 2M). `aggs` starts with the
+    row count, named ``requests``; the group is kept where it counts any.
+    """
+    if key is not None:
+        return lf.group_by(pl.col(key).alias(name)).agg(aggs)
+    group = lf.select(pl.lit(None, pl.String).alias(name), *aggs)
+    return group.filter(pl.col("requests") > 0)

@@ -19,6 +19,7 @@ from pplog.clientip import (
     HEADERS,
     ProxyPolicy,
 )
+from pplog.reports._columns import by_key
 from pplog.schema import (
     CLIENT_IP,
     CLIENT_IP_SOURCE,
@@ -69,13 +70,11 @@ def lb(lf: pl.LazyFrame, *, top: int = 10) -> pl.LazyFrame:
         if FORWARDED_BY_UNTRUSTED in columns
         else pl.lit(False)  # noqa: FBT003
     )
-    peers = pl.col(peer) if peer else pl.lit(None, pl.String)
-    table = (
-        # a column, not a literal key: polars groups no rows under a literal
-        # as one group of zero requests, which would show after a merge
-        lf.with_columns(peers.alias("_peer"))
-        .group_by(pl.col("_peer").alias("peer"))
-        .agg(
+    table = by_key(
+        lf,
+        peer,
+        "peer",
+        [
             pl.len().cast(pl.UInt64).alias("requests"),
             (source == "proxy_protocol")
             .sum()
@@ -100,9 +99,8 @@ def lb(lf: pl.LazyFrame, *, top: int = 10) -> pl.LazyFrame:
             .cast(pl.UInt64)
             .alias("errors_4xx"),
             (status >= 500).sum().cast(pl.UInt64).alias("errors_5xx"),
-        )
-        .sort(["requests", "peer"], descending=[True, False], nulls_last=True)
-    )
+        ],
+    ).sort(["requests", "peer"], descending=[True, False], nulls_last=True)
     return table.head(top) if top else table
 
 

@@ -19,7 +19,7 @@ from pplog.clientip import FORWARDED_BY_UNTRUSTED
 from pplog.pipeline import Filters
 from pplog.reports import lb as lb_report
 from pplog.reports import sketches
-from pplog.reports._columns import bytes_column, latency_columns, seconds
+from pplog.reports._columns import by_key, bytes_column, latency_columns, seconds
 from pplog.reports.breakdowns import host_column
 from pplog.reports.enriched import agent_classes, bot_rows, health_checks
 from pplog.reports.overview import STATUS_CLASSES
@@ -209,13 +209,7 @@ def partial_of(
     host = host_column(columns)
     if host is not None:
         logged.append("host")
-    host_key = pl.col(host) if host is not None else pl.lit(None, pl.String)
-    # a column, not a literal key: see `lb.lb`
-    small["hosts"] = (
-        ok.with_columns(host_key.alias("_host"))
-        .group_by(pl.col("_host").alias("host"))
-        .agg(*_status_counts(columns))
-    )
+    small["hosts"] = by_key(ok, host, "host", _status_counts(columns))
     if lb_report.applies(columns):
         logged.append("lb")
     small["lb"] = lb_report.lb(ok, top=0)
