@@ -662,3 +662,52 @@ def test_one_thread_splits_where_polars_reads(tmp_path: Path) -> None:
         "print('ok')\n"
     )
     assert _python(code, POLARS_MAX_THREADS="1") == "ok"
+
+
+@given(
+    lines=st.lists(
+        st.sampled_from(
+            [
+                b'1.2.3.4 - - [20/Nov/2026:00:00:00 +0000] "GET /a?b HTTP/1.1" 200 1 "-" "ua"',
+                b'5.6.7.8 - u [20/Nov/2026:00:00:01 +0100] "POST /x\\x22y" 404 0 "r" "b\\\\c"',
+                b"",
+                b"garbage line",
+                b"\xef\xbb\xbfbom first",
+                b"caf\xc3\xa9",
+                b"cr\r",
+                b"\xff not UTF-8",
+                b"a\x00b",
+            ]
+        ),
+        max_size=12,
+    ),
+    line=st.integers(1, 10**6),
+    offset=st.integers(0, 10**9),
+)
+@settings(max_examples=300, deadline=None)
+def test_ingest_blocks_split_in_c_parse_as_the_python_reader_gives_them(
+    lines: list[bytes], line: int, offset: int
+) -> None:
+    """`block_frame` (what `ingest` reads a block of plain text with) gives
+    `lines_frame`'s lines, or None where that block is not plain text; the
+    rows `ingest` stages from it are the same."""
+    from pplog.pipeline.opening import collected_rows
+    from pplog.sources import lines_frame
+
+    fmt = PRESETS["combined"]
+    data = b"".join(x + b"\n" for x in lines)
+    want = lines_frame("a.log", data, line, offset)
+    got = _fastsplit.block_frame("a.log", data, line, offset, fmt)
+    try:
+        plain = bool(data) and b"\r" not in data and b"\x00" not in data
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        plain = False
+    assert (got is not None) == plain
+    if got is None:
+        return
+    assert_frame_equal(got.select(want.columns), want)
+    assert_frame_equal(
+        collected_rows(got.lazy(), fmt, classify=False),
+        collected_rows(want.lazy(), fmt, classify=False),
+    )

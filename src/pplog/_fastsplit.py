@@ -285,22 +285,8 @@ def scan(
     from pplog.sources import LINE_LIMIT
 
     prog, columns = built
-    ok_name = ok_column(fmt)
-    values = value_columns(fmt)
-    assert ok_name is not None
-    parts = request_columns(fmt)
-    names = [LINE, OFFSET, TEXT, TOO_LONG, ok_name, *values.values(), *parts.values()]
-    schema = pl.Schema(
-        {
-            LINE: pl.UInt64,
-            OFFSET: pl.UInt64,
-            TEXT: pl.String,
-            TOO_LONG: pl.Boolean,
-            ok_name: pl.Boolean,
-            **dict.fromkeys(values.values(), pl.String),
-            **{c: pl.Boolean if p == "ok" else pl.String for p, c in parts.items()},
-        }
-    )
+    schema = pl.Schema([(LINE, pl.UInt64()), *_c_schema(fmt).items()])
+    names = list(schema)
     total = path.stat().st_size
     c_names = tuple(names[1:])  # the columns `_splitc.read` gives, in order
 
@@ -412,12 +398,52 @@ def scan(
                     return
 
     return register_io_source(generate, schema=schema).select(
-        pl.lit(name, pl.String).alias(SOURCE),
-        LINE,
-        OFFSET,
-        TEXT,
-        TOO_LONG,
-        ok_name,
-        *values.values(),
-        *parts.values(),
+        pl.lit(name, pl.String).alias(SOURCE), *names
+    )
+
+
+def _c_schema(fmt: LogFormat) -> pl.Schema:
+    """The columns `_splitc` gives for a block of lines of `fmt`, in order:
+    the lines' offsets, text and too-long flags, then the C split's."""
+    ok_name = ok_column(fmt)
+    assert ok_name is not None
+    parts = request_columns(fmt)
+    return pl.Schema(
+        {
+            OFFSET: pl.UInt64,
+            TEXT: pl.String,
+            TOO_LONG: pl.Boolean,
+            ok_name: pl.Boolean,
+            **dict.fromkeys(value_columns(fmt).values(), pl.String),
+            **{c: pl.Boolean if p == "ok" else pl.String for p, c in parts.items()},
+        }
+    )
+
+
+def block_frame(
+    name: str, data: bytes, line: int, offset: int, fmt: LogFormat | None
+) -> pl.DataFrame | None:
+    """The lines of `data` (whole lines read from byte `offset` of source
+    `name`, the first numbered `line`) as `sources.lines_frame` gives them,
+    with `fmt`'s C split beside them: what `ingest` parses. None where the C
+    split does not apply to `fmt` or the block is not plain text (bytes
+    that are not UTF-8, a NUL, a CR, a line over `LINE_LIMIT`): the caller's
+    reader then reads it."""
+    if not applies(fmt) or not data:
+        return None
+    assert fmt is not None
+    built = program(fmt)
+    assert built is not None
+    from pplog.sources import LINE_LIMIT
+
+    prog, columns = built
+    names = tuple(_c_schema(fmt))
+    got = _splitc.lines(data, offset, prog, len(columns), LINE_LIMIT, names)  # type: ignore[union-attr]
+    if got is None:
+        return None
+    count, capsules = got
+    frame = pl.DataFrame(_Capsules(capsules))
+    numbers = pl.int_range(line, line + count, dtype=pl.UInt64, eager=True)
+    return frame.insert_column(0, numbers.alias(LINE)).insert_column(
+        0, pl.repeat(name, count, dtype=pl.String, eager=True).alias(SOURCE)
     )

@@ -22,6 +22,7 @@ from typing import Any
 
 import polars as pl
 
+from pplog import _fastsplit
 from pplog.batch import identity
 from pplog.batch.identity import Candidate
 from pplog.batch.staging import Staging
@@ -238,7 +239,9 @@ class Reader:
         tail = b""
         ended = True
         self.result.files += 1
-        batches = _batches(cand, offset, line_no, self.batch_bytes, final=final)
+        batches = _batches(
+            cand, offset, line_no, self.batch_bytes, final=final, fmt=self.fmt
+        )
         for frame, size, last, complete in prefetch(batches):
             if frame.height:
                 self._stage(frame, cp["stream_id"])
@@ -388,7 +391,13 @@ def _age(
 
 
 def _batches(
-    cand: Candidate, offset: int, line_no: int, batch_bytes: int, *, final: bool
+    cand: Candidate,
+    offset: int,
+    line_no: int,
+    batch_bytes: int,
+    *,
+    final: bool,
+    fmt: LogFormat | None = None,
 ) -> Iterator[tuple[pl.DataFrame, int, bytes, bool]]:
     """Frames of about `batch_bytes` of complete lines from `offset` on.
 
@@ -396,15 +405,17 @@ def _batches(
     is left over). A last line without newline is yielded only when `final`.
     Lines are cut by `sources.LineSplitter`: a line that runs past
     `LINE_LIMIT` is not held in memory but becomes one `too_long` reject
-    covering all its bytes, its first `RAW_KEPT` bytes kept.
+    covering all its bytes, its first `RAW_KEPT` bytes kept. Blocks of plain
+    text are cut and split in C for `fmt` (see `_frame`).
     """
     lines = LineSplitter(offset, line_no, tail_bytes=identity.TAIL_BYTES)
     for piece in identity.read_from(cand, offset, batch_bytes):
         for block in lines.feed(piece):
-            yield _frame(cand.name, block), block.size, block.tail, not lines.pending
+            frame = _frame(cand.name, block, fmt)
+            yield frame, block.size, block.tail, not lines.pending
     if lines.pending and final:  # the last line of a finished file, without newline
         for block in lines.finish():
-            yield _frame(cand.name, block), block.size, block.tail, True
+            yield _frame(cand.name, block, fmt), block.size, block.tail, True
     elif lines.pending:  # a partial line waits: say so with an empty batch
         yield _frame(cand.name, Block(b"", lines.line, lines.offset, 0)), 0, b"", False
 
@@ -455,9 +466,15 @@ class _Raised:
     exc: BaseException
 
 
-def _frame(name: str, block: Block) -> pl.DataFrame:
-    """Lines of a block with their byte `length` (the newline included)."""
-    frame = block.frame(name)
+def _frame(name: str, block: Block, fmt: LogFormat | None = None) -> pl.DataFrame:
+    """Lines of a block with their byte `length` (the newline included), and
+    `fmt`'s C split beside them where it applies (`_fastsplit.block_frame`),
+    which `parse` takes."""
+    frame = None
+    if not block.hole and not block.too_long:
+        frame = _fastsplit.block_frame(name, block.data, block.line, block.offset, fmt)
+    if frame is None:
+        frame = block.frame(name)
     end = block.offset + block.size
     return frame.with_columns(
         (pl.col(OFFSET).shift(-1, fill_value=end) - pl.col(OFFSET)).alias(LENGTH)
