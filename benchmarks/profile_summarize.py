@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 import polars as pl  # noqa: E402
 
-from pplog import sources  # noqa: E402
+from pplog import _fastsplit, sources  # noqa: E402
 from pplog.clientip import PAIR_KEY, attribute, with_pair_key  # noqa: E402
 from pplog.outputs.json import chunks  # noqa: E402
 from pplog.pipeline import parse_lines  # noqa: E402
@@ -64,11 +64,19 @@ def profile(log: Path) -> dict[str, tuple[float, float]]:
     steps: dict[str, tuple[float, float]] = {}
     srcs = sources.expand([log])
     spec = LogSpec.build()
-    _, w, c = _timed(lambda: sources._plain_utf8(srcs[0], None))
-    steps["input check (UTF-8, CR, NUL, line lengths)"] = (w, c)
     groups, w, c = _timed(lambda: spec.groups(srcs))
     steps["format detection"] = (w, c)
     fmt, policy = groups[0].format, groups[0].policy
+    # where the C road reads the file, only its head is judged first (the C
+    # code checks the rest of the text as it cuts it)
+    whole = not _fastsplit.applies(fmt)
+    _, w, c = _timed(lambda: sources._judged(srcs, None, whole=whole))
+    label = (
+        "UTF-8, CR, NUL, line lengths"
+        if whole
+        else "its head: the C road checks the rest"
+    )
+    steps[f"input check ({label})"] = (w, c)
     with tempfile.TemporaryDirectory(prefix="pplog-profile-") as tmp:
         lines, native = sources.scan_lines(srcs, split=fmt)
         rows = with_pair_key(parse_lines(lines, fmt, decode=False), policy)
