@@ -26,7 +26,7 @@ from polars.testing import assert_frame_equal
 from helpers import CORPORA, SAMPLES, both_roads, parse_frame
 from pplog import _fastsplit, sources
 from pplog.formats import PRESETS, SHAPES, LogFormat, Variable
-from pplog.schema import LINE, OFFSET, TEXT
+from pplog.schema import LINE, OFFSET, TEXT, TOO_LONG
 
 # every shape nginx formats itself, in one default-escaped format
 CUSTOM = LogFormat.from_string(
@@ -711,3 +711,35 @@ def test_ingest_blocks_split_in_c_parse_as_the_python_reader_gives_them(
         collected_rows(got.lazy(), fmt, classify=False),
         collected_rows(want.lazy(), fmt, classify=False),
     )
+
+
+def test_a_line_too_long_for_the_c_road_is_not_read_whole(tmp_path: Path) -> None:
+    """A range whose last line runs past `LINE_LIMIT` is left to the Python
+    reader (which keeps 8 KiB of it) as soon as that much of it is read: a
+    line of 64 MiB, or of a whole file without newlines, is not held."""
+    log = tmp_path / "a.log"
+    with log.open("wb") as f:
+        f.write(b"first\n")
+        for _ in range(64):
+            f.write(b"x" * (1 << 20))
+        f.write(b"\nlast\n")
+    code = (
+        "import os, resource\n"
+        "from pplog import _splitc\n"
+        f"fd = os.open({str(log)!r}, os.O_RDONLY)\n"
+        "size = os.fstat(fd).st_size\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "names = ('offset', 'text', 'too_long', 'ok')\n"
+        "got = _splitc.read(fd, 0, 2 << 20, size, 64 << 10, None, 0, 1 << 20, names)\n"
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(got[1], (after - before) // 1024)\n"
+    )
+    count, grown = _python(code).split()
+    assert count == "-1"  # not for the C road: the Python reader takes it
+    assert int(grown) < 16  # MiB: not the 64 MiB line
+    src = sources.expand([log])[0]
+    c_road = _fastsplit.scan(log, src.name, PRESETS["combined"], block_bytes=1 << 20)
+    assert c_road is not None
+    got = c_road.select(list(sources.LINES_SCHEMA)).collect()
+    assert_frame_equal(got, sources._python_lines([src], None, None).collect())
+    assert got[TOO_LONG].to_list() == [False, True, False]

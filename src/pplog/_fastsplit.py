@@ -5,12 +5,15 @@ characters, then each segment at the literal after each variable, and checks
 the values of the variables nginx formats itself (status, time, addresses)
 against their shapes; the segment's regex runs only where that fails. For a
 plain file polars would read itself (a map task's, above
-`tasks.IN_MEMORY_BYTES`), `scan` does the line cutting and the cheap half of
-that split in one C pass per block of the file, on as many threads as polars
-has, without the GIL: the lines frame it gives carries, beside every line,
+`tasks.IN_MEMORY_BYTES`), `scan` reads the file in ranges, and the C code
+reads each range, checks it is plain text, cuts it into lines and does the
+cheap half of that split in one pass, on as many threads as polars has,
+without the GIL: the lines frame it gives carries, beside every line,
 whether the split held (`ok_column`), the values where it did
-(`value_columns`) and a plain request's parts (`request_columns`), all Arrow
-string views into the block read from disk.
+(`value_columns`) and the request's parts (`request_columns`), all Arrow
+string views into the range read from disk, handed to polars through the
+Arrow C data interface. `ingest` takes the same split for its blocks
+(`block_frame`).
 `parse` takes those values and runs its polars expressions only on the lines
 the C split refused, so the rows are the same: the C code may refuse more
 lines than it must (it knows only ASCII digits, say), never fewer.
@@ -73,9 +76,9 @@ SHAPE_IDS: dict[str, int] = {
 _END_REST, _END_SUFFIX, _END_SPLIT = 0, 1, 2
 _SEG_VALUE, _SEG_LITERAL, _SEG_SPLIT = 0, 1, 2
 
-# bytes of the file cut and split per C call (a block ends at a newline)
+# bytes of the file per C call (the lines that start in the range)
 BLOCK_BYTES = 2 << 20
-# blocks split ahead of the one polars is reading, per thread
+# ranges split ahead of the one polars is reading, per thread
 AHEAD = 2
 
 # (1 if lines with a backslash are left to polars, the column of `$request`
@@ -438,7 +441,9 @@ def block_frame(
 
     prog, columns = built
     names = tuple(_c_schema(fmt))
-    got = _splitc.lines(data, offset, prog, len(columns), LINE_LIMIT, names)  # type: ignore[union-attr]
+    splitc = _splitc
+    assert splitc is not None
+    got = splitc.lines(data, offset, prog, len(columns), LINE_LIMIT, names)
     if got is None:
         return None
     count, capsules = got

@@ -874,10 +874,12 @@ static int64_t pread_full(int fd, unsigned char *buf, int64_t n, int64_t at) {
  * The lines of the file that start in bytes [start, stop): read with pread
  * into `*buf` (the caller frees it), from `*first` for `*len` bytes. A line
  * runs on past `stop` to its newline (read `slack` bytes at a time); none
- * runs past `size`, the file's size when it was judged. 0, or -1 with errno.
+ * runs past `size`, the file's size when it was judged. 0; 1 when the last
+ * line is longer than `limit` (not read to its end: not for the C road); or
+ * -1 with errno.
  */
 static int read_range(int fd, int64_t start, int64_t stop, int64_t size, int64_t slack,
-                      unsigned char **buf, int64_t *first, int64_t *len) {
+                      int64_t limit, unsigned char **buf, int64_t *first, int64_t *len) {
     int64_t at = start > 0 ? start - 1 : 0; /* the byte before: a line start? */
     int64_t cap = stop - at + slack;
     if (cap > size - at) cap = size - at;
@@ -910,6 +912,11 @@ static int read_range(int fd, int64_t start, int64_t stop, int64_t size, int64_t
             return 0;
         }
         if (at + n >= size) break;
+        /* the last line started before `stop`: this much of it is read */
+        if (n - (stop - at) > limit) {
+            *len = n - *first;
+            return 1;
+        }
         int64_t more = slack << 4;
         if (more > size - at - n) more = size - at - n;
         unsigned char *grown = realloc(data, (size_t)(n + more));
@@ -966,8 +973,12 @@ static PyObject *read_lines(PyObject *self, PyObject *args) {
     int status = 0, err = 0;
     Cut cut;
     Py_BEGIN_ALLOW_THREADS
-    if (read_range(fd, start, stop, size, slack, &buf, &first, &len) < 0) {
+    int got = read_range(fd, start, stop, size, slack, limit, &buf, &first, &len);
+    if (got < 0) {
         err = errno;
+    } else if (got > 0) {
+        status = 0; /* a line too long for the C road */
+        len = -1;
     } else if (len > INT32_MAX) {
         err = EFBIG;
     } else if (len > 0) {
