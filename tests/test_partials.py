@@ -759,3 +759,31 @@ def test_a_key_the_format_does_not_log_is_one_group_without_a_group_by(
         .agg(aggs)
     )
     assert_frame_equal(got.collect(), want.collect())
+
+
+@pytest.mark.parametrize("bots", [False, True])
+def test_frames_without_a_client_column_read_the_rows_before_attribution(
+    bots: bool,
+) -> None:
+    """The trust decisions are joined to every row of the frames that read
+    the client; the others (paths, timeline, status codes...) read the rows
+    as spooled, and the partial is the one the attributed rows alone give.
+    With the bot exclusion selecting rows, every frame reads those."""
+    from pplog.clientip import ProxyPolicy, attribute, with_pair_key
+    from pplog.pipeline import parse_lines
+    from pplog.reports import spooled, with_report_columns
+    from pplog.reports.mapping import partial_of
+    from pplog.sources import expand, scan_lines
+
+    fmt = pplog.PRESETS["main"]
+    policy = ProxyPolicy(trusted=["10.0.0.0/8", "192.168.0.0/16"])
+    lines, _ = scan_lines(expand([SAMPLES / "main-access.log"]))
+    rows = with_pair_key(parse_lines(lines, fmt, decode=False), policy)
+    spool = spooled(rows, None, with_offset=True)
+    attributed = with_report_columns(attribute(spool, policy, eager_decisions=True))
+    settings = MapSettings(escape=fmt.escape, exclude_bots=bots)
+    alone = partial_of(attributed, settings)
+    both = partial_of(attributed, settings, unattributed=with_report_columns(spool))
+    assert set(alone.frames) == set(both.frames)
+    for name, frame in alone.frames.items():
+        assert_frame_equal(frame, both.frames[name], check_row_order=False)

@@ -116,10 +116,17 @@ def map_task(
             except OSError as exc:
                 msg = f"cannot write rejects to `{rejects}`: {exc.strerror or exc}"
                 raise ReportError(msg) from exc
+        unattributed = None
         if late:
+            unattributed = with_report_columns(spool_rows)
             spool_rows = attribute(spool_rows, task.policy, eager_decisions=True)
         frame = with_report_columns(spool_rows)
-        return partial_of(frame, replace(settings, escape=escape), problems=problems)
+        return partial_of(
+            frame,
+            replace(settings, escape=escape),
+            problems=problems,
+            unattributed=unattributed,
+        )
 
 
 def map_frame(rows: pl.LazyFrame | pl.DataFrame, settings: MapSettings) -> Partial:

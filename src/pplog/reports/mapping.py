@@ -98,6 +98,7 @@ def partial_of(
     *,
     problems: Sequence[tuple[str, str, bool]] = (),
     classify: Callable[[pl.LazyFrame], pl.DataFrame | None] = agent_classes,
+    unattributed: pl.LazyFrame | None = None,
 ) -> Partial:
     """Map attributed rows (with `reject_reason` and `raw`) to a `Partial`.
 
@@ -105,13 +106,17 @@ def partial_of(
     DataFrame): each frame is its own streaming query, so peak memory is the
     largest frame's state, not the sum of them. `classify` gives the rows'
     distinct user agents with their `agent_class` (`pplog top` keeps them
-    from one poll to the next).
+    from one poll to the next). `unattributed` is the same rows before the
+    client was attributed, where that joined the trust decisions to every
+    row: the frames that read no client column read it instead, unless
+    filters or the bot exclusion select rows (2M lines of a `main` log:
+    0.15 s less).
     """
     settings = settings or MapSettings()
     columns = rows.collect_schema().names()
     escape = settings.escape
     rejected = pl.col(REJECT_REASON).is_not_null()
-    classes = classify(rows)
+    classes = classify(rows if unattributed is None else unattributed)
     matches = settings.filters.bind(rows).expr(escape) if settings.filters else None
     keep = matches
     if settings.exclude_bots:
@@ -119,6 +124,9 @@ def partial_of(
         keep = bots if keep is None else keep & bots
     selected = rows if keep is None else rows.filter(rejected | keep)
     ok = selected.filter(~rejected)
+    # the rows of the frames that read no client column
+    plain = rows if unattributed is None or keep is not None else unattributed
+    plain_ok = ok if plain is rows else plain.filter(~rejected)
     if settings.keep_health_checks:
         visitor: pl.Expr = pl.lit(True)  # noqa: FBT003
         health = 0
@@ -159,7 +167,7 @@ def partial_of(
         frames["hll_paths"] = _collect(sketches.hll_state(ok, [PATH], CLIENT_IP))
     else:
         frames["pairs"] = _pairs(tagged, requests)
-    small["paths"] = ok.group_by(PATH).agg(
+    small["paths"] = plain_ok.group_by(PATH).agg(
         pl.len().cast(COUNTS).alias("requests"),
         bytes_column(columns).sum().cast(COUNTS).alias("bytes"),
         ((status >= 200) & (status < 400)).sum().cast(COUNTS).alias("ok_2xx_3xx"),
@@ -167,9 +175,9 @@ def partial_of(
         (status >= 500).sum().cast(COUNTS).alias("errors_5xx"),
     )
     if settings.approx:
-        small.update(_sketched_latency(ok, rows.collect_schema()))
+        small.update(_sketched_latency(plain_ok, rows.collect_schema()))
     else:
-        small["latency"] = _latency(ok, rows.collect_schema())
+        small["latency"] = _latency(plain_ok, rows.collect_schema())
     small["errors"] = (
         ok.filter(status >= 400)
         .group_by(STATUS, PATH, CLIENT_IP)
@@ -181,7 +189,7 @@ def partial_of(
     )
     second = pl.col(TIME).dt.truncate("1s")
     small["timeline"] = (
-        ok.filter(pl.col(TIME).is_not_null())
+        plain_ok.filter(pl.col(TIME).is_not_null())
         .group_by(second.alias(TIME))
         .agg(
             pl.len().cast(COUNTS).alias("requests"),
@@ -190,13 +198,15 @@ def partial_of(
             bytes_column(columns).sum().cast(COUNTS).alias("bytes"),
         )
     )
-    small["status"] = ok.group_by(STATUS).agg(pl.len().cast(COUNTS).alias("requests"))
+    small["status"] = plain_ok.group_by(STATUS).agg(
+        pl.len().cast(COUNTS).alias("requests")
+    )
     logged = [HTTP_USER_AGENT] if HTTP_USER_AGENT in columns else []
     if HTTP_REFERER in columns:
         logged.append(HTTP_REFERER)
         ref = pl.col(HTTP_REFERER).cast(pl.String)
         small["referrers"] = (
-            ok.filter(ref.is_not_null() & (ref != ""))
+            plain_ok.filter(ref.is_not_null() & (ref != ""))
             .group_by(ref.alias(HTTP_REFERER))
             .agg(
                 pl.len().cast(COUNTS).alias("requests"),
@@ -209,14 +219,14 @@ def partial_of(
     host = host_column(columns)
     if host is not None:
         logged.append("host")
-    small["hosts"] = by_key(ok, host, "host", _status_counts(columns))
+    small["hosts"] = by_key(plain_ok, host, "host", _status_counts(columns))
     if lb_report.applies(columns):
         logged.append("lb")
     small["lb"] = lb_report.lb(ok, top=0)
     logged.extend(latency_columns(columns))
     frames["logged"] = pl.DataFrame({"name": logged}, schema={"name": pl.String})
     small["rejects"] = (
-        rows.filter(rejected)
+        plain.filter(rejected)
         .group_by(REJECT_REASON)
         .agg(pl.len().cast(COUNTS).alias("lines"))
     )
@@ -226,7 +236,7 @@ def partial_of(
     # held in memory for the later consumers, which grows with the input
     # (1.0 GB against 0.6 GB on 8M lines)
     frames.update({name: _collect(query) for name, query in small.items()})
-    frames["samples"] = _samples(rows, settings.ranks)
+    frames["samples"] = _samples(plain, settings.ranks)
     frames["problems"] = pl.DataFrame(
         {
             RANK: [settings.ranks.get(p[0], len(settings.ranks)) for p in problems],
