@@ -939,6 +939,24 @@ fail:
     return -1;
 }
 
+/* Hand the columns of `cut` over (`batch`), with the buffer `buf` they
+ * point into from `text` on, `len` bytes; takes both, even on error. */
+static PyObject *handed_over(Cut *cut, unsigned char *buf, unsigned char *text,
+                             int64_t len, PyObject *names) {
+    Shared *shared = malloc(sizeof *shared);
+    if (!shared) {
+        cut_free(cut);
+        free(buf);
+        return PyErr_NoMemory();
+    }
+    shared->refs = 1; /* this function's, dropped below */
+    shared->data = buf;
+    shared->text = text; /* the views are relative to it */
+    PyObject *capsules = batch(cut, shared, len, names);
+    shared_drop(shared);
+    return capsules;
+}
+
 /*
  * read(fd, start, stop, size, slack, program, nfields, limit, names)
  *   -> (offset, count, capsules)
@@ -1001,28 +1019,17 @@ static PyObject *read_lines(PyObject *self, PyObject *args) {
         free(buf);
         return Py_BuildValue("LiO", len == 0 ? start : offset, len == 0 ? 0 : -1, Py_None);
     }
-    Shared *shared = malloc(sizeof *shared);
-    if (!shared) {
-        cut_free(&cut);
-        free(buf);
-        return PyErr_NoMemory();
-    }
-    shared->refs = 1; /* this function's, dropped below */
-    shared->data = buf;
-    shared->text = buf + first; /* the views are relative to it */
-    PyObject *capsules = batch(&cut, shared, len, names);
     int64_t count = cut.count;
-    shared_drop(shared);
+    PyObject *capsules = handed_over(&cut, buf, buf + first, len, names);
     if (!capsules) return NULL;
-    PyObject *out = Py_BuildValue("LLN", offset, (long long)count, capsules);
-    return out;
+    return Py_BuildValue("LLN", offset, (long long)count, capsules);
 }
 
 /*
  * lines(block, first_offset, program, nfields, limit, names)
  *   -> None, or (count, capsules)
- * `read` for lines already in memory (the tests' way in): a copy of
- * `block` cut and split; None when it is not for the C road.
+ * `read` for lines already in memory (`ingest`'s blocks, and the tests): a
+ * copy of `block` cut and split; None when it is not for the C road.
  */
 static PyObject *lines(PyObject *self, PyObject *args) {
     (void)self;
@@ -1069,18 +1076,9 @@ static PyObject *lines(PyObject *self, PyObject *args) {
         Py_INCREF(result);
         goto done;
     }
-    Shared *shared = malloc(sizeof *shared);
-    if (!shared) {
-        cut_free(&cut);
-        PyErr_NoMemory();
-        goto done;
-    }
-    shared->refs = 1;
-    shared->data = shared->text = buf;
-    buf = NULL;
-    PyObject *capsules = batch(&cut, shared, block.len, names);
     int64_t count = cut.count;
-    shared_drop(shared);
+    PyObject *capsules = handed_over(&cut, buf, buf, block.len, names);
+    buf = NULL; /* handed over */
     if (capsules) result = Py_BuildValue("LN", (long long)count, capsules);
 done:
     free(buf);
