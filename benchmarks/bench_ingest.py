@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_summarize import ensure_log, machine  # noqa: E402
+from bench_summarize import ROOT, compiled, ensure_log, machine  # noqa: E402
 
 
 def ingest(log: str, dataset: Path) -> tuple[float, float]:
@@ -55,6 +55,7 @@ def main() -> int:
     )
     ap.add_argument("--record", action="store_true")
     args = ap.parse_args()
+    compiled(ROOT / "src")
     log = ensure_log(args.lines)
     size = log.stat().st_size / 2**20
     rows = []

@@ -97,6 +97,17 @@ def best_of(
     return min(r[0] for r in results), max(r[1] for r in results)
 
 
+def compiled(src: Path) -> Path:
+    """`src` with pplog's bytecode written beside its modules, as `pip install`
+    writes it and Python does on first import, unless told not to
+    (PYTHONDONTWRITEBYTECODE, set on some machines): a fresh process then
+    reads it instead of compiling 90 modules (0.04-0.08 s of every run)."""
+    import compileall
+
+    compileall.compile_dir(src / "pplog", quiet=1)
+    return src
+
+
 def pplog_argv(src: Path, fmt: str) -> list[str]:
     """`pplog summarize` imported from the `src` directory given, with this interpreter."""
     code = (
@@ -123,7 +134,7 @@ def revision_src(rev: str) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="pplog-baseline-") as tmp:
         with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
             tar.extractall(tmp, filter="data")
-        yield Path(tmp) / "src"
+        yield compiled(Path(tmp) / "src")
 
 
 def json_output(argv: list[str], log: Path, out: Path) -> Path:
@@ -323,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     # the pplog of this tree, whatever the interpreter has installed
-    current = pplog_argv(ROOT / "src", args.format)
+    current = pplog_argv(compiled(ROOT / "src"), args.format)
     pplog = [*current, "--to", "json"]
     if args.log and args.scale:
         ap.error("--scale generates its larger log: drop --log or --scale")

@@ -743,3 +743,138 @@ def test_a_line_too_long_for_the_c_road_is_not_read_whole(tmp_path: Path) -> Non
     got = c_road.select(list(sources.LINES_SCHEMA)).collect()
     assert_frame_equal(got, sources._python_lines([src], None, None).collect())
     assert got[TOO_LONG].to_list() == [False, True, False]
+
+
+_INGEST_LINES = [
+    b'1.2.3.4 - - [20/Nov/2026:00:00:00 +0000] "GET /a?b HTTP/1.1" 200 1 "-" "ua"',
+    b'5.6.7.8 - u [20/Nov/2026:00:00:01 +0100] "POST /x\\x22y" 404 0 "r" "b\\\\c"',
+    b'9.9.9.9 - - [20/Nov/2026:00:00:02 +0000] "GET /caf\\xC3\\xA9 HTTP/1.1" 200 5 "-" "\\xFF"',
+    b"",
+    b"garbage line",
+    b"caf\xc3\xa9",
+    b"cr\r",
+    b"\xff not UTF-8",
+    b"\x00\x00\x00"
+    + b'1.2.3.4 - - [20/Nov/2026:00:00:03 +0000] "GET / HTTP/1.1" 200 1 "-" "x"',
+    b"y" * ((1 << 20) + 10),
+]
+
+
+def _ingested(
+    dataset: Path,
+) -> tuple[pl.DataFrame, pl.DataFrame, list[dict[str, object]]]:
+    """Rows, rejects and checkpoints of `dataset`, without run-specific ids."""
+    import json
+
+    def frame(kind: str) -> pl.DataFrame:
+        files = sorted(dataset.glob(f"{kind}/**/*.parquet"))
+        if not files:
+            return pl.DataFrame()
+        rows = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+        rows = rows.drop("stream_id", "run_id", strict=False)
+        return rows.sort(LINE)
+
+    path = dataset / "_pplog" / "state.json"
+    state = json.loads(path.read_text()) if path.exists() else {"checkpoints": []}
+    skip = {"stream_id", "first_seen", "last_seen", "hint"}
+    checkpoints = [
+        {k: v for k, v in c.items() if k not in skip} for c in state["checkpoints"]
+    ]
+    return frame("requests"), frame("rejects"), checkpoints
+
+
+@given(
+    lines=st.lists(st.sampled_from(range(len(_INGEST_LINES))), max_size=14),
+    cut=st.floats(0, 1),
+    newline_at_end=st.booleans(),
+    final=st.booleans(),
+    block=st.integers(16, 600),
+)
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+def test_ingest_reads_plain_files_in_c_ranges_as_the_python_reader_does(
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    lines: list[int],
+    cut: float,
+    newline_at_end: bool,
+    final: bool,
+    block: int,
+) -> None:
+    """`ingest` reads a plain file in ranges split in C (`reader._c_batches`)
+    and hands the rest to the Python reader where it is not plain text (a
+    CR, a NUL hole, bytes that are not UTF-8, a line over `LINE_LIMIT`): two
+    runs, the file grown in between (perhaps in the middle of a line), give
+    the rows, rejects and checkpoints the Python reader alone gives."""
+    from pplog.batch.ingest import ingest
+
+    data = b"\n".join(_INGEST_LINES[k] for k in lines)
+    if lines and newline_at_end:
+        data += b"\n"
+    first = data[: int(len(data) * cut)]
+    monkeypatch.setattr(_fastsplit, "BLOCK_BYTES", block)
+    got = {}
+    work = tmp_path_factory.mktemp("logs")
+    log = work / "access.log"
+    for road in ("c", "python"):
+        if road == "python":
+            monkeypatch.setenv("PPLOG_NO_C_SPLIT", "1")
+        dataset = work / road
+        log.write_bytes(first)
+        options = {"format": "combined", "final": final, "batch_bytes": 3 * block}
+        ingest([str(log)], dataset, **options)
+        log.write_bytes(data)
+        result = ingest([str(log)], dataset, **options)
+        got[road] = (*_ingested(dataset), result.rows, result.rejects, result.held)
+    c_road, python_road = got["c"], got["python"]
+    assert_frame_equal(c_road[0], python_road[0])
+    assert_frame_equal(c_road[1], python_road[1])
+    assert c_road[2:] == python_road[2:]
+
+
+def test_ingest_hands_a_file_to_the_python_reader_where_it_stops_being_plain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The C ranges read up to the first range that is not plain text; the
+    Python reader reads from that range's first line on, and every line is
+    staged once, in order."""
+    from pplog.batch import identity
+    from pplog.batch.ingest import ingest
+
+    line = (
+        '1.2.3.4 - - [20/Nov/2026:00:00:00 +0000] "GET /{} HTTP/1.1" 200 1 "-" "ua"\n'
+    )
+    head = "".join(line.format(i) for i in range(40)).encode()
+    tail = "".join(line.format(i) for i in range(40, 80)).encode()
+    log = tmp_path / "access.log"
+    log.write_bytes(head + b"carriage\r return\n" + tail)
+    monkeypatch.setattr(_fastsplit, "BLOCK_BYTES", 256)
+    ranges: list[int] = []
+    python_from: list[int] = []
+    split, read_from = _fastsplit.split_ranges, identity.read_from
+
+    def counted(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        for got in split(*args, **kwargs):  # type: ignore[arg-type]
+            ranges.append(got[1])
+            yield got
+
+    def python(cand: object, offset: int, piece: int):  # type: ignore[no-untyped-def]
+        python_from.append(offset)
+        return read_from(cand, offset, piece)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_fastsplit, "split_ranges", counted)
+    monkeypatch.setattr(identity, "read_from", python)
+    result = ingest([str(log)], tmp_path / "ds", format="combined", batch_bytes=1024)
+    assert result.rows == 80 and result.rejects == 1
+    rows, rejects, checkpoints = _ingested(tmp_path / "ds")
+    assert rows[LINE].to_list() == [*range(1, 41), *range(42, 82)]
+    assert rejects[LINE].to_list() == [41]
+    assert checkpoints[0]["offset"] == log.stat().st_size
+    # the C road read the first lines, the Python reader the range with the
+    # CR on: from the first line that starts in that range
+    assert 0 < sum(c for c in ranges if c > 0) < 41
+    starts = [m.end() for m in re.finditer(b"\n", head)]
+    assert len(python_from) == 1 and python_from[0] in starts[-4:]

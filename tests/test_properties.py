@@ -330,3 +330,75 @@ def test_streaming_decoders_are_value_decoding(
         got = chunks.select(decode(pl.col("v"))).collect(engine="streaming")
         expected = [None if v is None else one(v) for v in values]
         assert got.to_series().to_list() == expected
+
+
+def _xhh_by_handler(data: bytes) -> str:
+    """UTF-8 decoding with each byte of each invalid sequence written as
+    `\\xHH` by an error handler: what `decode_bytes` must give."""
+    import codecs
+
+    def handler(err: UnicodeError) -> tuple[str, int]:
+        assert isinstance(err, UnicodeDecodeError)
+        bad = err.object[err.start : err.end]
+        return "".join(f"\\x{b:02X}" for b in bad), err.end
+
+    codecs.register_error("test-xhh", handler)
+    return data.decode("utf-8", "test-xhh")
+
+
+_UTF8_PIECES = st.sampled_from(
+    [
+        b"a",
+        b"\\",
+        b"\xc3\xa9",
+        b"\xc3",
+        b"\xa9",
+        b"\xed\xb2\x80",
+        b"\xf0\x9f\x98",
+        b"\x80",
+        b"\xff",
+        b"\xe2\x82\xac",
+        b"\xf4\x90\x80\x80",
+        b"\x00",
+        b"x5C",
+    ]
+)
+
+
+@given(
+    data=st.one_of(
+        st.binary(max_size=60), st.lists(_UTF8_PIECES, max_size=20).map(b"".join)
+    )
+)
+@settings(max_examples=500, deadline=None)
+def test_bytes_decode_as_utf8_with_the_rest_escaped(data: bytes) -> None:
+    """`decode_bytes` (surrogates written as escapes) gives what an error
+    handler writing each invalid byte as `\\xHH` gives: the same invalid
+    bytes (truncated sequences, encoded surrogates, bytes above U+10FFFF)."""
+    from pplog.sources import decode_bytes
+
+    assert decode_bytes(data) == _xhh_by_handler(data)
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(["a", "\\", "\\x", "x", "é", "\U0001f600", "5C"]),
+            st.integers(0, 255).map(lambda b: f"\\x{b:02X}"),
+            st.integers(0, 255).map(lambda b: f"\\x{b:02x}"),
+        ),
+        max_size=30,
+    ).map("".join)
+)
+@settings(max_examples=500, deadline=None)
+def test_xhh_decoding_is_one_pass_over_the_escapes(value: str) -> None:
+    """`decode_xhh`: every `\\xHH` the byte HH, in one pass (the bytes an
+    escape gives are not read again), then `decode_bytes`."""
+    from pplog._unescape import decode_xhh
+
+    raw = re.sub(
+        rb"\\x([0-9A-Fa-f]{2})",
+        lambda m: bytes([int(m.group(1), 16)]),
+        value.encode("utf-8"),
+    )
+    assert decode_xhh(value) == _xhh_by_handler(raw)

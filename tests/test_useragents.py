@@ -441,6 +441,9 @@ def test_stored_answers_are_taken_and_only_the_rest_parsed(
     assert asked == [every.get_column("http_user_agent").to_list()[5:]]
     key = "http_user_agent"
     assert got.sort(key, nulls_last=True).equals(every.sort(key, nulls_last=True))
+    # in the order of the user agents asked about, as without stored answers
+    later = useragents.stored_answers(useragents.stamped(every.tail(4)))
+    assert parse_agents(uas, known=later).equals(every)
     asked.clear()
     assert parse_agents(uas.head(5), known=known).height == 5
     assert asked == []  # every one stored: nothing parsed

@@ -28,7 +28,7 @@ import contextlib
 import hashlib
 import os
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
@@ -243,10 +243,10 @@ def _kept(
     return df if left is None else df.head(left)
 
 
-def _ranges(size: int, block_bytes: int) -> Iterator[tuple[int, int]]:
-    """The file's bytes up to `size` in ranges of `block_bytes`."""
-    for start in range(0, size, block_bytes):
-        yield start, min(start + block_bytes, size)
+def _ranges(start: int, size: int, block_bytes: int) -> Iterator[tuple[int, int]]:
+    """The file's bytes from `start` up to `size` in ranges of `block_bytes`."""
+    for lo in range(start, size, block_bytes):
+        yield lo, min(lo + block_bytes, size)
 
 
 # what a range is read past its end, for the end of its last line (more:
@@ -257,6 +257,85 @@ _SLACK = 64 << 10
 def applies(fmt: LogFormat | None) -> bool:
     """Whether `scan` reads a file for `fmt` (else it returns None)."""
     return fmt is not None and available() and program(fmt) is not None
+
+
+def split_ranges(
+    fd: int,
+    start: int,
+    size: int,
+    fmt: LogFormat,
+    *,
+    block_bytes: int = BLOCK_BYTES,
+    on_submit: Callable[[int], None] | None = None,
+) -> Generator[tuple[pl.DataFrame | None, int, int], None, None]:
+    """The lines of the open plain file `fd` that start in bytes [start,
+    size), read and split by the C code in ranges of `block_bytes`, on as
+    many threads as polars has, a few ranges ahead, in file order.
+
+    `start` must begin a line (0, or just after a newline); no line is read
+    past `size`, and the last may end there without a newline. Yields
+    (frame, count, offset) for each range in which lines start: `fmt`'s
+    columns (`_c_schema`, without line numbers) of its `count` lines, the
+    first at byte `offset`. A frame None ends the iteration: from `offset`
+    on, the file is not plain text (bytes that are not UTF-8, a NUL, a CR, a
+    line over `LINE_LIMIT`) and the caller's reader must read it.
+    `on_submit` is told the bytes of each range as it is handed to a thread.
+    """
+    built = program(fmt)
+    splitc = _splitc
+    if built is None or splitc is None:
+        msg = "the C split does not apply to this format"
+        raise ValueError(msg)
+    from pplog.sources import LINE_LIMIT
+
+    prog, columns = built
+    names = tuple(_c_schema(fmt))
+
+    def frame(lo: int, hi: int) -> tuple[pl.DataFrame | None, int, int]:
+        offset, count, capsules = splitc.read(
+            fd, lo, hi, size, _SLACK, prog, len(columns), LINE_LIMIT, names
+        )
+        if capsules is None:  # count 0: no line starts here; -1: not plain text
+            return (None if count < 0 else _EMPTY), 0, offset
+        return pl.DataFrame(_Capsules(capsules)), count, offset
+
+    # as many threads as polars has; with one (`--jobs 1`: one core), the
+    # ranges are read and split here, in the caller's thread
+    workers = pl.thread_pool_size()
+    with contextlib.ExitStack() as stack:
+        pending: deque[Future[tuple[pl.DataFrame | None, int, int]]] = deque()
+        pool = None
+        if workers > 1:
+            pool = stack.enter_context(
+                ThreadPoolExecutor(workers, thread_name_prefix="pplog-split")
+            )
+        # cancelled first when the stack unwinds: no range read for nothing
+        stack.callback(lambda: [rest.cancel() for rest in pending])
+        ranges = _ranges(start, size, block_bytes)
+        done = False
+        while True:
+            while not done and len(pending) < (AHEAD * workers if pool else 1):
+                got = next(ranges, None)
+                if got is None:
+                    done = True
+                    break
+                lo, hi = got
+                if pool is None:
+                    result: Future[tuple[pl.DataFrame | None, int, int]] = Future()
+                    result.set_result(frame(lo, hi))
+                else:
+                    result = pool.submit(frame, lo, hi)
+                pending.append(result)
+                if on_submit is not None:
+                    on_submit(hi - lo)
+            if not pending:
+                return
+            df, count, offset = pending.popleft().result()
+            if df is _EMPTY:
+                continue
+            yield df, count, offset
+            if df is None:
+                return
 
 
 def scan(
@@ -281,32 +360,11 @@ def scan(
     if not applies(fmt):
         return None
     assert fmt is not None
-    built = program(fmt)
-    assert built is not None
     from polars.io.plugins import register_io_source
 
-    from pplog.sources import LINE_LIMIT
-
-    prog, columns = built
     schema = pl.Schema([(LINE, pl.UInt64()), *_c_schema(fmt).items()])
     names = list(schema)
     total = path.stat().st_size
-    c_names = tuple(names[1:])  # the columns `_splitc.read` gives, in order
-
-    splitc = _splitc
-    assert splitc is not None
-
-    def frame(fd: int, start: int, stop: int) -> tuple[pl.DataFrame | None, int, int]:
-        """The lines starting in [start, stop), split, without their line
-        numbers (`numbered` adds them), how many there are and the offset of
-        the first; no frame where the C road stops."""
-        offset, count, capsules = splitc.read(
-            fd, start, stop, total, _SLACK, prog, len(columns), LINE_LIMIT, c_names
-        )
-        if capsules is None:  # count 0: no line starts here; -1: not plain text
-            return (None if count < 0 else _EMPTY), 0, offset
-        # a block's lines end in a newline, except perhaps the file's last
-        return pl.DataFrame(_Capsules(capsules)), count, offset
 
     def python_rest(offset: int, line: int, reported: int) -> Iterator[pl.DataFrame]:
         """The file from byte `offset` (line `line`) on, read by the Python
@@ -342,10 +400,6 @@ def scan(
         del batch_size
         left = n_rows
         line = 1
-        submitted = 0
-        # as many threads as polars has; with one (`--jobs 1`: one core), the
-        # blocks are read and split here, in the thread polars reads them from
-        workers = pl.thread_pool_size()
 
         def kept(df: pl.DataFrame) -> pl.DataFrame:
             nonlocal left
@@ -354,43 +408,27 @@ def scan(
                 left -= df.height
             return df
 
+        reported = 0
+
+        def submitted(n: int) -> None:
+            nonlocal reported
+            reported += n
+            if on_progress is not None:
+                on_progress(n, total)
+
         with contextlib.ExitStack() as stack:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
             stack.callback(os.close, fd)
-            pending: deque[Future[tuple[pl.DataFrame | None, int, int]]] = deque()
-            pool = None
-            if workers > 1:
-                pool = stack.enter_context(
-                    ThreadPoolExecutor(workers, thread_name_prefix="pplog-split")
+            split = stack.enter_context(
+                contextlib.closing(
+                    split_ranges(
+                        fd, 0, total, fmt, block_bytes=block_bytes, on_submit=submitted
+                    )
                 )
-            # cancelled first when the stack unwinds: no range read for nothing
-            stack.callback(lambda: [rest.cancel() for rest in pending])
-            ranges = _ranges(total, block_bytes)
-            done = False
-            while True:
-                while not done and len(pending) < (AHEAD * workers if pool else 1):
-                    got = next(ranges, None)
-                    if got is None:
-                        done = True
-                        break
-                    start, stop = got
-                    if pool is None:
-                        result: Future[tuple[pl.DataFrame | None, int, int]]
-                        result = Future()
-                        result.set_result(frame(fd, start, stop))
-                    else:
-                        result = pool.submit(frame, fd, start, stop)
-                    pending.append(result)
-                    submitted = stop
-                    if on_progress is not None:
-                        on_progress(stop - start, total)
-                if not pending:
-                    return
-                df, count, offset = pending.popleft().result()
-                if df is _EMPTY:
-                    continue
+            )
+            for df, count, offset in split:
                 if df is None:  # the Python reader takes the rest of the file
-                    for batch in python_rest(offset, line, submitted):
+                    for batch in python_rest(offset, line, reported):
                         yield kept(batch)
                         if left is not None and left <= 0:
                             return

@@ -14,6 +14,12 @@ import polars as pl
 from pplog.sources import decode_bytes
 
 _HEX = re.compile(rb"\\x([0-9A-Fa-f]{2})")
+# the byte each two hex digits stand for, in either case
+_BYTE = {
+    f"{a}{b}".encode(): bytes([int(f"{a}{b}", 16)])
+    for a in "0123456789abcdefABCDEF"
+    for b in "0123456789abcdefABCDEF"
+}
 # `\xHH` for every ASCII byte, upper- and lower-case hex, and what it stands for
 _ASCII_ESCAPES = [f"\\x{b:02X}" for b in range(0x80)] + [
     f"\\x{b:02x}" for b in range(0x80) if f"{b:02x}" != f"{b:02X}"
@@ -32,8 +38,9 @@ def decode_xhh(value: str) -> str:
     not form valid UTF-8 are written back as `\xHH` (upper-case), so nothing is
     lost. Decoding is single-pass: `\x5Cx41` gives the four characters `\x41`.
     """
-    raw = _HEX.sub(lambda m: bytes([int(m.group(1), 16)]), value.encode("utf-8"))
-    return decode_bytes(raw)
+    parts = _HEX.split(value.encode("utf-8"))  # text, hex digits, text, ...
+    parts[1::2] = [_BYTE[h] for h in parts[1::2]]
+    return decode_bytes(b"".join(parts))
 
 
 def _decode_default(series: pl.Series) -> pl.Series:

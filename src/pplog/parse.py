@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from pplog import _fastsplit, _unescape
+from pplog._fastsplit import REQUEST_PARTS
 from pplog.formats import FIXED_TEXT, SHAPES, Literal, LogFormat, Token, Variable
 from pplog.schema import (
     FLOAT_FIELDS,
@@ -34,6 +35,8 @@ _VALID = "_valid"
 _BINARY = "_binary"
 _LINE = "_line"  # the text the fields are taken from (null for binary lines)
 _C_OK = "_c_ok"  # the line's values are the C split's (`_fastsplit`)
+# `parse(late=True)`: the rows whose request `late_split` must still cut
+LATE_SPLIT = "_late_split"
 _REST = "_rest"  # the lines left to the polars expressions
 
 _ORIGIN_RE = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*"
@@ -415,8 +418,40 @@ def late_decoding(fmt: LogFormat) -> list[pl.Expr]:
 
 def late_split(fmt: LogFormat) -> list[list[pl.Expr]]:
     """The request split `parse(..., late=True)` left out (after
-    `late_decoding`), as stages of `with_columns`: polars expressions only."""
+    `late_decoding`), as stages of `with_columns`: polars expressions only.
+    Where the parse gave the `LATE_SPLIT` column, the request parts are
+    there already but for the rows it marks, which alone need these stages
+    (`late_split_rows`)."""
     return _request_stages(fmt.fields)
+
+
+def late_split_rows(frame: pl.DataFrame, fmt: LogFormat) -> pl.DataFrame:
+    """`frame` (`parse(..., late=True)`, collected and `late_decoding`'s
+    decoding done) with its request split: where the parse gave the C
+    split's parts, only the rows `LATE_SPLIT` marks are cut by `late_split`,
+    on their own, and their parts put in place."""
+    if LATE_SPLIT not in frame.columns:
+        return _split(frame, fmt)
+    rows = frame.get_column(LATE_SPLIT).arg_true()
+    frame = frame.drop(LATE_SPLIT)
+    if rows.len() == 0:
+        return frame
+    cut = _split(frame.select(REQUEST).gather(rows), fmt)
+    return frame.with_columns(
+        frame.get_column(p).scatter(rows, cut.get_column(p)) for p in REQUEST_PARTS[1:]
+    )
+
+
+def _split(frame: pl.DataFrame, fmt: LogFormat) -> pl.DataFrame:
+    """`late_split` of a collected frame, in a streaming query over it: both
+    cores take its batches, where eager stages run each expression over the
+    frame's chunks on one (2M lines: 0.5 s against 1.5 s for elb_log, 2.7 s
+    for main)."""
+    split = frame.lazy()
+    for stage in late_split(fmt):
+        split = split.with_columns(stage)
+    kept = [c for c in split.collect_schema() if not c.startswith("_")]
+    return split.select(kept).collect(engine="streaming")
 
 
 def _free_text(name: str, fmt: LogFormat) -> bool:
@@ -503,12 +538,24 @@ def parse(
         derived.extend(_aws_aliases(fmt))
     if derived:
         lf = lf.with_columns(derived)
+    parts = _fastsplit.request_columns(fmt) if c_split else None
     if not late:
         # the C split cuts the request as logged: its parts are the decoded
         # request's only where nothing is decoded
-        parts = _fastsplit.request_columns(fmt) if c_split and not decode else None
-        for stage in _request_stages(names, parts):
+        for stage in _request_stages(names, None if decode else parts):
             lf = lf.with_columns(stage)
+    elif parts:
+        # a request without a backslash decodes to itself: the C split's
+        # parts are its parts; `late_split` cuts the others (`LATE_SPLIT`)
+        plain = ~pl.col(REQUEST).str.contains("\\", literal=True)
+        taken = pl.col(parts["ok"]).fill_null(False) & pl.col(_C_OK) & plain  # noqa: FBT003
+        lf = lf.with_columns(
+            *(
+                pl.when(taken).then(pl.col(parts[p])).alias(p)
+                for p in REQUEST_PARTS[1:]
+            ),
+            (~taken & pl.col(REQUEST).is_not_null()).alias(LATE_SPLIT),
+        )
     reason = (
         pl.when(pl.col(_BINARY))
         .then(pl.lit(REASON_BINARY))
@@ -521,5 +568,9 @@ def parse(
         reason = reason.when(pl.col(TIME).is_null()).then(pl.lit(REASON_BAD_TIME))
     reason = reason.when(_bad_numbers(names)).then(pl.lit(REASON_BAD_NUMBER))
     lf = lf.with_columns(reason.otherwise(None).alias(REJECT_REASON))
-    drop = [c for c in lf.collect_schema().names() if c.startswith("_") and c != TEXT]
+    drop = [
+        c
+        for c in lf.collect_schema().names()
+        if c.startswith("_") and c not in (TEXT, LATE_SPLIT)
+    ]
     return lf.drop(drop).rename({TEXT: RAW})

@@ -88,7 +88,7 @@ def _check(candidate: Candidate, raw: IO[bytes]) -> None:
         raise ChangedError(errno.ESTALE, "rotated or rewritten during this run")
 
 
-def _open_plain(candidate: Candidate) -> IO[bytes]:
+def open_plain(candidate: Candidate) -> IO[bytes]:
     f = candidate.path.open("rb")
     try:
         _check(candidate, f)
@@ -142,7 +142,7 @@ def read_tail_marker(candidate: Candidate, offset: int) -> bytes | None:
     if not candidate.compressed:
         if candidate.size < offset:
             return None
-        with _open_plain(candidate) as f:
+        with open_plain(candidate) as f:
             f.seek(start)
             data = f.read(offset - start)
         return data if len(data) == offset - start else None
@@ -275,7 +275,7 @@ def read_from(candidate: Candidate, offset: int, piece: int) -> Iterator[bytes]:
     where that was: what a reader did not take up to there is held back.
     """
     if not candidate.compressed:
-        with _open_plain(candidate) as f:
+        with open_plain(candidate) as f:
             f.seek(offset)
             while True:
                 data = f.read(piece)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import queue
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +46,7 @@ from pplog.schema import (
     TIME,
 )
 from pplog.sources import (
-    LINE_LIMIT,  # noqa: F401 - the cap every reader applies, named here too
+    LINE_LIMIT,
     RAW_KEPT,  # noqa: F401
     READ_ERRORS,
     SAMPLE_BYTES,
@@ -390,6 +391,9 @@ def _age(
     return kept
 
 
+Batch = tuple[pl.DataFrame, int, bytes, bool]
+
+
 def _batches(
     cand: Candidate,
     offset: int,
@@ -398,16 +402,26 @@ def _batches(
     *,
     final: bool,
     fmt: LogFormat | None = None,
-) -> Iterator[tuple[pl.DataFrame, int, bytes, bool]]:
+) -> Iterator[Batch]:
     """Frames of about `batch_bytes` of complete lines from `offset` on.
 
     Yields (lines, bytes consumed, the last bytes consumed, whether nothing
     is left over). A last line without newline is yielded only when `final`.
-    Lines are cut by `sources.LineSplitter`: a line that runs past
-    `LINE_LIMIT` is not held in memory but becomes one `too_long` reject
-    covering all its bytes, its first `RAW_KEPT` bytes kept. Blocks of plain
-    text are cut and split in C for `fmt` (see `_frame`).
+    A plain file is read and split in C where `fmt` allows (`_c_batches`),
+    up to where it is not plain text; the rest, and every compressed file,
+    is cut by `sources.LineSplitter`: a line that runs past `LINE_LIMIT` is
+    not held in memory but becomes one `too_long` reject covering all its
+    bytes, its first `RAW_KEPT` bytes kept. Blocks of plain text are still
+    split in C for `fmt` (see `_frame`).
     """
+    if not cand.compressed and _fastsplit.applies(fmt):
+        assert fmt is not None
+        rest = yield from _c_batches(
+            cand, offset, line_no, batch_bytes, final=final, fmt=fmt
+        )
+        if rest is None:
+            return
+        offset, line_no = rest
     lines = LineSplitter(offset, line_no, tail_bytes=identity.TAIL_BYTES)
     for piece in identity.read_from(cand, offset, batch_bytes):
         for block in lines.feed(piece):
@@ -418,6 +432,86 @@ def _batches(
             yield _frame(cand.name, block, fmt), block.size, block.tail, True
     elif lines.pending:  # a partial line waits: say so with an empty batch
         yield _frame(cand.name, Block(b"", lines.line, lines.offset, 0)), 0, b"", False
+
+
+def _c_batches(
+    cand: Candidate,
+    offset: int,
+    line_no: int,
+    batch_bytes: int,
+    *,
+    final: bool,
+    fmt: LogFormat,
+) -> Generator[Batch, None, tuple[int, int] | None]:
+    """`_batches` of plain file `cand`, read and split by the C code in
+    ranges on every core (`_fastsplit.split_ranges`), without a copy of the
+    bytes in Python; returns None once its complete lines are read, or the
+    (offset, line number) from which the Python reader must go on: where the
+    file is not plain text (a NUL hole, a CR, bytes that are not UTF-8, a
+    line over `LINE_LIMIT`), or everything when `offset` does not start a
+    line or the unfinished last line is longer than `LINE_LIMIT`.
+    """
+    with identity.open_plain(cand) as f:
+        fd = f.fileno()
+        end = os.fstat(fd).st_size  # what is there now; more waits for the next run
+        if offset > end or (offset > 0 and os.pread(fd, 1, offset - 1) != b"\n"):
+            return offset, line_no
+        stop = end if final else _after_last_newline(fd, offset, end)
+        if stop is None:
+            return offset, line_no
+        cand.end = end
+        pieces: list[pl.DataFrame] = []
+        first = offset  # of the batch being gathered
+
+        def batch(upto: int) -> Batch:
+            """The gathered ranges' lines, which end at byte `upto`."""
+            frame = pl.concat(pieces, how="vertical", rechunk=False)
+            length = pl.col(OFFSET).shift(-1, fill_value=upto) - pl.col(OFFSET)
+            count = frame.height
+            frame = frame.with_columns(length.alias(LENGTH))
+            frame = frame.insert_column(
+                0,
+                pl.int_range(
+                    line_no - count, line_no, dtype=pl.UInt64, eager=True
+                ).alias(LINE),
+            ).insert_column(
+                0,
+                pl.repeat(cand.name, count, dtype=pl.String, eager=True).alias(SOURCE),
+            )
+            pieces.clear()
+            n = min(identity.TAIL_BYTES, upto)
+            return frame, upto - first, os.pread(fd, n, upto - n), upto == end
+
+        split = _fastsplit.split_ranges(
+            fd, offset, stop, fmt, block_bytes=_fastsplit.BLOCK_BYTES
+        )
+        with contextlib.closing(split):
+            for df, count, at in split:
+                if pieces and (df is None or at - first >= batch_bytes):
+                    yield batch(at)
+                    first = at
+                if df is None:  # not plain text from here on
+                    return at, line_no
+                pieces.append(df)
+                line_no += count
+        if pieces:
+            yield batch(stop)
+    return None
+
+
+def _after_last_newline(fd: int, offset: int, end: int) -> int | None:
+    """Where the last complete line at or after `offset` ends (`offset`
+    when none does); None when the unfinished line after it is longer than
+    `LINE_LIMIT` (the Python reader cuts such a line)."""
+    floor = max(offset, end - LINE_LIMIT - 1)
+    hi = end
+    while hi > floor:
+        lo = max(floor, hi - (64 << 10))
+        nl = os.pread(fd, hi - lo, lo).rfind(b"\n")
+        if nl >= 0:
+            return lo + nl + 1
+        hi = lo
+    return offset if floor == offset else None
 
 
 _DONE = object()

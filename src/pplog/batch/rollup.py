@@ -86,7 +86,10 @@ def _checked() -> list[str]:
 
 
 def partial_of_rows(
-    rows: pl.LazyFrame | pl.DataFrame, *, classified: bool = False
+    rows: pl.LazyFrame | pl.DataFrame,
+    *,
+    classified: bool = False,
+    known: pl.DataFrame | None = None,
 ) -> Partial:
     """The rollup of a file's rows: `summarize DIR`'s map, without filters,
     and the answers for its user agents (`AGENTS`), which `finish` would
@@ -94,6 +97,8 @@ def partial_of_rows(
 
     `classified`: the rows' `agent_class` was given by this process (a batch
     `ingest` stages), so it is taken instead of classifying them again.
+    `known`: answers this process gave before (`parse_agents`' `known`):
+    an ingest run parses each user agent once, not once per file.
     """
     from pplog.run.dataset import map_dataset_rows
 
@@ -104,7 +109,8 @@ def partial_of_rows(
         if classified and isinstance(rows, pl.DataFrame) and AGENT_CLASS in rows:
             classes = rows.select(HTTP_USER_AGENT, AGENT_CLASS).unique(HTTP_USER_AGENT)
         agents = clients.get_column(HTTP_USER_AGENT)
-        partial.frames[AGENTS] = stamped(parse_agents(agents, classes))
+        answers = parse_agents(agents, classes, known=known)
+        partial.frames[AGENTS] = stamped(answers)
     return partial
 
 

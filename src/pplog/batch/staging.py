@@ -24,7 +24,10 @@ import polars as pl
 
 from pplog.batch import _fs, rollup
 from pplog.batch.state import ROLLUP, DiskFullError, Layout
+from pplog.enrich.useragents import ANSWERS
 from pplog.errors import PplogError
+from pplog.schema import HTTP_USER_AGENT
+from pplog.tasks import AGENTS
 
 _PREFIX = {"data": "part", "rejects": "rejects"}
 
@@ -51,12 +54,40 @@ def _write(frame: pl.DataFrame, root: Path, path: Path) -> None:
         os.fsync(f.fileno())
 
 
+# user agents whose answers a run keeps for its next files (`_Agents`)
+KNOWN_AGENTS = 100_000
+
+
+class _Agents:
+    """The user agents' answers a run's rollups gave so far, up to
+    `KNOWN_AGENTS` of them: each is parsed once per run, not once per file.
+    Used by the one writer thread."""
+
+    def __init__(self) -> None:
+        self.known: pl.DataFrame | None = None
+
+    def learn(self, answers: pl.DataFrame | None) -> None:
+        if answers is None or (
+            self.known is not None and self.known.height >= KNOWN_AGENTS
+        ):
+            return
+        answers = answers.select(ANSWERS)
+        known = answers if self.known is None else pl.concat([self.known, answers])
+        self.known = known.unique(HTTP_USER_AGENT, keep="first", maintain_order=True)
+
+
 def _write_with_rollup(
-    frame: pl.DataFrame, layout: Layout, path: Path, summary: Path, of: str
+    frame: pl.DataFrame,
+    layout: Layout,
+    path: Path,
+    summary: Path,
+    of: str,
+    agents: _Agents,
 ) -> None:
     """Write the rows, then their rollup (mapped here, in the writer thread)."""
     _write(frame, layout.root, path)
-    partial = rollup.partial_of_rows(frame, classified=True)
+    partial = rollup.partial_of_rows(frame, classified=True, known=agents.known)
+    agents.learn(partial.get(AGENTS))
     data = rollup.encode(partial, of=of, rows=frame.height)
     rollup.write(layout, summary, data)
 
@@ -102,6 +133,7 @@ class Staging:
         # files are written by one thread while the next batch is parsed
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pplog-write")
         self.pending: list[Future[None]] = []
+        self.agents = _Agents()
 
     def write(self, kind: str, stream: str, frame: pl.DataFrame) -> None:
         """Write `frame`, one file per distinct `_date` (a Date; null: unknown).
@@ -139,7 +171,13 @@ class Staging:
             self._wait()
             self.pending.append(
                 self.pool.submit(
-                    _write_with_rollup, part, self.layout, staged, summary_staged, of
+                    _write_with_rollup,
+                    part,
+                    self.layout,
+                    staged,
+                    summary_staged,
+                    of,
+                    self.agents,
                 )
             )
 

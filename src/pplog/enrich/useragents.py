@@ -293,7 +293,15 @@ def parse_agents(
             ~distinct.is_in(found.get_column(HTTP_USER_AGENT), nulls_equal=True)
         )
         parsed = parse_agents(missing, classes, stop=stop)
-        return pl.concat([found, parsed], how="vertical_relaxed")
+        both = pl.concat([found, parsed], how="vertical_relaxed")
+        # in the order of `user_agents`, as without `known`
+        return frame.join(
+            both,
+            on=HTTP_USER_AGENT,
+            how="left",
+            nulls_equal=True,
+            maintain_order="left",
+        )
     frame = pl.DataFrame({HTTP_USER_AGENT: distinct})
     parsed = pl.DataFrame(
         _families(distinct.to_list(), stop),

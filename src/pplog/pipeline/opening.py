@@ -21,7 +21,7 @@ from pplog.clientip import ProxyPolicy
 from pplog.enrich.agents import AGENT_CLASS, agent_class_per_value
 from pplog.errors import PplogError, PplogWarning
 from pplog.formats import PRESETS, LogFormat, realip_from_config
-from pplog.parse import late_decoding, late_split, parse
+from pplog.parse import late_decoding, late_split_rows, parse
 from pplog.pipeline.detect import UNKNOWN_FORMAT, FileGroup
 from pplog.pipeline.spec import LogSpec
 from pplog.schema import (
@@ -331,15 +331,9 @@ def collected_rows(
     # would be one per batch of the collected frame)
     if decoding := late_decoding(fmt):
         frame = frame.with_columns(decoding)
-    # the request split, polars expressions only, in a streaming query over
-    # the collected frame: both cores take its batches, where eager stages
-    # run each expression over the frame's chunks on one (2M lines: 0.5 s
-    # against 1.5 s for elb_log, 2.7 s for main)
-    split = frame.lazy()
-    for stage in late_split(fmt):
-        split = split.with_columns(stage)
-    kept = [c for c in split.collect_schema() if not c.startswith("_")]
-    frame = split.select(kept).collect(engine="streaming")
+    # the request split: the C split's parts where it cut a request that
+    # decodes to itself, polars expressions for the others
+    frame = late_split_rows(frame, fmt)
     frame = clientip.attributed(frame, policy)
     if AGENT_CLASS in order:
         frame = frame.with_columns(agent_class_per_value(HTTP_USER_AGENT))

@@ -53,13 +53,8 @@ def looks_binary(sample: bytes) -> bool:
     return _TEXT_LINE.search(data) is None
 
 
-def _xhh(err: UnicodeError) -> tuple[str, int]:
-    assert isinstance(err, UnicodeDecodeError)
-    bad = err.object[err.start : err.end]
-    return "".join(f"\\x{b:02X}" for b in bad), err.end
-
-
-codecs.register_error("pplog-xhh", _xhh)
+# what `surrogateescape` makes of each byte that is not UTF-8, as `\xHH`
+_SURROGATE_XHH = {0xDC00 + b: f"\\x{b:02X}" for b in range(0x80, 0x100)}
 
 
 def is_utf8(data: bytes) -> bool:
@@ -72,8 +67,14 @@ def is_utf8(data: bytes) -> bool:
 
 
 def decode_bytes(data: bytes) -> str:
-    """Decode UTF-8, writing undecodable bytes as nginx-style `\\xHH`."""
-    return data.decode("utf-8", "pplog-xhh")
+    """Decode UTF-8, writing undecodable bytes as nginx-style `\\xHH`.
+
+    `surrogateescape` stands for each such byte with a lone surrogate, which
+    valid UTF-8 never decodes to; each is then written as its byte's escape,
+    both steps in C.
+    """
+    text = data.decode("utf-8", "surrogateescape")
+    return text.translate(_SURROGATE_XHH) if not text.isascii() else text
 
 
 def binary_throughout(path: Path | None, head: bytes) -> bool:
