@@ -115,3 +115,31 @@ def test_python_range_test_is_the_expressions(
     assert [
         _ipaddr.addr_in(t, networks) for t in tokens
     ] == expected.to_series().to_list()
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            spellings(),
+            st.text(alphabet="0123456789abcdefABCDEF:.", max_size=45),
+            st.text(max_size=12),
+            st.sampled_from(["1:2:3:4:5:6::7", "1:2:3:4:5:6:7::", "a::", "1::2::3"]),
+        ),
+        max_size=8,
+    )
+)
+def test_c_reads_ordinary_ipv6_as_the_python_fast_path(texts: list[str]) -> None:
+    """`_splitc.inet6_plain` (what `addr_info` reads tokens with, many at a
+    time) answers for each token exactly what `_plain_inet6` answers."""
+    from pplog import _splitc
+
+    got = _splitc.inet6_plain(texts)
+    for text, c in zip(texts, got, strict=True):
+        python = _ipaddr._plain_inet6(text)
+        want = (
+            None
+            if python is None
+            else (python[0], python[1] >> 64, python[1] & ((1 << 64) - 1))
+        )
+        assert c == want, text

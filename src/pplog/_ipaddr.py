@@ -17,10 +17,17 @@ import re
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 import polars as pl
 
 from pplog.errors import OptionError
+
+_splitc: ModuleType | None
+try:  # reads ordinary IPv6 addresses many at a time (`_plain_inet6` in C)
+    from pplog import _splitc
+except ImportError:  # pragma: no cover - a checkout whose extension was not built
+    _splitc = None
 
 INFO = pl.Struct(
     {
@@ -278,7 +285,16 @@ def _info_series(series: pl.Series, bare_brackets: bool = True) -> pl.Series:
         & (pl.col("t") != "255.255.255.255").fill_null(False)  # noqa: FBT003
     ).to_series()
     uniq = frame.filter(~strict & pl.col("t").is_not_null()).get_column("t").unique()
-    parsed = [_parse_cached(t, bare_brackets) for t in uniq.to_list()]
+    tokens = uniq.to_list()
+    if _splitc is None:
+        parsed = [_parse_cached(t, bare_brackets) for t in tokens]
+    else:  # ordinary IPv6 addresses read in C, the others here
+        parsed = [
+            _parse_cached(t, bare_brackets)
+            if p is None
+            else (p[0], None, p[1], p[2], False)
+            for t, p in zip(tokens, _splitc.inet6_plain(tokens), strict=True)
+        ]
     table = pl.DataFrame(
         {
             "t": uniq,

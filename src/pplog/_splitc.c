@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h> /* pread */
+#include <arpa/inet.h> /* inet_pton, inet_ntop */
 
 /* shape ids: `_fastsplit.SHAPE_IDS` gives the same numbers */
 enum {
@@ -1101,6 +1102,88 @@ static PyObject *shape(PyObject *self, PyObject *args) {
     return PyBool_FromLong(shape_ok(id, (const unsigned char *)s, n));
 }
 
+/* Whether s[0:n] is hex groups of 1-4 digits: eight joined by ':', or one to
+ * six, '::', then none to six (`_ipaddr._V6_PLAIN`, matched whole). */
+static int v6_plain_form(const char *s, Py_ssize_t n) {
+    int groups = 0, after = -1; /* groups after '::' (-1: no '::' yet) */
+    Py_ssize_t i = 0;
+    for (;;) {
+        Py_ssize_t digits = 0;
+        while (i < n && digits < 5 &&
+               ((s[i] >= '0' && s[i] <= '9') || ((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'f'))) {
+            i++;
+            digits++;
+        }
+        if (digits == 0 || digits > 4) {
+            /* no group here: allowed only right after '::', at the end */
+            return digits == 0 && after == 0 && i == n;
+        }
+        groups++;
+        if (after >= 0) after++;
+        if (i == n) break;
+        if (s[i] != ':') return 0;
+        i++;
+        if (i < n && s[i] == ':') {
+            if (after >= 0) return 0; /* a second '::' */
+            if (groups > 6) return 0;
+            after = 0;
+            i++;
+            if (i == n) return 1; /* ends with '::' */
+        }
+    }
+    if (after < 0) return groups == 8;
+    return after <= 6;
+}
+
+/*
+ * inet6_plain(tokens: list) -> list of (text, hi, lo) or None
+ * `_ipaddr._plain_inet6` for many tokens at once: an ordinary IPv6 address
+ * (`v6_plain_form`) that inet_pton reads and whose first group is not zero,
+ * as inet_ntop prints it and as two 64-bit halves; None for anything else.
+ */
+static PyObject *inet6_plain(PyObject *self, PyObject *tokens) {
+    (void)self;
+    if (!PyList_Check(tokens)) {
+        PyErr_SetString(PyExc_TypeError, "a list of str");
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(tokens);
+    PyObject *out = PyList_New(count);
+    if (!out) return NULL;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *item = PyList_GET_ITEM(tokens, k), *got = NULL;
+        Py_ssize_t n = 0;
+        const char *s = PyUnicode_Check(item) ? PyUnicode_AsUTF8AndSize(item, &n) : NULL;
+        if (!s && PyErr_Occurred()) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        unsigned char packed[16];
+        char text[INET6_ADDRSTRLEN + 1], buf[48];
+        if (s && n > 0 && n < (Py_ssize_t)sizeof buf && v6_plain_form(s, n)) {
+            memcpy(buf, s, (size_t)n);
+            buf[n] = '\0';
+            if (inet_pton(AF_INET6, buf, packed) == 1 && (packed[0] | packed[1]) &&
+                inet_ntop(AF_INET6, packed, text, sizeof text)) {
+                unsigned long long hi = 0, lo = 0;
+                for (int b = 0; b < 8; b++) hi = hi << 8 | packed[b];
+                for (int b = 8; b < 16; b++) lo = lo << 8 | packed[b];
+                got = Py_BuildValue("(sKK)", text, hi, lo);
+                if (!got) {
+                    Py_DECREF(out);
+                    return NULL;
+                }
+            }
+        }
+        if (!got) {
+            got = Py_None;
+            Py_INCREF(got);
+        }
+        PyList_SET_ITEM(out, k, got);
+    }
+    return out;
+}
+
 /* trim(): give the memory the C library holds free back to the system */
 static PyObject *trim(PyObject *self, PyObject *args) {
     (void)self;
@@ -1119,6 +1202,7 @@ static PyMethodDef methods[] = {
     {"read", read_lines, METH_VARARGS, "Read a range of a log, cut it into lines, split them."},
     {"lines", lines, METH_VARARGS, "Cut a block of a log into lines, and split them."},
     {"shape", shape, METH_VARARGS, "Whether a value has a shape (for the tests)."},
+    {"inet6_plain", inet6_plain, METH_O, "Ordinary IPv6 addresses: nginx's text and value."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -61,7 +61,7 @@ KNOWN_AGENTS = 100_000
 class _Agents:
     """The user agents' answers a run's rollups gave so far, up to
     `KNOWN_AGENTS` of them: each is parsed once per run, not once per file.
-    Used by the one writer thread."""
+    Used by one rollup at a time."""
 
     def __init__(self) -> None:
         self.known: pl.DataFrame | None = None
@@ -76,16 +76,11 @@ class _Agents:
         self.known = known.unique(HTTP_USER_AGENT, keep="first", maintain_order=True)
 
 
-def _write_with_rollup(
-    frame: pl.DataFrame,
-    layout: Layout,
-    path: Path,
-    summary: Path,
-    of: str,
-    agents: _Agents,
+def _rollup(
+    frame: pl.DataFrame, layout: Layout, summary: Path, of: str, agents: _Agents
 ) -> None:
-    """Write the rows, then their rollup (mapped here, in the writer thread)."""
-    _write(frame, layout.root, path)
+    """Map the rows' rollup and write it (in its own writer thread, beside
+    the one writing the rows)."""
     partial = rollup.partial_of_rows(frame, classified=True, known=agents.known)
     agents.learn(partial.get(AGENTS))
     data = rollup.encode(partial, of=of, rows=frame.height)
@@ -131,7 +126,9 @@ class Staging:
         self.files: list[_File] = []
         self.serial = 0
         # files are written by one thread while the next batch is parsed
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pplog-write")
+        # a batch's rows and its rollup are written by two threads while the
+        # next batch is parsed
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pplog-write")
         self.pending: list[Future[None]] = []
         self.agents = _Agents()
 
@@ -170,14 +167,11 @@ class Staging:
             # batch in the writer at a time, so memory stays bounded
             self._wait()
             self.pending.append(
+                self.pool.submit(_write, part, self.layout.root, staged)
+            )
+            self.pending.append(
                 self.pool.submit(
-                    _write_with_rollup,
-                    part,
-                    self.layout,
-                    staged,
-                    summary_staged,
-                    of,
-                    self.agents,
+                    _rollup, part, self.layout, summary_staged, of, self.agents
                 )
             )
 
