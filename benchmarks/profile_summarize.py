@@ -78,7 +78,7 @@ def profile(log: Path) -> dict[str, tuple[float, float]]:
     )
     steps[f"input check ({label})"] = (w, c)
     with tempfile.TemporaryDirectory(prefix="pplog-profile-") as tmp:
-        lines, native = sources.scan_lines(srcs, split=fmt)
+        lines, native = sources.scan_lines(srcs, split=fmt, policy=policy)
         rows = with_pair_key(parse_lines(lines, fmt, decode=False), policy)
         spool, w, c = _timed(lambda: spooled(rows, Path(tmp), with_offset=not native))
         steps["read, parse, spool to Parquet"] = (w, c)

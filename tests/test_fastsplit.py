@@ -878,3 +878,140 @@ def test_ingest_hands_a_file_to_the_python_reader_where_it_stops_being_plain(
     assert 0 < sum(c for c in ranges if c > 0) < 41
     starts = [m.end() for m in re.finditer(b"\n", head)]
     assert len(python_from) == 1 and python_from[0] in starts[-4:]
+
+
+_PEERS = [
+    "10.0.0.1",
+    "10.9.8.7",
+    "8.8.8.8",
+    "192.168.1.1",
+    "2001:db8::5",
+    "fd00::1",
+    "fe80::1",
+    "::1",
+    "010.0.0.1",
+    "2001:DB8::5",
+    "unix:",
+    "-",
+]
+_TOKENS = [
+    "10.0.0.2",
+    "172.16.5.4",
+    "1.2.3.4",
+    "203.0.113.9",
+    "192.168.0.7",
+    "2001:db8::1",
+    "2001:db8:0:0:1::1",
+    "2001:db8::1:0:0:1",
+    "fc00::9",
+    "fd12:3456::1",
+    "2001:DB8::1",
+    "::ffff:1.2.3.4",
+    "[2001:db8::1]",
+    "[2001:db8::1]:443",
+    "1.2.3.4:80",
+    "01.2.3.4",
+    "255.255.255.255",
+    "unknown",
+    "1.2.3",
+]
+
+
+@st.composite
+def _forwarded_for(draw: st.DrawFn) -> str:
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.sampled_from(["-", "", " 1.2.3.4", ",1.2.3.4", "1.2.3.4,"]))
+    tokens = draw(st.lists(st.sampled_from(_TOKENS), min_size=1, max_size=5))
+    text = tokens[0]
+    for token in tokens[1:]:
+        text += draw(st.sampled_from([", ", ",", " ", ",,", " , "])) + token
+    return text
+
+
+@given(
+    lines=st.lists(st.tuples(st.sampled_from(_PEERS), _forwarded_for()), max_size=30),
+    trusted=st.one_of(
+        st.none(),
+        st.lists(
+            st.sampled_from(
+                ["10.0.0.0/8", "10.0.0.1", "172.16.0.0/12", "2001:db8::/32"]
+                + ["fc00::/7", "::1", "0.0.0.0/0", "::/0", "unix:", "203.0.113.9/32"]
+            ),
+            max_size=4,
+        ),
+    ),
+    recursive=st.booleans(),
+    header=st.sampled_from(["auto", "X-Forwarded-For"]),
+)
+@settings(max_examples=300, deadline=None)
+def test_trust_decisions_made_in_c_are_the_ones_clientip_makes(
+    tmp_path_factory: pytest.TempPathFactory,
+    lines: list[tuple[str, str]],
+    trusted: list[str] | None,
+    recursive: bool,
+    header: str,
+) -> None:
+    """Where the C split decides the client as it reads a line (every
+    address the walk reads plain: `_fastsplit.realip`), it decides what
+    `clientip` decides, for any peer, header, trusted ranges and recursion;
+    the other lines are left to `clientip`."""
+    from pplog.clientip import ProxyPolicy, attribute, realip_marker, with_pair_key
+    from pplog.pipeline import parse_lines
+
+    fmt = PRESETS["main"]
+    policy = ProxyPolicy(trusted=trusted, recursive=recursive, header=header)
+    log = tmp_path_factory.mktemp("realip") / "access.log"
+    log.write_text(
+        "".join(
+            f'{peer} - - [20/Nov/2026:00:00:00 +0000] "GET /{k} HTTP/1.1" 200 1 '
+            f'"-" "ua" "{xff}"\n'
+            for k, (peer, xff) in enumerate(lines)
+        )
+    )
+    src = sources.expand([log])
+    outputs = ["line", "client_ip", "client_ip_source", "forwarded_by_untrusted"]
+    got = {}
+    for road, split in (("c", fmt), ("polars", None)):
+        frame, _ = sources.scan_lines(src, split=split, policy=policy)
+        rows = with_pair_key(parse_lines(frame, fmt, decode=False), policy)
+        if road == "c" and lines:
+            marker = realip_marker(policy, fmt.fields)
+            assert marker is not None
+            decided = rows.select(pl.col(marker).sum()).collect().item()
+            got["decided"] = decided
+        attributed = attribute(rows, policy, eager_decisions=True)
+        got[road] = attributed.select(outputs).collect().sort("line")
+    assert_frame_equal(got["c"], got["polars"])
+
+
+def test_the_c_split_decides_plain_addresses(tmp_path: Path) -> None:
+    """Lines whose peer and forwarded addresses are plain are decided as they
+    are split: the rows carry the decision, and `clientip` decides no pair."""
+    from pplog.clientip import ProxyPolicy, realip_marker
+    from pplog.pipeline import parse_lines
+
+    fmt = PRESETS["main"]
+    log = tmp_path / "access.log"
+    row = '{} - - [20/Nov/2026:00:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "ua" "{}"\n'
+    log.write_text(
+        row.format("10.0.0.1", "1.2.3.4")
+        + row.format("10.0.0.1", "2001:db8::1, 10.0.0.9")
+        + row.format("8.8.8.8", "1.2.3.4")
+        + row.format("10.0.0.1", "-")
+        + row.format("10.0.0.1", "[2001:db8::1]:80")  # left to clientip
+    )
+    policy = ProxyPolicy()
+    marker = realip_marker(policy, fmt.fields)
+    assert marker is not None
+    lines, _ = sources.scan_lines(sources.expand([log]), split=fmt, policy=policy)
+    rows = parse_lines(lines, fmt, decode=False).collect()
+    assert rows[marker].to_list() == [True, True, True, True, False]
+    decided = rows.filter(pl.col(marker))
+    assert decided[f"{marker}.client"].to_list() == [
+        "1.2.3.4",
+        "2001:db8::1",
+        "8.8.8.8",
+        "10.0.0.1",
+    ]
+    assert decided[f"{marker}.header"].to_list() == [True, True, False, False]
+    assert decided[f"{marker}.untrusted"].to_list() == [False, False, True, False]

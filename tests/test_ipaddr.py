@@ -7,6 +7,8 @@ its answer must be the transcription's, for any spelling of any address.
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -143,3 +145,36 @@ def test_c_reads_ordinary_ipv6_as_the_python_fast_path(texts: list[str]) -> None
             else (python[0], python[1] >> 64, python[1] & ((1 << 64) - 1))
         )
         assert c == want, text
+
+
+_V4_STRICT = re.compile(_ipaddr._V4_STRICT)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.one_of(
+        spellings(),
+        st.ip_addresses(v=4).map(str),
+        st.ip_addresses(v=6).map(str),
+        st.text(alphabet="0123456789abcdefABCDEF:.", max_size=45),
+        st.sampled_from(
+            ["255.255.255.255", "01.2.3.4", "1.2.3", "1.2.3.4.5", "256.1.1.1"]
+            + ["1:0:0:2::3", "1::2:0:0:3", "1:0::2", "2001:db8:0:0:1::1"]
+        ),
+    )
+)
+def test_c_reads_plain_addresses_as_the_trust_decision_must(text: str) -> None:
+    """`_splitc.addr` (the addresses the C split decides on): a plain IPv4
+    address (`_V4_STRICT`, not 255.255.255.255) or an ordinary IPv6 address
+    already in nginx's text (`_plain_inet6` gives it back unchanged), with
+    its value; anything else is left to `clientip` (kind 0)."""
+    from pplog import _splitc
+
+    kind, v4, hi, lo = _splitc.addr(text.encode())
+    plain = _ipaddr._plain_inet6(text)
+    if _V4_STRICT.fullmatch(text) and text != "255.255.255.255":
+        assert (kind, v4) == (4, _ipaddr.inet_addr(text))
+    elif plain is not None and plain[0] == text:
+        assert (kind, hi, lo) == (6, plain[1] >> 64, plain[1] & ((1 << 64) - 1))
+    else:
+        assert kind == 0

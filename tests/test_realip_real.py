@@ -56,6 +56,7 @@ import polars as pl
 import pytest
 
 import pplog
+from pplog.clientip import ProxyPolicy
 from realproc import free_ports, report, require_binary, send, stop, wait_listening
 
 pytestmark = pytest.mark.nginx
@@ -524,6 +525,24 @@ class Result:
     replies: list[bytes] = field(default_factory=list)
     order: list[Sent] = field(default_factory=list)  # as sent, for lines without a URI
     nginx_version: str = ""
+    # the summary's road: lines split in C, trust decisions made there where
+    # every address is plain, the rest by `clientip` (`_fastsplit.realip`)
+    as_read: pl.DataFrame | None = None
+
+
+def _as_read(path: Path, fmt: str, policy: ProxyPolicy) -> pl.DataFrame:
+    """Rows of `path` as `pplog summarize` attributes them, by line."""
+    from pplog import sources
+    from pplog.clientip import attribute, with_pair_key
+    from pplog.formats import LogFormat
+    from pplog.pipeline import parse_lines
+
+    log_format = LogFormat.from_string(fmt)
+    lines, _ = sources.scan_lines(
+        sources.expand([path]), split=log_format, policy=policy
+    )
+    rows = with_pair_key(parse_lines(lines, log_format, decode=False), policy)
+    return attribute(rows, policy, eager_decisions=True).collect().sort("line")
 
 
 def _wait_lines(path: Path, total: int, timeout: float = 5.0) -> None:
@@ -581,6 +600,7 @@ def _read_back(
         replies,
         sent,
         nginx.version,
+        as_read=_as_read(path, fmt, policy) if kind == "xff" else None,
     )
     return _tail(res, start) if start else res
 
@@ -704,6 +724,19 @@ def test_xff_nginx_served_everything(xff: dict[str, Result], server: str) -> Non
 @pytest.mark.parametrize("server", ["xff_on", "xff_off"])
 def test_xff_client_ip_matches_nginx(xff: dict[str, Result], server: str) -> None:
     _assert_same_as_nginx(xff[server])
+
+
+@pytest.mark.parametrize("server", ["xff_on", "xff_off"])
+def test_xff_client_ip_decided_as_read_matches_nginx(
+    xff: dict[str, Result], server: str
+) -> None:
+    """The summary's road (`Result.as_read`): the trust decisions the C split
+    makes as it reads the lines, and `clientip`'s for the rest, are nginx's."""
+    import dataclasses
+
+    res = xff[server]
+    assert res.as_read is not None
+    _assert_same_as_nginx(dataclasses.replace(res, frame=res.as_read))
 
 
 @pytest.mark.parametrize(
@@ -846,6 +879,7 @@ def _tail(res: Result, start: int) -> Result:
         res.replies,
         res.order,
         res.nginx_version,
+        None if res.as_read is None else res.as_read.slice(start),
     )
 
 

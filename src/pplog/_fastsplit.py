@@ -36,6 +36,7 @@ from types import ModuleType
 
 import polars as pl
 
+from pplog.clientip import HEADERS, REALIP_PARTS, ProxyPolicy, realip_marker
 from pplog.formats import SHAPES, Literal, LogFormat, Variable
 from pplog.schema import (
     LINE,
@@ -44,6 +45,8 @@ from pplog.schema import (
     PATH,
     PROTOCOL,
     QUERY,
+    REALIP_REMOTE_ADDR,
+    REMOTE_ADDR,
     REQUEST,
     SOURCE,
     TEXT,
@@ -87,6 +90,15 @@ Program = tuple[
     int,
     int,
     tuple[tuple[int, int, bytes, tuple[tuple[int, int, int, bytes], ...]], ...],
+]
+# (peer field, header field, recursive, IPv4 ranges, IPv6 ranges): the trust
+# decision `_splitc.c` makes where it can (`clientip.realip_marker`)
+RealipProgram = tuple[
+    int,
+    int,
+    bool,
+    tuple[tuple[int, int], ...],
+    tuple[tuple[int, int, int, int], ...],
 ]
 
 # The parts of `$request` the C road cuts (`request_columns`): where `ok`,
@@ -165,6 +177,48 @@ def program(fmt: LogFormat) -> tuple[Program, tuple[str, ...]] | None:
     # split (`parse`): the C split leaves those lines to polars
     request = columns.index(REQUEST) if REQUEST in columns else -1
     return (int(fmt.apache_escapes), request, tuple(segments)), tuple(columns)
+
+
+@cache
+def realip(
+    fmt: LogFormat, policy: ProxyPolicy | None
+) -> tuple[RealipProgram, str] | None:
+    """The trust decision the C split makes for `fmt`'s lines under `policy`
+    (nginx's realip walk, where every address it reads is in a plain form)
+    and its marker column (`clientip.realip_marker`); None where it makes
+    none (no policy, another strategy, the `Forwarded` header, a peer or
+    header the C split does not give)."""
+    built = program(fmt)
+    if policy is None or built is None:
+        return None
+    marker = realip_marker(policy, fmt.fields)
+    header = policy.resolve_header(fmt.fields)
+    peer = REALIP_REMOTE_ADDR if REALIP_REMOTE_ADDR in fmt.fields else REMOTE_ADDR
+    columns = built[1]
+    if marker is None or header is None:
+        return None
+    if peer not in columns or HEADERS[header] not in columns:
+        return None
+    v4 = tuple(n.v4 for n in policy.networks if n.v4 is not None)
+    v6 = tuple(n.v6 for n in policy.networks if n.v6 is not None)
+    spec = (
+        columns.index(peer),
+        columns.index(HEADERS[header]),
+        policy.recursive,
+        v4,
+        v6,
+    )
+    return spec, marker
+
+
+def _run(fmt: LogFormat, policy: ProxyPolicy | None) -> tuple[tuple[object, ...], int]:
+    """The program `_splitc` runs for `fmt` (with `policy`'s trust decision
+    where it makes one) and its number of fields."""
+    built = program(fmt)
+    assert built is not None
+    prog, columns = built
+    decision = realip(fmt, policy)
+    return (prog if decision is None else (*prog, decision[0])), len(columns)
 
 
 def release() -> None:
@@ -267,6 +321,7 @@ def split_ranges(
     *,
     block_bytes: int = BLOCK_BYTES,
     on_submit: Callable[[int], None] | None = None,
+    policy: ProxyPolicy | None = None,
 ) -> Generator[tuple[pl.DataFrame | None, int, int], None, None]:
     """The lines of the open plain file `fd` that start in bytes [start,
     size), read and split by the C code in ranges of `block_bytes`, on as
@@ -280,20 +335,21 @@ def split_ranges(
     on, the file is not plain text (bytes that are not UTF-8, a NUL, a CR, a
     line over `LINE_LIMIT`) and the caller's reader must read it.
     `on_submit` is told the bytes of each range as it is handed to a thread.
+    With `policy`, the frames also hold the trust decisions the C code made
+    (`realip`).
     """
-    built = program(fmt)
     splitc = _splitc
-    if built is None or splitc is None:
+    if program(fmt) is None or splitc is None:
         msg = "the C split does not apply to this format"
         raise ValueError(msg)
     from pplog.sources import LINE_LIMIT
 
-    prog, columns = built
-    names = tuple(_c_schema(fmt))
+    prog, nfields = _run(fmt, policy)
+    names = tuple(_c_schema(fmt, policy))
 
     def frame(lo: int, hi: int) -> tuple[pl.DataFrame | None, int, int]:
         offset, count, capsules = splitc.read(
-            fd, lo, hi, size, _SLACK, prog, len(columns), LINE_LIMIT, names
+            fd, lo, hi, size, _SLACK, prog, nfields, LINE_LIMIT, names
         )
         if capsules is None:  # count 0: no line starts here; -1: not plain text
             return (None if count < 0 else _EMPTY), 0, offset
@@ -346,6 +402,7 @@ def scan(
     on_problem: Callable[[str, str], None] | None = None,
     on_progress: Callable[[int, int | None], None] | None = None,
     block_bytes: int = BLOCK_BYTES,
+    policy: ProxyPolicy | None = None,
 ) -> pl.LazyFrame | None:
     """The lines of plain file `path` (`sources.LINES_SCHEMA`, source named
     `name`), with `fmt`'s C split beside them; None when the C split does
@@ -362,7 +419,7 @@ def scan(
     assert fmt is not None
     from polars.io.plugins import register_io_source
 
-    schema = pl.Schema([(LINE, pl.UInt64()), *_c_schema(fmt).items()])
+    schema = pl.Schema([(LINE, pl.UInt64()), *_c_schema(fmt, policy).items()])
     names = list(schema)
     total = path.stat().st_size
 
@@ -422,7 +479,13 @@ def scan(
             split = stack.enter_context(
                 contextlib.closing(
                     split_ranges(
-                        fd, 0, total, fmt, block_bytes=block_bytes, on_submit=submitted
+                        fd,
+                        0,
+                        total,
+                        fmt,
+                        block_bytes=block_bytes,
+                        on_submit=submitted,
+                        policy=policy,
                     )
                 )
             )
@@ -443,12 +506,21 @@ def scan(
     )
 
 
-def _c_schema(fmt: LogFormat) -> pl.Schema:
+def _c_schema(fmt: LogFormat, policy: ProxyPolicy | None = None) -> pl.Schema:
     """The columns `_splitc` gives for a block of lines of `fmt`, in order:
-    the lines' offsets, text and too-long flags, then the C split's."""
+    the lines' offsets, text and too-long flags, then the C split's, then
+    the trust decision's under `policy` (`realip`: the marker's ``.ok``,
+    then `clientip.REALIP_PARTS`)."""
     ok_name = ok_column(fmt)
     assert ok_name is not None
     parts = request_columns(fmt)
+    decision = realip(fmt, policy)
+    made: dict[str, pl.DataType] = {}
+    if decision is not None:
+        marker = decision[1]
+        made[f"{marker}.ok"] = pl.Boolean()
+        made.update({f"{marker}.{p}": pl.Boolean() for p in REALIP_PARTS[:2]})
+        made[f"{marker}.{REALIP_PARTS[2]}"] = pl.String()
     return pl.Schema(
         {
             OFFSET: pl.UInt64,
@@ -457,6 +529,7 @@ def _c_schema(fmt: LogFormat) -> pl.Schema:
             ok_name: pl.Boolean,
             **dict.fromkeys(value_columns(fmt).values(), pl.String),
             **{c: pl.Boolean if p == "ok" else pl.String for p, c in parts.items()},
+            **made,
         }
     )
 

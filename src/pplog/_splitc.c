@@ -290,25 +290,260 @@ static void free_segs(Seg *segs, Py_ssize_t n) {
     PyMem_Free(segs);
 }
 
+/* ------------------------------------------------------------- realip */
+
+/* The trust decision of nginx's realip module (`clientip._decide`, the
+ * "realip" strategy) for the lines whose addresses are in the forms decided
+ * here: every address the walk reads is plain IPv4 (`_ipaddr._V4_STRICT`)
+ * or an ordinary IPv6 address written as inet_ntop writes it
+ * (`_ipaddr._plain_inet6`, whose text is then the address as logged). Any
+ * other line (a port, brackets, a zone, a leading separator, more than
+ * `MAX_HOPS` tokens, an address nginx reads leniently) is left undecided,
+ * for `clientip` to decide. */
+typedef struct {
+    int peer, header, recursive;
+    Py_ssize_t nv4, nv6;
+    uint32_t *v4; /* (network, mask) pairs */
+    uint64_t *v6; /* (hi, lo, mask hi, mask lo) */
+} Realip;
+
+#define REALIP_MAX_HOPS 64
+
+static void free_realip(Realip *r) {
+    if (!r) return;
+    PyMem_Free(r->v4);
+    PyMem_Free(r->v6);
+    PyMem_Free(r);
+}
+
+static int v6_plain_form(const char *s, Py_ssize_t n);
+
+/* Whether s[0:n] is an ordinary IPv6 address (`v6_plain_form`, its first
+ * group not zero: `_ipaddr._plain_inet6`) written as inet_ntop writes it:
+ * lower case, no leading zeros, the first longest run of two or more zero
+ * groups as "::" and no other; its value in `*hi`, `*lo`. Such a text is
+ * nginx's text of the address. No Python API. */
+static int canonical_v6(const unsigned char *s, Py_ssize_t n, uint64_t *hi, uint64_t *lo) {
+    if (n < 2 || n > 39 || !v6_plain_form((const char *)s, n)) return 0;
+    unsigned words[8];
+    int count = 0, gap = -1; /* groups written; where "::" stands */
+    for (Py_ssize_t i = 0; i < n;) {
+        if (s[i] == ':') {
+            if (i + 1 < n && s[i + 1] == ':') {
+                gap = count;
+                i += 2;
+            } else {
+                i++;
+            }
+            continue;
+        }
+        unsigned w = 0;
+        Py_ssize_t start = i;
+        for (; i < n && s[i] != ':'; i++) {
+            unsigned char c = s[i];
+            if (c >= 'A' && c <= 'F') return 0; /* inet_ntop writes lower case */
+            w = w << 4 | (unsigned)(c <= '9' ? c - '0' : c - 'a' + 10);
+        }
+        if (i - start > 1 && s[start] == '0') return 0; /* a leading zero */
+        if (count == 8) return 0;
+        words[count++] = w;
+    }
+    if (gap >= 0 ? count > 7 : count != 8) return 0; /* inet_pton refuses */
+    unsigned full[8];
+    int zeros = 8 - count;
+    for (int k = 0, j = 0; k < 8; k++) {
+        if (gap >= 0 && k >= gap && k < gap + zeros)
+            full[k] = 0;
+        else
+            full[k] = words[j++];
+    }
+    if (full[0] == 0) return 0;
+    int best = -1, best_len = 0;
+    for (int k = 0; k < 8;) {
+        if (full[k]) {
+            k++;
+            continue;
+        }
+        int run = k;
+        while (k < 8 && !full[k]) k++;
+        if (k - run > best_len) {
+            best = run;
+            best_len = k - run;
+        }
+    }
+    if (best_len < 2) best = -1;
+    if (best >= 0 ? (gap != best || zeros != best_len) : gap >= 0) return 0;
+    uint64_t h = 0, l = 0;
+    for (int k = 0; k < 4; k++) h = h << 16 | full[k];
+    for (int k = 4; k < 8; k++) l = l << 16 | full[k];
+    *hi = h;
+    *lo = l;
+    return 1;
+}
+
+/* 4: plain IPv4 (`*v4`), 6: ordinary IPv6 as inet_ntop writes it (`*hi`,
+ * `*lo`), 0: another form. No Python API. */
+static int simple_addr(const unsigned char *s, Py_ssize_t n, uint32_t *v4, uint64_t *hi,
+                       uint64_t *lo) {
+    if (n >= 7 && n <= 15 && !memchr(s, ':', (size_t)n)) {
+        uint32_t value = 0;
+        Py_ssize_t i = 0;
+        for (int octet = 0; octet < 4; octet++) {
+            if (octet) {
+                if (i >= n || s[i] != '.') return 0;
+                i++;
+            }
+            Py_ssize_t start = i;
+            unsigned v = 0;
+            while (i < n && is_digit(s[i]) && i - start < 3) v = v * 10 + (s[i++] - '0');
+            Py_ssize_t len = i - start;
+            if (len == 0 || (len > 1 && s[start] == '0') || v > 255) return 0;
+            value = value << 8 | v;
+        }
+        if (i != n || value == 0xFFFFFFFFu) return 0; /* nginx's error value */
+        *v4 = value;
+        return 4;
+    }
+    return canonical_v6(s, n, hi, lo) ? 6 : 0;
+}
+
+static int realip_trusted(const Realip *r, int kind, uint32_t v4, uint64_t hi, uint64_t lo) {
+    if (kind == 4) {
+        for (Py_ssize_t k = 0; k < r->nv4; k++)
+            if ((v4 & r->v4[2 * k + 1]) == r->v4[2 * k]) return 1;
+    } else {
+        for (Py_ssize_t k = 0; k < r->nv6; k++) {
+            const uint64_t *net = &r->v6[4 * k];
+            if ((hi & net[2]) == net[0] && (lo & net[3]) == net[1]) return 1;
+        }
+    }
+    return 0;
+}
+
+static inline const unsigned char *view_bytes(const View *v, const unsigned char *base) {
+    return v->len <= 12 ? (const unsigned char *)v->u.inl : base + v->u.ref.off;
+}
+
+/* The decision for one line: 1 (decided: `*client`, `*client_len`, whether
+ * the client came from the header, whether an untrusted peer sent one) or 0
+ * (undecided). */
+static int realip_decide(const Realip *r, const unsigned char *peer, Py_ssize_t peer_len,
+                         const unsigned char *h, Py_ssize_t hn,
+                         const unsigned char **client, Py_ssize_t *client_len,
+                         int *from_header, int *untrusted) {
+    uint32_t v4 = 0;
+    uint64_t hi = 0, lo = 0;
+    int kind = simple_addr(peer, peer_len, &v4, &hi, &lo);
+    if (!kind) return 0;
+    int peer_ok = realip_trusted(r, kind, v4, hi, lo);
+    if (hn == 1 && h[0] == '-') hn = 0; /* not sent: no tokens */
+    if (hn > 0 && (h[0] == ' ' || h[0] == ',')) return 0;
+    const unsigned char *chosen = NULL, *leftmost = NULL;
+    Py_ssize_t chosen_len = 0, leftmost_len = 0;
+    int n = 0, done = 0;
+    Py_ssize_t e = hn;
+    for (;;) { /* the tokens, rightmost first */
+        while (e > 0 && (h[e - 1] == ' ' || h[e - 1] == ',')) e--;
+        if (e == 0) break;
+        Py_ssize_t b = e;
+        while (b > 0 && h[b - 1] != ' ' && h[b - 1] != ',') b--;
+        if (n == REALIP_MAX_HOPS) return 0;
+        n++;
+        if (peer_ok && !done) {
+            int tk = simple_addr(h + b, e - b, &v4, &hi, &lo);
+            if (!tk) return 0;
+            if (!r->recursive || !realip_trusted(r, tk, v4, hi, lo)) {
+                chosen = h + b;
+                chosen_len = e - b;
+                done = 1;
+            } else {
+                leftmost = h + b;
+                leftmost_len = e - b;
+            }
+        }
+        e = b;
+    }
+    if (peer_ok && !done && leftmost) { /* every token trusted: the leftmost */
+        chosen = leftmost;
+        chosen_len = leftmost_len;
+    }
+    *untrusted = !peer_ok && n > 0;
+    *from_header = chosen != NULL;
+    *client = chosen ? chosen : peer;
+    *client_len = chosen ? chosen_len : peer_len;
+    return 1;
+}
+
+/* The realip part of a program: None, or (peer field, header field,
+ * recursive, ((network, mask), ...), ((hi, lo, mask hi, mask lo), ...)). */
+static int read_realip(PyObject *spec, int nfields, Realip **out) {
+    *out = NULL;
+    if (spec == Py_None) return 1;
+    PyObject *nets4, *nets6;
+    Realip *r = PyMem_Calloc(1, sizeof *r);
+    if (!r) {
+        PyErr_NoMemory();
+        return 0;
+    }
+    if (!PyArg_ParseTuple(spec, "iipO!O!", &r->peer, &r->header, &r->recursive,
+                          &PyTuple_Type, &nets4, &PyTuple_Type, &nets6))
+        goto fail;
+    if (r->peer < 0 || r->peer >= nfields || r->header < 0 || r->header >= nfields) {
+        PyErr_SetString(PyExc_ValueError, "bad realip fields in program");
+        goto fail;
+    }
+    r->nv4 = PyTuple_GET_SIZE(nets4);
+    r->nv6 = PyTuple_GET_SIZE(nets6);
+    r->v4 = PyMem_Calloc((size_t)(r->nv4 ? r->nv4 : 1), 2 * sizeof(uint32_t));
+    r->v6 = PyMem_Calloc((size_t)(r->nv6 ? r->nv6 : 1), 4 * sizeof(uint64_t));
+    if (!r->v4 || !r->v6) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t k = 0; k < r->nv4; k++) {
+        unsigned int net, mask;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(nets4, k), "II", &net, &mask)) goto fail;
+        r->v4[2 * k] = net;
+        r->v4[2 * k + 1] = mask;
+    }
+    for (Py_ssize_t k = 0; k < r->nv6; k++) {
+        unsigned long long a, b, c, d;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(nets6, k), "KKKK", &a, &b, &c, &d)) goto fail;
+        uint64_t *net = &r->v6[4 * k];
+        net[0] = a;
+        net[1] = b;
+        net[2] = c;
+        net[3] = d;
+    }
+    *out = r;
+    return 1;
+fail:
+    free_realip(r);
+    return 0;
+}
+
 /* Decode the program `_fastsplit.program` built. The strings it points into
  * stay alive with the `program` tuple the caller holds. */
 static Seg *read_program(PyObject *whole, Py_ssize_t *nsegs, int nfields,
-                         int *no_backslash, int *request) {
-    PyObject *program;
-    if (!PyArg_ParseTuple(whole, "iiO", no_backslash, request, &program)) return NULL;
+                         int *no_backslash, int *request, Realip **realip) {
+    PyObject *program, *spec = Py_None;
+    *realip = NULL;
+    if (!PyArg_ParseTuple(whole, "iiO|O", no_backslash, request, &program, &spec))
+        return NULL;
+    if (!read_realip(spec, nfields, realip)) return NULL;
     if (*request < -1 || *request >= nfields) {
         PyErr_SetString(PyExc_ValueError, "bad request field in program");
-        return NULL;
+        goto early;
     }
     if (!PyTuple_Check(program)) {
         PyErr_SetString(PyExc_TypeError, "program must be a tuple");
-        return NULL;
+        goto early;
     }
     Py_ssize_t n = PyTuple_GET_SIZE(program);
     Seg *segs = PyMem_Calloc((size_t)(n ? n : 1), sizeof(Seg));
     if (!segs) {
         PyErr_NoMemory();
-        return NULL;
+        goto early;
     }
     for (Py_ssize_t k = 0; k < n; k++) {
         PyObject *item = PyTuple_GET_ITEM(program, k);
@@ -351,6 +586,9 @@ static Seg *read_program(PyObject *whole, Py_ssize_t *nsegs, int nfields,
     return segs;
 fail:
     free_segs(segs, n);
+early:
+    free_realip(*realip);
+    *realip = NULL;
     return NULL;
 }
 
@@ -690,7 +928,7 @@ static int cut_add(Cut *c, int kind, void *own0, void *own1) {
  */
 static int cut_block(const unsigned char *base, int64_t len, uint64_t first_offset,
                      const Seg *segs, Py_ssize_t nsegs, int nfields, int no_backslash,
-                     int request, int64_t limit, Cut *cut) {
+                     int request, const Realip *rip, int64_t limit, Cut *cut) {
     const unsigned char *end = base + len;
     memset(cut, 0, sizeof *cut);
     if (!plain_text(base, len)) return 0;
@@ -735,6 +973,21 @@ static int cut_block(const unsigned char *base, int64_t len, uint64_t first_offs
                 goto oom;
         }
     }
+    /* the trust decision (`Realip`): whether it was made here, whether the
+     * client is the header's, whether an untrusted peer sent one, the client */
+    unsigned char *rip_ok = NULL, *rip_header = NULL, *rip_untrusted = NULL;
+    View *rip_client = NULL;
+    if (rip) {
+        rip_ok = calloc(nbytes, 1);
+        rip_header = calloc(nbytes, 1);
+        rip_untrusted = calloc(nbytes, 1);
+        rip_client = calloc(1, nviews);
+        if (!cut_add(cut, COL_BOOL, rip_ok, NULL) || !rip_ok ||
+            !cut_add(cut, COL_BOOL, rip_header, NULL) || !rip_header ||
+            !cut_add(cut, COL_BOOL, rip_untrusted, NULL) || !rip_untrusted ||
+            !cut_add(cut, COL_TEXT, NULL, rip_client) || !rip_client)
+            goto oom;
+    }
     const unsigned char *p = base;
     for (int64_t i = 0; i < count; i++) {
         const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -774,6 +1027,20 @@ static int cut_block(const unsigned char *base, int64_t len, uint64_t first_offs
                     put_view(&rq_view[3][i], base, rs + r.proto_at, r.protocol);
                     rq_has[3][i >> 3] |= bit;
                 }
+            }
+        }
+        if (rip && taken) {
+            const View *pv = &out[rip->peer][i], *hv = &out[rip->header][i];
+            const unsigned char *client;
+            Py_ssize_t client_len;
+            int from_header, untrusted;
+            if (realip_decide(rip, view_bytes(pv, base), pv->len, view_bytes(hv, base),
+                              hv->len, &client, &client_len, &from_header, &untrusted)) {
+                unsigned char bit = (unsigned char)(1u << (i & 7));
+                rip_ok[i >> 3] |= bit;
+                if (from_header) rip_header[i >> 3] |= bit;
+                if (untrusted) rip_untrusted[i >> 3] |= bit;
+                put_view(&rip_client[i], base, client, client_len);
             }
         }
         p = le + 1;
@@ -981,10 +1248,11 @@ static PyObject *read_lines(PyObject *self, PyObject *args) {
         return NULL;
     }
     Seg *segs = NULL;
+    Realip *rip = NULL;
     Py_ssize_t nsegs = 0;
     int no_backslash = 0, request = -1;
     if (program != Py_None) {
-        segs = read_program(program, &nsegs, nfields, &no_backslash, &request);
+        segs = read_program(program, &nsegs, nfields, &no_backslash, &request, &rip);
         if (!segs) return NULL;
     }
     unsigned char *buf = NULL;
@@ -1002,10 +1270,11 @@ static PyObject *read_lines(PyObject *self, PyObject *args) {
         err = EFBIG;
     } else if (len > 0) {
         status = cut_block(buf + first, len, (uint64_t)(start > 0 ? start - 1 : 0) + first,
-                           segs, nsegs, nfields, no_backslash, request, limit, &cut);
+                           segs, nsegs, nfields, no_backslash, request, rip, limit, &cut);
     }
     Py_END_ALLOW_THREADS
     free_segs(segs, nsegs);
+    free_realip(rip);
     long long offset = (start > 0 ? start - 1 : 0) + first;
     if (err) {
         free(buf);
@@ -1044,6 +1313,7 @@ static PyObject *lines(PyObject *self, PyObject *args) {
         return NULL;
     PyObject *result = NULL;
     Seg *segs = NULL;
+    Realip *rip = NULL;
     Py_ssize_t nsegs = 0;
     int no_backslash = 0, request = -1;
     unsigned char *buf = NULL;
@@ -1053,7 +1323,7 @@ static PyObject *lines(PyObject *self, PyObject *args) {
         goto done;
     }
     if (program != Py_None) {
-        segs = read_program(program, &nsegs, nfields, &no_backslash, &request);
+        segs = read_program(program, &nsegs, nfields, &no_backslash, &request, &rip);
         if (!segs) goto done;
     }
     buf = malloc((size_t)(block.len ? block.len : 1));
@@ -1066,7 +1336,7 @@ static PyObject *lines(PyObject *self, PyObject *args) {
     int status;
     Py_BEGIN_ALLOW_THREADS
     status = cut_block(buf, block.len, first_offset, segs, nsegs, nfields, no_backslash,
-                       request, limit, &cut);
+                       request, rip, limit, &cut);
     Py_END_ALLOW_THREADS
     if (status < 0) {
         PyErr_NoMemory();
@@ -1084,6 +1354,7 @@ static PyObject *lines(PyObject *self, PyObject *args) {
 done:
     free(buf);
     free_segs(segs, nsegs);
+    free_realip(rip);
     PyBuffer_Release(&block);
     return result;
 }
@@ -1184,6 +1455,19 @@ static PyObject *inet6_plain(PyObject *self, PyObject *tokens) {
     return out;
 }
 
+/* addr(text: bytes) -> (kind, v4, hi, lo): `simple_addr`, for the tests */
+static PyObject *addr(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *s;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "y#", &s, &n)) return NULL;
+    uint32_t v4 = 0;
+    uint64_t hi = 0, lo = 0;
+    int kind = simple_addr((const unsigned char *)s, n, &v4, &hi, &lo);
+    return Py_BuildValue("(iIKK)", kind, (unsigned int)v4, (unsigned long long)hi,
+                         (unsigned long long)lo);
+}
+
 /* trim(): give the memory the C library holds free back to the system */
 static PyObject *trim(PyObject *self, PyObject *args) {
     (void)self;
@@ -1203,6 +1487,7 @@ static PyMethodDef methods[] = {
     {"lines", lines, METH_VARARGS, "Cut a block of a log into lines, and split them."},
     {"shape", shape, METH_VARARGS, "Whether a value has a shape (for the tests)."},
     {"inet6_plain", inet6_plain, METH_O, "Ordinary IPv6 addresses: nginx's text and value."},
+    {"addr", addr, METH_VARARGS, "An address as the trust decision reads it (for the tests)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -12,6 +12,7 @@ only distinct address tokens are parsed in Python (see `_ipaddr`).
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -369,6 +370,37 @@ def _decision(names: list[str], policy: ProxyPolicy) -> _Decision | None:
 
 PAIR_KEY = "_ci_pair"
 
+# Columns of trust decisions the C split made as it read the lines (see
+# `realip_marker`): the marker itself, True where it decided, then these.
+REALIP_PREFIX = "_realip_"
+REALIP_PARTS = ("header", "untrusted", "client")
+
+
+def realip_marker(policy: ProxyPolicy, names: Iterable[str]) -> str | None:
+    """The column saying where the C split decided the client for rows of
+    `names` under `policy` (`_splitc.c`'s `Realip`), or None where it does
+    not decide (a strategy other than nginx's, the `Forwarded` header, no
+    peer logged, nothing to decide).
+
+    Its name carries the decision's inputs (header, peer, recursion, the
+    trusted ranges), so a column made for one policy is never read for
+    another. Beside it: ``<marker>.header`` (the client is one of the
+    header's addresses, else the peer), ``<marker>.untrusted`` (an untrusted
+    peer sent the header) and ``<marker>.client``.
+    """
+    if policy.strategy != "realip":
+        return None
+    decision = _decision(list(names), policy)
+    if decision is None or decision.peer is None or decision.header == "Forwarded":
+        return None
+    nets = tuple((n.v4, n.v6, n.unix) for n in policy.networks)
+    inputs = (decision.header, decision.peer, policy.recursive, nets)
+    return REALIP_PREFIX + hashlib.sha256(repr(inputs).encode()).hexdigest()[:12]
+
+
+def _realip_columns(names: Sequence[str]) -> list[str]:
+    return [c for c in names if c.startswith(REALIP_PREFIX)]
+
 
 def with_pair_key(lf: pl.LazyFrame, policy: ProxyPolicy | None = None) -> pl.LazyFrame:
     """Add `_ci_pair`, a 64-bit hash of the attribution inputs, when a trust
@@ -380,11 +412,18 @@ def with_pair_key(lf: pl.LazyFrame, policy: ProxyPolicy | None = None) -> pl.Laz
     can craft colliding headers in advance, and `attribute` checks that the
     keys it saw are distinct before it trusts them.
     """
-    decision = _decision(lf.collect_schema().names(), policy or ProxyPolicy())
+    policy = policy or ProxyPolicy()
+    names = lf.collect_schema().names()
+    decision = _decision(names, policy)
     if decision is None:
         return lf
     seed = secrets.randbits(63)
-    return lf.with_columns(pl.struct(decision.keys).hash(seed=seed).alias(PAIR_KEY))
+    key = pl.struct(decision.keys).hash(seed=seed)
+    marker = realip_marker(policy, names)
+    if marker is not None and marker in names:
+        # the C split decided what it could: the rest is joined on the texts
+        return lf
+    return lf.with_columns(key.alias(PAIR_KEY))
 
 
 def attribute(
@@ -411,6 +450,12 @@ def attribute(
         assert fast is not None
         return lf.with_columns(fast)
     header, peer, keys = decision.header, decision.peer, decision.keys
+    marker = realip_marker(policy, names)
+    realip = _realip_columns(names)
+    if eager_decisions and marker is not None and marker in names:
+        return _with_realip(lf, policy, marker, header, peer)
+    if realip:  # made for another policy, or not asked for: decided here
+        lf = lf.drop(realip)
     if not eager_decisions:
         # `_decide` numbers the pairs and reads them twice: the plan may run
         # `unique()` twice (a union with a Python-read source is not cached),
@@ -424,8 +469,10 @@ def attribute(
             nulls_equal=True,
             maintain_order="left",
         )
+    # the distinct pairs are collected first: `_decide` numbers them and
+    # reads them twice, and two runs of `unique()` need not agree on order
     if PAIR_KEY in names:  # see `with_pair_key`
-        pairs = lf.select(*keys, PAIR_KEY).unique()
+        pairs = lf.select(*keys, PAIR_KEY).unique().collect().lazy()
         table = _decide(pairs, header, peer, policy).collect()
         if table.get_column(PAIR_KEY).n_unique() == table.height:
             by_key = table.select(PAIR_KEY, *_OUTPUTS).lazy()
@@ -435,10 +482,40 @@ def attribute(
         return lf.drop(PAIR_KEY).join(
             table.select(*keys, *_OUTPUTS).lazy(), on=keys, how="left", nulls_equal=True
         )
-    table = _decide(lf.select(keys).unique(), header, peer, policy).collect()
+    pairs = lf.select(keys).unique().collect().lazy()
+    table = _decide(pairs, header, peer, policy).collect()
     return lf.join(
         table.select(*keys, *_OUTPUTS).lazy(), on=keys, how="left", nulls_equal=True
     )
+
+
+def _with_realip(
+    lf: pl.LazyFrame, policy: ProxyPolicy, marker: str, header: str, peer: str | None
+) -> pl.LazyFrame:
+    """`attribute(lf, policy, eager_decisions=True)` of rows whose decisions
+    the C split made where it could (`realip_marker`): those rows take them
+    as they are, the others are decided here, once per distinct pair."""
+    decided = pl.col(marker)
+    part = {p: pl.col(f"{marker}.{p}") for p in REALIP_PARTS}
+    realip = _realip_columns(lf.collect_schema().names())
+    known = (
+        lf.filter(decided)
+        .with_columns(
+            part["client"].alias(CLIENT_IP),
+            pl.when(part["header"])
+            .then(pl.lit(SOURCE_LABELS[header]))
+            .otherwise(pl.lit(peer))
+            .alias(CLIENT_IP_SOURCE),
+            part["untrusted"].alias(FORWARDED_BY_UNTRUSTED),
+        )
+        .drop(*realip, PAIR_KEY, strict=False)
+    )
+    rest = lf.filter(~decided).drop(realip)
+    if rest.select(pl.len()).collect().item() == 0:
+        return known
+    # rows come out in no set order: the summary aggregates them
+    decided_here = attribute(rest, policy, eager_decisions=True)
+    return pl.concat([known, decided_here.select(known.collect_schema().names())])
 
 
 def attributed(frame: pl.DataFrame, policy: ProxyPolicy | None = None) -> pl.DataFrame:

@@ -8,6 +8,7 @@ import polars as pl
 
 from pplog import _fastsplit, _unescape
 from pplog._fastsplit import REQUEST_PARTS
+from pplog.clientip import REALIP_PREFIX
 from pplog.formats import FIXED_TEXT, SHAPES, Literal, LogFormat, Token, Variable
 from pplog.schema import (
     FLOAT_FIELDS,
@@ -556,6 +557,15 @@ def parse(
             ),
             (~taken & pl.col(REQUEST).is_not_null()).alias(LATE_SPLIT),
         )
+    if c_split:  # trust decisions the C split made (`clientip.realip_marker`)
+        made = [
+            c for c in lines.collect_schema().names() if c.startswith(REALIP_PREFIX)
+        ]
+        lf = lf.with_columns(
+            (pl.col(_C_OK) & pl.col(c)).fill_null(False).alias(c.removesuffix(".ok"))  # noqa: FBT003
+            for c in made
+            if c.endswith(".ok")
+        )
     reason = (
         pl.when(pl.col(_BINARY))
         .then(pl.lit(REASON_BINARY))
@@ -571,6 +581,8 @@ def parse(
     drop = [
         c
         for c in lf.collect_schema().names()
-        if c.startswith("_") and c not in (TEXT, LATE_SPLIT)
+        if c.startswith("_")
+        and c not in (TEXT, LATE_SPLIT)
+        and not (c.startswith(REALIP_PREFIX) and not c.endswith(".ok"))
     ]
     return lf.drop(drop).rename({TEXT: RAW})

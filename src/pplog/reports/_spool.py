@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 
 from pplog._text import escape_json_expr
-from pplog.clientip import FORWARDED_BY_UNTRUSTED, HEADERS, PAIR_KEY
+from pplog.clientip import FORWARDED_BY_UNTRUSTED, HEADERS, PAIR_KEY, REALIP_PREFIX
 from pplog.errors import ReportError
 from pplog.reports._columns import UPSTREAM_RESPONSE_TIME
 from pplog.reports.breakdowns import HOST_COLUMNS
@@ -161,7 +161,11 @@ def spooled(lf: pl.LazyFrame, spool: Path | None, *, with_offset: bool) -> pl.La
         else pl.col(c).cast(categories)
         if c in DICTIONARY_COLUMNS
         else pl.col(c)
-        for c in (*REPORT_COLUMNS, *ATTRIBUTION_INPUTS)
+        for c in (
+            *REPORT_COLUMNS,
+            *ATTRIBUTION_INPUTS,
+            *(n for n in names if n.startswith(REALIP_PREFIX)),
+        )
         if c in names
     ]
     if spool is None:

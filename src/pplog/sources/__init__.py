@@ -22,6 +22,7 @@ import polars as pl
 from polars.io.plugins import register_io_source
 
 from pplog import _fastsplit
+from pplog.clientip import ProxyPolicy
 from pplog.errors import SourceError
 from pplog.formats import LogFormat
 from pplog.schema import LINE, OFFSET, SOURCE, TEXT, TOO_LONG
@@ -368,6 +369,7 @@ def scan_lines(
     on_problem: ProblemHandler | None = None,
     on_progress: ProgressHandler | None = None,
     split: LogFormat | None = None,
+    policy: ProxyPolicy | None = None,
 ) -> tuple[pl.LazyFrame, bool]:
     """A LazyFrame of every line of every source, read in bounded batches.
 
@@ -384,7 +386,9 @@ def scan_lines(
     columns, which `parse` with the same format takes (null for the lines
     the other readers gave). Only their heads are judged here; the C road
     checks the rest block by block, and hands the Python reader the file
-    from the first block that is not plain UTF-8 text.
+    from the first block that is not plain UTF-8 text. With `policy` too,
+    the C code makes the trust decisions it can as it splits the lines
+    (`_fastsplit.realip`), which `clientip.attribute` then takes.
     """
     frames: list[pl.LazyFrame] = []
     python_sources: list[Source] = []
@@ -418,6 +422,7 @@ def scan_lines(
                     split,
                     on_problem=on_problem,
                     on_progress=on_progress,
+                    policy=policy,
                 )
             )
             frames.append(_polars_lines(src) if c_split is None else c_split)
