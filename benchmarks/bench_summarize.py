@@ -16,7 +16,7 @@ pplog's three main tables with the SQL in peers.py, each in a fresh process
 their top 10 rows equal pplog's (`peers.py --check`).
 
 --baseline REV times pplog as of git revision REV too (its src/, from `git archive`,
-run with this interpreter). Before anything is timed, the JSON of this tree and of REV
+its C extension built as pip builds it, run with this interpreter). Before anything is timed, the JSON of this tree and of REV
 (`summarize LOG --to json --top 0`) are compared byte for byte: if they differ, the
 first differing line is printed and --record refuses (exit 1); without --record the
 timing goes on. --check-against REV makes the same check against REV without timing
@@ -97,6 +97,30 @@ def best_of(
     return min(r[0] for r in results), max(r[1] for r in results)
 
 
+def with_extension(src: Path) -> bool:
+    """Build `src`'s C extension in place (a revision extracted by `git
+    archive` holds only its source), with the compiler and flags this Python
+    was built with, as `pip install` does; whether it was built. Without it
+    that revision runs on polars' road alone."""
+    import sysconfig
+
+    c_source = src / "pplog" / "_splitc.c"
+    if not c_source.exists():
+        return False
+    var = sysconfig.get_config_var
+    out = c_source.with_name(f"_splitc{var('EXT_SUFFIX')}")
+    cmd = [
+        *shlex.split(var("LDSHARED") or "cc -shared"),
+        *shlex.split(var("CFLAGS") or ""),
+        *shlex.split(var("CCSHARED") or "-fPIC"),
+        f"-I{sysconfig.get_paths()['include']}",
+        str(c_source),
+        "-o",
+        str(out),
+    ]
+    return subprocess.run(cmd, check=False, capture_output=True).returncode == 0
+
+
 def compiled(src: Path) -> Path:
     """`src` with pplog's bytecode written beside its modules, as `pip install`
     writes it and Python does on first import, unless told not to
@@ -134,7 +158,10 @@ def revision_src(rev: str) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="pplog-baseline-") as tmp:
         with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
             tar.extractall(tmp, filter="data")
-        yield compiled(Path(tmp) / "src")
+        src = Path(tmp) / "src"
+        if (src / "pplog" / "_splitc.c").exists() and not with_extension(src):
+            print(f"note: {rev}'s C extension did not build: it runs on polars' road")
+        yield compiled(src)
 
 
 def json_output(argv: list[str], log: Path, out: Path) -> Path:

@@ -66,8 +66,16 @@ def test_first_difference_names_the_first_differing_line(tmp_path: Path) -> None
 
 
 def test_revision_src_is_the_revisions_source() -> None:
+    """A revision's src/, its extension built (as pip builds it: a baseline
+    on polars' road alone would not be the code that revision ran) and its
+    bytecode written."""
+    import sysconfig
+
     with bench_summarize.revision_src("HEAD") as src:
         assert (src / "pplog" / "cli.py").is_file()
+        suffix = sysconfig.get_config_var("EXT_SUFFIX")
+        assert (src / "pplog" / f"_splitc{suffix}").is_file()
+        assert list((src / "pplog" / "__pycache__").glob("cli.*.pyc"))
     assert not src.exists()
 
 
