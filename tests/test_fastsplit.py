@@ -1015,3 +1015,70 @@ def test_the_c_split_decides_plain_addresses(tmp_path: Path) -> None:
     ]
     assert decided[f"{marker}.header"].to_list() == [True, True, False, False]
     assert decided[f"{marker}.untrusted"].to_list() == [False, False, True, False]
+
+
+@given(
+    lines=st.lists(st.tuples(st.sampled_from(_PEERS), _forwarded_for()), max_size=30),
+    recursive=st.booleans(),
+)
+@settings(max_examples=150, deadline=None)
+def test_collected_rows_take_the_c_decisions_as_clientip_makes_them(
+    tmp_path_factory: pytest.TempPathFactory,
+    lines: list[tuple[str, str]],
+    recursive: bool,
+) -> None:
+    """`read_log`'s and `ingest`'s road (`collected_rows`, `attributed`)
+    over lines split in C with a policy: the decided rows take the C
+    decisions, the others are decided per pair, and the rows are those of
+    lines split without one."""
+    from pplog.clientip import ProxyPolicy, realip_marker
+    from pplog.pipeline import collected_rows
+
+    fmt = PRESETS["main"]
+    policy = ProxyPolicy(recursive=recursive)
+    log = tmp_path_factory.mktemp("rows") / "access.log"
+    log.write_text(
+        "".join(
+            f'{peer} - - [20/Nov/2026:00:00:00 +0000] "GET /{k} HTTP/1.1" 200 1 '
+            f'"-" "ua" "{xff}"\n'
+            for k, (peer, xff) in enumerate(lines)
+        )
+    )
+    src = sources.expand([log])
+    with_c, _ = sources.scan_lines(src, split=fmt, policy=policy)
+    marker = realip_marker(policy, fmt.fields)
+    assert marker is not None
+    if lines:
+        assert f"{marker}.ok" in with_c.collect_schema().names()
+    without, _ = sources.scan_lines(src, split=fmt)
+    assert_frame_equal(
+        collected_rows(with_c, fmt, policy=policy, classify=False),
+        collected_rows(without, fmt, policy=policy, classify=False),
+    )
+
+
+def test_ingest_of_a_main_log_takes_the_c_decisions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ingest` of an X-Forwarded-For log read in C ranges: the rows (plain
+    chains decided in C, the others by `clientip`) are the Python reader's."""
+    from pplog.batch.ingest import ingest
+
+    row = '{} - - [20/Nov/2026:00:00:{:02d} +0000] "GET /{} HTTP/1.1" 200 1 "-" "ua" "{}"\n'
+    chains = ["1.2.3.4", "2001:db8::1, 10.0.0.9", "-", "[::1]:80", "010.1.1.1, 1.2.3.4"]
+    peers = ["10.0.0.1", "8.8.8.8", "fd00::1"]
+    text = "".join(
+        row.format(peers[k % 3], k % 60, k, chains[k % 5]) for k in range(300)
+    )
+    log = tmp_path / "access.log"
+    log.write_text(text)
+    monkeypatch.setattr(_fastsplit, "BLOCK_BYTES", 4096)
+    got = {}
+    for road in ("c", "python"):
+        if road == "python":
+            monkeypatch.setenv("PPLOG_NO_C_SPLIT", "1")
+        ingest([str(log)], tmp_path / road, format="main", batch_bytes=8192)
+        got[road] = _ingested(tmp_path / road)
+    assert_frame_equal(got["c"][0], got["python"][0])
+    assert got["c"][0].height == 300
+    assert got["c"][0]["client_ip"].n_unique() > 3

@@ -241,7 +241,13 @@ class Reader:
         ended = True
         self.result.files += 1
         batches = _batches(
-            cand, offset, line_no, self.batch_bytes, final=final, fmt=self.fmt
+            cand,
+            offset,
+            line_no,
+            self.batch_bytes,
+            final=final,
+            fmt=self.fmt,
+            policy=self.policy,
         )
         for frame, size, last, complete in prefetch(batches):
             if frame.height:
@@ -402,6 +408,7 @@ def _batches(
     *,
     final: bool,
     fmt: LogFormat | None = None,
+    policy: ProxyPolicy | None = None,
 ) -> Iterator[Batch]:
     """Frames of about `batch_bytes` of complete lines from `offset` on.
 
@@ -417,7 +424,7 @@ def _batches(
     if not cand.compressed and _fastsplit.applies(fmt):
         assert fmt is not None
         rest = yield from _c_batches(
-            cand, offset, line_no, batch_bytes, final=final, fmt=fmt
+            cand, offset, line_no, batch_bytes, final=final, fmt=fmt, policy=policy
         )
         if rest is None:
             return
@@ -442,6 +449,7 @@ def _c_batches(
     *,
     final: bool,
     fmt: LogFormat,
+    policy: ProxyPolicy | None = None,
 ) -> Generator[Batch, None, tuple[int, int] | None]:
     """`_batches` of plain file `cand`, read and split by the C code in
     ranges on every core (`_fastsplit.split_ranges`), without a copy of the
@@ -449,7 +457,9 @@ def _c_batches(
     (offset, line number) from which the Python reader must go on: where the
     file is not plain text (a NUL hole, a CR, bytes that are not UTF-8, a
     line over `LINE_LIMIT`), or everything when `offset` does not start a
-    line or the unfinished last line is longer than `LINE_LIMIT`.
+    line or the unfinished last line is longer than `LINE_LIMIT`. With
+    `policy`, the C code makes the trust decisions it can as it splits
+    (`_fastsplit.realip`), which `clientip.attributed` takes.
     """
     with identity.open_plain(cand) as f:
         fd = f.fileno()
@@ -483,7 +493,7 @@ def _c_batches(
             return frame, upto - first, os.pread(fd, n, upto - n), upto == end
 
         split = _fastsplit.split_ranges(
-            fd, offset, stop, fmt, block_bytes=_fastsplit.BLOCK_BYTES
+            fd, offset, stop, fmt, block_bytes=_fastsplit.BLOCK_BYTES, policy=policy
         )
         with contextlib.closing(split):
             for df, count, at in split:
