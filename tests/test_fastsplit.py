@@ -917,6 +917,19 @@ _TOKENS = [
 ]
 
 
+def _main_log(directory: Path, lines: list[tuple[str, str]]) -> Path:
+    """A `main` log of (peer, X-Forwarded-For) lines in `directory`."""
+    log = directory / "access.log"
+    log.write_text(
+        "".join(
+            f'{peer} - - [20/Nov/2026:00:00:00 +0000] "GET /{k} HTTP/1.1" 200 1 '
+            f'"-" "ua" "{xff}"\n'
+            for k, (peer, xff) in enumerate(lines)
+        )
+    )
+    return log
+
+
 @st.composite
 def _forwarded_for(draw: st.DrawFn) -> str:
     if draw(st.integers(0, 9)) == 0:
@@ -960,14 +973,7 @@ def test_trust_decisions_made_in_c_are_the_ones_clientip_makes(
 
     fmt = PRESETS["main"]
     policy = ProxyPolicy(trusted=trusted, recursive=recursive, header=header)
-    log = tmp_path_factory.mktemp("realip") / "access.log"
-    log.write_text(
-        "".join(
-            f'{peer} - - [20/Nov/2026:00:00:00 +0000] "GET /{k} HTTP/1.1" 200 1 '
-            f'"-" "ua" "{xff}"\n'
-            for k, (peer, xff) in enumerate(lines)
-        )
-    )
+    log = _main_log(tmp_path_factory.mktemp("realip"), lines)
     src = sources.expand([log])
     outputs = ["line", "client_ip", "client_ip_source", "forwarded_by_untrusted"]
     got = {}
@@ -1036,14 +1042,7 @@ def test_collected_rows_take_the_c_decisions_as_clientip_makes_them(
 
     fmt = PRESETS["main"]
     policy = ProxyPolicy(recursive=recursive)
-    log = tmp_path_factory.mktemp("rows") / "access.log"
-    log.write_text(
-        "".join(
-            f'{peer} - - [20/Nov/2026:00:00:00 +0000] "GET /{k} HTTP/1.1" 200 1 '
-            f'"-" "ua" "{xff}"\n'
-            for k, (peer, xff) in enumerate(lines)
-        )
-    )
+    log = _main_log(tmp_path_factory.mktemp("rows"), lines)
     src = sources.expand([log])
     with_c, _ = sources.scan_lines(src, split=fmt, policy=policy)
     marker = realip_marker(policy, fmt.fields)

@@ -417,13 +417,12 @@ def with_pair_key(lf: pl.LazyFrame, policy: ProxyPolicy | None = None) -> pl.Laz
     decision = _decision(names, policy)
     if decision is None:
         return lf
-    seed = secrets.randbits(63)
-    key = pl.struct(decision.keys).hash(seed=seed)
-    marker = realip_marker(policy, names)
-    if marker is not None and marker in names:
-        # the C split decided what it could: the rest is joined on the texts
+    if realip_marker(policy, names) in names:
+        # the C split decided what it could (`_with_realip`): the few other
+        # rows are joined on the texts
         return lf
-    return lf.with_columns(key.alias(PAIR_KEY))
+    seed = secrets.randbits(63)
+    return lf.with_columns(pl.struct(decision.keys).hash(seed=seed).alias(PAIR_KEY))
 
 
 def attribute(
@@ -489,6 +488,17 @@ def attribute(
     )
 
 
+def _made_in_c(marker: str, header: str, peer: str | None) -> list[pl.Expr]:
+    """`_OUTPUTS` from the decision columns the C split gave (`realip_marker`)."""
+    part = {p: pl.col(f"{marker}.{p}") for p in REALIP_PARTS}
+    source = pl.when(part["header"]).then(pl.lit(SOURCE_LABELS[header]))
+    return [
+        part["client"].alias(CLIENT_IP),
+        source.otherwise(pl.lit(peer, pl.String)).alias(CLIENT_IP_SOURCE),
+        part["untrusted"].alias(FORWARDED_BY_UNTRUSTED),
+    ]
+
+
 def _with_realip(
     lf: pl.LazyFrame, policy: ProxyPolicy, marker: str, header: str, peer: str | None
 ) -> pl.LazyFrame:
@@ -496,18 +506,10 @@ def _with_realip(
     the C split made where it could (`realip_marker`): those rows take them
     as they are, the others are decided here, once per distinct pair."""
     decided = pl.col(marker)
-    part = {p: pl.col(f"{marker}.{p}") for p in REALIP_PARTS}
     realip = _realip_columns(lf.collect_schema().names())
     known = (
         lf.filter(decided)
-        .with_columns(
-            part["client"].alias(CLIENT_IP),
-            pl.when(part["header"])
-            .then(pl.lit(SOURCE_LABELS[header]))
-            .otherwise(pl.lit(peer))
-            .alias(CLIENT_IP_SOURCE),
-            part["untrusted"].alias(FORWARDED_BY_UNTRUSTED),
-        )
+        .with_columns(_made_in_c(marker, header, peer))
         .drop(*realip, PAIR_KEY, strict=False)
     )
     rest = lf.filter(~decided).drop(realip)
@@ -537,18 +539,10 @@ def attributed(frame: pl.DataFrame, policy: ProxyPolicy | None = None) -> pl.Dat
         keys = frame.select(decision.keys).lazy()
         outputs = attribute(keys, policy).select(_OUTPUTS).collect()
         return frame.drop(realip).with_columns(outputs)
-    decided = pl.col(marker)
-    part = {p: pl.col(f"{marker}.{p}") for p in REALIP_PARTS}
+    made = _made_in_c(marker, decision.header, decision.peer)
     outputs = frame.select(
-        pl.when(decided).then(part["client"]).alias(CLIENT_IP),
-        pl.when(decided)
-        .then(
-            pl.when(part["header"])
-            .then(pl.lit(SOURCE_LABELS[decision.header]))
-            .otherwise(pl.lit(decision.peer))
-        )
-        .alias(CLIENT_IP_SOURCE),
-        pl.when(decided).then(part["untrusted"]).alias(FORWARDED_BY_UNTRUSTED),
+        pl.when(pl.col(marker)).then(expr).alias(name)
+        for name, expr in zip(_OUTPUTS, made, strict=True)
     )
     rows = frame.get_column(marker).not_().arg_true()
     if rows.len():  # the others, decided per distinct pair
