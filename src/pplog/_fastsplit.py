@@ -12,8 +12,11 @@ without the GIL: the lines frame it gives carries, beside every line,
 whether the split held (`ok_column`), the values where it did
 (`value_columns`) and the request's parts (`request_columns`), all Arrow
 string views into the range read from disk, handed to polars through the
-Arrow C data interface. `ingest` takes the same split for its blocks
-(`block_frame`).
+Arrow C data interface. `ingest` reads plain files the same way
+(`split_ranges`) and takes the same split for the blocks its Python reader
+cuts (`block_frame`). Given the proxy policy, the C code also makes nginx's
+trust decision for lines whose addresses are all plain (`realip`), which
+`clientip` takes.
 `parse` takes those values and runs its polars expressions only on the lines
 the C split refused, so the rows are the same: the C code may refuse more
 lines than it must (it knows only ASCII digits, say), never fewer.
@@ -36,7 +39,7 @@ from types import ModuleType
 
 import polars as pl
 
-from pplog.clientip import HEADERS, REALIP_PARTS, ProxyPolicy, realip_marker
+from pplog.clientip import REALIP_PARTS, ProxyPolicy, realip_inputs
 from pplog.formats import SHAPES, Literal, LogFormat, Variable
 from pplog.schema import (
     LINE,
@@ -45,8 +48,6 @@ from pplog.schema import (
     PATH,
     PROTOCOL,
     QUERY,
-    REALIP_REMOTE_ADDR,
-    REMOTE_ADDR,
     REQUEST,
     SOURCE,
     TEXT,
@@ -189,25 +190,16 @@ def realip(
     none (no policy, another strategy, the `Forwarded` header, a peer or
     header the C split does not give)."""
     built = program(fmt)
-    if policy is None or built is None:
+    inputs = None if policy is None else realip_inputs(policy, fmt.fields)
+    if policy is None or built is None or inputs is None:
         return None
-    marker = realip_marker(policy, fmt.fields)
-    header = policy.resolve_header(fmt.fields)
-    peer = REALIP_REMOTE_ADDR if REALIP_REMOTE_ADDR in fmt.fields else REMOTE_ADDR
+    marker, peer, header = inputs
     columns = built[1]
-    if marker is None or header is None:
-        return None
-    if peer not in columns or HEADERS[header] not in columns:
-        return None
+    if peer not in columns or header not in columns:
+        return None  # a variable logged twice: its first place is the column
     v4 = tuple(n.v4 for n in policy.networks if n.v4 is not None)
     v6 = tuple(n.v6 for n in policy.networks if n.v6 is not None)
-    spec = (
-        columns.index(peer),
-        columns.index(HEADERS[header]),
-        policy.recursive,
-        v4,
-        v6,
-    )
+    spec = (columns.index(peer), columns.index(header), policy.recursive, v4, v6)
     return spec, marker
 
 

@@ -388,6 +388,15 @@ def realip_marker(policy: ProxyPolicy, names: Iterable[str]) -> str | None:
     header's addresses, else the peer), ``<marker>.untrusted`` (an untrusted
     peer sent the header) and ``<marker>.client``.
     """
+    inputs = realip_inputs(policy, names)
+    return None if inputs is None else inputs[0]
+
+
+def realip_inputs(
+    policy: ProxyPolicy, names: Iterable[str]
+) -> tuple[str, str, str] | None:
+    """`realip_marker`, the peer column and the header column it decides
+    from; None where the C split makes no decision."""
     if policy.strategy != "realip":
         return None
     decision = _decision(list(names), policy)
@@ -395,7 +404,8 @@ def realip_marker(policy: ProxyPolicy, names: Iterable[str]) -> str | None:
         return None
     nets = tuple((n.v4, n.v6, n.unix) for n in policy.networks)
     inputs = (decision.header, decision.peer, policy.recursive, nets)
-    return REALIP_PREFIX + hashlib.sha256(repr(inputs).encode()).hexdigest()[:12]
+    marker = REALIP_PREFIX + hashlib.sha256(repr(inputs).encode()).hexdigest()[:12]
+    return marker, decision.peer, HEADERS[decision.header]
 
 
 def _realip_columns(names: Sequence[str]) -> list[str]:
