@@ -1005,22 +1005,38 @@ def test_the_c_split_decides_plain_addresses(tmp_path: Path) -> None:
         + row.format("8.8.8.8", "1.2.3.4")
         + row.format("10.0.0.1", "-")
         + row.format("10.0.0.1", "[2001:db8::1]:80")  # left to clientip
+        + row.format("10.0.0.1", ", ".join(["10.0.0.2"] * 64))  # MAX_HOPS
+        + row.format("10.0.0.1", ", ".join(["10.0.0.2"] * 65))  # left to clientip
     )
     policy = ProxyPolicy()
     marker = realip_marker(policy, fmt.fields)
     assert marker is not None
     lines, _ = sources.scan_lines(sources.expand([log]), split=fmt, policy=policy)
     rows = parse_lines(lines, fmt, decode=False).collect()
-    assert rows[marker].to_list() == [True, True, True, True, False]
+    assert rows[marker].to_list() == [True, True, True, True, False, True, False]
     decided = rows.filter(pl.col(marker))
     assert decided[f"{marker}.client"].to_list() == [
         "1.2.3.4",
         "2001:db8::1",
         "8.8.8.8",
         "10.0.0.1",
+        "10.0.0.2",
     ]
-    assert decided[f"{marker}.header"].to_list() == [True, True, False, False]
-    assert decided[f"{marker}.untrusted"].to_list() == [False, False, True, False]
+    assert decided[f"{marker}.header"].to_list() == [True, True, False, False, True]
+    assert (
+        decided[f"{marker}.untrusted"].to_list() == [False] * 2 + [True] + [False] * 2
+    )
+    # the attribution of every line is `clientip`'s
+    from pplog.clientip import attribute
+
+    both = [
+        attribute(frame.lazy(), policy)
+        .select("line", "client_ip")
+        .collect()
+        .sort("line")
+        for frame in (rows.drop(pl.selectors.starts_with("_realip_")), rows)
+    ]
+    assert_frame_equal(both[0], both[1])
 
 
 @given(

@@ -39,7 +39,7 @@ from types import ModuleType
 
 import polars as pl
 
-from pplog.clientip import REALIP_PARTS, ProxyPolicy, realip_inputs
+from pplog.clientip import MAX_HOPS, REALIP_PARTS, ProxyPolicy, realip_inputs
 from pplog.formats import SHAPES, Literal, LogFormat, Variable
 from pplog.schema import (
     LINE,
@@ -92,12 +92,14 @@ Program = tuple[
     int,
     tuple[tuple[int, int, bytes, tuple[tuple[int, int, int, bytes], ...]], ...],
 ]
-# (peer field, header field, recursive, IPv4 ranges, IPv6 ranges): the trust
-# decision `_splitc.c` makes where it can (`clientip.realip_marker`)
+# (peer field, header field, recursive, most tokens walked, IPv4 ranges, IPv6
+# ranges): the trust decision `_splitc.c` makes where it can
+# (`clientip.realip_marker`)
 RealipProgram = tuple[
     int,
     int,
     bool,
+    int,
     tuple[tuple[int, int], ...],
     tuple[tuple[int, int, int, int], ...],
 ]
@@ -199,7 +201,14 @@ def realip(
         return None  # a variable logged twice: its first place is the column
     v4 = tuple(n.v4 for n in policy.networks if n.v4 is not None)
     v6 = tuple(n.v6 for n in policy.networks if n.v6 is not None)
-    spec = (columns.index(peer), columns.index(header), policy.recursive, v4, v6)
+    spec = (
+        columns.index(peer),
+        columns.index(header),
+        policy.recursive,
+        MAX_HOPS,
+        v4,
+        v6,
+    )
     return spec, marker
 
 

@@ -302,12 +302,11 @@ static void free_segs(Seg *segs, Py_ssize_t n) {
  * for `clientip` to decide. */
 typedef struct {
     int peer, header, recursive;
+    int max_hops; /* `clientip.MAX_HOPS`: a longer header is left undecided */
     Py_ssize_t nv4, nv6;
     uint32_t *v4; /* (network, mask) pairs */
     uint64_t *v6; /* (hi, lo, mask hi, mask lo) */
 } Realip;
-
-#define REALIP_MAX_HOPS 64
 
 static void free_realip(Realip *r) {
     if (!r) return;
@@ -447,7 +446,7 @@ static int realip_decide(const Realip *r, const unsigned char *peer, Py_ssize_t 
         if (e == 0) break;
         Py_ssize_t b = e;
         while (b > 0 && h[b - 1] != ' ' && h[b - 1] != ',') b--;
-        if (n == REALIP_MAX_HOPS) return 0;
+        if (n == r->max_hops) return 0;
         n++;
         if (peer_ok && !done) {
             int tk = simple_addr(h + b, e - b, &v4, &hi, &lo);
@@ -475,7 +474,8 @@ static int realip_decide(const Realip *r, const unsigned char *peer, Py_ssize_t 
 }
 
 /* The realip part of a program: None, or (peer field, header field,
- * recursive, ((network, mask), ...), ((hi, lo, mask hi, mask lo), ...)). */
+ * recursive, max hops, ((network, mask), ...), ((hi, lo, mask hi, mask lo),
+ * ...)). */
 static int read_realip(PyObject *spec, int nfields, Realip **out) {
     *out = NULL;
     if (spec == Py_None) return 1;
@@ -485,10 +485,11 @@ static int read_realip(PyObject *spec, int nfields, Realip **out) {
         PyErr_NoMemory();
         return 0;
     }
-    if (!PyArg_ParseTuple(spec, "iipO!O!", &r->peer, &r->header, &r->recursive,
-                          &PyTuple_Type, &nets4, &PyTuple_Type, &nets6))
+    if (!PyArg_ParseTuple(spec, "iipiO!O!", &r->peer, &r->header, &r->recursive,
+                          &r->max_hops, &PyTuple_Type, &nets4, &PyTuple_Type, &nets6))
         goto fail;
-    if (r->peer < 0 || r->peer >= nfields || r->header < 0 || r->header >= nfields) {
+    if (r->peer < 0 || r->peer >= nfields || r->header < 0 || r->header >= nfields ||
+        r->max_hops < 1) {
         PyErr_SetString(PyExc_ValueError, "bad realip fields in program");
         goto fail;
     }
