@@ -1029,9 +1029,10 @@ def test_the_c_split_decides_plain_addresses(tmp_path: Path) -> None:
     # the attribution of every line is `clientip`'s
     from pplog.clientip import attribute
 
+    outputs = ["line", "client_ip", "client_ip_source", "forwarded_by_untrusted"]
     both = [
-        attribute(frame.lazy(), policy)
-        .select("line", "client_ip")
+        attribute(frame.lazy(), policy, eager_decisions=True)
+        .select(outputs)
         .collect()
         .sort("line")
         for frame in (rows.drop(pl.selectors.starts_with("_realip_")), rows)
