@@ -14,6 +14,11 @@
  *
  * The values come back as Arrow string views into the same data buffers as
  * the lines: nothing is copied. The work on each batch runs without the GIL.
+ *
+ * Given a proxy policy (`Realip`), it also makes nginx's realip decision for
+ * the lines whose peer and walked header tokens are all plain addresses, and
+ * says which; `clientip` decides the others. `inet6_plain` reads ordinary
+ * IPv6 tokens for `_ipaddr`, many at a time.
  */
 #define PY_SSIZE_T_CLEAN
 #ifndef _GNU_SOURCE
