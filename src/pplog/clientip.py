@@ -553,7 +553,7 @@ def attributed(frame: pl.DataFrame, policy: ProxyPolicy | None = None) -> pl.Dat
     marker = realip_marker(policy, frame.columns)
     if decision is None:  # expressions over the row: nothing to join
         return attribute(frame.drop(realip).lazy(), policy).collect()
-    if marker is None or marker not in frame.columns:
+    if marker is None or marker not in frame.columns or not frame[marker].any():
         keys = frame.select(decision.keys).lazy()
         outputs = attribute(keys, policy).select(_OUTPUTS).collect()
         return frame.drop(realip).with_columns(outputs)
