@@ -1098,3 +1098,47 @@ def test_ingest_of_a_main_log_takes_the_c_decisions(
     assert_frame_equal(got["c"][0], got["python"][0])
     assert got["c"][0].height == 300
     assert got["c"][0]["client_ip"].n_unique() > 3
+
+
+def test_ingest_in_c_ranges_drops_a_file_rewritten_while_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `copytruncate` rotation while ingest reads a file in C ranges (read
+    out of order, a few ahead): the ranges read after it hold the new content
+    at the old offsets. The run checks the file after each batch's ranges
+    (`identity.check_unchanged`), drops the stream, and the next run reads
+    the rotated copy and the new content, each line exactly once."""
+    import shutil
+
+    from pplog.batch.ingest import ingest
+
+    line = (
+        '1.2.3.4 - - [20/Nov/2026:00:00:00 +0000] "GET /{} HTTP/1.1" 200 1 "-" "ua"\n'
+    )
+    log = tmp_path / "access.log"
+    log.write_text("".join(line.format(i) for i in range(200)))
+    monkeypatch.setattr(_fastsplit, "BLOCK_BYTES", 512)
+    split = _fastsplit.split_ranges
+    rotated: list[bool] = []
+
+    def rotating(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        for k, got in enumerate(split(*args, **kwargs)):  # type: ignore[arg-type]
+            if k == 1 and not rotated:  # logrotate's copytruncate, nginx writes on
+                shutil.copyfile(log, tmp_path / "access.log.1")
+                with log.open("r+") as f:
+                    f.truncate(0)
+                    f.write("".join(line.format(i) for i in range(1000, 1100)))
+                rotated.append(True)
+            yield got
+
+    monkeypatch.setattr(_fastsplit, "split_ranges", rotating)
+    pattern = str(tmp_path / "access.log*")
+    first = ingest([pattern], tmp_path / "ds", format="combined", batch_bytes=2048)
+    assert rotated
+    assert first.warnings.get("file_errors") == 1, first.warnings
+    second = ingest([pattern], tmp_path / "ds", format="combined", batch_bytes=2048)
+    assert not second.problems
+    rows, _, _ = _ingested(tmp_path / "ds")
+    paths = rows["path"].to_list()
+    expected = [f"/{i}" for i in [*range(200), *range(1000, 1100)]]
+    assert sorted(paths) == sorted(expected)

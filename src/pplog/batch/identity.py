@@ -88,6 +88,22 @@ def _check(candidate: Candidate, raw: IO[bytes]) -> None:
         raise ChangedError(errno.ESTALE, "rotated or rewritten during this run")
 
 
+def check_unchanged(candidate: Candidate, fd: int, upto: int) -> None:
+    """Raise `ChangedError` unless plain file `fd` (open as `candidate`)
+    still holds `upto` bytes and begins as it did when it was found.
+
+    A reader that reads a file out of order (`reader._c_batches` reads
+    ranges on several threads) checks this after it has read up to `upto`:
+    a `copytruncate` rotation in the meantime leaves the file shorter, or
+    rewritten from its start, and what was read may mix old and new content.
+    """
+    same = os.fstat(fd).st_size >= upto and (
+        os.pread(fd, len(candidate.head), candidate.skipped) == candidate.head
+    )
+    if not same:
+        raise ChangedError(errno.ESTALE, "rewritten while it was read")
+
+
 def open_plain(candidate: Candidate) -> IO[bytes]:
     f = candidate.path.open("rb")
     try:

@@ -490,7 +490,10 @@ def _c_batches(
             )
             pieces.clear()
             n = min(identity.TAIL_BYTES, upto)
-            return frame, upto - first, os.pread(fd, n, upto - n), upto == end
+            tail = os.pread(fd, n, upto - n)
+            # read out of order: still the content found, up to `upto`?
+            identity.check_unchanged(cand, fd, upto)
+            return frame, upto - first, tail, upto == end
 
         split = _fastsplit.split_ranges(
             fd, offset, stop, fmt, block_bytes=_fastsplit.BLOCK_BYTES, policy=policy
