@@ -444,11 +444,6 @@ def scan(
         for df in iter_span(rest, line, on_problem=on_problem, on_progress=progress):
             yield df.select(LINE, OFFSET, TEXT, TOO_LONG, *nulls)
 
-    def numbered(df: pl.DataFrame, first: int) -> pl.DataFrame:
-        """A block's frame with the numbers of its lines, the first `first`."""
-        line = pl.int_range(first, first + df.height, dtype=pl.UInt64, eager=True)
-        return df.insert_column(0, line.alias(LINE))
-
     def generate(
         with_columns: list[str] | None,
         predicate: pl.Expr | None,
@@ -558,9 +553,17 @@ def block_frame(
     got = splitc.lines(data, offset, prog, len(columns), LINE_LIMIT, names)
     if got is None:
         return None
-    count, capsules = got
-    frame = pl.DataFrame(_Capsules(capsules))
-    numbers = pl.int_range(line, line + count, dtype=pl.UInt64, eager=True)
-    return frame.insert_column(0, numbers.alias(LINE)).insert_column(
-        0, pl.repeat(name, count, dtype=pl.String, eager=True).alias(SOURCE)
+    return numbered(pl.DataFrame(_Capsules(got[1])), line, name)
+
+
+def numbered(df: pl.DataFrame, first: int, source: str | None = None) -> pl.DataFrame:
+    """A frame of C-split lines (`_c_schema`) with their numbers in front, the
+    first `first`, and with `source`, the source's name before them (as
+    `sources.lines_frame` gives lines)."""
+    line = pl.int_range(first, first + df.height, dtype=pl.UInt64, eager=True)
+    df = df.insert_column(0, line.alias(LINE))
+    if source is None:
+        return df
+    return df.insert_column(
+        0, pl.repeat(source, df.height, dtype=pl.String, eager=True).alias(SOURCE)
     )

@@ -476,18 +476,8 @@ def _c_batches(
         def batch(upto: int) -> Batch:
             """The gathered ranges' lines, which end at byte `upto`."""
             frame = pl.concat(pieces, how="vertical", rechunk=False)
-            length = pl.col(OFFSET).shift(-1, fill_value=upto) - pl.col(OFFSET)
-            count = frame.height
-            frame = frame.with_columns(length.alias(LENGTH))
-            frame = frame.insert_column(
-                0,
-                pl.int_range(
-                    line_no - count, line_no, dtype=pl.UInt64, eager=True
-                ).alias(LINE),
-            ).insert_column(
-                0,
-                pl.repeat(cand.name, count, dtype=pl.String, eager=True).alias(SOURCE),
-            )
+            frame = _fastsplit.numbered(frame, line_no - frame.height, cand.name)
+            frame = _with_length(frame, upto)
             pieces.clear()
             n = min(identity.TAIL_BYTES, upto)
             tail = os.pread(fd, n, upto - n)
@@ -582,7 +572,11 @@ def _frame(name: str, block: Block, fmt: LogFormat | None = None) -> pl.DataFram
         frame = _fastsplit.block_frame(name, block.data, block.line, block.offset, fmt)
     if frame is None:
         frame = block.frame(name)
-    end = block.offset + block.size
-    return frame.with_columns(
-        (pl.col(OFFSET).shift(-1, fill_value=end) - pl.col(OFFSET)).alias(LENGTH)
-    )
+    return _with_length(frame, block.offset + block.size)
+
+
+def _with_length(frame: pl.DataFrame, end: int) -> pl.DataFrame:
+    """Lines with their byte `length`, newline included: to the next line's
+    offset, the last to `end`."""
+    length = pl.col(OFFSET).shift(-1, fill_value=end) - pl.col(OFFSET)
+    return frame.with_columns(length.alias(LENGTH))
