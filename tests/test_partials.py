@@ -13,11 +13,12 @@ file's partial does.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import pickle
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -787,3 +788,70 @@ def test_frames_without_a_client_column_read_the_rows_before_attribution(
     assert set(alone.frames) == set(both.frames)
     for name, frame in alone.frames.items():
         assert_frame_equal(frame, both.frames[name], check_row_order=False)
+
+
+_PAIR_ROWS = st.lists(
+    st.tuples(
+        st.one_of(st.none(), st.sampled_from(["10.0.0.1", "10.0.0.2", "::1", "a"])),
+        st.one_of(st.none(), st.sampled_from(["/", "/a", "/b?", "/\\x22"])),
+        st.booleans(),
+    ),
+    max_size=60,
+)
+
+
+@given(rows=_PAIR_ROWS, pass_requests=st.integers(1, 7))
+@settings(max_examples=60, deadline=None)
+def test_pairs_in_passes_over_a_hashed_file_are_the_one_pass_pairs(
+    rows: list[tuple[str | None, str | None, bool]], pass_requests: int
+) -> None:
+    """Above `PASS_REQUESTS`, the pairs are hashed once into a scratch file
+    and de-duplicated over shares of the clients (null clients included),
+    each share's pairs kept in a file until the last: the same set of rows
+    as one `unique()`, and the scratch directory is gone after."""
+    from pplog.reports import mapping
+
+    frame = pl.LazyFrame(
+        rows,
+        schema={"client_ip": pl.String, "path": pl.String, "visitor": pl.Boolean},
+        orient="row",
+    )
+    one = mapping._pairs(frame, len(rows))
+    made: list[Path] = []
+    scratch = mapping._scratch
+
+    def spy() -> Iterator[Path]:
+        with scratch() as where:
+            made.append(where)
+            yield where
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mapping, "PASS_REQUESTS", 0)
+        patch.setattr(mapping, "PAIR_PASS_REQUESTS", pass_requests)
+        patch.setattr(mapping, "_scratch", contextlib.contextmanager(spy))
+        passes = mapping._pairs(frame, len(rows) or 1)
+    assert passes.schema == one.schema
+    assert_frame_equal(passes, one, check_row_order=False)
+    assert passes.height == len(set(rows))
+    assert made
+    assert not made[0].exists()
+
+
+def test_a_scratch_file_that_cannot_be_written_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pairs of a large input go through scratch files in the temporary
+    directory; when it cannot be written, the summary stops with the
+    spool's message, not a traceback."""
+    import tempfile
+
+    from pplog.errors import ReportError
+    from pplog.reports import mapping
+
+    frame = pl.LazyFrame({"client_ip": ["10.0.0.1"], "path": ["/"], "visitor": [True]})
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    monkeypatch.setattr(tempfile, "tempdir", str(blocked))
+    monkeypatch.setattr(mapping, "PASS_REQUESTS", 0)
+    with pytest.raises(ReportError, match="cannot write a temporary file"):
+        mapping._pairs(frame, 1)

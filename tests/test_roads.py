@@ -241,6 +241,7 @@ def test_queries_by_client_in_passes_give_the_same_tables(
     reference = inputs.cli(name)  # one pass: computed before the patch
     assert json.loads(reference)["overview"]["requests"] > 5 * 97
     monkeypatch.setattr(mapping, "PASS_REQUESTS", 97)
+    monkeypatch.setattr(mapping, "PAIR_PASS_REQUESTS", 97)
     collect = mapping._collect
     keyed: list[str] = []  # the queries keyed by client, one per pass
 
