@@ -855,3 +855,45 @@ def test_a_scratch_file_that_cannot_be_written_is_one_clear_error(
     monkeypatch.setattr(mapping, "PASS_REQUESTS", 0)
     with pytest.raises(ReportError, match="cannot write a temporary file"):
         mapping._pairs(frame, 1)
+
+
+_ESCAPED_PATHS = st.sampled_from(
+    ["/", "/a", "/é", "/\\xC3\\xA9", "/\\x22", '/"', "/\\x5Cx22", "/\\x41", "/A", None]
+)
+
+
+@given(
+    rows=st.lists(
+        st.tuples(st.sampled_from(["10.0.0.1", "10.0.0.2", None]), _ESCAPED_PATHS),
+        max_size=40,
+    )
+)
+@settings(max_examples=80, deadline=None)
+def test_decoded_pairs_are_the_pairs_of_the_decoded_paths(
+    rows: list[tuple[str | None, str | None]],
+) -> None:
+    """The pairs of escaped rows, re-keyed by the decoded path's hash, are
+    the distinct pairs of the decoded rows: escaped paths that decode to
+    another path (escaped or not) merge with it, and a decoded backslash
+    (`\\x5C`) does not chain into a second decoding."""
+    from pplog._unescape import unescape
+    from pplog.reports import mapping
+    from pplog.reports.partial import text_hash
+
+    frame = pl.DataFrame(
+        rows, schema={"client_ip": pl.String, "path": pl.String}, orient="row"
+    )
+    hashed = frame.select(
+        text_hash(pl.col("client_ip")).alias("client_hash"),
+        text_hash(pl.col("path")).alias("path_hash"),
+        pl.lit(True).alias("visitor"),  # noqa: FBT003
+    ).unique()
+    paths = frame.select("path").unique()
+    got = mapping._decoded_pairs(hashed, paths, "default")
+    want = frame.select(
+        text_hash(pl.col("client_ip")).alias("client_hash"),
+        text_hash(unescape(pl.col("path"), "default")).alias("path_hash"),
+        pl.lit(True).alias("visitor"),  # noqa: FBT003
+    ).unique()
+    assert got.height == want.height
+    assert_frame_equal(got, want, check_row_order=False)

@@ -37,9 +37,10 @@ def table(partial: Partial, top: int) -> pl.DataFrame:
         keys,
         top,
     )
-    named = (  # each shown key's clients, once each (`triples` may repeat one)
-        triples.filter(pl.col(CLIENT_IP).is_not_null())
-        .join(table.select(keys), on=keys, how="semi", nulls_equal=True)
+    named = (  # each shown key's clients, once each (`triples` may repeat one);
+        # the shown keys' rows first: a filter of every triple copied them all
+        triples.join(table.select(keys), on=keys, how="semi", nulls_equal=True)
+        .filter(pl.col(CLIENT_IP).is_not_null())
         .group_by(*keys, CLIENT_IP)
         .agg(pl.col("requests").sum())
     )
