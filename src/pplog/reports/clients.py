@@ -75,8 +75,8 @@ def _with_top_agent(
         ua = pl.col(HTTP_USER_AGENT)
         top_ua = (
             partial["clients"]
-            .filter(pl.col(VISITOR))
             .join(shown, on=CLIENT_IP, how="semi", nulls_equal=True)
+            .filter(pl.col(VISITOR))
             .group_by(CLIENT_IP, HTTP_USER_AGENT)
             .agg(pl.col("requests").sum().alias("_n"))
             .group_by(CLIENT_IP)

@@ -28,7 +28,13 @@ from pplog.reports import overview as overview_report
 from pplog.reports import paths as paths_report
 from pplog.reports.breakdowns import by_requests, statuses
 from pplog.reports.enriched import agent_answers, agent_tables, geo_tables, located
-from pplog.reports.partial import AGENTS, REJECT_SAMPLES, SAMPLE_KEYS, VISITOR, Partial
+from pplog.reports.partial import (
+    AGENTS,
+    REJECT_SAMPLES,
+    SAMPLE_KEYS,
+    Partial,
+    visitors_of,
+)
 from pplog.reports.summary import Summary
 from pplog.reports.timeline import choose_interval, rebucketed
 from pplog.schema import (
@@ -195,7 +201,7 @@ def _finish(
     with_agents = HTTP_USER_AGENT in logged
     per_client = partial["clients"]
     visitors = (
-        per_client.filter(pl.col(VISITOR))
+        visitors_of(per_client)
         .group_by(CLIENT_IP)
         .agg(
             pl.col("requests", "bytes", "errors_4xx", "errors_5xx").sum(),

@@ -56,10 +56,9 @@ def table(
     )
     hashes = named.select(key, text_hash(pl.col(PATH)).alias(PATH_HASH))
     wanted = hashes.get_column(PATH_HASH).implode()
-    pairs = (
-        partial["pairs"]
-        .filter(pl.col(PATH_HASH).is_in(wanted, nulls_equal=True))
-        .filter(pl.col(CLIENT_HASH).is_not_null())
+    pairs = partial["pairs"].filter(
+        pl.col(PATH_HASH).is_in(wanted, nulls_equal=True)
+        & pl.col(CLIENT_HASH).is_not_null()
     )
     distinct = pl.col(CLIENT_HASH).n_unique().cast(pl.UInt64).alias("clients")
     if routes is None:  # a path is its hash: count, then name the few counts
