@@ -917,3 +917,22 @@ def test_a_clients_frame_of_visitors_only_is_not_copied() -> None:
     assert visitors_of(checked).get_column("client_ip").to_list() == ["10.0.0.1"]
     unknown = frame.with_columns(pl.Series("visitor", [True, None], dtype=pl.Boolean))
     assert visitors_of(unknown).height == 1
+
+
+def test_categorical_user_agents_become_the_same_text() -> None:
+    """The clients frame's user agents, grouped as the spool's categoricals,
+    become text by a join on their distinct values (the rows share each
+    value's text) with the values, nulls and order a cast gives; text
+    columns are left as they are."""
+    from pplog.reports import mapping
+
+    agents = ["curl/8.5.0", None, "Mozilla/5.0 (X11; Linux x86_64) " * 3, "curl/8.5.0"]
+    coded = pl.DataFrame(
+        {"ip": ["a", "b", "c", "d"], "ua": agents},
+        schema={"ip": pl.String, "ua": pl.Categorical(pl.Categories.random())},
+    )
+    text = mapping._as_text(coded, "ua")
+    assert text.schema == {"ip": pl.String, "ua": pl.String}
+    assert text.get_column("ua").to_list() == agents
+    assert_frame_equal(text, coded.with_columns(pl.col("ua").cast(pl.String)))
+    assert mapping._as_text(text, "ua") is text
