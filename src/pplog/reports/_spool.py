@@ -174,6 +174,12 @@ def spooled(lf: pl.LazyFrame, spool: Path | None, *, with_offset: bool) -> pl.La
     try:
         lf.select(keep).sink_parquet(path, compression="uncompressed", statistics=False)
     except OSError as exc:
-        msg = f"cannot write a temporary file for the summary: {exc.strerror or exc}"
-        raise ReportError(msg) from exc
+        raise unwritable(exc) from exc
     return pl.scan_parquet(path, glob=False)
+
+
+def unwritable(exc: OSError) -> ReportError:
+    """The summary's one-line error for a temporary file it cannot write
+    (the spool, the map's scratch files)."""
+    msg = f"cannot write a temporary file for the summary: {exc.strerror or exc}"
+    return ReportError(msg)

@@ -19,11 +19,11 @@ import polars as pl
 from pplog._ipaddr import Network
 from pplog._unescape import unescape
 from pplog.clientip import FORWARDED_BY_UNTRUSTED
-from pplog.errors import ReportError
 from pplog.pipeline import Filters
 from pplog.reports import lb as lb_report
 from pplog.reports import sketches
 from pplog.reports._columns import by_key, bytes_column, latency_columns, seconds
+from pplog.reports._spool import unwritable
 from pplog.reports.breakdowns import host_column
 from pplog.reports.enriched import agent_classes, bot_rows, health_checks
 from pplog.reports.overview import STATUS_CLASSES
@@ -404,8 +404,7 @@ def _scratch() -> Iterator[Path]:
         with tempfile.TemporaryDirectory(prefix="pplog-") as name:
             yield Path(name)
     except OSError as exc:
-        msg = f"cannot write a temporary file for the summary: {exc.strerror or exc}"
-        raise ReportError(msg) from exc
+        raise unwritable(exc) from exc
 
 
 def _latency(ok: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
