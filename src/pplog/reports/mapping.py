@@ -344,16 +344,13 @@ def _by_client_shares(
     rows: pl.LazyFrame,
     requests: int,
     query: Callable[[pl.LazyFrame], pl.LazyFrame],
-    client: pl.Expr | None = None,
 ) -> pl.DataFrame:
-    """`query` of `rows`, in one pass or over shares of the clients (by
-    `client`, the client's text hash, computed when not given) that give
-    the same rows together."""
+    """`query` of `rows`, in one pass or over shares of the clients (by the
+    client's text hash) that give the same rows together."""
     passes = max(1, -(-requests // PASS_REQUESTS))
     if passes == 1:
         return _collect(query(rows))
-    key = text_hash(pl.col(CLIENT_IP)) if client is None else client
-    share = (key % passes).fill_null(0)
+    share = (text_hash(pl.col(CLIENT_IP)) % passes).fill_null(0)
     return pl.concat([_collect(query(rows.filter(share == i))) for i in range(passes)])
 
 
