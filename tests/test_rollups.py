@@ -521,3 +521,30 @@ def test_stored_answers_serve_only_under_this_processs_stamp(
     else:
         assert "Stored" not in set(browsers.get_column(useragents.BROWSER))
         assert _json(dataset, rollups=True) == want
+
+
+def test_a_staged_batch_keeps_the_classes_it_was_given() -> None:
+    """`ingest` classifies a batch's user agents as it stages it; the
+    rollup takes those classes (for the health checks too) instead of
+    classifying the agents again."""
+    rows = pplog.read_log(SAMPLES / "elb-access.log", format="elb_log")
+    probe = pl.col("http_user_agent") == "probe/1.0"
+    rows = pl.concat(
+        [
+            rows,
+            rows.head(3).with_columns(
+                pl.lit("10.0.0.5").alias("client_ip"),
+                pl.lit("probe/1.0").alias("http_user_agent"),
+                pl.lit("monitoring").alias("agent_class"),
+            ),
+        ]
+    )
+    assert rows.filter(probe).height == 3
+    given = rollup.partial_of_rows(rows, classified=True)
+    found = rollup.partial_of_rows(rows, classified=False)
+    # the classifier has no rule for this agent: only the given class
+    # makes its requests from a private address health checks
+    checks = [p.frames["totals"]["health_checks"].item() for p in (given, found)]
+    assert checks[0] == checks[1] + 3
+    answers = given.frames[AGENTS].filter(probe)
+    assert answers["agent_class"].to_list() == ["monitoring"]

@@ -27,6 +27,7 @@ from pplog.formats import LogFormat
 from pplog.pipeline import parse_lines
 from pplog.pipeline.opening import unknown_format_rows
 from pplog.reports import spooled, with_report_columns, write_rejects
+from pplog.reports.enriched import agent_classes
 from pplog.reports.finish import REGROUPED
 from pplog.reports.mapping import MapSettings, partial_of
 from pplog.reports.partial import (
@@ -134,13 +135,24 @@ def map_task(
         )
 
 
-def map_frame(rows: pl.LazyFrame | pl.DataFrame, settings: MapSettings) -> Partial:
-    """A `Partial` of decoded rows (a frame from `scan_log`, a dataset)."""
+def map_frame(
+    rows: pl.LazyFrame | pl.DataFrame,
+    settings: MapSettings,
+    *,
+    classes: pl.DataFrame | None = None,
+) -> Partial:
+    """A `Partial` of decoded rows (a frame from `scan_log`, a dataset).
+
+    `classes`: the rows' distinct user agents with their `agent_class`, when
+    the caller has them (`partial_of`'s `classify`); else they are found.
+    """
+    classify = agent_classes if classes is None else lambda _: classes
     if isinstance(rows, pl.DataFrame):
-        return partial_of(with_report_columns(rows.lazy()), settings)
+        lf = with_report_columns(rows.lazy())
+        return partial_of(lf, settings, classify=classify)
     with tempfile.TemporaryDirectory(prefix="pplog-") as spool:
         frame = with_report_columns(spooled(rows, Path(spool), with_offset=True))
-        return partial_of(frame, settings)
+        return partial_of(frame, settings, classify=classify)
 
 
 # Plain text up to this size is parsed into memory rather than a Parquet

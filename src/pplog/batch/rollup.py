@@ -96,18 +96,24 @@ def partial_of_rows(
     otherwise parse again at every summary.
 
     `classified`: the rows' `agent_class` was given by this process (a batch
-    `ingest` stages), so it is taken instead of classifying them again.
+    `ingest` stages), so it is taken instead of classifying them again, both
+    for the map (health checks) and for the answers (11 batches of 2M
+    elb_log lines: 0.12 s of the map's 0.89 s were that classification).
     `known`: answers this process gave before (`parse_agents`' `known`):
     an ingest run parses each user agent once, not once per file.
     """
     from pplog.run.dataset import map_dataset_rows
 
-    partial = map_dataset_rows(rows)
+    classes = None
+    if (
+        classified
+        and isinstance(rows, pl.DataFrame)
+        and {HTTP_USER_AGENT, AGENT_CLASS} <= set(rows.columns)
+    ):
+        classes = rows.select(HTTP_USER_AGENT, AGENT_CLASS).unique(HTTP_USER_AGENT)
+    partial = map_dataset_rows(rows, classes=classes)
     clients = partial.get("clients")
     if clients is not None and HTTP_USER_AGENT in partial.logged:
-        classes = None
-        if classified and isinstance(rows, pl.DataFrame) and AGENT_CLASS in rows:
-            classes = rows.select(HTTP_USER_AGENT, AGENT_CLASS).unique(HTTP_USER_AGENT)
         agents = clients.get_column(HTTP_USER_AGENT)
         answers = parse_agents(agents, classes, known=known)
         partial.frames[AGENTS] = stamped(answers)

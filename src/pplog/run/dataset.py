@@ -44,6 +44,7 @@ def map_dataset_rows(
     spec: LogSpec | None = None,
     *,
     approx: bool = False,
+    classes: pl.DataFrame | None = None,
 ) -> Partial:
     """The `Partial` of rows read from a dataset (or staged into one).
 
@@ -51,7 +52,9 @@ def map_dataset_rows(
     merging rollups gives what reading the rows gives. A frame in memory (a
     batch `ingest` stages) is mapped as it is; a lazy one is spooled first
     (`map_frame`). The first rejected lines are in ingest order
-    (`batch.rollup.first_rejects`).
+    (`batch.rollup.first_rejects`). `classes`: the rows' distinct user
+    agents with their `agent_class`, from the caller that classified them
+    (`map_frame`).
     """
     from pplog.batch.rollup import first_rejects
 
@@ -59,7 +62,7 @@ def map_dataset_rows(
     rows = as_rows(rows) if isinstance(rows, pl.DataFrame) else as_rows(rows)
     check_filters(spec, rows.collect_schema().names())
     settings = map_settings(spec, spec.resolve_policy(), {}, approx=approx)
-    partial = map_frame(rows, settings)
+    partial = map_frame(rows, settings, classes=classes)
     partial.frames["samples"] = first_rejects(rows.lazy())
     return partial
 
