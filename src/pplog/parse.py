@@ -129,10 +129,11 @@ def _extract(
     ok_name = _fastsplit.ok_column(fmt)
     values = _fastsplit.value_columns(fmt)
     assert ok_name is not None
-    ok = pl.col(ok_name).fill_null(False)  # noqa: FBT003 - lines polars read
-    # binary lines are null in `_line`: never taken from the C split
-    taken = (ok & pl.col(_LINE).is_not_null()).alias(_C_OK)
-    rest = pl.when(~pl.col(_C_OK)).then(pl.col(_LINE)).alias(_REST)
+    # lines polars read have no C split; a line the C split took holds no
+    # NUL (the C reader hands such blocks to Python), so it is never binary,
+    # and `parse` left it out of `_line`
+    taken = pl.col(ok_name).fill_null(False).alias(_C_OK)  # noqa: FBT003
+    rest = pl.col(_LINE).alias(_REST)
     stages, fields, valid = _extract_polars(fmt, pl.col(_REST))
     names = [f.meta.output_name() for f in fields]
     if sorted(names) != sorted(values):  # pragma: no cover - the tests check this
@@ -515,9 +516,14 @@ def parse(
     stages, fields, valid = _extract(fmt, c_split=c_split)
     names = fmt.fields
     # a literal search for one byte: next to nothing on ordinary lines
-    binary = pl.col(TEXT).str.contains("\x00", literal=True)
+    text = pl.col(TEXT)
+    c_ok = _fastsplit.ok_column(fmt) if c_split else None
+    if c_ok is not None:  # the C split took no line holding a NUL: the
+        # polars expressions read only the lines it did not take
+        text = pl.when(~pl.col(c_ok).fill_null(False)).then(text)  # noqa: FBT003
+    binary = text.str.contains("\x00", literal=True).fill_null(False)  # noqa: FBT003
     lf = lines.with_columns(binary.alias(_BINARY))
-    lf = lf.with_columns(pl.when(~pl.col(_BINARY)).then(pl.col(TEXT)).alias(_LINE))
+    lf = lf.with_columns(pl.when(~pl.col(_BINARY)).then(text).alias(_LINE))
     if fmt.apache_escapes:  # `\"` inside a value would split the line at it
         lf = lf.with_columns(_unescape.apache_as_nginx(pl.col(_LINE)).alias(_LINE))
     for stage in stages:
