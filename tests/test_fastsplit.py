@@ -25,6 +25,7 @@ from polars.testing import assert_frame_equal
 
 from helpers import CORPORA, SAMPLES, both_roads, parse_frame
 from pplog import _fastsplit, sources
+from pplog.batch import reader
 from pplog.formats import PRESETS, SHAPES, LogFormat, Variable
 from pplog.schema import LINE, OFFSET, TEXT, TOO_LONG
 
@@ -815,7 +816,7 @@ def test_ingest_reads_plain_files_in_c_ranges_as_the_python_reader_does(
     if lines and newline_at_end:
         data += b"\n"
     first = data[: int(len(data) * cut)]
-    monkeypatch.setattr(_fastsplit, "BLOCK_BYTES", block)
+    monkeypatch.setattr(reader, "C_BLOCK_BYTES", block)
     got = {}
     work = tmp_path_factory.mktemp("logs")
     log = work / "access.log"
@@ -851,7 +852,7 @@ def test_ingest_hands_a_file_to_the_python_reader_where_it_stops_being_plain(
     tail = "".join(line.format(i) for i in range(40, 80)).encode()
     log = tmp_path / "access.log"
     log.write_bytes(head + b"carriage\r return\n" + tail)
-    monkeypatch.setattr(_fastsplit, "BLOCK_BYTES", 256)
+    monkeypatch.setattr(reader, "C_BLOCK_BYTES", 256)
     ranges: list[int] = []
     python_from: list[int] = []
     split, read_from = _fastsplit.split_ranges, identity.read_from
@@ -1088,7 +1089,7 @@ def test_ingest_of_a_main_log_takes_the_c_decisions(
     )
     log = tmp_path / "access.log"
     log.write_text(text)
-    monkeypatch.setattr(_fastsplit, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(reader, "C_BLOCK_BYTES", 4096)
     got = {}
     for road in ("c", "python"):
         if road == "python":
@@ -1117,7 +1118,7 @@ def test_ingest_in_c_ranges_drops_a_file_rewritten_while_it_is_read(
     )
     log = tmp_path / "access.log"
     log.write_text("".join(line.format(i) for i in range(200)))
-    monkeypatch.setattr(_fastsplit, "BLOCK_BYTES", 512)
+    monkeypatch.setattr(reader, "C_BLOCK_BYTES", 512)
     split = _fastsplit.split_ranges
     rotated: list[bool] = []
 
