@@ -25,6 +25,13 @@ VARIABLE = "POLARS_MAX_THREADS"
 COMMANDS = frozenset({"summarize"})  # the commands that take --jobs
 
 
+def command_at(argv: Sequence[str]) -> int | None:
+    """Where the command is in `argv` (the arguments after the program): the
+    first argument that is not an option (the group's own options are
+    flags), or None."""
+    return next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+
+
 def jobs_in(argv: Sequence[str]) -> int | None:
     """N of `--jobs N` (or `--jobs=N`) after a command that takes it, else None.
 
@@ -34,7 +41,7 @@ def jobs_in(argv: Sequence[str]) -> int | None:
     that is not a whole number >= 1 is left to click to refuse.
     """
     args = list(argv)
-    command = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
+    command = command_at(args)
     if command is None or args[command] not in COMMANDS:
         return None
     found: str | None = None
