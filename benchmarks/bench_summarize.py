@@ -97,6 +97,23 @@ def best_of(
     return min(r[0] for r in results), max(r[1] for r in results)
 
 
+def best_of_each(
+    commands: dict[str, tuple[list[str], Path | None]], repeat: int
+) -> dict[str, tuple[float, float]]:
+    """Best wall time and largest peak RSS of each command over `repeat`
+    rounds, the commands taking turns within each round: a machine that is
+    slower for a while slows each of them alike (five runs of this tree then
+    five of a baseline gave 1.01x where the two alternating gave 1.09x)."""
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    for _ in range(repeat):
+        for name, (argv, cwd) in commands.items():
+            results[name].append(run(argv, cwd))
+    return {
+        name: (min(w for w, _ in r), max(p for _, p in r))
+        for name, r in results.items()
+    }
+
+
 def with_extension(src: Path) -> bool:
     """Build `src`'s C extension in place (a revision extracted by `git
     archive` holds only its source), with the compiler and flags this Python
@@ -203,15 +220,11 @@ def check_identical(
     return f"{diff} (this tree's JSON first, {rev}'s second; {size:,} bytes)"
 
 
-def time_revision(
-    src: Path, log: Path, repeat: int, fmt: str = "elb_log"
-) -> tuple[float, float]:
-    """Best wall time and peak RSS of `pplog summarize` imported from `src`.
-
-    `src` is a revision's src/ (`revision_src`), imported with this interpreter, so
-    both runs share Python and polars.
-    """
-    return best_of([*pplog_argv(src, fmt), "--to", "json", str(log)], repeat)
+def revision_argv(src: Path, log: Path, fmt: str = "elb_log") -> list[str]:
+    """`pplog summarize LOG` imported from `src`, a revision's src/
+    (`revision_src`), with this interpreter: both runs share Python and
+    polars."""
+    return [*pplog_argv(src, fmt), "--to", "json", str(log)]
 
 
 def peer_command(peer: str, log: Path) -> list[str]:
@@ -238,7 +251,8 @@ def peers_section(log: Path, repeat: int) -> str:
     commands = "\n".join(f"python benchmarks/peers.py {p} {path}" for p in peers.PEERS)
     parts = [
         "### How the peers were run\n",
-        f"Each peer is a fresh process, timed like pplog (best of {repeat}; wall time "
+        f"Each peer is a fresh process, timed like pplog (best of {repeat}, in turn "
+        "with pplog; wall time "
         "includes interpreter start-up and imports; peak RSS of the process), run "
         "from the repository root; each prints its three tables as JSON "
         f"(`--top` {peers.TOP}), which the benchmark discards. Before the timing, "
@@ -405,27 +419,28 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
                 return 1
-        rows = []
-        wall, peak = best_of([*pplog, str(log)], args.repeat)
-        rows.append(("pplog summarize", lines, size, wall, peak))
-        if args.baseline:
-            b_wall, b_peak = time_revision(
-                srcs[args.baseline], log, args.repeat, args.format
-            )
-            rows.append(
-                (f"pplog summarize @ {args.baseline}", lines, size, b_wall, b_peak)
-            )
-    peer_times = {}
-    if args.peers:
-        timed = {
-            peer: best_of(peer_command(peer, log), args.repeat, cwd=ROOT)
-            for peer in peers.PEERS
+        # this tree, the baseline and the peers take turns in each round
+        commands: dict[str, tuple[list[str], Path | None]] = {
+            "pplog summarize": ([*pplog, str(log)], None)
         }
-        for peer, (p_wall, p_peak) in timed.items():  # imported here after the timing
-            peer_times[peer] = p_wall
-            rows.append(
-                (f"{peers.version(peer)} (SQL below)", lines, size, p_wall, p_peak)
+        if args.baseline:
+            commands[f"pplog summarize @ {args.baseline}"] = (
+                revision_argv(srcs[args.baseline], log, args.format),
+                None,
             )
+        if args.peers:
+            commands.update(
+                {peer: (peer_command(peer, log), ROOT) for peer in peers.PEERS}
+            )
+        timed = best_of_each(commands, args.repeat)
+    rows = []
+    peer_times = {}
+    for name, (t_wall, t_peak) in timed.items():
+        if name in peers.PEERS:  # imported here, after the timing
+            peer_times[name] = t_wall
+            name = f"{peers.version(name)} (SQL below)"
+        rows.append((name, lines, size, t_wall, t_peak))
+    wall = timed["pplog summarize"][0]
     goaccess = shutil.which("goaccess")
     if goaccess and args.goaccess_lines:
         small = ensure_log(args.goaccess_lines, args.format)
@@ -510,8 +525,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         section = (
             f"\n## {stamp}\n\nMachine: {machine()}.\n"
-            f"Command: `{command}` (best of {args.repeat}; wall time includes "
-            f"interpreter start-up).\n\n{table}\n"
+            f"Command: `{command}` (best of {args.repeat}, the tools taking turns "
+            f"in each round; wall time includes interpreter start-up).\n\n{table}\n"
         )
         if peer_times:
             section += "\n" + peers_section(log, args.repeat)

@@ -219,3 +219,19 @@ def test_record_with_peers_quotes_their_sql(
         sql = ";\n\n".join(peers.statements(peer, str(log))) + ";"
         assert f"```sql\n{sql}\n```" in how
     assert peers.LINE_RE in how
+
+
+def test_the_tools_take_turns_in_each_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each round runs every command once, so a slow spell of the machine
+    falls on all of them; each keeps its best time and its largest peak."""
+    calls: list[str] = []
+    times = {"a": iter([(3.0, 10.0), (2.0, 30.0)]), "b": iter([(1.0, 5.0), (4.0, 1.0)])}
+
+    def run(argv: list[str], cwd: Path | None = None) -> tuple[float, float]:
+        calls.append(argv[0])
+        return next(times[argv[0]])
+
+    monkeypatch.setattr(bench_summarize, "run", run)
+    best = bench_summarize.best_of_each({"A": (["a"], None), "B": (["b"], None)}, 2)
+    assert calls == ["a", "b", "a", "b"]
+    assert best == {"A": (2.0, 30.0), "B": (1.0, 5.0)}
