@@ -7,13 +7,18 @@
    new data, not the history.
 
 Each run is a separate `pplog ingest` process; wall time includes start-up.
+With --baseline REV, the fresh dataset is also made by pplog as of git
+revision REV (its src/ from `git archive`, as bench_summarize.py runs one),
+the two taking turns in each of the --repeat rounds.
 
     python benchmarks/bench_ingest.py --lines 2000000 --repeat 3 --record
+    python benchmarks/bench_ingest.py --repeat 5 --baseline a7d4f2b --record
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -26,12 +31,24 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_summarize import ROOT, compiled, ensure_log, machine  # noqa: E402
+from bench_summarize import (  # noqa: E402
+    ROOT,
+    compiled,
+    ensure_log,
+    machine,
+    revision_src,
+)
 
 
-def ingest(log: str, dataset: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one `pplog ingest` run."""
-    argv = [sys.executable, "-m", "pplog", "ingest", log, "--dataset", str(dataset)]
+def ingest(log: str, dataset: Path, src: Path | None = None) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one `pplog ingest` run (pplog
+    imported from `src`, a revision's src/, if given)."""
+    if src is None:
+        argv = [sys.executable, "-m", "pplog"]
+    else:
+        code = f"import sys; sys.path.insert(0, {str(src)!r}); from pplog.cli import main; main()"
+        argv = [sys.executable, "-c", code]
+    argv += ["ingest", log, "--dataset", str(dataset)]
     argv += ["--format", "elb_log", "--compact-threshold", "0"]
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE)
@@ -53,20 +70,34 @@ def main() -> int:
         default=1,
         help="fresh datasets to time (best wall time, largest peak)",
     )
+    ap.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also time the fresh dataset with pplog as of git revision REV",
+    )
     ap.add_argument("--record", action="store_true")
     args = ap.parse_args()
     compiled(ROOT / "src")
     log = ensure_log(args.lines)
     size = log.stat().st_size / 2**20
     rows = []
-    with tempfile.TemporaryDirectory(prefix="pplog-bench-") as tmp:
-        work = Path(tmp)
-        runs = []
+    with contextlib.ExitStack() as stack:
+        work = Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="pplog-bench-"))
+        )
+        # this tree and the baseline take turns in each round
+        sources: dict[str, Path | None] = {"fresh dataset": None}
+        if args.baseline:
+            base = stack.enter_context(revision_src(args.baseline))
+            sources[f"fresh dataset @ {args.baseline}"] = base
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in sources}
         for k in range(max(1, args.repeat)):
-            runs.append(ingest(str(log), work / f"fresh-{k}"))
-            shutil.rmtree(work / f"fresh-{k}")
-        wall, peak = min(r[0] for r in runs), max(r[1] for r in runs)
-        rows.append(("fresh dataset", args.lines, size, wall, peak))
+            for name, src in sources.items():
+                runs[name].append(ingest(str(log), work / f"fresh-{k}", src))
+                shutil.rmtree(work / f"fresh-{k}")
+        for name, timed in runs.items():
+            wall, peak = min(r[0] for r in timed), max(r[1] for r in timed)
+            rows.append((name, args.lines, size, wall, peak))
         # history: the log grows in `steps` pieces, one ingest run each
         live = work / "access.log"
         history = work / "history"
@@ -102,14 +133,21 @@ def main() -> int:
         for name, n, mib, w, p in rows
     )
     table = f"{header}\n{body}"
+    if args.baseline:
+        table += (
+            f"\n\nFresh dataset against pplog @ {args.baseline}: "
+            f"{rows[0][3] / rows[1][3]:.2f}x the time."
+        )
+    baseline = f" --baseline {args.baseline}" if args.baseline else ""
     print(table)
     if args.record:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         section = (
             f"\n## {stamp}: pplog ingest\n\nMachine: {machine()}.\n"
             f"Command: `python benchmarks/bench_ingest.py --lines {args.lines} "
-            f"--steps {args.steps} --repeat {args.repeat} --record` (wall time "
-            "includes interpreter start-up; the fresh dataset: best of the runs).\n\n"
+            f"--steps {args.steps} --repeat {args.repeat}{baseline} --record` (wall "
+            "time includes interpreter start-up; the fresh dataset: best of the "
+            "runs, taking turns with the baseline).\n\n"
             f"{table}\n"
         )
         with (HERE / "RESULTS.md").open("a") as f:
