@@ -1041,6 +1041,52 @@ def test_the_c_split_decides_plain_addresses(tmp_path: Path) -> None:
     assert_frame_equal(both[0], both[1])
 
 
+def test_the_spool_keeps_the_header_of_the_rows_the_c_split_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summary's spool keeps X-Forwarded-For only where the C split did
+    not decide the client (the only rows whose attribution reads it after
+    the spool), and the tables are those of lines split without C."""
+    from pplog import summarize, tasks
+    from pplog.clientip import ProxyPolicy, realip_marker
+    from pplog.outputs.json import chunks
+
+    fmt = PRESETS["main"]
+    pairs = [
+        ("10.0.0.1", "1.2.3.4"),
+        ("10.0.0.1", "2001:db8::1, 10.0.0.9"),
+        ("8.8.8.8", "1.2.3.4"),
+        ("10.0.0.1", "[2001:db8::1]:80"),  # left to clientip
+        ("10.0.0.1", ", ".join(["10.0.0.2"] * 65)),  # left to clientip
+        ("10.0.0.1", "5.6.7.8"),
+    ]
+    log = _main_log(tmp_path, pairs * 3)
+    marker = realip_marker(ProxyPolicy(), fmt.fields)
+    assert marker is not None
+    spools: list[pl.DataFrame] = []
+    spooled = tasks.spooled
+
+    def spy(*args: object, **kwargs: object) -> pl.LazyFrame:
+        out = spooled(*args, **kwargs)  # type: ignore[arg-type]
+        spools.append(out.collect())
+        return out
+
+    monkeypatch.setattr(tasks, "spooled", spy)
+    monkeypatch.setattr(tasks, "IN_MEMORY_BYTES", 0)  # the C road, spooled
+    got = "".join(chunks(summarize(log, format="main", top=0)))
+    (spool,) = spools
+    undecided = spool.filter(~pl.col(marker))
+    assert sorted(undecided.get_column("http_x_forwarded_for")) == sorted(
+        [pairs[3][1], pairs[4][1]] * 3
+    )
+    assert (
+        spool.filter(pl.col(marker)).get_column("http_x_forwarded_for").null_count()
+        == 12
+    )
+    monkeypatch.setenv("PPLOG_NO_C_SPLIT", "1")
+    assert "".join(chunks(summarize(log, format="main", top=0))) == got
+
+
 @given(
     lines=st.lists(st.tuples(st.sampled_from(_PEERS), _forwarded_for()), max_size=30),
     recursive=st.booleans(),

@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from pplog import _fastsplit, sources
-from pplog.clientip import ProxyPolicy, attribute, with_pair_key
+from pplog.clientip import ProxyPolicy, attribute, realip_inputs, with_pair_key
 from pplog.errors import PplogError, ReportError
 from pplog.formats import LogFormat
 from pplog.pipeline import parse_lines
@@ -112,7 +112,9 @@ def map_task(
             if small
             else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pplog-")))
         )
-        spool_rows = spooled(rows, spool, with_offset=not native)
+        spool_rows = spooled(
+            rows, spool, with_offset=not native, decided=_decided(rows, task.policy)
+        )
         if c_road is not None:  # what its parse freed, before the queries
             _fastsplit.release()
         if rejects is not None:
@@ -133,6 +135,16 @@ def map_task(
             problems=problems,
             unattributed=unattributed,
         )
+
+
+def _decided(rows: pl.LazyFrame, policy: ProxyPolicy) -> tuple[str, str] | None:
+    """(marker, header column) when the C split decided clients of `rows`
+    for `policy`, which attributes them after the spool (`spooled`)."""
+    names = rows.collect_schema().names()
+    inputs = realip_inputs(policy, names)
+    if inputs is None or inputs[0] not in names:
+        return None
+    return inputs[0], inputs[2]
 
 
 def map_frame(

@@ -131,7 +131,13 @@ def with_report_columns(lf: pl.LazyFrame) -> pl.LazyFrame:
     return lf.with_columns(missing) if missing else lf
 
 
-def spooled(lf: pl.LazyFrame, spool: Path | None, *, with_offset: bool) -> pl.LazyFrame:
+def spooled(
+    lf: pl.LazyFrame,
+    spool: Path | None,
+    *,
+    with_offset: bool,
+    decided: tuple[str, str] | None = None,
+) -> pl.LazyFrame:
     """Parse once into a temporary Parquet file holding only the report columns.
 
     polars would otherwise parse the log once per table (and run a Python
@@ -145,6 +151,13 @@ def spooled(lf: pl.LazyFrame, spool: Path | None, *, with_offset: bool) -> pl.La
 
     `spool` None holds the same columns in memory instead, for small inputs
     (see `tasks.IN_MEMORY_BYTES`): no Parquet to encode and decode.
+
+    `decided` is (marker, header column) when the C split decided clients
+    for the policy these rows will be attributed with
+    (`clientip.realip_inputs`): the header is kept only for the rows it did
+    not decide, the only ones whose attribution reads it. 2M `main` lines:
+    1.67-1.93 -> 1.46-1.55 s of CPU for the spool, which no longer encodes
+    every X-Forwarded-For.
     """
     names = lf.collect_schema().names()
     if not with_offset:
@@ -154,10 +167,13 @@ def spooled(lf: pl.LazyFrame, spool: Path | None, *, with_offset: bool) -> pl.La
     # over integers. Finished tables cast them back to text.
     categories = pl.Categorical(pl.Categories.random())
     rejected = pl.col(REJECT_REASON).is_not_null()
+    marker, header = decided if decided is not None else (None, None)
     keep = [
         # where a line came from and its text matter for rejects only
         pl.when(rejected).then(pl.col(c)).alias(c)
         if c in (RAW, SOURCE, LINE, OFFSET)
+        else pl.when(~pl.col(marker)).then(pl.col(c)).alias(c)
+        if c == header and marker is not None and marker in names
         else pl.col(c).cast(categories)
         if c in DICTIONARY_COLUMNS
         else pl.col(c)
