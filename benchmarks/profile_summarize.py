@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 import polars as pl  # noqa: E402
 
-from pplog import _fastsplit, sources  # noqa: E402
+from pplog import _fastsplit, sources, tasks  # noqa: E402
 from pplog.clientip import PAIR_KEY, attribute, with_pair_key  # noqa: E402
 from pplog.outputs.json import chunks  # noqa: E402
 from pplog.pipeline import parse_lines  # noqa: E402
@@ -80,7 +80,11 @@ def profile(log: Path) -> dict[str, tuple[float, float]]:
     with tempfile.TemporaryDirectory(prefix="pplog-profile-") as tmp:
         lines, native = sources.scan_lines(srcs, split=fmt, policy=policy)
         rows = with_pair_key(parse_lines(lines, fmt, decode=False), policy)
-        spool, w, c = _timed(lambda: spooled(rows, Path(tmp), with_offset=not native))
+        # the header kept only where the C split did not decide, as map_task does
+        decided = tasks._decided(rows, policy)
+        spool, w, c = _timed(
+            lambda: spooled(rows, Path(tmp), with_offset=not native, decided=decided)
+        )
         steps["read, parse, spool to Parquet"] = (w, c)
         if PAIR_KEY in spool.collect_schema().names():
             attributed, w, c = _timed(
