@@ -36,19 +36,15 @@ from bench_summarize import (  # noqa: E402
     compiled,
     ensure_log,
     machine,
+    pplog_from,
     revision_src,
 )
 
 
-def ingest(log: str, dataset: Path, src: Path | None = None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one `pplog ingest` run (pplog
-    imported from `src`, a revision's src/, if given)."""
-    if src is None:
-        argv = [sys.executable, "-m", "pplog"]
-    else:
-        code = f"import sys; sys.path.insert(0, {str(src)!r}); from pplog.cli import main; main()"
-        argv = [sys.executable, "-c", code]
-    argv += ["ingest", log, "--dataset", str(dataset)]
+def ingest(log: str, dataset: Path, src: Path = ROOT / "src") -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one `pplog ingest` run, pplog
+    imported from `src` (this tree's, or a revision's src/)."""
+    argv = [*pplog_from(src), "ingest", log, "--dataset", str(dataset)]
     argv += ["--format", "elb_log", "--compact-threshold", "0"]
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE)
@@ -86,7 +82,7 @@ def main() -> int:
             stack.enter_context(tempfile.TemporaryDirectory(prefix="pplog-bench-"))
         )
         # this tree and the baseline take turns in each round
-        sources: dict[str, Path | None] = {"fresh dataset": None}
+        sources = {"fresh dataset": ROOT / "src"}
         if args.baseline:
             base = stack.enter_context(revision_src(args.baseline))
             sources[f"fresh dataset @ {args.baseline}"] = base

@@ -149,13 +149,19 @@ def compiled(src: Path) -> Path:
     return src
 
 
-def pplog_argv(src: Path, fmt: str) -> list[str]:
-    """`pplog summarize` imported from the `src` directory given, with this interpreter."""
+def pplog_from(src: Path) -> list[str]:
+    """The `pplog` command imported from the `src` directory given, with this
+    interpreter (its arguments follow)."""
     code = (
         f"import sys; sys.path.insert(0, {str(src)!r}); "
         "from pplog.cli import main; main()"
     )
-    return [sys.executable, "-c", code, "summarize", "--format", fmt, "--no-progress"]
+    return [sys.executable, "-c", code]
+
+
+def pplog_argv(src: Path, fmt: str) -> list[str]:
+    """`pplog summarize` imported from the `src` directory given, with this interpreter."""
+    return [*pplog_from(src), "summarize", "--format", fmt, "--no-progress"]
 
 
 @contextlib.contextmanager

@@ -515,12 +515,12 @@ def parse(
     c_split = _fastsplit.ok_column(fmt) in given
     stages, fields, valid = _extract(fmt, c_split=c_split)
     names = fmt.fields
-    # a literal search for one byte: next to nothing on ordinary lines
     text = pl.col(TEXT)
     c_ok = _fastsplit.ok_column(fmt) if c_split else None
     if c_ok is not None:  # the C split took no line holding a NUL: the
         # polars expressions read only the lines it did not take
         text = pl.when(~pl.col(c_ok).fill_null(False)).then(text)  # noqa: FBT003
+    # a literal search for one byte: next to nothing on ordinary lines
     binary = text.str.contains("\x00", literal=True).fill_null(False)  # noqa: FBT003
     lf = lines.with_columns(binary.alias(_BINARY))
     lf = lf.with_columns(pl.when(~pl.col(_BINARY)).then(text).alias(_LINE))

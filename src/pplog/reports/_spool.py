@@ -152,12 +152,12 @@ def spooled(
     `spool` None holds the same columns in memory instead, for small inputs
     (see `tasks.IN_MEMORY_BYTES`): no Parquet to encode and decode.
 
-    `decided` is (marker, header column) when the C split decided clients
-    for the policy these rows will be attributed with
-    (`clientip.realip_inputs`): the header is kept only for the rows it did
-    not decide, the only ones whose attribution reads it. 2M `main` lines:
-    1.67-1.93 -> 1.46-1.55 s of CPU for the spool, which no longer encodes
-    every X-Forwarded-For.
+    `decided` is (marker, header column) when the rows carry the marker
+    column of the C split's decisions for the policy they will be
+    attributed with (`clientip.realip_inputs`, `tasks.map_task`): the
+    header is kept only for the rows it did not decide, the only ones
+    whose attribution reads it. 2M `main` lines: 1.67-1.93 -> 1.46-1.55 s
+    of CPU for the spool, which no longer encodes every X-Forwarded-For.
     """
     names = lf.collect_schema().names()
     if not with_offset:
@@ -173,7 +173,7 @@ def spooled(
         pl.when(rejected).then(pl.col(c)).alias(c)
         if c in (RAW, SOURCE, LINE, OFFSET)
         else pl.when(~pl.col(marker)).then(pl.col(c)).alias(c)
-        if c == header and marker is not None and marker in names
+        if c == header and marker is not None
         else pl.col(c).cast(categories)
         if c in DICTIONARY_COLUMNS
         else pl.col(c)
