@@ -16,6 +16,7 @@ import string
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -1189,3 +1190,69 @@ def test_ingest_in_c_ranges_drops_a_file_rewritten_while_it_is_read(
     paths = rows["path"].to_list()
     expected = [f"/{i}" for i in [*range(200), *range(1000, 1100)]]
     assert sorted(paths) == sorted(expected)
+
+
+@pytest.fixture(scope="module")
+def portable_splitc(tmp_path_factory: pytest.TempPathFactory) -> Any:  # noqa: ANN401
+    """`_splitc.c` built without SSE2, as on machines other than x86-64: its
+    marks (every newline and quote of a block, see `mark_block`) are found
+    eight bytes at a time in plain C instead."""
+    import importlib.util
+    import shlex
+    import sysconfig
+
+    out = (
+        tmp_path_factory.mktemp("portable")
+        / f"_splitc{sysconfig.get_config_var('EXT_SUFFIX')}"
+    )
+    source = Path(_fastsplit.__file__).with_name("_splitc.c")
+    cc = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    include = sysconfig.get_paths()["include"]
+    build = [*cc, "-O2", "-shared", "-fPIC", "-U__SSE2__", f"-I{include}"]
+    subprocess.run([*build, str(source), "-o", str(out)], check=True, timeout=120)
+    spec = importlib.util.spec_from_file_location("_splitc", out)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.name)
+@given(data=st.data())
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+def test_the_portable_marks_split_as_the_sse2_marks_do(
+    portable_splitc: Any, fmt: LogFormat, data: st.DataObject
+) -> None:
+    """Newlines and quotes on either side of every 64-byte word boundary,
+    the last word short, non-ASCII and damaged lines: the block is split
+    alike (or refused alike) by both builds."""
+    from pplog import _splitc
+
+    lines = data.draw(st.lists(_line(fmt), max_size=12))
+    pads = data.draw(
+        st.lists(st.integers(0, 70), min_size=len(lines), max_size=len(lines))
+    )
+    text = "\n".join(
+        line.replace('"', '"' + "x" * pad, 1)
+        for line, pad in zip(lines, pads, strict=True)
+    )
+    text += data.draw(st.sampled_from(["", "\n", "\n\n", "tail", "\r\n", "\x00"]))
+    block = text.encode()
+    built = _fastsplit.program(fmt)
+    assert built is not None
+    prog, columns = built
+    names = tuple(_fastsplit._c_schema(fmt))
+    args = (block, 0, prog, len(columns), 1 << 20, names)
+    fast, portable = _splitc.lines(*args), portable_splitc.lines(*args)
+    assert (fast is None) == (portable is None)
+    if fast is not None:
+        assert fast[0] == portable[0]
+        assert_frame_equal(
+            pl.DataFrame(_fastsplit._Capsules(fast[1])),
+            pl.DataFrame(_fastsplit._Capsules(portable[1])),
+        )
