@@ -28,6 +28,7 @@ import polars as pl
 from pplog.batch import _fs, rollup
 from pplog.batch.state import (
     ROLLUP,
+    ZSTD_LEVEL,
     DiskFullError,
     Layout,
     State,
@@ -131,7 +132,7 @@ def _stage_merged(
     merged = pl.concat(frames, how="diagonal_relaxed")
     # polars writes (streaming) into a file opened without following links
     with _fs.open_write(layout.root, staged, exclusive=True) as f:
-        merged.sink_parquet(f, compression="zstd")
+        merged.sink_parquet(f, compression="zstd", compression_level=ZSTD_LEVEL)
         f.flush()
         os.fsync(f.fileno())
         size = os.fstat(f.fileno()).st_size

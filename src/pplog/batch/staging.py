@@ -23,7 +23,7 @@ from typing import Any
 import polars as pl
 
 from pplog.batch import _fs, rollup
-from pplog.batch.state import ROLLUP, DiskFullError, Layout
+from pplog.batch.state import ROLLUP, ZSTD_LEVEL, DiskFullError, Layout
 from pplog.enrich.useragents import ANSWERS
 from pplog.errors import PplogError
 from pplog.schema import HTTP_USER_AGENT
@@ -47,7 +47,7 @@ def _write(frame: pl.DataFrame, root: Path, path: Path) -> None:
     # encoded in memory, written by Python: a full disk (ENOSPC, EFBIG) is then an
     # OSError with its errno, which polars would report as a ComputeError without
     buf = io.BytesIO()
-    frame.write_parquet(buf, compression="zstd")
+    frame.write_parquet(buf, compression="zstd", compression_level=ZSTD_LEVEL)
     with _fs.open_write(root, path, exclusive=True) as f:
         f.write(buf.getbuffer())
         f.flush()

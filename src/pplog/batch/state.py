@@ -41,6 +41,10 @@ from pplog.errors import PplogError
 VERSION = 1
 KEEP_RECORDS = 100  # older commit records are pruned once applied
 ROLLUP = "rollup"  # the manifest's kind for a file's rollup; `of` names the file
+# zstd level of the dataset's Parquet files (polars' default is 3): the 11
+# files of 2M elb_log lines took 1.18-1.39 s of CPU to encode against 1.42-1.79,
+# and came out 0.3% smaller (most of their pages are dictionary keys already)
+ZSTD_LEVEL = 1
 _MANIFEST_KEYS = ("kind", "date", "path", "rows", "bytes", "of")
 
 
