@@ -1053,9 +1053,9 @@ static int cut_add(Cut *c, int kind, void *own0, void *own1) {
 /*
  * Cut [base, base + len) into lines and split them: 1 with the columns in
  * `cut` (offsets, text, too long, ok, each field, the request's parts), 0
- * when the block is not for the C road (`plain_text` fails, or a line is
- * longer than `limit`), -1 when memory runs out. No Python API: runs
- * without the GIL.
+ * when the block is not for the C road (`mark_block` finds it is not plain
+ * text, or a line is longer than `limit`), -1 when memory runs out. No
+ * Python API: runs without the GIL.
  *
  * Lines are cut as polars' `scan_lines` cuts them (at "\n"; no empty line
  * after the last "\n"), and lose a leading byte order mark as
