@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import inspect
 import os
 import sys
@@ -818,6 +819,11 @@ def _stderr(text: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI; turn anything unexpected into one `Error:` line."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    # What the imports made (polars, click, pplog: some 40k objects) lives
+    # until exit: set aside, the collector does not walk it again, and the
+    # interpreter's exit after a 2M-line summary took 30-35 ms instead of
+    # 50-83 (1.42 -> 1.37 s in eight alternating runs)
+    gc.freeze()
     for stream in (
         sys.stdout,
         sys.stderr,
