@@ -205,8 +205,9 @@ def partial_of(
     logged = [HTTP_USER_AGENT] if HTTP_USER_AGENT in columns else []
     if HTTP_REFERER in columns:
         logged.append(HTTP_REFERER)
-        # grouped on the spool's categoricals, each referrer's text cast and
-        # tested once (per row: 2M elb_log lines 0.048 -> 0.028 s of CPU)
+        # grouped on the spool's categoricals: each distinct referrer is cast
+        # to text and tested once (2M elb_log lines: 0.028 s of CPU, against
+        # 0.048 s when every row was)
         ref = pl.col(HTTP_REFERER).cast(pl.String)
         small["referrers"] = (
             plain_ok.group_by(HTTP_REFERER)
