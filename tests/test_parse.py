@@ -386,3 +386,46 @@ def test_msec_past_the_year_9999_is_a_bad_time(tmp_path: Path) -> None:
     )
     assert df.get_column("reject_reason").to_list() == ["bad_time", "bad_time", None]
     assert df.item(2, "time") == datetime(2025, 12, 5, 0, 0, 0, 123000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("escape", "decoder", "value", "decoded"),
+    [
+        ("default", "_decode_default", "caf\\xC3\\xA9 \\x22q\\x22", 'café "q"'),
+        ("json", "_decode_series", 'caf\\u00e9 \\"q\\"', 'café "q"'),
+    ],
+)
+def test_a_collected_frame_is_decoded_one_call_per_column(
+    monkeypatch: pytest.MonkeyPatch,
+    escape: str,
+    decoder: str,
+    value: str,
+    decoded: str,
+) -> None:
+    """A collected frame is decoded with one Python call per column however
+    many chunks it holds, not one per chunk (a 196k-row batch in 17 chunks:
+    32 ms against 13 ms), and the values are the same."""
+    from pplog import _unescape
+    from pplog.formats import LogFormat
+    from pplog.parse import late_decoding
+
+    fmt = LogFormat.from_string(
+        f'escape={escape} $remote_addr [$time_local] "$request" $status '
+        '"$http_referer" "$http_user_agent"'
+    )
+    real = getattr(_unescape, decoder)
+    calls: list[int] = []
+
+    def counted(series: pl.Series, *rest: object) -> pl.Series:
+        calls.append(series.len())
+        return real(series, *rest)
+
+    monkeypatch.setattr(_unescape, decoder, counted)
+    texts = ["request", "http_referer", "http_user_agent"]
+    chunk = pl.DataFrame({c: [value, "plain", None] for c in texts})
+    frame = pl.concat([chunk] * 5, rechunk=False)
+    assert frame.n_chunks() == 5
+    out = frame.with_columns(late_decoding(fmt))
+    assert calls == [15] * len(texts)
+    for c in texts:
+        assert out.get_column(c).to_list() == [decoded, "plain", None] * 5
