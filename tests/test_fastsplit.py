@@ -405,6 +405,72 @@ def test_corpora_give_the_same_rows(path: Path, fmt: LogFormat) -> None:
     assert_frame_equal(*both_roads([path], fmt, decode=False)[:2])
 
 
+def _split_both_ways(
+    path: Path, fmt: LogFormat, block_bytes: int
+) -> tuple[list[pl.DataFrame | None], list[pl.DataFrame | None]]:
+    """`split_ranges` of `path` with values as views into the text, and with
+    each column's values in a buffer of its own (`values=True`)."""
+    from pplog.clientip import ProxyPolicy
+
+    policy = ProxyPolicy(trusted=["10.0.0.0/8", "2001:db8::/32"], recursive=True)
+    got = []
+    for values in (False, True):
+        with path.open("rb") as f:
+            split = _fastsplit.split_ranges(
+                f.fileno(),
+                0,
+                path.stat().st_size,
+                fmt,
+                block_bytes=block_bytes,
+                policy=policy,
+                values=values,
+            )
+            got.append([df for df, _, _ in split])
+    return got[0], got[1]
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.name)
+@given(data=st.data(), block_bytes=st.sampled_from([97, 1 << 20]))
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+def test_values_in_buffers_of_their_own_are_the_same_values(
+    tmp_path: Path, fmt: LogFormat, data: st.DataObject, block_bytes: int
+) -> None:
+    """`values=True` (what `ingest` reads with) changes where the values are
+    held, nothing else: every column (the fields, the request's parts, the
+    trust decisions) equals the views' column, in ranges and in blocks."""
+    lines = data.draw(st.lists(_line(fmt), min_size=1, max_size=25))
+    log = tmp_path / f"{fmt.name}.log"
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    views, own = _split_both_ways(log, fmt, block_bytes)
+    assert len(views) == len(own)
+    for a, b in zip(views, own, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None and b is not None:
+            assert_frame_equal(a, b)
+    block = log.read_bytes()
+    a = _fastsplit.block_frame("a.log", block, 1, 0, fmt)
+    b = _fastsplit.block_frame("a.log", block, 1, 0, fmt, values=True)
+    assert (a is None) == (b is None)
+    if a is not None and b is not None:
+        assert_frame_equal(a, b)
+
+
+@pytest.mark.parametrize("path", _corpus_files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.name)
+def test_values_in_buffers_of_their_own_on_the_corpora(
+    path: Path, fmt: LogFormat
+) -> None:
+    views, own = _split_both_ways(path, fmt, 1 << 12)
+    assert [a is None for a in views] == [b is None for b in own]
+    for a, b in zip(views, own, strict=True):
+        if a is not None and b is not None:
+            assert_frame_equal(a, b)
+
+
 @pytest.mark.parametrize(
     ("request_line", "parts"),
     [
@@ -699,7 +765,7 @@ def test_ingest_blocks_split_in_c_parse_as_the_python_reader_gives_them(
     fmt = PRESETS["combined"]
     data = b"".join(x + b"\n" for x in lines)
     want = lines_frame("a.log", data, line, offset)
-    got = _fastsplit.block_frame("a.log", data, line, offset, fmt)
+    got = _fastsplit.block_frame("a.log", data, line, offset, fmt, values=True)
     try:
         plain = bool(data) and b"\r" not in data and b"\x00" not in data
         data.decode("utf-8")

@@ -1,13 +1,20 @@
 """The `pplog` command sets polars' allocator (`pplog._memory`) before polars
-loads; a library import and a user's own setting are left alone."""
+loads; a library import and a user's own setting are left alone. `ingest`
+reads one batch ahead of the one it parses, not more."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
 
 from pplog import _memory
+from pplog.batch.reader import prefetch
 
 # Records `_RJEM_MALLOC_CONF` at the moment polars is first imported, then
 # runs the statement given.
@@ -119,3 +126,43 @@ def test_polars_allocator_applies_every_option() -> None:
     assert "Invalid conf" not in done.stderr
     for option in _memory.settings().split(","):
         assert f"Set conf value: {option}" in done.stderr
+
+
+def test_the_reader_builds_a_batch_only_when_there_is_room_for_it() -> None:
+    """`prefetch` takes the next item once the queue has room: with depth 1,
+    the item the caller holds and one waiting, never a third built and held
+    while the queue is full (a third batch of 32 MiB lines in memory)."""
+    made: list[int] = []
+
+    def items() -> Iterator[int]:
+        for i in range(10):
+            made.append(i)
+            yield i
+
+    it = prefetch(items(), depth=1)
+    assert next(it) == 0
+    time.sleep(0.3)  # time enough for the thread to go as far as it may
+    assert made == [0, 1]
+    assert next(it) == 1
+    time.sleep(0.3)
+    assert made == [0, 1, 2]
+    assert list(it) == list(range(2, 10))
+
+
+def test_the_reader_thread_stops_with_its_caller() -> None:
+    """A caller that stops early (an error while staging) ends the thread;
+    an error in the thread reaches the caller."""
+    before = threading.active_count()
+    it = prefetch(iter(range(100)), depth=1)
+    assert next(it) == 0
+    it.close()
+    assert threading.active_count() == before
+
+    def failing() -> Iterator[int]:
+        yield 1
+        msg = "disk gone"
+        raise OSError(msg)
+
+    with pytest.raises(OSError, match="disk gone"):
+        list(prefetch(failing()))
+    assert threading.active_count() == before

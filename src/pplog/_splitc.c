@@ -1031,6 +1031,9 @@ typedef struct {
     int ncols;
     int kinds[64];
     void *own[64][2];
+    unsigned char moved[64]; /* a text column whose values are in `values` */
+    unsigned char *values;   /* (`compact`) or NULL */
+    int64_t values_len;
 } Cut;
 
 static void cut_free(Cut *c) {
@@ -1038,6 +1041,8 @@ static void cut_free(Cut *c) {
         free(c->own[k][0]);
         free(c->own[k][1]);
     }
+    free(c->values);
+    c->values = NULL;
     c->ncols = 0;
 }
 
@@ -1046,7 +1051,41 @@ static int cut_add(Cut *c, int kind, void *own0, void *own1) {
     c->kinds[c->ncols] = kind;
     c->own[c->ncols][0] = own0;
     c->own[c->ncols][1] = own1;
+    c->moved[c->ncols] = 0;
     c->ncols++;
+    return 1;
+}
+
+/* Copy the values of every text column but the lines' (column `keep`) into
+ * one buffer, `c->values`, each column's one after another, and point the
+ * views there. polars hashes and compares a column whose values sit apart,
+ * between the other fields of their lines, several times slower once a
+ * batch outgrows the CPU's caches (ingest's 32 MiB batches). 0 when memory
+ * runs out. */
+static int compact(Cut *c, const unsigned char *base, int keep) {
+    int64_t total = 0;
+    for (int k = 0; k < c->ncols; k++) {
+        if (c->kinds[k] != COL_TEXT || k == keep) continue;
+        const View *v = c->own[k][1];
+        for (int64_t i = 0; i < c->count; i++)
+            if (v[i].len > 12) total += v[i].len;
+    }
+    unsigned char *d = malloc((size_t)(total ? total : 1));
+    if (!d) return 0;
+    int64_t at = 0;
+    for (int k = 0; k < c->ncols; k++) {
+        if (c->kinds[k] != COL_TEXT || k == keep) continue;
+        View *v = c->own[k][1];
+        for (int64_t i = 0; i < c->count; i++) {
+            if (v[i].len <= 12) continue;
+            memcpy(d + at, base + v[i].u.ref.off, (size_t)v[i].len);
+            v[i].u.ref.off = (int32_t)at;
+            at += v[i].len;
+        }
+        c->moved[k] = 1;
+    }
+    c->values = d;
+    c->values_len = total;
     return 1;
 }
 
@@ -1059,13 +1098,16 @@ static int cut_add(Cut *c, int kind, void *own0, void *own1) {
  *
  * Lines are cut as polars' `scan_lines` cuts them (at "\n"; no empty line
  * after the last "\n"), and lose a leading byte order mark as
- * `sources._polars_lines` strips it. Every view points into the block:
- * nothing is copied. Lines are numbered by the caller, which knows how
- * many came before (blocks are cut on several threads).
+ * `sources._polars_lines` strips it. Every view points into the block
+ * (nothing is copied), unless `values`: then the values of every column
+ * but the lines' are copied into a buffer of their own (`compact`). Lines
+ * are numbered by the caller, which knows how many came before (blocks are
+ * cut on several threads).
  */
 static int cut_block(const unsigned char *base, int64_t len, uint64_t first_offset,
                      const Seg *segs, Py_ssize_t nsegs, int nfields, int no_backslash,
-                     int request, const Realip *rip, int64_t limit, Cut *cut) {
+                     int request, const Realip *rip, int64_t limit, int values,
+                     Cut *cut) {
     const unsigned char *end = base + len;
     memset(cut, 0, sizeof *cut);
     Marks mk;
@@ -1190,6 +1232,10 @@ static int cut_block(const unsigned char *base, int64_t len, uint64_t first_offs
     }
     free(mk.nl);
     free(mk.qt);
+    if (values && !compact(cut, base, 1)) {
+        cut_free(cut);
+        return -1;
+    }
     return 1;
 not_plain:
     free(mk.nl);
@@ -1204,7 +1250,8 @@ oom:
 
 /* Hand the columns of `cut` and the block `shared` over as capsules (the
  * schema's field names from `names`); takes `cut`'s buffers, even on error. */
-static PyObject *batch(Cut *cut, Shared *shared, int64_t data_len, PyObject *names) {
+static PyObject *batch(Cut *cut, Shared *shared, int64_t data_len, Shared *values,
+                       PyObject *names) {
     int n = cut->ncols;
     if (!PyTuple_Check(names) || PyTuple_GET_SIZE(names) != n) {
         cut_free(cut);
@@ -1239,8 +1286,10 @@ static PyObject *batch(Cut *cut, Shared *shared, int64_t data_len, PyObject *nam
         field->flags = ARROW_FLAG_NULLABLE;
         field->release = field_release;
         if (!field->name) goto oom;
-        struct ArrowArray *col = column(cut->kinds[k], cut->count, cut->own[k][0],
-                                        cut->own[k][1], shared, data_len);
+        struct ArrowArray *col =
+            column(cut->kinds[k], cut->count, cut->own[k][0], cut->own[k][1],
+                   cut->moved[k] ? values : shared,
+                   cut->moved[k] ? cut->values_len : data_len);
         cut->own[k][0] = cut->own[k][1] = NULL; /* the column's now */
         if (!col) goto oom;
         array->children[array->n_children++] = col;
@@ -1371,27 +1420,42 @@ static PyObject *handed_over(Cut *cut, unsigned char *buf, unsigned char *text,
     shared->refs = 1; /* this function's, dropped below */
     shared->data = buf;
     shared->text = text; /* the views are relative to it */
-    PyObject *capsules = batch(cut, shared, len, names);
+    Shared *values = NULL;
+    if (cut->values) {
+        values = malloc(sizeof *values);
+        if (!values) {
+            shared_drop(shared);
+            cut_free(cut);
+            return PyErr_NoMemory();
+        }
+        values->refs = 1;
+        values->data = values->text = cut->values;
+        cut->values = NULL; /* `values`' now */
+    }
+    PyObject *capsules = batch(cut, shared, len, values, names);
     shared_drop(shared);
+    shared_drop(values);
     return capsules;
 }
 
 /*
- * read(fd, start, stop, size, slack, program, nfields, limit, names)
+ * read(fd, start, stop, size, slack, program, nfields, limit, names[, values])
  *   -> (offset, count, capsules)
  * The lines starting in bytes [start, stop) of the file (see `read_range`),
  * cut and split (see `cut_block`) without the GIL: `offset` is the first
  * line's, `capsules` the (schema, array) pair of the PyCapsule protocol,
  * `names` the columns' names. count 0: no line starts there (capsules
  * None); count -1: the block is not for the C road (capsules None).
+ * `values`: each value column's text in a buffer of its own (`cut_block`).
  */
 static PyObject *read_lines(PyObject *self, PyObject *args) {
     (void)self;
     int fd, nfields;
     long long start, stop, size, slack, limit;
     PyObject *program, *names;
-    if (!PyArg_ParseTuple(args, "iLLLLOiLO", &fd, &start, &stop, &size, &slack, &program,
-                          &nfields, &limit, &names))
+    int values = 0;
+    if (!PyArg_ParseTuple(args, "iLLLLOiLO|p", &fd, &start, &stop, &size, &slack, &program,
+                          &nfields, &limit, &names, &values))
         return NULL;
     if (start < 0 || stop < start || size < stop || slack < 1 || nfields < 0 ||
         nfields > 40 || (program == Py_None && nfields != 0)) {
@@ -1421,7 +1485,8 @@ static PyObject *read_lines(PyObject *self, PyObject *args) {
         err = EFBIG;
     } else if (len > 0) {
         status = cut_block(buf + first, len, (uint64_t)(start > 0 ? start - 1 : 0) + first,
-                           segs, nsegs, nfields, no_backslash, request, rip, limit, &cut);
+                           segs, nsegs, nfields, no_backslash, request, rip, limit, values,
+                           &cut);
     }
     Py_END_ALLOW_THREADS
     free_segs(segs, nsegs);
@@ -1447,7 +1512,7 @@ static PyObject *read_lines(PyObject *self, PyObject *args) {
 }
 
 /*
- * lines(block, first_offset, program, nfields, limit, names)
+ * lines(block, first_offset, program, nfields, limit, names[, values])
  *   -> None, or (count, capsules)
  * `read` for lines already in memory (`ingest`'s blocks, and the tests): a
  * copy of `block` cut and split; None when it is not for the C road.
@@ -1458,9 +1523,9 @@ static PyObject *lines(PyObject *self, PyObject *args) {
     unsigned long long first_offset;
     long long limit;
     PyObject *program, *names;
-    int nfields;
-    if (!PyArg_ParseTuple(args, "y*KOiLO", &block, &first_offset, &program, &nfields,
-                          &limit, &names))
+    int nfields, values = 0;
+    if (!PyArg_ParseTuple(args, "y*KOiLO|p", &block, &first_offset, &program, &nfields,
+                          &limit, &names, &values))
         return NULL;
     PyObject *result = NULL;
     Seg *segs = NULL;
@@ -1487,7 +1552,7 @@ static PyObject *lines(PyObject *self, PyObject *args) {
     int status;
     Py_BEGIN_ALLOW_THREADS
     status = cut_block(buf, block.len, first_offset, segs, nsegs, nfields, no_backslash,
-                       request, rip, limit, &cut);
+                       request, rip, limit, values, &cut);
     Py_END_ALLOW_THREADS
     if (status < 0) {
         PyErr_NoMemory();

@@ -15,6 +15,7 @@ def read(
     nfields: int,
     limit: int,
     names: tuple[str, ...],
+    values: bool = False,
     /,
 ) -> tuple[int, int, _Capsules | None]: ...
 def lines(
@@ -24,6 +25,7 @@ def lines(
     nfields: int,
     limit: int,
     names: tuple[str, ...],
+    values: bool = False,
     /,
 ) -> tuple[int, _Capsules] | None: ...
 def shape(shape_id: int, value: bytes, /) -> bool: ...

@@ -488,8 +488,18 @@ def _c_batches(
             identity.check_unchanged(cand, fd, upto)
             return frame, upto - first, tail, upto == end
 
+        # each value column's text on its own (`values`): a batch's Parquet
+        # file and rollup hash and compare it several times faster than views
+        # into the lines, spread over 32 MiB (2M elb_log lines: 0.45 s less
+        # CPU, 2.70-2.85 -> 2.47-2.58 s)
         split = _fastsplit.split_ranges(
-            fd, offset, stop, fmt, block_bytes=C_BLOCK_BYTES, policy=policy
+            fd,
+            offset,
+            stop,
+            fmt,
+            block_bytes=C_BLOCK_BYTES,
+            policy=policy,
+            values=True,
         )
         with contextlib.closing(split):
             for df, count, at in split:
@@ -524,21 +534,30 @@ _DONE = object()
 
 
 def prefetch(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
-    """Iterate `items` in a thread, `depth` items ahead; re-raise its errors here."""
-    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    """Iterate `items` in a thread, `depth` items ahead; re-raise its errors here.
+
+    The thread takes the next item only once there is room for it: at most
+    `depth` items wait, beside the one the caller holds (a batch of lines
+    is 32 MiB of text: one built and held while the queue was full was a
+    batch more in memory).
+    """
+    q: queue.Queue[Any] = queue.Queue()
+    room = threading.Semaphore(depth)
     stop = threading.Event()
 
     def run() -> None:
         try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+            it = iter(items)
+            while True:
+                while not room.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
                 if stop.is_set():
                     return
+                item = next(it, _DONE)
+                if item is _DONE:
+                    return
+                q.put(item)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
             q.put(_Raised(exc))
         finally:
@@ -553,12 +572,12 @@ def prefetch(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
                 return
             if isinstance(item, _Raised):
                 raise item.exc
+            room.release()
             yield item
+            del item
     finally:
         stop.set()
-        while worker.is_alive():  # unblock a producer waiting on a full queue
-            with contextlib.suppress(queue.Empty):
-                q.get(timeout=0.1)
+        worker.join()
 
 
 @dataclass
@@ -572,7 +591,9 @@ def _frame(name: str, block: Block, fmt: LogFormat | None = None) -> pl.DataFram
     which `parse` takes."""
     frame = None
     if not block.hole and not block.too_long:
-        frame = _fastsplit.block_frame(name, block.data, block.line, block.offset, fmt)
+        frame = _fastsplit.block_frame(
+            name, block.data, block.line, block.offset, fmt, values=True
+        )
     if frame is None:
         frame = block.frame(name)
     return _with_length(frame, block.offset + block.size)
