@@ -1060,8 +1060,10 @@ static int cut_add(Cut *c, int kind, void *own0, void *own1) {
  * one buffer, `c->values`, each column's one after another, and point the
  * views there. polars hashes and compares a column whose values sit apart,
  * between the other fields of their lines, several times slower once a
- * batch outgrows the CPU's caches (ingest's 32 MiB batches). 0 when memory
- * runs out. */
+ * batch outgrows the CPU's caches (ingest's 32 MiB batches). The views stay
+ * as they are when the copies would not fit 32-bit offsets (a request and its
+ * parts are copied apart: more bytes than the block). 0 when memory runs
+ * out. */
 static int compact(Cut *c, const unsigned char *base, int keep) {
     int64_t total = 0;
     for (int k = 0; k < c->ncols; k++) {
@@ -1070,6 +1072,7 @@ static int compact(Cut *c, const unsigned char *base, int keep) {
         for (int64_t i = 0; i < c->count; i++)
             if (v[i].len > 12) total += v[i].len;
     }
+    if (total > INT32_MAX) return 1;
     unsigned char *d = malloc((size_t)(total ? total : 1));
     if (!d) return 0;
     int64_t at = 0;
