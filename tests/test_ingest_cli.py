@@ -499,3 +499,42 @@ def test_ingest_of_a_url_is_refused_before_the_dataset_is_touched(
         "summarize`, or ingest on the machine that writes the logs"
     )
     assert not (tmp_path / "ds").exists()
+
+
+def test_ingest_classifies_each_user_agent_once_per_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent classes of a batch's user agents are kept for the run's
+    later batches: the rules' patterns are compiled at each evaluation, 10 ms
+    a batch whatever few agents it has. The classes are those the rules give."""
+    from pplog.batch import reader
+    from pplog.enrich import agents
+
+    seen: list[str | None] = []
+    classify = agents.classify
+
+    def counted(user_agents: list[str | None]) -> list[str]:
+        seen.extend(user_agents)
+        return classify(user_agents)
+
+    monkeypatch.setattr(agents, "classify", counted)
+    monkeypatch.setattr(reader, "C_BLOCK_BYTES", 16 << 10)  # batches of 20 kB
+    uas = ["curl/8.5.0", "Googlebot/2.1 (+http://www.google.com/bot.html)", "-"]
+    log = tmp_path / "access.log"
+    log.write_text(
+        "".join(
+            f"203.0.113.{k % 7} - - [20/Nov/2026:00:00:{k % 60:02d} +0000] "
+            f'"GET /p{k} HTTP/1.1" 200 {k} "-" "{uas[k % 3]}"\n'
+            for k in range(3000)
+        )
+    )
+    result = pplog.ingest(
+        [str(log)], tmp_path / "ds", format="combined", final=True, batch_bytes=20_000
+    )
+    assert result.rows == 3000
+    assert sorted(seen, key=str) == sorted([uas[0], uas[1], None], key=str)
+    files = list((tmp_path / "ds" / "requests").rglob("*.parquet"))
+    assert len(files) > 5  # one a batch
+    rows = pl.read_parquet(files)
+    got = dict(rows.select("http_user_agent", "agent_class").unique().iter_rows())
+    assert got == {uas[0]: "tool", uas[1]: "search_bot", None: "unknown"}
