@@ -494,7 +494,7 @@ def _c_batches(
         # each value column's text on its own (`values`): a batch's Parquet
         # file and rollup hash and compare it several times faster than views
         # into the lines, spread over 32 MiB (2M elb_log lines: 0.45 s less
-        # CPU, 2.70-2.85 -> 2.47-2.58 s)
+        # CPU, 2.81-3.05 -> 2.53-2.73 s in alternating runs)
         split = _fastsplit.split_ranges(
             fd,
             offset,
