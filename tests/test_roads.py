@@ -310,6 +310,33 @@ def test_lazyframe_road(inputs: Inputs, name: str, *, eager: bool) -> None:
     assert without(frame, FRAME_FIELDS) == without(inputs.cli(name), FRAME_FIELDS)
 
 
+@pytest.mark.parametrize("name", [*SINGLE, "mixed"])
+@pytest.mark.parametrize(("top", "by"), [(1, "path"), (3, "path"), (3, "route")])
+def test_a_cut_summary_is_the_frame_road_s(
+    inputs: Inputs, name: str, top: int, by: str
+) -> None:
+    """Cut to `top` rows, the files' one task maps the pairs of the shown
+    rows only (`mapping.Shown`); a frame of the same rows maps every pair:
+    the same tables."""
+    summary = pplog.summarize(
+        inputs.paths[name],
+        top=top,
+        by=by,
+        on_problem=_ignore_problems,
+        **inputs.keywords(name),
+    )
+    keywords = inputs.keywords(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pplog.PplogWarning)
+        frame = pplog.scan_log(inputs.paths[name], include_rejects=True, **keywords)
+        reference = pplog.summarize(frame, top=top, by=by)
+    assert summary.clients.height == min(top, reference.overview["clients"].item())
+    cut = ("reject_samples",) if name == "mixed" else ()
+    assert without(as_json(summary), FRAME_FIELDS, cut) == without(
+        as_json(reference), FRAME_FIELDS, cut
+    )
+
+
 @pytest.mark.parametrize("name", ["rotated_junk", "mixed"])
 def test_lazyframe_road_apart_from_reject_samples(inputs: Inputs, name: str) -> None:
     """What the known reject-samples bug leaves: every other table agrees."""

@@ -29,7 +29,7 @@ from pplog.pipeline.opening import unknown_format_rows
 from pplog.reports import spooled, with_report_columns, write_rejects
 from pplog.reports.enriched import agent_classes
 from pplog.reports.finish import REGROUPED
-from pplog.reports.mapping import MapSettings, partial_of
+from pplog.reports.mapping import MapSettings, Shown, partial_of
 from pplog.reports.partial import (
     AGENTS,
     CLIENT_HASH,
@@ -262,6 +262,7 @@ def run_tasks(
     rejects: str | os.PathLike[str] | None = None,
     on_problem: ProblemHandler | None = None,
     on_progress: ProgressHandler | None = None,
+    shown: Shown | None = None,
 ) -> list[Partial]:
     """Map every task with at most `jobs` cores, in this process or over a
     pool of processes.
@@ -274,7 +275,10 @@ def run_tasks(
     mapped and merged by one process: this one maps the first while spawned
     workers map the others, each with its share of the cores as threads.
     With `rejects`, each task writes its rejected lines to a part file and
-    the parts are joined in the inputs' order.
+    the parts are joined in the inputs' order. `shown`: the cut of the
+    tables the partials will be finished with; when the plan is one task
+    mapped here, its partial, which goes to `finish` alone, holds the pairs
+    of the rows those tables show only (`Shown`).
     """
     total = sum(t.size for t in tasks)
     plan = [list(tasks)]
@@ -293,6 +297,8 @@ def run_tasks(
                 for i, b in enumerate(plan)
             ]
         if len(plan) == 1:
+            if shown is not None and len(plan[0]) == 1:
+                settings = replace(settings, shown=shown)
             partials = [
                 map_task(
                     t,

@@ -11,7 +11,14 @@ import polars as pl
 
 from pplog.reports import sketches
 from pplog.reports.breakdowns import by_requests
-from pplog.reports.partial import CLIENT_HASH, PATH_HASH, VISITOR, Partial, text_hash
+from pplog.reports.partial import (
+    CLIENT_HASH,
+    PATH_HASH,
+    VISITOR,
+    Partial,
+    text_hash,
+    visitors_of,
+)
 from pplog.schema import CLIENT_IP, HTTP_USER_AGENT
 
 COLUMNS = (
@@ -27,11 +34,30 @@ COLUMNS = (
 )
 
 
+def visitor_sums(per_client: pl.DataFrame) -> pl.DataFrame:
+    """Each client's sums over its visitor rows (a partial's `clients` frame):
+    the rows of the table, and what the overview and the locations count."""
+    return (
+        visitors_of(per_client)
+        .group_by(CLIENT_IP)
+        .agg(
+            pl.col("requests", "bytes", "errors_4xx", "errors_5xx").sum(),
+            pl.col("first_time").min(),
+            pl.col("last_time").max(),
+        )
+    )
+
+
+def ranked(visitors: pl.DataFrame, top: int) -> pl.DataFrame:
+    """The clients the table shows (`visitor_sums`), in its order."""
+    return by_requests(visitors, [CLIENT_IP], top)
+
+
 def table(
     partial: Partial, visitors: pl.DataFrame, top: int, *, with_agents: bool
 ) -> pl.DataFrame:
     """The clients table: visitors' requests, distinct paths, top user agent."""
-    table = by_requests(visitors, [CLIENT_IP], top)
+    table = ranked(visitors, top)
     shown = table.select(CLIENT_IP)
     if "pairs" not in partial.frames:  # sketched (`approx`)
         paths = sketches.hll_estimate(

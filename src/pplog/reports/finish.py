@@ -32,8 +32,8 @@ from pplog.reports.partial import (
     AGENTS,
     REJECT_SAMPLES,
     SAMPLE_KEYS,
+    SHOWN,
     Partial,
-    visitors_of,
 )
 from pplog.reports.summary import Summary
 from pplog.reports.timeline import choose_interval, rebucketed
@@ -142,6 +142,7 @@ def finish(
     not merged): the tables are the same.
     """
     settings = settings or FinishSettings()
+    _check_shown(partial, settings)
     wanted = frozenset(EXTRA_ORDER) if settings.extra is None else settings.extra
     if HTTP_USER_AGENT not in partial.logged or not wanted & {
         "user_agents",
@@ -164,6 +165,21 @@ def finish(
         # one is missing, takes about 1 ms an agent)
         stop.set()
         raise
+
+
+def _check_shown(partial: Partial, settings: FinishSettings) -> None:
+    """A partial whose pairs hold only the rows of the tables it was mapped
+    for (`mapping.Shown`) is finished with that cut and no other."""
+    shown = partial.get(SHOWN)
+    if shown is None:
+        return
+    cut = (settings.top, settings.by, [r.pattern for r in settings.rules])
+    if shown.row(0) != cut:
+        msg = (
+            f"this partial's pairs hold only the rows of tables cut as {shown.row(0)}, "
+            f"not {cut}: map its rows again for this cut, or without one"
+        )
+        raise ValueError(msg)
 
 
 def _in_thread(
@@ -200,15 +216,7 @@ def _finish(
     logged = partial.logged
     with_agents = HTTP_USER_AGENT in logged
     per_client = partial["clients"]
-    visitors = (
-        visitors_of(per_client)
-        .group_by(CLIENT_IP)
-        .agg(
-            pl.col("requests", "bytes", "errors_4xx", "errors_5xx").sum(),
-            pl.col("first_time").min(),
-            pl.col("last_time").max(),
-        )
-    )
+    visitors = clients_report.visitor_sums(per_client)
     ov = overview_report.table(
         partial["totals"],
         per_client,

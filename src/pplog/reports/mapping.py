@@ -19,8 +19,11 @@ import polars as pl
 from pplog._ipaddr import Network
 from pplog._unescape import unescape
 from pplog.clientip import FORWARDED_BY_UNTRUSTED
+from pplog.enrich.routes import ROUTE, RouteRule
 from pplog.pipeline import Filters
+from pplog.reports import clients as clients_report
 from pplog.reports import lb as lb_report
+from pplog.reports import paths as paths_report
 from pplog.reports import sketches
 from pplog.reports._columns import by_key, bytes_column, latency_columns, seconds
 from pplog.reports._spool import unwritable
@@ -37,6 +40,7 @@ from pplog.reports.partial import (
     RANK,
     REJECT_SAMPLES,
     SAMPLE_KEYS,
+    SHOWN,
     TEXT_KEYS,
     VALUE,
     VISITOR,
@@ -56,6 +60,34 @@ from pplog.schema import (
     STATUS,
     TIME,
 )
+
+
+@dataclass(frozen=True)
+class Shown:
+    """The cut of the tables a partial will be finished with, when it goes to
+    `finish` alone (`MapSettings.shown`): `top` rows (more than 0), by path
+    or route, with the route rules.
+
+    `finish` reads the pairs of the clients and paths its tables show, and
+    no other: such a partial's pairs hold the rows of those clients and
+    paths only. 2M elb_log lines: 0.45-0.54 s of map and finish against
+    0.52-0.77 s, the tables the same.
+    """
+
+    top: int
+    by: str = "path"
+    rules: tuple[RouteRule, ...] = ()
+
+    def frame(self) -> pl.DataFrame:
+        """The partial's `shown` frame, which `finish` checks against its cut."""
+        return pl.DataFrame(
+            {
+                "top": [self.top],
+                "by": [self.by],
+                "rules": [[r.pattern for r in self.rules]],
+            },
+            schema={"top": pl.Int64, "by": pl.String, "rules": pl.List(pl.String)},
+        )
 
 
 @dataclass(frozen=True)
@@ -80,6 +112,9 @@ class MapSettings:
     # referrers, hosts, status or balancer table); `finish` is then asked for
     # no table of theirs
     skipped: frozenset[str] = frozenset()
+    # the partial goes to `finish` alone, with this cut: its pairs are mapped
+    # for the rows the tables show (`Shown`)
+    shown: Shown | None = None
 
 
 def _collect(lf: pl.LazyFrame) -> pl.DataFrame:
@@ -242,7 +277,13 @@ def partial_of(
     # (1.0 GB against 0.6 GB on 8M lines)
     frames.update({name: _collect(query) for name, query in small.items()})
     if not settings.approx:  # the largest frame last: no other query runs beside it
-        frames["pairs"] = _pairs(tagged, requests)
+        shown = settings.shown
+        if shown is not None and shown.top > 0 and "paths" in frames:
+            rows_shown, most = _shown_rows(frames, shown, escape)
+            frames["pairs"] = _pairs(tagged.filter(rows_shown), most)
+            frames[SHOWN] = shown.frame()
+        else:
+            frames["pairs"] = _pairs(tagged, requests)
     frames["samples"] = _samples(plain, settings.ranks)
     frames["problems"] = pl.DataFrame(
         {
@@ -332,6 +373,45 @@ def _totals(
         (pl.len() if matches is None else matches.sum()).cast(COUNTS).alias("matching"),
     ]
     return pl.concat([totals, _collect(parsed.select(left))], how="horizontal")
+
+
+def _shown_rows(
+    frames: Mapping[str, pl.DataFrame], shown: Shown, escape: str
+) -> tuple[pl.Expr, int]:
+    """The rows of the clients and paths the finished tables will show (the
+    only ones whose pairs `finish` reads), and at most how many there are.
+
+    The shown keys are chosen as `finish` chooses them, by the same
+    functions, from the frames it will get: the clients by their visitors'
+    requests, the paths (decoded, as `_decoded` will leave them) or their
+    routes by requests. The rows hold paths as logged: the escaped forms of
+    the shown paths select them.
+    """
+    per_client = frames["clients"]
+    clients = clients_report.ranked(clients_report.visitor_sums(per_client), shown.top)
+    wanted = clients.get_column(CLIENT_IP)
+    paths = _decoded("paths", frames["paths"], escape)
+    key = ROUTE if shown.by == "route" else PATH
+    routes = paths_report.routes_for(paths, shown.rules) if key == ROUTE else None
+    named = paths_report.named_paths(
+        paths_report.ranked(paths, key, routes, shown.top).select(key), routes
+    ).get_column(PATH)
+    logged = frames["paths"]
+    if escape != "none":
+        text = unescape(pl.col(PATH), escape)
+        logged = logged.filter(text.is_in(named.implode(), nulls_equal=True))
+    else:
+        logged = logged.filter(pl.col(PATH).is_in(named.implode(), nulls_equal=True))
+    of_clients = per_client.filter(
+        pl.col(CLIENT_IP).is_in(wanted.implode(), nulls_equal=True)
+    )
+    most = int(of_clients.get_column("requests").sum() or 0) + int(
+        logged.get_column("requests").sum() or 0
+    )
+    rows = pl.col(CLIENT_IP).is_in(wanted.implode(), nulls_equal=True) | pl.col(
+        PATH
+    ).is_in(logged.get_column(PATH).implode(), nulls_equal=True)
+    return rows, most
 
 
 # Requests one pass of a query keyed by client takes at most. polars'

@@ -26,7 +26,10 @@ the input, merged in any order, gives the tables of one pass over all of it:
   class, browser, OS and device, stamped with what answered
   (`enrich.useragents.stamped`), so that `finish` parses none again;
 - `logged`: which optional columns the format logs (the tables they feed
-  exist only then); `problems`: inputs that could not be read whole.
+  exist only then); `problems`: inputs that could not be read whole;
+- `shown` (only in a partial that goes to `finish` alone): the tables'
+  cut (`top`, `by`, route rules) whose rows alone `pairs` holds
+  (`mapping.Shown`); such a partial is not merged.
 
 Keys are decoded text (a path as the client sent it), whatever escaping
 the log used, so partials of different formats merge. Every frame is a
@@ -60,6 +63,7 @@ VISITOR = "visitor"  # not a health check (`enriched.health_checks`)
 RANK = "rank"  # the input's position among the run's inputs
 MEASURE, VALUE, COUNT = "measure", "value", "n"
 CLIENT_HASH, PATH_HASH = "client_hash", "path_hash"
+SHOWN = "shown"
 _HASH_SEED = 0x70706C6F67  # fixed: partials made apart must agree
 
 
@@ -212,6 +216,12 @@ def merge(
         return parts[0]
     if not parts:
         msg = "merge needs at least one partial"
+        raise ValueError(msg)
+    if any(SHOWN in p.frames for p in parts):
+        msg = (
+            "a partial whose pairs hold only the rows its tables show cannot be "
+            "merged: map its rows without `Shown`"
+        )
         raise ValueError(msg)
     names = {n: None for p in parts for n in p.frames}  # first seen order
     out: dict[str, pl.DataFrame] = {}

@@ -39,21 +39,12 @@ QUANTILES = (0.50, 0.95, 0.99)
 def table(
     partial: Partial, key: str, routes: pl.DataFrame | None, top: int
 ) -> pl.DataFrame:
-    base = keyed(partial["paths"], key, routes)
-    if routes is not None:
-        base = base.group_by(key).agg(pl.exclude(key).sum())
-    table = by_requests(base, [key], top)
+    table = ranked(partial["paths"], key, routes, top)
     shown = table.select(key)
     if "pairs" not in partial.frames:  # sketched (`approx`)
         return _sketched(partial, table, shown, key, routes)
     # pairs name paths by hash: each shown key with the hashes of its paths
-    named = (
-        routes.filter(
-            pl.col(ROUTE).is_in(shown.get_column(ROUTE).implode(), nulls_equal=True)
-        )
-        if routes is not None
-        else shown
-    )
+    named = named_paths(shown, routes)
     hashes = named.select(key, text_hash(pl.col(PATH)).alias(PATH_HASH))
     wanted = hashes.get_column(PATH_HASH).implode()
     pairs = partial["pairs"].filter(
@@ -141,14 +132,35 @@ def _sketched(
     return table
 
 
+def ranked(
+    paths: pl.DataFrame, key: str, routes: pl.DataFrame | None, top: int
+) -> pl.DataFrame:
+    """The keys the table shows with their counts (from a partial's `paths`
+    frame), in its order."""
+    base = keyed(paths, key, routes)
+    if routes is not None:
+        base = base.group_by(key).agg(pl.exclude(key).sum())
+    return by_requests(base, [key], top)
+
+
+def named_paths(shown: pl.DataFrame, routes: pl.DataFrame | None) -> pl.DataFrame:
+    """The paths the shown keys stand for: a path itself, or every path of a
+    shown route (with its route)."""
+    if routes is None:
+        return shown
+    wanted = shown.get_column(ROUTE).implode()
+    return routes.filter(pl.col(ROUTE).is_in(wanted, nulls_equal=True))
+
+
 def routes_of(partial: Partial, rules: tuple[RouteRule, ...]) -> pl.DataFrame:
     """Each distinct path of the partial with its route."""
-    paths = pl.concat(
-        [
-            partial["paths"].select(PATH),
-        ]
-    ).unique()
-    return route_table(paths.get_column(PATH), rules).unique(subset=PATH)
+    return routes_for(partial["paths"], rules)
+
+
+def routes_for(paths: pl.DataFrame, rules: tuple[RouteRule, ...]) -> pl.DataFrame:
+    """Each distinct path of a `paths` frame with its route."""
+    distinct = paths.select(PATH).unique()
+    return route_table(distinct.get_column(PATH), rules).unique(subset=PATH)
 
 
 def keyed(frame: pl.DataFrame, key: str, routes: pl.DataFrame | None) -> pl.DataFrame:

@@ -27,6 +27,7 @@ from pplog.errors import OptionError
 from pplog.pipeline import LogSpec, PathArg, rows
 from pplog.pipeline.opening import formats_of, groups_note, unknown_format_warning
 from pplog.reports.finish import REGROUPED, FinishSettings, finish
+from pplog.reports.mapping import Shown
 from pplog.reports.partial import AGENTS, merge
 from pplog.reports.summary import Summary
 from pplog.reports.timeline import interval_seconds
@@ -279,6 +280,8 @@ def summarize(
             partial = _on_cluster(cluster, tasks, settings, on_problem, on_progress)
         else:
             # finish groups the REGROUPED frames again: only concatenated
+            # one task mapped here: its pairs only for the rows shown
+            shown = None if approx or not top else Shown(top, by, tuple(rules))
             partial = merge(
                 run_tasks(
                     tasks,
@@ -287,6 +290,7 @@ def summarize(
                     rejects=rejects,
                     on_problem=on_problem or warn,
                     on_progress=on_progress,
+                    shown=shown,
                 ),
                 concatenated=REGROUPED,
             )
