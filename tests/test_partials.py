@@ -353,6 +353,24 @@ def test_any_split_merged_in_any_order_gives_one_pass(
     check_any_split(pool, random.Random(seed), pick, k, how, by, kept)
 
 
+def kept_settings(kept: str, ranks: dict[str, int]) -> MapSettings:
+    """The map's settings for what a test keeps: every row (`all`), no bots,
+    some statuses, clients or paths, or health checks counted as visitors
+    (`client`, beside its client filter)."""
+    filters = {
+        "status": Filters.parse(status="4xx,599"),
+        "client": Filters.parse(client=["10.0.0.0/8", "203.0.113.0/25"]),
+        "path": Filters.parse(path=["^/api/", "é"]),
+    }.get(kept, Filters())
+    return MapSettings(
+        filters=filters,
+        exclude_bots=kept == "bots",
+        checked=checked_ranges(None),
+        keep_health_checks=kept == "client",
+        ranks=ranks,
+    )
+
+
 def check_any_split(
     pool: Pool,
     rng: random.Random,
@@ -369,18 +387,7 @@ def check_any_split(
         rows = rows.slice(start, rng.randrange(1, rows.height - start + 1))
     elif pick == "sample":
         rows = rows.sample(n=rng.randrange(1, rows.height), seed=rng.getrandbits(32))
-    filters = {
-        "status": Filters.parse(status="4xx,599"),
-        "client": Filters.parse(client=["10.0.0.0/8", "203.0.113.0/25"]),
-        "path": Filters.parse(path=["^/api/", "é"]),
-    }.get(kept, Filters())
-    map_settings = MapSettings(
-        filters=filters,
-        exclude_bots=kept == "bots",
-        checked=checked_ranges(None),
-        keep_health_checks=kept == "client",
-        ranks=pool.ranks,
-    )
+    map_settings = kept_settings(kept, pool.ranks)
     finish_settings = FinishSettings(top=0, by=by, left_out=kept != "all")
     pieces = chunks(pool, rows, k, how, rng)
     if how == "own_columns":  # one pass sees the columns the pieces have
@@ -964,18 +971,7 @@ def test_the_pairs_of_the_shown_rows_give_the_tables_of_every_pair(
     the escaped text of a file (`/café`, `/say"hi"`, `/bad\\xFF\\xFE`)."""
     path = pool.timed if timed else pool.elb
     route_rules = parse_rules(list(RULES[rules])) if by == "route" else ()
-    filters = {
-        "status": Filters.parse(status="4xx,599"),
-        "client": Filters.parse(client=["10.0.0.0/8", "203.0.113.0/25"]),
-        "path": Filters.parse(path=["^/api/", "é"]),
-    }.get(kept, Filters())
-    map_settings = MapSettings(
-        filters=filters,
-        exclude_bots=kept == "bots",
-        checked=checked_ranges(None),
-        keep_health_checks=kept == "client",
-        ranks={str(path): 0},
-    )
+    map_settings = kept_settings(kept, {str(path): 0})
     finish_settings = FinishSettings(
         top=top, by=by, rules=route_rules, left_out=kept != "all"
     )
