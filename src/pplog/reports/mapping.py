@@ -70,8 +70,9 @@ class Shown:
 
     `finish` reads the pairs of the clients and paths its tables show, and
     no other: such a partial's pairs hold the rows of those clients and
-    paths only. 2M elb_log lines: 0.45-0.54 s of map and finish against
-    0.52-0.77 s, the tables the same.
+    paths only. 2M elb_log lines: 120k pairs instead of 1.09M, and 0.46-0.60 s
+    of map and finish against 0.53-0.66 s (eight alternating rounds in one
+    process), the tables the same.
     """
 
     top: int
@@ -402,16 +403,11 @@ def _shown_rows(
         logged = logged.filter(text.is_in(named.implode(), nulls_equal=True))
     else:
         logged = logged.filter(pl.col(PATH).is_in(named.implode(), nulls_equal=True))
-    of_clients = per_client.filter(
-        pl.col(CLIENT_IP).is_in(wanted.implode(), nulls_equal=True)
-    )
-    most = int(of_clients.get_column("requests").sum() or 0) + int(
-        logged.get_column("requests").sum() or 0
-    )
-    rows = pl.col(CLIENT_IP).is_in(wanted.implode(), nulls_equal=True) | pl.col(
-        PATH
-    ).is_in(logged.get_column(PATH).implode(), nulls_equal=True)
-    return rows, most
+    of_clients = pl.col(CLIENT_IP).is_in(wanted.implode(), nulls_equal=True)
+    of_paths = pl.col(PATH).is_in(logged.get_column(PATH).implode(), nulls_equal=True)
+    clients_rows = per_client.filter(of_clients).get_column("requests").sum()
+    paths_rows = logged.get_column("requests").sum()
+    return of_clients | of_paths, int(clients_rows or 0) + int(paths_rows or 0)
 
 
 # Requests one pass of a query keyed by client takes at most. polars'

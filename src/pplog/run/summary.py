@@ -280,7 +280,8 @@ def summarize(
             partial = _on_cluster(cluster, tasks, settings, on_problem, on_progress)
         else:
             # finish groups the REGROUPED frames again: only concatenated
-            # one task mapped here: its pairs only for the rows shown
+            # the tables' cut: a plan of one task mapped here maps the pairs
+            # of the shown rows only (`run_tasks`)
             shown = None if approx or not top else Shown(top, by, tuple(rules))
             partial = merge(
                 run_tasks(
