@@ -312,7 +312,7 @@ def test_lazyframe_road(inputs: Inputs, name: str, *, eager: bool) -> None:
 
 @pytest.mark.parametrize("name", [*SINGLE, "mixed"])
 @pytest.mark.parametrize(("top", "by"), [(1, "path"), (3, "path"), (3, "route")])
-def test_a_cut_summary_is_the_frame_road_s(
+def test_a_cut_summary_gives_the_frame_road_tables(
     inputs: Inputs, name: str, top: int, by: str
 ) -> None:
     """Cut to `top` rows, the files' one task maps the pairs of the shown
