@@ -314,6 +314,55 @@ def test_doctor_reads_each_file_with_its_format(lab: Lab) -> None:  # noqa: F811
     }
 
 
+@pytest.mark.nginx
+def test_each_rotated_error_log_is_told_how_to_read_it(
+    lab: Lab,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A directory as nginx leaves it: its access log and a rotated error log
+    (`error.log`, `.1`, `.2.gz`), both written by real nginx. The set is
+    detected once, from one member; each member's warning and detection note
+    name the `doctor` command for that member, and none suggests a preset."""
+    d = tmp_path / "nginx"
+    d.mkdir()
+    shutil.copy(lab.root / "plain.log", d / "access.log")
+    errors = (lab.root / "error.log").read_bytes()
+    assert b"broken header" in errors
+    (d / "error.log").write_bytes(errors)
+    (d / "error.log.1").write_bytes(errors)
+    (d / "error.log.2.gz").write_bytes(gzip.compress(errors))
+    result = CliRunner().invoke(cli, ["summarize", str(d), "--to", "json"])
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.stderr.splitlines() if "nginx error log" in line]
+    names = ["error.log", "error.log.1", "error.log.2.gz"]
+    assert len(warned) == len(names), result.stderr
+    for name in names:
+        path = str(d / name)
+        (line,) = [w for w in warned if w.startswith(f"pplog: warning: {path}: ")]
+        assert f"read it with `pplog doctor --error-log {path}`" in line
+        assert line.count("--error-log") == 1
+        assert "--format" not in line
+    overview = json.loads(result.stdout)["overview"]
+    assert overview["format"] == "mixed"
+    detection = {f["source"]: f["detection"] for f in overview["formats"]}
+    assert detection[str(d / "access.log")].startswith("auto-detected")
+    for name in names:
+        path = str(d / name)
+        assert detection[path].endswith(f"`pplog doctor --error-log {path}`")
+    assert overview["rejected_by_reason"] == {"unknown_format": 3 * errors.count(b"\n")}
+
+
+def test_one_format_among_unreadable_inputs_is_said_as_one(tmp_path: Path) -> None:
+    d = tmp_path / "logs"
+    d.mkdir()
+    shutil.copy(SAMPLES / "combined-access.log", d / "access.log")
+    (d / "notes.txt").write_text("this is not an access log\n" * 30)
+    result = CliRunner().invoke(cli, ["summarize", str(d), "--top", "1"])
+    assert result.exit_code == 0, result.output
+    assert "(1 format: combined; some inputs fit no preset)" in result.stdout
+    assert "1 formats" not in result.stdout
+
+
 @pytest.mark.slow
 def test_a_real_directory_of_mixed_and_damaged_logs(tmp_path: Path) -> None:
     """Larger generated logs of every format, gzip'd and plain, one damaged

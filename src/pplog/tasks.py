@@ -25,7 +25,7 @@ from pplog.clientip import ProxyPolicy, attribute, realip_inputs, with_pair_key
 from pplog.errors import PplogError, ReportError
 from pplog.formats import LogFormat
 from pplog.pipeline import parse_lines
-from pplog.pipeline.opening import unknown_format_rows
+from pplog.pipeline.opening import unknown_format_rows, unknown_format_warning
 from pplog.reports import spooled, with_report_columns, write_rejects
 from pplog.reports.enriched import agent_classes
 from pplog.reports.finish import REGROUPED
@@ -48,7 +48,7 @@ class Task:
     sources: tuple[Source, ...]
     format: LogFormat | None
     policy: ProxyPolicy
-    unknown: str | None = None  # the warning for inputs no preset fits
+    unknown: str | None = None  # why no preset fits the inputs (the detection's note)
 
     @property
     def size(self) -> int:
@@ -94,7 +94,8 @@ def map_task(
     )
     if task.unknown is not None:  # said once per input, not kept as unreadable
         for src in task.sources:
-            problem(src.name, task.unknown, unreadable=False)
+            warning = unknown_format_warning(task.unknown, src.name)
+            problem(src.name, warning, unreadable=False)
     if task.format is None:
         rows, escape, late = unknown_format_rows(lines), "none", False
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,24 @@ class FileGroup:
 
 UNKNOWN_FORMAT = "unknown_format"  # reject reason: no preset fits the file
 
+# how a detection's note starts when the input is an nginx error log
+ERROR_LOG = "an nginx error log, not an access log"
+
+
+def is_error_log(note: str | None) -> bool:
+    """Whether a detection's note says its input is an nginx error log."""
+    return note is not None and note.startswith(ERROR_LOG)
+
+
+def detection_of(note: str | None, name: str) -> str | None:
+    """A detection's note as told of the input `name`: an error log's note
+    ends with the command that reads that file (a rotation set is detected
+    once, from one member, and the note is told of every member)."""
+    if not is_error_log(note):
+        return note
+    return f"{note}; read it with `pplog doctor --error-log {shlex.quote(name)}`"
+
+
 _ERROR_LOG_LINE = (
     r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} "
     r"\[(?:debug|info|notice|warn|error|crit|alert|emerg)\] \d+#\d+: "
@@ -87,11 +106,18 @@ def detect_sample(src: Source, sample: list[str]) -> tuple[LogFormat | None, str
     return fmt, note
 
 
-def _error_log_lines(sample: Sequence[str]) -> int:
-    """How many of `sample` are nginx error-log entries."""
-    return int(
-        pl.Series(sample, dtype=pl.String).str.contains(_ERROR_LOG_LINE).sum() or 0
-    )
+def _error_log_lines(sample: Sequence[str]) -> tuple[int, int]:
+    """The nginx error-log entries that start in `sample`, and how many of its
+    lines they cover: as the error-log reader joins them (`formats.errorlog`),
+    every line after an entry's first continues it until the next one starts.
+    nginx before 1.23.2 wrote what a client sent raw into `broken header`
+    entries, so a real error log of PROXY-protocol mistakes is mostly such
+    lines (8 entries over 25 lines)."""
+    starts = pl.Series(sample, dtype=pl.String).str.contains(_ERROR_LOG_LINE)
+    first = starts.arg_true()
+    if first.len() == 0:
+        return 0, 0
+    return first.len(), len(sample) - int(first[0])
 
 
 def _detect_one(
@@ -110,14 +136,15 @@ def _detect_one(
     n = len(sample)
     if ok * 2 >= n:
         return fmt, f"auto-detected: {ok} of {n} sample lines fit", None
-    errors = _error_log_lines(sample)
-    if errors * 2 >= n:
-        note = (
-            f"an nginx error log, not an access log ({errors} of {n} sample lines "
-            f"are error-log entries); read it with `pplog doctor --error-log "
-            f"{src.name}`"
-        )
-        return None, note, LogFormatError(f"`{src.name}` is {note}")
+    entries, covered = _error_log_lines(sample)
+    if covered * 2 >= n:
+        # said of a whole rotation set: the command to run names each file
+        # where the note is told of it (`detection_of`)
+        what = "entry" if entries == 1 else "entries"
+        note = f"{ERROR_LOG} ({entries} error-log {what} in {covered} of {n} "
+        note += "sample lines)"
+        error = LogFormatError(f"`{src.name}` is {detection_of(note, src.name)}")
+        return None, note, error
     if ok <= 0:
         why, anyway = f"none parses any of {n} sample lines", ""
     else:

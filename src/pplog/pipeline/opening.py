@@ -22,7 +22,12 @@ from pplog.enrich.agents import AGENT_CLASS, agent_class_per_value
 from pplog.errors import PplogError, PplogWarning
 from pplog.formats import PRESETS, LogFormat, realip_from_config
 from pplog.parse import late_decoding, late_split_rows, parse
-from pplog.pipeline.detect import UNKNOWN_FORMAT, FileGroup
+from pplog.pipeline.detect import (
+    UNKNOWN_FORMAT,
+    FileGroup,
+    detection_of,
+    is_error_log,
+)
 from pplog.pipeline.spec import LogSpec
 from pplog.schema import (
     HTTP_USER_AGENT,
@@ -82,7 +87,9 @@ def formats_of(
         {
             "source": src.name,
             "format": fmt.name if (fmt := of[src.name].format) else None,
-            "detection": of[src.name].notes.get(src.name, of[src.name].note),
+            "detection": detection_of(
+                of[src.name].notes.get(src.name, of[src.name].note), src.name
+            ),
         }
         for src in srcs
         if src.name in of
@@ -94,18 +101,24 @@ def groups_note(groups: Sequence[FileGroup]) -> str | None:
     if len(groups) == 1:
         return groups[0].note
     names = sorted({g.format.name for g in groups if g.format is not None})
-    note = f"{len(names)} formats, one per input: " + ", ".join(names)
+    if len(names) == 1:
+        note = f"1 format: {names[0]}"
+    else:
+        note = f"{len(names)} formats, one per input: " + ", ".join(names)
     if any(g.format is None for g in groups):
         note += "; some inputs fit no preset"
     return note
 
 
-def unknown_format_warning(note: str | None) -> str:
-    """The warning for an input no preset fits."""
-    return (
-        f"{note}; its lines are counted as rejects "
-        f"(`{UNKNOWN_FORMAT}`); pass --format NAME to choose one"
-    )
+def unknown_format_warning(note: str | None, name: str) -> str:
+    """The warning for the input `name`, which no preset fits (`note`: why).
+
+    An nginx error log's warning says how to read it, not how to force a
+    preset on it."""
+    counted = f"{detection_of(note, name)}; its lines are counted as rejects "
+    if is_error_log(note):
+        return f"{counted}(`{UNKNOWN_FORMAT}`)"
+    return f"{counted}(`{UNKNOWN_FORMAT}`); pass --format NAME to choose one"
 
 
 def _warn(name: str, message: str) -> None:
@@ -173,7 +186,8 @@ def open_log(
         all_lines.append(lines)
         if g.format is None:
             for src in g.sources:
-                (on_problem or _warn)(src.name, unknown_format_warning(g.note))
+                warning = unknown_format_warning(g.note, src.name)
+                (on_problem or _warn)(src.name, warning)
             frames.append(unknown_format_rows(lines))
         else:
             frames.append(rows_of(lines, g.format, g.policy))

@@ -253,7 +253,7 @@ class Live:
             fmt, note = detect_sample(src, sample)
             found = _Input(fmt, self.spec.resolve_policy(fmt), note)
         if found.format is None:
-            self._say(f"{name}: {unknown_format_warning(found.note)}")
+            self._say(f"{name}: {unknown_format_warning(found.note, name)}")
         self._inputs[name] = found
         return found
 

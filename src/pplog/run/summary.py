@@ -25,7 +25,7 @@ from pplog.enrich.useragents import prepare as prepare_agents
 from pplog.enrich.useragents import stored_answers
 from pplog.errors import OptionError
 from pplog.pipeline import LogSpec, PathArg, rows
-from pplog.pipeline.opening import formats_of, groups_note, unknown_format_warning
+from pplog.pipeline.opening import formats_of, groups_note
 from pplog.reports.finish import REGROUPED, FinishSettings, finish
 from pplog.reports.mapping import Shown
 from pplog.reports.partial import AGENTS, merge
@@ -271,7 +271,7 @@ def summarize(
                 tuple(g.sources),
                 g.format,
                 g.policy,
-                None if g.format else unknown_format_warning(g.note),
+                None if g.format else g.note,
             )
             for g in groups
         ]
