@@ -1005,6 +1005,50 @@ def test_real_exit_status(lab: Lab) -> None:
     assert runner.invoke(cli, never).exit_code == 0
 
 
+def _findings(*args: str) -> list[tuple[str, int]]:
+    result = CliRunner().invoke(cli, ["doctor", *args, "--to", "json"])
+    assert result.exit_code in (0, 3), result.output
+    return [(f["code"], f["count"]) for f in json.loads(result.stdout)["findings"]]
+
+
+@pytest.mark.nginx
+def test_doctor_of_a_log_directory_reads_its_error_logs(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """`pplog doctor /var/log/nginx/`: the error logs in it (a rotated set,
+    written by real nginx) are read as error logs, as `--error-log` reads
+    them; each file once, however it is named."""
+    d = tmp_path / "nginx"
+    d.mkdir()
+    for name in ("pp", "plain"):
+        (d / f"{name}.log").write_bytes((lab.root / f"{name}.log").read_bytes())
+    errors = (lab.root / "error.log").read_bytes()
+    (d / "error.log").write_bytes(errors)
+    old = errors.replace(b"2026/", b"2025/")  # the same entries, a year earlier
+    (d / "error.log.1.gz").write_bytes(gzip.compress(old))
+    trust = ["--set-real-ip-from", "127.0.0.1/32"]
+    accessed = [str(d / "pp.log"), str(d / "plain.log")]
+    rotated = [str(d / "error.log.1.gz"), str(d / "error.log")]
+    given = _findings(
+        *accessed, *trust, "--error-log", rotated[0], "--error-log", rotated[1]
+    )
+    assert ("plain-request-on-proxy-listener", 10) in given
+    result = CliRunner().invoke(cli, ["doctor", str(d), *trust, "--to", "json"])
+    assert result.exit_code == 3, result.output
+    assert "error log" not in result.stderr  # no warning: read as what it is
+    found = [(f["code"], f["count"]) for f in json.loads(result.stdout)["findings"]]
+    assert found == given
+    # named again with --error-log, through a link: still read once
+    link = tmp_path / "current-error.log"
+    link.symlink_to(d / "error.log")
+    again = _findings(str(d), *trust, "--error-log", str(link))
+    assert again == given
+    # an error log alone, given as an access log
+    alone = _findings(rotated[1])
+    assert alone == _findings("--error-log", rotated[1])
+    assert ("plain-request-on-proxy-listener", 5) in alone
+
+
 def test_trusted_answers_kept_across_batches_are_the_per_batch_answers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -577,11 +577,14 @@ def doctor_cmd(
     checks) reaching a proxy_protocol listener, TLS sent to a plain port,
     requests without a client address, traffic credited to balancer
     addresses, and X-Forwarded-For sent by untrusted peers. Each finding has
-    an exact count, an explanation, the fix, and example lines.
+    an exact count, an explanation, the fix, and example lines. Error logs
+    among the PATHs (a directory such as /var/log/nginx/) are read as error
+    logs, as --error-log reads them.
 
     \b
     Examples:
       pplog doctor /var/log/nginx/access.log --error-log /var/log/nginx/error.log
+      pplog doctor /var/log/nginx/        # access and error logs, each as what it is
       pplog doctor access.log --format elb_log --to json
       pplog doctor --error-log /var/log/nginx/error.log
       pplog doctor access.log --fail-on warning --to json > findings.json

@@ -177,7 +177,7 @@ def read_error_log(
         When no input exists, a path is not a regular file, or a file cannot
         be read and `on_problem` is None.
     """
-    frames = list(_entries(_sources(paths), on_problem))
+    frames = list(_entries(error_log_sources(paths), on_problem))
     if not frames:
         return pl.DataFrame(schema=ERROR_LOG_SCHEMA)
     return pl.concat(frames, how="vertical")
@@ -194,10 +194,18 @@ def iter_error_log(
     however large the logs; an entry is never split between batches. Paths
     are checked now: a directory or a device raises `SourceError` here.
     """
-    return _entries(_sources(paths), on_problem)
+    return _entries(error_log_sources(paths), on_problem)
 
 
-def _sources(
+def iter_error_sources(
+    srcs: Sequence[Source], *, on_problem: ProblemHandler | None = None
+) -> Iterator[pl.DataFrame]:
+    """`iter_error_log` of inputs already found (`error_log_sources`, or
+    inputs that detection found to be error logs)."""
+    return _entries(srcs, on_problem)
+
+
+def error_log_sources(
     paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
 ) -> list[Source]:
     """The inputs; only regular files and stdin: a device never ends."""

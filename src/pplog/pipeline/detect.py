@@ -251,6 +251,7 @@ def resolve_groups(
     log_format: str | None = None,
     nginx_conf: str | os.PathLike[str] | None = None,
     log_format_name: str | None = None,
+    error_logs: bool = False,
 ) -> list[FileGroup]:
     """The format of each input, grouped: one group when a format is forced.
 
@@ -260,7 +261,9 @@ def resolve_groups(
     configuration's format to the others. Otherwise each rotation set is
     detected on its own, as lnav does per file; a set that no preset fits
     gets a group with no format (its lines become rejects), unless no input
-    fits at all, which is an error.
+    fits at all, which is an error. With `error_logs`, the caller reads
+    nginx error logs too (`pplog doctor`): a set detected as one is not
+    counted among the inputs that fit no preset.
 
     Raises
     ------
@@ -285,9 +288,12 @@ def resolve_groups(
     sets = _rotation_sets(srcs)
     for members, (found, note, failure) in zip(sets, _detect_sets(sets), strict=True):
         groups.append(FileGroup(members, found, note))
-        if failure is not None:
+        if failure is not None and not (error_logs and is_error_log(note)):
             failures.append(failure)
-    if failures and len(failures) == len(groups):
+    # with `error_logs`, the caller reads the error logs: they are not inputs
+    # that fit no preset
+    access = [g for g in groups if not (error_logs and is_error_log(g.note))]
+    if failures and len(failures) == len(access):
         raise failures[0]
     return groups
 

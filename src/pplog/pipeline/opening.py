@@ -134,6 +134,7 @@ def open_log(
     on_progress: ProgressHandler | None = None,
     collect: bool = False,
     rejects: bool = True,
+    groups: list[FileGroup] | None = None,
     **keywords: Any,  # noqa: ANN401 - the keywords of `LogSpec.build`
 ) -> LogScan:
     """Resolve inputs, formats and proxy policies; the `LogScan` frame keeps rejects.
@@ -144,6 +145,8 @@ def open_log(
     from keywords that build one (`LogSpec.build`). With `collect`, the
     rows are read now (`collected_rows`) and `frame` is lazy over them;
     `rejects=False` then leaves the parsed rejects out as they are read.
+    `groups`: some of `spec.groups` of the inputs, already resolved: only
+    their inputs are read (`diagnose` sets nginx error logs apart).
     """
 
     def rows_of(
@@ -155,7 +158,11 @@ def open_log(
 
     spec = LogSpec.of(spec, format=format, **keywords)
     srcs = sources.expand(source)  # type: ignore[arg-type]
-    groups = spec.groups(srcs)
+    if groups is None:
+        groups = spec.groups(srcs)
+    else:
+        kept = {s.name for g in groups for s in g.sources}
+        srcs = [s for s in srcs if s.name in kept]
     if not collect:
         groups = [_stdin_on_disk(g) for g in groups]
     problems: list[tuple[str, str]] = []

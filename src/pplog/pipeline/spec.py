@@ -174,8 +174,13 @@ class LogSpec:
             fmt=fmt,
         )
 
-    def groups(self, srcs: Sequence[Source]) -> list[FileGroup]:
-        """The inputs in groups of one format and policy (detected if need be)."""
+    def groups(
+        self, srcs: Sequence[Source], *, error_logs: bool = False
+    ) -> list[FileGroup]:
+        """The inputs in groups of one format and policy (detected if need be).
+
+        `error_logs`: as for `resolve_groups` (the caller reads nginx error
+        logs too)."""
         from pplog.pipeline.detect import resolve_groups
         from pplog.pipeline.opening import merge_same
 
@@ -185,6 +190,7 @@ class LogSpec:
             log_format=self.log_format,
             nginx_conf=self.nginx_conf,
             log_format_name=self.log_format_name,
+            error_logs=error_logs,
         )
         for g in groups:
             g.policy = self.resolve_policy(g.format)

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from pplog import sources
 from pplog.clientip import ProxyPolicy
 from pplog.errors import OptionError
 from pplog.pipeline import LogSpec, PathArg, open_log
+from pplog.pipeline.detect import FileGroup, is_error_log
 from pplog.run._common import warn
 
 if TYPE_CHECKING:
     from pplog.reports.doctor import Finding
-    from pplog.sources import ProblemHandler
+    from pplog.sources import ProblemHandler, Source
 
 
 def diagnose(
@@ -39,7 +42,9 @@ def diagnose(
         logged line).
     error_log
         nginx error logs: paths (read in batches), a frame from
-        `pplog.formats.errorlog.read_error_log`, or batches of them.
+        `pplog.formats.errorlog.read_error_log`, or batches of them. Inputs
+        of `source` that detection finds to be nginx error logs (in a
+        directory such as ``/var/log/nginx/``) are read as error logs too.
     spec
         A `LogSpec` with the format and real-IP settings; or the keywords of
         `scan_log` (``format``, ``log_format``, ``nginx_conf``, ``trusted``,
@@ -78,28 +83,64 @@ def diagnose(
     run_policy = spec.resolve_policy()
     if isinstance(source, pl.LazyFrame | pl.DataFrame):
         rows = source
+    found: list[Source] = []  # nginx error logs among the access logs' inputs
+    if isinstance(source, pl.LazyFrame | pl.DataFrame):
+        rows = source
     elif source is not None:
-        scan = open_log(source, spec=spec, on_problem=handler)
-        rows, run_policy = scan.frame, scan.policy
-        read = [s for g in scan.groups for s in g.sources]
-        if all(s.size == 0 and not s.is_stdin for s in read):
-            # else "no problems found" would be all a reader sees
-            names = ", ".join(s.name for s in scan.sources)
-            handler(
-                names, "no lines to read: nothing was diagnosed from the access log"
-            )
-    entries = error_log
-    if _are_paths(error_log):
-        from pplog.formats.errorlog import iter_error_log
-
-        entries = iter_error_log(error_log, on_problem=handler)  # type: ignore[arg-type]
+        groups = spec.groups(sources.expand(source), error_logs=True)  # type: ignore[arg-type]
+        found = [s for g in groups if _error_log(g) for s in g.sources]
+        access = [g for g in groups if not _error_log(g)]
+        if access:
+            scan = open_log(source, spec=spec, on_problem=handler, groups=access)
+            rows, run_policy = scan.frame, scan.policy
+            read = [s for g in scan.groups for s in g.sources]
+            if all(s.size == 0 and not s.is_stdin for s in read):
+                # else "no problems found" would be all a reader sees
+                names = ", ".join(s.name for s in scan.sources)
+                message = "no lines to read: nothing was diagnosed from the access log"
+                handler(names, message)
+    entries = _error_entries(error_log, found, handler)
     share = doctor.BALANCER_SHARE if balancer_share is None else balancer_share
     return doctor.diagnose(
         rows,
-        entries,  # type: ignore[arg-type]
+        entries,
         policy=run_policy,
         balancer_share=share,
     )
+
+
+def _error_log(group: FileGroup) -> bool:
+    """Whether detection found `group` to be nginx error logs."""
+    return group.format is None and is_error_log(group.note)
+
+
+def _error_entries(
+    error_log: PathArg | pl.DataFrame | Iterable[pl.DataFrame] | None,
+    found: list[Source],
+    handler: ProblemHandler,
+) -> pl.DataFrame | Iterable[pl.DataFrame] | None:
+    """The error-log entries to diagnose: those of `error_log` (paths or
+    entries), then those of the inputs detection found to be error logs
+    (`found`), each file once."""
+    from pplog.formats.errorlog import error_log_sources, iter_error_sources
+
+    if _are_paths(error_log):
+        given = error_log_sources(error_log)  # type: ignore[arg-type]
+        named = {_file(s) for s in given}
+        srcs = [*given, *(s for s in found if _file(s) not in named)]
+        return iter_error_sources(srcs, on_problem=handler)
+    if not found:
+        return error_log  # type: ignore[return-value]
+    more = iter_error_sources(found, on_problem=handler)
+    if error_log is None:
+        return more
+    first = [error_log] if isinstance(error_log, pl.DataFrame) else error_log
+    return itertools.chain(first, more)  # type: ignore[arg-type]
+
+
+def _file(src: Source) -> str:
+    """What names `src` however it was given (relative, absolute, a link)."""
+    return src.name if src.path is None else os.path.realpath(src.path)
 
 
 def _are_paths(value: object) -> bool:
