@@ -15,6 +15,7 @@ from click.testing import CliRunner
 import pplog
 from helpers import SAMPLES
 from pplog.cli import cli
+from test_doctor import Lab, lab  # noqa: F401 - the real-nginx fixture
 
 
 @pytest.fixture
@@ -538,3 +539,38 @@ def test_ingest_classifies_each_user_agent_once_per_run(
     rows = pl.read_parquet(files)
     got = dict(rows.select("http_user_agent", "agent_class").unique().iter_rows())
     assert got == {uas[0]: "tool", uas[1]: "search_bot", None: "unknown"}
+
+
+@pytest.mark.nginx
+def test_an_error_log_in_the_glob_is_skipped_and_said(
+    lab: Lab,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """`pplog ingest '/var/log/nginx/*'` meets error.log too (here one written
+    by real nginx, with its multi-line `broken header` entries): it is not
+    ingested as rejects of the access-log dataset, and each run says why, as
+    for a binary file; the access log beside it is ingested whole."""
+    d = tmp_path / "nginx"
+    d.mkdir()
+    shutil.copy(lab.root / "plain.log", d / "access.log")
+    shutil.copy(lab.root / "error.log", d / "error.log")
+    dataset = tmp_path / "ds"
+    argv = ["ingest", f"{d}/*", "--dataset", str(dataset), "-v"]
+    for run in range(2):
+        result = CliRunner().invoke(cli, argv)
+        assert result.exit_code == 0, result.output
+        (line,) = [x for x in result.stderr.splitlines() if "error.log" in x]
+        assert line == (
+            f"pplog: warning: {d / 'error.log'}: skipped: an nginx error log, not "
+            "an access log; leave it out of the paths (e.g. "
+            "'/var/log/nginx/access.log*') and read it with "
+            f"`pplog doctor --error-log {d / 'error.log'}`"
+        ), run
+    access = (d / "access.log").read_bytes().count(b"\n")
+    found = pplog.verify(dataset)
+    assert found.ok, found.lines()
+    rows = pl.read_parquet(dataset / "requests" / "**" / "*.parquet")
+    rejects = list((dataset / "rejects").rglob("*.parquet"))
+    rejected = sum(pl.read_parquet(f).height for f in rejects)
+    assert rows.height + rejected == access
+    assert set(rows["source"]) == {str(d / "access.log")}

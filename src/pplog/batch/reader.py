@@ -13,6 +13,7 @@ import contextlib
 import errno
 import os
 import queue
+import shlex
 import threading
 import uuid
 from collections.abc import Callable, Generator, Iterator
@@ -33,6 +34,7 @@ from pplog.enrich.agents import agent_class_per_value
 from pplog.enrich.geo import GeoDatabases, geo_table
 from pplog.formats import LogFormat
 from pplog.pipeline import collected_rows
+from pplog.pipeline.detect import error_log_in
 from pplog.schema import (
     CLIENT_IP,
     HTTP_USER_AGENT,
@@ -63,6 +65,21 @@ FORGET_AFTER = 14 * 86400.0  # seconds unseen before a checkpoint is dropped
 C_BLOCK_BYTES = 2 << 20
 
 ProblemHandler = Callable[[str], None]
+
+
+def _skipped_error_log(name: str) -> str:
+    """The warning for the file `name`, an nginx error log, not ingested."""
+    return (
+        f"{name}: skipped: an nginx error log, not an access log; leave it out "
+        "of the paths (e.g. '/var/log/nginx/access.log*') and read it with "
+        f"`pplog doctor --error-log {shlex.quote(name)}`"
+    )
+
+
+def _head_lines(head: bytes) -> list[str]:
+    """A file's first complete lines (its head may end inside one)."""
+    lines = head.decode("utf-8", errors="replace").split("\n")
+    return lines[:-1] if len(lines) > 1 else lines
 
 
 @dataclass
@@ -182,6 +199,15 @@ class Reader:
                 if binary_throughout(plain, cand.head[:SAMPLE_BYTES]):
                     self.result.warn("binary_files")
                     message = f"{cand.name}: {SKIPPED_BINARY}"
+                    self.result.problems.append(message)
+                    report(message)
+                    continue
+                if error_log_in(_head_lines(cand.head), self.fmt):
+                    # a glob such as /var/log/nginx/* takes it too: its lines
+                    # are not the dataset's rejects, and the next run says so
+                    # again (no checkpoint), as for a binary file
+                    self.result.warn("error_logs")
+                    message = _skipped_error_log(cand.name)
                     self.result.problems.append(message)
                     report(message)
                     continue

@@ -74,10 +74,9 @@ _ERROR_LOG_LINE = (
 )
 
 
-def detect_format(lines: Sequence[str]) -> tuple[LogFormat, int]:
-    """The preset that parses the most of `lines` (ties go to DETECTION_ORDER)."""
-    sample = [x for x in lines if x.strip()]
-    frame = pl.LazyFrame(
+def _sample_frame(sample: Sequence[str]) -> pl.LazyFrame:
+    """Sample lines as the lines a parse takes."""
+    return pl.LazyFrame(
         {
             SOURCE: ["<sample>"] * len(sample),
             LINE: pl.Series(range(1, len(sample) + 1), dtype=pl.UInt64),
@@ -85,18 +84,35 @@ def detect_format(lines: Sequence[str]) -> tuple[LogFormat, int]:
             TEXT: pl.Series(sample, dtype=pl.String),
         }
     )
+
+
+def _parsed(frame: pl.LazyFrame, fmt: LogFormat) -> int:
+    """How many lines of `frame` `fmt` parses."""
+    return int(
+        parse(frame, fmt).select(pl.col(REJECT_REASON).is_null().sum()).collect().item()
+    )
+
+
+def detect_format(lines: Sequence[str]) -> tuple[LogFormat, int]:
+    """The preset that parses the most of `lines` (ties go to DETECTION_ORDER)."""
+    frame = _sample_frame([x for x in lines if x.strip()])
     best, best_ok = PRESETS[DETECTION_ORDER[0]], -1
     for name in DETECTION_ORDER:
         fmt = PRESETS[name]
-        ok = (
-            parse(frame, fmt)
-            .select(pl.col(REJECT_REASON).is_null().sum())
-            .collect()
-            .item()
-        )
+        ok = _parsed(frame, fmt)
         if ok > best_ok:
             best, best_ok = fmt, ok
     return best, best_ok
+
+
+def error_log_in(lines: Sequence[str], fmt: LogFormat) -> bool:
+    """Whether `lines` (a file's first lines) are an nginx error log, which
+    `fmt` does not read: as detection judges a file no preset fits
+    (`ingest` checks each file it meets for the first time)."""
+    sample = [x for x in lines if x.strip()]
+    _, covered = _error_log_lines(sample)
+    n = len(sample)
+    return n > 0 and covered * 2 >= n and _parsed(_sample_frame(sample), fmt) * 2 < n
 
 
 def detect_sample(src: Source, sample: list[str]) -> tuple[LogFormat | None, str]:
