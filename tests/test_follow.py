@@ -172,10 +172,14 @@ def test_rename_and_create_reads_the_old_file_to_its_end_first(
     nginx.close()
 
 
-def test_copytruncate_regrown_past_the_offset_restarts_from_zero(log: Path) -> None:
+@pytest.mark.parametrize("copy_name", ["access.log.1", "access.log-20261206"])
+def test_copytruncate_regrown_past_the_offset_restarts_from_zero(
+    log: Path, copy_name: str
+) -> None:
     """The file is truncated and written past the old offset between two polls:
     its size alone says it grew. The line written before the copy comes from
-    the copy, the rest from byte 0 of the truncated file."""
+    the copy (named as logrotate names it, with `dateext` too), the rest from
+    byte 0 of the truncated file."""
     nginx = Nginx(log)
     nginx.lines(*(line(i) for i in range(3)))
     problems: list[tuple[str, str]] = []
@@ -184,7 +188,7 @@ def test_copytruncate_regrown_past_the_offset_restarts_from_zero(log: Path) -> N
         assert texts(f.poll()) == [line(3)]
         offset = log.stat().st_size
         nginx.lines(line(4))  # not read before the copy
-        copytruncate(log, log.with_name("access.log.1"))
+        copytruncate(log, log.with_name(copy_name))
         new = [line(i) for i in range(5, 25)]
         nginx.lines(*new)
         assert log.stat().st_size > offset
@@ -220,20 +224,23 @@ def test_copytruncate_without_a_copy_says_lines_may_be_lost(log: Path) -> None:
         assert "may be missing" in message
 
 
+@pytest.mark.parametrize("dateext", [False, True])
 @pytest.mark.parametrize("poll_before_truncation", [False, True])
 def test_a_glob_does_not_read_the_copytruncate_copy_again(
-    log: Path, *, poll_before_truncation: bool
+    log: Path, *, poll_before_truncation: bool, dateext: bool
 ) -> None:
     nginx = Nginx(log)
     nginx.lines(line(0))
-    copy = log.with_name("access.log.1")
     with Follower([str(log) + "*"], grace=0) as f:
         seen = []
         for rotation in range(3):
             nginx.lines(*(line(10 * rotation + i) for i in range(1, 4)))
             seen += rows(f.poll())
             nginx.lines(line(10 * rotation + 4))
-            if copy.exists():  # logrotate shifts the older ones
+            copy = log.with_name("access.log.1")
+            if dateext:  # a copy named after each day, none shifted
+                copy = log.with_name(f"access.log-2026120{rotation + 4}")
+            elif copy.exists():  # logrotate shifts the older ones
                 copy.rename(log.with_name("access.log.2"))
             shutil.copyfile(log, copy)
             if poll_before_truncation:  # the copy is there, the log not truncated

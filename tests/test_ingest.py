@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import time
@@ -177,6 +178,33 @@ def test_run_inside_copytruncate_window(
     ok(ingest(writer, ds))
     rot.truncate()
     writer.write(2)
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+
+
+@pytest.mark.parametrize(
+    "copy_name",
+    ["access.log-20261206", "access.log-2026120614", "access.log-20261206-1765029600"],
+)
+def test_run_inside_a_dateext_copytruncate_window(
+    writer: LogWriter, ds: Path, copy_name: str
+) -> None:
+    """logrotate's `dateext` (the default of RHEL and Amazon Linux) names the
+    copy after the date: a run between the copy and the truncate sees the
+    same content as `access.log` and `access.log-20261206`, one stream read
+    once, as with numbered rotations. Older dated rotations, gzip'd, and the
+    live file are read oldest first."""
+    writer.write(20)
+    ok(ingest(writer, ds))
+    writer.write(3)
+    copy = writer.live.with_name(copy_name)
+    shutil.copyfile(writer.live, copy)
+    ok(ingest(writer, ds))
+    os.truncate(writer.live, 0)
+    writer.write(2)
+    ok(ingest(writer, ds))
+    gzip_file(copy, copy.with_name(copy.name + ".gz"))
+    writer.write(4)
     ok(ingest(writer, ds))
     assert_exactly_once(ds, writer.expected)
 

@@ -198,6 +198,8 @@ def test_nginx_conf_maps_each_file_to_its_access_log(tmp_path: Path) -> None:
     gz = d / "app.log.1.gz"
     head = (SAMPLES / "main-access.log").read_bytes().splitlines(keepends=True)[:100]
     gz.write_bytes(gzip.compress(b"".join(head)))
+    # a rotation named by logrotate's `dateext` belongs to the same access_log
+    (d / "app.log-20261204.gz").write_bytes(gzip.compress(b"".join(head[:50])))
     shutil.copy(SAMPLES / "combined-access.log", d / "other.log")
     conf = tmp_path / "nginx.conf"
     conf.write_text(
@@ -224,10 +226,14 @@ def test_nginx_conf_maps_each_file_to_its_access_log(tmp_path: Path) -> None:
     got = {Path(f["source"]).name: f["format"] for f in ov["formats"]}
     assert got == {
         "lb.log": "elb_log",
+        "app.log-20261204.gz": "main",
         "app.log.1.gz": "main",
         "app.log": "main",
         "other.log": "combined",
     }
+    how = {Path(f["source"]).name: f["detection"] for f in ov["formats"]}
+    assert how["app.log-20261204.gz"] == how["app.log"]
+    assert "of its access_log in" in how["app.log"]
     assert ov["rejected"] == 0
     # --log-format-name forces that one format on every file
     forced = _json(

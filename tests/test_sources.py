@@ -169,6 +169,32 @@ def test_directories_and_globs_order_rotations_oldest_first(tmp_path: Path) -> N
     assert df.get_column("path").to_list() == ["/0", "/10", "/20", "/30"]
 
 
+def test_dateext_rotations_are_one_set_oldest_first(tmp_path: Path) -> None:
+    """logrotate's `dateext` names (RHEL, Amazon Linux): the dated files are
+    rotations of the live log, oldest first, whatever the date's form."""
+    (tmp_path / "access.log").write_bytes(body(1, 40))
+    (tmp_path / "access.log-20261205").write_bytes(body(1, 30))
+    (tmp_path / "access.log-2026120414.gz").write_bytes(gzip.compress(body(1, 20)))
+    (tmp_path / "access.log-2026-12-03.xz").write_bytes(lzma.compress(body(1, 10)))
+    (tmp_path / "access.log-20261202-1764633600.gz").write_bytes(
+        gzip.compress(body(1, 0))
+    )
+    (tmp_path / "app-12345678.log").write_bytes(body(1, 50))  # not a date
+    names = [Path(s.name).name for s in sources.expand([tmp_path])]
+    assert names == [
+        "access.log-20261202-1764633600.gz",
+        "access.log-2026-12-03.xz",
+        "access.log-2026120414.gz",
+        "access.log-20261205",
+        "access.log",
+        "app-12345678.log",
+    ]
+    sets = {sources.rotation_key(tmp_path / n)[0] for n in names[:5]}
+    assert sets == {str(tmp_path / "access.log")}
+    df = read_all(str(tmp_path / "access.log*"))
+    assert df.get_column("path").to_list() == ["/0", "/10", "/20", "/30", "/40"]
+
+
 def test_missing_inputs_are_errors(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="no such file"):
         sources.expand([tmp_path / "nope.log"])

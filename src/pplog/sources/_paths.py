@@ -54,15 +54,43 @@ class Source:
             return 0
 
 
-def rotation_key(path: PurePath | str) -> tuple[str, int, str]:
-    """Sort key putting older rotations first.
+_COMPRESSED = r"(?:\.(?:gz|bz2|xz|zst))?"
+_NUMBERED = re.compile(rf"^(.*?)(?:\.(\d+))?{_COMPRESSED}$")
+# logrotate's `dateext`: `-%Y%m%d` by default (RHEL, Amazon Linux), `-%Y%m%d%H`
+# when hourly, `-%Y%m%d-%s` or `-%Y-%m-%d` as `dateformat` is often set
+_DATED = re.compile(
+    r"^(.+?)[-_.]((?:19|20|21)\d\d)(-?)(0[1-9]|1[0-2])\3(0[1-9]|[12]\d|3[01])"
+    rf"(?:-?([01]\d|2[0-3]))?(?:-(\d{{9,11}}))?{_COMPRESSED}$"
+)
+# dated rotations sort before numbered ones and the live file, oldest first
+_DATED_BEFORE = -(10**30)
 
-    access.log.2.gz is older than access.log.1, which is older than access.log.
-    A string is a URL (`s3://bucket/logs/access.log.1.gz`), keyed by its path.
+
+def rotation_key(path: PurePath | str) -> tuple[str, int, str]:
+    """Sort key putting older rotations first; its first item names the
+    rotation set.
+
+    access.log.2.gz is older than access.log.1, which is older than
+    access.log; with logrotate's `dateext`, access.log-20261204.gz is older
+    than access.log-20261205, which is older than access.log. A string is a
+    URL (`s3://bucket/logs/access.log.1.gz`), keyed by its path.
+
+    Examples
+    --------
+    >>> names = ["access.log", "access.log-20261205", "access.log-20261204.gz"]
+    >>> sorted(names, key=rotation_key)
+    ['access.log-20261204.gz', 'access.log-20261205', 'access.log']
+    >>> {rotation_key(n)[0] for n in names}
+    {'access.log'}
     """
     if isinstance(path, str):
         path = PurePosixPath(path)
-    m = re.match(r"^(.*?)(?:\.(\d+))?(\.(?:gz|bz2|xz|zst))?$", path.name)
+    dated = _DATED.match(path.name)
+    if dated is not None:
+        base, year, _, month, day, hour, epoch = dated.groups()
+        stamp = int(f"{year}{month}{day}{hour or '00'}") * 10**11 + int(epoch or 0)
+        return (str(path.parent / base), _DATED_BEFORE + stamp, path.name)
+    m = _NUMBERED.match(path.name)
     base, num = (m.group(1), int(m.group(2))) if m and m.group(2) else (path.name, 0)
     return (str(path.parent / base), -num, path.name)
 
