@@ -9,9 +9,13 @@ written but not summarized or verified.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import polars as pl
 from click.testing import CliRunner
 
 from pplog.cli import cli
@@ -49,3 +53,62 @@ def test_ingest_and_a_dataset_named_like_a_pattern(tmp_path: Path) -> None:
     assert result.output.rstrip().endswith("OK")
     result = runner.invoke(cli, ["compact", str(ds)])
     assert result.exit_code == 0, result.output
+
+
+def _pplog(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m pplog ARGS` as cron or a shell runs it (real stdout, stderr)."""
+    return subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "pplog", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, "LC_ALL": "C.UTF-8"},
+    )
+
+
+def test_a_file_named_in_latin1_is_read_and_named_safely(tmp_path: Path) -> None:
+    """A log whose name is not UTF-8 (`lat\\xe9.log`, as a Latin-1 system
+    names it) crashed every command ("unexpected failure
+    (UnicodeEncodeError)"): polars, the terminal and JSON refuse the lone
+    surrogate Python decodes such a byte to. It is read whole, and named
+    `lat\\xe9.log` in rows, reports, warnings and the dataset's state."""
+    d = tmp_path / "logs"
+    d.mkdir()
+    latin = os.fsdecode(b"lat\xe9.log")
+    shutil.copy(SAMPLE, d / latin)
+    (d / os.fsdecode(b"caf\xe9.txt")).write_text("not a log line\n" * 5)
+    shown = "logs/lat\\xe9.log"
+    # summarize: terminal and JSON, the file in a directory and alone
+    proc = _pplog("summarize", "logs", "--top", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"inputs:   logs/caf\\xe9.txt, {shown}" in proc.stdout
+    assert "pplog: warning: logs/caf\\xe9.txt: no preset fits" in proc.stderr
+    proc = _pplog("summarize", f"logs/{latin}", "--to", "json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    overview = json.loads(proc.stdout)["overview"]
+    assert overview["requests"] == LINES
+    assert overview["sources"] == [shown]
+    # doctor
+    proc = _pplog("doctor", f"logs/{latin}", "--to", "json", cwd=tmp_path)
+    assert proc.returncode in (0, 3), proc.stderr
+    assert json.loads(proc.stdout)["findings"]
+    # ingest, twice, then verify and summarize the dataset
+    for _ in range(2):
+        proc = _pplog("ingest", "logs/lat*", "--dataset", "ds", "-v", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    assert "nothing new" in proc.stderr
+    proc = _pplog("verify", "ds", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout
+    rows = pl.read_parquet(tmp_path / "ds" / "requests" / "**" / "*.parquet")
+    assert rows.height == LINES
+    assert set(rows["source"]) == {shown}
+    # top: one poll of the file from its start
+    proc = _pplog(
+        "top", "logs/lat*", "--to", "jsonl", "--duration", "1", "--since", "2000-01-01",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    last = json.loads(proc.stdout.splitlines()[-1])
+    assert last["overview"]["lines"] == LINES

@@ -507,8 +507,10 @@ def scan(
                 if left is not None and left <= 0:
                     return
 
+    from pplog.sources import path_name
+
     return register_io_source(generate, schema=schema).select(
-        pl.lit(name, pl.String).alias(SOURCE), *names
+        pl.lit(path_name(name), pl.String).alias(SOURCE), *names
     )
 
 
@@ -580,6 +582,11 @@ def numbered(df: pl.DataFrame, first: int, source: str | None = None) -> pl.Data
     df = df.insert_column(0, line.alias(LINE))
     if source is None:
         return df
+    from pplog.sources import path_name
+
     return df.insert_column(
-        0, pl.repeat(source, df.height, dtype=pl.String, eager=True).alias(SOURCE)
+        0,
+        pl.repeat(path_name(source), df.height, dtype=pl.String, eager=True).alias(
+            SOURCE
+        ),
     )

@@ -68,13 +68,35 @@ _JSON_CLASS = (
 _JSON_UNSAFE = re.compile(UNSAFE.pattern.replace(f"{chr(0)}-{chr(0x1F)}", ""))
 
 
+def valid_text(text: str) -> str:
+    r"""`text` as valid Unicode: the lone surrogates by which Python carries
+    bytes that are not UTF-8 (`os.fsdecode` of a file named in Latin-1) are
+    written ``\xHH`` for the byte (``\udHHH`` for any other surrogate);
+    polars, terminals and JSON files refuse them raw. Valid text is
+    returned unchanged.
+
+    >>> valid_text("lat\udce9.log")
+    'lat\\xe9.log'
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            raw = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            return text.encode("utf-8", "backslashreplace").decode("utf-8")
+        return raw.decode("utf-8", "backslashreplace")
+    return text
+
+
 def escape_text(text: str) -> str:
-    r"""`text` with each unsafe character as ``\xHH``, ``\uHHHH`` or ``\UHHHHHHHH``.
+    r"""`text` with each unsafe character as ``\xHH``, ``\uHHHH`` or ``\UHHHHHHHH``
+    (and made valid first: `valid_text`).
 
     >>> escape_text("evil\x1b[31m\u202e\U000e0041")
     'evil\\x1B[31m\\u202E\\U000E0041'
     """
-    return UNSAFE.sub(lambda m: _TEXT[m.group()], text)
+    return UNSAFE.sub(lambda m: _TEXT[m.group()], valid_text(text))
 
 
 def escape_json(text: str) -> str:

@@ -26,6 +26,7 @@ from pplog.sources import (
     Source,
     compression,
     open_stream,
+    path_name,
     pattern_paths,
     rotation_key,
 )
@@ -57,8 +58,8 @@ class Candidate:
 
     @property
     def name(self) -> str:
-        """The path as text."""
-        return str(self.path)
+        """The path as text (`sources.path_name`)."""
+        return path_name(self.path)
 
     def matches(self, checkpoint: dict[str, Any]) -> bool:
         """Whether this file starts with the checkpoint's fingerprint."""
@@ -127,7 +128,7 @@ def _open_compressed(candidate: Candidate) -> tuple[Any, Any]:
 def _read_prefix(path: Path, n: int) -> tuple[bytes, int, os.stat_result]:
     """The first `n` decompressed bytes after leading NULs, how many NULs, and
     the status of the file they were read from."""
-    stream, counter = open_stream(Source(str(path), path))
+    stream, counter = open_stream(Source(path_name(path), path))
     try:
         st = os.fstat(counter.raw.fileno())
         skipped = 0
@@ -194,7 +195,7 @@ def watched(patterns: Sequence[str]) -> tuple[set[str], list[str]]:
         hits = [m for m in _matches(pattern) if Path(m).exists()]
         if not hits:
             empty.append(pattern)
-        found.update(hits)
+        found.update(path_name(h) for h in hits)
     return found, empty
 
 
@@ -239,7 +240,10 @@ def discover(patterns: Sequence[str]) -> tuple[list[Candidate], list[str], list[
                 head=head,
                 skipped=skipped,
                 compressed=kind is not None,
-                live=kind is None and not _ROTATED.search(path.name),
+                # a dated rotation (`dateext`) is no more live than `.1`
+                live=kind is None
+                and not _ROTATED.search(path.name)
+                and rotation_key(path)[1] == 0,
                 size=st.st_size,
                 mtime=st.st_mtime,
                 inode=st.st_ino,
@@ -264,7 +268,7 @@ def _one_per_content(cands: list[Candidate]) -> tuple[list[Candidate], list[str]
     dropped: list[str] = []
     order: list[bytes] = []
     for c in cands:
-        key = rotation_key(c.path)[0].encode() + b"\n" + c.head
+        key = rotation_key(c.path)[0].encode(errors="surrogateescape") + b"\n" + c.head
         prev = chosen.get(key)
         if prev is None:
             chosen[key] = c

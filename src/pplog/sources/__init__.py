@@ -12,6 +12,7 @@ valid UTF-8 are kept as `\\xHH` text, the way nginx escapes them, so no line is
 ever lost to an encoding error.
 """
 
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -58,7 +59,7 @@ from pplog.sources._lines import (
     lines_frame,
     long_line,
 )
-from pplog.sources._paths import STDIN, Source, expand, rotation_key
+from pplog.sources._paths import STDIN, Source, expand, path_name, rotation_key
 from pplog.sources._urls import is_url
 
 CHUNK_BYTES = 8 << 20
@@ -354,7 +355,7 @@ def _polars_lines(src: Source) -> pl.LazyFrame:
         pl.scan_lines(src.path, name=TEXT, glob=False)
         .with_row_index(LINE, offset=1)
         .select(
-            pl.lit(src.name, pl.String).alias(SOURCE),
+            pl.lit(path_name(src.name), pl.String).alias(SOURCE),
             pl.col(LINE).cast(pl.UInt64),
             ((length + 1).cum_sum() - length - 1).alias(OFFSET),
             pl.col(TEXT).str.strip_suffix("\r").str.strip_prefix("\ufeff"),
@@ -425,6 +426,12 @@ def scan_lines(
                     policy=policy,
                 )
             )
+            if c_split is None and path_name(src.path) != os.fspath(src.path):
+                # polars opens paths given as text only: a name that is not
+                # UTF-8 is read by the Python reader (the C road opens it)
+                python_sources.append(src)
+                native = False
+                continue
             frames.append(_polars_lines(src) if c_split is None else c_split)
         else:
             python_sources.append(src)
@@ -607,6 +614,7 @@ __all__ = [
     "open_stream",
     "pattern_paths",
     "read_head",
+    "path_name",
     "rotation_key",
     "scan_lines",
     "split_source",

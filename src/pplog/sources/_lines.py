@@ -8,6 +8,7 @@ import polars as pl
 
 from pplog.schema import LINE, OFFSET, SOURCE, TEXT, TOO_LONG
 from pplog.sources._bytes import NOT_NUL, decode_bytes, is_utf8
+from pplog.sources._paths import path_name
 
 LINE_LIMIT = 1 << 20  # a line longer than this is cut: one `too_long` reject
 RAW_KEPT = 8192  # bytes of such a line kept as its text
@@ -62,7 +63,7 @@ def lines_frame(
         offsets = offsets.scatter(0, first_offset)
     frame = pl.DataFrame(
         {
-            SOURCE: pl.repeat(source, n, dtype=pl.String, eager=True),
+            SOURCE: pl.repeat(path_name(source), n, dtype=pl.String, eager=True),
             LINE: pl.int_range(first_line, first_line + n, dtype=pl.UInt64, eager=True),
             OFFSET: offsets,
             TEXT: lines.str.strip_suffix("\r").str.strip_prefix("\ufeff"),
@@ -96,7 +97,7 @@ def _ascii_frame(
     return (
         pl.scan_lines(data, name=TEXT)
         .select(
-            pl.lit(source, pl.String).alias(SOURCE),
+            pl.lit(path_name(source), pl.String).alias(SOURCE),
             pl.int_range(first_line, first_line + pl.len(), dtype=pl.UInt64).alias(
                 LINE
             ),

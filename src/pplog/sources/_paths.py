@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
 
+from pplog._text import valid_text
 from pplog.errors import SourceError
 from pplog.sources._urls import expand_url, is_url
 
@@ -52,6 +53,18 @@ class Source:
             return self.path.stat().st_size
         except OSError:
             return 0
+
+
+def path_name(path: str | os.PathLike[str]) -> str:
+    r"""The text that names `path` in rows, reports, warnings and a dataset's
+    state: the path itself, each byte of it that is not UTF-8 (a file named
+    in Latin-1) written ``\xe9`` (`valid_text`); files are opened by their
+    `Path`, never by this name.
+
+    >>> path_name("/var/log/nginx/lat\udce9.log")
+    '/var/log/nginx/lat\\xe9.log'
+    """
+    return valid_text(os.fspath(path))
 
 
 _COMPRESSED = r"(?:\.(?:gz|bz2|xz|zst))?"
@@ -141,16 +154,16 @@ def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
             if not found:
                 msg = f"directory `{text}` holds no log files"
                 raise SourceError(msg)
-            out.extend(Source(str(p), p) for p in found)
+            out.extend(Source(path_name(p), p) for p in found)
         elif path.exists():
-            out.append(Source(text, path))
+            out.append(Source(path_name(text), path))
         elif glob.has_magic(text):
             matches = sorted((Path(p) for p in glob.glob(text)), key=rotation_key)
             files = [p for p in matches if p.is_file()]
             if not files:
                 msg = f"no file matches `{text}`"
                 raise SourceError(msg)
-            out.extend(Source(str(p), p) for p in files)
+            out.extend(Source(path_name(p), p) for p in files)
         else:
             msg = f"no such file: `{text}`"
             raise SourceError(msg)
