@@ -81,8 +81,6 @@ def diagnose(
     handler = on_problem or warn
     rows: pl.LazyFrame | pl.DataFrame | None = None
     run_policy = spec.resolve_policy()
-    if isinstance(source, pl.LazyFrame | pl.DataFrame):
-        rows = source
     found: list[Source] = []  # nginx error logs among the access logs' inputs
     if isinstance(source, pl.LazyFrame | pl.DataFrame):
         rows = source
