@@ -278,7 +278,23 @@ def _one_per_content(cands: list[Candidate]) -> tuple[list[Candidate], list[str]
         keep, drop = (c, prev) if better else (prev, c)
         chosen[key] = keep
         dropped.append(drop.name)
-    return [chosen[k] for k in order], dropped
+    kept = [chosen[k] for k in order]
+    # a file shorter than its head whose whole content starts a longer file
+    # of its set is a copy of that file's start (a copytruncate copy, lines
+    # written after it): read the longer one, from where its stream stopped
+    out = []
+    for c in kept:
+        if len(c.head) < HEAD_BYTES and any(
+            o is not c
+            and len(o.head) > len(c.head)
+            and o.head.startswith(c.head)
+            and rotation_key(o.path)[0] == rotation_key(c.path)[0]
+            for o in kept
+        ):
+            dropped.append(c.name)
+            continue
+        out.append(c)
+    return out, dropped
 
 
 def is_idle(candidate: Candidate, grace: float, now: float | None = None) -> bool:

@@ -60,6 +60,9 @@ from pplog.sources import (
 )
 
 FORGET_AFTER = 14 * 86400.0  # seconds unseen before a checkpoint is dropped
+# earlier offsets' markers a checkpoint keeps: runs that can fall between a
+# copytruncate's copy and its truncate and still leave the copy recognised
+MARKERS_KEPT = 8
 # the C split's ranges for ingest: the summary's 4 MiB (`_fastsplit.BLOCK_BYTES`)
 # were no faster here and held 55 MiB more over 2M lines (32 MiB batches)
 C_BLOCK_BYTES = 2 << 20
@@ -181,10 +184,17 @@ class Reader:
         now = now_iso()
         for cand in cands:
             try:
-                cp = _match(cand, checkpoints, used)
+                cp, read_past = _match(cand, checkpoints, used)
             except OSError as exc:  # gone or replaced since it was found
                 used.update(c["stream_id"] for c in _heads(cand, checkpoints, used))
                 self._problem(cand, exc, "file_errors", report)
+                continue
+            if cp is not None and read_past:  # a copy holding nothing unread
+                used.add(cp["stream_id"])
+                cp.update(last_path=cand.name, last_seen=now, status="active")
+                cp.pop("lost", None)
+                if cand.compressed:  # it never grows: not decompressed again
+                    cp["done"] = True
                 continue
             if cp is None:
                 short = len(cand.head) < identity.HEAD_BYTES
@@ -300,6 +310,9 @@ class Reader:
             return  # nothing new: the marker stands
         if len(tail) < min(offset, identity.TAIL_BYTES):
             tail = identity.read_tail_marker(cand, offset) or b""
+        if start:  # where it was, for a copy that ends before the new offset
+            was = [start, cp["tail_sha256"], cp["head_len"], cp["head_sha256"]]
+            cp["markers"] = [*cp.get("markers", []), was][-MARKERS_KEPT:]
         cp.update(offset=offset, tail_len=len(tail), tail_sha256=identity.sha256(tail))
 
     def _stage(self, lines: pl.DataFrame, stream_id: str) -> None:
@@ -374,17 +387,41 @@ def _heads(
 
 def _match(
     cand: Candidate, checkpoints: list[dict[str, Any]], used: set[str]
-) -> dict[str, Any] | None:
-    """The checkpoint this file continues, if any: the longest verified head."""
-    found = _heads(cand, checkpoints, used)
-    for cp in sorted(found, key=lambda c: -int(c["head_len"])):
+) -> tuple[dict[str, Any] | None, bool]:
+    """The checkpoint this file continues, if any (the longest verified
+    head), and whether the file is a copy of that stream read past already.
+
+    A copytruncate copy ends where the copy did; a run between the copy and
+    the truncate reads the live file on, past the copy's end (the lines of
+    the window). The copy then holds the stream's start but ends before its
+    offset, so the marker there cannot be checked, nor, in a file shorter
+    than 4 KiB, the head the stream has grown to. If the head and the marker
+    of an earlier offset (`MARKERS_KEPT`) verify in it, it is that stream,
+    every byte of it read. Otherwise a file shorter than the offset was
+    truncated and rewritten under the same head: no match, a new generation.
+    """
+    found = sorted(_heads(cand, checkpoints, used), key=lambda c: -int(c["head_len"]))
+    for cp in found:
         offset = int(cp["offset"])
         if cp.get("done"):
-            return cp
+            return cp, False
         marker = identity.read_tail_marker(cand, offset)
         if marker is not None and identity.sha256(marker) == cp.get("tail_sha256"):
-            return cp
-    return None
+            return cp, False
+    for cp in checkpoints:
+        if cp["stream_id"] in used or not cp.get("markers"):
+            continue
+        for earlier, tail_sha, head_len, head_sha in reversed(cp["markers"]):
+            head = cand.head[:head_len]
+            if len(head) < head_len or identity.sha256(head) != head_sha:
+                continue
+            marker = identity.read_tail_marker(cand, earlier)
+            if marker is None or identity.sha256(marker) != tail_sha:
+                continue
+            if identity.read_tail_marker(cand, int(cp["offset"])) is None:
+                return cp, True  # it ends before what was read of the stream
+            break  # as long as the stream, yet not it: rewritten
+    return None, False
 
 
 def _age(

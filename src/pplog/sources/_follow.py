@@ -105,6 +105,16 @@ class _Mark:
     offset: int
     tail: bytes
 
+    def starts_with(self, head: bytes) -> bool:
+        """Whether a file shorter than `offset`, starting with `head` (its
+        first `HEAD_BYTES`), is a copy of this one's start: the bytes read
+        begin with all of it, or with the same `HEAD_BYTES`."""
+        if not self.offset or not head:
+            return False
+        if len(head) < HEAD_BYTES:  # all of the file
+            return self.head.startswith(head)
+        return self.head == head
+
     def held_by(self, fd: int, head: bytes) -> bool:
         """Whether the file open as `fd`, starting with `head`, holds it."""
         if not self.offset or not head.startswith(self.head):
@@ -639,12 +649,20 @@ class Follower:
             try:
                 with path.open("rb", buffering=0) as copy:
                     st = os.fstat(copy.fileno())
-                    if (st.st_dev, st.st_ino) == f.ident or st.st_size < f.pos:
+                    if (st.st_dev, st.st_ino) == f.ident:
                         continue
                     if not stat.S_ISREG(st.st_mode):
                         continue
                     fd = copy.fileno()
-                    if not mark.held_by(fd, os.pread(fd, HEAD_BYTES, 0)):
+                    head = os.pread(fd, HEAD_BYTES, 0)
+                    if st.st_size < f.pos:
+                        if mark.starts_with(head):
+                            # a poll between the copy and the truncate read
+                            # past its end: it holds nothing unread
+                            self._copies.add((st.st_dev, st.st_ino))
+                            return True
+                        continue
+                    if not mark.held_by(fd, head):
                         continue
                     self._copies.add((st.st_dev, st.st_ino))  # not read again
                     frames: list[pl.DataFrame] = []
