@@ -358,6 +358,38 @@ def test_each_rotated_error_log_is_told_how_to_read_it(
     assert overview["rejected_by_reason"] == {"unknown_format": 3 * errors.count(b"\n")}
 
 
+@pytest.mark.nginx
+def test_with_nginx_conf_an_error_log_is_not_read_with_its_format(
+    lab: Lab,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """`--nginx-conf` gives inputs no `access_log` names the configuration's
+    one format: an error log among them (written by real nginx) was read
+    as `combined`, every line a silent `no_match` reject, and `doctor` missed
+    its entries. It is named as an error log, as detection names it."""
+    d = tmp_path / "nginx"
+    d.mkdir()
+    shutil.copy(lab.root / "plain.log", d / "access.log")
+    shutil.copy(lab.root / "error.log", d / "error.log")
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        f"http {{\n  access_log {d}/access.log;\n  error_log {d}/error.log;\n}}\n"
+    )
+    logs = [str(d / "access.log"), str(d / "error.log")]
+    result = CliRunner().invoke(
+        cli, ["summarize", *logs, "--nginx-conf", str(conf), "--to", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"{d / 'error.log'}: an nginx error log, not an access log" in result.stderr
+    formats = json.loads(result.stdout)["overview"]["formats"]
+    assert [f["format"] for f in formats] == ["combined", None]
+    doctor = ["doctor", *logs, "--nginx-conf", str(conf), "--to", "json"]
+    result = CliRunner().invoke(cli, doctor)
+    assert result.exit_code == 3, result.output
+    codes = {f["code"]: f["count"] for f in json.loads(result.stdout)["findings"]}
+    assert codes["plain-request-on-proxy-listener"] == 5  # from the error log
+
+
 def test_one_format_among_unreadable_inputs_is_said_as_one(tmp_path: Path) -> None:
     d = tmp_path / "logs"
     d.mkdir()

@@ -34,7 +34,7 @@ from pplog.enrich.agents import agent_class_per_value
 from pplog.enrich.geo import GeoDatabases, geo_table
 from pplog.formats import LogFormat
 from pplog.pipeline import collected_rows
-from pplog.pipeline.detect import error_log_in
+from pplog.pipeline.detect import error_log_note
 from pplog.schema import (
     CLIENT_IP,
     HTTP_USER_AGENT,
@@ -212,7 +212,7 @@ class Reader:
                     self.result.problems.append(message)
                     report(message)
                     continue
-                if error_log_in(_head_lines(cand.head), self.fmt):
+                if error_log_note(_head_lines(cand.head), self.fmt) is not None:
                     # a glob such as /var/log/nginx/* takes it too: its lines
                     # are not the dataset's rejects, and the next run says so
                     # again (no checkpoint), as for a binary file

@@ -105,14 +105,29 @@ def detect_format(lines: Sequence[str]) -> tuple[LogFormat, int]:
     return best, best_ok
 
 
-def error_log_in(lines: Sequence[str], fmt: LogFormat) -> bool:
-    """Whether `lines` (a file's first lines) are an nginx error log, which
-    `fmt` does not read: as detection judges a file no preset fits
-    (`ingest` checks each file it meets for the first time)."""
-    sample = [x for x in lines if x.strip()]
-    _, covered = _error_log_lines(sample)
+def _error_log_note(sample: Sequence[str]) -> str | None:
+    """Detection's note for sample lines (none blank) that are an nginx
+    error log: its entries cover at least half of them. Said of a whole
+    rotation set: the command to run names each file where the note is told
+    of it (`detection_of`)."""
+    entries, covered = _error_log_lines(sample)
     n = len(sample)
-    return n > 0 and covered * 2 >= n and _parsed(_sample_frame(sample), fmt) * 2 < n
+    if n == 0 or covered * 2 < n:
+        return None
+    what = "entry" if entries == 1 else "entries"
+    return f"{ERROR_LOG} ({entries} error-log {what} in {covered} of {n} sample lines)"
+
+
+def error_log_note(lines: Sequence[str], fmt: LogFormat) -> str | None:
+    """Detection's note when `lines` (a file's first lines) are an nginx
+    error log that `fmt` does not read, else None: as detection judges a
+    file no preset fits (`ingest` checks each file it meets for the first
+    time, `--nginx-conf` each input no `access_log` names)."""
+    sample = [x for x in lines if x.strip()]
+    note = _error_log_note(sample)
+    if note is None or _parsed(_sample_frame(sample), fmt) * 2 >= len(sample):
+        return None
+    return note
 
 
 def detect_sample(src: Source, sample: list[str]) -> tuple[LogFormat | None, str]:
@@ -152,13 +167,8 @@ def _detect_one(
     n = len(sample)
     if ok * 2 >= n:
         return fmt, f"auto-detected: {ok} of {n} sample lines fit", None
-    entries, covered = _error_log_lines(sample)
-    if covered * 2 >= n:
-        # said of a whole rotation set: the command to run names each file
-        # where the note is told of it (`detection_of`)
-        what = "entry" if entries == 1 else "entries"
-        note = f"{ERROR_LOG} ({entries} error-log {what} in {covered} of {n} "
-        note += "sample lines)"
+    note = _error_log_note(sample)
+    if note is not None:
         error = LogFormatError(f"`{src.name}` is {detection_of(note, src.name)}")
         return None, note, error
     if ok <= 0:
@@ -338,10 +348,26 @@ def _groups_from_config(
     if unnamed:
         try:
             found = format_from_config(nginx_conf, None)
-            default = [(found, f"log_format `{found.name}` from {conf}", None)]
-            default *= len(unnamed)
         except LogFormatError:  # several formats: which one is unknown
             default = _detect_sets(unnamed)
+        else:
+            # the configuration's format, unless the input is an error log
+            # (its `error_log` is no `access_log`)
+            for members in unnamed:
+                note = next(
+                    (
+                        error_log_note(sample, found)
+                        for src in members
+                        if (sample := sources.read_head(src, DETECT_LINES))
+                    ),
+                    None,
+                )
+                if note is not None:
+                    default.append((None, note, None))
+                else:
+                    default.append(
+                        (found, f"log_format `{found.name}` from {conf}", None)
+                    )
     groups: list[FileGroup] = []
     rest = iter(default)
     for members, fmt in zip(sets, named, strict=True):
