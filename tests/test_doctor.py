@@ -1043,6 +1043,10 @@ def test_doctor_of_a_log_directory_reads_its_error_logs(
     link.symlink_to(d / "error.log")
     again = _findings(str(d), *trust, "--error-log", str(link))
     assert again == given
+    # a format forced for the access logs leaves the error logs error logs
+    (d / "pp.log").unlink()
+    forced = _findings(str(d), *trust, "--format", "combined")
+    assert ("plain-request-on-proxy-listener", 10) in forced
     # an error log alone, given as an access log
     alone = _findings(rotated[1])
     assert alone == _findings("--error-log", rotated[1])

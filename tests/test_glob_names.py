@@ -81,9 +81,14 @@ def test_a_file_named_in_latin1_is_read_and_named_safely(tmp_path: Path) -> None
     (d / os.fsdecode(b"caf\xe9.txt")).write_text("not a log line\n" * 5)
     shown = "logs/lat\\xe9.log"
     # summarize: terminal and JSON, the file in a directory and alone
+    errors = os.fsdecode(b"err\xe9r.log")  # an error log: a command to paste
+    (d / errors).write_text(
+        "2026/12/06 10:00:00 [notice] 1#1: start worker processes\n" * 3
+    )
     proc = _pplog("summarize", "logs", "--top", "1", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert f"inputs:   logs/caf\\xe9.txt, {shown}" in proc.stdout
+    assert "`pplog doctor --error-log $'logs/err\\xe9r.log'`" in proc.stderr
+    assert f"inputs:   logs/caf\\xe9.txt, logs/err\\xe9r.log, {shown}" in proc.stdout
     assert "pplog: warning: logs/caf\\xe9.txt: no preset fits" in proc.stderr
     proc = _pplog("summarize", f"logs/{latin}", "--to", "json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -104,6 +109,15 @@ def test_a_file_named_in_latin1_is_read_and_named_safely(tmp_path: Path) -> None
     rows = pl.read_parquet(tmp_path / "ds" / "requests" / "**" / "*.parquet")
     assert rows.height == LINES
     assert set(rows["source"]) == {shown}
+    # a run whose paths leave it out: the file is there, its stream waits
+    # (`unseen`, said once), never `gone` and forgotten, then read again
+    (tmp_path / "other.log").write_text("")
+    proc = _pplog("ingest", "other.log", "--dataset", "ds", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "no longer match the paths given" in proc.stderr
+    state = json.loads((tmp_path / "ds" / "_pplog" / "state.json").read_text())
+    (stream,) = [c for c in state["checkpoints"] if c["last_path"] == shown]
+    assert stream["status"] == "unseen"
     # top: one poll of the file from its start
     proc = _pplog(
         "top", "logs/lat*", "--to", "jsonl", "--duration", "1", "--since", "2000-01-01",
@@ -112,3 +126,5 @@ def test_a_file_named_in_latin1_is_read_and_named_safely(tmp_path: Path) -> None
     assert proc.returncode == 0, proc.stderr
     last = json.loads(proc.stdout.splitlines()[-1])
     assert last["overview"]["lines"] == LINES
+    assert last["overview"]["sources"] == [shown]
+    assert [f["source"] for f in last["overview"]["formats"]] == [shown]

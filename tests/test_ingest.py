@@ -182,7 +182,7 @@ def test_run_inside_copytruncate_window(
     assert_exactly_once(ds, writer.expected)
 
 
-@pytest.mark.parametrize("runs_in_window", [1, 3])
+@pytest.mark.parametrize("runs_in_window", [1, 3, 12])
 @pytest.mark.parametrize("compress", [False, True])
 def test_a_run_reading_past_the_copy_does_not_read_the_copy_again(
     writer: LogWriter, ds: Path, runs_in_window: int, compress: bool
@@ -206,6 +206,71 @@ def test_a_run_reading_past_the_copy_does_not_read_the_copy_again(
     for _ in range(2):
         proc = ok(ingest(writer, ds, "-v"))
         assert "truncated or rewritten" not in proc.stderr, proc.stderr
+    assert_exactly_once(ds, writer.expected)
+
+
+@pytest.mark.parametrize("lines", [3, 60], ids=["short-file", "over-4KiB"])
+def test_a_stream_first_read_inside_a_copytruncate_window(
+    writer: LogWriter, ds: Path, lines: int
+) -> None:
+    """A stream's first run falls between the copy and the truncate (the
+    first run ever, or a live file first read in the next rotation's
+    window): its copy is recognised from where that run started, byte 0."""
+    rot = Rotator(writer, compress=False)
+    writer.write(lines)
+    rot.copy()
+    writer.write(2)
+    ok(ingest(writer, ds))
+    rot.truncate()
+    writer.write(2)
+    ok(ingest(writer, ds))
+    rot.copytruncate()  # no run between: the new stream is read in the window
+    writer.write(lines)
+    rot.copy()
+    writer.write(2)
+    ok(ingest(writer, ds))
+    rot.truncate()
+    writer.write(2)
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+
+
+def test_an_empty_rotation_takes_over_no_stream(writer: LogWriter, ds: Path) -> None:
+    """An empty file of the set, read before the live one (`access.log.9`,
+    logrotate's `create` of a log nothing wrote to), holds no stream's start:
+    the live file goes on from its offset, read once."""
+    writer.write(10)
+    ok(ingest(writer, ds))
+    writer.live.with_name("access.log.9").write_bytes(b"")
+    writer.write(5)
+    proc = ok(ingest(writer, ds, "-v"))
+    assert "truncated or rewritten" not in proc.stderr, proc.stderr
+    assert_exactly_once(ds, writer.expected)
+
+
+def test_a_file_rewritten_shorter_under_the_same_head_is_read(
+    writer: LogWriter, ds: Path
+) -> None:
+    """Truncated and rewritten under the same first 4 KiB and the same bytes
+    before an earlier run's offset, shorter than what was read: not a copy
+    read past (the bytes after that offset differ), a new generation, and
+    its new lines are read, also once it is rotated and compressed."""
+    header = "".join(
+        combined(0, agent=f"header-{i:03d}").replace("/seq/000000", f"/h/{i:03d}")
+        + "\n"
+        for i in range(50)
+    ).encode()
+    writer.write_raw(header)
+    ok(ingest(writer, ds))
+    writer.write(10)
+    ok(ingest(writer, ds))
+    os.truncate(writer.live, 0)
+    writer.write_raw(header)
+    writer.write(5)
+    ok(ingest(writer, ds))
+    Rotator(writer, compress=True, delaycompress=False).create()
+    writer.write(1)
+    ok(ingest(writer, ds))
     assert_exactly_once(ds, writer.expected)
 
 

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 import pplog
 from helpers import SAMPLES
 from pplog.cli import cli
+from realproc import require_binary, send, start_nginx, stop
 from test_doctor import Lab, lab  # noqa: F401 - the real-nginx fixture
 
 
@@ -574,3 +575,52 @@ def test_an_error_log_in_the_glob_is_skipped_and_said(
     rejected = sum(pl.read_parquet(f).height for f in rejects)
     assert rows.height + rejected == access
     assert set(rows["source"]) == {str(d / "access.log")}
+
+
+@pytest.mark.nginx
+def test_an_access_log_after_start_up_notices_is_ingested(tmp_path: Path) -> None:
+    """nginx's error log and access log in one file, as a container's output
+    holds them (`docker logs` of the stock image): start-up notices, then
+    access lines, written by real nginx. Its head starts with error-log
+    entries, yet the lines after them are the access log's: it is ingested,
+    not skipped as an error log (each line after an entry was counted as
+    part of it)."""
+    nginx = require_binary("nginx", "nginx-light")
+    merged = tmp_path / "nginx.log"
+
+    def config(ports: list[int], _nginx_v: str) -> str:
+        return f"""
+pid {tmp_path / "nginx.pid"};
+error_log {merged} notice;
+events {{ worker_connections 64; }}
+http {{
+    access_log {merged} combined;
+    server {{
+        listen 127.0.0.1:{ports[0]};
+        location / {{ return 200 "ok\\n"; }}
+    }}
+}}
+"""
+
+    proc, (port,) = start_nginx(nginx, tmp_path, config)
+    try:
+        agent = "Mozilla/5.0 " + "(a long user agent) " * 60  # ~1.2 KB a line
+        for i in range(40):
+            request = (
+                f"GET /seq/{i} HTTP/1.1\r\nHost: x\r\nUser-Agent: {agent}\r\n"
+                "Connection: close\r\n\r\n"
+            )
+            assert send(port, request.encode()).startswith(b"HTTP/1.1 200")
+    finally:
+        stop(proc)
+    text = merged.read_text()
+    head = text.encode()[:4096].decode(errors="replace").splitlines()
+    notices = [line for line in head if "[notice]" in line]
+    assert len(notices) * 2 > len(head), head  # the head: mostly the error log's
+    dataset = tmp_path / "ds"
+    argv = ["ingest", str(merged), "--dataset", str(dataset), "--format", "combined"]
+    result = CliRunner().invoke(cli, [*argv, "-v"])
+    assert result.exit_code == 0, result.output
+    assert "skipped" not in result.stderr, result.stderr
+    rows = pl.read_parquet(dataset / "requests" / "**" / "*.parquet")
+    assert sorted(rows["path"]) == sorted(f"/seq/{i}" for i in range(40))

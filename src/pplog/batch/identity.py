@@ -156,13 +156,23 @@ def read_tail_marker(candidate: Candidate, offset: int) -> bytes | None:
     path no longer holds the file that was found.
     """
     start = max(0, offset - TAIL_BYTES)
+    data = read_span(candidate, start, offset)
+    return data if data is not None and len(data) == offset - start else None
+
+
+def read_span(candidate: Candidate, start: int, end: int) -> bytes | None:
+    """The content's bytes from `start` to `end`, fewer where it ends before
+    `end`; None where it ends before `start` (or cannot be decompressed).
+
+    Raises `OSError` when the file cannot be opened, `ChangedError` when the
+    path no longer holds the file that was found.
+    """
     if not candidate.compressed:
-        if candidate.size < offset:
+        if candidate.size < start:
             return None
         with open_plain(candidate) as f:
             f.seek(start)
-            data = f.read(offset - start)
-        return data if len(data) == offset - start else None
+            return f.read(end - start)
     stream, counter = _open_compressed(candidate)
     try:
         done = 0
@@ -171,14 +181,14 @@ def read_tail_marker(candidate: Candidate, offset: int) -> bytes | None:
             if not piece:
                 return None
             done += len(piece)
-        data = stream.read(offset - start)
-        return data if len(data) == offset - start else None
+        data: bytes = stream.read(end - start)
     except OSError:
         raise
     except Exception:  # noqa: BLE001 - a damaged file simply does not verify
         return None
     finally:
         counter.close()
+    return data
 
 
 def _matches(pattern: str) -> list[str]:
@@ -284,7 +294,7 @@ def _one_per_content(cands: list[Candidate]) -> tuple[list[Candidate], list[str]
     # written after it): read the longer one, from where its stream stopped
     out = []
     for c in kept:
-        if len(c.head) < HEAD_BYTES and any(
+        if 0 < len(c.head) < HEAD_BYTES and any(
             o is not c
             and len(o.head) > len(c.head)
             and o.head.startswith(c.head)

@@ -9,22 +9,22 @@ mid-read is dropped from the run and read again next time.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import os
 import queue
-import shlex
+import re
 import threading
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from pplog import _fastsplit
+from pplog import _fastsplit, sources
 from pplog.batch import identity
 from pplog.batch.identity import Candidate
 from pplog.batch.staging import Staging
@@ -32,9 +32,10 @@ from pplog.batch.state import now_iso
 from pplog.clientip import ProxyPolicy
 from pplog.enrich.agents import agent_class_per_value
 from pplog.enrich.geo import GeoDatabases, geo_table
+from pplog.errors import PplogError
 from pplog.formats import LogFormat
 from pplog.pipeline import collected_rows
-from pplog.pipeline.detect import error_log_note
+from pplog.pipeline.detect import DETECT_LINES, error_log_note
 from pplog.schema import (
     CLIENT_IP,
     HTTP_USER_AGENT,
@@ -55,14 +56,18 @@ from pplog.sources import (
     SKIPPED_BINARY,
     Block,
     LineSplitter,
+    Source,
     binary_throughout,
     describe,
 )
 
 FORGET_AFTER = 14 * 86400.0  # seconds unseen before a checkpoint is dropped
-# earlier offsets' markers a checkpoint keeps: runs that can fall between a
-# copytruncate's copy and its truncate and still leave the copy recognised
+# the runs a checkpoint remembers (`_match`): where each started (the marker
+# and head there, and the first bytes it read), so that a copytruncate copy
+# ending before the offset is recognised: its first run and the last ones
 MARKERS_KEPT = 8
+AHEAD_BYTES = 256
+_MARKER = ("offset", "tail_sha256", "head_len", "head_sha256", "ahead")
 # the C split's ranges for ingest: the summary's 4 MiB (`_fastsplit.BLOCK_BYTES`)
 # were no faster here and held 55 MiB more over 2M lines (32 MiB batches)
 C_BLOCK_BYTES = 2 << 20
@@ -75,14 +80,18 @@ def _skipped_error_log(name: str) -> str:
     return (
         f"{name}: skipped: an nginx error log, not an access log; leave it out "
         "of the paths (e.g. '/var/log/nginx/access.log*') and read it with "
-        f"`pplog doctor --error-log {shlex.quote(name)}`"
+        f"`pplog doctor --error-log {sources.shell_word(name)}`"
     )
 
 
-def _head_lines(head: bytes) -> list[str]:
-    """A file's first complete lines (its head may end inside one)."""
-    lines = head.decode("utf-8", errors="replace").split("\n")
-    return lines[:-1] if len(lines) > 1 else lines
+def _error_log_start(head: bytes) -> int | None:
+    """Where the first line of `head` that starts an nginx error-log entry
+    is (`YYYY/MM/DD HH:MM:SS [`), if any: a cheap test before a sample."""
+    found = _ENTRY_START.search(head)
+    return None if found is None else found.start()
+
+
+_ENTRY_START = re.compile(rb"(?m)^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} \[")
 
 
 @dataclass
@@ -212,7 +221,7 @@ class Reader:
                     self.result.problems.append(message)
                     report(message)
                     continue
-                if error_log_note(_head_lines(cand.head), self.fmt) is not None:
+                if self._error_log(cand):
                     # a glob such as /var/log/nginx/* takes it too: its lines
                     # are not the dataset's rejects, and the next run says so
                     # again (no checkpoint), as for a binary file
@@ -258,6 +267,19 @@ class Reader:
         return _age(
             checkpoints, used, self.result, self.watched, {c.name for c in cands}
         )
+
+    def _error_log(self, cand: Candidate) -> bool:
+        """Whether a file met for the first time is an nginx error log that
+        the dataset's format does not read, judged on the sample detection
+        takes (`DETECT_LINES`), not the 4 KiB head: a container's output
+        starts with nginx's start-up notices, then holds its access lines."""
+        if _error_log_start(cand.head) is None:
+            return False  # the head starts no error-log entry
+        try:
+            sample = sources.read_head(Source(cand.name, cand.path), DETECT_LINES)
+        except (OSError, PplogError):
+            return False  # read (or not) as any file: its problem is said then
+        return error_log_note(sample, self.fmt) is not None
 
     def _problem(
         self, cand: Candidate, exc: BaseException, kind: str, report: ProblemHandler
@@ -310,9 +332,23 @@ class Reader:
             return  # nothing new: the marker stands
         if len(tail) < min(offset, identity.TAIL_BYTES):
             tail = identity.read_tail_marker(cand, offset) or b""
-        if start:  # where it was, for a copy that ends before the new offset
-            was = [start, cp["tail_sha256"], cp["head_len"], cp["head_sha256"]]
-            cp["markers"] = [*cp.get("markers", []), was][-MARKERS_KEPT:]
+        try:  # where this run started, for a copy that ends before `offset`
+            after = identity.read_span(cand, start, start + AHEAD_BYTES) or b""
+        except OSError:
+            after = b""  # gone since: no copy of it to recognise
+        if after:
+            run = [
+                start,
+                cp["tail_sha256"],
+                int(cp.get("head_len", 0)),  # a new stream: no head yet
+                cp.get("head_sha256", identity.sha256(b"")),
+                base64.b64encode(after[: offset - start]).decode("ascii"),
+            ]
+            runs = [*cp.get("markers", []), run]
+            # the first run's (byte 0 of a stream read from its start) decides
+            # for a copy that ends before every later one: more runs in one
+            # window than are kept
+            cp["markers"] = runs[:1] + runs[1:][-(MARKERS_KEPT - 1) :]
         cp.update(offset=offset, tail_len=len(tail), tail_sha256=identity.sha256(tail))
 
     def _stage(self, lines: pl.DataFrame, stream_id: str) -> None:
@@ -395,10 +431,12 @@ def _match(
     the truncate reads the live file on, past the copy's end (the lines of
     the window). The copy then holds the stream's start but ends before its
     offset, so the marker there cannot be checked, nor, in a file shorter
-    than 4 KiB, the head the stream has grown to. If the head and the marker
-    of an earlier offset (`MARKERS_KEPT`) verify in it, it is that stream,
-    every byte of it read. Otherwise a file shorter than the offset was
-    truncated and rewritten under the same head: no match, a new generation.
+    than 4 KiB, the head the stream has grown to. The last run's offset
+    (`markers`) that the file reaches decides: if its head, the bytes before
+    it and the bytes the next run read after it (as far as the file goes)
+    are the stream's, the file is that stream, every byte of it read.
+    Otherwise a file shorter than the offset was truncated and rewritten: no
+    match, a new generation read from byte 0.
     """
     found = sorted(_heads(cand, checkpoints, used), key=lambda c: -int(c["head_len"]))
     for cp in found:
@@ -408,19 +446,29 @@ def _match(
         marker = identity.read_tail_marker(cand, offset)
         if marker is not None and identity.sha256(marker) == cp.get("tail_sha256"):
             return cp, False
+    if not cand.head:
+        return None, False  # nothing to tell it by: it copies no stream
     for cp in checkpoints:
-        if cp["stream_id"] in used or not cp.get("markers"):
+        runs = [m for m in cp.get("markers", ()) if len(m) == len(_MARKER)]
+        if cp["stream_id"] in used or not runs:
             continue
-        for earlier, tail_sha, head_len, head_sha in reversed(cp["markers"]):
-            head = cand.head[:head_len]
-            if len(head) < head_len or identity.sha256(head) != head_sha:
-                continue
-            marker = identity.read_tail_marker(cand, earlier)
-            if marker is None or identity.sha256(marker) != tail_sha:
-                continue
-            if identity.read_tail_marker(cand, int(cp["offset"])) is None:
-                return cp, True  # it ends before what was read of the stream
-            break  # as long as the stream, yet not it: rewritten
+        if identity.read_tail_marker(cand, int(cp["offset"])) is not None:
+            continue  # as long as the stream, yet not it (checked above)
+        for at, tail_sha, head_len, head_sha, ahead in sorted(runs, reverse=True):
+            marker = identity.read_tail_marker(cand, at)
+            if marker is None:
+                continue  # the file ends before this run started
+            after = base64.b64decode(ahead)
+            got = identity.read_span(cand, at, at + len(after))
+            if (
+                identity.sha256(cand.head[:head_len]) == head_sha
+                and len(cand.head) >= head_len
+                and identity.sha256(marker) == tail_sha
+                and got is not None
+                and after.startswith(got)  # fewer bytes: where the file ends
+            ):
+                return cp, True
+            break
     return None, False
 
 
@@ -443,7 +491,8 @@ def _age(
     for cp in checkpoints:
         last = cp.get("last_path")
         unread = last is not None and (last not in watched or last not in readable)
-        if cp["stream_id"] not in used and unread and Path(str(last)).exists():
+        there = last is not None and sources.path_of_name(str(last)).exists()
+        if cp["stream_id"] not in used and unread and there:
             if cp.get("status") != "unseen":
                 result.warn("files_not_read")
             cp["status"] = "unseen"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,7 +64,7 @@ def detection_of(note: str | None, name: str) -> str | None:
     once, from one member, and the note is told of every member)."""
     if not is_error_log(note):
         return note
-    return f"{note}; read it with `pplog doctor --error-log {shlex.quote(name)}`"
+    return f"{note}; read it with `pplog doctor --error-log {sources.shell_word(name)}`"
 
 
 _ERROR_LOG_LINE = (
@@ -139,16 +138,25 @@ def detect_sample(src: Source, sample: list[str]) -> tuple[LogFormat | None, str
 
 def _error_log_lines(sample: Sequence[str]) -> tuple[int, int]:
     """The nginx error-log entries that start in `sample`, and how many of its
-    lines they cover: as the error-log reader joins them (`formats.errorlog`),
-    every line after an entry's first continues it until the next one starts.
-    nginx before 1.23.2 wrote what a client sent raw into `broken header`
-    entries, so a real error log of PROXY-protocol mistakes is mostly such
-    lines (8 entries over 25 lines)."""
+    lines they cover. nginx before 1.23.2 wrote what a client sent raw into
+    `broken header: "..."` entries, so an entry whose quote is left open goes
+    on over the lines after it, up to the one that closes it (8 entries over
+    25 lines in a real log of PROXY-protocol mistakes); other lines are not
+    the error log's, such as the access lines after nginx's start-up notices
+    in a container's output. The sample is a file's first lines: a loop over
+    at most `DETECT_LINES` of them."""
     starts = pl.Series(sample, dtype=pl.String).str.contains(_ERROR_LOG_LINE)
-    first = starts.arg_true()
-    if first.len() == 0:
-        return 0, 0
-    return first.len(), len(sample) - int(first[0])
+    entries = covered = 0
+    open_quote = False
+    for line, start in zip(sample, starts, strict=True):
+        if start:
+            entries += 1
+            covered += 1
+            open_quote = line.count('"') % 2 == 1
+        elif open_quote:
+            covered += 1
+            open_quote = line.count('"') % 2 == 0
+    return entries, covered
 
 
 def _detect_one(
@@ -309,7 +317,17 @@ def resolve_groups(
             nginx_conf=nginx_conf,
             log_format_name=log_format_name,
         )
-        return [FileGroup(list(srcs), fmt, note)]
+        if not error_logs:
+            return [FileGroup(list(srcs), fmt, note)]
+        # the format forced is the access logs': error logs stay error logs
+        apart = [
+            FileGroup(members, None, said)
+            for members in _rotation_sets(srcs)
+            if (said := _set_error_log_note(members, fmt)) is not None
+        ]
+        named = {s.name for g in apart for s in g.sources}
+        rest = [s for s in srcs if s.name not in named]
+        return ([FileGroup(rest, fmt, note)] if rest else []) + apart
     groups, failures = [], []
     sets = _rotation_sets(srcs)
     for members, (found, note, failure) in zip(sets, _detect_sets(sets), strict=True):
@@ -322,6 +340,18 @@ def resolve_groups(
     if failures and len(failures) == len(access):
         raise failures[0]
     return groups
+
+
+def _set_error_log_note(members: Sequence[Source], fmt: LogFormat) -> str | None:
+    """`error_log_note` of a rotation set, from its first member with lines."""
+    return next(
+        (
+            error_log_note(sample, fmt)
+            for src in members
+            if (sample := sources.read_head(src, DETECT_LINES))
+        ),
+        None,
+    )
 
 
 def _groups_from_config(
@@ -354,14 +384,7 @@ def _groups_from_config(
             # the configuration's format, unless the input is an error log
             # (its `error_log` is no `access_log`)
             for members in unnamed:
-                note = next(
-                    (
-                        error_log_note(sample, found)
-                        for src in members
-                        if (sample := sources.read_head(src, DETECT_LINES))
-                    ),
-                    None,
-                )
+                note = _set_error_log_note(members, found)
                 if note is not None:
                     default.append((None, note, None))
                 else:

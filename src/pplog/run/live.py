@@ -28,13 +28,14 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from pplog import sources
+from pplog._text import valid_text
 from pplog.clientip import ProxyPolicy, attribute
 from pplog.enrich.agents import AGENT_CLASS, agent_class
 from pplog.enrich.routes import parse_rules
 from pplog.errors import OptionError, PplogError, ReportError
 from pplog.formats import LogFormat, buffered_logs
 from pplog.pipeline import LogSpec, parse_lines
-from pplog.pipeline.detect import DETECT_LINES, FileGroup, detect_sample
+from pplog.pipeline.detect import DETECT_LINES, FileGroup, detect_sample, detection_of
 from pplog.pipeline.opening import unknown_format_rows, unknown_format_warning
 from pplog.reports import with_report_columns
 from pplog.reports.finish import REGROUPED, FinishSettings, finish
@@ -276,6 +277,7 @@ class Live:
     def _say(self, message: str) -> None:
         """A warning (a problem with an input, buffering): kept for the view
         (the last `WARNINGS_KEPT`, each once) and given to `on_warning`."""
+        message = valid_text(message)  # an input's name may not be UTF-8
         if message in self.warnings:
             return
         self.warnings = [*self.warnings[-(WARNINGS_KEPT - 1) :], message]
@@ -568,12 +570,13 @@ class Live:
             top=self.top,
             by=self.by,
             format=formats.pop() if len(formats) == 1 else "mixed",
-            sources=sorted(self._inputs),
+            # the inputs are followed by their own names: shown as valid text
+            sources=[sources.path_name(n) for n in sorted(self._inputs)],
             formats=[
                 {
-                    "source": name,
+                    "source": sources.path_name(name),
                     "format": i.format.name if i.format else None,
-                    "detection": i.note,
+                    "detection": detection_of(i.note, sources.path_name(name)),
                 }
                 for name, i in sorted(self._inputs.items())
             ],

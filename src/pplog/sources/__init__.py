@@ -59,7 +59,15 @@ from pplog.sources._lines import (
     lines_frame,
     long_line,
 )
-from pplog.sources._paths import STDIN, Source, expand, path_name, rotation_key
+from pplog.sources._paths import (
+    STDIN,
+    Source,
+    expand,
+    path_name,
+    path_of_name,
+    rotation_key,
+    shell_word,
+)
 from pplog.sources._urls import is_url
 
 CHUNK_BYTES = 8 << 20
@@ -615,7 +623,9 @@ __all__ = [
     "pattern_paths",
     "read_head",
     "path_name",
+    "path_of_name",
     "rotation_key",
+    "shell_word",
     "scan_lines",
     "split_source",
 ]

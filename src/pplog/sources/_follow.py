@@ -45,7 +45,7 @@ from pplog.sources._bytes import (
 )
 from pplog.sources._decompress import MAGIC, describe
 from pplog.sources._lines import Block, LineSplitter
-from pplog.sources._paths import Source, rotation_key
+from pplog.sources._paths import Source, path_name, rotation_key
 
 HEAD_BYTES = 4096  # a file's identity: its first bytes (as `ingest` takes them)
 TAIL_BYTES = 64  # the bytes before the offset prove what was read is still there
@@ -296,7 +296,7 @@ class Follower:
         """What is followed now: name, offset, next line number and state."""
         return [
             {
-                "name": f.name,
+                "name": path_name(f.name),  # followed by its own name
                 "offset": f.pos,
                 "line": f.splitter.line,
                 "state": "live" if f.live else "draining",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
@@ -65,6 +66,32 @@ def path_name(path: str | os.PathLike[str]) -> str:
     '/var/log/nginx/lat\\xe9.log'
     """
     return valid_text(os.fspath(path))
+
+
+_ESCAPED_BYTE = re.compile(rb"\\x([0-9a-f]{2})")
+
+
+def path_of_name(name: str) -> Path:
+    r"""The path a name names: itself, or when no such file exists and the
+    name holds `path_name`'s ``\xHH`` escapes, those bytes put back.
+
+    A dataset's state keeps names (`path_name`); a file whose name is not
+    UTF-8 is found again by this.
+    """
+    path = Path(name)
+    if "\\x" not in name or path.exists():
+        return path
+    raw = _ESCAPED_BYTE.sub(lambda m: bytes([int(m.group(1), 16)]), name.encode())
+    return Path(os.fsdecode(raw))
+
+
+def shell_word(name: str) -> str:
+    r"""`name` quoted for a shell command a warning suggests: ``$'...'``
+    where the file's name is not UTF-8 (bash and zsh read ``\xe9`` in it as
+    the byte), else as `shlex.quote` quotes it."""
+    if "\\x" in name and not Path(name).exists() and path_of_name(name).exists():
+        return "$'" + name.replace("'", "\\'") + "'"
+    return shlex.quote(name)
 
 
 _COMPRESSED = r"(?:\.(?:gz|bz2|xz|zst))?"
