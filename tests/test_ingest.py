@@ -235,6 +235,23 @@ def test_a_stream_first_read_inside_a_copytruncate_window(
     assert_exactly_once(ds, writer.expected)
 
 
+def test_a_copy_of_the_log_made_by_hand_is_not_read_again(
+    writer: LogWriter, ds: Path
+) -> None:
+    """`cp access.log access.log.bak` while nginx writes on: the glob takes
+    the copy, a set of its own, read after the log. The log's run reads past
+    the copy's end, so the copy holds nothing unread: it was read again from
+    byte 0, every line of it twice."""
+    writer.write(30)
+    ok(ingest(writer, ds))
+    shutil.copyfile(writer.live, writer.live.with_name("access.log.bak"))
+    writer.write(5)
+    ok(ingest(writer, ds))
+    writer.write(2)
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+
+
 def test_an_empty_rotation_takes_over_no_stream(writer: LogWriter, ds: Path) -> None:
     """An empty file of the set, read before the live one (`access.log.9`,
     logrotate's `create` of a log nothing wrote to), holds no stream's start:
@@ -575,6 +592,41 @@ def test_rotation_during_a_run(
     assert proc.returncode == 0, proc.stderr
     ok(ingest(writer, ds))
     assert_exactly_once(ds, writer.expected | set(range(1000, 1150)))
+
+
+_TRUNCATE_AFTER_STAGING = """
+import os
+from pplog.batch import reader
+_stage = reader.Reader._stage
+def stage(self, lines, stream_id):
+    _stage(self, lines, stream_id)
+    os.truncate(os.environ["PPLOG_TEST_LIVE"], 0)  # logrotate's truncate
+reader.Reader._stage = stage
+"""
+
+
+def test_a_first_run_overtaken_by_the_truncate_still_knows_its_copy(
+    writer: LogWriter, ds: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ingest and logrotate on the same cron tick: a stream's first run reads
+    the live file past the copy's end, and the truncate comes before the run
+    is over. What the run read first must be taken before that (it had been
+    read at its end, from the truncated file: nothing, so no marker), or the
+    copy is read again, whole (real logrotate, 32 rotations: 659 requests
+    twice)."""
+    writer.write(30)
+    shutil.copyfile(writer.live, writer.live.with_name("access.log.1"))
+    writer.write(4)  # in the live file only
+    monkeypatch.setenv("PPLOG_TEST_LIVE", str(writer.live))
+    proc = ingest_library(
+        [f"{writer.live}*"], ds, setup=_TRUNCATE_AFTER_STAGING, final_grace=0
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert result_of(proc)["rows"] == 34
+    writer.write(2)
+    proc = ok(ingest(writer, ds, "-v"))
+    assert "truncated or rewritten" not in proc.stderr, proc.stderr
+    assert_exactly_once(ds, writer.expected)
 
 
 def test_same_content_under_several_paths_is_read_once(

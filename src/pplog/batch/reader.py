@@ -190,6 +190,7 @@ class Reader:
         """Read every candidate; the checkpoints after this run."""
         checkpoints = [dict(c) for c in previous]
         used: set[str] = set()
+        copies: list[tuple[Candidate, dict[str, Any]]] = []  # read past: `_match`
         now = now_iso()
         for cand in cands:
             try:
@@ -199,11 +200,10 @@ class Reader:
                 self._problem(cand, exc, "file_errors", report)
                 continue
             if cp is not None and read_past:  # a copy holding nothing unread
-                used.add(cp["stream_id"])
-                cp.update(last_path=cand.name, last_seen=now, status="active")
-                cp.pop("lost", None)
-                if cand.compressed:  # it never grows: not decompressed again
-                    cp["done"] = True
+                # the stream's own file, if here, claims it first (whatever
+                # the order of names): the copy never takes it from it
+                if cp["stream_id"] not in used:
+                    copies.append((cand, cp))
                 continue
             if cp is None:
                 short = len(cand.head) < identity.HEAD_BYTES
@@ -264,6 +264,14 @@ class Reader:
                 cp["head_len"] = head_len
                 cp["head_sha256"] = identity.sha256(cand.head)
             cp.update(compressed=cand.compressed, hint=identity.hint(cand))
+        for cand, cp in copies:
+            if cp["stream_id"] in used:
+                continue  # read from its own file this run
+            used.add(cp["stream_id"])
+            cp.update(last_path=cand.name, last_seen=now, status="active")
+            cp.pop("lost", None)
+            if cand.compressed:  # it never grows: not decompressed again
+                cp["done"] = True
         return _age(
             checkpoints, used, self.result, self.watched, {c.name for c in cands}
         )
@@ -304,6 +312,12 @@ class Reader:
         tail = b""
         ended = True
         self.result.files += 1
+        # the first bytes this run reads, taken now: logrotate may truncate
+        # the file before the run ends (`_match` recognises its copy by them)
+        try:
+            after = identity.read_span(cand, start, start + AHEAD_BYTES) or b""
+        except OSError:
+            after = b""  # the read below says why
         batches = _batches(
             cand,
             offset,
@@ -332,17 +346,13 @@ class Reader:
             return  # nothing new: the marker stands
         if len(tail) < min(offset, identity.TAIL_BYTES):
             tail = identity.read_tail_marker(cand, offset) or b""
-        try:  # where this run started, for a copy that ends before `offset`
-            after = identity.read_span(cand, start, start + AHEAD_BYTES) or b""
-        except OSError:
-            after = b""  # gone since: no copy of it to recognise
-        if after:
+        if after := after[: offset - start]:
             run = [
                 start,
                 cp["tail_sha256"],
                 int(cp.get("head_len", 0)),  # a new stream: no head yet
                 cp.get("head_sha256", identity.sha256(b"")),
-                base64.b64encode(after[: offset - start]).decode("ascii"),
+                base64.b64encode(after).decode("ascii"),
             ]
             runs = [*cp.get("markers", []), run]
             # the first run's (byte 0 of a stream read from its start) decides
@@ -448,9 +458,9 @@ def _match(
             return cp, False
     if not cand.head:
         return None, False  # nothing to tell it by: it copies no stream
-    for cp in checkpoints:
+    for cp in checkpoints:  # a stream read this run too: the copy is skipped
         runs = [m for m in cp.get("markers", ()) if len(m) == len(_MARKER)]
-        if cp["stream_id"] in used or not runs:
+        if not runs:
             continue
         if identity.read_tail_marker(cand, int(cp["offset"])) is not None:
             continue  # as long as the stream, yet not it (checked above)
