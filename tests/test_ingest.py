@@ -629,6 +629,38 @@ def test_a_first_run_overtaken_by_the_truncate_still_knows_its_copy(
     assert_exactly_once(ds, writer.expected)
 
 
+_COUNT_READS = """
+import atexit, os, sys
+from pplog.batch import identity
+_span = identity.read_span
+calls = []
+def read_span(candidate, start, end):
+    calls.append(candidate.name)
+    return _span(candidate, start, end)
+identity.read_span = read_span
+atexit.register(lambda: print(f"read_span {len(calls)}", file=sys.stderr))
+"""
+
+
+def test_a_first_ingest_of_many_rotations_reads_each_once(
+    writer: LogWriter, ds: Path
+) -> None:
+    """Each new file is checked against the streams before it for being a
+    copy read past: by their heads alone, without reading it again (a
+    compressed one would be decompressed up to each stream's offset: a
+    first ingest of a month of rotations, quadratic)."""
+    for n in range(12, 0, -1):
+        writer.write(40)
+        gzip_file(writer.live, writer.live.with_name(f"access.log.{n}.gz"))
+        writer.reopen()
+    writer.write(5)
+    proc = ingest_library([f"{writer.live}*"], ds, setup=_COUNT_READS, final_grace=0)
+    assert proc.returncode == 0, proc.stderr
+    reads = int(proc.stderr.split("read_span ")[-1].split()[0])
+    assert reads <= 13, reads  # one per file: the bytes each run starts with
+    assert_exactly_once(ds, writer.expected)
+
+
 def test_same_content_under_several_paths_is_read_once(
     writer: LogWriter, ds: Path
 ) -> None:

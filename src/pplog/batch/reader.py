@@ -460,8 +460,8 @@ def _match(
         return None, False  # nothing to tell it by: it copies no stream
     for cp in checkpoints:  # a stream read this run too: the copy is skipped
         runs = [m for m in cp.get("markers", ()) if len(m) == len(_MARKER)]
-        if not runs:
-            continue
+        if not runs or not _may_copy(cand.head, cp, runs):
+            continue  # told apart by the head alone, the file unread
         if identity.read_tail_marker(cand, int(cp["offset"])) is not None:
             continue  # as long as the stream, yet not it (checked above)
         for at, tail_sha, head_len, head_sha, ahead in sorted(runs, reverse=True):
@@ -480,6 +480,21 @@ def _match(
                 return cp, True
             break
     return None, False
+
+
+def _may_copy(head: bytes, cp: dict[str, Any], runs: list[list[Any]]) -> bool:
+    """Whether a file starting with `head` may be a copy of the stream's
+    start, judged on what is known without reading it: the stream's head
+    (when the file is as long), else the first bytes its first run read.
+    A first ingest of many rotated files reads none of them again here."""
+    head_len = int(cp.get("head_len", 0))
+    if len(head) >= head_len:
+        return identity.sha256(head[:head_len]) == cp.get("head_sha256")
+    first = [base64.b64decode(r[4]) for r in runs if int(r[0]) == 0]
+    if not first:
+        return False  # a copy under 4 KiB of a stream read before `markers`
+    n = min(len(first[0]), len(head))
+    return n > 0 and first[0][:n] == head[:n]
 
 
 def _age(
