@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -235,17 +236,125 @@ def test_a_stream_first_read_inside_a_copytruncate_window(
     assert_exactly_once(ds, writer.expected)
 
 
-def test_a_copy_of_the_log_made_by_hand_is_not_read_again(
+_HEADER = "".join(
+    combined(0, agent=f"header-{i:03d}").replace("/seq/000000", f"/h/{i:03d}") + "\n"
+    for i in range(50)
+).encode()
+
+
+def test_a_cut_gz_of_a_stream_read_past_its_start_is_read_once_whole(
     writer: LogWriter, ds: Path
 ) -> None:
-    """`cp access.log access.log.bak` while nginx writes on: the glob takes
-    the copy, a set of its own, read after the log. The log's run reads past
-    the copy's end, so the copy holds nothing unread: it was read again from
-    byte 0, every line of it twice."""
+    """The log renamed and gzip'd with 60 lines unread, the plain file gone,
+    the .gz cut short (logrotate still compressing) past an earlier run's
+    start but before the stream's offset: not a copy read past (its stream
+    was not marked done, its unread lines were not lost); read whole once the
+    .gz is complete."""
+    writer.write(60)
+    ok(ingest(writer, ds))
+    writer.write(60)
+    ok(ingest(writer, ds))
+    writer.write(60)
+    writer.close()
+    rotated = writer.live.with_name("access.log.1")
+    writer.live.replace(rotated)
+    writer.reopen()
+    writer.write(3)
+    first_of_second_run = rotated.read_bytes().index(b"/seq/000061")
+    gz = rotated.with_name("access.log.1.gz")
+    gzip_file(rotated, gz)
+    full = gz.read_bytes()
+    cut = next(
+        n
+        for n in range(20, len(full))
+        if len(zlib.decompressobj(31).decompress(full[:n])) > first_of_second_run + 1200
+    )
+    gz.write_bytes(full[:cut])
+    ok(ingest(writer, ds))
+    gz.write_bytes(full)
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+
+
+def test_a_short_copy_of_a_log_that_starts_with_a_nul_hole(
+    writer: LogWriter, ds: Path
+) -> None:
+    """A log under 4 KiB of text behind a NUL hole (copytruncate and a writer
+    without O_APPEND): its copy, read past in the window, is known after the
+    truncate (heads are taken after the hole, offsets count it)."""
+    writer.write_raw(b"\x00" * 600)
+    writer.write(10)
+    ok(ingest(writer, ds))
+    rot = Rotator(writer, compress=False)
+    rot.copy()
+    writer.write(10)
+    ok(ingest(writer, ds))
+    rot.truncate()
+    writer.write(2)
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+
+
+@pytest.mark.parametrize("first_lines", [0, 10])
+def test_a_log_rewritten_shorter_under_its_header_is_read(
+    writer: LogWriter, ds: Path, first_lines: int
+) -> None:
+    """A header of 4 KiB+ and lines, read (in one run or two), then the log
+    truncated and rewritten with the same header and fewer lines: a new
+    generation, read, also once rotated and compressed."""
+    writer.write_raw(_HEADER)
+    writer.write(first_lines)
+    ok(ingest(writer, ds))
+    writer.write(10 - first_lines)
+    ok(ingest(writer, ds))
+    os.truncate(writer.live, 0)
+    writer.write_raw(_HEADER)
+    writer.write(5)
+    ok(ingest(writer, ds))
+    Rotator(writer, compress=True, delaycompress=False).create()
+    writer.write(1)
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+
+
+def test_a_compressed_copy_read_past_then_a_log_rewritten_under_its_header(
+    writer: LogWriter, ds: Path
+) -> None:
+    """copytruncate + compress with a run in the window, then the log written
+    again from the same header: the copy is known, and the rewritten log is
+    a new generation, read (a copy once marked its stream done, and the
+    rewritten log was taken for that stream, never read)."""
+    writer.write_raw(_HEADER)
+    writer.write(10)
+    ok(ingest(writer, ds))
+    rot = Rotator(writer, compress=True, delaycompress=False)
+    rot.copy()
+    writer.write(4)
+    ok(ingest(writer, ds))
+    rot.truncate()
+    ok(ingest(writer, ds))
+    writer.write_raw(_HEADER)
     writer.write(30)
     ok(ingest(writer, ds))
-    shutil.copyfile(writer.live, writer.live.with_name("access.log.bak"))
     writer.write(5)
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+
+
+def test_a_compressed_copy_with_unread_lines_beside_a_rewritten_log(
+    writer: LogWriter, ds: Path
+) -> None:
+    """copytruncate + compress with 5 lines unread in the copy, and the log
+    written again from the same 4 KiB header before the next run: the .gz was
+    dropped as the live file's content, its 5 lines never read. A compressed
+    rotation is taken for the live log's copy only if its bytes prove it."""
+    writer.write_raw(_HEADER)
+    writer.write(10)
+    ok(ingest(writer, ds))
+    writer.write(5)
+    Rotator(writer, compress=True, delaycompress=False).copytruncate()
+    writer.write_raw(_HEADER)
+    writer.write(30)
     ok(ingest(writer, ds))
     writer.write(2)
     ok(ingest(writer, ds))
@@ -262,32 +371,6 @@ def test_an_empty_rotation_takes_over_no_stream(writer: LogWriter, ds: Path) -> 
     writer.write(5)
     proc = ok(ingest(writer, ds, "-v"))
     assert "truncated or rewritten" not in proc.stderr, proc.stderr
-    assert_exactly_once(ds, writer.expected)
-
-
-def test_a_file_rewritten_shorter_under_the_same_head_is_read(
-    writer: LogWriter, ds: Path
-) -> None:
-    """Truncated and rewritten under the same first 4 KiB and the same bytes
-    before an earlier run's offset, shorter than what was read: not a copy
-    read past (the bytes after that offset differ), a new generation, and
-    its new lines are read, also once it is rotated and compressed."""
-    header = "".join(
-        combined(0, agent=f"header-{i:03d}").replace("/seq/000000", f"/h/{i:03d}")
-        + "\n"
-        for i in range(50)
-    ).encode()
-    writer.write_raw(header)
-    ok(ingest(writer, ds))
-    writer.write(10)
-    ok(ingest(writer, ds))
-    os.truncate(writer.live, 0)
-    writer.write_raw(header)
-    writer.write(5)
-    ok(ingest(writer, ds))
-    Rotator(writer, compress=True, delaycompress=False).create()
-    writer.write(1)
-    ok(ingest(writer, ds))
     assert_exactly_once(ds, writer.expected)
 
 

@@ -18,7 +18,7 @@ import os
 import re
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -55,6 +55,10 @@ class Candidate:
     inode: int
     device: int = 0
     end: int | None = None  # where the last `read_from` found the content's end
+    # proofs that files left out as the same content are byte prefixes of
+    # this one (`copy_proof`): kept with its stream, they tell its
+    # copytruncate copy once the log is truncated
+    copies: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -272,11 +276,23 @@ def _one_per_content(cands: list[Candidate]) -> tuple[list[Candidate], list[str]
     access.log.1 copytruncate just made, or access.log.2 and the
     access.log.2.gz being written), so the logs of two sites whose first
     bytes happen to agree stay apart. Hard links and symlinks were merged by
-    inode before.
+    inode before. A plain file left out for a plain one at least as long
+    that holds the same bytes up to its end (a copytruncate copy, lines
+    written after it) gets a proof kept with the file read (`copies`).
     """
     chosen: dict[bytes, Candidate] = {}
     dropped: list[str] = []
     order: list[bytes] = []
+
+    def leave(
+        drop: Candidate, keep: Candidate, proof: dict[str, Any] | None = None
+    ) -> None:
+        dropped.append(drop.name)
+        proof = proof or copy_proof(drop, keep)
+        if proof is not None:
+            keep.copies.append(proof)
+
+    apart: list[Candidate] = []
     for c in cands:
         key = rotation_key(c.path)[0].encode(errors="surrogateescape") + b"\n" + c.head
         prev = chosen.get(key)
@@ -286,25 +302,122 @@ def _one_per_content(cands: list[Candidate]) -> tuple[list[Candidate], list[str]
             continue
         better = (not c.compressed, c.size) > (not prev.compressed, prev.size)
         keep, drop = (c, prev) if better else (prev, c)
+        proof = None
+        if drop.compressed and keep.live:
+            # a compressed rotation is the live log's copy only if its bytes
+            # prove it: else the log was rewritten under the same head and
+            # the rotation may hold lines not read yet
+            proof = copy_proof(drop, keep)
+            if proof is None:
+                apart.append(drop)
+                chosen[key] = keep
+                continue
         chosen[key] = keep
-        dropped.append(drop.name)
-    kept = [chosen[k] for k in order]
+        leave(drop, keep, proof)
+    at = {id(c): i for i, c in enumerate(cands)}
+    kept = sorted([chosen[k] for k in order] + apart, key=lambda c: at[id(c)])
     # a file shorter than its head whose whole content starts a longer file
     # of its set is a copy of that file's start (a copytruncate copy, lines
     # written after it): read the longer one, from where its stream stopped
     out = []
     for c in kept:
-        if 0 < len(c.head) < HEAD_BYTES and any(
-            o is not c
-            and len(o.head) > len(c.head)
-            and o.head.startswith(c.head)
-            and rotation_key(o.path)[0] == rotation_key(c.path)[0]
-            for o in kept
-        ):
-            dropped.append(c.name)
+        longer = next(
+            (
+                o
+                for o in kept
+                if o is not c
+                and 0 < len(c.head) < len(o.head)
+                and len(c.head) < HEAD_BYTES
+                and o.head.startswith(c.head)
+                and rotation_key(o.path)[0] == rotation_key(c.path)[0]
+            ),
+            None,
+        )
+        if longer is not None:
+            leave(c, longer)
             continue
         out.append(c)
     return out, dropped
+
+
+def copy_proof(copy: Candidate, of: Candidate) -> dict[str, Any] | None:
+    """A proof that plain `copy` holds the same bytes as plain `of` up to its
+    own end (their heads already agree): its size, head and last 64 bytes,
+    and the file as it was (to skip checking it again while unchanged). None
+    when that does not hold or cannot be read."""
+    if of.compressed or not copy.head:
+        return None
+    try:
+        size = content_size(copy)
+        if size is None or size > of.size:
+            return None
+        tail = read_tail_marker(copy, size)
+        if tail is None or read_tail_marker(of, size) != tail:
+            return None
+    except OSError:
+        return None
+    return {
+        "size": size,
+        "head_sha256": sha256(copy.head),
+        "tail_sha256": sha256(tail),
+    }
+
+
+def content_size(candidate: Candidate) -> int | None:
+    """The bytes of content: a plain file's size, a compressed one's
+    decompressed length (None when it cannot be decompressed to its end)."""
+    if not candidate.compressed:
+        return candidate.size
+    stream, counter = _open_compressed(candidate)
+    try:
+        total = 0
+        while piece := stream.read(1 << 20):
+            total += len(piece)
+    except OSError:
+        raise
+    except Exception:  # noqa: BLE001 - damaged or cut short: no size
+        return None
+    finally:
+        counter.close()
+    return total
+
+
+def is_copy(candidate: Candidate, proof: dict[str, Any]) -> bool:
+    """Whether `candidate` is the file `proof` was taken of (`copy_proof`),
+    plain or compressed since: the same head, the same bytes before the
+    proof's size, and nothing after it."""
+    size = int(proof["size"])
+    if sha256(candidate.head) != proof["head_sha256"]:
+        return False
+    if proof.get("seen") == seen(candidate):
+        return True  # this very file, unchanged since it was checked
+    if not candidate.compressed and candidate.size != size:
+        return False
+    if candidate.compressed and not _isize_agrees(candidate, size):
+        return False
+    tail = read_tail_marker(candidate, size)
+    if tail is None or sha256(tail) != proof["tail_sha256"]:
+        return False
+    return read_span(candidate, size, size + 1) == b""  # ends there, undamaged
+
+
+def seen(candidate: Candidate) -> list[Any]:
+    """The file as found (device, inode, size, mtime): unchanged while equal."""
+    return [candidate.device, candidate.inode, candidate.size, candidate.mtime]
+
+
+def _isize_agrees(candidate: Candidate, size: int) -> bool:
+    """For a gzip file, whether its trailer's size (mod 2**32) is `size`: a
+    cheap test before decompressing it; True for other compressions."""
+    try:
+        if compression(candidate.path) != "gzip":
+            return True
+        with candidate.path.open("rb") as f:
+            f.seek(-4, os.SEEK_END)
+            isize = int.from_bytes(f.read(4), "little")
+    except OSError:
+        return False
+    return isize == size % (1 << 32)
 
 
 def is_idle(candidate: Candidate, grace: float, now: float | None = None) -> bool:

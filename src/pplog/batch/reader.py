@@ -9,7 +9,6 @@ mid-read is dropped from the run and read again next time.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import errno
 import os
@@ -62,12 +61,8 @@ from pplog.sources import (
 )
 
 FORGET_AFTER = 14 * 86400.0  # seconds unseen before a checkpoint is dropped
-# the runs a checkpoint remembers (`_match`): where each started (the marker
-# and head there, and the first bytes it read), so that a copytruncate copy
-# ending before the offset is recognised: its first run and the last ones
-MARKERS_KEPT = 8
-AHEAD_BYTES = 256
-_MARKER = ("offset", "tail_sha256", "head_len", "head_sha256", "ahead")
+# proofs of copies a checkpoint keeps (`identity.copy_proof`, `_match`)
+COPIES_KEPT = 8
 # the C split's ranges for ingest: the summary's 4 MiB (`_fastsplit.BLOCK_BYTES`)
 # were no faster here and held 55 MiB more over 2M lines (32 MiB batches)
 C_BLOCK_BYTES = 2 << 20
@@ -190,20 +185,20 @@ class Reader:
         """Read every candidate; the checkpoints after this run."""
         checkpoints = [dict(c) for c in previous]
         used: set[str] = set()
-        copies: list[tuple[Candidate, dict[str, Any]]] = []  # read past: `_match`
+        read_past: list[tuple[Candidate, dict[str, Any]]] = []  # `_match`
         now = now_iso()
         for cand in cands:
             try:
-                cp, read_past = _match(cand, checkpoints, used)
+                cp, is_copy = _match(cand, checkpoints, used)
             except OSError as exc:  # gone or replaced since it was found
                 used.update(c["stream_id"] for c in _heads(cand, checkpoints, used))
                 self._problem(cand, exc, "file_errors", report)
                 continue
-            if cp is not None and read_past:  # a copy holding nothing unread
+            if cp is not None and is_copy:  # a copy holding nothing unread
                 # the stream's own file, if here, claims it first (whatever
                 # the order of names): the copy never takes it from it
                 if cp["stream_id"] not in used:
-                    copies.append((cand, cp))
+                    read_past.append((cand, cp))
                 continue
             if cp is None:
                 short = len(cand.head) < identity.HEAD_BYTES
@@ -264,14 +259,18 @@ class Reader:
                 cp["head_len"] = head_len
                 cp["head_sha256"] = identity.sha256(cand.head)
             cp.update(compressed=cand.compressed, hint=identity.hint(cand))
-        for cand, cp in copies:
+            if cand.copies:  # files left out as its copies: for after the truncate
+                proofs = [*cp.get("copies", []), *cand.copies]
+                cp["copies"] = list({p["tail_sha256"]: p for p in proofs}.values())[
+                    -COPIES_KEPT:
+                ]
+            cp.pop("markers", None)  # an earlier way to tell copies
+        for cand, cp in read_past:
             if cp["stream_id"] in used:
                 continue  # read from its own file this run
             used.add(cp["stream_id"])
             cp.update(last_path=cand.name, last_seen=now, status="active")
             cp.pop("lost", None)
-            if cand.compressed:  # it never grows: not decompressed again
-                cp["done"] = True
         return _age(
             checkpoints, used, self.result, self.watched, {c.name for c in cands}
         )
@@ -312,12 +311,6 @@ class Reader:
         tail = b""
         ended = True
         self.result.files += 1
-        # the first bytes this run reads, taken now: logrotate may truncate
-        # the file before the run ends (`_match` recognises its copy by them)
-        try:
-            after = identity.read_span(cand, start, start + AHEAD_BYTES) or b""
-        except OSError:
-            after = b""  # the read below says why
         batches = _batches(
             cand,
             offset,
@@ -346,19 +339,6 @@ class Reader:
             return  # nothing new: the marker stands
         if len(tail) < min(offset, identity.TAIL_BYTES):
             tail = identity.read_tail_marker(cand, offset) or b""
-        if after := after[: offset - start]:
-            run = [
-                start,
-                cp["tail_sha256"],
-                int(cp.get("head_len", 0)),  # a new stream: no head yet
-                cp.get("head_sha256", identity.sha256(b"")),
-                base64.b64encode(after).decode("ascii"),
-            ]
-            runs = [*cp.get("markers", []), run]
-            # the first run's (byte 0 of a stream read from its start) decides
-            # for a copy that ends before every later one: more runs in one
-            # window than are kept
-            cp["markers"] = runs[:1] + runs[1:][-(MARKERS_KEPT - 1) :]
         cp.update(offset=offset, tail_len=len(tail), tail_sha256=identity.sha256(tail))
 
     def _stage(self, lines: pl.DataFrame, stream_id: str) -> None:
@@ -439,14 +419,12 @@ def _match(
 
     A copytruncate copy ends where the copy did; a run between the copy and
     the truncate reads the live file on, past the copy's end (the lines of
-    the window). The copy then holds the stream's start but ends before its
-    offset, so the marker there cannot be checked, nor, in a file shorter
-    than 4 KiB, the head the stream has grown to. The last run's offset
-    (`markers`) that the file reaches decides: if its head, the bytes before
-    it and the bytes the next run read after it (as far as the file goes)
-    are the stream's, the file is that stream, every byte of it read.
-    Otherwise a file shorter than the offset was truncated and rewritten: no
-    match, a new generation read from byte 0.
+    the window). The copy then holds the stream's head but ends before its
+    offset, so the marker there cannot be checked. That run saw both files
+    and proved the copy a byte prefix of the log (`identity.copy_proof`,
+    kept with the stream): the file that still matches such a proof is the
+    copy, every byte of it read. Otherwise a file shorter than the offset
+    was truncated and rewritten: no match, a new generation.
     """
     found = sorted(_heads(cand, checkpoints, used), key=lambda c: -int(c["head_len"]))
     for cp in found:
@@ -456,45 +434,16 @@ def _match(
         marker = identity.read_tail_marker(cand, offset)
         if marker is not None and identity.sha256(marker) == cp.get("tail_sha256"):
             return cp, False
-    if not cand.head:
-        return None, False  # nothing to tell it by: it copies no stream
     for cp in checkpoints:  # a stream read this run too: the copy is skipped
-        runs = [m for m in cp.get("markers", ()) if len(m) == len(_MARKER)]
-        if not runs or not _may_copy(cand.head, cp, runs):
-            continue  # told apart by the head alone, the file unread
-        if identity.read_tail_marker(cand, int(cp["offset"])) is not None:
-            continue  # as long as the stream, yet not it (checked above)
-        for at, tail_sha, head_len, head_sha, ahead in sorted(runs, reverse=True):
-            marker = identity.read_tail_marker(cand, at)
-            if marker is None:
-                continue  # the file ends before this run started
-            after = base64.b64decode(ahead)
-            got = identity.read_span(cand, at, at + len(after))
-            if (
-                identity.sha256(cand.head[:head_len]) == head_sha
-                and len(cand.head) >= head_len
-                and identity.sha256(marker) == tail_sha
-                and got is not None
-                and after.startswith(got)  # fewer bytes: where the file ends
-            ):
+        proofs = list(cp.get("copies", ()))
+        for i, proof in enumerate(proofs):
+            if identity.is_copy(cand, proof):
+                # this file, unchanged, needs no check again (a .gz: no
+                # decompressing at every run while it is kept)
+                proofs[i] = {**proof, "seen": identity.seen(cand)}
+                cp["copies"] = proofs
                 return cp, True
-            break
     return None, False
-
-
-def _may_copy(head: bytes, cp: dict[str, Any], runs: list[list[Any]]) -> bool:
-    """Whether a file starting with `head` may be a copy of the stream's
-    start, judged on what is known without reading it: the stream's head
-    (when the file is as long), else the first bytes its first run read.
-    A first ingest of many rotated files reads none of them again here."""
-    head_len = int(cp.get("head_len", 0))
-    if len(head) >= head_len:
-        return identity.sha256(head[:head_len]) == cp.get("head_sha256")
-    first = [base64.b64decode(r[4]) for r in runs if int(r[0]) == 0]
-    if not first:
-        return False  # a copy under 4 KiB of a stream read before `markers`
-    n = min(len(first[0]), len(head))
-    return n > 0 and first[0][:n] == head[:n]
 
 
 def _age(
