@@ -276,9 +276,10 @@ def _one_per_content(cands: list[Candidate]) -> tuple[list[Candidate], list[str]
     access.log.1 copytruncate just made, or access.log.2 and the
     access.log.2.gz being written), so the logs of two sites whose first
     bytes happen to agree stay apart. Hard links and symlinks were merged by
-    inode before. A plain file left out for a plain one at least as long
-    that holds the same bytes up to its end (a copytruncate copy, lines
-    written after it) gets a proof kept with the file read (`copies`).
+    inode before. A file left out for a plain one that holds the same bytes
+    up to its end (a copytruncate copy, lines written after it) gets a proof
+    kept with the file read (`copies`); a compressed rotation is left out for
+    the live log only with one.
     """
     chosen: dict[bytes, Candidate] = {}
     dropped: list[str] = []
@@ -341,10 +342,10 @@ def _one_per_content(cands: list[Candidate]) -> tuple[list[Candidate], list[str]
 
 
 def copy_proof(copy: Candidate, of: Candidate) -> dict[str, Any] | None:
-    """A proof that plain `copy` holds the same bytes as plain `of` up to its
-    own end (their heads already agree): its size, head and last 64 bytes,
-    and the file as it was (to skip checking it again while unchanged). None
-    when that does not hold or cannot be read."""
+    """A proof that `copy` (plain, or compressed: decompressed to its end)
+    holds the same bytes as plain `of` up to its own end, their heads
+    already agreeing: its content's size, head and last 64 bytes. None when
+    that does not hold or cannot be read."""
     if of.compressed or not copy.head:
         return None
     try:

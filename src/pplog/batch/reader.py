@@ -79,11 +79,10 @@ def _skipped_error_log(name: str) -> str:
     )
 
 
-def _error_log_start(head: bytes) -> int | None:
-    """Where the first line of `head` that starts an nginx error-log entry
-    is (`YYYY/MM/DD HH:MM:SS [`), if any: a cheap test before a sample."""
-    found = _ENTRY_START.search(head)
-    return None if found is None else found.start()
+def _starts_an_error_log_entry(head: bytes) -> bool:
+    """Whether a line of `head` starts like an nginx error-log entry
+    (`YYYY/MM/DD HH:MM:SS [`): a cheap test before taking a sample."""
+    return _ENTRY_START.search(head) is not None
 
 
 _ENTRY_START = re.compile(rb"(?m)^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} \[")
@@ -280,8 +279,8 @@ class Reader:
         the dataset's format does not read, judged on the sample detection
         takes (`DETECT_LINES`), not the 4 KiB head: a container's output
         starts with nginx's start-up notices, then holds its access lines."""
-        if _error_log_start(cand.head) is None:
-            return False  # the head starts no error-log entry
+        if not _starts_an_error_log_entry(cand.head):
+            return False
         try:
             sample = sources.read_head(Source(cand.name, cand.path), DETECT_LINES)
         except (OSError, PplogError):
