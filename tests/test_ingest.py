@@ -236,12 +236,6 @@ def test_a_stream_first_read_inside_a_copytruncate_window(
     assert_exactly_once(ds, writer.expected)
 
 
-_HEADER = "".join(
-    combined(0, agent=f"header-{i:03d}").replace("/seq/000000", f"/h/{i:03d}") + "\n"
-    for i in range(50)
-).encode()
-
-
 def test_a_cut_gz_of_a_stream_read_past_its_start_is_read_once_whole(
     writer: LogWriter, ds: Path
 ) -> None:
@@ -401,15 +395,18 @@ def test_run_inside_a_dateext_copytruncate_window(
     assert_exactly_once(ds, writer.expected)
 
 
+# a header of 50 lines, over 4 KiB: files whose first bytes agree
+_HEADER = "".join(
+    combined(0, agent=f"header-{i:03d}").replace("/seq/000000", f"/h/{i:03d}") + "\n"
+    for i in range(50)
+).encode()
+
+
 def test_truncate_and_regrow_is_a_new_generation(writer: LogWriter, ds: Path) -> None:
     """§6 row 3: truncated and regrown past the old offset with the same first
     4 KiB while no run watched: the marker before the offset no longer
     verifies, so the file is read again from 0 as a new stream."""
-    header = "".join(
-        combined(0, agent=f"header-{i:03d}").replace("/seq/000000", f"/h/{i:03d}")
-        + "\n"
-        for i in range(50)
-    ).encode()
+    header = _HEADER
     assert len(header) > 4096
     writer.write_raw(header)
     writer.write(10)
