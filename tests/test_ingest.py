@@ -355,6 +355,49 @@ def test_a_compressed_copy_with_unread_lines_beside_a_rewritten_log(
     assert_exactly_once(ds, writer.expected)
 
 
+def test_a_rotation_beside_a_log_written_again_from_its_header(
+    writer: LogWriter, ds: Path
+) -> None:
+    """5 lines unread when the log is rotated (`create`), and the new log
+    starts with the same 4 KiB header and grows larger: the rotation was
+    left out as the same content, its 5 lines never read. A file is left out
+    only when its bytes prove it a copy of the one kept."""
+    writer.write_raw(_HEADER)
+    writer.write(10)
+    ok(ingest(writer, ds))
+    writer.write(5)
+    Rotator(writer, compress=False).create()
+    writer.write_raw(_HEADER)
+    writer.write(20)
+    ok(ingest(writer, ds))
+    writer.write(1)
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+
+
+def test_a_finished_stream_does_not_take_a_later_generation(
+    writer: LogWriter, ds: Path
+) -> None:
+    """Each generation starts with the same header; one is read to the end
+    of its .gz (`done`), deleted by logrotate, and the next generation's .gz
+    (3 lines unread) was taken for it by its head alone, never read. A
+    finished stream is its own file unchanged, or the same bytes before its
+    offset and none after."""
+    rot = Rotator(writer, keep=1, compress=True, delaycompress=False)
+    for _ in range(2):
+        writer.write_raw(_HEADER)
+        writer.write(10)
+        ok(ingest(writer, ds))
+        writer.write(3)
+        rot.create()
+    writer.write_raw(_HEADER)
+    writer.write(10)
+    ok(ingest(writer, ds))
+    writer.write(1)
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected, deleted=rot.deleted)
+
+
 def test_an_empty_rotation_takes_over_no_stream(writer: LogWriter, ds: Path) -> None:
     """An empty file of the set, read before the live one (`access.log.9`,
     logrotate's `create` of a log nothing wrote to), holds no stream's start:

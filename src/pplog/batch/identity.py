@@ -276,10 +276,10 @@ def _one_per_content(cands: list[Candidate]) -> tuple[list[Candidate], list[str]
     access.log.1 copytruncate just made, or access.log.2 and the
     access.log.2.gz being written), so the logs of two sites whose first
     bytes happen to agree stay apart. Hard links and symlinks were merged by
-    inode before. A file left out for a plain one that holds the same bytes
-    up to its end (a copytruncate copy, lines written after it) gets a proof
-    kept with the file read (`copies`); a compressed rotation is left out for
-    the live log only with one.
+    inode before. A file is left out only when its bytes prove it a copy of
+    the one kept (`copy_proof`: the same bytes up to its end, a copytruncate
+    copy, lines written after it), and the proof is kept with the file read
+    (`copies`); without one, both are read.
     """
     chosen: dict[bytes, Candidate] = {}
     dropped: list[str] = []
@@ -303,17 +303,14 @@ def _one_per_content(cands: list[Candidate]) -> tuple[list[Candidate], list[str]
             continue
         better = (not c.compressed, c.size) > (not prev.compressed, prev.size)
         keep, drop = (c, prev) if better else (prev, c)
-        proof = None
-        if drop.compressed and keep.live:
-            # a compressed rotation is the live log's copy only if its bytes
-            # prove it: else the log was rewritten under the same head and
-            # the rotation may hold lines not read yet
-            proof = copy_proof(drop, keep)
-            if proof is None:
-                apart.append(drop)
-                chosen[key] = keep
-                continue
+        # the same content only if its bytes prove it: else one was
+        # rewritten under the other's head (a log written again from the
+        # same header), and the one left out may hold lines not read yet
+        proof = copy_proof(drop, keep)
         chosen[key] = keep
+        if proof is None:
+            apart.append(drop)
+            continue
         leave(drop, keep, proof)
     at = {id(c): i for i, c in enumerate(cands)}
     kept = sorted([chosen[k] for k in order] + apart, key=lambda c: at[id(c)])
@@ -394,7 +391,7 @@ def is_copy(candidate: Candidate, proof: dict[str, Any]) -> bool:
         return True  # this very file, unchanged since it was checked
     if not candidate.compressed and candidate.size != size:
         return False
-    if candidate.compressed and not _isize_agrees(candidate, size):
+    if candidate.compressed and not isize_agrees(candidate, size):
         return False
     tail = read_tail_marker(candidate, size)
     if tail is None or sha256(tail) != proof["tail_sha256"]:
@@ -407,7 +404,7 @@ def seen(candidate: Candidate) -> list[Any]:
     return [candidate.device, candidate.inode, candidate.size, candidate.mtime]
 
 
-def _isize_agrees(candidate: Candidate, size: int) -> bool:
+def isize_agrees(candidate: Candidate, size: int) -> bool:
     """For a gzip file, whether its trailer's size (mod 2**32) is `size`: a
     cheap test before decompressing it; True for other compressions."""
     try:

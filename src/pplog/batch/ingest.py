@@ -362,5 +362,6 @@ def _geo_databases(
 
 def _progress(checkpoints: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """What a commit must record: reading progress, not when files were seen."""
-    keys = ("stream_id", "offset", "head_sha256", "status", "done", "last_path")
+    # `seen`: a finished file known again (kept, or no run would record it)
+    keys = ("stream_id", "offset", "head_sha256", "status", "done", "last_path", "seen")
     return sorted(tuple(str(c.get(k)) for k in keys) for c in checkpoints)

@@ -329,6 +329,8 @@ class Reader:
             ended = complete
         self.result.bytes_read += offset - start
         cp.update(lines=line_no - 1, done=bool(cand.compressed and ended))
+        if cp["done"]:  # the file it was read from, to know it again unread
+            cp["seen"] = identity.seen(cand)
         held = 0 if cand.end is None else max(0, cand.end - offset)
         if held:  # a last line without newline: kept for `verify` to say
             self.result.held[cand.name] = cp["held"] = held
@@ -429,7 +431,13 @@ def _match(
     for cp in found:
         offset = int(cp["offset"])
         if cp.get("done"):
-            return cp, False
+            # read to its end: the same file (unchanged), or the same bytes
+            # before the offset and none after; another generation written
+            # from the same header is not it
+            if cp.get("seen") == identity.seen(cand) or _ends_as(cand, cp):
+                cp["seen"] = identity.seen(cand)
+                return cp, False
+            continue
         marker = identity.read_tail_marker(cand, offset)
         if marker is not None and identity.sha256(marker) == cp.get("tail_sha256"):
             return cp, False
@@ -443,6 +451,19 @@ def _match(
                 cp["copies"] = proofs
                 return cp, True
     return None, False
+
+
+def _ends_as(cand: Candidate, cp: dict[str, Any]) -> bool:
+    """Whether `cand` holds the stream's bytes before its offset and nothing
+    after (decompressed: a file read to its end is checked once; its `seen`
+    spares the next runs)."""
+    offset = int(cp["offset"])
+    if cand.compressed and not identity.isize_agrees(cand, offset):
+        return False
+    marker = identity.read_tail_marker(cand, offset)
+    if marker is None or identity.sha256(marker) != cp.get("tail_sha256"):
+        return False
+    return identity.read_span(cand, offset, offset + 1) == b""
 
 
 def _age(
