@@ -768,10 +768,10 @@ atexit.register(lambda: print(f"read_span {len(calls)}", file=sys.stderr))
 def test_a_first_ingest_of_many_rotations_reads_each_once(
     writer: LogWriter, ds: Path
 ) -> None:
-    """Each new file is checked against the streams before it for being a
-    copy read past: by their heads alone, without reading it again (a
-    compressed one would be decompressed up to each stream's offset: a
-    first ingest of a month of rotations, quadratic)."""
+    """Each file no stream continues is checked against the copies the
+    streams before it hold proofs of: by its head first, without reading it
+    again (a compressed one would be decompressed up to each stream's
+    offset: a first ingest of a month of rotations, quadratic)."""
     for n in range(12, 0, -1):
         writer.write(40)
         gzip_file(writer.live, writer.live.with_name(f"access.log.{n}.gz"))
@@ -780,7 +780,7 @@ def test_a_first_ingest_of_many_rotations_reads_each_once(
     proc = ingest_library([f"{writer.live}*"], ds, setup=_COUNT_READS, final_grace=0)
     assert proc.returncode == 0, proc.stderr
     reads = int(proc.stderr.split("read_span ")[-1].split()[0])
-    assert reads <= 13, reads  # one per file: the bytes each run starts with
+    assert reads <= 13, reads  # at most one per file
     assert_exactly_once(ds, writer.expected)
 
 

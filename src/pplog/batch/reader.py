@@ -33,8 +33,9 @@ from pplog.enrich.agents import agent_class_per_value
 from pplog.enrich.geo import GeoDatabases, geo_table
 from pplog.errors import PplogError
 from pplog.formats import LogFormat
+from pplog.formats.errorlog import ENTRY_START
 from pplog.pipeline import collected_rows
-from pplog.pipeline.detect import DETECT_LINES, error_log_note
+from pplog.pipeline.detect import DETECT_LINES, doctor_command, error_log_note
 from pplog.schema import (
     CLIENT_IP,
     HTTP_USER_AGENT,
@@ -75,7 +76,7 @@ def _skipped_error_log(name: str) -> str:
     return (
         f"{name}: skipped: an nginx error log, not an access log; leave it out "
         "of the paths (e.g. '/var/log/nginx/access.log*') and read it with "
-        f"`pplog doctor --error-log {sources.shell_word(name)}`"
+        f"{doctor_command(name)}"
     )
 
 
@@ -85,7 +86,7 @@ def _starts_an_error_log_entry(head: bytes) -> bool:
     return _ENTRY_START.search(head) is not None
 
 
-_ENTRY_START = re.compile(rb"(?m)^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} \[")
+_ENTRY_START = re.compile(ENTRY_START.encode(), re.MULTILINE)
 
 
 @dataclass
@@ -263,7 +264,6 @@ class Reader:
                 cp["copies"] = list({p["tail_sha256"]: p for p in proofs}.values())[
                     -COPIES_KEPT:
                 ]
-            cp.pop("markers", None)  # an earlier way to tell copies
         for cand, cp in read_past:
             if cp["stream_id"] in used:
                 continue  # read from its own file this run

@@ -58,13 +58,18 @@ def is_error_log(note: str | None) -> bool:
     return note is not None and note.startswith(ERROR_LOG)
 
 
+def doctor_command(name: str) -> str:
+    """The command that reads the error log `name`, as a warning suggests it."""
+    return f"`pplog doctor --error-log {sources.shell_word(name)}`"
+
+
 def detection_of(note: str | None, name: str) -> str | None:
     """A detection's note as told of the input `name`: an error log's note
     ends with the command that reads that file (a rotation set is detected
     once, from one member, and the note is told of every member)."""
     if not is_error_log(note):
         return note
-    return f"{note}; read it with `pplog doctor --error-log {sources.shell_word(name)}`"
+    return f"{note}; read it with {doctor_command(name)}"
 
 
 _ERROR_LOG_LINE = (
