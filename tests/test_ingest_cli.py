@@ -624,3 +624,100 @@ http {{
     assert "skipped" not in result.stderr, result.stderr
     rows = pl.read_parquet(dataset / "requests" / "**" / "*.parquet")
     assert sorted(rows["path"]) == sorted(f"/seq/{i}" for i in range(40))
+
+
+@pytest.mark.nginx
+def test_verify_names_files_that_hold_the_same_lines(tmp_path: Path) -> None:
+    """Real nginx with two `access_log` directives writes every request to
+    both files; ingest keeps logs of different names apart, so each line is
+    in the dataset twice. Every stream is complete, yet the user should
+    know: `verify` names the pair (exit 0: nginx wrote both)."""
+    nginx = require_binary("nginx", "nginx-light")
+    logdir = tmp_path / "log"
+    logdir.mkdir()
+
+    def config(ports: list[int], _nginx_v: str) -> str:
+        return f"""
+pid {tmp_path / "nginx.pid"};
+error_log {tmp_path / "error.log"};
+events {{ worker_connections 64; }}
+http {{
+    access_log {logdir / "access.log"} combined;
+    access_log {logdir / "site.log"} combined;
+    server {{
+        listen 127.0.0.1:{ports[0]};
+        location / {{ return 200 "ok\\n"; }}
+    }}
+}}
+"""
+
+    proc, (port,) = start_nginx(nginx, tmp_path, config)
+    try:
+        agent = "Mozilla/5.0 " + "(padding) " * 20
+        for i in range(60):  # ~17 KB: more than the 4 KiB heads
+            request = (
+                f"GET /seq/{i} HTTP/1.1\r\nHost: x\r\nUser-Agent: {agent}\r\n"
+                "Connection: close\r\n\r\n"
+            )
+            assert send(port, request.encode()).startswith(b"HTTP/1.1 200")
+    finally:
+        stop(proc)
+    ds = tmp_path / "ds"
+    assert _pplog("ingest", f"{logdir}/*.log", "--dataset", str(ds)).returncode == 0
+    checked = _pplog("verify", str(ds))
+    assert checked.returncode == 0, checked.stdout
+    assert "files with the same lines, read as separate logs: 1" in checked.stdout
+    assert (
+        f"{logdir}/site.log: its first 60 lines are those of {logdir}/access.log"
+        in (checked.stdout)
+    )
+    assert checked.stdout.strip().endswith("OK")
+
+
+def test_verify_fails_on_a_copy_of_a_log_read_again(logs: Path) -> None:
+    """Two streams of one rotation set with the same lines are a copy read
+    twice (what a copytruncate copy that ingest did not recognise would
+    give): `verify` fails and names it. The dataset is made by reading a
+    copy under another name, then giving that stream a name of the set."""
+    ds = logs / "ds"
+    shutil.copy(logs / "access.log", logs / "access.copy")
+    assert _pplog("ingest", f"{logs}/access.*", "--dataset", str(ds)).returncode == 0
+    state_file = ds / "_pplog" / "state.json"
+    state = json.loads(state_file.read_text())
+    for cp in state["checkpoints"]:
+        if cp["last_path"].endswith("access.copy"):
+            cp["last_path"] = str(logs / "access.log.1")
+    state_file.write_text(json.dumps(state))
+    checked = _pplog("verify", str(ds))
+    assert checked.returncode == 1, checked.stdout
+    assert "lines read twice (a copy of a log read again): 1" in checked.stdout
+    assert (
+        f"{logs}/access.log: its first 3,000 lines are those of {logs}/access.log.1"
+        in (checked.stdout)
+    )
+    assert checked.stdout.strip().endswith("FAILED")
+    assert not pplog.verify(ds).ok
+
+
+def test_verify_tells_logs_apart_that_only_begin_alike(logs: Path) -> None:
+    """The same first 4 KiB (the checkpoints' heads agree) but one line
+    differs further on: two logs, nothing reported; and a log whose lines
+    are those of another but one second later, the same."""
+    text = (logs / "access.log").read_text()
+    lines = text.splitlines(keepends=True)
+    changed = lines[:]
+    changed[2000] = changed[2000].replace(" 200 ", " 503 ", 1)
+    assert changed != lines
+    (logs / "other.log").write_text("".join(changed))
+    later = [
+        ln.replace(":00:", ":01:", 1) if i >= 50 else ln for i, ln in enumerate(lines)
+    ]
+    assert later != lines
+    (logs / "later.log").write_text("".join(later))
+    ds = logs / "ds"
+    assert _pplog("ingest", f"{logs}/*.log", "--dataset", str(ds)).returncode == 0
+    state = json.loads((ds / "_pplog" / "state.json").read_text())
+    assert len({cp["head_sha256"] for cp in state["checkpoints"]}) == 1
+    found = pplog.verify(ds)
+    assert found.ok and found.streams == 3
+    assert found.alike == [] and found.repeated == []

@@ -739,9 +739,12 @@ def verify_cmd(dataset: Path) -> None:
     """Prove a dataset has every line read exactly once; report rejects.
 
     For each file stream, the rows and rejects must cover the bytes read
-    with no gap and no line twice. Exit 0 when that holds, 1 when not.
-    Bytes held back at the last run (a last line without newline, taken once
-    its file is finished or with `ingest --final`) are listed.
+    with no gap and no line twice, and no stream may hold the lines of
+    another of its log's rotation set (a copy read again). Exit 0 when that
+    holds, 1 when not. Files outside one set that hold the same lines (a
+    `.bak` copy, one log written to two files) are named, and bytes held
+    back at the last run (a last line without newline, taken once its file
+    is finished or with `ingest --final`) are listed.
 
     \b
     Examples:

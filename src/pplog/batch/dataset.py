@@ -20,7 +20,7 @@ from polars.exceptions import PolarsError
 from pplog.batch import _fs, rollup
 from pplog.batch.state import ROLLUP, Layout, is_dataset, load_state
 from pplog.errors import SourceError
-from pplog.schema import LENGTH, OFFSET, RAW, REJECT_REASON, STREAM_ID, TIME
+from pplog.schema import LENGTH, OFFSET, RAW, REJECT_REASON, SOURCE, STREAM_ID, TIME
 
 
 def _utc(when: datetime) -> datetime:
@@ -181,12 +181,24 @@ class Verification:
     without_rollup: list[str] = field(default_factory=list)
     # rollups that are unreadable or do not summarize their file's rows
     bad_rollups: list[str] = field(default_factory=list)
+    # streams that hold the same lines as another stream of their log's
+    # rotation set: a copy read twice (an error)
+    repeated: list[str] = field(default_factory=list)
+    # ... as a file outside their set (`access.log.bak`, or nginx writing
+    # one log to two files): ingest keeps sets apart, so each was read; said,
+    # not an error
+    alike: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """No duplicate, no gap, no missing file, no wrong rollup."""
+        """No duplicate, no gap, no missing file, no wrong rollup, no copy
+        of a log read as a stream of its own."""
         return not (
-            self.duplicates or self.gaps or self.missing_files or self.bad_rollups
+            self.duplicates
+            or self.gaps
+            or self.missing_files
+            or self.bad_rollups
+            or self.repeated
         )
 
     def lines(self) -> list[str]:
@@ -222,6 +234,17 @@ class Verification:
         if self.bad_rollups:
             out.append(f"wrong rollups: {len(self.bad_rollups)}")
             out += [f"  {p}" for p in self.bad_rollups[:20]]
+        if self.repeated:
+            out.append(
+                f"lines read twice (a copy of a log read again): {len(self.repeated)}"
+            )
+            out += [f"  {r}" for r in self.repeated[:20]]
+        if self.alike:
+            out.append(
+                f"files with the same lines, read as separate logs: {len(self.alike)}; "
+                "if one is a copy, leave it out of the paths given to ingest"
+            )
+            out += [f"  {r}" for r in self.alike[:20]]
         if self.held_back:
             held = sum(self.held_back.values())
             out.append(
@@ -328,7 +351,97 @@ def verify(dataset: str | Path) -> Verification:
             out.gaps.append(
                 f"stream {sid[:8]}: rows end at byte {last}, the checkpoint at {end}"
             )
+    _check_repeats(state.checkpoints, present, table, out)
     return out
+
+
+# the stream-content columns: what names the file or stream is left out
+_NOT_CONTENT = (SOURCE, STREAM_ID)
+
+
+def _check_repeats(
+    checkpoints: list[dict[str, Any]],
+    present: list[Path],
+    table: pl.DataFrame,
+    out: Verification,
+) -> None:
+    """Streams holding the same lines as another: `out.repeated` where both
+    are of one rotation set (a copy of a log read again as a new stream),
+    `out.alike` where they are not.
+
+    Per stream, offsets are checked above; content read twice as two
+    streams passes that. Candidates share their checkpoints' head (the hash
+    of the first 4 KiB, which `ingest` keeps); they are the same content
+    only when every row of the bytes both read is equal, column by column,
+    at the same offset (so two logs of the same health checks are the same
+    only if every check fell in the same second in both).
+    """
+    by_head: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for cp in checkpoints:
+        if cp.get("head_sha256") and cp.get("offset"):
+            key = (str(cp["head_sha256"]), int(cp.get("head_len") or 0))
+            by_head.setdefault(key, []).append(cp)
+    groups = [g for g in by_head.values() if len(g) > 1]
+    if not groups or not present:
+        return
+    from pplog.sources import rotation_key
+
+    ends = dict(
+        table.group_by(STREAM_ID)
+        .agg((pl.col(OFFSET) + pl.col(LENGTH)).max())
+        .with_columns(pl.col(STREAM_ID).cast(pl.String))
+        .iter_rows()
+    )
+    wanted = [str(cp["stream_id"]) for g in groups for cp in g]
+    rows = pl.concat(
+        [pl.scan_parquet(p, glob=False) for p in present], how="diagonal_relaxed"
+    ).filter(pl.col(STREAM_ID).is_in(wanted))
+    names = sorted(c for c in rows.collect_schema().names() if c not in _NOT_CONTENT)
+    hashed = rows.select(
+        pl.col(STREAM_ID).cast(pl.Categorical),
+        OFFSET,
+        pl.struct(names).hash(seed=0).alias("_row"),
+    ).collect(engine="streaming")
+    for group in groups:
+        group.sort(key=lambda cp: rotation_key(str(cp.get("last_path") or "")))
+        for i, first in enumerate(group):
+            for other in group[i + 1 :]:
+                common = min(
+                    ends.get(first["stream_id"], 0), ends.get(other["stream_id"], 0)
+                )
+                same = _same_rows(
+                    hashed, first["stream_id"], other["stream_id"], common
+                )
+                if not same:
+                    continue
+                a = str(first.get("last_path") or first["stream_id"][:8])
+                b = str(other.get("last_path") or other["stream_id"][:8])
+                said = f"{b}: its first {same:,} lines are those of {a}"
+                if rotation_key(a)[0] == rotation_key(b)[0]:
+                    out.repeated.append(said)
+                else:
+                    out.alike.append(said)
+
+
+def _same_rows(hashed: pl.DataFrame, a: str, b: str, common: int) -> int:
+    """How many rows streams `a` and `b` both hold in bytes [0, `common`),
+    when each is the other's, offset for offset; 0 when any differs."""
+    if common <= 0:
+        return 0
+
+    def rows(sid: str) -> pl.DataFrame:
+        return (
+            hashed.filter(
+                (pl.col(STREAM_ID).cast(pl.String) == sid) & (pl.col(OFFSET) < common)
+            )
+            .select(OFFSET, "_row")
+            .sort(OFFSET)
+        )
+
+    left, right = rows(a), rows(b)
+    if left.height == 0 or not left.equals(right):
+        return 0
+    return left.height
 
 
 def _check_rollups(
