@@ -721,3 +721,30 @@ def test_verify_tells_logs_apart_that_only_begin_alike(logs: Path) -> None:
     found = pplog.verify(ds)
     assert found.ok and found.streams == 3
     assert found.alike == [] and found.repeated == []
+
+
+def test_a_later_run_cannot_change_the_datasets_format(tmp_path: Path) -> None:
+    """The first run records `main`; a later `--format elb_log` would make
+    every new line a `no_match` reject with its bytes counted as read (100
+    good lines gone from the rows, and `verify` OK): refused, nothing
+    committed. The recorded format, given again by name, is fine."""
+    lines = (SAMPLES / "main-access.log").read_text().splitlines(keepends=True)
+    log = tmp_path / "access.log"
+    log.write_text("".join(lines[:100]))
+    ds = tmp_path / "ds"
+    assert _pplog("ingest", str(log), "--dataset", str(ds)).returncode == 0
+    with log.open("a") as f:
+        f.writelines(lines[200:300])
+    other = _pplog("ingest", str(log), "--dataset", str(ds), "--format", "elb_log")
+    assert other.returncode == 1, other.stderr
+    assert other.stderr.startswith("Error: this dataset holds `main` lines"), (
+        other.stderr
+    )
+    assert "Traceback" not in other.stderr
+    state = json.loads((ds / "_pplog" / "state.json").read_text())
+    assert state["log_format"]["name"] == "main"
+    assert pplog.scan_dataset(ds).collect().height == 100
+    same = _pplog("ingest", str(log), "--dataset", str(ds), "--format", "main")
+    assert same.returncode == 0, same.stderr
+    rows = pplog.scan_dataset(ds, include_rejects=True).collect()
+    assert rows.height == 200 and rows["reject_reason"].null_count() == 200

@@ -328,6 +328,17 @@ def _format(state: State, cands: list[Candidate], spec: LogSpec) -> LogFormat:
             nginx_conf=spec.nginx_conf,
             log_format_name=spec.log_format_name,
         )
+        # a dataset holds one format: lines of another would each be a
+        # `no_match` reject and their bytes counted as read, and the rows'
+        # columns would change from one file to the next
+        if saved and (saved["format"], saved["escape"]) != (fmt.format, fmt.escape):
+            msg = (
+                f"this dataset holds `{saved['name']}` lines (recorded by its first "
+                f"run), not `{fmt.name}`: a dataset holds one format; ingest "
+                "these logs into their own --dataset, or leave out the format "
+                "options to use the recorded one"
+            )
+            raise LogFormatError(msg)
         return fmt
     if not srcs:
         msg = (
