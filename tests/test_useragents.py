@@ -8,6 +8,7 @@ the PyPI packages ship the rules without their tests.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import sys
@@ -521,3 +522,41 @@ def test_a_process_ending_while_the_rules_build_waits_for_them(
     )
     assert result.returncode == 1, result.stderr.decode()
     assert marker.read_text() == "built"
+
+
+@pytest.mark.parametrize(
+    "log",
+    [SAMPLE_LOGS / "elb-access.log", SAMPLE_LOGS / "main-access.log"],
+    ids=["elb", "main"],
+)
+@pytest.mark.parametrize("approx", [False, True], ids=["exact", "approx"])
+def test_a_paths_clients_leave_out_the_health_checkers(log: Path, approx: bool) -> None:
+    """`paths.clients` counts the clients of each path as `clients.paths`
+    and the overview do: the balancer's nodes checking `/health` are not
+    its clients (main: 37 checks from 3 private nodes, 0 clients), and a
+    forged checker from a public address still is. The oracle: each path's
+    distinct addresses over the rows, leaving out ELB-HealthChecker from
+    private addresses."""
+    rows = pplog.read_log(log)
+    private = pl.col("client_ip").map_elements(
+        lambda a: ipaddress.ip_address(a).is_private, return_dtype=pl.Boolean
+    )
+    checks = pl.col("http_user_agent").str.starts_with("ELB-HealthChecker") & (
+        pl.col("client_ip").is_null() | private
+    )
+    want = dict(
+        rows.filter(~checks.fill_null(value=False) & pl.col("client_ip").is_not_null())
+        .group_by("path")
+        .agg(pl.col("client_ip").n_unique())
+        .rows()
+    )
+    summary = pplog.summarize(log, top=0, approx=approx)
+    got = dict(summary.paths.select("path", "clients").rows())
+    if approx:  # sketched: an estimate within a few percent
+        for path, n in got.items():
+            assert abs(n - want.get(path, 0)) <= max(2, want.get(path, 0) // 20), path
+    else:
+        assert {p: got[p] for p in got if got[p]} == want
+    assert summary.overview_dict()["health_checks"] == rows.filter(checks).height > 0
+    if log.name == "main-access.log":
+        assert got["/health"] == 0

@@ -203,7 +203,7 @@ def partial_of(
     if settings.approx:
         visits = tagged.filter(pl.col(VISITOR))
         frames["hll_clients"] = _collect(sketches.hll_state(visits, [CLIENT_IP], PATH))
-        frames["hll_paths"] = _collect(sketches.hll_state(ok, [PATH], CLIENT_IP))
+        frames["hll_paths"] = _collect(sketches.hll_state(visits, [PATH], CLIENT_IP))
     small["paths"] = plain_ok.group_by(PATH).agg(
         pl.len().cast(COUNTS).alias("requests"),
         bytes_column(columns).sum().cast(COUNTS).alias("bytes"),

@@ -19,6 +19,7 @@ from pplog.reports.partial import (
     MEASURE,
     PATH_HASH,
     VALUE,
+    VISITOR,
     Partial,
     text_hash,
 )
@@ -47,9 +48,12 @@ def table(
     named = named_paths(shown, routes)
     hashes = named.select(key, text_hash(pl.col(PATH)).alias(PATH_HASH))
     wanted = hashes.get_column(PATH_HASH).implode()
+    # health checks are kept out of client counts here too, as the pairs
+    # of `clients.paths` are: the balancer's nodes are no path's clients
     pairs = partial["pairs"].filter(
         pl.col(PATH_HASH).is_in(wanted, nulls_equal=True)
         & pl.col(CLIENT_HASH).is_not_null()
+        & pl.col(VISITOR)
     )
     distinct = pl.col(CLIENT_HASH).n_unique().cast(pl.UInt64).alias("clients")
     if routes is None:  # a path is its hash: count, then name the few counts
