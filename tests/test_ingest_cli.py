@@ -748,3 +748,45 @@ def test_a_later_run_cannot_change_the_datasets_format(tmp_path: Path) -> None:
     assert same.returncode == 0, same.stderr
     rows = pplog.scan_dataset(ds, include_rejects=True).collect()
     assert rows.height == 200 and rows["reject_reason"].null_count() == 200
+
+
+def test_a_damaged_data_file_is_named_not_an_unexpected_failure(logs: Path) -> None:
+    """A committed Parquet file cut in half (a disk fault, a copy gone
+    wrong): `verify` fails naming it and still checks the others;
+    `summarize DIR` (the row road), `compact` and ingest's own compaction
+    say which file, with no "unexpected failure"."""
+    lines = (logs / "access.log").read_text().splitlines(keepends=True)
+    live = logs / "live.log"
+    ds = logs / "ds"
+    for i in range(3):  # three files in one partition
+        with live.open("a") as f:
+            f.writelines(lines[i * 100 : (i + 1) * 100])
+        run = _pplog(
+            "ingest", str(live), "--dataset", str(ds), "--compact-threshold", "0"
+        )
+        assert run.returncode == 0, run.stderr
+    damaged = sorted((ds / "requests").rglob("*.parquet"))[0]
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    checked = _pplog("verify", str(ds))
+    assert checked.returncode == 1, checked.stdout
+    assert "damaged files (cannot be read): 1" in checked.stdout
+    assert f"  {damaged}: damaged Parquet file (" in checked.stdout
+    assert "rows 200," in checked.stdout  # the other two files, checked
+    for argv in (
+        ["summarize", str(ds), "--status", "5xx", "--to", "json"],
+        ["compact", str(ds)],
+    ):
+        failed = _pplog(*argv)
+        assert failed.returncode == 1, failed.stderr
+        assert failed.stderr.startswith("Error: "), failed.stderr
+        assert str(damaged) in failed.stderr and "damaged Parquet file" in failed.stderr
+        assert "unexpected failure" not in failed.stderr
+    with live.open("a") as f:
+        f.writelines(lines[300:400])
+    more = _pplog("ingest", str(live), "--dataset", str(ds), "--compact-threshold", "2")
+    assert more.returncode == 0, more.stderr
+    assert (
+        "compaction after commit 4 failed" in more.stderr
+        and str(damaged) in more.stderr
+    )
+    assert len(list((ds / "requests").rglob("*.parquet"))) == 4

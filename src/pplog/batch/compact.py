@@ -41,7 +41,7 @@ from pplog.batch.state import (
     state_from_record,
     write_state,
 )
-from pplog.errors import PplogError
+from pplog.errors import PplogError, SourceError
 
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
@@ -87,7 +87,11 @@ def compact(layout: Layout, state: State, *, min_files: int) -> int:
     try:
         added = []
         for (kind, date), entries in chosen.items():
-            merged = _stage_merged(layout, run_id, kind, date, entries)
+            try:
+                merged = _stage_merged(layout, run_id, kind, date, entries)
+            except pl.exceptions.ComputeError as exc:
+                _name_damaged(layout, entries, exc)
+                raise
             summaries = [rollups.get(e["path"]) for e in entries]
             added += [merged, _stage_rollup(layout, run_id, merged, summaries)]
         gone = {e["path"] for entries in chosen.values() for e in entries}
@@ -117,6 +121,23 @@ def compact(layout: Layout, state: State, *, min_files: int) -> int:
     write_state(layout, state_from_record(record))
     _fs.rmtree(layout.root, layout.staging / run_id)
     return len(chosen)
+
+
+def _name_damaged(
+    layout: Layout, entries: list[dict[str, Any]], exc: Exception
+) -> None:
+    """Raise a `SourceError` naming the file to merge that polars could not
+    read (cut short, overwritten), if one is why `exc` was raised."""
+    from pplog.batch.dataset import damaged_files
+
+    damaged = damaged_files([layout.root / e["path"] for e in entries])
+    if damaged:
+        path, why = next(iter(damaged.items()))
+        msg = (
+            f"cannot compact: `{path}` cannot be read: {why}; nothing was changed "
+            f"(`pplog verify {layout.root}` lists each damaged file)"
+        )
+        raise SourceError(msg) from exc
 
 
 def _stage_merged(

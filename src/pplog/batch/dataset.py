@@ -184,6 +184,9 @@ class Verification:
     # streams that hold the same lines as another stream of their log's
     # rotation set: a copy read twice (an error)
     repeated: list[str] = field(default_factory=list)
+    # committed data or rejects files that polars cannot read (cut short,
+    # overwritten): path -> why; their rows are not checked
+    damaged: dict[str, str] = field(default_factory=dict)
     # ... as a file outside their set (`access.log.bak`, or nginx writing
     # one log to two files): ingest keeps sets apart, so each was read; said,
     # not an error
@@ -199,6 +202,7 @@ class Verification:
             or self.missing_files
             or self.bad_rollups
             or self.repeated
+            or self.damaged
         )
 
     def lines(self) -> list[str]:
@@ -225,6 +229,9 @@ class Verification:
             out.append(
                 f"files not in any commit (ignored by readers): {len(self.stray_files)}"
             )
+        if self.damaged:
+            out.append(f"damaged files (cannot be read): {len(self.damaged)}")
+            out += [f"  {p}: {why}" for p, why in list(self.damaged.items())[:20]]
         out.append(f"rollups: {self.rollups:,}")
         if self.without_rollup:
             out.append(
@@ -289,29 +296,14 @@ def verify(dataset: str | Path) -> Verification:
     out.stray_files = sorted(str(p) for p in on_disk - listed)
     _check_rollups(layout, state.files, there, out)
     present = sorted(p for p in there if p.suffix == ".parquet")
-    cols = [STREAM_ID, OFFSET, LENGTH]
-    keys = (
-        pl.concat(
-            [
-                # categorical stream ids: ~20 bytes a row, not the id's text
-                pl.scan_parquet(p, glob=False)
-                .select(*cols, _reason(p))
-                .with_columns(pl.col(STREAM_ID).cast(pl.Categorical))
-                for p in present
-            ],
-            how="vertical_relaxed",
-        )
-        if present
-        else pl.LazyFrame(
-            schema={
-                STREAM_ID: pl.String,
-                OFFSET: pl.UInt64,
-                LENGTH: pl.UInt64,
-                REJECT_REASON: pl.String,
-            }
-        )
-    )
-    table = keys.collect(engine="streaming")
+    try:
+        table = _keys(present).collect(engine="streaming")
+    except PolarsError:  # a damaged file: named, the others checked
+        out.damaged = {str(p): why for p, why in damaged_files(present).items()}
+        if not out.damaged:
+            raise
+        present = [p for p in present if str(p) not in out.damaged]
+        table = _keys(present).collect(engine="streaming")
     out.rows = int(table.filter(pl.col(REJECT_REASON).is_null()).height)
     out.rejects = table.height - out.rows
     out.rejects_by_reason = dict(
@@ -442,6 +434,57 @@ def _same_rows(hashed: pl.DataFrame, a: str, b: str, common: int) -> int:
     if left.height == 0 or not left.equals(right):
         return 0
     return left.height
+
+
+def _keys(present: list[Path]) -> pl.LazyFrame:
+    """Each row's and reject's (stream, offset, length, reason) in `present`."""
+    if not present:
+        return pl.LazyFrame(
+            schema={
+                STREAM_ID: pl.String,
+                OFFSET: pl.UInt64,
+                LENGTH: pl.UInt64,
+                REJECT_REASON: pl.String,
+            }
+        )
+    return pl.concat(
+        [
+            # categorical stream ids: ~20 bytes a row, not the id's text
+            pl.scan_parquet(p, glob=False)
+            .select(STREAM_ID, OFFSET, LENGTH, _reason(p))
+            .with_columns(pl.col(STREAM_ID).cast(pl.Categorical))
+            for p in present
+        ],
+        how="vertical_relaxed",
+    )
+
+
+def damaged_files(paths: Sequence[Path]) -> dict[Path, str]:
+    """The Parquet files of `paths` that cannot be read whole, with why.
+
+    Looked for only once a read of many files failed: each file's footer,
+    then, when every footer is sound, each file read whole on its own (a
+    footer can be sound and a page not).
+    """
+
+    def why(exc: Exception) -> str:
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return f"damaged Parquet file ({text.removeprefix('parquet: ')})"
+
+    found: dict[Path, str] = {}
+    for read in (pl.read_parquet_schema, _read_whole):
+        for path in paths:
+            try:
+                read(path)
+            except (PolarsError, OSError) as exc:
+                found[path] = why(exc)
+        if found:
+            break
+    return found
+
+
+def _read_whole(path: Path) -> None:
+    pl.read_parquet(path, glob=False, memory_map=False)
 
 
 def _check_rollups(

@@ -46,7 +46,7 @@ from pplog.enrich.geo import (
     open_databases,
 )
 from pplog.enrich.useragents import prepare as prepare_agents
-from pplog.errors import LogFormatError, OptionError, PplogError
+from pplog.errors import LogFormatError, OptionError, PplogError, SourceError
 from pplog.formats import PRESETS, LogFormat
 from pplog.pipeline import LogSpec, resolve_format, resolve_groups
 from pplog.sources import Source, is_url
@@ -279,11 +279,16 @@ def ingest(
                 result.compacted = compact(
                     layout, new_state, min_files=compact_threshold
                 )
-            except (OSError, pl.exceptions.ComputeError, UnsafePathError) as exc:
+            except (
+                OSError,
+                pl.exceptions.ComputeError,
+                UnsafePathError,
+                SourceError,
+            ) as exc:
                 # the run is committed and visible; a compaction that failed (a
-                # full disk, which polars reports as a ComputeError, or a file
-                # to merge that is a link) changed nothing and is tried again
-                # after a later run
+                # full disk, which polars reports as a ComputeError, a file to
+                # merge that is a link or is damaged) changed nothing and is
+                # tried again after a later run
                 result.warn("compaction_errors")
                 message = (
                     f"compaction after commit {result.committed} failed ({exc}); "

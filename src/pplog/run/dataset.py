@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from pplog._ipaddr import Network
+from pplog.errors import SourceError
 from pplog.pipeline import LogSpec
 from pplog.reports.overview import checked_ranges
 from pplog.reports.partial import Partial
@@ -161,9 +162,29 @@ def map_dataset(
                 return _on_cluster(plan, cluster)
             return _locally(plan)
         except (OSError, pl.exceptions.ComputeError) as exc:
-            if attempt == 2 or "No such file" not in str(exc):
-                raise
+            if attempt < 2 and "No such file" in str(exc):
+                continue
+            if isinstance(exc, pl.exceptions.PolarsError):
+                _name_damaged(dataset, exc)
+            raise
     raise AssertionError  # pragma: no cover - the loop returns or raises
+
+
+def _name_damaged(dataset: Path, exc: Exception) -> None:
+    """Raise a `SourceError` naming the dataset's file polars could not read
+    (cut short, overwritten), if one is why `exc` was raised."""
+    from pplog.batch.dataset import damaged_files, listing
+
+    entries = listing(dataset).entries
+    damaged = damaged_files([e.path for e in entries])
+    if damaged:
+        path, why = next(iter(damaged.items()))
+        more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
+        msg = (
+            f"`{path}`{more} in the dataset cannot be read: {why}; "
+            f"`pplog verify {dataset}` lists each damaged file"
+        )
+        raise SourceError(msg) from exc
 
 
 def _whole_days(when: datetime | None) -> bool:
