@@ -172,14 +172,17 @@ def test_rename_and_create_reads_the_old_file_to_its_end_first(
     nginx.close()
 
 
-@pytest.mark.parametrize("copy_name", ["access.log.1", "access.log-20261206"])
+@pytest.mark.parametrize(
+    "copy_name",
+    ["access.log.1", "access.log-20261206", "access.1.log", "access-20261206.log"],
+)
 def test_copytruncate_regrown_past_the_offset_restarts_from_zero(
     log: Path, copy_name: str
 ) -> None:
     """The file is truncated and written past the old offset between two polls:
     its size alone says it grew. The line written before the copy comes from
-    the copy (named as logrotate names it, with `dateext` too), the rest from
-    byte 0 of the truncated file."""
+    the copy (named as logrotate names it, with `dateext` and `extension
+    .log` too), the rest from byte 0 of the truncated file."""
     nginx = Nginx(log)
     nginx.lines(*(line(i) for i in range(3)))
     problems: list[tuple[str, str]] = []

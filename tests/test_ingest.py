@@ -413,7 +413,14 @@ def test_an_empty_rotation_takes_over_no_stream(writer: LogWriter, ds: Path) -> 
 
 @pytest.mark.parametrize(
     "copy_name",
-    ["access.log-20261206", "access.log-2026120614", "access.log-20261206-1765029600"],
+    [
+        "access.log-20261206",
+        "access.log-2026120614",
+        "access.log-20261206-1765029600",
+        # logrotate's `extension .log`, with `dateext` and without
+        "access-20261206.log",
+        "access.1.log",
+    ],
 )
 def test_run_inside_a_dateext_copytruncate_window(
     writer: LogWriter, ds: Path, copy_name: str
@@ -422,19 +429,27 @@ def test_run_inside_a_dateext_copytruncate_window(
     copy after the date: a run between the copy and the truncate sees the
     same content as `access.log` and `access.log-20261206`, one stream read
     once, as with numbered rotations. Older dated rotations, gzip'd, and the
-    live file are read oldest first."""
+    live file are read oldest first. With `extension .log` the copy is
+    `access-20261206.log` or `access.1.log`, in the same set, and the globs
+    the README gives take them in but not `access-api.log`, a log of its
+    own."""
+    logs = [f"{writer.live}*"]
+    if not copy_name.startswith("access.log"):
+        logs = [str(writer.live), f"{writer.dir}/access[.-][0-9]*.log*"]
+        other = writer.dir / "access-api.log"
+        other.write_text("".join(combined(s) + "\n" for s in range(5000, 5010)))
     writer.write(20)
-    ok(ingest(writer, ds))
+    ok(ingest(logs[0], ds, *logs[1:]))
     writer.write(3)
     copy = writer.live.with_name(copy_name)
     shutil.copyfile(writer.live, copy)
-    ok(ingest(writer, ds))
+    ok(ingest(logs[0], ds, *logs[1:]))
     os.truncate(writer.live, 0)
     writer.write(2)
-    ok(ingest(writer, ds))
+    ok(ingest(logs[0], ds, *logs[1:]))
     gzip_file(copy, copy.with_name(copy.name + ".gz"))
     writer.write(4)
-    ok(ingest(writer, ds))
+    ok(ingest(logs[0], ds, *logs[1:]))
     assert_exactly_once(ds, writer.expected)
 
 

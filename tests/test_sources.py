@@ -195,6 +195,62 @@ def test_dateext_rotations_are_one_set_oldest_first(tmp_path: Path) -> None:
     assert df.get_column("path").to_list() == ["/0", "/10", "/20", "/30", "/40"]
 
 
+def test_extension_rotations_are_one_set_oldest_first(tmp_path: Path) -> None:
+    """logrotate's `extension .log` keeps `.log` last: access.log rotates to
+    access.1.log, access.2.log.gz (`start 0`: access.0.log first), and with
+    `dateext` to access-20261205.log.gz (names as logrotate 3.21 gives them,
+    `test_logrotate_real` asks it). They are rotations of access.log, oldest
+    first; logs whose names merely look alike keep sets of their own."""
+    rotations = [  # oldest first
+        "access-20261202-1764633600.log.gz",  # dateformat -%Y%m%d-%s
+        "access-2026-12-03.log.xz",  # dateformat -%Y-%m-%d
+        "access-2026120414.log.gz",  # hourly
+        "access_20261205.log",  # dateformat _%Y%m%d
+        "access.20261206.log",  # dateformat .%Y%m%d
+        "access.3.log.gz",
+        "access.2.log.gz",
+        "access.1.log",  # delaycompress
+        "access.0.log",  # start 0
+        "access.log",
+    ]
+    for i, name in enumerate(rotations):
+        (tmp_path / name).write_bytes(body(1, 10 * i))
+    apart = {  # name: the set it belongs to
+        "access-api.log": "access-api.log",
+        "access-api.1.log": "access-api.log",
+        "access-api-20261205.log.gz": "access-api.log",
+        "access.api.log": "access.api.log",
+        "access.api-20261205.log": "access.api.log",
+        "error-20261205.log": "error.log",
+        "error.1.log": "error.log",
+        "access.1.gz": "access",  # `access` rotated with compress, no extension
+        "10.0.0.1.log": "10.0.0.1.log",  # an address, not a rotation of 10.0.0.log
+        "v1.2.3.log": "v1.2.3.log",  # a version
+        "app-12345678.log": "app-12345678.log",  # not a date
+    }
+    for name in apart:
+        (tmp_path / name).write_bytes(body(1, 999))
+    for name in rotations:
+        assert sources.rotation_key(tmp_path / name)[0] == str(tmp_path / "access.log")
+    for name, base in apart.items():
+        assert sources.rotation_key(tmp_path / name)[0] == str(tmp_path / base), name
+    names = [Path(s.name).name for s in sources.expand([tmp_path])]
+    assert [n for n in names if n in rotations] == rotations
+    got = read_all(tmp_path).get_column("path").to_list()
+    assert [p for p in got if p != "/999"] == [f"/{10 * i}" for i in range(10)]
+
+
+def test_rotation_zero_is_older_than_the_live_log() -> None:
+    """`start 0` numbers the newest rotation 0: older than the live log."""
+    names = ["access.log", "access.log.0", "access.log.1", "access.log.2.gz"]
+    assert sorted(names, key=sources.rotation_key) == [
+        "access.log.2.gz",
+        "access.log.1",
+        "access.log.0",
+        "access.log",
+    ]
+
+
 def test_missing_inputs_are_errors(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="no such file"):
         sources.expand([tmp_path / "nope.log"])

@@ -96,11 +96,20 @@ def shell_word(name: str) -> str:
 
 _COMPRESSED = r"(?:\.(?:gz|bz2|xz|zst))?"
 _NUMBERED = re.compile(rf"^(.*?)(?:\.(\d+))?{_COMPRESSED}$")
+# logrotate's `extension .log` keeps the log's own suffix last, before the
+# compression's: access.log rotates to access.1.log, access.2.log.gz and, with
+# `dateext`, access-20261205.log.gz. The suffix is a word (not a number, not a
+# compression). A number after a number (10.0.0.1.log, v1.2.3.log) is an
+# address or a version in a log's name, not a rotation
+_EXTENSION = r"(\.(?!(?:gz|bz2|xz|zst)\b)[A-Za-z][A-Za-z0-9]*)"
+_NUMBERED_EXT = re.compile(rf"^(.+)\.(\d+){_EXTENSION}{_COMPRESSED}$")
+_ENDS_IN_NUMBER = re.compile(r"(?:^|\.)\d+$")
 # logrotate's `dateext`: `-%Y%m%d` by default (RHEL, Amazon Linux), `-%Y%m%d%H`
-# when hourly, `-%Y%m%d-%s` or `-%Y-%m-%d` as `dateformat` is often set
+# when hourly, `-%Y%m%d-%s` or `-%Y-%m-%d` as `dateformat` is often set; the
+# `extension` after it
 _DATED = re.compile(
     r"^(.+?)[-_.]((?:19|20|21)\d\d)(-?)(0[1-9]|1[0-2])\3(0[1-9]|[12]\d|3[01])"
-    rf"(?:-?([01]\d|2[0-3]))?(?:-(\d{{9,11}}))?{_COMPRESSED}$"
+    rf"(?:-?([01]\d|2[0-3]))?(?:-(\d{{9,11}}))?{_EXTENSION}?{_COMPRESSED}$"
 )
 # dated rotations sort before numbered ones and the live file, oldest first
 _DATED_BEFORE = -(10**30)
@@ -112,14 +121,20 @@ def rotation_key(path: PurePath | str) -> tuple[str, int, str]:
 
     access.log.2.gz is older than access.log.1, which is older than
     access.log; with logrotate's `dateext`, access.log-20261204.gz is older
-    than access.log-20261205, which is older than access.log. A string is a
-    URL (`s3://bucket/logs/access.log.1.gz`), keyed by its path.
+    than access.log-20261205, which is older than access.log. With its
+    `extension .log`, access.2.log.gz, access.1.log and access-20261205.log
+    are rotations of access.log too (access-api.log is a log of its own). A
+    rotation numbered 0 (`start 0`) is older than the live file. A string is
+    a URL (`s3://bucket/logs/access.log.1.gz`), keyed by its path.
 
     Examples
     --------
     >>> names = ["access.log", "access.log-20261205", "access.log-20261204.gz"]
     >>> sorted(names, key=rotation_key)
     ['access.log-20261204.gz', 'access.log-20261205', 'access.log']
+    >>> names = ["access.log", "access.1.log", "access-20261204.log.gz"]
+    >>> sorted(names, key=rotation_key)
+    ['access-20261204.log.gz', 'access.1.log', 'access.log']
     >>> {rotation_key(n)[0] for n in names}
     {'access.log'}
     """
@@ -127,12 +142,22 @@ def rotation_key(path: PurePath | str) -> tuple[str, int, str]:
         path = PurePosixPath(path)
     dated = _DATED.match(path.name)
     if dated is not None:
-        base, year, _, month, day, hour, epoch = dated.groups()
+        base, year, _, month, day, hour, epoch, ext = dated.groups()
         stamp = int(f"{year}{month}{day}{hour or '00'}") * 10**11 + int(epoch or 0)
-        return (str(path.parent / base), _DATED_BEFORE + stamp, path.name)
+        return (
+            str(path.parent / (base + (ext or ""))),
+            _DATED_BEFORE + stamp,
+            path.name,
+        )
+    # numbered from 1, or from 0 (`start 0`): older than the live file either way
+    m = _NUMBERED_EXT.match(path.name)
+    if m is not None and not _ENDS_IN_NUMBER.search(m.group(1)):
+        stem, num, ext = m.groups()
+        return (str(path.parent / (stem + ext)), -int(num) - 1, path.name)
     m = _NUMBERED.match(path.name)
-    base, num = (m.group(1), int(m.group(2))) if m and m.group(2) else (path.name, 0)
-    return (str(path.parent / base), -num, path.name)
+    if m is None or m.group(2) is None:
+        return (str(path.parent / path.name), 0, path.name)
+    return (str(path.parent / m.group(1)), -int(m.group(2)) - 1, path.name)
 
 
 def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
