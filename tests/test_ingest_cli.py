@@ -790,3 +790,24 @@ def test_a_damaged_data_file_is_named_not_an_unexpected_failure(logs: Path) -> N
         and str(damaged) in more.stderr
     )
     assert len(list((ds / "requests").rglob("*.parquet"))) == 4
+
+
+def test_a_first_run_with_nothing_to_read_leaves_an_empty_dataset(
+    tmp_path: Path,
+) -> None:
+    """Cron's first run can meet a log just rotated, still empty: nothing
+    to commit, yet `summarize DIR` and `verify` must read the dataset (they
+    said "holds no log files" and "is not a dataset"); the next run with
+    lines commits them."""
+    log = tmp_path / "access.log"
+    log.write_bytes(b"")
+    ds = tmp_path / "ds"
+    assert _pplog("ingest", str(log), "--dataset", str(ds), "--final").returncode == 0
+    checked = _pplog("verify", str(ds))
+    assert checked.returncode == 0 and checked.stdout.strip().endswith("OK"), checked
+    summary = _pplog("summarize", str(ds), "--to", "json")
+    assert summary.returncode == 0, summary.stderr
+    assert json.loads(summary.stdout)["overview"]["lines"] == 0
+    shutil.copy(SAMPLES / "elb-access.log", log)
+    assert _pplog("ingest", str(log), "--dataset", str(ds)).returncode == 0
+    assert pplog.verify(ds).ok and pplog.verify(ds).rows == 3000

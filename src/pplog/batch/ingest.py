@@ -222,6 +222,9 @@ def ingest(
         hit("after_staging_write")
         if not added and _progress(checkpoints) == _progress(state.checkpoints):
             _fs.rmtree(layout.root, layout.staging / run_id)
+            # a first run with nothing to read (an empty log, just rotated)
+            # still leaves a dataset, empty, that `summarize` and `verify` read
+            _fs.makedirs(layout.root, layout.log)
             return result
         try:  # where the files go: refused now, before the commit, if linked
             _fs.check(layout.root, *(layout.root / a["path"] for a in added))
