@@ -383,6 +383,20 @@ def ingest_library(
     )
 
 
+def start_ingest_library(
+    paths: list[str], dataset: Path, *, setup: str = "", **kwargs: Any
+) -> subprocess.Popen[str]:
+    """`ingest_library` without waiting (its `setup` may pause the child)."""
+    kw = {"paths": paths, "dataset": str(dataset), "format": "combined", **kwargs}
+    return subprocess.Popen(
+        [sys.executable, "-c", _LIBRARY.format(setup=setup), json.dumps(kw)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
+
+
 def result_of(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     """The JSON an `ingest_library` child printed."""
     assert proc.returncode == 0, proc.stderr

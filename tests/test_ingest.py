@@ -767,6 +767,153 @@ def test_a_first_run_overtaken_by_the_truncate_still_knows_its_copy(
     assert_exactly_once(ds, writer.expected)
 
 
+_COPY_AFTER_DISCOVERY = """
+import os
+from pathlib import Path
+from pplog.batch import identity
+_discover = identity.discover
+def discover(patterns):
+    found = _discover(patterns)
+    live = Path(os.environ["PPLOG_TEST_LIVE"])
+    copy = live.with_name(live.name + ".1")
+    if os.environ.get("PPLOG_TEST_SHIFT"):  # logrotate shifts .1 to .2 first
+        for old in live.parent.glob(live.name + ".1*"):
+            old.replace(old.with_name(old.name.replace(".1", ".2", 1)))
+    other = os.environ.get("PPLOG_TEST_OTHER")  # not a copy: other bytes
+    data = other.encode() if other else live.read_bytes()
+    with copy.open("ab") as f:  # logrotate's copy, made (or finished) now
+        f.write(data[f.tell() :])
+    with live.open("ab") as f:  # nginx writes on: lines in the live file only
+        f.write(os.environ["PPLOG_TEST_NEW"].encode())
+    return found
+identity.discover = discover
+"""
+
+# lines nginx writes between logrotate's copy and the run's read of the log
+_WINDOW = range(900, 904)
+
+
+def _copy_after_discovery(
+    writer: LogWriter,
+    ds: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    shift: bool,
+    other: str = "",
+) -> dict[str, Any]:
+    """One run during which logrotate copies the log after the run listed
+    the files (finishing a copy it had begun), or `other` is written there,
+    and nginx writes `_WINDOW` before the run reads the log; the run's
+    result."""
+    monkeypatch.setenv("PPLOG_TEST_LIVE", str(writer.live))
+    monkeypatch.setenv("PPLOG_TEST_NEW", "".join(combined(s) + "\n" for s in _WINDOW))
+    monkeypatch.setenv("PPLOG_TEST_SHIFT", "1" if shift else "")
+    monkeypatch.setenv("PPLOG_TEST_OTHER", other)
+    proc = ingest_library(
+        [f"{writer.live}*"], ds, setup=_COPY_AFTER_DISCOVERY, final_grace=0
+    )
+    return result_of(proc)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize(
+    ("lines", "shift"),
+    [(3, False), (60, False), (60, True)],
+    ids=["short-file", "over-4KiB", "over-4KiB-after-a-rotation"],
+)
+def test_a_copy_made_after_the_run_listed_the_files(
+    writer: LogWriter,
+    ds: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    lines: int,
+    shift: bool,
+    compress: bool,
+) -> None:
+    """logrotate's copytruncate on ingest's cron tick: the copy is made
+    after the run listed the files, the run reads the live log past the
+    copy's end (lines written after the copy), and the truncate comes after
+    the run. No proof could be taken when the files were listed (no copy
+    yet), and the copy was read again, whole, after the truncate. The run
+    proves the copy once it has read the live log."""
+    rot = Rotator(writer, compress=compress, delaycompress=False)
+    writer.write(lines)
+    ok(ingest(writer, ds))
+    if shift:
+        writer.write(5)
+        rot.copytruncate()
+        writer.write(lines)
+        ok(ingest(writer, ds))
+    writer.write(3)
+    assert _copy_after_discovery(writer, ds, monkeypatch, shift=shift)["rows"] == 7
+    rot.truncate()
+    writer.write(2)
+    for _ in range(2):
+        proc = ok(ingest(writer, ds, "-v"))
+        assert "truncated or rewritten" not in proc.stderr, proc.stderr
+    assert_exactly_once(ds, writer.expected | set(_WINDOW))
+
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize(
+    "copied", [0, 1000, 5000, -1], ids=["empty", "1000B", "5000B", "all-but-1B"]
+)
+def test_a_copy_still_being_written_when_the_run_listed_the_files(
+    writer: LogWriter,
+    ds: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    copied: int,
+    compress: bool,
+) -> None:
+    """logrotate had copied part of the log (a line cut in two) when the run
+    listed the files: the part was proved a copy, of its size then. The
+    copy is finished before the run reads the live log past its end, and
+    the truncate comes after the run: the finished copy matched no proof,
+    and was read again, whole. The run proves it again once it has read
+    the live log."""
+    rot = Rotator(writer, compress=compress, delaycompress=False)
+    writer.write(80)
+    ok(ingest(writer, ds))
+    writer.write(3)
+    data = writer.live.read_bytes()
+    assert len(data) > 5000
+    writer.live.with_name("access.log.1").write_bytes(data[: copied % len(data)])
+    assert _copy_after_discovery(writer, ds, monkeypatch, shift=False)["rows"] == 7
+    rot.truncate()
+    writer.write(2)
+    for _ in range(2):
+        proc = ok(ingest(writer, ds, "-v"))
+        assert "truncated or rewritten" not in proc.stderr, proc.stderr
+    assert_exactly_once(ds, writer.expected | set(_WINDOW))
+
+
+@pytest.mark.parametrize("lines", [0, 10])
+def test_a_file_with_the_logs_header_written_during_a_run_is_read(
+    writer: LogWriter, ds: Path, monkeypatch: pytest.MonkeyPatch, lines: int
+) -> None:
+    """A file of the set made during a run, starting with the log's 4 KiB
+    header (and its first lines) but holding 10 lines the log does not, and
+    no longer than what the run read: its head agrees, its last bytes do
+    not. It is no copy, and its lines are read."""
+    writer.write_raw(_HEADER)
+    writer.write(lines)
+    ok(ingest(writer, ds))
+    writer.write(13)
+    first = "".join(combined(s) + "\n" for s in range(1, lines + 1))
+    other = range(950, 960)
+    text = _HEADER.decode() + first + "".join(combined(s) + "\n" for s in other)
+    assert len(text) < writer.live.stat().st_size
+    result = _copy_after_discovery(writer, ds, monkeypatch, shift=False, other=text)
+    assert result["rows"] == 17
+    writer.write(2)
+    ok(ingest(writer, ds))
+    counts = seq_counts(ds)
+    assert set(counts) == writer.expected | set(_WINDOW) | set(other)
+    # the first lines are that file's own too: read from both files
+    assert {s for s, n in counts.items() if n > 1} == set(range(1, lines + 1))
+    assert max(counts.values()) <= 2
+    assert_clean(ds)
+
+
 _COUNT_READS = """
 import atexit, os, sys
 from pplog.batch import identity

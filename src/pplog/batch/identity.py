@@ -18,7 +18,7 @@ import os
 import re
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -359,6 +359,111 @@ def copy_proof(copy: Candidate, of: Candidate) -> dict[str, Any] | None:
         "head_sha256": sha256(copy.head),
         "tail_sha256": sha256(tail),
     }
+
+
+def copies_after_read(
+    live: Candidate,
+    checkpoint: dict[str, Any],
+    patterns: Sequence[str],
+    listed: set[tuple[Any, ...]],
+) -> list[dict[str, Any]]:
+    """Proofs (`copy_proof`) for the plain files of `live`'s rotation set
+    that are byte prefixes of what its stream consumed, taken once the run
+    has read the live log (`checkpoint` is its stream's, just advanced).
+
+    logrotate's copytruncate may copy the log after the run listed the
+    files, or finish a copy it had begun: the run then reads the log past
+    the copy's end, and once the log is truncated the copy is shorter than
+    the offset, with no marker to check in it and no proof taken of it when
+    the files were listed. Each file of the set now, other than the files
+    listed (`listed`: `seen` of each) unchanged, is proved here against the
+    live log, which must still be the file found and still hold the bytes
+    before the stream's offset (the marker just taken): the copy's size is
+    at most that offset, its head and its last bytes are the log's. None
+    is taken when the log was truncated (or rotated) meanwhile.
+    """
+    offset, n = int(checkpoint["offset"]), int(checkpoint["tail_len"])
+    if live.compressed or n != min(offset, TAIL_BYTES):
+        return []
+    key = rotation_key(live.path)[0]
+    found: dict[tuple[int, int], Path] = {}
+    for pattern in patterns:
+        for text in _matches(pattern):
+            path = Path(text)
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            ident = (st.st_dev, st.st_ino)
+            if (
+                not path.is_file()
+                or rotation_key(path)[0] != key
+                or ident == (live.device, live.inode)
+                or not 0 < st.st_size <= offset
+                or (st.st_dev, st.st_ino, st.st_size, st.st_mtime) in listed
+            ):
+                continue
+            found.setdefault(ident, path)
+    if not found:
+        return []
+    now = _refreshed(live)
+    proofs = []
+    for path in found.values():
+        copy = _plain_candidate(path)
+        if copy is None or copy.skipped != live.skipped or copy.size > offset:
+            continue
+        start = live.skipped
+        if len(copy.head) <= len(live.head):
+            agree = live.head.startswith(copy.head)
+        else:  # the log was shorter than a head when it was found
+            try:
+                span = read_span(now, start, start + len(copy.head))
+            except OSError:
+                return []
+            agree = span == copy.head
+        proof = copy_proof(copy, now) if agree else None
+        if proof is not None:
+            proofs.append(proof)
+    try:  # last: the log still holds what the stream consumed, unchanged
+        tail = read_tail_marker(_refreshed(live), offset)
+    except OSError:
+        return []
+    if tail is None or sha256(tail) != checkpoint["tail_sha256"]:
+        return []
+    return proofs
+
+
+def _refreshed(candidate: Candidate) -> Candidate:
+    """`candidate` with its path's size now (reads check it is the same file)."""
+    try:
+        size = candidate.path.stat().st_size
+    except OSError:
+        size = 0
+    return replace(candidate, size=size, copies=[])
+
+
+def _plain_candidate(path: Path) -> Candidate | None:
+    """The plain file at `path` as found now; None if compressed, empty or
+    unreadable."""
+    try:
+        if compression(path) is not None:
+            return None
+        head, skipped, st = _read_prefix(path, HEAD_BYTES)
+    except OSError:
+        return None
+    if not head:
+        return None
+    return Candidate(
+        path=path,
+        head=head,
+        skipped=skipped,
+        compressed=False,
+        live=False,
+        size=st.st_size,
+        mtime=st.st_mtime,
+        inode=st.st_ino,
+        device=st.st_dev,
+    )
 
 
 def content_size(candidate: Candidate) -> int | None:

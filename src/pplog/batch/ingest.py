@@ -206,7 +206,7 @@ def ingest(
         try:
             reader = Reader(fmt, pol, staging, result, final_grace, batch_bytes, hit)
             reader.geo, reader.geo_skip_special = dbs, spec.geoip_skip_special
-            reader.watched = seen
+            reader.watched, reader.patterns = seen, paths
             reader.finished = final
             checkpoints = reader.read_all(cands, state.checkpoints, report)
             added = staging.close()

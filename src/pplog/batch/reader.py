@@ -164,6 +164,7 @@ class Reader:
         self.hit = hit
         self.geo: GeoDatabases | None = None
         self.watched: set[str] = set()  # every path the patterns matched
+        self.patterns: list[str] = []  # listed again once the live log is read
         self.geo_skip_special = True
         self.finished = False  # --final: every file is finished, none written to
         # the run's user agents, each classified once: the rules' patterns are
@@ -186,6 +187,7 @@ class Reader:
         checkpoints = [dict(c) for c in previous]
         used: set[str] = set()
         read_past: list[tuple[Candidate, dict[str, Any]]] = []  # `_match`
+        listed = {tuple(identity.seen(c)) for c in cands}
         now = now_iso()
         for cand in cands:
             try:
@@ -259,6 +261,10 @@ class Reader:
                 cp["head_len"] = head_len
                 cp["head_sha256"] = identity.sha256(cand.head)
             cp.update(compressed=cand.compressed, hint=identity.hint(cand))
+            if cand.live:  # a copy made or finished since the files were listed
+                cand.copies += identity.copies_after_read(
+                    cand, cp, self.patterns, listed
+                )
             if cand.copies:  # files left out as its copies: for after the truncate
                 proofs = [*cp.get("copies", []), *cand.copies]
                 cp["copies"] = list({p["tail_sha256"]: p for p in proofs}.values())[
