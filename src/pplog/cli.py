@@ -30,6 +30,9 @@ from pplog.pipeline import LogSpec
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 # `pplog doctor`: it ran and found problems (1 is "could not run", 2 bad usage)
 EXIT_FOUND_PROBLEMS = 3
+# stdout closed by its reader (`pplog ... | head`): ended quietly with
+# 128 + SIGPIPE, what a shell shows for Unix tools killed by the signal
+EXIT_CLOSED_PIPE = 128 + 13
 
 
 @contextlib.contextmanager
@@ -257,7 +260,38 @@ def route_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-@click.group(context_settings=CONTEXT)
+class ClosedPipe(Exception):  # noqa: N818 - a state, not a failure
+    """stdout's reader is gone (`pplog ... | head`): the run ends quietly."""
+
+
+class _Group(click.Group):
+    """The `pplog` group: a closed stdout leaves click's hands as `ClosedPipe`.
+
+    click turns a write to a closed pipe into exit 1 with nothing said, which
+    the exit codes keep for errors with an `Error:` line; `main` ends such a
+    run as Unix tools end, with 128 + SIGPIPE.
+    """
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:  # `pplog --help | head -1`
+            return super().make_context(info_name, args, parent, **extra)
+        except BrokenPipeError as exc:
+            raise ClosedPipe from exc
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:
+            raise ClosedPipe from exc
+
+
+@click.group(cls=_Group, context_settings=CONTEXT)
 @click.version_option(pplog.__version__, "-V", "--version", prog_name="pplog")
 @click.option("--debug", is_flag=True, help="Show a traceback for unexpected failures.")
 @click.pass_context
@@ -297,8 +331,8 @@ def cli(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     "-o",
     "--output",
     type=click.Path(),
-    help="File for json and html, directory for csv/parquet "
-    "(default: stdout for json).",
+    help="File for json and html, directory for csv/parquet (made if its "
+    "parent exists; checked before reading) [default: stdout for json].",
 )
 @click.option(
     "--interval",
@@ -595,6 +629,7 @@ def doctor_cmd(
       1  could not run (`Error: ...` on stderr)
       2  bad usage
       3  found problems: a finding at least as severe as --fail-on
+      141  stdout closed early by its reader (`| head`): nothing said
     """
     if not paths and not error_logs:
         msg = "give access logs (PATH...) and/or --error-log FILE"
@@ -778,9 +813,9 @@ def compact_cmd(dataset: Path, min_files: int) -> None:
     """
     from pplog.batch import Busy, compact_dataset, is_dataset
 
-    if not is_dataset(dataset):
+    if not is_dataset(dataset):  # not bad usage: exit 1, as `verify` does
         msg = f"`{dataset}` is not a dataset written by `pplog ingest`"
-        raise click.UsageError(msg)
+        raise click.ClickException(msg)
     with errors_as_click():
         try:
             done = compact_dataset(dataset, min_files=min_files)
@@ -817,6 +852,19 @@ def formats_cmd(name: str | None, log_format: str | None) -> None:
     click.echo("\nShow one with `pplog formats NAME`; pass your own with --log-format.")
 
 
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null once its reader is gone.
+
+    What Python's "Note on SIGPIPE" recommends: the interpreter flushes
+    stdout again at exit, and that write would print "Exception ignored ...
+    BrokenPipeError" on stderr.
+    """
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def _stderr(text: str) -> None:
     if sys.stderr is not None:
         click.echo(text, err=True)
@@ -841,6 +889,8 @@ def main(argv: list[str] | None = None) -> None:
             msg = "standard output is closed; pass -o FILE or open it"
             raise click.ClickException(msg)
         code = cli.main(args=argv, prog_name="pplog", standalone_mode=False)
+        if sys.stdout is not None:  # what is buffered fails here, not at exit
+            sys.stdout.flush()
         if isinstance(code, int) and code:  # a command's `Exit(n)` comes back as n
             sys.exit(code)
     except click.exceptions.Abort:
@@ -854,10 +904,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except BrokenPipeError:
-        if sys.stderr is not None:
-            sys.stderr.close()
-        sys.exit(1)
+    except (BrokenPipeError, ClosedPipe):  # `pplog ... | head`: the reader is done
+        _stdout_to_devnull()
+        sys.exit(EXIT_CLOSED_PIPE)
     except KeyboardInterrupt:
         _stderr("Aborted!")
         sys.exit(130)

@@ -280,18 +280,27 @@ def plan(tokens: tuple[Token, ...], escape: str) -> Plan:
     return Plan(full, segments, _ambiguity_warnings(tokens))
 
 
+def escape_mode(value: str) -> str:
+    """The value of a leading `escape=`, checked as nginx checks it.
+
+    nginx takes `default`, `json` and `none`, lowercase, and refuses the
+    directive for anything else ("unknown log format escaping").
+    """
+    if value not in ESCAPES:
+        msg = (
+            f"unknown `escape={value}` in log_format; nginx accepts "
+            f"escape=default, escape=json or escape=none"
+        )
+        raise LogFormatError(msg)
+    return value
+
+
 def split_escape(pieces: list[str]) -> tuple[str, list[str], list[str]]:
     """Take nginx's optional leading `escape=` argument off a format's pieces."""
     warnings: list[str] = []
     escape = "default"
     if pieces and pieces[0].startswith("escape="):
-        escape = pieces[0][len("escape=") :]
-        if escape not in ESCAPES:
-            msg = (
-                f"unknown `escape={escape}` in log_format; nginx accepts "
-                f"escape=default, escape=json or escape=none"
-            )
-            raise LogFormatError(msg)
+        escape = escape_mode(pieces[0][len("escape=") :])
         pieces = pieces[1:]
     for piece in pieces:
         if piece.startswith("escape="):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from pplog.errors import LogFormatError
 from pplog.formats import _compiler
 from pplog.formats._compiler import Plan, Token, Variable
+
+# nginx's `escape=` parameter, the first word of a format written as one string
+_LEADING_ESCAPE = re.compile(r"escape=(\S*)(?:\s+|$)")
 
 
 @dataclass(frozen=True)
@@ -50,16 +54,22 @@ class LogFormat:
 
     @classmethod
     def from_string(
-        cls, text: str, *, name: str = "custom", escape: str = "default"
+        cls, text: str, *, name: str = "custom", escape: str | None = None
     ) -> LogFormat:
         """Compile an nginx `log_format` string (pieces already joined).
 
-        A leading ``escape=json `` (or ``default``/``none``) is read as the
-        escape mode, as on a `log_format` line.
+        Unless `escape` is given, a leading ``escape=json `` (or
+        ``default``/``none``) is read as the escape mode, as on a
+        `log_format` line, and any other ``escape=...`` word there is
+        refused, as nginx refuses it (values are lowercase). With `escape`
+        given, `text` is the format itself, every character of it literal.
         """
-        for mode in _compiler.ESCAPES:  # `escape=json ...` as on a log_format line
-            if text.startswith(f"escape={mode} "):
-                escape, text = mode, text[len(f"escape={mode} ") :]
+        if escape is None:
+            escape = "default"
+            lead = _LEADING_ESCAPE.match(text)
+            if lead is not None:  # `escape=json ...` as on a log_format line
+                escape = _compiler.escape_mode(lead.group(1))
+                text = text[lead.end() :]
         if escape not in _compiler.ESCAPES:
             msg = f"unknown escape mode `{escape}`; use default, json or none"
             raise LogFormatError(msg)

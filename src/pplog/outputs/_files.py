@@ -75,8 +75,7 @@ def atomic_write(
             raise ReportError(msg) from exc
         return
     tmp = target.with_name(f".{target.name}.pplog-tmp")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+    try:  # into an existing directory: a missing one is a typo, not made here
         write(tmp)
         if staging is None:
             tmp.replace(target)

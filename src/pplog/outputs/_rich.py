@@ -6,10 +6,12 @@ tables are sized to the console, free text giving way first.
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import Any
 
 import polars as pl
-from rich.console import Console
+import rich.console
 from rich.table import Table
 from rich.text import Text
 
@@ -33,6 +35,22 @@ TITLES = {
     "countries": "Countries",
     "networks": "Networks (ASN)",
 }
+
+
+class Console(rich.console.Console):
+    """rich's console, but a closed pipe is raised, not turned into an exit.
+
+    rich ends the process with `SystemExit(1)` when the reader of its output
+    goes away (`pplog summarize ... | head`); raised as `BrokenPipeError`, it
+    reaches `pplog.cli.main`, which ends the run quietly with 128 + SIGPIPE
+    (a library caller decides for itself).
+    """
+
+    def on_broken_pipe(self) -> None:
+        """Stop writing and raise `BrokenPipeError`."""
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
 
 _NUMERIC = (pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Int32, pl.Int64, pl.Float64)
 
@@ -143,7 +161,9 @@ def _natural_width(df: pl.DataFrame) -> int:
     return total
 
 
-def fitted(console: Console, name: str, df: pl.DataFrame, total: int | None) -> Table:
+def fitted(
+    console: rich.console.Console, name: str, df: pl.DataFrame, total: int | None
+) -> Table:
     """The table, minus low-priority columns until it fits the console width."""
     for column in _DROP_ORDER:
         if _natural_width(df) <= console.width:

@@ -6,10 +6,10 @@ import json
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from rich.console import Console
 from rich.text import Text
 
 from pplog._text import escape_json
+from pplog.outputs._rich import Console
 from pplog.outputs._safe import safe_text
 from pplog.reports.doctor import to_dict
 

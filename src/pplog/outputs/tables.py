@@ -70,6 +70,11 @@ def _need_dir(options: ReportOptions, name: str) -> Path:
     if options.out.exists() and not options.out.is_dir():
         msg = f"-o `{options.out}` is a file; --to {name} needs a directory"
         raise ReportError(msg)
+    try:  # the directory itself, never its parents (a typo in the path)
+        options.out.mkdir(exist_ok=True)
+    except OSError as exc:
+        msg = f"cannot create the directory `{options.out}`: {exc.strerror or exc}"
+        raise ReportError(msg) from exc
     return options.out
 
 

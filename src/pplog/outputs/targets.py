@@ -1,8 +1,9 @@
 """Where one `pplog summarize` writes: outputs, `-o`, rows per output, progress.
 
 `Targets.plan` checks `--to` and `-o` before any reading (usage mistakes are
-`OptionError`s), says how many rows the summary needs, and `write` writes
-every output from that one summary.
+`OptionError`s, a target that cannot be written a `ReportError`), says how
+many rows the summary needs, and `write` writes every output from that one
+summary.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pplog._paths import unwritable
 from pplog.errors import OptionError, ReportError
 from pplog.outputs import write_all
 from pplog.outputs._options import ReportOptions
@@ -42,9 +44,16 @@ class Targets:
 
     @classmethod
     def plan(cls, names: Sequence[str], output: str | None, top: int | None) -> Targets:
-        """Check the outputs against `-o` and each other; raise `OptionError`."""
+        """Check the outputs against `-o` and each other (`OptionError`), and
+        that `-o` can be written (`ReportError`), before any reading: a run
+        over a large input is not lost to a typo in its path."""
         names = tuple(dict.fromkeys(names))
         out, as_dir = _output_target(names, output)
+        if out is not None:
+            why = unwritable(out, directory=as_dir)
+            if why is not None:
+                msg = f"cannot write `{out}`: {why}"
+                raise ReportError(msg)
         to_stdout = [
             t for t in names if t == "terminal" or (t == "json" and out is None)
         ]
@@ -70,7 +79,7 @@ class Targets:
         """Write every output: the files all or none, then stdout."""
         if self.out is not None and self.as_dir and not self.out.exists():
             try:
-                self.out.mkdir(parents=True)  # file outputs share one directory
+                self.out.mkdir()  # file outputs share one; never its parents
             except OSError as exc:
                 msg = f"cannot create the directory `{self.out}`: {exc.strerror or exc}"
                 raise ReportError(msg) from exc
@@ -95,11 +104,18 @@ def _output_target(
     """Check `-o` against the outputs before any work; (target, is a directory).
 
     Several file outputs need a directory; csv and parquet always do; html
-    needs a file or a directory; `-o -` means stdout (json only). An
-    existing file is never overwritten by a run that needs a directory.
+    needs a file or a directory; `-o -` means stdout (json only); `-o` with
+    only the terminal would be ignored, so it is refused. An existing file is
+    never overwritten by a run that needs a directory.
     """
     files = [t for t in targets if t != "terminal"]
     output = None if raw is None else Path(raw)
+    if raw is not None and not files:
+        msg = (
+            "-o is for file outputs; add --to json, csv, parquet or html "
+            "(--to terminal writes to stdout)"
+        )
+        raise OptionError(msg)
     if raw == "-":
         if files != ["json"]:
             msg = "-o - (stdout) works for --to json only"

@@ -12,7 +12,6 @@ import sys
 from typing import ClassVar
 
 import polars as pl
-from rich.console import Console
 from rich.text import Text
 
 from pplog.outputs._format import (
@@ -23,7 +22,7 @@ from pplog.outputs._format import (
     when_text,
 )
 from pplog.outputs._options import ReportOptions
-from pplog.outputs._rich import TITLES, binned, fitted, spark
+from pplog.outputs._rich import TITLES, Console, binned, fitted, spark
 from pplog.outputs._safe import safe_text
 from pplog.reports import Summary
 from pplog.reports.timeline import interval_seconds

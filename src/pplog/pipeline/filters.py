@@ -118,13 +118,36 @@ def _check_regex(pattern: str) -> str:
     try:
         pl.select(pl.lit("").str.contains(pattern)).item()
     except pl.exceptions.ComputeError as exc:
-        lines = [x.strip() for x in str(exc).strip().splitlines() if x.strip()]
-        # the last `error:` line says what is wrong (look-around, an unclosed group)
-        detail = next((x for x in reversed(lines) if x.startswith("error:")), "")
-        detail = detail.removeprefix("error:").strip() or (lines[-1] if lines else "")
-        msg = f"--path `{pattern}` is not a valid regular expression: {detail}"
+        msg = (
+            f"--path `{pattern}` is not a valid regular expression: "
+            f"{_regex_error(str(exc))}"
+        )
         raise OptionError(msg) from None
     return pattern
+
+
+def _regex_error(text: str) -> str:
+    """What polars' regex engine says is wrong, without polars' own words.
+
+    polars appends the expression that failed (`"".str.contains([...])`),
+    which means nothing to whoever typed the pattern; the engine's reason is
+    the last `error:` line of a parse error, else the first line.
+    """
+    text = text.split("This error occurred in the following expression")[0]
+    lines = [x.strip() for x in text.strip().splitlines() if x.strip()]
+    # the last `error:` line says what is wrong (look-around, an unclosed group)
+    detail = next((x for x in reversed(lines) if x.startswith("error:")), "")
+    detail = detail.removeprefix("error:").strip()
+    if not detail and lines:
+        detail = lines[0].removeprefix("regex error:").strip().rstrip(".")
+    if "exceeds size limit" in detail:  # `a{99999999}`: compiled, it is huge
+        limit = re.search(r"\d+", detail)
+        size = f" of {int(limit.group()):,} bytes" if limit else ""
+        detail = (
+            f"it is too large once compiled (over the regex engine's limit{size}); "
+            "use smaller repetition counts"
+        )
+    return detail or "rejected by the regex engine"
 
 
 @dataclass(frozen=True)

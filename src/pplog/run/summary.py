@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from pplog import sources
+from pplog._paths import unwritable
 from pplog.clientip import ProxyPolicy
 from pplog.enrich.routes import parse_rules
 from pplog.enrich.useragents import prepare as prepare_agents
 from pplog.enrich.useragents import stored_answers
-from pplog.errors import OptionError
+from pplog.errors import OptionError, ReportError
 from pplog.pipeline import LogSpec, PathArg, rows
 from pplog.pipeline.opening import formats_of, groups_note
 from pplog.reports.finish import REGROUPED, FinishSettings, finish
@@ -126,7 +127,9 @@ def summarize(
         (``*`` one segment, ``**`` the rest).
     rejects
         Write every rejected line to this file as JSON lines (``source``,
-        ``line``, ``offset``, ``reject_reason``, ``raw``).
+        ``line``, ``offset``, ``reject_reason``, ``raw``). Its directory must
+        exist (checked before any reading; a `ReportError` if it cannot be
+        written).
     jobs
         Cores to use. This process's polars threads are fixed when polars
         loads (``POLARS_MAX_THREADS``; ``pplog summarize --jobs N`` sets it);
@@ -188,6 +191,11 @@ def summarize(
             "them, or ingest the logs and read `rejects/` in the dataset"
         )
         raise OptionError(msg)
+    if rejects is not None:  # before any reading, not after the whole input
+        why = unwritable(Path(rejects))
+        if why is not None:
+            msg = f"cannot write rejects to `{os.fspath(rejects)}`: {why}"
+            raise ReportError(msg)
     if cluster is not None and isinstance(source, pl.DataFrame | pl.LazyFrame):
         msg = (
             "a frame of rows is summarized in this process: drop `cluster`, or "
