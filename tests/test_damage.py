@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 import pplog
 from pplog import sources
 from pplog.cli import cli
+from pplog.errors import SourceError
 from pplog.formats.errorlog import iter_error_log, read_error_log
 from pplog.reports.doctor import diagnose
 from pplog.schema import LINE, OFFSET, TEXT
@@ -546,11 +547,12 @@ def test_garbage_at_the_head_does_not_skip_the_lines_after_it(tmp_path: Path) ->
     )
     assert result.exit_code == 0, result.output
     assert "2,000 rows" in result.output
-    # all random: still one warning and no lines
+    # all random: still one warning, and no input could be read at all
     noise = tmp_path / "noise.bin"
     noise.write_bytes(random.Random(8).randbytes(200_000))
     problems.clear()
-    s = summary(noise, on_problem=lambda *p: problems.append(p))
+    with pytest.raises(SourceError, match="could not be read"):
+        summary(noise, on_problem=lambda *p: problems.append(p))
     assert [m for _, m in problems] == ["skipped: binary data, not a text log"]
 
 

@@ -613,7 +613,8 @@ def doctor_cmd(
     addresses, and X-Forwarded-For sent by untrusted peers. Each finding has
     an exact count, an explanation, the fix, and example lines. Error logs
     among the PATHs (a directory such as /var/log/nginx/) are read as error
-    logs, as --error-log reads them.
+    logs, as --error-log reads them. PATH may also be a dataset written by
+    `pplog ingest`.
 
     \b
     Examples:
@@ -626,7 +627,7 @@ def doctor_cmd(
     \b
     Exit status (for cron and CI):
       0  no finding as severe as --fail-on
-      1  could not run (`Error: ...` on stderr)
+      1  could not run (`Error: ...` on stderr), or no input could be read
       2  bad usage
       3  found problems: a finding at least as severe as --fail-on
       141  stdout closed early by its reader (`| head`): nothing said

@@ -186,19 +186,46 @@ def diagnose(
     >>> [(f.code, f.count) for f in diagnose(rows)]
     [('proxy-header-on-plain-listener', 1)]
     """
+    return diagnosis(
+        rows, error_log, policy=policy, balancer_share=balancer_share
+    ).findings
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """`diagnose`'s findings, and how much was read to find them."""
+
+    findings: list[Finding]
+    lines: int  # access-log lines read, rejected ones included
+    entries: int  # error-log entries read
+
+
+def diagnosis(
+    rows: pl.LazyFrame | pl.DataFrame | None,
+    error_log: pl.DataFrame | Iterable[pl.DataFrame] | None = None,
+    *,
+    policy: ProxyPolicy | None = None,
+    balancer_share: float = BALANCER_SHARE,
+) -> Diagnosis:
+    """`diagnose`, with the lines and entries read (none at all: nothing
+    was diagnosed, which `pplog doctor` must not report as a clean bill)."""
     policy = policy or ProxyPolicy()
     found: list[Finding] = []
-    lines: tuple[int, int] | None = None
+    lines: tuple[int, int | None] = (0, None)
+    entries = 0
     if rows is not None:
         access, lines = _access_findings(rows.lazy(), policy, balancer_share)
         found += access
     if error_log is not None:
-        found += _error_findings(error_log)
-    if lines is not None:
-        found += _nothing_parsed(*lines)
+        errors, entries = _error_findings(error_log)
+        found += errors
+    read, parsed = lines
+    if parsed is not None:
+        found += _nothing_parsed(read, parsed)
     found = [f for f in found if f.count > 0]
     rank = {s: i for i, s in enumerate(SEVERITIES)}
-    return sorted(found, key=lambda f: (rank[f.severity], -f.count, f.code))
+    found.sort(key=lambda f: (rank[f.severity], -f.count, f.code))
+    return Diagnosis(found, read, entries)
 
 
 def _nothing_parsed(lines: int, parsed: int) -> list[Finding]:
@@ -391,7 +418,7 @@ def _access_masks(names: set[str], policy: ProxyPolicy) -> dict[str, pl.Expr]:
 
 def _access_findings(
     lf: pl.LazyFrame, policy: ProxyPolicy, balancer_share: float
-) -> tuple[list[Finding], tuple[int, int] | None]:
+) -> tuple[list[Finding], tuple[int, int | None]]:
     """The access-log findings, and the lines read and parsed (None when the
     rows carry no `reject_reason`) for `NOTHING_PARSED`.
 
@@ -452,13 +479,11 @@ def _access_findings(
     if share < balancer_share:
         stats[BALANCER] = 0
     texts = _access_texts(stats, names, policy, share)
-    lines = None
-    if REJECT_REASON in names:
-        lines = (int(stats["_lines"]), int(stats["_parsed_lines"]))
+    parsed = int(stats["_parsed_lines"]) if REJECT_REASON in names else None
     found = [
         Finding(code, int(stats[code]), *texts[code], examples[code]) for code in codes
     ]
-    return found, lines
+    return found, (int(stats["_lines"]), parsed)
 
 
 def _owned(text: pl.Expr) -> pl.Expr:
@@ -622,11 +647,16 @@ def _error_masks() -> dict[str, pl.Expr]:
     }
 
 
-def _error_findings(entries: pl.DataFrame | Iterable[pl.DataFrame]) -> list[Finding]:
+def _error_findings(
+    entries: pl.DataFrame | Iterable[pl.DataFrame],
+) -> tuple[list[Finding], int]:
+    """The error-log findings, and the entries read."""
     batches = [entries] if isinstance(entries, pl.DataFrame) else entries
     stats: dict[str, Any] = {}
     clients: set[str | None] = set()
+    read = 0
     for batch in batches:  # counts add up; examples and clients are merged
+        read += batch.height
         part = _error_stats(batch)
         clients.update(part.pop("_clients"))
         for key, value in part.items():
@@ -635,14 +665,15 @@ def _error_findings(entries: pl.DataFrame | Iterable[pl.DataFrame]) -> list[Find
             else:
                 stats[key] = stats.get(key, 0) + int(value)
     if not stats:
-        return []
+        return [], read
     stats["_clients"] = len(clients)
     texts = _error_texts(stats)
-    return [
+    found = [
         Finding(code, int(stats[code]), *texts[code], list(stats[f"{code}:ex"]))
         for code in _error_masks()
         if not code.startswith("_")
     ]
+    return found, read
 
 
 def _error_stats(entries: pl.DataFrame) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pplog.enrich.geo import (
     default_database_paths,
     open_databases,
 )
-from pplog.errors import OptionError
+from pplog.errors import OptionError, SourceError
 from pplog.pipeline import LogSpec, PplogWarning
 from pplog.reports.mapping import MapSettings
 from pplog.reports.overview import checked_ranges
@@ -42,6 +42,19 @@ def map_settings(
 def warn(name: str, message: str) -> None:
     """Without a handler, problems with one input are Python warnings."""
     warnings.warn(f"{name}: {message}", PplogWarning, stacklevel=4)
+
+
+def nothing_read(names: Sequence[str], outcome: str) -> SourceError:
+    """The error when no input at all could be read (each was warned about
+    as it failed): a run of nothing must not look like a clean one."""
+    if len(names) == 1:
+        msg = f"`{names[0]}` could not be read (see the warning above): {outcome}"
+    else:
+        msg = (
+            f"none of the {len(names)} inputs could be read (see the warnings "
+            f"above): {outcome}"
+        )
+    return SourceError(msg)
 
 
 def as_rows(lf: Frame) -> Frame:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -14,7 +15,9 @@ from pplog.clientip import ProxyPolicy
 from pplog.errors import OptionError
 from pplog.pipeline import LogSpec, PathArg, open_log
 from pplog.pipeline.detect import FileGroup, is_error_log
-from pplog.run._common import warn
+from pplog.run._common import nothing_read, warn
+from pplog.run.dataset import dataset_dir
+from pplog.schema import RAW
 
 if TYPE_CHECKING:
     from pplog.reports.doctor import Finding
@@ -37,9 +40,10 @@ def diagnose(
     ----------
     source
         Access logs: paths, globs, directories or ``"-"`` (read as for
-        `scan_log`, rejected lines kept), or a frame of rows from `scan_log` /
-        `read_log` (best with ``include_rejects=True``, so examples show the
-        logged line).
+        `scan_log`, rejected lines kept), a dataset directory written by
+        `pplog ingest` (its rows and rejects), or a frame of rows from
+        `scan_log` / `read_log` (best with ``include_rejects=True``, so
+        examples show the logged line).
     error_log
         nginx error logs: paths (read in batches), a frame from
         `pplog.formats.errorlog.read_error_log`, or batches of them. Inputs
@@ -57,13 +61,19 @@ def diagnose(
         Least share of parsed rows attributed to trusted addresses for
         ``balancer-addresses-as-clients`` to be reported (default 0.5).
     on_problem
-        Called with (input, message) for an input that cannot be read; the
-        run goes on. Default: a `PplogWarning`.
+        Called with (input, message) for an input that cannot be read, once
+        per problem and input; the run goes on. Default: a `PplogWarning`.
 
     Returns
     -------
     list[Finding]
         Non-zero findings, by severity (error, warning, info), then count.
+
+    Raises
+    ------
+    SourceError
+        When no input given by path could be read at all (each was reported
+        through `on_problem`): nothing was diagnosed.
 
     Examples
     --------
@@ -79,32 +89,64 @@ def diagnose(
         msg = "`diagnose` reads every line: drop the filters (`since`, `status`, ...)"
         raise OptionError(msg)
     handler = on_problem or warn
+    said: dict[str, set[str]] = {}  # input -> the problems reported
+
+    def problem(name: str, message: str) -> None:
+        # a file read as an access log and as an error log is one bad file
+        told = said.setdefault(name, set())
+        if message not in told:
+            told.add(message)
+            handler(name, message)
+
     rows: pl.LazyFrame | pl.DataFrame | None = None
     run_policy = spec.resolve_policy()
     found: list[Source] = []  # nginx error logs among the access logs' inputs
+    access_names: list[str] = []  # the access logs read from paths
     if isinstance(source, pl.LazyFrame | pl.DataFrame):
         rows = source
+    elif (dataset := dataset_dir(source)) is not None:
+        rows = _dataset_rows(dataset, spec)
     elif source is not None:
         groups = spec.groups(sources.expand(source), error_logs=True)  # type: ignore[arg-type]
         found = [s for g in groups if _error_log(g) for s in g.sources]
         access = [g for g in groups if not _error_log(g)]
         if access:
-            scan = open_log(source, spec=spec, on_problem=handler, groups=access)
+            scan = open_log(source, spec=spec, on_problem=problem, groups=access)
             rows, run_policy = scan.frame, scan.policy
-            read = [s for g in scan.groups for s in g.sources]
-            if all(s.size == 0 and not s.is_stdin for s in read):
-                # else "no problems found" would be all a reader sees
-                names = ", ".join(s.name for s in scan.sources)
-                message = "no lines to read: nothing was diagnosed from the access log"
-                handler(names, message)
-    entries = _error_entries(error_log, found, handler)
+            access_names = [s.name for g in scan.groups for s in g.sources]
+    entries, error_names = _error_entries(error_log, found, problem)
     share = doctor.BALANCER_SHARE if balancer_share is None else balancer_share
-    return doctor.diagnose(
-        rows,
-        entries,
-        policy=run_policy,
-        balancer_share=share,
-    )
+    result = doctor.diagnosis(rows, entries, policy=run_policy, balancer_share=share)
+    if result.lines == 0 and result.entries == 0:
+        named = [*access_names, *error_names]
+        frames = rows is not None and not access_names  # a frame or a dataset
+        frames |= error_log is not None and not _are_paths(error_log)
+        if named and not frames and all(name in said for name in named):
+            raise nothing_read(named, "nothing was diagnosed")
+    if result.lines == 0:
+        # else "no problems found" would be all a reader sees; an input that
+        # could not be read was said to be so already
+        quiet = [name for name in access_names if name not in said]
+        if quiet:
+            message = "no lines to read: nothing was diagnosed from the access log"
+            handler(", ".join(quiet), message)
+    return result.findings
+
+
+def _dataset_rows(dataset: Path, spec: LogSpec) -> pl.LazyFrame:
+    """The rows and rejects of a dataset written by `pplog ingest`."""
+    from pplog.batch.dataset import scan_dataset
+
+    if spec.reads_options:
+        msg = (
+            f"`{dataset}` is a dataset: its format and client attribution were "
+            "fixed by `pplog ingest`; drop the format and real-IP options (or "
+            "diagnose the logs themselves)"
+        )
+        raise OptionError(msg)
+    # parsed rows keep no raw text there: examples show what a row holds of
+    # its line (findings count parsed rows only; the rejects tell the lines)
+    return scan_dataset(dataset, include_rejects=True).drop(RAW, strict=False)
 
 
 def _error_log(group: FileGroup) -> bool:
@@ -116,24 +158,25 @@ def _error_entries(
     error_log: PathArg | pl.DataFrame | Iterable[pl.DataFrame] | None,
     found: list[Source],
     handler: ProblemHandler,
-) -> pl.DataFrame | Iterable[pl.DataFrame] | None:
+) -> tuple[pl.DataFrame | Iterable[pl.DataFrame] | None, list[str]]:
     """The error-log entries to diagnose: those of `error_log` (paths or
     entries), then those of the inputs detection found to be error logs
-    (`found`), each file once."""
+    (`found`), each file once; and the names of the files they come from."""
     from pplog.formats.errorlog import error_log_sources, iter_error_sources
 
     if _are_paths(error_log):
         given = error_log_sources(error_log)  # type: ignore[arg-type]
         named = {_file(s) for s in given}
         srcs = [*given, *(s for s in found if _file(s) not in named)]
-        return iter_error_sources(srcs, on_problem=handler)
+        return iter_error_sources(srcs, on_problem=handler), [s.name for s in srcs]
+    names = [s.name for s in found]
     if not found:
-        return error_log  # type: ignore[return-value]
+        return error_log, names  # type: ignore[return-value]
     more = iter_error_sources(found, on_problem=handler)
     if error_log is None:
-        return more
+        return more, names
     first = [error_log] if isinstance(error_log, pl.DataFrame) else error_log
-    return itertools.chain(first, more)  # type: ignore[arg-type]
+    return itertools.chain(first, more), names  # type: ignore[arg-type]
 
 
 def _file(src: Source) -> str:

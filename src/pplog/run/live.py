@@ -17,6 +17,8 @@ kept for a minute, minutes for 15, and every partial kept is `capped`
 from __future__ import annotations
 
 import contextlib
+import errno
+import stat
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -643,5 +645,36 @@ def _check_matches(paths: Sequence[str]) -> None:
         msg = "`top` follows local files; object storage URLs cannot be followed"
         raise OptionError(msg)
     if not sources.matched_files(paths):
-        msg = f"no file matches {', '.join(f'`{p}`' for p in paths)}: nothing to follow"
-        raise ReportError(msg)
+        raise ReportError(_nothing_to_follow(paths))
+
+
+def _nothing_to_follow(paths: Sequence[str]) -> str:
+    """Why no pattern names a file to follow: what the first path that is
+    there is, else that nothing matches."""
+    from pplog.batch.state import is_dataset
+
+    for text in paths:
+        path = Path(text)
+        if path.is_dir():
+            if is_dataset(path):
+                return (
+                    f"`{text}` is a pplog dataset (written by `pplog ingest`), not a "
+                    "log: a dataset cannot be followed; follow the logs it is "
+                    "ingested from (`pplog summarize` reads the dataset)"
+                )
+            return f"directory `{text}` holds no log files: nothing to follow"
+        try:
+            mode = path.stat().st_mode
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return f"`{text}` is a symbolic link loop: nothing to follow"
+            continue
+        kind = "not a regular file"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            kind = "a device"
+        elif stat.S_ISFIFO(mode):
+            kind = "a FIFO"
+        elif stat.S_ISSOCK(mode):
+            kind = "a socket"
+        return f"`{text}` is {kind}, not a log file: nothing to follow"
+    return f"no file matches {', '.join(f'`{p}`' for p in paths)}: nothing to follow"

@@ -37,6 +37,7 @@ from pplog.run._common import (
     check_filters,
     geo_databases,
     map_settings,
+    nothing_read,
     warn,
 )
 from pplog.run.dataset import dataset_dir, map_dataset
@@ -164,6 +165,12 @@ def summarize(
     Returns
     -------
     Summary
+
+    Raises
+    ------
+    SourceError
+        When an input does not exist, or when no input could be read at all
+        (each was reported through `on_problem`): nothing to summarize.
 
     Examples
     --------
@@ -304,6 +311,9 @@ def summarize(
                 concatenated=REGROUPED,
             )
         rejects = None  # written by the tasks
+        unread = {name for name, _ in partial.problems()}
+        if partial.lines == 0 and all(s.name in unread for s in srcs):
+            raise nothing_read([s.name for s in srcs], "nothing to summarize")
         meta = {
             "format": "mixed"
             if len(groups) > 1

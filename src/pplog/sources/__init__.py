@@ -120,7 +120,7 @@ def _iter_source(
     try:
         stream, counter = open_stream(src)
     except OSError as exc:
-        _report(on_problem, src.name, f"{CANNOT_OPEN}: {exc.strerror or exc}")
+        _report(on_problem, src.name, f"{CANNOT_OPEN}: {describe(exc)}")
         return
     try:
         if src.path is not None and is_device(counter.raw):
@@ -199,7 +199,7 @@ def _iter_span(
     try:
         f = src.path.open("rb")
     except OSError as exc:
-        _report(on_problem, src.name, f"{CANNOT_OPEN}: {exc.strerror or exc}")
+        _report(on_problem, src.name, f"{CANNOT_OPEN}: {describe(exc)}")
         return
     with f:
         try:
@@ -305,7 +305,7 @@ def _plain_utf8(
                 tail = data[cut:]
             return not tail or is_utf8(tail)
     except OSError as exc:
-        _report(on_problem, src.name, f"{CANNOT_OPEN}: {exc.strerror or exc}")
+        _report(on_problem, src.name, f"{CANNOT_OPEN}: {describe(exc)}")
         return None
 
 
@@ -506,7 +506,7 @@ def split_source(
                     break
                 n -= 1
     except OSError as exc:
-        _report(on_problem, src.name, f"{CANNOT_OPEN}: {exc.strerror or exc}")
+        _report(on_problem, src.name, f"{CANNOT_OPEN}: {describe(exc)}")
         return []
     if len(spans) <= 1 or any(b - a < min_bytes for a, b in spans):
         return [src]

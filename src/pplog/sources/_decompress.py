@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bz2
+import errno
 import lzma
 import os
 import stat
@@ -256,6 +257,8 @@ def describe(exc: BaseException) -> str:
     """A one-line reason for a read error (a truncated file, a permission)."""
     if isinstance(exc, EOFError | TruncatedError):
         return "compressed data ends early (truncated file)"
+    if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
+        return "a symbolic link loop"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import re
@@ -205,9 +206,16 @@ def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
             )
             if not found:
                 msg = f"directory `{text}` holds no log files"
+                if is_dataset_dir(path):
+                    msg = (
+                        f"`{text}` is a pplog dataset (written by `pplog ingest`), "
+                        "not a directory of logs: give it as the only PATH of "
+                        "`summarize` or `doctor` (in Python, `scan_dataset`)"
+                    )
                 raise SourceError(msg)
             out.extend(Source(path_name(p), p) for p in found)
-        elif path.exists():
+        elif path.exists() or _link_loop(path):
+            # a link loop is reported by the reader, as other unreadable files
             out.append(Source(path_name(text), path))
         elif glob.has_magic(text):
             matches = sorted((Path(p) for p in glob.glob(text)), key=rotation_key)
@@ -223,6 +231,22 @@ def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
         msg = "no input given; pass a log file, a glob, a directory or `-` for stdin"
         raise SourceError(msg)
     return _once(out)
+
+
+def is_dataset_dir(path: Path) -> bool:
+    """Whether directory `path` looks like a dataset `pplog ingest` wrote
+    (its `_pplog` directory), so that it is named as one where a command
+    wants logs (`batch.state.is_dataset` is the test the readers use)."""
+    return os.path.lexists(path / "_pplog")
+
+
+def _link_loop(path: Path) -> bool:
+    """Whether `path` is a symbolic link that leads back to itself."""
+    try:
+        path.stat()
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
 
 
 def _once(found: list[Source]) -> list[Source]:
