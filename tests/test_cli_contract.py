@@ -150,6 +150,24 @@ def test_good_escapes_and_literal_text_are_kept() -> None:
     assert (given.escape, given.format) == ("json", "escape=x $remote_addr")
 
 
+def test_a_broken_log_format_in_nginx_conf_is_an_error(tmp_path: Path) -> None:
+    """A configuration whose one `log_format` nginx refuses (and no
+    `access_log` naming it) stops the run; it was taken for "several
+    formats" and the input auto-detected, as if --nginx-conf were not
+    given. A configuration of two good formats still detects."""
+    conf = tmp_path / "nginx.conf"
+    conf.write_text("http {\n    log_format x escape=bogus '$remote_addr';\n}\n")
+    result = CliRunner().invoke(cli, ["summarize", ELB, "--nginx-conf", str(conf)])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: unknown `escape=bogus` in log_format")
+    conf.write_text(
+        "http {\n    log_format x '$remote_addr';\n"
+        "    log_format y '$remote_addr $status';\n}\n"
+    )
+    two = CliRunner().invoke(cli, ["summarize", ELB, "--nginx-conf", str(conf)])
+    assert two.exit_code == 0 and "auto-detected" in two.output, two.output
+
+
 # --------------------------------------------------------------------------------------
 # Exit codes
 

@@ -8,6 +8,7 @@ from pplog.formats._logformat import LogFormat
 from pplog.formats._logpaths import buffered_logs, formats_by_log_path
 from pplog.formats._nginxconf import (
     RealIPSettings,
+    SeveralFormatsError,
     format_from_config,
     read_config,
     realip_from_config,
@@ -22,6 +23,7 @@ __all__ = [
     "Literal",
     "LogFormat",
     "RealIPSettings",
+    "SeveralFormatsError",
     "Token",
     "Variable",
     "buffered_logs",

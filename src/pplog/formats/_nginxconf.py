@@ -325,6 +325,10 @@ def read_config(path: str | os.PathLike[str]) -> NginxConfig:
     return config
 
 
+class SeveralFormatsError(LogFormatError):
+    """The configuration defines several formats and none is the one to use."""
+
+
 def format_from_config(
     path: str | os.PathLike[str], name: str | None = None
 ) -> LogFormat:
@@ -354,7 +358,7 @@ def format_from_config(
                 f"`{path}` defines several log formats ({', '.join(sorted(formats))}); "
                 f"pass --log-format-name NAME"
             )
-            raise LogFormatError(msg)
+            raise SeveralFormatsError(msg)
     if name == "combined" and name not in formats:
         from pplog.formats._presets import PRESETS
 

@@ -17,6 +17,7 @@ from pplog.formats import (
     DETECTION_ORDER,
     PRESETS,
     LogFormat,
+    SeveralFormatsError,
     format_from_config,
     formats_by_log_path,
     get_format,
@@ -383,7 +384,7 @@ def _groups_from_config(
     if unnamed:
         try:
             found = format_from_config(nginx_conf, None)
-        except LogFormatError:  # several formats: which one is unknown
+        except SeveralFormatsError:  # which one is unknown: detected per set
             default = _detect_sets(unnamed)
         else:
             # the configuration's format, unless the input is an error log
