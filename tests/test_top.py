@@ -85,6 +85,30 @@ def test_all_window_equals_summarize_of_the_lines_read(tmp_path: Path) -> None:
     assert comparable(got) == comparable(want)
 
 
+def test_an_empty_log_gives_what_summarize_gives_then_its_lines_decide(
+    tmp_path: Path,
+) -> None:
+    """Before the first line, the view is `summarize`'s of the empty log: the
+    same keys and values, its input named (the user-agent tables and the
+    sources were missing, the format "mixed"). The first lines then decide
+    the format: nothing was assumed for good."""
+    log = tmp_path / "access.log"
+    log.write_bytes(b"")
+    want = json.loads("".join(chunks(pplog.summarize(str(log), geoip=()))))
+    with Live([str(log)], geoip=()) as live:
+        live.poll()
+        empty = json.loads(one_line(live.view("all").summary))
+        assert empty == want
+        assert empty["overview"]["sources"] == [str(log)]
+        append(log, SAMPLE.read_text(encoding="utf-8"))  # elb_log lines
+        live.poll()
+        while live.behind:
+            live.poll()
+        read = json.loads(one_line(live.view("all").summary))
+    assert read["overview"]["format"] == "elb_log"
+    assert read["overview"]["lines"] == 3000 and read["overview"]["rejected"] == 0
+
+
 def test_windows_follow_the_clock(tmp_path: Path) -> None:
     log = tmp_path / "access.log"
     log.write_text(line(T0 - 100), encoding="utf-8")

@@ -554,7 +554,10 @@ class Live:
         return view
 
     def _finished(self, window: str) -> View:
-        partial = self.partial(window) or self._empty()
+        # before any line of any file: the files as `summarize` reads an empty
+        # log, so that the view has its tables and names its inputs
+        inputs = self._inputs or self._unread()
+        partial = self.partial(window) or self._empty(inputs)
         finishing = FinishSettings(
             top=self.top,
             by=self.by,
@@ -565,22 +568,20 @@ class Live:
             extra=self.tables,
         )
         finished = finish(partial, finishing, self._dbs)
-        formats = {
-            i.format.name if i.format else "custom" for i in self._inputs.values()
-        }
+        formats = {i.format.name if i.format else "custom" for i in inputs.values()}
         summary = finished.summary(
             top=self.top,
             by=self.by,
             format=formats.pop() if len(formats) == 1 else "mixed",
             # the inputs are followed by their own names: shown as valid text
-            sources=[sources.path_name(n) for n in sorted(self._inputs)],
+            sources=[sources.path_name(n) for n in sorted(inputs)],
             formats=[
                 {
                     "source": sources.path_name(name),
                     "format": i.format.name if i.format else None,
                     "detection": detection_of(i.note, sources.path_name(name)),
                 }
-                for name, i in sorted(self._inputs.items())
+                for name, i in sorted(inputs.items())
             ],
             geoip=self._geo_note,
             filters=self.spec.filters.labels
@@ -597,9 +598,26 @@ class Live:
             files=self.follower.files(),
         )
 
-    def _empty(self) -> Partial:
+    def _unread(self) -> dict[str, _Input]:
+        """The files followed when none has a line yet, each with the format
+        `summarize` would read it with (the one given, else `combined`, its
+        assumption for an empty log); not kept: the first lines decide."""
+        present = [Source(t, Path(t)) for t in sources.matched_files(self.paths)]
+        if not present:
+            return {}
+        try:
+            groups = self.spec.groups(present)
+        except PplogError:
+            return {}
+        return {
+            src.name: _Input(g.format, g.policy, g.notes.get(src.name, g.note))
+            for g in groups
+            for src in g.sources
+        }
+
+    def _empty(self, inputs: dict[str, _Input]) -> Partial:
         lines = pl.DataFrame(schema=sources.LINES_SCHEMA)
-        fmt = next((i for i in self._inputs.values() if i.format is not None), None)
+        fmt = next((i for i in inputs.values() if i.format is not None), None)
         if fmt is None:
             return partial_of(with_report_columns(unknown_format_rows(lines.lazy())))
         return self._partial(self._rows(fmt, lines))
