@@ -92,7 +92,7 @@ def diagnose(
             scan = open_log(source, spec=spec, on_problem=handler, groups=access)
             rows, run_policy = scan.frame, scan.policy
             read = [s for g in scan.groups for s in g.sources]
-            if all(s.size == 0 and not s.is_stdin for s in read):
+            if all(s.size == 0 and not s.is_stream for s in read):
                 # else "no problems found" would be all a reader sees
                 names = ", ".join(s.name for s in scan.sources)
                 message = "no lines to read: nothing was diagnosed from the access log"
