@@ -216,6 +216,23 @@ def bins(tasks: Sequence[Task], n: int) -> list[list[Task]]:
     return out
 
 
+def streams_here(plan: list[list[Task]]) -> list[list[Task]]:
+    """`plan` with the bins up to the last one that reads stdin or a pipe
+    (`Source.is_stream`) merged into the first, which this process maps: a
+    worker has no such input (its stdin is not ours, and a pipe gives its
+    bytes once, to the opening that detection made here). The bins stay in
+    order, so the rejects do."""
+    last = max(
+        (
+            i
+            for i, b in enumerate(plan)
+            if any(src.is_stream for task in b for src in task.sources)
+        ),
+        default=0,
+    )
+    return [[task for b in plan[: last + 1] for task in b], *plan[last + 1 :]]
+
+
 def joined(tasks: Sequence[Task]) -> list[Task]:
     """Consecutive tasks of one format and policy as one (one scan, one spool)."""
     out: list[Task] = []
@@ -286,7 +303,7 @@ def run_tasks(
     cores = min(jobs, os.cpu_count() or 1)
     jobs = min(jobs, max(1, total // POOL_MIN_BYTES)) if POOL_MIN_BYTES else jobs
     if jobs > 1:
-        plan = [joined(b) for b in bins(split(tasks, jobs), jobs)]
+        plan = [joined(b) for b in streams_here(bins(split(tasks, jobs), jobs))]
     with contextlib.ExitStack() as stack:
         parts: list[list[str | None]] = [[None] * len(b) for b in plan]
         if rejects is not None:

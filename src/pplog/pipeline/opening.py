@@ -214,29 +214,54 @@ def open_log(
 
 
 def _stdin_on_disk(group: FileGroup) -> FileGroup:
-    """`group`, with stdin copied to a temporary file: a lazy frame may be
-    read more than once, and stdin gives nothing the second time.
+    """`group`, with stdin and each pipe named by path (`<(...)`, a FIFO)
+    copied to a temporary file: a lazy frame may be read more than once,
+    and a pipe gives nothing the second time (or waits forever for a writer).
 
     The trust decisions of an X-Forwarded-For log read the rows twice (the
     distinct peer and header pairs, then the rows they are joined to), and
     so does `scan_log`'s GeoIP lookup (the distinct clients first):
     `cat access.log | pplog doctor -` found no problem and `scan_log("-")`
     no row; a second `collect` of any such frame found nothing either. The
-    copy keeps the name ``<stdin>`` and is deleted when the process exits.
+    copy keeps the name ``<stdin>`` (a pipe's, its path) and is deleted when
+    the process exits. A pipe's copy starts with the lines detection read
+    from it (`sources.open_stream` hands them out first), and a compressed
+    pipe is copied as it came (read as the file it now is).
     """
-    if not any(s.is_stdin for s in group.sources):
+    if not any(s.is_stream for s in group.sources):
         return group
     folder = Path(tempfile.mkdtemp(prefix="pplog-stdin-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    copy = folder / "stdin"
+    on_disk = []
+    for i, src in enumerate(group.sources):
+        if not src.is_stream:
+            on_disk.append(src)
+            continue
+        copy = folder / f"stdin-{i}"
+        try:
+            if src.is_stdin:
+                with copy.open("wb") as out:
+                    shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+            else:
+                _pipe_to(src, copy)
+        except OSError as exc:
+            what = "stdin" if src.is_stdin else f"`{src.name}`"
+            msg = f"cannot keep {what} in a temporary file: {exc.strerror or exc}"
+            raise PplogError(msg) from exc
+        on_disk.append(sources.Source(src.name, copy))
+    return dataclasses.replace(group, sources=on_disk)
+
+
+def _pipe_to(src: Source, copy: Path) -> None:
+    """The bytes of the pipe `src` as they come, with what detection kept of
+    it, into `copy`."""
+    _, raw = sources.open_stream(src)
     try:
         with copy.open("wb") as out:
-            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
-    except OSError as exc:
-        msg = f"cannot keep stdin in a temporary file: {exc.strerror or exc}"
-        raise PplogError(msg) from exc
-    on_disk = [sources.Source(s.name, copy) if s.is_stdin else s for s in group.sources]
-    return dataclasses.replace(group, sources=on_disk)
+            while data := raw.read(1 << 20):
+                out.write(data)
+    finally:
+        raw.close()
 
 
 def merge_same(groups: list[FileGroup]) -> list[FileGroup]:

@@ -133,13 +133,15 @@ def shared(src: Source) -> Source:
     """`src` as a worker opens it: a relative path made absolute, the name kept
     (a URL as it is: the workers open it with their own credentials).
 
-    stdin is this process's own: it cannot be read on a cluster.
+    stdin and a pipe are this process's own: they cannot be read on a
+    cluster.
     """
     if src.path is None and src.url is not None:
         return src
-    if src.path is None:
+    if src.path is None or src.pipe:
+        what = "stdin" if src.path is None else "a pipe"
         msg = (
-            f"`{src.name}` (stdin) cannot be read on a cluster: the workers "
+            f"`{src.name}` ({what}) cannot be read on a cluster: the workers "
             "read paths; save it to a file they can see, or drop `--cluster`"
         )
         raise OptionError(msg)
@@ -187,7 +189,7 @@ def map_on_worker(task: Task, settings: Any, *, must_open: bool) -> Partial:
 def _opens_here(task: Task) -> bool:
     """Whether this process can open every input of `task` (URLs: assumed)."""
     for src in task.sources:
-        if src.path is None:
+        if src.path is None or src.skip is not None:  # a FIFO: not opened
             continue
         try:
             with src.path.open("rb"):

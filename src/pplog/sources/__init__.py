@@ -44,6 +44,7 @@ from pplog.sources._decompress import (
     ZSTD_SLICE,
     TruncatedError,
     compression,
+    compression_of,
     describe,
     inflated_prefix,
     is_device,
@@ -60,6 +61,7 @@ from pplog.sources._lines import (
     long_line,
 )
 from pplog.sources._paths import (
+    SKIPPED_FIFO,
     STDIN,
     Source,
     expand,
@@ -68,6 +70,7 @@ from pplog.sources._paths import (
     rotation_key,
     shell_word,
 )
+from pplog.sources._pipes import pipe_head
 from pplog.sources._urls import is_url
 
 CHUNK_BYTES = 8 << 20
@@ -96,7 +99,7 @@ def iter_batches(
     """
     remaining = max_lines
     sizes = [s.size for s in sources]
-    total = None if any(s.is_stdin for s in sources) else sum(sizes)
+    total = None if any(s.is_stream for s in sources) else sum(sizes)
     progress = None if on_progress is None else (lambda n: on_progress(n, total))
     for src in sources:
         for batch in _iter_source(src, on_problem, progress, chunk_bytes):
@@ -116,6 +119,9 @@ def _iter_source(
 ) -> Iterator[pl.DataFrame]:
     if src.span is not None:
         yield from _iter_span(src, on_problem, on_progress, chunk_bytes)
+        return
+    if src.skip is not None:  # a FIFO a glob matched: opening it would wait
+        _report(on_problem, src.name, src.skip)
         return
     try:
         stream, counter = open_stream(src)
@@ -562,18 +568,24 @@ def read_head(source: Source, n: int) -> list[str]:
 
     For stdin this peeks at what is buffered without consuming it, so the
     run still reads every line; compressed stdin gives the lines that the
-    buffered bytes decompress to.
+    buffered bytes decompress to. A pipe named by path (`<(...)`, a FIFO)
+    is opened once: the bytes read here are kept and handed to the run's
+    read first (`pipe_head`). A FIFO a glob matched gives none (it is not
+    opened).
     """
+    if source.skip is not None:
+        return []
     if source.is_stdin:
         stream = sys.stdin.buffer
         if not hasattr(stream, "peek"):
             return []
-        head = stream.peek(1 << 16)
-        kind = next((k for magic, k in MAGIC if head.startswith(magic)), None)
-        if kind is not None:
-            head = inflated_prefix(head, kind)
-        complete = head[: head.rfind(b"\n") + 1] if b"\n" in head else head
-        return decode_bytes(complete).splitlines()[:n]
+        return _head_lines(stream.peek(1 << 16), n)
+    if source.pipe and source.span is None:
+        assert source.path is not None
+        try:
+            return _head_lines(pipe_head(source.path, n), n)
+        except OSError:
+            return []  # the read reports it
     out: list[str] = []
     batches = (
         _iter_source(source, None, None, 1 << 16)
@@ -585,6 +597,16 @@ def read_head(source: Source, n: int) -> list[str]:
         if len(out) >= n:
             break
     return out
+
+
+def _head_lines(head: bytes, n: int) -> list[str]:
+    """The first `n` complete lines of a stream's first bytes (decompressed
+    when they are compressed)."""
+    kind = compression_of(head)
+    if kind is not None:
+        head = inflated_prefix(head, kind)
+    complete = head[: head.rfind(b"\n") + 1] if b"\n" in head else head
+    return decode_bytes(complete).splitlines()[:n]
 
 
 __all__ = [
@@ -603,6 +625,7 @@ __all__ = [
     "READ_ERRORS",
     "SAMPLE_BYTES",
     "SKIPPED_BINARY",
+    "SKIPPED_FIFO",
     "STDIN",
     "Source",
     "SourceError",
@@ -611,6 +634,7 @@ __all__ = [
     "ZSTD_SLICE",
     "binary_throughout",
     "compression",
+    "compression_of",
     "decode_bytes",
     "describe",
     "expand",

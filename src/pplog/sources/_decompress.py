@@ -25,14 +25,23 @@ MAGIC = (
     (b"BZh", "bz2"),
     (b"\xfd7zXZ\x00", "xz"),
     (b"\x28\xb5\x2f\xfd", "zstd"),
+    # a zstd skippable frame (magic 0x184D2A50 to 0x184D2A5F, little-endian),
+    # which the zstd format lets start a file: `pzstd` puts one before each
+    # frame, holding the frame's size
+    *((bytes([0x50 + i]) + b"\x2a\x4d\x18", "zstd") for i in range(16)),
 )
+
+
+def compression_of(head: bytes) -> str | None:
+    """`gzip`, `bz2`, `xz` or `zstd` by a stream's first bytes; None for plain."""
+    return next((k for magic, k in MAGIC if head.startswith(magic)), None)
 
 
 def compression(path: Path) -> str | None:
     """`gzip`, `bz2`, `xz` or `zstd` by the file's magic bytes; None for plain."""
     with path.open("rb") as f:
         head = f.read(8)
-    return next((k for magic, k in MAGIC if head.startswith(magic)), None)
+    return compression_of(head)
 
 
 class _CountingReader:
@@ -83,10 +92,18 @@ def inflated_prefix(head: bytes, kind: str, limit: int = 1 << 20) -> bytes:
     try:
         d = _decompressor(kind)
         if kind == "zstd":  # no output bound: fed in slices
-            for i in range(0, len(head), ZSTD_SLICE):
-                out += d.decompress(head[i : i + ZSTD_SLICE])
-                if len(out) >= limit:
-                    break
+            rest = head
+            while rest and len(out) < limit:
+                # across frames: a skippable frame (`pzstd`) gives nothing
+                for i in range(0, len(rest), ZSTD_SLICE):
+                    out += d.decompress(rest[i : i + ZSTD_SLICE])
+                    if d.eof or len(out) >= limit:
+                        rest = d.unused_data + rest[i + ZSTD_SLICE :]
+                        break
+                else:
+                    rest = b""
+                if d.eof:
+                    d = _decompressor(kind)
         else:
             out = d.decompress(head, limit)
     except (*_PREFIX_ERRORS, zlib.error, lzma.LZMAError, zstandard.ZstdError):
@@ -223,11 +240,15 @@ def open_stream(source: Source) -> tuple[Any, _CountingReader]:
         raw: IO[bytes] = open_url(source.url)
     elif source.path is None:
         raw = sys.stdin.buffer
+    elif source.pipe:  # opened once: detection's head, then the rest
+        from pplog.sources._pipes import PipeStream
+
+        raw = PipeStream(source.path)  # type: ignore[assignment]
     else:
         raw = source.path.open("rb")  # noqa: SIM115 - closed by the caller
     counter = _CountingReader(raw)
     head = raw.peek(8)[:8] if hasattr(raw, "peek") else b""
-    kind = next((k for magic, k in MAGIC if head.startswith(magic)), None)
+    kind = compression_of(head)
     if kind is None:
         return counter, counter
     return _Stream(decompressed_pieces(counter, kind)), counter  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ import glob
 import os
 import re
 import shlex
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
@@ -28,6 +29,10 @@ class Source:
     them). Its lines keep the file's name, line numbers and offsets.
     `url` names an object read through fsspec (`path` is then None), and
     `url_size` is its size as listed, so that no request asks it again.
+    `pipe`: the path is a pipe named by the user (`<(zcat x.gz)`,
+    `/dev/stdin`, a FIFO), read once as stdin is (`sources._pipes`).
+    `skip`: why the input is not opened (a FIFO a glob or a directory
+    matched: opening it waits for a writer); its reader reports it.
     """
 
     name: str
@@ -35,6 +40,8 @@ class Source:
     span: tuple[int, int] | None = None
     url: str | None = None
     url_size: int = 0
+    pipe: bool = False
+    skip: str | None = None
 
     @property
     def is_stdin(self) -> bool:
@@ -42,14 +49,20 @@ class Source:
         return self.path is None and self.url is None
 
     @property
+    def is_stream(self) -> bool:
+        """Whether the input can be read once only, its size unknown: stdin
+        or a pipe named by path."""
+        return self.is_stdin or self.pipe
+
+    @property
     def size(self) -> int:
-        """Bytes on disk or in storage (0 for stdin or an unreadable file); a
-        span's length."""
+        """Bytes on disk or in storage (0 for stdin, a pipe or an unreadable
+        file); a span's length."""
         if self.span is not None:
             return self.span[1] - self.span[0]
         if self.url is not None:
             return self.url_size
-        if self.path is None:
+        if self.path is None or self.pipe or self.skip is not None:
             return 0
         try:
             return self.path.stat().st_size
@@ -166,7 +179,10 @@ def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
     rotation first.
 
     A file named twice (by a directory and by itself, or through a link) is
-    read once. A URL (`s3://bucket/logs/`, `s3://bucket/logs/access.log*`,
+    read once. A pipe named by path (`<(zcat x.gz)`, `/dev/stdin`, a FIFO)
+    is read once, as stdin is; a FIFO that a glob or a directory matches is
+    not opened (that waits for a writer) but kept to be reported as
+    skipped. A URL (`s3://bucket/logs/`, `s3://bucket/logs/access.log*`,
     any fsspec protocol) names an object, a prefix read like a directory, or
     a glob; its sources keep the URL as their name.
 
@@ -200,7 +216,7 @@ def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
                 (
                     p
                     for p in path.iterdir()
-                    if p.is_file() and not p.name.startswith(".")
+                    if (p.is_file() or p.is_fifo()) and not p.name.startswith(".")
                 ),
                 key=rotation_key,
             )
@@ -213,17 +229,17 @@ def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
                         "`summarize` or `doctor` (in Python, `scan_dataset`)"
                     )
                 raise SourceError(msg)
-            out.extend(Source(path_name(p), p) for p in found)
+            out.extend(_matched(p) for p in found)
         elif path.exists() or _link_loop(path):
             # a link loop is reported by the reader, as other unreadable files
-            out.append(Source(path_name(text), path))
+            out.append(Source(path_name(text), path, pipe=_is_pipe(path)))
         elif glob.has_magic(text):
             matches = sorted((Path(p) for p in glob.glob(text)), key=rotation_key)
-            files = [p for p in matches if p.is_file()]
+            files = [p for p in matches if p.is_file() or p.is_fifo()]
             if not files:
                 msg = f"no file matches `{text}`"
                 raise SourceError(msg)
-            out.extend(Source(path_name(p), p) for p in files)
+            out.extend(_matched(p) for p in files)
         else:
             msg = f"no such file: `{text}`"
             raise SourceError(msg)
@@ -249,6 +265,37 @@ def _link_loop(path: Path) -> bool:
     return False
 
 
+# why a FIFO that a glob or a directory matched is not read
+SKIPPED_FIFO = (
+    "skipped: a named pipe (FIFO), which waits for a writer; "
+    "name it on its own to read it"
+)
+
+
+def _is_pipe(path: Path) -> bool:
+    """Whether `path` is a pipe (a FIFO, `/dev/stdin` on a pipe, `<(...)`);
+    `stat` opens nothing."""
+    try:
+        return stat.S_ISFIFO(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+def _matched(path: Path) -> Source:
+    """A file a glob or a directory matched: a FIFO among them is kept, to be
+    reported as skipped, never opened."""
+    return Source(path_name(path), path, skip=SKIPPED_FIFO if _is_pipe(path) else None)
+
+
+def _stdin_pipe() -> tuple[int, int] | None:
+    """The (device, inode) of stdin when it is a pipe, else None."""
+    try:
+        st = os.fstat(0)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISFIFO(st.st_mode) else None
+
+
 def _once(found: list[Source]) -> list[Source]:
     """Each file once, where arguments overlap (`logs/` and `logs/api.log`, or a
     link next to its target): the first place it was named wins."""
@@ -256,7 +303,9 @@ def _once(found: list[Source]) -> list[Source]:
     out = []
     for src in found:
         key: object = src.name if src.url is None else src.url
-        if src.path is not None:
+        if src.is_stdin:  # `-` and `/dev/stdin` are one pipe, read once
+            key = _stdin_pipe() or key
+        elif src.path is not None:
             try:
                 st = src.path.stat()
                 key = (st.st_dev, st.st_ino)
