@@ -174,14 +174,14 @@ def test_rename_and_create_reads_the_old_file_to_its_end_first(
 
 @pytest.mark.parametrize(
     "copy_name",
-    ["access.log.1", "access.log-20261206", "access.1.log", "access-20261206.log"],
+    ["access.log.1", "access.log-20261206", "access-20261206.log"],
 )
 def test_copytruncate_regrown_past_the_offset_restarts_from_zero(
     log: Path, copy_name: str
 ) -> None:
     """The file is truncated and written past the old offset between two polls:
     its size alone says it grew. The line written before the copy comes from
-    the copy (named as logrotate names it, with `dateext` and `extension
+    the copy (named as logrotate names it, with `dateext` and its `extension
     .log` too), the rest from byte 0 of the truncated file."""
     nginx = Nginx(log)
     nginx.lines(*(line(i) for i in range(3)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -14,6 +15,8 @@ import zstandard
 import pplog
 from pplog import sources
 from pplog.errors import SourceError
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_logs"
 
 LINE = '203.0.113.7 - - [27/Nov/2026:06:01:02 +0000] "GET /{n} HTTP/1.1" 200 5 "-" "curl/8.5.0"'
 
@@ -196,33 +199,34 @@ def test_dateext_rotations_are_one_set_oldest_first(tmp_path: Path) -> None:
 
 
 def test_extension_rotations_are_one_set_oldest_first(tmp_path: Path) -> None:
-    """logrotate's `extension .log` keeps `.log` last: access.log rotates to
-    access.1.log, access.2.log.gz (`start 0`: access.0.log first), and with
-    `dateext` to access-20261205.log.gz (names as logrotate 3.21 gives them,
-    `test_logrotate_real` asks it). They are rotations of access.log, oldest
-    first; logs whose names merely look alike keep sets of their own."""
+    """logrotate's `extension .log` with `dateext` keeps `.log` last:
+    access.log rotates to access-20261205.log.gz (names as logrotate 3.21
+    gives them, `test_logrotate_real` asks it). They are rotations of
+    access.log, oldest first; logs whose names merely look alike keep sets
+    of their own, and so do its numbered names (access.1.log), which a port
+    or an instance number in a log's name cannot be told from."""
     rotations = [  # oldest first
         "access-20261202-1764633600.log.gz",  # dateformat -%Y%m%d-%s
         "access-2026-12-03.log.xz",  # dateformat -%Y-%m-%d
         "access-2026120414.log.gz",  # hourly
         "access_20261205.log",  # dateformat _%Y%m%d
         "access.20261206.log",  # dateformat .%Y%m%d
-        "access.3.log.gz",
-        "access.2.log.gz",
-        "access.1.log",  # delaycompress
-        "access.0.log",  # start 0
+        "access-20261207.log",  # delaycompress
         "access.log",
     ]
     for i, name in enumerate(rotations):
         (tmp_path / name).write_bytes(body(1, 10 * i))
     apart = {  # name: the set it belongs to
         "access-api.log": "access-api.log",
-        "access-api.1.log": "access-api.log",
+        "access-api.1.log": "access-api.1.log",  # numbered: apart
+        "access.8080.log": "access.8080.log",  # a port
+        "app.1.log": "app.1.log",  # an instance
+        "access.2024.log": "access.2024.log",
         "access-api-20261205.log.gz": "access-api.log",
         "access.api.log": "access.api.log",
         "access.api-20261205.log": "access.api.log",
         "error-20261205.log": "error.log",
-        "error.1.log": "error.log",
+        "error.1.log": "error.1.log",
         "access.1.gz": "access",  # `access` rotated with compress, no extension
         "10.0.0.1.log": "10.0.0.1.log",  # an address, not a rotation of 10.0.0.log
         "v1.2.3.log": "v1.2.3.log",  # a version
@@ -237,7 +241,7 @@ def test_extension_rotations_are_one_set_oldest_first(tmp_path: Path) -> None:
     names = [Path(s.name).name for s in sources.expand([tmp_path])]
     assert [n for n in names if n in rotations] == rotations
     got = read_all(tmp_path).get_column("path").to_list()
-    assert [p for p in got if p != "/999"] == [f"/{10 * i}" for i in range(10)]
+    assert [p for p in got if p != "/999"] == [f"/{10 * i}" for i in range(7)]
 
 
 def test_rotation_zero_is_older_than_the_live_log() -> None:
@@ -301,3 +305,15 @@ def test_a_compressed_prefix_inflates_to_a_prefix(kind: str, compress: object) -
     damaged = packed[:20] + b"\xff" * 50 + packed[70:]
     assert isinstance(inflated_prefix(damaged, kind), bytes)  # never raises
     assert inflated_prefix(b"\x1f\x8bnot gzip at all", "gzip") == b""
+
+
+def test_a_port_or_instance_in_a_name_is_a_log_of_its_own(tmp_path: Path) -> None:
+    """`access.8080.log` beside `access.log` is another server's log, not a
+    rotation: each is detected on its own (a `main` log read with the
+    `combined` log's format made 2,000 of its lines `no_match` rejects)."""
+    shutil.copy(SAMPLES / "combined-access.log", tmp_path / "access.log")
+    shutil.copy(SAMPLES / "main-access.log", tmp_path / "access.8080.log")
+    summary = pplog.summarize(tmp_path, top=1)
+    ov = summary.overview_dict()
+    assert ov["format"] == "mixed" and ov["rejected"] == 0, ov
+    assert ov["requests"] == 4000

@@ -110,14 +110,13 @@ def shell_word(name: str) -> str:
 
 _COMPRESSED = r"(?:\.(?:gz|bz2|xz|zst))?"
 _NUMBERED = re.compile(rf"^(.*?)(?:\.(\d+))?{_COMPRESSED}$")
-# logrotate's `extension .log` keeps the log's own suffix last, before the
-# compression's: access.log rotates to access.1.log, access.2.log.gz and, with
-# `dateext`, access-20261205.log.gz. The suffix is a word (not a number, not a
-# compression). A number after a number (10.0.0.1.log, v1.2.3.log) is an
-# address or a version in a log's name, not a rotation
+# logrotate's `extension .log` with `dateext` keeps the log's own suffix last,
+# before the compression's: access.log rotates to access-20261205.log.gz. The
+# suffix is a word (not a number, not a compression). Its numbered names
+# (access.1.log) are not read as rotations: a number before the suffix is as
+# often a port or an instance (access.8080.log, app.1.log and app.2.log), logs
+# of their own, and a file name alone cannot tell them apart
 _EXTENSION = r"(\.(?!(?:gz|bz2|xz|zst)\b)[A-Za-z][A-Za-z0-9]*)"
-_NUMBERED_EXT = re.compile(rf"^(.+)\.(\d+){_EXTENSION}{_COMPRESSED}$")
-_ENDS_IN_NUMBER = re.compile(r"(?:^|\.)\d+$")
 # logrotate's `dateext`: `-%Y%m%d` by default (RHEL, Amazon Linux), `-%Y%m%d%H`
 # when hourly, `-%Y%m%d-%s` or `-%Y-%m-%d` as `dateformat` is often set; the
 # `extension` after it
@@ -136,19 +135,20 @@ def rotation_key(path: PurePath | str) -> tuple[str, int, str]:
     access.log.2.gz is older than access.log.1, which is older than
     access.log; with logrotate's `dateext`, access.log-20261204.gz is older
     than access.log-20261205, which is older than access.log. With its
-    `extension .log`, access.2.log.gz, access.1.log and access-20261205.log
-    are rotations of access.log too (access-api.log is a log of its own). A
-    rotation numbered 0 (`start 0`) is older than the live file. A string is
-    a URL (`s3://bucket/logs/access.log.1.gz`), keyed by its path.
+    `extension .log`, access-20261205.log.gz is a rotation of access.log too
+    (access-api.log is a log of its own; access.1.log and access.8080.log
+    are too, see `_EXTENSION`). A rotation numbered 0 (`start 0`) is older
+    than the live file. A string is a URL (`s3://bucket/logs/access.log.1.gz`),
+    keyed by its path.
 
     Examples
     --------
     >>> names = ["access.log", "access.log-20261205", "access.log-20261204.gz"]
     >>> sorted(names, key=rotation_key)
     ['access.log-20261204.gz', 'access.log-20261205', 'access.log']
-    >>> names = ["access.log", "access.1.log", "access-20261204.log.gz"]
+    >>> names = ["access.log", "access-20261205.log", "access-20261204.log.gz"]
     >>> sorted(names, key=rotation_key)
-    ['access-20261204.log.gz', 'access.1.log', 'access.log']
+    ['access-20261204.log.gz', 'access-20261205.log', 'access.log']
     >>> {rotation_key(n)[0] for n in names}
     {'access.log'}
     """
@@ -164,10 +164,6 @@ def rotation_key(path: PurePath | str) -> tuple[str, int, str]:
             path.name,
         )
     # numbered from 1, or from 0 (`start 0`): older than the live file either way
-    m = _NUMBERED_EXT.match(path.name)
-    if m is not None and not _ENDS_IN_NUMBER.search(m.group(1)):
-        stem, num, ext = m.groups()
-        return (str(path.parent / (stem + ext)), -int(num) - 1, path.name)
     m = _NUMBERED.match(path.name)
     if m is None or m.group(2) is None:
         return (str(path.parent / path.name), 0, path.name)
