@@ -389,48 +389,75 @@ def _check_repeats(
         [pl.scan_parquet(p, glob=False) for p in present], how="diagonal_relaxed"
     ).filter(pl.col(STREAM_ID).is_in(wanted))
     names = sorted(c for c in rows.collect_schema().names() if c not in _NOT_CONTENT)
-    hashed = rows.select(
-        pl.col(STREAM_ID).cast(pl.Categorical),
-        OFFSET,
-        pl.struct(names).hash(seed=0).alias("_row"),
-    ).collect(engine="streaming")
+    hashed = (
+        rows.select(
+            pl.col(STREAM_ID).cast(pl.String),
+            OFFSET,
+            pl.struct(names).hash(seed=0).alias("_row"),
+        )
+        .collect(engine="streaming")
+        .sort(STREAM_ID, OFFSET)
+    )
+    # each stream's rows once (not filtered again for every pair compared)
+    parts = {
+        str(key[0]): frame
+        for key, frame in hashed.partition_by(
+            STREAM_ID, as_dict=True, include_key=False
+        ).items()
+    }
     for group in groups:
+        group = [cp for cp in group if str(cp["stream_id"]) in parts]
         group.sort(key=lambda cp: rotation_key(str(cp.get("last_path") or "")))
-        for i, first in enumerate(group):
-            for other in group[i + 1 :]:
-                common = min(
-                    ends.get(first["stream_id"], 0), ends.get(other["stream_id"], 0)
-                )
-                same = _same_rows(
-                    hashed, first["stream_id"], other["stream_id"], common
-                )
-                if not same:
-                    continue
-                a = str(first.get("last_path") or first["stream_id"][:8])
-                b = str(other.get("last_path") or other["stream_id"][:8])
-                said = f"{b}: its first {same:,} lines are those of {a}"
-                if rotation_key(a)[0] == rotation_key(b)[0]:
-                    out.repeated.append(said)
-                else:
-                    out.alike.append(said)
+        # pairs only among streams whose first rows agree: many logs of one
+        # head (vhosts' identical health checks) part at their first other line
+        k = min([_FIRST_ROWS, *(parts[str(cp["stream_id"])].height for cp in group)])
+        alike: dict[tuple[object, ...], list[dict[str, Any]]] = {}
+        for cp in group:
+            first = parts[str(cp["stream_id"])].head(k)
+            sign = (*first[OFFSET].to_list(), *first["_row"].to_list())
+            alike.setdefault(sign, []).append(cp)
+        for same_start in alike.values():
+            _pairs_of(same_start, parts, ends, out)
 
 
-def _same_rows(hashed: pl.DataFrame, a: str, b: str, common: int) -> int:
-    """How many rows streams `a` and `b` both hold in bytes [0, `common`),
-    when each is the other's, offset for offset; 0 when any differs."""
+# how many first rows of two streams must agree before they are compared whole
+_FIRST_ROWS = 64
+
+
+def _pairs_of(
+    group: list[dict[str, Any]],
+    parts: dict[str, pl.DataFrame],
+    ends: dict[str, int],
+    out: Verification,
+) -> None:
+    """Each pair of `group` (streams whose first rows agree) holding the same
+    rows over the bytes both read: `out.repeated` or `out.alike`."""
+    from pplog.sources import rotation_key
+
+    for i, first in enumerate(group):
+        for other in group[i + 1 :]:
+            a_id, b_id = str(first["stream_id"]), str(other["stream_id"])
+            common = min(ends.get(a_id, 0), ends.get(b_id, 0))
+            same = _same_rows(parts[a_id], parts[b_id], common)
+            if not same:
+                continue
+            a = str(first.get("last_path") or a_id[:8])
+            b = str(other.get("last_path") or b_id[:8])
+            said = f"{b}: its first {same:,} lines are those of {a}"
+            if rotation_key(a)[0] == rotation_key(b)[0]:
+                out.repeated.append(said)
+            else:
+                out.alike.append(said)
+
+
+def _same_rows(left: pl.DataFrame, right: pl.DataFrame, common: int) -> int:
+    """How many rows two streams (their rows by offset) both hold in bytes
+    [0, `common`), when each is the other's, offset for offset; 0 when any
+    differs."""
     if common <= 0:
         return 0
-
-    def rows(sid: str) -> pl.DataFrame:
-        return (
-            hashed.filter(
-                (pl.col(STREAM_ID).cast(pl.String) == sid) & (pl.col(OFFSET) < common)
-            )
-            .select(OFFSET, "_row")
-            .sort(OFFSET)
-        )
-
-    left, right = rows(a), rows(b)
+    left = left.filter(pl.col(OFFSET) < common)
+    right = right.filter(pl.col(OFFSET) < common)
     if left.height == 0 or not left.equals(right):
         return 0
     return left.height
