@@ -811,3 +811,30 @@ def test_a_first_run_with_nothing_to_read_leaves_an_empty_dataset(
     shutil.copy(SAMPLES / "elb-access.log", log)
     assert _pplog("ingest", str(log), "--dataset", str(ds)).returncode == 0
     assert pplog.verify(ds).ok and pplog.verify(ds).rows == 3000
+
+
+def test_doctor_names_a_damaged_dataset_file_and_says_an_empty_one_is_empty(
+    tmp_path: Path,
+) -> None:
+    """`doctor DIR` reads a dataset: a file of it cut short is named in one
+    `Error:` line (it was "unexpected failure"), and a dataset with no row
+    is said to hold nothing to diagnose, not given a clean bill."""
+    empty_log = tmp_path / "empty.log"
+    empty_log.write_bytes(b"")
+    empty = tmp_path / "empty"
+    assert _pplog("ingest", str(empty_log), "--dataset", str(empty)).returncode == 0
+    said = _pplog("doctor", str(empty))
+    assert said.returncode == 0, said.stderr
+    assert f"pplog: warning: {empty}: no lines to read" in said.stderr
+    shutil.copy(SAMPLES / "elb-access.log", tmp_path / "access.log")
+    ds = tmp_path / "ds"
+    assert (
+        _pplog("ingest", str(tmp_path / "access.log"), "--dataset", str(ds)).returncode
+        == 0
+    )
+    damaged = next((ds / "requests").rglob("*.parquet"))
+    damaged.write_bytes(damaged.read_bytes()[:3000])
+    failed = _pplog("doctor", str(ds))
+    assert failed.returncode == 1, failed.stderr
+    assert failed.stderr.startswith(f"Error: `{damaged}` in the dataset cannot be read")
+    assert "unexpected failure" not in failed.stderr

@@ -165,12 +165,12 @@ def map_dataset(
             if attempt < 2 and "No such file" in str(exc):
                 continue
             if isinstance(exc, pl.exceptions.PolarsError):
-                _name_damaged(dataset, exc)
+                name_damaged(dataset, exc)
             raise
     raise AssertionError  # pragma: no cover - the loop returns or raises
 
 
-def _name_damaged(dataset: Path, exc: Exception) -> None:
+def name_damaged(dataset: Path, exc: Exception) -> None:
     """Raise a `SourceError` naming the dataset's file polars could not read
     (cut short, overwritten), if one is why `exc` was raised."""
     from pplog.batch.dataset import damaged_files, listing

@@ -102,10 +102,17 @@ def diagnose(
     run_policy = spec.resolve_policy()
     found: list[Source] = []  # nginx error logs among the access logs' inputs
     access_names: list[str] = []  # the access logs read from paths
+    dataset = None
     if isinstance(source, pl.LazyFrame | pl.DataFrame):
         rows = source
     elif (dataset := dataset_dir(source)) is not None:
-        rows = _dataset_rows(dataset, spec)
+        try:
+            rows = _dataset_rows(dataset, spec)
+        except pl.exceptions.ComputeError as exc:
+            from pplog.run.dataset import name_damaged
+
+            name_damaged(dataset, exc)  # a damaged file of the dataset, named
+            raise
     elif source is not None:
         groups = spec.groups(sources.expand(source), error_logs=True)  # type: ignore[arg-type]
         found = [s for g in groups if _error_log(g) for s in g.sources]
@@ -116,7 +123,17 @@ def diagnose(
             access_names = [s.name for g in scan.groups for s in g.sources]
     entries, error_names = _error_entries(error_log, found, problem)
     share = doctor.BALANCER_SHARE if balancer_share is None else balancer_share
-    result = doctor.diagnosis(rows, entries, policy=run_policy, balancer_share=share)
+    try:
+        result = doctor.diagnosis(
+            rows, entries, policy=run_policy, balancer_share=share
+        )
+    except pl.exceptions.ComputeError as exc:
+        if dataset is None:
+            raise
+        from pplog.run.dataset import name_damaged
+
+        name_damaged(dataset, exc)  # a damaged file of the dataset, named
+        raise
     if result.lines == 0 and result.entries == 0:
         named = [*access_names, *error_names]
         frames = rows is not None and not access_names  # a frame or a dataset
@@ -127,6 +144,8 @@ def diagnose(
         # else "no problems found" would be all a reader sees; an input that
         # could not be read was said to be so already
         quiet = [name for name in access_names if name not in said]
+        if dataset is not None and result.entries == 0:
+            quiet.append(str(dataset))
         if quiet:
             message = "no lines to read: nothing was diagnosed from the access log"
             handler(", ".join(quiet), message)
