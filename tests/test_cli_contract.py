@@ -46,6 +46,9 @@ def test_unwritable_targets_fail_before_stdin_is_read(tmp_path: Path) -> None:
     plain = _not_a_dir(tmp_path)
     targets = {
         "not a dir": (plain / "x", f"Not a directory (`{plain}`)"),
+        # -o makes missing directories, but not below a file
+        "below a file": (plain / "a" / "x", f"Not a directory (`{plain}`)"),
+        # --rejects makes none
         "missing": (
             tmp_path / "missing" / "x",
             f"No such file or directory (`{tmp_path / 'missing'}`)",
@@ -54,6 +57,8 @@ def test_unwritable_targets_fail_before_stdin_is_read(tmp_path: Path) -> None:
     procs = {}
     for case, args in CASES.items():
         for kind, (target, _) in targets.items():
+            if (kind == "missing") != (case == "rejects") and kind != "not a dir":
+                continue
             cmd = [*PPLOG, "summarize", "-", "--format", "combined"]
             procs[case, kind] = subprocess.Popen(  # noqa: S603
                 [*cmd, *args, str(target)],
@@ -81,16 +86,23 @@ def test_unwritable_targets_fail_before_stdin_is_read(tmp_path: Path) -> None:
     assert not (tmp_path / "missing").exists()
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_no_missing_directory_is_made_for_a_target(tmp_path: Path, case: str) -> None:
-    """A typo in a path is an `Error:`, for every output alike (html and json
-    made the missing directories; --rejects refused them)."""
-    target = tmp_path / "typo" / "out"
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_missing_directories_are_made_for_o_not_for_rejects(
+    tmp_path: Path, case: str
+) -> None:
+    """`-o` makes the directories it names, as it always has (cron scripts
+    write `-o reports/$(date +%F)/...`); `--rejects` never did, and a
+    missing directory there is an `Error:` before reading."""
+    target = tmp_path / "new" / "out"
     result = CliRunner().invoke(cli, ["summarize", ELB, *CASES[case], str(target)])
-    assert result.exit_code == 1, result.output
-    assert "No such file or directory" in result.output
+    if case == "rejects":
+        assert result.exit_code == 1, result.output
+        assert "No such file or directory" in result.output
+        assert not (tmp_path / "new").exists()
+    else:
+        assert result.exit_code == 0, result.output
+        assert target.exists()
     assert "Traceback" not in result.output
-    assert not (tmp_path / "typo").exists()
 
 
 def test_the_output_directory_itself_is_still_made(tmp_path: Path) -> None:

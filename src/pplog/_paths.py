@@ -13,16 +13,27 @@ def writes_through(target: Path) -> bool:
     return target.is_symlink() or (target.exists() and not target.is_file())
 
 
-def unwritable(target: Path, *, directory: bool = False) -> str | None:
+def unwritable(
+    target: Path, *, directory: bool = False, parents: bool = False
+) -> str | None:
     """Why `target` cannot be written, as the write would fail; None if it can.
 
     Checked before any reading, so that a run over a large input is not lost
     to a typo in its output path. A regular file is written next to itself
     (under a temporary name, then renamed); a device, pipe or link is written
     through; a `directory` output is filled, or created when its parent is
-    there. No parent directory is ever created: a missing one is the answer
-    (``No such file or directory (`/nonexistent`)``), as `open` would say.
+    there. With `parents` (`-o`, which makes the directories it names, as
+    it always has), missing directories are fine if the nearest one there
+    can hold them; without, a missing one is the answer (``No such file or
+    directory (`/nonexistent`)``), as `open` would say.
     """
+    if parents:
+        want = target if directory else target.parent
+        folder = want
+        while not os.path.lexists(folder) and folder.parent != folder:
+            folder = folder.parent  # the nearest directory there
+        if folder != want:
+            return _dir_problem(folder)
     try:
         mode: int | None = target.stat().st_mode  # through links (/dev/stdout)
     except OSError:

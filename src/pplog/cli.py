@@ -331,8 +331,8 @@ def cli(ctx: click.Context, debug: bool) -> None:  # noqa: FBT001
     "-o",
     "--output",
     type=click.Path(),
-    help="File for json and html, directory for csv/parquet (made if its "
-    "parent exists; checked before reading) [default: stdout for json].",
+    help="File for json and html, directory for csv/parquet (missing directories "
+    "are made; checked before reading) [default: stdout for json].",
 )
 @click.option(
     "--interval",

@@ -75,7 +75,8 @@ def atomic_write(
             raise ReportError(msg) from exc
         return
     tmp = target.with_name(f".{target.name}.pplog-tmp")
-    try:  # into an existing directory: a missing one is a typo, not made here
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)  # -o makes what it names
         write(tmp)
         if staging is None:
             tmp.replace(target)

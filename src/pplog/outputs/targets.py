@@ -50,7 +50,7 @@ class Targets:
         names = tuple(dict.fromkeys(names))
         out, as_dir = _output_target(names, output)
         if out is not None:
-            why = unwritable(out, directory=as_dir)
+            why = unwritable(out, directory=as_dir, parents=True)
             if why is not None:
                 msg = f"cannot write `{out}`: {why}"
                 raise ReportError(msg)
@@ -79,7 +79,7 @@ class Targets:
         """Write every output: the files all or none, then stdout."""
         if self.out is not None and self.as_dir and not self.out.exists():
             try:
-                self.out.mkdir()  # file outputs share one; never its parents
+                self.out.mkdir(parents=True)  # file outputs share one directory
             except OSError as exc:
                 msg = f"cannot create the directory `{self.out}`: {exc.strerror or exc}"
                 raise ReportError(msg) from exc
