@@ -230,8 +230,9 @@ def test_a_bad_path_regex_says_why_in_words(pattern: str, reason: str) -> None:
         ["doctor", ELB],
         ["formats"],
         ["top", ELB, "--to", "jsonl", "--refresh", "0.1", "--duration", "30"],
+        ["summarize", ELB, "--to", "html", "-o", "/dev/stdout"],
     ],
-    ids=["summarize", "json", "doctor", "formats", "top"],
+    ids=["summarize", "json", "doctor", "formats", "top", "html-o-dev-stdout"],
 )
 def test_a_closed_stdout_ends_the_run_quietly(args: list[str]) -> None:
     proc = subprocess.Popen(  # noqa: S603

@@ -70,6 +70,8 @@ def atomic_write(
     if writes_through(target):
         try:
             write(target)
+        except BrokenPipeError:  # `-o /dev/stdout | head`: ended as stdout's is
+            raise
         except OSError as exc:
             msg = f"cannot write `{target}`: {exc.strerror or exc}"
             raise ReportError(msg) from exc
