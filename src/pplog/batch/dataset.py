@@ -366,7 +366,9 @@ def _check_repeats(
     of the first 4 KiB, which `ingest` keeps); they are the same content
     only when every row of the bytes both read is equal, column by column,
     at the same offset (so two logs of the same health checks are the same
-    only if every check fell in the same second in both).
+    only if every check fell in the same second in both). A stream that
+    `ingest` started beside the other's own file, unchanged, beginning as it
+    did (`begins_as`: a log of identical lines rotated) is not its copy.
     """
     by_head: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for cp in checkpoints:
@@ -398,6 +400,8 @@ def _check_repeats(
         group.sort(key=lambda cp: rotation_key(str(cp.get("last_path") or "")))
         for i, first in enumerate(group):
             for other in group[i + 1 :]:
+                if _told_apart(first, other):
+                    continue
                 common = min(
                     ends.get(first["stream_id"], 0), ends.get(other["stream_id"], 0)
                 )
@@ -413,6 +417,14 @@ def _check_repeats(
                     out.repeated.append(said)
                 else:
                     out.alike.append(said)
+
+
+def _told_apart(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether `ingest` found either stream's file a new one that begins as
+    the other stream did, beside that stream's own file (`begins_as`)."""
+    return a["stream_id"] in b.get("begins_as", ()) or b["stream_id"] in a.get(
+        "begins_as", ()
+    )
 
 
 def _same_rows(hashed: pl.DataFrame, a: str, b: str, common: int) -> int:
