@@ -10,7 +10,10 @@ in `test_ingest_faults.py`.
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import json
+import lzma
 import os
 import resource
 import shutil
@@ -19,10 +22,12 @@ import subprocess
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import zstandard
 
 from ingest_harness import (
     LogWriter,
@@ -409,6 +414,154 @@ def test_an_empty_rotation_takes_over_no_stream(writer: LogWriter, ds: Path) -> 
     proc = ok(ingest(writer, ds, "-v"))
     assert "truncated or rewritten" not in proc.stderr, proc.stderr
     assert_exactly_once(ds, writer.expected)
+
+
+# a health check, the same bytes every time (a log without timestamps)
+_HEALTH = (
+    combined(0, when=datetime(2026, 12, 6, tzinfo=UTC)).replace(
+        "/seq/000000", "/health"
+    )
+    + "\n"
+).encode()
+
+
+def _health_lines(ds: Path) -> int:
+    """The lines of the dataset that carry no seq: the health checks."""
+    return dataset_frame(ds)["seq"].null_count()
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [(3, 5), (60, 70), (5, 3), (4, 4)],
+    ids=["longer", "longer-over-4KiB", "shorter", "same"],
+)
+@pytest.mark.parametrize(
+    "rotation",
+    ["create", "create-gzip", "copytruncate-run-between", "copytruncate-gzip"],
+)
+def test_a_new_log_that_begins_as_the_old_one_is_read_whole(
+    writer: LogWriter, ds: Path, rotation: str, old: int, new: int
+) -> None:
+    """A log of identical lines (health checks, no time) is read, rotated,
+    and the new log begins with the same lines, or holds only some of them:
+    its bytes start with all of the old file's, or are a prefix of them. It
+    was taken for the old stream grown (its first lines skipped) and the old
+    file for its copy (left out), or it for the old file's copy: lines lost,
+    and `verify` said OK. The stream's own file, unchanged, or its content
+    compressed, is that stream; a newer file that begins alike is new."""
+    rot = Rotator(writer, compress=rotation.endswith("gzip"), delaycompress=False)
+
+    def rotate() -> None:
+        if rotation.startswith("create"):
+            rot.create()
+            return
+        rot.copytruncate()
+        if rotation == "copytruncate-run-between":
+            ok(ingest(writer, ds))  # the log empty: the copy is the stream's
+
+    writer.write_raw(_HEALTH * old)
+    ok(ingest(writer, ds))
+    rotate()
+    writer.write_raw(_HEALTH * new)
+    proc = ok(ingest(writer, ds, "-v"))
+    rotate()  # nothing more written to it: what was skipped stays skipped
+    writer.write(3)
+    ok(ingest(writer, ds))
+    assert _health_lines(ds) == old + new
+    assert_exactly_once(ds, writer.expected)
+    assert "duplicate_paths" not in proc.stderr, proc.stderr  # none left out
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_log_of_identical_lines_written_to_after_the_last_run(
+    writer: LogWriter, ds: Path, compress: bool
+) -> None:
+    """The same when the old file got lines after the last run, before and
+    after it was renamed (nginx writes on until it reopens its log): it is
+    no longer as the stream last found it, but still the file it was read
+    from (its inode, its bytes before the offset), or, compressed, the file
+    that holds the stream's bytes and more."""
+    writer.write_raw(_HEALTH * 3)
+    ok(ingest(writer, ds))
+    writer.write_raw(_HEALTH * 2)
+    Rotator(writer, compress=False).create(reopen=False)
+    writer.write_raw(_HEALTH)  # to the renamed file
+    writer.reopen()
+    if compress:  # logrotate compresses once nginx reopened its log
+        gzip_file(
+            writer.live.with_name("access.log.1"),
+            writer.live.with_name("access.log.1.gz"),
+        )
+    writer.write_raw(_HEALTH * 8)
+    ok(ingest(writer, ds))
+    writer.write(2)
+    ok(ingest(writer, ds))
+    assert _health_lines(ds) == 3 + 2 + 1 + 8
+    assert_exactly_once(ds, writer.expected)
+
+
+def test_a_rotated_log_of_identical_lines_kept_plain_then_compressed(
+    writer: LogWriter, ds: Path
+) -> None:
+    """The same with `delaycompress`, over several rotations: the old file
+    is `.1`, then `.2.gz`, and each new log begins as the one before."""
+    rot = Rotator(writer, keep=4, compress=True, delaycompress=True)
+    total = 0
+    for n in (3, 5, 7, 9):
+        writer.write_raw(_HEALTH * n)
+        total += n
+        ok(ingest(writer, ds))
+        rot.create()
+    writer.write_raw(_HEALTH * 2)
+    writer.write(2)
+    ok(ingest(writer, ds))
+    assert _health_lines(ds) == total + 2
+    assert_exactly_once(ds, writer.expected)
+
+
+_COMPRESS = {
+    "gz": lambda b: gzip.compress(b, mtime=0),
+    "bz2": bz2.compress,
+    "xz": lzma.compress,
+    "zst": lambda b: zstandard.ZstdCompressor().compress(b),
+}
+
+
+@pytest.mark.parametrize("read_before", [False, True])
+@pytest.mark.parametrize("kind", sorted(_COMPRESS))
+def test_a_compressed_rotation_with_trailing_garbage_is_read_once(
+    writer: LogWriter, ds: Path, kind: str, read_before: bool
+) -> None:
+    """Bytes appended to a compressed rotation that start no member (`gzip
+    -t`: "trailing garbage ignored"): `summarize` reads the lines before
+    them, `ingest` read none ("cannot read", file_errors, at every run). It
+    takes the same lines, says so once, and the file is finished (`done`)."""
+    if read_before:
+        writer.write(60)  # its head is read before it is compressed
+        ok(ingest(writer, ds))
+    writer.write(10)
+    writer.close()
+    rotated = writer.live.with_name("access.log.1")
+    writer.live.replace(rotated)
+    packed = rotated.with_name(f"access.log.1.{kind}")
+    text = rotated.read_bytes()
+    packed.write_bytes(_COMPRESS[kind](text) + b"garbage\n")
+    rotated.unlink()
+    writer.reopen()
+    writer.write(3)
+    summary = pplog("summarize", packed, "--format", "combined", "--to", "json")
+    assert summary.returncode == 0, summary.stderr
+    assert json.loads(summary.stdout)["overview"]["lines"] == text.count(b"\n")
+    proc = ok(ingest(writer, ds))
+    warnings = proc.stderr.strip().splitlines()
+    assert len(warnings) == 1, proc.stderr
+    assert packed.name in warnings[0] and "trailing garbage" in warnings[0]
+    writer.write(2)
+    proc = ok(ingest(writer, ds, "-v"))
+    assert "warning" not in proc.stderr, proc.stderr
+    assert_exactly_once(ds, writer.expected)
+    streams = [c for c in state_of(ds)["checkpoints"] if c["last_path"] == str(packed)]
+    assert len(streams) == 1 and streams[0]["done"], streams
 
 
 @pytest.mark.parametrize(

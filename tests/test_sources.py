@@ -317,3 +317,47 @@ def test_a_port_or_instance_in_a_name_is_a_log_of_its_own(tmp_path: Path) -> Non
     ov = summary.overview_dict()
     assert ov["format"] == "mixed" and ov["rejected"] == 0, ov
     assert ov["requests"] == 4000
+
+
+@pytest.mark.parametrize(
+    ("kind", "compress"),
+    [
+        ("gzip", gzip.compress),
+        ("xz", lzma.compress),
+        ("bz2", bz2.compress),
+        ("zstd", zstandard.ZstdCompressor().compress),
+    ],
+)
+def test_what_follows_the_last_compressed_member(
+    tmp_path: Path, kind: str, compress: object
+) -> None:
+    """After the last member: NUL padding (over one read of 64 KiB) is no
+    problem; bytes that start no member (`gzip -t`: trailing garbage
+    ignored) end the content, the lines before them read, one warning said;
+    a member that starts and is cut short is a truncated file."""
+    first, second = compress(body(50)), compress(body(30, 50))  # type: ignore[operator]
+    cases = {
+        "padded": (first + second + b"\x00" * 100_000, 80, None),
+        "garbage": (first + second + b"garbage\n", 80, "trailing garbage"),
+        "cut": (first + second[: len(second) // 2], 50, "truncated"),
+    }
+    from pplog.pipeline import open_log
+
+    problems: list[str] = []
+    for name, (data, lines, problem) in cases.items():
+        path = tmp_path / f"{name}.log.1"
+        path.write_bytes(data)
+        problems.clear()
+        df = open_log(
+            [path], "combined", on_problem=lambda _n, m: problems.append(m)
+        ).frame.collect()
+        assert df.height >= lines, (name, df.height)
+        assert df.filter(pl.col("reject_reason").is_null()).height == lines, name
+        if problem is None:
+            assert problems == [], (name, problems)
+        else:
+            assert len(problems) == 1 and problem in problems[0], (name, problems)
+    at = len(first) + len(second)
+    assert f"from byte {at:,} of the file" in str(
+        sources.describe(sources.TrailingDataError(at))
+    )

@@ -366,7 +366,9 @@ def _check_repeats(
     of the first 4 KiB, which `ingest` keeps); they are the same content
     only when every row of the bytes both read is equal, column by column,
     at the same offset (so two logs of the same health checks are the same
-    only if every check fell in the same second in both).
+    only if every check fell in the same second in both). A stream that
+    `ingest` started beside the other's own file, unchanged, beginning as it
+    did (`begins_as`: a log of identical lines rotated) is not its copy.
     """
     by_head: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for cp in checkpoints:
@@ -436,6 +438,8 @@ def _pairs_of(
 
     for i, first in enumerate(group):
         for other in group[i + 1 :]:
+            if _told_apart(first, other):
+                continue
             a_id, b_id = str(first["stream_id"]), str(other["stream_id"])
             common = min(ends.get(a_id, 0), ends.get(b_id, 0))
             same = _same_rows(parts[a_id], parts[b_id], common)
@@ -448,6 +452,14 @@ def _pairs_of(
                 out.repeated.append(said)
             else:
                 out.alike.append(said)
+
+
+def _told_apart(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether `ingest` found either stream's file a new one that begins as
+    the other stream did, beside that stream's own file (`begins_as`)."""
+    return a["stream_id"] in b.get("begins_as", ()) or b["stream_id"] in a.get(
+        "begins_as", ()
+    )
 
 
 def _same_rows(left: pl.DataFrame, right: pl.DataFrame, common: int) -> int:

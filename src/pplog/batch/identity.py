@@ -7,7 +7,11 @@ first bytes, so the stream continues where it stopped; a new or truncated and
 rewritten file has a new head and starts a new stream. The hash of the bytes
 just before the stored offset (`TAIL_BYTES`) proves that the content up to
 the offset is still the one that was read; when it is not, the stream starts
-over as a new generation.
+over as a new generation. A file that begins with all of another's bytes by
+chance (a log of identical lines, rotated) is told from that stream grown by
+the stream's own file, found in the set (`restore_own_files`, `own_stream`).
+A compressed file's content ends where trailing garbage begins, as
+`summarize` reads it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import IO, Any
 
 from pplog.sources import (
     Source,
+    TrailingDataError,
     compression,
     open_stream,
     path_name,
@@ -55,10 +60,20 @@ class Candidate:
     inode: int
     device: int = 0
     end: int | None = None  # where the last `read_from` found the content's end
+    # where the last `read_from` of a compressed file met trailing garbage
+    # (bytes that start no member, ignored as `summarize` ignores them)
+    trailing: int | None = None
     # proofs that files left out as the same content are byte prefixes of
     # this one (`copy_proof`): kept with its stream, they tell its
     # copytruncate copy once the log is truncated
     copies: list[dict[str, Any]] = field(default_factory=list)
+    # files left out as copies of this one's start (`_one_per_content`), with
+    # the proof kept in `copies` and whether they are shorter: a known
+    # stream's own file is read after all (`restore_own_files`)
+    left: list[tuple[Candidate, dict[str, Any] | None, bool]] = field(
+        default_factory=list
+    )
+    owns: str | None = None  # the stream this is the own file of (`own_stream`)
 
     @property
     def name(self) -> str:
@@ -119,20 +134,41 @@ def open_plain(candidate: Candidate) -> IO[bytes]:
     return f
 
 
-def _open_compressed(candidate: Candidate) -> tuple[Any, Any]:
+class _Content:
+    """A decompressed stream that ends where trailing garbage begins (bytes
+    after a member that start no other member: `TrailingDataError`), as
+    `summarize` reads it; `trailing` says where they begin in the file."""
+
+    def __init__(self, stream: Any) -> None:  # noqa: ANN401 - open_stream's
+        self._stream = stream
+        self.trailing: int | None = None
+
+    def read(self, n: int) -> bytes:
+        if self.trailing is not None:
+            return b""
+        try:
+            data: bytes = self._stream.read(n)
+        except TrailingDataError as exc:
+            self.trailing = -1 if exc.at is None else exc.at
+            return b""
+        return data
+
+
+def _open_compressed(candidate: Candidate) -> tuple[_Content, Any]:
     stream, counter = open_stream(Source(candidate.name, candidate.path))
     try:
         _check(candidate, counter.raw)
     except BaseException:
         counter.close()
         raise
-    return stream, counter
+    return _Content(stream), counter
 
 
 def _read_prefix(path: Path, n: int) -> tuple[bytes, int, os.stat_result]:
     """The first `n` decompressed bytes after leading NULs, how many NULs, and
     the status of the file they were read from."""
-    stream, counter = open_stream(Source(path_name(path), path))
+    opened, counter = open_stream(Source(path_name(path), path))
+    stream = _Content(opened)
     try:
         st = os.fstat(counter.raw.fileno())
         skipped = 0
@@ -279,19 +315,30 @@ def _one_per_content(cands: list[Candidate]) -> tuple[list[Candidate], list[str]
     inode before. A file is left out only when its bytes prove it a copy of
     the one kept (`copy_proof`: the same bytes up to its end, a copytruncate
     copy, lines written after it), and the proof is kept with the file read
-    (`copies`); without one, both are read.
+    (`copies`); without one, both are read. A copy is made under an older
+    name than its log's (`access.log.1` of `access.log`), so of two files
+    alike the newer is kept, and a newer file is never left out as a copy
+    of an older one: one that begins as an older file did (a log of
+    identical health checks, rotated) is a new file, read. Each file left
+    out is noted with the file kept (`left`): a known stream's own file is
+    read after all (`restore_own_files`).
     """
     chosen: dict[bytes, Candidate] = {}
     dropped: list[str] = []
     order: list[bytes] = []
 
     def leave(
-        drop: Candidate, keep: Candidate, proof: dict[str, Any] | None = None
+        drop: Candidate,
+        keep: Candidate,
+        proof: dict[str, Any] | None = None,
+        *,
+        shorter: bool,
     ) -> None:
         dropped.append(drop.name)
         proof = proof or copy_proof(drop, keep)
         if proof is not None:
             keep.copies.append(proof)
+        keep.left.append((drop, proof, shorter))
 
     apart: list[Candidate] = []
     for c in cands:
@@ -301,17 +348,19 @@ def _one_per_content(cands: list[Candidate]) -> tuple[list[Candidate], list[str]
             chosen[key] = c
             order.append(key)
             continue
-        better = (not c.compressed, c.size) > (not prev.compressed, prev.size)
+        # the same: the newer is kept (a copytruncate copy is the older)
+        better = (not c.compressed, c.size) >= (not prev.compressed, prev.size)
         keep, drop = (c, prev) if better else (prev, c)
         # the same content only if its bytes prove it: else one was
         # rewritten under the other's head (a log written again from the
         # same header), and the one left out may hold lines not read yet
         proof = copy_proof(drop, keep)
         chosen[key] = keep
-        if proof is None:
+        shorter = proof is not None and int(proof["size"]) < keep.size
+        if proof is None or _newer(drop, keep):
             apart.append(drop)
             continue
-        leave(drop, keep, proof)
+        leave(drop, keep, proof, shorter=shorter)
     at = {id(c): i for i, c in enumerate(cands)}
     kept = sorted([chosen[k] for k in order] + apart, key=lambda c: at[id(c)])
     # a file shorter than its head whose whole content starts a longer file
@@ -328,14 +377,150 @@ def _one_per_content(cands: list[Candidate]) -> tuple[list[Candidate], list[str]
                 and len(c.head) < HEAD_BYTES
                 and o.head.startswith(c.head)
                 and rotation_key(o.path)[0] == rotation_key(c.path)[0]
+                and not _newer(c, o)
             ),
             None,
         )
         if longer is not None:
-            leave(c, longer)
+            leave(c, longer, shorter=True)
             continue
         out.append(c)
     return out, dropped
+
+
+def _newer(a: Candidate, b: Candidate) -> bool:
+    """Whether `a` is a newer rotation than `b` (`access.log` than `.1`)."""
+    return rotation_key(a.path)[1] > rotation_key(b.path)[1]
+
+
+def restore_own_files(
+    cands: list[Candidate], dropped: list[str], checkpoints: list[dict[str, Any]]
+) -> tuple[list[Candidate], list[str]]:
+    """`discover`'s files, with those it left out as copies that are a known
+    stream's own file put back, and the names still left out; each stream's
+    own file among them says so (`owns`).
+
+    `discover` leaves out a file whose whole content starts another file of
+    its set: a copytruncate copy, lines written to the log after it. A file
+    can begin with all of an older file's bytes by chance too: logrotate's
+    `create` renames a log of identical lines (health checks, no time) and
+    nginx writes the same lines to the new one. The first bytes cannot tell
+    them apart; the stream can (`own_stream`, strongest first): the plain
+    file it was read from (the device and inode of its `hint`), unchanged;
+    a compressed file holding its bytes and nothing after (its file, or a
+    copytruncate copy once the log was truncated, compressed by logrotate);
+    the plain file it was read from, grown (`create` renames it: nginx
+    writes on to it until it reopens its log); a compressed file holding
+    its bytes and more. A stream's own file is that stream, and any other
+    file that begins with its bytes is a new one (`reader._match`). Taken
+    for the stream grown, the new file's first lines were skipped and the
+    old file left out as its copy: lines lost. A compressed file read to
+    its end (`seen` of a `done` stream) is put back too: it is that
+    stream's, not another file's copy.
+    """
+    if not checkpoints:
+        return cands, dropped
+    streams = [c for c in checkpoints if "head_len" in c and not c.get("done")]
+    finished = [c.get("seen") for c in checkpoints if c.get("done")]
+    left: list[tuple[Candidate, Candidate, dict[str, Any] | None, bool]] = []
+    todo = list(cands)
+    while todo:  # a file left out may have been kept over others before
+        keep = todo.pop()
+        for drop, proof, shorter in keep.left:
+            left.append((keep, drop, proof, shorter))
+            todo.append(drop)
+    plain = sorted(
+        (c for c in [*cands, *(d for _, d, _, _ in left)] if not c.compressed),
+        key=lambda c: rotation_key(c.path),
+    )
+    packed = [
+        d
+        for k, d, _, shorter in left
+        if d.compressed
+        and seen(d) not in finished
+        # not next to the plain file it was compressed from (`.1`, `.1.gz`)
+        and (shorter or _newer(k, d))
+    ]
+    owner: dict[str, Candidate] = {}
+    for files, exact in (
+        (plain, True),
+        (packed, True),
+        (plain, False),
+        (packed, False),
+    ):
+        for c in files:
+            if any(c is o for o in owner.values()):
+                continue
+            rest = [s for s in streams if s["stream_id"] not in owner]
+            sid = own_stream(c, rest, exact=exact)
+            if sid is not None:
+                owner[sid] = c
+    out, names = list(cands), list(dropped)
+    for keep, drop, proof, _ in left:
+        done = drop.compressed and seen(drop) in finished  # nothing to read
+        if not done and not any(drop is o for o in owner.values()):
+            continue
+        if proof is not None and proof in keep.copies:
+            keep.copies.remove(proof)
+        out.append(drop)
+        names.remove(drop.name)
+    for sid, c in owner.items():
+        c.owns = sid
+    out.sort(key=lambda c: rotation_key(c.path))
+    return out, names
+
+
+def own_stream(
+    candidate: Candidate, streams: list[dict[str, Any]], *, exact: bool
+) -> str | None:
+    """The id of the stream (not `done`) whose own file `candidate` is, if
+    any. A plain file must be the one the stream was read from (the device
+    and inode of its `hint`), with `exact` unchanged since (its size and
+    mtime); a plain file that merely holds the stream's bytes may be a
+    copytruncate copy while the stream goes on in the log. A compressed file
+    must hold the stream's bytes, with `exact` nothing after (`ends_as`).
+    Either way its head and its bytes before the offset are the stream's."""
+    for cp in streams:
+        if not candidate.matches(cp):
+            continue
+        hint = cp.get("hint") or {}
+        if not candidate.compressed and (
+            cp.get("compressed")
+            or hint.get("ino") != candidate.inode
+            or hint.get("dev", candidate.device) != candidate.device
+            or (
+                exact
+                and (
+                    hint.get("size") != candidate.size
+                    or hint.get("mtime_ns") != int(candidate.mtime * 1e9)
+                )
+            )
+        ):
+            continue
+        try:
+            if candidate.compressed and exact:
+                if ends_as(candidate, cp):
+                    return str(cp["stream_id"])
+                continue
+            marker = read_tail_marker(candidate, int(cp["offset"]))
+        except OSError:
+            continue
+        if marker is not None and sha256(marker) == cp.get("tail_sha256"):
+            return str(cp["stream_id"])
+    return None
+
+
+def ends_as(candidate: Candidate, cp: dict[str, Any]) -> bool:
+    """Whether `candidate` holds the stream's bytes before its offset and
+    nothing after (decompressed: a file read to its end is checked once; its
+    `seen` spares the next runs)."""
+    offset = int(cp["offset"])
+    if candidate.compressed and not isize_agrees(candidate, offset):
+        return False
+    marker = read_tail_marker(candidate, offset)
+    if marker is None or sha256(marker) != cp.get("tail_sha256"):
+        return False
+    return read_span(candidate, offset, offset + 1) == b""
 
 
 def copy_proof(copy: Candidate, of: Candidate) -> dict[str, Any] | None:
@@ -488,15 +673,18 @@ def content_size(candidate: Candidate) -> int | None:
 def is_copy(candidate: Candidate, proof: dict[str, Any]) -> bool:
     """Whether `candidate` is the file `proof` was taken of (`copy_proof`),
     plain or compressed since: the same head, the same bytes before the
-    proof's size, and nothing after it."""
+    proof's size, and nothing after it.
+
+    A compressed file is decompressed even when its gzip trailer disagrees
+    (`isize_agrees`): trailing garbage hides the trailer, and the content
+    ends before it as `summarize` reads it. Only a file no stream continues
+    gets here, once: the file that matches is remembered (`seen`)."""
     size = int(proof["size"])
     if sha256(candidate.head) != proof["head_sha256"]:
         return False
     if proof.get("seen") == seen(candidate):
         return True  # this very file, unchanged since it was checked
     if not candidate.compressed and candidate.size != size:
-        return False
-    if candidate.compressed and not isize_agrees(candidate, size):
         return False
     tail = read_tail_marker(candidate, size)
     if tail is None or sha256(tail) != proof["tail_sha256"]:
@@ -511,16 +699,42 @@ def seen(candidate: Candidate) -> list[Any]:
 
 def isize_agrees(candidate: Candidate, size: int) -> bool:
     """For a gzip file, whether its trailer's size (mod 2**32) is `size`: a
-    cheap test before decompressing it; True for other compressions."""
+    cheap test before decompressing it; True for other compressions.
+
+    The trailer ends the file, or NUL padding follows it (read as the end of
+    the content); a file with other bytes after its last member (trailing
+    garbage) or of several members does not pass: it is taken for a
+    finished stream by its `seen` only."""
+    want = (size % (1 << 32)).to_bytes(4, "little")
     try:
         if compression(candidate.path) != "gzip":
             return True
         with candidate.path.open("rb") as f:
-            f.seek(-4, os.SEEK_END)
-            isize = int.from_bytes(f.read(4), "little")
+            end = f.seek(0, os.SEEK_END)
+            f.seek(max(0, end - 4))
+            if f.read(4) == want:
+                return True
+            last = _before_nuls(f, end)  # where NUL padding begins
+            if last == end:
+                return False
+            f.seek(max(0, last - 4))
+            around = f.read(8)  # the trailer may end in NULs of its own
     except OSError:
         return False
-    return isize == size % (1 << 32)
+    return want in around
+
+
+def _before_nuls(f: IO[bytes], end: int) -> int:
+    """Where the run of NUL bytes that ends file `f` (of `end` bytes) begins."""
+    pos = end
+    while pos > 0:
+        start = max(0, pos - (64 << 10))
+        f.seek(start)
+        block = f.read(pos - start).rstrip(b"\x00")
+        if block:
+            return start + len(block)
+        pos = start
+    return 0
 
 
 def is_idle(candidate: Candidate, grace: float, now: float | None = None) -> bool:
@@ -535,7 +749,10 @@ def read_from(candidate: Candidate, offset: int, piece: int) -> Iterator[bytes]:
     that could be read, and `ChangedError` when the path no longer holds the
     file that was found. Once a plain file is read to its end, `end` says
     where that was: what a reader did not take up to there is held back.
+    A compressed file's content ends where trailing garbage begins (as
+    `summarize` reads it); `trailing` then says where that is in the file.
     """
+    candidate.trailing = None
     if not candidate.compressed:
         with open_plain(candidate) as f:
             f.seek(offset)
@@ -551,11 +768,13 @@ def read_from(candidate: Candidate, offset: int, piece: int) -> Iterator[bytes]:
         while skip > 0:
             data = stream.read(min(piece, skip))
             if not data:
+                candidate.trailing = stream.trailing
                 return
             skip -= len(data)
         while True:
             data = stream.read(piece)
             if not data:
+                candidate.trailing = stream.trailing
                 return
             yield data
     finally:
@@ -563,8 +782,10 @@ def read_from(candidate: Candidate, offset: int, piece: int) -> Iterator[bytes]:
 
 
 def hint(candidate: Candidate) -> dict[str, int]:
-    """Inode, size and mtime: diagnostics only, never identity."""
+    """Device, inode, size and mtime: never identity alone; with the stream's
+    bytes, device and inode tell its own file (`own_stream`)."""
     return {
+        "dev": candidate.device,
         "ino": candidate.inode,
         "size": candidate.size,
         "mtime_ns": int(candidate.mtime * 1e9),

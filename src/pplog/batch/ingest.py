@@ -190,6 +190,9 @@ def ingest(
         paths = [os.fspath(p) for p in paths]
         seen, unmatched = identity.watched(paths)
         cands, duplicates, problems = identity.discover(paths)
+        cands, duplicates = identity.restore_own_files(
+            cands, duplicates, state.checkpoints
+        )
         problems += [f"no file matches `{p}`" for p in unmatched]
         for p in problems:
             result.problems.append(p)

@@ -57,6 +57,7 @@ from pplog.sources import (
     Block,
     LineSplitter,
     Source,
+    TrailingDataError,
     binary_throughout,
     describe,
 )
@@ -188,10 +189,13 @@ class Reader:
         used: set[str] = set()
         read_past: list[tuple[Candidate, dict[str, Any]]] = []  # `_match`
         listed = {tuple(identity.seen(c)) for c in cands}
+        # a stream whose own file is here (`identity.own_stream`) is that
+        # file's: another file that begins with its bytes is a new one
+        owners = {c.owns: c for c in cands if c.owns}
         now = now_iso()
         for cand in cands:
             try:
-                cp, is_copy = _match(cand, checkpoints, used)
+                cp, is_copy = _match(cand, checkpoints, used, owners)
             except OSError as exc:  # gone or replaced since it was found
                 used.update(c["stream_id"] for c in _heads(cand, checkpoints, used))
                 self._problem(cand, exc, "file_errors", report)
@@ -232,6 +236,9 @@ class Reader:
                 cp = {"stream_id": uuid.uuid4().hex, "offset": 0, "lines": 0}
                 cp.update(tail_len=0, tail_sha256=identity.sha256(b""))
                 cp["first_seen"] = now
+                alike = _begins_as(cand, owners)
+                if alike:  # the same lines as those streams, by chance: `verify`
+                    cp["begins_as"] = alike
                 checkpoints.append(cp)
             used.add(cp["stream_id"])
             cp.update(last_path=cand.name, last_seen=now, status="active")
@@ -256,6 +263,13 @@ class Reader:
                 kind = "gz_incomplete" if cand.compressed else "file_errors"
                 self._problem(cand, exc, kind, report)
                 continue
+            if cand.trailing is not None:  # read as `summarize` reads it
+                self.result.warn("trailing_garbage")
+                where = f"stopped at byte {int(cp['offset']):,}"
+                detail = describe(TrailingDataError(cand.trailing))
+                message = f"{cand.name}: {where}: {detail}"
+                self.result.problems.append(message)
+                report(message)
             head_len = len(cand.head)
             if head_len >= int(cp.get("head_len", 0)):
                 cp["head_len"] = head_len
@@ -418,8 +432,25 @@ def _heads(
     ]
 
 
+def _begins_as(cand: Candidate, owners: dict[str, Candidate]) -> list[str]:
+    """The streams whose own file is another file of this run (`owners`)
+    that `cand`, a new stream, begins as (one file's first bytes start the
+    other's): a log of identical lines, rotated. Their rows may be the same,
+    offset for offset; `verify` knows them apart by this."""
+    return sorted(
+        sid
+        for sid, own in owners.items()
+        if own is not cand
+        and cand.head
+        and (own.head.startswith(cand.head) or cand.head.startswith(own.head))
+    )
+
+
 def _match(
-    cand: Candidate, checkpoints: list[dict[str, Any]], used: set[str]
+    cand: Candidate,
+    checkpoints: list[dict[str, Any]],
+    used: set[str],
+    owners: dict[str, Candidate] | None = None,
 ) -> tuple[dict[str, Any] | None, bool]:
     """The checkpoint this file continues, if any (the longest verified
     head), and whether the file is a copy of that stream read past already.
@@ -431,16 +462,20 @@ def _match(
     and proved the copy a byte prefix of the log (`identity.copy_proof`,
     kept with the stream): the file that still matches such a proof is the
     copy, every byte of it read. Otherwise a file shorter than the offset
-    was truncated and rewritten: no match, a new generation.
+    was truncated and rewritten: no match, a new generation. A stream whose
+    own file is another file of this run (`owners`: that file by stream id,
+    `identity.own_stream`) is not this file's, whatever its bytes.
     """
     found = sorted(_heads(cand, checkpoints, used), key=lambda c: -int(c["head_len"]))
     for cp in found:
+        if (owners or {}).get(cp["stream_id"], cand) is not cand:
+            continue  # its own file is another, here: this one is new
         offset = int(cp["offset"])
         if cp.get("done"):
             # read to its end: the same file (unchanged), or the same bytes
             # before the offset and none after; another generation written
             # from the same header is not it
-            if cp.get("seen") == identity.seen(cand) or _ends_as(cand, cp):
+            if cp.get("seen") == identity.seen(cand) or identity.ends_as(cand, cp):
                 cp["seen"] = identity.seen(cand)
                 return cp, False
             continue
@@ -457,19 +492,6 @@ def _match(
                 cp["copies"] = proofs
                 return cp, True
     return None, False
-
-
-def _ends_as(cand: Candidate, cp: dict[str, Any]) -> bool:
-    """Whether `cand` holds the stream's bytes before its offset and nothing
-    after (decompressed: a file read to its end is checked once; its `seen`
-    spares the next runs)."""
-    offset = int(cp["offset"])
-    if cand.compressed and not identity.isize_agrees(cand, offset):
-        return False
-    marker = identity.read_tail_marker(cand, offset)
-    if marker is None or identity.sha256(marker) != cp.get("tail_sha256"):
-        return False
-    return identity.read_span(cand, offset, offset + 1) == b""
 
 
 def _age(

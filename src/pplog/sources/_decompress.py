@@ -6,6 +6,7 @@ import bz2
 import errno
 import lzma
 import os
+import re
 import stat
 import sys
 import zlib
@@ -67,6 +68,17 @@ class TruncatedError(Exception):
     """Compressed data ended before its end marker."""
 
 
+class TrailingDataError(Exception):
+    """Bytes after the last complete member that start no other member
+    (what `gzip -t` calls trailing garbage, and ignores): the content ends
+    before them. `at` is where they begin in the file (None when not
+    counted)."""
+
+    def __init__(self, at: int | None) -> None:
+        super().__init__(at)
+        self.at = at
+
+
 def _decompressor(kind: str) -> Any:
     if kind == "gzip":
         return zlib.decompressobj(wbits=47)  # gzip header, auto-detected
@@ -125,24 +137,52 @@ def decompressed_pieces(
     Everything that decompressed before damage is yielded; then the error
     is raised, so a truncated file loses only what is truly missing. No
     piece is much larger than `OUT_PIECE`, however well the input
-    compresses (a 131 KB zstd file can hold a 4 GB line).
+    compresses (a 131 KB zstd file can hold a 4 GB line). NUL bytes after
+    a member are padding; other bytes after a member that do not start
+    another one (gzip's "trailing garbage") end the content: every member
+    before them is yielded, then `TrailingDataError` says where they begin.
     """
     dec = _decompressor(kind)
     started = False
+    after: bytes | None = None  # bytes after a member's end, not judged yet
     while True:
         data = raw.read(piece)
+        if after is not None:
+            after = (after + data).lstrip(b"\x00")
+            if not after:
+                if data:
+                    continue  # NUL padding so far
+                return  # padding up to the end
+            if data and len(after) < _MAGIC_LEN[kind]:
+                continue  # too few bytes to judge yet
+            if not _may_start_member(after, kind):
+                count = getattr(raw, "count", None)
+                at = None if count is None else count - len(after)
+                raise TrailingDataError(at)
+            data, after = after, None
+            dec, started = _decompressor(kind), False
         if not data:
             if started and not getattr(dec, "eof", True):
                 raise TruncatedError
             return
-        while data:
-            started = True
-            rest = yield from _inflate(dec, data)
-            if rest is None:  # all taken, the member goes on
-                break
-            dec = _decompressor(kind)  # a member ended: another may follow
-            data = rest if rest.strip(b"\x00") else b""
-            started = bool(data)
+        started = True
+        rest = yield from _inflate(dec, data)
+        if rest is not None:  # a member ended: another may follow
+            after = rest
+
+
+_MAGIC_LEN = {kind: max(len(m) for m, k in MAGIC if k == kind) for _, kind in MAGIC}
+# zstd's skippable frames (any content, magic 0x184D2A50-5F) are frames too
+_ZSTD_SKIPPABLE = re.compile(rb"[\x50-\x5f](?:\x2a(?:\x4d\x18?)?)?\Z")
+
+
+def _may_start_member(data: bytes, kind: str) -> bool:
+    """Whether `data` starts (or, shorter, could start) a member of `kind`:
+    its magic bytes. Else it is trailing data, not compressed."""
+    magics = [m for m, k in MAGIC if k == kind]
+    if any(data[: len(m)] == m[: len(data)] for m in magics):
+        return True
+    return kind == "zstd" and _ZSTD_SKIPPABLE.match(data[:4]) is not None
 
 
 def _inflate(dec: Any, data: bytes) -> Generator[bytes, None, bytes | None]:  # noqa: ANN401
@@ -259,6 +299,7 @@ READ_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     EOFError,
     TruncatedError,
+    TrailingDataError,
     zlib.error,
     lzma.LZMAError,
     ValueError,
@@ -280,6 +321,9 @@ def describe(exc: BaseException) -> str:
         return "compressed data ends early (truncated file)"
     if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
         return "a symbolic link loop"
+    if isinstance(exc, TrailingDataError):
+        where = "" if exc.at is None else f" from byte {exc.at:,} of the file on"
+        return f"trailing garbage{where}, not compressed data: ignored"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
