@@ -20,6 +20,7 @@ import errno
 import hashlib
 import os
 import re
+import stat
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -237,6 +238,25 @@ def _matches(pattern: str) -> list[str]:
     return [name for name, _ in pattern_paths(pattern)]
 
 
+def _files(patterns: Sequence[str]) -> Iterator[tuple[Path, os.stat_result]]:
+    """Each regular file the patterns name now, with its `stat`, once per
+    (device, inode): the first name of a hard link or symlink is kept; a
+    file gone between listing and `stat` is left for its checkpoint."""
+    seen: set[tuple[int, int]] = set()
+    for pattern in patterns:
+        for text in _matches(pattern):
+            path = Path(text)
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            key = (st.st_dev, st.st_ino)
+            if not stat.S_ISREG(st.st_mode) or key in seen:
+                continue
+            seen.add(key)
+            yield path, st
+
+
 def watched(patterns: Sequence[str]) -> tuple[set[str], list[str]]:
     """Every path the patterns match now, and the patterns that match nothing."""
     found: set[str] = set()
@@ -256,24 +276,8 @@ def discover(patterns: Sequence[str]) -> tuple[list[Candidate], list[str], list[
     the same content (a hard link, a symlink, `.2` next to `.2.gz`), and
     one-line problems (unreadable files).
     """
-    seen: dict[tuple[int, int], Path] = {}
-    paths: list[Path] = []
+    paths = sorted((path for path, _ in _files(patterns)), key=rotation_key)
     problems: list[str] = []
-    for pattern in patterns:
-        for text in _matches(pattern):
-            path = Path(text)
-            try:
-                st = path.stat()
-            except OSError:
-                continue  # vanished between listing and stat: its checkpoint waits
-            if not path.is_file():
-                continue
-            key = (st.st_dev, st.st_ino)
-            if key in seen:
-                continue
-            seen[key] = path
-            paths.append(path)
-    paths.sort(key=rotation_key)
     out: list[Candidate] = []
     for path in paths:
         try:
@@ -572,23 +576,16 @@ def copies_after_read(
         return []
     key = rotation_key(live.path)[0]
     found: dict[tuple[int, int], Path] = {}
-    for pattern in patterns:
-        for text in _matches(pattern):
-            path = Path(text)
-            try:
-                st = path.stat()
-            except OSError:
-                continue
-            ident = (st.st_dev, st.st_ino)
-            if (
-                not path.is_file()
-                or rotation_key(path)[0] != key
-                or ident == (live.device, live.inode)
-                or not 0 < st.st_size <= offset
-                or (st.st_dev, st.st_ino, st.st_size, st.st_mtime) in listed
-            ):
-                continue
-            found.setdefault(ident, path)
+    for path, st in _files(patterns):
+        ident = (st.st_dev, st.st_ino)
+        if (
+            rotation_key(path)[0] != key
+            or ident == (live.device, live.inode)
+            or not 0 < st.st_size <= offset
+            or (st.st_dev, st.st_ino, st.st_size, st.st_mtime) in listed
+        ):
+            continue
+        found[ident] = path
     if not found:
         return []
     now = _refreshed(live)
