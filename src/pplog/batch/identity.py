@@ -17,12 +17,15 @@ A compressed file's content ends where trailing garbage begins, as
 from __future__ import annotations
 
 import errno
+import fnmatch
+import glob
 import hashlib
 import os
 import re
 import stat
 import time
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -87,6 +90,57 @@ class Candidate:
         return (
             len(self.head) >= n and sha256(self.head[:n]) == checkpoint["head_sha256"]
         )
+
+
+class HeadIndex:
+    """Checkpoints by their fingerprint (`head_len`, `head_sha256`): the
+    ones a file starts with (`Candidate.matches`) are found by hashing its
+    head once, read at each distinct fingerprint length, not once per
+    checkpoint (a run over thousands of files would otherwise hash heads
+    millions of times). A checkpoint added or whose head changed is `put` again; one
+    forgotten is `drop`ped. `starting` keeps the order they were put in."""
+
+    def __init__(self, checkpoints: Iterable[dict[str, Any]] = ()) -> None:
+        self._keys: dict[int, tuple[int, str]] = {}  # id(cp) -> its fingerprint
+        self._order: dict[int, int] = {}  # id(cp) -> when first put
+        self._by: dict[tuple[int, str], dict[int, dict[str, Any]]] = {}
+        self._lens: Counter[int] = Counter()
+        for cp in checkpoints:
+            self.put(cp)
+
+    def put(self, cp: dict[str, Any]) -> None:
+        """Index `cp` under its fingerprint now (none yet: not indexed)."""
+        self.drop(cp, forget=False)
+        self._order.setdefault(id(cp), len(self._order))
+        if "head_len" not in cp:
+            return
+        key = (int(cp["head_len"]), str(cp["head_sha256"]))
+        self._keys[id(cp)] = key
+        self._by.setdefault(key, {})[id(cp)] = cp
+        self._lens[key[0]] += 1
+
+    def drop(self, cp: dict[str, Any], *, forget: bool = True) -> None:
+        """`cp` no longer indexed."""
+        key = self._keys.pop(id(cp), None)
+        if forget:
+            self._order.pop(id(cp), None)
+        if key is None:
+            return
+        del self._by[key][id(cp)]
+        self._lens[key[0]] -= 1
+        if not self._lens[key[0]]:
+            del self._lens[key[0]]
+
+    def starting(self, candidate: Candidate) -> list[dict[str, Any]]:
+        """The checkpoints whose fingerprint `candidate` starts with."""
+        head = candidate.head
+        found: list[dict[str, Any]] = []
+        running, at = hashlib.sha256(), 0  # the head hashed once, in order
+        for n in sorted(n for n in self._lens if n <= len(head)):
+            running.update(head[at:n])
+            at = n
+            found += self._by.get((n, running.copy().hexdigest()), {}).values()
+        return sorted(found, key=lambda cp: self._order[id(cp)])
 
 
 class ChangedError(OSError):
@@ -257,6 +311,63 @@ def _files(patterns: Sequence[str]) -> Iterator[tuple[Path, os.stat_result]]:
             yield path, st
 
 
+def _named_by(path: Path, patterns: Sequence[str]) -> bool:
+    """Whether `pattern_paths` of one of `patterns` lists `path` now, told
+    without listing: a directory's files (not hidden), the path itself, or a
+    glob's match, component by component (`glob.glob` without `recursive`:
+    a `*` or `[` component skips hidden names unless it starts with `.`)."""
+    for pattern in patterns:
+        named = Path(pattern)
+        if named.is_dir():
+            if path.parent == named and not path.name.startswith("."):
+                return True
+        elif named.exists() or not glob.has_magic(pattern):
+            if path == named:
+                return True
+        elif pattern.endswith("/"):  # a glob of directories only
+            continue
+        elif len(named.parts) == len(path.parts) and all(
+            fnmatch.fnmatchcase(part, want)
+            and not (
+                glob.has_magic(want)
+                and part.startswith(".")
+                and not want.startswith(".")
+            )
+            for part, want in zip(path.parts, named.parts, strict=True)
+        ):
+            return True
+    return False
+
+
+def _set_files(
+    live: Path, patterns: Sequence[str]
+) -> Iterator[tuple[Path, os.stat_result]]:
+    """Each regular file of `live`'s rotation set that the patterns name now,
+    with its `stat`, once per (device, inode): `_files` for one set, from
+    one listing of its directory (a set's files are in its directory, and
+    each name starts as the live log's does, up to its first dot)."""
+    key = rotation_key(live)[0]
+    stem = live.name.split(".", 1)[0]
+    try:
+        # names alone: 3,600 Path objects per live log were most of its cost
+        names = sorted(n for n in os.listdir(live.parent) if n.startswith(stem))  # noqa: PTH208
+    except OSError:
+        return
+    seen: set[tuple[int, int]] = set()
+    for name in names:
+        path = live.parent / name
+        if rotation_key(path)[0] != key or not _named_by(path, patterns):
+            continue
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        ident = (st.st_dev, st.st_ino)
+        if stat.S_ISREG(st.st_mode) and ident not in seen:
+            seen.add(ident)
+            yield path, st
+
+
 def watched(patterns: Sequence[str]) -> tuple[set[str], list[str]]:
     """Every path the patterns match now, and the patterns that match nothing."""
     found: set[str] = set()
@@ -371,16 +482,18 @@ def _one_per_content(cands: list[Candidate]) -> tuple[list[Candidate], list[str]
     # of its set is a copy of that file's start (a copytruncate copy, lines
     # written after it): read the longer one, from where its stream stopped
     out = []
+    sets: dict[str, list[Candidate]] = {}
+    for c in kept:
+        sets.setdefault(rotation_key(c.path)[0], []).append(c)
     for c in kept:
         longer = next(
             (
                 o
-                for o in kept
+                for o in sets[rotation_key(c.path)[0]]
                 if o is not c
                 and 0 < len(c.head) < len(o.head)
                 and len(c.head) < HEAD_BYTES
                 and o.head.startswith(c.head)
-                and rotation_key(o.path)[0] == rotation_key(c.path)[0]
                 and not _newer(c, o)
             ),
             None,
@@ -425,7 +538,9 @@ def restore_own_files(
     if not checkpoints:
         return cands, dropped
     streams = [c for c in checkpoints if "head_len" in c and not c.get("done")]
-    finished = [c.get("seen") for c in checkpoints if c.get("done")]
+    finished = {
+        tuple(c["seen"]) for c in checkpoints if c.get("done") and c.get("seen")
+    }
     left: list[tuple[Candidate, Candidate, dict[str, Any] | None, bool]] = []
     todo = list(cands)
     while todo:  # a file left out may have been kept over others before
@@ -441,11 +556,13 @@ def restore_own_files(
         d
         for k, d, _, shorter in left
         if d.compressed
-        and seen(d) not in finished
+        and tuple(seen(d)) not in finished
         # not next to the plain file it was compressed from (`.1`, `.1.gz`)
         and (shorter or _newer(k, d))
     ]
     owner: dict[str, Candidate] = {}
+    owned: set[int] = set()  # id() of each file in `owner`
+    heads = HeadIndex(streams)
     for files, exact in (
         (plain, True),
         (packed, True),
@@ -453,16 +570,17 @@ def restore_own_files(
         (packed, False),
     ):
         for c in files:
-            if any(c is o for o in owner.values()):
+            if id(c) in owned:
                 continue
-            rest = [s for s in streams if s["stream_id"] not in owner]
+            rest = [s for s in heads.starting(c) if s["stream_id"] not in owner]
             sid = own_stream(c, rest, exact=exact)
             if sid is not None:
                 owner[sid] = c
+                owned.add(id(c))
     out, names = list(cands), list(dropped)
     for keep, drop, proof, _ in left:
-        done = drop.compressed and seen(drop) in finished  # nothing to read
-        if not done and not any(drop is o for o in owner.values()):
+        done = drop.compressed and tuple(seen(drop)) in finished  # nothing to read
+        if not done and id(drop) not in owned:
             continue
         if proof is not None and proof in keep.copies:
             keep.copies.remove(proof)
@@ -574,13 +692,11 @@ def copies_after_read(
     offset, n = int(checkpoint["offset"]), int(checkpoint["tail_len"])
     if live.compressed or n != min(offset, TAIL_BYTES):
         return []
-    key = rotation_key(live.path)[0]
     found: dict[tuple[int, int], Path] = {}
-    for path, st in _files(patterns):
+    for path, st in _set_files(live.path, patterns):
         ident = (st.st_dev, st.st_ino)
         if (
-            rotation_key(path)[0] != key
-            or ident == (live.device, live.inode)
+            ident == (live.device, live.inode)
             or not 0 < st.st_size <= offset
             or (st.st_dev, st.st_ino, st.st_size, st.st_mtime) in listed
         ):

@@ -186,6 +186,7 @@ class Reader:
     ) -> list[dict[str, Any]]:
         """Read every candidate; the checkpoints after this run."""
         checkpoints = [dict(c) for c in previous]
+        heads = identity.HeadIndex(checkpoints)  # kept as checkpoints change
         used: set[str] = set()
         read_past: list[tuple[Candidate, dict[str, Any]]] = []  # `_match`
         listed = {tuple(identity.seen(c)) for c in cands}
@@ -195,9 +196,9 @@ class Reader:
         now = now_iso()
         for cand in cands:
             try:
-                cp, is_copy = _match(cand, checkpoints, used, owners)
+                cp, is_copy = _match(cand, checkpoints, heads, used, owners)
             except OSError as exc:  # gone or replaced since it was found
-                used.update(c["stream_id"] for c in _heads(cand, checkpoints, used))
+                used.update(c["stream_id"] for c in _heads(cand, heads, used))
                 self._problem(cand, exc, "file_errors", report)
                 continue
             if cp is not None and is_copy:  # a copy holding nothing unread
@@ -231,7 +232,7 @@ class Reader:
                     self.result.problems.append(message)
                     report(message)
                     continue
-                if _heads(cand, checkpoints, used):
+                if _heads(cand, heads, used):
                     self.result.warn("identity_resets")  # truncated and rewritten
                 cp = {"stream_id": uuid.uuid4().hex, "offset": 0, "lines": 0}
                 cp.update(tail_len=0, tail_sha256=identity.sha256(b""))
@@ -240,6 +241,7 @@ class Reader:
                 if alike:  # the same lines as those streams, by chance: `verify`
                     cp["begins_as"] = alike
                 checkpoints.append(cp)
+                heads.put(cp)
             used.add(cp["stream_id"])
             cp.update(last_path=cand.name, last_seen=now, status="active")
             cp.pop("lost", None)
@@ -257,8 +259,10 @@ class Reader:
                 if "head_len" in before:
                     cp.clear()
                     cp.update(before)
+                    heads.put(cp)
                 else:  # first sight: no checkpoint, as if it had not been seen
                     checkpoints.remove(cp)
+                    heads.drop(cp)
                     used.discard(cp["stream_id"])
                 kind = "gz_incomplete" if cand.compressed else "file_errors"
                 self._problem(cand, exc, kind, report)
@@ -274,6 +278,7 @@ class Reader:
             if head_len >= int(cp.get("head_len", 0)):
                 cp["head_len"] = head_len
                 cp["head_sha256"] = identity.sha256(cand.head)
+                heads.put(cp)
             cp.update(compressed=cand.compressed, hint=identity.hint(cand))
             if cand.live:  # a copy made or finished since the files were listed
                 cand.copies += identity.copies_after_read(
@@ -422,14 +427,10 @@ def _beside(
 
 
 def _heads(
-    cand: Candidate, checkpoints: list[dict[str, Any]], used: set[str]
+    cand: Candidate, heads: identity.HeadIndex, used: set[str]
 ) -> list[dict[str, Any]]:
     """The unclaimed checkpoints whose fingerprint `cand` starts with."""
-    return [
-        c
-        for c in checkpoints
-        if c["stream_id"] not in used and "head_len" in c and cand.matches(c)
-    ]
+    return [c for c in heads.starting(cand) if c["stream_id"] not in used]
 
 
 def _begins_as(cand: Candidate, owners: dict[str, Candidate]) -> list[str]:
@@ -449,6 +450,7 @@ def _begins_as(cand: Candidate, owners: dict[str, Candidate]) -> list[str]:
 def _match(
     cand: Candidate,
     checkpoints: list[dict[str, Any]],
+    heads: identity.HeadIndex,
     used: set[str],
     owners: dict[str, Candidate] | None = None,
 ) -> tuple[dict[str, Any] | None, bool]:
@@ -466,7 +468,7 @@ def _match(
     own file is another file of this run (`owners`: that file by stream id,
     `identity.own_stream`) is not this file's, whatever its bytes.
     """
-    found = sorted(_heads(cand, checkpoints, used), key=lambda c: -int(c["head_len"]))
+    found = sorted(_heads(cand, heads, used), key=lambda c: -int(c["head_len"]))
     for cp in found:
         if (owners or {}).get(cp["stream_id"], cand) is not cand:
             continue  # its own file is another, here: this one is new
