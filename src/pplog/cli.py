@@ -7,6 +7,7 @@ import functools
 import gc
 import inspect
 import os
+import resource
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -871,9 +872,21 @@ def _stderr(text: str) -> None:
         click.echo(text, err=True)
 
 
+def _more_files() -> None:
+    """The soft limit on open files raised to the hard one (at most 2**20),
+    as Go programs do at start: `pplog top` keeps each file it follows open,
+    and a directory of thousands of vhost logs is past the usual 1,024."""
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = 1 << 20 if hard == resource.RLIM_INFINITY else min(hard, 1 << 20)
+        if soft != resource.RLIM_INFINITY and soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI; turn anything unexpected into one `Error:` line."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    _more_files()
     # What the imports made (polars, click, pplog: some 40k objects) lives
     # until exit: set aside, the collector does not walk it again, and the
     # interpreter's exit after a 2M-line summary took 30-35 ms instead of

@@ -13,6 +13,7 @@ Every value from a log reaches the screen through `safe_text` as a rich
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import signal
@@ -94,7 +95,16 @@ class _Wakeup:
         """Sleep up to `seconds`; the fds of `fds` that became readable."""
         if self.stopped or seconds <= 0:
             return []
-        ready, _, _ = select.select([self.read_fd, *fds], [], [], seconds)
+        # poll, not select: the followed files hold descriptors, and select
+        # refuses any numbered 1024 or more (a directory of 3,600 logs)
+        poller = select.poll()
+        for fd in (self.read_fd, *fds):
+            poller.register(fd, select.POLLIN)
+        ready = []
+        for fd, events in poller.poll(seconds * 1000):
+            if events & select.POLLNVAL:
+                raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+            ready.append(fd)  # readable, or at its end (as select says)
         if self.read_fd in ready:
             with contextlib.suppress(OSError):
                 os.read(self.read_fd, 1024)

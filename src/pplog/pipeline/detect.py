@@ -243,13 +243,26 @@ def _rotation_sets(srcs: Sequence[Source]) -> list[list[Source]]:
     return list(sets.values())
 
 
+def detect_each(
+    srcs: Sequence[Source],
+) -> list[tuple[LogFormat | None, str | None, LogFormatError | None]]:
+    """What detection decides for each input alone (as `resolve_groups` of
+    that input only), with one parse per preset for all of them: `pplog
+    top` settling the formats of a directory of small logs at once.
+
+    Each result's third value is the error `resolve_groups` would raise."""
+    return _detect_sets([[src] for src in srcs], alone=True)
+
+
 def _detect_sets(
-    sets: list[list[Source]],
+    sets: list[list[Source]], *, alone: bool = False
 ) -> list[tuple[LogFormat | None, str | None, LogFormatError | None]]:
     """One detection per rotation set: the first member with lines decides
     (the next one when no preset fits it).
 
     Each result's third value is the error to raise if no input at all fits.
+    `alone`: each set is detected as if it were the only one (a set with no
+    lines does not take another's format).
     """
     firsts: list[tuple[int, Source, list[str]]] = []  # (set, member, sample)
     for i, members in enumerate(sets):
@@ -275,8 +288,12 @@ def _detect_sets(
     # nothing to detect from (empty, or compressed stdin that cannot be
     # peeked into): read as the first input detected, as one format was before
     sampled = {i for i, _, _ in firsts}
-    known = next(
-        (r[0] for i, r in enumerate(out) if i in sampled and r[0] is not None), None
+    known = (
+        None
+        if alone
+        else next(
+            (r[0] for i, r in enumerate(out) if i in sampled and r[0] is not None), None
+        )
     )
     if known is not None:
         like = (known, f"no lines to detect from; read as {known.name}", None)

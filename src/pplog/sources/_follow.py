@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import glob
 import os
+import resource
 import stat
 import time
 from collections import deque
@@ -240,7 +241,11 @@ class Follower:
         self._seen: dict[str, _Id] = {}  # listed paths already judged
         self._copies: set[_Id] = set()  # copies read from in this poll
         self._marks: dict[str, deque[_Mark]] = {}  # past files per rotation set
+        self._sets: dict[str, list[_File]] = {}  # followed files by set (`_discover`)
         self._reported: dict[str, str] = {}  # the last problem said per name
+        self._open_fds = 0  # descriptors of followed files, at most `_fd_limit`
+        self._fd_limit = _fd_budget()
+        self._fds_said = False  # the limit was met and said so
         self._seq = 0
         self._behind = False
         self._backlog: Iterator[pl.DataFrame] | None = None
@@ -351,14 +356,13 @@ class Follower:
             else:
                 followed.add(str(path))
         bases = {rotation_key(name)[0] for name, _ in listed}
-        for base in bases:
-            parent = Path(base).parent
+        for parent in {Path(base).parent for base in bases}:  # each listed once
             try:
                 siblings = list(parent.iterdir())
             except OSError:
                 continue
             for p in siblings:
-                if rotation_key(p)[0] == base and str(p) not in followed:
+                if rotation_key(p)[0] in bases and str(p) not in followed:
                     members.setdefault(str(p), p)
         chosen: list[Path] = []
         for key, path in members.items():
@@ -418,6 +422,11 @@ class Follower:
     ) -> None:
         """Follow the listed paths that hold a file not judged before."""
         known = {f.ident for f in self._files} | set(self._seen.values())
+        # the followed files by rotation set, for `_open` (thousands of
+        # files: each new one compared with every followed one took minutes)
+        self._sets = {}
+        for f in self._files:
+            self._sets.setdefault(rotation_key(f.name)[0], []).append(f)
         known |= self._copies
         self._copies = set()
         seen: dict[str, _Id] = {}
@@ -444,9 +453,13 @@ class Follower:
                 continue
             if _compressed_name(name):
                 continue  # a compressed rotation: old content (`since` reads it)
-            f = self._open(name, st, named=named)
-            if f is None:
+            opened = self._open(name, st, named=named)
+            if opened is None:
+                if self._at_fd_limit():  # not judged: tried again once there is room
+                    del seen[name]
+                    known.discard(ident)
                 continue
+            f = opened
             if begin:
                 from_start = not start_at_end and (
                     since is None or st.st_mtime >= since
@@ -454,6 +467,7 @@ class Follower:
                 if not from_start:
                     self._start_at_end(f)
             self._files.append(f)
+            self._sets.setdefault(rotation_key(f.name)[0], []).append(f)
         self._seen = seen
         self._reported = {
             k: v for k, v in self._reported.items() if k in seen or k in following
@@ -464,7 +478,18 @@ class Follower:
         self._marks = {k: v for k, v in self._marks.items() if k in bases}
 
     def _open(self, name: str, st: os.stat_result, *, named: bool) -> _File | None:
-        """A new `_File` at offset 0, or None (compressed, a copy, binary)."""
+        """A new `_File` at offset 0, or None (compressed, a copy, binary, or
+        no descriptor left for it)."""
+        if self._at_fd_limit():
+            if not self._fds_said:
+                self._fds_said = True
+                self._problem(
+                    name,
+                    f"not followed, nor any other file found while {self._open_fds:,}"
+                    " are open: the process may open no more (`ulimit -n`); raise"
+                    " the limit to follow them",
+                )
+            return None
         try:
             fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -472,12 +497,14 @@ class Follower:
         except OSError as exc:
             self._problem(name, f"cannot open: {describe(exc)}")
             return None
+        self._open_fds += 1
         try:
             fst = os.fstat(fd)
             if not stat.S_ISREG(fst.st_mode):
                 if named:
                     self._problem(name, _NOT_A_FILE)
                 os.close(fd)
+                self._open_fds -= 1
                 return None
             head = os.pread(fd, HEAD_BYTES, 0)
             base = rotation_key(name)[0]
@@ -486,10 +513,12 @@ class Follower:
             )
         except OSError as exc:
             os.close(fd)
+            self._open_fds -= 1
             self._problem(name, f"cannot read: {describe(exc)}")
             return None
         if copy or any(head.startswith(magic) for magic, _ in MAGIC):
             os.close(fd)  # a copytruncate copy, or a compressed rotation
+            self._open_fds -= 1
             return None
         self._seq += 1
         f = _File(
@@ -519,8 +548,8 @@ class Follower:
             return False
         n = min(size, HEAD_BYTES)
         last = max(0, size - TAIL_BYTES)
-        for f in self._files:
-            if f.fd < 0 or rotation_key(f.name)[0] != base:
+        for f in self._sets.get(base, ()):
+            if f.fd < 0:
                 continue
             if os.fstat(f.fd).st_size < size or os.pread(f.fd, n, 0) != head[:n]:
                 continue
@@ -532,9 +561,8 @@ class Follower:
 
     def _known(self, base: str) -> Iterator[_Mark]:
         """What was read of the files of a rotation set, now and before."""
-        for f in self._files:
-            if rotation_key(f.name)[0] == base:
-                yield _mark(f)
+        for f in self._sets.get(base, ()):
+            yield _mark(f)
         yield from self._marks.get(base, ())
 
     def _start_at_end(self, f: _File) -> None:
@@ -741,7 +769,11 @@ class Follower:
     def _close(self, f: _File) -> None:
         if f.fd >= 0:
             os.close(f.fd)
+            self._open_fds -= 1
             f.fd = -1
+
+    def _at_fd_limit(self) -> bool:
+        return self._fd_limit is not None and self._open_fds >= self._fd_limit
 
     def _problem(self, name: str, message: str) -> None:
         if self._reported.get(name) == message:
@@ -749,6 +781,22 @@ class Follower:
         self._reported[name] = message
         if self._on_problem is not None:
             self._on_problem(name, message)
+
+
+# descriptors left to the rest of the process (the view's pipe, spool
+# files, the terminal, polars) when followed files would take them all
+FD_RESERVE = 64
+
+
+def _fd_budget() -> int | None:
+    """How many files a `Follower` may hold open (None: no limit known)."""
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return None
+    if soft == resource.RLIM_INFINITY:
+        return None
+    return max(1, soft - FD_RESERVE)
 
 
 _NOT_A_FILE = "not a regular file (a directory, a FIFO or a device); it is skipped"

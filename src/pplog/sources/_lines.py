@@ -92,6 +92,8 @@ def _ascii_frame(
     Where raw UTF-8 is logged (`escape=json`), splitting in Python took 3.4
     s for 2M lines (340 MB) against 1.0 s here: ingest 7.0 s against 4.8 s.
     """
+    if len(data) <= SMALL_BLOCK:
+        return _small_frame(source, data, first_line, first_offset, bom=bom)
     length = pl.col(TEXT).str.len_bytes().cast(pl.UInt64)
     text = pl.col(TEXT).str.strip_prefix("\ufeff") if bom else pl.col(TEXT)
     return (
@@ -106,6 +108,39 @@ def _ascii_frame(
             pl.lit(False).alias(TOO_LONG),  # noqa: FBT003
         )
         .collect()
+    )
+
+
+# A block up to this size (a small file, a log's last lines) is split in
+# Python: a polars query costs about 0.8 ms however few its lines, and a
+# directory of 3,600 small vhost logs spent 3 s in them.
+SMALL_BLOCK = 64 << 10
+
+
+def _small_frame(
+    source: str, data: bytes, first_line: int, first_offset: int, *, bom: bool
+) -> pl.DataFrame:
+    """`_ascii_frame` of a small block, split in Python (same rows)."""
+    pieces = data.split(b"\n")
+    if not pieces[-1]:
+        pieces.pop()  # the newline ends the last line; no line follows it
+    n = len(pieces)
+    offsets, at = [], first_offset
+    for piece in pieces:
+        offsets.append(at)
+        at += len(piece) + 1
+    texts = [p.decode() for p in pieces]
+    if bom:
+        texts = [t.removeprefix("\ufeff") for t in texts]
+    return pl.DataFrame(
+        {
+            SOURCE: [path_name(source)] * n,
+            LINE: range(first_line, first_line + n),
+            OFFSET: offsets,
+            TEXT: texts,
+            TOO_LONG: [False] * n,
+        },
+        schema=LINES_SCHEMA,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import glob
 import os
 import re
@@ -152,6 +153,11 @@ def rotation_key(path: PurePath | str) -> tuple[str, int, str]:
     >>> {rotation_key(n)[0] for n in names}
     {'access.log'}
     """
+    return _rotation_key(path)
+
+
+@functools.lru_cache(maxsize=1 << 16)  # sorts and set checks ask again and again
+def _rotation_key(path: PurePath | str) -> tuple[str, int, str]:
     if isinstance(path, str):
         path = PurePosixPath(path)
     dated = _DATED.match(path.name)
