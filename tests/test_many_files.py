@@ -214,3 +214,47 @@ def test_the_backlog_lists_each_directory_once(
         lines = json.loads(one_line(live.view("all").summary))["overview"]["lines"]
     assert lines == 225  # the live logs and their rotations
     assert listed.count(logs) <= 2, len(listed)
+
+
+def test_many_files_split_in_c_are_one_frame_with_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The C road (inputs over 128 MiB) reads many files in one frame
+    (`_fastsplit.scan_files`): every row as each file's own scan gives it,
+    a file that turns binary halfway (its rest read by the Python reader)
+    and a name that is not UTF-8 included."""
+    from pplog import _fastsplit
+    from pplog.formats import PRESETS
+
+    if not _fastsplit.available():
+        pytest.skip("the C split is not built")
+    logs = _vhosts(tmp_path / "logs", 14)  # 42 files
+    damaged = logs / "site3.access.log"
+    damaged.write_bytes(damaged.read_bytes() + b"\x00\x00junk\n" + b"x" * 10 + b"\n")
+    os.rename(
+        logs / "site4.access.log",
+        logs / b"site4-caf\xe9.log".decode(errors="surrogateescape"),
+    )
+    fmt = PRESETS["combined"]
+    srcs = [sources.Source(sources.path_name(p), p) for p in sorted(logs.iterdir())]
+
+    def rows(**kw: object) -> list[tuple]:
+        problems: list[tuple[str, str]] = []
+        frame, _ = sources.scan_lines(
+            srcs, split=fmt, on_problem=lambda *a: problems.append(a), **kw
+        )
+        got = frame.collect(engine="streaming")
+        return sorted(got.rows()), sorted(problems)
+
+    singles = []
+    real_scan = _fastsplit.scan
+    monkeypatch.setattr(
+        _fastsplit, "scan", lambda *a, **k: singles.append(a) or real_scan(*a, **k)
+    )
+    together = rows()
+    assert singles == []  # one frame for the 42 files
+    monkeypatch.setattr(sources, "MANY_INPUTS", 10_000)
+    apart = rows()
+    assert len(singles) == 42
+    assert together == apart
+    assert len(together[0]) == 42 * 3 + 2

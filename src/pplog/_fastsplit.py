@@ -31,7 +31,7 @@ import contextlib
 import hashlib
 import os
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
@@ -431,28 +431,7 @@ def scan(
     from polars.io.plugins import register_io_source
 
     schema = pl.Schema([(LINE, pl.UInt64()), *_c_schema(fmt, policy).items()])
-    names = list(schema)
     total = path.stat().st_size
-
-    def python_rest(offset: int, line: int, reported: int) -> Iterator[pl.DataFrame]:
-        """The file from byte `offset` (line `line`) on, read by the Python
-        reader, the C split's columns null (`reported`: the bytes whose
-        progress was already told)."""
-        from pplog.sources import Source, iter_span
-
-        at = offset
-
-        def progress(n: int) -> None:
-            nonlocal at, reported
-            at += n
-            if on_progress is not None and at > reported:
-                on_progress(at - reported, total)
-                reported = at
-
-        rest = Source(name, path, (offset, total))
-        nulls = [pl.lit(None, t).alias(c) for c, t in list(schema.items())[4:]]
-        for df in iter_span(rest, line, on_problem=on_problem, on_progress=progress):
-            yield df.select(LINE, OFFSET, TEXT, TOO_LONG, *nulls)
 
     def generate(
         with_columns: list[str] | None,
@@ -461,57 +440,159 @@ def scan(
         batch_size: int | None,
     ) -> Iterator[pl.DataFrame]:
         del batch_size
-        left = n_rows
-        line = 1
-
-        def kept(df: pl.DataFrame) -> pl.DataFrame:
-            nonlocal left
-            df = _kept(df, with_columns, predicate, left)
-            if left is not None:
-                left -= df.height
-            return df
-
-        reported = 0
-
-        def submitted(n: int) -> None:
-            nonlocal reported
-            reported += n
-            if on_progress is not None:
-                on_progress(n, total)
-
-        with contextlib.ExitStack() as stack:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-            stack.callback(os.close, fd)
-            split = stack.enter_context(
-                contextlib.closing(
-                    split_ranges(
-                        fd,
-                        0,
-                        total,
-                        fmt,
-                        block_bytes=block_bytes,
-                        on_submit=submitted,
-                        policy=policy,
-                    )
-                )
-            )
-            for df, count, offset in split:
-                if df is None:  # the Python reader takes the rest of the file
-                    for batch in python_rest(offset, line, reported):
-                        yield kept(batch)
-                        if left is not None and left <= 0:
-                            return
-                    return
-                yield kept(numbered(df, line))
-                line += count
-                if left is not None and left <= 0:
-                    return
+        progress = None if on_progress is None else (lambda n: on_progress(n, total))
+        batches = _file_batches(
+            path, name, total, fmt, schema, on_problem, progress, block_bytes, policy
+        )
+        yield from _asked(batches, with_columns, predicate, n_rows)
 
     from pplog.sources import path_name
 
     return register_io_source(generate, schema=schema).select(
-        pl.lit(path_name(name), pl.String).alias(SOURCE), *names
+        pl.lit(path_name(name), pl.String).alias(SOURCE), *schema
     )
+
+
+def scan_files(
+    files: Sequence[tuple[Path, str]],
+    fmt: LogFormat | None,
+    *,
+    on_problem: Callable[[str, str], None] | None = None,
+    on_progress: Callable[[int, int | None], None] | None = None,
+    block_bytes: int = BLOCK_BYTES,
+    policy: ProxyPolicy | None = None,
+) -> pl.LazyFrame | None:
+    """`scan` of several plain files (path, name), one after the other, in
+    one frame: polars' streaming engine takes time in the square of a
+    union's inputs, so a directory of many logs is one input, not hundreds.
+    Each file's ranges are still split on polars' threads."""
+    if not applies(fmt):
+        return None
+    assert fmt is not None
+    from polars.io.plugins import register_io_source
+
+    from pplog.sources import path_name
+
+    schema = pl.Schema(
+        [(SOURCE, pl.String()), (LINE, pl.UInt64()), *_c_schema(fmt, policy).items()]
+    )
+    file_schema = pl.Schema([(c, t) for c, t in schema.items() if c != SOURCE])
+    sizes = [path.stat().st_size for path, _ in files]
+    total = sum(sizes)
+
+    def generate(
+        with_columns: list[str] | None,
+        predicate: pl.Expr | None,
+        n_rows: int | None,
+        batch_size: int | None,
+    ) -> Iterator[pl.DataFrame]:
+        del batch_size
+        progress = None if on_progress is None else (lambda n: on_progress(n, total))
+
+        def batches() -> Generator[pl.DataFrame, None, None]:
+            for (path, name), size in zip(files, sizes, strict=True):
+                source = pl.lit(path_name(name), pl.String).alias(SOURCE)
+                for df in _file_batches(
+                    path,
+                    name,
+                    size,
+                    fmt,
+                    file_schema,
+                    on_problem,
+                    progress,
+                    block_bytes,
+                    policy,
+                ):
+                    yield df.select(source, *file_schema)
+
+        yield from _asked(batches(), with_columns, predicate, n_rows)
+
+    return register_io_source(generate, schema=schema)
+
+
+def _asked(
+    batches: Generator[pl.DataFrame, None, None],
+    with_columns: list[str] | None,
+    predicate: pl.Expr | None,
+    n_rows: int | None,
+) -> Iterator[pl.DataFrame]:
+    """What polars asked of the batches: their columns, rows, at most
+    `n_rows` (the files are closed once they are enough)."""
+    left = n_rows
+    with contextlib.closing(batches):
+        for batch in batches:
+            df = _kept(batch, with_columns, predicate, left)
+            if left is not None:
+                left -= df.height
+            yield df
+            if left is not None and left <= 0:
+                return
+
+
+def _file_batches(
+    path: Path,
+    name: str,
+    total: int,
+    fmt: LogFormat,
+    schema: pl.Schema,
+    on_problem: Callable[[str, str], None] | None,
+    progress: Callable[[int], None] | None,
+    block_bytes: int,
+    policy: ProxyPolicy | None,
+) -> Generator[pl.DataFrame, None, None]:
+    """The numbered lines of plain file `path` (`total` bytes), `schema`'s
+    columns: split in C, then, from the first block that is not plain text,
+    read by the Python reader with the C split's columns null."""
+    from pplog.sources import Source, iter_span
+
+    reported = 0
+
+    def submitted(n: int) -> None:
+        nonlocal reported
+        reported += n
+        if progress is not None:
+            progress(n)
+
+    def python_rest(offset: int, line: int) -> Iterator[pl.DataFrame]:
+        """The file from byte `offset` (line `line`) on, read by the Python
+        reader, the C split's columns null (progress told once a byte)."""
+        at = offset
+
+        def told(n: int) -> None:
+            nonlocal at, reported
+            at += n
+            if progress is not None and at > reported:
+                progress(at - reported)
+                reported = at
+
+        rest = Source(name, path, (offset, total))
+        nulls = [pl.lit(None, t).alias(c) for c, t in list(schema.items())[4:]]
+        for df in iter_span(rest, line, on_problem=on_problem, on_progress=told):
+            yield df.select(LINE, OFFSET, TEXT, TOO_LONG, *nulls)
+
+    line = 1
+    with contextlib.ExitStack() as stack:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        stack.callback(os.close, fd)
+        split = stack.enter_context(
+            contextlib.closing(
+                split_ranges(
+                    fd,
+                    0,
+                    total,
+                    fmt,
+                    block_bytes=block_bytes,
+                    on_submit=submitted,
+                    policy=policy,
+                )
+            )
+        )
+        for df, count, offset in split:
+            if df is None:  # the Python reader takes the rest of the file
+                yield from python_rest(offset, line)
+                return
+            yield numbered(df, line)
+            line += count
 
 
 def _c_schema(fmt: LogFormat, policy: ProxyPolicy | None = None) -> pl.Schema:

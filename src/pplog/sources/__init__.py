@@ -423,10 +423,29 @@ def scan_lines(
     python_sources: list[Source] = []
     native = True
 
+    c_sources: list[Source] = []  # many plain files split in C: one frame
+
     def flush() -> None:
         if python_sources:
             frames.append(_python_lines(list(python_sources), on_problem, on_progress))
             python_sources.clear()
+        if c_sources:
+            files = [(src.path, src.name) for src in c_sources if src.path is not None]
+            c_frame = _fastsplit.scan_files(
+                files,
+                split,
+                on_problem=on_problem,
+                on_progress=on_progress,
+                policy=policy,
+            )
+            assert c_frame is not None  # the C road applies (`whole` is False)
+            frames.append(c_frame)
+            c_sources.clear()
+
+    def to_python(src: Source) -> None:  # after the files split in C before it
+        if c_sources:
+            flush()
+        python_sources.append(src)
 
     # the C road judges each block of text as it cuts it: the heads only here
     whole = not _fastsplit.applies(split)
@@ -434,13 +453,17 @@ def scan_lines(
     grouped = len(sources) > MANY_INPUTS  # small files read side by side
     for src, fast in zip(sources, judged, strict=True):
         if src.span is not None:  # judged by `split_source`; read its lines only
-            python_sources.append(src)
+            to_python(src)
             native = False
             continue
         if fast is None:
             continue
-        if fast and grouped and src.size < GROUPED_BYTES:
-            python_sources.append(src)
+        if fast and grouped and not whole:  # each file's ranges still in parallel
+            if python_sources:
+                flush()
+            c_sources.append(src)
+        elif fast and grouped and src.size < GROUPED_BYTES:
+            to_python(src)
             native = False
         elif fast:
             flush()
@@ -466,7 +489,7 @@ def scan_lines(
                 continue
             frames.append(_polars_lines(src) if c_split is None else c_split)
         else:
-            python_sources.append(src)
+            to_python(src)
             native = False
     flush()
     if not frames:
