@@ -65,19 +65,20 @@ def write_sites(root: Path, sites: int, rotations: int, lines: int) -> int:
     return sites * (rotations + 1)
 
 
-def run(argv: list[str], timeout: float) -> tuple[float, str]:
-    """Wall seconds and stdout of one command; the seconds are `inf` when it
-    ran past `timeout` (it is then stopped)."""
+def run(argv: list[str], timeout: float) -> tuple[float | str, str]:
+    """Wall seconds and stdout of one command; instead of the seconds, what
+    went wrong when it ran past `timeout` (it is then stopped) or failed."""
     start = time.perf_counter()
     try:
         proc = subprocess.run(
             argv, capture_output=True, text=True, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired:
-        return float("inf"), ""
+        return f"over {timeout:.0f} s", ""
     wall = time.perf_counter() - start
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(argv[3:])} failed: {proc.stderr.strip()[-400:]}")
+        last = (proc.stderr.strip().splitlines() or ["?"])[-1][:160]
+        return f"failed after {wall:.1f} s: {last}", ""
     return wall, proc.stdout
 
 
@@ -133,7 +134,8 @@ def main() -> int:
         results = {}
         files = 0
         for label, src in runs.items():
-            logs = work / f"logs-{len(results)}"  # the same files, fresh for each
+            logs = work / "logs"  # the same files, fresh for each, at one path
+            shutil.rmtree(logs, ignore_errors=True)
             files = write_sites(logs, args.sites, args.rotations, args.lines)
             results[label] = times(src, logs, args.sites, work, args.timeout)
     commands = list(next(iter(results.values()))["seconds"])
@@ -143,9 +145,7 @@ def main() -> int:
         cells = []
         for r in results.values():
             s = r["seconds"][command]
-            cells.append(
-                f"over {args.timeout:.0f}" if s == float("inf") else f"{s:.2f}"
-            )
+            cells.append(s if isinstance(s, str) else f"{s:.2f}")
         rows.append(f"| `{command}` | " + " | ".join(cells) + " |")
     summaries = [r["summary"] for r in results.values() if r["summary"] is not None]
     same = len(summaries) == len(results) and all(s == summaries[0] for s in summaries)
