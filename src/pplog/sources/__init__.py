@@ -362,7 +362,7 @@ def _line_gap(chunk: bytes, gap: int) -> int | None:
 # `MANY_INPUTS` sources would each be a frame of their own, the plain files
 # under `GROUPED_BYTES` are read by the Python reader instead, neighbours in
 # one frame (8 MB: 25 ms against polars' 10-18 ms). A directory of 3,600
-# small vhost logs: 4 min 35 s -> see benchmarks/RESULTS.md.
+# small vhost logs: 229 s -> 1.8 s (benchmarks/RESULTS.md).
 MANY_INPUTS = 32
 GROUPED_BYTES = 16 << 20
 # the Python reader's batches are held until they make this many lines (an
