@@ -121,12 +121,14 @@ def test_settle_keeps_each_file_judged_alone(tmp_path: Path) -> None:
     elb = (ROOT / "sample_logs" / "elb-access.log").read_text().splitlines(True)
     (logs / "b.log").write_text("".join(elb[:2]))
     (logs / "c.log").write_text("not a log line\n")
+    (logs / "d.log").write_text("\n")  # no line to detect from: not b's format
     srcs = [sources.Source(str(p), p) for p in sorted(logs.iterdir())]
     together = detect.detect_each(srcs)
     for src, (fmt, note, failure) in zip(srcs, together, strict=True):
         alone = detect._detect_sets([[src]])[0]
         assert (fmt, note, type(failure)) == (alone[0], alone[1], type(alone[2]))
-    assert [f is None for f, _, _ in together] == [False, False, True]
+    assert [f is None for f, _, _ in together] == [False, False, True, False]
+    assert together[3][1] == "no lines to detect from; assumed combined"
 
 
 def test_the_view_waits_with_descriptors_past_1024() -> None:
@@ -231,9 +233,8 @@ def test_many_files_split_in_c_are_one_frame_with_the_same_rows(
     logs = _vhosts(tmp_path / "logs", 14)  # 42 files
     damaged = logs / "site3.access.log"
     damaged.write_bytes(damaged.read_bytes() + b"\x00\x00junk\n" + b"x" * 10 + b"\n")
-    os.rename(
-        logs / "site4.access.log",
-        logs / b"site4-caf\xe9.log".decode(errors="surrogateescape"),
+    (logs / "site4.access.log").rename(
+        logs / b"site4-caf\xe9.log".decode(errors="surrogateescape")
     )
     fmt = PRESETS["combined"]
     srcs = [sources.Source(sources.path_name(p), p) for p in sorted(logs.iterdir())]

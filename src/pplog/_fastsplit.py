@@ -428,27 +428,19 @@ def scan(
     if not applies(fmt):
         return None
     assert fmt is not None
-    from polars.io.plugins import register_io_source
+    from pplog.sources import path_name
 
     schema = pl.Schema([(LINE, pl.UInt64()), *_c_schema(fmt, policy).items()])
     total = path.stat().st_size
 
-    def generate(
-        with_columns: list[str] | None,
-        predicate: pl.Expr | None,
-        n_rows: int | None,
-        batch_size: int | None,
-    ) -> Iterator[pl.DataFrame]:
-        del batch_size
-        progress = None if on_progress is None else (lambda n: on_progress(n, total))
-        batches = _file_batches(
+    def batches(
+        progress: Callable[[int], None] | None,
+    ) -> Generator[pl.DataFrame, None, None]:
+        return _file_batches(
             path, name, total, fmt, schema, on_problem, progress, block_bytes, policy
         )
-        yield from _asked(batches, with_columns, predicate, n_rows)
 
-    from pplog.sources import path_name
-
-    return register_io_source(generate, schema=schema).select(
+    return _io_source(schema, total, on_progress, batches).select(
         pl.lit(path_name(name), pl.String).alias(SOURCE), *schema
     )
 
@@ -469,8 +461,6 @@ def scan_files(
     if not applies(fmt):
         return None
     assert fmt is not None
-    from polars.io.plugins import register_io_source
-
     from pplog.sources import path_name
 
     schema = pl.Schema(
@@ -478,7 +468,39 @@ def scan_files(
     )
     file_schema = pl.Schema([(c, t) for c, t in schema.items() if c != SOURCE])
     sizes = [path.stat().st_size for path, _ in files]
-    total = sum(sizes)
+
+    def batches(
+        progress: Callable[[int], None] | None,
+    ) -> Generator[pl.DataFrame, None, None]:
+        for (path, name), size in zip(files, sizes, strict=True):
+            source = pl.lit(path_name(name), pl.String).alias(SOURCE)
+            for df in _file_batches(
+                path,
+                name,
+                size,
+                fmt,
+                file_schema,
+                on_problem,
+                progress,
+                block_bytes,
+                policy,
+            ):
+                yield df.select(source, *file_schema)
+
+    return _io_source(schema, sum(sizes), on_progress, batches)
+
+
+def _io_source(
+    schema: pl.Schema,
+    total: int,
+    on_progress: Callable[[int, int | None], None] | None,
+    batches: Callable[
+        [Callable[[int], None] | None], Generator[pl.DataFrame, None, None]
+    ],
+) -> pl.LazyFrame:
+    """A polars source of `batches(progress)` (progress told in bytes of
+    `total`), giving polars what it asks of each batch (`_asked`)."""
+    from polars.io.plugins import register_io_source
 
     def generate(
         with_columns: list[str] | None,
@@ -488,24 +510,7 @@ def scan_files(
     ) -> Iterator[pl.DataFrame]:
         del batch_size
         progress = None if on_progress is None else (lambda n: on_progress(n, total))
-
-        def batches() -> Generator[pl.DataFrame, None, None]:
-            for (path, name), size in zip(files, sizes, strict=True):
-                source = pl.lit(path_name(name), pl.String).alias(SOURCE)
-                for df in _file_batches(
-                    path,
-                    name,
-                    size,
-                    fmt,
-                    file_schema,
-                    on_problem,
-                    progress,
-                    block_bytes,
-                    policy,
-                ):
-                    yield df.select(source, *file_schema)
-
-        yield from _asked(batches(), with_columns, predicate, n_rows)
+        yield from _asked(batches(progress), with_columns, predicate, n_rows)
 
     return register_io_source(generate, schema=schema)
 

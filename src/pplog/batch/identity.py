@@ -296,17 +296,20 @@ def _files(patterns: Sequence[str]) -> Iterator[tuple[Path, os.stat_result]]:
     """Each regular file the patterns name now, with its `stat`, once per
     (device, inode): the first name of a hard link or symlink is kept; a
     file gone between listing and `stat` is left for its checkpoint."""
+    return _regular(Path(text) for pattern in patterns for text in _matches(pattern))
+
+
+def _regular(paths: Iterable[Path]) -> Iterator[tuple[Path, os.stat_result]]:
+    """`paths` that are regular files now, with their `stat`, the first name
+    of each (device, inode) only."""
     seen: set[tuple[int, int]] = set()
-    for pattern in patterns:
-        for text in _matches(pattern):
-            path = Path(text)
-            try:
-                st = path.stat()
-            except OSError:
-                continue
-            key = (st.st_dev, st.st_ino)
-            if not stat.S_ISREG(st.st_mode) or key in seen:
-                continue
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        key = (st.st_dev, st.st_ino)
+        if stat.S_ISREG(st.st_mode) and key not in seen:
             seen.add(key)
             yield path, st
 
@@ -353,19 +356,11 @@ def _set_files(
         names = sorted(n for n in os.listdir(live.parent) if n.startswith(stem))  # noqa: PTH208
     except OSError:
         return
-    seen: set[tuple[int, int]] = set()
-    for name in names:
-        path = live.parent / name
-        if rotation_key(path)[0] != key or not _named_by(path, patterns):
-            continue
-        try:
-            st = path.stat()
-        except OSError:
-            continue
-        ident = (st.st_dev, st.st_ino)
-        if stat.S_ISREG(st.st_mode) and ident not in seen:
-            seen.add(ident)
-            yield path, st
+    yield from _regular(
+        path
+        for path in (live.parent / name for name in names)
+        if rotation_key(path)[0] == key and _named_by(path, patterns)
+    )
 
 
 def watched(patterns: Sequence[str]) -> tuple[set[str], list[str]]:

@@ -242,7 +242,7 @@ class Live:
             for name in dict.fromkeys(names)
             if (found := self._inputs.get(name)) is not None and found.tentative
         ]
-        if len(pending) < 2 or self.spec.nginx_conf is not None:  # noqa: PLR2004
+        if not pending or self.spec.nginx_conf is not None:
             return
         try:
             verdicts = detect_each([Source(name, Path(name)) for name in pending])
