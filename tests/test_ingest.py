@@ -887,8 +887,8 @@ _TRUNCATE_AFTER_STAGING = """
 import os
 from pplog.batch import reader
 _stage = reader.Reader._stage
-def stage(self, lines, stream_id):
-    _stage(self, lines, stream_id)
+def stage(self, lines, stream_id, size):
+    _stage(self, lines, stream_id, size)
     os.truncate(os.environ["PPLOG_TEST_LIVE"], 0)  # logrotate's truncate
 reader.Reader._stage = stage
 """

@@ -199,16 +199,17 @@ def test_disk_full_at_several_limits(writer: LogWriter, ds: Path) -> None:
 
 
 def test_disk_full_at_the_commit_record(tmp_path: Path, ds: Path) -> None:
-    """Forty small logs: every staged file fits under the limit, the commit
-    record (forty checkpoints) does not: exit 1, nothing committed."""
+    """Eighty small logs: every staged file fits under the limit, the commit
+    record (eighty checkpoints, about 52 kB) does not: exit 1, nothing
+    committed. Their lines are staged together: one file of rows and its
+    rollup (about 27 kB)."""
     logs = tmp_path / "sites"
-    writers = [LogWriter(logs, f"site{i:02d}.log", seed=i) for i in range(40)]
+    writers = [LogWriter(logs, f"site{i:02d}.log", seed=i) for i in range(80)]
     try:
         for n, w in enumerate(writers):
             w.next_seq = 1 + 1000 * n
             w.write(3)
-        staged_max = 15_000  # a rollup of three lines is about 23 kB
-        proc = ingest(f"{logs}/*.log*", ds, preexec_fn=_fsize_limit(staged_max * 2))
+        proc = ingest(f"{logs}/*.log*", ds, preexec_fn=_fsize_limit(40_000))
         assert proc.returncode == 1, proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert lines == [lines[0]] and lines[0].startswith("Error: disk full at the")

@@ -35,7 +35,7 @@ _PREFIX = {"data": "part", "rejects": "rejects"}
 @dataclass
 class _File:
     kind: str
-    stream: str
+    stream: str | None  # None: several streams', read whole (`Reader._flush`)
     date: str
     staged: Path
     final: Path
@@ -132,7 +132,7 @@ class Staging:
         self.pending: list[Future[None]] = []
         self.agents = _Agents()
 
-    def write(self, kind: str, stream: str, frame: pl.DataFrame) -> None:
+    def write(self, kind: str, stream: str | None, frame: pl.DataFrame) -> None:
         """Write `frame`, one file per distinct `_date` (a Date; null: unknown).
 
         A failure to write is the dataset's problem, not the log file's: it is
@@ -143,7 +143,7 @@ class Staging:
         except OSError as exc:
             raise _staging_error(exc) from exc
 
-    def _write_parts(self, kind: str, stream: str, frame: pl.DataFrame) -> None:
+    def _write_parts(self, kind: str, stream: str | None, frame: pl.DataFrame) -> None:
         for date, part in _by_date(frame):
             name = f"{_PREFIX[kind]}-{self.run_id}-{self.serial:05d}.parquet"
             self.serial += 1
