@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
@@ -62,9 +62,15 @@ def check_split(path: Path, parts: int, min_bytes: int) -> list[Source]:
     """Split `path` and check the spans tile it and read as the whole file."""
     data = path.read_bytes()
     src = source(path)
-    whole, native = sources.scan_lines([src])
+    said: list[str] = []
+    whole, native = sources.scan_lines([src], on_problem=lambda _n, m: said.append(m))
     assert native  # the whole file is read by polars itself: the other road
     spans = split_source(src, parts, min_bytes=min_bytes)
+    if said:  # unusable (control bytes throughout: binary), and said so
+        assert said == [sources.SKIPPED_BINARY]
+        assert spans in ([], [src]), spans  # [src] when too small to cut
+        assert whole.collect().height == 0
+        return spans
     assert 1 <= len(spans) <= max(parts, 1)
     if len(spans) > 1:
         assert_tiles(spans, data)
@@ -151,6 +157,8 @@ lines_st = st.lists(
     parts=st.integers(1, 7),
     min_bytes=st.integers(1, 24),
 )
+# control bytes throughout: skipped as binary by both roads (Hypothesis found it)
+@example(lines=["", "\x1f"], final_newline=False, parts=2, min_bytes=1)
 def test_spans_read_as_the_whole_file_for_any_lines(
     lines: list[str], final_newline: bool, parts: int, min_bytes: int
 ) -> None:
