@@ -644,3 +644,31 @@ http {{
         assert problems == []
     finally:
         stop(proc)
+
+
+def test_a_poll_over_many_files_builds_no_path_per_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each poll stats every followed name (and every listed one): a `Path`
+    built for each made a poll over 3,600 files take 0.16 s of CPU while
+    nothing was written. Names are resolved once; the lines still come."""
+    from pplog.sources import _follow
+
+    for n in range(60):
+        (tmp_path / f"site{n}.log").write_text(line(n) + "\n")
+    built = Counter[str]()
+    real = _follow.Path
+
+    def counted(*args: object) -> Path:
+        built["path"] += 1
+        return real(*args)  # type: ignore[arg-type]
+
+    with Follower([str(tmp_path / "*.log")], start="start") as f:
+        assert len(f.poll()) > 0
+        monkeypatch.setattr(_follow, "Path", counted)
+        for _ in range(3):
+            assert f.poll() == []
+        assert built["path"] < 60  # before: 360 (two a file a poll)
+        with (tmp_path / "site7.log").open("a") as out:
+            out.write(line(100) + "\n")
+        assert texts(f.poll()) == [line(100)]
