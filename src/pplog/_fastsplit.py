@@ -446,6 +446,10 @@ def scan(
     )
 
 
+# a small file's frames, the problems it said and the bytes it read (`scan_files`)
+_Read = tuple[list[pl.DataFrame], list[tuple[str, str]], int]
+
+
 def scan_files(
     files: Sequence[tuple[Path, str]],
     fmt: LogFormat | None,
@@ -470,23 +474,72 @@ def scan_files(
     file_schema = pl.Schema([(c, t) for c, t in schema.items() if c != SOURCE])
     sizes = [path.stat().st_size for path, _ in files]
 
+    def read(
+        path: Path,
+        name: str,
+        size: int,
+        on_problem: Callable[[str, str], None] | None,
+        progress: Callable[[int], None] | None,
+    ) -> Iterator[pl.DataFrame]:
+        source = pl.lit(path_name(name), pl.String).alias(SOURCE)
+        for df in _file_batches(
+            path,
+            name,
+            size,
+            fmt,
+            file_schema,
+            on_problem,
+            progress,
+            block_bytes,
+            policy,
+        ):
+            yield df.select(source, *file_schema)
+
+    def whole(path: Path, name: str, size: int) -> _Read:
+        """A small file read on a pool thread, what it said kept for later."""
+        said: list[tuple[str, str]] = []
+        done = [0]
+
+        def told(n: int) -> None:
+            done[0] += n
+
+        frames = list(read(path, name, size, lambda *p: said.append(p), told))
+        return frames, said, done[0]
+
     def batches(
         progress: Callable[[int], None] | None,
     ) -> Generator[pl.DataFrame, None, None]:
-        for (path, name), size in zip(files, sizes, strict=True):
-            source = pl.lit(path_name(name), pl.String).alias(SOURCE)
-            for df in _file_batches(
-                path,
-                name,
-                size,
-                fmt,
-                file_schema,
-                on_problem,
-                progress,
-                block_bytes,
-                policy,
-            ):
-                yield df.select(source, *file_schema)
+        # a file of one range is split on one thread: the next few small
+        # files are read beside it, on the pool, each handed over whole and
+        # in order with its problems and progress (400 files of 830 KB:
+        # one core busy, 3.4 s against 2.0 s for the same lines in one file)
+        workers = pl.thread_pool_size()
+        with contextlib.ExitStack() as stack:
+            pool = None
+            if workers > 1:
+                pool = stack.enter_context(
+                    ThreadPoolExecutor(workers, thread_name_prefix="pplog-split")
+                )
+            pending: deque[Future[_Read]] = deque()
+            stack.callback(lambda: [rest.cancel() for rest in pending])
+            todo = deque(zip(files, sizes, strict=True))
+            while todo or pending:
+                while pool and todo and todo[0][1] <= block_bytes:
+                    if len(pending) >= AHEAD * workers:
+                        break
+                    (path, name), size = todo.popleft()
+                    pending.append(pool.submit(whole, path, name, size))
+                if pending:
+                    frames, said, done = pending.popleft().result()
+                    for problem in said:
+                        if on_problem is not None:
+                            on_problem(*problem)
+                    if progress is not None and done:
+                        progress(done)
+                    yield from frames
+                    continue
+                (path, name), size = todo.popleft()
+                yield from read(path, name, size, on_problem, progress)
 
     return _io_source(schema, sum(sizes), on_progress, batches)
 
