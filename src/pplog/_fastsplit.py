@@ -462,7 +462,8 @@ def scan_files(
     """`scan` of several plain files (path, name), one after the other, in
     one frame: polars' streaming engine takes time in the square of a
     union's inputs, so a directory of many logs is one input, not hundreds.
-    Each file's ranges are still split on polars' threads."""
+    A larger file's ranges are split on polars' threads; files of one range
+    are split several at a time, on as many threads, in file order."""
     if not applies(fmt):
         return None
     assert fmt is not None
