@@ -513,7 +513,7 @@ def scan_files(
         # a file of one range is split on one thread: the next few small
         # files are read beside it, on the pool, each handed over whole and
         # in order with its problems and progress (400 files of 830 KB:
-        # one core busy, 3.4 s against 2.0 s for the same lines in one file)
+        # 2.6 s one after the other, 2.2-2.7 s so; as one file 1.5-1.9 s)
         workers = pl.thread_pool_size()
         with contextlib.ExitStack() as stack:
             pool = None
@@ -524,10 +524,11 @@ def scan_files(
             pending: deque[Future[_Read]] = deque()
             stack.callback(lambda: [rest.cancel() for rest in pending])
             todo = deque(zip(files, sizes, strict=True))
+            room = AHEAD * workers  # small files in flight at most
             while todo or pending:
-                while pool and todo and todo[0][1] <= block_bytes:
-                    if len(pending) >= AHEAD * workers:
-                        break
+                while (
+                    pool and todo and todo[0][1] <= block_bytes and len(pending) < room
+                ):
                     (path, name), size = todo.popleft()
                     pending.append(pool.submit(whole, path, name, size))
                 if pending:
