@@ -194,6 +194,7 @@ class Reader:
         used: set[str] = set()
         read_past: list[tuple[Candidate, dict[str, Any]]] = []  # `_match`
         listed = {tuple(identity.seen(c)) for c in cands}
+        listings = identity.Listings()  # the directories of the live logs
         # a stream whose own file is here (`identity.own_stream`) is that
         # file's: another file that begins with its bytes is a new one
         owners = {c.owns: c for c in cands if c.owns}
@@ -287,7 +288,7 @@ class Reader:
             cp.update(compressed=cand.compressed, hint=identity.hint(cand))
             if cand.live:  # a copy made or finished since the files were listed
                 cand.copies += identity.copies_after_read(
-                    cand, cp, self.patterns, listed
+                    cand, cp, self.patterns, listed, listings
                 )
             if cand.copies:  # files left out as its copies: for after the truncate
                 kept = [*cp.get("copies", []), *cand.copies]
@@ -346,6 +347,13 @@ class Reader:
         tail = b""
         ended = True
         self.result.files += 1
+        if not cand.compressed and cand.size == offset:
+            # nothing written since it was read (its match checked the bytes
+            # before the offset): not opened again. A cron run over 3,600
+            # vhost logs, 400 of them live: 0.19 s of about 1 s
+            cp.update(lines=line_no - 1, done=False)
+            cp.pop("held", None)
+            return
         batches = _batches(
             cand,
             offset,
