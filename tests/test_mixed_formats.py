@@ -519,6 +519,13 @@ def test_ingest_refuses_inputs_of_different_formats(tmp_path: Path) -> None:
     assert message.startswith("Error: the inputs have different log formats (")
     assert "combined" in message and "main" in message
     assert not (ds / "requests").exists()
+    # an empty file takes the format of the first set detected: the message
+    # names the sets detected as each format (it named "zzz.log: combined")
+    for name in ("aaa.log", "zzz.log"):
+        (d / name).touch()
+    result = CliRunner().invoke(cli, ["ingest", f"{d}/*", "--dataset", str(ds)])
+    assert result.exit_code == 1
+    assert result.output.strip() == message, result.output
     # one format, named as a directory (before: "nothing new ... 0 file(s)")
     one = tmp_path / "one"
     one.mkdir()

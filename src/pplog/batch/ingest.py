@@ -48,7 +48,13 @@ from pplog.enrich.geo import (
 from pplog.enrich.useragents import prepare as prepare_agents
 from pplog.errors import LogFormatError, OptionError, PplogError, SourceError
 from pplog.formats import PRESETS, LogFormat
-from pplog.pipeline import LogSpec, resolve_format, resolve_groups
+from pplog.pipeline import (
+    FileGroup,
+    LogSpec,
+    had_no_lines,
+    resolve_format,
+    resolve_groups,
+)
 from pplog.sources import Source, is_url
 
 BATCH_BYTES = 32 << 20
@@ -360,7 +366,12 @@ def _format(state: State, cands: list[Candidate], spec: LogSpec) -> LogFormat:
     # a dataset holds one format: detect each rotation set, as `summarize` does,
     # and refuse inputs that differ rather than reject most of their lines
     groups = resolve_groups(srcs)
-    found = {g.format.name: g for g in groups if g.format is not None}
+    found: dict[str, FileGroup] = {}
+    # each format by the first set detected as it (an empty file only takes
+    # another's format: named, it sent users to the wrong file)
+    for g in sorted(groups, key=lambda g: had_no_lines(g.note)):
+        if g.format is not None:
+            found.setdefault(g.format.name, g)
     if len(found) > 1:
         which = "; ".join(
             f"{', '.join(s.name for s in g.sources[:2])}: {name}"

@@ -13,6 +13,7 @@ from pplog.pipeline.detect import (
     UNKNOWN_FORMAT,
     FileGroup,
     detect_format,
+    had_no_lines,
     resolve_format,
     resolve_groups,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "PplogWarning",
     "collected_rows",
     "detect_format",
+    "had_no_lines",
     "open_log",
     "parse_lines",
     "read_log",

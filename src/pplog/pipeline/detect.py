@@ -59,6 +59,16 @@ def is_error_log(note: str | None) -> bool:
     return note is not None and note.startswith(ERROR_LOG)
 
 
+# how a detection's note starts when its input had no line to detect from
+NO_LINES = "no lines to detect from"
+
+
+def had_no_lines(note: str | None) -> bool:
+    """Whether a detection's note says its input had no line (empty): its
+    format is another input's, or `combined`."""
+    return note is not None and note.startswith(NO_LINES)
+
+
 def doctor_command(name: str) -> str:
     """The command that reads the error log `name`, as a warning suggests it."""
     return f"`pplog doctor --error-log {sources.shell_word(name)}`"
@@ -273,7 +283,7 @@ def _detect_sets(
                 break
     fits = _fits([sample for _, _, sample in firsts]) if firsts else []
     out: list[tuple[LogFormat | None, str | None, LogFormatError | None]] = [
-        (PRESETS["combined"], "no lines to detect from; assumed combined", None)
+        (PRESETS["combined"], f"{NO_LINES}; assumed combined", None)
     ] * len(sets)
     for (i, src, sample), counted in zip(firsts, fits, strict=True):
         out[i] = _detect_one(src, sample, counted)
@@ -296,7 +306,7 @@ def _detect_sets(
         )
     )
     if known is not None:
-        like = (known, f"no lines to detect from; read as {known.name}", None)
+        like = (known, f"{NO_LINES}; read as {known.name}", None)
         out = [r if i in sampled else like for i, r in enumerate(out)]
     return out
 
