@@ -2,7 +2,8 @@
 """Time `pplog summarize` end to end (and GoAccess, DuckDB and chDB on the same file); record the results.
 
 Generates a synthetic log of N lines with genlog.py (elb_log unless --format says main or
-combined; cached under benchmarks/data/), or takes an existing one with --log,
+combined; cached under benchmarks/data/), or takes an existing one with --log
+(gzipped too: its lines and MiB are its text's),
 runs each tool as a separate process, and measures wall time and peak RSS
 (`os.wait4` of the child). With --scale K it also runs pplog on a K-times
 larger file, to show that memory stays bounded as the input grows.
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import gzip
 import io
 import os
 import platform
@@ -387,12 +389,18 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--scale generates its larger log: drop --log or --scale")
     log = args.log.resolve() if args.log else ensure_log(args.lines, args.format)
     lines = args.lines
-    if args.log:
-        with log.open("rb") as f:
-            lines = sum(
-                chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b"")
-            )
     size = log.stat().st_size / 2**20
+    packed = None  # a gzipped --log: its size on disk (lines and MiB: its text's)
+    if args.log:
+        with log.open("rb") as raw:
+            gz = raw.read(2) == b"\x1f\x8b"
+        with gzip.open(log) if gz else log.open("rb") as f:
+            lines = text = 0
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                lines += chunk.count(b"\n")
+                text += len(chunk)
+        if gz:
+            packed, size = size, text / 2**20
     with contextlib.ExitStack() as stack:
         srcs = {
             rev: stack.enter_context(revision_src(rev))
@@ -501,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, n, mib, w, p in rows
     )
     table = f"{header}\n{body}"
+    if packed is not None:
+        table += f"\n\nThe log is gzipped: {packed:,.0f} MiB on disk, {size:,.0f} MiB of text."
     if args.baseline:
         base = next(r for r in rows if r[0].startswith("pplog summarize @"))
         table += (

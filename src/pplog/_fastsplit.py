@@ -36,6 +36,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -53,6 +54,9 @@ from pplog.schema import (
     TEXT,
     TOO_LONG,
 )
+
+if TYPE_CHECKING:
+    from pplog.sources import Block
 
 _splitc: ModuleType | None
 try:
@@ -693,28 +697,56 @@ def block_frame(
     fmt: LogFormat | None,
     *,
     values: bool = False,
+    policy: ProxyPolicy | None = None,
 ) -> pl.DataFrame | None:
     """The lines of `data` (whole lines read from byte `offset` of source
     `name`, the first numbered `line`) as `sources.lines_frame` gives them,
     with `fmt`'s C split beside them: what `ingest` parses. None where the C
     split does not apply to `fmt` or the block is not plain text (bytes
     that are not UTF-8, a NUL, a CR, a line over `LINE_LIMIT`): the caller's
-    reader then reads it. `values`: as for `split_ranges`."""
+    reader then reads it. `values` and `policy`: as for `split_ranges`."""
     if not applies(fmt) or not data:
         return None
     assert fmt is not None
-    built = program(fmt)
-    assert built is not None
     from pplog.sources import LINE_LIMIT
 
-    prog, columns = built
-    names = tuple(_c_schema(fmt))
+    prog, nfields = _run(fmt, policy)
+    names = tuple(_c_schema(fmt, policy))
     splitc = _splitc
     assert splitc is not None
-    got = splitc.lines(data, offset, prog, len(columns), LINE_LIMIT, names, values)
+    got = splitc.lines(data, offset, prog, nfields, LINE_LIMIT, names, values)
     if got is None:
         return None
     return numbered(pl.DataFrame(_Capsules(got[1])), line, name)
+
+
+def lines_schema(fmt: LogFormat, policy: ProxyPolicy | None = None) -> pl.Schema:
+    """The columns of `block_lines` (and of `scan`'s frames): the source,
+    the line numbers, then `fmt`'s C split under `policy` (`_c_schema`)."""
+    return pl.Schema(
+        [(SOURCE, pl.String()), (LINE, pl.UInt64()), *_c_schema(fmt, policy).items()]
+    )
+
+
+def block_lines(
+    name: str, block: Block, fmt: LogFormat, policy: ProxyPolicy | None = None
+) -> pl.DataFrame:
+    """A block of lines of source `name` as `lines_schema(fmt, policy)`
+    frames them: split in C where it is plain text, else read as
+    `Block.frame` reads it, the C split's columns null (`parse` then parses
+    its lines itself)."""
+    if not block.hole and not block.too_long:
+        frame = block_frame(
+            name, block.data, block.line, block.offset, fmt, policy=policy
+        )
+        if frame is not None:
+            return frame
+    schema = lines_schema(fmt, policy)
+    lines = block.frame(name)
+    return lines.select(
+        pl.col(c) if c in lines.columns else pl.lit(None, t).alias(c)
+        for c, t in schema.items()
+    )
 
 
 def numbered(df: pl.DataFrame, first: int, source: str | None = None) -> pl.DataFrame:

@@ -84,13 +84,16 @@ def map_task(
     # road's columns kept more of the text alive (a 120 MB file held 320 MiB
     # against 190 MiB) and took longer
     c_road = task.format if task.size > IN_MEMORY_BYTES else None
-    # the C road also makes the trust decisions it can (`_fastsplit.realip`)
+    # the C road also makes the trust decisions it can (`_fastsplit.realip`);
+    # what the Python reader reads (compressed files, stdin) is spooled, and
+    # takes the C split block by block
     lines, native = sources.scan_lines(
         list(task.sources),
         on_problem=problem,
         on_progress=on_progress,
         split=c_road,
         policy=task.policy,
+        blocks=task.format,
     )
     if task.unknown is not None:  # said once per input, not kept as unreadable
         for src in task.sources:
