@@ -118,7 +118,10 @@ def diagnose(
         found = [s for g in groups if _error_log(g) for s in g.sources]
         access = [g for g in groups if not _error_log(g)]
         if access:
-            scan = open_log(source, spec=spec, on_problem=problem, groups=access)
+            # its rows are streamed into the diagnosis' spool: the C road
+            scan = open_log(
+                source, spec=spec, on_problem=problem, groups=access, split=True
+            )
             rows, run_policy = scan.frame, scan.policy
             access_names = [s.name for g in scan.groups for s in g.sources]
     entries, error_names = _error_entries(error_log, found, problem)
