@@ -449,11 +449,17 @@ class Live:
             return
         keyed = late.with_columns((t.dt.epoch("s") // 60).alias("_minute"))
         kept_from = second // 60 - MINUTES_KEPT
-        for (minute,), part in keyed.partition_by(
-            "_minute", as_dict=True, maintain_order=True
-        ).items():
+        # minutes no window keeps count in everything-before alone: one
+        # partial for all of them (one a minute: `--since` over 2M lines of
+        # 2,150 minutes took 93 s, a partial's queries 25-40 ms each)
+        before = pl.col("_minute") <= kept_from
+        parts = [keyed.filter(before)]
+        parts += keyed.filter(~before).partition_by("_minute", maintain_order=True)
+        for part in parts:
+            if not part.height:
+                continue
             partial = self._partial(part.drop("_minute"))
-            m = int(minute)
+            m = int(part.item(0, "_minute"))
             if m > kept_from:
                 found = self._minutes.get(m)
                 self._minutes[m] = self._capped(
