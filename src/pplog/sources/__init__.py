@@ -441,11 +441,15 @@ def scan_lines(
 
     def flush() -> None:
         if python_sources:
+            # byte ranges keep their lines frames (`split_source`'s spans)
             whole = all(src.span is None for src in python_sources)
-            fmt = blocks if whole else None
             frames.append(
                 _python_lines(
-                    list(python_sources), on_problem, on_progress, fmt, policy
+                    list(python_sources),
+                    on_problem,
+                    on_progress,
+                    blocks if whole else None,
+                    policy,
                 )
             )
             python_sources.clear()
@@ -601,20 +605,21 @@ def _python_lines(
     sources: Sequence[Source],
     on_problem: ProblemHandler | None,
     on_progress: ProgressHandler | None,
-    split: LogFormat | None = None,
+    blocks: LogFormat | None = None,
     policy: ProxyPolicy | None = None,
 ) -> pl.LazyFrame:
-    """The lines of `sources` read by the Python reader; with `split`, each
+    """The lines of `sources` read by the Python reader; with `blocks`, each
     block of plain text split in C for that format as it is read
     (`_fastsplit.block_lines`): a compressed log's lines take the road a
     plain file's take."""
     schema, frame = LINES_SCHEMA, None
-    if _fastsplit.applies(split):
-        assert split is not None
-        schema = _fastsplit.lines_schema(split, policy)
+    if _fastsplit.applies(blocks):
+        assert blocks is not None
+        fmt = blocks
+        schema = _fastsplit.lines_schema(fmt, policy)
 
         def frame(block: Block, name: str) -> pl.DataFrame:
-            return _fastsplit.block_lines(name, block, split, policy)
+            return _fastsplit.block_lines(name, block, fmt, policy)
 
     def generate(
         with_columns: list[str] | None,
