@@ -41,7 +41,7 @@ import pytest
 from click.testing import CliRunner
 
 import pplog
-from helpers import CORPORA, parse_lines
+from helpers import CORPORA, SAMPLES, parse_lines
 from pplog.cli import cli
 from pplog.clientip import ProxyPolicy
 from pplog.errors import SourceError
@@ -1161,22 +1161,21 @@ def test_the_c_split_gives_the_findings_polars_gives(
     elb_log against 1.9 s). With the corpus' nasty lines and the samples'
     balancer problems among the lines, the findings (counts, examples and
     their line numbers) are those of the polars road (`PPLOG_NO_C_SPLIT`)."""
-    samples = Path(__file__).resolve().parents[1] / "sample_logs"
     name = {"elb_log": "elb", "main": "main", "combined": "combined"}[fmt]
-    data = (samples / f"{name}-access.log").read_bytes()
+    data = (SAMPLES / f"{name}-access.log").read_bytes()
     nasty = (CORPORA / "nasty" / "nasty_lines.log").read_bytes()
     text = data + nasty + data
     log = tmp_path / ("access.log.1.gz" if packed else "access.log")
     log.write_bytes(gzip.compress(text) if packed else text)
     runs = {}
-    split: list[object] = []
-    real = pplog._fastsplit.split_ranges if not packed else pplog._fastsplit.block_frame
+    split: list[str] = []  # the C split's functions called
+    which = "block_frame" if packed else "split_ranges"
+    real = getattr(pplog._fastsplit, which)
 
     def counted(*args: object, **kwargs: object) -> object:
-        split.append(args[0])
-        return real(*args, **kwargs)  # type: ignore[operator]
+        split.append(which)
+        return real(*args, **kwargs)
 
-    which = "block_frame" if packed else "split_ranges"
     monkeypatch.setattr(pplog._fastsplit, which, counted)
     for road in ("c", "polars"):
         if road == "polars":

@@ -716,11 +716,11 @@ def test_a_compressed_log_takes_the_c_split_and_gives_the_plain_files_tables(
     long_line = b"x" * (1 << 20) + b" " + b"y" * 100 + b"\n"
     text = data + nasty + data[:4000].rsplit(b"\n", 1)[0] + b"\n" + long_line + data
     plain = tmp_path / "plain" / "access.log"
-    packed = tmp_path / "packed" / "access.log"
+    packed = tmp_path / "packed" / "access.log.gz"
     plain.parent.mkdir()
     packed.parent.mkdir()
     plain.write_bytes(text)
-    packed.with_suffix(".log.gz").write_bytes(gzip.compress(text))
+    packed.write_bytes(gzip.compress(text))
     split: list[int] = []
     real = pplog._fastsplit.block_frame
 
@@ -732,7 +732,7 @@ def test_a_compressed_log_takes_the_c_split_and_gives_the_plain_files_tables(
     monkeypatch.setattr(pplog._fastsplit, "block_frame", counted)
     for trusted in ([], ["--set-real-ip-from", "203.0.113.0/24"]):
         out = []
-        for path in (plain, packed.with_suffix(".log.gz")):
+        for path in (plain, packed):
             rejects = path.parent / "rejects.jsonl"
             args = ["summarize", str(path), "--format", fmt, "--to", "json"]
             args += ["--top", "0", "--rejects", str(rejects), *trusted]
