@@ -18,11 +18,13 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 
 import pplog
+import pplog.tasks
 from pplog import sources
 from pplog.outputs.json import chunks, one_line
 from pplog.outputs.live import _Wakeup
@@ -325,3 +327,45 @@ def test_small_files_on_the_c_road_are_split_side_by_side_in_order(
     assert most[0] == 1
     assert together.equals(alone)  # the same rows in the same order
     assert (said, done) == (said_alone, done_alone)
+
+
+def test_small_files_on_the_c_road_go_on_in_few_frames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each frame pays every stage of the parse: `scan_files` handed one
+    frame a small file, and 3,600 files of 5 lines took 4.5 s on the C road
+    against 1.3 s on polars' reader, which groups them. Small files' frames
+    now go on together, up to `GROUPED_ROWS` lines, in file order; a
+    range's frame goes on alone. The summary's tables are those of the
+    polars road."""
+    from pplog import _fastsplit
+    from pplog.formats import PRESETS
+
+    if not _fastsplit.available():
+        pytest.skip("the C split is not built")
+    logs = _vhosts(tmp_path / "logs", 40)  # 120 small files
+    fmt = PRESETS["combined"]
+    files = [(p, sources.path_name(p)) for p in sorted(logs.iterdir())]
+    frames: list[int] = []
+    real = _fastsplit._asked
+
+    def counted(batches: Any, *args: Any) -> Any:
+        for df in real(batches, *args):
+            frames.append(df.height)
+            yield df
+
+    monkeypatch.setattr(_fastsplit, "_asked", counted)
+    frame = _fastsplit.scan_files(files, fmt)
+    assert frame is not None
+    got = frame.collect(engine="streaming")
+    assert len(frames) == 1, frames  # before: 120
+    order = got.select("source", "line").rows()
+    assert order == sorted(
+        order, key=lambda r: ([n for _, n in files].index(r[0]), r[1])
+    )
+    monkeypatch.setattr(pplog.tasks, "IN_MEMORY_BYTES", 0)  # the C road
+    c_road = pplog.summarize(str(logs), top=0)
+    monkeypatch.setattr(pplog.tasks, "IN_MEMORY_BYTES", 1 << 40)
+    polars_road = pplog.summarize(str(logs), top=0)
+    for table in ("clients", "paths", "errors"):
+        assert getattr(c_road, table).equals(getattr(polars_road, table)), table

@@ -547,7 +547,32 @@ def scan_files(
                 (path, name), size = todo.popleft()
                 yield from read(path, name, size, on_problem, progress)
 
-    return _io_source(schema, sum(sizes), on_progress, batches)
+    def grouped(
+        progress: Callable[[int], None] | None,
+    ) -> Generator[pl.DataFrame, None, None]:
+        # small files' frames go on together: each frame pays every stage of
+        # the parse (3,600 files of 5 lines: 4.5 s one frame a file, 1.3 s
+        # by polars' reader grouped so), a range's frame goes on alone
+        from pplog.sources import GROUPED_ROWS
+
+        held: list[pl.DataFrame] = []
+        rows = 0
+        with contextlib.closing(batches(progress)) as frames:
+            for df in frames:
+                if df.height < GROUPED_ROWS // 4:
+                    held.append(df)
+                    rows += df.height
+                    if rows < GROUPED_ROWS:
+                        continue
+                if held:
+                    yield held[0] if len(held) == 1 else pl.concat(held, rechunk=False)
+                    held, rows = [], 0
+                if df.height >= GROUPED_ROWS // 4:
+                    yield df
+            if held:
+                yield held[0] if len(held) == 1 else pl.concat(held, rechunk=False)
+
+    return _io_source(schema, sum(sizes), on_progress, grouped)
 
 
 def _io_source(

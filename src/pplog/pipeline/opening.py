@@ -136,6 +136,7 @@ def open_log(
     rejects: bool = True,
     groups: list[FileGroup] | None = None,
     split: bool = False,
+    blocks: bool = False,
     **keywords: Any,  # noqa: ANN401 - the keywords of `LogSpec.build`
 ) -> LogScan:
     """Resolve inputs, formats and proxy policies; the `LogScan` frame keeps rejects.
@@ -148,10 +149,11 @@ def open_log(
     `rejects=False` then leaves the parsed rejects out as they are read.
     `groups`: some of `spec.groups` of the inputs, already resolved: only
     their inputs are read (`diagnose` sets nginx error logs apart).
-    `split`: plain files, and the blocks the Python reader reads, are cut
-    and split in C where the format allows (`sources.scan_lines`' `split`
-    and `blocks`), for a caller that streams the rows rather than holding
-    them (`pplog doctor`: the 2M elb_log 4.1 s -> 1.9 s, the same findings).
+    `split`: plain files are cut and split in C where the format allows,
+    `blocks`: the blocks the Python reader reads (`sources.scan_lines`'
+    `split` and `blocks`), for a caller that streams the rows rather than
+    holding them (`pplog doctor`: the 2M elb_log 4.1 s -> 1.9 s, the same
+    findings).
     """
 
     def rows_of(
@@ -186,8 +188,8 @@ def open_log(
             on_problem=problem,
             on_progress=on_progress,
             split=first.format if split else None,
-            policy=first.policy if split else None,
-            blocks=first.format if split else None,
+            policy=first.policy if split or blocks else None,
+            blocks=first.format if blocks else None,
         )
         frame = rows_of(lines, fmt, first.policy)
         return LogScan(
@@ -200,8 +202,8 @@ def open_log(
             on_problem=problem,
             on_progress=on_progress,
             split=g.format if split else None,
-            policy=g.policy if split else None,
-            blocks=g.format if split else None,
+            policy=g.policy if split or blocks else None,
+            blocks=g.format if blocks else None,
         )
         all_lines.append(lines)
         if g.format is None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from pplog import sources
+from pplog import sources, tasks
 from pplog.clientip import ProxyPolicy
 from pplog.errors import OptionError
 from pplog.pipeline import LogSpec, PathArg, open_log
@@ -118,9 +118,18 @@ def diagnose(
         found = [s for g in groups if _error_log(g) for s in g.sources]
         access = [g for g in groups if not _error_log(g)]
         if access:
-            # its rows are streamed into the diagnosis' spool: the C road
+            # its rows are streamed into the diagnosis' spool: the C road, for
+            # plain files as `summarize` takes it (past `IN_MEMORY_BYTES`: many
+            # small files are faster on polars' reader) and for what the
+            # Python reader reads
+            size = sum(s.size for g in access for s in g.sources)
             scan = open_log(
-                source, spec=spec, on_problem=problem, groups=access, split=True
+                source,
+                spec=spec,
+                on_problem=problem,
+                groups=access,
+                split=size > tasks.IN_MEMORY_BYTES,
+                blocks=True,
             )
             rows, run_policy = scan.frame, scan.policy
             access_names = [s.name for g in scan.groups for s in g.sources]

@@ -56,6 +56,7 @@ from pplog.sources._lines import (
     LINE_LIMIT,
     LINES_SCHEMA,
     RAW_KEPT,
+    SMALL_BLOCK,
     Block,
     LineSplitter,
     lines_frame,
@@ -609,9 +610,12 @@ def _python_lines(
     policy: ProxyPolicy | None = None,
 ) -> pl.LazyFrame:
     """The lines of `sources` read by the Python reader; with `blocks`, each
-    block of plain text split in C for that format as it is read
-    (`_fastsplit.block_lines`): a compressed log's lines take the road a
-    plain file's take."""
+    block of plain text over `SMALL_BLOCK` split in C for that format as it
+    is read (`_fastsplit.block_lines`): a compressed log's lines take the
+    road a plain file's take. Smaller blocks (a small file: many vhost
+    logs) keep their lines frames, given the C split's columns, null, once
+    per batch: split in C one by one, 3,600 files of 5 lines took 1.6-2.2 s
+    to summarize against 1.5 s."""
     schema, frame = LINES_SCHEMA, None
     if _fastsplit.applies(blocks):
         assert blocks is not None
@@ -619,7 +623,31 @@ def _python_lines(
         schema = _fastsplit.lines_schema(fmt, policy)
 
         def frame(block: Block, name: str) -> pl.DataFrame:
+            if len(block.data) <= SMALL_BLOCK:
+                return block.frame(name)
             return _fastsplit.block_lines(name, block, fmt, policy)
+
+    def typed(held: list[pl.DataFrame]) -> list[pl.DataFrame]:
+        """`held` with the lines frames among them (runs of them together)
+        given `schema`'s columns, null."""
+        out: list[pl.DataFrame] = []
+        run: list[pl.DataFrame] = []
+        for df in [*held, None]:
+            if df is not None and df.width != len(schema):
+                run.append(df)
+                continue
+            if run:
+                lines = run[0] if len(run) == 1 else pl.concat(run, rechunk=False)
+                out.append(
+                    lines.select(
+                        pl.col(c) if c in lines.columns else pl.lit(None, t).alias(c)
+                        for c, t in schema.items()
+                    )
+                )
+                run = []
+            if df is not None:
+                out.append(df)
+        return out
 
     def generate(
         with_columns: list[str] | None,
@@ -640,6 +668,8 @@ def _python_lines(
         )
 
         def out(held: list[pl.DataFrame]) -> pl.DataFrame:
+            if schema is not LINES_SCHEMA:
+                held = typed(held)
             batch = held[0] if len(held) == 1 else pl.concat(held, rechunk=False)
             if with_columns is not None:
                 batch = batch.select(with_columns)
