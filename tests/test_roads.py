@@ -705,7 +705,7 @@ def test_a_compressed_log_takes_the_c_split_and_gives_the_plain_files_tables(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str, samples: list[str]
 ) -> None:
     """A gzipped log's blocks are split in C as they are decompressed
-    (`_fastsplit.block_lines`; before, polars' expressions parsed every
+    (`_fastsplit.block_frame`; before, polars' expressions parsed every
     line: 2M elb_log lines 3.1-3.4 s, now 2.4-2.7 s). With the corpus' nasty
     lines among them (bytes that are not UTF-8, CR, NUL holes, escapes, a
     line over 1 MiB: blocks the C split leaves to the parse), the tables

@@ -36,7 +36,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -54,9 +53,6 @@ from pplog.schema import (
     TEXT,
     TOO_LONG,
 )
-
-if TYPE_CHECKING:
-    from pplog.sources import Block
 
 _splitc: ModuleType | None
 try:
@@ -746,31 +742,10 @@ def block_frame(
 
 
 def lines_schema(fmt: LogFormat, policy: ProxyPolicy | None = None) -> pl.Schema:
-    """The columns of `block_lines` (and of `scan`'s frames): the source,
-    the line numbers, then `fmt`'s C split under `policy` (`_c_schema`)."""
+    """The columns of `block_frame`'s and `scan`'s frames: the source, the
+    line numbers, then `fmt`'s C split under `policy` (`_c_schema`)."""
     return pl.Schema(
         [(SOURCE, pl.String()), (LINE, pl.UInt64()), *_c_schema(fmt, policy).items()]
-    )
-
-
-def block_lines(
-    name: str, block: Block, fmt: LogFormat, policy: ProxyPolicy | None = None
-) -> pl.DataFrame:
-    """A block of lines of source `name` as `lines_schema(fmt, policy)`
-    frames them: split in C where it is plain text, else read as
-    `Block.frame` reads it, the C split's columns null (`parse` then parses
-    its lines itself)."""
-    if not block.hole and not block.too_long:
-        frame = block_frame(
-            name, block.data, block.line, block.offset, fmt, policy=policy
-        )
-        if frame is not None:
-            return frame
-    schema = lines_schema(fmt, policy)
-    lines = block.frame(name)
-    return lines.select(
-        pl.col(c) if c in lines.columns else pl.lit(None, t).alias(c)
-        for c, t in schema.items()
     )
 
 

@@ -429,7 +429,7 @@ def scan_lines(
 
     With `blocks`, the Python reader's blocks of plain text (a compressed
     file's, stdin's, a URL's) are split in C for that format as they are
-    read (`_fastsplit.block_lines`), with `policy`'s trust decisions: the
+    read (`_fastsplit.block_frame`), with `policy`'s trust decisions: the
     road of a plain file's lines. 2M elb_log lines gzipped, summarized:
     3.1-3.4 s -> 2.4-2.7 s, the JSON the same. Byte ranges (`split_source`)
     are read as they are.
@@ -611,11 +611,11 @@ def _python_lines(
 ) -> pl.LazyFrame:
     """The lines of `sources` read by the Python reader; with `blocks`, each
     block of plain text over `SMALL_BLOCK` split in C for that format as it
-    is read (`_fastsplit.block_lines`): a compressed log's lines take the
+    is read (`_fastsplit.block_frame`): a compressed log's lines take the
     road a plain file's take. Smaller blocks (a small file: many vhost
-    logs) keep their lines frames, given the C split's columns, null, once
-    per batch: split in C one by one, 3,600 files of 5 lines took 1.6-2.2 s
-    to summarize against 1.5 s."""
+    logs) and those the C split refuses keep their lines frames, given the
+    C split's columns, null, once per batch: split in C one by one, 3,600
+    files of 5 lines took 1.6-2.2 s to summarize against 1.5 s."""
     schema, frame = LINES_SCHEMA, None
     if _fastsplit.applies(blocks):
         assert blocks is not None
@@ -623,9 +623,13 @@ def _python_lines(
         schema = _fastsplit.lines_schema(fmt, policy)
 
         def frame(block: Block, name: str) -> pl.DataFrame:
-            if len(block.data) <= SMALL_BLOCK:
-                return block.frame(name)
-            return _fastsplit.block_lines(name, block, fmt, policy)
+            if len(block.data) > SMALL_BLOCK and not block.hole and not block.too_long:
+                split = _fastsplit.block_frame(
+                    name, block.data, block.line, block.offset, fmt, policy=policy
+                )
+                if split is not None:
+                    return split
+            return block.frame(name)  # its C columns added by `typed`
 
     def typed(held: list[pl.DataFrame]) -> list[pl.DataFrame]:
         """`held` with the lines frames among them (runs of them together)
