@@ -169,6 +169,78 @@ def test_keys_past_the_cap_fold_into_other(tmp_path: Path) -> None:
     assert summary.errors.get_column("requests").sum() == 78  # 26 of 40, 3 times
 
 
+def address(n: int) -> str:
+    return f"11.{n // 65536}.{(n // 256) % 256}.{n % 256}"
+
+
+def test_clients_past_the_cap_are_estimated_not_miscounted(tmp_path: Path) -> None:
+    """With clients folded into (other), the overview's distinct clients is a
+    HyperLogLog estimate, said to be one, not the number of rows left."""
+    log = tmp_path / "access.log"
+    log.write_text(line(T0), encoding="utf-8")
+    clock = Clock(T0)
+    written = []
+    with Live([str(log)], clock=clock, max_keys=50, top=5, geoip=()) as live:
+        live.poll()
+        for i in range(3):
+            clock.now = T0 + 70 * i  # three minutes: sealed and merged
+            text = "".join(  # each minute shares half its clients with the last
+                line(clock.now, address(n), f"/p/{n % 7}")
+                for n in range(750 * i, 750 * i + 1500)
+            )
+            # health checks from other addresses are not visitors
+            text += line(clock.now, "10.9.9.9", agent="ELB-HealthChecker/2.0") * 20
+            append(log, text)
+            written.append(text)
+            live.poll()
+        views = {w: live.view(w) for w in ("all", "5m")}
+        console = Console(
+            file=io.StringIO(), width=120, height=40, record=True, color_system=None
+        )
+        console.print(render(views["all"], console))
+    whole = tmp_path / "written.log"
+    whole.write_text("".join(written), encoding="utf-8")
+    exact = pplog.summarize(str(whole), geoip=()).overview["clients"].item()
+    assert exact == 3000
+    got = json.loads(one_line(views["all"].summary))["overview"]
+    assert got["requests"] == 3 * 1520  # totals stay exact
+    assert abs(got["clients"] - exact) <= 0.05 * exact  # not 50 or 51
+    assert "overview.clients" in got["approximate"]
+    assert f"clients ≈{got['clients']:,}" in console.export_text()
+    # the 5m window merges the minute partials, each folded on its own
+    last = json.loads(one_line(views["5m"].summary))["overview"]
+    assert abs(last["clients"] - exact) <= 0.05 * exact
+
+
+def test_a_folded_partial_merged_with_others_estimates_their_union(
+    tmp_path: Path,
+) -> None:
+    from pplog.reports.finish import finish
+
+    def mapped(name: str, clients: range) -> pplog.reports.Partial:
+        log = tmp_path / name
+        log.write_text(
+            "".join(line(T0, address(n), f"/{n % 5}") for n in clients),
+            encoding="utf-8",
+        )
+        with Live([str(log)], geoip=(), since="2020-01-01") as live:
+            live.poll()
+            partial = live.partial("all")
+        assert partial is not None
+        return partial
+
+    a, b = mapped("a.log", range(4000)), mapped("b.log", range(3000, 6000))
+    small_a, folded = capped(a, 100)
+    assert folded and "hll_visitors" in small_a.frames
+    assert capped(b, 10_000)[1] == 0  # listed whole: counted exactly
+    assert finish(b).overview["clients"].item() == 3000
+    assert "approximate" not in finish(b).overview.columns
+    for partial in (merge([small_a, b]), capped(merge([small_a, b]), 100)[0]):
+        overview = finish(partial).overview
+        assert abs(overview["clients"].item() - 6000) <= 0.05 * 6000
+        assert overview["approximate"].item() == "overview.clients"
+
+
 def test_capped_partial_keeps_sums_and_kept_clients_pairs(tmp_path: Path) -> None:
     log = tmp_path / "a.log"
     rows = [line(T0, f"192.0.2.{n % 30}", f"/p/{n % 17}") for n in range(600)]

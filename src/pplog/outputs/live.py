@@ -324,8 +324,10 @@ def _rates(view: View, width: int) -> list[Text]:
 
 def _statuses(ov: dict[str, object]) -> Text:
     requests = int(ov.get("requests") or 0)  # type: ignore[call-overload]
+    # clients folded into (other) past --max-keys: estimated (`capped`)
+    about = "≈" if "overview.clients" in str(ov.get("approximate") or "") else ""
     out = Text(
-        f"requests {requests:,}  clients {ov.get('clients') or 0:,}  ",
+        f"requests {requests:,}  clients {about}{ov.get('clients') or 0:,}  ",
         no_wrap=True,
         overflow="ellipsis",
     )

@@ -34,6 +34,7 @@ from pplog.reports.partial import (
     SAMPLE_KEYS,
     SHOWN,
     Partial,
+    estimated_clients,
 )
 from pplog.reports.summary import Summary
 from pplog.reports.timeline import choose_interval, rebucketed
@@ -225,6 +226,7 @@ def _finish(
         with_agents=with_agents,
         left_out=settings.left_out,
         approximate=paths_report.approximate(partial),
+        estimated_clients=estimated_clients(partial),
     )
     clients = clients_report.table(partial, visitors, top, with_agents=with_agents)
     key = ROUTE if settings.by == "route" else PATH

@@ -35,6 +35,7 @@ def table(
     with_agents: bool,
     left_out: bool,
     approximate: str | None,
+    estimated_clients: int | None = None,
 ) -> pl.DataFrame:
     """One row of totals over every line, parsed or rejected.
 
@@ -46,7 +47,9 @@ def table(
     once per distinct client). With user agents logged, `clients` counts the
     visitors (health checks left out) and `health_checks` follows; with
     filters (`left_out`), `lines` stays every line read and `filtered_out` /
-    `excluded_bots` count the rest.
+    `excluded_bots` count the rest. `estimated_clients` replaces the count
+    of a partial whose clients were folded (`partial.estimated_clients`),
+    and `approximate` then names ``overview.clients``.
     """
     # per (client, user agent, visitor) rows: each tested, not grouped first
     known = per_client.filter(pl.col(CLIENT_IP).is_not_null())
@@ -57,7 +60,10 @@ def table(
         .get_column("requests")
         .sum()
     )
-    if with_agents:
+    if estimated_clients is not None:
+        clients = estimated_clients
+        approximate = ", ".join(filter(None, ["overview.clients", approximate]))
+    elif with_agents:
         clients = visitors.get_column(CLIENT_IP).drop_nulls().len()
     else:
         clients = known.get_column(CLIENT_IP).n_unique()

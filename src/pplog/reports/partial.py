@@ -27,6 +27,10 @@ the input, merged in any order, gives the tables of one pass over all of it:
   (`enrich.useragents.stamped`), so that `finish` parses none again;
 - `logged`: which optional columns the format logs (the tables they feed
   exist only then); `problems`: inputs that could not be read whole;
+- `hll_visitors` (only in a partial `capped` folded clients of): the
+  HyperLogLog registers of the visitors folded into `OTHER` and of every
+  client listed before (`sketches.hll_state`), so that the overview still
+  estimates the distinct clients (`estimated_clients`);
 - `shown` (only in a partial that goes to `finish` alone): the tables'
   cut (`top`, `by`, route rules) whose rows alone `pairs` holds
   (`mapping.Shown`); such a partial is not merged.
@@ -45,6 +49,7 @@ from pathlib import Path
 import polars as pl
 
 from pplog.enrich.useragents import ANSWERS, STAMP
+from pplog.reports import sketches
 from pplog.schema import (
     CLIENT_IP,
     HTTP_REFERER,
@@ -64,6 +69,7 @@ RANK = "rank"  # the input's position among the run's inputs
 MEASURE, VALUE, COUNT = "measure", "value", "n"
 CLIENT_HASH, PATH_HASH = "client_hash", "path_hash"
 SHOWN = "shown"
+SKETCHED_VISITORS = "hll_visitors"
 _HASH_SEED = 0x70706C6F67  # fixed: partials made apart must agree
 
 
@@ -99,6 +105,8 @@ KEYS: dict[str, tuple[str, ...]] = {
     # with `approx`: sketches instead of `pairs` and `latency`
     "hll_clients": (CLIENT_IP, "_reg"),
     "hll_paths": (PATH, "_reg"),
+    # in `capped` partials: the visitors, over everything folded
+    SKETCHED_VISITORS: ("_reg",),
     "dd_latency": (MEASURE, PATH, "_bucket"),
     "latency_max": (MEASURE, PATH),
 }
@@ -241,6 +249,7 @@ def merge(
 
 
 OTHER = "(other)"  # the key that keys beyond a cap are folded into (`capped`)
+_NAMED = pl.col(CLIENT_IP).is_not_null() & (pl.col(CLIENT_IP) != OTHER)
 # Frames and the text key columns `capped` folds; the rows of a frame are
 # ranked by this column.
 _FOLDED: dict[str, tuple[tuple[str, ...], str]] = {
@@ -370,7 +379,10 @@ def capped(partial: Partial, cap: int) -> tuple[Partial, int]:
     become the hash of `OTHER`), so a kept client's distinct paths stay
     exact; the errors table ranks its own paths, since rare paths fail too.
     A seconds timeline past `cap` rows is re-bucketed by the minute.
-    Returns the partial and how many values were folded (0: unchanged).
+    Clients folded for the first time are added to a HyperLogLog sketch
+    (`hll_visitors`), so the overview still estimates how many there were
+    (`estimated_clients`). Returns the partial and how many values were
+    folded (0: unchanged).
     """
     out = dict(partial.frames)
     kept: dict[str, pl.Series] = {}
@@ -395,6 +407,11 @@ def capped(partial: Partial, cap: int) -> tuple[Partial, int]:
             continue
         out[name], n = _fold_frame(frame, name, mine, cap)
         folded += n
+        if name == "clients" and _named(out[name]) < _named(frame):
+            states = [_listed_visitors(frame)]
+            if (sketch := out.get(SKETCHED_VISITORS)) is not None:
+                states.append(sketch.lazy())
+            out[SKETCHED_VISITORS] = sketches.hll_merge(states, []).collect()
     if "pairs" in out and kept:
         out["pairs"] = _folded_pairs(out["pairs"], kept)
     timeline = out.get("timeline")
@@ -403,6 +420,34 @@ def capped(partial: Partial, cap: int) -> tuple[Partial, int]:
             timeline.with_columns(pl.col(TIME).dt.truncate("1m")), KEYS["timeline"]
         )
         folded += timeline.height - out["timeline"].height
-    if all(out[n] is partial.frames[n] for n in out):
+    if all(out[n] is partial.frames.get(n) for n in out):
         return partial, 0
     return Partial(out), folded
+
+
+def _named(clients: pl.DataFrame) -> int:
+    """How many clients a `clients` frame names (`OTHER` aside)."""
+    return clients.filter(_NAMED).get_column(CLIENT_IP).n_unique()
+
+
+def _listed_visitors(clients: pl.DataFrame) -> pl.LazyFrame:
+    """The registers of the visitors `clients` names (not `OTHER`)."""
+    named = visitors_of(clients).lazy().filter(_NAMED)
+    return sketches.hll_state(named, [], CLIENT_IP)
+
+
+def estimated_clients(partial: Partial) -> int | None:
+    """The distinct visitors of a partial `capped` folded clients of,
+    estimated (HyperLogLog, standard error 1.6%); None when its `clients`
+    frame lists every one (count them instead).
+
+    Folding keeps the totals but makes the visitors past the cap one
+    `OTHER` row: counted, they would be a number far too small, read as
+    exact (`--max-keys` 10,000 at most, however many clients came).
+    """
+    sketch = partial.get(SKETCHED_VISITORS)
+    if sketch is None:
+        return None
+    both = [sketch.lazy(), _listed_visitors(partial["clients"])]
+    estimate = sketches.hll_estimate(sketches.hll_merge(both, []), [])
+    return int(estimate.collect().item(0, "estimate"))
