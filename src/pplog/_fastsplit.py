@@ -39,6 +39,7 @@ from types import ModuleType
 
 import polars as pl
 
+from pplog import _grouped
 from pplog.clientip import MAX_HOPS, REALIP_PARTS, ProxyPolicy, realip_inputs
 from pplog.formats import SHAPES, Literal, LogFormat, Variable
 from pplog.schema import (
@@ -549,24 +550,9 @@ def scan_files(
         # small files' frames go on together: each frame pays every stage of
         # the parse (3,600 files of 5 lines: 4.5 s one frame a file, 1.3 s
         # by polars' reader grouped so), a range's frame goes on alone
-        from pplog.sources import GROUPED_ROWS
-
-        held: list[pl.DataFrame] = []
-        rows = 0
         with contextlib.closing(batches(progress)) as frames:
-            for df in frames:
-                if df.height < GROUPED_ROWS // 4:
-                    held.append(df)
-                    rows += df.height
-                    if rows < GROUPED_ROWS:
-                        continue
-                if held:
-                    yield held[0] if len(held) == 1 else pl.concat(held, rechunk=False)
-                    held, rows = [], 0
-                if df.height >= GROUPED_ROWS // 4:
-                    yield df
-            if held:
-                yield held[0] if len(held) == 1 else pl.concat(held, rechunk=False)
+            for run in _grouped.grouped(frames, alone=_grouped.GROUPED_ROWS // 4):
+                yield _grouped.together(run)
 
     return _io_source(schema, sum(sizes), on_progress, grouped)
 

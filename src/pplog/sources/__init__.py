@@ -23,6 +23,7 @@ import polars as pl
 from polars.io.plugins import register_io_source
 
 from pplog import _fastsplit
+from pplog._grouped import grouped, together
 from pplog.clientip import ProxyPolicy
 from pplog.errors import SourceError
 from pplog.formats import LogFormat
@@ -372,9 +373,6 @@ def _line_gap(chunk: bytes, gap: int) -> int | None:
 # small vhost logs: 229 s -> 1.8 s (benchmarks/RESULTS.md).
 MANY_INPUTS = 32
 GROUPED_BYTES = 16 << 20
-# the Python reader's batches are held until they make this many lines (an
-# 8 MiB chunk of a log is about 45,000)
-GROUPED_ROWS = 32_768
 
 
 def _polars_lines(src: Source) -> pl.LazyFrame:
@@ -674,25 +672,15 @@ def _python_lines(
         def out(held: list[pl.DataFrame]) -> pl.DataFrame:
             if schema is not LINES_SCHEMA:
                 held = typed(held)
-            batch = held[0] if len(held) == 1 else pl.concat(held, rechunk=False)
+            batch = together(held)
             if with_columns is not None:
                 batch = batch.select(with_columns)
             if predicate is not None:
                 batch = batch.filter(predicate)
             return batch
 
-        # small files' batches go on together: every batch pays each stage
-        # of the parse once (3,600 one-file batches: 6 s of a 7 s summary)
-        held: list[pl.DataFrame] = []
-        rows = 0
-        for batch in batches:
-            held.append(batch)
-            rows += batch.height
-            if rows >= GROUPED_ROWS:
-                yield out(held)
-                held, rows = [], 0
-        if held:
-            yield out(held)
+        # small files' batches go on together (`_grouped`)
+        yield from map(out, grouped(batches))
 
     return register_io_source(generate, schema=schema)
 
