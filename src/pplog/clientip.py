@@ -501,6 +501,48 @@ def attribute(
     )
 
 
+def attribute_now(lf: pl.LazyFrame, policy: ProxyPolicy | None = None) -> pl.LazyFrame:
+    """`attribute`, with the trust decisions made now, for rows read once.
+
+    The rows keep their order. Those the C split decided as it read them
+    (`realip_marker`) take its decisions; the distinct (peer, header) pairs
+    of the others are collected now, in one pass over them, and decided
+    (none: nothing is joined). `attribute`'s lazy plan reads its rows for
+    the distinct pairs of every row (twice: `_decide` reads them twice)
+    and again for the join, reading and splitting the log each time: for a
+    caller that streams the rows once, as `pplog doctor` does (2M `main`
+    lines: 7.2 -> 3.3 s). Rows without the C split's decisions for
+    `policy` are `attribute`'s.
+    """
+    policy = policy or ProxyPolicy()
+    names = lf.collect_schema().names()
+    decision = _decision(names, policy)
+    marker = realip_marker(policy, names)
+    if decision is None or marker is None or marker not in names:
+        return attribute(lf, policy)
+    keys, decided = decision.keys, pl.col(marker)
+    made = _made_in_c(marker, decision.header, decision.peer)
+    realip = _realip_columns(names)
+    pairs = lf.filter(~decided).select(keys).unique().collect()
+    if pairs.height == 0:
+        return lf.with_columns(made).drop(realip)
+    here = [f"{PAIR_KEY}.{name}" for name in _OUTPUTS]
+    table = _decide(pairs.lazy(), decision.header, decision.peer, policy).select(
+        *keys, *(pl.col(o).alias(h) for o, h in zip(_OUTPUTS, here, strict=True))
+    )
+    joined = lf.join(
+        table.collect().lazy(),
+        on=keys,
+        how="left",
+        nulls_equal=True,
+        maintain_order="left",
+    )
+    return joined.with_columns(
+        pl.when(decided).then(expr).otherwise(pl.col(h)).alias(name)
+        for name, expr, h in zip(_OUTPUTS, made, here, strict=True)
+    ).drop(*realip, *here)
+
+
 def _made_in_c(marker: str, header: str, peer: str | None) -> list[pl.Expr]:
     """`_OUTPUTS` from the decision columns the C split gave (`realip_marker`)."""
     part = {p: pl.col(f"{marker}.{p}") for p in REALIP_PARTS}
