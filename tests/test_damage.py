@@ -607,3 +607,40 @@ def test_half_a_surrogate_pair_in_a_json_log_is_kept_as_text(tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     shown = {r["http_user_agent"] for r in json.loads(result.stdout)["user_agents"]}
     assert shown == set(agents.to_list())
+
+
+@pytest.mark.parametrize("after", ["request", "garbage"])
+def test_rejects_of_a_torn_line_on_the_c_road_are_one_row_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, after: str
+) -> None:
+    """On the C road (plain files past `IN_MEMORY_BYTES`), `--rejects` took
+    each reject's offset from the lines with its number: a torn line and the
+    line after its hole share one, so the torn part was written twice (the
+    second time with the next line's offset). Each reject is one row, with
+    its own offset, as on the polars road; so is a garbage line after the hole."""
+    import pplog.tasks
+
+    lines = goods(0, 100).splitlines(keepends=True)
+    if after == "garbage":
+        lines[61] = b"not a log line at all\n"
+    data = b"".join(lines[:60]) + lines[60][:30] + b"\x00" * 500 + b"".join(lines[61:])
+    log = tmp_path / "access.log"
+    log.write_bytes(data)
+    monkeypatch.setattr(pplog.tasks, "IN_MEMORY_BYTES", 0)
+    files = {}
+    for road in ("c", "polars"):
+        if road == "polars":
+            monkeypatch.setenv("PPLOG_NO_C_SPLIT", "1")
+        out = tmp_path / f"{road}.jsonl"
+        args = ["summarize", str(log), "--format", "combined", "--to", "json"]
+        result = CliRunner().invoke(cli, [*args, "--rejects", str(out)])
+        assert result.exit_code == 0, result.output
+        files[road] = out.read_text(encoding="utf-8")
+    assert files["c"] == files["polars"]
+    rejects = [json.loads(line) for line in files["c"].splitlines()]
+    assert [r["line"] for r in rejects] == [61] * (2 if after == "garbage" else 1)
+    torn = rejects[0]
+    assert torn["reject_reason"] == "binary"
+    assert data[torn["offset"] :].startswith(lines[60][:30] + b"\x00")
+    if after == "garbage":
+        assert data[rejects[1]["offset"] :].startswith(lines[61])

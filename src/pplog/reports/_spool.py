@@ -51,10 +51,20 @@ def write_rejects(
     rejected = lf.filter(pl.col(REJECT_REASON).is_not_null())
     keys = [SOURCE, LINE]
     if OFFSET not in lf.collect_schema().names() and lines is not None:
-        offsets = lines.select(SOURCE, LINE, OFFSET).join(
-            rejected.select(keys), on=keys, how="semi"
+        # a line torn by a hole is two rows of one line number (`_torn`): the
+        # torn part, which ends in the hole's NULs, then the line after it
+        offsets = (
+            lines.select(SOURCE, LINE, OFFSET)
+            .join(rejected.select(keys), on=keys, how="semi")
+            .group_by(keys)
+            .agg(pl.col(OFFSET).min().alias("_torn"), pl.col(OFFSET).max())
         )
-        rejected = rejected.join(offsets, on=keys, how="left", maintain_order="left")
+        torn = pl.col(RAW).str.ends_with("\x00")
+        rejected = rejected.join(
+            offsets, on=keys, how="left", maintain_order="left"
+        ).with_columns(
+            pl.when(torn).then(pl.col("_torn")).otherwise(pl.col(OFFSET)).alias(OFFSET)
+        )
     elif OFFSET not in lf.collect_schema().names():
         rejected = rejected.with_columns(pl.lit(None, pl.UInt64).alias(OFFSET))
     columns = (SOURCE, LINE, OFFSET, REJECT_REASON, RAW)
