@@ -35,6 +35,7 @@ from pplog.errors import SourceError
 from pplog.formats.errorlog import iter_error_log, read_error_log
 from pplog.reports.doctor import diagnose
 from pplog.schema import LINE, OFFSET, TEXT
+from pplog.sources._decompress import decompressed_pieces
 from realproc import free_ports, require_binary, send, stop, wait_listening
 
 REPO = Path(__file__).resolve().parents[1]
@@ -644,3 +645,82 @@ def test_rejects_of_a_torn_line_on_the_c_road_are_one_row_each(
     assert data[torn["offset"] :].startswith(lines[60][:30] + b"\x00")
     if after == "garbage":
         assert data[rejects[1]["offset"] :].startswith(lines[61])
+
+
+def flipped(data: bytes, at: int) -> bytes:
+    out = bytearray(data)
+    out[at] ^= 0x01
+    return bytes(out)
+
+
+def test_a_gz_whose_checksum_fails_gives_every_line_zcat_gives(
+    tmp_path: Path,
+) -> None:
+    """A bit flipped on disk in a gzipped log: gzip checks its CRC at the
+    trailer, after the whole content decompressed. The step that met the
+    trailer lost up to 1 MiB of lines, all of a small file (`Error: ...
+    nothing to summarize`, where `zcat` gives 1,000 lines); every line
+    before the check is now read, and a warning says the data is damaged."""
+    text = goods(0, 1000)
+    packed = gzip.compress(text)
+    path = tmp_path / "access.log.2.gz"
+    path.write_bytes(flipped(packed, len(packed) - 6))  # in the stored CRC
+    zcat = subprocess.run(["zcat", str(path)], capture_output=True, check=False)
+    assert zcat.returncode != 0
+    assert zcat.stdout == text
+    got: list[bytes] = []
+    with path.open("rb") as f:
+        pieces = decompressed_pieces(f, "gzip")
+        with pytest.raises(sources.DamagedError, match="incorrect data check"):
+            got.extend(pieces)
+    assert b"".join(got) == text
+    result = CliRunner().invoke(cli, ["summarize", str(path), "--to", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["overview"]["requests"] == 1000
+    assert "damaged compressed data (incorrect data check)" in result.stderr
+
+
+def test_a_gz_damaged_mid_stream_gives_the_lines_before_the_damage(
+    tmp_path: Path,
+) -> None:
+    """Deflate data that stops decoding mid-file ends the content there:
+    the lines decompressed before it are read, the rest are not there to be
+    read (as for `zcat`), and `ingest` takes the file as read to its end
+    with one warning, where it waited for the next run forever (the message
+    said so: damage is not a file still being compressed)."""
+    text = goods(0, 20_000)
+    deflate = zlib.compressobj(0, zlib.DEFLATED, -15)  # stored blocks
+    damaged = bytearray(deflate.compress(text) + deflate.flush())
+    at = before = 0
+    for _ in range(10):  # the 11th block's NLEN no longer complements LEN
+        size = int.from_bytes(damaged[at + 1 : at + 3], "little")
+        at, before = at + 5 + size, before + size
+    damaged[at + 3] ^= 0xFF
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+    trailer = struct.pack("<II", zlib.crc32(text), len(text))
+    path = tmp_path / "access.log.2.gz"
+    path.write_bytes(header + bytes(damaged) + trailer)
+    zcat = subprocess.run(["zcat", str(path)], capture_output=True, check=False)
+    assert zcat.returncode != 0
+    assert text.startswith(zcat.stdout)  # zcat too stops there (its own buffer)
+    want = text[:before].count(b"\n")
+    with pytest.warns(pplog.PplogWarning, match="invalid stored block lengths"):
+        df = rows(path)
+    cut = not text[:before].endswith(b"\n")  # a line cut by the damage: a reject
+    assert df.height == want + cut
+    assert df.filter(pl.col("reject_reason").is_null()).height == want
+    ds = tmp_path / "ds"
+    args = ["ingest", str(path), "--dataset", str(ds), "--format", "combined"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert "damaged compressed data" in first.output
+    assert "wait for the next run" not in first.output
+    again = CliRunner().invoke(cli, [*args, "-v"])
+    assert again.exit_code == 0, again.output
+    assert "nothing new" in again.output
+    assert "damaged" not in again.output  # read once: the file is done
+    verified = CliRunner().invoke(cli, ["verify", str(ds)])
+    assert verified.exit_code == 0, verified.output
+    assert f"rows {df.filter(pl.col('reject_reason').is_null()).height:,}" in (
+        verified.output
+    )

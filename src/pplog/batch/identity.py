@@ -10,8 +10,8 @@ the offset is still the one that was read; when it is not, the stream starts
 over as a new generation. A file that begins with all of another's bytes by
 chance (a log of identical lines, rotated) is told from that stream grown by
 the stream's own file, found in the set (`restore_own_files`, `own_stream`).
-A compressed file's content ends where trailing garbage begins, as
-`summarize` reads it.
+A compressed file's content ends where trailing garbage or damaged data
+begins, as `summarize` reads it.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pplog.sources import (
+    DamagedError,
     Source,
     TrailingDataError,
     compression,
@@ -64,9 +65,10 @@ class Candidate:
     inode: int
     device: int = 0
     end: int | None = None  # where the last `read_from` found the content's end
-    # where the last `read_from` of a compressed file met trailing garbage
-    # (bytes that start no member, ignored as `summarize` ignores them)
-    trailing: int | None = None
+    # why the last `read_from` of a compressed file ended before the file:
+    # trailing garbage (bytes that start no member, ignored as `summarize`
+    # ignores them) or damaged data (what decompressed before it is read)
+    cut: TrailingDataError | DamagedError | None = None
     # proofs that files left out as the same content are byte prefixes of
     # this one (`copy_proof`): kept with its stream, they tell its
     # copytruncate copy once the log is truncated
@@ -190,21 +192,22 @@ def open_plain(candidate: Candidate) -> IO[bytes]:
 
 
 class _Content:
-    """A decompressed stream that ends where trailing garbage begins (bytes
-    after a member that start no other member: `TrailingDataError`), as
-    `summarize` reads it; `trailing` says where they begin in the file."""
+    """A decompressed stream that ends where trailing garbage (bytes after a
+    member that start no member: `TrailingDataError`) or damaged data
+    (`DamagedError`, after what decompressed before it) begins, as
+    `summarize` reads it; `cut` says which."""
 
     def __init__(self, stream: Any) -> None:  # noqa: ANN401 - open_stream's
         self._stream = stream
-        self.trailing: int | None = None
+        self.cut: TrailingDataError | DamagedError | None = None
 
     def read(self, n: int) -> bytes:
-        if self.trailing is not None:
+        if self.cut is not None:
             return b""
         try:
             data: bytes = self._stream.read(n)
-        except TrailingDataError as exc:
-            self.trailing = -1 if exc.at is None else exc.at
+        except (TrailingDataError, DamagedError) as exc:
+            self.cut = exc
             return b""
         return data
 
@@ -919,10 +922,10 @@ def read_from(candidate: Candidate, offset: int, piece: int) -> Iterator[bytes]:
     that could be read, and `ChangedError` when the path no longer holds the
     file that was found. Once a plain file is read to its end, `end` says
     where that was: what a reader did not take up to there is held back.
-    A compressed file's content ends where trailing garbage begins (as
-    `summarize` reads it); `trailing` then says where that is in the file.
+    A compressed file's content ends where trailing garbage or damaged data
+    begins (as `summarize` reads it); `cut` then says why.
     """
-    candidate.trailing = None
+    candidate.cut = None
     if not candidate.compressed:
         with open_plain(candidate) as f:
             f.seek(offset)
@@ -938,13 +941,13 @@ def read_from(candidate: Candidate, offset: int, piece: int) -> Iterator[bytes]:
         while skip > 0:
             data = stream.read(min(piece, skip))
             if not data:
-                candidate.trailing = stream.trailing
+                candidate.cut = stream.cut
                 return
             skip -= len(data)
         while True:
             data = stream.read(piece)
             if not data:
-                candidate.trailing = stream.trailing
+                candidate.cut = stream.cut
                 return
             yield data
     finally:

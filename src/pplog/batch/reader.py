@@ -273,11 +273,11 @@ class Reader:
                 kind = "gz_incomplete" if cand.compressed else "file_errors"
                 self._problem(cand, exc, kind, report)
                 continue
-            if cand.trailing is not None:  # read as `summarize` reads it
-                self.result.warn("trailing_garbage")
+            if cand.cut is not None:  # read as `summarize` reads it
+                trailing = isinstance(cand.cut, TrailingDataError)
+                self.result.warn("trailing_garbage" if trailing else "damaged")
                 where = f"stopped at byte {int(cp['offset']):,}"
-                detail = describe(TrailingDataError(cand.trailing))
-                message = f"{cand.name}: {where}: {detail}"
+                message = f"{cand.name}: {where}: {describe(cand.cut)}"
                 self.result.problems.append(message)
                 report(message)
             head_len = len(cand.head)

@@ -79,6 +79,19 @@ class TrailingDataError(Exception):
         self.at = at
 
 
+class DamagedError(Exception):
+    """The compressed data does not decompress: a bit flipped on disk, a
+    checksum that does not match. Unlike a truncated file (`TruncatedError`:
+    a compressor may still be writing it), it never reads further: the
+    content ends here. Everything decompressed before the damage was handed
+    out first."""
+
+
+# what the decompressors raise for data they cannot read (bz2: OSError
+# "Invalid data stream"; its I/O errors come from the raw reader, not here)
+_DAMAGE = (zlib.error, lzma.LZMAError, zstandard.ZstdError, OSError)
+
+
 def _decompressor(kind: str) -> Any:
     if kind == "gzip":
         return zlib.decompressobj(wbits=47)  # gzip header, auto-detected
@@ -166,7 +179,10 @@ def decompressed_pieces(
                 raise TruncatedError
             return
         started = True
-        rest = yield from _inflate(dec, data)
+        try:
+            rest = yield from _inflate(dec, data)
+        except _DAMAGE as exc:
+            raise DamagedError(_damage_reason(exc)) from exc
         if rest is not None:  # a member ended: another may follow
             after = rest
 
@@ -206,7 +222,12 @@ def _inflate(dec: Any, data: bytes) -> Generator[bytes, None, bytes | None]:  # 
             out = dec.decompress(b"", OUT_PIECE)
     if isinstance(dec, type(zlib.decompressobj())):
         while True:
-            out = dec.decompress(data, OUT_PIECE)
+            before = dec.copy()  # what it had taken, should this step fail
+            try:
+                out = dec.decompress(data, OUT_PIECE)
+            except zlib.error:
+                yield from _salvaged(before, data)
+                raise
             if out:
                 yield out
             if dec.eof:
@@ -229,6 +250,37 @@ def _inflate(dec: Any, data: bytes) -> Generator[bytes, None, bytes | None]:  # 
     if size:
         yield b"".join(pending)
     return None
+
+
+def _salvaged(dec: Any, data: bytes) -> Iterator[bytes]:  # noqa: ANN401
+    """What `dec` (a zlib decompressor) gives for `data` before the byte at
+    which it fails, fed one byte at a time (a damaged file only).
+
+    A gzip member's checksums are checked at its trailer, after its whole
+    content was decompressed: `zcat` writes that content, then says it is
+    damaged, and so is every line read here; the step that meets the
+    trailer would otherwise lose up to `OUT_PIECE` of it (all of a small
+    file)."""
+    pending: list[bytes] = []
+    size = 0
+    for i in range(len(data)):
+        try:
+            out = dec.decompress(data[i : i + 1])
+        except zlib.error:
+            break
+        pending.append(out)
+        size += len(out)
+        if size >= OUT_PIECE:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if size:
+        yield b"".join(pending)
+
+
+def _damage_reason(exc: BaseException) -> str:
+    """What a decompressor said of damaged data, without its error number."""
+    text = str(exc) or type(exc).__name__
+    return re.sub(r"^Error -?\d+ while decompressing data: ", "", text)
 
 
 class _Stream:
@@ -295,6 +347,7 @@ def open_stream(source: Source) -> tuple[Any, _CountingReader]:
 
 
 READ_ERRORS: tuple[type[BaseException], ...] = (
+    DamagedError,
     zstandard.ZstdError,
     OSError,
     EOFError,
@@ -321,6 +374,8 @@ def describe(exc: BaseException) -> str:
         return "compressed data ends early (truncated file)"
     if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
         return "a symbolic link loop"
+    if isinstance(exc, DamagedError):
+        return f"damaged compressed data ({exc}): what decompressed before it is kept"
     if isinstance(exc, TrailingDataError):
         where = "" if exc.at is None else f" from byte {exc.at:,} of the file on"
         return f"trailing garbage{where}, not compressed data: ignored"
