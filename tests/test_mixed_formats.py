@@ -11,6 +11,8 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -177,6 +179,30 @@ def test_an_error_log_is_named_as_one(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "is an nginx error log, not an access log" in result.output
     assert "--error-log" in result.output
+
+
+def test_an_error_log_on_stdin_is_told_the_command_that_reads_stdin() -> None:
+    """It said `pplog doctor --error-log '<stdin>'`, which reads no file:
+    stdin is `-`, and the command given reads it."""
+    entry = (
+        '2026/11/20 00:00:01 [error] 123#0: *5 broken header: "GET / HTTP/1.1" '
+        "while reading PROXY protocol, client: 10.0.0.1, server: 0.0.0.0:80\n"
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pplog", *args],
+            input=entry,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    result = run("summarize", "-")
+    assert result.returncode == 1
+    assert result.stderr.rstrip().endswith("read it with `pplog doctor --error-log -`")
+    told = run("doctor", "--error-log", "-")
+    assert "plain-request-on-proxy-listener" in told.stdout
 
 
 def test_format_option_forces_one_format(tmp_path: Path) -> None:

@@ -70,8 +70,10 @@ def had_no_lines(note: str | None) -> bool:
 
 
 def doctor_command(name: str) -> str:
-    """The command that reads the error log `name`, as a warning suggests it."""
-    return f"`pplog doctor --error-log {sources.shell_word(name)}`"
+    """The command that reads the error log `name`, as a warning suggests it
+    (stdin's as ``-``: `<stdin>` names no file)."""
+    word = sources.STDIN if name == sources.STDIN_NAME else sources.shell_word(name)
+    return f"`pplog doctor --error-log {word}`"
 
 
 def detection_of(note: str | None, name: str) -> str | None:

@@ -67,6 +67,7 @@ from pplog.sources._lines import (
 from pplog.sources._paths import (
     SKIPPED_FIFO,
     STDIN,
+    STDIN_NAME,
     Source,
     expand,
     path_name,
@@ -754,6 +755,7 @@ __all__ = [
     "SKIPPED_BINARY",
     "SKIPPED_FIFO",
     "STDIN",
+    "STDIN_NAME",
     "Source",
     "SourceError",
     "TOO_LONG",

@@ -18,6 +18,7 @@ from pplog.errors import SourceError
 from pplog.sources._urls import expand_url, is_url
 
 STDIN = "-"
+STDIN_NAME = "<stdin>"  # how stdin is named in messages and `source`
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,7 @@ def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
             msg = "an empty path was given; pass a log file, a glob, a directory or `-`"
             raise SourceError(msg)
         if text == STDIN:
-            out.append(Source("<stdin>", None))
+            out.append(Source(STDIN_NAME, None))
             continue
         if is_url(text):
             objects = [
