@@ -213,6 +213,52 @@ def test_a_symbolic_link_loop_is_one_warning(tmp_path: Path) -> None:
     assert error_log.stderr.splitlines()[0] == said
 
 
+def test_links_a_directory_holds_to_no_log_are_said_and_never_read(
+    tmp_path: Path,
+) -> None:
+    """A container's /var/log/nginx (`access.log -> /dev/stdout`, `error.log
+    -> /dev/stderr`, as nginx's official image makes them), with a link loop
+    and a link to a deleted file: the loop and the dangling link were left
+    out silently, and the stream links read the run's own output when it was
+    redirected to a file (its warnings came back as a reject). Each is one
+    warning now, for `summarize`, `doctor` and `ingest`, and none is read."""
+    logs = tmp_path / "nginx"
+    logs.mkdir()
+    shutil.copy(SAMPLE, logs / "access.log.1")
+    (logs / "access.log").symlink_to("/dev/stdout")
+    (logs / "error.log").symlink_to("/dev/stderr")
+    (logs / "loop.log").symlink_to("loop.log")
+    (logs / "old.log").symlink_to(tmp_path / "deleted.log")
+    said = {
+        "access.log": "a link to /dev/stdout, not a log file",
+        "error.log": "a link to /dev/stderr, not a log file",
+        "loop.log": "a symbolic link loop",
+        "old.log": f"a link to {tmp_path / 'deleted.log'}, which does not exist",
+    }
+    lines = SAMPLE.read_bytes().count(b"\n")
+    for command in (["summarize", "--to", "json"], ["ingest", "--dataset", "ds"]):
+        out = tmp_path / "out.txt"
+        with out.open("w") as both:  # stdout and stderr: one regular file
+            proc = subprocess.run(
+                [sys.executable, "-m", "pplog", command[0], "nginx", *command[1:]],
+                stdout=both,
+                stderr=both,
+                cwd=tmp_path,
+                timeout=120,
+                check=False,
+            )
+        text = out.read_text(encoding="utf-8")
+        assert proc.returncode == 0, text
+        warned = _warnings(text)
+        assert len(warned) == len(said), text
+        for name, why in said.items():
+            assert any(f"nginx/{name}: skipped: {why}" in w for w in warned), name
+        if command[0] == "summarize":
+            overview = json.loads(text[text.index("{") :])["overview"]
+            assert (overview["lines"], overview["rejected"]) == (lines, 0)
+    assert pplog.scan_dataset(tmp_path / "ds").collect().height == lines
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("doctor-dataset")

@@ -35,6 +35,7 @@ from pplog.sources import (
     Source,
     TrailingDataError,
     compression,
+    not_a_log,
     open_stream,
     path_name,
     pattern_paths,
@@ -302,15 +303,25 @@ def _files(patterns: Sequence[str]) -> Iterator[tuple[Path, os.stat_result]]:
     return _regular(Path(text) for pattern in patterns for text in _matches(pattern))
 
 
+def _not_logs(patterns: Sequence[str]) -> list[str]:
+    """One line for each link the patterns name that `_regular` leaves out
+    (`sources.not_a_log`): a loop, a link to nothing, a container's link to
+    /dev/stdout, which would be the run's own output read back."""
+    named = (Path(text) for pattern in patterns for text in _matches(pattern))
+    return [f"{path}: {why}" for path in named if (why := not_a_log(path))]
+
+
 def _regular(paths: Iterable[Path]) -> Iterator[tuple[Path, os.stat_result]]:
     """`paths` that are regular files now, with their `stat`, the first name
-    of each (device, inode) only."""
+    of each (device, inode) only; never a link to a process's stream."""
     seen: set[tuple[int, int]] = set()
     for path in paths:
         try:
             st = path.stat()
         except OSError:
             continue
+        if stat.S_ISREG(st.st_mode) and not_a_log(path) is not None:
+            continue  # /dev/stdout, redirected to a file
         key = (st.st_dev, st.st_ino)
         if stat.S_ISREG(st.st_mode) and key not in seen:
             seen.add(key)
@@ -446,7 +457,7 @@ def discover(patterns: Sequence[str]) -> tuple[list[Candidate], list[str], list[
     one-line problems (unreadable files).
     """
     paths = sorted((path for path, _ in _files(patterns)), key=rotation_key)
-    problems: list[str] = []
+    problems: list[str] = _not_logs(patterns)
     out: list[Candidate] = []
     for path in paths:
         try:

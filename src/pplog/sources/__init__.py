@@ -70,6 +70,7 @@ from pplog.sources._paths import (
     STDIN_NAME,
     Source,
     expand,
+    not_a_log,
     path_name,
     path_of_name,
     rotation_key,
@@ -280,8 +281,8 @@ def _plain_utf8(
     False only the head is judged (compression, a hole, binary content): the
     C road checks the rest of the text as it cuts it.
     """
-    if src.path is None or not src.path.is_file():
-        return False
+    if src.path is None or src.skip is not None or not src.path.is_file():
+        return False  # the Python reader reports a skipped input
     try:
         with src.path.open("rb") as f:
             head = f.read(SAMPLE_BYTES)
@@ -773,6 +774,7 @@ __all__ = [
     "lines_frame",
     "looks_binary",
     "matched_files",
+    "not_a_log",
     "open_stream",
     "pattern_paths",
     "read_head",

@@ -47,7 +47,7 @@ from pplog.sources._bytes import (
 )
 from pplog.sources._decompress import MAGIC, describe
 from pplog.sources._lines import Block, LineSplitter
-from pplog.sources._paths import Source, path_name, rotation_key
+from pplog.sources._paths import Source, not_a_log, path_name, rotation_key
 
 HEAD_BYTES = 4096  # a file's identity: its first bytes (as `ingest` takes them)
 TAIL_BYTES = 64  # the bytes before the offset prove what was read is still there
@@ -161,7 +161,9 @@ def pattern_paths(pattern: str) -> list[tuple[str, bool]]:
 def matched_files(patterns: Sequence[str]) -> list[str]:
     """The regular files the patterns name now (as `Follower` lists them)."""
     found = {name for p in patterns for name, _ in pattern_paths(os.fspath(p))}
-    return sorted(name for name in found if Path(name).is_file())
+    return sorted(
+        name for name in found if Path(name).is_file() and not not_a_log(Path(name))
+    )
 
 
 def _line_start(fd: int, size: int) -> int:
@@ -462,6 +464,9 @@ class Follower:
                 continue
             if _compressed_name(name):
                 continue  # a compressed rotation: old content (`since` reads it)
+            if (why := not_a_log(Path(name))) is not None:
+                self._problem(name, why)  # /dev/stdout: top's own output
+                continue
             opened = self._open(name, st, named=named)
             if opened is None:
                 if self._at_fd_limit():  # not judged: tried again once there is room

@@ -215,14 +215,8 @@ def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
             continue
         path = Path(text)
         if path.is_dir():
-            found = sorted(
-                (
-                    p
-                    for p in path.iterdir()
-                    if (p.is_file() or p.is_fifo()) and not p.name.startswith(".")
-                ),
-                key=rotation_key,
-            )
+            shown = (p for p in path.iterdir() if not p.name.startswith("."))
+            found = sorted((p for p in shown if _listed(p)), key=rotation_key)
             if not found:
                 msg = f"directory `{text}` holds no log files"
                 if is_dataset_dir(path):
@@ -238,7 +232,7 @@ def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
             out.append(Source(path_name(text), path, pipe=_is_pipe(path)))
         elif glob.has_magic(text):
             matches = sorted((Path(p) for p in glob.glob(text)), key=rotation_key)
-            files = [p for p in matches if p.is_file() or p.is_fifo()]
+            files = [p for p in matches if _listed(p)]
             if not files:
                 msg = f"no file matches `{text}`"
                 raise SourceError(msg)
@@ -285,9 +279,45 @@ def _is_pipe(path: Path) -> bool:
 
 
 def _matched(path: Path) -> Source:
-    """A file a glob or a directory matched: a FIFO among them is kept, to be
-    reported as skipped, never opened."""
-    return Source(path_name(path), path, skip=SKIPPED_FIFO if _is_pipe(path) else None)
+    """A file a glob or a directory matched: a FIFO among them, or a link
+    that leads to no log (`not_a_log`), is kept, to be reported as skipped,
+    never opened."""
+    skip = not_a_log(path) or (SKIPPED_FIFO if _is_pipe(path) else None)
+    return Source(path_name(path), path, skip=skip)
+
+
+def _listed(path: Path) -> bool:
+    """Whether a directory's entry or a glob's match is an input: a file or
+    a FIFO, or a link that leads to neither (said once, as skipped)."""
+    return path.is_file() or path.is_fifo() or not_a_log(path) is not None
+
+
+# where a link leads to a process's standard streams, not to a file of lines
+# written before: nginx's official image links its logs to /dev/stdout and
+# /dev/stderr, which are then the reader's own output (a terminal, a pipe,
+# or the file it is redirected to, read back as if nginx had written it).
+# Other links into /dev (a log kept on /dev/shm) are read as their files are.
+_STREAMS = re.compile(r"^/(?:dev/(?:stdout|stderr|stdin|fd/)|proc/(?:self|\d+)/fd/)")
+
+
+def not_a_log(path: Path) -> str | None:
+    """Why a symbolic link is not read as a log: it leads back to itself, to
+    nothing, or to a process's standard stream (a container's `access.log
+    -> /dev/stdout`: the reader's own output); None for any other path."""
+    try:
+        target = str(path.readlink())
+    except OSError:
+        return None  # not a link
+    if _STREAMS.match(target):
+        return (
+            f"skipped: a link to {target}, not a log file (in a container, "
+            "nginx's lines go to its output: `docker logs`)"
+        )
+    if _link_loop(path):
+        return "skipped: a symbolic link loop"
+    if not path.exists():
+        return f"skipped: a link to {target}, which does not exist"
+    return None
 
 
 def _stdin_pipe() -> tuple[int, int] | None:
@@ -308,7 +338,7 @@ def _once(found: list[Source]) -> list[Source]:
         key: object = src.name if src.url is None else src.url
         if src.is_stdin:  # `-` and `/dev/stdin` are one pipe, read once
             key = _stdin_pipe() or key
-        elif src.path is not None:
+        elif src.path is not None and src.skip is None:  # each skip is said
             try:
                 st = src.path.stat()
                 key = (st.st_dev, st.st_ino)
