@@ -259,6 +259,22 @@ def test_links_a_directory_holds_to_no_log_are_said_and_never_read(
     assert pplog.scan_dataset(tmp_path / "ds").collect().height == lines
 
 
+def test_a_directory_that_cannot_be_listed_is_named_itself(tmp_path: Path) -> None:
+    """It was named by a path inside it (`locked/_pplog`, where pplog looks
+    for a dataset), which the user never gave and which does not exist."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    shutil.copy(SAMPLE, locked / "access.log")
+    locked.chmod(0)
+    try:
+        for command in ("summarize", "doctor"):
+            proc = _pplog(command, "locked", cwd=tmp_path)
+            assert proc.returncode == 1, proc
+            assert proc.stderr.strip() == "Error: Permission denied (`locked`)"
+    finally:
+        locked.chmod(0o755)
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("doctor-dataset")

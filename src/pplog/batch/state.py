@@ -135,7 +135,12 @@ def is_dataset(path: Path) -> bool:
     its reason rather than taken for a directory of logs.
     """
     meta = path / "_pplog"
-    return meta.is_symlink() or (meta / "log").is_symlink() or (meta / "log").is_dir()
+    try:
+        return (
+            meta.is_symlink() or (meta / "log").is_symlink() or (meta / "log").is_dir()
+        )
+    except OSError:  # a directory that cannot be searched: said by its reader
+        return False
 
 
 def write_durably(layout: Layout, path: Path, data: bytes) -> None:
