@@ -125,9 +125,11 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Path]]:
     seen: dict[str, list[Path]] = {"rollups": [], "rows": []}
     real_read, real_scan = rollup.read, dataset_module.Listing.scan
 
-    def read(layout: object, path: Path) -> pplog.reports.partial.Partial | None:
+    def read(
+        layout: object, path: Path, policy: object = None
+    ) -> pplog.reports.partial.Partial | None:
         seen["rollups"].append(path)
-        return real_read(layout, path)  # type: ignore[arg-type]
+        return real_read(layout, path, policy)  # type: ignore[arg-type]
 
     def scan(
         self: dataset_module.Listing, paths: list[Path] | None = None
@@ -548,3 +550,52 @@ def test_a_staged_batch_keeps_the_classes_it_was_given() -> None:
     assert checks[0] == checks[1] + 3
     answers = given.frames[AGENTS].filter(probe)
     assert answers["agent_class"].to_list() == ["monitoring"]
+
+
+def _comparable(text: str) -> dict[str, object]:
+    doc = json.loads(text)
+    for key in ("sources", "formats", "format"):
+        doc["overview"].pop(key, None)
+    return doc  # type: ignore[no-any-return]
+
+
+def test_a_dataset_summary_takes_the_trust_its_rows_were_read_with(
+    tmp_path: Path, reads: dict[str, list[Path]]
+) -> None:
+    """Ingested with `--set-real-ip-from 10.0.1.0/24`, the dataset's summary
+    judged its balancers and private clients by the default ranges, and
+    `summarize DIR` refuses real-IP options: `lb.trusted` said 10.0.2.58 was
+    a trusted balancer, `client_private_or_trusted` differed. Each run now
+    records its policy, the rollups are mapped with it, and the dataset's
+    summary (rollups or rows, after a compaction too) is the file's."""
+    log = SAMPLES / "main-access.log"
+    trusted = "10.0.1.0/24"
+    ds = tmp_path / "ds"
+    lines = log.read_text().splitlines(True)
+    part = tmp_path / "access.log"
+    for lo, hi in ((0, 1000), (1000, len(lines))):  # two runs, two rollups
+        with part.open("a") as f:
+            f.writelines(lines[lo:hi])
+        pplog.ingest([str(part)], ds, trusted=[trusted], final=True)
+    assert _state(ds)["policy"]["trusted"] == [trusted]  # type: ignore[index]
+    for options in ([], ["--status", "4xx"]):
+        want = CliRunner().invoke(
+            cli,
+            ["summarize", str(log), "--set-real-ip-from", trusted, "--to", "json"]
+            + ["--top", "0", *options],
+        )
+        assert want.exit_code == 0, want.output
+        lb = {r["peer"]: r["trusted"] for r in json.loads(want.output)["lb"]}
+        assert lb["10.0.1.112"] and not lb["10.0.2.58"]
+        for rollups in (True, False):
+            reads["rows"].clear()
+            got = _json(ds, *options, rollups=rollups)
+            assert _comparable(got) == _comparable(want.output), (options, rollups)
+            if rollups and not options:
+                assert reads["rows"] == []  # the rollups served
+    assert pplog.batch.compact_dataset(ds, min_files=2) > 0
+    reads["rows"].clear()
+    got = _json(ds, rollups=True)
+    assert reads["rows"] == []
+    assert json.loads(got)["lb"] == json.loads(_json(ds, rollups=False))["lb"]
+    assert _state(ds)["policy"]["trusted"] == [trusted]  # type: ignore[index]

@@ -16,6 +16,7 @@ import hashlib
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 
@@ -134,6 +135,30 @@ class ProxyPolicy:
         trusted = DEFAULT_TRUSTED if self.trusted is None else tuple(self.trusted)
         object.__setattr__(self, "trusted", tuple(trusted))
         object.__setattr__(self, "networks", parse_networks(trusted))
+
+    def recorded(self) -> dict[str, Any]:
+        """The settings as JSON values: what a dataset records of the policy
+        its rows were attributed with (`from_record` gives it back)."""
+        return {
+            "trusted": list(self.trusted or ()),
+            "header": self.header,
+            "recursive": self.recursive,
+            "strategy": self.strategy,
+            "hops": self.hops,
+            "bare_brackets": self.bare_brackets,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> ProxyPolicy:
+        """The policy `recorded` wrote."""
+        return cls(
+            trusted=list(record["trusted"]),
+            header=str(record["header"]),
+            recursive=bool(record["recursive"]),
+            strategy=str(record["strategy"]),
+            hops=int(record["hops"]),
+            bare_brackets=bool(record["bare_brackets"]),
+        )
 
     def resolve_header(self, columns: Iterable[str]) -> str | None:
         """The header the policy reads for a format with `columns` (None: peer only)."""

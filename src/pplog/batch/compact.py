@@ -37,10 +37,12 @@ from pplog.batch.state import (
     manifest_entry,
     now_iso,
     publish,
+    recorded_policy,
     recover,
     state_from_record,
     write_state,
 )
+from pplog.clientip import ProxyPolicy
 from pplog.errors import PplogError, SourceError
 
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -93,7 +95,8 @@ def compact(layout: Layout, state: State, *, min_files: int) -> int:
                 _name_damaged(layout, entries, exc)
                 raise
             summaries = [rollups.get(e["path"]) for e in entries]
-            added += [merged, _stage_rollup(layout, run_id, merged, summaries)]
+            policy = recorded_policy(state)
+            added += [merged, _stage_rollup(layout, run_id, merged, summaries, policy)]
         gone = {e["path"] for entries in chosen.values() for e in entries}
         gone |= {rollups[p]["path"] for p in list(gone) if p in rollups}
         record = {
@@ -108,6 +111,7 @@ def compact(layout: Layout, state: State, *, min_files: int) -> int:
             "removed": [{"path": p} for p in sorted(gone)],
             "checkpoints": state.checkpoints,
             "log_format": state.log_format,
+            "policy": state.policy,
             "manifest": [e for e in state.files if e["path"] not in gone]
             + [manifest_entry(a) for a in added],
         }
@@ -173,11 +177,12 @@ def _stage_rollup(
     run_id: str,
     merged: dict[str, Any],
     summaries: list[dict[str, Any] | None],
+    policy: ProxyPolicy | None,
 ) -> dict[str, Any]:
     """The rollup of a merged file: its sources' rollups merged, when each has
     one this process can use, else the `Partial` of the merged rows."""
     partials = [
-        None if s is None else rollup.read(layout, layout.root / s["path"])
+        None if s is None else rollup.read(layout, layout.root / s["path"], policy)
         for s in summaries
     ]
     if all(p is not None for p in partials):
@@ -185,10 +190,12 @@ def _stage_rollup(
     else:
         _fs.check(layout.root, layout.root / merged["staging"])
         rows = pl.scan_parquet(layout.root / merged["staging"], glob=False)
-        partial = rollup.partial_of_rows(rows)
+        partial = rollup.partial_of_rows(rows, policy=policy)
     final = rollup.path_of(layout, layout.root / merged["path"])
     staged = layout.staging / run_id / final.relative_to(layout.root)
-    data = rollup.encode(partial, of=merged["path"], rows=int(merged["rows"]))
+    data = rollup.encode(
+        partial, of=merged["path"], rows=int(merged["rows"]), policy=policy
+    )
     size = rollup.write(layout, staged, data)
     _fs.fsync_dir(layout.root, staged.parent)
     return {

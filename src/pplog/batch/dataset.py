@@ -18,7 +18,8 @@ import polars as pl
 from polars.exceptions import PolarsError
 
 from pplog.batch import _fs, rollup
-from pplog.batch.state import ROLLUP, Layout, is_dataset, load_state
+from pplog.batch.state import ROLLUP, Layout, is_dataset, load_state, recorded_policy
+from pplog.clientip import ProxyPolicy
 from pplog.errors import SourceError
 from pplog.schema import LENGTH, OFFSET, RAW, REJECT_REASON, SOURCE, STREAM_ID, TIME
 
@@ -86,6 +87,11 @@ def listing(
     entries = out["data"] + out["rejects"]
     _fs.check(layout.root, *(e.path for e in entries))
     return Listing(layout, entries)
+
+
+def recorded_policy_of(dataset: str | Path) -> ProxyPolicy | None:
+    """The attribution the dataset's rows were read with (`recorded_policy`)."""
+    return recorded_policy(load_state(_open(dataset)))
 
 
 def _scan(paths: Sequence[Path]) -> pl.LazyFrame:

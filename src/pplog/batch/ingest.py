@@ -210,7 +210,7 @@ def ingest(
         pol = spec.resolve_policy(fmt)
         if cands:
             prepare_agents()  # for the rollups' answers: built while reading
-        staging = Staging(layout, run_id)
+        staging = Staging(layout, run_id, pol)
         dbs = _geo_databases(spec.geoip)
         try:
             reader = Reader(fmt, pol, staging, result, final_grace, batch_bytes, hit)
@@ -253,6 +253,8 @@ def ingest(
                 "format": fmt.format,
                 "escape": fmt.escape,
             },
+            # the dataset's summaries take the trust its rows were read with
+            "policy": pol.recorded(),
             "added": added,
             "removed": [],
             "checkpoints": checkpoints,

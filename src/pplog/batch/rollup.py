@@ -46,8 +46,10 @@ import polars as pl
 
 from pplog.batch import _fs
 from pplog.batch.state import Layout
+from pplog.clientip import ProxyPolicy
 from pplog.enrich.agents import AGENT_CLASS
 from pplog.enrich.useragents import parse_agents, stamped
+from pplog.reports.overview import checked_ranges
 from pplog.schema import HTTP_USER_AGENT, LINE, RAW, REJECT_REASON, SOURCE
 from pplog.sources import rotation_key
 from pplog.tasks import (
@@ -78,11 +80,10 @@ def path_of(layout: Layout, final: Path) -> Path:
     return (layout.rollups / relative).with_suffix(SUFFIX)
 
 
-def _checked() -> list[str]:
-    """The trusted ranges `summarize DIR` tells health checks by, as text."""
-    from pplog.run.dataset import dataset_checked_ranges
-
-    return [n.text for n in dataset_checked_ranges()]
+def _checked(policy: ProxyPolicy | None) -> list[str]:
+    """The ranges health checks are told by under `policy` (the dataset's,
+    `summarize DIR` takes it too), as text."""
+    return [n.text for n in checked_ranges(policy)]
 
 
 def partial_of_rows(
@@ -90,6 +91,7 @@ def partial_of_rows(
     *,
     classified: bool = False,
     known: pl.DataFrame | None = None,
+    policy: ProxyPolicy | None = None,
 ) -> Partial:
     """The rollup of a file's rows: `summarize DIR`'s map, without filters,
     and the answers for its user agents (`AGENTS`), which `finish` would
@@ -101,7 +103,10 @@ def partial_of_rows(
     elb_log lines: 0.12 s of the map's 0.89 s were that classification).
     `known`: answers this process gave before (`parse_agents`' `known`):
     an ingest run parses each user agent once, not once per file.
+    `policy`: the attribution the rows were read with (None: the default),
+    whose ranges tell health checks from visitors.
     """
+    from pplog.pipeline import LogSpec
     from pplog.run.dataset import map_dataset_rows
 
     classes = None
@@ -111,7 +116,7 @@ def partial_of_rows(
         and {HTTP_USER_AGENT, AGENT_CLASS} <= set(rows.columns)
     ):
         classes = rows.select(HTTP_USER_AGENT, AGENT_CLASS).unique(HTTP_USER_AGENT)
-    partial = map_dataset_rows(rows, classes=classes)
+    partial = map_dataset_rows(rows, LogSpec(policy=policy), classes=classes)
     clients = partial.get("clients")
     if clients is not None and HTTP_USER_AGENT in partial.logged:
         agents = clients.get_column(HTTP_USER_AGENT)
@@ -120,14 +125,17 @@ def partial_of_rows(
     return partial
 
 
-def encode(partial: Partial, *, of: str, rows: int) -> bytes:
-    """A rollup file's bytes: one Arrow IPC member per frame, and `rollup.json`."""
+def encode(
+    partial: Partial, *, of: str, rows: int, policy: ProxyPolicy | None = None
+) -> bytes:
+    """A rollup file's bytes: one Arrow IPC member per frame, and `rollup.json`
+    (with the ranges `policy`, the rows' attribution, tells checks by)."""
     meta = {
         "format": "pplog-rollup",
         "version": VERSION,
         "of": of,
         "rows": rows,
-        "checked": _checked(),
+        "checked": _checked(policy),
     }
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as z:
@@ -169,12 +177,15 @@ def decode(data: bytes) -> tuple[Partial, dict[str, Any]]:
     return Partial(frames), meta
 
 
-def usable(partial: Partial, meta: dict[str, Any]) -> bool:
-    """Whether this process may merge the rollup (else it reads the rows)."""
+def usable(
+    partial: Partial, meta: dict[str, Any], policy: ProxyPolicy | None = None
+) -> bool:
+    """Whether this process may merge the rollup into a summary under
+    `policy` (else it reads the rows)."""
     return (
         meta.get("version") in READABLE
         and partial.versions == {pl.__version__}
-        and meta.get("checked") == _checked()
+        and meta.get("checked") == _checked(policy)
     )
 
 
@@ -188,8 +199,11 @@ def write(layout: Layout, path: Path, data: bytes) -> int:
     return len(data)
 
 
-def read(layout: Layout, path: Path) -> Partial | None:
-    """The rollup at `path` if this process can use it; None if it cannot.
+def read(
+    layout: Layout, path: Path, policy: ProxyPolicy | None = None
+) -> Partial | None:
+    """The rollup at `path` if this process can use it under `policy`; None
+    if it cannot.
 
     A rollup that is missing, damaged or mapped otherwise (another polars
     version, other trusted ranges) is None: the caller reads the rows.
@@ -204,7 +218,7 @@ def read(layout: Layout, path: Path) -> Partial | None:
         pl.exceptions.PolarsError,
     ):
         return None
-    return partial if usable(partial, meta) else None
+    return partial if usable(partial, meta, policy) else None
 
 
 def first_rejects(rejects: pl.LazyFrame) -> pl.DataFrame:

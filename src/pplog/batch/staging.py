@@ -24,6 +24,7 @@ import polars as pl
 
 from pplog.batch import _fs, rollup
 from pplog.batch.state import ROLLUP, ZSTD_LEVEL, DiskFullError, Layout
+from pplog.clientip import ProxyPolicy
 from pplog.enrich.useragents import ANSWERS
 from pplog.errors import PplogError
 from pplog.schema import HTTP_USER_AGENT
@@ -76,14 +77,21 @@ class _Agents:
         self.known = known.unique(HTTP_USER_AGENT, keep="first", maintain_order=True)
 
 
-def _rollup(
-    frame: pl.DataFrame, layout: Layout, summary: Path, of: str, agents: _Agents
+def _rollup(  # noqa: PLR0913 - one writer thread's task
+    frame: pl.DataFrame,
+    layout: Layout,
+    summary: Path,
+    of: str,
+    agents: _Agents,
+    policy: ProxyPolicy | None,
 ) -> None:
     """Map the rows' rollup and write it (in its own writer thread, beside
     the one writing the rows)."""
-    partial = rollup.partial_of_rows(frame, classified=True, known=agents.known)
+    partial = rollup.partial_of_rows(
+        frame, classified=True, known=agents.known, policy=policy
+    )
     agents.learn(partial.get(AGENTS))
-    data = rollup.encode(partial, of=of, rows=frame.height)
+    data = rollup.encode(partial, of=of, rows=frame.height, policy=policy)
     rollup.write(layout, summary, data)
 
 
@@ -120,9 +128,12 @@ def _by_date(frame: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
 class Staging:
     """The files a run writes before it commits."""
 
-    def __init__(self, layout: Layout, run_id: str) -> None:
+    def __init__(
+        self, layout: Layout, run_id: str, policy: ProxyPolicy | None = None
+    ) -> None:
         self.layout = layout
         self.run_id = run_id
+        self.policy = policy  # the rows' attribution, for their rollups
         self.files: list[_File] = []
         self.serial = 0
         # files are written by one thread while the next batch is parsed
@@ -171,7 +182,13 @@ class Staging:
             )
             self.pending.append(
                 self.pool.submit(
-                    _rollup, part, self.layout, summary_staged, of, self.agents
+                    _rollup,
+                    part,
+                    self.layout,
+                    summary_staged,
+                    of,
+                    self.agents,
+                    self.policy,
                 )
             )
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from pplog.batch import _fs
+from pplog.clientip import ProxyPolicy
 from pplog.errors import PplogError
 
 VERSION = 1
@@ -207,6 +208,9 @@ class State:
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     files: list[dict[str, Any]] = field(default_factory=list)
     log_format: dict[str, str] | None = None
+    # the attribution the rows were read with (`ProxyPolicy.recorded`), which
+    # the dataset's summaries take (None: written before it was recorded)
+    policy: dict[str, Any] | None = None
 
     def to_json(self) -> bytes:
         """The cache file's content."""
@@ -217,8 +221,18 @@ class State:
             "checkpoints": self.checkpoints,
             "files": self.files,
             "log_format": self.log_format,
+            "policy": self.policy,
         }
         return json.dumps(doc, indent=1, sort_keys=True).encode()
+
+
+def recorded_policy(state: State) -> ProxyPolicy | None:
+    """The attribution the dataset's rows were read with, as its last run
+    recorded it; None for a dataset written before runs recorded it (its
+    summaries take the default, as they did)."""
+    if not state.policy:
+        return None
+    return ProxyPolicy.from_record(state.policy)
 
 
 def _load_json(layout: Layout, path: Path) -> dict[str, Any]:
@@ -264,6 +278,7 @@ def state_from_record(record: dict[str, Any]) -> State:
         checkpoints=list(record["checkpoints"]),
         files=list(record["manifest"]),
         log_format=record.get("log_format"),
+        policy=record.get("policy"),
     )
 
 
@@ -281,6 +296,7 @@ def load_state(layout: Layout) -> State:
                 list(doc["checkpoints"]),
                 list(doc["files"]),
                 doc.get("log_format"),
+                doc.get("policy"),
             )
     except (OSError, ValueError, KeyError, TypeError):
         pass  # a missing or damaged cache is rebuilt from the log

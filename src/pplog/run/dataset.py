@@ -15,10 +15,8 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from pplog._ipaddr import Network
 from pplog.errors import SourceError
 from pplog.pipeline import LogSpec
-from pplog.reports.overview import checked_ranges
 from pplog.reports.partial import Partial
 from pplog.run._common import as_rows, check_filters, map_settings
 from pplog.tasks import map_frame
@@ -31,13 +29,15 @@ if TYPE_CHECKING:
 _ROLLUPS = True
 
 
-def dataset_checked_ranges() -> tuple[Network, ...]:
-    """The ranges whose health checks are no visitors, in a dataset's summary.
+def dataset_spec(dataset: Path, spec: LogSpec) -> LogSpec:
+    """`spec` with the attribution the dataset's rows were read with, as
+    its last `ingest` recorded it: its trusted ranges tell balancers and
+    health checks in the summary (and its rollups were mapped with them).
+    A dataset written before runs recorded it keeps the default policy."""
+    from pplog.batch.dataset import recorded_policy_of
 
-    A dataset's attribution was fixed at ingest; its summary takes the
-    default policy, and so do its rollups.
-    """
-    return checked_ranges(LogSpec().resolve_policy())
+    policy = recorded_policy_of(dataset)
+    return spec if policy is None else replace(spec, policy=policy)
 
 
 def map_dataset_rows(
@@ -109,7 +109,7 @@ def map_dataset_task(task: DatasetTask) -> Partial:
     if task.rollup is not None:
         from pplog.batch import rollup
 
-        found = rollup.read(task.layout, task.rollup)
+        found = rollup.read(task.layout, task.rollup, task.spec.resolve_policy())
         if found is not None:
             return found
     return map_dataset_rows(task.rows(), task.spec, approx=task.approx)
@@ -252,7 +252,7 @@ def _locally(plan: _Plan) -> Partial:
 
     def load(task: DatasetTask) -> Partial | None:
         assert task.rollup is not None
-        return rollup.read(task.layout, task.rollup)
+        return rollup.read(task.layout, task.rollup, task.spec.resolve_policy())
 
     partials: list[Partial] = []
     rest: list[Entry] = list(plan.rest.entries) if plan.rest else []

@@ -16,7 +16,7 @@ from pplog.errors import OptionError
 from pplog.pipeline import LogSpec, PathArg, open_log
 from pplog.pipeline.detect import FileGroup, is_error_log
 from pplog.run._common import nothing_read, warn
-from pplog.run.dataset import dataset_dir
+from pplog.run.dataset import dataset_dir, dataset_spec
 from pplog.schema import RAW
 
 if TYPE_CHECKING:
@@ -108,6 +108,8 @@ def diagnose(
     elif (dataset := dataset_dir(source)) is not None:
         try:
             rows = _dataset_rows(dataset, spec)
+            # balancers are told by the trust the rows were read with
+            run_policy = dataset_spec(dataset, spec).resolve_policy()
         except pl.exceptions.ComputeError as exc:
             from pplog.run.dataset import name_damaged
 

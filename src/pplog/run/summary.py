@@ -40,7 +40,7 @@ from pplog.run._common import (
     nothing_read,
     warn,
 )
-from pplog.run.dataset import dataset_dir, map_dataset
+from pplog.run.dataset import dataset_dir, dataset_spec, map_dataset
 from pplog.sources import LINES_SCHEMA
 from pplog.tasks import Task, map_frame, run_tasks
 
@@ -251,6 +251,7 @@ def summarize(
                 "summarize the logs themselves)"
             )
             raise OptionError(msg)
+        spec = dataset_spec(dataset, spec)  # the trust its rows were read with
         partial = map_dataset(dataset, spec, approx, cluster=cluster)
         if stored_answers(partial.get(AGENTS)) is None:
             prepare_agents()  # else rollups answered (most of) them
