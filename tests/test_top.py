@@ -427,6 +427,25 @@ def test_since_reads_rotated_files_back_to_then(tmp_path: Path) -> None:
     assert summary.overview["lines"].item() == 9  # the filtered lines were read
 
 
+def test_since_on_a_rotated_file_reads_its_older_rotations_not_the_live_log(
+    tmp_path: Path,
+) -> None:
+    """Following `access.log.1 --since`, the live `access.log` (newer, not
+    named) was read too: 1,050 lines of the sample rotation set where
+    `summarize` of `.1` and `.2.gz` gives 700. Only older rotations are."""
+    now = time.time()
+    (tmp_path / "access.log.2").write_text(line(now - 600, "192.0.2.2") * 2)
+    (tmp_path / "access.log.1").write_text(line(now - 300, "192.0.2.1") * 3)
+    (tmp_path / "access.log").write_text(line(now - 60, "192.0.2.9") * 5)
+    with Live([str(tmp_path / "access.log.1")], since="1h", geoip=()) as live:
+        live.poll()
+        while live.behind:
+            live.poll()
+        summary = live.view("all").summary
+    clients = dict(summary.clients.select("client_ip", "requests").iter_rows())
+    assert clients == {"192.0.2.1": 3, "192.0.2.2": 2}
+
+
 def test_a_long_backlog_maps_the_minutes_no_window_keeps_together(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

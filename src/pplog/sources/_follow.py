@@ -355,7 +355,9 @@ class Follower:
 
     def _plan_backlog(self, listed: list[tuple[str, bool]], since: float) -> None:
         """The rotated members written since `since`, to read once, oldest
-        first: siblings of the followed files, and compressed matches."""
+        first: older siblings of the followed files (rotations of the newest
+        file followed in each set: following `access.log.1` reads `.2.gz`,
+        not the live `access.log`), and compressed matches."""
         followed: set[str] = set()
         members: dict[str, Path] = {}
         for name, _ in listed:
@@ -366,14 +368,19 @@ class Follower:
                 members[str(path)] = path
             else:
                 followed.add(str(path))
-        bases = {rotation_key(name)[0] for name, _ in listed}
-        for parent in {Path(base).parent for base in bases}:  # each listed once
+        newest: dict[str, tuple[str, int, str]] = {}  # per set: newest listed
+        for name, _ in listed:
+            order = rotation_key(name)
+            newest[order[0]] = max(newest.get(order[0], order), order)
+        for parent in {Path(base).parent for base in newest}:  # each listed once
             try:
                 siblings = list(parent.iterdir())
             except OSError:
                 continue
             for p in siblings:
-                if rotation_key(p)[0] in bases and str(p) not in followed:
+                order = rotation_key(p)
+                older = order[0] in newest and order < newest[order[0]]
+                if older and str(p) not in followed:
                     members.setdefault(str(p), p)
         chosen: list[Path] = []
         for key, path in members.items():
