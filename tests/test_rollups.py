@@ -599,3 +599,31 @@ def test_a_dataset_summary_takes_the_trust_its_rows_were_read_with(
     assert reads["rows"] == []
     assert json.loads(got)["lb"] == json.loads(_json(ds, rollups=False))["lb"]
     assert _state(ds)["policy"]["trusted"] == [trusted]  # type: ignore[index]
+
+
+def test_a_dataset_without_rows_in_the_window_gives_every_table_of_its_format(
+    tmp_path: Path,
+) -> None:
+    """A dataset whose lines were all rejected, or a window with no rows
+    partition, left out `health_checks` and the user-agent and referrer
+    tables a summary of the same lines has (a script reading them broke):
+    the rows' columns came from the rejects files alone. They now come
+    from the recorded format too, and the document has the file's shape."""
+    log = tmp_path / "access.log"
+    log.write_text("".join(GARBAGE.format(n=n) for n in range(12)))
+    ds = tmp_path / "ds"
+    pplog.ingest([str(log)], ds, format="combined", final=True)
+    args = ["summarize", str(log), "--format", "combined", "--to", "json"]
+    want = CliRunner().invoke(cli, [*args, "--top", "0"])
+    assert want.exit_code == 0, want.output
+    got = _comparable(_json(ds, rollups=True))
+    assert got == _comparable(want.output)
+    assert got["user_agents"] == [] and got["overview"]["health_checks"] == 0
+    sample = tmp_path / "sample"
+    pplog.ingest([str(SAMPLES / "combined-access.log")], sample, final=True)
+    window = ["--since", "2001-01-01", "--until", "2001-01-02"]
+    empty = json.loads(_json(sample, *window, rollups=True))
+    args = ["summarize", str(SAMPLES / "combined-access.log"), "--to", "json"]
+    of_file = json.loads(CliRunner().invoke(cli, [*args, *window]).output)
+    assert set(empty) == set(of_file)
+    assert set(empty["overview"]) == set(of_file["overview"])

@@ -18,7 +18,14 @@ import polars as pl
 from polars.exceptions import PolarsError
 
 from pplog.batch import _fs, rollup
-from pplog.batch.state import ROLLUP, Layout, is_dataset, load_state, recorded_policy
+from pplog.batch.state import (
+    ROLLUP,
+    Layout,
+    State,
+    is_dataset,
+    load_state,
+    recorded_policy,
+)
 from pplog.clientip import ProxyPolicy
 from pplog.errors import SourceError
 from pplog.schema import LENGTH, OFFSET, RAW, REJECT_REASON, SOURCE, STREAM_ID, TIME
@@ -46,11 +53,19 @@ class Listing:
 
     layout: Layout
     entries: list[Entry]
+    # the columns the dataset's format gives its rows, when no rows file is
+    # listed (every line rejected, or a window without a rows partition):
+    # the tables a summary shows are those the format logs, as for its logs
+    columns: dict[str, pl.DataType] | None = None
 
     def scan(self, paths: Sequence[Path] | None = None) -> pl.LazyFrame:
         """The rows of `paths` (default: every file listed), with the columns
         of every file listed, as `scan_dataset` gives them."""
         every = _scan([e.path for e in self.entries])
+        if self.columns:
+            every = pl.concat(
+                [pl.LazyFrame(schema=self.columns), every], how="diagonal_relaxed"
+            )
         if paths is None or len(paths) == len(self.entries):
             return every
         return pl.concat([every.clear(), _scan(paths)], how="diagonal_relaxed")
@@ -86,7 +101,27 @@ def listing(
         out[e["kind"]].append(entry)
     entries = out["data"] + out["rejects"]
     _fs.check(layout.root, *(e.path for e in entries))
-    return Listing(layout, entries)
+    columns = None if out["data"] else _format_columns(state)
+    return Listing(layout, entries, columns)
+
+
+def _format_columns(state: State) -> dict[str, pl.DataType] | None:
+    """The columns the dataset's recorded format gives a row (`Listing.columns`)."""
+    from pplog.formats import PRESETS, LogFormat
+    from pplog.pipeline import collected_rows
+    from pplog.sources import LINES_SCHEMA
+
+    saved = state.log_format
+    if not saved:
+        return None
+    fmt = PRESETS.get(saved["name"])
+    if fmt is None or fmt.format != saved["format"]:
+        fmt = LogFormat.from_string(
+            saved["format"], name=saved["name"], escape=saved["escape"]
+        )
+    empty = pl.LazyFrame(schema=LINES_SCHEMA)
+    rows = collected_rows(empty, fmt, policy=recorded_policy(state), classify=False)
+    return dict(rows.schema)
 
 
 def recorded_policy_of(dataset: str | Path) -> ProxyPolicy | None:
@@ -157,7 +192,7 @@ def scan_dataset(
         return found.scan()
     data = [e.path for e in found.entries if e.kind == "data"]
     if not data:
-        return _scan([])
+        return found.scan([])
     lf = pl.concat(
         [pl.scan_parquet(p, glob=False) for p in data], how="diagonal_relaxed"
     )

@@ -205,7 +205,7 @@ def _plan(dataset: Path, spec: LogSpec, approx: bool) -> _Plan:  # noqa: FBT001
     filters = spec.filters
     files = listing(dataset, since=filters.since, until=filters.until)
     every = tuple(files.entries)
-    rows = DatasetTask(files.layout, every, spec, approx=approx)
+    rows = DatasetTask(files.layout, every, spec, files.columns, approx=approx)
     no_rollups = _Plan(rows, [], None, 0)
     # rollups hold exact pairs: sketches are mapped from the rows
     if not _ROLLUPS or approx:
@@ -233,12 +233,15 @@ def _plan(dataset: Path, spec: LogSpec, approx: bool) -> _Plan:  # noqa: FBT001
     # with the columns of every file in the window, as the row road has
     # them (a window of rejects and --until's day still logs what the
     # format logs); refuses --since on a format without times, as it does
-    schema = dict(files.scan([]).collect_schema()) if rest or window else None
+    # without a rows file (every line rejected, a window of none), the
+    # format's columns (`Listing.columns`) give the tables it logs
+    formatted = rest or window or files.columns is not None
+    schema = dict(files.scan([]).collect_schema()) if formatted else None
     rollups = [
         DatasetTask(files.layout, (f,), spec, schema, rollup=path) for f, path in wanted
     ]
     rest_task = None
-    if rest or window:
+    if formatted:
         rest_task = DatasetTask(files.layout, tuple(rest), spec, schema)
     return _Plan(rows, rollups, rest_task, uncounted)
 
