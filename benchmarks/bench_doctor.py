@@ -2,13 +2,15 @@
 """Time `pplog doctor` and its peak memory on a log and on one --scale times as long.
 
 Runs `pplog doctor LOG --to json` (a fresh process each, best of --repeat) on the
-elb_log of bench_summarize.py at --lines and at --scale times as many lines, with
+log of bench_summarize.py (elb_log, or --format main: X-Forwarded-For, whose trust
+decisions the C split leaves some of) at --lines and at --scale times as many lines, with
 this tree's src/ and, with --baseline REV, with REV's (from git). The findings
 (JSON) of both must be byte-identical before a time is kept. Recorded: seconds,
 lines/s, the peak RSS, and the ratio of the two peaks (memory must not grow with
 the input).
 
     python benchmarks/bench_doctor.py --baseline 8f9d53e --record
+    python benchmarks/bench_doctor.py --format main --scale 1 --baseline 8f9d53e --record
 """
 
 from __future__ import annotations
@@ -45,16 +47,17 @@ def measure(src: Path, log: Path, repeat: int, out: Path) -> tuple[float, float]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=2_000_000)
+    parser.add_argument("--format", choices=("elb_log", "main"), default="elb_log")
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--baseline", metavar="REV")
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
-    sizes = [args.lines, args.lines * args.scale]
+    sizes = list(dict.fromkeys([args.lines, args.lines * args.scale]))
     rows: list[tuple[str, int, float, float]] = []
     with tempfile.TemporaryDirectory(prefix="pplog-bench-") as tmp:
         for lines in sizes:
-            log = ensure_log(lines)
+            log = ensure_log(lines, args.format)
             mine = Path(tmp) / f"mine_{lines}.json"
             wall, peak = measure(ROOT / "src", log, args.repeat, mine)
             rows.append(("pplog doctor", lines, wall, peak))
@@ -73,15 +76,18 @@ def main() -> int:
     ]
     peaks = {(t, n): m for t, n, _, m in rows}
     ratios = [
-        f"{t}: peak on {sizes[1]:,} lines {peaks[t, sizes[1]] / peaks[t, sizes[0]]:.2f}x "
-        f"the peak on {sizes[0]:,}"
+        f"{t}: peak on {sizes[-1]:,} lines "
+        f"{peaks[t, sizes[-1]] / peaks[t, sizes[0]]:.2f}x the peak on {sizes[0]:,}"
         for t in dict.fromkeys(t for t, *_ in rows)
+        if len(sizes) > 1
     ]
     text = "\n".join([*table, "", *ratios])
     print(text)
     if args.record:
         record(
-            "pplog doctor",
+            "pplog doctor"
+            if args.format == "elb_log"
+            else f"pplog doctor, {args.format}",
             f"best of {args.repeat}; the baseline once; findings byte-identical",
             text,
         )

@@ -536,7 +536,7 @@ def attribute_now(lf: pl.LazyFrame, policy: ProxyPolicy | None = None) -> pl.Laz
     the distinct pairs of every row (twice: `_decide` reads them twice)
     and again for the join, reading and splitting the log each time: for a
     caller that streams the rows once, as `pplog doctor` does (2M `main`
-    lines: 7.2 -> 3.3 s). Rows without the C split's decisions for
+    lines: 5.2 -> 3.3 s). Rows without the C split's decisions for
     `policy` are `attribute`'s.
     """
     policy = policy or ProxyPolicy()
