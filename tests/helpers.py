@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -45,3 +47,17 @@ def both_roads(
     assert ok not in p_lines.collect_schema().names()
     by_polars = parse_frame(p_lines, fmt, decode=decode).collect()
     return by_c, by_polars, taken
+
+
+def run_pplog(
+    *args: str, timeout: float = 120, **kwargs: object
+) -> subprocess.CompletedProcess[str]:
+    """`python -m pplog ARGS` in a process of its own (text out, no check)."""
+    return subprocess.run(  # type: ignore[call-overload, no-any-return]
+        [sys.executable, "-m", "pplog", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        **kwargs,
+    )

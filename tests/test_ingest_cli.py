@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import pplog
-from helpers import SAMPLES
+from helpers import SAMPLES, run_pplog
 from pplog.cli import cli
 from realproc import require_binary, send, start_nginx, stop
 from test_doctor import Lab, lab  # noqa: F401 - the real-nginx fixture
@@ -160,7 +160,6 @@ def test_compact_on_a_full_disk_changes_nothing(logs: Path, runner: CliRunner) -
     import resource
     import signal
     import subprocess
-    import sys
 
     lines = (SAMPLES / "elb-access.log").read_text().splitlines(keepends=True)
     live, ds = logs / "live.log", logs / "ds"
@@ -224,12 +223,7 @@ def test_rows_get_geoip_columns(logs: Path, tmp_path: Path) -> None:
 
 
 def _pplog(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pplog", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_pplog(*args, timeout=600)
 
 
 def test_verify_exit_code_is_1_when_it_fails(logs: Path) -> None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from click.testing import CliRunner
 from polars.testing import assert_frame_equal
 
 import pplog
+from helpers import run_pplog
 from pplog.cli import cli
 from test_doctor import Lab, _need_haproxy, lab  # noqa: F401 - the real-nginx fixture
 
@@ -189,19 +188,10 @@ def test_an_error_log_on_stdin_is_told_the_command_that_reads_stdin() -> None:
         "while reading PROXY protocol, client: 10.0.0.1, server: 0.0.0.0:80\n"
     )
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "pplog", *args],
-            input=entry,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-
-    result = run("summarize", "-")
+    result = run_pplog("summarize", "-", input=entry)
     assert result.returncode == 1
     assert result.stderr.rstrip().endswith("read it with `pplog doctor --error-log -`")
-    told = run("doctor", "--error-log", "-")
+    told = run_pplog("doctor", "--error-log", "-", input=entry)
     assert "plain-request-on-proxy-listener" in told.stdout
 
 

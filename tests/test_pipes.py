@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from helpers import run_pplog
 from pplog import tasks
 from pplog.sources import SKIPPED_FIFO, Source
 
@@ -65,14 +66,7 @@ def _write_fifo(path: Path, data: bytes, wait: float = TIMEOUT) -> threading.Thr
 
 
 def _pplog(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pplog", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=TIMEOUT,
-        **kwargs,  # type: ignore[arg-type]
-    )
+    return run_pplog(*args, timeout=TIMEOUT, **kwargs)
 
 
 def _overview(proc: subprocess.CompletedProcess[str]) -> dict[str, object]:

@@ -51,6 +51,14 @@ def line(
     return f'{client} - - [{stamp}] "GET {path} HTTP/1.1" {status} 12 "-" "{agent}"\n'
 
 
+def caught_up(live: Live) -> Live:
+    """`live` after the polls that read its whole backlog (`--since`)."""
+    live.poll()
+    while live.behind:
+        live.poll()
+    return live
+
+
 def append(path: Path, text: str) -> None:
     with path.open("a", encoding="utf-8") as f:
         f.write(text)
@@ -102,10 +110,7 @@ def test_an_empty_log_gives_what_summarize_gives_then_its_lines_decide(
         assert empty == want
         assert empty["overview"]["sources"] == [str(log)]
         append(log, SAMPLE.read_text(encoding="utf-8"))  # elb_log lines
-        live.poll()
-        while live.behind:
-            live.poll()
-        read = json.loads(one_line(live.view("all").summary))
+        read = json.loads(one_line(caught_up(live).view("all").summary))
     assert read["overview"]["format"] == "elb_log"
     assert read["overview"]["lines"] == 3000 and read["overview"]["rejected"] == 0
 
@@ -418,10 +423,7 @@ def test_since_reads_rotated_files_back_to_then(tmp_path: Path) -> None:
     log = tmp_path / "access.log"
     log.write_text(line(now - 60, "192.0.2.3") * 2, encoding="utf-8")
     with Live([str(log)], since="10m", geoip=()) as live:
-        live.poll()
-        while live.behind:
-            live.poll()
-        summary = live.view("all").summary
+        summary = caught_up(live).view("all").summary
     clients = dict(summary.clients.select("client_ip", "requests").iter_rows())
     assert clients == {"192.0.2.2": 3, "192.0.2.3": 2}
     assert summary.overview["lines"].item() == 9  # the filtered lines were read
@@ -438,10 +440,7 @@ def test_since_on_a_rotated_file_reads_its_older_rotations_not_the_live_log(
     (tmp_path / "access.log.1").write_text(line(now - 300, "192.0.2.1") * 3)
     (tmp_path / "access.log").write_text(line(now - 60, "192.0.2.9") * 5)
     with Live([str(tmp_path / "access.log.1")], since="1h", geoip=()) as live:
-        live.poll()
-        while live.behind:
-            live.poll()
-        summary = live.view("all").summary
+        summary = caught_up(live).view("all").summary
     clients = dict(summary.clients.select("client_ip", "requests").iter_rows())
     assert clients == {"192.0.2.1": 3, "192.0.2.2": 2}
 
@@ -471,10 +470,7 @@ def test_a_long_backlog_maps_the_minutes_no_window_keeps_together(
 
     monkeypatch.setattr(pplog.run.live, "partial_of", counted)
     with Live([str(log)], since="4h", clock=Clock(now), geoip=()) as live:
-        live.poll()
-        while live.behind:
-            live.poll()
-        views = {w: live.view(w).summary for w in ("all", "15m", "5m")}
+        views = {w: caught_up(live).view(w).summary for w in ("all", "15m", "5m")}
     # the minutes before the 15m window in one partial, each after on its own
     assert len(mapped) <= 1 + 16, mapped
     assert max(mapped) >= 164 * 3, mapped

@@ -30,6 +30,7 @@ from pplog.reports import spooled, with_report_columns, write_rejects
 from pplog.reports.enriched import agent_classes
 from pplog.reports.finish import REGROUPED
 from pplog.reports.mapping import MapSettings, Shown, partial_of
+from pplog.reports.overview import checked_ranges
 from pplog.reports.partial import (
     AGENTS,
     CLIENT_HASH,
@@ -439,6 +440,7 @@ __all__ = [
     "Partial",
     "Task",
     "bins",
+    "checked_ranges",
     "join_parts",
     "joined",
     "map_bin",

@@ -49,7 +49,6 @@ from pplog.batch.state import Layout
 from pplog.clientip import ProxyPolicy
 from pplog.enrich.agents import AGENT_CLASS
 from pplog.enrich.useragents import parse_agents, stamped
-from pplog.reports.overview import checked_ranges
 from pplog.schema import HTTP_USER_AGENT, LINE, RAW, REJECT_REASON, SOURCE
 from pplog.sources import rotation_key
 from pplog.tasks import (
@@ -59,6 +58,7 @@ from pplog.tasks import (
     REGROUPED,
     REJECT_SAMPLES,
     Partial,
+    checked_ranges,
     merge,
 )
 
