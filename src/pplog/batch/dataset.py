@@ -24,6 +24,7 @@ from pplog.batch.state import (
     State,
     is_dataset,
     load_state,
+    recorded_format,
     recorded_policy,
 )
 from pplog.clientip import ProxyPolicy
@@ -107,18 +108,12 @@ def listing(
 
 def _format_columns(state: State) -> dict[str, pl.DataType] | None:
     """The columns the dataset's recorded format gives a row (`Listing.columns`)."""
-    from pplog.formats import PRESETS, LogFormat
     from pplog.pipeline import collected_rows
     from pplog.sources import LINES_SCHEMA
 
-    saved = state.log_format
-    if not saved:
+    fmt = recorded_format(state)
+    if fmt is None:
         return None
-    fmt = PRESETS.get(saved["name"])
-    if fmt is None or fmt.format != saved["format"]:
-        fmt = LogFormat.from_string(
-            saved["format"], name=saved["name"], escape=saved["escape"]
-        )
     empty = pl.LazyFrame(schema=LINES_SCHEMA)
     rows = collected_rows(empty, fmt, policy=recorded_policy(state), classify=False)
     return dict(rows.schema)

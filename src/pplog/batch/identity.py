@@ -296,32 +296,28 @@ def _matches(pattern: str) -> list[str]:
     return [name for name, _ in pattern_paths(pattern)]
 
 
-def _files(patterns: Sequence[str]) -> Iterator[tuple[Path, os.stat_result]]:
-    """Each regular file the patterns name now, with its `stat`, once per
-    (device, inode): the first name of a hard link or symlink is kept; a
-    file gone between listing and `stat` is left for its checkpoint."""
-    return _regular(Path(text) for pattern in patterns for text in _matches(pattern))
-
-
-def _not_logs(patterns: Sequence[str]) -> list[str]:
-    """One line for each link the patterns name that `_regular` leaves out
-    (`sources.not_a_log`): a loop, a link to nothing, a container's link to
-    /dev/stdout, which would be the run's own output read back."""
-    named = (Path(text) for pattern in patterns for text in _matches(pattern))
-    return [f"{path}: {why}" for path in named if (why := not_a_log(path))]
+def _files(patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """Each regular file the patterns name now, once per (device, inode):
+    the first name of a hard link or symlink is kept; a file gone between
+    listing and `stat` is left for its checkpoint. And one line for each
+    link they name that leads to no log (`sources.not_a_log`: a loop, a
+    link to nothing, a container's link to /dev/stdout, which would be the
+    run's own output read back), left out."""
+    named = [Path(text) for pattern in patterns for text in _matches(pattern)]
+    skipped = {path: why for path in named if (why := not_a_log(path))}
+    files = [path for path, _ in _regular(p for p in named if p not in skipped)]
+    return files, [f"{path}: {why}" for path, why in skipped.items()]
 
 
 def _regular(paths: Iterable[Path]) -> Iterator[tuple[Path, os.stat_result]]:
     """`paths` that are regular files now, with their `stat`, the first name
-    of each (device, inode) only; never a link to a process's stream."""
+    of each (device, inode) only."""
     seen: set[tuple[int, int]] = set()
     for path in paths:
         try:
             st = path.stat()
         except OSError:
             continue
-        if stat.S_ISREG(st.st_mode) and not_a_log(path) is not None:
-            continue  # /dev/stdout, redirected to a file
         key = (st.st_dev, st.st_ino)
         if stat.S_ISREG(st.st_mode) and key not in seen:
             seen.add(key)
@@ -456,8 +452,8 @@ def discover(patterns: Sequence[str]) -> tuple[list[Candidate], list[str], list[
     the same content (a hard link, a symlink, `.2` next to `.2.gz`), and
     one-line problems (unreadable files).
     """
-    paths = sorted((path for path, _ in _files(patterns)), key=rotation_key)
-    problems: list[str] = _not_logs(patterns)
+    found, problems = _files(patterns)
+    paths = sorted(found, key=rotation_key)
     out: list[Candidate] = []
     for path in paths:
         try:

@@ -35,6 +35,7 @@ from pplog.batch.state import (
     manifest_entry,
     now_iso,
     publish,
+    recorded_format,
     recover,
     state_from_record,
     write_state,
@@ -47,7 +48,7 @@ from pplog.enrich.geo import (
 )
 from pplog.enrich.useragents import prepare as prepare_agents
 from pplog.errors import LogFormatError, OptionError, PplogError, SourceError
-from pplog.formats import PRESETS, LogFormat
+from pplog.formats import LogFormat
 from pplog.pipeline import (
     FileGroup,
     LogSpec,
@@ -329,13 +330,9 @@ def _format(state: State, cands: list[Candidate], spec: LogSpec) -> LogFormat:
     """The format given, else the one recorded by earlier runs, else detected."""
     given = spec.log_format or spec.nginx_conf or spec.format not in (None, "auto")
     saved = state.log_format
-    if not given and saved:
-        preset = PRESETS.get(saved["name"])
-        if preset is not None and preset.format == saved["format"]:
-            return preset
-        return LogFormat.from_string(
-            saved["format"], name=saved["name"], escape=saved["escape"]
-        )
+    recorded = recorded_format(state)
+    if not given and recorded is not None:
+        return recorded
     srcs = [Source(c.name, c.path) for c in cands if not c.compressed] or [
         Source(c.name, c.path) for c in cands
     ]

@@ -38,6 +38,7 @@ from typing import Any
 from pplog.batch import _fs
 from pplog.clientip import ProxyPolicy
 from pplog.errors import PplogError
+from pplog.formats import PRESETS, LogFormat
 
 VERSION = 1
 KEEP_RECORDS = 100  # older commit records are pruned once applied
@@ -224,6 +225,20 @@ class State:
             "policy": self.policy,
         }
         return json.dumps(doc, indent=1, sort_keys=True).encode()
+
+
+def recorded_format(state: State) -> LogFormat | None:
+    """The format the dataset's rows were read with, as its runs recorded it
+    (the preset of that name when its format string is the same)."""
+    saved = state.log_format
+    if not saved:
+        return None
+    preset = PRESETS.get(saved["name"])
+    if preset is not None and preset.format == saved["format"]:
+        return preset
+    return LogFormat.from_string(
+        saved["format"], name=saved["name"], escape=saved["escape"]
+    )
 
 
 def recorded_policy(state: State) -> ProxyPolicy | None:
