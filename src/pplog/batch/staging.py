@@ -77,7 +77,7 @@ class _Agents:
         self.known = known.unique(HTTP_USER_AGENT, keep="first", maintain_order=True)
 
 
-def _rollup(  # noqa: PLR0913 - one writer thread's task
+def _rollup(
     frame: pl.DataFrame,
     layout: Layout,
     summary: Path,
