@@ -32,6 +32,7 @@ from typing import Any
 import polars as pl
 
 from pplog.batch import scan_dataset
+from pplog.batch.ingest import FAULT_ENV
 
 SEQ = re.compile(r"/seq/(\d{6})")
 _NOISE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -273,9 +274,14 @@ class Rotator:
 PPLOG = [sys.executable, "-m", "pplog"]
 
 
-def child_env() -> dict[str, str]:
+def child_env(fault: str | None = None) -> dict[str, str]:
+    """The environment of a child `pplog`; `fault` makes it SIGKILL itself at
+    that point of the commit protocol (`pplog.batch.ingest.FAULT_ENV`)."""
     env = dict(os.environ)
     env.update(NO_COLOR="1", POLARS_MAX_THREADS="2", PYTHONDONTWRITEBYTECODE="1")
+    env.pop(FAULT_ENV, None)
+    if fault:
+        env[FAULT_ENV] = fault
     return env
 
 
@@ -283,6 +289,7 @@ def pplog(
     *args: str | Path,
     timeout: float = 60,
     preexec_fn: Callable[[], None] | None = None,
+    fault: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m pplog ARGS` and wait for it."""
     return subprocess.run(
@@ -290,7 +297,7 @@ def pplog(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=child_env(),
+        env=child_env(fault),
         preexec_fn=preexec_fn,  # noqa: PLW1509 - rlimits for the disk-full tests
         check=False,
     )
@@ -300,7 +307,6 @@ def ingest_args(
     writer_or_glob: LogWriter | str,
     dataset: Path,
     *extra: str,
-    fault: str | None = None,
     final_grace: float | None = 0,
 ) -> list[str]:
     """Arguments of `pplog ingest` for a writer's rotation set."""
@@ -311,8 +317,6 @@ def ingest_args(
     args = ["ingest", pattern, "--dataset", str(dataset), "--format", "combined"]
     if final_grace is not None:
         args += ["--final-grace", str(final_grace)]
-    if fault:
-        args += ["--fault-point", fault]
     return args + list(extra)
 
 
@@ -325,10 +329,8 @@ def ingest(
     preexec_fn: Callable[[], None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """One `pplog ingest` run as a real process."""
-    args = ingest_args(
-        writer_or_glob, dataset, *extra, fault=fault, final_grace=final_grace
-    )
-    return pplog(*args, preexec_fn=preexec_fn)
+    args = ingest_args(writer_or_glob, dataset, *extra, final_grace=final_grace)
+    return pplog(*args, preexec_fn=preexec_fn, fault=fault)
 
 
 def start_ingest(
@@ -339,15 +341,13 @@ def start_ingest(
     final_grace: float | None = 0,
 ) -> subprocess.Popen[str]:
     """Start `pplog ingest` without waiting (to kill it, or to overlap it)."""
-    args = ingest_args(
-        writer_or_glob, dataset, *extra, fault=fault, final_grace=final_grace
-    )
+    args = ingest_args(writer_or_glob, dataset, *extra, final_grace=final_grace)
     return subprocess.Popen(
         [*PPLOG, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=child_env(),
+        env=child_env(fault),
     )
 
 
@@ -368,6 +368,7 @@ def ingest_library(
     *,
     setup: str = "",
     timeout: float = 60,
+    fault: str | None = None,
     **kwargs: Any,
 ) -> subprocess.CompletedProcess[str]:
     """`pplog.batch.ingest(...)` in a child process, for its library-only knobs
@@ -378,7 +379,7 @@ def ingest_library(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=child_env(),
+        env=child_env(fault),
         check=False,
     )
 

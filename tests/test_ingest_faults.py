@@ -1,7 +1,7 @@
 """`pplog ingest` killed with SIGKILL and starved of disk, then run again.
 
 ingest-reliability.md §6 rows 8, 9, 11, 12 and 13 with real processes: a
-run is killed at each step of the commit protocol (`--fault-point`) and at
+run is killed at each step of the commit protocol (`PPLOG_FAULT_POINT`) and at
 random moments, alone and overlapping, while the log is appended to and
 rotated; after a final run the dataset must hold every numbered request
 exactly once, with nothing left in staging and `pplog verify` passing.

@@ -697,7 +697,6 @@ def _load_config(
     "[default: 32].",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Print one summary line.")
-@click.option("--fault-point", hidden=True, help="Test hook: SIGKILL at this point.")
 def ingest_cmd(
     paths: tuple[str, ...],
     dataset: Path | None,
@@ -706,7 +705,6 @@ def ingest_cmd(
     final: bool,
     compact_threshold: int | None,
     verbose: bool,
-    fault_point: str | None,
 ) -> None:
     """Append new log lines to a Parquet dataset, exactly once (for cron).
 
@@ -753,7 +751,6 @@ def ingest_cmd(
                 dataset,
                 spec=spec,
                 final=final,
-                fault=fault_point,
                 on_problem=_warn,
                 **{k: v for k, v in tuning.items() if v is not None},
             )

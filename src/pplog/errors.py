@@ -25,3 +25,15 @@ class ReportError(PplogError):
 
 class PplogWarning(UserWarning):
     """A problem with one input that did not stop the run (unreadable file, ...)."""
+
+
+def described(value: object) -> str:
+    """A wrong argument as an error message names it: its type and a short repr.
+
+    >>> described(b"10.0.0.0/8")
+    "bytes b'10.0.0.0/8'"
+    """
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"

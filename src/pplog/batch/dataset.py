@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zipfile import BadZipFile
@@ -29,12 +29,8 @@ from pplog.batch.state import (
 )
 from pplog.clientip import ProxyPolicy
 from pplog.errors import SourceError
+from pplog.pipeline.filters import parse_time
 from pplog.schema import LENGTH, OFFSET, RAW, REJECT_REASON, SOURCE, STREAM_ID, TIME
-
-
-def _utc(when: datetime) -> datetime:
-    """`when` in UTC (a naive time is taken as UTC), as partitions are."""
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -75,15 +71,16 @@ class Listing:
 def listing(
     dataset: str | Path,
     *,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: str | datetime | None = None,
+    until: str | datetime | None = None,
 ) -> Listing:
     """The committed files `scan_dataset(dataset, since=, until=,
     include_rejects=True)` reads, in its order, with their rollups."""
     layout = _open(dataset)
     state = load_state(layout)
-    low = _utc(since).strftime("%Y-%m-%d") if since else None
-    high = _utc(until).strftime("%Y-%m-%d") if until else None
+    # partitions are UTC dates; a naive time is UTC, as `summarize` takes it
+    low = parse_time(since).strftime("%Y-%m-%d") if since is not None else None
+    high = parse_time(until).strftime("%Y-%m-%d") if until is not None else None
     rollups = {
         e["of"]: layout.root / e["path"]
         for e in state.files
@@ -151,8 +148,8 @@ def _scan(paths: Sequence[Path]) -> pl.LazyFrame:
 def scan_dataset(
     dataset: str | Path,
     *,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: str | datetime | None = None,
+    until: str | datetime | None = None,
     include_rejects: bool = False,
 ) -> pl.LazyFrame:
     """Rows of a dataset written by `pplog ingest`, as a LazyFrame.
@@ -165,6 +162,10 @@ def scan_dataset(
     ----------
     dataset
         The directory given to ``pplog ingest --dataset``.
+    since, until
+        Times as `summarize` takes them (``2026-11-27T08:00Z``, ``1h``, a
+        `datetime`; UTC unless an offset is given): the date partitions
+        outside them are not read.
     include_rejects
         Add the rejected lines, with `reject_reason` and `raw` set.
 

@@ -47,7 +47,13 @@ from pplog.enrich.geo import (
     open_databases,
 )
 from pplog.enrich.useragents import prepare as prepare_agents
-from pplog.errors import LogFormatError, OptionError, PplogError, SourceError
+from pplog.errors import (
+    LogFormatError,
+    OptionError,
+    PplogError,
+    SourceError,
+    described,
+)
 from pplog.formats import LogFormat
 from pplog.pipeline import (
     FileGroup,
@@ -56,15 +62,20 @@ from pplog.pipeline import (
     resolve_format,
     resolve_groups,
 )
-from pplog.sources import Source, is_url
+from pplog.sources import Source, is_url, path_list
 
 BATCH_BYTES = 32 << 20
 FINAL_GRACE = 15 * 60.0  # seconds before a rotated file's last partial line counts
 COMPACT_THRESHOLD = 32  # files in one partition before ingest compacts it
 
 
+# The fault tests' hook, outside the API: SIGKILL at a named point of the
+# commit protocol (`point`, or `point:n` for the n-th time it is reached).
+FAULT_ENV = "PPLOG_FAULT_POINT"
+
+
 class _Fault:
-    """Test hook: SIGKILL this process at a named point (`point` or `point:n`)."""
+    """SIGKILL this process at a named point (`point` or `point:n`)."""
 
     def __init__(self, point: str | None) -> None:
         self.name, _, nth = (point or "").partition(":")
@@ -76,6 +87,29 @@ class _Fault:
             self.seen += 1
             if self.seen >= self.nth:
                 os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _dataset_dir(dataset: object) -> Path:
+    """The dataset's directory, made if need be; an `OptionError` for what
+    cannot be one (``""`` would write the dataset into the working
+    directory)."""
+    if not isinstance(dataset, str | bytes | os.PathLike):
+        msg = f"`dataset` is a directory path, not {described(dataset)}"
+        raise OptionError(msg)
+    text = os.fsdecode(dataset)
+    if not text.strip():
+        msg = "`dataset` is empty: give the dataset's directory"
+        raise OptionError(msg)
+    root = Path(text)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        msg = f"the dataset `{text}` is a file, not a directory"
+        raise OptionError(msg) from None
+    except OSError as exc:
+        msg = f"cannot make the dataset directory `{text}`: {exc.strerror or exc}"
+        raise OptionError(msg) from None
+    return root
 
 
 def ingest(
@@ -96,7 +130,6 @@ def ingest(
     geoip: Sequence[str | os.PathLike[str]] | None = None,
     geoip_skip_special: bool = True,
     batch_bytes: int = BATCH_BYTES,
-    fault: str | None = None,
     spec: LogSpec | None = None,
     on_problem: ProblemHandler | None = None,
 ) -> IngestResult:
@@ -131,8 +164,6 @@ def ingest(
         /usr/share/GeoIP and /var/lib/GeoIP; ``[]`` turns GeoIP off.
     geoip_skip_special
         Do not look up private, documentation and other special addresses.
-    fault
-        Test hook: kill the process at this point of the protocol.
     spec
         A `LogSpec` holding the format, real-IP and GeoIP settings (instead
         of those keywords). A dataset keeps every row: its filters must be
@@ -173,8 +204,8 @@ def ingest(
         geoip=geoip,
         geoip_skip_special=geoip_skip_special,
     )
-    given = [paths] if isinstance(paths, str | os.PathLike) else paths
-    urls = [os.fspath(p) for p in given if is_url(os.fspath(p))]
+    paths = path_list(paths, "paths")
+    urls = [p for p in paths if is_url(p)]
     if urls:
         msg = (
             f"`{urls[0]}` is a URL: ingest follows local log files across "
@@ -182,9 +213,8 @@ def ingest(
             "`pplog summarize`, or ingest on the machine that writes the logs"
         )
         raise OptionError(msg)
-    layout = Layout(Path(dataset))
-    layout.root.mkdir(parents=True, exist_ok=True)
-    hit = _Fault(fault)
+    layout = Layout(_dataset_dir(dataset))
+    hit = _Fault(os.environ.get(FAULT_ENV))
     result = IngestResult()
     report = on_problem or (lambda _m: None)
     with locked(layout):
@@ -192,9 +222,6 @@ def ingest(
         state = recover(layout)
         hit("after_recovery")
         run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:8]
-        if isinstance(paths, str | os.PathLike):
-            paths = [os.fspath(paths)]
-        paths = [os.fspath(p) for p in paths]
         seen, unmatched = identity.watched(paths)
         cands, duplicates, problems = identity.discover(paths)
         cands, duplicates = identity.restore_own_files(

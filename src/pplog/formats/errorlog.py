@@ -209,9 +209,8 @@ def error_log_sources(
     paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
 ) -> list[Source]:
     """The inputs; only regular files and stdin: a device never ends."""
-    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-    for item in items:
-        text = os.fspath(item)
+    items = sources.path_list(paths, "error_log")
+    for text in items:
         path = Path(text)
         if text != sources.STDIN and path.exists() and not path.is_file():
             kind = "a directory" if path.is_dir() else "not a regular file"

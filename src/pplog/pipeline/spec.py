@@ -10,13 +10,13 @@ the same value the command line built.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pplog.clientip import ProxyPolicy
-from pplog.errors import OptionError
+from pplog.errors import OptionError, described
 from pplog.formats import LogFormat
 from pplog.pipeline.filters import Filters
 
@@ -64,8 +64,19 @@ class LogSpec:
     exclude_bots: bool = False
 
     def __post_init__(self) -> None:
+        _check_types(self)
         if self.log_format is not None and self.nginx_conf is not None:
             msg = "give either a log format string or an nginx configuration, not both"
+            raise OptionError(msg)
+        realip = [
+            name
+            for name in ("trusted", "real_ip_header", "recursive")
+            if getattr(self, name) is not None
+        ]
+        if self.policy is not None and realip:
+            # the policy holds them: one would be silently dropped
+            names = ", ".join(f"`{n}`" for n in realip)
+            msg = f"give `policy` or {names}, not both"
             raise OptionError(msg)
 
     @classmethod
@@ -94,8 +105,8 @@ class LogSpec:
         Filters are parsed here (``--since 1h`` is fixed to a point in time
         once), so every worker of a run filters the same window.
         """
-        if isinstance(trusted, str):
-            trusted = [trusted]
+        if isinstance(trusted, str | bytes) or not isinstance(trusted, Iterable | None):
+            trusted = [trusted]  # one range, or refused
         if isinstance(geoip, str | os.PathLike):
             geoip = [geoip]
         return cls(
@@ -129,6 +140,12 @@ class LogSpec:
         }
         if spec is None:
             return cls.build(**given)
+        if not isinstance(spec, LogSpec):
+            msg = (
+                f"`spec` is a `LogSpec`, not {described(spec)}; pass the format and "
+                "the other settings as keywords instead (`format=`, `trusted=`, ...)"
+            )
+            raise OptionError(msg)
         if given:
             names = ", ".join(f"`{k}`" for k in sorted(given))
             msg = f"give `spec` or {names}, not both"
@@ -201,3 +218,34 @@ _DEFAULTS: dict[str, Any] = {
     f.name: f.default for f in fields(LogSpec) if f.name not in ("filters",)
 } | dict.fromkeys(FILTER_KEYWORDS)
 _DEFAULTS["format"] = "auto"
+
+
+def _check_types(spec: LogSpec) -> None:
+    """Refuse settings of the wrong type from a notebook with a message
+    naming them, before they fail deep inside a read."""
+    texts = ("log_format", "nginx_conf", "log_format_name", "real_ip_header")
+    for name in texts:
+        value = getattr(spec, name)
+        if value is not None and not isinstance(value, str):
+            msg = f"`{name}` is text, not {described(value)}"
+            raise OptionError(msg)
+    if spec.format is not None and not isinstance(spec.format, str | LogFormat):
+        shown = described(spec.format)
+        msg = f"`format` is a preset name, `auto` or a `LogFormat`, not {shown}"
+        raise OptionError(msg)
+    for value in spec.trusted or ():
+        if not isinstance(value, str):
+            msg = (
+                "`trusted` takes addresses and CIDR ranges as text "
+                f'(`"10.0.0.0/8"`), not {described(value)}'
+            )
+            raise OptionError(msg)
+    if spec.recursive is not None and not isinstance(spec.recursive, bool):
+        msg = f"`recursive` is True or False, not {described(spec.recursive)}"
+        raise OptionError(msg)
+    if spec.policy is not None and not isinstance(spec.policy, ProxyPolicy):
+        msg = (
+            f"`policy` is a `ProxyPolicy`, not {described(spec.policy)}; for trusted "
+            "ranges pass `trusted=[...]`"
+        )
+        raise OptionError(msg)

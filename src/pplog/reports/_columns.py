@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import polars as pl
 
-from pplog.schema import BODY_BYTES_SENT, BYTES_SENT, REQUEST_TIME
+from pplog.schema import (
+    BODY_BYTES_SENT,
+    BYTES_SENT,
+    REQUEST_TIME,
+    UPSTREAM_RESPONSE_TIME,
+)
 
 
 def bytes_column(columns: list[str]) -> pl.Expr:
@@ -24,9 +29,6 @@ def bytes_column(columns: list[str]) -> pl.Expr:
 def has_latency(columns: list[str]) -> bool:
     """True when the format logs `$request_time` (or an AWS equivalent)."""
     return REQUEST_TIME in columns
-
-
-UPSTREAM_RESPONSE_TIME = "upstream_response_time"
 
 
 def latency_columns(columns: list[str]) -> list[str]:

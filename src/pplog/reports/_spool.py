@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import polars as pl
 
 from pplog._text import escape_json_expr
 from pplog.clientip import FORWARDED_BY_UNTRUSTED, HEADERS, PAIR_KEY, REALIP_PREFIX
-from pplog.errors import ReportError
-from pplog.reports._columns import UPSTREAM_RESPONSE_TIME
+from pplog.errors import PplogError, ReportError, SourceError
 from pplog.reports.breakdowns import HOST_COLUMNS
 from pplog.schema import (
     BODY_BYTES_SENT,
@@ -31,6 +32,7 @@ from pplog.schema import (
     SOURCE,
     STATUS,
     TIME,
+    UPSTREAM_RESPONSE_TIME,
 )
 
 
@@ -204,8 +206,19 @@ def spooled(
     return pl.scan_parquet(path, glob=False)
 
 
-def unwritable(exc: OSError) -> ReportError:
+# how polars names the file of an OS error: `No such file or directory (os error 2): /x`
+_NAMED = re.compile(r"^(.*?) \(os error \d+\): (.+)$", re.DOTALL)
+
+
+def unwritable(exc: OSError) -> PplogError:
     """The summary's one-line error for a temporary file it cannot write
-    (the spool, the map's scratch files)."""
-    msg = f"cannot write a temporary file for the summary: {exc.strerror or exc}"
+    (the spool, the map's scratch files, in a ``pplog-`` directory); or,
+    when the error names another file, for the input that could not be read
+    while spooling (a lazy frame whose log was rotated away since)."""
+    named = _NAMED.match(str(exc))
+    reason, path = named.groups() if named else (exc.strerror, exc.filename)
+    if path is not None and f"{os.sep}pplog-" not in os.fsdecode(path):
+        msg = f"cannot read `{os.fsdecode(path)}`: {reason or exc}"
+        return SourceError(msg)
+    msg = f"cannot write a temporary file for the summary: {reason or exc}"
     return ReportError(msg)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,11 +17,25 @@ from pplog.enrich.geo import (
     default_database_paths,
     open_databases,
 )
-from pplog.errors import OptionError, SourceError
+from pplog.errors import OptionError, SourceError, described
 from pplog.pipeline import LogSpec, PplogWarning
+from pplog.reports.breakdowns import HOST_COLUMNS
 from pplog.reports.mapping import MapSettings
 from pplog.reports.overview import checked_ranges
-from pplog.schema import CLIENT_IP, PATH, RAW, REJECT_REASON, STATUS, TIME
+from pplog.schema import (
+    BODY_BYTES_SENT,
+    BYTES_SENT,
+    CLIENT_IP,
+    HTTP_REFERER,
+    HTTP_USER_AGENT,
+    PATH,
+    RAW,
+    REJECT_REASON,
+    REQUEST_TIME,
+    STATUS,
+    TIME,
+    UPSTREAM_RESPONSE_TIME,
+)
 
 Frame = TypeVar("Frame", pl.LazyFrame, pl.DataFrame)
 
@@ -37,6 +51,18 @@ def map_settings(
         keep_health_checks=bool(spec.filters.client),
         ranks=ranks,
     )
+
+
+def check_count(name: str, value: object, least: int, most: int = 2**31) -> int:
+    """`value` as a whole number from `least` to `most`, or an `OptionError`
+    naming the argument (a notebook's ``top="5"`` or ``top=2**40``)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        msg = f"`{name}` is a whole number, not {described(value)}"
+        raise OptionError(msg)
+    if not least <= value <= most:
+        msg = f"`{name}` must be from {least} to {most}, not {value}"
+        raise OptionError(msg)
+    return value
 
 
 def warn(name: str, message: str) -> None:
@@ -86,7 +112,43 @@ def as_rows(lf: Frame) -> Frame:
     elif dtype is not None and not isinstance(dtype, pl.Datetime):
         msg = f"the frame's `time` column is {dtype}, not a datetime"
         raise OptionError(msg)
+    check_columns(schema)
     return lf
+
+
+def check_columns(schema: pl.Schema) -> None:
+    """Refuse a user's frame whose columns the tables compute with are of
+    another kind than `read_log` gives (a frame read back from CSV): one
+    message naming the column, not a polars error from inside a table."""
+    for column, kind, fits in _KINDS:
+        dtype = schema.get(column)
+        if dtype is not None and dtype != pl.Null and not fits(dtype):
+            msg = (
+                f"the frame's `{column}` column is {dtype}, not {kind} (as "
+                f"`read_log` gives it): cast it, e.g. `pl.col({column!r}).cast(...)`"
+            )
+            raise OptionError(msg)
+
+
+def _number_or_list(dtype: pl.DataType) -> bool:
+    inner = dtype.inner if isinstance(dtype, pl.List) else dtype
+    return inner is not None and (inner == pl.Null or inner.is_numeric())
+
+
+def _text(dtype: pl.DataType) -> bool:
+    return dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)
+
+
+# The columns the tables compute with, and what each must be
+_KINDS: tuple[tuple[str, str, Callable[[pl.DataType], bool]], ...] = (
+    (STATUS, "an integer", lambda t: t.is_integer()),
+    (BODY_BYTES_SENT, "an integer", lambda t: t.is_integer()),
+    (BYTES_SENT, "an integer", lambda t: t.is_integer()),
+    (REQUEST_TIME, "a number", lambda t: t.is_numeric()),
+    (UPSTREAM_RESPONSE_TIME, "a number or a list of them", _number_or_list),
+    *((c, "text", _text) for c in (CLIENT_IP, PATH, HTTP_USER_AGENT, HTTP_REFERER)),
+    *((c, "text", _text) for c in (*HOST_COLUMNS, REJECT_REASON, RAW)),
+)
 
 
 def check_filters(spec: LogSpec, logged: list[str], *, every: bool = False) -> None:

@@ -12,10 +12,10 @@ import polars as pl
 
 from pplog import sources, tasks
 from pplog.clientip import ProxyPolicy
-from pplog.errors import OptionError
+from pplog.errors import OptionError, described
 from pplog.pipeline import LogSpec, PathArg, open_log
 from pplog.pipeline.detect import FileGroup, is_error_log
-from pplog.run._common import nothing_read, warn
+from pplog.run._common import check_columns, nothing_read, warn
 from pplog.run.dataset import dataset_dir, dataset_spec
 from pplog.schema import RAW
 
@@ -104,6 +104,7 @@ def diagnose(
     access_names: list[str] = []  # the access logs read from paths
     dataset = None
     if isinstance(source, pl.LazyFrame | pl.DataFrame):
+        check_columns(source.collect_schema())
         rows = source
     elif (dataset := dataset_dir(source)) is not None:
         try:
@@ -197,6 +198,14 @@ def _error_entries(
     (`found`), each file once; and the names of the files they come from."""
     from pplog.formats.errorlog import error_log_sources, iter_error_sources
 
+    if not _are_paths(error_log) and not isinstance(
+        error_log, pl.DataFrame | Iterable | None
+    ):
+        msg = (
+            "`error_log` takes paths, a frame from `read_error_log` or batches "
+            f"of them, not {described(error_log)}"
+        )
+        raise OptionError(msg)
     if _are_paths(error_log):
         given = error_log_sources(error_log)  # type: ignore[arg-type]
         named = {_file(s) for s in given}
@@ -219,10 +228,10 @@ def _file(src: Source) -> str:
 
 def _are_paths(value: object) -> bool:
     """True for a path, or a non-empty list of them (not frames of entries)."""
-    if isinstance(value, str | os.PathLike):
+    if isinstance(value, str | bytes | os.PathLike):
         return True
     return (
         isinstance(value, list | tuple)
         and bool(value)
-        and all(isinstance(v, str | os.PathLike) for v in value)
+        and all(isinstance(v, str | bytes | os.PathLike) for v in value)
     )

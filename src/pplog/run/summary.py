@@ -34,6 +34,7 @@ from pplog.reports.summary import Summary
 from pplog.reports.timeline import interval_seconds
 from pplog.run._common import (
     as_rows,
+    check_count,
     check_filters,
     geo_databases,
     map_settings,
@@ -182,15 +183,11 @@ def summarize(
     >>> errors.overview["status_2xx"].item()
     0
     """
-    if top < 0:
-        msg = f"`top` must be 0 (all rows) or more, not {top}"
-        raise OptionError(msg)
+    check_count("top", top, 0)  # 0: every row
     if by not in BY:
         msg = f"`by` is `path` or `route`, not `{by}`"
         raise OptionError(msg)
-    if not isinstance(jobs, int) or jobs < 1:
-        msg = f"`jobs` must be 1 or more, not {jobs}"
-        raise OptionError(msg)
+    check_count("jobs", jobs, 1)
     if cluster is not None and rejects is not None:
         msg = (
             "`rejects` cannot be written from a cluster run (the rejected lines "

@@ -9,12 +9,12 @@ import os
 import re
 import shlex
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
 
 from pplog._text import valid_text
-from pplog.errors import SourceError
+from pplog.errors import OptionError, SourceError, described
 from pplog.sources._urls import expand_url, is_url
 
 STDIN = "-"
@@ -195,11 +195,8 @@ def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
         When a path or object does not exist, a glob, directory or prefix
         matches no file, or a URL's fsspec backend is missing or fails.
     """
-    if isinstance(paths, str | os.PathLike):
-        paths = [paths]
     out: list[Source] = []
-    for raw in paths:
-        text = os.fspath(raw)
+    for text in path_list(paths):
         if not text.strip():
             msg = "an empty path was given; pass a log file, a glob, a directory or `-`"
             raise SourceError(msg)
@@ -244,6 +241,44 @@ def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
         msg = "no input given; pass a log file, a glob, a directory or `-` for stdin"
         raise SourceError(msg)
     return _once(out)
+
+
+def path_list(paths: object, name: str = "source") -> list[str]:
+    """`paths` (one path or an iterable of them: text, bytes or `PathLike`)
+    as a list of text, or an `OptionError` naming argument `name`.
+
+    A notebook passes what it has at hand: ``b"/var/log/x.log"`` is a path
+    (not 16 numbers), a pandas frame is not a list of paths (its column
+    names would be taken for files), ``None`` is no input.
+    """
+    if hasattr(paths, "__arrow_c_stream__") or hasattr(paths, "__dataframe__"):
+        kind = f"{type(paths).__module__.partition('.')[0]}.{type(paths).__name__}"
+        msg = f"`{name}` takes paths, globs or directories, not a {kind}"
+        if not kind.startswith("polars."):
+            msg = (
+                f"`{name}` is a {kind}: pplog's tables read polars frames; convert "
+                "it with `pl.from_pandas(...)` or `pl.from_arrow(...)` (with the "
+                "columns `read_log` gives)"
+            )
+        raise OptionError(msg)
+    if isinstance(paths, str | bytes | os.PathLike):
+        paths = [paths]
+    elif not isinstance(paths, Iterable):
+        msg = (
+            f"`{name}` takes paths, globs or directories (text or `Path`), "
+            f"not {described(paths)}"
+        )
+        raise OptionError(msg)
+    out = []
+    for raw in paths:
+        if not isinstance(raw, str | bytes | os.PathLike):
+            msg = (
+                f"`{name}` takes paths, globs or directories (text or `Path`), "
+                f"not {described(raw)}"
+            )
+            raise OptionError(msg)
+        out.append(os.fsdecode(raw))
+    return out
 
 
 def is_dataset_dir(path: Path) -> bool:
