@@ -514,6 +514,7 @@ def test_an_input_a_worker_cannot_open_stops_the_run(
         assert [name for name, _ in partial.problems(warnings=True)] == ["gone.log"]
 
 
+@pytest.mark.slow  # 13 s: a worker killed and the run retried on another
 def test_a_worker_killed_mid_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -851,6 +851,7 @@ def _ingested(
     return frame("requests"), frame("rejects"), checkpoints
 
 
+@pytest.mark.slow  # 9 s of examples
 @given(
     lines=st.lists(st.sampled_from(range(len(_INGEST_LINES))), max_size=14),
     cut=st.floats(0, 1),
@@ -1009,6 +1010,7 @@ def _forwarded_for(draw: st.DrawFn) -> str:
     return text
 
 
+@pytest.mark.slow  # 13 s of examples; test_ipaddr's C address checks stay
 @given(
     lines=st.lists(st.tuples(st.sampled_from(_PEERS), _forwarded_for()), max_size=30),
     trusted=st.one_of(
@@ -1154,6 +1156,7 @@ def test_the_spool_keeps_the_header_of_the_rows_the_c_split_left(
     assert "".join(chunks(summarize(log, format="main", top=0))) == got
 
 
+@pytest.mark.slow  # 9 s of examples
 @given(
     lines=st.lists(st.tuples(st.sampled_from(_PEERS), _forwarded_for()), max_size=30),
     recursive=st.booleans(),

@@ -188,7 +188,10 @@ def test_run_inside_copytruncate_window(
     assert_exactly_once(ds, writer.expected)
 
 
-@pytest.mark.parametrize("runs_in_window", [1, 3, 12])
+@pytest.mark.parametrize(
+    "runs_in_window",
+    [1, 3, pytest.param(12, marks=pytest.mark.slow)],  # 12 runs: 11 s each
+)
 @pytest.mark.parametrize("compress", [False, True])
 def test_a_run_reading_past_the_copy_does_not_read_the_copy_again(
     writer: LogWriter, ds: Path, runs_in_window: int, compress: bool
@@ -1267,6 +1270,7 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
     return proc.returncode == 0
 
 
+@pytest.mark.slow  # 10 s; the disk-full limits of test_ingest_faults stay in the default run
 def test_disk_full_tmpfs(writer: LogWriter, ds: Path) -> None:
     """§6 row 13: the dataset on a 2 MiB tmpfs fills up: exit 1, one `Error:`
     line, no partial file published; after the disk grows, exactly once."""

@@ -62,6 +62,7 @@ def _summary(*paths: str, top: int = 0) -> dict:
     return doc
 
 
+@pytest.mark.slow  # 10 s: 3,000 files
 def test_many_small_files_are_read_as_one_input_with_the_same_tables(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -332,6 +332,7 @@ def mapped(frame: pl.DataFrame, map_settings: MapSettings) -> Partial:
 # -- merge properties ------------------------------------------------------------
 
 
+@pytest.mark.slow  # 11 s of examples; byte ranges mapped apart stay in default
 @FAST
 @given(
     seed=SEEDS,
