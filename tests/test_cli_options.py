@@ -192,7 +192,7 @@ def test_config_keys_are_the_options_defaults(
     result = runner.invoke(cli, ["ingest", "--config", str(config)])
     assert result.exit_code == 0, result.output
     (call,) = calls
-    assert call["args"] == ([str(logs / "access.log")], logs / "ds")
+    assert call["args"] == ([str(logs / "access.log")], str(logs / "ds"))
     assert call["spec"] == LogSpec.build(
         format="elb_log", trusted=["192.0.2.0/24"], recursive=False
     )

@@ -78,6 +78,19 @@ def test_missing_paths_or_dataset(runner: CliRunner, logs: Path) -> None:
     assert no_dataset.exit_code == 2 and "--dataset" in no_dataset.output
 
 
+def test_an_empty_dataset_is_bad_usage_not_the_working_directory(
+    tmp_path: Path, logs: Path
+) -> None:
+    """``--dataset ''`` became ``Path("") == Path(".")``: the dataset was
+    written into the working directory and the run exited 0."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    done = run_pplog("ingest", str(logs / "access.log"), "--dataset", "", cwd=cwd)
+    assert done.returncode == 2, done.stderr
+    assert "give --dataset DIR" in done.stderr
+    assert list(cwd.iterdir()) == []
+
+
 def test_cli_flags_override_the_config(runner: CliRunner, logs: Path) -> None:
     config = logs / "pplog.toml"
     config.write_text(f'paths = ["{logs}/nothing*"]\ndataset = "{logs}/other"\n')

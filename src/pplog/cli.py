@@ -664,7 +664,7 @@ def _load_config(
 @click.argument("paths", nargs=-1, metavar="[PATH]...")
 @click.option(
     "--dataset",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(file_okay=False),  # text: Path("") would be "."
     help="The dataset directory (created on first use).",
 )
 @click.option(
@@ -699,7 +699,7 @@ def _load_config(
 @click.option("-v", "--verbose", is_flag=True, help="Print one summary line.")
 def ingest_cmd(
     paths: tuple[str, ...],
-    dataset: Path | None,
+    dataset: str | None,
     spec: LogSpec,
     final_grace: float | None,
     final: bool,
