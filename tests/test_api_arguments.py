@@ -229,6 +229,17 @@ def test_scan_dataset_takes_times_as_text(tmp_path: Path) -> None:
     )
 
 
+def test_a_dataset_named_by_bytes_is_the_dataset(tmp_path: Path) -> None:
+    """A dataset named as bytes is summarized as one, not listed as a
+    directory of logs (``is a pplog dataset ... not a directory of logs``)."""
+    ds = tmp_path / "ds"
+    pplog.ingest([str(SAMPLES / "elb-access.log")], ds)
+    by_text = pplog.summarize(ds, top=0)
+    by_bytes = pplog.summarize(os.fsencode(ds), top=0)
+    assert by_bytes.overview["requests"].item() == 3000
+    assert by_bytes.clients.equals(by_text.clients)
+
+
 def test_a_lazy_frame_whose_log_is_gone_names_the_log(tmp_path: Path) -> None:
     """A `scan_log` frame summarized after its file was rotated away: the
     error blamed pplog's temporary file ("cannot write a temporary file")."""

@@ -342,8 +342,8 @@ def dataset_dir(source: object) -> Path | None:
 
     if isinstance(source, list | tuple) and len(source) == 1:
         source = source[0]
-    if isinstance(source, str | os.PathLike) and os.fspath(source) != "-":
-        path = Path(source)
+    if isinstance(source, str | bytes | os.PathLike) and os.fsdecode(source) != "-":
+        path = Path(os.fsdecode(source))
         if path.is_dir() and is_dataset(path):
             return path
     return None
