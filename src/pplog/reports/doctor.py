@@ -39,6 +39,10 @@ Access-log codes (rows that parsed; rejected lines are never counted):
     `proxy_protocol_addr` not null, empty or ``-``): the header came from a
     peer that is not trusted, so it was ignored.
 
+``no-lines-parsed`` (error)
+    Access-log lines were read but none fitted the log format (a wrong
+    ``--format`` or ``--log-format``): nothing else could be diagnosed.
+
 "Other rows" are parsed rows that match none of the four request signatures;
 a row counts once among those four and is never also counted as missing or
 balancer-attributed (with `elb_log` every PROXY-header 400 has no client).
