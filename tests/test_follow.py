@@ -437,6 +437,101 @@ def test_a_file_replaced_by_something_unreadable_is_one_problem(
     nginx.close()
 
 
+def _denied(monkeypatch: pytest.MonkeyPatch, call: str, paths: set[str]) -> None:
+    """`os.<call>` refuses the names in `paths` (or below them) while the set
+    holds them, as for a user without permission (tests run as root, whom
+    `chmod 000` does not stop)."""
+    real = getattr(os, call)
+
+    def guarded(path: object, *args: object, **kwargs: object) -> object:
+        name = os.fsdecode(path)  # type: ignore[arg-type]
+        if any(name == p or name.startswith(p + "/") for p in paths):
+            raise PermissionError(13, "Permission denied", name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, call, guarded)
+
+
+def test_a_file_it_may_not_open_yet_is_followed_once_it_may(
+    log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log made unreadable by a rotation's `create 000` (then a chmod): it
+    was never tried again, and every line written to it was lost."""
+    nginx = Nginx(log)
+    nginx.lines("before the start")
+    denied = {str(log)}
+    _denied(monkeypatch, "open", denied)
+    problems: list[tuple[str, str]] = []
+    with Follower([str(log)], on_problem=lambda *p: problems.append(p)) as f:
+        nginx.lines("first")
+        assert f.poll() == []
+        nginx.lines("second")
+        assert f.poll() == []
+        assert problems == [(str(log), "cannot open: Permission denied")]  # once
+        denied.clear()
+        nginx.lines("third")
+        # from where the file ended when following began, as if it had opened
+        assert texts(f.poll()) == ["first", "second", "third"]
+        assert [r[1] for r in rows(f.poll(final=True))] == []
+        assert f.files()[0]["line"] == 5
+    nginx.close()
+
+
+def test_a_directory_it_may_not_search_for_a_moment_is_followed_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`chmod 000 logs` for a moment: listing it raised out of `poll` (`pplog
+    top` exited 1 with no last object), and the live file was taken for
+    rotated away."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    nginx = Nginx(logs / "a.log")
+    clock = Clock()
+    problems: list[tuple[str, str]] = []
+    with Follower(
+        [str(logs)], grace=1, clock=clock, on_problem=lambda *p: problems.append(p)
+    ) as f:
+        nginx.lines("one")
+        assert texts(f.poll()) == ["one"]
+        blocked = {str(logs)}
+        _denied(monkeypatch, "stat", blocked)
+        _denied(monkeypatch, "scandir", blocked)
+        nginx.lines("two")
+        assert texts(f.poll()) == ["two"]  # through its descriptor
+        clock.now += 5  # past the grace a renamed-away file gets
+        nginx.lines("three")
+        assert texts(f.poll()) == ["three"]
+        said = {message.split(":")[0] for _, message in problems}
+        assert said == {"cannot list", "cannot follow"}, problems
+        assert len(problems) == 2  # each said once
+        blocked.clear()
+        nginx.lines("four")
+        assert texts(f.poll()) == ["four"]
+        assert [file["state"] for file in f.files()] == ["live"]
+    nginx.close()
+
+
+def test_a_compressed_file_named_to_follow_is_said_not_followed(
+    tmp_path: Path,
+) -> None:
+    """`pplog top access.log.2.gz` followed nothing and said nothing."""
+    named = tmp_path / "access.log.2.gz"
+    named.write_bytes(gzip.compress(b"a line\n"))
+    content = tmp_path / "plain-name.log"  # compressed, by its content
+    content.write_bytes(named.read_bytes())
+    problems: list[tuple[str, str]] = []
+    with Follower(
+        [str(named), str(content)], on_problem=lambda *p: problems.append(p)
+    ) as f:
+        assert f.poll() == []
+    assert sorted(name for name, _ in problems) == [str(named), str(content)]
+    assert all("not followed: compressed" in message for _, message in problems)
+    problems.clear()
+    with Follower([str(tmp_path)], on_problem=lambda *p: problems.append(p)) as f:
+        f.poll()
+    assert problems == []  # rotations in a directory are expected there
+
+
 def test_a_binary_file_is_one_problem(tmp_path: Path) -> None:
     problems: list[tuple[str, str]] = []
     with Follower([str(tmp_path / "*")], on_problem=lambda *p: problems.append(p)) as f:

@@ -259,6 +259,55 @@ def test_links_a_directory_holds_to_no_log_are_said_and_never_read(
     assert pplog.scan_dataset(tmp_path / "ds").collect().height == lines
 
 
+def test_the_file_its_output_is_redirected_to_is_not_read(tmp_path: Path) -> None:
+    """``pplog top logs/ --to jsonl > logs/top.jsonl``: top read its own JSON
+    lines back as a log (11 rejects of 21 lines, a "no preset fits"
+    warning); `summarize` listed its output as an input too."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    shutil.copy(SAMPLE, logs / "access.log")
+    lines = SAMPLE.read_bytes().count(b"\n")
+    for command, name in (
+        (["summarize", "logs", "--to", "json"], "summary.json"),
+        (
+            [
+                "top",
+                "logs",
+                "--to",
+                "jsonl",
+                "--since",
+                "2000-01-01",
+                "--duration",
+                "1",
+            ],
+            "t",
+        ),
+    ):
+        out = logs / name
+        with out.open("w") as stdout:
+            proc = subprocess.run(
+                [sys.executable, "-m", "pplog", *command],
+                stdout=stdout,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=tmp_path,
+                timeout=120,
+                check=False,
+            )
+        assert proc.returncode == 0, proc.stderr
+        assert _warnings(proc.stderr) == [
+            f"pplog: warning: logs/{name}: skipped: pplog's own output (its stdout or "
+            "stderr is written there)"
+        ]
+        last = out.read_text(encoding="utf-8").strip().splitlines()[-1]
+        overview = json.loads(last if command[0] == "top" else out.read_text())
+        overview = overview["overview"]
+        if command[0] == "top":  # summarize names every input, skipped or not
+            assert overview["sources"] == ["logs/access.log"]
+        assert (overview["lines"], overview["rejected"]) == (lines, 0), command
+        out.unlink()
+
+
 def test_a_directory_that_cannot_be_listed_is_named_itself(tmp_path: Path) -> None:
     """It was named by a path inside it (`locked/_pplog`, where pplog looks
     for a dataset), which the user never gave and which does not exist."""

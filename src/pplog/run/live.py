@@ -157,7 +157,7 @@ class Live:
         self.warnings: list[str] = []
         since = self.spec.filters.since
         self.started = clock()
-        self.paths = list(paths)
+        self.paths = sources.path_list(paths, "paths")
         _check_matches(self.paths)
         self.follower = follower or Follower(
             self.paths,
@@ -691,6 +691,9 @@ def _check_matches(paths: Sequence[str]) -> None:
     """At least one pattern names a file now (a glob may match more later)."""
     if not paths:
         msg = "give at least one log file or glob to follow"
+        raise OptionError(msg)
+    if any(not p.strip() for p in paths):  # Path("") is the working directory
+        msg = "an empty path was given; pass a log file, a glob or a directory"
         raise OptionError(msg)
     if any(p == "-" for p in paths):
         msg = (

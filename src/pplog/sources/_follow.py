@@ -254,7 +254,12 @@ class Follower:
         self._marks: dict[str, deque[_Mark]] = {}  # past files per rotation set
         self._sets: dict[str, list[_File]] = {}  # followed files by set (`_discover`)
         self._reported: dict[str, str] = {}  # the last problem said per name
+        # files that could not be opened (no permission yet): tried again at
+        # each poll, with the offset to start at once they open
+        self._unopened: dict[str, tuple[_Id, int]] = {}
+        self._unlisted: set[str] = set()  # patterns the last listing could not read
         self._open_fds = 0  # descriptors of followed files, at most `_fd_limit`
+        self._failed_open = False  # the last `_open` was refused by the system
         self._fd_limit = _fd_budget()
         self._fds_said = False  # the limit was met and said so
         self._seq = 0
@@ -341,8 +346,18 @@ class Follower:
 
     def _list(self) -> list[tuple[str, bool]]:
         found: dict[str, bool] = {}
+        self._unlisted = set()
         for pattern in self._patterns:
-            for name, named in pattern_paths(pattern):
+            try:
+                paths = pattern_paths(pattern)
+            except OSError as exc:
+                # a directory without search permission for a moment (a
+                # deploy's chmod): said, and listed again at the next poll;
+                # the files already followed are read through their descriptors
+                self._problem(pattern, f"cannot list: {describe(exc)}")
+                self._unlisted.add(pattern)
+                continue
+            for name, named in paths:
                 found[name] = found.get(name, False) or named
         return sorted(found.items(), key=lambda item: rotation_key(item[0]))
 
@@ -452,6 +467,7 @@ class Follower:
         # at the start the newest first: a copytruncate copy next to its not
         # yet truncated original is the copy, not the original
         order = reversed(listed) if begin else iter(listed)
+        unreadable: set[str] = set()  # names that could not be stat'ed now
         for name, named in order:
             try:
                 st = os.stat(_fspath(name))  # noqa: PTH116 - see _fspath
@@ -459,10 +475,15 @@ class Follower:
                 continue  # vanished between listing and now
             except OSError as exc:
                 self._problem(name, f"cannot open: {describe(exc)}")
+                unreadable.add(name)
                 continue
             ident = (st.st_dev, st.st_ino)
             seen[name] = ident
-            if name in following or self._seen.get(name) == ident or ident in known:
+            waiting = self._unopened.get(name)
+            retry = waiting is not None and waiting[0] == ident
+            if not retry and (
+                name in following or self._seen.get(name) == ident or ident in known
+            ):
                 continue
             known.add(ident)
             if not stat.S_ISREG(st.st_mode):
@@ -470,29 +491,38 @@ class Follower:
                     self._problem(name, _NOT_A_FILE)
                 continue
             if _compressed_name(name):
+                if named:  # else a rotation in a directory or glob: expected
+                    self._problem(name, _COMPRESSED)
                 continue  # a compressed rotation: old content (`since` reads it)
             if (why := not_a_log(Path(name))) is not None:
                 self._problem(name, why)  # /dev/stdout: top's own output
                 continue
+            # where it starts once open: a file found at the start is
+            # followed from its end (or from `since`), later ones from 0
+            start_here = begin and not (
+                not start_at_end and (since is None or st.st_mtime >= since)
+            )
+            start = waiting[1] if retry and waiting is not None else None
+            if start is None:
+                start = st.st_size if start_here else 0
+            self._unopened.pop(name, None)
             opened = self._open(name, st, named=named)
             if opened is None:
                 if self._at_fd_limit():  # not judged: tried again once there is room
                     del seen[name]
                     known.discard(ident)
+                elif self._failed_open:  # no permission yet: tried at each poll
+                    self._unopened[name] = (ident, start)
                 continue
             f = opened
-            if begin:
-                from_start = not start_at_end and (
-                    since is None or st.st_mtime >= since
-                )
-                if not from_start:
-                    self._start_at_end(f)
+            if start:
+                self._start_at_end(f, min(start, f.size))
             self._files.append(f)
             self._sets.setdefault(rotation_key(f.name)[0], []).append(f)
         self._seen = seen
-        self._reported = {
-            k: v for k, v in self._reported.items() if k in seen or k in following
-        }
+        self._unopened = {k: v for k, v in self._unopened.items() if k in seen}
+        said = seen.keys() | following | unreadable | self._unlisted
+        self._reported = {k: v for k, v in self._reported.items() if k in said}
         bases = {rotation_key(n)[0] for n in seen} | {
             rotation_key(f.name)[0] for f in self._files
         }
@@ -511,12 +541,14 @@ class Follower:
                     " the limit to follow them",
                 )
             return None
+        self._failed_open = False
         try:
             fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
         except OSError as exc:
             self._problem(name, f"cannot open: {describe(exc)}")
+            self._failed_open = True
             return None
         self._open_fds += 1
         try:
@@ -537,9 +569,12 @@ class Follower:
             self._open_fds -= 1
             self._problem(name, f"cannot read: {describe(exc)}")
             return None
-        if copy or any(head.startswith(magic) for magic, _ in MAGIC):
+        compressed = any(head.startswith(magic) for magic, _ in MAGIC)
+        if copy or compressed:
             os.close(fd)  # a copytruncate copy, or a compressed rotation
             self._open_fds -= 1
+            if compressed and named and not copy:
+                self._problem(name, _COMPRESSED)
             return None
         self._seq += 1
         f = _File(
@@ -586,10 +621,11 @@ class Follower:
             yield _mark(f)
         yield from self._marks.get(base, ())
 
-    def _start_at_end(self, f: _File) -> None:
-        """Place `f` at the start of its last line, numbered as in the file."""
+    def _start_at_end(self, f: _File, size: int | None = None) -> None:
+        """Place `f` at the start of its last line (the line holding byte
+        `size`, by default its end), numbered as in the file."""
         try:
-            at = _line_start(f.fd, f.size)
+            at = _line_start(f.fd, f.size if size is None else size)
             line = _newlines(f.fd, at) + 1
             tail = os.pread(f.fd, min(at, TAIL_BYTES), at - min(at, TAIL_BYTES))
         except OSError as exc:
@@ -627,8 +663,9 @@ class Follower:
             except (FileNotFoundError, NotADirectoryError):
                 self._drain(f, vanished=True)
             except OSError as exc:
+                # no permission on its directory for now: not a rotation; the
+                # descriptor still reads it, and the name is checked again
                 self._problem(f.name, f"cannot follow: {describe(exc)}")
-                self._drain(f)
             else:
                 if (st.st_dev, st.st_ino) != f.ident:
                     if not stat.S_ISREG(st.st_mode):
@@ -820,4 +857,8 @@ def _fd_budget() -> int | None:
     return max(1, soft - FD_RESERVE)
 
 
+_COMPRESSED = (
+    "not followed: compressed, so nothing is written to it any more (`--since` "
+    "reads rotated files; `pplog summarize` reads it whole)"
+)
 _NOT_A_FILE = "not a regular file (a directory, a FIFO or a device); it is skipped"

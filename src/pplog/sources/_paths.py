@@ -336,13 +336,15 @@ _STREAMS = re.compile(r"^/(?:dev/(?:stdout|stderr|stdin|fd/)|proc/(?:self|\d+)/f
 
 
 def not_a_log(path: Path) -> str | None:
-    """Why a symbolic link is not read as a log: it leads back to itself, to
-    nothing, or to a process's standard stream (a container's `access.log
-    -> /dev/stdout`: the reader's own output); None for any other path."""
+    """Why a path is not read as a log: a symbolic link that leads back to
+    itself, to nothing, or to a process's standard stream (a container's
+    `access.log -> /dev/stdout`: the reader's own output), or the file this
+    process's stdout or stderr is redirected to (``pplog top logs/ > logs/top.jsonl``
+    would read what it writes); None for any other path."""
     try:
         target = str(path.readlink())
     except OSError:
-        return None  # not a link
+        return _own_output(path)  # not a link
     if _STREAMS.match(target):
         return (
             f"skipped: a link to {target}, not a log file (in a container, "
@@ -352,6 +354,27 @@ def not_a_log(path: Path) -> str | None:
         return "skipped: a symbolic link loop"
     if not path.exists():
         return f"skipped: a link to {target}, which does not exist"
+    return None
+
+
+def _own_output(path: Path) -> str | None:
+    """Why `path` is skipped when it is the file stdout or stderr writes to."""
+    own = set()
+    for fd in (1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):  # a terminal or a pipe is no file to list
+            own.add((st.st_dev, st.st_ino))
+    if not own:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    if (st.st_dev, st.st_ino) in own:
+        return "skipped: pplog's own output (its stdout or stderr is written there)"
     return None
 
 
