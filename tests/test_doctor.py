@@ -669,6 +669,42 @@ def test_error_log_findings(tmp_path: Path) -> None:
     assert findings[0].code == "plain-request-on-proxy-listener"
 
 
+def test_an_entry_without_its_client_counts_no_address(tmp_path: Path) -> None:
+    """An entry cut before `client:` (nginx's 1 MiB line, a hand-written
+    line) was counted as one more address ("from 2 addresses")."""
+    data = (
+        f'{ET} [error] 31#31: *1 broken header: "GET / HTTP/1.1" {CTX}\n'
+        f'{ET} [error] 31#31: *2 broken header: "GET / HTTP/1.1" {CTX}\n'
+        f'{ET} [error] 31#31: *3 broken header: "GET / HTTP/1.1"\n'
+    ).encode()
+    (plain,) = diagnose(None, read_error_log(_write(tmp_path, data)))
+    assert plain.count == 3
+    assert "3 connections to a `proxy_protocol` listener from 1 address" in (
+        plain.message
+    )
+
+
+def test_an_access_log_given_as_the_error_log_is_said(tmp_path: Path) -> None:
+    """`--error-log access.log` (arguments swapped) said "No ... problems
+    found" and exited 0, with nothing on stderr; an empty error log (a
+    healthy server's) is no warning."""
+    empty = tmp_path / "error.log"
+    empty.write_bytes(b"")
+    runner = CliRunner()
+    swapped = runner.invoke(
+        cli, ["doctor", "--error-log", str(SAMPLES / "elb-access.log")]
+    )
+    assert swapped.exit_code == 0, swapped.output
+    assert (
+        f"pplog: warning: {SAMPLES / 'elb-access.log'}: no nginx error-log entries"
+        in swapped.stderr
+    )
+    assert "an access log is given as PATH" in swapped.stderr
+    quiet = runner.invoke(cli, ["doctor", "--error-log", str(empty)])
+    assert quiet.exit_code == 0, quiet.output
+    assert quiet.stderr == ""
+
+
 # --------------------------------------------------------------------------------------
 # Real nginx and HAProxy
 

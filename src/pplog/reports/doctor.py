@@ -91,6 +91,7 @@ from pplog.schema import (
     REQUEST,
     SOURCE,
     STATUS,
+    TIME,
 )
 
 SEVERITIES = ("error", "warning", "info")
@@ -202,6 +203,9 @@ class Diagnosis:
     findings: list[Finding]
     lines: int  # access-log lines read, rejected ones included
     entries: int  # error-log entries read
+    # error-log text before any entry's `YYYY/MM/DD hh:mm:ss [level]`: with
+    # no entry at all, what was given is no error log (an access log?)
+    fragments: int = 0
 
 
 def diagnosis(
@@ -216,12 +220,12 @@ def diagnosis(
     policy = policy or ProxyPolicy()
     found: list[Finding] = []
     lines: tuple[int, int | None] = (0, None)
-    entries = 0
+    entries = fragments = 0
     if rows is not None:
         access, lines = _access_findings(rows.lazy(), policy, balancer_share)
         found += access
     if error_log is not None:
-        errors, entries = _error_findings(error_log)
+        errors, entries, fragments = _error_findings(error_log)
         found += errors
     read, parsed = lines
     if parsed is not None:
@@ -229,7 +233,7 @@ def diagnosis(
     found = [f for f in found if f.count > 0]
     rank = {s: i for i, s in enumerate(SEVERITIES)}
     found.sort(key=lambda f: (rank[f.severity], -f.count, f.code))
-    return Diagnosis(found, read, entries)
+    return Diagnosis(found, read, entries, fragments)
 
 
 def _nothing_parsed(lines: int, parsed: int) -> list[Finding]:
@@ -653,14 +657,18 @@ def _error_masks() -> dict[str, pl.Expr]:
 
 def _error_findings(
     entries: pl.DataFrame | Iterable[pl.DataFrame],
-) -> tuple[list[Finding], int]:
-    """The error-log findings, and the entries read."""
+) -> tuple[list[Finding], int, int]:
+    """The error-log findings, the entries read, and the entries without a
+    time (the lines before a file's first `YYYY/MM/DD hh:mm:ss [level]`,
+    kept as one entry: not counted as read)."""
     batches = [entries] if isinstance(entries, pl.DataFrame) else entries
     stats: dict[str, Any] = {}
-    clients: set[str | None] = set()
-    read = 0
+    clients: set[str] = set()
+    read = fragments = 0
     for batch in batches:  # counts add up; examples and clients are merged
-        read += batch.height
+        untimed = batch.get_column(TIME).null_count() if TIME in batch.columns else 0
+        read += batch.height - untimed
+        fragments += untimed
         part = _error_stats(batch)
         clients.update(part.pop("_clients"))
         for key, value in part.items():
@@ -669,7 +677,7 @@ def _error_findings(
             else:
                 stats[key] = stats.get(key, 0) + int(value)
     if not stats:
-        return [], read
+        return [], read, fragments
     stats["_clients"] = len(clients)
     texts = _error_texts(stats)
     found = [
@@ -677,7 +685,7 @@ def _error_findings(
         for code in _error_masks()
         if not code.startswith("_")
     ]
-    return found, read
+    return found, read, fragments
 
 
 def _error_stats(entries: pl.DataFrame) -> dict[str, Any]:
@@ -692,6 +700,7 @@ def _error_stats(entries: pl.DataFrame) -> dict[str, Any]:
     exprs.append(
         pl.col("client")
         .filter(masks[PLAIN_ON_PROXY])
+        .drop_nulls()  # an entry cut before its `client:` names no address
         .unique()
         .implode()
         .alias("_clients")
