@@ -246,3 +246,43 @@ def test_a_closed_stdout_ends_the_run_quietly(args: list[str]) -> None:
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 141, err
     assert err == b""
+
+
+def test_a_usage_error_quoting_an_argument_writes_no_control_bytes() -> None:
+    """A bad `--since` was echoed with its BEL and U+202E raw: a pasted or
+    scripted argument can carry what a terminal acts on, as log text can."""
+    done = subprocess.run(
+        [*PPLOG, "summarize", ELB, "--since", "10m\a\u202eX\x1b[2J"],
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert b"\a" not in done.stderr
+    assert b"\x1b" not in done.stderr
+    assert "\u202e".encode() not in done.stderr
+    assert b"`10m\\x07\\u202EX\\x1B[2J`" in done.stderr
+
+
+def test_a_time_before_the_year_1000_is_shown_in_four_digits() -> None:
+    """`--since 0001-01-01` was labelled `since 1-01-01 00:00:00 UTC`."""
+    from pplog.pipeline.filters import Filters
+
+    labels = Filters.parse(since="0001-01-01", until="0999-12-31T23:59:59Z").labels
+    assert labels == ("since 0001-01-01 00:00:00 UTC", "until 0999-12-31 23:59:59 UTC")
+
+
+def test_top_of_an_empty_path_is_bad_usage(tmp_path: Path) -> None:
+    """`pplog top ''` followed the working directory (`Path("")` is `.`),
+    its own output redirected there included."""
+    done = subprocess.run(
+        [*PPLOG, "top", "", "--to", "jsonl", "--duration", "1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "Error: an empty path was given; pass a log file, a glob or a directory"
+    )

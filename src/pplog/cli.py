@@ -909,7 +909,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except click.ClickException as exc:
         if isinstance(exc, click.UsageError):
-            exc.show()
+            # its message may quote an argument: shown inert, as log text is
+            safe = safe_text(exc.format_message())
+            click.UsageError(safe, ctx=exc.ctx).show()
         else:  # messages can quote file names and log text: keep them inert
             _stderr(f"Error: {safe_text(exc.format_message())}")
         sys.exit(exc.exit_code)

@@ -54,6 +54,12 @@ def parse_time(text: str | datetime, *, now: datetime | None = None) -> datetime
         raise OptionError(msg) from None
 
 
+def _shown(when: datetime) -> str:
+    """`when` as the tables show times; the year in four digits (strftime's
+    ``%Y`` writes the year 1 as ``1``)."""
+    return when.isoformat(sep=" ", timespec="seconds")[:19]
+
+
 def _parse_time(text: str, now: datetime | None) -> datetime:
     relative = _RELATIVE.match(text)
     if relative:
@@ -193,10 +199,7 @@ class Filters:
         start = parse_time(since, now=now) if since is not None else None
         end = parse_time(until, now=now) if until is not None else None
         if start is not None and end is not None and start >= end:
-            msg = (
-                f"--since ({start:%Y-%m-%d %H:%M:%S}) is not before "
-                f"--until ({end:%Y-%m-%d %H:%M:%S})"
-            )
+            msg = f"--since ({_shown(start)}) is not before --until ({_shown(end)})"
             raise OptionError(msg)
         status_texts = _many(status, "--status")
         statuses = parse_status(status_texts)
@@ -205,9 +208,9 @@ class Filters:
         paths = tuple(_check_regex(p) for p in _many(path, "--path"))
         labels = []
         if start is not None:
-            labels.append(f"since {start:%Y-%m-%d %H:%M:%S} UTC")
+            labels.append(f"since {_shown(start)} UTC")
         if end is not None:
-            labels.append(f"until {end:%Y-%m-%d %H:%M:%S} UTC")
+            labels.append(f"until {_shown(end)} UTC")
         if statuses:
             labels.append("status " + ",".join(status_texts))
         if clients:
