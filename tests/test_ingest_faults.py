@@ -20,6 +20,7 @@ import random
 import resource
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +40,7 @@ from ingest_harness import (
     ingest,
     ingest_library,
     kill_after,
+    pplog,
     records,
     seq_counts,
     start_ingest,
@@ -220,6 +222,81 @@ def test_disk_full_at_the_commit_record(tmp_path: Path, ds: Path) -> None:
     finally:
         for w in writers:
             w.close()
+
+
+# A child whose `_fs.<call>` fails with ENOSPC where `when` holds (`path` is
+# its first path): the steps of a run after its commit record is linked
+_FAILS_AFTER_THE_LINK = """
+import errno
+from pplog.batch import _fs
+real = _fs.{call}
+def failing(root, path, *rest):
+    if {when}:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    return real(root, path, *rest)
+_fs.{call} = failing
+"""
+
+
+@pytest.mark.parametrize(
+    ("call", "when", "step"),
+    [
+        ("fsync_dir", "path.name == 'log'", "syncing the commit log"),
+        ("rename", "'staging' in str(path)", "moving its files into place"),
+        ("rename", "path.name == 'state.json.tmp'", "writing the state cache"),
+    ],
+    ids=["log-sync", "publish", "state"],
+)
+def test_a_failure_after_the_commit_point_is_finished_not_undone(
+    writer: LogWriter, ds: Path, call: str, when: str, step: str
+) -> None:
+    """A full disk after the commit record was linked: the run said "nothing
+    was committed" and deleted its staged files, so every later run failed
+    on a commit listing files "neither staged nor in place" and the run's
+    lines were lost. It is committed: the error says so, readers find the
+    files where they are, and the next run moves them into place."""
+    writer.write(40, bad_share=0.1)
+    _ok(ingest(writer, ds))
+    writer.write(30, bad_share=0.1)
+    setup = _FAILS_AFTER_THE_LINK.format(call=call, when=when)
+    proc = ingest_library([f"{writer.live}*"], ds, setup=setup, final_grace=0)
+    assert proc.returncode == 1, proc.stderr
+    said = proc.stderr.strip().splitlines()[-1]
+    assert f"commit 2 is made, but {step} failed: No space left on device" in said
+    assert "nothing was committed" not in proc.stderr
+    assert len(records(ds)) == 2
+    # before any run finishes it, the readers see the committed lines
+    assert_exactly_once(ds, writer.expected, clean=False)
+    verified = pplog("verify", ds)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    _ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+
+
+def test_compaction_failing_after_its_commit_point_keeps_its_files(
+    writer: LogWriter, ds: Path
+) -> None:
+    """The same for `pplog compact`: its staged, merged file stays for the
+    next run to move into place (it was deleted with the record kept)."""
+    for _ in range(3):
+        writer.write(10)
+        _ok(ingest(writer, ds, "--compact-threshold", "0"))
+    setup = _FAILS_AFTER_THE_LINK.format(call="fsync_dir", when="path.name == 'log'")
+    code = "from pplog.batch import compact_dataset; compact_dataset(sys.argv[1])"
+    done = subprocess.run(
+        [sys.executable, "-c", f"import sys\n{setup}\n{code}", str(ds)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=child_env(),
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "commit 4 is made, but syncing the commit log failed" in done.stderr
+    assert_exactly_once(ds, writer.expected, clean=False)
+    writer.write(5)
+    _ok(ingest(writer, ds, "--compact-threshold", "0"))
+    assert_exactly_once(ds, writer.expected)
 
 
 def _data_files(state: Path) -> list[dict[str, object]]:

@@ -714,7 +714,8 @@ def ingest_cmd(
     a full disk or an overlapping run never loses or doubles a line (what
     copytruncate itself drops between its copy and its truncate is gone before
     pplog can see it). Quiet on success; exit 0 when done (or when another run
-    holds the lock), 1 on an error (nothing committed), 2 on bad usage.
+    holds the lock), 1 on an error (nothing committed, unless it says `commit N
+    is made`: the next run finishes that one), 2 on bad usage.
 
     A last line without newline is held back (-v and `pplog verify` say how
     many bytes) until its file is finished: rotated and idle for --final-grace,

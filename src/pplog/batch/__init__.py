@@ -19,7 +19,13 @@ if TYPE_CHECKING:
     from pplog.batch.dataset import Verification, scan_dataset, verify
     from pplog.batch.ingest import ingest
     from pplog.batch.reader import IngestResult
-    from pplog.batch.state import Busy, DiskFullError, StateError, is_dataset
+    from pplog.batch.state import (
+        Busy,
+        CommittedError,
+        DiskFullError,
+        StateError,
+        is_dataset,
+    )
 
 # Each name's module, imported when the name is first used: `summarize DIR`
 # needs `dataset`, `state` and `rollup` alone, and without the reader and
@@ -33,6 +39,7 @@ _MODULES = {
     "ingest": "ingest",
     "IngestResult": "reader",
     "Busy": "state",
+    "CommittedError": "state",
     "DiskFullError": "state",
     "StateError": "state",
     "is_dataset": "state",
@@ -66,6 +73,7 @@ sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     "Busy",
+    "CommittedError",
     "DiskFullError",
     "IngestResult",
     "StateError",

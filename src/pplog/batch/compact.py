@@ -29,6 +29,7 @@ from pplog.batch import _fs, rollup
 from pplog.batch.state import (
     ROLLUP,
     ZSTD_LEVEL,
+    CommittedError,
     DiskFullError,
     Layout,
     State,
@@ -117,12 +118,20 @@ def compact(layout: Layout, state: State, *, min_files: int) -> int:
         }
         _fs.check(layout.root, *(layout.root / a["path"] for a in added))
         commit(layout, record)
-    except BaseException:
-        with contextlib.suppress(PplogError):  # the first error is the one to say
-            _fs.rmtree(layout.root, layout.staging / run_id)
+    except BaseException as exc:
+        if not isinstance(exc, CommittedError):  # committed: its staging stays
+            with contextlib.suppress(PplogError):  # the first error is the one said
+                _fs.rmtree(layout.root, layout.staging / run_id)
         raise
-    publish(layout, record)
-    write_state(layout, state_from_record(record))
+    number = state.applied + 1
+    try:
+        publish(layout, record)
+    except OSError as exc:
+        raise CommittedError.after(number, "moving its files into place", exc) from exc
+    try:
+        write_state(layout, state_from_record(record))
+    except OSError as exc:
+        raise CommittedError.after(number, "writing the state cache", exc) from exc
     _fs.rmtree(layout.root, layout.staging / run_id)
     return len(chosen)
 

@@ -24,6 +24,7 @@ from pplog.batch.state import (
     State,
     is_dataset,
     load_state,
+    located,
     recorded_format,
     recorded_policy,
 )
@@ -82,7 +83,7 @@ def listing(
     low = parse_time(since).strftime("%Y-%m-%d") if since is not None else None
     high = parse_time(until).strftime("%Y-%m-%d") if until is not None else None
     rollups = {
-        e["of"]: layout.root / e["path"]
+        e["of"]: located(layout, state, e["path"])
         for e in state.files
         if e["kind"] == ROLLUP and "of" in e
     }
@@ -94,7 +95,7 @@ def listing(
         outside = (low and date < low) or (high and date > high)
         if e["kind"] == "data" and date != "unknown" and outside:
             continue
-        path = layout.root / e["path"]
+        path = located(layout, state, e["path"])
         entry = Entry(e["kind"], date, path, int(e["rows"]), rollups.get(e["path"]))
         out[e["kind"]].append(entry)
     entries = out["data"] + out["rejects"]
@@ -228,6 +229,10 @@ class Verification:
     # one log to two files): ingest keeps sets apart, so each was read; said,
     # not an error
     alike: list[str] = field(default_factory=list)
+    # files of the last commit still staged (the run failed or died after its
+    # commit point): read from there, moved into place by the next run; said,
+    # not an error
+    staged: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -265,6 +270,11 @@ class Verification:
         if self.stray_files:
             out.append(
                 f"files not in any commit (ignored by readers): {len(self.stray_files)}"
+            )
+        if self.staged:
+            out.append(
+                f"committed files not yet moved into place (read where they are "
+                f"staged; the next ingest moves them): {len(self.staged)}"
             )
         if self.damaged:
             out.append(f"damaged files (cannot be read): {len(self.damaged)}")
@@ -322,17 +332,21 @@ def verify(dataset: str | Path) -> Verification:
     layout = _open(dataset)
     state = load_state(layout)
     out = Verification()
-    listed = {layout.root / e["path"] for e in state.files}
-    there = {p for p in listed if _fs.lstat(layout.root, p) is not None}
+    where = {
+        layout.root / e["path"]: located(layout, state, e["path"]) for e in state.files
+    }
+    listed = set(where)
+    there = {p for p, at in where.items() if _fs.lstat(layout.root, at) is not None}
     out.missing_files = sorted(str(p) for p in listed - there)
+    out.staged = sorted(str(p) for p in there if where[p] != p)
     on_disk = (
         set(layout.requests.rglob("*.parquet"))
         | set(layout.rejects.rglob("*.parquet"))
         | set(layout.rollups.rglob(f"*{rollup.SUFFIX}"))
     )
     out.stray_files = sorted(str(p) for p in on_disk - listed)
-    _check_rollups(layout, state.files, there, out)
-    present = sorted(p for p in there if p.suffix == ".parquet")
+    _check_rollups(layout, state.files, {where[p] for p in there}, where, out)
+    present = sorted(where[p] for p in there if p.suffix == ".parquet")
     try:
         table = _keys(present).collect(engine="streaming")
     except PolarsError:  # a damaged file: named, the others checked
@@ -567,6 +581,7 @@ def _check_rollups(
     layout: Layout,
     files: list[dict[str, Any]],
     there: set[Path],
+    where: dict[Path, Path],
     out: Verification,
 ) -> None:
     """Each committed file has one rollup, of its own rows; list those that
@@ -577,7 +592,7 @@ def _check_rollups(
     covered = {e.get("of") for e in summaries}
     out.without_rollup = sorted(p for p in rows if p not in covered)
     for e in summaries:
-        path = layout.root / e["path"]
+        path = where.get(layout.root / e["path"], layout.root / e["path"])
         if path not in there:
             continue  # listed among the missing files
         try:

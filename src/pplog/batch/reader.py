@@ -646,9 +646,13 @@ def _age(
     for cp in checkpoints:
         last = cp.get("last_path")
         unread = last is not None and (last not in watched or last not in readable)
-        there = last is not None and sources.path_of_name(str(last)).exists()
+        finished = bool(cp.get("done"))
+        there = last is not None and _still_there(str(last), cp.get("hint"), finished)
         if cp["stream_id"] not in used and unread and there:
-            if cp.get("status") != "unseen":
+            # a finished file read to its end (a compressed rotation that
+            # logrotate made while the run listed the files) has nothing left
+            # to read: kept, not warned about
+            if cp.get("status") != "unseen" and not finished:
                 result.warn("files_not_read")
             cp["status"] = "unseen"
             kept.append(cp)
@@ -668,6 +672,25 @@ def _age(
                 continue
         kept.append(cp)
     return kept
+
+
+def _still_there(name: str, hint: dict[str, Any] | None, finished: bool) -> bool:
+    """Whether the file a checkpoint last read is still at `name`, not
+    another file given its name since (logrotate names each new rotation as
+    an older one was named: a stream gone long ago is not back because
+    `access.log.2.gz` exists again). The same inode; for a finished file
+    also its size and mtime, which no longer change, since a deleted
+    rotation's inode number is soon given to the next one."""
+    try:
+        st = sources.path_of_name(name).stat()
+    except OSError:
+        return False
+    if not hint or "ino" not in hint:
+        return True  # recorded before hints: by name, as it was
+    same = (st.st_dev, st.st_ino) == (hint.get("dev"), hint.get("ino"))
+    if finished:
+        same &= (st.st_size, st.st_mtime_ns) == (hint.get("size"), hint.get("mtime_ns"))
+    return same
 
 
 Batch = tuple[pl.DataFrame, int, bytes, bool]

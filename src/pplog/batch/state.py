@@ -63,6 +63,24 @@ class DiskFullError(PplogError):
     """The disk filled up before the commit: nothing was committed."""
 
 
+class CommittedError(PplogError):
+    """The run's commit record is linked, so the run is committed, but a step
+    after it (moving the files into place, the state cache) failed: the next
+    run, or any reader, finishes or finds it; nothing is lost or doubled."""
+
+    @classmethod
+    def after(cls, number: int, step: str, exc: Exception) -> CommittedError:
+        """The error for `step` of commit `number` failing with `exc`."""
+        why = getattr(exc, "strerror", None) or str(exc)
+        where = getattr(exc, "filename", None)
+        said = f"{why} (`{where}`)" if where else why
+        msg = (
+            f"commit {number} is made, but {step} failed: {said}; the next run "
+            "finishes it (nothing is lost or read twice)"
+        )
+        return cls(msg)
+
+
 class Busy(PplogError):
     """Another run holds the dataset's lock (for `held` seconds, if known)."""
 
@@ -212,6 +230,10 @@ class State:
     # the attribution the rows were read with (`ProxyPolicy.recorded`), which
     # the dataset's summaries take (None: written before it was recorded)
     policy: dict[str, Any] | None = None
+    # a state made from the latest record: where each file it added was
+    # staged, for readers that come before the files are moved into place
+    # (a run that failed or died after its commit point: `CommittedError`)
+    staged: dict[str, str] = field(default_factory=dict, compare=False)
 
     def to_json(self) -> bytes:
         """The cache file's content."""
@@ -294,6 +316,9 @@ def state_from_record(record: dict[str, Any]) -> State:
         files=list(record["manifest"]),
         log_format=record.get("log_format"),
         policy=record.get("policy"),
+        staged={
+            e["path"]: e["staging"] for e in record.get("added", []) if "staging" in e
+        },
     )
 
 
@@ -316,6 +341,18 @@ def load_state(layout: Layout) -> State:
     except (OSError, ValueError, KeyError, TypeError):
         pass  # a missing or damaged cache is rebuilt from the log
     return state_from_record(read_record(layout, latest))
+
+
+def located(layout: Layout, state: State, path: str) -> Path:
+    """Where a file of `state`'s manifest is now: in place, or still staged
+    when its commit is not published yet (a reader never waits for the next
+    run to see a committed one)."""
+    final = layout.root / path
+    staged = state.staged.get(path)
+    if staged is None or _fs.lstat(layout.root, final) is not None:
+        return final
+    there = layout.root / staged
+    return there if _fs.lstat(layout.root, there) is not None else final
 
 
 def recover(layout: Layout) -> State:
@@ -387,7 +424,10 @@ def commit(layout: Layout, record: dict[str, Any]) -> None:
 
     The record is written and fsynced under a temporary name, then linked to
     its final name; `link` fails when the name exists, so two writers can
-    never both commit the same number.
+    never both commit the same number. An error before the link is raised as
+    it is (nothing is committed: the caller removes its staging); once linked
+    the run is committed, and a failure after it is a `CommittedError` (the
+    staged files must then stay, for `recover` to publish).
     """
     number = int(record["commit"])
     _fs.makedirs(layout.root, layout.log)
@@ -402,5 +442,9 @@ def commit(layout: Layout, record: dict[str, Any]) -> None:
             msg = f"commit record {number} exists: another writer? nothing changed"
             raise StateError(msg) from exc
         raise
-    _fs.unlink(layout.root, tmp)
-    _fs.fsync_dir(layout.root, layout.log)
+    with contextlib.suppress(OSError):  # a name left is removed by `recover`
+        _fs.unlink(layout.root, tmp)
+    try:
+        _fs.fsync_dir(layout.root, layout.log)
+    except OSError as exc:
+        raise CommittedError.after(number, "syncing the commit log", exc) from exc
