@@ -39,6 +39,12 @@ CUSTOM = LogFormat.from_string(
     name="custom",
 )
 FORMATS = [PRESETS["combined"], PRESETS["main"], PRESETS["elb_log"], CUSTOM]
+# the per-format properties: elb_log (PROXY protocol, the benchmark's) and the
+# custom layout (every kind of field) in the default run, all four with -m slow
+EACH_FORMAT = [
+    f if f.name in ("elb_log", CUSTOM.name) else pytest.param(f, marks=pytest.mark.slow)
+    for f in FORMATS
+]
 
 
 @pytest.fixture(autouse=True)
@@ -305,7 +311,7 @@ def _line(draw: st.DrawFn, fmt: LogFormat) -> str:
     return line
 
 
-@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.name)
+@pytest.mark.parametrize("fmt", EACH_FORMAT, ids=lambda f: f.name)
 @given(data=st.data())
 @settings(
     max_examples=40,
@@ -429,7 +435,7 @@ def _split_both_ways(
     return got[0], got[1]
 
 
-@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.name)
+@pytest.mark.parametrize("fmt", EACH_FORMAT, ids=lambda f: f.name)
 @given(data=st.data(), block_bytes=st.sampled_from([97, 1 << 20]))
 @settings(
     max_examples=30,
@@ -1287,7 +1293,7 @@ def portable_splitc(tmp_path_factory: pytest.TempPathFactory) -> Any:  # noqa: A
     return module
 
 
-@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.name)
+@pytest.mark.parametrize("fmt", EACH_FORMAT, ids=lambda f: f.name)
 @given(data=st.data())
 @settings(
     max_examples=60,

@@ -50,6 +50,10 @@ from ingest_harness import (
     wait_for_lock,
 )
 
+# The default run keeps a representative of each matrix below (the 4 KiB
+# boundaries, one compressed and one plain variant); the slow suite runs all
+SLOW = pytest.mark.slow
+
 
 @pytest.fixture
 def writer(tmp_path: Path) -> Iterator[LogWriter]:
@@ -435,8 +439,12 @@ def _health_lines(ds: Path) -> int:
 
 @pytest.mark.parametrize(
     ("old", "new"),
-    [(3, 5), (60, 70), (5, 3), (4, 4)],
-    ids=["longer", "longer-over-4KiB", "shorter", "same"],
+    [
+        pytest.param(3, 5, marks=SLOW, id="longer"),
+        pytest.param(60, 70, id="longer-over-4KiB"),
+        pytest.param(5, 3, id="shorter"),
+        pytest.param(4, 4, marks=SLOW, id="same"),
+    ],
 )
 @pytest.mark.parametrize(
     "rotation",
@@ -531,7 +539,10 @@ _COMPRESS = {
 
 
 @pytest.mark.parametrize("read_before", [False, True])
-@pytest.mark.parametrize("kind", sorted(_COMPRESS))
+@pytest.mark.parametrize(
+    "kind",
+    [k if k in ("gz", "zst") else pytest.param(k, marks=SLOW) for k in _COMPRESS],
+)
 def test_a_compressed_rotation_with_trailing_garbage_is_read_once(
     writer: LogWriter, ds: Path, kind: str, read_before: bool
 ) -> None:
@@ -571,8 +582,8 @@ def test_a_compressed_rotation_with_trailing_garbage_is_read_once(
     "copy_name",
     [
         "access.log-20261206",
-        "access.log-2026120614",
-        "access.log-20261206-1765029600",
+        pytest.param("access.log-2026120614", marks=SLOW),
+        pytest.param("access.log-20261206-1765029600", marks=SLOW),
         # logrotate's `extension .log` with `dateext`
         "access-20261206.log",
     ],
@@ -972,8 +983,11 @@ def _copy_after_discovery(
 @pytest.mark.parametrize("compress", [False, True])
 @pytest.mark.parametrize(
     ("lines", "shift"),
-    [(3, False), (60, False), (60, True)],
-    ids=["short-file", "over-4KiB", "over-4KiB-after-a-rotation"],
+    [
+        pytest.param(3, False, marks=SLOW, id="short-file"),
+        pytest.param(60, False, id="over-4KiB"),
+        pytest.param(60, True, id="over-4KiB-after-a-rotation"),
+    ],
 )
 def test_a_copy_made_after_the_run_listed_the_files(
     writer: LogWriter,
@@ -1009,7 +1023,13 @@ def test_a_copy_made_after_the_run_listed_the_files(
 
 @pytest.mark.parametrize("compress", [False, True])
 @pytest.mark.parametrize(
-    "copied", [0, 1000, 5000, -1], ids=["empty", "1000B", "5000B", "all-but-1B"]
+    "copied",
+    [
+        pytest.param(0, id="empty"),
+        pytest.param(1000, marks=SLOW, id="1000B"),
+        pytest.param(5000, id="5000B"),
+        pytest.param(-1, marks=SLOW, id="all-but-1B"),
+    ],
 )
 def test_a_copy_still_being_written_when_the_run_listed_the_files(
     writer: LogWriter,
