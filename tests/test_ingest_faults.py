@@ -269,8 +269,12 @@ def test_a_failure_after_the_commit_point_is_finished_not_undone(
     assert_exactly_once(ds, writer.expected, clean=False)
     verified = pplog("verify", ds)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    summary = pplog("summarize", ds, "--to", "json", "--top", "0")
+    assert summary.returncode == 0, summary.stderr
     _ok(ingest(writer, ds))
     assert_exactly_once(ds, writer.expected)
+    after = pplog("summarize", ds, "--to", "json", "--top", "0")
+    assert json.loads(after.stdout) == json.loads(summary.stdout)
 
 
 def test_compaction_failing_after_its_commit_point_keeps_its_files(
