@@ -23,7 +23,7 @@ import pytest
 import pplog
 from helpers import SAMPLES
 from pplog.clientip import ProxyPolicy
-from pplog.errors import OptionError, SourceError
+from pplog.errors import OptionError, ReportError, SourceError
 
 COMBINED = SAMPLES / "combined-access.log"
 MAIN = SAMPLES / "main-access.log"
@@ -184,7 +184,7 @@ def test_ingest_names_a_dataset_path_that_cannot_be_a_directory(
     )
     _raises(
         lambda: pplog.ingest([str(COMBINED)], a_file / "below"),
-        OptionError,
+        ReportError,
         r"cannot make the dataset directory `.*below`: Not a directory",
     )
     _raises(

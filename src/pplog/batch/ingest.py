@@ -52,6 +52,7 @@ from pplog.errors import (
     LogFormatError,
     OptionError,
     PplogError,
+    ReportError,
     SourceError,
     described,
 )
@@ -123,7 +124,7 @@ def _published(
 def _dataset_dir(dataset: object) -> Path:
     """The dataset's directory, made if need be; an `OptionError` for what
     cannot be one (``""`` would write the dataset into the working
-    directory)."""
+    directory), a `ReportError` where it cannot be made."""
     if not isinstance(dataset, str | bytes | os.PathLike):
         msg = f"`dataset` is a directory path, not {described(dataset)}"
         raise OptionError(msg)
@@ -137,9 +138,9 @@ def _dataset_dir(dataset: object) -> Path:
     except FileExistsError:
         msg = f"the dataset `{text}` is a file, not a directory"
         raise OptionError(msg) from None
-    except OSError as exc:
+    except OSError as exc:  # no permission, a read-only disk: not bad usage
         msg = f"cannot make the dataset directory `{text}`: {exc.strerror or exc}"
-        raise OptionError(msg) from None
+        raise ReportError(msg) from None
     return root
 
 

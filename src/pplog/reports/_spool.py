@@ -207,7 +207,10 @@ def spooled(
 
 
 # how polars names the file of an OS error: `No such file or directory (os error 2): /x`
-_NAMED = re.compile(r"^(.*?) \(os error \d+\): (.+)$", re.DOTALL)
+# (and a hint about POLARS_VERBOSE after it, in some versions)
+_NAMED = re.compile(
+    r"^(.*?) \(os error \d+\): (.+?)(?:\s+\(set POLARS_VERBOSE.*)?$", re.DOTALL
+)
 
 
 def unwritable(exc: OSError) -> PplogError:
