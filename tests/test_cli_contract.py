@@ -286,3 +286,18 @@ def test_top_of_an_empty_path_is_bad_usage(tmp_path: Path) -> None:
     assert done.stderr.splitlines()[-1] == (
         "Error: an empty path was given; pass a log file, a glob or a directory"
     )
+
+
+def test_a_file_named_by_a_blank_is_a_file_not_an_empty_path(tmp_path: Path) -> None:
+    """Only a path that is empty, or blank and not there, is refused."""
+    (tmp_path / " ").write_bytes((SAMPLES / "elb-access.log").read_bytes())
+    done = subprocess.run(
+        [*PPLOG, "summarize", " ", "--to", "json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"lines": 3000' in done.stdout

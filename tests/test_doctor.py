@@ -679,7 +679,13 @@ def test_an_entry_without_its_client_counts_no_address(tmp_path: Path) -> None:
     ).encode()
     (plain,) = diagnose(None, read_error_log(_write(tmp_path, data)))
     assert plain.count == 3
-    assert "3 connections to a `proxy_protocol` listener from 1 address" in (
+    assert "3 connections to a `proxy_protocol` listener from at least 1 address " in (
+        plain.message
+    )
+    # none names its client: no count of addresses at all ("from 0 addresses")
+    cut = f'{ET} [error] 31#31: *3 broken header: "GET / HTTP/1.1"\n'.encode()
+    (plain,) = diagnose(None, read_error_log(_write(tmp_path, cut * 2)))
+    assert "2 connections to a `proxy_protocol` listener did not start" in (
         plain.message
     )
 
@@ -703,6 +709,21 @@ def test_an_access_log_given_as_the_error_log_is_said(tmp_path: Path) -> None:
     quiet = runner.invoke(cli, ["doctor", "--error-log", str(empty)])
     assert quiet.exit_code == 0, quiet.output
     assert quiet.stderr == ""
+    # beside a real error log, or an empty one, the access log alone is named
+    entry = f'{ET} [error] 31#31: *1 broken header: "" {CTX}\n'.encode()
+    real = _write(tmp_path, entry, "real-error.log")
+    blank = tmp_path / "blank.log"
+    blank.write_bytes(b"\n\n  \n")
+    access = str(SAMPLES / "elb-access.log")
+    for others in ([real], [empty], [blank]):
+        args = [a for o in others for a in ("--error-log", str(o))]
+        mixed = runner.invoke(cli, ["doctor", *args, "--error-log", access])
+        warned = [w for w in mixed.stderr.splitlines() if "error-log entries" in w]
+        assert warned == [
+            f"pplog: warning: {access}: no nginx error-log entries (`YYYY/MM/DD "
+            "hh:mm:ss [level] ...`): nothing was diagnosed from it; an access log "
+            "is given as PATH"
+        ], mixed.stderr
 
 
 # --------------------------------------------------------------------------------------

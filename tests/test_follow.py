@@ -477,6 +477,31 @@ def test_a_file_it_may_not_open_yet_is_followed_once_it_may(
     nginx.close()
 
 
+def test_a_file_waiting_to_be_opened_keeps_its_start_through_a_listing_blip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file not openable at the start, then its directory unsearchable for a
+    poll: the offset it was to start at was forgotten with the listing, and
+    its 40 lines from before the start were counted once it opened."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "a.log"
+    nginx = Nginx(log)
+    nginx.lines(*(f"old {n}" for n in range(40)))
+    closed = {str(log)}
+    _denied(monkeypatch, "open", closed)
+    with Follower([str(logs)], on_problem=lambda *p: None) as f:
+        assert f.poll() == []
+        blocked = {str(logs)}
+        _denied(monkeypatch, "stat", blocked)
+        assert f.poll() == []
+        blocked.clear()
+        closed.clear()
+        nginx.lines("new")
+        assert texts(f.poll()) == ["new"]
+    nginx.close()
+
+
 def test_a_directory_it_may_not_search_for_a_moment_is_followed_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

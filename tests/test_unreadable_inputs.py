@@ -308,6 +308,32 @@ def test_the_file_its_output_is_redirected_to_is_not_read(tmp_path: Path) -> Non
         out.unlink()
 
 
+def test_a_link_to_the_file_its_output_is_redirected_to_is_not_read(
+    tmp_path: Path,
+) -> None:
+    """The same output reached through a link in the directory read."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    shutil.copy(SAMPLE, logs / "access.log")
+    out = tmp_path / "summary.json"
+    (logs / "latest.log").symlink_to(out)
+    with out.open("w") as stdout:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pplog", "summarize", "logs", "--to", "json"],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+            check=False,
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert _warnings(proc.stderr) == [
+        "pplog: warning: logs/latest.log: skipped: pplog's own output (its stdout "
+        "or stderr is written there)"
+    ]
+
+
 def test_a_directory_that_cannot_be_listed_is_named_itself(tmp_path: Path) -> None:
     """It was named by a path inside it (`locked/_pplog`, where pplog looks
     for a dataset), which the user never gave and which does not exist."""

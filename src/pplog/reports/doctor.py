@@ -203,9 +203,10 @@ class Diagnosis:
     findings: list[Finding]
     lines: int  # access-log lines read, rejected ones included
     entries: int  # error-log entries read
-    # error-log text before any entry's `YYYY/MM/DD hh:mm:ss [level]`: with
-    # no entry at all, what was given is no error log (an access log?)
-    fragments: int = 0
+    # per error-log file: (entries, lines of text before any entry's
+    # `YYYY/MM/DD hh:mm:ss [level]`); text and no entry: no error log (an
+    # access log given as one?)
+    error_files: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def diagnosis(
@@ -220,12 +221,13 @@ def diagnosis(
     policy = policy or ProxyPolicy()
     found: list[Finding] = []
     lines: tuple[int, int | None] = (0, None)
-    entries = fragments = 0
+    entries = 0
+    files: dict[str, tuple[int, int]] = {}
     if rows is not None:
         access, lines = _access_findings(rows.lazy(), policy, balancer_share)
         found += access
     if error_log is not None:
-        errors, entries, fragments = _error_findings(error_log)
+        errors, entries, files = _error_findings(error_log)
         found += errors
     read, parsed = lines
     if parsed is not None:
@@ -233,7 +235,7 @@ def diagnosis(
     found = [f for f in found if f.count > 0]
     rank = {s: i for i, s in enumerate(SEVERITIES)}
     found.sort(key=lambda f: (rank[f.severity], -f.count, f.code))
-    return Diagnosis(found, read, entries, fragments)
+    return Diagnosis(found, read, entries, files)
 
 
 def _nothing_parsed(lines: int, parsed: int) -> list[Finding]:
@@ -657,18 +659,21 @@ def _error_masks() -> dict[str, pl.Expr]:
 
 def _error_findings(
     entries: pl.DataFrame | Iterable[pl.DataFrame],
-) -> tuple[list[Finding], int, int]:
-    """The error-log findings, the entries read, and the entries without a
-    time (the lines before a file's first `YYYY/MM/DD hh:mm:ss [level]`,
-    kept as one entry: not counted as read)."""
+) -> tuple[list[Finding], int, dict[str, tuple[int, int]]]:
+    """The error-log findings, the entries read, and per file its entries and
+    the text before its first `YYYY/MM/DD hh:mm:ss [level]` (kept as one
+    entry without a time: not counted as read; blank lines not counted)."""
     batches = [entries] if isinstance(entries, pl.DataFrame) else entries
     stats: dict[str, Any] = {}
     clients: set[str] = set()
-    read = fragments = 0
+    read = 0
+    files: dict[str, tuple[int, int]] = {}
     for batch in batches:  # counts add up; examples and clients are merged
         untimed = batch.get_column(TIME).null_count() if TIME in batch.columns else 0
         read += batch.height - untimed
-        fragments += untimed
+        for name, timed, text in _per_file(batch):
+            before = files.get(name, (0, 0))
+            files[name] = (before[0] + timed, before[1] + text)
         part = _error_stats(batch)
         clients.update(part.pop("_clients"))
         for key, value in part.items():
@@ -677,7 +682,7 @@ def _error_findings(
             else:
                 stats[key] = stats.get(key, 0) + int(value)
     if not stats:
-        return [], read, fragments
+        return [], read, files
     stats["_clients"] = len(clients)
     texts = _error_texts(stats)
     found = [
@@ -685,7 +690,20 @@ def _error_findings(
         for code in _error_masks()
         if not code.startswith("_")
     ]
-    return found, read, fragments
+    return found, read, files
+
+
+def _per_file(batch: pl.DataFrame) -> list[tuple[str, int, int]]:
+    """(file, entries, entries without a time holding text) in a batch."""
+    if SOURCE not in batch.columns or TIME not in batch.columns or not batch.height:
+        return []
+    text = pl.col(RAW) if RAW in batch.columns else pl.col(MESSAGE)
+    untimed = pl.col(TIME).is_null()
+    counts = batch.group_by(SOURCE).agg(
+        (~untimed).sum().alias("entries"),
+        (untimed & (text.fill_null("").str.strip_chars() != "")).sum().alias("text"),
+    )
+    return [(str(n), int(e), int(t)) for n, e, t in counts.iter_rows()]
 
 
 def _error_stats(entries: pl.DataFrame) -> dict[str, Any]:
@@ -705,7 +723,17 @@ def _error_stats(entries: pl.DataFrame) -> dict[str, Any]:
         .implode()
         .alias("_clients")
     )
+    unknown = masks[PLAIN_ON_PROXY] & pl.col("client").is_null()
+    exprs.append(unknown.sum().alias("_unknown_client"))
     return entries.select(exprs).row(0, named=True)
+
+
+def _from_addresses(known: int, unknown: int) -> str:
+    """`from N addresses`, `from at least N` when some entries name none (cut
+    before their `client:`), nothing when none does."""
+    if not known:
+        return ""
+    return f" from {'at least ' if unknown else ''}{_n(known, 'address', 'addresses')}"
 
 
 def _error_texts(stats: dict[str, Any]) -> dict[str, tuple[str, str]]:
@@ -720,8 +748,9 @@ def _error_texts(stats: dict[str, Any]) -> dict[str, tuple[str, str]]:
     detail = "; ".join(f"{n:,} {what}" for n, what in kinds if n)
     return {
         PLAIN_ON_PROXY: (
-            f"{_n(count, 'connection')} to a `proxy_protocol` listener from "
-            f"{_n(stats['_clients'], 'address', 'addresses')} did not start with a "
+            f"{_n(count, 'connection')} to a `proxy_protocol` listener"
+            f"{_from_addresses(stats['_clients'], stats.get('_unknown_client', 0))} "
+            "did not start with a "
             "PROXY header (`broken header`), so nginx closed them without an "
             f"access-log line" + (f": {detail}" if detail else ""),
             "Everything that connects to a `proxy_protocol` port must send the "

@@ -164,15 +164,15 @@ def diagnose(
         if quiet:
             message = "no lines to read: nothing was diagnosed from the access log"
             handler(", ".join(quiet), message)
-    unsaid = [name for name in error_names if name not in said]
-    if result.entries == 0 and result.fragments and unsaid:
-        # an access log given as --error-log has no `[error]` entries: without
-        # a word, "no problems found" would be all a reader sees
-        message = (
-            "no nginx error-log entries (`YYYY/MM/DD hh:mm:ss [level] ...`): "
-            "nothing was diagnosed from it; an access log is given as PATH"
-        )
-        handler(", ".join(unsaid), message)
+    # an access log given as --error-log has no `[error]` entries: without a
+    # word, "no problems found" would be all a reader sees
+    for name, (read, text) in result.error_files.items():
+        if not read and text and name not in said:
+            message = (
+                "no nginx error-log entries (`YYYY/MM/DD hh:mm:ss [level] ...`): "
+                "nothing was diagnosed from it; an access log is given as PATH"
+            )
+            handler(name, message)
     return result.findings
 
 

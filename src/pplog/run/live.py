@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import stat
 import time
 from collections import deque
@@ -692,7 +693,7 @@ def _check_matches(paths: Sequence[str]) -> None:
     if not paths:
         msg = "give at least one log file or glob to follow"
         raise OptionError(msg)
-    if any(not p.strip() for p in paths):  # Path("") is the working directory
+    if any(not p.strip() and not os.path.lexists(p) for p in paths):  # Path("") is "."
         msg = "an empty path was given; pass a log file, a glob or a directory"
         raise OptionError(msg)
     if any(p == "-" for p in paths):

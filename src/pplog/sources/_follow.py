@@ -519,6 +519,8 @@ class Follower:
                 self._start_at_end(f, min(start, f.size))
             self._files.append(f)
             self._sets.setdefault(rotation_key(f.name)[0], []).append(f)
+        if self._unlisted:  # what a pattern not listed now named is still known
+            seen = {**self._seen, **seen}
         self._seen = seen
         self._unopened = {k: v for k, v in self._unopened.items() if k in seen}
         said = seen.keys() | following | unreadable | self._unlisted

@@ -197,7 +197,7 @@ def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
     """
     out: list[Source] = []
     for text in path_list(paths):
-        if not text.strip():
+        if not text.strip() and not os.path.lexists(text):  # a file named " " is one
             msg = "an empty path was given; pass a log file, a glob, a directory or `-`"
             raise SourceError(msg)
         if text == STDIN:
@@ -354,7 +354,7 @@ def not_a_log(path: Path) -> str | None:
         return "skipped: a symbolic link loop"
     if not path.exists():
         return f"skipped: a link to {target}, which does not exist"
-    return None
+    return _own_output(path)  # a link to the file stdout is redirected to
 
 
 def _own_output(path: Path) -> str | None:
