@@ -262,7 +262,7 @@ def test_a_failure_after_the_commit_point_is_finished_not_undone(
     proc = ingest_library([f"{writer.live}*"], ds, setup=setup, final_grace=0)
     assert proc.returncode == 1, proc.stderr
     said = proc.stderr.strip().splitlines()[-1]
-    assert f"commit 2 is made, but {step} failed: No space left on device" in said
+    assert f"commit 2 of `{ds}` is made, but {step} failed: No space left" in said
     assert "nothing was committed" not in proc.stderr
     assert len(records(ds)) == 2
     # before any run finishes it, the readers see the committed lines
@@ -296,7 +296,7 @@ def test_compaction_failing_after_its_commit_point_keeps_its_files(
         check=False,
     )
     assert done.returncode == 1, done.stderr
-    assert "commit 4 is made, but syncing the commit log failed" in done.stderr
+    assert f"commit 4 of `{ds}` is made, but syncing the commit log" in done.stderr
     assert_exactly_once(ds, writer.expected, clean=False)
     writer.write(5)
     _ok(ingest(writer, ds, "--compact-threshold", "0"))

@@ -715,7 +715,7 @@ def ingest_cmd(
     copytruncate itself drops between its copy and its truncate is gone before
     pplog can see it). Quiet on success; exit 0 when done (or when another run
     holds the lock), 1 on an error (nothing committed, unless it says `commit N
-    is made`: the next run finishes that one), 2 on bad usage.
+    of DIR is made`: the next run finishes that one), 2 on bad usage.
 
     A last line without newline is held back (-v and `pplog verify` say how
     many bytes) until its file is finished: rotated and idle for --final-grace,

@@ -127,11 +127,15 @@ def compact(layout: Layout, state: State, *, min_files: int) -> int:
     try:
         publish(layout, record)
     except OSError as exc:
-        raise CommittedError.after(number, "moving its files into place", exc) from exc
+        raise CommittedError.after(
+            layout, number, "moving its files into place", exc
+        ) from exc
     try:
         write_state(layout, state_from_record(record))
     except OSError as exc:
-        raise CommittedError.after(number, "writing the state cache", exc) from exc
+        raise CommittedError.after(
+            layout, number, "writing the state cache", exc
+        ) from exc
     _fs.rmtree(layout.root, layout.staging / run_id)
     return len(chosen)
 

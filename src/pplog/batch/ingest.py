@@ -110,13 +110,17 @@ def _published(
             hit("before_rollup_publish")
         publish(layout, record)
     except OSError as exc:
-        raise CommittedError.after(number, "moving its files into place", exc) from exc
+        raise CommittedError.after(
+            layout, number, "moving its files into place", exc
+        ) from exc
     hit("before_state_write")
     new_state = state_from_record(record)
     try:
         write_state(layout, new_state)
     except OSError as exc:
-        raise CommittedError.after(number, "writing the state cache", exc) from exc
+        raise CommittedError.after(
+            layout, number, "writing the state cache", exc
+        ) from exc
     hit("after_state_write")
     return new_state
 

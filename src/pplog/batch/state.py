@@ -69,14 +69,18 @@ class CommittedError(PplogError):
     run, or any reader, finishes or finds it; nothing is lost or doubled."""
 
     @classmethod
-    def after(cls, number: int, step: str, exc: Exception) -> CommittedError:
-        """The error for `step` of commit `number` failing with `exc`."""
+    def after(
+        cls, layout: Layout, number: int, step: str, exc: Exception
+    ) -> CommittedError:
+        """The error for `step` of commit `number` failing with `exc` (whose
+        file name is relative to a directory descriptor: the dataset names
+        where)."""
         why = getattr(exc, "strerror", None) or str(exc)
         where = getattr(exc, "filename", None)
         said = f"{why} (`{where}`)" if where else why
         msg = (
-            f"commit {number} is made, but {step} failed: {said}; the next run "
-            "finishes it (nothing is lost or read twice)"
+            f"commit {number} of `{layout.root}` is made, but {step} failed: "
+            f"{said}; the next run finishes it (nothing is lost or read twice)"
         )
         return cls(msg)
 
@@ -447,4 +451,6 @@ def commit(layout: Layout, record: dict[str, Any]) -> None:
     try:
         _fs.fsync_dir(layout.root, layout.log)
     except OSError as exc:
-        raise CommittedError.after(number, "syncing the commit log", exc) from exc
+        raise CommittedError.after(
+            layout, number, "syncing the commit log", exc
+        ) from exc
