@@ -34,14 +34,12 @@ from pplog.batch.state import (
     Layout,
     State,
     commit,
+    finish_commit,
     locked,
     manifest_entry,
     now_iso,
-    publish,
     recorded_policy,
     recover,
-    state_from_record,
-    write_state,
 )
 from pplog.clientip import ProxyPolicy
 from pplog.errors import PplogError, SourceError
@@ -123,19 +121,7 @@ def compact(layout: Layout, state: State, *, min_files: int) -> int:
             with contextlib.suppress(PplogError):  # the first error is the one said
                 _fs.rmtree(layout.root, layout.staging / run_id)
         raise
-    number = state.applied + 1
-    try:
-        publish(layout, record)
-    except OSError as exc:
-        raise CommittedError.after(
-            layout, number, "moving its files into place", exc
-        ) from exc
-    try:
-        write_state(layout, state_from_record(record))
-    except OSError as exc:
-        raise CommittedError.after(
-            layout, number, "writing the state cache", exc
-        ) from exc
+    finish_commit(layout, record)
     _fs.rmtree(layout.root, layout.staging / run_id)
     return len(chosen)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,20 +26,17 @@ from pplog.batch.identity import Candidate
 from pplog.batch.reader import IngestResult, ProblemHandler, Reader, disk_full
 from pplog.batch.staging import Staging
 from pplog.batch.state import (
-    ROLLUP,
     CommittedError,
     DiskFullError,
     Layout,
     State,
     commit,
+    finish_commit,
     locked,
     manifest_entry,
     now_iso,
-    publish,
     recorded_format,
     recover,
-    state_from_record,
-    write_state,
 )
 from pplog.clientip import ProxyPolicy
 from pplog.enrich.geo import (
@@ -89,40 +86,6 @@ class _Fault:
             self.seen += 1
             if self.seen >= self.nth:
                 os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _published(
-    layout: Layout,
-    record: dict[str, Any],
-    added: list[dict[str, Any]],
-    hit: Callable[[str], None],
-) -> State:
-    """Move a committed run's files into place and record it applied. It is
-    committed already: what fails here is a `CommittedError` (not "nothing
-    committed"), and its staged files stay for the next run's `recover`."""
-    number = int(record["commit"])
-    try:
-        if added:  # fault points between renames, for the tests
-            publish(layout, {**record, "added": added[:1]})
-            hit("mid_publish")
-            rows_only = [a for a in added if a["kind"] != ROLLUP]
-            publish(layout, {**record, "added": rows_only})
-            hit("before_rollup_publish")
-        publish(layout, record)
-    except OSError as exc:
-        raise CommittedError.after(
-            layout, number, "moving its files into place", exc
-        ) from exc
-    hit("before_state_write")
-    new_state = state_from_record(record)
-    try:
-        write_state(layout, new_state)
-    except OSError as exc:
-        raise CommittedError.after(
-            layout, number, "writing the state cache", exc
-        ) from exc
-    hit("after_state_write")
-    return new_state
 
 
 def _dataset_dir(dataset: object) -> Path:
@@ -342,7 +305,7 @@ def ingest(
             raise
         hit("after_commit_link")
         result.committed = state.applied + 1
-        new_state = _published(layout, record, added, hit)
+        new_state = finish_commit(layout, record, hit)
         _fs.rmtree(layout.root, layout.staging / run_id)
         if compact_threshold:
             from pplog.batch.compact import compact
