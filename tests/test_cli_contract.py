@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import pplog
+from helpers import run_pplog
 from pplog.cli import cli
 from pplog.errors import LogFormatError, OptionError, ReportError
 from pplog.formats import LogFormat
@@ -274,14 +275,7 @@ def test_a_time_before_the_year_1000_is_shown_in_four_digits() -> None:
 def test_top_of_an_empty_path_is_bad_usage(tmp_path: Path) -> None:
     """`pplog top ''` followed the working directory (`Path("")` is `.`),
     its own output redirected there included."""
-    done = subprocess.run(
-        [*PPLOG, "top", "", "--to", "jsonl", "--duration", "1"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+    done = run_pplog("top", "", "--to", "jsonl", "--duration", "1", cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines()[-1] == (
         "Error: an empty path was given; pass a log file, a glob or a directory"
@@ -291,13 +285,6 @@ def test_top_of_an_empty_path_is_bad_usage(tmp_path: Path) -> None:
 def test_a_file_named_by_a_blank_is_a_file_not_an_empty_path(tmp_path: Path) -> None:
     """Only a path that is empty, or blank and not there, is refused."""
     (tmp_path / " ").write_bytes((SAMPLES / "elb-access.log").read_bytes())
-    done = subprocess.run(
-        [*PPLOG, "summarize", " ", "--to", "json"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+    done = run_pplog("summarize", " ", "--to", "json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert '"lines": 3000' in done.stdout

@@ -284,21 +284,7 @@ def test_the_file_its_output_is_redirected_to_is_not_read(tmp_path: Path) -> Non
         ),
     ):
         out = logs / name
-        with out.open("w") as stdout:
-            proc = subprocess.run(
-                [sys.executable, "-m", "pplog", *command],
-                stdout=stdout,
-                stderr=subprocess.PIPE,
-                text=True,
-                cwd=tmp_path,
-                timeout=120,
-                check=False,
-            )
-        assert proc.returncode == 0, proc.stderr
-        assert _warnings(proc.stderr) == [
-            f"pplog: warning: logs/{name}: skipped: pplog's own output (its stdout or "
-            "stderr is written there)"
-        ]
+        _skips_its_output(command, out, f"logs/{name}", tmp_path)
         last = out.read_text(encoding="utf-8").strip().splitlines()[-1]
         overview = json.loads(last if command[0] == "top" else out.read_text())
         overview = overview["overview"]
@@ -317,20 +303,27 @@ def test_a_link_to_the_file_its_output_is_redirected_to_is_not_read(
     shutil.copy(SAMPLE, logs / "access.log")
     out = tmp_path / "summary.json"
     (logs / "latest.log").symlink_to(out)
+    command = ["summarize", "logs", "--to", "json"]
+    _skips_its_output(command, out, "logs/latest.log", tmp_path)
+
+
+def _skips_its_output(command: list[str], out: Path, name: str, cwd: Path) -> None:
+    """`pplog COMMAND > out` succeeds, with one warning: `name` (`out`, or a
+    link to it) skipped as its own output."""
     with out.open("w") as stdout:
         proc = subprocess.run(
-            [sys.executable, "-m", "pplog", "summarize", "logs", "--to", "json"],
+            [sys.executable, "-m", "pplog", *command],
             stdout=stdout,
             stderr=subprocess.PIPE,
             text=True,
-            cwd=tmp_path,
+            cwd=cwd,
             timeout=120,
             check=False,
         )
     assert proc.returncode == 0, proc.stderr
     assert _warnings(proc.stderr) == [
-        "pplog: warning: logs/latest.log: skipped: pplog's own output (its stdout "
-        "or stderr is written there)"
+        f"pplog: warning: {name}: skipped: pplog's own output (its stdout or "
+        "stderr is written there)"
     ]
 
 
