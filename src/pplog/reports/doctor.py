@@ -203,9 +203,9 @@ class Diagnosis:
     findings: list[Finding]
     lines: int  # access-log lines read, rejected ones included
     entries: int  # error-log entries read
-    # per error-log file: (entries, lines of text before any entry's
-    # `YYYY/MM/DD hh:mm:ss [level]`); text and no entry: no error log (an
-    # access log given as one?)
+    # per error-log file: (entries, entries without a time that hold text:
+    # what came before its first `YYYY/MM/DD hh:mm:ss [level]`); text and no
+    # entry: no error log (an access log given as one?)
     error_files: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
