@@ -499,9 +499,8 @@ class Follower:
                 continue
             # where it starts once open: a file found at the start is
             # followed from its end (or from `since`), later ones from 0
-            start_here = begin and not (
-                not start_at_end and (since is None or st.st_mtime >= since)
-            )
+            from_start = not start_at_end and (since is None or st.st_mtime >= since)
+            start_here = begin and not from_start
             start = waiting[1] if retry and waiting is not None else None
             if start is None:
                 start = st.st_size if start_here else 0

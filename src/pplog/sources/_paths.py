@@ -261,21 +261,16 @@ def path_list(paths: object, name: str = "source") -> list[str]:
                 "columns `read_log` gives)"
             )
         raise OptionError(msg)
+    takes = f"`{name}` takes paths, globs or directories (text or `Path`), not"
     if isinstance(paths, str | bytes | os.PathLike):
         paths = [paths]
     elif not isinstance(paths, Iterable):
-        msg = (
-            f"`{name}` takes paths, globs or directories (text or `Path`), "
-            f"not {described(paths)}"
-        )
+        msg = f"{takes} {described(paths)}"
         raise OptionError(msg)
     out = []
     for raw in paths:
         if not isinstance(raw, str | bytes | os.PathLike):
-            msg = (
-                f"`{name}` takes paths, globs or directories (text or `Path`), "
-                f"not {described(raw)}"
-            )
+            msg = f"{takes} {described(raw)}"
             raise OptionError(msg)
         out.append(os.fsdecode(raw))
     return out
