@@ -277,6 +277,29 @@ def test_a_failure_after_the_commit_point_is_finished_not_undone(
     assert json.loads(after.stdout) == json.loads(summary.stdout)
 
 
+def test_a_failure_while_finishing_an_earlier_commit_names_it(
+    writer: LogWriter, ds: Path
+) -> None:
+    """The disk still full when the next run finishes an unpublished commit:
+    that run said only the OS error ("Error: [Errno 28] ..."), not which
+    commit it was finishing nor that nothing was lost; it names both, and a
+    run with room finishes it."""
+    writer.write(20)
+    _ok(ingest(writer, ds))
+    writer.write(20)
+    setup = _FAILS_AFTER_THE_LINK.format(call="rename", when="'staging' in str(path)")
+    for _ in range(2):  # the run itself, then the next one's recovery
+        proc = ingest_library([f"{writer.live}*"], ds, setup=setup, final_grace=0)
+        assert proc.returncode == 1, proc.stderr
+        said = proc.stderr.strip().splitlines()[-1]
+        assert f"commit 2 of `{ds}` is made, but moving its files into place" in said
+        assert "No space left on device" in said
+        assert "the next run finishes it" in said
+    assert len(records(ds)) == 2
+    _ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+
+
 def test_compaction_failing_after_its_commit_point_keeps_its_files(
     writer: LogWriter, ds: Path
 ) -> None:

@@ -364,8 +364,9 @@ def recover(layout: Layout) -> State:
 
     Under the lock. The latest record is applied idempotently: each file is
     at its final path already, or still staged (then renamed), or was removed
-    by a compaction (then deleted). Staging and temporary records left by runs
-    that never committed are deleted. A dataset with a link among its own
+    by a compaction (then deleted); an error on the way is a `CommittedError`
+    naming that commit. Staging and temporary records left by runs that never
+    committed are deleted. A dataset with a link among its own
     entries is refused first (`Layout.check`).
     """
     layout.check()
@@ -378,9 +379,8 @@ def recover(layout: Layout) -> State:
             cached = int(_load_json(layout, layout.state)["applied_commit"])
         except (OSError, ValueError, KeyError, TypeError):
             cached = None
-        if cached != latest:
-            publish(layout, record)
-            write_state(layout, state_from_record(record))
+        if cached != latest:  # a failure here names the commit it finishes
+            finish_commit(layout, record)
     _fs.rmtree(layout.root, layout.staging)
     for name in _fs.listdir(layout.root, layout.log):
         if ".tmp" in name:
