@@ -968,6 +968,11 @@ _PEERS = [
     "2001:DB8::5",
     "unix:",
     "-",
+    # addresses the header also names: `$remote_addr` that nginx's realip
+    # took from it (not an untrusted peer's ignored header)
+    "1.2.3.4",
+    "203.0.113.9",
+    "2001:db8::1",
 ]
 _TOKENS = [
     "10.0.0.2",
@@ -1083,13 +1088,16 @@ def test_the_c_split_decides_plain_addresses(tmp_path: Path) -> None:
         + row.format("10.0.0.1", "[2001:db8::1]:80")  # left to clientip
         + row.format("10.0.0.1", ", ".join(["10.0.0.2"] * 64))  # MAX_HOPS
         + row.format("10.0.0.1", ", ".join(["10.0.0.2"] * 65))  # left to clientip
+        # what nginx's realip wrote: the address it took from the header
+        + row.format("203.0.113.9", "203.0.113.9, 10.0.0.5")
+        + row.format("203.0.113.9", "203.0.113.9, 198.51.100.1")  # not taken
     )
     policy = ProxyPolicy()
     marker = realip_marker(policy, fmt.fields)
     assert marker is not None
     lines, _ = sources.scan_lines(sources.expand([log]), split=fmt, policy=policy)
     rows = parse_lines(lines, fmt, decode=False).collect()
-    assert rows[marker].to_list() == [True, True, True, True, False, True, False]
+    assert rows[marker].to_list() == [True] * 4 + [False, True, False, True, True]
     decided = rows.filter(pl.col(marker))
     assert decided[f"{marker}.client"].to_list() == [
         "1.2.3.4",
@@ -1097,11 +1105,16 @@ def test_the_c_split_decides_plain_addresses(tmp_path: Path) -> None:
         "8.8.8.8",
         "10.0.0.1",
         "10.0.0.2",
+        "203.0.113.9",
+        "203.0.113.9",
     ]
-    assert decided[f"{marker}.header"].to_list() == [True, True, False, False, True]
-    assert (
-        decided[f"{marker}.untrusted"].to_list() == [False] * 2 + [True] + [False] * 2
-    )
+    assert decided[f"{marker}.header"].to_list() == [True, True] + [False] * 2 + [
+        True,
+        False,
+        False,
+    ]
+    untrusted = decided[f"{marker}.untrusted"].to_list()
+    assert untrusted == [False] * 2 + [True] + [False] * 3 + [True]
     # the attribution of every line is `clientip`'s
     from pplog.clientip import attribute
 

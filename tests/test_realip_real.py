@@ -40,6 +40,7 @@ by ``.ci/run``, which installs both), which turns the skip into a failure.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import random
 import re
@@ -47,6 +48,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -57,7 +59,16 @@ import pytest
 
 import pplog
 from pplog.clientip import ProxyPolicy
-from realproc import free_ports, report, require_binary, send, stop, wait_listening
+from realproc import (
+    free_ports,
+    report,
+    require_binary,
+    send,
+    start_nginx,
+    stop,
+    temp_paths,
+    wait_listening,
+)
 
 pytestmark = pytest.mark.nginx
 
@@ -1236,3 +1247,98 @@ def test_early_rejects_with_xff(nginx: Nginx) -> None:
     assert not problems, report(
         problems, "lines where pplog differs from nginx (400s: from the good twin)"
     )
+
+
+def test_an_address_nginx_realip_wrote_is_not_a_spoofed_header(tmp_path: Path) -> None:
+    """nginx configured with care (`set_real_ip_from` the balancer,
+    `real_ip_header X-Forwarded-For`) logs the client in `$remote_addr` of the
+    `main` format, the header untouched: pplog took that address for an
+    untrusted peer whose header it ignored, so every such request counted as
+    `forwarded_by_untrusted` and `doctor` warned of forged X-Forwarded-For.
+    The same request to a server without realip, from a peer pplog does not
+    trust, still counts (what the count is for). Both roads: the Python
+    reader and the C split (`scan_lines(split=...)`, a large file's)."""
+    from pplog import sources
+    from pplog.clientip import attribute
+    from pplog.formats import PRESETS
+    from pplog.pipeline import parse_lines
+
+    nginx = require_binary("nginx", "nginx-light")
+    logs = {"realip": tmp_path / "realip.log", "plain": tmp_path / "plain.log"}
+
+    def config(ports: list[int], nginx_v: str) -> str:
+        return f"""
+pid {tmp_path / "nginx.pid"};
+error_log {tmp_path / "error.log"};
+events {{ worker_connections 64; }}
+http {{
+{temp_paths(tmp_path, nginx_v)}
+    log_format main '$remote_addr - $remote_user [$time_local] "$request" '
+                    '$status $body_bytes_sent "$http_referer" '
+                    '"$http_user_agent" "$http_x_forwarded_for"';
+    server {{
+        listen 127.0.0.1:{ports[0]};
+        set_real_ip_from 127.0.0.1;
+        set_real_ip_from 10.0.0.0/8;
+        real_ip_header X-Forwarded-For;
+        real_ip_recursive on;
+        access_log {logs["realip"]} main;
+        location / {{ return 200 "ok\\n"; }}
+    }}
+    server {{
+        listen 127.0.0.1:{ports[1]};
+        access_log {logs["plain"]} main;
+        location / {{ return 200 "ok\\n"; }}
+    }}
+}}
+"""
+
+    proc, ports = start_nginx(nginx, tmp_path, config, ports=2)
+    chains = ["203.0.113.9", "198.51.100.7, 10.1.2.3", "2001:db8::7, 10.0.0.5"]
+    try:
+        for port in ports:
+            for i, chain in enumerate(chains):
+                hdr = [(b"X-Forwarded-For", chain.encode())]
+                reply = send(port, _request(f"/r/{i}", hdr), source="127.0.0.1")
+                assert reply.startswith(b"HTTP/1.1 200"), reply[:80]
+    finally:
+        stop(proc)
+    logged = logs["realip"].read_text().splitlines()
+    assert [line.split(" ", 1)[0] for line in logged] == [
+        "203.0.113.9",
+        "198.51.100.7",
+        "2001:db8::7",
+    ]
+    # pplog trusts the balancer's range, not loopback: the plain server's
+    # peer is an untrusted one that sent a header
+    policy = ProxyPolicy(trusted=["10.0.0.0/8"], header="X-Forwarded-For")
+    fmt = PRESETS["main"]
+    outputs = ["client_ip", "forwarded_by_untrusted"]
+    for name, log in logs.items():
+        got = {}
+        got["python"] = pplog.read_log(log, format="main", policy=policy)
+        src = sources.expand([log])
+        lines, _ = sources.scan_lines(src, split=fmt, policy=policy)
+        rows = parse_lines(lines, fmt, decode=False)
+        got["c"] = attribute(rows, policy, eager_decisions=True).collect()
+        for road, frame in got.items():
+            clients = frame.sort("line").select(outputs).rows()
+            if name == "realip":
+                expected = [("203.0.113.9", False), ("198.51.100.7", False)]
+                expected.append(("2001:db8::7", False))
+            else:
+                expected = [("127.0.0.1", True)] * 3
+            assert clients == expected, (name, road)
+    trust = ["--set-real-ip-from", "10.0.0.0/8"]
+    for name, log in logs.items():
+        done = subprocess.run(
+            [sys.executable, "-m", "pplog", "doctor", str(log), *trust, "--to", "json"]
+            + ["--fail-on", "never"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        codes = [f["code"] for f in json.loads(done.stdout)["findings"]]
+        assert ("xff-spoofing" in codes) == (name == "plain"), (name, codes)

@@ -49,6 +49,7 @@ from pplog.schema import (
     PATH,
     PROTOCOL,
     QUERY,
+    REMOTE_ADDR,
     REQUEST,
     SOURCE,
     TEXT,
@@ -98,12 +99,13 @@ Program = tuple[
     int,
     tuple[tuple[int, int, bytes, tuple[tuple[int, int, int, bytes], ...]], ...],
 ]
-# (peer field, header field, recursive, most tokens walked, IPv4 ranges, IPv6
-# ranges): the trust decision `_splitc.c` makes where it can
-# (`clientip.realip_marker`)
+# (peer field, header field, recursive, the peer is `$remote_addr` (realip may
+# have replaced it already), most tokens walked, IPv4 ranges, IPv6 ranges): the
+# trust decision `_splitc.c` makes where it can (`clientip.realip_marker`)
 RealipProgram = tuple[
     int,
     int,
+    bool,
     bool,
     int,
     tuple[tuple[int, int], ...],
@@ -211,6 +213,7 @@ def realip(
         columns.index(peer),
         columns.index(header),
         policy.recursive,
+        peer == REMOTE_ADDR,
         MAX_HOPS,
         v4,
         v6,

@@ -331,6 +331,7 @@ static void free_segs(Seg *segs, Py_ssize_t n) {
  * for `clientip` to decide. */
 typedef struct {
     int peer, header, recursive;
+    int peer_is_result; /* the peer is `$remote_addr`: realip may have run */
     int max_hops; /* `clientip.MAX_HOPS`: a longer header is left undecided */
     Py_ssize_t nv4, nv6;
     uint32_t *v4; /* (network, mask) pairs */
@@ -464,6 +465,15 @@ static int realip_decide(const Realip *r, const unsigned char *peer, Py_ssize_t 
     int kind = simple_addr(peer, peer_len, &v4, &hi, &lo);
     if (!kind) return 0;
     int peer_ok = realip_trusted(r, kind, v4, hi, lo);
+    /* an untrusted `$remote_addr`: is it what the walk takes from the header
+     * (nginx's realip ran and replaced the peer)? The walk runs as for a
+     * trusted peer, to tell */
+    int walk = peer_ok || r->peer_is_result;
+    const uint32_t peer_v4 = v4;
+    const uint64_t peer_hi = hi, peer_lo = lo;
+    int chosen_kind = 0;
+    uint32_t chosen_v4 = 0;
+    uint64_t chosen_hi = 0, chosen_lo = 0;
     if (hn == 1 && h[0] == '-') hn = 0; /* not sent: no tokens */
     if (hn > 0 && (h[0] == ' ' || h[0] == ',')) return 0;
     const unsigned char *chosen = NULL, *leftmost = NULL;
@@ -477,7 +487,7 @@ static int realip_decide(const Realip *r, const unsigned char *peer, Py_ssize_t 
         while (b > 0 && h[b - 1] != ' ' && h[b - 1] != ',') b--;
         if (n == r->max_hops) return 0;
         n++;
-        if (peer_ok && !done) {
+        if (walk && !done) {
             int tk = simple_addr(h + b, e - b, &v4, &hi, &lo);
             if (!tk) return 0;
             if (!r->recursive || !realip_trusted(r, tk, v4, hi, lo)) {
@@ -488,14 +498,22 @@ static int realip_decide(const Realip *r, const unsigned char *peer, Py_ssize_t 
                 leftmost = h + b;
                 leftmost_len = e - b;
             }
+            chosen_kind = tk;
+            chosen_v4 = v4;
+            chosen_hi = hi;
+            chosen_lo = lo;
         }
         e = b;
     }
-    if (peer_ok && !done && leftmost) { /* every token trusted: the leftmost */
+    if (walk && !done && leftmost) { /* every token trusted: the leftmost */
         chosen = leftmost;
-        chosen_len = leftmost_len;
+        chosen_len = leftmost_len; /* chosen_*: the last token parsed, this one */
     }
-    *untrusted = !peer_ok && n > 0;
+    int replaced = chosen && chosen_kind == kind &&
+                   (kind == 4 ? chosen_v4 == peer_v4
+                              : chosen_hi == peer_hi && chosen_lo == peer_lo);
+    if (!peer_ok) chosen = NULL;
+    *untrusted = !peer_ok && n > 0 && !replaced;
     *from_header = chosen != NULL;
     *client = chosen ? chosen : peer;
     *client_len = chosen ? chosen_len : peer_len;
@@ -503,7 +521,7 @@ static int realip_decide(const Realip *r, const unsigned char *peer, Py_ssize_t 
 }
 
 /* The realip part of a program: None, or (peer field, header field,
- * recursive, max hops, ((network, mask), ...), ((hi, lo, mask hi, mask lo),
+ * recursive, the peer is `$remote_addr`, max hops, ((network, mask), ...), ((hi, lo, mask hi, mask lo),
  * ...)). */
 static int read_realip(PyObject *spec, int nfields, Realip **out) {
     *out = NULL;
@@ -514,8 +532,9 @@ static int read_realip(PyObject *spec, int nfields, Realip **out) {
         PyErr_NoMemory();
         return 0;
     }
-    if (!PyArg_ParseTuple(spec, "iipiO!O!", &r->peer, &r->header, &r->recursive,
-                          &r->max_hops, &PyTuple_Type, &nets4, &PyTuple_Type, &nets6))
+    if (!PyArg_ParseTuple(spec, "iippiO!O!", &r->peer, &r->header, &r->recursive,
+                          &r->peer_is_result, &r->max_hops, &PyTuple_Type, &nets4,
+                          &PyTuple_Type, &nets6))
         goto fail;
     if (r->peer < 0 || r->peer >= nfields || r->header < 0 || r->header >= nfields ||
         r->max_hops < 1) {

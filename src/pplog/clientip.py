@@ -234,7 +234,10 @@ def _decide(
     of `pairs` (distinct peer and header values), plus intermediate `_ci` columns.
 
     `forwarded_by_untrusted`: the header named addresses, but the peer that
-    sent it is not trusted, so they were ignored (possible spoofing).
+    sent it is not trusted, so they were ignored (possible spoofing); not
+    when the peer is `$remote_addr` and is the address the walk takes from
+    the header (as if the peer were trusted): nginx's realip ran, the logged
+    address is its result, and the peer it replaced is not in the log.
 
     The header's tokens (rightmost first, at most `MAX_HOPS`) become one row
     each: every token is parsed and tested once, whatever the chain lengths,
@@ -343,8 +346,13 @@ def _walk(header: str, peer: str | None, policy: ProxyPolicy) -> list[list[pl.Ex
     ignored = pl.lit(False)  # noqa: FBT003
     if policy.strategy == "realip" and peer is not None:
         peer_ok = in_networks(pl.col("_ci_peer"), nets)
+        ignored = ~peer_ok & (n > 0)
+        if peer == REMOTE_ADDR:
+            # `$remote_addr` is what the walk takes from the header: nginx's
+            # realip replaced the peer with it already, nothing was ignored
+            ignored &= chosen.ne_missing(pl.col("_ci_peer").struct.field("addr"))
+        ignored = ignored.fill_null(False)  # noqa: FBT003
         chosen = pl.when(peer_ok).then(chosen)
-        ignored = (~peer_ok & (n > 0)).fill_null(False)  # noqa: FBT003
     stages.append([chosen.alias("_ci_chosen"), ignored.alias(FORWARDED_BY_UNTRUSTED)])
     chosen = pl.col("_ci_chosen")
     fallback = (

@@ -37,7 +37,9 @@ Access-log codes (rows that parsed; rejected lines are never counted):
     Rows with `forwarded_by_untrusted` that carry a forwarded-address value
     (`http_x_forwarded_for`, `http_x_real_ip`, `http_forwarded` or
     `proxy_protocol_addr` not null, empty or ``-``): the header came from a
-    peer that is not trusted, so it was ignored.
+    peer that is not trusted, so it was ignored (not when the logged
+    `$remote_addr` is what realip takes from it: nginx's realip replaced the
+    peer already).
 
 ``no-lines-parsed`` (error)
     Access-log lines were read but none fitted the log format (a wrong
