@@ -1342,3 +1342,100 @@ http {{
         assert done.returncode == 0, done.stderr
         codes = [f["code"] for f in json.loads(done.stdout)["findings"]]
         assert ("xff-spoofing" in codes) == (name == "plain"), (name, codes)
+
+
+def test_nginx_conf_realip_settings_are_each_servers_own(tmp_path: Path) -> None:
+    """Two servers log the same format with different `real_ip_recursive`:
+    `--nginx-conf` gave both files the first server's settings (the block
+    found by format), so the second's clients came out wrong. Each file now
+    takes the settings where its `access_log` stands, for `summarize` and
+    for `ingest` (which refused any configuration of several formats, and
+    now refuses only inputs whose servers attribute differently)."""
+    nginx = require_binary("nginx", "nginx-light")
+    logs = {k: tmp_path / f"{k}.log" for k in ("on", "off", "elb")}
+
+    def config(ports: list[int], nginx_v: str) -> str:
+        servers = "".join(
+            f"""
+    server {{
+        listen 127.0.0.1:{port};
+        set_real_ip_from 127.0.0.1;
+        set_real_ip_from 127.0.0.3;
+        real_ip_header X-Forwarded-For;
+        real_ip_recursive {name};
+        access_log {logs[name]} main;
+        location / {{ return 200 "ok\\n"; }}
+    }}"""
+            for name, port in zip(("on", "off"), ports, strict=False)
+        )
+        return f"""
+pid {tmp_path / "nginx.pid"};
+error_log {tmp_path / "error.log"};
+events {{ worker_connections 64; }}
+http {{
+{temp_paths(tmp_path, nginx_v)}
+    log_format main '$remote_addr - $remote_user [$time_local] "$request" '
+                    '$status $body_bytes_sent "$http_referer" '
+                    '"$http_user_agent" "$http_x_forwarded_for"';
+    log_format elb_log '$proxy_protocol_addr - $remote_user [$time_local] '
+                       '"$request" $status $body_bytes_sent "$http_referer" '
+                       '"$http_user_agent"';
+    {servers}
+    server {{
+        listen 127.0.0.1:{ports[2]};
+        access_log {logs["elb"]} elb_log;
+    }}
+}}
+"""
+
+    proc, ports = start_nginx(nginx, tmp_path, config, ports=3, listening=2)
+    try:
+        for port in ports[:2]:
+            hdr = [(b"X-Forwarded-For", b"203.0.113.9, 127.0.0.3")]
+            reply = send(port, _request("/x", hdr), source="127.0.0.1")
+            assert reply.startswith(b"HTTP/1.1 200"), reply[:80]
+    finally:
+        stop(proc)
+    conf = str(tmp_path / "nginx.conf")
+    logged = {k: logs[k].read_text().split(" ", 1)[0] for k in ("on", "off")}
+    assert logged == {"on": "203.0.113.9", "off": "127.0.0.3"}
+
+    def pplog_cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pplog", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    for name in ("on", "off"):
+        done = pplog_cli(
+            "summarize", str(logs[name]), "--nginx-conf", conf, "--to", "json"
+        )
+        assert done.returncode == 0, done.stderr
+        clients = [c["client_ip"] for c in json.loads(done.stdout)["clients"]]
+        assert clients == [logged[name]], name
+    # both files in one run: each with its own server's settings
+    both = pplog_cli(
+        "summarize", str(logs["on"]), str(logs["off"]), "--nginx-conf", conf,
+        "--to", "json", "--top", "0",
+    )  # fmt: skip
+    assert both.returncode == 0, both.stderr
+    clients = {c["client_ip"] for c in json.loads(both.stdout)["clients"]}
+    assert clients == set(logged.values())
+    # ingest: a configuration of two formats, the file's own realip settings
+    dataset = tmp_path / "ds"
+    done = pplog_cli(
+        "ingest", str(logs["off"]), "--nginx-conf", conf, "--dataset", str(dataset)
+    )
+    assert done.returncode == 0, done.stderr
+    rows = pl.read_parquet(dataset / "requests" / "**" / "*.parquet")
+    assert rows["client_ip"].to_list() == ["127.0.0.3"]
+    mixed = pplog_cli(
+        "ingest", str(logs["on"]), str(logs["off"]), "--nginx-conf", conf,
+        "--dataset", str(tmp_path / "ds2"),
+    )  # fmt: skip
+    assert mixed.returncode == 1
+    assert mixed.stderr.startswith("Error: the servers that write"), mixed.stderr
+    assert "different realip settings" in mixed.stderr

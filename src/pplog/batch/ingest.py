@@ -58,6 +58,7 @@ from pplog.pipeline import (
     FileGroup,
     LogSpec,
     had_no_lines,
+    logs_realip,
     resolve_format,
     resolve_groups,
 )
@@ -237,8 +238,7 @@ def ingest(
             report(p)
         if duplicates:
             result.warn("duplicate_paths", len(duplicates))
-        fmt = _format(state, cands, spec)
-        pol = spec.resolve_policy(fmt)
+        fmt, pol = _format(state, cands, spec)
         if cands:
             prepare_agents()  # for the rollups' answers: built while reading
         staging = Staging(layout, run_id, pol)
@@ -347,7 +347,35 @@ def _spec(spec: LogSpec | None, **keywords: Any) -> LogSpec:  # noqa: ANN401
     return spec
 
 
-def _format(state: State, cands: list[Candidate], spec: LogSpec) -> LogFormat:
+def _format(
+    state: State, cands: list[Candidate], spec: LogSpec
+) -> tuple[LogFormat, ProxyPolicy]:
+    """The format given, else the one recorded by earlier runs, else detected;
+    and the proxy policy for it (with `--nginx-conf`, the realip settings
+    where the inputs' `access_log` stands)."""
+    fmt = _one_format(state, cands, spec)
+    srcs = [Source(c.name, c.path) for c in cands]
+    if spec.nginx_conf is None or spec.policy is not None or not srcs:
+        return fmt, spec.resolve_policy(fmt)
+    named = logs_realip(spec.nginx_conf)
+    confs: dict[Any, Source] = {}  # thousands of files: one policy each setting
+    for src in srcs:
+        confs.setdefault(named(src), src)
+    policies: dict[ProxyPolicy, Source] = {}
+    for conf, src in confs.items():
+        policies.setdefault(spec.resolve_policy(fmt, conf=conf), src)
+    if len(policies) > 1:
+        which = ", ".join(f"`{s.name}`" for s in policies.values())
+        msg = (
+            f"the servers that write {which} have different realip settings in "
+            f"{spec.nginx_conf}; a dataset holds one client attribution: ingest "
+            "each into its own --dataset"
+        )
+        raise LogFormatError(msg)
+    return fmt, next(iter(policies))
+
+
+def _one_format(state: State, cands: list[Candidate], spec: LogSpec) -> LogFormat:
     """The format given, else the one recorded by earlier runs, else detected."""
     given = spec.log_format or spec.nginx_conf or spec.format not in (None, "auto")
     saved = state.log_format
@@ -358,13 +386,17 @@ def _format(state: State, cands: list[Candidate], spec: LogSpec) -> LogFormat:
         Source(c.name, c.path) for c in cands
     ]
     if given:
-        fmt, _ = resolve_format(
-            srcs,
-            spec.format,
-            log_format=spec.log_format,
-            nginx_conf=spec.nginx_conf,
-            log_format_name=spec.log_format_name,
-        )
+        by_file = spec.nginx_conf is not None and not spec.forced and srcs
+        if by_file:  # each file's format is its `access_log`'s
+            fmt = _the_format(spec.groups(srcs))
+        else:
+            fmt, _ = resolve_format(
+                srcs,
+                spec.format,
+                log_format=spec.log_format,
+                nginx_conf=spec.nginx_conf,
+                log_format_name=spec.log_format_name,
+            )
         # a dataset holds one format: lines of another would each be a
         # `no_match` reject and their bytes counted as read, and the rows'
         # columns would change from one file to the next
@@ -385,7 +417,11 @@ def _format(state: State, cands: list[Candidate], spec: LogSpec) -> LogFormat:
         raise LogFormatError(msg)
     # a dataset holds one format: detect each rotation set, as `summarize` does,
     # and refuse inputs that differ rather than reject most of their lines
-    groups = resolve_groups(srcs)
+    return _the_format(resolve_groups(srcs))
+
+
+def _the_format(groups: list[FileGroup]) -> LogFormat:
+    """The one format of `groups`; an error naming them when they differ."""
     found: dict[str, FileGroup] = {}
     # each format by the first set detected as it (an empty file only takes
     # another's format: named, it sent users to the wrong file)

@@ -5,7 +5,11 @@ from __future__ import annotations
 from pplog.errors import LogFormatError
 from pplog.formats._compiler import FIXED_TEXT, SHAPES, Literal, Token, Variable
 from pplog.formats._logformat import LogFormat
-from pplog.formats._logpaths import buffered_logs, formats_by_log_path
+from pplog.formats._logpaths import (
+    buffered_logs,
+    formats_by_log_path,
+    realip_by_log_path,
+)
 from pplog.formats._nginxconf import (
     RealIPSettings,
     SeveralFormatsError,
@@ -31,6 +35,7 @@ __all__ = [
     "formats_by_log_path",
     "get_format",
     "read_config",
+    "realip_by_log_path",
     "realip_from_config",
 ]
 

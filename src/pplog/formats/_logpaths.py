@@ -7,7 +7,12 @@ from pathlib import Path
 
 from pplog.errors import LogFormatError
 from pplog.formats._logformat import LogFormat
-from pplog.formats._nginxconf import read_config
+from pplog.formats._nginxconf import (
+    Directive,
+    RealIPSettings,
+    read_config,
+    realip_by_access_log,
+)
 from pplog.formats._presets import PRESETS
 
 
@@ -27,17 +32,10 @@ def formats_by_log_path(
     config = read_config(path)
     out: dict[Path, LogFormat] = {}
     for d in config.access_logs:
-        if not d.args or d.args[0] == "off" or "$" in d.args[0]:
-            continue
-        target = d.args[0]
-        if target.startswith(("syslog:", "memory:")):
+        file = _file_of(d, config.path.parent)
+        if file is None or file in out:
             continue
         name = d.args[1] if len(d.args) > 1 and "=" not in d.args[1] else "combined"
-        file = Path(target)
-        if not file.is_absolute():
-            file = config.path.parent / file
-        if file in out:
-            continue
         if name in config.log_formats:
             fd = config.log_formats[name]
             try:
@@ -51,6 +49,34 @@ def formats_by_log_path(
     return out
 
 
+def realip_by_log_path(
+    path: str | os.PathLike[str],
+) -> dict[Path, RealIPSettings | LogFormatError | None]:
+    """The realip settings in force where each `access_log` naming one file
+    stands (`realip_by_access_log`): a file written by a server with
+    `real_ip_recursive off` is read so, whatever its format; None where realip
+    is not configured. The first directive naming a file wins, as for its
+    format."""
+    base = Path(path).parent
+    out: dict[Path, RealIPSettings | LogFormatError | None] = {}
+    for d, settings in realip_by_access_log(path):
+        file = _file_of(d, base)
+        if file is not None:
+            out.setdefault(file, settings)
+    return out
+
+
+def _file_of(d: Directive, base: Path) -> Path | None:
+    """The one file an `access_log` writes (relative to `base`), or None:
+    ``off``, a path with variables, ``syslog:`` or ``memory:``."""
+    if not d.args or d.args[0] == "off" or "$" in d.args[0]:
+        return None
+    if d.args[0].startswith(("syslog:", "memory:")):
+        return None
+    file = Path(d.args[0])
+    return file if file.is_absolute() else base / file
+
+
 def buffered_logs(path: str | os.PathLike[str]) -> dict[Path, str]:
     """The files whose `access_log` buffers lines (``buffer=``, ``flush=``,
     ``gzip``), with the directive's settings as nginx reads them: such a log
@@ -58,15 +84,11 @@ def buffered_logs(path: str | os.PathLike[str]) -> dict[Path, str]:
     config = read_config(path)
     out: dict[Path, str] = {}
     for d in config.access_logs:
-        if not d.args or d.args[0] == "off" or "$" in d.args[0]:
-            continue
+        file = _file_of(d, config.path.parent)
         settings = [
             a for a in d.args[1:] if a.startswith(("buffer=", "flush=", "gzip"))
         ]
-        if not settings or d.args[0].startswith(("syslog:", "memory:")):
+        if not settings or file is None:
             continue
-        file = Path(d.args[0])
-        if not file.is_absolute():
-            file = config.path.parent / file
         out.setdefault(file, f"{' '.join(settings)} ({d.file}:{d.line})")
     return out

@@ -424,6 +424,40 @@ def realip_from_config(
         for name, found in level.items():
             if found:
                 merged[name] = found
+    return _settings(merged, path)
+
+
+def realip_by_access_log(
+    path: str | os.PathLike[str],
+) -> list[tuple[Directive, RealIPSettings | LogFormatError | None]]:
+    """Each `access_log` directive with the realip settings in force where it
+    stands (its own block's, else the enclosing ones': a `location`'s, its
+    `server`'s, `http`'s, as nginx inherits each directive), in order. None
+    where no `set_real_ip_from` applies (realip inactive there); the error
+    where they name a header pplog cannot read (raised if that log is read)."""
+    empty: dict[str, list[Directive]] = {name: [] for name in _REALIP}
+    out: list[tuple[Directive, RealIPSettings | LogFormatError | None]] = []
+    # a stack, not recursion: nesting depth costs no Python stack
+    stack = [(_parse(Path(path), Path(path).parent), empty)]
+    while stack:
+        items, outer = stack.pop()
+        here = _realip_in(items)
+        merged = {name: here[name] or outer[name] for name in _REALIP}
+        settings: RealIPSettings | LogFormatError | None = None
+        try:
+            settings = _settings(merged, path)
+        except LogFormatError as exc:
+            settings = exc
+        out.extend((d, settings) for d in items if d.name == "access_log")
+        stack.extend((d.block, merged) for d in reversed(items) if d.block)
+    out.sort(key=lambda pair: (pair[0].file, pair[0].line))
+    return out
+
+
+def _settings(
+    merged: dict[str, list[Directive]], path: str | os.PathLike[str]
+) -> RealIPSettings | None:
+    """The settings the innermost directives of each kind make (`merged`)."""
     trusted = tuple(d.args[0] for d in merged["set_real_ip_from"] if d.args)
     if not trusted:
         return None

@@ -14,6 +14,7 @@ from pplog.pipeline.detect import (
     FileGroup,
     detect_format,
     had_no_lines,
+    logs_realip,
     resolve_format,
     resolve_groups,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "collected_rows",
     "detect_format",
     "had_no_lines",
+    "logs_realip",
     "open_log",
     "parse_lines",
     "read_log",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,10 +17,12 @@ from pplog.formats import (
     DETECTION_ORDER,
     PRESETS,
     LogFormat,
+    RealIPSettings,
     SeveralFormatsError,
     format_from_config,
     formats_by_log_path,
     get_format,
+    realip_by_log_path,
 )
 from pplog.parse import parse
 from pplog.schema import LINE, OFFSET, REJECT_REASON, SOURCE, TEXT
@@ -389,6 +391,28 @@ def _set_error_log_note(members: Sequence[Source], fmt: LogFormat) -> str | None
     )
 
 
+def _conf_key(path: Path) -> str:
+    """How an input is matched with the `access_log` that writes it: by its
+    rotation set's live name, resolved (`logs/../logs/api.log`, `./api.log`,
+    `api.log.2.gz` and a link to it name one file)."""
+    return rotation_key(path.resolve())[0]
+
+
+def logs_realip(
+    nginx_conf: str | os.PathLike[str],
+) -> Callable[[Source], tuple[RealIPSettings | LogFormatError | None] | None]:
+    """For an input, a `(settings,)` tuple of the realip settings in force
+    where the `access_log` that writes it stands (`realip_by_log_path`), or
+    None when no `access_log` names it."""
+    by_path = {_conf_key(p): s for p, s in realip_by_log_path(nginx_conf).items()}
+
+    def named(src: Source) -> tuple[RealIPSettings | LogFormatError | None] | None:
+        key = _conf_key(src.path) if src.path is not None else None
+        return (by_path[key],) if key in by_path else None
+
+    return named
+
+
 def _groups_from_config(
     srcs: Sequence[Source], nginx_conf: str | os.PathLike[str]
 ) -> list[FileGroup]:
@@ -397,11 +421,7 @@ def _groups_from_config(
     Inputs no `access_log` names take the configuration's one format; when
     it defines several, they are detected as without a configuration.
     """
-
-    def key(path: Path) -> str:
-        # `logs/../logs/api.log`, `./api.log` and a link to it name one file
-        return rotation_key(path.resolve())[0]
-
+    key = _conf_key
     by_path = {key(p): fmt for p, fmt in formats_by_log_path(nginx_conf).items()}
     conf = os.fspath(nginx_conf)
     sets = _rotation_sets(srcs)

@@ -19,8 +19,8 @@ import polars as pl
 from pplog import clientip, sources
 from pplog.clientip import ProxyPolicy
 from pplog.enrich.agents import AGENT_CLASS, agent_class_per_value
-from pplog.errors import PplogError, PplogWarning
-from pplog.formats import PRESETS, LogFormat, realip_from_config
+from pplog.errors import LogFormatError, PplogError, PplogWarning
+from pplog.formats import PRESETS, LogFormat, RealIPSettings, realip_from_config
 from pplog.parse import late_decoding, late_split_rows, parse
 from pplog.pipeline.detect import (
     UNKNOWN_FORMAT,
@@ -321,6 +321,11 @@ def unknown_format_rows(lines: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+# `resolve_policy(conf=...)` not given: the settings of the server whose
+# `access_log` uses the format
+BY_FORMAT: Any = object()
+
+
 def resolve_policy(
     policy: ProxyPolicy | None,
     *,
@@ -329,12 +334,22 @@ def resolve_policy(
     recursive: bool | None = None,
     nginx_conf: str | os.PathLike[str] | None = None,
     fmt: LogFormat | None = None,
+    conf: RealIPSettings | LogFormatError | None = BY_FORMAT,
 ) -> ProxyPolicy:
-    """The proxy policy: explicit settings, else nginx.conf's realip, else defaults."""
+    """The proxy policy: explicit settings, else nginx.conf's realip, else defaults.
+
+    `conf`: nginx.conf's realip settings where the `access_log` that writes
+    the inputs stands (`formats.realip_by_log_path`; None: realip not
+    configured there; an error: a header pplog cannot read); by default those
+    of the server whose `access_log` uses `fmt`."""
     if policy is not None:
         return policy
     settings = None
-    if nginx_conf is not None and fmt is not None:
+    if isinstance(conf, LogFormatError):
+        raise conf
+    if conf is not BY_FORMAT:
+        settings = conf
+    elif nginx_conf is not None and fmt is not None:
         settings = realip_from_config(nginx_conf, fmt.name)
     base = ProxyPolicy(
         trusted=settings.trusted if settings else None,

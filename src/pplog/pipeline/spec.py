@@ -178,9 +178,17 @@ class LogSpec:
             or self.policy
         )
 
-    def resolve_policy(self, fmt: LogFormat | None = None) -> ProxyPolicy:
-        """The proxy policy for inputs read with `fmt` (see `resolve_policy`)."""
-        from pplog.pipeline.opening import resolve_policy
+    def resolve_policy(
+        self,
+        fmt: LogFormat | None = None,
+        *,
+        conf: Any = None,  # noqa: ANN401
+    ) -> ProxyPolicy:
+        """The proxy policy for inputs read with `fmt` (see `resolve_policy`);
+        `conf`: a `(settings,)` tuple of the realip settings `nginx_conf` has
+        where the `access_log` writing them stands (`realip_by_log_path`);
+        without it, those of the server whose `access_log` uses `fmt`."""
+        from pplog.pipeline.opening import BY_FORMAT, resolve_policy
 
         return resolve_policy(
             self.policy,
@@ -189,6 +197,7 @@ class LogSpec:
             recursive=self.recursive,
             nginx_conf=self.nginx_conf,
             fmt=fmt,
+            conf=BY_FORMAT if conf is None else conf[0],
         )
 
     def groups(
@@ -198,7 +207,7 @@ class LogSpec:
 
         `error_logs`: as for `resolve_groups` (the caller reads nginx error
         logs too)."""
-        from pplog.pipeline.detect import resolve_groups
+        from pplog.pipeline.detect import FileGroup, logs_realip, resolve_groups
         from pplog.pipeline.opening import merge_same
 
         groups = resolve_groups(
@@ -209,9 +218,27 @@ class LogSpec:
             log_format_name=self.log_format_name,
             error_logs=error_logs,
         )
+        if self.nginx_conf is None or self.policy is not None:
+            for g in groups:
+                g.policy = self.resolve_policy(g.format)
+            return merge_same(groups)
+        # each file read with the realip settings where its `access_log`
+        # stands: two servers may log one format with different ones
+        named = logs_realip(self.nginx_conf)
+        split: list[FileGroup] = []
+        known: dict[tuple[Any, ...], ProxyPolicy] = {}  # thousands of vhost logs
         for g in groups:
-            g.policy = self.resolve_policy(g.format)
-        return merge_same(groups)
+            parts: dict[ProxyPolicy, list[Source]] = {}
+            for src in g.sources:
+                conf = named(src)
+                key = (g.format, conf)
+                if key not in known:
+                    known[key] = self.resolve_policy(g.format, conf=conf)
+                parts.setdefault(known[key], []).append(src)
+            for policy, members in parts.items():
+                notes = {m.name: g.notes[m.name] for m in members if m.name in g.notes}
+                split.append(FileGroup(members, g.format, g.note, policy, notes))
+        return merge_same(split)
 
 
 _DEFAULTS: dict[str, Any] = {
