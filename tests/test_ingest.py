@@ -684,6 +684,32 @@ def test_truncated_gz_alone_waits_then_is_read_once(
     assert_exactly_once(ds, writer.expected)
 
 
+def test_a_gz_cut_inside_its_head_says_why_it_waits(
+    writer: LogWriter, ds: Path
+) -> None:
+    """A .gz cut before 4 KiB of it decompress (logrotate just started
+    compressing) was said as `access.log.2.gz: cannot read: ` with no
+    reason; it names the truncation and that the next run reads it."""
+    writer.write(300)
+    writer.close()
+    rotated = writer.live.with_name("access.log.2")
+    writer.live.replace(rotated)
+    gz = rotated.with_name("access.log.2.gz")
+    gzip_file(rotated, gz)
+    full = gz.read_bytes()
+    gz.write_bytes(full[:100])
+    proc = ok(ingest(writer, ds))
+    said = [line for line in proc.stderr.splitlines() if "access.log.2.gz" in line]
+    assert len(said) == 1, proc.stderr
+    assert said[0].endswith(
+        "access.log.2.gz: cannot read: compressed data ends early (truncated "
+        "file); tried again on the next run"
+    ), said
+    gz.write_bytes(full)
+    ok(ingest(writer, ds))
+    assert_exactly_once(ds, writer.expected)
+
+
 def test_truncated_gz_next_to_its_plain_file(writer: LogWriter, ds: Path) -> None:
     """§6 row 5 with the plain file still there: the plain file is read, the
     partial .gz is the same content and is left out; when compression ends

@@ -35,6 +35,7 @@ from pplog.sources import (
     Source,
     TrailingDataError,
     compression,
+    describe,
     not_a_log,
     open_stream,
     path_name,
@@ -43,6 +44,7 @@ from pplog.sources import (
 )
 
 HEAD_BYTES = 4096
+_LATER = "tried again on the next run"
 TAIL_BYTES = 64
 _ROTATED = re.compile(r"\.\d+(?:\.(?:gz|bz2|xz|zst))?$|\.(?:gz|bz2|xz|zst)$")
 
@@ -460,9 +462,7 @@ def discover(patterns: Sequence[str]) -> tuple[list[Candidate], list[str], list[
             head, skipped, st = _read_prefix(path, HEAD_BYTES)
             kind = compression(path)
         except Exception as exc:  # noqa: BLE001 - reported, the run goes on
-            problems.append(
-                f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}"
-            )
+            problems.append(f"{path}: cannot read: {describe(exc)}; {_LATER}")
             continue
         out.append(
             Candidate(
