@@ -437,3 +437,40 @@ def test_the_command_line_sets_what_its_imports_made_aside(tmp_path: Path) -> No
     frozen, tracked = map(int, done.stderr.split())
     assert frozen > 20_000  # the imports' objects
     assert tracked < frozen  # what the run itself made is still collected
+
+
+@pytest.mark.parametrize("color", ["--color", "--no-color"])
+def test_the_progress_bar_follows_no_color(tmp_path: Path, color: str) -> None:
+    """On a terminal `--no-color` left the report plain but the progress bar
+    on stderr coloured (hundreds of SGR sequences); it is plain too."""
+    import os
+    import pty
+    import re
+
+    log = tmp_path / "access.log"
+    line = '203.0.113.{} - - [07/Dec/2026:18:22:10 +0000] "GET /{} HTTP/1.1" 200 1 "-" "t"\n'
+    log.write_text("".join(line.format(i % 250, i) for i in range(300_000)))
+    main, child = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100"}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pplog", "summarize", str(log), "--top", "1", color],
+        stdout=subprocess.DEVNULL,
+        stderr=child,
+        env=env,
+    )
+    os.close(child)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(main)
+    assert proc.wait(timeout=60) == 0
+    assert b"reading" in out  # the bar was drawn
+    styled = re.findall(rb"\x1b\[[0-9;]*[1-9][0-9;]*m", out)
+    assert bool(styled) == (color == "--color"), out[-300:]

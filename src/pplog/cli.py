@@ -431,7 +431,7 @@ def summarize_cmd(
         color = False  # https://no-color.org: any non-empty value
     with errors_as_click():
         plan = Targets.plan(targets, output, top)
-        with progress_bar(progress) as on_progress:
+        with progress_bar(progress, color=color) as on_progress:
             summary = pplog.summarize(
                 list(paths),
                 spec=spec,

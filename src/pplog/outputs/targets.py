@@ -145,9 +145,10 @@ def _output_target(
 
 @contextlib.contextmanager
 def progress(
-    enabled: bool | None = None,
+    enabled: bool | None = None, *, color: bool | None = None
 ) -> Iterator[Callable[[int, int | None], None] | None]:
-    """A reading progress bar on stderr (None: when stderr is a terminal).
+    """A reading progress bar on stderr (None: when stderr is a terminal),
+    without colours or styles when `color` is False (`--no-color`).
 
     Yields the `on_progress` handler for `pplog.summarize`, or None.
     """
@@ -163,7 +164,7 @@ def progress(
         TimeElapsedColumn,
     )
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, color_system=None if color is False else "auto")
     with Progress(
         SpinnerColumn(),
         "reading",
