@@ -337,6 +337,31 @@ def test_doctor_reads_each_file_with_its_format(lab: Lab) -> None:  # noqa: F811
 
 
 @pytest.mark.nginx
+def test_a_rotation_set_named_newest_first_is_detected_from_all_of_it(
+    lab: Lab,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Just after a rotation the live log holds one line, named first as in
+    `pplog summarize access.log access.log.1`: its one line decided the set,
+    and `combined` and `elb_log` tie on a line with a client address, so
+    the rotated file's PROXY-protocol lines (real nginx's, with `-` where a
+    health check sent none) were read as `combined`. The sample is topped
+    up from the members after it."""
+    _need_haproxy(lab)
+    lines = (lab.root / "pp.log").read_text().splitlines(keepends=True)
+    assert any(line.startswith("- ") for line in lines)
+    live = next(line for line in lines if not line.startswith("- "))
+    (tmp_path / "elb.log.1").write_text("".join(lines))
+    (tmp_path / "elb.log").write_text(live)
+    for order in (["elb.log", "elb.log.1"], ["elb.log.1", "elb.log"]):
+        data = _json(*(str(tmp_path / name) for name in order))
+        ov = data["overview"]
+        assert isinstance(ov, dict)
+        assert {f["format"] for f in ov["formats"]} == {"elb_log"}, order
+        assert ov["rejected"] == 0
+
+
+@pytest.mark.nginx
 def test_each_rotated_error_log_is_told_how_to_read_it(
     lab: Lab,  # noqa: F811
     tmp_path: Path,

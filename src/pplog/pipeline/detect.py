@@ -272,7 +272,10 @@ def _detect_sets(
     sets: list[list[Source]], *, alone: bool = False
 ) -> list[tuple[LogFormat | None, str | None, LogFormatError | None]]:
     """One detection per rotation set: the first member with lines decides
-    (the next one when no preset fits it).
+    (the next one when no preset fits it), its sample topped up to
+    `DETECT_LINES` from the members after it: a live log just rotated holds
+    a line or two, and presets that differ only in what few lines show
+    (`combined` and `elb_log`, apart from a `-` client) tie on them.
 
     Each result's third value is the error to raise if no input at all fits.
     `alone`: each set is detected as if it were the only one (a set with no
@@ -280,9 +283,14 @@ def _detect_sets(
     """
     firsts: list[tuple[int, Source, list[str]]] = []  # (set, member, sample)
     for i, members in enumerate(sets):
-        for src in members:
+        for k, src in enumerate(members):
             sample = [x for x in sources.read_head(src, DETECT_LINES) if x.strip()]
             if sample:
+                for later in members[k + 1 :]:
+                    if len(sample) >= DETECT_LINES:
+                        break
+                    more = sources.read_head(later, DETECT_LINES - len(sample))
+                    sample += [x for x in more if x.strip()]
                 firsts.append((i, src, sample))
                 break
     fits = _fits([sample for _, _, sample in firsts]) if firsts else []
