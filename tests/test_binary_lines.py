@@ -130,3 +130,27 @@ def test_summarize_counts_binary_lines(tmp_path: Path) -> None:
     assert samples[0]["raw"] == HOLE[:2000] + f"… ({len(HOLE):,} bytes)"
     # no request was made of the NULs: every client is a real address
     assert all("\x00" not in (c["client_ip"] or "") for c in doc["clients"])
+
+
+@pytest.mark.parametrize("nuls", [10_000, 2 << 20], ids=["10k", "2MiB"])
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_a_nul_run_that_ends_the_file_is_one_binary_reject(
+    tmp_path: Path, nuls: int, gz: bool
+) -> None:
+    """The size a crash leaves past the last write: the lines before it are
+    read, and the run is one `binary` reject (counted, as the README says),
+    however long, plain or compressed."""
+    import gzip
+
+    line = (
+        b'127.0.0.2 - - [07/Dec/2026:18:22:10 +0000] "GET / HTTP/1.1" 200 1 "-" "c"\n'
+    )
+    data = line * 3 + b"\0" * nuls
+    log = tmp_path / ("access.log.gz" if gz else "access.log")
+    log.write_bytes(gzip.compress(data) if gz else data)
+    argv = ["summarize", str(log), "--format", "combined", "--to", "json"]
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 0, result.output
+    ov = json.loads(result.stdout)["overview"]
+    assert (ov["lines"], ov["requests"]) == (4, 3)
+    assert ov["rejected_by_reason"] == {"binary": 1}
