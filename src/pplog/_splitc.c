@@ -521,8 +521,8 @@ static int realip_decide(const Realip *r, const unsigned char *peer, Py_ssize_t 
 }
 
 /* The realip part of a program: None, or (peer field, header field,
- * recursive, the peer is `$remote_addr`, max hops, ((network, mask), ...), ((hi, lo, mask hi, mask lo),
- * ...)). */
+ * recursive, the peer is `$remote_addr`, max hops, ((network, mask), ...),
+ * ((hi, lo, mask hi, mask lo), ...)). */
 static int read_realip(PyObject *spec, int nfields, Realip **out) {
     *out = NULL;
     if (spec == Py_None) return 1;

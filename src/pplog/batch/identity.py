@@ -44,8 +44,8 @@ from pplog.sources import (
 )
 
 HEAD_BYTES = 4096
-_LATER = "tried again on the next run"
 TAIL_BYTES = 64
+_LATER = "tried again on the next run"  # a file the listing could not read
 _ROTATED = re.compile(r"\.\d+(?:\.(?:gz|bz2|xz|zst))?$|\.(?:gz|bz2|xz|zst)$")
 
 
