@@ -14,6 +14,7 @@ import gzip
 import io
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -374,6 +375,126 @@ def test_scheduler_unreachable_is_one_error_line(tmp_path: Path) -> None:
     assert result.stdout == b""
 
 
+def _summarize_on(address: str) -> subprocess.CompletedProcess[str]:
+    """`pplog summarize` of a sample on the cluster at `address`."""
+    log = str(SAMPLES / "elb-access.log")
+    return subprocess.run(
+        [sys.executable, "-m", "pplog", "summarize", log, "--cluster", address],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@contextlib.contextmanager
+def _not_dask(answer: bytes | None) -> Iterator[int]:
+    """A loopback service that is no Dask scheduler: silent (`answer` None,
+    as a dashboard port to a Dask client) or replying `answer` to what it
+    reads. Its port; stopped (its socket closed) at the end."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+    stop = threading.Event()
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            held.append(conn)
+            if answer is not None:
+                with contextlib.suppress(OSError):
+                    conn.settimeout(5)
+                    conn.recv(4096)
+                    conn.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield int(server.getsockname()[1])
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        server.close()
+        for conn in held:
+            conn.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "says"),
+    [
+        (None, "accepts connections but does not answer as a Dask scheduler"),
+        (b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", "answers, but"),
+    ],
+    ids=["silent", "http"],
+)
+def test_a_port_that_is_no_scheduler_is_one_error_line(
+    answer: bytes | None, says: str
+) -> None:
+    """The dashboard's port (silent to a Dask client) made the run wait
+    without end; an HTTP server's reply was read as a frame, a 3 EiB
+    allocation reported as an unexpected MemoryError."""
+    with _not_dask(answer) as port:
+        started = time.monotonic()
+        result = _summarize_on(f"tcp://127.0.0.1:{port}")
+    assert time.monotonic() - started < 30
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"Error: `tcp://127.0.0.1:{port}` "), lines
+    assert says in lines[0]
+    assert "scheduler's port (8786 by default)" in lines[0]
+
+
+def test_a_tls_address_without_tls_settings_is_one_error_line() -> None:
+    """`tls://` passed the address check, then failed with a TypeError
+    ("unexpected failure") and a traceback from the client's `__del__`."""
+    result = _summarize_on("tls://127.0.0.1:1")
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert "Traceback" not in result.stderr
+    assert lines[0].startswith("Error: cannot connect to the Dask scheduler at `tls://")
+    assert "Dask's TLS settings" in lines[0]
+
+
+def test_a_scheduler_without_workers_is_an_error_not_a_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scheduler started, its workers not: the run waited without end and
+    without a word."""
+    found = Cluster(tmp_path)
+    port = found.address.rsplit(":", 1)[1]
+    found._start(
+        "scheduler",
+        ["scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"],
+    )
+    monkeypatch.setattr(dask_cluster, "WORKERS_SECONDS", 1)
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while True:  # the scheduler up: it answers
+            try:
+                client = distributed.Client(
+                    found.address, timeout=2, set_as_default=False
+                )
+            except OSError:
+                assert time.monotonic() < deadline, "the scheduler did not start"
+                continue
+            client.close()
+            break
+        with pytest.raises(ReportError, match="has no workers \\(waited 1 s\\)"):
+            _remote(str(SAMPLES / "elb-access.log"), found.address)
+    finally:
+        found.stop()
+
+
 @pytest.mark.parametrize(
     ("address", "says"),
     [("foo", "missing port"), ("udp://h:1", "protocol `udp`")],
@@ -559,3 +680,48 @@ def _busy_worker(
                 return ours[pids[address]]
         time.sleep(0.02)
     pytest.fail("no worker ran a map task in time")
+
+
+@pytest.mark.slow  # a cluster of its own and a run of 400 files: about 20 s
+def test_a_scheduler_lost_mid_run_is_one_error_line(tmp_path: Path) -> None:
+    """The scheduler killed while the maps run: the run printed two of
+    Dask's tracebacks (36 lines) and blamed "merging the partials" and the
+    workers' logs; it is one `Error:` line that names the lost scheduler."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    lines = (SAMPLES / "main-access.log").read_bytes().splitlines(keepends=True)
+    for i in range(400):
+        (logs / f"v{i:04d}.log").write_bytes(b"".join(lines[: 50 + i % 50]))
+    with running_cluster(tmp_path) as found:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "pplog", "summarize", str(logs)]
+            + ["--cluster", found.address, "--to", "json"],
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            with distributed.Client(found.address, set_as_default=False) as watcher:
+                deadline = time.monotonic() + 60
+                while not any(
+                    str(k).startswith("pplog-map-")
+                    for keys in watcher.processing().values()
+                    for k in keys
+                ):
+                    assert time.monotonic() < deadline, "no map task ran in time"
+                    assert run.poll() is None, "the run ended before the kill"
+                    time.sleep(0.02)
+            scheduler = found.procs[0]
+            os.killpg(scheduler.pid, signal.SIGKILL)
+            _, stderr = run.communicate(timeout=120)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait(timeout=10)
+    assert run.returncode == 1
+    said = stderr.splitlines()
+    assert len(said) == 1, stderr[-3000:]
+    assert said[0].startswith(
+        f"Error: lost the Dask scheduler at `{found.address}` during the run"
+    ), said

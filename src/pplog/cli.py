@@ -429,6 +429,8 @@ def summarize_cmd(
     """
     if color is None and os.environ.get("NO_COLOR"):
         color = False  # https://no-color.org: any non-empty value
+    if cluster and not click.get_current_context().find_root().params.get("debug"):
+        _quiet_dask()
     with errors_as_click():
         plan = Targets.plan(targets, output, top)
         with progress_bar(progress, color=color) as on_progress:
@@ -879,6 +881,18 @@ def _more_files() -> None:
         want = 1 << 20 if hard == resource.RLIM_INFINITY else min(hard, 1 << 20)
         if soft != resource.RLIM_INFINITY and soft < want:
             resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def _quiet_dask() -> None:
+    """Leave Dask's client loggers only what is critical: a scheduler lost
+    mid-run is one `Error:` line, not its reconnection tracebacks."""
+    import logging
+
+    with contextlib.suppress(ImportError):
+        import distributed  # noqa: F401 - sets its loggers' levels on import
+    names = logging.root.manager.loggerDict
+    for name in ["distributed", *(n for n in names if n.startswith("distributed."))]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -45,6 +45,9 @@ FAN_IN = 8  # partials merged per merge task
 CLIENT_PARTS = 16
 RETRIES = 2  # a task that raised is tried this many more times
 CONNECT_SECONDS = 5
+# a scheduler without workers would hold the run without end: workers that
+# are starting have this long to join
+WORKERS_SECONDS = 30
 INSTALL = "pip install 'pplog[dask]'"
 
 
@@ -103,16 +106,22 @@ def connected(cluster: object) -> Iterator[Any]:
         return
     if isinstance(cluster, str):
         address = _checked_address(cluster)
+        _probe(address, distributed)
         try:
             client = distributed.Client(
                 address, timeout=CONNECT_SECONDS, set_as_default=False
             )
         except (OSError, TimeoutError) as exc:
-            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             msg = (
-                f"cannot reach the Dask scheduler at `{address}`: {why}; is it running?"
+                f"cannot reach the Dask scheduler at `{address}`: {_first(exc)}; "
+                "is it running?"
             )
             raise ReportError(msg) from None
+        try:
+            _wait_for_workers(client, address)
+        except BaseException:
+            client.close()
+            raise
     elif hasattr(cluster, "scheduler_address"):  # LocalCluster, SSHCluster, ...
         client = distributed.Client(
             cluster, timeout=CONNECT_SECONDS, set_as_default=False
@@ -127,6 +136,78 @@ def connected(cluster: object) -> Iterator[Any]:
         yield client
     finally:
         client.close()
+
+
+def _first(exc: BaseException) -> str:
+    """The first line of what `exc` says, or its type's name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _probe(address: str, distributed: Any) -> None:
+    """A `ReportError` unless a Dask scheduler answers at `address` within
+    `CONNECT_SECONDS`. `distributed.Client` waits without end for the
+    handshake of a port that accepts and says nothing (the dashboard's,
+    8787, for the scheduler's 8786), and reads another service's answer as
+    a frame (an HTTP server's: a 3 EiB allocation). Run on a thread with a
+    loop of its own, so that a notebook's running loop is no obstacle."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    connect = distributed.comm.core.connect  # typed Any, as the module is
+    args = distributed.Security().get_connection_args("client")
+
+    async def handshake() -> None:
+        comm = await connect(address, timeout=CONNECT_SECONDS, **args)
+        await comm.close()
+
+    async def bounded() -> None:  # the connection's timeout first, if it is one
+        await asyncio.wait_for(handshake(), CONNECT_SECONDS + 1)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="pplog-probe") as pool:
+        try:
+            pool.submit(asyncio.run, bounded()).result()
+        except TimeoutError:
+            msg = (
+                f"`{address}` accepts connections but does not answer as a Dask "
+                f"scheduler within {CONNECT_SECONDS + 1} s: is it the scheduler's "
+                "port (8786 by default), not the dashboard's (8787)?"
+            )
+            raise ReportError(msg) from None
+        except OSError as exc:
+            msg = (
+                f"cannot reach the Dask scheduler at `{address}`: {_first(exc)}; "
+                "is it running?"
+            )
+            raise ReportError(msg) from None
+        except Exception as exc:  # noqa: BLE001 - whatever the other end sent
+            if address.startswith(("tls://", "wss://")):
+                msg = (
+                    f"cannot connect to the Dask scheduler at `{address}`: "
+                    f"{_first(exc)} (a {address.split(':')[0]}:// scheduler needs "
+                    "Dask's TLS settings, `distributed.comm.tls` in its configuration)"
+                )
+            else:  # another service's answer, read as a Dask frame
+                msg = (
+                    f"`{address}` answers, but not as a Dask scheduler: is it the "
+                    "scheduler's port (8786 by default)?"
+                )
+            raise ReportError(msg) from None
+
+
+def _wait_for_workers(client: Any, address: str) -> None:
+    """Return once the scheduler has a worker; a `ReportError` after
+    `WORKERS_SECONDS` without one (the run would wait without end)."""
+    if client.scheduler_info().get("workers"):
+        return
+    try:
+        client.wait_for_workers(1, timeout=WORKERS_SECONDS)
+    except TimeoutError:
+        msg = (
+            f"the Dask scheduler at `{address}` has no workers (waited "
+            f"{WORKERS_SECONDS} s): start them with `dask worker {address}`"
+        )
+        raise ReportError(msg) from None
 
 
 def shared(src: Source) -> Source:
@@ -289,6 +370,8 @@ def run(
     try:
         for future in finished:
             w = of.get(future.key)
+            if future.status == "cancelled":  # not by us: the scheduler is gone
+                _lost(client, future)
             if future.status == "error":
                 if w is not None:
                     _raise(future.exception(), w.name, distributed, passthrough)
@@ -313,6 +396,21 @@ def run(
     return partial
 
 
+def _lost(client: Any, future: Any) -> None:
+    """The run's futures were cancelled under it: the connection to the
+    scheduler was lost (it died, or the network went)."""
+    address = getattr(client.scheduler, "address", None) or "the scheduler"
+    why = ""
+    with contextlib.suppress(Exception):  # why Dask cancelled it, if it says
+        reason = getattr(future.exception(timeout=0), "reason", "")
+        why = f" ({reason})" if reason else ""
+    msg = (
+        f"lost the Dask scheduler at `{address}` during the run{why}: nothing "
+        "was reported; run again once it is back"
+    )
+    raise ReportError(msg)
+
+
 def _merge_failed(
     exc: BaseException, distributed: Any, passthrough: tuple[type[BaseException], ...]
 ) -> None:
@@ -328,9 +426,8 @@ def _merge_failed(
 def _why(exc: BaseException, distributed: Any) -> str:
     if isinstance(exc, distributed.KilledWorker):
         return "its worker died every time it ran it (see the workers' logs)"
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    first = _first(exc)
+    return first if first == type(exc).__name__ else f"{type(exc).__name__}: {first}"
 
 
 def _raise(
