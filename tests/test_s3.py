@@ -88,6 +88,16 @@ def _layout() -> dict[str, bytes]:
     }
 
 
+# Objects whose names a local directory cannot mirror: an object and a
+# prefix of one name, a key with glob characters
+_COMBINED = (SAMPLES / "combined-access.log").read_bytes()
+_NO_TWIN = {
+    "twin": _COMBINED[: _COMBINED.index(b"\n") + 1] * 5,
+    "twin/access.log": _COMBINED,
+    "odd/access[1].log": _COMBINED,
+}
+
+
 # -- in process: fsspec's memory filesystem (needs fsspec only) -----------
 
 
@@ -293,6 +303,8 @@ def s3(
                 fs.pipe(f"{BUCKET}/{key}", data)
                 (local / key).parent.mkdir(parents=True, exist_ok=True)
                 (local / key).write_bytes(data)
+            for key, data in _NO_TWIN.items():  # names no directory can hold
+                fs.pipe(f"{BUCKET}/{key}", data)
             yield env, local
             s3fs.S3FileSystem.clear_instance_cache()
     finally:
@@ -377,6 +389,28 @@ def test_s3_damaged_gzip_rejects_equal_local(
     assert len(warning) == 1
     assert url in warning[0]
     assert warning[0].split("stopped at byte")[1] in here.stderr
+
+
+@pytest.mark.parametrize(
+    ("remote", "sources"),
+    [
+        ("twin/", ["twin/access.log"]),  # a prefix: not the object `twin`
+        ("twin", ["twin"]),  # without its slash: the object
+        ("odd/access[1].log", ["odd/access[1].log"]),  # a key, not a glob
+    ],
+)
+def test_s3_names_an_object_or_a_prefix_as_written(
+    s3: tuple[dict[str, str], Path], remote: str, sources: list[str]
+) -> None:
+    """`s3://b/twin/` read the object `twin` (5 lines) instead of the prefix
+    (3,000), with no word; an object whose key holds `[` was taken for a
+    glob that matched nothing."""
+    env, _ = s3
+    result = _pplog(env, "summarize", f"s3://{BUCKET}/{remote}", "--to", "json")
+    assert result.returncode == 0, result.stderr.decode()
+    ov = json.loads(result.stdout)["overview"]
+    assert ov["sources"] == [f"s3://{BUCKET}/{s}" for s in sources]
+    assert ov["lines"] == (5 if remote == "twin" else _COMBINED.count(b"\n"))
 
 
 def test_s3_missing_object_is_one_error_line(s3: tuple[dict[str, str], Path]) -> None:

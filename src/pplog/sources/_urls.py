@@ -109,7 +109,13 @@ def expand_url(url: str) -> list[tuple[str, str, int]]:
     """
     fs, root = _filesystem(url)
     magic = any(c in root for c in "*?[")
+    # with its slash a prefix is a prefix, even where an object has its name
+    # (`logs` beside `logs/access.log`)
+    prefix = url.endswith("/")
     try:
+        literal = _object(fs, root) if magic and not prefix else None
+        if literal is not None:  # a key with `[` in it names itself, as a file does
+            return [(url, fs.unstrip_protocol(literal["name"]), _size(literal))]
         if magic:
             found: dict[str, dict[str, Any]] = fs.glob(root, detail=True)
             if not any(info.get("type") == "file" for info in found.values()):
@@ -117,10 +123,15 @@ def expand_url(url: str) -> list[tuple[str, str, int]]:
                 raise SourceError(msg)
         else:
             info = _info(fs, root, url)
-            if info.get("type") == "file":
+            if info.get("type") == "file" and not prefix:
                 return [(url, fs.unstrip_protocol(info["name"]), _size(info))]
-            listed = fs.ls(root, detail=True)
-            found = {i["name"]: i for i in listed if not _hidden(i["name"])}
+            listed = fs.ls(root.rstrip("/") + "/", detail=True)
+            itself = root.rstrip("/")
+            found = {
+                i["name"]: i
+                for i in listed
+                if not _hidden(i["name"]) and i["name"].rstrip("/") != itself
+            }
             if not any(i.get("type") == "file" for i in found.values()):
                 msg = (
                     f"prefix `{url}` holds no log files; name the objects or a "
@@ -138,6 +149,15 @@ def expand_url(url: str) -> list[tuple[str, str, int]]:
         full = fs.unstrip_protocol(path)
         out.append((full, full, _size(found[path])))
     return out
+
+
+def _object(fs: AbstractFileSystem, root: str) -> dict[str, Any] | None:
+    """The object whose name is `root` itself, glob characters and all."""
+    try:
+        info = fs.info(root)
+    except (FileNotFoundError, ValueError):
+        return None
+    return info if info.get("type") == "file" else None
 
 
 def _info(fs: AbstractFileSystem, root: str, url: str) -> dict[str, Any]:
