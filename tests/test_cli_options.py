@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -250,3 +251,31 @@ def test_each_process_gets_at_least_the_pool_minimum(
     monkeypatch.setattr(tasks, "POOL_MIN_BYTES", size + 1)
     pplog.summarize(inputs, jobs=8)  # one bin: mapped here, no pool
     assert plans == [2]
+
+
+def test_a_worker_process_killed_is_said_as_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A worker process killed by the system (the OOM killer) was reported
+    with a hint meant for scripts only (`if __name__ == '__main__':`); the
+    error now says the process died, and why it may have."""
+    from pplog import tasks
+    from pplog.errors import ReportError
+
+    # a spawned worker kills itself as it starts (multiprocessing's resource
+    # tracker, started the same way, is left alone)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(
+        "import os, signal, sys\n"
+        "if '--multiprocessing-fork' in sys.argv:\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    path = os.pathsep.join(filter(None, [str(hooks), os.environ.get("PYTHONPATH")]))
+    monkeypatch.setenv("PYTHONPATH", path)
+    monkeypatch.setattr(tasks, "POOL_MIN_BYTES", 0)
+    inputs = [ELB, MAIN, str(SAMPLES / "combined-access.log")]
+    with pytest.raises(ReportError, match="failed in a worker process") as caught:
+        pplog.summarize(inputs, top=0, jobs=2)
+    said = str(caught.value)
+    assert "the worker process died (killed by the system, out of memory?" in said

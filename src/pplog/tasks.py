@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -372,11 +373,13 @@ def _pool(
                         dict.fromkeys(s.name for t in bin_ for s in t.sources)
                     )
                     why = str(exc) or type(exc).__name__
-                    msg = (
-                        f"reading `{names}` failed in a worker process: {why}"
-                        " (a script that passes jobs > 1 must call pplog under "
-                        "`if __name__ == '__main__':`)"
-                    )
+                    if isinstance(exc, BrokenProcessPool):  # the process is gone
+                        why = (
+                            "the worker process died (killed by the system, out "
+                            "of memory?; or a script that passes jobs > 1 calls "
+                            "pplog outside `if __name__ == '__main__':`)"
+                        )
+                    msg = f"reading `{names}` failed in a worker process: {why}"
                     raise ReportError(msg) from exc
                 if on_progress is not None:
                     on_progress(sum(t.size for t in bin_), total)
