@@ -725,3 +725,18 @@ def test_a_scheduler_lost_mid_run_is_one_error_line(tmp_path: Path) -> None:
     assert said[0].startswith(
         f"Error: lost the Dask scheduler at `{found.address}` during the run"
     ), said
+
+
+def test_an_empty_cluster_option_is_bad_usage() -> None:
+    """`--cluster ''` ran in this process without a word, where the API's
+    `cluster=''` is refused; an empty `PPLOG_CLUSTER` is no setting."""
+    from click.testing import CliRunner
+
+    from pplog.cli import cli
+
+    log = str(SAMPLES / "elb-access.log")
+    refused = CliRunner().invoke(cli, ["summarize", log, "--cluster", ""])
+    assert refused.exit_code == 2, refused.output
+    assert "cannot use `` as a Dask scheduler address" in refused.output
+    unset = CliRunner().invoke(cli, ["summarize", log], env={"PPLOG_CLUSTER": ""})
+    assert unset.exit_code == 0, unset.output

@@ -443,7 +443,7 @@ def summarize_cmd(
                 routes=list(routes),
                 rejects=rejects,
                 jobs=jobs,
-                cluster=cluster or None,
+                cluster=cluster,  # `--cluster ""` is refused, not local
                 approx=approx,
                 on_problem=_problem,
                 on_progress=on_progress,
