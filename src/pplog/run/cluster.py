@@ -146,11 +146,12 @@ def _first(exc: BaseException) -> str:
 
 def _probe(address: str, distributed: Any) -> None:
     """A `ReportError` unless a Dask scheduler answers at `address` within
-    `CONNECT_SECONDS`. `distributed.Client` waits without end for the
-    handshake of a port that accepts and says nothing (the dashboard's,
-    8787, for the scheduler's 8786), and reads another service's answer as
-    a frame (an HTTP server's: a 3 EiB allocation). Run on a thread with a
-    loop of its own, so that a notebook's running loop is no obstacle."""
+    `CONNECT_SECONDS` (and one more for its handshake). `distributed.Client`
+    waits without end for the handshake of a port that accepts and says
+    nothing (the dashboard's, 8787, for the scheduler's 8786), and reads
+    another service's answer as a frame (an HTTP server's: a 3 EiB
+    allocation). Run on a thread with a loop of its own, so that a
+    notebook's running loop is no obstacle."""
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
