@@ -663,18 +663,24 @@ def test_new_file_at_a_reused_path_is_read_from_zero(
     assert sorted(c["status"] for c in cps) == ["active", "gone"], inode
 
 
-def test_truncated_gz_alone_waits_then_is_read_once(
-    writer: LogWriter, ds: Path
-) -> None:
-    """§6 row 5 alone: a .gz cut short (logrotate mid-compression, its plain
-    file gone) is not committed; once complete it is read exactly once."""
+def _rotated_gz(writer: LogWriter) -> tuple[Path, bytes]:
+    """300 lines written, the log rotated and gzipped (its plain file gone):
+    the `.gz` and its whole bytes, for a test to cut."""
     writer.write(300)
     writer.close()
     rotated = writer.live.with_name("access.log.2")
     writer.live.replace(rotated)
     gz = rotated.with_name("access.log.2.gz")
     gzip_file(rotated, gz)
-    full = gz.read_bytes()
+    return gz, gz.read_bytes()
+
+
+def test_truncated_gz_alone_waits_then_is_read_once(
+    writer: LogWriter, ds: Path
+) -> None:
+    """§6 row 5 alone: a .gz cut short (logrotate mid-compression, its plain
+    file gone) is not committed; once complete it is read exactly once."""
+    gz, full = _rotated_gz(writer)
     gz.write_bytes(full[: len(full) // 2])
     proc = ok(ingest(writer, ds))
     assert "access.log.2.gz" in proc.stderr  # a warning: it waits
@@ -690,13 +696,7 @@ def test_a_gz_cut_inside_its_head_says_why_it_waits(
     """A .gz cut before 4 KiB of it decompress (logrotate just started
     compressing) was said as `access.log.2.gz: cannot read: ` with no
     reason; it names the truncation and that the next run reads it."""
-    writer.write(300)
-    writer.close()
-    rotated = writer.live.with_name("access.log.2")
-    writer.live.replace(rotated)
-    gz = rotated.with_name("access.log.2.gz")
-    gzip_file(rotated, gz)
-    full = gz.read_bytes()
+    gz, full = _rotated_gz(writer)
     gz.write_bytes(full[:100])
     proc = ok(ingest(writer, ds))
     said = [line for line in proc.stderr.splitlines() if "access.log.2.gz" in line]

@@ -48,7 +48,6 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -58,6 +57,7 @@ import polars as pl
 import pytest
 
 import pplog
+from helpers import run_pplog
 from pplog.clientip import ProxyPolicy
 from realproc import (
     free_ports,
@@ -1249,6 +1249,20 @@ def test_early_rejects_with_xff(nginx: Nginx) -> None:
     )
 
 
+def _main_http(root: Path, nginx_v: str) -> str:
+    """An nginx configuration's head under `root`, up to inside `http { }`
+    with the `main` format defined (the caller adds servers and the `}`)."""
+    return f"""
+pid {root / "nginx.pid"};
+error_log {root / "error.log"};
+events {{ worker_connections 64; }}
+http {{
+{temp_paths(root, nginx_v)}
+    log_format main '$remote_addr - $remote_user [$time_local] "$request" '
+                    '$status $body_bytes_sent "$http_referer" '
+                    '"$http_user_agent" "$http_x_forwarded_for"';"""
+
+
 def test_an_address_nginx_realip_wrote_is_not_a_spoofed_header(tmp_path: Path) -> None:
     """nginx configured with care (`set_real_ip_from` the balancer,
     `real_ip_header X-Forwarded-For`) logs the client in `$remote_addr` of the
@@ -1267,15 +1281,9 @@ def test_an_address_nginx_realip_wrote_is_not_a_spoofed_header(tmp_path: Path) -
     logs = {"realip": tmp_path / "realip.log", "plain": tmp_path / "plain.log"}
 
     def config(ports: list[int], nginx_v: str) -> str:
-        return f"""
-pid {tmp_path / "nginx.pid"};
-error_log {tmp_path / "error.log"};
-events {{ worker_connections 64; }}
-http {{
-{temp_paths(tmp_path, nginx_v)}
-    log_format main '$remote_addr - $remote_user [$time_local] "$request" '
-                    '$status $body_bytes_sent "$http_referer" '
-                    '"$http_user_agent" "$http_x_forwarded_for"';
+        return (
+            _main_http(tmp_path, nginx_v)
+            + f"""
     server {{
         listen 127.0.0.1:{ports[0]};
         set_real_ip_from 127.0.0.1;
@@ -1292,6 +1300,7 @@ http {{
     }}
 }}
 """
+        )
 
     proc, ports = start_nginx(nginx, tmp_path, config, ports=2)
     chains = ["203.0.113.9", "198.51.100.7, 10.1.2.3", "2001:db8::7, 10.0.0.5"]
@@ -1331,13 +1340,8 @@ http {{
             assert clients == expected, (name, road)
     trust = ["--set-real-ip-from", "10.0.0.0/8"]
     for name, log in logs.items():
-        done = subprocess.run(
-            [sys.executable, "-m", "pplog", "doctor", str(log), *trust, "--to", "json"]
-            + ["--fail-on", "never"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        done = run_pplog(
+            "doctor", str(log), *trust, "--to", "json", "--fail-on", "never"
         )
         assert done.returncode == 0, done.stderr
         codes = [f["code"] for f in json.loads(done.stdout)["findings"]]
@@ -1368,15 +1372,9 @@ def test_nginx_conf_realip_settings_are_each_servers_own(tmp_path: Path) -> None
     }}"""
             for name, port in zip(("on", "off"), ports, strict=False)
         )
-        return f"""
-pid {tmp_path / "nginx.pid"};
-error_log {tmp_path / "error.log"};
-events {{ worker_connections 64; }}
-http {{
-{temp_paths(tmp_path, nginx_v)}
-    log_format main '$remote_addr - $remote_user [$time_local] "$request" '
-                    '$status $body_bytes_sent "$http_referer" '
-                    '"$http_user_agent" "$http_x_forwarded_for"';
+        return (
+            _main_http(tmp_path, nginx_v)
+            + f"""
     log_format elb_log '$proxy_protocol_addr - $remote_user [$time_local] '
                        '"$request" $status $body_bytes_sent "$http_referer" '
                        '"$http_user_agent"';
@@ -1387,6 +1385,7 @@ http {{
     }}
 }}
 """
+        )
 
     proc, ports = start_nginx(nginx, tmp_path, config, ports=3, listening=2)
     try:
@@ -1400,24 +1399,15 @@ http {{
     logged = {k: logs[k].read_text().split(" ", 1)[0] for k in ("on", "off")}
     assert logged == {"on": "203.0.113.9", "off": "127.0.0.3"}
 
-    def pplog_cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "pplog", *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-
     for name in ("on", "off"):
-        done = pplog_cli(
+        done = run_pplog(
             "summarize", str(logs[name]), "--nginx-conf", conf, "--to", "json"
         )
         assert done.returncode == 0, done.stderr
         clients = [c["client_ip"] for c in json.loads(done.stdout)["clients"]]
         assert clients == [logged[name]], name
     # both files in one run: each with its own server's settings
-    both = pplog_cli(
+    both = run_pplog(
         "summarize", str(logs["on"]), str(logs["off"]), "--nginx-conf", conf,
         "--to", "json", "--top", "0",
     )  # fmt: skip
@@ -1426,13 +1416,13 @@ http {{
     assert clients == set(logged.values())
     # ingest: a configuration of two formats, the file's own realip settings
     dataset = tmp_path / "ds"
-    done = pplog_cli(
+    done = run_pplog(
         "ingest", str(logs["off"]), "--nginx-conf", conf, "--dataset", str(dataset)
     )
     assert done.returncode == 0, done.stderr
     rows = pl.read_parquet(dataset / "requests" / "**" / "*.parquet")
     assert rows["client_ip"].to_list() == ["127.0.0.3"]
-    mixed = pplog_cli(
+    mixed = run_pplog(
         "ingest", str(logs["on"]), str(logs["off"]), "--nginx-conf", conf,
         "--dataset", str(tmp_path / "ds2"),
     )  # fmt: skip
