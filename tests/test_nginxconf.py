@@ -227,3 +227,43 @@ def test_only_what_pplog_reads_is_kept(tmp_path: Path) -> None:
     config = read_config(conf)
     assert list(config.log_formats) == ["elb"]
     assert [a.args for a in config.access_logs] == [["/x", "elb"]]
+
+
+def test_realip_settings_are_those_where_each_access_log_stands(tmp_path: Path) -> None:
+    """Each file's realip settings: its own block's directives, else the
+    enclosing ones' (location, server, http), includes in place; a header
+    pplog cannot read is an error for that file only."""
+    from pplog.formats import RealIPSettings, realip_by_log_path
+
+    (tmp_path / "vhost.conf").write_text(
+        "server { access_log /l/c.log; }\n"
+        "server { real_ip_header X-Client-IP; access_log /l/odd.log; }\n"
+    )
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        "events {}\n"
+        "http {\n"
+        "  set_real_ip_from 10.0.0.0/8; real_ip_header X-Forwarded-For;\n"
+        "  server { real_ip_recursive on; access_log /l/a.log main; }\n"
+        "  server {\n"
+        "    access_log /l/d.log;\n"
+        "    location /api { set_real_ip_from 192.0.2.1; access_log /l/b.log; }\n"
+        "  }\n"
+        f"  include {tmp_path / 'vhost.conf'};\n"
+        "  server { access_log /l/a.log; }\n"  # a.log named again: the first wins
+        "}\n"
+    )
+    http = RealIPSettings(("10.0.0.0/8",), "X-Forwarded-For", recursive=False)
+    found = realip_by_log_path(conf)
+    odd = found.pop(Path("/l/odd.log"))
+    assert found == {
+        Path("/l/a.log"): RealIPSettings(http.trusted, http.header, recursive=True),
+        Path("/l/d.log"): http,
+        Path("/l/b.log"): RealIPSettings(("192.0.2.1",), http.header, recursive=False),
+        Path("/l/c.log"): http,
+    }
+    assert isinstance(odd, LogFormatError)
+    assert "X-Client-IP" in str(odd)
+    # with no set_real_ip_from anywhere, realip is inactive: None
+    conf.write_text("events {}\nhttp { server { access_log /l/x.log; } }\n")
+    assert realip_by_log_path(conf) == {Path("/l/x.log"): None}

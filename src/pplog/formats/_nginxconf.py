@@ -437,8 +437,9 @@ def realip_by_access_log(
     where they name a header pplog cannot read (raised if that log is read)."""
     empty: dict[str, list[Directive]] = {name: [] for name in _REALIP}
     out: list[tuple[Directive, RealIPSettings | LogFormatError | None]] = []
+    top = _parse(Path(path), Path(path).parent)
     # a stack, not recursion: nesting depth costs no Python stack
-    stack = [(_parse(Path(path), Path(path).parent), empty)]
+    stack = [(top, empty)]
     while stack:
         items, outer = stack.pop()
         here = _realip_in(items)
@@ -450,7 +451,8 @@ def realip_by_access_log(
             settings = exc
         out.extend((d, settings) for d in items if d.name == "access_log")
         stack.extend((d.block, merged) for d in reversed(items) if d.block)
-    out.sort(key=lambda pair: (pair[0].file, pair[0].line))
+    order = {id(d): i for i, d in enumerate(_subtree(top))}  # includes in place
+    out.sort(key=lambda pair: order[id(pair[0])])
     return out
 
 

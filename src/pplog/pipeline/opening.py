@@ -321,11 +321,6 @@ def unknown_format_rows(lines: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-# `resolve_policy(conf=...)` not given: the settings of the server whose
-# `access_log` uses the format
-BY_FORMAT: Any = object()
-
-
 def resolve_policy(
     policy: ProxyPolicy | None,
     *,
@@ -334,21 +329,21 @@ def resolve_policy(
     recursive: bool | None = None,
     nginx_conf: str | os.PathLike[str] | None = None,
     fmt: LogFormat | None = None,
-    conf: RealIPSettings | LogFormatError | None = BY_FORMAT,
+    conf: tuple[RealIPSettings | LogFormatError | None] | None = None,
 ) -> ProxyPolicy:
     """The proxy policy: explicit settings, else nginx.conf's realip, else defaults.
 
-    `conf`: nginx.conf's realip settings where the `access_log` that writes
-    the inputs stands (`formats.realip_by_log_path`; None: realip not
-    configured there; an error: a header pplog cannot read); by default those
-    of the server whose `access_log` uses `fmt`."""
+    `conf`: a `(settings,)` tuple of nginx.conf's realip settings where the
+    `access_log` that writes the inputs stands (`pipeline.logs_realip`;
+    None in it: realip not configured there; an error: a header pplog cannot
+    read); without it, those of the server whose `access_log` uses `fmt`."""
     if policy is not None:
         return policy
     settings = None
-    if isinstance(conf, LogFormatError):
-        raise conf
-    if conf is not BY_FORMAT:
-        settings = conf
+    if conf is not None:
+        if isinstance(conf[0], LogFormatError):
+            raise conf[0]
+        settings = conf[0]
     elif nginx_conf is not None and fmt is not None:
         settings = realip_from_config(nginx_conf, fmt.name)
     base = ProxyPolicy(

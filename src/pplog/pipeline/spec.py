@@ -16,8 +16,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pplog.clientip import ProxyPolicy
-from pplog.errors import OptionError, described
-from pplog.formats import LogFormat
+from pplog.errors import LogFormatError, OptionError, described
+from pplog.formats import LogFormat, RealIPSettings
 from pplog.pipeline.filters import Filters
 
 if TYPE_CHECKING:
@@ -182,13 +182,11 @@ class LogSpec:
         self,
         fmt: LogFormat | None = None,
         *,
-        conf: Any = None,  # noqa: ANN401
+        conf: tuple[RealIPSettings | LogFormatError | None] | None = None,
     ) -> ProxyPolicy:
-        """The proxy policy for inputs read with `fmt` (see `resolve_policy`);
-        `conf`: a `(settings,)` tuple of the realip settings `nginx_conf` has
-        where the `access_log` writing them stands (`realip_by_log_path`);
-        without it, those of the server whose `access_log` uses `fmt`."""
-        from pplog.pipeline.opening import BY_FORMAT, resolve_policy
+        """The proxy policy for inputs read with `fmt` (see `resolve_policy`;
+        `conf`: the realip settings where the inputs' `access_log` stands)."""
+        from pplog.pipeline.opening import resolve_policy
 
         return resolve_policy(
             self.policy,
@@ -197,7 +195,7 @@ class LogSpec:
             recursive=self.recursive,
             nginx_conf=self.nginx_conf,
             fmt=fmt,
-            conf=BY_FORMAT if conf is None else conf[0],
+            conf=conf,
         )
 
     def groups(
