@@ -397,6 +397,8 @@ def test_s3_damaged_gzip_rejects_equal_local(
         ("twin/", ["twin/access.log"]),  # a prefix: not the object `twin`
         ("twin", ["twin"]),  # without its slash: the object
         ("odd/access[1].log", ["odd/access[1].log"]),  # a key, not a glob
+        ("", ["twin"]),  # the bucket: the object beside the prefix `twin/`
+        ("tw*", ["twin"]),  # a glob: the same
     ],
 )
 def test_s3_names_an_object_or_a_prefix_as_written(
@@ -404,13 +406,15 @@ def test_s3_names_an_object_or_a_prefix_as_written(
 ) -> None:
     """`s3://b/twin/` read the object `twin` (5 lines) instead of the prefix
     (3,000), with no word; an object whose key holds `[` was taken for a
-    glob that matched nothing."""
+    glob that matched nothing; the object `twin` beside the prefix `twin/`
+    was left out of the bucket's listing and of a glob."""
     env, _ = s3
     result = _pplog(env, "summarize", f"s3://{BUCKET}/{remote}", "--to", "json")
     assert result.returncode == 0, result.stderr.decode()
     ov = json.loads(result.stdout)["overview"]
     assert ov["sources"] == [f"s3://{BUCKET}/{s}" for s in sources]
-    assert ov["lines"] == (5 if remote == "twin" else _COMBINED.count(b"\n"))
+    whole = _COMBINED.count(b"\n")
+    assert ov["lines"] == (5 if sources == ["twin"] else whole)
 
 
 def test_s3_missing_object_is_one_error_line(s3: tuple[dict[str, str], Path]) -> None:

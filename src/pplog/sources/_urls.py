@@ -118,6 +118,11 @@ def expand_url(url: str) -> list[tuple[str, str, int]]:
             return [(url, fs.unstrip_protocol(literal["name"]), _size(literal))]
         if magic:
             found: dict[str, dict[str, Any]] = fs.glob(root, detail=True)
+            # an object beside a prefix of its name (`logs`, `logs/x.log`)
+            # comes back from the glob as the prefix alone
+            for name, info in list(found.items()):
+                if info.get("type") == "directory":
+                    found[name] = _object(fs, name) or info
             if not any(info.get("type") == "file" for info in found.values()):
                 msg = f"no object matches `{url}`; check the bucket, prefix and pattern"
                 raise SourceError(msg)
@@ -127,11 +132,13 @@ def expand_url(url: str) -> list[tuple[str, str, int]]:
                 return [(url, fs.unstrip_protocol(info["name"]), _size(info))]
             listed = fs.ls(root.rstrip("/") + "/", detail=True)
             itself = root.rstrip("/")
-            found = {
-                i["name"]: i
-                for i in listed
-                if not _hidden(i["name"]) and i["name"].rstrip("/") != itself
-            }
+            found = {}
+            for i in listed:  # an object and a prefix of one name: both listed
+                name = i["name"]
+                if _hidden(name) or name.rstrip("/") == itself:
+                    continue
+                if name not in found or i.get("type") == "file":
+                    found[name] = i
             if not any(i.get("type") == "file" for i in found.values()):
                 msg = (
                     f"prefix `{url}` holds no log files; name the objects or a "
