@@ -58,7 +58,6 @@ from pplog.pipeline import (
     FileGroup,
     LogSpec,
     had_no_lines,
-    logs_realip,
     resolve_format,
     resolve_groups,
 )
@@ -351,19 +350,19 @@ def _format(
     state: State, cands: list[Candidate], spec: LogSpec
 ) -> tuple[LogFormat, ProxyPolicy]:
     """The format given, else the one recorded by earlier runs, else detected;
-    and the proxy policy for it (with `--nginx-conf`, the realip settings
-    where the inputs' `access_log` stands)."""
-    fmt = _one_format(state, cands, spec)
-    srcs = [Source(c.name, c.path) for c in cands]
-    if spec.nginx_conf is None or spec.policy is not None or not srcs:
+    and the proxy policy for it. With `--nginx-conf`, each file's format and
+    realip settings are its `access_log`'s (`LogSpec.groups`), and files whose
+    servers attribute differently are refused."""
+    if spec.nginx_conf is None or spec.policy is not None or not cands:
+        fmt = _one_format(state, cands, spec)
         return fmt, spec.resolve_policy(fmt)
-    named = logs_realip(spec.nginx_conf)
-    confs: dict[Any, Source] = {}  # thousands of files: one policy each setting
-    for src in srcs:
-        confs.setdefault(named(src), src)
+    groups = spec.groups([Source(c.name, c.path) for c in cands])
+    fmt = _the_format(groups)
+    _check_recorded(state, fmt)
     policies: dict[ProxyPolicy, Source] = {}
-    for conf, src in confs.items():
-        policies.setdefault(spec.resolve_policy(fmt, conf=conf), src)
+    for g in groups:
+        if g.format is not None:
+            policies.setdefault(g.policy, g.sources[0])
     if len(policies) > 1:
         which = ", ".join(f"`{s.name}`" for s in policies.values())
         msg = (
@@ -378,7 +377,6 @@ def _format(
 def _one_format(state: State, cands: list[Candidate], spec: LogSpec) -> LogFormat:
     """The format given, else the one recorded by earlier runs, else detected."""
     given = spec.log_format or spec.nginx_conf or spec.format not in (None, "auto")
-    saved = state.log_format
     recorded = recorded_format(state)
     if not given and recorded is not None:
         return recorded
@@ -386,28 +384,14 @@ def _one_format(state: State, cands: list[Candidate], spec: LogSpec) -> LogForma
         Source(c.name, c.path) for c in cands
     ]
     if given:
-        by_file = spec.nginx_conf is not None and not spec.forced and srcs
-        if by_file:  # each file's format is its `access_log`'s
-            fmt = _the_format(spec.groups(srcs))
-        else:
-            fmt, _ = resolve_format(
-                srcs,
-                spec.format,
-                log_format=spec.log_format,
-                nginx_conf=spec.nginx_conf,
-                log_format_name=spec.log_format_name,
-            )
-        # a dataset holds one format: lines of another would each be a
-        # `no_match` reject and their bytes counted as read, and the rows'
-        # columns would change from one file to the next
-        if saved and (saved["format"], saved["escape"]) != (fmt.format, fmt.escape):
-            msg = (
-                f"this dataset holds `{saved['name']}` lines (recorded by its first "
-                f"run), not `{fmt.name}`: a dataset holds one format; ingest "
-                "these logs into their own --dataset, or leave out the format "
-                "options to use the recorded one"
-            )
-            raise LogFormatError(msg)
+        fmt, _ = resolve_format(
+            srcs,
+            spec.format,
+            log_format=spec.log_format,
+            nginx_conf=spec.nginx_conf,
+            log_format_name=spec.log_format_name,
+        )
+        _check_recorded(state, fmt)
         return fmt
     if not srcs:
         msg = (
@@ -418,6 +402,21 @@ def _one_format(state: State, cands: list[Candidate], spec: LogSpec) -> LogForma
     # a dataset holds one format: detect each rotation set, as `summarize` does,
     # and refuse inputs that differ rather than reject most of their lines
     return _the_format(resolve_groups(srcs))
+
+
+def _check_recorded(state: State, fmt: LogFormat) -> None:
+    """Refuse a format given now that is not the one the dataset holds: lines
+    of another would each be a `no_match` reject and their bytes counted as
+    read, and the rows' columns would change from one file to the next."""
+    saved = state.log_format
+    if saved and (saved["format"], saved["escape"]) != (fmt.format, fmt.escape):
+        msg = (
+            f"this dataset holds `{saved['name']}` lines (recorded by its first "
+            f"run), not `{fmt.name}`: a dataset holds one format; ingest "
+            "these logs into their own --dataset, or leave out the format "
+            "options to use the recorded one"
+        )
+        raise LogFormatError(msg)
 
 
 def _the_format(groups: list[FileGroup]) -> LogFormat:

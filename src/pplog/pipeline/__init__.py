@@ -14,7 +14,6 @@ from pplog.pipeline.detect import (
     FileGroup,
     detect_format,
     had_no_lines,
-    logs_realip,
     resolve_format,
     resolve_groups,
 )
@@ -43,7 +42,6 @@ __all__ = [
     "collected_rows",
     "detect_format",
     "had_no_lines",
-    "logs_realip",
     "open_log",
     "parse_lines",
     "read_log",

@@ -334,7 +334,7 @@ def resolve_policy(
     """The proxy policy: explicit settings, else nginx.conf's realip, else defaults.
 
     `conf`: a `(settings,)` tuple of nginx.conf's realip settings where the
-    `access_log` that writes the inputs stands (`pipeline.logs_realip`;
+    `access_log` that writes the inputs stands (`detect.logs_realip`;
     None in it: realip not configured there; an error: a header pplog cannot
     read); without it, those of the server whose `access_log` uses `fmt`."""
     if policy is not None:
