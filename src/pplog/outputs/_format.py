@@ -27,6 +27,22 @@ def cut_raw(text: str, limit: int = RAW_LIMIT) -> str:
     return f"{text[:limit]}… ({size:,} bytes)"
 
 
+def format_inputs(summary: Summary) -> list[tuple[str, str | None]]:
+    """(input, format) of a mixed summary; a file read in two formats (its
+    `log_format` changed within it) named with the lines of each, the end of
+    its detection notes (`lines 1 to 300`, `lines 301 on`)."""
+    names = [f["source"] or "" for f in summary.formats]
+    return [
+        (
+            f"{name} ({(f['detection'] or '').rsplit('; ', 1)[-1]})"
+            if names.count(name) > 1
+            else name,
+            f["format"],
+        )
+        for name, f in zip(names, summary.formats, strict=True)
+    ]
+
+
 def human_bytes(n: int | None) -> str:
     """1536 -> '1.5 KiB'."""
     if n is None:

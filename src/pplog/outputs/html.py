@@ -22,6 +22,7 @@ from pplog.outputs._charts import _short, _text, chart_sections
 from pplog.outputs._files import atomic_write
 from pplog.outputs._format import (
     cut_raw,
+    format_inputs,
     human_bytes,
     overview,
     shown,
@@ -174,9 +175,8 @@ def _overview(summary: Summary) -> list[str]:
     ]
     if summary.format == "mixed":
         items = "".join(
-            f"<li>{_text(f['source'])}: <b>{_text(f['format'] or 'no preset fits')}</b>"
-            "</li>"
-            for f in summary.formats
+            f"<li>{_text(source)}: <b>{_text(fmt or 'no preset fits')}</b></li>"
+            for source, fmt in format_inputs(summary)
         )
         out.append(f'<ul class="muted">{items}</ul>')
     cards = [

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from pplog.outputs._format import (
     cut_raw,
+    format_inputs,
     human_bytes,
     overview,
     shown,
@@ -41,9 +42,9 @@ def _formats(summary: Summary) -> list[Text]:
     if summary.format != "mixed":
         return []
     by_format: dict[str, list[str]] = {}
-    for f in summary.formats:
-        name = f["format"] or "(none: no preset fits; lines rejected)"
-        by_format.setdefault(name, []).append(f["source"] or "")
+    for source, fmt in format_inputs(summary):
+        name = fmt or "(none: no preset fits; lines rejected)"
+        by_format.setdefault(name, []).append(source)
     out = []
     for i, (name, files) in enumerate(by_format.items()):
         shown = ", ".join(safe_text(s) for s in files[:3])

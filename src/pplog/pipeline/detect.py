@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 import polars as pl
 
@@ -26,12 +26,17 @@ from pplog.formats import (
 )
 from pplog.parse import parse
 from pplog.schema import LINE, OFFSET, REJECT_REASON, SOURCE, TEXT
-from pplog.sources import rotation_key
-
-if TYPE_CHECKING:
-    from pplog.sources import Source
+from pplog.sources import Source, rotation_key
 
 DETECT_LINES = 200
+# a file's first and last lines: did its log_format change within it? (the
+# last read from its last `TAIL_BYTES` when its head is not all of it)
+EDGE_LINES = 20
+TAIL_BYTES = 16 << 10
+PROBE_BYTES = 2 << 10  # the lines judged at each step of finding where
+# how a note ends for each part of a file cut where its log_format changed
+LINES_TO = "lines 1 to "
+LINES_FROM = "lines "
 
 
 @dataclass
@@ -268,41 +273,133 @@ def detect_each(
     return _detect_sets([[src] for src in srcs], alone=True)
 
 
-def _detect_sets(
-    sets: list[list[Source]], *, alone: bool = False
-) -> list[tuple[LogFormat | None, str | None, LogFormatError | None]]:
+def _head(src: Source, whole: set[str]) -> list[str]:
+    """A source's first `DETECT_LINES` lines, blank ones left out; its name
+    added to `whole` when they are all its lines."""
+    lines = sources.read_head(src, DETECT_LINES)
+    if len(lines) < DETECT_LINES:
+        whole.add(src.name)
+    return [x for x in lines if x.strip()]
+
+
+Verdict = tuple[LogFormat | None, str | None, LogFormatError | None]
+
+
+@dataclass(frozen=True)
+class _Change:
+    """A file whose `log_format` changed within it: `before` reads its first
+    lines, `after` its last; `note` says how the one detected from its
+    edge (not its group's format) was found."""
+
+    before: LogFormat
+    after: LogFormat
+    note: str
+    at_end: bool  # True: `after` is the format detected from an edge
+
+
+class _Detected(NamedTuple):
+    """What `_detect_members` found."""
+
+    verdicts: list[Verdict]  # one per rotation set
+    apart: list[dict[int, tuple[LogFormat, str]]]  # per set: member -> format
+    changed: dict[str, _Change]  # inputs whose first or last lines misfit
+
+
+def _detect_sets(sets: list[list[Source]], *, alone: bool = False) -> list[Verdict]:
+    """One detection per rotation set (`_detect_members`' verdicts)."""
+    return _detect_members(sets, alone=alone, edges=False).verdicts
+
+
+def _edge_change(
+    src: Source,
+    found: LogFormat,
+    lines: list[str],
+    fit: dict[str, int],
+    *,
+    at_end: bool,
+) -> _Change | None:
+    """The change an edge of a file shows (its first or last lines): fewer
+    than half of them fit `found`, its format, and at least half another
+    preset."""
+    if fit[found.name] * 2 >= len(lines):
+        return None
+    fmt, note, _ = _detect_one(src, lines, fit)
+    if fmt is None or fmt.name == found.name:
+        return None
+    edge = "last" if at_end else "first"
+    note = note.replace("auto-detected:", f"auto-detected from its {edge} lines:")
+    if at_end:
+        return _Change(found, fmt, note, at_end=True)
+    return _Change(fmt, found, note, at_end=False)
+
+
+def _detect_members(
+    sets: list[list[Source]], *, alone: bool = False, edges: bool = True
+) -> _Detected:
     """One detection per rotation set: the first member with lines decides
     (the next one when no preset fits it), its sample topped up to
     `DETECT_LINES` from the members after it: a live log just rotated holds
     a line or two, and presets that differ only in what few lines show
     (`combined` and `elb_log`, apart from a `-` client) tie on them.
 
-    Each result's third value is the error to raise if no input at all fits.
-    `alone`: each set is detected as if it were the only one (a set with no
-    lines does not take another's format).
+    Each verdict's third value is the error to raise if no input at all
+    fits. `alone`: each set is detected as if it were the only one (a set
+    with no lines does not take another's format).
+
+    `apart`: for each set, the members its format does not read and another
+    preset does, by their index in the set, with that preset and its note:
+    nginx's `log_format` changed at a rotation (`access.log` in the new
+    format, `access.log.1` in the old). Each member's own first lines
+    decide: fewer than half fit the set's format, at least half another's.
+    A member no preset fits stays with its set (its lines are rejects).
+
+    `changed`: the inputs whose first or last `EDGE_LINES` lines are in
+    another format than the one found for them, judged as `apart` is: the
+    `log_format` changed within them, and `_changed_within` cuts them. The
+    last lines are those of the head when it is all of the input, else
+    those at its end (a plain file's: `_last_lines`). Not looked for
+    without `edges`. Every sample is parsed in one `_fits`.
     """
     firsts: list[tuple[int, Source, list[str]]] = []  # (set, member, sample)
+    heads: list[tuple[int, int, Source, list[str]]] = []  # each input's own
+    whole: set[str] = set()
     for i, members in enumerate(sets):
+        # each member's own head, read once; a set of one's is its sample
+        own = [_head(m, whole) for m in members] if len(members) > 1 else []
         for k, src in enumerate(members):
-            sample = [x for x in sources.read_head(src, DETECT_LINES) if x.strip()]
+            sample = list(own[k]) if own else _head(src, whole)
             if sample:
-                for later in members[k + 1 :]:
+                for more in own[k + 1 :]:
                     if len(sample) >= DETECT_LINES:
                         break
-                    more = sources.read_head(later, DETECT_LINES - len(sample))
-                    sample += [x for x in more if x.strip()]
+                    sample += more[: DETECT_LINES - len(sample)]
                 firsts.append((i, src, sample))
                 break
-    fits = _fits([sample for _, _, sample in firsts]) if firsts else []
-    out: list[tuple[LogFormat | None, str | None, LogFormatError | None]] = [
+        heads += [(i, k, members[k], h) for k, h in enumerate(own) if h]
+    # each input's first lines and its last (read from its end when its head
+    # is not all of it); a set of one's head is its sample
+    every = heads + [(i, 0, src, x) for i, src, x in firsts if len(sets[i]) == 1]
+    ends: list[tuple[int, int, Source, list[str], bool]] = []
+    for i, k, src, h in every if edges else []:
+        if len(h) > EDGE_LINES:
+            ends.append((i, k, src, h[:EDGE_LINES], False))
+            last = h[-EDGE_LINES:] if src.name in whole else _last_lines(src)
+            if len(last) > 1:
+                ends.append((i, k, src, last, True))
+    samples = [x[2] for x in firsts] + [h[3] for h in heads] + [e[3] for e in ends]
+    counted = _fits(samples) if firsts else []
+    fits = counted[: len(firsts)]
+    head_fits = counted[len(firsts) : len(firsts) + len(heads)]
+    edge_fits = counted[len(firsts) + len(heads) :]
+    out: list[Verdict] = [
         (PRESETS["combined"], f"{NO_LINES}; assumed combined", None)
     ] * len(sets)
-    for (i, src, sample), counted in zip(firsts, fits, strict=True):
-        out[i] = _detect_one(src, sample, counted)
+    for (i, src, sample), fit in zip(firsts, fits, strict=True):
+        out[i] = _detect_one(src, sample, fit)
         if out[i][0] is not None:
             continue
         for later in sets[i][sets[i].index(src) + 1 :]:  # rare: the older members
-            lines = [x for x in sources.read_head(later, DETECT_LINES) if x.strip()]
+            lines = _head(later, whole)
             verdict = _detect_one(later, lines) if lines else None
             if verdict is not None and verdict[0] is not None:
                 out[i] = verdict
@@ -320,7 +417,156 @@ def _detect_sets(
     if known is not None:
         like = (known, f"{NO_LINES}; read as {known.name}", None)
         out = [r if i in sampled else like for i, r in enumerate(out)]
+    apart: list[dict[int, tuple[LogFormat, str]]] = [{} for _ in sets]
+    for (i, k, src, sample), fit in zip(heads, head_fits, strict=True):
+        found = out[i][0]
+        if found is None or fit[found.name] * 2 >= len(sample):
+            continue
+        fmt, note, _ = _detect_one(src, sample, fit)
+        if fmt is not None and fmt.name != found.name:
+            apart[i][k] = (fmt, note)
+    changed: dict[str, _Change] = {}
+    for (i, k, src, lines, at_end), fit in zip(ends, edge_fits, strict=True):
+        found = apart[i][k][0] if k in apart[i] else out[i][0]
+        change = (
+            None
+            if found is None
+            else _edge_change(src, found, lines, fit, at_end=at_end)
+        )
+        if change is not None and (at_end or src.name not in changed):
+            changed[src.name] = change  # the last lines' change first: the newest
+    return _Detected(out, apart, changed)
+
+
+def _verdicts(lines: Sequence[str], fmts: Sequence[LogFormat]) -> list[list[bool]]:
+    """For each format, whether it parses each of `lines`."""
+    frame = _sample_frame(list(lines))
+    return [
+        parse(frame, fmt)
+        .select(pl.col(REJECT_REASON).is_null())
+        .collect()
+        .to_series()
+        .to_list()
+        for fmt in fmts
+    ]
+
+
+def _change_at(
+    src: Source, before: LogFormat, after: LogFormat, start: int, end: int
+) -> int:
+    """The offset of the first line `after` reads and `before` does not,
+    between `start` (where `before`'s lines are) and `end` (where `after`'s
+    are), or 0 when there is none: a bisection over the bytes, each step
+    judging the lines that start in `PROBE_BYTES`, then the lines of the
+    last step one by one."""
+    while end - start > PROBE_BYTES:
+        mid = (start + end) // 2
+        lines = sources.lines_at(src, mid, PROBE_BYTES)
+        if not lines:
+            break
+        old_ok, new_ok = _verdicts([t for _, t in lines], (before, after))
+        if sum(new_ok) > sum(old_ok):
+            end = mid
+        else:
+            start = mid
+    lines = sources.lines_at(src, start, end - start + PROBE_BYTES)
+    old_ok, new_ok = _verdicts([t for _, t in lines], (before, after))
+    return next(
+        (
+            at
+            for (at, _), o, n in zip(lines, old_ok, new_ok, strict=True)
+            if n and not o
+        ),
+        0,
+    )
+
+
+def _last_lines(src: Source) -> list[str]:
+    """The last `EDGE_LINES` lines of a plain file that start in its last
+    `TAIL_BYTES`; none when it is not a plain file, or cannot be read (the
+    run's read reports that)."""
+    if src.path is None or src.span is not None or src.pipe or src.skip:
+        return []
+    try:
+        if not src.path.is_file() or sources.compression(src.path):
+            return []
+        size = src.path.stat().st_size
+    except OSError:
+        return []
+    lines = sources.lines_at(src, max(0, size - TAIL_BYTES), TAIL_BYTES)
+    return [t for _, t in lines if t.strip()][-EDGE_LINES:]
+
+
+def _changed_within(
+    groups: list[FileGroup], changed: dict[str, _Change]
+) -> list[FileGroup]:
+    """`groups` with each file of `changed` (`_detect_members`: its first or
+    last lines are in another format than its group's; nginx was restarted
+    or reloaded with a new `log_format` and the file not rotated) cut in two
+    where the second format starts: the part in its group's format stays,
+    the other (`Source.span`) goes to a group of its own, read before or
+    after it as in the file. A file whose bytes are not read as they are
+    (compressed, CR, NUL, not UTF-8) is not cut: its lines in the other
+    format stay rejects."""
+    if not changed:
+        return groups
+    out: list[FileGroup] = []
+    for g in groups:
+        after: list[FileGroup] = []  # the last parts, read after the group
+        g = FileGroup(list(g.sources), g.format, g.note, g.policy, dict(g.notes))
+        for k, src in enumerate(g.sources):
+            change = changed.get(src.name)
+            if change is None or src.path is None or g.format is None:
+                continue
+            cut = _cut(src, change)
+            if cut is None:
+                continue
+            at, line, size = cut
+            first, rest = (0, at), (at, size)
+            said = f"{LINES_TO}{line - 1:,}", f"{LINES_FROM}{line:,} on"
+            if change.at_end:  # the group keeps the first part
+                g.sources[k] = Source(src.name, src.path, first)
+                g.notes[src.name] = f"{g.notes.get(src.name, g.note)}; {said[0]}"
+                note = f"{change.note}; log_format changed: {said[1]}"
+                part = Source(src.name, src.path, rest)
+                after.append(FileGroup([part], change.after, note))
+            else:  # the first part is read before the group, as it is in the file
+                g.sources[k] = Source(src.name, src.path, rest)
+                g.notes[src.name] = f"{g.notes.get(src.name, g.note)}; {said[1]}"
+                note = f"{change.note}; log_format changed after: {said[0]}"
+                part = Source(src.name, src.path, first)
+                out.append(FileGroup([part], change.before, note))
+        out += [g, *after]
     return out
+
+
+def _cut(src: Source, change: _Change) -> tuple[int, int, int] | None:
+    """Where `src` is cut: the offset and number of its first line in the
+    format after the change, and the file's size; None when it is not cut
+    (not plain text, no such line, gone meanwhile)."""
+    assert src.path is not None
+    try:
+        size = src.path.stat().st_size
+        if not sources.plain_text(src):
+            return None
+        at = _change_at(src, change.before, change.after, 0, size)
+        return (at, _line_of(src, at), size) if at > 0 else None
+    except OSError:
+        return None
+
+
+def _line_of(src: Source, at: int) -> int:
+    """The number of the line that starts at byte `at` of a plain file."""
+    assert src.path is not None
+    count = done = 0
+    with src.path.open("rb") as f:
+        while done < at:
+            data = f.read(min(sources.CHUNK_BYTES, at - done))
+            if not data:
+                break
+            count += data.count(b"\n")
+            done += len(data)
+    return count + 1
 
 
 def resolve_groups(
@@ -375,10 +621,17 @@ def resolve_groups(
         return ([FileGroup(rest, fmt, note)] if rest else []) + apart
     groups, failures = [], []
     sets = _rotation_sets(srcs)
-    for members, (found, note, failure) in zip(sets, _detect_sets(sets), strict=True):
-        groups.append(FileGroup(members, found, note))
+    verdicts, aparts, changed = _detect_members(sets)
+    for members, (found, note, failure), elsewhere in zip(
+        sets, verdicts, aparts, strict=True
+    ):
+        kept = [m for k, m in enumerate(members) if k not in elsewhere]
+        groups.append(FileGroup(kept, found, note))
+        for k, (fmt, said) in elsewhere.items():
+            groups.append(FileGroup([members[k]], fmt, said))
         if failure is not None and not (error_logs and is_error_log(note)):
             failures.append(failure)
+    groups = _changed_within(groups, changed)
     # with `error_logs`, the caller reads the error logs: they are not inputs
     # that fit no preset
     access = [g for g in groups if not (error_logs and is_error_log(g.note))]

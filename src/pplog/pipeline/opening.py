@@ -82,17 +82,19 @@ def formats_of(
 ) -> list[dict[str, str | None]]:
     """Which input is read with which format, and how it was chosen, in the
     order of the inputs."""
-    of = {src.name: g for g in groups for src in g.sources}
+    of: dict[str, list[tuple[int, FileGroup]]] = {}
+    for g in groups:
+        for member in g.sources:  # a file cut where its log_format changed: twice
+            start = member.span[0] if member.span is not None else 0
+            of.setdefault(member.name, []).append((start, g))
     return [
         {
             "source": src.name,
-            "format": fmt.name if (fmt := of[src.name].format) else None,
-            "detection": detection_of(
-                of[src.name].notes.get(src.name, of[src.name].note), src.name
-            ),
+            "format": g.format.name if g.format else None,
+            "detection": detection_of(g.notes.get(src.name, g.note), src.name),
         }
         for src in srcs
-        if src.name in of
+        for _, g in sorted(of.get(src.name, []), key=lambda x: x[0])
     ]
 
 

@@ -738,6 +738,43 @@ def _head_lines(head: bytes, n: int) -> list[str]:
     return decode_bytes(complete).splitlines()[:n]
 
 
+def lines_at(source: Source, start: int, size: int) -> list[tuple[int, str]]:
+    """The complete lines that start in `size` bytes of a plain file from
+    byte `start` (the first at `start` itself only when a line starts
+    there), each with the offset it starts at: format detection looking
+    inside a file without reading all of it. Empty when the bytes cannot be
+    read (the run's read reports that)."""
+    if source.path is None or source.skip is not None:
+        return []
+    try:
+        with source.path.open("rb") as f:
+            before = 0
+            if start > 0:
+                f.seek(start - 1)
+                before = 1
+            data = f.read(size + before + (64 << 10))  # the last line's rest
+    except OSError:
+        return []
+    at = 0 if start == 0 else data.find(b"\n") + 1
+    if start > 0 and at == 0:
+        return []
+    out: list[tuple[int, str]] = []
+    limit = size + before
+    while at < limit:
+        end = data.find(b"\n", at)
+        if end < 0:
+            break
+        out.append((start - before + at, decode_bytes(data[at:end])))
+        at = end + 1
+    return out
+
+
+def plain_text(source: Source) -> bool:
+    """Whether `source` is an uncompressed text file read as it is, whose
+    byte ranges can be read apart (`Source.span`); the whole file is read."""
+    return bool(_plain_utf8(source, None))
+
+
 __all__ = [
     "BINARY_SHARE",
     "Block",
@@ -772,12 +809,14 @@ __all__ = [
     "expand",
     "is_url",
     "iter_batches",
+    "lines_at",
     "lines_frame",
     "looks_binary",
     "matched_files",
     "not_a_log",
     "open_stream",
     "pattern_paths",
+    "plain_text",
     "read_head",
     "path_name",
     "path_list",

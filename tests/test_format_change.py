@@ -1,0 +1,229 @@
+"""A `log_format` changed on a running server, with real nginx.
+
+An administrator adds `$http_x_forwarded_for` to the format (`combined` to
+`main`) and restarts nginx: after the next rotation `access.log` is in the
+new format and `access.log.1` in the old; without one, the live file holds
+both, the old lines first. nginx then goes back to `combined` without a
+rotation. Each file (or part of one) is read with the format its own lines
+are in; before, the set's one detected format turned every line of the
+other into a `no_match` reject (300 of 400 lines in a user's report).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import pplog
+from helpers import run_pplog
+from realproc import require_binary, send, start_nginx, stop, temp_paths
+
+MAIN = (
+    '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+    '"$http_referer" "$http_user_agent" "$http_x_forwarded_for"'
+)
+# (format, requests): `access.log` is longer than what detection reads of
+# its head, so its last lines are read from its end
+PHASES = (("combined", 30), ("main", 250), ("combined", 30))
+
+
+def _conf(root: Path, fmt: str) -> object:
+    def config(ports: list[int], nginx_v: str) -> str:
+        return f"""\
+worker_processes 1;
+pid {root / "nginx.pid"};
+error_log {root / "error.log"} error;
+events {{ worker_connections 64; }}
+http {{
+{temp_paths(root, nginx_v)}
+    log_format main '{MAIN}';
+    server {{
+        listen 127.0.0.1:{ports[0]};
+        access_log {root / "access.log"} {fmt};
+        location / {{ return 200 "ok\\n"; }}
+    }}
+}}
+"""
+
+    return config
+
+
+def _run_phase(nginx: str, root: Path, fmt: str, phase: int, n: int) -> None:
+    proc, ports = start_nginx(nginx, root, _conf(root, fmt))  # type: ignore[arg-type]
+    try:
+        for i in range(n):
+            request = (
+                f"GET /p{phase}/{i % 4} HTTP/1.1\r\nHost: x\r\n"
+                f"X-Forwarded-For: 203.0.113.{phase * 50 + i % 7}\r\n"
+                "Connection: close\r\n\r\n"
+            )
+            assert send(ports[0], request.encode()).startswith(b"HTTP/1.1 200")
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`access.log.1`: phase 0 (`combined`); `access.log`: phase 1 (`main`),
+    then phase 2 (`combined` again, nginx restarted without a rotation)."""
+    nginx = require_binary("nginx", "nginx-light")
+    root = tmp_path_factory.mktemp("format_change")
+    for phase, (fmt, n) in enumerate(PHASES):
+        _run_phase(nginx, root, fmt, phase, n)
+        if phase == 0:
+            (root / "access.log").rename(root / "access.log.1")
+    return root
+
+
+def _summary(*paths: Path, options: tuple[str, ...] = ()) -> dict[str, object]:
+    result = run_pplog(
+        "summarize", *map(str, paths), "--to", "json", "--top", "0", *options
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.mark.nginx
+def test_every_member_and_part_is_read_with_its_own_format(logs: Path) -> None:
+    live, old = logs / "access.log", logs / "access.log.1"
+    written = sum(n for _, n in PHASES)
+    lines = live.read_text().splitlines()
+    assert len(lines) == PHASES[1][1] + PHASES[2][1]
+    assert lines[0].endswith('"203.0.113.50"') and lines[-1].count('"') == 6
+    for order in ((live, old), (old, live)):
+        data = _summary(*order)
+        ov = data["overview"]
+        assert isinstance(ov, dict)
+        assert (ov["lines"], ov["requests"], ov["rejected"]) == (written, written, 0)
+        seen = [
+            (Path(f["source"]).name, f["format"], f["detection"]) for f in ov["formats"]
+        ]
+        parts = [(name, fmt) for name, fmt, _ in seen]
+        expected = [("access.log", "main"), ("access.log", "combined")]
+        expected.insert(0 if order[0] == old else 2, ("access.log.1", "combined"))
+        assert parts == expected, seen
+        notes = [note for name, _, note in seen if name == "access.log"]
+        n_main = PHASES[1][1]
+        assert notes[0].endswith(f"; lines 1 to {n_main}")
+        assert notes[1].endswith(f"log_format changed: lines {n_main + 1} on")
+        # the `main` part's clients are its X-Forwarded-For addresses (nginx
+        # trusts nothing here; pplog's default trusts loopback): the others
+        # are the peer, 127.0.0.1
+        clients = Counter({c["client_ip"]: c["requests"] for c in data["clients"]})
+        assert clients["127.0.0.1"] == PHASES[0][1] + PHASES[2][1]
+        assert (
+            sum(v for k, v in clients.items() if k.startswith("203.0.113.")) == n_main
+        )
+
+
+@pytest.mark.nginx
+def test_the_parts_are_the_lines_each_format_reads(logs: Path) -> None:
+    """Each part's rows are those of its format forced on the whole file,
+    with the file's own line numbers and offsets."""
+    rows = pplog.read_log(logs / "access.log", include_rejects=True)
+    assert rows["reject_reason"].null_count() == rows.height
+    assert rows["line"].to_list() == list(range(1, rows.height + 1))
+    for fmt, part in (
+        ("main", rows.head(PHASES[1][1])),
+        ("combined", rows.tail(PHASES[2][1])),
+    ):
+        forced = pplog.read_log(logs / "access.log", format=fmt, include_rejects=True)
+        forced = forced.filter(forced["reject_reason"].is_null())
+        assert forced["offset"].to_list() == part["offset"].to_list()
+        assert forced["client_ip"].to_list() == part["client_ip"].to_list()
+
+
+@pytest.mark.nginx
+def test_the_terminal_and_html_name_each_part(logs: Path, tmp_path: Path) -> None:
+    wide = {**os.environ, "COLUMNS": "400"}
+    result = run_pplog("summarize", str(logs / "access.log"), "--no-progress", env=wide)
+    assert result.returncode == 0, result.stderr
+    n_main = PHASES[1][1]
+    assert f"main: {logs / 'access.log'} (lines 1 to {n_main})" in result.stdout
+    assert f"(log_format changed: lines {n_main + 1} on)" in result.stdout
+    html = tmp_path / "r.html"
+    result = run_pplog(
+        "summarize", str(logs / "access.log"), "--to", "html", "-o", str(html)
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"access.log (lines 1 to {n_main})" in html.read_text()
+
+
+def _lines(fmt: str, n: int, start: int = 0) -> str:
+    line = '10.0.0.1 - - [07/Dec/2026:10:{m:02d}:{s:02d} +0000] "GET /a/{i} HTTP/1.1" 200 5 "-" "c"'
+    xff = ' "203.0.113.{c}"' if fmt == "main" else ""
+    return "".join(
+        line.format(m=(start + i) // 60 % 60, s=(start + i) % 60, i=i % 9)
+        + xff.format(c=i % 200)
+        + "\n"
+        for i in range(n)
+    )
+
+
+@pytest.mark.parametrize(
+    ("parts", "cut"),
+    [
+        # read whole by detection: its last lines are the head's
+        ((("combined", 150), ("main", 30)), 151),
+        # longer: its last lines read from its end
+        ((("combined", 3000), ("main", 2000)), 3001),
+        # the new format the most of its head: its first lines are the old
+        ((("combined", 40), ("main", 3000)), 41),
+    ],
+)
+def test_a_plain_file_is_cut_where_its_format_changed(
+    tmp_path: Path, parts: tuple[tuple[str, int], ...], cut: int
+) -> None:
+    text = "".join(_lines(fmt, n, 100 * k) for k, (fmt, n) in enumerate(parts))
+    log = tmp_path / "access.log"
+    log.write_text(text)
+    data = _summary(log)
+    ov = data["overview"]
+    assert isinstance(ov, dict)
+    total = sum(n for _, n in parts)
+    assert (ov["requests"], ov["rejected"]) == (total, 0)
+    formats = [(f["format"], f["detection"]) for f in ov["formats"]]
+    assert [f for f, _ in formats] == [fmt for fmt, _ in parts]
+    assert formats[0][1].endswith(f"lines 1 to {cut - 1:,}")
+    assert formats[1][1].endswith(f"lines {cut:,} on")
+    rows = pplog.read_log(log, include_rejects=True)
+    assert rows["line"].to_list() == list(range(1, total + 1))
+    assert rows["reject_reason"].null_count() == total
+
+
+def test_a_file_not_read_as_it_is_is_not_cut(tmp_path: Path) -> None:
+    """A compressed file is not cut (its bytes cannot be read from an
+    offset): its lines in the other format stay rejects, counted, as before."""
+    import gzip
+
+    text = _lines("combined", 150) + _lines("main", 30)
+    (tmp_path / "a.log.gz").write_bytes(gzip.compress(text.encode()))
+    ov = _summary(tmp_path / "a.log.gz")["overview"]
+    assert isinstance(ov, dict)
+    assert (ov["requests"], ov["rejected"]) == (150, 30)
+
+
+def test_a_few_damaged_lines_at_the_end_do_not_cut_a_file(tmp_path: Path) -> None:
+    """Garbage at a file's end (fewer than half its last lines fit, but no
+    preset fits them either) is not a format change."""
+    line = '10.0.0.1 - - [07/Dec/2026:10:00:00 +0000] "GET /a HTTP/1.1" 200 5 "-" "c"\n'
+    (tmp_path / "a.log").write_text(line * 300 + "\x16\x03garbage line\n" * 40)
+    data = _summary(tmp_path / "a.log")
+    ov = data["overview"]
+    assert isinstance(ov, dict)
+    assert (ov["requests"], ov["rejected"], ov["format"]) == (300, 40, "combined")
+
+
+def test_samples_rotated_set_is_unchanged(tmp_path: Path) -> None:
+    """A rotation set of one format is still one format, one group."""
+    root = Path(__file__).resolve().parents[1] / "sample_logs" / "rotated"
+    shutil.copytree(root, tmp_path / "r")
+    data = _summary(tmp_path / "r")
+    ov = data["overview"]
+    assert isinstance(ov, dict)
+    assert ov["format"] != "mixed" and ov["rejected"] == 0
