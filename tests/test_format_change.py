@@ -227,3 +227,61 @@ def test_samples_rotated_set_is_unchanged(tmp_path: Path) -> None:
     ov = data["overview"]
     assert isinstance(ov, dict)
     assert ov["format"] != "mixed" and ov["rejected"] == 0
+
+
+@pytest.mark.nginx
+def test_ingest_names_the_format_of_the_newest_lines(
+    logs: Path, tmp_path: Path
+) -> None:
+    """A dataset holds one format: a first run over the changed log is
+    refused with the format its next lines will have, and takes it given."""
+    ds = tmp_path / "ds"
+    paths = [str(logs / "access.log.1"), str(logs / "access.log")]
+    result = run_pplog("ingest", *paths, "--dataset", str(ds))
+    assert result.returncode == 1
+    (message,) = result.stderr.splitlines()
+    assert message.startswith(
+        f"Error: the log format of `{logs / 'access.log'}` changed"
+    )
+    assert "pass --format combined, the format of its newest lines" in message
+    n_main = PHASES[1][1]
+    assert (
+        f"access.log (log_format changed: lines {n_main + 1} on): combined" in message
+    )
+    result = run_pplog("ingest", *paths, "--dataset", str(ds), "--format", "combined")
+    assert result.returncode == 0, result.stderr
+    ov = _summary(ds)["overview"]
+    assert isinstance(ov, dict)
+    assert (ov["requests"], ov["rejected"]) == (PHASES[0][1] + PHASES[2][1], n_main)
+
+
+@pytest.mark.nginx
+def test_ingest_warns_when_new_lines_fit_another_format(
+    logs: Path, tmp_path: Path
+) -> None:
+    """Cron's ingest after nginx's log_format changed: every new line was a
+    reject without a word (exit 0, quiet); the run now says so on stderr,
+    which cron mails, each run until the log is read with its format."""
+    live = tmp_path / "access.log"
+    lines = (logs / "access.log").read_text().splitlines(keepends=True)
+    n_main = PHASES[1][1]
+    live.write_text((logs / "access.log.1").read_text())
+    ds = tmp_path / "ds"
+    first = run_pplog("ingest", str(live), "--dataset", str(ds))
+    assert (first.returncode, first.stderr) == (0, "")
+    with live.open("a") as f:
+        f.writelines(lines[:n_main])
+    second = run_pplog("ingest", str(live), "--dataset", str(ds))
+    assert second.returncode == 0
+    assert second.stderr == (
+        f"pplog: warning: {live}: {n_main} lines read this run fit `main`, not this "
+        "dataset's `combined` (was nginx's log_format changed?); they are kept as "
+        "rejects: ingest the log into a new --dataset with --format main\n"
+    )
+    with live.open("a") as f:
+        f.writelines(lines[n_main:])  # back to combined: nothing to say
+    third = run_pplog("ingest", str(live), "--dataset", str(ds))
+    assert (third.returncode, third.stderr) == (0, "")
+    ov = _summary(ds)["overview"]
+    assert isinstance(ov, dict)
+    assert (ov["requests"], ov["rejected"]) == (PHASES[0][1] + PHASES[2][1], n_main)

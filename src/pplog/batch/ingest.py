@@ -57,11 +57,12 @@ from pplog.formats import LogFormat
 from pplog.pipeline import (
     FileGroup,
     LogSpec,
+    detect_format,
     had_no_lines,
     resolve_format,
     resolve_groups,
 )
-from pplog.sources import Source, is_url, path_list
+from pplog.sources import Source, is_url, path_list, rotation_key
 
 BATCH_BYTES = 32 << 20
 FINAL_GRACE = 15 * 60.0  # seconds before a rotated file's last partial line counts
@@ -248,6 +249,7 @@ def ingest(
             reader.watched, reader.patterns = seen, paths
             reader.finished = final
             checkpoints = reader.read_all(cands, state.checkpoints, report)
+            result.format_warnings = _misfit_warnings(result, fmt)
             added = staging.close()
         except BaseException as exc:
             staging.abort()
@@ -429,15 +431,65 @@ def _the_format(groups: list[FileGroup]) -> LogFormat:
             found.setdefault(g.format.name, g)
     if len(found) > 1:
         which = "; ".join(
-            f"{', '.join(s.name for s in g.sources[:2])}: {name}"
+            f"{', '.join(_part(s, g) for s in g.sources[:2])}: {name}"
             for name, g in found.items()
         )
+        members = [(s, g) for g in groups if g.format is not None for s in g.sources]
+        if len({rotation_key(s.name)[0] for s, _ in members}) == 1:
+            # one log whose log_format changed: the newest lines' format is
+            # the one its next lines have
+            newest = max(members, key=lambda m: _age(m[0]))[1].format
+            assert newest is not None
+            msg = (
+                f"the log format of `{rotation_key(members[0][0].name)[0]}` changed "
+                f"({which}); a dataset holds one format: pass --format {newest.name}, "
+                "the format of its newest lines (lines in another are kept as rejects)"
+            )
+            raise LogFormatError(msg)
         msg = (
             f"the inputs have different log formats ({which}); a dataset holds one "
             "format: ingest each into its own --dataset, or pass --format NAME"
         )
         raise LogFormatError(msg)
     return next(iter(found.values())).format  # type: ignore[return-value]
+
+
+MISFITS_LOOKED_AT = 10  # an input's `no_match` rejects in a run, at least
+
+
+def _misfit_warnings(result: IngestResult, fmt: LogFormat) -> list[str]:
+    """What to say of the inputs whose lines this run did not fit `fmt`, the
+    dataset's format, and fit another preset: nginx's `log_format` was
+    changed, and without a word every line from then on would be a reject
+    (kept, but in no table)."""
+    out = []
+    for name, (count, sample) in result.misfits.items():
+        if count < MISFITS_LOOKED_AT:
+            continue
+        found, ok = detect_format(sample)
+        if ok * 2 < len(sample) or found.name == fmt.name:
+            continue
+        out.append(
+            f"{name}: {count:,} lines read this run fit `{found.name}`, not this "
+            f"dataset's `{fmt.name}` (was nginx's log_format changed?); they are "
+            "kept as rejects: ingest the log into a new --dataset with "
+            f"--format {found.name}"
+        )
+    return out
+
+
+def _part(src: Source, group: FileGroup) -> str:
+    """An input's name in a message; a part of a file cut where its
+    `log_format` changed with that part's lines (its detection note's end)."""
+    if src.span is None:
+        return src.name
+    note = group.notes.get(src.name, group.note) or ""
+    return f"{src.name} ({note.rsplit('; ', 1)[-1]})"
+
+
+def _age(src: Source) -> tuple[tuple[str, int, str], int]:
+    """Sort key of a rotation set's members and parts, oldest first."""
+    return rotation_key(src.name), src.span[0] if src.span is not None else 0
 
 
 def _geo_databases(

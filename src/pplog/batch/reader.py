@@ -43,6 +43,7 @@ from pplog.schema import (
     LINE,
     OFFSET,
     RAW,
+    REASON_NO_MATCH,
     REJECT_REASON,
     SOURCE,
     STREAM_ID,
@@ -105,6 +106,16 @@ class IngestResult:
     # path -> bytes after its last newline, not taken: a last line without
     # newline waits until its file is finished (rotated and idle, or --final)
     held: dict[str, int] = field(default_factory=dict)
+    # input -> its `no_match` rejects this run, and the first of them (for
+    # `misfit_warnings`: was the log_format changed?)
+    misfits: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
+    # what `misfit_warnings` found, said after the run
+    format_warnings: list[str] = field(default_factory=list)
+
+    def misfit(self, name: str, count: int, sample: list[str]) -> None:
+        """Count `no_match` rejects of `name`, keeping the first lines."""
+        n, kept = self.misfits.get(name, (0, []))
+        self.misfits[name] = (n + count, kept + sample[: DETECT_LINES - len(kept)])
 
     def warn(self, key: str, n: int = 1) -> None:
         """Count a warning."""
@@ -497,6 +508,10 @@ class Reader:
             )
             self.staging.write("rejects", stream_id, out)
             self.result.rejects += out.height
+            misfit = out.filter(pl.col(REJECT_REASON) == REASON_NO_MATCH)
+            for (name,), lines in misfit.group_by(SOURCE):
+                raw = lines.get_column(RAW).head(DETECT_LINES).to_list()
+                self.result.misfit(str(name), lines.height, raw)
 
 
 @dataclass

@@ -27,11 +27,12 @@ WARNINGS = {
 
 def run_warnings(result: IngestResult) -> list[str]:
     """Warnings about a run that committed (or had nothing new)."""
-    return [
+    counted = [
         WARNINGS[key].format(n=count)
         for key, count in result.warnings.items()
         if count and key in WARNINGS
     ]
+    return counted + [safe_text(text) for text in result.format_warnings]
 
 
 def run_lines(result: IngestResult) -> list[str]:
