@@ -285,3 +285,36 @@ def test_ingest_warns_when_new_lines_fit_another_format(
     ov = _summary(ds)["overview"]
     assert isinstance(ov, dict)
     assert (ov["requests"], ov["rejected"]) == (PHASES[0][1] + PHASES[2][1], n_main)
+
+
+@pytest.mark.nginx
+def test_top_reads_the_new_format_from_the_poll_it_comes_in(
+    logs: Path, tmp_path: Path
+) -> None:
+    """`pplog top` on a log whose format changes while it follows it: the
+    new lines were all rejects until top was restarted; the poll they come
+    in reads them in their format, says so once, and the lines after too."""
+    from pplog.outputs.json import one_line
+    from pplog.run.live import Live
+
+    live_log = tmp_path / "access.log"
+    live_log.write_text((logs / "access.log.1").read_text() * 10)  # decided for good
+    lines = (logs / "access.log").read_text().splitlines(keepends=True)
+    n_main = PHASES[1][1]
+    said: list[str] = []
+    with Live([str(live_log)], geoip=(), on_warning=said.append) as live:
+        assert live.poll().lines == 0  # top starts at the end
+        with live_log.open("a") as f:
+            f.writelines(lines[:100])
+        assert live.poll().requests == 100
+        with live_log.open("a") as f:
+            f.writelines(lines[100:n_main])
+        assert live.poll().requests == n_main - 100
+        got = json.loads(one_line(live.view("all").summary))
+    ov = got["overview"]
+    assert (ov["lines"], ov["requests"], ov["rejected"]) == (n_main, n_main, 0)
+    assert [f["format"] for f in ov["formats"]] == ["main"]
+    assert said == [
+        f"{live_log}: its new lines are in `main`, not `combined` (nginx's "
+        "log_format changed?): read as `main` from now on"
+    ]

@@ -62,6 +62,7 @@ from pplog.pipeline import (
     resolve_format,
     resolve_groups,
 )
+from pplog.pipeline.detect import MISFITS_LOOKED_AT
 from pplog.sources import Source, is_url, path_list, rotation_key
 
 BATCH_BYTES = 32 << 20
@@ -452,9 +453,6 @@ def _the_format(groups: list[FileGroup]) -> LogFormat:
         )
         raise LogFormatError(msg)
     return next(iter(found.values())).format  # type: ignore[return-value]
-
-
-MISFITS_LOOKED_AT = 10  # an input's `no_match` rejects in a run, at least
 
 
 def _misfit_warnings(result: IngestResult, fmt: LogFormat) -> list[str]:

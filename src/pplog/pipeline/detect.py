@@ -34,6 +34,9 @@ DETECT_LINES = 200
 EDGE_LINES = 20
 TAIL_BYTES = 16 << 10
 PROBE_BYTES = 2 << 10  # the lines judged at each step of finding where
+# `no_match` rejects of an input at least, in an `ingest` run or a `top`
+# poll, before they are looked at for another preset (a changed log_format)
+MISFITS_LOOKED_AT = 10
 # how a note ends for each part of a file cut where its log_format changed
 LINES_TO = "lines 1 to "
 LINES_FROM = "lines "

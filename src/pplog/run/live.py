@@ -40,6 +40,7 @@ from pplog.formats import LogFormat, buffered_logs
 from pplog.pipeline import LogSpec, parse_lines
 from pplog.pipeline.detect import (
     DETECT_LINES,
+    MISFITS_LOOKED_AT,
     FileGroup,
     detect_each,
     detect_sample,
@@ -52,8 +53,16 @@ from pplog.reports.mapping import MapSettings, partial_of
 from pplog.reports.partial import Partial, capped, merge
 from pplog.reports.paths import overall_latency
 from pplog.run._common import check_filters, geo_databases, map_settings
-from pplog.schema import HTTP_USER_AGENT, STATUS, TEXT, TIME
-from pplog.sources import Follower, Source
+from pplog.schema import (
+    HTTP_USER_AGENT,
+    REASON_NO_MATCH,
+    REJECT_REASON,
+    SOURCE,
+    STATUS,
+    TEXT,
+    TIME,
+)
+from pplog.sources import Chunk, Follower, Source
 
 if TYPE_CHECKING:
     from pplog.enrich.geo import GeoDatabases
@@ -341,6 +350,14 @@ class Live:
             self._ticks.append((second, 0, 0))
             return Tick(now, 0, 0, 0, None)
         rows = pl.concat(frames, how="diagonal_relaxed")
+        switched = self._refit(chunks, rows)
+        if switched:  # those files' lines of this poll again, in their new format
+            again = [
+                self._rows(self._inputs[name], _lines_of(chunks, name))
+                for name in switched
+            ]
+            kept = rows.filter(~pl.col(SOURCE).is_in(list(switched)))
+            rows = pl.concat([kept, *again], how="diagonal_relaxed")
         lines = rows.height
         self.lines += lines
         ok = rows.filter(pl.col("reject_reason").is_null())
@@ -352,6 +369,36 @@ class Live:
         self._place(rows, now)
         self._ticks.append((second, requests, errors))
         return Tick(now, lines, requests, errors, lag)
+
+    def _refit(self, chunks: list[Chunk], rows: pl.DataFrame) -> list[str]:
+        """The files whose new lines are mostly `no_match` rejects (at least
+        `MISFITS_LOOKED_AT`) and fit another preset: nginx was given a new
+        `log_format` while followed. Each is read with that preset from now
+        on, and said once. A format given (`--format`, `--nginx-conf`) is
+        kept."""
+        if self.spec.forced or self.spec.nginx_conf is not None:
+            return []
+        bad = rows.filter(pl.col(REJECT_REASON) == REASON_NO_MATCH)
+        if bad.height < MISFITS_LOOKED_AT:
+            return []
+        total = dict(rows.group_by(SOURCE).len().iter_rows())
+        switched = []
+        for name, n in bad.group_by(SOURCE).len().iter_rows():
+            found = self._inputs.get(name)
+            if n < MISFITS_LOOKED_AT or n * 2 < total[name] or found is None:
+                continue
+            sample = _lines_of(chunks, name).get_column(TEXT).head(DETECT_LINES)
+            fmt, note = detect_sample(Source(name, Path(name)), sample.to_list())
+            if fmt is None or found.format is None or fmt.name == found.format.name:
+                continue
+            note = f"{note}; log_format changed while followed"
+            self._inputs[name] = _Input(fmt, self.spec.resolve_policy(fmt), note)
+            self._say(
+                f"{name}: its new lines are in `{fmt.name}`, not `{found.format.name}` "
+                f"(nginx's log_format changed?): read as `{fmt.name}` from now on"
+            )
+            switched.append(name)
+        return switched
 
     def _rows(self, found: _Input, lines: pl.DataFrame) -> pl.DataFrame:
         """Parsed and attributed rows, text still escaped (see `_settings`)."""
@@ -678,6 +725,11 @@ class Live:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _lines_of(chunks: list[Chunk], name: str) -> pl.DataFrame:
+    """The lines of `name` in a poll's chunks."""
+    return pl.concat([c.lines for c in chunks if c.source == name], how="vertical")
 
 
 def _size(path: str) -> int:
