@@ -318,3 +318,33 @@ def test_top_reads_the_new_format_from_the_poll_it_comes_in(
         f"{live_log}: its new lines are in `main`, not `combined` (nginx's "
         "log_format changed?): read as `main` from now on"
     ]
+
+
+def test_a_file_of_long_lines_is_cut_where_its_format_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lines longer than a bisection step's bytes (5 KB URLs): each step
+    reads on to the first line that starts after it. Before, the search
+    stopped there and read the rest of the file at once to judge it line
+    by line (3 MB here; a whole log in general)."""
+    asked: list[int] = []
+    real = pplog.sources.lines_at
+
+    def lines_at(src: object, start: int, size: int) -> object:
+        asked.append(size)
+        return real(src, start, size)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pplog.sources, "lines_at", lines_at)
+    head = '10.0.0.1 - - [07/Dec/2026:10:00:00 +0000] "GET /{u} HTTP/1.1" 200 5 "-" "c"'
+    log = tmp_path / "access.log"
+    with log.open("w") as f:
+        for i in range(300):
+            f.write(head.format(u="a" * 5000 + str(i)) + "\n")
+        for i in range(300):
+            f.write(head.format(u="b" * 5000 + str(i)) + f' "203.0.113.{i}"\n')
+    summary = pplog.summarize(str(log), geoip=())
+    ov = summary.overview.row(0, named=True)
+    assert (ov["requests"], ov["rejected"]) == (600, 0)
+    assert [f["format"] for f in summary.formats] == ["combined", "main"]
+    assert summary.formats[1]["detection"].endswith("lines 301 on")
+    assert max(asked) <= pplog.sources.LINE_LIMIT

@@ -460,19 +460,23 @@ def _change_at(
     """The offset of the first line `after` reads and `before` does not,
     between `start` (where `before`'s lines are) and `end` (where `after`'s
     are), or 0 when there is none: a bisection over the bytes, each step
-    judging the lines that start in `PROBE_BYTES`, then the lines of the
-    last step one by one."""
+    judging the lines that start in `PROBE_BYTES` (or the first that starts
+    after it), then the lines of the last step one by one."""
+    window = PROBE_BYTES
     while end - start > PROBE_BYTES:
         mid = (start + end) // 2
         lines = sources.lines_at(src, mid, PROBE_BYTES)
+        if not lines:  # long lines: as many bytes as it takes for one to start
+            lines = sources.lines_at(src, mid, sources.LINE_LIMIT)[:8]
+            window = max(window, lines[-1][0] - mid + 1 if lines else 0)
         if not lines:
-            break
+            return 0  # lines too long to read apart: not cut
         old_ok, new_ok = _verdicts([t for _, t in lines], (before, after))
         if sum(new_ok) > sum(old_ok):
             end = mid
         else:
             start = mid
-    lines = sources.lines_at(src, start, end - start + PROBE_BYTES)
+    lines = sources.lines_at(src, start, end - start + window)
     old_ok, new_ok = _verdicts([t for _, t in lines], (before, after))
     return next(
         (
