@@ -63,8 +63,8 @@ _FORMAT_OPTIONS = [
         show_default=True,
         metavar="NAME|auto",
         help=(
-            f"Preset: {', '.join(PRESETS)}; `auto` picks the one that parses "
-            "the first lines."
+            f"Preset: {', '.join(PRESETS)}; `auto` picks, file by file, the "
+            "one that parses its first lines."
         ),
     ),
     click.option(
