@@ -348,3 +348,56 @@ def test_a_file_of_long_lines_is_cut_where_its_format_changed(
     assert [f["format"] for f in summary.formats] == ["combined", "main"]
     assert summary.formats[1]["detection"].endswith("lines 301 on")
     assert max(asked) <= pplog.sources.LINE_LIMIT
+
+
+def _follow(log: Path, polls: list[list[str]]) -> tuple[dict[str, object], list[str]]:
+    """`Live` on `log` (started at its end), one poll per list of lines
+    appended; the `all` view's overview and the warnings."""
+    from pplog.outputs.json import one_line
+    from pplog.run.live import Live
+
+    said: list[str] = []
+    with Live([str(log)], geoip=(), on_warning=said.append) as live:
+        assert live.poll().lines == 0
+        for lines in polls:
+            with log.open("a") as f:
+                f.writelines(lines)
+            live.poll()
+        got = json.loads(one_line(live.view("all").summary))
+    return got["overview"], said
+
+
+@pytest.mark.nginx
+def test_top_switches_in_the_poll_of_the_reload(logs: Path, tmp_path: Path) -> None:
+    """The reload inside one poll: its first lines in the old format, then
+    the new, and old workers' lines among the new ones for a while. The
+    format was taken from the poll's first lines, which were the old
+    format's: no switch, 1,200 of 1,350 lines rejected (a sweep's figures).
+    Now from the rejects; each line is read by the format that reads it."""
+    old = (logs / "access.log.1").read_text().splitlines(keepends=True)
+    new = (logs / "access.log").read_text().splitlines(keepends=True)[: PHASES[1][1]]
+    log = tmp_path / "access.log"
+    log.write_text("".join(old) * 10)
+    mixed = old[:10] + [
+        x for pair in zip(new[:20], old[10:30], strict=True) for x in pair
+    ]
+    poll = mixed + new[20:]
+    ov, said = _follow(log, [poll])
+    assert (ov["lines"], ov["requests"], ov["rejected"]) == (len(poll), len(poll), 0)
+    assert len(said) == 1 and "read as `main` from now on" in said[0]
+
+
+def test_top_switches_on_a_quiet_server(tmp_path: Path) -> None:
+    """Three new lines a poll: the rejects are counted over polls, so the
+    switch comes once ten are seen (the lines before it stay rejects)."""
+    log = tmp_path / "access.log"
+    log.write_text(_lines("combined", 300))
+    new = _lines("main", 15, 400).splitlines(keepends=True)
+    ov, said = _follow(log, [new[i : i + 3] for i in range(0, 15, 3)])
+    assert (ov["lines"], ov["requests"], ov["rejected"]) == (15, 6, 9)
+    assert len(said) == 1
+    # a line of the old format among them starts the count again
+    log.write_text(_lines("combined", 300))
+    polls = [new[0:3], new[3:6], _lines("combined", 1).splitlines(True), new[6:9]]
+    ov, said = _follow(log, polls)
+    assert (ov["lines"], ov["requests"], ov["rejected"], said) == (10, 1, 9, [])

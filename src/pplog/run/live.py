@@ -55,6 +55,8 @@ from pplog.reports.paths import overall_latency
 from pplog.run._common import check_filters, geo_databases, map_settings
 from pplog.schema import (
     HTTP_USER_AGENT,
+    LINE,
+    RAW,
     REASON_NO_MATCH,
     REJECT_REASON,
     SOURCE,
@@ -176,6 +178,9 @@ class Live:
             on_problem=lambda name, message: self._say(f"{name}: {message}"),
         )
         self._inputs: dict[str, _Input] = {}
+        # a file's `no_match` rejects while its newest line is one, and the
+        # last of them (`_refit`)
+        self._misfits: dict[str, tuple[int, list[str]]] = {}
         self._agents = pl.DataFrame(
             schema={HTTP_USER_AGENT: pl.String, AGENT_CLASS: pl.String}
         )
@@ -349,15 +354,7 @@ class Live:
         if not frames:
             self._ticks.append((second, 0, 0))
             return Tick(now, 0, 0, 0, None)
-        rows = pl.concat(frames, how="diagonal_relaxed")
-        switched = self._refit(chunks, rows)
-        if switched:  # those files' lines of this poll again, in their new format
-            again = [
-                self._rows(self._inputs[name], _lines_of(chunks, name))
-                for name in switched
-            ]
-            kept = rows.filter(~pl.col(SOURCE).is_in(list(switched)))
-            rows = pl.concat([kept, *again], how="diagonal_relaxed")
+        rows = self._refit(chunks, pl.concat(frames, how="diagonal_relaxed"))
         lines = rows.height
         self.lines += lines
         ok = rows.filter(pl.col("reject_reason").is_null())
@@ -370,35 +367,55 @@ class Live:
         self._ticks.append((second, requests, errors))
         return Tick(now, lines, requests, errors, lag)
 
-    def _refit(self, chunks: list[Chunk], rows: pl.DataFrame) -> list[str]:
-        """The files whose new lines are mostly `no_match` rejects (at least
-        `MISFITS_LOOKED_AT`) and fit another preset: nginx was given a new
-        `log_format` while followed. Each is read with that preset from now
-        on, and said once. A format given (`--format`, `--nginx-conf`) is
-        kept."""
+    def _refit(self, chunks: list[Chunk], rows: pl.DataFrame) -> pl.DataFrame:
+        """`rows` with the files whose format changed while followed read in
+        the new one. A file's `no_match` rejects are kept while its newest
+        line is one (`_misfits`, over polls: a quiet server writes a line
+        now and then); once there are `MISFITS_LOOKED_AT` and another preset
+        reads half of them, nginx was given a new `log_format`: the file is
+        read with that preset from now on, said once, and this poll's lines
+        of it that its old format did not read are read with it (old
+        workers still write the old format for a while after a reload). A
+        format given (`--format`, `--nginx-conf`) is kept."""
         if self.spec.forced or self.spec.nginx_conf is not None:
-            return []
-        bad = rows.filter(pl.col(REJECT_REASON) == REASON_NO_MATCH)
-        if bad.height < MISFITS_LOOKED_AT:
-            return []
-        total = dict(rows.group_by(SOURCE).len().iter_rows())
-        switched = []
-        for name, n in bad.group_by(SOURCE).len().iter_rows():
+            return rows
+        bad = pl.col(REJECT_REASON) == REASON_NO_MATCH
+        if not self._misfits and not rows.select(bad.any()).item():
+            return rows
+        per_file = rows.group_by(SOURCE, maintain_order=True).agg(
+            bad.last().alias("last"), pl.col(RAW).filter(bad).head(DETECT_LINES)
+        )
+        switched: dict[str, _Input] = {}
+        for name, last, raw in per_file.iter_rows():
+            if not last:  # its format still reads its newest line
+                self._misfits.pop(name, None)
+                continue
+            count, kept = self._misfits.get(name, (0, []))
+            count, kept = count + len(raw), (kept + raw)[-DETECT_LINES:]
+            self._misfits[name] = (count, kept)
             found = self._inputs.get(name)
-            if n < MISFITS_LOOKED_AT or n * 2 < total[name] or found is None:
+            if count < MISFITS_LOOKED_AT or found is None or found.format is None:
                 continue
-            sample = _lines_of(chunks, name).get_column(TEXT).head(DETECT_LINES)
-            fmt, note = detect_sample(Source(name, Path(name)), sample.to_list())
-            if fmt is None or found.format is None or fmt.name == found.format.name:
+            fmt, note = detect_sample(Source(name, Path(name)), kept)
+            if fmt is None or fmt.name == found.format.name:
                 continue
+            del self._misfits[name]
             note = f"{note}; log_format changed while followed"
-            self._inputs[name] = _Input(fmt, self.spec.resolve_policy(fmt), note)
+            switched[name] = _Input(fmt, self.spec.resolve_policy(fmt), note)
+            self._inputs[name] = switched[name]
             self._say(
                 f"{name}: its new lines are in `{fmt.name}`, not `{found.format.name}` "
                 f"(nginx's log_format changed?): read as `{fmt.name}` from now on"
             )
-            switched.append(name)
-        return switched
+        if not switched:
+            return rows
+        parts = [rows.filter(~pl.col(SOURCE).is_in(list(switched)))]
+        for name, found in switched.items():
+            mine = rows.filter(pl.col(SOURCE) == name)
+            read = mine.filter(pl.col(REJECT_REASON).is_null())
+            again = self._rows(found, _lines_of(chunks, name))
+            parts += [read, again.filter(~pl.col(LINE).is_in(read.get_column(LINE)))]
+        return pl.concat(parts, how="diagonal_relaxed")
 
     def _rows(self, found: _Input, lines: pl.DataFrame) -> pl.DataFrame:
         """Parsed and attributed rows, text still escaped (see `_settings`)."""
