@@ -249,7 +249,8 @@ def test_ingest_names_the_format_of_the_newest_lines(
         f"access.log (log_format changed: lines {n_main + 1} on): combined" in message
     )
     result = run_pplog("ingest", *paths, "--dataset", str(ds), "--format", "combined")
-    assert result.returncode == 0, result.stderr
+    # the older lines were said to be rejects: not told of again
+    assert (result.returncode, result.stderr) == (0, "")
     ov = _summary(ds)["overview"]
     assert isinstance(ov, dict)
     assert (ov["requests"], ov["rejected"]) == (PHASES[0][1] + PHASES[2][1], n_main)
@@ -276,7 +277,7 @@ def test_ingest_warns_when_new_lines_fit_another_format(
     assert second.stderr == (
         f"pplog: warning: {live}: {n_main} lines read this run fit `main`, not this "
         "dataset's `combined` (was nginx's log_format changed?); they are kept as "
-        "rejects: ingest the log into a new --dataset with --format main\n"
+        f"rejects: ingest {live} into a --dataset of its own with --format main\n"
     )
     with live.open("a") as f:
         f.writelines(lines[n_main:])  # back to combined: nothing to say
@@ -401,3 +402,21 @@ def test_top_switches_on_a_quiet_server(tmp_path: Path) -> None:
     polls = [new[0:3], new[3:6], _lines("combined", 1).splitlines(True), new[6:9]]
     ov, said = _follow(log, polls)
     assert (ov["lines"], ov["requests"], ov["rejected"], said) == (10, 1, 9, [])
+
+
+def test_ingest_warns_a_quiet_server_too(tmp_path: Path) -> None:
+    """Cron every five minutes on a quiet server: a few lines a run. The
+    warning waited for 10 rejects in one run, so it never came (48 rejects
+    over 8 runs in a sweep); 3 are enough when the last lines read are
+    rejects."""
+    live = tmp_path / "access.log"
+    live.write_text(_lines("combined", 300))
+    ds = tmp_path / "ds"
+    assert run_pplog("ingest", str(live), "--dataset", str(ds)).stderr == ""
+    new = _lines("main", 12, 400).splitlines(keepends=True)
+    for run in range(4):
+        with live.open("a") as f:
+            f.writelines(new[run * 3 : run * 3 + 3])
+        result = run_pplog("ingest", str(live), "--dataset", str(ds))
+        assert result.returncode == 0
+        assert "3 lines read this run fit `main`" in result.stderr, run

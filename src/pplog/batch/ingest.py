@@ -62,10 +62,11 @@ from pplog.pipeline import (
     resolve_format,
     resolve_groups,
 )
-from pplog.pipeline.detect import MISFITS_LOOKED_AT
 from pplog.sources import Source, is_url, path_list, rotation_key
 
 BATCH_BYTES = 32 << 20
+# `no_match` rejects of an input a run, at least, before they are looked at
+MISFITS_TOLD = 3
 FINAL_GRACE = 15 * 60.0  # seconds before a rotated file's last partial line counts
 COMPACT_THRESHOLD = 32  # files in one partition before ingest compacts it
 
@@ -456,13 +457,15 @@ def _the_format(groups: list[FileGroup]) -> LogFormat:
 
 
 def _misfit_warnings(result: IngestResult, fmt: LogFormat) -> list[str]:
-    """What to say of the inputs whose lines this run did not fit `fmt`, the
-    dataset's format, and fit another preset: nginx's `log_format` was
+    """What to say of the inputs whose last lines read this run, and at
+    least `MISFITS_TOLD` of its lines, were `no_match` rejects of `fmt`, the
+    dataset's format, that another preset reads: nginx's `log_format` was
     changed, and without a word every line from then on would be a reject
-    (kept, but in no table)."""
+    (kept, but in no table). Lines in another format before lines that fit
+    (older ones, as the first run said) are not told of."""
     out = []
-    for name, (count, sample) in result.misfits.items():
-        if count < MISFITS_LOOKED_AT:
+    for name, (count, sample, last) in result.misfits.items():
+        if not last or count < MISFITS_TOLD:
             continue
         found, ok = detect_format(sample)
         if ok * 2 < len(sample) or found.name == fmt.name:
@@ -470,7 +473,7 @@ def _misfit_warnings(result: IngestResult, fmt: LogFormat) -> list[str]:
         out.append(
             f"{name}: {count:,} lines read this run fit `{found.name}`, not this "
             f"dataset's `{fmt.name}` (was nginx's log_format changed?); they are "
-            "kept as rejects: ingest the log into a new --dataset with "
+            f"kept as rejects: ingest {name} into a --dataset of its own with "
             f"--format {found.name}"
         )
     return out

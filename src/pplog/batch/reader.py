@@ -106,16 +106,18 @@ class IngestResult:
     # path -> bytes after its last newline, not taken: a last line without
     # newline waits until its file is finished (rotated and idle, or --final)
     held: dict[str, int] = field(default_factory=dict)
-    # input -> its `no_match` rejects this run, and the first of them (for
-    # `misfit_warnings`: was the log_format changed?)
-    misfits: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
-    # what `misfit_warnings` found, said after the run
+    # input -> its `no_match` rejects this run, the last of them, and whether
+    # the last line read is one (`ingest._misfit_warnings`: was nginx's
+    # log_format changed?)
+    misfits: dict[str, tuple[int, list[str], bool]] = field(default_factory=dict)
+    # what `ingest._misfit_warnings` found, said after the run
     format_warnings: list[str] = field(default_factory=list)
 
-    def misfit(self, name: str, count: int, sample: list[str]) -> None:
-        """Count `no_match` rejects of `name`, keeping the first lines."""
-        n, kept = self.misfits.get(name, (0, []))
-        self.misfits[name] = (n + count, kept + sample[: DETECT_LINES - len(kept)])
+    def misfit(self, name: str, count: int, sample: list[str], *, last: bool) -> None:
+        """Count `no_match` rejects of `name`, keeping the last lines;
+        `last`: its last line read so far is one."""
+        n, kept, _ = self.misfits.get(name, (0, [], False))
+        self.misfits[name] = (n + count, (kept + sample)[-DETECT_LINES:], last)
 
     def warn(self, key: str, n: int = 1) -> None:
         """Count a warning."""
@@ -508,10 +510,23 @@ class Reader:
             )
             self.staging.write("rejects", stream_id, out)
             self.result.rejects += out.height
-            misfit = out.filter(pl.col(REJECT_REASON) == REASON_NO_MATCH)
-            for (name,), lines in misfit.group_by(SOURCE):
-                raw = lines.get_column(RAW).head(DETECT_LINES).to_list()
-                self.result.misfit(str(name), lines.height, raw)
+            self._misfits(parsed)
+        elif self.result.misfits:  # each input's last line read is no reject
+            for name in parsed.get_column(SOURCE).unique():
+                if name in self.result.misfits:
+                    self.result.misfit(name, 0, [], last=False)
+
+    def _misfits(self, parsed: pl.DataFrame) -> None:
+        """Count each input's `no_match` rejects of a batch (`misfit`)."""
+        bad = pl.col(REJECT_REASON) == REASON_NO_MATCH
+        per_input = parsed.group_by(SOURCE, maintain_order=True).agg(
+            bad.sum().alias("n"),
+            pl.col(RAW).filter(bad).tail(DETECT_LINES),
+            bad.last().alias("last"),
+        )
+        for name, n, raw, last in per_input.iter_rows():
+            if n or name in self.result.misfits:
+                self.result.misfit(name, n, raw, last=last)
 
 
 @dataclass
