@@ -420,3 +420,16 @@ def test_ingest_warns_a_quiet_server_too(tmp_path: Path) -> None:
         result = run_pplog("ingest", str(live), "--dataset", str(ds))
         assert result.returncode == 0
         assert "3 lines read this run fit `main`" in result.stderr, run
+
+
+def test_ingest_of_a_directory_names_the_changed_log(tmp_path: Path) -> None:
+    """`ingest /var/log/nginx/`: the empty `error.log` nginx keeps there made
+    the refusal the one for inputs of two formats, naming one file twice."""
+    d = tmp_path / "nginx"
+    d.mkdir()
+    (d / "access.log").write_text(_lines("combined", 300) + _lines("main", 100, 400))
+    (d / "error.log").write_text("")
+    result = run_pplog("ingest", str(d), "--dataset", str(tmp_path / "ds"))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"Error: the log format of `{d / 'access.log'}`")
+    assert "pass --format main, the format of its newest lines" in result.stderr

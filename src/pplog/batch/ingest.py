@@ -436,7 +436,12 @@ def _the_format(groups: list[FileGroup]) -> LogFormat:
             f"{', '.join(_part(s, g) for s in g.sources[:2])}: {name}"
             for name, g in found.items()
         )
-        members = [(s, g) for g in groups if g.format is not None for s in g.sources]
+        members = [  # an empty file (nginx's error.log) takes no part
+            (s, g)
+            for g in groups
+            if g.format is not None and not had_no_lines(g.note)
+            for s in g.sources
+        ]
         if len({rotation_key(s.name)[0] for s, _ in members}) == 1:
             # one log whose log_format changed: the newest lines' format is
             # the one its next lines have
