@@ -433,3 +433,35 @@ def test_ingest_of_a_directory_names_the_changed_log(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith(f"Error: the log format of `{d / 'access.log'}`")
     assert "pass --format main, the format of its newest lines" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda b: b.replace(b"\n", b"\r\n"), id="crlf"),
+        pytest.param(lambda b: b.replace(b'"c"', b'"c\xff"', 1), id="not-utf8"),
+        pytest.param(
+            lambda b: b.replace(b"\n", b"\n" + b"\0" * 4096, 1), id="nul-hole"
+        ),
+    ],
+)
+def test_a_file_not_plain_text_is_cut_too(tmp_path: Path, damage: object) -> None:
+    """A file the fast readers leave to the Python reader (CRLF, a byte that
+    is not UTF-8, a hole) was not cut, and its 300 lines in the new format
+    were rejects: each part has the rows its format forced on the whole
+    file gives, with the file's line numbers and offsets."""
+    import polars as pl
+
+    text = (_lines("combined", 300) + _lines("main", 300, 400)).encode()
+    log = tmp_path / "access.log"
+    log.write_bytes(damage(text))  # type: ignore[operator]
+    keys = ["line", "offset", "client_ip", "reject_reason"]
+    cut = pplog.read_log(log, include_rejects=True).select(keys).sort("offset")
+    forced = [
+        pplog.read_log(log, format=fmt, include_rejects=True)
+        .filter(pl.col("reject_reason").is_null())
+        .select(keys)
+        for fmt in ("combined", "main")
+    ]
+    assert cut.height == 600
+    assert cut.equals(pl.concat(forced).sort("offset"))

@@ -512,9 +512,8 @@ def _changed_within(
     or reloaded with a new `log_format` and the file not rotated) cut in two
     where the second format starts: the part in its group's format stays,
     the other (`Source.span`) goes to a group of its own, read before or
-    after it as in the file. A file whose bytes are not read as they are
-    (compressed, CR, NUL, not UTF-8) is not cut: its lines in the other
-    format stay rejects."""
+    after it as in the file. A compressed file is not cut (its bytes are
+    not read from an offset): its lines in the other format stay rejects."""
     if not changed:
         return groups
     out: list[FileGroup] = []
@@ -550,11 +549,11 @@ def _changed_within(
 def _cut(src: Source, change: _Change) -> tuple[int, int, int] | None:
     """Where `src` is cut: the offset and number of its first line in the
     format after the change, and the file's size; None when it is not cut
-    (not plain text, no such line, gone meanwhile)."""
+    (compressed, binary, no such line, gone meanwhile)."""
     assert src.path is not None
     try:
         size = src.path.stat().st_size
-        if not sources.plain_text(src):
+        if not sources.readable_apart(src):
             return None
         at = _change_at(src, change.before, change.after, 0, size)
         return (at, _line_of(src, at), size) if at > 0 else None

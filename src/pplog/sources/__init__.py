@@ -764,15 +764,19 @@ def lines_at(source: Source, start: int, size: int) -> list[tuple[int, str]]:
         end = data.find(b"\n", at)
         if end < 0:
             break
-        out.append((start - before + at, decode_bytes(data[at:end])))
+        # a CR before the newline is dropped, as the readers drop it
+        text = data[at : end - 1] if data[end - 1 : end] == b"\r" else data[at:end]
+        out.append((start - before + at, decode_bytes(text)))
         at = end + 1
     return out
 
 
-def plain_text(source: Source) -> bool:
-    """Whether `source` is an uncompressed text file read as it is, whose
-    byte ranges can be read apart (`Source.span`); the whole file is read."""
-    return bool(_plain_utf8(source, None))
+def readable_apart(source: Source) -> bool:
+    """Whether `source`'s byte ranges can be read apart (`Source.span`): an
+    uncompressed file whose head is text and no hole. Only its head is
+    read: a span is read by the Python reader, or in C, which checks its
+    text as it cuts it."""
+    return bool(_plain_utf8(source, None, whole=False))
 
 
 __all__ = [
@@ -816,8 +820,8 @@ __all__ = [
     "not_a_log",
     "open_stream",
     "pattern_paths",
-    "plain_text",
     "read_head",
+    "readable_apart",
     "path_name",
     "path_list",
     "path_of_name",
