@@ -144,6 +144,7 @@ def test_the_terminal_and_html_name_each_part(logs: Path, tmp_path: Path) -> Non
     result = run_pplog("summarize", str(logs / "access.log"), "--no-progress", env=wide)
     assert result.returncode == 0, result.stderr
     n_main = PHASES[1][1]
+    assert "(2 formats, by input and part: combined, main)" in result.stdout
     assert f"main: {logs / 'access.log'} (lines 1 to {n_main})" in result.stdout
     assert f"(log_format changed: lines {n_main + 1} on)" in result.stdout
     html = tmp_path / "r.html"

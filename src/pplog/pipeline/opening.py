@@ -103,8 +103,11 @@ def groups_note(groups: Sequence[FileGroup]) -> str | None:
     if len(groups) == 1:
         return groups[0].note
     names = sorted({g.format.name for g in groups if g.format is not None})
+    inputs = [src.name for g in groups for src in g.sources]
     if len(names) == 1:
         note = f"1 format: {names[0]}"
+    elif len(set(inputs)) < len(inputs):  # a file whose log_format changed
+        note = f"{len(names)} formats, by input and part: " + ", ".join(names)
     else:
         note = f"{len(names)} formats, one per input: " + ", ".join(names)
     if any(g.format is None for g in groups):
