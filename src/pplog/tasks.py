@@ -25,7 +25,7 @@ from pplog import _fastsplit, sources
 from pplog.clientip import ProxyPolicy, attribute, realip_inputs, with_pair_key
 from pplog.errors import PplogError, ReportError
 from pplog.formats import LogFormat
-from pplog.pipeline import parse_lines
+from pplog.pipeline import parse_lines, zone_lines
 from pplog.pipeline.opening import unknown_format_rows, unknown_format_warning
 from pplog.reports import spooled, with_report_columns, write_rejects
 from pplog.reports.enriched import agent_classes
@@ -51,6 +51,7 @@ class Task:
     format: LogFormat | None
     policy: ProxyPolicy
     unknown: str | None = None  # why no preset fits the inputs (the detection's note)
+    zone: tuple[LogFormat, bool] | None = None  # `FileGroup.zone`
 
     @property
     def size(self) -> int:
@@ -85,7 +86,7 @@ def map_task(
     # `_fastsplit`); a smaller input's rows are held in memory, where the C
     # road's columns kept more of the text alive (a 120 MB file held 320 MiB
     # against 190 MiB) and took longer
-    c_road = task.format if task.size > IN_MEMORY_BYTES else None
+    c_road = task.format if task.size > IN_MEMORY_BYTES and task.zone is None else None
     # the C road also makes the trust decisions it can (`_fastsplit.realip`);
     # what the Python reader reads (compressed files, stdin) is spooled, and
     # takes the C split block by block
@@ -97,6 +98,7 @@ def map_task(
         policy=task.policy,
         blocks=task.format,
     )
+    lines = zone_lines(lines, task.zone)
     if task.unknown is not None:  # said once per input, not kept as unreadable
         for src in task.sources:
             warning = unknown_format_warning(task.unknown, src.name)
@@ -246,8 +248,8 @@ def joined(tasks: Sequence[Task]) -> list[Task]:
         if (
             last is not None
             and task.format is not None
-            and (last.format, last.policy, last.unknown)
-            == (task.format, task.policy, task.unknown)
+            and (last.format, last.policy, last.unknown, last.zone)
+            == (task.format, task.policy, task.unknown, task.zone)
         ):
             out[-1] = replace(last, sources=last.sources + task.sources)
         else:

@@ -16,6 +16,7 @@ from pplog.pipeline.detect import (
     had_no_lines,
     resolve_format,
     resolve_groups,
+    zone_lines,
 )
 from pplog.pipeline.filters import Filters
 from pplog.pipeline.opening import (
@@ -50,4 +51,5 @@ __all__ = [
     "resolve_policy",
     "rows",
     "scan_log",
+    "zone_lines",
 ]

@@ -37,6 +37,9 @@ PROBE_BYTES = 2 << 10  # the lines judged at each step of finding where
 # `no_match` rejects of an input at least, in an `ingest` run or a `top`
 # poll, before they are looked at for another preset (a changed log_format)
 MISFITS_LOOKED_AT = 10
+# where a file's old and new log_format interleave: searched in steps of
+ZONE_BYTES = 64 << 10
+ZONE_MAX = 16 << 20  # each way, at most
 # how a note ends for each part of a file cut where its log_format changed
 LINES_TO = "lines 1 to "
 LINES_FROM = "lines "
@@ -48,7 +51,8 @@ class FileGroup:
 
     `format` is None when no preset fits (the lines are then rejects).
     `notes` says how each input's format was chosen, where groups detected
-    apart were merged (else `note` says it for all).
+    apart were merged (else `note` says it for all). `zone`: see
+    `zone_lines`.
     """
 
     sources: list[Source]
@@ -56,6 +60,9 @@ class FileGroup:
     note: str | None
     policy: ProxyPolicy = field(default_factory=lambda: ProxyPolicy())
     notes: dict[str, str | None] = field(default_factory=dict)
+    # only the lines a format reads (True) or does not (False): the two
+    # groups of the lines where a file's old and new log_format interleave
+    zone: tuple[LogFormat, bool] | None = None
 
 
 UNKNOWN_FORMAT = "unknown_format"  # reject reason: no preset fits the file
@@ -527,28 +534,50 @@ def _changed_within(
             cut = _cut(src, change)
             if cut is None:
                 continue
-            at, line, size = cut
-            first, rest = (0, at), (at, size)
-            said = f"{LINES_TO}{line - 1:,}", f"{LINES_FROM}{line:,} on"
+            z0, z1, size, (l0, l1) = cut
+            said = f"{LINES_TO}{l0 - 1:,}", f"{LINES_FROM}{l1:,} on"
+            zone = _zone_groups(src, change, (z0, z1), (l0, l1))
             if change.at_end:  # the group keeps the first part
-                g.sources[k] = Source(src.name, src.path, first)
+                g.sources[k] = Source(src.name, src.path, (0, z0))
                 g.notes[src.name] = f"{g.notes.get(src.name, g.note)}; {said[0]}"
                 note = f"{change.note}; log_format changed: {said[1]}"
-                part = Source(src.name, src.path, rest)
-                after.append(FileGroup([part], change.after, note))
+                part = Source(src.name, src.path, (z1, size))
+                after += [*zone, FileGroup([part], change.after, note)]
             else:  # the first part is read before the group, as it is in the file
-                g.sources[k] = Source(src.name, src.path, rest)
+                g.sources[k] = Source(src.name, src.path, (z1, size))
                 g.notes[src.name] = f"{g.notes.get(src.name, g.note)}; {said[1]}"
                 note = f"{change.note}; log_format changed after: {said[0]}"
-                part = Source(src.name, src.path, first)
-                out.append(FileGroup([part], change.before, note))
+                part = Source(src.name, src.path, (0, z0))
+                out += [FileGroup([part], change.before, note), *zone]
         out += [g, *after]
     return out
 
 
-def _cut(src: Source, change: _Change) -> tuple[int, int, int] | None:
-    """Where `src` is cut: the offset and number of its first line in the
-    format after the change, and the file's size; None when it is not cut
+def _zone_groups(
+    src: Source, change: _Change, span: tuple[int, int], lines: tuple[int, int]
+) -> list[FileGroup]:
+    """The two groups of the lines where the old and the new format
+    interleave (`span`, lines `lines[0]` to `lines[1] - 1`): each line read
+    by the format that reads it (`zone_lines`), the others once, as the old
+    format's rejects. None when there is no such line."""
+    if span[0] >= span[1]:
+        return []
+    where = src.name, src.path
+    note = f"{change.note}; lines {lines[0]:,} to {lines[1] - 1:,} in both formats"
+    return [
+        FileGroup(
+            [Source(*where, span)], change.before, note, zone=(change.after, False)
+        ),
+        FileGroup(
+            [Source(*where, span)], change.after, note, zone=(change.after, True)
+        ),
+    ]
+
+
+def _cut(src: Source, change: _Change) -> tuple[int, int, int, tuple[int, int]] | None:
+    """Where `src` is cut: the offsets where its lines in both formats
+    start and end (the same where they do not interleave), its size, and
+    the numbers of the lines at those offsets; None when it is not cut
     (compressed, binary, no such line, gone meanwhile)."""
     assert src.path is not None
     try:
@@ -556,9 +585,50 @@ def _cut(src: Source, change: _Change) -> tuple[int, int, int] | None:
         if not sources.readable_apart(src):
             return None
         at = _change_at(src, change.before, change.after, 0, size)
-        return (at, _line_of(src, at), size) if at > 0 else None
+        if at <= 0:
+            return None
+        z0, z1 = _interleaved(src, change, at, size)
+        return z0, z1, size, (_line_of(src, z0), _line_of(src, z1))
     except OSError:
         return None
+
+
+def _interleaved(src: Source, change: _Change, at: int, size: int) -> tuple[int, int]:
+    """The bytes around `at` where lines of the old format and the new
+    interleave: nginx's old workers finish their requests in the old format
+    after a reload (600 lines under load in a sweep). From the first line
+    only the new format reads to the end of the last only the old reads,
+    searched in `ZONE_BYTES` steps each way while a step holds such lines,
+    up to `ZONE_MAX` bytes."""
+    before, after = change.before, change.after
+
+    def only(lines: list[tuple[int, str]], fmt: LogFormat) -> list[int]:
+        old_ok, new_ok = _verdicts([t for _, t in lines], (before, after))
+        reads = new_ok if fmt is after else old_ok
+        other = old_ok if fmt is after else new_ok
+        return [
+            at for (at, _), r, o in zip(lines, reads, other, strict=True) if r and not o
+        ]
+
+    z0 = pos = at
+    while pos > 0 and at - pos < ZONE_MAX:
+        lo = max(0, pos - ZONE_BYTES)
+        lines = [x for x in sources.lines_at(src, lo, pos - lo) if x[0] < pos]
+        found = only(lines, after) if lines else []
+        if not found:
+            break
+        z0, pos = found[0], lo
+    last, pos = None, at
+    while pos < size and pos - at < ZONE_MAX:
+        lines = sources.lines_at(src, pos, ZONE_BYTES)
+        found = only(lines, before) if lines else []
+        if not found:
+            break
+        last, pos = found[-1], found[-1] + 1
+    if last is None:
+        return z0, at
+    following = sources.lines_at(src, last + 1, ZONE_BYTES)
+    return z0, following[0][0] if following else size
 
 
 def _line_of(src: Source, at: int) -> int:
@@ -573,6 +643,22 @@ def _line_of(src: Source, at: int) -> int:
             count += data.count(b"\n")
             done += len(data)
     return count + 1
+
+
+def zone_lines(
+    lines: pl.LazyFrame, zone: tuple[LogFormat, bool] | None
+) -> pl.LazyFrame:
+    """`lines` (a `FileGroup`'s), with a `zone` only those its format reads
+    (True) or does not (False), in order: where a file's old and new
+    `log_format` interleave, one group reads the new format's lines, the
+    other the rest, so that each line is read once."""
+    if zone is None:
+        return lines
+    fmt, read = zone
+    ok = parse(lines, fmt).filter(pl.col(REJECT_REASON).is_null()).select(SOURCE, LINE)
+    if read:
+        return lines.join(ok, on=[SOURCE, LINE], how="semi", maintain_order="left")
+    return lines.join(ok, on=[SOURCE, LINE], how="anti", maintain_order="left")
 
 
 def resolve_groups(

@@ -27,6 +27,7 @@ from pplog.pipeline.detect import (
     FileGroup,
     detection_of,
     is_error_log,
+    zone_lines,
 )
 from pplog.pipeline.spec import LogSpec
 from pplog.schema import (
@@ -212,6 +213,7 @@ def open_log(
             policy=g.policy if split or blocks else None,
             blocks=g.format if blocks else None,
         )
+        lines = zone_lines(lines, g.zone)
         all_lines.append(lines)
         if g.format is None:
             for src in g.sources:
@@ -297,7 +299,7 @@ def merge_same(groups: list[FileGroup]) -> list[FileGroup]:
     index: dict[tuple[LogFormat, ProxyPolicy], int] = {}
     for g in groups:
         notes = {**{s.name: g.note for s in g.sources}, **g.notes}
-        if g.format is None:
+        if g.format is None or g.zone is not None:  # a zone's lines are its own
             out.append(g)
             continue
         key = (g.format, g.policy)

@@ -285,6 +285,7 @@ def summarize(
                 g.format,
                 g.policy,
                 None if g.format else g.note,
+                g.zone,
             )
             for g in groups
         ]
