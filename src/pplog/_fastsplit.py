@@ -419,10 +419,13 @@ def scan(
     on_progress: Callable[[int, int | None], None] | None = None,
     block_bytes: int = BLOCK_BYTES,
     policy: ProxyPolicy | None = None,
+    span: tuple[int, int] | None = None,
 ) -> pl.LazyFrame | None:
     """The lines of plain file `path` (`sources.LINES_SCHEMA`, source named
     `name`), with `fmt`'s C split beside them; None when the C split does
-    not apply to `fmt` (`applies`).
+    not apply to `fmt` (`applies`). With `span`, the lines that start in
+    those bytes ([start, end), `start` a line's), numbered and placed as in
+    the whole file (`Source.span`).
 
     Only the file's head need have been judged (`sources` checks it for
     compression and binary content): the C code checks every block as it
@@ -436,16 +439,24 @@ def scan(
     from pplog.sources import path_name
 
     schema = pl.Schema([(LINE, pl.UInt64()), *_c_schema(fmt, policy).items()])
-    total = path.stat().st_size
+    start, end = span if span is not None else (0, path.stat().st_size)
 
     def batches(
         progress: Callable[[int], None] | None,
     ) -> Generator[pl.DataFrame, None, None]:
         return _file_batches(
-            path, name, total, fmt, schema, on_problem, progress, block_bytes, policy
+            path,
+            name,
+            (start, end),
+            fmt,
+            schema,
+            on_problem,
+            progress,
+            block_bytes,
+            policy,
         )
 
-    return _io_source(schema, total, on_progress, batches).select(
+    return _io_source(schema, end - start, on_progress, batches).select(
         pl.lit(path_name(name), pl.String).alias(SOURCE), *schema
     )
 
@@ -490,7 +501,7 @@ def scan_files(
         for df in _file_batches(
             path,
             name,
-            size,
+            (0, size),
             fmt,
             file_schema,
             on_problem,
@@ -607,7 +618,7 @@ def _asked(
 def _file_batches(
     path: Path,
     name: str,
-    total: int,
+    span: tuple[int, int],
     fmt: LogFormat,
     schema: pl.Schema,
     on_problem: Callable[[str, str], None] | None,
@@ -615,11 +626,13 @@ def _file_batches(
     block_bytes: int,
     policy: ProxyPolicy | None,
 ) -> Generator[pl.DataFrame, None, None]:
-    """The numbered lines of plain file `path` (`total` bytes), `schema`'s
-    columns: split in C, then, from the first block that is not plain text,
-    read by the Python reader with the C split's columns null."""
+    """The numbered lines of plain file `path` that start in `span` (its
+    bytes [start, end)), `schema`'s columns: split in C, then, from the
+    first block that is not plain text, read by the Python reader with the
+    C split's columns null."""
     from pplog.sources import Source, iter_span
 
+    start, total = span
     reported = 0
 
     def submitted(n: int) -> None:
@@ -631,7 +644,7 @@ def _file_batches(
     def python_rest(offset: int, line: int) -> Iterator[pl.DataFrame]:
         """The file from byte `offset` (line `line`) on, read by the Python
         reader, the C split's columns null (progress told once a byte)."""
-        at = offset
+        at = offset - start
 
         def told(n: int) -> None:
             nonlocal at, reported
@@ -645,15 +658,15 @@ def _file_batches(
         for df in iter_span(rest, line, on_problem=on_problem, on_progress=told):
             yield df.select(LINE, OFFSET, TEXT, TOO_LONG, *nulls)
 
-    line = 1
     with contextlib.ExitStack() as stack:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         stack.callback(os.close, fd)
+        line = 1 + _newlines_before(fd, start)
         split = stack.enter_context(
             contextlib.closing(
                 split_ranges(
                     fd,
-                    0,
+                    start,
                     total,
                     fmt,
                     block_bytes=block_bytes,
@@ -668,6 +681,19 @@ def _file_batches(
                 return
             yield numbered(df, line)
             line += count
+
+
+def _newlines_before(fd: int, stop: int) -> int:
+    """The newlines in the first `stop` bytes of the open file `fd`: the
+    number of the line a span starts at, less one."""
+    count = at = 0
+    while at < stop:
+        data = os.pread(fd, min(BLOCK_BYTES, stop - at), at)
+        if not data:
+            break
+        count += data.count(b"\n")
+        at += len(data)
+    return count
 
 
 @cache  # asked for at each read of a file (3,600 files: 0.5 s); not changed
