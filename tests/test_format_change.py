@@ -17,6 +17,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 import pplog
@@ -505,3 +506,68 @@ def test_lines_of_both_formats_after_a_reload_are_each_read(tmp_path: Path) -> N
     assert cut.equals(pl.concat(forced).sort("offset"))
     jobs = run_pplog("summarize", str(log), "--to", "json", "--top", "0", "--jobs", "2")
     assert json.loads(jobs.stdout)["overview"] == ov
+
+
+def test_top_keeps_every_line_when_a_rotation_comes_with_the_change(
+    tmp_path: Path,
+) -> None:
+    """The poll reads the end of the renamed file and the new one, both
+    under the name `access.log`: the rows kept from the old format and
+    those read again were matched on line numbers alone, and the new
+    file's lines numbered like the old file's last ones were lost (420 of
+    425, a review's repro)."""
+    from pplog.outputs.json import one_line
+    from pplog.run.live import Live
+
+    log = tmp_path / "access.log"
+    log.write_text(_lines("combined", 300))
+    said: list[str] = []
+    with Live([str(log)], geoip=(), on_warning=said.append) as live:
+        live.poll()
+        with log.open("a") as f:
+            f.write(_lines("combined", 5, 300) + _lines("main", 20, 305))
+        log.rename(tmp_path / "access.log.1")
+        log.write_text(_lines("main", 400, 1000))
+        live.poll()
+        live.poll()
+        ov = json.loads(one_line(live.view("all").summary))["overview"]
+    assert (ov["lines"], ov["requests"], ov["rejected"]) == (425, 425, 0)
+    assert len(said) == 1
+
+
+def test_a_files_parts_are_read_in_its_order(tmp_path: Path) -> None:
+    """A cut file's last part was merged into the group of an earlier input
+    of its format, and read before the file's first part."""
+    (tmp_path / "x.log").write_text(_lines("main", 50))
+    (tmp_path / "y.log").write_text(_lines("combined", 100) + _lines("main", 100, 200))
+    rows = pplog.read_log([str(tmp_path / "x.log"), str(tmp_path / "y.log")])
+    y = rows.filter(pl.col("source").str.ends_with("y.log"))["line"].to_list()
+    assert y == list(range(1, 201))
+
+
+def test_the_progress_of_a_cut_file_has_one_total(tmp_path: Path) -> None:
+    """Each part told its own bytes as the total: the bar went back and
+    forth and ended near 290%."""
+    log = tmp_path / "access.log"
+    log.write_text(_interleaved(300, 50, 300))
+    told: list[tuple[int, int | None]] = []
+    pplog.summarize(str(log), geoip=(), on_progress=lambda n, t: told.append((n, t)))
+    totals = {t for _, t in told}
+    assert len(totals) == 1
+    (total,) = totals
+    assert total is not None and sum(n for n, _ in told) == total
+
+
+def test_no_part_without_lines(tmp_path: Path) -> None:
+    """Lines of both formats that run to the file's end leave no empty last
+    part (`lines 262 on` of a 261-line file)."""
+    log = tmp_path / "access.log"
+    log.write_text(
+        _lines("combined", 200) + _lines("main", 60, 300) + _lines("combined", 1, 900)
+    )
+    ov = _summary(log)["overview"]
+    assert isinstance(ov, dict)
+    assert (ov["requests"], ov["rejected"]) == (261, 0)
+    notes = [f["detection"] for f in ov["formats"]]
+    assert notes[0].endswith("lines 1 to 200")
+    assert all(note.endswith("in both formats") for note in notes[1:]), notes

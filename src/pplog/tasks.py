@@ -324,13 +324,14 @@ def run_tasks(
         if len(plan) == 1:
             if shown is not None and len(plan[0]) == 1:
                 settings = replace(settings, shown=shown)
+            told = _overall(on_progress, tasks)
             partials = [
                 map_task(
                     t,
                     settings,
                     rejects=part,
                     on_problem=on_problem,
-                    on_progress=on_progress,
+                    on_progress=told,
                 )
                 for t, part in zip(plan[0], parts[0], strict=True)
             ]
@@ -341,6 +342,27 @@ def run_tasks(
         if rejects is not None:
             join_parts([p for ps in parts for p in ps if p is not None], Path(rejects))
     return partials
+
+
+def _overall(
+    on_progress: ProgressHandler | None, tasks: Sequence[Task]
+) -> ProgressHandler | None:
+    """`on_progress` told the bytes of all `tasks` as the total, not each
+    reader's own (a file, a part of one), and never past it (the two groups
+    of a zone read its bytes twice); the readers' totals where a size is
+    unknown (stdin, a pipe)."""
+    if on_progress is None or any(src.is_stream for t in tasks for src in t.sources):
+        return on_progress
+    total = sum(t.size for t in tasks)
+    done = 0
+
+    def told(n: int, _own: int | None) -> None:
+        nonlocal done
+        n = min(n, total - done)
+        done += n
+        on_progress(n, total)
+
+    return told
 
 
 def _pool(

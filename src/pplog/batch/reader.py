@@ -522,7 +522,7 @@ class Reader:
         per_input = parsed.group_by(SOURCE, maintain_order=True).agg(
             bad.sum().alias("n"),
             pl.col(RAW).filter(bad).tail(DETECT_LINES),
-            bad.last().alias("last"),
+            bad.sort_by(LINE).last().alias("last"),
         )
         for name, n, raw, last in per_input.iter_rows():
             if n or name in self.result.misfits:

@@ -542,14 +542,19 @@ def _changed_within(
                 g.notes[src.name] = f"{g.notes.get(src.name, g.note)}; {said[0]}"
                 note = f"{change.note}; log_format changed: {said[1]}"
                 part = Source(src.name, src.path, (z1, size))
-                after += [*zone, FileGroup([part], change.after, note)]
+                rest = [FileGroup([part], change.after, note)] if z1 < size else []
+                after += [*zone, *rest]
             else:  # the first part is read before the group, as it is in the file
                 g.sources[k] = Source(src.name, src.path, (z1, size))
                 g.notes[src.name] = f"{g.notes.get(src.name, g.note)}; {said[1]}"
                 note = f"{change.note}; log_format changed after: {said[0]}"
                 part = Source(src.name, src.path, (0, z0))
-                out += [FileGroup([part], change.before, note), *zone]
-        out += [g, *after]
+                first = [FileGroup([part], change.before, note)] if z0 > 0 else []
+                out += [*first, *zone]
+        # a part with no bytes (the lines in both formats run to an end) is
+        # no part
+        g.sources = [x for x in g.sources if x.span is None or x.span[0] < x.span[1]]
+        out += [g, *after] if g.sources else after
     return out
 
 
@@ -655,6 +660,7 @@ def zone_lines(
     if zone is None:
         return lines
     fmt, read = zone
+    lines = lines.collect().lazy()  # a zone is small: read once, not per use
     ok = parse(lines, fmt).filter(pl.col(REJECT_REASON).is_null()).select(SOURCE, LINE)
     if read:
         return lines.join(ok, on=[SOURCE, LINE], how="semi", maintain_order="left")

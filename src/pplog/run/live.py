@@ -56,6 +56,7 @@ from pplog.run._common import check_filters, geo_databases, map_settings
 from pplog.schema import (
     HTTP_USER_AGENT,
     LINE,
+    OFFSET,
     RAW,
     REASON_NO_MATCH,
     REJECT_REASON,
@@ -383,11 +384,29 @@ class Live:
         if not self._misfits and not rows.select(bad.any()).item():
             return rows
         per_file = rows.group_by(SOURCE, maintain_order=True).agg(
-            bad.last().alias("last"), pl.col(RAW).filter(bad).head(DETECT_LINES)
+            pl.col(RAW).filter(bad).head(DETECT_LINES)
         )
+        # each file's newest line: the last of its last chunk (the rows are
+        # not in the lines' order, and a file rotated in the poll and its
+        # successor share a name)
+        newest = {
+            c.source: c.lines.select(LINE, OFFSET).row(-1)
+            for c in chunks
+            if c.lines.height
+        }
+        last_bad = {
+            name: rows.filter(
+                (pl.col(SOURCE) == name)
+                & (pl.col(LINE) == line)
+                & (pl.col(OFFSET) == at)
+            )
+            .select(bad.any())
+            .item()
+            for name, (line, at) in newest.items()
+        }
         switched: dict[str, _Input] = {}
-        for name, last, raw in per_file.iter_rows():
-            if not last:  # its format still reads its newest line
+        for name, raw in per_file.iter_rows():
+            if not last_bad.get(name):  # its format still reads its newest line
                 self._misfits.pop(name, None)
                 continue
             count, kept = self._misfits.get(name, (0, []))
@@ -414,7 +433,8 @@ class Live:
             mine = rows.filter(pl.col(SOURCE) == name)
             read = mine.filter(pl.col(REJECT_REASON).is_null())
             again = self._rows(found, _lines_of(chunks, name))
-            parts += [read, again.filter(~pl.col(LINE).is_in(read.get_column(LINE)))]
+            keys = read.select(LINE, OFFSET)  # two files of one name: both
+            parts += [read, again.join(keys, on=[LINE, OFFSET], how="anti")]
         return pl.concat(parts, how="diagonal_relaxed")
 
     def _rows(self, found: _Input, lines: pl.DataFrame) -> pl.DataFrame:
