@@ -661,7 +661,7 @@ def _file_batches(
     with contextlib.ExitStack() as stack:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         stack.callback(os.close, fd)
-        line = 1 + _newlines_before(fd, start)
+        line = 1 + newlines_before(fd, start)
         split = stack.enter_context(
             contextlib.closing(
                 split_ranges(
@@ -683,9 +683,10 @@ def _file_batches(
             line += count
 
 
-def _newlines_before(fd: int, stop: int) -> int:
+def newlines_before(fd: int, stop: int) -> int:
     """The newlines in the first `stop` bytes of the open file `fd`: the
-    number of the line a span starts at, less one."""
+    number of the line that starts there, less one (a span's first, a
+    followed file's next)."""
     count = at = 0
     while at < stop:
         data = os.pread(fd, min(BLOCK_BYTES, stop - at), at)

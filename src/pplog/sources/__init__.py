@@ -471,6 +471,19 @@ def scan_lines(
             frames.append(c_frame)
             c_sources.clear()
 
+    def in_c(src: Source) -> pl.LazyFrame | None:
+        """A plain file's lines (a span's) split in C (`_fastsplit.scan`)."""
+        assert src.path is not None
+        return _fastsplit.scan(
+            src.path,
+            src.name,
+            split,
+            on_problem=on_problem,
+            on_progress=on_progress,
+            policy=policy,
+            span=src.span,
+        )
+
     def to_python(src: Source) -> None:  # after the files split in C before it
         if c_sources:
             flush()
@@ -482,19 +495,7 @@ def scan_lines(
     grouped = len(sources) > MANY_INPUTS  # small files read side by side
     for src, fast in zip(sources, judged, strict=True):
         if src.span is not None:  # read its lines only, in C where it applies
-            c_span = (
-                None
-                if whole or src.path is None
-                else _fastsplit.scan(
-                    src.path,
-                    src.name,
-                    split,
-                    on_problem=on_problem,
-                    on_progress=on_progress,
-                    policy=policy,
-                    span=src.span,
-                )
-            )
+            c_span = None if whole or src.path is None else in_c(src)
             native = False
             if c_span is None:
                 to_python(src)
@@ -515,18 +516,7 @@ def scan_lines(
             flush()
             assert src.path is not None
             # with `split`, cut and split in C where it applies
-            c_split = (
-                None
-                if whole
-                else _fastsplit.scan(
-                    src.path,
-                    src.name,
-                    split,
-                    on_problem=on_problem,
-                    on_progress=on_progress,
-                    policy=policy,
-                )
-            )
+            c_split = None if whole else in_c(src)
             if c_split is None and path_name(src.path) != os.fspath(src.path):
                 # polars opens paths given as text only: a name that is not
                 # UTF-8 is read by the Python reader (the C road opens it)

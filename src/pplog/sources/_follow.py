@@ -38,6 +38,7 @@ from typing import Literal
 
 import polars as pl
 
+from pplog._fastsplit import newlines_before
 from pplog.schema import SOURCE, TEXT
 from pplog.sources._bytes import (
     NOT_NUL,
@@ -177,18 +178,6 @@ def _line_start(fd: int, size: int) -> int:
             return start + nl + 1
         end = start
     return 0
-
-
-def _newlines(fd: int, stop: int) -> int:
-    """The newlines in the first `stop` bytes (`sources._newlines_before`)."""
-    count = at = 0
-    while at < stop:
-        data = os.pread(fd, min(PIECE, stop - at), at)
-        if not data:
-            break
-        count += data.count(b"\n")
-        at += len(data)
-    return count
 
 
 def _frames(name: str, blocks: list[Block]) -> list[pl.DataFrame]:
@@ -627,7 +616,7 @@ class Follower:
         `size`, by default its end), numbered as in the file."""
         try:
             at = _line_start(f.fd, f.size if size is None else size)
-            line = _newlines(f.fd, at) + 1
+            line = newlines_before(f.fd, at) + 1
             tail = os.pread(f.fd, min(at, TAIL_BYTES), at - min(at, TAIL_BYTES))
         except OSError as exc:
             self._problem(f.name, f"cannot read: {describe(exc)}")
