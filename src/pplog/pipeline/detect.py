@@ -11,6 +11,7 @@ from typing import NamedTuple
 import polars as pl
 
 from pplog import sources
+from pplog._fastsplit import newlines_before
 from pplog.clientip import ProxyPolicy
 from pplog.errors import LogFormatError, OptionError
 from pplog.formats import (
@@ -516,9 +517,10 @@ def _changed_within(
 ) -> list[FileGroup]:
     """`groups` with each file of `changed` (`_detect_members`: its first or
     last lines are in another format than its group's; nginx was restarted
-    or reloaded with a new `log_format` and the file not rotated) cut in two
-    where the second format starts: the part in its group's format stays,
-    the other (`Source.span`) goes to a group of its own, read before or
+    or reloaded with a new `log_format` and the file not rotated) cut where
+    the second format starts: the part in its group's format stays, the
+    other (`Source.span`) goes to a group of its own, and the lines where
+    both formats come to two more (`_zone_groups`), each read before or
     after it as in the file. A compressed file is not cut (its bytes are
     not read from an offset): its lines in the other format stay rejects."""
     if not changed:
@@ -564,7 +566,7 @@ def _zone_groups(
     """The two groups of the lines where the old and the new format
     interleave (`span`, lines `lines[0]` to `lines[1] - 1`): each line read
     by the format that reads it (`zone_lines`), the others once, as the old
-    format's rejects. None when there is no such line."""
+    format's rejects. None when there is no such line (an empty span)."""
     if span[0] >= span[1]:
         return []
     where = src.name, src.path
@@ -593,7 +595,7 @@ def _cut(src: Source, change: _Change) -> tuple[int, int, int, tuple[int, int]] 
         if at <= 0:
             return None
         z0, z1 = _interleaved(src, change, at, size)
-        return z0, z1, size, (_line_of(src, z0), _line_of(src, z1))
+        return z0, z1, size, _line_numbers(src, z0, z1)
     except OSError:
         return None
 
@@ -612,7 +614,9 @@ def _interleaved(src: Source, change: _Change, at: int, size: int) -> tuple[int,
         reads = new_ok if fmt is after else old_ok
         other = old_ok if fmt is after else new_ok
         return [
-            at for (at, _), r, o in zip(lines, reads, other, strict=True) if r and not o
+            off
+            for (off, _), r, o in zip(lines, reads, other, strict=True)
+            if r and not o
         ]
 
     z0 = pos = at
@@ -636,18 +640,17 @@ def _interleaved(src: Source, change: _Change, at: int, size: int) -> tuple[int,
     return z0, following[0][0] if following else size
 
 
-def _line_of(src: Source, at: int) -> int:
-    """The number of the line that starts at byte `at` of a plain file."""
+def _line_numbers(src: Source, first: int, second: int) -> tuple[int, int]:
+    """The numbers of the lines that start at bytes `first` and `second`
+    (after it, a zone's width at most) of a plain file: one read of the
+    bytes before them."""
     assert src.path is not None
-    count = done = 0
-    with src.path.open("rb") as f:
-        while done < at:
-            data = f.read(min(sources.CHUNK_BYTES, at - done))
-            if not data:
-                break
-            count += data.count(b"\n")
-            done += len(data)
-    return count + 1
+    fd = os.open(src.path, os.O_RDONLY)
+    try:
+        line = newlines_before(fd, first) + 1
+        return line, line + os.pread(fd, second - first, first).count(b"\n")
+    finally:
+        os.close(fd)
 
 
 def zone_lines(
