@@ -348,9 +348,8 @@ def _overall(
     on_progress: ProgressHandler | None, tasks: Sequence[Task]
 ) -> ProgressHandler | None:
     """`on_progress` told the bytes of all `tasks` as the total, not each
-    reader's own (a file, a part of one), and never past it (the two groups
-    of a zone read its bytes twice); the readers' totals where a size is
-    unknown (stdin, a pipe)."""
+    reader's own (a file, a part of one), and never more bytes than that;
+    the readers' totals where a size is unknown (stdin, a pipe)."""
     if on_progress is None or any(src.is_stream for t in tasks for src in t.sources):
         return on_progress
     total = sum(t.size for t in tasks)

@@ -394,16 +394,21 @@ class Live:
             for c in chunks
             if c.lines.height
         }
-        last_bad = {
-            name: rows.filter(
-                (pl.col(SOURCE) == name)
-                & (pl.col(LINE) == line)
-                & (pl.col(OFFSET) == at)
+        keys = pl.DataFrame(
+            [(name, *at) for name, at in newest.items()],
+            schema={SOURCE: pl.String, LINE: pl.UInt64, OFFSET: pl.UInt64},
+            orient="row",
+        )
+        # one join, not a filter of the rows per file (3,600 files a poll)
+        last_bad = dict(
+            keys.join(
+                rows.select(SOURCE, LINE, OFFSET, bad.alias("bad")),
+                on=[SOURCE, LINE, OFFSET],
+                how="left",
             )
-            .select(bad.any())
-            .item()
-            for name, (line, at) in newest.items()
-        }
+            .select(SOURCE, pl.col("bad").fill_null(value=False))
+            .iter_rows()
+        )
         switched: dict[str, _Input] = {}
         for name, raw in per_file.iter_rows():
             if not last_bad.get(name):  # its format still reads its newest line
