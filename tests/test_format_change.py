@@ -198,16 +198,26 @@ def test_a_plain_file_is_cut_where_its_format_changed(
     assert rows["reject_reason"].null_count() == total
 
 
-def test_a_file_not_read_as_it_is_is_not_cut(tmp_path: Path) -> None:
-    """A compressed file is not cut (its bytes cannot be read from an
-    offset): its lines in the other format stay rejects, counted, as before."""
+def test_a_lone_compressed_file_is_read_line_by_line_when_its_end_is_seen(
+    tmp_path: Path,
+) -> None:
+    """A compressed file's bytes cannot be read from an offset, so it is not
+    cut: where detection saw all of it (its head is the whole file), each
+    line is read by the format that reads it. A larger one given alone is
+    not inflated to see its end: its lines in the other format stay
+    rejects, counted."""
     import gzip
 
     text = _lines("combined", 150) + _lines("main", 30)
     (tmp_path / "a.log.gz").write_bytes(gzip.compress(text.encode()))
     ov = _summary(tmp_path / "a.log.gz")["overview"]
     assert isinstance(ov, dict)
-    assert (ov["requests"], ov["rejected"]) == (150, 30)
+    assert (ov["requests"], ov["rejected"]) == (180, 0)
+    text = _lines("combined", 300) + _lines("main", 30)
+    (tmp_path / "b.log.gz").write_bytes(gzip.compress(text.encode()))
+    ov = _summary(tmp_path / "b.log.gz")["overview"]
+    assert isinstance(ov, dict)
+    assert (ov["requests"], ov["rejected"]) == (300, 30)
 
 
 def test_a_few_damaged_lines_at_the_end_do_not_cut_a_file(tmp_path: Path) -> None:
@@ -571,3 +581,106 @@ def test_no_part_without_lines(tmp_path: Path) -> None:
     notes = [f["detection"] for f in ov["formats"]]
     assert notes[0].endswith("lines 1 to 200")
     assert all(note.endswith("in both formats") for note in notes[1:]), notes
+
+
+def _compress(kind: str, data: bytes) -> bytes:
+    import gzip
+
+    import zstandard
+
+    return gzip.compress(data) if kind == "gz" else zstandard.compress(data)
+
+
+@pytest.mark.nginx
+@pytest.mark.parametrize("kind", ["gz", "zst"])
+def test_a_compressed_member_whose_format_changed_is_read_line_by_line(
+    logs: Path, tmp_path: Path, kind: str
+) -> None:
+    """After logrotate's `compress`, the file of the day nginx's format
+    changed is a compressed member: its first lines in one format, its last
+    in the other. It cannot be cut at an offset; it is inflated twice and
+    each line read by the format that reads it. Before, its lines in the
+    newer format were `no_match` rejects for as long as the member was kept
+    (30 of the 310 here)."""
+    import polars as pl
+
+    changed = (logs / "access.log").read_bytes()  # `main`, then `combined`
+    (tmp_path / f"access.log.1.{kind}").write_bytes(_compress(kind, changed))
+    shutil.copy(logs / "access.log.1", tmp_path / "access.log")  # `combined`
+    member = tmp_path / f"access.log.1.{kind}"
+    total = PHASES[0][1] + PHASES[1][1] + PHASES[2][1]
+    data = _summary(tmp_path)
+    ov = data["overview"]
+    assert isinstance(ov, dict)
+    assert (ov["lines"], ov["requests"], ov["rejected"]) == (total, total, 0)
+    seen = [
+        (Path(f["source"]).name, f["format"], f["detection"]) for f in ov["formats"]
+    ]
+    assert [(n, f) for n, f, _ in seen] == [
+        (member.name, "main"),
+        (member.name, "combined"),
+        ("access.log", "combined"),
+    ], seen
+    assert seen[0][2].endswith("; lines in main")
+    assert seen[1][2].endswith("log_format changed: lines in combined")
+    # each part's rows are its format's, forced on the whole member
+    keys = ["line", "offset", "client_ip"]
+    rows = pplog.read_log(tmp_path, include_rejects=True)
+    rows = rows.filter(pl.col("source") == str(member))
+    assert (
+        rows["reject_reason"].null_count() == rows.height == len(changed.splitlines())
+    )
+    forced = [
+        pplog.read_log(member, format=fmt).select(keys) for fmt in ("main", "combined")
+    ]
+    assert rows.select(keys).sort("line").equals(pl.concat(forced).sort("line"))
+    jobs = run_pplog(
+        "summarize", str(tmp_path), "--to", "json", "--top", "0", "--jobs", "2"
+    )
+    assert json.loads(jobs.stdout)["overview"] == ov
+    wide = {**os.environ, "COLUMNS": "400"}
+    result = run_pplog("summarize", str(tmp_path), "--no-progress", env=wide)
+    assert f"{member} (log_format changed: lines in combined)" in result.stdout
+
+
+def test_members_of_one_format_are_not_inflated_to_look(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a compressed member whose first lines are in another format than
+    the next newer member's is inflated to see its end: a rotation set of
+    one format, or one changed at a rotation, costs no more than before."""
+    import gzip
+
+    from pplog import sources
+    from pplog.pipeline.detect import resolve_groups
+
+    looked: list[str] = []
+    real = sources.last_lines_inflated
+
+    def spy(src: sources.Source, size: int) -> list[str]:
+        looked.append(Path(src.name).name)
+        return real(src, size)
+
+    monkeypatch.setattr(sources, "last_lines_inflated", spy)
+    for k in (2, 3):
+        gz = gzip.compress(_lines("combined", 400).encode())
+        (tmp_path / f"access.log.{k}.gz").write_bytes(gz)
+    (tmp_path / "access.log.1").write_text(_lines("combined", 400))
+    (tmp_path / "access.log").write_text(_lines("main", 400))
+    groups = resolve_groups(sources.expand(str(tmp_path)))
+    assert looked == []
+    assert all(g.zone is None for g in groups)
+    (tmp_path / "access.log.1").write_text(_lines("main", 400))
+    groups = resolve_groups(sources.expand(str(tmp_path)))
+    assert looked == ["access.log.2.gz"]  # changed at a rotation: not within
+    assert all(g.zone is None for g in groups)
+    assert sorted(
+        (Path(s.name).name, g.format.name if g.format else None)
+        for g in groups
+        for s in g.sources
+    ) == [
+        ("access.log", "main"),
+        ("access.log.1", "main"),
+        ("access.log.2.gz", "combined"),
+        ("access.log.3.gz", "combined"),
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from pplog.formats import (
     realip_by_log_path,
 )
 from pplog.parse import parse
-from pplog.schema import LINE, OFFSET, REJECT_REASON, SOURCE, TEXT
+from pplog.schema import LINE, OFFSET, RAW, REJECT_REASON, SOURCE, TEXT
 from pplog.sources import Source, rotation_key
 
 DETECT_LINES = 200
@@ -446,7 +447,61 @@ def _detect_members(
         )
         if change is not None and (at_end or src.name not in changed):
             changed[src.name] = change  # the last lines' change first: the newest
+    if edges:
+        changed.update(_inflated_changes(sets, out, apart, changed))
     return _Detected(out, apart, changed)
+
+
+def _inflated_changes(
+    sets: list[list[Source]],
+    out: list[Verdict],
+    apart: list[dict[int, tuple[LogFormat, str]]],
+    changed: dict[str, _Change],
+) -> dict[str, _Change]:
+    """The compressed members whose `log_format` changed within them: after
+    logrotate's `compress`, the file of the day nginx's format changed is a
+    `.gz` member whose first lines are in the old format, its last in the
+    new. Its end is read only by inflating all of it, so only a compressed
+    member whose own first lines are in another format than those of the
+    next newer member is looked at (`last_lines_inflated`), its last
+    `EDGE_LINES` judged as a plain file's are."""
+    looked: list[tuple[Source, LogFormat, list[str]]] = []
+    for i, members in enumerate(sets):
+        found = out[i][0]
+        if len(members) < 2 or found is None:
+            continue
+        order = sorted(range(len(members)), key=lambda k: _age(members[k]))
+        for older, newer in itertools.pairwise(order):
+            src = members[older]
+            fmt = apart[i][older][0] if older in apart[i] else found
+            then = apart[i][newer][0] if newer in apart[i] else found
+            if fmt.name == then.name or src.name in changed or not _inflated(src):
+                continue
+            last = sources.last_lines_inflated(src, TAIL_BYTES)[-EDGE_LINES:]
+            if len(last) > 1:
+                looked.append((src, fmt, last))
+    fits = _fits([x[2] for x in looked]) if looked else []
+    new: dict[str, _Change] = {}
+    for (src, fmt, last), fit in zip(looked, fits, strict=True):
+        change = _edge_change(src, fmt, last, fit, at_end=True)
+        if change is not None:
+            new[src.name] = change
+    return new
+
+
+def _inflated(src: Source) -> bool:
+    """Whether `src` is a compressed file on disk (read whole, inflated)."""
+    if src.path is None or src.span is not None or src.pipe or src.skip:
+        return False
+    try:
+        return sources.compression(src.path) is not None
+    except OSError:
+        return False  # the run's read reports it
+
+
+def _age(src: Source) -> tuple[str, int, str]:
+    """`rotation_key` of an input: older rotations first."""
+    return rotation_key(src.url if src.url is not None else src.path or src.name)
 
 
 def _verdicts(lines: Sequence[str], fmts: Sequence[LogFormat]) -> list[list[bool]]:
@@ -522,13 +577,15 @@ def _changed_within(
     other (`Source.span`) goes to a group of its own, and the lines where
     both formats come to two more (`_zone_groups`), each read before or
     after it as in the file. A compressed file is not cut (its bytes are
-    not read from an offset): its lines in the other format stay rejects."""
+    not read from an offset): `_inflated_within` reads it twice instead."""
     if not changed:
         return groups
     out: list[FileGroup] = []
-    for g in groups:
+    for g in _inflated_within(groups, changed):
         after: list[FileGroup] = []  # the last parts, read after the group
-        g = FileGroup(list(g.sources), g.format, g.note, g.policy, dict(g.notes))
+        g = FileGroup(
+            list(g.sources), g.format, g.note, g.policy, dict(g.notes), g.zone
+        )
         for k, src in enumerate(g.sources):
             change = changed.get(src.name)
             if change is None or src.path is None or g.format is None:
@@ -557,6 +614,47 @@ def _changed_within(
         # no part
         g.sources = [x for x in g.sources if x.span is None or x.span[0] < x.span[1]]
         out += [g, *after] if g.sources else after
+    return out
+
+
+def _inflated_within(
+    groups: list[FileGroup], changed: dict[str, _Change]
+) -> list[FileGroup]:
+    """`groups` with each compressed file of `changed` taken out of its
+    group into two of its own, where it is in the group's order: its lines
+    the new format reads, read with it, and the others with the old
+    (`zone_lines` over all of the file, which is inflated twice). Its bytes
+    cannot be read from an offset, so it is not cut as a plain file is."""
+    out: list[FileGroup] = []
+    for g in groups:
+        rest = FileGroup([], g.format, g.note, g.policy, dict(g.notes), g.zone)
+        for src in g.sources:
+            change = changed.get(src.name)
+            if change is None or g.format is None or g.zone is not None:
+                rest.sources.append(src)
+                continue
+            if not _inflated(src):
+                rest.sources.append(src)
+                continue
+            if rest.sources:
+                out.append(rest)
+            own = g.notes.get(src.name, g.note)
+            notes = {
+                fmt.name: own if fmt.name == g.format.name else change.note
+                for fmt in (change.before, change.after)
+            }
+            b, a = change.before, change.after
+            said = {
+                b: f"{notes[b.name]}; lines in {b.name}",
+                a: f"{notes[a.name]}; log_format changed: lines in {a.name}",
+            }
+            out += [
+                FileGroup([src], fmt, said[fmt], g.policy, zone=(a, fmt is a))
+                for fmt in (b, a)
+            ]
+            rest = FileGroup([], g.format, g.note, g.policy, dict(g.notes), g.zone)
+        if rest.sources:
+            out.append(rest)
     return out
 
 
@@ -659,15 +757,29 @@ def zone_lines(
     """`lines` (a `FileGroup`'s), with a `zone` only those its format reads
     (True) or does not (False), in order: where a file's old and new
     `log_format` interleave, one group reads the new format's lines, the
-    other the rest, so that each line is read once."""
+    other the rest, so that each line is read once.
+
+    One streaming pass: the zone's format parses the lines (with the C
+    split's columns, where they are its), every column of `lines` carried
+    beside it (copied under other names, which the parse neither takes for
+    its own nor drops), and the rows are kept by its verdict.
+    A zone may be a whole compressed file (`_changed_within`), whose lines
+    are not held in memory."""
     if zone is None:
         return lines
     fmt, read = zone
-    lines = lines.collect().lazy()  # a zone is small: read once, not per use
-    ok = parse(lines, fmt).filter(pl.col(REJECT_REASON).is_null()).select(SOURCE, LINE)
-    if read:
-        return lines.join(ok, on=[SOURCE, LINE], how="semi", maintain_order="left")
-    return lines.join(ok, on=[SOURCE, LINE], how="anti", maintain_order="left")
+    names = lines.collect_schema().names()
+    carried = {c: f"{_CARRIED}{c}" for c in names if c != TEXT}
+    parsed = parse(
+        lines.with_columns(pl.col(c).alias(n) for c, n in carried.items()), fmt
+    )
+    reads = pl.col(REJECT_REASON).is_null()
+    return parsed.filter(reads if read else ~reads).select(
+        pl.col(RAW if c == TEXT else carried[c]).alias(c) for c in names
+    )
+
+
+_CARRIED = "zone·"  # `zone_lines`' names for the columns it carries
 
 
 def resolve_groups(

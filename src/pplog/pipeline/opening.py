@@ -300,8 +300,12 @@ def merge_same(groups: list[FileGroup]) -> list[FileGroup]:
     for g in groups:
         notes = {**{s.name: g.note for s in g.sources}, **g.notes}
         # a part of a file cut where its format changed stays where it is,
-        # so that the file's parts are read in order
-        if g.format is None or any(s.span is not None for s in g.sources):
+        # so that the file's parts are read in order; so do a zone's groups
+        if (
+            g.format is None
+            or g.zone is not None
+            or any(s.span is not None for s in g.sources)
+        ):
             out.append(g)
             continue
         key = (g.format, g.policy)

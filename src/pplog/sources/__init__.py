@@ -780,6 +780,35 @@ def lines_at(source: Source, start: int, size: int) -> list[tuple[int, str]]:
     return out
 
 
+def last_lines_inflated(source: Source, size: int) -> list[str]:
+    """The complete lines in the last `size` decompressed bytes of a
+    compressed file: its whole content is inflated, a piece at a time, and
+    only its end kept. Empty when it is not a compressed file on disk; the
+    lines before any damage when it is damaged (the run's read reports
+    that)."""
+    if source.path is None or source.span is not None or source.pipe or source.skip:
+        return []
+    tail, cut = b"", False
+    try:
+        if compression(source.path) is None:
+            return []
+        stream, counter = open_stream(source)
+        try:
+            while piece := stream.read(1 << 20):
+                tail += piece
+                if len(tail) > size:
+                    tail, cut = tail[-size:], True
+        finally:
+            counter.close()
+    except READ_ERRORS:
+        pass  # what came before the damage
+    if cut:  # the first line there began before it
+        tail = tail[tail.find(b"\n") + 1 :] if b"\n" in tail else b""
+    tail = tail[: tail.rfind(b"\n") + 1]
+    lines = decode_bytes(tail).split("\n")[:-1]
+    return [x.removesuffix("\r") for x in lines if x.strip()]
+
+
 def readable_apart(source: Source) -> bool:
     """Whether `source`'s byte ranges can be read apart (`Source.span`): an
     uncompressed file whose head is text and no hole. Only its head is
