@@ -28,6 +28,11 @@ MAIN = (
     '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
     '"$http_referer" "$http_user_agent" "$http_x_forwarded_for"'
 )
+# a format of the administrator's own, which no preset reads
+TIMED = (
+    '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+    '"$http_referer" "$http_user_agent" $request_time'
+)
 # (format, requests): `access.log` is longer than what detection reads of
 # its head, so its last lines are read from its end
 PHASES = (("combined", 30), ("main", 250), ("combined", 30))
@@ -43,6 +48,7 @@ events {{ worker_connections 64; }}
 http {{
 {temp_paths(root, nginx_v)}
     log_format main '{MAIN}';
+    log_format timed '{TIMED}';
     server {{
         listen 127.0.0.1:{ports[0]};
         access_log {root / "access.log"} {fmt};
@@ -684,3 +690,117 @@ def test_members_of_one_format_are_not_inflated_to_look(
         ("access.log.2.gz", "combined"),
         ("access.log.3.gz", "combined"),
     ]
+
+
+# with a configuration: `access.log.2` before the change, `access.log.1` the
+# day of it (nginx restarted with the new configuration), `access.log` after
+CONF_PHASES = (("combined", 40), ("combined", 30), ("timed", 250), ("timed", 20))
+
+
+@pytest.fixture(scope="module")
+def conf_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Rotations of a log whose `access_log` went from `combined` to
+    `timed`; `nginx.conf` is the configuration nginx runs now."""
+    nginx = require_binary("nginx", "nginx-light")
+    root = tmp_path_factory.mktemp("conf_change")
+    for phase, (fmt, n) in enumerate(CONF_PHASES):
+        _run_phase(nginx, root, fmt, phase, n)
+        if phase in (0, 2):
+            (root / "access.log").rename(root / f"access.log.{2 if phase == 0 else 1}")
+    return root
+
+
+def _parts(data: dict[str, object]) -> list[tuple[str, str, str]]:
+    ov = data["overview"]
+    assert isinstance(ov, dict)
+    return [
+        (Path(f["source"]).name, f["format"], f["detection"]) for f in ov["formats"]
+    ]
+
+
+@pytest.mark.nginx
+def test_nginx_conf_reads_the_lines_before_its_format_with_a_preset(
+    conf_logs: Path, tmp_path: Path
+) -> None:
+    """`--nginx-conf` gives a file the format of the `access_log` that
+    writes it: the format of now. The members and lines written before the
+    administrator's own format came in (`combined`) were read with it and
+    were every one a `no_match` reject (70 of 340 here); they are read with
+    the preset that reads them, as without a configuration."""
+    logs = [conf_logs / n for n in ("access.log.2", "access.log.1", "access.log")]
+    conf = str(conf_logs / "nginx.conf")
+    data = _summary(*logs, options=("--nginx-conf", conf))
+    total = sum(n for _, n in CONF_PHASES)
+    ov = data["overview"]
+    assert isinstance(ov, dict)
+    assert (ov["lines"], ov["requests"], ov["rejected"]) == (total, total, 0)
+    seen = _parts(data)
+    assert [(n, f) for n, f, _ in seen] == [
+        ("access.log.2", "combined"),
+        ("access.log.1", "combined"),
+        ("access.log.1", "timed"),
+        ("access.log", "timed"),
+    ], seen
+    n_old = CONF_PHASES[1][1]
+    assert seen[1][2].endswith(f"log_format changed after: lines 1 to {n_old}")
+    assert seen[2][2] == f"{seen[3][2]}; lines {n_old + 1} on"
+    assert seen[3][2] == f"log_format `timed` of its access_log in {conf}"
+    # the `timed` lines are nginx's own: each has its request time
+    rows = pplog.read_log(logs, nginx_conf=conf)
+    assert rows.height == total
+    assert rows["request_time"].null_count() == total - sum(
+        n for f, n in CONF_PHASES if f == "timed"
+    )
+
+
+@pytest.mark.nginx
+def test_nginx_conf_reads_a_compressed_member_of_the_change(
+    conf_logs: Path, tmp_path: Path
+) -> None:
+    """The day of the change compressed by logrotate, read with a
+    configuration: each of its lines by the format that reads it."""
+    import gzip
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    shutil.copy(conf_logs / "access.log", logs / "access.log")
+    shutil.copy(conf_logs / "access.log.2", logs / "access.log.3")
+    day = (conf_logs / "access.log.1").read_bytes()
+    (logs / "access.log.2.gz").write_bytes(gzip.compress(day))
+    conf = str(conf_logs / "nginx.conf")
+    data = _summary(logs, options=("--nginx-conf", conf))
+    total = sum(n for _, n in CONF_PHASES)
+    ov = data["overview"]
+    assert isinstance(ov, dict)
+    assert (ov["requests"], ov["rejected"]) == (total, 0)
+    assert [(n, f) for n, f, _ in _parts(data)] == [
+        ("access.log.3", "combined"),
+        ("access.log.2.gz", "combined"),
+        ("access.log.2.gz", "timed"),
+        ("access.log", "timed"),
+    ]
+
+
+@pytest.mark.nginx
+def test_ingest_with_nginx_conf_keeps_the_configurations_format(
+    conf_logs: Path, tmp_path: Path
+) -> None:
+    """A dataset holds one format: with `--nginx-conf`, the format of the
+    `access_log` (the lines to come), as before the lines in another were
+    read apart by `summarize`; the older ones are kept as rejects, and the
+    run says which preset reads them."""
+    logs = [conf_logs / n for n in ("access.log.2", "access.log.1", "access.log")]
+    conf = str(conf_logs / "nginx.conf")
+    ds = tmp_path / "ds"
+    result = run_pplog(
+        "ingest", *map(str, logs), "--nginx-conf", conf, "--dataset", str(ds)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "fit `combined`, not this dataset's `timed`" in result.stderr
+    ov = _summary(ds)["overview"]
+    assert isinstance(ov, dict)
+    timed = sum(n for f, n in CONF_PHASES if f == "timed")
+    assert (ov["requests"], ov["rejected"]) == (
+        timed,
+        sum(n for _, n in CONF_PHASES) - timed,
+    )

@@ -360,7 +360,8 @@ def _format(
     if spec.nginx_conf is None or spec.policy is not None or not cands:
         fmt = _one_format(state, cands, spec)
         return fmt, spec.resolve_policy(fmt)
-    groups = spec.groups([Source(c.name, c.path) for c in cands])
+    # the configuration's formats: a dataset holds one, the next lines'
+    groups = spec.groups([Source(c.name, c.path) for c in cands], changes=False)
     fmt = _the_format(groups)
     _check_recorded(state, fmt)
     policies: dict[ProxyPolicy, Source] = {}

@@ -232,9 +232,13 @@ def _detect_one(
     return None, f"no preset fits ({why})", LogFormatError(msg)
 
 
-def _fits(samples: list[list[str]]) -> list[dict[str, int]]:
+def _fits(
+    samples: list[list[str]], given: Sequence[LogFormat] = ()
+) -> list[dict[str, int]]:
     """Lines of each sample that each preset parses: one parse per preset for
-    all samples together (a directory of 500 small logs is 6 parses, not 3,000)."""
+    all samples together (a directory of 500 small logs is 6 parses, not 3,000).
+    Each format of `given` (an nginx configuration's) is counted too, under
+    its own key (`_ok`)."""
     ids = [str(i) for i, sample in enumerate(samples) for _ in sample]
     frame = pl.LazyFrame(
         {
@@ -245,9 +249,11 @@ def _fits(samples: list[list[str]]) -> list[dict[str, int]]:
         }
     )
     out: list[dict[str, int]] = [dict.fromkeys(DETECTION_ORDER, 0) for _ in samples]
-    for name in DETECTION_ORDER:
+    counted = {name: PRESETS[name] for name in DETECTION_ORDER}
+    counted |= {_GIVEN + fmt.name: fmt for fmt in given}
+    for name, fmt in counted.items():
         counts = (
-            parse(frame, PRESETS[name])
+            parse(frame, fmt)
             .group_by(SOURCE)
             .agg(pl.col(REJECT_REASON).is_null().sum().alias("ok"))
             .collect()
@@ -255,6 +261,15 @@ def _fits(samples: list[list[str]]) -> list[dict[str, int]]:
         for sid, ok in counts.iter_rows():
             out[int(sid)][name] = ok
     return out
+
+
+_GIVEN = "\x00"  # `_fits`' keys of the formats given, not detected
+
+
+def _ok(fit: dict[str, int], fmt: LogFormat) -> int:
+    """Lines of a sample `fmt` parses: a format given (`_fits`' `given`)
+    counted as itself, where a preset has the same name."""
+    return fit.get(_GIVEN + fmt.name, fit.get(fmt.name, 0))
 
 
 def _rotation_sets(srcs: Sequence[Source]) -> list[list[Source]]:
@@ -329,12 +344,24 @@ def _edge_change(
     fit: dict[str, int],
     *,
     at_end: bool,
+    given: Verdict | None = None,
 ) -> _Change | None:
     """The change an edge of a file shows (its first or last lines): fewer
     than half of them fit `found`, its format, and at least half another
-    preset."""
-    if fit[found.name] * 2 >= len(lines):
+    preset, or the format `given` its rotation set (an nginx
+    configuration's, with its note) when that is not `found`."""
+    if _ok(fit, found) * 2 >= len(lines):
         return None
+    told = given[0] if given is not None else None
+    if (
+        told is not None
+        and told.name != found.name
+        and _ok(fit, told) * 2 >= len(lines)
+    ):
+        note = (given[1] if given is not None else None) or ""
+        if at_end:
+            return _Change(found, told, note, at_end=True)
+        return _Change(told, found, note, at_end=False)
     fmt, note, _ = _detect_one(src, lines, fit)
     if fmt is None or fmt.name == found.name:
         return None
@@ -346,7 +373,11 @@ def _edge_change(
 
 
 def _detect_members(
-    sets: list[list[Source]], *, alone: bool = False, edges: bool = True
+    sets: list[list[Source]],
+    *,
+    alone: bool = False,
+    edges: bool = True,
+    given: Sequence[Verdict] | None = None,
 ) -> _Detected:
     """One detection per rotation set: the first member with lines decides
     (the next one when no preset fits it), its sample topped up to
@@ -371,6 +402,10 @@ def _detect_members(
     last lines are those of the head when it is all of the input, else
     those at its end (a plain file's: `_last_lines`). Not looked for
     without `edges`. Every sample is parsed in one `_fits`.
+
+    `given`: each set's format is not detected but this (an nginx
+    configuration's); `apart` and `changed` are judged against it, the
+    other format being a preset.
     """
     firsts: list[tuple[int, Source, list[str]]] = []  # (set, member, sample)
     heads: list[tuple[int, int, Source, list[str]]] = []  # each input's own
@@ -399,14 +434,17 @@ def _detect_members(
             if len(last) > 1:
                 ends.append((i, k, src, last, True))
     samples = [x[2] for x in firsts] + [h[3] for h in heads] + [e[3] for e in ends]
-    counted = _fits(samples) if firsts else []
+    known_formats = [v[0] for v in given or () if v[0] is not None]
+    counted = _fits(samples, known_formats) if firsts else []
     fits = counted[: len(firsts)]
     head_fits = counted[len(firsts) : len(firsts) + len(heads)]
     edge_fits = counted[len(firsts) + len(heads) :]
     out: list[Verdict] = [
         (PRESETS["combined"], f"{NO_LINES}; assumed combined", None)
     ] * len(sets)
-    for (i, src, sample), fit in zip(firsts, fits, strict=True):
+    # a configuration's formats are given, not detected
+    chosen = zip(firsts, fits, strict=True) if given is None else iter(())
+    for (i, src, sample), fit in chosen:
         out[i] = _detect_one(src, sample, fit)
         if out[i][0] is not None:
             continue
@@ -421,7 +459,7 @@ def _detect_members(
     sampled = {i for i, _, _ in firsts}
     known = (
         None
-        if alone
+        if alone or given is not None
         else next(
             (r[0] for i, r in enumerate(out) if i in sampled and r[0] is not None), None
         )
@@ -429,10 +467,12 @@ def _detect_members(
     if known is not None:
         like = (known, f"{NO_LINES}; read as {known.name}", None)
         out = [r if i in sampled else like for i, r in enumerate(out)]
+    if given is not None:
+        out = list(given)
     apart: list[dict[int, tuple[LogFormat, str]]] = [{} for _ in sets]
     for (i, k, src, sample), fit in zip(heads, head_fits, strict=True):
         found = out[i][0]
-        if found is None or fit[found.name] * 2 >= len(sample):
+        if found is None or _ok(fit, found) * 2 >= len(sample):
             continue
         fmt, note, _ = _detect_one(src, sample, fit)
         if fmt is not None and fmt.name != found.name:
@@ -443,12 +483,19 @@ def _detect_members(
         change = (
             None
             if found is None
-            else _edge_change(src, found, lines, fit, at_end=at_end)
+            else _edge_change(
+                src,
+                found,
+                lines,
+                fit,
+                at_end=at_end,
+                given=None if given is None else given[i],
+            )
         )
         if change is not None and (at_end or src.name not in changed):
             changed[src.name] = change  # the last lines' change first: the newest
     if edges:
-        changed.update(_inflated_changes(sets, out, apart, changed))
+        changed.update(_inflated_changes(sets, out, apart, changed, given))
     return _Detected(out, apart, changed)
 
 
@@ -457,6 +504,7 @@ def _inflated_changes(
     out: list[Verdict],
     apart: list[dict[int, tuple[LogFormat, str]]],
     changed: dict[str, _Change],
+    given: Sequence[Verdict] | None = None,
 ) -> dict[str, _Change]:
     """The compressed members whose `log_format` changed within them: after
     logrotate's `compress`, the file of the day nginx's format changed is a
@@ -464,8 +512,9 @@ def _inflated_changes(
     new. Its end is read only by inflating all of it, so only a compressed
     member whose own first lines are in another format than those of the
     next newer member is looked at (`last_lines_inflated`), its last
-    `EDGE_LINES` judged as a plain file's are."""
-    looked: list[tuple[Source, LogFormat, list[str]]] = []
+    `EDGE_LINES` judged as a plain file's are (`given`: as
+    `_detect_members`')."""
+    looked: list[tuple[int, Source, LogFormat, list[str]]] = []
     for i, members in enumerate(sets):
         found = out[i][0]
         if len(members) < 2 or found is None:
@@ -479,11 +528,13 @@ def _inflated_changes(
                 continue
             last = sources.last_lines_inflated(src, TAIL_BYTES)[-EDGE_LINES:]
             if len(last) > 1:
-                looked.append((src, fmt, last))
-    fits = _fits([x[2] for x in looked]) if looked else []
+                looked.append((i, src, fmt, last))
+    known = [v[0] for v in given or () if v[0] is not None]
+    fits = _fits([x[3] for x in looked], known) if looked else []
     new: dict[str, _Change] = {}
-    for (src, fmt, last), fit in zip(looked, fits, strict=True):
-        change = _edge_change(src, fmt, last, fit, at_end=True)
+    for (i, src, fmt, last), fit in zip(looked, fits, strict=True):
+        told = given[i] if given is not None else None
+        change = _edge_change(src, fmt, last, fit, at_end=True, given=told)
         if change is not None:
             new[src.name] = change
     return new
@@ -790,13 +841,18 @@ def resolve_groups(
     nginx_conf: str | os.PathLike[str] | None = None,
     log_format_name: str | None = None,
     error_logs: bool = False,
+    changes: bool = True,
 ) -> list[FileGroup]:
     """The format of each input, grouped: one group when a format is forced.
 
     `--format`, `--log-format` and `--nginx-conf --log-format-name` force one
     format for every input. `--nginx-conf` alone gives each input the format
     of the `access_log` directive that writes it (or its rotations), and the
-    configuration's format to the others. Otherwise each rotation set is
+    configuration's format to the others; the members and lines its own
+    first or last lines show in another format (the configuration's is
+    the format of now: nginx's `log_format` was changed) are read with the
+    preset that reads them, unless `changes` is False (`ingest` and `top`,
+    which read the lines to come). Otherwise each rotation set is
     detected on its own, as lnav does per file; a set that no preset fits
     gets a group with no format (its lines become rejects), unless no input
     fits at all, which is an error. With `error_logs`, the caller reads
@@ -811,7 +867,7 @@ def resolve_groups(
         the input is an nginx error log.
     """
     if nginx_conf is not None and log_format is None and log_format_name is None:
-        return _groups_from_config(srcs, nginx_conf)
+        return _groups_from_config(srcs, nginx_conf, changes=changes)
     forced = format not in (None, "auto") or log_format or nginx_conf
     if forced or log_format_name is not None:
         fmt, note = resolve_format(
@@ -832,25 +888,34 @@ def resolve_groups(
         named = {s.name for g in apart for s in g.sources}
         rest = [s for s in srcs if s.name not in named]
         return ([FileGroup(rest, fmt, note)] if rest else []) + apart
-    groups, failures = [], []
     sets = _rotation_sets(srcs)
-    verdicts, aparts, changed = _detect_members(sets)
-    for members, (found, note, failure), elsewhere in zip(
-        sets, verdicts, aparts, strict=True
-    ):
-        kept = [m for k, m in enumerate(members) if k not in elsewhere]
-        groups.append(FileGroup(kept, found, note))
-        for k, (fmt, said) in elsewhere.items():
-            groups.append(FileGroup([members[k]], fmt, said))
-        if failure is not None and not (error_logs and is_error_log(note)):
-            failures.append(failure)
-    groups = _changed_within(groups, changed)
+    detected = _detect_members(sets)
+    groups = _groups_of(sets, detected)
+    failures = [
+        failure
+        for _, note, failure in detected.verdicts
+        if failure is not None and not (error_logs and is_error_log(note))
+    ]
     # with `error_logs`, the caller reads the error logs: they are not inputs
     # that fit no preset
     access = [g for g in groups if not (error_logs and is_error_log(g.note))]
     if failures and len(failures) == len(access):
         raise failures[0]
     return groups
+
+
+def _groups_of(sets: list[list[Source]], detected: _Detected) -> list[FileGroup]:
+    """A group per rotation set with its format, and one per member read
+    apart, files whose format changed within them cut (`_changed_within`)."""
+    groups = []
+    for members, (found, note, _), elsewhere in zip(
+        sets, detected.verdicts, detected.apart, strict=True
+    ):
+        kept = [m for k, m in enumerate(members) if k not in elsewhere]
+        groups.append(FileGroup(kept, found, note))
+        for k, (fmt, said) in elsewhere.items():
+            groups.append(FileGroup([members[k]], fmt, said))
+    return _changed_within(groups, detected.changed)
 
 
 def _set_error_log_note(members: Sequence[Source], fmt: LogFormat) -> str | None:
@@ -888,7 +953,7 @@ def logs_realip(
 
 
 def _groups_from_config(
-    srcs: Sequence[Source], nginx_conf: str | os.PathLike[str]
+    srcs: Sequence[Source], nginx_conf: str | os.PathLike[str], *, changes: bool
 ) -> list[FileGroup]:
     """Each input with the format of the `access_log` that writes it.
 
@@ -920,16 +985,23 @@ def _groups_from_config(
                     default.append(
                         (found, f"log_format `{found.name}` from {conf}", None)
                     )
-    groups: list[FileGroup] = []
+    verdicts: list[Verdict] = []
     rest = iter(default)
-    for members, fmt in zip(sets, named, strict=True):
+    for fmt in named:
         if fmt is not None:
             mapped = f"log_format `{fmt.name}` of its access_log in {conf}"
-            groups.append(FileGroup(members, fmt, mapped))
+            verdicts.append((fmt, mapped, None))
         else:
-            detected, note, _failure = next(rest)
-            groups.append(FileGroup(members, detected, note))
-    return groups
+            verdicts.append(next(rest))
+    # a log_format changed on a running server: the configuration has the
+    # new one, the older members and lines are read with the preset that
+    # reads them (`combined` before a custom format with $request_time)
+    if not changes:
+        return [
+            FileGroup(members, fmt, note)
+            for members, (fmt, note, _) in zip(sets, verdicts, strict=True)
+        ]
+    return _groups_of(sets, _detect_members(sets, given=verdicts))
 
 
 def resolve_format(

@@ -199,12 +199,13 @@ class LogSpec:
         )
 
     def groups(
-        self, srcs: Sequence[Source], *, error_logs: bool = False
+        self, srcs: Sequence[Source], *, error_logs: bool = False, changes: bool = True
     ) -> list[FileGroup]:
         """The inputs in groups of one format and policy (detected if need be).
 
-        `error_logs`: as for `resolve_groups` (the caller reads nginx error
-        logs too)."""
+        `error_logs`, `changes`: as for `resolve_groups` (the caller reads
+        nginx error logs too; lines in a format the configuration no longer
+        names are read with a preset)."""
         from pplog.pipeline.detect import FileGroup, logs_realip, resolve_groups
         from pplog.pipeline.opening import merge_same
 
@@ -215,6 +216,7 @@ class LogSpec:
             nginx_conf=self.nginx_conf,
             log_format_name=self.log_format_name,
             error_logs=error_logs,
+            changes=changes,
         )
         if self.nginx_conf is None or self.policy is not None:
             for g in groups:
@@ -235,7 +237,9 @@ class LogSpec:
                 parts.setdefault(known[key], []).append(src)
             for policy, members in parts.items():
                 notes = {m.name: g.notes[m.name] for m in members if m.name in g.notes}
-                split.append(FileGroup(members, g.format, g.note, policy, notes))
+                split.append(
+                    FileGroup(members, g.format, g.note, policy, notes, g.zone)
+                )
         return merge_same(split)
 
 

@@ -220,7 +220,8 @@ class Live:
         ]
         if not present:
             return
-        groups = self.spec.groups(present)
+        # with a configuration, its formats: those of the lines to come
+        groups = self.spec.groups(present, changes=False)
         self._add_groups(groups)
         names: list[str] = []
         for group in groups:
@@ -294,7 +295,7 @@ class Live:
         if sibling is not None:
             found = sibling
         elif self.spec.forced or self.spec.nginx_conf is not None:
-            group = self.spec.groups([src])[0]
+            group = self.spec.groups([src], changes=False)[0]
             found = _Input(group.format, group.policy, group.note)
         else:
             sample = lines.get_column(TEXT).head(DETECT_LINES).to_list()
@@ -734,7 +735,7 @@ class Live:
         if not present:
             return {}
         try:
-            groups = self.spec.groups(present)
+            groups = self.spec.groups(present, changes=False)
         except PplogError:
             return {}
         return {
