@@ -22,6 +22,7 @@ import pytest
 
 import pplog
 from helpers import run_pplog
+from pplog.errors import PplogWarning
 from realproc import require_binary, send, start_nginx, stop, temp_paths
 
 MAIN = (
@@ -804,3 +805,62 @@ def test_ingest_with_nginx_conf_keeps_the_configurations_format(
         timed,
         sum(n for _, n in CONF_PHASES) - timed,
     )
+
+
+def _gz(path: Path, text: str) -> None:
+    import gzip
+
+    path.write_bytes(gzip.compress(text.encode()))
+
+
+@pytest.mark.parametrize("given", ["dir", "empty-between", "gz-only"])
+def test_the_compressed_member_of_the_change_is_found_past_what_tells_nothing(
+    tmp_path: Path, given: str
+) -> None:
+    """The member of the change is compared with the next newer member that
+    has lines: an empty rotation (a quiet day, logrotate's `ifempty`; the
+    live log just rotated) tells nothing. When only the compressed
+    rotations are given, the newest of them is looked into. Its `main`
+    lines were 300 `no_match` rejects in both cases."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    _gz(logs / "access.log.4.gz", _lines("combined", 400))
+    _gz(logs / "access.log.3.gz", _lines("combined", 300) + _lines("main", 300, 300))
+    _gz(logs / "access.log.2.gz", "")
+    (logs / "access.log.1").write_text(_lines("main", 250) if given == "dir" else "")
+    (logs / "access.log").write_text("")
+    if given == "dir":
+        (logs / "access.log.2.gz").unlink()
+    inputs = [str(logs / "access.log.*.gz")] if given == "gz-only" else [str(logs)]
+    data = _summary(*map(Path, inputs))
+    ov = data["overview"]
+    assert isinstance(ov, dict)
+    total = 1000 + (250 if given == "dir" else 0)
+    assert (ov["requests"], ov["rejected"]) == (total, 0)
+    parts = [(n, f) for n, f, _ in _parts(data) if n == "access.log.3.gz"]
+    assert parts == [("access.log.3.gz", "combined"), ("access.log.3.gz", "main")]
+
+
+def test_a_damaged_member_of_the_change_is_told_of_once(tmp_path: Path) -> None:
+    """The member of the change is read twice: its damage is said once, and
+    the progress counts its bytes once."""
+    import gzip
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    whole = gzip.compress((_lines("combined", 3000) + _lines("main", 3000)).encode())
+    (logs / "access.log.1.gz").write_bytes(whole[: len(whole) * 3 // 4])
+    (logs / "access.log").write_text(_lines("main", 300))
+    result = run_pplog("summarize", str(logs), "--to", "json", "--top", "0")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("compressed data ends early") == 1, result.stderr
+    ov = json.loads(result.stdout)["overview"]
+    assert len(ov["unreadable"]) == 1
+    assert ov["rejected"] <= 1  # the line the damage cut, at most
+    seen: list[tuple[int, int | None]] = []
+    with pytest.warns(PplogWarning) as warned:
+        pplog.summarize(logs, on_progress=lambda n, total: seen.append((n, total)))
+    assert len(warned) == 1
+    size = sum(p.stat().st_size for p in logs.iterdir())
+    assert {total for _, total in seen} == {size}
+    assert sum(n for n, _ in seen) <= size

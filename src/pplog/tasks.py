@@ -58,6 +58,18 @@ class Task:
         """Bytes on disk this task reads (a byte range: its length)."""
         return sum(src.size for src in self.sources)
 
+    @property
+    def echo(self) -> bool:
+        """Whether the task reads the bytes its zone's other task reads too
+        (the lines the zone's format does not read): its progress and read
+        problems are that task's, told once."""
+        return self.zone is not None and not self.zone[1]
+
+    @property
+    def told(self) -> int:
+        """The bytes this task tells progress of (none for an `echo`)."""
+        return 0 if self.echo else self.size
+
 
 def map_task(
     task: Task,
@@ -78,6 +90,8 @@ def map_task(
     problems: list[tuple[str, str, bool]] = []
 
     def problem(name: str, message: str, *, unreadable: bool = True) -> None:
+        if task.echo:  # told by the zone's other task, reading the same bytes
+            return
         problems.append((name, message, unreadable))
         if on_problem is not None:
             on_problem(name, message)
@@ -93,7 +107,7 @@ def map_task(
     lines, native = sources.scan_lines(
         list(task.sources),
         on_problem=problem,
-        on_progress=on_progress,
+        on_progress=None if task.echo else on_progress,
         split=c_road,
         policy=task.policy,
         blocks=task.format,
@@ -337,7 +351,13 @@ def run_tasks(
             ]
         else:
             partials = _pool(
-                plan, settings, parts, on_problem, on_progress, total, cores
+                plan,
+                settings,
+                parts,
+                on_problem,
+                on_progress,
+                sum(t.told for t in tasks),
+                cores,
             )
         if rejects is not None:
             join_parts([p for ps in parts for p in ps if p is not None], Path(rejects))
@@ -352,7 +372,7 @@ def _overall(
     the readers' totals where a size is unknown (stdin, a pipe)."""
     if on_progress is None or any(src.is_stream for t in tasks for src in t.sources):
         return on_progress
-    total = sum(t.size for t in tasks)
+    total = sum(t.told for t in tasks)
     done = 0
 
     def told(n: int, _own: int | None) -> None:
@@ -405,7 +425,7 @@ def _pool(
                     msg = f"reading `{names}` failed in a worker process: {why}"
                     raise ReportError(msg) from exc
                 if on_progress is not None:
-                    on_progress(sum(t.size for t in bin_), total)
+                    on_progress(sum(t.told for t in bin_), total)
                 if on_problem is not None:
                     for name, message in partial.problems(warnings=True):
                         on_problem(name, message)

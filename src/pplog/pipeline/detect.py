@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -495,7 +494,8 @@ def _detect_members(
         if change is not None and (at_end or src.name not in changed):
             changed[src.name] = change  # the last lines' change first: the newest
     if edges:
-        changed.update(_inflated_changes(sets, out, apart, changed, given))
+        lined = {(i, k) for i, k, _, _ in heads}
+        changed.update(_inflated_changes(sets, out, apart, changed, lined, given))
     return _Detected(out, apart, changed)
 
 
@@ -504,6 +504,7 @@ def _inflated_changes(
     out: list[Verdict],
     apart: list[dict[int, tuple[LogFormat, str]]],
     changed: dict[str, _Change],
+    lined: set[tuple[int, int]],
     given: Sequence[Verdict] | None = None,
 ) -> dict[str, _Change]:
     """The compressed members whose `log_format` changed within them: after
@@ -511,20 +512,33 @@ def _inflated_changes(
     `.gz` member whose first lines are in the old format, its last in the
     new. Its end is read only by inflating all of it, so only a compressed
     member whose own first lines are in another format than those of the
-    next newer member is looked at (`last_lines_inflated`), its last
-    `EDGE_LINES` judged as a plain file's are (`given`: as
-    `_detect_members`')."""
+    next newer member with lines (`lined`: set and member; an empty one,
+    just rotated, tells nothing), or that is the newest with lines (only
+    the compressed rotations were given), is looked at
+    (`last_lines_inflated`), its last `EDGE_LINES` judged as a plain file's
+    are (`given`: as `_detect_members`')."""
     looked: list[tuple[int, Source, LogFormat, list[str]]] = []
     for i, members in enumerate(sets):
         found = out[i][0]
         if len(members) < 2 or found is None:
             continue
-        order = sorted(range(len(members)), key=lambda k: _age(members[k]))
-        for older, newer in itertools.pairwise(order):
+        order = sorted(
+            (k for k in range(len(members)) if (i, k) in lined),
+            key=lambda k: _age(members[k]),
+        )
+        newer_of: list[int | None] = [*order[1:], None]
+        for older, newer in zip(order, newer_of, strict=True):
             src = members[older]
             fmt = apart[i][older][0] if older in apart[i] else found
-            then = apart[i][newer][0] if newer in apart[i] else found
-            if fmt.name == then.name or src.name in changed or not _inflated(src):
+            then = (
+                None
+                if newer is None
+                else apart[i][newer][0]
+                if newer in apart[i]
+                else found
+            )
+            same = then is not None and fmt.name == then.name
+            if same or src.name in changed or not _inflated(src):
                 continue
             last = sources.last_lines_inflated(src, TAIL_BYTES)[-EDGE_LINES:]
             if len(last) > 1:

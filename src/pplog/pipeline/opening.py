@@ -205,10 +205,12 @@ def open_log(
         )
     frames, all_lines = [], []
     for g in groups:
+        # the rest of a zone reads the bytes its other group reads: told once
+        echo = g.zone is not None and not g.zone[1]
         lines, _ = sources.scan_lines(
             g.sources,
-            on_problem=problem,
-            on_progress=on_progress,
+            on_problem=None if echo else problem,
+            on_progress=None if echo else on_progress,
             split=g.format if split else None,
             policy=g.policy if split or blocks else None,
             blocks=g.format if blocks else None,
