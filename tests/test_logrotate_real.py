@@ -118,8 +118,12 @@ def test_numbered_rotations_join_their_log(
             "dateext\ndateformat -%Y%m%d-%s\ncompress\ndelaycompress",
             r"access\.log-\d{8}-\d{10}(?:\.gz)?",
         ),
+        (
+            "dateext\ndateformat -%Y%m%d%H%M%S\ncompress",
+            r"access\.log-\d{14}\.gz",
+        ),
     ],
-    ids=["extension", "no-extension"],
+    ids=["extension", "no-extension", "seconds"],
 )
 def test_dated_rotations_join_their_log_oldest_first(
     tmp_path: Path, options: str, access: str

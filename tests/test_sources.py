@@ -209,6 +209,8 @@ def test_extension_rotations_are_one_set_oldest_first(tmp_path: Path) -> None:
         "access-20261202-1764633600.log.gz",  # dateformat -%Y%m%d-%s
         "access-2026-12-03.log.xz",  # dateformat -%Y-%m-%d
         "access-2026120414.log.gz",  # hourly
+        "access-20261204143000.log.gz",  # dateformat -%Y%m%d%H%M%S
+        "access-20261204143001.log.gz",
         "access_20261205.log",  # dateformat _%Y%m%d
         "access.20261206.log",  # dateformat .%Y%m%d
         "access-20261207.log",  # delaycompress
@@ -241,7 +243,7 @@ def test_extension_rotations_are_one_set_oldest_first(tmp_path: Path) -> None:
     names = [Path(s.name).name for s in sources.expand([tmp_path])]
     assert [n for n in names if n in rotations] == rotations
     got = read_all(tmp_path).get_column("path").to_list()
-    assert [p for p in got if p != "/999"] == [f"/{10 * i}" for i in range(7)]
+    assert [p for p in got if p != "/999"] == [f"/{10 * i}" for i in range(9)]
 
 
 def test_rotation_zero_is_older_than_the_live_log() -> None:

@@ -120,11 +120,12 @@ _NUMBERED = re.compile(rf"^(.*?)(?:\.(\d+))?{_COMPRESSED}$")
 # of their own, and a file name alone cannot tell them apart
 _EXTENSION = r"(\.(?!(?:gz|bz2|xz|zst)\b)[A-Za-z][A-Za-z0-9]*)"
 # logrotate's `dateext`: `-%Y%m%d` by default (RHEL, Amazon Linux), `-%Y%m%d%H`
-# when hourly, `-%Y%m%d-%s` or `-%Y-%m-%d` as `dateformat` is often set; the
-# `extension` after it
+# when hourly, `-%Y%m%d-%s`, `-%Y%m%d%H%M%S` or `-%Y-%m-%d` as `dateformat` is
+# often set; the `extension` after it
 _DATED = re.compile(
     r"^(.+?)[-_.]((?:19|20|21)\d\d)(-?)(0[1-9]|1[0-2])\3(0[1-9]|[12]\d|3[01])"
-    rf"(?:-?([01]\d|2[0-3]))?(?:-(\d{{9,11}}))?{_EXTENSION}?{_COMPRESSED}$"
+    r"(?:-?([01]\d|2[0-3])(?:([0-5]\d)([0-5]\d)?)?)?"
+    rf"(?:-(\d{{9,11}}))?{_EXTENSION}?{_COMPRESSED}$"
 )
 # dated rotations sort before numbered ones and the live file, oldest first
 _DATED_BEFORE = -(10**30)
@@ -163,8 +164,9 @@ def _rotation_key(path: PurePath | str) -> tuple[str, int, str]:
         path = PurePosixPath(path)
     dated = _DATED.match(path.name)
     if dated is not None:
-        base, year, _, month, day, hour, epoch, ext = dated.groups()
-        stamp = int(f"{year}{month}{day}{hour or '00'}") * 10**11 + int(epoch or 0)
+        base, year, _, month, day, hour, minute, second, epoch, ext = dated.groups()
+        when = f"{year}{month}{day}{hour or '00'}{minute or '00'}{second or '00'}"
+        stamp = int(when) * 10**11 + int(epoch or 0)
         return (
             str(path.parent / (base + (ext or ""))),
             _DATED_BEFORE + stamp,
