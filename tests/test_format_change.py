@@ -864,3 +864,42 @@ def test_a_damaged_member_of_the_change_is_told_of_once(tmp_path: Path) -> None:
     size = sum(p.stat().st_size for p in logs.iterdir())
     assert {total for _, total in seen} == {size}
     assert sum(n for n, _ in seen) <= size
+
+
+@pytest.mark.nginx
+def test_a_member_no_preset_reads_is_told_of(conf_logs: Path) -> None:
+    """Without a configuration, the members written after nginx took a
+    format of the administrator's own are read with their set's format,
+    what it reads of them read, the rest `no_match` rejects as before; each
+    such member is now told of once, with what to pass to read it, where
+    before nothing said why 270 of 340 lines were rejects. The oldest
+    member (40 lines) decides the set's format from its own lines when
+    topping its sample up with the newer members' gives no preset: the run
+    stopped with `no preset fits access.log.2` (70 of 200 sample lines)."""
+    logs = [conf_logs / n for n in ("access.log.2", "access.log.1", "access.log")]
+    result = run_pplog("summarize", *map(str, logs), "--to", "json", "--top", "0")
+    assert result.returncode == 0, result.stderr
+    ov = json.loads(result.stdout)["overview"]
+    timed = sum(n for f, n in CONF_PHASES if f == "timed")
+    assert (ov["format"], ov["rejected"]) == ("combined", timed)
+    told = result.stderr.splitlines()
+    n_old = CONF_PHASES[1][1]
+    assert told == [
+        f"pplog: warning: {logs[1]}: {n_old} of its first 200 lines fit `combined`, "
+        "its rotation set's format, and no preset reads them (was nginx's "
+        "log_format changed to one of its own, or is the file damaged?); the "
+        "lines `combined` does not read are counted as rejects: pass --nginx-conf "
+        "/etc/nginx/nginx.conf (or --log-format 'ITS log_format') to read them "
+        "with nginx's own format",
+        f"pplog: warning: {logs[2]}: 0 of its first {CONF_PHASES[3][1]} lines fit "
+        "`combined`, its rotation set's format, and no preset reads them (was "
+        "nginx's log_format changed to one of its own, or is the file damaged?); "
+        "the lines `combined` does not read are counted as rejects: pass "
+        "--nginx-conf /etc/nginx/nginx.conf (or --log-format 'ITS log_format') to "
+        "read them with nginx's own format",
+    ], told
+    jobs = run_pplog(
+        "summarize", *map(str, logs), "--to", "json", "--top", "0", "--jobs", "2"
+    )
+    assert jobs.stderr.splitlines() == told
+    assert json.loads(jobs.stdout)["overview"] == ov

@@ -52,6 +52,7 @@ class Task:
     policy: ProxyPolicy
     unknown: str | None = None  # why no preset fits the inputs (the detection's note)
     zone: tuple[LogFormat, bool] | None = None  # `FileGroup.zone`
+    warnings: tuple[tuple[str, str], ...] = ()  # (input, `FileGroup.warnings`')
 
     @property
     def size(self) -> int:
@@ -117,6 +118,8 @@ def map_task(
         for src in task.sources:
             warning = unknown_format_warning(task.unknown, src.name)
             problem(src.name, warning, unreadable=False)
+    for name, warning in task.warnings:  # as `unknown`'s
+        problem(name, warning, unreadable=False)
     if task.format is None:
         rows, escape, late = unknown_format_rows(lines), "none", False
     else:
@@ -214,7 +217,12 @@ def split(tasks: Sequence[Task], jobs: int) -> list[Task]:
         for src in task.sources:
             # inputs no preset fits are rejects: one task each is enough
             parts = [src] if task.format is None else sources.split_source(src, jobs)
-            out.extend(replace(task, sources=(part,)) for part in parts)
+            # an input's warnings told by its first part
+            told = tuple(w for w in task.warnings if w[0] == src.name)
+            out.extend(
+                replace(task, sources=(part,), warnings=() if i else told)
+                for i, part in enumerate(parts)
+            )
     return out
 
 
@@ -265,7 +273,11 @@ def joined(tasks: Sequence[Task]) -> list[Task]:
             and (last.format, last.policy, last.unknown, last.zone)
             == (task.format, task.policy, task.unknown, task.zone)
         ):
-            out[-1] = replace(last, sources=last.sources + task.sources)
+            out[-1] = replace(
+                last,
+                sources=last.sources + task.sources,
+                warnings=last.warnings + task.warnings,
+            )
         else:
             out.append(task)
     return out

@@ -64,6 +64,9 @@ class FileGroup:
     # only the lines a format reads (True) or does not (False): the two
     # groups of the lines where a file's old and new log_format interleave
     zone: tuple[LogFormat, bool] | None = None
+    # told of an input once, by name: a member its set's format and no
+    # preset read (`_detect_members`' misfits)
+    warnings: dict[str, str] = field(default_factory=dict)
 
 
 UNKNOWN_FORMAT = "unknown_format"  # reject reason: no preset fits the file
@@ -329,6 +332,7 @@ class _Detected(NamedTuple):
     verdicts: list[Verdict]  # one per rotation set
     apart: list[dict[int, tuple[LogFormat, str]]]  # per set: member -> format
     changed: dict[str, _Change]  # inputs whose first or last lines misfit
+    misfits: list[dict[int, str]]  # per set: member -> why it is told of
 
 
 def _detect_sets(sets: list[list[Source]], *, alone: bool = False) -> list[Verdict]:
@@ -393,7 +397,9 @@ def _detect_members(
     nginx's `log_format` changed at a rotation (`access.log` in the new
     format, `access.log.1` in the old). Each member's own first lines
     decide: fewer than half fit the set's format, at least half another's.
-    A member no preset fits stays with its set (its lines are rejects).
+    A member no preset fits stays with its set's format (what it reads of
+    it is read), and is told of (`misfits`, a warning): a format of the
+    administrator's own replaced a preset, or the file is damaged.
 
     `changed`: the inputs whose first or last `EDGE_LINES` lines are in
     another format than the one found for them, judged as `apart` is: the
@@ -443,9 +449,18 @@ def _detect_members(
     ] * len(sets)
     # a configuration's formats are given, not detected
     chosen = zip(firsts, fits, strict=True) if given is None else iter(())
+    own_fits = {
+        (i, k): (h, fit) for (i, k, _, h), fit in zip(heads, head_fits, strict=True)
+    }
     for (i, src, sample), fit in chosen:
         out[i] = _detect_one(src, sample, fit)
         if out[i][0] is not None:
+            continue
+        # its sample topped up with newer members' lines in a format no
+        # preset reads (nginx's own format since): its own lines decide
+        itself = own_fits.get((i, sets[i].index(src)))
+        if itself is not None and (by_own := _detect_one(src, *itself))[0] is not None:
+            out[i] = by_own
             continue
         for later in sets[i][sets[i].index(src) + 1 :]:  # rare: the older members
             lines = _head(later, whole)
@@ -469,6 +484,7 @@ def _detect_members(
     if given is not None:
         out = list(given)
     apart: list[dict[int, tuple[LogFormat, str]]] = [{} for _ in sets]
+    misfits: list[dict[int, str]] = [{} for _ in sets]
     for (i, k, src, sample), fit in zip(heads, head_fits, strict=True):
         found = out[i][0]
         if found is None or _ok(fit, found) * 2 >= len(sample):
@@ -476,6 +492,8 @@ def _detect_members(
         fmt, note, _ = _detect_one(src, sample, fit)
         if fmt is not None and fmt.name != found.name:
             apart[i][k] = (fmt, note)
+        elif fmt is None and not is_error_log(note):
+            misfits[i][k] = _misfit(found, _ok(fit, found), len(sample), given)
     changed: dict[str, _Change] = {}
     for (i, k, src, lines, at_end), fit in zip(ends, edge_fits, strict=True):
         found = apart[i][k][0] if k in apart[i] else out[i][0]
@@ -496,7 +514,24 @@ def _detect_members(
     if edges:
         lined = {(i, k) for i, k, _, _ in heads}
         changed.update(_inflated_changes(sets, out, apart, changed, lined, given))
-    return _Detected(out, apart, changed)
+    return _Detected(out, apart, changed, misfits)
+
+
+def _misfit(found: LogFormat, ok: int, n: int, given: object) -> str:
+    """The warning for a member of a set whose first lines its set's
+    format, `found`, and no preset read (`ok` of `n` fit `found`)."""
+    advice = (
+        "pass --log-format 'ITS log_format' to read them"
+        if given is not None
+        else "pass --nginx-conf /etc/nginx/nginx.conf (or --log-format "
+        "'ITS log_format') to read them with nginx's own format"
+    )
+    return (
+        f"{ok} of its first {n} lines fit `{found.name}`, its rotation set's "
+        "format, and no preset reads them (was nginx's log_format changed to "
+        f"one of its own, or is the file damaged?); the lines `{found.name}` "
+        f"does not read are counted as rejects: {advice}"
+    )
 
 
 def _inflated_changes(
@@ -649,7 +684,13 @@ def _changed_within(
     for g in _inflated_within(groups, changed):
         after: list[FileGroup] = []  # the last parts, read after the group
         g = FileGroup(
-            list(g.sources), g.format, g.note, g.policy, dict(g.notes), g.zone
+            list(g.sources),
+            g.format,
+            g.note,
+            g.policy,
+            dict(g.notes),
+            g.zone,
+            dict(g.warnings),
         )
         for k, src in enumerate(g.sources):
             change = changed.get(src.name)
@@ -692,7 +733,9 @@ def _inflated_within(
     cannot be read from an offset, so it is not cut as a plain file is."""
     out: list[FileGroup] = []
     for g in groups:
-        rest = FileGroup([], g.format, g.note, g.policy, dict(g.notes), g.zone)
+        rest = FileGroup(
+            [], g.format, g.note, g.policy, dict(g.notes), g.zone, dict(g.warnings)
+        )
         for src in g.sources:
             change = changed.get(src.name)
             if change is None or g.format is None or g.zone is not None:
@@ -717,7 +760,9 @@ def _inflated_within(
                 FileGroup([src], fmt, said[fmt], g.policy, zone=(a, fmt is a))
                 for fmt in (b, a)
             ]
-            rest = FileGroup([], g.format, g.note, g.policy, dict(g.notes), g.zone)
+            rest = FileGroup(
+                [], g.format, g.note, g.policy, dict(g.notes), g.zone, dict(g.warnings)
+            )
         if rest.sources:
             out.append(rest)
     return out
@@ -922,11 +967,12 @@ def _groups_of(sets: list[list[Source]], detected: _Detected) -> list[FileGroup]
     """A group per rotation set with its format, and one per member read
     apart, files whose format changed within them cut (`_changed_within`)."""
     groups = []
-    for members, (found, note, _), elsewhere in zip(
-        sets, detected.verdicts, detected.apart, strict=True
+    for members, (found, note, _), elsewhere, misfits in zip(
+        sets, detected.verdicts, detected.apart, detected.misfits, strict=True
     ):
         kept = [m for k, m in enumerate(members) if k not in elsewhere]
-        groups.append(FileGroup(kept, found, note))
+        told = {members[k].name: why for k, why in misfits.items()}
+        groups.append(FileGroup(kept, found, note, warnings=told))
         for k, (fmt, said) in elsewhere.items():
             groups.append(FileGroup([members[k]], fmt, said))
     return _changed_within(groups, detected.changed)

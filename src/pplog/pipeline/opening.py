@@ -217,6 +217,9 @@ def open_log(
         )
         lines = zone_lines(lines, g.zone)
         all_lines.append(lines)
+        for src in g.sources:
+            if src.name in g.warnings:
+                (on_problem or _warn)(src.name, g.warnings[src.name])
         if g.format is None:
             for src in g.sources:
                 warning = unknown_format_warning(g.note, src.name)
@@ -313,13 +316,23 @@ def merge_same(groups: list[FileGroup]) -> list[FileGroup]:
         key = (g.format, g.policy)
         if key not in index:
             index[key] = len(out)
-            out.append(FileGroup(list(g.sources), g.format, g.note, g.policy, notes))
+            out.append(
+                FileGroup(
+                    list(g.sources), g.format, g.note, g.policy, notes, None, g.warnings
+                )
+            )
             continue
         prev = out[index[key]]
         # the note of a detection, rather than of an input with no lines
         note = g.note if (prev.note or "").startswith("no lines") else prev.note
         merged = FileGroup(
-            [*prev.sources, *g.sources], g.format, note, g.policy, prev.notes | notes
+            [*prev.sources, *g.sources],
+            g.format,
+            note,
+            g.policy,
+            prev.notes | notes,
+            None,
+            prev.warnings | g.warnings,
         )
         out[index[key]] = merged
     return out

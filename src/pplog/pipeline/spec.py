@@ -238,7 +238,9 @@ class LogSpec:
             for policy, members in parts.items():
                 notes = {m.name: g.notes[m.name] for m in members if m.name in g.notes}
                 split.append(
-                    FileGroup(members, g.format, g.note, policy, notes, g.zone)
+                    FileGroup(
+                        members, g.format, g.note, policy, notes, g.zone, g.warnings
+                    )
                 )
         return merge_same(split)
 

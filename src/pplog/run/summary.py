@@ -286,6 +286,11 @@ def summarize(
                 g.policy,
                 None if g.format else g.note,
                 g.zone,
+                tuple(
+                    (s.name, g.warnings[s.name])
+                    for s in g.sources
+                    if s.name in g.warnings
+                ),
             )
             for g in groups
         ]
