@@ -265,7 +265,8 @@ def test_ingest_names_the_format_of_the_newest_lines(
     assert "pass --format combined, the format of its newest lines" in message
     n_main = PHASES[1][1]
     assert (
-        f"access.log (log_format changed: lines {n_main + 1} on): combined" in message
+        f"access.log (log_format changed: lines {n_main + 1} on), "
+        f"{logs / 'access.log.1'}: combined" in message
     )
     result = run_pplog("ingest", *paths, "--dataset", str(ds), "--format", "combined")
     # the older lines were said to be rejects: not told of again
@@ -903,3 +904,25 @@ def test_a_member_no_preset_reads_is_told_of(conf_logs: Path) -> None:
     )
     assert jobs.stderr.splitlines() == told
     assert json.loads(jobs.stdout)["overview"] == ov
+
+
+def test_ingest_names_every_member_of_a_changed_log(tmp_path: Path) -> None:
+    """A first run over compressed rotations only, the middle one the day
+    of the change: the refusal names each member in each format, the one
+    read line by line with the lines of each, where it named the member
+    plainly as `main` and left the newest out."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    _gz(logs / "access.log.3.gz", _lines("combined", 300))
+    _gz(logs / "access.log.2.gz", _lines("combined", 300) + _lines("main", 300, 300))
+    _gz(logs / "access.log.1.gz", _lines("main", 300))
+    ds = tmp_path / "ds"
+    result = run_pplog("ingest", f"{logs}/*", "--dataset", str(ds), "--final")
+    assert result.returncode == 1
+    p = f"{logs}/access.log"
+    assert result.stderr == (
+        f"Error: the log format of `{p}` changed ({p}.3.gz, {p}.2.gz (lines in "
+        f"combined): combined; {p}.2.gz (log_format changed: lines in main), "
+        f"{p}.1.gz: main); a dataset holds one format: pass --format main, the "
+        "format of its newest lines (lines in another are kept as rejects)\n"
+    )

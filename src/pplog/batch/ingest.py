@@ -427,15 +427,23 @@ def _check_recorded(state: State, fmt: LogFormat) -> None:
 def _the_format(groups: list[FileGroup]) -> LogFormat:
     """The one format of `groups`; an error naming them when they differ."""
     found: dict[str, FileGroup] = {}
+    parts: dict[str, list[str]] = {}  # the inputs (and parts) in each format
     # each format by the first set detected as it (an empty file only takes
     # another's format: named, it sent users to the wrong file)
     for g in sorted(groups, key=lambda g: had_no_lines(g.note)):
         if g.format is not None:
             found.setdefault(g.format.name, g)
+            if had_no_lines(g.note) and g.format.name in parts:
+                continue  # after the sets detected as its format
+            parts.setdefault(g.format.name, []).extend(_part(s, g) for s in g.sources)
     if len(found) > 1:
+        more = {
+            name: f" and {len(n) - 2} more" if n[2:] else ""
+            for name, n in parts.items()
+        }
         which = "; ".join(
-            f"{', '.join(_part(s, g) for s in g.sources[:2])}: {name}"
-            for name, g in found.items()
+            f"{', '.join(named[:2])}{more[name]}: {name}"
+            for name, named in parts.items()
         )
         members = [  # an empty file (nginx's error.log) takes no part
             (s, g)
@@ -487,8 +495,9 @@ def _misfit_warnings(result: IngestResult, fmt: LogFormat) -> list[str]:
 
 def _part(src: Source, group: FileGroup) -> str:
     """An input's name in a message; a part of a file cut where its
-    `log_format` changed with that part's lines (its detection note's end)."""
-    if src.span is None:
+    `log_format` changed, or of a compressed one read line by line, with
+    that part's lines (its detection note's end)."""
+    if src.span is None and group.zone is None:
         return src.name
     note = group.notes.get(src.name, group.note) or ""
     return f"{src.name} ({note.rsplit('; ', 1)[-1]})"
