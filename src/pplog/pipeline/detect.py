@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -67,6 +67,16 @@ class FileGroup:
     # told of an input once, by name: a member its set's format and no
     # preset read (`_detect_members`' misfits)
     warnings: dict[str, str] = field(default_factory=dict)
+
+    def copy(self, sources: Sequence[Source] | None = None) -> FileGroup:
+        """This group with lists and dicts of its own, and `sources` when
+        given instead of its inputs."""
+        return replace(
+            self,
+            sources=list(self.sources if sources is None else sources),
+            notes=dict(self.notes),
+            warnings=dict(self.warnings),
+        )
 
 
 UNKNOWN_FORMAT = "unknown_format"  # reject reason: no preset fits the file
@@ -355,13 +365,13 @@ def _edge_change(
     configuration's, with its note) when that is not `found`."""
     if _ok(fit, found) * 2 >= len(lines):
         return None
-    told = given[0] if given is not None else None
+    told, note = given[:2] if given is not None else (None, None)
     if (
         told is not None
         and told.name != found.name
         and _ok(fit, told) * 2 >= len(lines)
     ):
-        note = (given[1] if given is not None else None) or ""
+        note = note or ""
         if at_end:
             return _Change(found, told, note, at_end=True)
         return _Change(told, found, note, at_end=False)
@@ -493,7 +503,10 @@ def _detect_members(
         if fmt is not None and fmt.name != found.name:
             apart[i][k] = (fmt, note)
         elif fmt is None and not is_error_log(note):
-            misfits[i][k] = _misfit(found, _ok(fit, found), len(sample), given)
+            ok = _ok(fit, found)
+            misfits[i][k] = _misfit(
+                found, ok, len(sample), configured=given is not None
+            )
     changed: dict[str, _Change] = {}
     for (i, k, src, lines, at_end), fit in zip(ends, edge_fits, strict=True):
         found = apart[i][k][0] if k in apart[i] else out[i][0]
@@ -517,12 +530,13 @@ def _detect_members(
     return _Detected(out, apart, changed, misfits)
 
 
-def _misfit(found: LogFormat, ok: int, n: int, given: object) -> str:
+def _misfit(found: LogFormat, ok: int, n: int, *, configured: bool) -> str:
     """The warning for a member of a set whose first lines its set's
-    format, `found`, and no preset read (`ok` of `n` fit `found`)."""
+    format, `found`, and no preset read (`ok` of `n` fit `found`);
+    `configured`: `found` is an nginx configuration's."""
     advice = (
         "pass --log-format 'ITS log_format' to read them"
-        if given is not None
+        if configured
         else "pass --nginx-conf /etc/nginx/nginx.conf (or --log-format "
         "'ITS log_format') to read them with nginx's own format"
     )
@@ -683,15 +697,7 @@ def _changed_within(
     out: list[FileGroup] = []
     for g in _inflated_within(groups, changed):
         after: list[FileGroup] = []  # the last parts, read after the group
-        g = FileGroup(
-            list(g.sources),
-            g.format,
-            g.note,
-            g.policy,
-            dict(g.notes),
-            g.zone,
-            dict(g.warnings),
-        )
+        g = g.copy()
         for k, src in enumerate(g.sources):
             change = changed.get(src.name)
             if change is None or src.path is None or g.format is None:
@@ -733,15 +739,15 @@ def _inflated_within(
     cannot be read from an offset, so it is not cut as a plain file is."""
     out: list[FileGroup] = []
     for g in groups:
-        rest = FileGroup(
-            [], g.format, g.note, g.policy, dict(g.notes), g.zone, dict(g.warnings)
-        )
+        rest = g.copy([])
         for src in g.sources:
             change = changed.get(src.name)
-            if change is None or g.format is None or g.zone is not None:
-                rest.sources.append(src)
-                continue
-            if not _inflated(src):
+            if (
+                change is None
+                or g.format is None
+                or g.zone is not None
+                or not _inflated(src)
+            ):
                 rest.sources.append(src)
                 continue
             if rest.sources:
@@ -760,9 +766,7 @@ def _inflated_within(
                 FileGroup([src], fmt, said[fmt], g.policy, zone=(a, fmt is a))
                 for fmt in (b, a)
             ]
-            rest = FileGroup(
-                [], g.format, g.note, g.policy, dict(g.notes), g.zone, dict(g.warnings)
-            )
+            rest = g.copy([])
         if rest.sources:
             out.append(rest)
     return out

@@ -316,25 +316,18 @@ def merge_same(groups: list[FileGroup]) -> list[FileGroup]:
         key = (g.format, g.policy)
         if key not in index:
             index[key] = len(out)
-            out.append(
-                FileGroup(
-                    list(g.sources), g.format, g.note, g.policy, notes, None, g.warnings
-                )
-            )
+            out.append(dataclasses.replace(g.copy(), notes=notes))
             continue
         prev = out[index[key]]
         # the note of a detection, rather than of an input with no lines
         note = g.note if (prev.note or "").startswith("no lines") else prev.note
-        merged = FileGroup(
-            [*prev.sources, *g.sources],
-            g.format,
-            note,
-            g.policy,
-            prev.notes | notes,
-            None,
-            prev.warnings | g.warnings,
+        out[index[key]] = dataclasses.replace(
+            prev,
+            sources=[*prev.sources, *g.sources],
+            note=note,
+            notes=prev.notes | notes,
+            warnings=prev.warnings | g.warnings,
         )
-        out[index[key]] = merged
     return out
 
 

@@ -206,7 +206,7 @@ class LogSpec:
         `error_logs`, `changes`: as for `resolve_groups` (the caller reads
         nginx error logs too; lines in a format the configuration no longer
         names are read with a preset)."""
-        from pplog.pipeline.detect import FileGroup, logs_realip, resolve_groups
+        from pplog.pipeline.detect import logs_realip, resolve_groups
         from pplog.pipeline.opening import merge_same
 
         groups = resolve_groups(
@@ -237,11 +237,7 @@ class LogSpec:
                 parts.setdefault(known[key], []).append(src)
             for policy, members in parts.items():
                 notes = {m.name: g.notes[m.name] for m in members if m.name in g.notes}
-                split.append(
-                    FileGroup(
-                        members, g.format, g.note, policy, notes, g.zone, g.warnings
-                    )
-                )
+                split.append(replace(g.copy(members), policy=policy, notes=notes))
         return merge_same(split)
 
 
