@@ -926,3 +926,29 @@ def test_ingest_names_every_member_of_a_changed_log(tmp_path: Path) -> None:
         f"{p}.1.gz: main); a dataset holds one format: pass --format main, the "
         "format of its newest lines (lines in another are kept as rejects)\n"
     )
+
+
+@pytest.mark.nginx
+def test_ingest_warns_when_new_lines_fit_no_preset(
+    conf_logs: Path, tmp_path: Path
+) -> None:
+    """Cron's ingest after nginx took a format of the administrator's own:
+    its lines fit no preset, and every new line was a reject without a
+    word (exit 0, quiet); the run now says so, with what to pass."""
+    live = tmp_path / "access.log"
+    live.write_text((conf_logs / "access.log.2").read_text())  # `combined`
+    ds = tmp_path / "ds"
+    first = run_pplog("ingest", str(live), "--dataset", str(ds))
+    assert (first.returncode, first.stderr) == (0, "")
+    timed = (conf_logs / "access.log").read_text()  # nginx's own `timed` lines
+    with live.open("a") as f:
+        f.write(timed)
+    second = run_pplog("ingest", str(live), "--dataset", str(ds))
+    assert second.returncode == 0
+    n = len(timed.splitlines())
+    assert second.stderr == (
+        f"pplog: warning: {live}: {n} lines read this run fit neither this "
+        "dataset's `combined` nor any preset (was nginx's log_format changed to "
+        f"one of its own?); they are kept as rejects: ingest {live} into a "
+        "--dataset of its own with --nginx-conf /etc/nginx/nginx.conf\n"
+    )

@@ -473,16 +473,25 @@ def _the_format(groups: list[FileGroup]) -> LogFormat:
 def _misfit_warnings(result: IngestResult, fmt: LogFormat) -> list[str]:
     """What to say of the inputs whose last lines read this run, and at
     least `MISFITS_TOLD` of its lines, were `no_match` rejects of `fmt`, the
-    dataset's format, that another preset reads: nginx's `log_format` was
-    changed, and without a word every line from then on would be a reject
-    (kept, but in no table). Lines in another format before lines that fit
-    (older ones, as the first run said) are not told of."""
+    dataset's format: nginx's `log_format` was changed (to another preset,
+    or to a format of the administrator's own, which no preset reads), and
+    without a word every line from then on would be a reject (kept, but in
+    no table). Lines in another format before lines that fit (older ones,
+    as the first run said) are not told of."""
     out = []
     for name, (count, sample, last) in result.misfits.items():
         if not last or count < MISFITS_TOLD:
             continue
         found, ok = detect_format(sample)
-        if ok * 2 < len(sample) or found.name == fmt.name:
+        if found.name == fmt.name:
+            continue
+        if ok * 2 < len(sample):
+            out.append(
+                f"{name}: {count:,} lines read this run fit neither this dataset's "
+                f"`{fmt.name}` nor any preset (was nginx's log_format changed to one "
+                f"of its own?); they are kept as rejects: ingest {name} into a "
+                "--dataset of its own with --nginx-conf /etc/nginx/nginx.conf"
+            )
             continue
         out.append(
             f"{name}: {count:,} lines read this run fit `{found.name}`, not this "
