@@ -952,3 +952,84 @@ def test_ingest_warns_when_new_lines_fit_no_preset(
         f"one of its own?); they are kept as rejects: ingest {live} into a "
         "--dataset of its own with --nginx-conf /etc/nginx/nginx.conf\n"
     )
+
+
+# a change undone without a rotation: `combined`, `main` for a while, `combined`
+REVERT_PHASES = (("combined", 300), ("main", 100), ("combined", 300))
+
+
+@pytest.fixture(scope="module")
+def revert_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    nginx = require_binary("nginx", "nginx-light")
+    root = tmp_path_factory.mktemp("format_revert")
+    for phase, (fmt, n) in enumerate(REVERT_PHASES):
+        _run_phase(nginx, root, fmt, phase, n)
+    return root / "access.log"
+
+
+@pytest.mark.nginx
+def test_a_change_undone_within_a_file_is_read_with_both_formats(
+    revert_log: Path,
+) -> None:
+    """nginx given `main`, then `combined` again, the file not rotated: its
+    first and last lines agree, and its `main` lines were 100 `no_match`
+    rejects. Lines at offsets inside a file are judged too; the stretch in
+    the other format is cut out and read with it."""
+    import polars as pl
+
+    data = _summary(revert_log)
+    ov = data["overview"]
+    assert isinstance(ov, dict)
+    total = sum(n for _, n in REVERT_PHASES)
+    assert (ov["lines"], ov["requests"], ov["rejected"]) == (total, total, 0)
+    seen = _parts(data)
+    first, middle = REVERT_PHASES[0][1], REVERT_PHASES[1][1]
+    assert [(f, note.rsplit("; ", 1)[-1]) for _, f, note in seen] == [
+        ("combined", f"lines 1 to {first}"),
+        ("main", f"log_format changed: lines {first + 1} to {first + middle}"),
+        ("combined", f"log_format changed back: lines {first + middle + 1} on"),
+    ], seen
+    assert "from lines inside it" in seen[1][2]
+    keys = ["line", "offset", "client_ip"]
+    rows = pplog.read_log(revert_log).select(keys)
+    forced = [
+        pplog.read_log(revert_log, format=fmt).select(keys)
+        for fmt in ("combined", "main")
+    ]
+    assert rows.equals(pl.concat(forced).sort("line"))
+
+
+@pytest.mark.parametrize("where", ["inside", "near-the-end"])
+def test_lines_of_both_formats_at_a_change_and_its_undoing_are_each_read(
+    tmp_path: Path, where: str
+) -> None:
+    """After each reload, the old workers' lines among the new: both
+    stretches read line by line, every line once, by its format; a stretch
+    past the last probe is found from it to the end."""
+    import random
+
+    import polars as pl
+
+    rng = random.Random(3)
+    c = _lines("combined", 12000).splitlines(keepends=True)
+    m = _lines("main", 3000, 20000).splitlines(keepends=True)
+    first = 6000 if where == "inside" else 11500
+    z1, z2 = c[first : first + 40] + m[:40], m[-40:] + c[first + 40 : first + 80]
+    rng.shuffle(z1)
+    rng.shuffle(z2)
+    tail = c[first + 80 :] if where == "inside" else c[first + 80 : first + 130]
+    log = tmp_path / "access.log"
+    log.write_text("".join(c[:first] + z1 + m[40:-40] + z2 + tail))
+    total = first + 80 + len(m) + len(tail)
+    data = _summary(log)
+    ov = data["overview"]
+    assert isinstance(ov, dict)
+    assert (ov["requests"], ov["rejected"]) == (total, 0)
+    keys = ["line", "offset", "client_ip"]
+    rows = pplog.read_log(log).select(keys).sort("line")
+    forced = [
+        pplog.read_log(log, format=fmt).select(keys) for fmt in ("combined", "main")
+    ]
+    assert rows.equals(pl.concat(forced).sort("line"))
+    jobs = run_pplog("summarize", str(log), "--to", "json", "--top", "0", "--jobs", "2")
+    assert json.loads(jobs.stdout)["overview"] == ov

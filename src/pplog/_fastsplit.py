@@ -683,11 +683,11 @@ def _file_batches(
             line += count
 
 
-def newlines_before(fd: int, stop: int) -> int:
+def newlines_before(fd: int, stop: int, start: int = 0) -> int:
     """The newlines in the first `stop` bytes of the open file `fd`: the
     number of the line that starts there, less one (a span's first, a
-    followed file's next)."""
-    count = at = 0
+    followed file's next); those from byte `start` on when given."""
+    count, at = 0, start
     while at < stop:
         data = os.pread(fd, min(BLOCK_BYTES, stop - at), at)
         if not data:

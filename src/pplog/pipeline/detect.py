@@ -41,6 +41,11 @@ MISFITS_LOOKED_AT = 10
 # where a file's old and new log_format interleave: searched in steps of
 ZONE_BYTES = 64 << 10
 ZONE_MAX = 16 << 20  # each way, at most
+# a file whose first and last lines agree: the lines at this many offsets
+# inside it are judged too (a change and its undoing: `combined`, `main` for
+# an hour, `combined` again), at most `PROBE_LINES` of each
+PROBES = 32
+PROBE_LINES = 4
 # how a note ends for each part of a file cut where its log_format changed
 LINES_TO = "lines 1 to "
 LINES_FROM = "lines "
@@ -334,6 +339,10 @@ class _Change:
     after: LogFormat
     note: str
     at_end: bool  # True: `after` is the format detected from an edge
+    # `after` read at a probe inside the file, its edges in `before`: the
+    # offsets of the last probe `before` read ahead of it (or 0), of it, and
+    # of the first `before` read after it (or the size)
+    middle: tuple[int, int, int | None] | None = None
 
 
 class _Detected(NamedTuple):
@@ -442,18 +451,23 @@ def _detect_members(
     # is not all of it); a set of one's head is its sample
     every = heads + [(i, 0, src, x) for i, src, x in firsts if len(sets[i]) == 1]
     ends: list[tuple[int, int, Source, list[str], bool]] = []
+    probes: list[tuple[int, int, Source, list[str], int]] = []  # inside files
     for i, k, src, h in every if edges else []:
         if len(h) > EDGE_LINES:
             ends.append((i, k, src, h[:EDGE_LINES], False))
             last = h[-EDGE_LINES:] if src.name in whole else _last_lines(src)
             if len(last) > 1:
                 ends.append((i, k, src, last, True))
+            if src.name not in whole and last:  # a plain file past its head
+                probes += [(i, k, src, x, at) for at, x in _probe_lines(src)]
     samples = [x[2] for x in firsts] + [h[3] for h in heads] + [e[3] for e in ends]
+    samples += [p[3] for p in probes]
     known_formats = [v[0] for v in given or () if v[0] is not None]
     counted = _fits(samples, known_formats) if firsts else []
     fits = counted[: len(firsts)]
     head_fits = counted[len(firsts) : len(firsts) + len(heads)]
-    edge_fits = counted[len(firsts) + len(heads) :]
+    edge_fits = counted[len(firsts) + len(heads) : len(samples) - len(probes)]
+    probe_fits = counted[len(samples) - len(probes) :]
     out: list[Verdict] = [
         (PRESETS["combined"], f"{NO_LINES}; assumed combined", None)
     ] * len(sets)
@@ -524,10 +538,65 @@ def _detect_members(
         )
         if change is not None and (at_end or src.name not in changed):
             changed[src.name] = change  # the last lines' change first: the newest
+    changed.update(_middle_changes(probes, probe_fits, out, apart, changed, given))
     if edges:
         lined = {(i, k) for i, k, _, _ in heads}
         changed.update(_inflated_changes(sets, out, apart, changed, lined, given))
     return _Detected(out, apart, changed, misfits)
+
+
+def _probe_lines(src: Source) -> list[tuple[int, list[str]]]:
+    """Up to `PROBE_LINES` lines at each of `PROBES` offsets evenly inside a
+    plain file, with where the first starts: a change of its `log_format`
+    that its first and last lines do not show (`_middle_changes`)."""
+    assert src.path is not None
+    try:
+        size = src.path.stat().st_size
+    except OSError:
+        return []
+    out = []
+    for j in range(1, PROBES + 1):
+        lines = sources.lines_at(src, size * j // (PROBES + 1), PROBE_BYTES)
+        texts = [t for _, t in lines[:PROBE_LINES] if t.strip()]
+        if len(texts) > 1:
+            out.append((lines[0][0], texts))
+    return out
+
+
+def _middle_changes(
+    probes: list[tuple[int, int, Source, list[str], int]],
+    fits: list[dict[str, int]],
+    out: list[Verdict],
+    apart: list[dict[int, tuple[LogFormat, str]]],
+    changed: dict[str, _Change],
+    given: Sequence[Verdict] | None,
+) -> dict[str, _Change]:
+    """The plain files whose first and last lines agree and whose lines at
+    a probe (`_probe_lines`) are in another format, judged as an edge is:
+    nginx's `log_format` changed, then changed back (a trial undone), all
+    in one file. The first such stretch only; one shorter than the space
+    between two probes may not be seen (its lines stay rejects)."""
+    seen: dict[str, list[tuple[int, _Change | None, bool]]] = {}
+    for (i, k, src, lines, at), fit in zip(probes, fits, strict=True):
+        found = apart[i][k][0] if k in apart[i] else out[i][0]
+        if found is None or src.name in changed:
+            continue
+        reads = _ok(fit, found) * 2 >= len(lines)
+        told = None if given is None else given[i]
+        change = _edge_change(src, found, lines, fit, at_end=True, given=told)
+        seen.setdefault(src.name, []).append((at, change, reads))
+    found_in: dict[str, _Change] = {}
+    for name, marks in seen.items():
+        j = next((j for j, m in enumerate(marks) if m[1] is not None), None)
+        if j is None:
+            continue
+        at, change, _ = marks[j]
+        assert change is not None
+        lo = max((m[0] for m in marks[:j] if m[2]), default=0)
+        hi = next((m[0] for m in marks[j + 1 :] if m[2]), None)  # None: the end
+        note = change.note.replace("its last lines", "lines inside it")
+        found_in[name] = replace(change, note=note, middle=(lo, at, hi))
+    return found_in
 
 
 def _misfit(found: LogFormat, ok: int, n: int, *, configured: bool) -> str:
@@ -702,6 +771,9 @@ def _changed_within(
             change = changed.get(src.name)
             if change is None or src.path is None or g.format is None:
                 continue
+            if change.middle is not None:  # changed and changed back
+                after += _middle_parts(g, k, change)
+                continue
             cut = _cut(src, change)
             if cut is None:
                 continue
@@ -727,6 +799,68 @@ def _changed_within(
         g.sources = [x for x in g.sources if x.span is None or x.span[0] < x.span[1]]
         out += [g, *after] if g.sources else after
     return out
+
+
+def _middle_parts(g: FileGroup, k: int, change: _Change) -> list[FileGroup]:
+    """The parts after the first of `g`'s input `k`, whose `log_format`
+    changed and changed back within it (`_Change.middle`), the first left
+    to `g`: the lines where both formats come at each change (`_zone_groups`),
+    the lines between in the second format, those after in the first. None
+    when it is not cut (`_cut`'s reasons)."""
+    src = g.sources[k]
+    cut = _cut_middle(src, change)
+    if cut is None:
+        return []
+    (z0, z1, z2, z3), (l0, l1, l2, l3), size = cut
+    a, b = change.before, change.after
+    assert src.path is not None
+    base = g.notes.get(src.name, g.note) or ""
+    g.sources[k] = Source(src.name, src.path, (0, z0))
+    g.notes[src.name] = f"{base}; {LINES_TO}{l0 - 1:,}"
+    back = _Change(b, a, base, at_end=True)
+    between = f"{change.note}; log_format changed: lines {l1:,} to {l2 - 1:,}"
+    parts = [
+        *_zone_groups(src, change, (z0, z1), (l0, l1)),
+        FileGroup([Source(src.name, src.path, (z1, z2))], b, between),
+        *_zone_groups(src, back, (z2, z3), (l2, l3)),
+        FileGroup(
+            [Source(src.name, src.path, (z3, size))],
+            a,
+            f"{base}; log_format changed back: {LINES_FROM}{l3:,} on",
+        ),
+    ]
+    return [
+        p for p in parts if all(x.span and x.span[0] < x.span[1] for x in p.sources)
+    ]
+
+
+def _cut_middle(
+    src: Source, change: _Change
+) -> tuple[tuple[int, int, int, int], list[int], int] | None:
+    """Where `src`, whose `log_format` changed and changed back within it,
+    is cut: where the lines of both formats start and end at the change
+    (the first two offsets) and at its undoing (the last two), the numbers
+    of the lines there, and its size; None as for `_cut`."""
+    assert src.path is not None
+    assert change.middle is not None
+    lo, at, hi = change.middle
+    a, b = change.before, change.after
+    try:
+        size = src.path.stat().st_size
+        if not sources.readable_apart(src):
+            return None
+        start = _change_at(src, a, b, lo, at)
+        back = _Change(b, a, change.note, at_end=True)
+        end = _change_at(src, b, a, at, size if hi is None else hi)
+        if start <= 0 or end <= start:
+            return None
+        z0, z1 = _interleaved(src, change, start, end)
+        z2, z3 = _interleaved(src, back, end, size, floor=z1)
+        z2 = max(z2, z1)
+        offsets = (z0, z1, z2, z3)
+        return offsets, _line_numbers(src, offsets), size
+    except OSError:
+        return None
 
 
 def _inflated_within(
@@ -807,18 +941,21 @@ def _cut(src: Source, change: _Change) -> tuple[int, int, int, tuple[int, int]] 
         if at <= 0:
             return None
         z0, z1 = _interleaved(src, change, at, size)
-        return z0, z1, size, _line_numbers(src, z0, z1)
+        l0, l1 = _line_numbers(src, (z0, z1))
+        return z0, z1, size, (l0, l1)
     except OSError:
         return None
 
 
-def _interleaved(src: Source, change: _Change, at: int, size: int) -> tuple[int, int]:
+def _interleaved(
+    src: Source, change: _Change, at: int, size: int, floor: int = 0
+) -> tuple[int, int]:
     """The bytes around `at` where lines of the old format and the new
     interleave: nginx's old workers finish their requests in the old format
     after a reload (600 lines under load in a sweep). From the first line
     only the new format reads to the end of the last only the old reads,
     searched in `ZONE_BYTES` steps each way while a step holds such lines,
-    up to `ZONE_MAX` bytes."""
+    up to `ZONE_MAX` bytes, and between `floor` and `size`."""
     before, after = change.before, change.after
 
     def only(lines: list[tuple[int, str]], fmt: LogFormat) -> list[int]:
@@ -832,8 +969,8 @@ def _interleaved(src: Source, change: _Change, at: int, size: int) -> tuple[int,
         ]
 
     z0 = pos = at
-    while pos > 0 and at - pos < ZONE_MAX:
-        lo = max(0, pos - ZONE_BYTES)
+    while pos > floor and at - pos < ZONE_MAX:
+        lo = max(floor, pos - ZONE_BYTES)
         lines = [x for x in sources.lines_at(src, lo, pos - lo) if x[0] < pos]
         found = only(lines, after) if lines else []
         if not found:
@@ -841,7 +978,7 @@ def _interleaved(src: Source, change: _Change, at: int, size: int) -> tuple[int,
         z0, pos = found[0], lo
     last, pos = None, at
     while pos < size and pos - at < ZONE_MAX:
-        lines = sources.lines_at(src, pos, ZONE_BYTES)
+        lines = [x for x in sources.lines_at(src, pos, ZONE_BYTES) if x[0] < size]
         found = only(lines, before) if lines else []
         if not found:
             break
@@ -849,18 +986,21 @@ def _interleaved(src: Source, change: _Change, at: int, size: int) -> tuple[int,
     if last is None:
         return z0, at
     following = sources.lines_at(src, last + 1, ZONE_BYTES)
-    return z0, following[0][0] if following else size
+    return z0, min(following[0][0], size) if following else size
 
 
-def _line_numbers(src: Source, first: int, second: int) -> tuple[int, int]:
-    """The numbers of the lines that start at bytes `first` and `second`
-    (after it, a zone's width at most) of a plain file: one read of the
-    bytes before them."""
+def _line_numbers(src: Source, offsets: Sequence[int]) -> list[int]:
+    """The numbers of the lines that start at `offsets` (in order) of a
+    plain file: one read of the bytes before the last."""
     assert src.path is not None
     fd = os.open(src.path, os.O_RDONLY)
     try:
-        line = newlines_before(fd, first) + 1
-        return line, line + os.pread(fd, second - first, first).count(b"\n")
+        out, at, line = [], 0, 1
+        for offset in offsets:
+            line += newlines_before(fd, offset, at)
+            out.append(line)
+            at = offset
+        return out
     finally:
         os.close(fd)
 
