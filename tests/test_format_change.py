@@ -514,8 +514,11 @@ def test_lines_of_both_formats_after_a_reload_are_each_read(tmp_path: Path) -> N
     assert isinstance(ov, dict)
     assert (ov["lines"], ov["requests"], ov["rejected"]) == (900, 900, 0)
     notes = [f["detection"] for f in ov["formats"]]
-    assert len(notes) == 4 and notes[1] == notes[2]
-    assert notes[1].endswith("in both formats")
+    assert len(notes) == 4
+    # each group of the lines in both formats says how its format was found
+    how, said = zip(*(note.rsplit("; ", 1) for note in notes), strict=True)
+    assert said[1] == said[2] and said[1].endswith("in both formats")
+    assert (how[1], how[2]) == (how[0], how[3]) and how[0] != how[3]
     keys = ["line", "offset", "client_ip"]
     cut = pplog.read_log(log).select(keys).sort("offset")
     forced = [
@@ -1033,3 +1036,71 @@ def test_lines_of_both_formats_at_a_change_and_its_undoing_are_each_read(
     assert rows.equals(pl.concat(forced).sort("line"))
     jobs = run_pplog("summarize", str(log), "--to", "json", "--top", "0", "--jobs", "2")
     assert json.loads(jobs.stdout)["overview"] == ov
+
+
+@pytest.mark.nginx
+def test_ingest_refuses_a_log_nginx_writes_in_a_format_of_its_own(
+    conf_logs: Path, tmp_path: Path
+) -> None:
+    """The newest member of a set in no preset: every line to come would be
+    a reject. Before, the run stopped at the set's sample (`no preset fits`);
+    with the oldest member's own lines deciding, it committed the live
+    file's lines as rejects without a word. It refuses, saying what to pass,
+    and `--nginx-conf` takes it."""
+    logs = [conf_logs / n for n in ("access.log.2", "access.log.1", "access.log")]
+    ds = tmp_path / "ds"
+    result = run_pplog("ingest", *map(str, logs), "--dataset", str(ds))
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"Error: no preset reads `{logs[2]}`, the newest of its rotation set, whose "
+        "older lines are `combined` (was nginx's log_format changed to one of its "
+        "own?); a dataset holds one format: pass --nginx-conf /etc/nginx/nginx.conf "
+        "(or --log-format 'ITS log_format') to read its lines\n"
+    )
+    assert not (ds / "requests").exists()
+
+
+@pytest.mark.nginx
+def test_nginx_conf_reads_a_file_alone_written_before_the_change(
+    conf_logs: Path,
+) -> None:
+    """A rotation from before the change, given alone with the configuration
+    of now: its lines were every one a reject (its set's other members
+    were not there to tell it apart)."""
+    conf = str(conf_logs / "nginx.conf")
+    data = _summary(conf_logs / "access.log.2", options=("--nginx-conf", conf))
+    ov = data["overview"]
+    assert isinstance(ov, dict)
+    n = CONF_PHASES[0][1]
+    assert (ov["requests"], ov["rejected"], ov["format"]) == (n, 0, "combined")
+
+
+@pytest.mark.nginx
+def test_the_notebook_is_told_of_a_member_no_preset_reads(conf_logs: Path) -> None:
+    """`read_log` of one set (one group) warned of nothing."""
+    logs = [conf_logs / n for n in ("access.log.2", "access.log.1", "access.log")]
+    with pytest.warns(PplogWarning) as warned:
+        rows = pplog.read_log(logs)
+    told = sorted(str(w.message).split(": ", 1)[0] for w in warned)
+    assert told == sorted(map(str, logs[1:]))
+    assert rows.height == CONF_PHASES[0][1] + CONF_PHASES[1][1]
+
+
+def test_an_inputs_warnings_are_told_by_its_first_part() -> None:
+    """A task cut for workers (`--jobs`, a cluster) tells each input's
+    warnings once, from the part that reads its first lines: the cluster
+    said each as many times as the task had parts (8 times in a sweep)."""
+    from pplog.clientip import ProxyPolicy
+    from pplog.formats import PRESETS
+    from pplog.run import cluster
+    from pplog.sources import Source
+    from pplog.tasks import Task
+
+    a, b = Source("a.log", Path("a.log")), Source("b.log", Path("b.log"))
+    task = Task(
+        (a, b), PRESETS["combined"], ProxyPolicy(), warnings=(("b.log", "told"),)
+    )
+    parts = [task.of(p, first=i == 0) for i, p in enumerate([b, b, a])]
+    assert [p.warnings for p in parts] == [(("b.log", "told"),), (), ()]
+    shared = cluster.split([task])
+    assert [t.warnings for t in shared] == [(), (("b.log", "told"),)]

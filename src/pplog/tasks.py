@@ -66,6 +66,12 @@ class Task:
         problems are that task's, told once."""
         return self.zone is not None and not self.zone[1]
 
+    def of(self, part: Source, *, first: bool) -> Task:
+        """The task of one input, or of a part of one (`first`: the input's
+        first), which tells the input's warnings."""
+        told = tuple(w for w in self.warnings if w[0] == part.name) if first else ()
+        return replace(self, sources=(part,), warnings=told)
+
     @property
     def told(self) -> int:
         """The bytes this task tells progress of (none for an `echo`)."""
@@ -217,12 +223,7 @@ def split(tasks: Sequence[Task], jobs: int) -> list[Task]:
         for src in task.sources:
             # inputs no preset fits are rejects: one task each is enough
             parts = [src] if task.format is None else sources.split_source(src, jobs)
-            # an input's warnings told by its first part
-            told = tuple(w for w in task.warnings if w[0] == src.name)
-            out.extend(
-                replace(task, sources=(part,), warnings=() if i else told)
-                for i, part in enumerate(parts)
-            )
+            out.extend(task.of(part, first=i == 0) for i, part in enumerate(parts))
     return out
 
 

@@ -425,7 +425,29 @@ def _check_recorded(state: State, fmt: LogFormat) -> None:
 
 
 def _the_format(groups: list[FileGroup]) -> LogFormat:
-    """The one format of `groups`; an error naming them when they differ."""
+    """The one format of `groups`; an error naming them when they differ,
+    or when the newest member of a set is in no preset (`FileGroup.warnings`:
+    nginx's format is one of the administrator's own now, and every line to
+    come would be a reject)."""
+    latest: dict[str, Source] = {}  # each set's newest member
+    for g in groups:
+        for src in g.sources:
+            key = rotation_key(src.name)[0]
+            if key not in latest or _age(src) > _age(latest[key]):
+                latest[key] = src
+    for g in groups:
+        for src in g.sources:
+            if src.name not in g.warnings or g.format is None:
+                continue
+            if latest[rotation_key(src.name)[0]].name == src.name:
+                msg = (
+                    f"no preset reads `{src.name}`, the newest of its rotation set, "
+                    f"whose older lines are `{g.format.name}` (was nginx's "
+                    "log_format changed to one of its own?); a dataset holds one "
+                    "format: pass --nginx-conf /etc/nginx/nginx.conf (or "
+                    "--log-format 'ITS log_format') to read its lines"
+                )
+                raise LogFormatError(msg)
     found: dict[str, FileGroup] = {}
     parts: dict[str, list[str]] = {}  # the inputs (and parts) in each format
     # each format by the first set detected as it (an empty file only takes

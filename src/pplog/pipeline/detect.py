@@ -507,6 +507,14 @@ def _detect_members(
         out = [r if i in sampled else like for i, r in enumerate(out)]
     if given is not None:
         out = list(given)
+        # a file alone that the configuration's format does not read and a
+        # preset does: written before the change (its set's others gone)
+        for (i, src, sample), fit in zip(firsts, fits, strict=True):
+            fmt = out[i][0]
+            if len(sets[i]) > 1 or fmt is None or _ok(fit, fmt) * 2 >= len(sample):
+                continue
+            if (verdict := _detect_one(src, sample, fit))[0] is not None:
+                out[i] = verdict
     apart: list[dict[int, tuple[LogFormat, str]]] = [{} for _ in sets]
     misfits: list[dict[int, str]] = [{} for _ in sets]
     for (i, k, src, sample), fit in zip(heads, head_fits, strict=True):
@@ -779,17 +787,19 @@ def _changed_within(
                 continue
             z0, z1, size, (l0, l1) = cut
             said = f"{LINES_TO}{l0 - 1:,}", f"{LINES_FROM}{l1:,} on"
-            zone = _zone_groups(src, change, (z0, z1), (l0, l1))
+            base = g.notes.get(src.name, g.note) or ""
+            notes = (base, change.note) if change.at_end else (change.note, base)
+            zone = _zone_groups(src, change, (z0, z1), (l0, l1), notes)
             if change.at_end:  # the group keeps the first part
                 g.sources[k] = Source(src.name, src.path, (0, z0))
-                g.notes[src.name] = f"{g.notes.get(src.name, g.note)}; {said[0]}"
+                g.notes[src.name] = f"{base}; {said[0]}"
                 note = f"{change.note}; log_format changed: {said[1]}"
                 part = Source(src.name, src.path, (z1, size))
                 rest = [FileGroup([part], change.after, note)] if z1 < size else []
                 after += [*zone, *rest]
             else:  # the first part is read before the group, as it is in the file
                 g.sources[k] = Source(src.name, src.path, (z1, size))
-                g.notes[src.name] = f"{g.notes.get(src.name, g.note)}; {said[1]}"
+                g.notes[src.name] = f"{base}; {said[1]}"
                 note = f"{change.note}; log_format changed after: {said[0]}"
                 part = Source(src.name, src.path, (0, z0))
                 first = [FileGroup([part], change.before, note)] if z0 > 0 else []
@@ -820,9 +830,9 @@ def _middle_parts(g: FileGroup, k: int, change: _Change) -> list[FileGroup]:
     back = _Change(b, a, base, at_end=True)
     between = f"{change.note}; log_format changed: lines {l1:,} to {l2 - 1:,}"
     parts = [
-        *_zone_groups(src, change, (z0, z1), (l0, l1)),
+        *_zone_groups(src, change, (z0, z1), (l0, l1), (base, change.note)),
         FileGroup([Source(src.name, src.path, (z1, z2))], b, between),
-        *_zone_groups(src, back, (z2, z3), (l2, l3)),
+        *_zone_groups(src, back, (z2, z3), (l2, l3), (change.note, base)),
         FileGroup(
             [Source(src.name, src.path, (z3, size))],
             a,
@@ -907,23 +917,29 @@ def _inflated_within(
 
 
 def _zone_groups(
-    src: Source, change: _Change, span: tuple[int, int], lines: tuple[int, int]
+    src: Source,
+    change: _Change,
+    span: tuple[int, int],
+    lines: tuple[int, int],
+    notes: tuple[str, str],
 ) -> list[FileGroup]:
     """The two groups of the lines where the old and the new format
     interleave (`span`, lines `lines[0]` to `lines[1] - 1`): each line read
     by the format that reads it (`zone_lines`), the others once, as the old
-    format's rejects. None when there is no such line (an empty span)."""
+    format's rejects; `notes`: how the old format and the new were found.
+    None when there is no such line (an empty span)."""
     if span[0] >= span[1]:
         return []
     where = src.name, src.path
-    note = f"{change.note}; lines {lines[0]:,} to {lines[1] - 1:,} in both formats"
+    said = f"lines {lines[0]:,} to {lines[1] - 1:,} in both formats"
     return [
         FileGroup(
-            [Source(*where, span)], change.before, note, zone=(change.after, False)
-        ),
-        FileGroup(
-            [Source(*where, span)], change.after, note, zone=(change.after, True)
-        ),
+            [Source(*where, span)],
+            fmt,
+            f"{note}; {said}",
+            zone=(change.after, fmt is change.after),
+        )
+        for fmt, note in zip((change.before, change.after), notes, strict=True)
     ]
 
 

@@ -186,9 +186,15 @@ def open_log(
         problems.append((name, message))
         (on_problem or _warn)(name, message)
 
+    def tell(g: FileGroup) -> None:  # its members no preset reads
+        for src in g.sources:
+            if src.name in g.warnings:
+                (on_problem or _warn)(src.name, g.warnings[src.name])
+
     first = next((g for g in groups if g.format is not None), groups[0])
     fmt = first.format or PRESETS["combined"]
     if len(groups) == 1 and first.format is not None:
+        tell(first)
         # the inputs in their order, stdin as its copy (`_stdin_on_disk`)
         copies = {s.name: s for s in first.sources}
         lines, native = sources.scan_lines(
@@ -217,9 +223,7 @@ def open_log(
         )
         lines = zone_lines(lines, g.zone)
         all_lines.append(lines)
-        for src in g.sources:
-            if src.name in g.warnings:
-                (on_problem or _warn)(src.name, g.warnings[src.name])
+        tell(g)
         if g.format is None:
             for src in g.sources:
                 warning = unknown_format_warning(g.note, src.name)

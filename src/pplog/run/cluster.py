@@ -245,7 +245,7 @@ def split(tasks: Sequence[Task]) -> list[Task]:
             if task.format is not None and src.size >= 2 * RANGE_BYTES:
                 n = src.size // RANGE_BYTES
                 parts = sources.split_source(src, n, min_bytes=RANGE_BYTES) or [src]
-            out.extend(replace(task, sources=(part,)) for part in parts)
+            out.extend(task.of(part, first=i == 0) for i, part in enumerate(parts))
     return out
 
 
