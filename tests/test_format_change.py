@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -371,16 +372,24 @@ def test_a_file_of_long_lines_is_cut_where_its_format_changed(
     assert max(asked) <= pplog.sources.LINE_LIMIT
 
 
-def _follow(log: Path, polls: list[list[str]]) -> tuple[dict[str, object], list[str]]:
-    """`Live` on `log` (started at its end), one poll per list of lines
-    appended; the `all` view's overview and the warnings."""
+def _follow(
+    log: Path,
+    polls: list[list[str]],
+    before_first: Callable[[], object] | None = None,
+    **options: object,
+) -> tuple[dict[str, object], list[str]]:
+    """`Live` on `log` (started at its end, with `options`), one poll per
+    list of lines appended (`before_first` run before the first); the `all`
+    view's overview and the warnings."""
     from pplog.outputs.json import one_line
     from pplog.run.live import Live
 
     said: list[str] = []
-    with Live([str(log)], geoip=(), on_warning=said.append) as live:
+    with Live([str(log)], geoip=(), on_warning=said.append, **options) as live:
         assert live.poll().lines == 0
-        for lines in polls:
+        for k, lines in enumerate(polls):
+            if k == 0 and before_first is not None:
+                before_first()
             with log.open("a") as f:
                 f.writelines(lines)
             live.poll()
@@ -1104,3 +1113,33 @@ def test_an_inputs_warnings_are_told_by_its_first_part() -> None:
     assert [p.warnings for p in parts] == [(("b.log", "told"),), (), ()]
     shared = cluster.split([task])
     assert [t.warnings for t in shared] == [(), (("b.log", "told"),)]
+
+
+@pytest.mark.nginx
+def test_top_with_nginx_conf_reads_the_configuration_again(
+    conf_logs: Path, tmp_path: Path
+) -> None:
+    """`top --nginx-conf` kept the format the configuration gave when it
+    started: after nginx was reloaded with a format of its own, every new
+    line was a reject, with nothing said. Once ten are, the configuration
+    is read again and its format taken for the file."""
+    log = tmp_path / "access.log"
+    log.write_text((conf_logs / "access.log.2").read_text())  # `combined`
+    conf = tmp_path / "nginx.conf"
+    text = (conf_logs / "nginx.conf").read_text()
+    conf.write_text(
+        text.replace(f"{conf_logs / 'access.log'} timed", f"{log} combined")
+    )
+
+    def reload() -> None:  # what the administrator edits before the reload
+        conf.write_text(text.replace(str(conf_logs / "access.log"), str(log)))
+
+    new = (conf_logs / "access.log.1").read_text().splitlines(keepends=True)[-60:]
+    polls = [new[i : i + 5] for i in range(0, 60, 5)]
+    ov, said = _follow(log, polls, reload, nginx_conf=str(conf))
+    # the first poll's 5 stay rejects: the second makes ten, and is read again
+    assert (ov["lines"], ov["requests"], ov["rejected"]) == (60, 55, 5)
+    assert said == [
+        f"{log}: its new lines are in `timed`, not `combined` (nginx's log_format "
+        "changed?): read as `timed` from now on"
+    ]

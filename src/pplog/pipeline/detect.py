@@ -190,6 +190,12 @@ def detect_sample(src: Source, sample: list[str]) -> tuple[LogFormat | None, str
     return fmt, note
 
 
+def reads_most(lines: Sequence[str], fmt: LogFormat) -> bool:
+    """Whether `fmt` parses at least half of `lines` (blank ones left out)."""
+    sample = [x for x in lines if x.strip()]
+    return bool(sample) and _parsed(_sample_frame(sample), fmt) * 2 >= len(sample)
+
+
 def _error_log_lines(sample: Sequence[str]) -> tuple[int, int]:
     """The nginx error-log entries that start in `sample`, and how many of its
     lines they cover. nginx before 1.23.2 wrote what a client sent raw into

@@ -45,6 +45,7 @@ from pplog.pipeline.detect import (
     detect_each,
     detect_sample,
     detection_of,
+    reads_most,
 )
 from pplog.pipeline.opening import unknown_format_rows, unknown_format_warning
 from pplog.reports import with_report_columns
@@ -369,6 +370,18 @@ class Live:
         self._ticks.append((second, requests, errors))
         return Tick(now, lines, requests, errors, lag)
 
+    def _configured(self, name: str, kept: list[str]) -> _Input | None:
+        """With `--nginx-conf`: the configuration read again, the format and
+        realip settings it gives the file `name` now, if that format reads
+        most of `kept` (its recent lines that the format followed did not)."""
+        try:
+            group = self.spec.groups([Source(name, Path(name))], changes=False)[0]
+        except PplogError:
+            return None  # said when it was read first; not now, each poll
+        if group.format is None or not reads_most(kept, group.format):
+            return None
+        return _Input(group.format, group.policy, group.note)
+
     def _refit(self, chunks: list[Chunk], rows: pl.DataFrame) -> pl.DataFrame:
         """`rows` with the files whose format changed while followed read in
         the new one. A file's `no_match` rejects are kept while its newest
@@ -378,8 +391,10 @@ class Live:
         read with that preset from now on, said once, and this poll's lines
         of it that its old format did not read are read with it (old
         workers still write the old format for a while after a reload). A
-        format given (`--format`, `--nginx-conf`) is kept."""
-        if self.spec.forced or self.spec.nginx_conf is not None:
+        format given with `--format` is kept; with `--nginx-conf`, the
+        configuration is read again (nginx was reloaded with a new one) and
+        its format for the file taken if it reads them (`_configured`)."""
+        if self.spec.forced and self.spec.nginx_conf is None:
             return rows
         bad = pl.col(REJECT_REASON) == REASON_NO_MATCH
         if not self._misfits and not rows.select(bad.any()).item():
@@ -421,12 +436,21 @@ class Live:
             found = self._inputs.get(name)
             if count < MISFITS_LOOKED_AT or found is None or found.format is None:
                 continue
-            fmt, note = detect_sample(Source(name, Path(name)), kept)
-            if fmt is None or fmt.name == found.format.name:
+            if self.spec.nginx_conf is not None:
+                now = self._configured(name, kept)
+            else:
+                fmt, note = detect_sample(Source(name, Path(name)), kept)
+                now = (
+                    None
+                    if fmt is None
+                    else _Input(fmt, self.spec.resolve_policy(fmt), note)
+                )
+            if now is None or now.format is None or now.format == found.format:
                 continue
+            fmt = now.format
             del self._misfits[name]
-            note = f"{note}; log_format changed while followed"
-            switched[name] = _Input(fmt, self.spec.resolve_policy(fmt), note)
+            note = f"{now.note}; log_format changed while followed"
+            switched[name] = replace(now, note=note)
             self._inputs[name] = switched[name]
             self._say(
                 f"{name}: its new lines are in `{fmt.name}`, not `{found.format.name}` "
