@@ -1143,3 +1143,29 @@ def test_top_with_nginx_conf_reads_the_configuration_again(
         f"{log}: its new lines are in `timed`, not `combined` (nginx's log_format "
         "changed?): read as `timed` from now on"
     ]
+
+
+def test_a_stretch_of_alternating_formats_is_found_line_by_line(
+    tmp_path: Path,
+) -> None:
+    """A reload to `main` and one back soon after, under load: the two
+    formats alternate for the whole stretch (old and new workers), so no
+    probe had more than half its lines in `main`, and the 800 were rejects
+    (652 in a sweep with real nginx). A probe's lines are judged one by
+    one: half of them that only `main` reads is a change."""
+    import polars as pl
+
+    c = _lines("combined", 9600).splitlines(keepends=True)
+    m = _lines("main", 800, 20000).splitlines(keepends=True)
+    both = [x for pair in zip(c[4000:4800], m, strict=True) for x in pair]
+    log = tmp_path / "access.log"
+    log.write_text("".join(c[:4000] + both + c[4800:]))
+    ov = _summary(log)["overview"]
+    assert isinstance(ov, dict)
+    assert (ov["requests"], ov["rejected"]) == (10400, 0)
+    keys = ["line", "offset", "client_ip"]
+    rows = pplog.read_log(log).select(keys).sort("line")
+    forced = [
+        pplog.read_log(log, format=fmt).select(keys) for fmt in ("combined", "main")
+    ]
+    assert rows.equals(pl.concat(forced).sort("line"))

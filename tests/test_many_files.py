@@ -90,9 +90,9 @@ def test_top_settles_the_formats_of_many_files_in_one_detection(
 ) -> None:
     logs = _vhosts(tmp_path / "logs", 30)
     fits = []
-    real_fits = detect._fits
+    real_fits = detect._line_fits
     monkeypatch.setattr(
-        detect, "_fits", lambda s, *a: fits.append(len(s)) or real_fits(s, *a)
+        detect, "_line_fits", lambda s, *a: fits.append(len(s)) or real_fits(s, *a)
     )
     parsed = []
     real_rows = Live._rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -262,6 +263,14 @@ def _fits(
     all samples together (a directory of 500 small logs is 6 parses, not 3,000).
     Each format of `given` (an nginx configuration's) is counted too, under
     its own key (`_ok`)."""
+    return [{k: sum(v) for k, v in f.items()} for f in _line_fits(samples, given)]
+
+
+def _line_fits(
+    samples: list[list[str]], given: Sequence[LogFormat] = ()
+) -> list[dict[str, list[bool]]]:
+    """Whether each preset (and each format `given`) parses each line of
+    each sample, with one parse per format for all samples (`_fits`)."""
     ids = [str(i) for i, sample in enumerate(samples) for _ in sample]
     frame = pl.LazyFrame(
         {
@@ -271,18 +280,20 @@ def _fits(
             TEXT: pl.Series([x for sample in samples for x in sample], dtype=pl.String),
         }
     )
-    out: list[dict[str, int]] = [dict.fromkeys(DETECTION_ORDER, 0) for _ in samples]
+    out: list[dict[str, list[bool]]] = [{} for _ in samples]
+    ends = list(itertools.accumulate(len(sample) for sample in samples))
     counted = {name: PRESETS[name] for name in DETECTION_ORDER}
     counted |= {_GIVEN + fmt.name: fmt for fmt in given}
     for name, fmt in counted.items():
-        counts = (
+        ok = (
             parse(frame, fmt)
-            .group_by(SOURCE)
-            .agg(pl.col(REJECT_REASON).is_null().sum().alias("ok"))
+            .select(pl.col(REJECT_REASON).is_null())
             .collect()
+            .to_series()
+            .to_list()
         )
-        for sid, ok in counts.iter_rows():
-            out[int(sid)][name] = ok
+        for i, (start, end) in enumerate(zip([0, *ends], ends, strict=False)):
+            out[i][name] = ok[start:end]
     return out
 
 
@@ -469,11 +480,13 @@ def _detect_members(
     samples = [x[2] for x in firsts] + [h[3] for h in heads] + [e[3] for e in ends]
     samples += [p[3] for p in probes]
     known_formats = [v[0] for v in given or () if v[0] is not None]
-    counted = _fits(samples, known_formats) if firsts else []
+    # one parse per format of every sample; a probe's lines judged one by one
+    by_line = _line_fits(samples, known_formats) if firsts else []
+    counted = [{k: sum(v) for k, v in f.items()} for f in by_line]
     fits = counted[: len(firsts)]
     head_fits = counted[len(firsts) : len(firsts) + len(heads)]
     edge_fits = counted[len(firsts) + len(heads) : len(samples) - len(probes)]
-    probe_fits = counted[len(samples) - len(probes) :]
+    probe_fits = by_line[len(samples) - len(probes) :]
     out: list[Verdict] = [
         (PRESETS["combined"], f"{NO_LINES}; assumed combined", None)
     ] * len(sets)
@@ -579,25 +592,31 @@ def _probe_lines(src: Source) -> list[tuple[int, list[str]]]:
 
 def _middle_changes(
     probes: list[tuple[int, int, Source, list[str], int]],
-    fits: list[dict[str, int]],
+    fits: list[dict[str, list[bool]]],
     out: list[Verdict],
     apart: list[dict[int, tuple[LogFormat, str]]],
     changed: dict[str, _Change],
     given: Sequence[Verdict] | None,
 ) -> dict[str, _Change]:
     """The plain files whose first and last lines agree and whose lines at
-    a probe (`_probe_lines`) are in another format, judged as an edge is:
-    nginx's `log_format` changed, then changed back (a trial undone), all
-    in one file. The first such stretch only; one shorter than the space
-    between two probes may not be seen (its lines stay rejects)."""
+    a probe (`_probe_lines`) are in another format: nginx's `log_format`
+    changed, then changed back (a trial undone), all in one file. A probe
+    shows it when at least half its lines, and two, are lines another
+    preset (or the configuration's format) reads and the file's does not:
+    line by line, since after a reload the old workers' lines alternate
+    with the new for a while, half each. The first such stretch only; one
+    shorter than the space between two probes may not be seen (its lines
+    stay rejects)."""
     seen: dict[str, list[tuple[int, _Change | None, bool]]] = {}
     for (i, k, src, lines, at), fit in zip(probes, fits, strict=True):
         found = apart[i][k][0] if k in apart[i] else out[i][0]
         if found is None or src.name in changed:
             continue
-        reads = _ok(fit, found) * 2 >= len(lines)
         told = None if given is None else given[i]
-        change = _edge_change(src, found, lines, fit, at_end=True, given=told)
+        change = _probe_change(found, lines, fit, told)
+        reads = change is None and _ok(
+            {n: sum(v) for n, v in fit.items()}, found
+        ) * 2 >= len(lines)
         seen.setdefault(src.name, []).append((at, change, reads))
     found_in: dict[str, _Change] = {}
     for name, marks in seen.items():
@@ -608,9 +627,35 @@ def _middle_changes(
         assert change is not None
         lo = max((m[0] for m in marks[:j] if m[2]), default=0)
         hi = next((m[0] for m in marks[j + 1 :] if m[2]), None)  # None: the end
-        note = change.note.replace("its last lines", "lines inside it")
-        found_in[name] = replace(change, note=note, middle=(lo, at, hi))
+        found_in[name] = replace(change, middle=(lo, at, hi))
     return found_in
+
+
+def _probe_change(
+    found: LogFormat,
+    lines: list[str],
+    fit: dict[str, list[bool]],
+    given: Verdict | None,
+) -> _Change | None:
+    """The change a probe's `lines` show (`_middle_changes`): the preset, or
+    the format `given`, that reads the most of them that `found` does not,
+    if that is at least half of them and two."""
+    mine = fit.get(_GIVEN + found.name, fit.get(found.name, []))
+    named = [(n, PRESETS[n], "") for n in DETECTION_ORDER if n != found.name]
+    if given is not None and given[0] is not None and given[0].name != found.name:
+        named.insert(0, (_GIVEN + given[0].name, given[0], given[1] or ""))
+
+    def only(key: str) -> int:
+        return sum(r and not m for r, m in zip(fit[key], mine, strict=True))
+
+    key, fmt, note = max(named, key=lambda x: only(x[0]))  # ties: the first
+    n = only(key)
+    if n < 2 or n * 2 < len(lines):
+        return None
+    fits = f"{sum(fit[key])} of {len(lines)} sample lines fit"
+    return _Change(
+        found, fmt, note or f"auto-detected from lines inside it: {fits}", at_end=True
+    )
 
 
 def _misfit(found: LogFormat, ok: int, n: int, *, configured: bool) -> str:
