@@ -1169,3 +1169,24 @@ def test_a_stretch_of_alternating_formats_is_found_line_by_line(
         pplog.read_log(log, format=fmt).select(keys) for fmt in ("combined", "main")
     ]
     assert rows.equals(pl.concat(forced).sort("line"))
+
+
+@pytest.mark.parametrize("undone", [False, True], ids=["changed", "undone"])
+def test_a_change_found_in_a_file_not_cut_is_told_of(
+    tmp_path: Path, undone: bool
+) -> None:
+    """A copytruncate hole at a file's start: it is not cut where its
+    format changed (its bytes are not read apart), and its lines in the
+    other format are rejects, as before; it is now said, once."""
+    log = tmp_path / "access.log"
+    text = _lines("combined", 3000) + _lines("main", 3000, 4000)
+    text += _lines("combined", 3000, 8000) if undone else ""
+    log.write_bytes(b"\0" * (200 << 10) + text.encode())
+    result = run_pplog("summarize", str(log), "--to", "json", "--top", "0")
+    assert result.returncode == 0, result.stderr
+    ov = json.loads(result.stdout)["overview"]
+    assert ov["rejected"] >= 3000
+    assert result.stderr.count(f"pplog: warning: {log}: its log_format changed") == 1
+    assert "so it is not read apart where it changed: its lines in `main`" in (
+        result.stderr
+    )

@@ -830,6 +830,9 @@ def _changed_within(
             change = changed.get(src.name)
             if change is None or src.path is None or g.format is None:
                 continue
+            if not _inflated(src) and not _readable_apart(src):
+                g.warnings[src.name] = _not_cut(change, g.format)
+                continue
             if change.middle is not None:  # changed and changed back
                 after += _middle_parts(g, k, change)
                 continue
@@ -922,6 +925,26 @@ def _cut_middle(
         return offsets, _line_numbers(src, offsets), size
     except OSError:
         return None
+
+
+def _readable_apart(src: Source) -> bool:
+    """`sources.readable_apart`, False where the file cannot be read."""
+    try:
+        return sources.readable_apart(src)
+    except OSError:
+        return False
+
+
+def _not_cut(change: _Change, fmt: LogFormat) -> str:
+    """The warning for a file whose `log_format` changed within it and that
+    is not cut there: it is not plain text from its start (`_cut`)."""
+    other = change.after if fmt.name == change.before.name else change.before
+    return (
+        f"its log_format changed within it (`{change.before.name}` to "
+        f"`{change.after.name}`), but it is not plain text from its start (a hole "
+        "or binary bytes), so it is not read apart where it changed: its lines in "
+        f"`{other.name}` are counted as rejects"
+    )
 
 
 def _inflated_within(
