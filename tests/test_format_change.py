@@ -1190,3 +1190,31 @@ def test_a_change_found_in_a_file_not_cut_is_told_of(
     assert "so it is not read apart where it changed: its lines in `main`" in (
         result.stderr
     )
+
+
+@pytest.mark.parametrize(
+    ("first", "middle", "last"), [(15, 3000, 6000), (25, 9000, 25)]
+)
+def test_a_stretch_that_begins_in_the_first_lines(
+    tmp_path: Path, first: int, middle: int, last: int
+) -> None:
+    """The second format from line 16 on: the head (200 lines) is mostly
+    in it, so the file was read with it and cut where the first came back,
+    its first lines rejects. Its first and last lines agree: the file is
+    the first format's, with a stretch of the second cut out."""
+    log = tmp_path / "access.log"
+    log.write_text(
+        _lines("combined", first)
+        + _lines("main", middle, 10000)
+        + _lines("combined", last, 20000)
+    )
+    data = _summary(log)
+    ov = data["overview"]
+    assert isinstance(ov, dict)
+    total = first + middle + last
+    assert (ov["requests"], ov["rejected"]) == (total, 0)
+    assert [(f, note.rsplit("; ", 1)[-1]) for _, f, note in _parts(data)] == [
+        ("combined", f"lines 1 to {first}"),
+        ("main", f"log_format changed: lines {first + 1:,} to {first + middle:,}"),
+        ("combined", f"log_format changed back: lines {first + middle + 1:,} on"),
+    ]

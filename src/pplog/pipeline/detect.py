@@ -549,6 +549,7 @@ def _detect_members(
                 found, ok, len(sample), configured=given is not None
             )
     changed: dict[str, _Change] = {}
+    starts: dict[str, _Change] = {}  # the changes the first lines show
     for (i, k, src, lines, at_end), fit in zip(ends, edge_fits, strict=True):
         found = apart[i][k][0] if k in apart[i] else out[i][0]
         change = (
@@ -563,9 +564,26 @@ def _detect_members(
                 given=None if given is None else given[i],
             )
         )
+        if change is not None and not at_end:
+            starts[src.name] = change
         if change is not None and (at_end or src.name not in changed):
             changed[src.name] = change  # the last lines' change first: the newest
-    changed.update(_middle_changes(probes, probe_fits, out, apart, changed, given))
+    # first and last lines in one format, the head mostly in another: that
+    # one's stretch began in the first lines (`_middle_changes`' `outer`)
+    outer = {
+        name: (first.before, first.note)
+        for name, first in starts.items()
+        if changed[name].at_end and changed[name].after.name == first.before.name
+    }
+    middle = _middle_changes(probes, probe_fits, out, apart, changed, given, outer)
+    for i, k, src, _, _ in probes:
+        if src.name in outer and src.name in middle:  # read as its edges are
+            fmt, note = outer[src.name]
+            if len(sets[i]) > 1:
+                apart[i][k] = (fmt, note)
+            else:
+                out[i] = (fmt, note, None)
+    changed.update(middle)
     if edges:
         lined = {(i, k) for i, k, _, _ in heads}
         changed.update(_inflated_changes(sets, out, apart, changed, lined, given))
@@ -597,10 +615,14 @@ def _middle_changes(
     apart: list[dict[int, tuple[LogFormat, str]]],
     changed: dict[str, _Change],
     given: Sequence[Verdict] | None,
+    outer: dict[str, tuple[LogFormat, str]],
 ) -> dict[str, _Change]:
     """The plain files whose first and last lines agree and whose lines at
     a probe (`_probe_lines`) are in another format: nginx's `log_format`
-    changed, then changed back (a trial undone), all in one file. A probe
+    changed, then changed back (a trial undone), all in one file. `outer`:
+    the files whose first and last lines are in another format than their
+    head's (the stretch began in the first lines), judged against that
+    one; the caller reads them with it when a stretch is found. A probe
     shows it when at least half its lines, and two, are lines another
     preset (or the configuration's format) reads and the file's does not:
     line by line, since after a reload the old workers' lines alternate
@@ -610,7 +632,9 @@ def _middle_changes(
     seen: dict[str, list[tuple[int, _Change | None, bool]]] = {}
     for (i, k, src, lines, at), fit in zip(probes, fits, strict=True):
         found = apart[i][k][0] if k in apart[i] else out[i][0]
-        if found is None or src.name in changed:
+        if src.name in outer:
+            found = outer[src.name][0]
+        elif found is None or src.name in changed:
             continue
         told = None if given is None else given[i]
         change = _probe_change(found, lines, fit, told)
