@@ -1218,3 +1218,17 @@ def test_a_stretch_that_begins_in_the_first_lines(
         ("main", f"log_format changed: lines {first + 1:,} to {first + middle:,}"),
         ("combined", f"log_format changed back: lines {first + middle + 1:,} on"),
     ]
+
+
+def test_an_old_workers_line_well_after_the_reload_is_read(tmp_path: Path) -> None:
+    """A download that began before the reload is logged, in the old format,
+    when it ends: 2,000 lines after the change in a sweep. The search for
+    the lines in both formats stopped at the first 64 KiB without one; it
+    goes on for 1 MiB past the last now."""
+    c = _lines("combined", 10001).splitlines(keepends=True)
+    m = _lines("main", 5000, 20000).splitlines(keepends=True)
+    log = tmp_path / "access.log"
+    log.write_text("".join(c[:5000] + m[:2000] + c[5000:5001] + m[2000:] + c[5001:]))
+    ov = _summary(log)["overview"]
+    assert isinstance(ov, dict)
+    assert (ov["requests"], ov["rejected"]) == (15001, 0)

@@ -42,6 +42,10 @@ MISFITS_LOOKED_AT = 10
 # where a file's old and new log_format interleave: searched in steps of
 ZONE_BYTES = 64 << 10
 ZONE_MAX = 16 << 20  # each way, at most
+# and on past an old worker's last line, while one may still come: a slow
+# request that began before the reload is logged when it ends (a sweep:
+# 2,000 lines later under load)
+ZONE_GAP = 1 << 20
 # a file whose first and last lines agree: the lines at this many offsets
 # inside it are judged too (a change and its undoing: `combined`, `main` for
 # an hour, `combined` again), at most `PROBE_LINES` of each
@@ -1068,8 +1072,9 @@ def _interleaved(
     interleave: nginx's old workers finish their requests in the old format
     after a reload (600 lines under load in a sweep). From the first line
     only the new format reads to the end of the last only the old reads,
-    searched in `ZONE_BYTES` steps each way while a step holds such lines,
-    up to `ZONE_MAX` bytes, and between `floor` and `size`."""
+    searched in `ZONE_BYTES` steps each way while a step holds such lines
+    (after it, up to `ZONE_GAP` bytes past the last), up to `ZONE_MAX`
+    bytes, and between `floor` and `size`."""
     before, after = change.before, change.after
 
     def only(lines: list[tuple[int, str]], fmt: LogFormat) -> list[int]:
@@ -1093,10 +1098,14 @@ def _interleaved(
     last, pos = None, at
     while pos < size and pos - at < ZONE_MAX:
         lines = [x for x in sources.lines_at(src, pos, ZONE_BYTES) if x[0] < size]
-        found = only(lines, before) if lines else []
-        if not found:
+        if not lines:
             break
-        last, pos = found[-1], found[-1] + 1
+        found = only(lines, before)
+        if found:
+            last = found[-1]
+        elif pos - (at if last is None else last) >= ZONE_GAP:
+            break  # a download that began before the reload ends later
+        pos = lines[-1][0] + 1
     if last is None:
         return z0, at
     following = sources.lines_at(src, last + 1, ZONE_BYTES)
