@@ -175,6 +175,17 @@ def _lines(fmt: str, n: int, start: int = 0) -> str:
     )
 
 
+KEYS = ["line", "offset", "client_ip"]
+
+
+def _forced(log: Path) -> pl.DataFrame:
+    """The rows `combined` and `main`, each forced on the whole of `log`,
+    read, by line: what reading its parts must give."""
+    return pl.concat(
+        pplog.read_log(log, format=fmt).select(KEYS) for fmt in ("combined", "main")
+    ).sort("line")
+
+
 @pytest.mark.parametrize(
     ("parts", "cut"),
     [
@@ -479,8 +490,6 @@ def test_a_file_not_plain_text_is_cut_too(tmp_path: Path, damage: object) -> Non
     is not UTF-8, a hole) was not cut, and its 300 lines in the new format
     were rejects: each part has the rows its format forced on the whole
     file gives, with the file's line numbers and offsets."""
-    import polars as pl
-
     text = (_lines("combined", 300) + _lines("main", 300, 400)).encode()
     log = tmp_path / "access.log"
     log.write_bytes(damage(text))  # type: ignore[operator]
@@ -514,8 +523,6 @@ def test_lines_of_both_formats_after_a_reload_are_each_read(tmp_path: Path) -> N
     old format among the new workers' lines (600 lines under load with real
     nginx). One cut left those on the wrong side rejects (269 of 20,000);
     the lines where both formats come are read line by line."""
-    import polars as pl
-
     log = tmp_path / "access.log"
     log.write_text(_interleaved(300, 150, 300))
     data = _summary(log)
@@ -528,12 +535,7 @@ def test_lines_of_both_formats_after_a_reload_are_each_read(tmp_path: Path) -> N
     how, said = zip(*(note.rsplit("; ", 1) for note in notes), strict=True)
     assert said[1] == said[2] and said[1].endswith("in both formats")
     assert (how[1], how[2]) == (how[0], how[3]) and how[0] != how[3]
-    keys = ["line", "offset", "client_ip"]
-    cut = pplog.read_log(log).select(keys).sort("offset")
-    forced = [
-        pplog.read_log(log, format=fmt).select(keys) for fmt in ("combined", "main")
-    ]
-    assert cut.equals(pl.concat(forced).sort("offset"))
+    assert pplog.read_log(log).select(KEYS).sort("line").equals(_forced(log))
     jobs = run_pplog("summarize", str(log), "--to", "json", "--top", "0", "--jobs", "2")
     assert json.loads(jobs.stdout)["overview"] == ov
 
@@ -622,8 +624,6 @@ def test_a_compressed_member_whose_format_changed_is_read_line_by_line(
     each line read by the format that reads it. Before, its lines in the
     newer format were `no_match` rejects for as long as the member was kept
     (30 of the 310 here)."""
-    import polars as pl
-
     changed = (logs / "access.log").read_bytes()  # `main`, then `combined`
     (tmp_path / f"access.log.1.{kind}").write_bytes(_compress(kind, changed))
     shutil.copy(logs / "access.log.1", tmp_path / "access.log")  # `combined`
@@ -644,16 +644,12 @@ def test_a_compressed_member_whose_format_changed_is_read_line_by_line(
     assert seen[0][2].endswith("; lines in main")
     assert seen[1][2].endswith("log_format changed: lines in combined")
     # each part's rows are its format's, forced on the whole member
-    keys = ["line", "offset", "client_ip"]
     rows = pplog.read_log(tmp_path, include_rejects=True)
     rows = rows.filter(pl.col("source") == str(member))
     assert (
         rows["reject_reason"].null_count() == rows.height == len(changed.splitlines())
     )
-    forced = [
-        pplog.read_log(member, format=fmt).select(keys) for fmt in ("main", "combined")
-    ]
-    assert rows.select(keys).sort("line").equals(pl.concat(forced).sort("line"))
+    assert rows.select(KEYS).sort("line").equals(_forced(member))
     jobs = run_pplog(
         "summarize", str(tmp_path), "--to", "json", "--top", "0", "--jobs", "2"
     )
@@ -987,8 +983,6 @@ def test_a_change_undone_within_a_file_is_read_with_both_formats(
     first and last lines agree, and its `main` lines were 100 `no_match`
     rejects. Lines at offsets inside a file are judged too; the stretch in
     the other format is cut out and read with it."""
-    import polars as pl
-
     data = _summary(revert_log)
     ov = data["overview"]
     assert isinstance(ov, dict)
@@ -1002,13 +996,7 @@ def test_a_change_undone_within_a_file_is_read_with_both_formats(
         ("combined", f"log_format changed back: lines {first + middle + 1} on"),
     ], seen
     assert "from lines inside it" in seen[1][2]
-    keys = ["line", "offset", "client_ip"]
-    rows = pplog.read_log(revert_log).select(keys)
-    forced = [
-        pplog.read_log(revert_log, format=fmt).select(keys)
-        for fmt in ("combined", "main")
-    ]
-    assert rows.equals(pl.concat(forced).sort("line"))
+    assert pplog.read_log(revert_log).select(KEYS).equals(_forced(revert_log))
 
 
 @pytest.mark.parametrize("where", ["inside", "near-the-end"])
@@ -1019,8 +1007,6 @@ def test_lines_of_both_formats_at_a_change_and_its_undoing_are_each_read(
     stretches read line by line, every line once, by its format; a stretch
     past the last probe is found from it to the end."""
     import random
-
-    import polars as pl
 
     rng = random.Random(3)
     c = _lines("combined", 12000).splitlines(keepends=True)
@@ -1037,12 +1023,7 @@ def test_lines_of_both_formats_at_a_change_and_its_undoing_are_each_read(
     ov = data["overview"]
     assert isinstance(ov, dict)
     assert (ov["requests"], ov["rejected"]) == (total, 0)
-    keys = ["line", "offset", "client_ip"]
-    rows = pplog.read_log(log).select(keys).sort("line")
-    forced = [
-        pplog.read_log(log, format=fmt).select(keys) for fmt in ("combined", "main")
-    ]
-    assert rows.equals(pl.concat(forced).sort("line"))
+    assert pplog.read_log(log).select(KEYS).sort("line").equals(_forced(log))
     jobs = run_pplog("summarize", str(log), "--to", "json", "--top", "0", "--jobs", "2")
     assert json.loads(jobs.stdout)["overview"] == ov
 
@@ -1153,8 +1134,6 @@ def test_a_stretch_of_alternating_formats_is_found_line_by_line(
     probe had more than half its lines in `main`, and the 800 were rejects
     (652 in a sweep with real nginx). A probe's lines are judged one by
     one: half of them that only `main` reads is a change."""
-    import polars as pl
-
     c = _lines("combined", 9600).splitlines(keepends=True)
     m = _lines("main", 800, 20000).splitlines(keepends=True)
     both = [x for pair in zip(c[4000:4800], m, strict=True) for x in pair]
@@ -1163,12 +1142,7 @@ def test_a_stretch_of_alternating_formats_is_found_line_by_line(
     ov = _summary(log)["overview"]
     assert isinstance(ov, dict)
     assert (ov["requests"], ov["rejected"]) == (10400, 0)
-    keys = ["line", "offset", "client_ip"]
-    rows = pplog.read_log(log).select(keys).sort("line")
-    forced = [
-        pplog.read_log(log, format=fmt).select(keys) for fmt in ("combined", "main")
-    ]
-    assert rows.equals(pl.concat(forced).sort("line"))
+    assert pplog.read_log(log).select(KEYS).sort("line").equals(_forced(log))
 
 
 @pytest.mark.parametrize("undone", [False, True], ids=["changed", "undone"])
