@@ -880,7 +880,10 @@ def _changed_within(
             change = changed.get(src.name)
             if change is None or src.path is None or g.format is None:
                 continue
-            if not _inflated(src) and not _readable_apart(src):
+            if g.zone is not None or src.pipe or src.skip:
+                continue  # compressed, read line by line (`_inflated_within`)
+            # the one check that its bytes can be read from an offset
+            if not _readable_apart(src):
                 g.warnings[src.name] = _not_cut(change, g.format)
                 continue
             if change.middle is not None:  # changed and changed back
@@ -961,8 +964,6 @@ def _cut_middle(
     a, b = change.before, change.after
     try:
         size = src.path.stat().st_size
-        if not sources.readable_apart(src):
-            return None
         start = _change_at(src, a, b, lo, at)
         back = _Change(b, a, change.note, at_end=True)
         end = _change_at(src, b, a, at, size if hi is None else hi)
@@ -1071,12 +1072,11 @@ def _cut(src: Source, change: _Change) -> tuple[int, int, int, tuple[int, int]] 
     """Where `src` is cut: the offsets where its lines in both formats
     start and end (the same where they do not interleave), its size, and
     the numbers of the lines at those offsets; None when it is not cut
-    (compressed, binary, no such line, gone meanwhile)."""
+    (no such line, gone meanwhile). The caller has checked that its bytes
+    can be read from an offset (`_readable_apart`)."""
     assert src.path is not None
     try:
         size = src.path.stat().st_size
-        if not sources.readable_apart(src):
-            return None
         at = _change_at(src, change.before, change.after, 0, size)
         if at <= 0:
             return None
