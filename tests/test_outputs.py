@@ -36,8 +36,10 @@ ELB = SAMPLES / "elb-access.log"
 LINE = '203.0.113.{n} - - [20/Nov/2026:00:00:{s:02d} +0000] "GET {path} HTTP/1.1" 200 10 "{ref}" "{ua}"'
 
 # One of each class the escaping rule covers: C0, DEL, C1 (U+009B is a
-# one-byte CSI), bidi controls, zero-width characters, a tag character and
-# the line separator.
+# one-byte CSI), bidi controls, zero-width characters, a tag character, the
+# line separator, and the other characters shown as nothing (Unicode's
+# default-ignorable ones: `/adm\u00ADin` would be a second `/admin`), a
+# variation selector past U+E0080 among them (`_text.rare_in`).
 HOSTILE = {
     "C0 escape": "\x1b",
     "DEL": "\x7f",
@@ -49,6 +51,11 @@ HOSTILE = {
     "byte order mark": "\ufeff",
     "tag letter A": "\U000e0041",
     "line separator": "\u2028",
+    "soft hyphen": "\u00ad",
+    "Hangul filler": "\u3164",
+    "Mongolian vowel separator": "\u180e",
+    "variation selector 16": "\ufe0f",
+    "variation selector 17": "\U000e0100",
 }
 
 

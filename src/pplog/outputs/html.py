@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from pplog._text import escape_text_expr
+from pplog._text import escape_text_expr, rare_in
 from pplog.errors import ReportError
 from pplog.outputs._charts import COLOURS as COLOURS  # re-exported: the palette
 from pplog.outputs._charts import _short, _text, chart_sections
@@ -240,10 +240,14 @@ def _escaped(df: pl.DataFrame) -> pl.DataFrame:
     (numbers, lists) itself.
     """
     text = with_times_as_text(df)
-    return text.with_columns(
-        escape_text_expr(pl.col(c).cast(pl.String), _HTML)
+    names = [
+        c
         for c, dtype in text.schema.items()
         if dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)
+    ]
+    rare = rare_in(text, names)
+    return text.with_columns(
+        escape_text_expr(pl.col(c).cast(pl.String), _HTML, rare=rare) for c in names
     )
 
 

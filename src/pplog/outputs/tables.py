@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import polars as pl
 
-from pplog._text import escape_text_expr
+from pplog._text import escape_text_expr, rare_in
 from pplog.errors import ReportError
 from pplog.outputs._files import Staging, atomic_write
 from pplog.outputs._format import shown
@@ -53,7 +53,8 @@ def _inert(df: pl.DataFrame) -> pl.DataFrame:
     """Text cells with control characters escaped (`\\xHH`, as on the terminal),
     and a leading `'` on those a spreadsheet would run as a formula."""
     text = [c for c, t in df.schema.items() if t == pl.String]
-    escaped = df.with_columns(escape_text_expr(pl.col(c)) for c in text)
+    rare = rare_in(df, text)
+    escaped = df.with_columns(escape_text_expr(pl.col(c), rare=rare) for c in text)
     return escaped.with_columns(
         pl.when(pl.col(c).str.contains(_FORMULA))
         .then(pl.lit("'") + pl.col(c))
