@@ -149,6 +149,44 @@ def test_doctor_json_and_text_escape_every_class(tmp_path: Path) -> None:
     assert examples[0].endswith(f'"{HOSTILE["C0 escape"]}"')  # decoded: intact
 
 
+def test_a_busy_dataset_and_a_format_shown_are_escaped(tmp_path: Path) -> None:
+    """The message for a dataset another run holds (`compact`, `ingest -v`)
+    names the dataset and quotes the lock file, and `pplog formats` shows
+    the format it was given: text pplog did not write, escaped as every
+    other message escapes it."""
+    import fcntl
+    import os
+
+    hostile = "\x1b]0;TITLE\x07\x1b[31m\x9b\u202e"
+    ds = tmp_path / f"ds{hostile}"
+    log = tmp_path / "access.log"
+    log.write_text(LINE.format(n=1, s=1, path="/", ref="-", ua="curl") + "\n")
+    runner = CliRunner()
+    ingest = ["ingest", str(log), "--dataset", str(ds), "--format", "combined"]
+    assert runner.invoke(cli, ingest).exit_code == 0
+    fd = os.open(ds / "_pplog" / "lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.ftruncate(fd, 0)
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # not stuck
+        os.write(fd, f"pid 1 {hostile} since {now}\n".encode())
+        for args in (["compact", str(ds)], [*ingest, "-v"]):
+            result = runner.invoke(cli, args)
+            assert result.exit_code == 0, result.output
+            assert "skipped" in result.stderr
+            _assert_inert(result.stderr, args[0])
+            assert result.stderr.count("\\x1B]0;TITLE") == 2  # the name and the lock
+    finally:
+        os.close(fd)
+    shown = runner.invoke(
+        cli, ["formats", "--log-format", f'$remote_addr {hostile} "$request" $status']
+    )
+    assert shown.exit_code == 0, shown.output
+    _assert_inert(shown.stdout, "pplog formats")
+    assert "\\x1B]0;TITLE" in shown.stdout
+    assert shown.stdout.splitlines()[0].startswith("name:")  # still line by line
+
+
 def test_csv_guard_looks_past_blanks_and_control_characters(tmp_path: Path) -> None:
     agents = ["\x00=HYPERLINK(1)", " \t=1+1", "\r@SUM(1)", "\u00a0-2+3", "=1", "ok=1"]
     lines = [

@@ -762,7 +762,7 @@ def ingest_cmd(
             if held > STUCK_AFTER:  # cron would otherwise skip quietly forever
                 _warn(f"{exc} for {held / 60:.0f} minutes; is it stuck?")
             elif verbose:
-                click.echo(f"ingest: skipped: {exc}", err=True)
+                click.echo(f"ingest: skipped: {safe_text(exc)}", err=True)
             return
     for warning in run_warnings(result):
         _warn(warning)
@@ -822,7 +822,7 @@ def compact_cmd(dataset: Path, min_files: int) -> None:
         try:
             done = compact_dataset(dataset, min_files=min_files)
         except Busy as exc:
-            click.echo(f"compact: skipped: {exc}", err=True)
+            click.echo(f"compact: skipped: {safe_text(exc)}", err=True)
             return
     click.echo(f"compacted {done} partition(s)")
 
@@ -842,11 +842,13 @@ def formats_cmd(name: str | None, log_format: str | None) -> None:
       pplog formats --log-format '$remote_addr "$request" $status $request_time'
     """
     with errors_as_click():
+        # a format pasted from a configuration is shown as every message
+        # shows text it did not write: escaped, line by line
         if log_format is not None:
-            click.echo(LogFormat.from_string(log_format).describe())
+            click.echo(_lines_safe(LogFormat.from_string(log_format).describe()))
             return
         if name is not None:
-            click.echo(get_format(name).describe())
+            click.echo(_lines_safe(get_format(name).describe()))
             return
     width = max(len(n) for n in PRESETS)
     for preset in PRESETS.values():
@@ -865,6 +867,11 @@ def _stdout_to_devnull() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
+
+
+def _lines_safe(text: str) -> str:
+    """`text` with each of its lines made safe (`safe_text`)."""
+    return "\n".join(safe_text(line) for line in text.split("\n"))
 
 
 def _stderr(text: str) -> None:
