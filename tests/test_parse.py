@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
+from click.testing import CliRunner
 
 from helpers import parse_lines
+from pplog.cli import cli
 
 LINE = (
     '203.0.113.7 - - [27/Nov/2026:06:01:02 +0000] "GET /a/b?x=1&y=2 HTTP/1.1" '
@@ -218,6 +221,49 @@ def test_upstream_lists_are_typed(tmp_path: Path) -> None:
     assert df.get_column("upstream_addr").to_list()[1] is None
     assert df.get_column("upstream_response_time").to_list()[2] == [None, 0.010]
     assert df.get_column("upstream_addr").to_list()[3] == ["[2001:db8::5]:8080"]
+
+
+def test_upstream_numbers_nginx_never_writes_are_rejects(tmp_path: Path) -> None:
+    """nginx writes an upstream time as digits with a fraction, a count or a
+    status as digits, `-` where there is none: `nan`, `inf` and `1e999` had
+    been read as NaN and infinity (percentiles `nan`, JSON with `NaN`, which
+    is no JSON), `0x10`, `1_000` and a count past 2**64 as nulls that no
+    reject counted."""
+    fmt = '$status "$upstream_status" "$upstream_response_time" $upstream_bytes_sent'
+    good = [
+        '200 "502, 200 : 200" "0.001, 0.020 : 0.004" 10, 20 : 30',
+        '200 "-" "-, 0.010" -',
+        '200 "200" "123456789012345.5" 18446744073709551',
+    ]
+    bad = [
+        '200 "200" "nan" 1',
+        '200 "200" "inf, 0.1" 1',
+        '200 "200" "1e999" 1',
+        '200 "200" "0.5" 0x10',
+        '200 "200" "0.5" 1_000',
+        '200 "200" "0.5" 99999999999999999999',
+        '200 "2000" "0.5" 1',
+        '200 "200" "1234567890123456" 1',
+        '200 "200" "0.5" -1',
+    ]
+    df = parse_lines(tmp_path, good + bad, log_format=fmt)
+    assert df.get_column("reject_reason").to_list() == [None] * 3 + ["no_match"] * 9
+    assert df.get_column("upstream_response_time").to_list()[:3] == [
+        [0.001, 0.020, 0.004],
+        [None, 0.010],
+        [123456789012345.5],
+    ]
+    assert df.get_column("upstream_bytes_sent").to_list()[2] == [18446744073709551]
+    doc = tmp_path / "summary.json"
+    result = CliRunner().invoke(
+        cli,
+        ["summarize", str(tmp_path / "access.log"), "--log-format", fmt]
+        + ["--to", "json", "-o", str(doc)],
+    )
+    assert result.exit_code == 0, result.output
+    text = doc.read_text()
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
+    assert json.loads(text)["overview"]["rejected"] == 9
 
 
 def test_json_escape_mode(tmp_path: Path) -> None:

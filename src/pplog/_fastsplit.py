@@ -77,6 +77,9 @@ SHAPE_IDS: dict[str, int] = {
     SHAPES["server_addr"]: 10,
     SHAPES["upstream_addr"]: 11,
     SHAPES["upstream_cache_status"]: 12,
+    SHAPES["upstream_response_time"]: 13,
+    SHAPES["upstream_bytes_received"]: 14,
+    SHAPES["upstream_status"]: 15,
 }
 
 _END_REST, _END_SUFFIX, _END_SPLIT = 0, 1, 2

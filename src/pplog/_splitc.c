@@ -50,7 +50,10 @@ enum {
     SHAPE_ADDR = 10,
     SHAPE_UPSTREAM_LIST = 11,
     SHAPE_CACHE_STATUS = 12,
-    SHAPE_COUNT = 13
+    SHAPE_UPSTREAM_TIMES = 13,
+    SHAPE_UPSTREAM_COUNTS = 14,
+    SHAPE_UPSTREAM_STATUSES = 15,
+    SHAPE_COUNT = 16
 };
 
 /* how the value of a variable ends */
@@ -123,6 +126,25 @@ static inline const unsigned char *list_item(const unsigned char *p, const unsig
     return p > s ? p : NULL;
 }
 
+/* one number of an upstream list from p: `-`, or digits (3 for a status, at
+   most 15 for a time, with a fraction, at most 19 for a count); its end, or
+   NULL */
+static const unsigned char *list_number(const unsigned char *p, const unsigned char *e,
+                                        int shape) {
+    if (p < e && *p == '-') return p + 1;
+    const unsigned char *s = p;
+    while (p < e && is_digit(*p)) p++;
+    Py_ssize_t n = p - s;
+    if (shape == SHAPE_UPSTREAM_STATUSES) return n == 3 ? p : NULL;
+    if (n < 1 || n > (shape == SHAPE_UPSTREAM_TIMES ? 15 : 19)) return NULL;
+    if (shape == SHAPE_UPSTREAM_TIMES && p < e && *p == '.') {
+        const unsigned char *f = ++p;
+        while (p < e && is_digit(*p)) p++;
+        if (p == f) return NULL;
+    }
+    return p;
+}
+
 static int shape_ok(int shape, const unsigned char *p, Py_ssize_t n) {
     const unsigned char *e = p + n;
     switch (shape) {
@@ -187,6 +209,24 @@ static int shape_ok(int shape, const unsigned char *p, Py_ssize_t n) {
             else
                 return 0;
             q = list_item(q, e);
+            if (!q) return 0;
+        }
+        return 1;
+    }
+    case SHAPE_UPSTREAM_TIMES:
+    case SHAPE_UPSTREAM_COUNTS:
+    case SHAPE_UPSTREAM_STATUSES: {
+        /* the same list, of `list_number`s */
+        const unsigned char *q = list_number(p, e, shape);
+        if (!q) return 0;
+        while (q < e) {
+            if (e - q >= 2 && q[0] == ',' && q[1] == ' ')
+                q += 2;
+            else if (e - q >= 3 && q[0] == ' ' && q[1] == ':' && q[2] == ' ')
+                q += 3;
+            else
+                return 0;
+            q = list_number(q, e, shape);
             if (!q) return 0;
         }
         return 1;

@@ -19,6 +19,20 @@ _COUNTER = r"\d+|-"
 _PORT = r"\d*|-"
 _ADDR = r"[^ \"]+"
 _UPSTREAM_LIST = r"[^ ,\"]+(?:(?:, | : )[^ ,\"]+)*"
+
+
+def _numbers(item: str) -> str:
+    """An upstream list (`, ` between servers, ` : ` between groups) of
+    `item`s or `-`: nginx writes nothing else there, so `nan`, `inf`,
+    `0x10` or a number past its type do not fit (they had become NaN,
+    infinity or a null that no reject counted)."""
+    one = f"(?:{item}|-)"
+    return f"{one}(?:(?:, | : ){one})*"
+
+
+_UPSTREAM_TIMES = _numbers(r"[0-9]{1,15}(?:\.[0-9]+)?")
+_UPSTREAM_COUNTS = _numbers(r"[0-9]{1,19}")  # below 2**64
+_UPSTREAM_STATUSES = _numbers(r"[0-9]{3}")
 SHAPES: dict[str, str] = {
     "time_local": r"\d{2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}",
     "time_iso8601": (
@@ -45,13 +59,13 @@ SHAPES: dict[str, str] = {
     "proxy_protocol_server_addr": _ADDR,
     "server_addr": _ADDR,
     "upstream_addr": _UPSTREAM_LIST,
-    "upstream_status": _UPSTREAM_LIST,
-    "upstream_response_time": _UPSTREAM_LIST,
-    "upstream_connect_time": _UPSTREAM_LIST,
-    "upstream_header_time": _UPSTREAM_LIST,
-    "upstream_bytes_received": _UPSTREAM_LIST,
-    "upstream_bytes_sent": _UPSTREAM_LIST,
-    "upstream_response_length": _UPSTREAM_LIST,
+    "upstream_status": _UPSTREAM_STATUSES,
+    "upstream_response_time": _UPSTREAM_TIMES,
+    "upstream_connect_time": _UPSTREAM_TIMES,
+    "upstream_header_time": _UPSTREAM_TIMES,
+    "upstream_bytes_received": _UPSTREAM_COUNTS,
+    "upstream_bytes_sent": _UPSTREAM_COUNTS,
+    "upstream_response_length": _UPSTREAM_COUNTS,
     "upstream_cache_status": r"[A-Z_]+|-",
 }
 
