@@ -822,6 +822,27 @@ def _gz(path: Path, text: str) -> None:
     path.write_bytes(gzip.compress(text.encode()))
 
 
+def test_a_rotation_set_with_no_line_beside_others(tmp_path: Path) -> None:
+    """A quiet vhost's set after logrotate, every member empty, beside a log
+    with lines: its compressed members are not looked at for a change (the
+    run had stopped with an unexpected failure), in `summarize`, `doctor`
+    and `ingest`."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "access.log").write_text(_lines("combined", 30))
+    (logs / "quiet-access.log").write_text("")
+    (logs / "quiet-access.log.1").write_text("")
+    _gz(logs / "quiet-access.log.2.gz", "")
+    assert _summary(logs)["overview"]["requests"] == 30
+    doctor = run_pplog("doctor", str(logs))
+    assert doctor.returncode in (0, 3), doctor.stderr
+    assert "unexpected" not in doctor.stderr
+    ingest = run_pplog(
+        "ingest", str(logs / "quiet-access.log*"), "--dataset", str(tmp_path / "ds")
+    )
+    assert ingest.returncode == 0, ingest.stderr
+
+
 @pytest.mark.parametrize("given", ["dir", "empty-between", "gz-only"])
 def test_the_compressed_member_of_the_change_is_found_past_what_tells_nothing(
     tmp_path: Path, given: str

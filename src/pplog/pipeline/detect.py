@@ -753,6 +753,8 @@ def _inflated_changes(
             (k for k in range(len(members)) if (i, k) in lined),
             key=lambda k: _age(members[k]),
         )
+        if not order:  # no member with lines (a quiet vhost's set)
+            continue
         newer_of: list[int | None] = [*order[1:], None]
         for older, newer in zip(order, newer_of, strict=True):
             src = members[older]
