@@ -11,6 +11,7 @@ and its place in it.
 from __future__ import annotations
 
 import gzip
+import json
 import re
 import subprocess
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import run_pplog
 from pplog import sources
 from realproc import require_binary
 
@@ -156,3 +158,75 @@ def test_one_dated_rotation_with_extension_joins_its_log(
     rotated = _check_sets(logs, generations=2)
     assert len(rotated) == len(LOGS), rotated
     assert all(n.endswith((".log", ".log.gz")) for n in rotated), rotated
+
+
+@pytest.mark.parametrize("written", ["part", "all"])
+def test_a_rotation_being_compressed_is_read_once(tmp_path: Path, written: str) -> None:
+    """While logrotate's `compress` writes `access.log.1.gz`, `access.log.1`
+    is still there (it is removed once the compressor is done: minutes for a
+    large log), the `.gz` holding part of it, or all of it just before the
+    removal. A summary of the directory then reads each line once, from the
+    plain file (it had counted the compressed part again: 5,190 lines for
+    3,200), and says why the `.gz` is skipped. The compressor here is gzip
+    held by a script after `written` of its output, until the test is done."""
+    logrotate = require_binary("logrotate", "logrotate")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    line = '203.0.113.{c} - - [08/Dec/2026:02:36:06 +0000] "GET /p/{i} HTTP/1.1" 200 8 "-" "c"\n'
+    live = logs / "access.log"
+    live.write_text("".join(line.format(c=i % 50, i=i) for i in range(3000)))
+    held, release = tmp_path / "held", tmp_path / "release"
+    keep = "head -c 3000" if written == "part" else "cat"
+    script = tmp_path / "slowgzip.sh"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"gzip -c > {tmp_path}/whole.gz\n"
+        f"{keep} {tmp_path}/whole.gz\n"
+        f"touch {held}\n"
+        f"for i in $(seq 600); do [ -e {release} ] && break; sleep 0.1; done\n"
+        f"[ {written} = part ] && tail -c +3001 {tmp_path}/whole.gz\n"
+        "exit 0\n"
+    )
+    script.chmod(0o755)
+    conf = tmp_path / "logrotate.conf"
+    conf.write_text(
+        f"{live} {{\nrotate 3\ncompress\ncompresscmd {script}\n"
+        "compressext .gz\ncreate\n}\n"
+    )
+    said = tmp_path / "logrotate.err"
+    with said.open("wb") as err:
+        rotating = subprocess.Popen(  # noqa: S603
+            [logrotate, "-f", "-s", str(tmp_path / "state"), str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not held.exists():
+            assert rotating.poll() is None, said.read_text()
+            assert time.monotonic() < deadline, "logrotate's compressor never ran"
+            time.sleep(0.05)
+        live.write_text("".join(line.format(c=7, i=i) for i in range(200)))
+        assert sorted(p.name for p in logs.iterdir()) == [
+            "access.log",
+            "access.log.1",
+            "access.log.1.gz",
+        ]
+        out = run_pplog("summarize", str(logs), "--to", "json")
+        assert out.returncode == 0, out.stderr
+        overview = json.loads(out.stdout)["overview"]
+        assert (overview["lines"], overview["requests"]) == (3200, 3200)
+        assert "access.log.1.gz" in out.stderr
+        assert "being compressed" in out.stderr
+    finally:
+        release.touch()
+        try:
+            rotating.wait(timeout=60)
+        finally:
+            if rotating.poll() is None:
+                rotating.kill()
+    assert rotating.returncode == 0, said.read_text()
+    # logrotate done: the .gz alone, read whole
+    assert sorted(p.name for p in logs.iterdir()) == ["access.log", "access.log.1.gz"]
+    with gzip.open(logs / "access.log.1.gz", "rt") as f:
+        assert sum(1 for _ in f) == 3000
