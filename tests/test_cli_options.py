@@ -200,6 +200,47 @@ def test_config_keys_are_the_options_defaults(
     assert (call["final_grace"], call["compact_threshold"]) == (0.0, 0)
 
 
+def test_every_ingest_setting_is_a_config_key() -> None:
+    """A crontab line should be `pplog ingest --config FILE`: each option of
+    `ingest` that says how to read the logs has its key (`client_strategy`
+    and `trusted_hops` had none). Not `--final` (one run's say), `--config`
+    itself, `--verbose` or `--help`."""
+    from pplog.config import INGEST_KEYS
+
+    params = cli.commands["ingest"].params
+    names = {p.name for p in params} - {"config", "final", "verbose", "help"}
+    assert names == set(INGEST_KEYS)
+
+
+def test_the_client_strategy_from_a_config(
+    runner: CliRunner, logs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = logs / "pplog.toml"
+    config.write_text(
+        'paths = ["access.log"]\ndataset = "ds"\nformat = "elb_log"\n'
+        'client_strategy = "hops"\ntrusted_hops = 2\n'
+    )
+    import pplog.batch
+
+    specs: list[LogSpec] = []
+    real = pplog.batch.ingest
+
+    def spy(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+        specs.append(kwargs["spec"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pplog.batch, "ingest", spy)
+    result = runner.invoke(cli, ["ingest", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    (spec,) = specs
+    assert spec.policy is not None
+    assert (spec.policy.strategy, spec.policy.hops) == ("hops", 2)
+    config.write_text(config.read_text().replace("2", "0"))
+    bad = runner.invoke(cli, ["ingest", "--config", str(config)])
+    assert bad.exit_code == 2
+    assert "trusted-hops" in bad.output or "trusted_hops" in bad.output
+
+
 def test_an_unknown_config_key_names_the_known_ones(
     runner: CliRunner, tmp_path: Path
 ) -> None:
@@ -210,7 +251,8 @@ def test_an_unknown_config_key_names_the_known_ones(
     assert result.output.rstrip().endswith(
         f"Error: --config `{config}`: unknown key `trusted`; known keys: paths, "
         "dataset, format, log_format, nginx_conf, log_format_name, set_real_ip_from, "
-        "real_ip_header, real_ip_recursive, final_grace, compact_threshold, geoip"
+        "real_ip_header, real_ip_recursive, client_strategy, trusted_hops, "
+        "final_grace, compact_threshold, geoip"
     )
     missing = runner.invoke(cli, ["ingest", "--config", str(tmp_path / "none.toml")])
     assert missing.exit_code == 2

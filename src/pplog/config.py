@@ -23,6 +23,8 @@ INGEST_KEYS: dict[str, type | tuple[type, ...]] = {
     "set_real_ip_from": list,
     "real_ip_header": str,
     "real_ip_recursive": bool,
+    "client_strategy": str,
+    "trusted_hops": int,
     "final_grace": (int, float),
     "compact_threshold": int,
     "geoip": list,
