@@ -125,6 +125,38 @@ def test_rotation_set_shares_one_detection(tmp_path: Path) -> None:
     assert ov["format"] != "mixed"
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_set_no_preset_fits_is_told_of_once_per_member_with_lines(
+    tmp_path: Path, jobs: str
+) -> None:
+    """An `escape=json` log's rotation set after quiet days: the member with
+    lines is told of, with advice that reads it (a preset forced reads no
+    more of it); its empty members (a 0-byte live log, empty `.gz` files),
+    which count no reject, are not (each had its own warning)."""
+    d = tmp_path / "logs"
+    d.mkdir()
+    shutil.copy(SAMPLES / "combined-access.log", d / "access.log")
+    line = '{{"time":"2026-12-08T02:36:06+00:00","request":"GET /{i} HTTP/1.1"}}\n'
+    text = "".join(line.format(i=i) for i in range(63))
+    (d / "json-access.log.3.gz").write_bytes(gzip.compress(text.encode()))
+    (d / "json-access.log.2.gz").write_bytes(gzip.compress(b""))
+    (d / "json-access.log.1").write_text("")
+    (d / "json-access.log").write_text("")
+    result = run_pplog("summarize", str(d), "--to", "json", "--jobs", jobs)
+    assert result.returncode == 0, result.stderr
+    told = [x for x in result.stderr.splitlines() if "json-access" in x]
+    assert len(told) == 1, result.stderr
+    assert told[0].startswith(
+        f"pplog: warning: {d}/json-access.log.3.gz: no preset fits"
+    )
+    assert told[0].endswith(
+        "pass --nginx-conf /etc/nginx/nginx.conf or --log-format 'ITS log_format' "
+        "to read them"
+    )
+    ov = json.loads(result.stdout)["overview"]
+    assert ov["rejected_by_reason"]["unknown_format"] == 63
+
+
 def test_a_file_no_preset_fits_is_counted_and_named(tmp_path: Path) -> None:
     d = tmp_path / "logs"
     d.mkdir()

@@ -26,7 +26,7 @@ from pplog.clientip import ProxyPolicy, attribute, realip_inputs, with_pair_key
 from pplog.errors import PplogError, ReportError
 from pplog.formats import LogFormat
 from pplog.pipeline import parse_lines, zone_lines
-from pplog.pipeline.opening import unknown_format_rows, unknown_format_warning
+from pplog.pipeline.opening import unknown_format_rows, unknown_format_warnings
 from pplog.reports import spooled, with_report_columns, write_rejects
 from pplog.reports.enriched import agent_classes
 from pplog.reports.finish import REGROUPED
@@ -121,9 +121,8 @@ def map_task(
     )
     lines = zone_lines(lines, task.zone)
     if task.unknown is not None:  # said once per input, not kept as unreadable
-        for src in task.sources:
-            warning = unknown_format_warning(task.unknown, src.name)
-            problem(src.name, warning, unreadable=False)
+        for name, warning in unknown_format_warnings(task.unknown, task.sources):
+            problem(name, warning, unreadable=False)
     for name, warning in task.warnings:  # as `unknown`'s
         problem(name, warning, unreadable=False)
     if task.format is None:

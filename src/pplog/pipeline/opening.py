@@ -120,11 +120,38 @@ def unknown_format_warning(note: str | None, name: str) -> str:
     """The warning for the input `name`, which no preset fits (`note`: why).
 
     An nginx error log's warning says how to read it, not how to force a
-    preset on it."""
+    preset on it; an access log's, how to give nginx's own format (a preset
+    forced reads no more of it than detection found)."""
     counted = f"{detection_of(note, name)}; its lines are counted as rejects "
     if is_error_log(note):
         return f"{counted}(`{UNKNOWN_FORMAT}`)"
-    return f"{counted}(`{UNKNOWN_FORMAT}`); pass --format NAME to choose one"
+    return (
+        f"{counted}(`{UNKNOWN_FORMAT}`); pass --nginx-conf /etc/nginx/nginx.conf "
+        "or --log-format 'ITS log_format' to read them"
+    )
+
+
+def unknown_format_warnings(
+    note: str | None, srcs: Sequence[Source]
+) -> list[tuple[str, str]]:
+    """`unknown_format_warning` of each input of a group no preset fits,
+    but those with no line (a quiet vhost's empty rotations: nothing of
+    theirs is counted as a reject)."""
+    return [
+        (src.name, unknown_format_warning(note, src.name))
+        for src in srcs
+        if src.path is None or src.pipe or src.span is not None or _has_lines(src)
+    ]
+
+
+def _has_lines(src: Source) -> bool:
+    """Whether a file holds a line (decompressed: an empty `.gz` none)."""
+    try:
+        if src.path is not None and src.path.stat().st_size == 0:
+            return False
+    except OSError:
+        return True  # the read reports it
+    return bool(sources.read_head(src, 1))
 
 
 def _warn(name: str, message: str) -> None:
@@ -225,9 +252,8 @@ def open_log(
         all_lines.append(lines)
         tell(g)
         if g.format is None:
-            for src in g.sources:
-                warning = unknown_format_warning(g.note, src.name)
-                (on_problem or _warn)(src.name, warning)
+            for name, warning in unknown_format_warnings(g.note, g.sources):
+                (on_problem or _warn)(name, warning)
             frames.append(unknown_format_rows(lines))
         else:
             frames.append(rows_of(lines, g.format, g.policy))
