@@ -67,6 +67,17 @@ def test_top_at_the_command_lines_limit_is_every_row() -> None:
     assert pplog.summarize(COMBINED, top=2**31).clients.equals(every.clients)
 
 
+def test_the_policy_the_api_takes_is_public() -> None:
+    """`policy=` takes a `ProxyPolicy`, the one road to the `hops` and
+    `leftmost-public` strategies (`--client-strategy`) from Python: it is
+    `pplog.ProxyPolicy`, not only `pplog.clientip`'s."""
+    assert "ProxyPolicy" in pplog.__all__
+    assert pplog.ProxyPolicy is ProxyPolicy
+    policy = pplog.ProxyPolicy(trusted=["10.0.0.0/8"], strategy="hops", hops=1)
+    by_hops = pplog.summarize(MAIN, policy=policy, top=0)
+    assert by_hops.overview_dict()["requests"] == 2000
+
+
 @pytest.mark.parametrize("realip", ["trusted", "real_ip_header", "recursive"])
 def test_a_policy_beside_the_settings_it_holds_is_refused(realip: str) -> None:
     """`policy` holds the trusted ranges, header and recursion: given with

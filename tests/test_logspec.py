@@ -12,11 +12,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from click.testing import CliRunner
 from polars.testing import assert_frame_equal
 
 import pplog
 from helpers import SAMPLES
 from pplog import LogSpec
+from pplog.cli import cli
 from pplog.clientip import ProxyPolicy
 from pplog.errors import OptionError
 
@@ -102,6 +104,24 @@ def test_scan_log_and_read_log_take_a_spec(spec: LogSpec) -> None:
         pplog.scan_log(MAIN, spec=spec, trusted=["10.0.0.0/8"])
     with pytest.raises(OptionError, match="not both"):
         pplog.read_log(MAIN, "main", spec=spec)
+
+
+def test_a_preset_and_a_log_format_string_are_refused_together(
+    tmp_path: Path,
+) -> None:
+    """The string was read and the preset dropped without a word (`--format
+    main --log-format '...'`: every line a reject of the string's format)."""
+    fmt = '$remote_addr [$time_local] "$request" $status'
+    with pytest.raises(OptionError, match="a preset or a log format string, not both"):
+        pplog.summarize(MAIN, format="main", log_format=fmt)
+    result = CliRunner().invoke(
+        cli, ["summarize", str(MAIN), "--format", "main", "--log-format", fmt]
+    )
+    assert result.exit_code == 2
+    assert result.output.strip().endswith(
+        "Error: give either a preset or a log format string, not both"
+    )
+    assert pplog.summarize(MAIN, format="auto", log_format=fmt).overview_dict()
 
 
 def test_summarize_takes_a_spec_with_its_filters() -> None:

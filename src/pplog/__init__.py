@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pplog.batch.dataset import scan_dataset, verify
     from pplog.batch.ingest import ingest
+    from pplog.clientip import ProxyPolicy
     from pplog.errors import (
         LogFormatError,
         OptionError,
@@ -40,6 +41,7 @@ _HOMES = {
     "read_log": "pplog.pipeline",
     "scan_log": "pplog.pipeline",
     "LogSpec": "pplog.pipeline.spec",
+    "ProxyPolicy": "pplog.clientip",
     "Summary": "pplog.reports",
     "Finding": "pplog.reports.doctor",
     "diagnose": "pplog.run",
@@ -73,6 +75,7 @@ __all__ = [
     "OptionError",
     "PplogError",
     "PplogWarning",
+    "ProxyPolicy",
     "ReportError",
     "SourceError",
     "Summary",

@@ -68,6 +68,10 @@ class LogSpec:
         if self.log_format is not None and self.nginx_conf is not None:
             msg = "give either a log format string or an nginx configuration, not both"
             raise OptionError(msg)
+        if self.log_format is not None and self.format not in (None, "auto"):
+            # the string wins: the preset would be silently dropped
+            msg = "give either a preset or a log format string, not both"
+            raise OptionError(msg)
         realip = [
             name
             for name in ("trusted", "real_ip_header", "recursive")
