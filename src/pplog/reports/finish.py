@@ -218,6 +218,7 @@ def _finish(
     with_agents = HTTP_USER_AGENT in logged
     per_client = partial["clients"]
     visitors = clients_report.visitor_sums(per_client)
+    estimated = estimated_clients(partial)
     ov = overview_report.table(
         partial["totals"],
         per_client,
@@ -226,7 +227,7 @@ def _finish(
         with_agents=with_agents,
         left_out=settings.left_out,
         approximate=paths_report.approximate(partial),
-        estimated_clients=estimated_clients(partial),
+        estimated_clients=estimated,
     )
     clients = clients_report.table(partial, visitors, top, with_agents=with_agents)
     key = ROUTE if settings.by == "route" else PATH
@@ -272,4 +273,37 @@ def _finish(
         .select(SOURCE, LINE, REJECT_REASON, RAW)
     )
     extra = {n: extra[n] for n in EXTRA_ORDER if n in extra and n in wanted}
+    if estimated is not None:
+        ov = _folded_counts(ov, extra)
     return Tables(ov, clients, paths, errors, rejects, samples, interval, extra)
+
+
+# the distinct clients a table counts, which `capped`'s folding makes one
+# `(other)` for the clients past the cap: (table, column)
+_FOLDED_COUNTS = (
+    ("paths", "clients"),
+    ("errors", "clients"),
+    ("browsers", "visitors"),
+    ("operating_systems", "visitors"),
+    ("devices", "visitors"),
+    ("countries", "clients"),
+    ("networks", "clients"),
+)
+
+
+def _folded_counts(ov: pl.DataFrame, extra: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """`ov`, of a partial whose clients were folded (`pplog top` past
+    `--max-keys`), with `approximate` naming, after `overview.clients`,
+    every column of its tables that counts distinct clients: each counts
+    the folded ones as one, so it is at most the number it would be (a
+    browser's 200 visitors shown as 5); the sums stay exact."""
+    named = [
+        f"{table}.{column}"
+        for table, column in _FOLDED_COUNTS
+        if table in ("paths", "errors")
+        or (table in extra and column in extra[table].columns)
+    ]
+    said = ov.item(0, "approximate").split(", ")
+    return ov.with_columns(
+        pl.lit(", ".join([said[0], *named, *said[1:]])).alias("approximate")
+    )
