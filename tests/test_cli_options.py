@@ -171,15 +171,9 @@ def _format_of(dataset: Path) -> str:
     return str(state["log_format"]["name"])
 
 
-def test_config_keys_are_the_options_defaults(
-    runner: CliRunner, logs: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    config = logs / "pplog.toml"
-    config.write_text(
-        'paths = ["access.log"]\ndataset = "ds"\nformat = "elb_log"\n'
-        'set_real_ip_from = ["192.0.2.0/24"]\nreal_ip_recursive = false\n'
-        "final_grace = 0\ncompact_threshold = 0\n"
-    )
+@pytest.fixture
+def ingest_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The arguments of each call the CLI makes to `pplog.batch.ingest`."""
     import pplog.batch
 
     calls: list[dict[str, Any]] = []
@@ -190,6 +184,19 @@ def test_config_keys_are_the_options_defaults(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(pplog.batch, "ingest", spy)
+    return calls
+
+
+def test_config_keys_are_the_options_defaults(
+    runner: CliRunner, logs: Path, ingest_calls: list[dict[str, Any]]
+) -> None:
+    config = logs / "pplog.toml"
+    config.write_text(
+        'paths = ["access.log"]\ndataset = "ds"\nformat = "elb_log"\n'
+        'set_real_ip_from = ["192.0.2.0/24"]\nreal_ip_recursive = false\n'
+        "final_grace = 0\ncompact_threshold = 0\n"
+    )
+    calls = ingest_calls
     result = runner.invoke(cli, ["ingest", "--config", str(config)])
     assert result.exit_code == 0, result.output
     (call,) = calls
@@ -213,26 +220,17 @@ def test_every_ingest_setting_is_a_config_key() -> None:
 
 
 def test_the_client_strategy_from_a_config(
-    runner: CliRunner, logs: Path, monkeypatch: pytest.MonkeyPatch
+    runner: CliRunner, logs: Path, ingest_calls: list[dict[str, Any]]
 ) -> None:
     config = logs / "pplog.toml"
     config.write_text(
         'paths = ["access.log"]\ndataset = "ds"\nformat = "elb_log"\n'
         'client_strategy = "hops"\ntrusted_hops = 2\n'
     )
-    import pplog.batch
-
-    specs: list[LogSpec] = []
-    real = pplog.batch.ingest
-
-    def spy(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
-        specs.append(kwargs["spec"])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(pplog.batch, "ingest", spy)
     result = runner.invoke(cli, ["ingest", "--config", str(config)])
     assert result.exit_code == 0, result.output
-    (spec,) = specs
+    (call,) = ingest_calls
+    spec = call["spec"]
     assert spec.policy is not None
     assert (spec.policy.strategy, spec.policy.hops) == ("hops", 2)
     config.write_text(config.read_text().replace("2", "0"))

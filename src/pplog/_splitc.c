@@ -145,6 +145,25 @@ static const unsigned char *list_number(const unsigned char *p, const unsigned c
     return p;
 }
 
+/* an upstream list: `item(?:(?:, | : )item)*`, its items `[^ ,"]+` for
+   SHAPE_UPSTREAM_LIST, else `list_number`s */
+static int upstream_list(const unsigned char *p, const unsigned char *e, int shape) {
+    const unsigned char *q = shape == SHAPE_UPSTREAM_LIST ? list_item(p, e)
+                                                          : list_number(p, e, shape);
+    if (!q) return 0;
+    while (q < e) {
+        if (e - q >= 2 && q[0] == ',' && q[1] == ' ')
+            q += 2;
+        else if (e - q >= 3 && q[0] == ' ' && q[1] == ':' && q[2] == ' ')
+            q += 3;
+        else
+            return 0;
+        q = shape == SHAPE_UPSTREAM_LIST ? list_item(q, e) : list_number(q, e, shape);
+        if (!q) return 0;
+    }
+    return 1;
+}
+
 static int shape_ok(int shape, const unsigned char *p, Py_ssize_t n) {
     const unsigned char *e = p + n;
     switch (shape) {
@@ -197,40 +216,11 @@ static int shape_ok(int shape, const unsigned char *p, Py_ssize_t n) {
         for (Py_ssize_t i = 0; i < n; i++)
             if (p[i] == ' ' || p[i] == '"') return 0;
         return 1;
-    case SHAPE_UPSTREAM_LIST: {
-        /* [^ ,"]+(?:(?:, | : )[^ ,"]+)* */
-        const unsigned char *q = list_item(p, e);
-        if (!q) return 0;
-        while (q < e) {
-            if (e - q >= 2 && q[0] == ',' && q[1] == ' ')
-                q += 2;
-            else if (e - q >= 3 && q[0] == ' ' && q[1] == ':' && q[2] == ' ')
-                q += 3;
-            else
-                return 0;
-            q = list_item(q, e);
-            if (!q) return 0;
-        }
-        return 1;
-    }
+    case SHAPE_UPSTREAM_LIST:
     case SHAPE_UPSTREAM_TIMES:
     case SHAPE_UPSTREAM_COUNTS:
-    case SHAPE_UPSTREAM_STATUSES: {
-        /* the same list, of `list_number`s */
-        const unsigned char *q = list_number(p, e, shape);
-        if (!q) return 0;
-        while (q < e) {
-            if (e - q >= 2 && q[0] == ',' && q[1] == ' ')
-                q += 2;
-            else if (e - q >= 3 && q[0] == ' ' && q[1] == ':' && q[2] == ' ')
-                q += 3;
-            else
-                return 0;
-            q = list_number(q, e, shape);
-            if (!q) return 0;
-        }
-        return 1;
-    }
+    case SHAPE_UPSTREAM_STATUSES:
+        return upstream_list(p, e, shape);
     case SHAPE_CACHE_STATUS:
         if (n == 1 && p[0] == '-') return 1;
         if (n == 0) return 0;

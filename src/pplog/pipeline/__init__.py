@@ -1,6 +1,7 @@
 """From sources to attributed rows: detect each input's format, open, parse, attribute.
 
-`detect` decides which format each input is read with; `opening` reads the
+`detect` decides which format each input is read with (`_cuts` cuts a file
+whose format changed within it); `opening` reads the
 inputs in batches and turns lines into rows (parse, attribute, classify);
 `scan` is the public `scan_log` / `read_log`.
 """
@@ -8,15 +9,14 @@ inputs in batches and turns lines into rows (parse, attribute, classify);
 from __future__ import annotations
 
 from pplog.errors import PplogWarning
+from pplog.pipeline._cuts import zone_lines
 from pplog.pipeline.detect import (
     DETECT_LINES,
     UNKNOWN_FORMAT,
-    FileGroup,
     detect_format,
     had_no_lines,
     resolve_format,
     resolve_groups,
-    zone_lines,
 )
 from pplog.pipeline.filters import Filters
 from pplog.pipeline.opening import (
@@ -29,7 +29,7 @@ from pplog.pipeline.opening import (
     rows,
 )
 from pplog.pipeline.scan import read_log, scan_log
-from pplog.pipeline.spec import LogSpec
+from pplog.pipeline.spec import FileGroup, LogSpec
 
 __all__ = [
     "DETECT_LINES",

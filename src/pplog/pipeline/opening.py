@@ -22,14 +22,9 @@ from pplog.enrich.agents import AGENT_CLASS, agent_class_per_value
 from pplog.errors import LogFormatError, PplogError, PplogWarning
 from pplog.formats import PRESETS, LogFormat, RealIPSettings, realip_from_config
 from pplog.parse import late_decoding, late_split_rows, parse
-from pplog.pipeline.detect import (
-    UNKNOWN_FORMAT,
-    FileGroup,
-    detection_of,
-    is_error_log,
-    zone_lines,
-)
-from pplog.pipeline.spec import LogSpec
+from pplog.pipeline._cuts import zone_lines
+from pplog.pipeline.detect import UNKNOWN_FORMAT, detection_of, is_error_log
+from pplog.pipeline.spec import FileGroup, LogSpec
 from pplog.schema import (
     HTTP_USER_AGENT,
     LINE,

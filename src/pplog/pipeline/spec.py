@@ -1,4 +1,5 @@
-"""`LogSpec`: how to read a set of logs, as one value.
+"""`LogSpec`: how to read a set of logs, as one value; `FileGroup`: what it
+resolves to for some inputs (`LogSpec.groups`), each group read with one format.
 
 Which format (forced, or detected per input), whom to believe about client
 addresses, which GeoIP files to use and which rows the reports look at. The
@@ -21,8 +22,41 @@ from pplog.formats import LogFormat, RealIPSettings
 from pplog.pipeline.filters import Filters
 
 if TYPE_CHECKING:
-    from pplog.pipeline.detect import FileGroup
     from pplog.sources import Source
+
+
+@dataclass
+class FileGroup:
+    """Inputs read with one format: a rotation set, or every input when forced.
+
+    `format` is None when no preset fits (the lines are then rejects).
+    `notes` says how each input's format was chosen, where groups detected
+    apart were merged (else `note` says it for all). `zone`: see
+    `zone_lines`.
+    """
+
+    sources: list[Source]
+    format: LogFormat | None
+    note: str | None
+    policy: ProxyPolicy = field(default_factory=lambda: ProxyPolicy())
+    notes: dict[str, str | None] = field(default_factory=dict)
+    # only the lines a format reads (True) or does not (False): the two
+    # groups of the lines where a file's old and new log_format interleave
+    zone: tuple[LogFormat, bool] | None = None
+    # told of an input once, by name: a member its set's format and no
+    # preset read (`_detect_members`' misfits)
+    warnings: dict[str, str] = field(default_factory=dict)
+
+    def copy(self, sources: Sequence[Source] | None = None) -> FileGroup:
+        """This group with lists and dicts of its own, and `sources` when
+        given instead of its inputs."""
+        return replace(
+            self,
+            sources=list(self.sources if sources is None else sources),
+            notes=dict(self.notes),
+            warnings=dict(self.warnings),
+        )
+
 
 # Keywords of `LogSpec.build` that are filters, in `Filters.parse`'s names.
 FILTER_KEYWORDS = ("since", "until", "status", "client", "path")

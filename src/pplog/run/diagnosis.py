@@ -14,7 +14,8 @@ from pplog import sources, tasks
 from pplog.clientip import ProxyPolicy
 from pplog.errors import OptionError, described
 from pplog.pipeline import LogSpec, PathArg, open_log
-from pplog.pipeline.detect import FileGroup, is_error_log
+from pplog.pipeline.detect import is_error_log
+from pplog.pipeline.spec import FileGroup
 from pplog.run._common import check_columns, nothing_read, warn
 from pplog.run.dataset import dataset_dir, dataset_spec
 from pplog.schema import RAW

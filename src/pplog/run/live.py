@@ -37,11 +37,10 @@ from pplog.enrich.agents import AGENT_CLASS, agent_class
 from pplog.enrich.routes import parse_rules
 from pplog.errors import OptionError, PplogError, ReportError
 from pplog.formats import LogFormat, buffered_logs
-from pplog.pipeline import LogSpec, parse_lines
+from pplog.pipeline import FileGroup, LogSpec, parse_lines
 from pplog.pipeline.detect import (
     DETECT_LINES,
     MISFITS_LOOKED_AT,
-    FileGroup,
     detect_each,
     detect_sample,
     detection_of,
