@@ -48,7 +48,13 @@ from pplog.sources._bytes import (
 )
 from pplog.sources._decompress import MAGIC, describe
 from pplog.sources._lines import Block, LineSplitter
-from pplog.sources._paths import Source, not_a_log, path_name, rotation_key
+from pplog.sources._paths import (
+    Source,
+    being_compressed,
+    not_a_log,
+    path_name,
+    rotation_key,
+)
 
 HEAD_BYTES = 4096  # a file's identity: its first bytes (as `ingest` takes them)
 TAIL_BYTES = 64  # the bytes before the offset prove what was read is still there
@@ -399,8 +405,9 @@ class Follower:
         if chosen:
             from pplog.sources import iter_batches  # here: it imports this module
 
+            # a rotation logrotate is compressing is read once, from the plain file
             self._backlog = iter_batches(
-                [Source(str(p), p) for p in chosen],
+                being_compressed([Source(str(p), p) for p in chosen]),
                 on_problem=self._problem,
                 chunk_bytes=min(self._max_bytes, PIECE),
             )

@@ -243,7 +243,7 @@ def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
     if not out:
         msg = "no input given; pass a log file, a glob, a directory or `-` for stdin"
         raise SourceError(msg)
-    return _being_compressed(_once(out))
+    return being_compressed(_once(out))
 
 
 def path_list(paths: object, name: str = "source") -> list[str]:
@@ -393,7 +393,7 @@ _TWIN_HEAD = 4096
 _TWIN_READ = 1 << 20
 
 
-def _being_compressed(found: list[Source]) -> list[Source]:
+def being_compressed(found: list[Source]) -> list[Source]:
     """`found` with each compressed file whose plain twin is an input too
     (`access.log.2.gz` and `access.log.2`) and begins with the same bytes
     skipped: logrotate's `compress` writes the `.gz` beside the file and
