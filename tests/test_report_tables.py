@@ -651,3 +651,27 @@ def test_referrers_leave_out_empty_and_missing_ones(tmp_path: Path) -> None:
             for r, n, b in table.select("http_referer", "requests", "bytes").iter_rows()
         }
         assert got == expected
+
+
+def test_statuses_past_599_are_no_errors_in_any_table(tmp_path: Path) -> None:
+    """nginx logs any status up to 999 (`return 999;`, an upstream's own
+    code passed on). The overview's classes and `--status 5xx` take 500-599;
+    the tables had counted 600 and 999 as 5xx (`status >= 500`), so the
+    report said 0 server errors in one place and 2 in the others."""
+    line = (
+        '192.0.2.1 - - [08/Dec/2026:03:00:0{s} +0000] "GET /a HTTP/1.1" {status} 1 '
+        '"-" "curl/8"\n'
+    )
+    statuses = [200, 499, 500, 599, 600, 999]
+    log = tmp_path / "access.log"
+    log.write_text("".join(line.format(s=i, status=c) for i, c in enumerate(statuses)))
+    s = pplog.summarize(log, format="combined", top=0)
+    ov = s.overview_dict()
+    assert (ov["status_4xx"], ov["status_5xx"], ov["status_other"]) == (1, 2, 2)
+    for table in (s.clients, s.paths, s.extra["timeline"]):
+        assert table["errors_4xx"].sum() == 1
+        assert table["errors_5xx"].sum() == 2
+    assert s.paths["ok_2xx_3xx"].sum() == 1
+    assert sorted(s.errors["status"]) == [499, 500, 599]
+    failed = pplog.summarize(log, format="combined", top=0, status="5xx")
+    assert failed.overview_dict()["requests"] == 2

@@ -6,6 +6,7 @@ orchestration that reads inputs and runs them is `pplog.run`.
 
 from __future__ import annotations
 
+from pplog.reports._columns import FAILED
 from pplog.reports._spool import spooled, with_report_columns, write_rejects
 from pplog.reports.finish import FinishSettings, Tables, finish
 from pplog.reports.mapping import MapSettings, partial_of
@@ -13,6 +14,7 @@ from pplog.reports.partial import Partial, merge
 from pplog.reports.summary import Summary
 
 __all__ = [
+    "FAILED",
     "FinishSettings",
     "MapSettings",
     "Partial",

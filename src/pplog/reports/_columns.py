@@ -9,8 +9,28 @@ from pplog.schema import (
     BODY_BYTES_SENT,
     BYTES_SENT,
     REQUEST_TIME,
+    STATUS,
     UPSTREAM_RESPONSE_TIME,
 )
+
+
+def status_in(lo: int, hi: int) -> pl.Expr:
+    """Whether a row's status is from `lo` to `hi`, both included."""
+    return pl.col(STATUS).is_between(lo, hi)
+
+
+# the failed requests the tables count: 4xx and 5xx, as the overview's status
+# classes have them (nginx logs what `return 999;` or an upstream gives, up
+# to 999: 600 and over are `status_other`, not errors)
+FAILED = status_in(400, 599)
+
+
+def error_counts() -> list[pl.Expr]:
+    """The 4xx and 5xx requests of a group, as `errors_4xx` and `errors_5xx`."""
+    return [
+        status_in(400, 499).sum().cast(pl.UInt64).alias("errors_4xx"),
+        status_in(500, 599).sum().cast(pl.UInt64).alias("errors_5xx"),
+    ]
 
 
 def bytes_column(columns: list[str]) -> pl.Expr:

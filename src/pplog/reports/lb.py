@@ -19,13 +19,12 @@ from pplog.clientip import (
     HEADERS,
     ProxyPolicy,
 )
-from pplog.reports._columns import by_key
+from pplog.reports._columns import by_key, error_counts
 from pplog.schema import (
     CLIENT_IP,
     CLIENT_IP_SOURCE,
     REALIP_REMOTE_ADDR,
     REMOTE_ADDR,
-    STATUS,
 )
 
 COLUMNS = (
@@ -64,7 +63,6 @@ def lb(lf: pl.LazyFrame, *, top: int = 10) -> pl.LazyFrame:
         if CLIENT_IP_SOURCE in columns
         else pl.lit(None, pl.String)
     )
-    status = pl.col(STATUS)
     untrusted = (
         pl.col(FORWARDED_BY_UNTRUSTED).fill_null(False)  # noqa: FBT003
         if FORWARDED_BY_UNTRUSTED in columns
@@ -94,11 +92,7 @@ def lb(lf: pl.LazyFrame, *, top: int = 10) -> pl.LazyFrame:
             .cast(pl.UInt64)
             .alias("without_client_address"),
             untrusted.sum().cast(pl.UInt64).alias("forwarded_by_untrusted"),
-            ((status >= 400) & (status < 500))
-            .sum()
-            .cast(pl.UInt64)
-            .alias("errors_4xx"),
-            (status >= 500).sum().cast(pl.UInt64).alias("errors_5xx"),
+            *error_counts(),
         ],
     ).sort(["requests", "peer"], descending=[True, False], nulls_last=True)
     return table.head(top) if top else table

@@ -25,7 +25,15 @@ from pplog.reports import clients as clients_report
 from pplog.reports import lb as lb_report
 from pplog.reports import paths as paths_report
 from pplog.reports import sketches
-from pplog.reports._columns import by_key, bytes_column, latency_columns, seconds
+from pplog.reports._columns import (
+    FAILED,
+    by_key,
+    bytes_column,
+    error_counts,
+    latency_columns,
+    seconds,
+    status_in,
+)
 from pplog.reports._spool import unwritable
 from pplog.reports.breakdowns import host_column
 from pplog.reports.enriched import agent_classes, bot_rows, health_checks
@@ -123,12 +131,10 @@ def _collect(lf: pl.LazyFrame) -> pl.DataFrame:
 
 
 def _status_counts(columns: list[str]) -> list[pl.Expr]:
-    status = pl.col(STATUS)
     return [
         pl.len().cast(COUNTS).alias("requests"),
         bytes_column(columns).sum().cast(COUNTS).alias("bytes"),
-        ((status >= 400) & (status < 500)).sum().cast(COUNTS).alias("errors_4xx"),
-        (status >= 500).sum().cast(COUNTS).alias("errors_5xx"),
+        *error_counts(),
     ]
 
 
@@ -179,7 +185,6 @@ def partial_of(
     frames["totals"] = _totals(rows, selected, matches, columns).with_columns(
         pl.lit(health, COUNTS).alias("health_checks")
     )
-    status = pl.col(STATUS)
     ua = (
         []
         if HTTP_USER_AGENT in columns
@@ -207,16 +212,15 @@ def partial_of(
     small["paths"] = plain_ok.group_by(PATH).agg(
         pl.len().cast(COUNTS).alias("requests"),
         bytes_column(columns).sum().cast(COUNTS).alias("bytes"),
-        ((status >= 200) & (status < 400)).sum().cast(COUNTS).alias("ok_2xx_3xx"),
-        ((status >= 400) & (status < 500)).sum().cast(COUNTS).alias("errors_4xx"),
-        (status >= 500).sum().cast(COUNTS).alias("errors_5xx"),
+        status_in(200, 399).sum().cast(COUNTS).alias("ok_2xx_3xx"),
+        *error_counts(),
     )
     if settings.approx:
         small.update(_sketched_latency(plain_ok, rows.collect_schema()))
     else:
         small["latency"] = _latency(plain_ok, rows.collect_schema())
     small["errors"] = (
-        ok.filter(status >= 400)
+        ok.filter(FAILED)
         .group_by(STATUS, PATH, CLIENT_IP)
         .agg(
             pl.len().cast(COUNTS).alias("requests"),
@@ -230,8 +234,7 @@ def partial_of(
         .group_by(second.alias(TIME))
         .agg(
             pl.len().cast(COUNTS).alias("requests"),
-            ((status >= 400) & (status < 500)).sum().cast(COUNTS).alias("errors_4xx"),
-            (status >= 500).sum().cast(COUNTS).alias("errors_5xx"),
+            *error_counts(),
             bytes_column(columns).sum().cast(COUNTS).alias("bytes"),
         )
     )

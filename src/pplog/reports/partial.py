@@ -15,7 +15,7 @@ the input, merged in any order, gives the tables of one pass over all of it:
   per client" and "clients per path", as 64-bit hashes of the texts
   (`text_hash`: 17 bytes a pair, and merging compares integers);
 - `paths`, `status`, `referrers`, `hosts`, `lb`: counts per key;
-- `errors`: per (status, path, client) for status >= 400, for the errors
+- `errors`: per (status, path, client) for statuses 400-599, for the errors
   table with exact distinct and top clients;
 - `latency`: per (measure, path, value) request counts (nginx logs times
   in milliseconds), for exact nearest-rank percentiles;

@@ -47,7 +47,7 @@ from pplog.pipeline.detect import (
     reads_most,
 )
 from pplog.pipeline.opening import unknown_format_rows, unknown_format_warning
-from pplog.reports import with_report_columns
+from pplog.reports import FAILED, with_report_columns
 from pplog.reports.finish import REGROUPED, FinishSettings, finish
 from pplog.reports.mapping import MapSettings, partial_of
 from pplog.reports.partial import Partial, capped, merge
@@ -61,7 +61,6 @@ from pplog.schema import (
     REASON_NO_MATCH,
     REJECT_REASON,
     SOURCE,
-    STATUS,
     TEXT,
     TIME,
 )
@@ -361,7 +360,7 @@ class Live:
         self.lines += lines
         ok = rows.filter(pl.col("reject_reason").is_null())
         requests = ok.height
-        errors = int((ok.get_column(STATUS) >= 400).sum() or 0)  # noqa: PLR2004
+        errors = int(ok.select(FAILED.sum()).item() or 0)
         newest = ok.get_column(TIME).max() if requests else None
         lag = now - newest.timestamp() if isinstance(newest, datetime) else None
         self._check_lag(ok, now)
