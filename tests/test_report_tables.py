@@ -675,3 +675,26 @@ def test_statuses_past_599_are_no_errors_in_any_table(tmp_path: Path) -> None:
     assert sorted(s.errors["status"]) == [499, 500, 599]
     failed = pplog.summarize(log, format="combined", top=0, status="5xx")
     assert failed.overview_dict()["requests"] == 2
+
+
+def test_upstream_tries_add_up_to_milliseconds(tmp_path: Path) -> None:
+    """`0.010, 0.050` (two tries) took 0.06 s, as a logged `0.060` did: the
+    sum is nginx's milliseconds, not 0.060000000000000005, and the two are
+    one value in the percentiles."""
+    line = (
+        '203.0.113.1 [08/Dec/2026:03:00:0{s} +0000] "GET /u HTTP/1.1" 200 1 0.100 '
+        '"{times}"\n'
+    )
+    log = tmp_path / "access.log"
+    tries = ["0.010, 0.050", "0.010 : 0.050", "0.060", "0.020, 0.020, 0.020"]
+    log.write_text("".join(line.format(s=i, times=t) for i, t in enumerate(tries)))
+    fmt = (
+        '$remote_addr [$time_local] "$request" $status $body_bytes_sent '
+        '$request_time "$upstream_response_time"'
+    )
+    row = pplog.summarize(log, log_format=fmt, top=0).paths.row(0, named=True)
+    assert [row[f"upstream_response_time_{m}"] for m in ("p50", "p99", "max")] == [
+        0.06,
+        0.06,
+        0.06,
+    ]

@@ -60,11 +60,14 @@ def latency_columns(columns: list[str]) -> list[str]:
 
 
 def seconds(column: str, dtype: pl.DataType) -> pl.Expr:
-    """A latency in seconds per request; upstream lists add up the tries."""
+    """A latency in seconds per request; upstream lists add up the tries,
+    rounded to nginx's milliseconds (0.010 + 0.050 is 0.06, as a logged
+    `0.060` is, not 0.060000000000000005)."""
     col = pl.col(column)
     if isinstance(dtype, pl.List):
         tried = col.list.drop_nulls()
-        return pl.when(tried.list.len() > 0).then(tried.list.sum()).alias(column)
+        total = tried.list.sum().round(3)
+        return pl.when(tried.list.len() > 0).then(total).alias(column)
     return col
 
 
