@@ -515,7 +515,8 @@ def _latencies(rows: pl.DataFrame) -> dict[str, dict[str | None, list[float]]]:
         for path, value in ok.select("path", measure).iter_rows():
             if isinstance(value, list):  # upstream tries add up
                 tries = [v for v in value if v is not None]
-                value = sum(tries) if tries else None
+                # the tries add up to nginx's milliseconds
+                value = round(sum(tries), 3) if tries else None
             if value is not None:
                 values[path].append(value)
         out[measure] = values
