@@ -354,23 +354,28 @@ def test_since_reads_recent_rotations_once_oldest_first(log: Path) -> None:
         assert f.poll() == []
 
 
-def test_since_reads_a_rotation_being_compressed_once(log: Path) -> None:
+@pytest.mark.parametrize("glob", [False, True])
+def test_since_reads_a_rotation_being_compressed_once(log: Path, glob: bool) -> None:
     """logrotate compressing `access.log.1` into `access.log.1.gz`: both are
     there, the `.gz` part-written; `since` reads the lines once, from the
-    plain file, and says why the `.gz` is skipped."""
+    plain file (read as a rotation, or followed when a glob names it), and
+    says why the `.gz` is skipped."""
     now = time.time()
     one = b"".join(b"one %d\n" % i for i in range(500))
     log.with_name("access.log.1").write_bytes(one)
     log.with_name("access.log.1.gz").write_bytes(gzip.compress(one)[:400])
     log.write_bytes(b"live\n")
     problems: list[tuple[str, str]] = []
+    pattern = f"{log}*" if glob else str(log)
     with Follower(
-        [str(log)], since=now - 600, on_problem=lambda *p: problems.append(p)
+        [pattern], since=now - 600, on_problem=lambda *p: problems.append(p)
     ) as f:
         got = []
         for _ in range(10):
             got += rows(f.poll())
-    assert [Path(s).name for s, *_ in got] == ["access.log.1"] * 500 + ["access.log"]
+    assert (
+        sorted(Path(s).name for s, *_ in got) == ["access.log"] + ["access.log.1"] * 500
+    )
     assert [(Path(n).name, "being compressed" in m) for n, m in problems] == [
         ("access.log.1.gz", True)
     ]

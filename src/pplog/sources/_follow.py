@@ -405,9 +405,12 @@ class Follower:
         if chosen:
             from pplog.sources import iter_batches  # here: it imports this module
 
-            # a rotation logrotate is compressing is read once, from the plain file
+            # a rotation logrotate is compressing is read once, from the plain
+            # file, whether the backlog reads it or it is followed (a glob)
+            picked = [Source(str(p), p) for p in chosen]
+            twins = [Source(f, Path(f)) for f in sorted(followed)]
             self._backlog = iter_batches(
-                being_compressed([Source(str(p), p) for p in chosen]),
+                being_compressed(picked + twins)[: len(picked)],
                 on_problem=self._problem,
                 chunk_bytes=min(self._max_bytes, PIECE),
             )
