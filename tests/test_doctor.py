@@ -317,6 +317,38 @@ def test_missing_client_address(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("realip", [True, False])
+def test_a_balancers_health_checks_are_no_balancer_clients(
+    tmp_path: Path, realip: bool
+) -> None:
+    """A quiet site behind an ALB: the balancer's own health checks (from its
+    address, whatever realip does) outnumber the requests. With realip on,
+    the requests name their clients: nothing to say (it was an ERROR at 62%
+    of all requests). Without it (`combined`, no X-Forwarded-For logged),
+    every request names the balancer: still the error, its share taken over
+    the requests alone."""
+    ua = "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"
+    clients = ["203.0.113.21"] * 3 + ["198.51.100.22"] * 2
+    lines = [
+        _combined(c if realip else "10.0.1.5", "GET / HTTP/1.1", ua=ua) for c in clients
+    ]
+    lines += [
+        _combined("10.0.1.5", "GET /health HTTP/1.1", ua="ELB-HealthChecker/2.0")
+    ] * 8
+    rows = parse_lines(tmp_path, lines, format="combined")
+    policy = ProxyPolicy(trusted=["10.0.0.0/8"])
+    assert pplog.summarize(rows, policy=policy).overview_dict()["health_checks"] == 8
+    found = diagnose(rows, policy=policy)
+    if realip:
+        assert found == []
+    else:
+        (finding,) = found
+        assert (finding.code, finding.count) == ("balancer-addresses-as-clients", 5)
+        assert finding.message.startswith(
+            "5 requests (100% of all requests but health checks) credited to 1 address"
+        )
+
+
 def test_missing_client_address_everywhere(tmp_path: Path) -> None:
     lines = [_combined("-", "GET / HTTP/1.1")] * 4
     rows = parse_lines(tmp_path, lines, format="elb_log")

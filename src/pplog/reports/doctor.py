@@ -412,10 +412,14 @@ def _access_masks(names: set[str], policy: ProxyPolicy) -> dict[str, pl.Expr]:
         masks[TLS] = _flag(parsed & tls)
         signature = _flag(v1 | v2 | tls)
     ordinary = _flag(parsed) & ~signature
+    checks = _checks(names)
     if CLIENT_IP in names:
         client = pl.col(CLIENT_IP)
         masks[MISSING] = ordinary & client.is_null()
-        masks[BALANCER] = ordinary & _flag(_trusted(client, policy))
+        # a balancer's own health checks come from its address whatever realip
+        # does: not counted, nor in the share (a quiet site behind an ALB logs
+        # more of them than requests)
+        masks[BALANCER] = ordinary & ~checks & _flag(_trusted(client, policy))
     if FORWARDED_BY_UNTRUSTED in names:
         # only rows that really carried a header: `forwarded_by_untrusted` can be
         # set on rows without one
@@ -424,8 +428,16 @@ def _access_masks(names: set[str], policy: ProxyPolicy) -> dict[str, pl.Expr]:
         )
         masks[SPOOFING] = _flag(parsed & pl.col(FORWARDED_BY_UNTRUSTED)) & sent
     masks["_parsed"] = _flag(parsed)
+    masks["_parsed_checks"] = _flag(parsed) & checks
     masks["_aws"] = _aws_rows(names)
     return masks
+
+
+def _checks(names: set[str]) -> pl.Expr:
+    """True on the requests of health checkers (their User-Agent)."""
+    if HTTP_USER_AGENT not in names:
+        return _FALSE
+    return _flag(pl.col(HTTP_USER_AGENT).str.contains("HealthCheck"))
 
 
 def _access_findings(
@@ -460,8 +472,7 @@ def _access_findings(
         columns.append(pl.col(REJECT_REASON).is_null().alias("_parsed_line"))
         sums.append(pl.col("_parsed_line").sum().alias("_parsed_lines"))
     if MISSING in masks and HTTP_USER_AGENT in names:
-        checker = _flag(pl.col(HTTP_USER_AGENT).str.contains("HealthCheck"))
-        columns.append((masks[MISSING] & checker).alias("_checker"))
+        columns.append((masks[MISSING] & _checks(names)).alias("_checker"))
         sums.append(pl.col("_checker").sum().alias("_missing_checkers"))
     distinct: dict[str, str] = {}  # count of distinct values -> the code's column
     if BALANCER in masks:
@@ -487,7 +498,7 @@ def _access_findings(
             values = spool.filter(pl.col(f"_m:{code}")).select(pl.col(name).unique())
             stats[name] = values.select(pl.len()).collect(engine="streaming").item()
         examples = {code: _first(spool, masks[code], keys) for code in codes}
-    share = stats.get(BALANCER, 0) / max(stats["_parsed"], 1)
+    share = stats.get(BALANCER, 0) / max(stats["_parsed"] - stats["_parsed_checks"], 1)
     if share < balancer_share:
         stats[BALANCER] = 0
     texts = _access_texts(stats, names, policy, share)
@@ -572,6 +583,7 @@ def _access_texts(
             f"{_n(stats.get(BALANCER, 0), 'request')} "
             f"({share:.0%} of "
             f"{'the requests nginx logged' if stats.get('_aws') else 'all requests'}"
+            f"{' but health checks' if stats.get('_parsed_checks') else ''}"
             ") credited to "
             f"{_n(stats.get('_balancer_addrs', 0), 'address', 'addresses')} inside "
             f"the trusted proxy ranges ({', '.join(policy.trusted or ())}): the "
