@@ -349,6 +349,31 @@ def test_a_balancers_health_checks_are_no_balancer_clients(
         )
 
 
+def test_one_vhost_without_realip_in_a_directory_is_found(tmp_path: Path) -> None:
+    """`pplog doctor /var/log/nginx/`: one vhost without realip (every
+    request names the balancer) beside a healthy one with more requests.
+    The share is judged log by log: the directory's 40% had hidden it."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "shop.access.log").write_text(
+        "".join(_combined(f"203.0.113.{i}", "GET / HTTP/1.1") + "\n" for i in range(30))
+    )
+    (logs / "api.access.log").write_text(
+        "".join(
+            _combined("10.0.0.5", f"GET /v1/{i} HTTP/1.1") + "\n" for i in range(20)
+        )
+    )
+    result = CliRunner().invoke(cli, ["doctor", str(logs), "--to", "json"])
+    assert result.exit_code == 3, result.output
+    (finding,) = json.loads(result.stdout)["findings"]
+    assert (finding["code"], finding["count"]) == ("balancer-addresses-as-clients", 20)
+    assert finding["message"].startswith(
+        f"20 requests (100% of all requests of `{logs}/api.access.log`) credited to "
+        "1 address"
+    )
+    assert all("api.access.log" in e for e in finding["examples"])
+
+
 def test_missing_client_address_everywhere(tmp_path: Path) -> None:
     lines = [_combined("-", "GET / HTTP/1.1")] * 4
     rows = parse_lines(tmp_path, lines, format="elb_log")

@@ -494,19 +494,53 @@ def _access_findings(
             raise ReportError(msg) from exc
         spool = pl.scan_parquet(path, glob=False)
         stats = spool.select(sums).collect(engine="streaming").row(0, named=True)
+        share = 0.0
+        if BALANCER in masks:
+            # judged log by log: one vhost without realip among healthy ones
+            # is that vhost's error, not lost in the directory's share
+            logs = _balancer_logs(spool, masks, keys, balancer_share)
+            stats[BALANCER], share, stats["_balancer_logs"] = logs[:3]
+            masks[BALANCER] = masks[BALANCER] & logs[3]
         for name, code in distinct.items():
-            values = spool.filter(pl.col(f"_m:{code}")).select(pl.col(name).unique())
+            values = spool.filter(masks[code]).select(pl.col(name).unique())
             stats[name] = values.select(pl.len()).collect(engine="streaming").item()
         examples = {code: _first(spool, masks[code], keys) for code in codes}
-    share = stats.get(BALANCER, 0) / max(stats["_parsed"] - stats["_parsed_checks"], 1)
-    if share < balancer_share:
-        stats[BALANCER] = 0
     texts = _access_texts(stats, names, policy, share)
     parsed = int(stats["_parsed_lines"]) if REJECT_REASON in names else None
     found = [
         Finding(code, int(stats[code]), *texts[code], examples[code]) for code in codes
     ]
     return found, (int(stats["_lines"]), parsed)
+
+
+def _balancer_logs(
+    spool: pl.LazyFrame,
+    masks: dict[str, pl.Expr],
+    keys: list[str],
+    least: float,
+) -> tuple[int, float, str, pl.Expr]:
+    """The requests credited to the balancer in the logs where they are at
+    least `least` of the requests other than health checks, their share of
+    those logs' requests, the logs named when only some of the inputs are
+    (else empty), and the mask of those logs' rows. Rows without a source
+    (a frame given) are one log."""
+    own = (masks["_parsed"] & ~masks["_parsed_checks"]).cast(pl.UInt64)
+    counted = [masks[BALANCER].cast(pl.UInt64).sum().alias("b"), own.sum().alias("n")]
+    if not keys:
+        b, n = spool.select(counted).collect(engine="streaming").row(0)
+        b = b if b >= least * max(n, 1) else 0
+        return b, b / max(n, 1), "", _TRUE
+    per = spool.group_by(SOURCE).agg(counted).collect(engine="streaming")
+    flagged = per.filter(pl.col("b") >= least * pl.max_horizontal("n", 1))
+    flagged = flagged.filter(pl.col("b") > 0).sort(SOURCE)
+    b, n = int(flagged["b"].sum()), int(flagged["n"].sum())
+    named = flagged[SOURCE].to_list()
+    said = ""
+    if named and len(named) < per.filter(pl.col("n") > 0).height:
+        shown = ", ".join(f"`{x}`" for x in named[:3])
+        more = f" and {len(named) - 3:,} more" if len(named) > 3 else ""
+        said = f"{shown}{more}"
+    return b, b / max(n, 1), said, pl.col(SOURCE).is_in(named)
 
 
 def _owned(text: pl.Expr) -> pl.Expr:
@@ -584,6 +618,7 @@ def _access_texts(
             f"({share:.0%} of "
             f"{'the requests nginx logged' if stats.get('_aws') else 'all requests'}"
             f"{' but health checks' if stats.get('_parsed_checks') else ''}"
+            f"{' of ' + stats['_balancer_logs'] if stats.get('_balancer_logs') else ''}"
             ") credited to "
             f"{_n(stats.get('_balancer_addrs', 0), 'address', 'addresses')} inside "
             f"the trusted proxy ranges ({', '.join(policy.trusted or ())}): the "
