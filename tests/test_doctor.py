@@ -374,6 +374,29 @@ def test_one_vhost_without_realip_in_a_directory_is_found(tmp_path: Path) -> Non
     assert all("api.access.log" in e for e in finding["examples"])
 
 
+def test_a_chain_cut_short_by_recursive_off_is_named(tmp_path: Path) -> None:
+    """`real_ip_recursive off` with a chain through two of one's own proxies:
+    nginx takes the header's last address, a proxy. The finding said realip
+    was not configured or the format logged no client, neither of which is
+    so; it names the setting."""
+    line = (
+        '10.0.0.5 - - [08/Dec/2026:03:25:10 +0000] "GET / HTTP/1.1" 200 3 "-" "c" '
+        '"203.0.113.31, 10.0.0.5"'
+    )
+    policy = ProxyPolicy(
+        trusted=["10.0.0.0/8"], header="X-Forwarded-For", recursive=False
+    )
+    rows = parse_lines(tmp_path, [line] * 5, format="main", policy=policy)
+    assert rows["client_ip"].to_list() == ["10.0.0.5"] * 5  # as nginx has it
+    (finding,) = diagnose(rows, policy=policy)
+    assert finding.code == "balancer-addresses-as-clients"
+    assert "With `real_ip_recursive off`, realip takes the header's last address" in (
+        finding.message
+    )
+    assert "not configured" not in finding.message
+    assert "real_ip_recursive on;" in finding.fix
+
+
 def test_missing_client_address_everywhere(tmp_path: Path) -> None:
     lines = [_combined("-", "GET / HTTP/1.1")] * 4
     rows = parse_lines(tmp_path, lines, format="elb_log")

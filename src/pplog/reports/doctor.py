@@ -622,13 +622,21 @@ def _access_texts(
             ") credited to "
             f"{_n(stats.get('_balancer_addrs', 0), 'address', 'addresses')} inside "
             f"the trusted proxy ranges ({', '.join(policy.trusted or ())}): the "
-            "log shows the balancer, not the client. Either nginx's realip is not "
-            "configured or the log format records no client field"
+            "log shows the balancer, not the client. "
             + (
-                ""
-                if {PROXY_PROTOCOL_ADDR, HTTP_X_FORWARDED_FOR} & names
-                else " (this format logs neither `$proxy_protocol_addr` nor "
-                "`$http_x_forwarded_for`)"
+                # a chain through two proxies: nginx stopped at the last one
+                "With `real_ip_recursive off`, realip takes the header's last "
+                "address, here one of your own proxies (a chain through two)"
+                if not policy.recursive
+                and (set(HEADERS.values()) - {PROXY_PROTOCOL_ADDR}) & names
+                else "Either nginx's realip is not configured or the log format "
+                "records no client field"
+                + (
+                    ""
+                    if {PROXY_PROTOCOL_ADDR, HTTP_X_FORWARDED_FOR} & names
+                    else " (this format logs neither `$proxy_protocol_addr` nor "
+                    "`$http_x_forwarded_for`)"
+                )
             ),
             "Give nginx the client address and trust only the balancer: "
             "PROXY protocol (ELB/NLB): `listen 80 proxy_protocol; set_real_ip_from "
