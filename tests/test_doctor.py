@@ -397,6 +397,29 @@ def test_a_chain_cut_short_by_recursive_off_is_named(tmp_path: Path) -> None:
     assert "real_ip_recursive on;" in finding.fix
 
 
+def test_proxy_lines_from_clients_hint_at_a_second_header(tmp_path: Path) -> None:
+    """On a plain listener the balancer sends PROXY lines, from its own
+    (trusted) address. PROXY lines from a client's address are what a
+    working `proxy_protocol` listener logs for a second header, when the log
+    is `elb_log` (its first field `$proxy_protocol_addr`), which `combined`
+    reads alike: the finding says so before its fix breaks the listener."""
+    proxy = "PROXY TCP4 9.9.9.9 10.0.0.1 1 80"
+    lines = [_combined("10.0.1.5", proxy, 400)] * 2
+    lines += [_combined("203.0.113.71", proxy, 400)] * 3
+    rows = parse_lines(tmp_path, lines, format="combined")
+    (finding,) = diagnose(rows)
+    assert (finding.code, finding.count) == ("proxy-header-on-plain-listener", 5)
+    assert "3 of them came from addresses outside the trusted proxy ranges" in (
+        finding.message
+    )
+    assert "--format elb_log" in finding.message
+    balancer = parse_lines(tmp_path, lines[:2], format="combined")
+    (alone,) = diagnose(balancer)
+    assert "elb_log" not in alone.message
+    as_elb = parse_lines(tmp_path, lines[2:], format="elb_log")
+    assert [f.code for f in diagnose(as_elb)] == ["double-proxy-header"]
+
+
 def test_missing_client_address_everywhere(tmp_path: Path) -> None:
     lines = [_combined("-", "GET / HTTP/1.1")] * 4
     rows = parse_lines(tmp_path, lines, format="elb_log")

@@ -387,6 +387,18 @@ def _aws_rows(names: set[str]) -> pl.Expr:
     return _flag(pl.any_horizontal(pl.col(c).is_not_null() for c in AWS_COLUMNS))
 
 
+_TRUSTED_CLIENT = "_trusted_client"
+
+
+def _access_trust(names: set[str], policy: ProxyPolicy) -> list[pl.Expr]:
+    """Whether each row's client is in the trusted ranges, as the column
+    `_access_masks` reads (several masks read it; each would test the
+    addresses again)."""
+    if CLIENT_IP not in names:
+        return []
+    return [_flag(_trusted(pl.col(CLIENT_IP), policy)).alias(_TRUSTED_CLIENT)]
+
+
 def _access_masks(names: set[str], policy: ProxyPolicy) -> dict[str, pl.Expr]:
     """Per code, a boolean expression selecting the rows it counts."""
     parsed = pl.col(REJECT_REASON).is_null() if REJECT_REASON in names else _TRUE
@@ -419,7 +431,13 @@ def _access_masks(names: set[str], policy: ProxyPolicy) -> dict[str, pl.Expr]:
         # a balancer's own health checks come from its address whatever realip
         # does: not counted, nor in the share (a quiet site behind an ALB logs
         # more of them than requests)
-        masks[BALANCER] = ordinary & ~checks & _flag(_trusted(client, policy))
+        trusted = pl.col(_TRUSTED_CLIENT)  # `_access_trust`: tested once
+        masks[BALANCER] = ordinary & ~checks & trusted
+        if PROXY_V1 in masks and PROXY_PROTOCOL_ADDR not in names:
+            # on a plain listener the balancer sent them, from its address;
+            # from a client's, the first field may be `$proxy_protocol_addr`
+            # (`elb_log`, which `combined` reads alike): a second header
+            masks["_v1_from_clients"] = masks[PROXY_V1] & ~trusted
     if FORWARDED_BY_UNTRUSTED in names:
         # only rows that really carried a header: `forwarded_by_untrusted` can be
         # set on rows without one
@@ -455,7 +473,9 @@ def _access_findings(
     """
     names = set(lf.collect_schema().names())
     built = _access_masks(names, policy)
-    marked = lf.with_columns(mask.alias(f"_m:{code}") for code, mask in built.items())
+    marked = lf.with_columns(_access_trust(names, policy)).with_columns(
+        mask.alias(f"_m:{code}") for code, mask in built.items()
+    )
     masks = {code: pl.col(f"_m:{code}") for code in built}
     codes = [code for code in masks if not code.startswith("_")]
     placed, text = _example(names)
@@ -584,7 +604,17 @@ def _access_texts(
             f"{_n(stats.get(PROXY_V1, 0), 'request')} began with a PROXY protocol v1 "
             "header (`PROXY TCP4 ...`) on a listener without `proxy_protocol`: nginx "
             "read the header as a request line and answered 400; the real request "
-            "behind it was never served or logged",
+            "behind it was never served or logged"
+            + (
+                f". {_n(stats['_v1_from_clients'], 'of them', 'of them')} came from "
+                "addresses outside the trusted proxy ranges, not a balancer's: if "
+                "this log's first field is `$proxy_protocol_addr` (the `elb_log` "
+                "format, which reads alike), they are second PROXY headers on a "
+                "working `proxy_protocol` listener; run again with --format elb_log "
+                "before changing the listener"
+                if stats.get("_v1_from_clients")
+                else ""
+            ),
             "Make both ends agree: " + lb_fix,
         ),
         PROXY_V2: (
