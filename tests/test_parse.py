@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
+import pplog
 from helpers import parse_lines
 from pplog.cli import cli
 
@@ -475,3 +476,24 @@ def test_a_collected_frame_is_decoded_one_call_per_column(
     assert calls == [15] * len(texts)
     for c in texts:
         assert out.get_column(c).to_list() == [decoded, "plain", None] * 5
+
+
+def test_a_size_past_off_t_is_a_bad_number(tmp_path: Path) -> None:
+    """nginx writes sizes as off_t: 2**63 - 1 at most. A larger one is a
+    damaged line; read as a size, one of 1e19 beside another wrapped the
+    byte sums past 2**64 (1,553,255,926,290,448,384 for 2e19)."""
+    line = (
+        '203.0.113.1 - - [08/Dec/2026:03:00:00 +0000] "GET / HTTP/1.1" 200 {n} "-" "c"'
+    )
+    sizes = [2**63 - 1, 2**63, 10**19, 10**19, 7]
+    df = parse_lines(tmp_path, [line.format(n=n) for n in sizes], format="combined")
+    assert df.get_column("reject_reason").to_list() == [
+        None,
+        "bad_number",
+        "bad_number",
+        "bad_number",
+        None,
+    ]
+    assert df.get_column("body_bytes_sent").to_list()[::4] == [2**63 - 1, 7]
+    ov = pplog.summarize(tmp_path / "access.log", format="combined").overview_dict()
+    assert ov["bytes"] == 2**63 + 6

@@ -214,8 +214,18 @@ def _null_empty(col: pl.Expr) -> pl.Expr:
     return pl.when(col == "").then(None).otherwise(col)
 
 
+# byte counts nginx writes as off_t (at most 2**63 - 1): a larger one is a
+# damaged line (a `bad_number`), and one such value among the sums had
+# wrapped them past 2**64 (`overview.bytes` 1.5e18 for two lines of 1e19)
+SIZES = frozenset({"body_bytes_sent", "bytes_sent", "request_length"})
+OFF_T_MAX = 2**63 - 1
+
+
 def _typed(name: str, fmt: LogFormat, *, decode: bool = True) -> pl.Expr:
     col = _null_dash(pl.col(name))
+    if name in SIZES:  # nginx's sizes are off_t: more is no size nginx wrote
+        value = _null_empty(col).cast(pl.UInt64, strict=False)
+        return pl.when(value <= OFF_T_MAX).then(value).alias(name)
     if name in INTEGER_FIELDS:
         return _null_empty(col).cast(INTEGER_FIELDS[name], strict=False).alias(name)
     if name in FLOAT_FIELDS:
