@@ -17,7 +17,7 @@ the same SQL text on both engines, give:
   requests, bytes, 4xx, 5xx, distinct paths, first and last time;
 - ``paths``: per path (the request target up to ``?``; null when the request
   line is not ``METHOD /target``): requests, distinct clients, bytes, 4xx, 5xx;
-- ``errors``: per (status >= 400, path): requests;
+- ``errors``: per (status 400-599, path): requests;
 
 each ordered by requests (ties by key) and cut to pplog's default ``--top``
 of 10. (pplog's clients table also has a row for the requests without an
@@ -124,7 +124,7 @@ LIMIT {TOP}""",
     "errors": f"""\
 SELECT status, path, count(*) AS requests
 FROM requests
-WHERE status >= 400
+WHERE status BETWEEN 400 AND 599
 GROUP BY status, path
 ORDER BY requests DESC, status, path
 LIMIT {TOP}""",
