@@ -151,8 +151,7 @@ def json_safe(df: pl.DataFrame) -> bool:
 def rare_in(df: pl.DataFrame, columns: Sequence[str]) -> bool:
     """Whether a value of `df`'s string `columns` holds one of the set's
     rare characters (variation selectors 17-256 and the reserved code points
-    after them), which `escape_text_expr` and `escape_json_expr` may then
-    not leave out."""
+    after them), which `escape_text_expr` may then not leave out."""
     if not columns or df.height == 0:
         return False
     found = df.select(
@@ -179,8 +178,7 @@ def escape_text_expr(
     )
 
 
-def escape_json_expr(expr: pl.Expr, *, rare: bool = True) -> pl.Expr:
-    """`escape_json` over a column of encoded JSON (`rare`: as
-    `escape_text_expr`'s)."""
-    n = len(_JSON_CHARS) if rare else len(_JSON_CHARS) - (len(UNSAFE_CHARS) - _COMMON)
-    return expr.str.replace_many(_JSON_CHARS[:n], _JSON_ESCAPES[:n])
+def escape_json_expr(expr: pl.Expr) -> pl.Expr:
+    """`escape_json` over a column of encoded JSON (every character of the
+    set: it runs only on tables `json_safe` found one in, and on rejects)."""
+    return expr.str.replace_many(_JSON_CHARS, _JSON_ESCAPES)

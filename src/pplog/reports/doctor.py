@@ -518,9 +518,11 @@ def _access_findings(
         if BALANCER in masks:
             # judged log by log: one vhost without realip among healthy ones
             # is that vhost's error, not lost in the directory's share
-            logs = _balancer_logs(spool, masks, keys, balancer_share)
-            stats[BALANCER], share, stats["_balancer_logs"] = logs[:3]
-            masks[BALANCER] = masks[BALANCER] & logs[3]
+            count, share, named, rows = _balancer_logs(
+                spool, masks, keys, balancer_share
+            )
+            stats[BALANCER], stats["_balancer_logs"] = count, named
+            masks[BALANCER] = masks[BALANCER] & rows
         for name, code in distinct.items():
             values = spool.filter(masks[code]).select(pl.col(name).unique())
             stats[name] = values.select(pl.len()).collect(engine="streaming").item()
