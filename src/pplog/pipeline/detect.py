@@ -1,4 +1,8 @@
-"""Which format each input is read with: detection per rotation set, or forced."""
+"""Which format each input is read with: detection per rotation set, or forced.
+
+A `log_format` changed on a running server is found here too (a member of a
+set, or the lines of one file, in another format); `_cuts` cuts such a file.
+"""
 
 from __future__ import annotations
 
