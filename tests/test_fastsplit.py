@@ -24,7 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from helpers import CORPORA, SAMPLES, both_roads, parse_frame
+import pplog
+from helpers import CORPORA, SAMPLES, both_roads, parse_frame, run_pplog
 from pplog import _fastsplit, sources
 from pplog.batch import reader
 from pplog.formats import PRESETS, SHAPES, LogFormat, Variable
@@ -1344,3 +1345,34 @@ def test_the_portable_marks_split_as_the_sse2_marks_do(
             pl.DataFrame(_fastsplit._Capsules(fast[1])),
             pl.DataFrame(_fastsplit._Capsules(portable[1])),
         )
+
+
+def test_a_format_of_more_fields_than_the_c_split_fills(tmp_path: Path) -> None:
+    """nginx has no limit on a format's variables; `_splitc.c` fills 40. A
+    format of 44 had its ranges refused by the C split: `ingest` left every
+    line for a next run that never came, and `summarize` of a file past
+    128 MiB stopped with an unexpected failure. Such a format is polars'."""
+    from pplog.formats import LogFormat
+
+    names = [f"$http_x_h{i}" for i in range(40)]
+    fmt_text = '$remote_addr [$time_local] "$request" $status ' + " ".join(
+        f'"{n}"' for n in names
+    )
+    fmt = LogFormat.from_string(fmt_text)
+    assert len(fmt.fields) == 44
+    assert _fastsplit.program(fmt) is None
+    line = (
+        '203.0.113.{i} [08/Dec/2026:03:00:00 +0000] "GET /{i} HTTP/1.1" 200 '
+        + " ".join(f'"v{j}"' for j in range(40))
+    )
+    log = tmp_path / "access.log"
+    log.write_text("".join(line.format(i=i % 200) + "\n" for i in range(300)))
+    ds = tmp_path / "ds"
+    result = run_pplog(
+        "ingest", str(log), "--dataset", str(ds), "--log-format", fmt_text, "--final"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "wait for the next run" not in result.stderr
+    rows = pplog.scan_dataset(ds).collect()
+    assert rows.height == 300
+    assert rows["http_x_h39"].unique().to_list() == ["v39"]

@@ -83,6 +83,9 @@ SHAPE_IDS: dict[str, int] = {
 }
 
 _END_REST, _END_SUFFIX, _END_SPLIT = 0, 1, 2
+# the most fields `_splitc.c`'s `read` and `lines` fill (nginx has no such
+# limit: a format of 44 variables had made them refuse every range)
+MAX_FIELDS = 40
 _SEG_VALUE, _SEG_LITERAL, _SEG_SPLIT = 0, 1, 2
 
 # bytes of the file per C call (the lines that start in the range), each
@@ -187,6 +190,8 @@ def program(fmt: LogFormat) -> tuple[Program, tuple[str, ...]] | None:
                 end, lit = _END_SPLIT, nxt.text.encode()
             steps.append((field(tok), shape, end, lit))
         segments.append((_SEG_SPLIT, -1, prefix, tuple(steps)))
+    if len(columns) > MAX_FIELDS:
+        return None  # more than `_splitc.c` fills: polars splits them
     # Apache's escapes are rewritten on lines with a backslash before the
     # split (`parse`): the C split leaves those lines to polars
     request = columns.index(REQUEST) if REQUEST in columns else -1
