@@ -1429,3 +1429,49 @@ def test_nginx_conf_realip_settings_are_each_servers_own(tmp_path: Path) -> None
     assert mixed.returncode == 1
     assert mixed.stderr.startswith("Error: the servers that write"), mixed.stderr
     assert "different realip settings" in mixed.stderr
+
+
+def test_nginx_conf_read_as_nginx_reads_its_words(tmp_path: Path) -> None:
+    """Two spellings real nginx takes and `--nginx-conf` had misread:
+    `real_ip_recursive ON` (a flag in any case: it was read as off, the
+    clients the walk's last proxy), and a `log_format` of unquoted words
+    with `\\t` between variables (nginx unescapes it in bare words as in
+    quotes: it was read as `t`, the variables `$remote_addrt` ...)."""
+    nginx = require_binary("nginx", "nginx-light")
+    log = tmp_path / "tsv.log"
+
+    def config(ports: list[int], nginx_v: str) -> str:
+        return (
+            _main_http(tmp_path, nginx_v)
+            + f"""
+    log_format tsv $realip_remote_addr\\t[$time_local]\\t$request\\t$status\\t$http_x_forwarded_for\\t$remote_addr;
+    server {{
+        listen 127.0.0.1:{ports[0]};
+        set_real_ip_from 127.0.0.0/8;
+        real_ip_header X-Forwarded-For;
+        real_ip_recursive ON;
+        access_log {log} tsv;
+        location / {{ return 200 "ok\\n"; }}
+    }}
+}}
+"""
+        )
+
+    proc, ports = start_nginx(nginx, tmp_path, config)
+    try:
+        for chain in (b"203.0.113.9, 127.0.0.3", b"198.51.100.7, 127.0.0.5, 127.0.0.6"):
+            reply = send(ports[0], _request("/x", [(b"X-Forwarded-For", chain)]))
+            assert reply.startswith(b"HTTP/1.1 200"), reply[:80]
+    finally:
+        stop(proc)
+    # the peer first, nginx's client last: pplog walks the chain itself
+    logged = [line.rsplit("\t", 1)[1] for line in log.read_text().splitlines()]
+    assert logged == ["203.0.113.9", "198.51.100.7"]  # nginx walked the chains
+    done = run_pplog(
+        "summarize", str(log), "--nginx-conf", str(tmp_path / "nginx.conf"),
+        "--to", "json", "--top", "0",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["overview"]["rejected"] == 0
+    assert sorted(c["client_ip"] for c in doc["clients"]) == sorted(logged)

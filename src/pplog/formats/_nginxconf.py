@@ -105,8 +105,8 @@ def _bare(text: str, i: int) -> tuple[str, int]:
             in_braces = False
         elif ch in "{}":
             break
-        if ch == "\\" and i + 1 < n:
-            buf.append(text[i + 1])
+        if ch == "\\" and i + 1 < n:  # as in quotes (`ngx_conf_read_token`)
+            buf.append(_ESCAPES.get(text[i + 1], "\\" + text[i + 1]))
             i += 2
             continue
         buf.append(ch)
@@ -474,7 +474,7 @@ def _settings(
             f"the log; pass --real-ip-header to choose what to read"
         )
         raise LogFormatError(msg)
-    recursive = bool(merged["real_ip_recursive"]) and merged["real_ip_recursive"][
-        -1
-    ].args[:1] == ["on"]
+    # nginx reads a flag's `on` and `off` in any case (`ngx_conf_set_flag_slot`)
+    flag = merged["real_ip_recursive"]
+    recursive = bool(flag) and [a.lower() for a in flag[-1].args[:1]] == ["on"]
     return RealIPSettings(trusted, header, recursive)
