@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 
+import pplog
 from pplog.errors import LogFormatError
 from pplog.formats import PRESETS, LogFormat, format_from_config, get_format
 from pplog.formats._compiler import Literal, Variable, tokenize
@@ -210,3 +212,26 @@ def test_summarize_reads_realip_from_nginx_conf(tmp_path: Path) -> None:
     # the command-line value wins over the configuration
     s = pplog.summarize(log, nginx_conf=conf, log_format_name="main", recursive=False)
     assert s.clients.get_column("client_ip").to_list() == ["10.1.1.1"]
+
+
+def test_variable_names_are_read_in_any_case(tmp_path: Path) -> None:
+    """nginx lowers a variable's name (`ngx_http_get_variable_index`):
+    `$Status` is `$status`, which it writes as such. pplog had made a text
+    column `Status` and no user agent of `$HTTP_USER_AGENT`."""
+    text = '$Remote_Addr [$time_local] "$request" $Status "$HTTP_USER_AGENT"'
+    fmt = LogFormat.from_string(text)
+    assert fmt.fields == (
+        "remote_addr",
+        "time_local",
+        "request",
+        "status",
+        "http_user_agent",
+    )
+    log = tmp_path / "access.log"
+    log.write_text(
+        '203.0.113.1 [08/Dec/2026:03:00:00 +0000] "GET / HTTP/1.1" 404 "curl/8.5.0"\n'
+    )
+    df = pplog.read_log(log, log_format=text)
+    assert df.schema["status"] == pl.UInt16
+    assert df["status"].to_list() == [404]
+    assert df["agent_class"].to_list() == ["tool"]

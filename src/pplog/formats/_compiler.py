@@ -150,6 +150,7 @@ def tokenize(text: str) -> tuple[Token, ...]:
         if literal:
             tokens.append(Literal("".join(literal)))
             literal = []
+        name = name.lower()  # nginx's variable names (`ngx_http_get_variable_index`)
         count = seen.get(name, 0)
         seen[name] = count + 1
         column = name if count == 0 else f"{name}_{count + 1}"
