@@ -1475,3 +1475,43 @@ def test_nginx_conf_read_as_nginx_reads_its_words(tmp_path: Path) -> None:
     doc = json.loads(done.stdout)
     assert doc["overview"]["rejected"] == 0
     assert sorted(c["client_ip"] for c in doc["clients"]) == sorted(logged)
+
+
+def test_nginx_conf_trusts_a_host_name_as_nginx_resolves_it(tmp_path: Path) -> None:
+    """`set_real_ip_from localhost;` is valid nginx (it resolves the name
+    when it starts): every run with that configuration had stopped with a
+    usage error, the other servers' files unread."""
+    nginx = require_binary("nginx", "nginx-light")
+    log = tmp_path / "named.log"
+
+    def config(ports: list[int], nginx_v: str) -> str:
+        return (
+            _main_http(tmp_path, nginx_v)
+            + f"""
+    log_format peer '$realip_remote_addr "$request" $status "$http_x_forwarded_for" $remote_addr';
+    server {{
+        listen 127.0.0.1:{ports[0]};
+        set_real_ip_from localhost;
+        real_ip_header X-Forwarded-For;
+        access_log {log} peer;
+        location / {{ return 200 "ok\\n"; }}
+    }}
+}}
+"""
+        )
+
+    proc, ports = start_nginx(nginx, tmp_path, config)
+    try:
+        reply = send(ports[0], _request("/x", [(b"X-Forwarded-For", b"203.0.113.9")]))
+        assert reply.startswith(b"HTTP/1.1 200"), reply[:80]
+    finally:
+        stop(proc)
+    assert log.read_text().split()[-1] == "203.0.113.9"  # nginx trusted the name
+    done = run_pplog(
+        "summarize", str(log), "--nginx-conf", str(tmp_path / "nginx.conf"),
+        "--to", "json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [c["client_ip"] for c in json.loads(done.stdout)["clients"]] == [
+        "203.0.113.9"
+    ]

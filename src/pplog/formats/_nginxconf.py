@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import glob
+import ipaddress
 import os
 import re
+import socket
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -456,11 +458,36 @@ def realip_by_access_log(
     return out
 
 
+def _ranges(d: Directive) -> list[str]:
+    """What a `set_real_ip_from` trusts: its address or range, or, for a host
+    name, each address it resolves to, as nginx resolves it once at start
+    (`localhost`: 127.0.0.1 and ::1)."""
+    arg = d.args[0]
+    try:
+        ipaddress.ip_network(arg, strict=False)
+    except ValueError:
+        if arg == "unix:":
+            return [arg]
+    else:
+        return [arg]
+    try:
+        found = socket.getaddrinfo(arg, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        msg = (
+            f"set_real_ip_from `{arg}` ({d.file}:{d.line}) is neither an address "
+            "nor a host name that resolves here; nginx resolves it when it starts"
+        )
+        raise LogFormatError(msg) from None
+    return sorted({str(info[4][0]).partition("%")[0] for info in found})
+
+
 def _settings(
     merged: dict[str, list[Directive]], path: str | os.PathLike[str]
 ) -> RealIPSettings | None:
     """The settings the innermost directives of each kind make (`merged`)."""
-    trusted = tuple(d.args[0] for d in merged["set_real_ip_from"] if d.args)
+    trusted = tuple(
+        r for d in merged["set_real_ip_from"] if d.args for r in _ranges(d)
+    )
     if not trusted:
         return None
     header = (
