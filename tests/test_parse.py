@@ -497,3 +497,33 @@ def test_a_size_past_off_t_is_a_bad_number(tmp_path: Path) -> None:
     assert df.get_column("body_bytes_sent").to_list()[::4] == [2**63 - 1, 7]
     ov = pplog.summarize(tmp_path / "access.log", format="combined").overview_dict()
     assert ov["bytes"] == 2**63 + 6
+
+
+def test_a_variable_logged_twice_is_typed_twice(tmp_path: Path) -> None:
+    """A variable logged twice fills `status` and `status_2`: the second had
+    stayed text ('200', '502, 200'), the first typed. Lines as nginx 1.22
+    wrote them for this format."""
+    fmt = (
+        '$remote_addr "$http_user_agent" $status "$http_user_agent" $status '
+        '$request_time $request_time "$upstream_status" "$upstream_status" '
+        '$msec $msec "$http_referer"'
+    )
+    lines = [
+        '127.0.0.1 "caf\\xC3\\xA9 \\x5C \\x22q\\x22" 200 "caf\\xC3\\xA9 \\x5C \\x22q\\x22" '
+        '200 0.000 0.000 "200" "200" 1796702816.141 1796702816.141 "-"',
+        '127.0.0.1 "curl/7.88.1" 502 "curl/7.88.1" 502 0.004 0.004 "502, 200" '
+        '"502, 200" 1796702816.148 1796702816.148 "-"',
+    ]
+    df = parse_lines(tmp_path, lines, log_format=fmt)
+    assert df.get_column("reject_reason").null_count() == 2
+    for name in (
+        "status",
+        "request_time",
+        "upstream_status",
+        "msec",
+        "http_user_agent",
+    ):
+        assert df.schema[f"{name}_2"] == df.schema[name], name
+        assert df[f"{name}_2"].to_list() == df[name].to_list(), name
+    assert df["upstream_status_2"].to_list()[1] == [502, 200]
+    assert df["http_user_agent_2"].to_list()[0] == 'café \\ "q"'

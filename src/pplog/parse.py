@@ -223,21 +223,22 @@ OFF_T_MAX = 2**63 - 1
 
 def _typed(name: str, fmt: LogFormat, *, decode: bool = True) -> pl.Expr:
     col = _null_dash(pl.col(name))
-    if name in SIZES:  # nginx's sizes are off_t: more is no size nginx wrote
+    kind = fmt.variables.get(name, name)  # a variable logged twice: its type too
+    if kind in SIZES:  # nginx's sizes are off_t: more is no size nginx wrote
         value = _null_empty(col).cast(pl.UInt64, strict=False)
         return pl.when(value <= OFF_T_MAX).then(value).alias(name)
-    if name in INTEGER_FIELDS:
-        return _null_empty(col).cast(INTEGER_FIELDS[name], strict=False).alias(name)
-    if name in FLOAT_FIELDS:
+    if kind in INTEGER_FIELDS:
+        return _null_empty(col).cast(INTEGER_FIELDS[kind], strict=False).alias(name)
+    if kind in FLOAT_FIELDS:
         value = _null_empty(col).cast(pl.Float64, strict=False)
         value = pl.when(value.is_finite()).then(value)  # no inf/nan: JSON has none
         if fmt.kind != "nginx":  # AWS writes -1 for "not dispatched"
             value = pl.when(value < 0).then(None).otherwise(value)
         return value.alias(name)
-    if name in UPSTREAM_LISTS:
+    if kind in UPSTREAM_LISTS:
         col = _null_empty(col)  # json/none modes write "not found" as nothing
         items = col.str.replace_all(" : ", ", ", literal=True).str.split(", ")
-        inner = UPSTREAM_LISTS[name]
+        inner = UPSTREAM_LISTS[kind]
         items = items.list.eval(
             pl.when(pl.element() == "-")
             .then(None)
@@ -246,7 +247,7 @@ def _typed(name: str, fmt: LogFormat, *, decode: bool = True) -> pl.Expr:
         )
         return items.alias(name)
     if fmt.kind != "nginx":
-        if name in _AWS_QUOTED:
+        if kind in _AWS_QUOTED:
             col = _null_dash(_unescape.unescape_aws(pl.col(name)))
         return col.alias(name)
     if not (decode and _free_text(name, fmt)):
@@ -254,12 +255,12 @@ def _typed(name: str, fmt: LogFormat, *, decode: bool = True) -> pl.Expr:
     return _unescape.unescape(col, fmt.escape).alias(name)
 
 
-def _bad_numbers(fields: tuple[str, ...]) -> pl.Expr:
+def _bad_numbers(fmt: LogFormat) -> pl.Expr:
     """True where a field that looked numeric did not fit its type."""
     checks = [
         (pl.col(f"_raw_{n}").is_not_null() & pl.col(n).is_null())
-        for n in fields
-        if n in INTEGER_FIELDS
+        for n, kind in fmt.variables.items()
+        if kind in INTEGER_FIELDS
     ]
     return pl.any_horizontal(checks) if checks else pl.lit(False)  # noqa: FBT003
 
@@ -468,11 +469,12 @@ def _split(frame: pl.DataFrame, fmt: LogFormat) -> pl.DataFrame:
 
 def _free_text(name: str, fmt: LogFormat) -> bool:
     """Whether `_typed` decodes the field (when decoding)."""
+    kind = fmt.variables.get(name, name)
     return fmt.kind == "nginx" and not (
-        name in INTEGER_FIELDS
-        or name in FLOAT_FIELDS
-        or name in UPSTREAM_LISTS
-        or name in FIXED_TEXT
+        kind in INTEGER_FIELDS
+        or kind in FLOAT_FIELDS
+        or kind in UPSTREAM_LISTS
+        or kind in FIXED_TEXT
     )
 
 
@@ -541,8 +543,8 @@ def parse(
     lf = lf.with_columns(*fields, valid.alias(_VALID))
     lf = lf.with_columns(
         _null_empty(_null_dash(pl.col(n))).alias(f"_raw_{n}")
-        for n in names
-        if n in INTEGER_FIELDS
+        for n, kind in fmt.variables.items()
+        if kind in INTEGER_FIELDS
     )
     lf = lf.with_columns(_typed(n, fmt, decode=decode) for n in names)
     derived: list[pl.Expr] = []
@@ -591,7 +593,7 @@ def parse(
     )
     if time is not None:
         reason = reason.when(pl.col(TIME).is_null()).then(pl.lit(REASON_BAD_TIME))
-    reason = reason.when(_bad_numbers(names)).then(pl.lit(REASON_BAD_NUMBER))
+    reason = reason.when(_bad_numbers(fmt)).then(pl.lit(REASON_BAD_NUMBER))
     lf = lf.with_columns(reason.otherwise(None).alias(REJECT_REASON))
     drop = [
         c

@@ -107,6 +107,14 @@ class LogFormat:
         return tuple(t.column for t in self.tokens if isinstance(t, Variable))
 
     @cached_property
+    def variables(self) -> dict[str, str]:
+        """Each field's column -> the variable it holds (`status_2`, a
+        variable logged twice, holds `status`), typed by that variable."""
+        if self.kind != "nginx":
+            return {f: f for f in self.aws_fields}
+        return {t.column: t.name for t in self.tokens if isinstance(t, Variable)}
+
+    @cached_property
     def plan(self) -> Plan:
         """The compiled parse plan used by `pplog.parse`."""
         if self.aws_regex is not None:
