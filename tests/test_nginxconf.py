@@ -267,3 +267,34 @@ def test_realip_settings_are_those_where_each_access_log_stands(tmp_path: Path) 
     # with no set_real_ip_from anywhere, realip is inactive: None
     conf.write_text("events {}\nhttp { server { access_log /l/x.log; } }\n")
     assert realip_by_log_path(conf) == {Path("/l/x.log"): None}
+
+
+def test_a_file_two_access_logs_write_in_two_formats_is_told_of(
+    tmp_path: Path,
+) -> None:
+    """Two servers write one file, each in its own format: nginx writes each
+    request with its directive's format, so the file alternates them. It is
+    read with the first (the others' lines are rejects) and now told of,
+    naming both directives; it had been silent."""
+    log = tmp_path / "one.log"
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        "events {}\nhttp {\n"
+        "    log_format one '$remote_addr|$time_local|$request|$status';\n"
+        "    log_format two '$remote_addr;$status;$time_iso8601;$request';\n"
+        f"    server {{ listen 127.0.0.1:8001; access_log {log} one; }}\n"
+        f"    server {{ listen 127.0.0.1:8002; access_log {log} two; }}\n"
+        "}\n"
+    )
+    log.write_text(
+        "127.0.0.1|08/Dec/2026:04:06:06 +0000|GET /p HTTP/1.1|200\n"
+        "127.0.0.1;200;2026-12-08T04:06:06+00:00;GET /p HTTP/1.1\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pplog", "summarize", str(log), "--nginx-conf", str(conf)],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    told = [x for x in done.stderr.splitlines() if "several formats" in x]
+    assert len(told) == 1, done.stderr
+    assert f"`one` ({conf}:5), `two` ({conf}:6)" in told[0]

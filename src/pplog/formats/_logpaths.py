@@ -35,7 +35,7 @@ def formats_by_log_path(
         file = _file_of(d, config.path.parent)
         if file is None or file in out:
             continue
-        name = d.args[1] if len(d.args) > 1 and "=" not in d.args[1] else "combined"
+        name = _format_name(d)
         if name in config.log_formats:
             fd = config.log_formats[name]
             try:
@@ -47,6 +47,38 @@ def formats_by_log_path(
             out[file] = PRESETS["combined"]
         # an unknown name: nginx refuses such a configuration; nothing to map
     return out
+
+
+def formats_sharing_log_paths(path: str | os.PathLike[str]) -> dict[Path, str]:
+    """The files two `access_log` directives write with different formats,
+    each with a sentence naming them: nginx writes each request with its own
+    directive's format, so such a file alternates them, and
+    `formats_by_log_path` gives it the first (the other's lines are
+    rejects)."""
+    config = read_config(path)
+    seen: dict[Path, list[Directive]] = {}
+    for d in config.access_logs:
+        file = _file_of(d, config.path.parent)
+        if file is not None:
+            seen.setdefault(file, []).append(d)
+    out: dict[Path, str] = {}
+    for file, ds in seen.items():
+        names = {_format_name(d): d for d in reversed(ds)}  # each name's first
+        if len(names) > 1:
+            where = ", ".join(
+                f"`{n}` ({d.file}:{d.line})" for n, d in reversed(names.items())
+            )
+            out[file] = (
+                f"access_log directives write it in several formats ({where}); "
+                f"it is read with the first, and the lines of the others are "
+                "counted as rejects"
+            )
+    return out
+
+
+def _format_name(d: Directive) -> str:
+    """The format an `access_log` names (nginx's `combined` when none)."""
+    return d.args[1] if len(d.args) > 1 and "=" not in d.args[1] else "combined"
 
 
 def realip_by_log_path(

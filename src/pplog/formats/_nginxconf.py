@@ -485,9 +485,7 @@ def _settings(
     merged: dict[str, list[Directive]], path: str | os.PathLike[str]
 ) -> RealIPSettings | None:
     """The settings the innermost directives of each kind make (`merged`)."""
-    trusted = tuple(
-        r for d in merged["set_real_ip_from"] if d.args for r in _ranges(d)
-    )
+    trusted = tuple(r for d in merged["set_real_ip_from"] if d.args for r in _ranges(d))
     if not trusted:
         return None
     header = (

@@ -25,6 +25,7 @@ from pplog.formats import (
     SeveralFormatsError,
     format_from_config,
     formats_by_log_path,
+    formats_sharing_log_paths,
     get_format,
     realip_by_log_path,
 )
@@ -911,7 +912,16 @@ def _groups_from_config(
             FileGroup(members, fmt, note)
             for members, (fmt, note, _) in zip(sets, verdicts, strict=True)
         ]
-    return _groups_of(sets, _detect_members(sets, given=verdicts))
+    groups = _groups_of(sets, _detect_members(sets, given=verdicts))
+    # a file two access_logs write with different formats: told of once (not
+    # to `ingest`, whose warnings of a group are of members no preset reads)
+    shared = {key(p): why for p, why in formats_sharing_log_paths(nginx_conf).items()}
+    for g in groups:
+        for src in g.sources:
+            why = shared.get(key(src.path)) if src.path is not None else None
+            if why is not None and src.name not in g.warnings:
+                g.warnings[src.name] = why
+    return groups
 
 
 def resolve_format(
