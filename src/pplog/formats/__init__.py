@@ -8,7 +8,6 @@ from pplog.formats._logformat import LogFormat
 from pplog.formats._logpaths import (
     buffered_logs,
     formats_by_log_path,
-    formats_sharing_log_paths,
     realip_by_log_path,
 )
 from pplog.formats._nginxconf import (
@@ -34,7 +33,6 @@ __all__ = [
     "buffered_logs",
     "format_from_config",
     "formats_by_log_path",
-    "formats_sharing_log_paths",
     "get_format",
     "read_config",
     "realip_by_log_path",

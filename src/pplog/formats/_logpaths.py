@@ -18,8 +18,10 @@ from pplog.formats._presets import PRESETS
 
 def formats_by_log_path(
     path: str | os.PathLike[str],
-) -> dict[Path, LogFormat]:
-    """The format of every `access_log` whose file the configuration names.
+) -> tuple[dict[Path, LogFormat], dict[Path, str]]:
+    """The format of every `access_log` whose file the configuration names,
+    and the files several `access_log`s write in different formats, each
+    with a sentence naming them (one read of the configuration).
 
     ``access_log /var/log/nginx/api.log elb_log;`` maps that path to the
     `log_format elb_log`; an `access_log` without a format writes nginx's
@@ -27,15 +29,21 @@ def formats_by_log_path(
     ``off`` name no one file and are left out. Relative paths are taken from
     the configuration's directory (nginx takes them from its prefix, which a
     reader of the logs cannot know). When two directives name the same file
-    with different formats, the first one wins, as nginx opens it once.
+    with different formats, the first one gives it its format: nginx writes
+    each request with its own directive's format, so the file alternates
+    them, and the others' lines are rejects (told of: the second value).
     """
     config = read_config(path)
     out: dict[Path, LogFormat] = {}
+    seen: dict[Path, dict[str, Directive]] = {}  # each format's first directive
     for d in config.access_logs:
         file = _file_of(d, config.path.parent)
-        if file is None or file in out:
+        if file is None:
             continue
         name = _format_name(d)
+        seen.setdefault(file, {}).setdefault(name, d)
+        if file in out:
+            continue
         if name in config.log_formats:
             fd = config.log_formats[name]
             try:
@@ -46,34 +54,17 @@ def formats_by_log_path(
         elif name == "combined":
             out[file] = PRESETS["combined"]
         # an unknown name: nginx refuses such a configuration; nothing to map
-    return out
-
-
-def formats_sharing_log_paths(path: str | os.PathLike[str]) -> dict[Path, str]:
-    """The files two `access_log` directives write with different formats,
-    each with a sentence naming them: nginx writes each request with its own
-    directive's format, so such a file alternates them, and
-    `formats_by_log_path` gives it the first (the other's lines are
-    rejects)."""
-    config = read_config(path)
-    seen: dict[Path, list[Directive]] = {}
-    for d in config.access_logs:
-        file = _file_of(d, config.path.parent)
-        if file is not None:
-            seen.setdefault(file, []).append(d)
-    out: dict[Path, str] = {}
-    for file, ds in seen.items():
-        names = {_format_name(d): d for d in reversed(ds)}  # each name's first
-        if len(names) > 1:
-            where = ", ".join(
-                f"`{n}` ({d.file}:{d.line})" for n, d in reversed(names.items())
-            )
-            out[file] = (
-                f"access_log directives write it in several formats ({where}); "
-                f"it is read with the first, and the lines of the others are "
-                "counted as rejects"
-            )
-    return out
+    shared = {
+        file: (
+            "access_log directives write it in several formats ("
+            + ", ".join(f"`{n}` ({d.file}:{d.line})" for n, d in names.items())
+            + "); it is read with the first, and the lines of the others are "
+            "counted as rejects"
+        )
+        for file, names in seen.items()
+        if len(names) > 1
+    }
+    return out, shared
 
 
 def _format_name(d: Directive) -> str:

@@ -25,7 +25,6 @@ from pplog.formats import (
     SeveralFormatsError,
     format_from_config,
     formats_by_log_path,
-    formats_sharing_log_paths,
     get_format,
     realip_by_log_path,
 )
@@ -872,7 +871,8 @@ def _groups_from_config(
     it defines several, they are detected as without a configuration.
     """
     key = _conf_key
-    by_path = {key(p): fmt for p, fmt in formats_by_log_path(nginx_conf).items()}
+    formats, sharing = formats_by_log_path(nginx_conf)
+    by_path = {key(p): fmt for p, fmt in formats.items()}
     conf = os.fspath(nginx_conf)
     sets = _rotation_sets(srcs)
     named = [
@@ -915,7 +915,7 @@ def _groups_from_config(
     groups = _groups_of(sets, _detect_members(sets, given=verdicts))
     # a file two access_logs write with different formats: told of once (not
     # to `ingest`, whose warnings of a group are of members no preset reads)
-    shared = {key(p): why for p, why in formats_sharing_log_paths(nginx_conf).items()}
+    shared = {key(p): why for p, why in sharing.items()}
     for g in groups:
         for src in g.sources:
             why = shared.get(key(src.path)) if src.path is not None else None
