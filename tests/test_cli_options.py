@@ -187,19 +187,29 @@ def ingest_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     return calls
 
 
-def test_config_keys_are_the_options_defaults(
-    runner: CliRunner, logs: Path, ingest_calls: list[dict[str, Any]]
-) -> None:
+def _ingest_config(
+    runner: CliRunner, logs: Path, calls: list[dict[str, Any]], keys: str
+) -> tuple[dict[str, Any], Path]:
+    """`pplog ingest --config` of `access.log` into `ds` as `elb_log`, with
+    the TOML `keys` besides: the one call it made, and the file."""
     config = logs / "pplog.toml"
     config.write_text(
-        'paths = ["access.log"]\ndataset = "ds"\nformat = "elb_log"\n'
-        'set_real_ip_from = ["192.0.2.0/24"]\nreal_ip_recursive = false\n'
-        "final_grace = 0\ncompact_threshold = 0\n"
+        f'paths = ["access.log"]\ndataset = "ds"\nformat = "elb_log"\n{keys}'
     )
-    calls = ingest_calls
     result = runner.invoke(cli, ["ingest", "--config", str(config)])
     assert result.exit_code == 0, result.output
     (call,) = calls
+    return call, config
+
+
+def test_config_keys_are_the_options_defaults(
+    runner: CliRunner, logs: Path, ingest_calls: list[dict[str, Any]]
+) -> None:
+    keys = (
+        'set_real_ip_from = ["192.0.2.0/24"]\nreal_ip_recursive = false\n'
+        "final_grace = 0\ncompact_threshold = 0\n"
+    )
+    call, _ = _ingest_config(runner, logs, ingest_calls, keys)
     assert call["args"] == ([str(logs / "access.log")], str(logs / "ds"))
     assert call["spec"] == LogSpec.build(
         format="elb_log", trusted=["192.0.2.0/24"], recursive=False
@@ -222,14 +232,8 @@ def test_every_ingest_setting_is_a_config_key() -> None:
 def test_the_client_strategy_from_a_config(
     runner: CliRunner, logs: Path, ingest_calls: list[dict[str, Any]]
 ) -> None:
-    config = logs / "pplog.toml"
-    config.write_text(
-        'paths = ["access.log"]\ndataset = "ds"\nformat = "elb_log"\n'
-        'client_strategy = "hops"\ntrusted_hops = 2\n'
-    )
-    result = runner.invoke(cli, ["ingest", "--config", str(config)])
-    assert result.exit_code == 0, result.output
-    (call,) = ingest_calls
+    keys = 'client_strategy = "hops"\ntrusted_hops = 2\n'
+    call, config = _ingest_config(runner, logs, ingest_calls, keys)
     spec = call["spec"]
     assert spec.policy is not None
     assert (spec.policy.strategy, spec.policy.hops) == ("hops", 2)

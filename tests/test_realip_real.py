@@ -52,6 +52,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -1431,26 +1432,25 @@ def test_nginx_conf_realip_settings_are_each_servers_own(tmp_path: Path) -> None
     assert "different realip settings" in mixed.stderr
 
 
-def test_nginx_conf_read_as_nginx_reads_its_words(tmp_path: Path) -> None:
-    """Two spellings real nginx takes and `--nginx-conf` had misread:
-    `real_ip_recursive ON` (a flag in any case: it was read as off, the
-    clients the walk's last proxy), and a `log_format` of unquoted words
-    with `\\t` between variables (nginx unescapes it in bare words as in
-    quotes: it was read as `t`, the variables `$remote_addrt` ...)."""
+def _one_server(
+    tmp_path: Path, log_format: str, realip: str, chains: list[bytes]
+) -> tuple[list[str], dict[str, Any]]:
+    """Real nginx with one server logging `log_format` (named `one`, its
+    `$remote_addr` last) under the `realip` directives, sent a request for
+    each X-Forwarded-For chain; the clients nginx logged, and the JSON of
+    `pplog summarize` of the log with `--nginx-conf`."""
     nginx = require_binary("nginx", "nginx-light")
-    log = tmp_path / "tsv.log"
+    log = tmp_path / "one.log"
 
     def config(ports: list[int], nginx_v: str) -> str:
         return (
             _main_http(tmp_path, nginx_v)
             + f"""
-    log_format tsv $realip_remote_addr\\t[$time_local]\\t$request\\t$status\\t$http_x_forwarded_for\\t$remote_addr;
+    log_format one {log_format};
     server {{
         listen 127.0.0.1:{ports[0]};
-        set_real_ip_from 127.0.0.0/8;
-        real_ip_header X-Forwarded-For;
-        real_ip_recursive ON;
-        access_log {log} tsv;
+        {realip}
+        access_log {log} one;
         location / {{ return 200 "ok\\n"; }}
     }}
 }}
@@ -1459,20 +1459,36 @@ def test_nginx_conf_read_as_nginx_reads_its_words(tmp_path: Path) -> None:
 
     proc, ports = start_nginx(nginx, tmp_path, config)
     try:
-        for chain in (b"203.0.113.9, 127.0.0.3", b"198.51.100.7, 127.0.0.5, 127.0.0.6"):
+        for chain in chains:
             reply = send(ports[0], _request("/x", [(b"X-Forwarded-For", chain)]))
             assert reply.startswith(b"HTTP/1.1 200"), reply[:80]
     finally:
         stop(proc)
-    # the peer first, nginx's client last: pplog walks the chain itself
-    logged = [line.rsplit("\t", 1)[1] for line in log.read_text().splitlines()]
-    assert logged == ["203.0.113.9", "198.51.100.7"]  # nginx walked the chains
+    logged = [line.split()[-1] for line in log.read_text().splitlines()]
     done = run_pplog(
         "summarize", str(log), "--nginx-conf", str(tmp_path / "nginx.conf"),
         "--to", "json", "--top", "0",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    doc = json.loads(done.stdout)
+    return logged, json.loads(done.stdout)
+
+
+def test_nginx_conf_read_as_nginx_reads_its_words(tmp_path: Path) -> None:
+    """Two spellings real nginx takes and `--nginx-conf` had misread:
+    `real_ip_recursive ON` (a flag in any case: it was read as off, the
+    clients the walk's last proxy), and a `log_format` of unquoted words
+    with `\\t` between variables (nginx unescapes it in bare words as in
+    quotes: it was read as `t`, the variables `$remote_addrt` ...). The
+    peer is logged first: pplog walks the chain itself."""
+    logged, doc = _one_server(
+        tmp_path,
+        "$realip_remote_addr\\t[$time_local]\\t$request\\t$status\\t"
+        "$http_x_forwarded_for\\t$remote_addr",
+        "set_real_ip_from 127.0.0.0/8; real_ip_header X-Forwarded-For; "
+        "real_ip_recursive ON;",
+        [b"203.0.113.9, 127.0.0.3", b"198.51.100.7, 127.0.0.5, 127.0.0.6"],
+    )
+    assert logged == ["203.0.113.9", "198.51.100.7"]  # nginx walked the chains
     assert doc["overview"]["rejected"] == 0
     assert sorted(c["client_ip"] for c in doc["clients"]) == sorted(logged)
 
@@ -1481,37 +1497,12 @@ def test_nginx_conf_trusts_a_host_name_as_nginx_resolves_it(tmp_path: Path) -> N
     """`set_real_ip_from localhost;` is valid nginx (it resolves the name
     when it starts): every run with that configuration had stopped with a
     usage error, the other servers' files unread."""
-    nginx = require_binary("nginx", "nginx-light")
-    log = tmp_path / "named.log"
-
-    def config(ports: list[int], nginx_v: str) -> str:
-        return (
-            _main_http(tmp_path, nginx_v)
-            + f"""
-    log_format peer '$realip_remote_addr "$request" $status "$http_x_forwarded_for" $remote_addr';
-    server {{
-        listen 127.0.0.1:{ports[0]};
-        set_real_ip_from localhost;
-        real_ip_header X-Forwarded-For;
-        access_log {log} peer;
-        location / {{ return 200 "ok\\n"; }}
-    }}
-}}
-"""
-        )
-
-    proc, ports = start_nginx(nginx, tmp_path, config)
-    try:
-        reply = send(ports[0], _request("/x", [(b"X-Forwarded-For", b"203.0.113.9")]))
-        assert reply.startswith(b"HTTP/1.1 200"), reply[:80]
-    finally:
-        stop(proc)
-    assert log.read_text().split()[-1] == "203.0.113.9"  # nginx trusted the name
-    done = run_pplog(
-        "summarize", str(log), "--nginx-conf", str(tmp_path / "nginx.conf"),
-        "--to", "json",
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert [c["client_ip"] for c in json.loads(done.stdout)["clients"]] == [
-        "203.0.113.9"
-    ]
+    logged, doc = _one_server(
+        tmp_path,
+        '\'$realip_remote_addr "$request" $status "$http_x_forwarded_for" '
+        "$remote_addr'",
+        "set_real_ip_from localhost; real_ip_header X-Forwarded-For;",
+        [b"203.0.113.9"],
+    )
+    assert logged == ["203.0.113.9"]  # nginx trusted the name
+    assert [c["client_ip"] for c in doc["clients"]] == ["203.0.113.9"]
